@@ -1,0 +1,92 @@
+/**
+ * ioredis clients for tests, connected by default to the shared server of the run.
+ *
+ *   import { afterAll } from 'vitest';
+ *   import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+ *   afterAll(closeAll);
+ *   const redis = connect();
+ *   const key = uniqueKey('roundtrip');
+ */
+import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
+import { Redis, type RedisOptions } from 'ioredis';
+import { expect, inject } from 'vitest';
+
+const clients = new Set<Redis>();
+
+/** The URL of the shared redis-server that the global setup started for this run. */
+export function sharedRedisUrl(): string {
+  const url = inject('redisUrl');
+  if (!url) throw new Error('no redisUrl was provided: run the tests through vitest with test/helpers/global-setup.ts');
+  return url;
+}
+
+/**
+ * A new ioredis client for `url` (default: the shared server), tracked so that
+ * {@link closeAll} disconnects it.
+ */
+export function connect(url: string = sharedRedisUrl(), options: RedisOptions = {}): Redis {
+  const client = new Redis(url, options);
+  clients.add(client);
+  // Errors also reach the command that failed; this only keeps an unhandled 'error'
+  // event (e.g. while a test restarts a private server) from crashing the worker.
+  client.on('error', () => {});
+  client.once('end', () => clients.delete(client));
+  return client;
+}
+
+function ended(client: Redis): Promise<void> {
+  return new Promise((resolve) => {
+    if (client.status === 'end') resolve();
+    else client.once('end', () => resolve());
+  });
+}
+
+/**
+ * Disconnect every client made by {@link connect} (QUIT when connected, else a hard disconnect)
+ * and wait until each has closed its socket. Call it in `afterAll`.
+ */
+export async function closeAll(): Promise<void> {
+  const all = [...clients];
+  clients.clear();
+  await Promise.all(
+    all.map(async (client) => {
+      const done = ended(client);
+      let quit = false;
+      if (client.status === 'ready') {
+        try {
+          await client.quit();
+          quit = true;
+        } catch {
+          // fall through to a hard disconnect
+        }
+      }
+      if (!quit) client.disconnect();
+      await done;
+    }),
+  );
+}
+
+// One random tag per test file (each file gets its own module instance) ...
+const fileTag = randomBytes(4).toString('hex');
+// ... and a counter per call, so two calls never return the same key.
+let counter = 0;
+
+function testFileName(): string {
+  try {
+    const path = expect.getState().testPath;
+    if (path) return basename(path).replace(/\.test\.[cm]?[jt]s$/, '').replace(/[^A-Za-z0-9_.-]/g, '_');
+  } catch {
+    // not inside a test
+  }
+  return 'file';
+}
+
+/**
+ * A Redis key (or key prefix) that no other test file or call uses, so test files can run in
+ * parallel on the shared server: `test:<file>:<random>:<name>:<n>`.
+ */
+export function uniqueKey(name = 'key'): string {
+  counter += 1;
+  return `test:${testFileName()}:${fileTag}:${name}:${counter}`;
+}
