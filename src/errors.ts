@@ -1,0 +1,122 @@
+/**
+ * Errors raised by redis-file-stream.
+ *
+ * Every state a caller must tell apart has its own stable `code`. The codes are part of the public
+ * API: they never change meaning, and new states get new codes.
+ *
+ * Bad arguments are not `RedisFileError`s: they throw `TypeError` / `RangeError` synchronously at the
+ * call, with Node's own codes (`ERR_INVALID_ARG_TYPE`, `ERR_INVALID_ARG_VALUE`, `ERR_OUT_OF_RANGE`).
+ * @module
+ */
+
+/** Every code a {@link RedisFileError} can carry. */
+export const ErrorCodes = Object.freeze({
+  /** The key holds no file (never written, removed, expired, or lost in a restart). */
+  NOT_FOUND: 'ERR_REDIS_FILE_NOT_FOUND',
+  /** The key already holds a file and `overwrite` is off, or another writer holds the key. */
+  EXISTS: 'ERR_REDIS_FILE_EXISTS',
+  /** The writer aborted or was destroyed before the file was complete. */
+  ABORTED: 'ERR_REDIS_FILE_ABORTED',
+  /** Stored chunks or the end record do not add up: missing, extra, wrong-sized or altered data. */
+  CORRUPT: 'ERR_REDIS_FILE_CORRUPT',
+  /** Waited longer than allowed: for a key to appear, or for a writer to make progress. */
+  TIMEOUT: 'ERR_REDIS_FILE_TIMEOUT',
+  /** The requested byte range lies outside the stored file. */
+  RANGE: 'ERR_REDIS_FILE_RANGE',
+  /** The key was written in a storage format this version does not read, or is not a file at all. */
+  FORMAT: 'ERR_REDIS_FILE_FORMAT',
+  /** Redis refused or failed a command (wrong type, permissions, out of memory, connection lost). */
+  REDIS: 'ERR_REDIS_FILE_REDIS',
+  /** The content could not be decoded (for example a corrupt or truncated gzip stream). */
+  DECODE: 'ERR_REDIS_FILE_DECODE',
+} as const);
+
+/** The union of all {@link ErrorCodes} values. */
+export type RedisFileErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/**
+ * The one error class of the package. Tell errors apart by `code`, not by message.
+ *
+ * @example
+ * ```ts
+ * stream.on('error', (err) => {
+ *   if (err instanceof RedisFileError && err.code === 'ERR_REDIS_FILE_NOT_FOUND') { ... }
+ * });
+ * ```
+ */
+export class RedisFileError<C extends RedisFileErrorCode = RedisFileErrorCode> extends Error {
+  /** Stable machine-readable code. */
+  readonly code: C;
+  /** The file key the error is about, when there is one. */
+  readonly key: string | undefined;
+
+  constructor(code: C, message: string, options?: { key?: string | undefined; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.key = options?.key;
+  }
+
+  override get name(): 'RedisFileError' {
+    return 'RedisFileError';
+  }
+}
+
+/** @internal */
+export function notFound(key: string, detail = 'no file is stored at this key'): RedisFileError<'ERR_REDIS_FILE_NOT_FOUND'> {
+  return new RedisFileError(ErrorCodes.NOT_FOUND, `File ${quote(key)}: ${detail}`, { key });
+}
+
+/** @internal */
+export function exists(key: string, detail: string): RedisFileError<'ERR_REDIS_FILE_EXISTS'> {
+  return new RedisFileError(ErrorCodes.EXISTS, `File ${quote(key)}: ${detail}`, { key });
+}
+
+/** @internal */
+export function aborted(key: string, detail: string, cause?: unknown): RedisFileError<'ERR_REDIS_FILE_ABORTED'> {
+  return new RedisFileError(ErrorCodes.ABORTED, `File ${quote(key)}: ${detail}`, { key, cause });
+}
+
+/** @internal */
+export function corrupt(key: string, detail: string): RedisFileError<'ERR_REDIS_FILE_CORRUPT'> {
+  return new RedisFileError(ErrorCodes.CORRUPT, `File ${quote(key)} is corrupt: ${detail}`, { key });
+}
+
+/** @internal */
+export function timeout(key: string, detail: string): RedisFileError<'ERR_REDIS_FILE_TIMEOUT'> {
+  return new RedisFileError(ErrorCodes.TIMEOUT, `File ${quote(key)}: ${detail}`, { key });
+}
+
+/** @internal */
+export function badFormat(key: string, detail: string, cause?: unknown): RedisFileError<'ERR_REDIS_FILE_FORMAT'> {
+  return new RedisFileError(ErrorCodes.FORMAT, `File ${quote(key)}: ${detail}`, { key, cause });
+}
+
+/** @internal */
+export function outOfRange(key: string, detail: string): RedisFileError<'ERR_REDIS_FILE_RANGE'> {
+  return new RedisFileError(ErrorCodes.RANGE, `File ${quote(key)}: ${detail}`, { key });
+}
+
+/** @internal */
+export function decodeFailed(key: string, cause: unknown): RedisFileError<'ERR_REDIS_FILE_DECODE'> {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new RedisFileError(ErrorCodes.DECODE, `File ${quote(key)}: cannot decompress: ${why}`, { key, cause });
+}
+
+/**
+ * Wrap an error from Redis or the connection, naming the key and the operation, keeping the
+ * original as `cause`. Errors that already are `RedisFileError`s pass through unchanged.
+ * @internal
+ */
+export function wrapRedisError(err: unknown, key: string, operation: string): RedisFileError {
+  if (err instanceof RedisFileError) return err;
+  const why = err instanceof Error ? err.message : String(err);
+  if (/^WRONGTYPE/.test(why)) {
+    return badFormat(key, `${operation} failed: a Redis key of the file holds another type of value (${why})`, err);
+  }
+  return new RedisFileError(ErrorCodes.REDIS, `File ${quote(key)}: ${operation} failed: ${why}`, { key, cause: err });
+}
+
+/** Keys may hold newlines and other control characters: show them escaped. */
+function quote(key: string): string {
+  return JSON.stringify(key);
+}

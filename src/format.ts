@@ -1,0 +1,220 @@
+/**
+ * The storage format: every key name and every entry encoding lives here, and only here.
+ * `docs/format.md` describes the same thing for people who inspect Redis with redis-cli; keep the
+ * two in step, and bump {@link FORMAT_VERSION} for any change an older reader would misread.
+ *
+ * A file `K` under the prefix `P` (default `rfs:`) is three keys sharing the hash tag `{K'}`, where
+ * `K'` is `K` with `%`, `{` and `}` percent-encoded, so that all of them land on one cluster slot
+ * whatever characters `K` holds:
+ *
+ * - `P{K'}:meta`         hash: state, sizes, encodings, user metadata, times, the writer's lease
+ * - `P{K'}:chunks:<gen>` stream: a header entry, then one entry per chunk, then an end record
+ * - `P{K'}:events`       stream: short log of `created` / `removed` events, so that waiting readers
+ *                        wake at once instead of polling
+ *
+ * `<gen>` is a random token chosen when the file is created. Overwriting a file creates a new
+ * generation under a new stream key, so a reader of the old file, or a writer that lost its lease,
+ * can never mix its bytes with the new file's.
+ * @internal
+ * @module
+ */
+
+import type { Buffer } from 'node:buffer';
+
+/** @internal Bumped whenever an older reader would misread what a newer writer stores. */
+export const FORMAT_VERSION = 1;
+/** @internal */
+export const DEFAULT_PREFIX = 'rfs:';
+
+/** @internal Names of the Redis keys of one file. */
+export interface FileKeys {
+  /** The metadata hash. */
+  readonly meta: string;
+  /** The event stream. */
+  readonly events: string;
+  /** The chunk stream of one generation. */
+  chunks(gen: string): string;
+}
+
+/**
+ * Percent-encode the three characters that would break the hash tag or the decoding.
+ * @internal
+ */
+export function encodeKey(key: string): string {
+  return key.replace(/[%{}]/g, (c) => (c === '%' ? '%25' : c === '{' ? '%7B' : '%7D'));
+}
+
+/** @internal Inverse of {@link encodeKey}. */
+export function decodeKey(encoded: string): string {
+  return encoded.replace(/%(25|7B|7D)/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+/** @internal */
+export function fileKeys(prefix: string, key: string): FileKeys {
+  const base = `${prefix}{${encodeKey(key)}}:`;
+  return {
+    meta: `${base}meta`,
+    events: `${base}events`,
+    chunks: (gen: string) => `${base}chunks:${gen}`,
+  };
+}
+
+/**
+ * Stream entry ids. The millisecond part is the record number; the sequence part is 1 for the
+ * header (Redis forbids `0-0`, so the header needs `0-1`) and 2 for every record after it, so that
+ * `XRANGE key 5 5` in redis-cli shows chunk 5 and a retried XADD of chunk `n` is refused by Redis
+ * instead of being stored twice.
+ * @internal
+ */
+export const HEADER_ID = '0-1';
+
+/** @internal Entry id of record `n` (chunk `n`, or the end record when `n` is the chunk count). */
+export function recordId(n: number): string {
+  return `${n}-2`;
+}
+
+/** @internal Record number of an entry id, or -1 for an id this format never writes. */
+export function parseRecordId(id: string): number {
+  const dash = id.indexOf('-');
+  if (dash <= 0 || id.slice(dash + 1) !== '2') return -1;
+  const n = Number(id.slice(0, dash));
+  return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+}
+
+/** @internal Field names of the entries in a chunk stream. */
+export const Field = Object.freeze({
+  /** Header entry: the format version. */
+  header: 'rfs',
+  /** Chunk entry: the bytes. */
+  data: 'd',
+  /** End record: total size; with `chunks` and `crc32`. */
+  end: 'end',
+  chunks: 'chunks',
+  crc32: 'crc32',
+  /** Abort record: the reason. */
+  abort: 'abort',
+} as const);
+
+/** @internal A decoded chunk-stream entry. */
+export type Entry =
+  | { readonly kind: 'header'; readonly n: -1; readonly version: string; readonly fields: Map<string, Buffer> }
+  | { readonly kind: 'chunk'; readonly n: number; readonly data: Buffer }
+  | { readonly kind: 'end'; readonly n: number; readonly size: number; readonly chunks: number; readonly crc32: string | undefined }
+  | { readonly kind: 'abort'; readonly n: number; readonly reason: string }
+  | { readonly kind: 'unknown'; readonly n: number; readonly id: string };
+
+/** @internal Decode one entry as returned by `XRANGE`/`XREAD` in buffer mode. */
+export function decodeEntry(id: Buffer, fields: Buffer[]): Entry {
+  const idText = id.toString('latin1');
+  if (idText === HEADER_ID) {
+    const map = new Map<string, Buffer>();
+    for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i]!.toString('latin1'), fields[i + 1]!);
+    return { kind: 'header', n: -1, version: map.get(Field.header)?.toString('latin1') ?? '', fields: map };
+  }
+  const n = parseRecordId(idText);
+  const name = fields[0]?.toString('latin1');
+  if (n < 0 || name === undefined) return { kind: 'unknown', n, id: idText };
+  if (name === Field.data && fields.length === 2) return { kind: 'chunk', n, data: fields[1]! };
+  if (name === Field.end) {
+    const map = new Map<string, string>();
+    for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i]!.toString('latin1'), fields[i + 1]!.toString('latin1'));
+    return {
+      kind: 'end',
+      n,
+      size: Number(map.get(Field.end)),
+      chunks: Number(map.get(Field.chunks)),
+      crc32: map.get(Field.crc32),
+    };
+  }
+  if (name === Field.abort) return { kind: 'abort', n, reason: fields[1]?.toString('utf8') ?? '' };
+  return { kind: 'unknown', n, id: idText };
+}
+
+/** @internal Field names of the metadata hash. */
+export const Meta = Object.freeze({
+  version: 'v',
+  gen: 'gen',
+  state: 'state',
+  chunkSize: 'chunkSize',
+  size: 'size',
+  chunks: 'chunks',
+  encoding: 'encoding',
+  contentType: 'contentType',
+  metadata: 'metadata',
+  crc32: 'crc32',
+  created: 'created',
+  updated: 'updated',
+  writer: 'writer',
+  heartbeat: 'hb',
+  heartbeatInterval: 'hbi',
+} as const);
+
+/** The lifecycle of a stored file. */
+export type FileState = 'writing' | 'complete' | 'aborted';
+
+/** @internal The metadata hash, parsed. */
+export interface MetaRecord {
+  readonly version: number;
+  readonly gen: string;
+  readonly state: FileState;
+  readonly chunkSize: number;
+  readonly size: number;
+  readonly chunks: number;
+  readonly encoding: string;
+  readonly contentType: string | undefined;
+  readonly metadata: Record<string, string>;
+  readonly crc32: string | undefined;
+  readonly created: number;
+  readonly updated: number;
+  readonly heartbeat: number;
+}
+
+/**
+ * Parse the metadata hash, as `HGETALL` returns it. Returns `undefined` for a missing hash, and a
+ * string describing the problem for a hash this version cannot read.
+ * @internal
+ */
+export function parseMeta(raw: Record<string, string> | null | undefined): MetaRecord | undefined | string {
+  if (raw == null || Object.keys(raw).length === 0) return undefined;
+  const version = Number(raw[Meta.version]);
+  if (!Number.isInteger(version) || version < 1) return 'the metadata hash carries no storage format version';
+  if (version !== FORMAT_VERSION) {
+    return `stored in format version ${raw[Meta.version]}; this version of redis-file-stream reads version ${FORMAT_VERSION}`;
+  }
+  const state = raw[Meta.state];
+  if (state !== 'writing' && state !== 'complete' && state !== 'aborted') return `unknown state ${JSON.stringify(state)}`;
+  const chunkSize = Number(raw[Meta.chunkSize]);
+  const gen = raw[Meta.gen];
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1 || !gen) return 'the metadata hash is incomplete';
+  let metadata: Record<string, string> = {};
+  try {
+    metadata = raw[Meta.metadata] ? (JSON.parse(raw[Meta.metadata]) as Record<string, string>) : {};
+  } catch {
+    return 'the user metadata is not valid JSON';
+  }
+  return {
+    version,
+    gen,
+    state,
+    chunkSize,
+    size: Number(raw[Meta.size] ?? 0),
+    chunks: Number(raw[Meta.chunks] ?? 0),
+    encoding: raw[Meta.encoding] || 'identity',
+    contentType: raw[Meta.contentType] || undefined,
+    metadata,
+    crc32: raw[Meta.crc32] || undefined,
+    created: Number(raw[Meta.created] ?? 0),
+    updated: Number(raw[Meta.updated] ?? 0),
+    heartbeat: Number(raw[Meta.heartbeat] ?? 0),
+  };
+}
+
+/** @internal The gzip magic bytes, used to detect gzip input that was not declared. */
+export function looksGzipped(bytes: Buffer): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/** @internal Events in the `events` stream. */
+export const Event = Object.freeze({ created: 'created', removed: 'removed' } as const);
+/** @internal How many events the `events` stream keeps (approximate trim). */
+export const EVENTS_MAXLEN = 16;

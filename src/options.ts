@@ -1,0 +1,363 @@
+/**
+ * Options of the factories and of the file operations: their types, their defaults, and the one
+ * place where they are checked. Everything is validated synchronously at the call, before any I/O;
+ * bad arguments throw `TypeError` / `RangeError` with Node's own error codes.
+ * @module
+ */
+
+import { isRedisClient, type RedisClient } from './client.js';
+import { DEFAULT_PREFIX } from './format.js';
+
+/** Options shared by every call that names a file. */
+export interface KeyOptions {
+  /**
+   * Namespace prefix of every Redis key the package creates, so that an ACL key pattern such as
+   * `~rfs:*` can confine a user to them. Must not contain `{` or `}`.
+   * @default 'rfs:'
+   */
+  prefix?: string;
+}
+
+/** Options of {@link createRedisWriteStream}. */
+export interface WriteStreamOptions extends KeyOptions {
+  /**
+   * Size in bytes of every stored chunk but the last, whatever sizes are written.
+   * @default 262144 (256 KiB)
+   */
+  chunkSize?: number;
+  /**
+   * Gzip the bytes on the way in; the file is stored with content encoding `gzip`.
+   * @default false
+   */
+  compress?: boolean;
+  /**
+   * Declares that the written bytes are already encoded (for example `'gzip'` for a `.gz` file).
+   * When neither this nor `compress` is given, gzip is detected from the magic bytes.
+   * @example 'gzip'
+   */
+  contentEncoding?: string;
+  /**
+   * MIME type stored with the file.
+   * @example 'text/csv'
+   */
+  contentType?: string;
+  /**
+   * User metadata stored with the file: a map of strings.
+   * @default {}
+   */
+  metadata?: Record<string, string>;
+  /**
+   * Replace a complete or aborted file stored at the key. A file that a live writer is still
+   * writing is never replaced.
+   * @default false
+   */
+  overwrite?: boolean;
+  /**
+   * Time to live in seconds, applied to every key of the file when it is created and again when
+   * it is complete.
+   * @default undefined (no expiry)
+   */
+  ttl?: number;
+  /**
+   * How many chunk writes may wait for Redis's acknowledgement at once.
+   * @default 16
+   */
+  maxInFlight?: number;
+  /**
+   * Milliseconds between the writer's heartbeats. A writer silent for three intervals is taken for
+   * dead: its key can then be overwritten, and following readers time out.
+   * @default 1000
+   */
+  heartbeatInterval?: number;
+  /** Aborts the upload: the stream is destroyed and the file marked aborted. */
+  signal?: AbortSignal;
+  /**
+   * Bytes buffered before `write()` returns false (on top of the in-flight chunks).
+   * @default chunkSize
+   */
+  highWaterMark?: number;
+}
+
+/** Options of {@link createRedisReadStream}. */
+export interface ReadStreamOptions extends KeyOptions {
+  /**
+   * Offset of the first byte to read. Reading starts at the chunk holding it.
+   * @default 0
+   */
+  start?: number;
+  /**
+   * Offset of the last byte to read, inclusive, as in `fs.createReadStream`.
+   * @default Infinity (to the end of the file)
+   */
+  end?: number;
+  /**
+   * While the file is being written, wait for the writer (with blocking reads) and end only at the
+   * end record. With `false`, read what is stored now and end there.
+   * @default true
+   */
+  follow?: boolean;
+  /**
+   * Gunzip the bytes when the stored content encoding is gzip; no-op otherwise. Cannot be combined
+   * with `start` or `end`.
+   * @default false
+   */
+  decompress?: boolean;
+  /**
+   * Milliseconds to wait for a key that does not exist yet. With 0, a missing key fails at once
+   * with `ERR_REDIS_FILE_NOT_FOUND`; after a longer wait it fails with `ERR_REDIS_FILE_TIMEOUT`.
+   * @default 0
+   */
+  waitForCreate?: number;
+  /**
+   * Milliseconds without any progress or heartbeat from the writer before a following reader
+   * gives up with `ERR_REDIS_FILE_TIMEOUT`. `Infinity` waits forever.
+   * @default 30000
+   */
+  idleTimeout?: number;
+  /**
+   * How many chunks one read request fetches: the bound of the read-ahead.
+   * @default 16
+   */
+  readAhead?: number;
+  /** Aborts the read: the stream is destroyed and its blocking connection closed. */
+  signal?: AbortSignal;
+  /**
+   * Bytes buffered in the stream before fetching pauses.
+   * @default 1048576 (1 MiB)
+   */
+  highWaterMark?: number;
+}
+
+/** @internal */
+export const MAX_CHUNK_SIZE = 512 * 1024 * 1024;
+
+/** @internal Resolved write options. */
+export interface ResolvedWriteOptions {
+  readonly prefix: string;
+  readonly chunkSize: number;
+  readonly compress: boolean;
+  readonly contentEncoding: string | undefined;
+  readonly contentType: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly overwrite: boolean;
+  readonly ttl: number;
+  readonly maxInFlight: number;
+  readonly heartbeatInterval: number;
+  readonly signal: AbortSignal | undefined;
+  readonly highWaterMark: number;
+}
+
+/** @internal Resolved read options. */
+export interface ResolvedReadOptions {
+  readonly prefix: string;
+  readonly start: number;
+  readonly end: number;
+  readonly follow: boolean;
+  readonly decompress: boolean;
+  readonly waitForCreate: number;
+  readonly idleTimeout: number;
+  readonly readAhead: number;
+  readonly signal: AbortSignal | undefined;
+  readonly highWaterMark: number;
+}
+
+const WRITE_DEFAULTS = Object.freeze({
+  prefix: DEFAULT_PREFIX,
+  chunkSize: 256 * 1024,
+  compress: false,
+  overwrite: false,
+  maxInFlight: 16,
+  heartbeatInterval: 1000,
+});
+
+const READ_DEFAULTS = Object.freeze({
+  prefix: DEFAULT_PREFIX,
+  start: 0,
+  end: Infinity,
+  follow: true,
+  decompress: false,
+  waitForCreate: 0,
+  idleTimeout: 30_000,
+  readAhead: 16,
+  highWaterMark: 1024 * 1024,
+});
+
+/** @internal */
+export function resolveWriteOptions(options: WriteStreamOptions | undefined): ResolvedWriteOptions {
+  const o = checkObject(options, 'options');
+  checkKnown(o, 'options', [
+    'prefix', 'chunkSize', 'compress', 'contentEncoding', 'contentType', 'metadata', 'overwrite', 'ttl',
+    'maxInFlight', 'heartbeatInterval', 'signal', 'highWaterMark',
+  ]);
+  const chunkSize = int(o, 'chunkSize', WRITE_DEFAULTS.chunkSize, 1, MAX_CHUNK_SIZE);
+  const compress = bool(o, 'compress', WRITE_DEFAULTS.compress);
+  const contentEncoding = token(o, 'contentEncoding');
+  if (compress && contentEncoding !== undefined && contentEncoding !== 'identity') {
+    throw invalidValue('contentEncoding', o.contentEncoding, 'not to be set together with `compress`, which stores gzip');
+  }
+  return Object.freeze({
+    prefix: prefix(o),
+    chunkSize,
+    compress,
+    contentEncoding: compress ? 'gzip' : contentEncoding,
+    contentType: str(o, 'contentType') ?? '',
+    metadata: metadata(o),
+    overwrite: bool(o, 'overwrite', WRITE_DEFAULTS.overwrite),
+    ttl: o.ttl === undefined ? 0 : int(o, 'ttl', 0, 1, 2 ** 31 - 1),
+    maxInFlight: int(o, 'maxInFlight', WRITE_DEFAULTS.maxInFlight, 1, 1024),
+    heartbeatInterval: int(o, 'heartbeatInterval', WRITE_DEFAULTS.heartbeatInterval, 10, 3_600_000),
+    signal: signal(o),
+    highWaterMark: int(o, 'highWaterMark', chunkSize, 1, 2 ** 31 - 1),
+  });
+}
+
+/** @internal */
+export function resolveReadOptions(options: ReadStreamOptions | undefined): ResolvedReadOptions {
+  const o = checkObject(options, 'options');
+  checkKnown(o, 'options', [
+    'prefix', 'start', 'end', 'follow', 'decompress', 'waitForCreate', 'idleTimeout', 'readAhead', 'signal',
+    'highWaterMark',
+  ]);
+  const start = int(o, 'start', READ_DEFAULTS.start, 0, Number.MAX_SAFE_INTEGER);
+  const end = o.end === undefined || o.end === Infinity ? Infinity : int(o, 'end', 0, start, Number.MAX_SAFE_INTEGER);
+  const decompress = bool(o, 'decompress', READ_DEFAULTS.decompress);
+  if (decompress && (o.start !== undefined || o.end !== undefined)) {
+    throw invalidValue('decompress', true, 'not to be combined with `start` or `end`: gzip cannot be decoded from the middle');
+  }
+  return Object.freeze({
+    prefix: prefix(o),
+    start,
+    end,
+    follow: bool(o, 'follow', READ_DEFAULTS.follow),
+    decompress,
+    waitForCreate: int(o, 'waitForCreate', READ_DEFAULTS.waitForCreate, 0, 2 ** 31 - 1),
+    idleTimeout: o.idleTimeout === Infinity ? Infinity : int(o, 'idleTimeout', READ_DEFAULTS.idleTimeout, 1, 2 ** 31 - 1),
+    readAhead: int(o, 'readAhead', READ_DEFAULTS.readAhead, 1, 1024),
+    signal: signal(o),
+    highWaterMark: int(o, 'highWaterMark', READ_DEFAULTS.highWaterMark, 1, 2 ** 31 - 1),
+  });
+}
+
+/** @internal Options of stat / remove. */
+export function resolveKeyOptions(options: KeyOptions | undefined): { readonly prefix: string } {
+  const o = checkObject(options, 'options');
+  checkKnown(o, 'options', ['prefix']);
+  return Object.freeze({ prefix: prefix(o) });
+}
+
+/** @internal Check the client and key arguments every call takes. */
+export function checkClientAndKey(client: unknown, key: unknown): asserts client is RedisClient {
+  if (!isRedisClient(client)) {
+    throw invalidType('client', 'an ioredis Redis or Cluster instance', client);
+  }
+  if (typeof key !== 'string') throw invalidType('key', 'a string', key);
+  if (key.length === 0) throw invalidValue('key', key, 'a non-empty string');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks. Messages follow the pattern "Expected `name` to be <what>, got <what came>".
+
+type Bag = Record<string, unknown>;
+
+function checkObject(value: unknown, name: string): Bag {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidType(name, 'an object', value);
+  return value as Bag;
+}
+
+function checkKnown(o: Bag, name: string, known: string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!known.includes(k) && o[k] !== undefined) {
+      throw invalidValue(`${name}.${k}`, o[k], `one of the known options (${known.join(', ')})`);
+    }
+  }
+}
+
+function int(o: Bag, name: string, dflt: number, min: number, max: number): number {
+  const v = o[name];
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number') throw invalidType(name, `an integer from ${min} to ${max}`, v);
+  if (!Number.isInteger(v) || v < min || v > max) throw outOfRange(name, `an integer from ${min} to ${max}`, v);
+  return v;
+}
+
+function bool(o: Bag, name: string, dflt: boolean): boolean {
+  const v = o[name];
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw invalidType(name, 'a boolean', v);
+  return v;
+}
+
+function str(o: Bag, name: string): string | undefined {
+  const v = o[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw invalidType(name, 'a string', v);
+  return v;
+}
+
+function token(o: Bag, name: string): string | undefined {
+  const v = str(o, name);
+  if (v !== undefined && !/^[A-Za-z0-9._+-]{1,64}$/.test(v)) {
+    throw invalidValue(name, v, 'a content-coding token such as "gzip" or "identity"');
+  }
+  return v?.toLowerCase();
+}
+
+function prefix(o: Bag): string {
+  const v = str(o, 'prefix') ?? DEFAULT_PREFIX;
+  if (/[{}]/.test(v)) throw invalidValue('prefix', v, 'a string without `{` or `}` (they would break the hash tag)');
+  return v;
+}
+
+function metadata(o: Bag): Readonly<Record<string, string>> {
+  const v = o.metadata;
+  if (v === undefined) return Object.freeze({});
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalidType('metadata', 'an object of strings', v);
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (typeof val !== 'string') throw invalidType(`metadata.${k}`, 'a string', val);
+    out[k] = val;
+  }
+  return Object.freeze(out);
+}
+
+function signal(o: Bag): AbortSignal | undefined {
+  const v = o.signal;
+  if (v === undefined) return undefined;
+  if (!(v instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', v);
+  return v;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
+  return typeof value;
+}
+
+interface CodedError extends Error {
+  code: string;
+}
+
+/** @internal */
+export function invalidType(name: string, expected: string, got: unknown): TypeError & CodedError {
+  return Object.assign(new TypeError(`Expected \`${name}\` to be ${expected}, got ${describe(got)}`), {
+    code: 'ERR_INVALID_ARG_TYPE',
+  });
+}
+
+/** @internal */
+export function invalidValue(name: string, got: unknown, expected: string): TypeError & CodedError {
+  return Object.assign(new TypeError(`Expected \`${name}\` to be ${expected}, got ${describe(got)}`), {
+    code: 'ERR_INVALID_ARG_VALUE',
+  });
+}
+
+/** @internal */
+export function outOfRange(name: string, expected: string, got: unknown): RangeError & CodedError {
+  return Object.assign(new RangeError(`Expected \`${name}\` to be ${expected}, got ${describe(got)}`), {
+    code: 'ERR_OUT_OF_RANGE',
+  });
+}

@@ -1,0 +1,405 @@
+/**
+ * The read stream: a stored file's chunks, checked in order, out as bytes.
+ * @module
+ */
+
+import type { Buffer } from 'node:buffer';
+import { addAbortSignal, Readable } from 'node:stream';
+import { createGunzip, crc32, type Gunzip } from 'node:zlib';
+import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
+import { aborted, badFormat, corrupt, decodeFailed, notFound, outOfRange, timeout, wrapRedisError } from './errors.js';
+import {
+  decodeEntry,
+  type Entry,
+  Event,
+  type FileKeys,
+  fileKeys,
+  HEADER_ID,
+  Meta,
+  type MetaRecord,
+  parseMeta,
+  recordId,
+} from './format.js';
+import { checkClientAndKey, type ReadStreamOptions, resolveReadOptions, type ResolvedReadOptions } from './options.js';
+
+/**
+ * Longest single blocking wait. Between waits the reader checks that the file still exists and
+ * that its writer is alive: an expired key or a server restarted without persistence sends no
+ * event, so this bounds how late such a loss is noticed.
+ */
+const LIVENESS_INTERVAL_MS = 1000;
+
+type RawEntry = [Buffer, Buffer[]];
+
+/**
+ * A Readable that yields a stored file's bytes, in order, checking every chunk. Create it with
+ * {@link createRedisReadStream}; the class is exported for types and `instanceof`.
+ */
+export class RedisReadStream extends Readable {
+  /** The file's key. */
+  readonly key: string;
+  readonly #client: RedisClient;
+  readonly #opts: ResolvedReadOptions;
+  readonly #keys: FileKeys;
+  #meta!: MetaRecord;
+  #chunksKey = '';
+  #blocking: RedisClient | undefined;
+
+  /** Number of the next chunk expected, and the file offset it starts at. */
+  #next = 0;
+  #pos = 0;
+  /** A chunk shorter than the chunk size was seen: only the end record may follow. */
+  #sawShort = false;
+  /** Running CRC-32 of the whole file, when the read started at its first byte. */
+  #crc: number | undefined;
+  #lastEventId = '0-0';
+  #lastHeartbeat: string | null = null;
+  #lastProgress = 0;
+  /** The last read reached the stored tail: wait with blocking reads from now on. */
+  #atTail = false;
+  /** Whether to wait for the writer: only while the file is not complete. */
+  #follow = true;
+  #pumping = false;
+  #wanted = false;
+  /** The batch after the one being consumed, already requested. */
+  #prefetched: { from: number; entries: Promise<RawEntry[]> } | undefined;
+  #done = false;
+  #delivered = 0;
+  #gunzip: Gunzip | undefined;
+
+  /** @internal Use {@link createRedisReadStream}. */
+  constructor(client: RedisClient, key: string, opts: ResolvedReadOptions) {
+    super({ highWaterMark: opts.highWaterMark });
+    this.key = key;
+    this.#client = client;
+    this.#opts = opts;
+    this.#keys = fileKeys(opts.prefix, key);
+    // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
+    // the fields above.
+    if (opts.signal) addAbortSignal(opts.signal, this);
+  }
+
+  /** Stored bytes delivered so far (before decompression). */
+  get deliveredBytes(): number {
+    return this.#delivered;
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    if (this.destroyed) {
+      callback();
+      return;
+    }
+    this.#open().then(() => callback(), callback);
+  }
+
+  override _read(): void {
+    this.#wanted = true;
+    if (this.#gunzip?.isPaused()) this.#gunzip.resume();
+    if (!this.#pumping && !this.#done) void this.#pump();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#done = true;
+    this.#gunzip?.destroy();
+    // Frees the blocking connection at once; its pending XREAD is dropped with it.
+    closeConnection(this.#blocking);
+    this.#blocking = undefined;
+    callback(error);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  async #open(): Promise<void> {
+    const deadline = Date.now() + this.#opts.waitForCreate;
+    for (;;) {
+      let rawMeta: Record<string, string>;
+      let lastEvent: [string, string[]][];
+      try {
+        // One transaction, so that no creation can slip between reading the metadata and taking
+        // the event position to wait from.
+        const replies = await this.#client.multi().hgetall(this.#keys.meta).xrevrange(this.#keys.events, '+', '-', 'COUNT', 1).exec();
+        if (!replies) throw new Error('transaction discarded');
+        for (const [err] of replies) if (err) throw err;
+        rawMeta = replies[0]![1] as Record<string, string>;
+        lastEvent = replies[1]![1] as [string, string[]][];
+      } catch (err) {
+        throw wrapRedisError(err, this.key, 'reading the metadata');
+      }
+      this.#lastEventId = lastEvent[0]?.[0] ?? '0-0';
+      const meta = parseMeta(rawMeta);
+      if (typeof meta === 'string') throw badFormat(this.key, meta);
+      if (meta !== undefined) {
+        this.#start(meta);
+        return;
+      }
+      if (this.#opts.waitForCreate === 0) throw notFound(this.key);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw timeout(this.key, `no file appeared at this key within waitForCreate (${this.#opts.waitForCreate} ms)`);
+      }
+      try {
+        await this.#blockingConnection().xread('BLOCK', remaining, 'STREAMS', this.#keys.events, this.#lastEventId);
+      } catch (err) {
+        throw wrapRedisError(err, this.key, 'waiting for the file to be created');
+      }
+      if (this.destroyed) return;
+    }
+  }
+
+  #start(meta: MetaRecord): void {
+    if (meta.state === 'aborted') throw aborted(this.key, 'the writer aborted this file before it was complete');
+    const { start, decompress } = this.#opts;
+    if (meta.state === 'complete' && start > meta.size) {
+      throw outOfRange(this.key, `\`start\` is ${start} but the file holds ${meta.size} bytes`);
+    }
+    this.#meta = meta;
+    this.#follow = this.#opts.follow && meta.state === 'writing';
+    this.#chunksKey = this.#keys.chunks(meta.gen);
+    this.#next = Math.floor(start / meta.chunkSize);
+    this.#pos = this.#next * meta.chunkSize;
+    this.#crc = this.#next === 0 ? 0 : undefined;
+    this.#lastHeartbeat = String(meta.heartbeat);
+    this.#lastProgress = Date.now();
+    if (decompress && meta.encoding === 'gzip') {
+      const gunzip = createGunzip();
+      gunzip.on('data', (data: Buffer) => {
+        if (!this.push(data)) gunzip.pause();
+      });
+      gunzip.on('end', () => this.push(null));
+      gunzip.on('error', (err) => this.destroy(decodeFailed(this.key, err)));
+      this.#gunzip = gunzip;
+    }
+  }
+
+  #blockingConnection(): RedisClient {
+    this.#blocking ??= openBlockingConnection(this.#client);
+    return this.#blocking;
+  }
+
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    try {
+      while (this.#wanted && !this.#done) {
+        const entries = await this.#fetch();
+        for (const entry of entries) {
+          if (this.#done) break;
+          this.#consume(entry);
+        }
+        if (this.#gunzip?.writableNeedDrain && !this.#done) await drainOrClose(this.#gunzip);
+      }
+    } catch (err) {
+      this.destroy(err as Error);
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /** The next entries, waiting for the writer when following. An empty result means "look again". */
+  async #fetch(): Promise<Entry[]> {
+    const { readAhead } = this.#opts;
+    const { chunkSize } = this.#meta;
+    const follow = this.#follow;
+    if (!(follow && this.#atTail)) {
+      const prefetched = this.#prefetched?.from === this.#next ? this.#prefetched.entries : undefined;
+      this.#prefetched = undefined;
+      const raw = await (prefetched ?? this.#range(this.#next));
+      if (raw.length === readAhead) {
+        // Ask for the next batch now, so that Redis works while this one is consumed. One batch
+        // ahead at most: the read-ahead stays bounded.
+        const from = this.#next + readAhead;
+        if (from * chunkSize <= this.#opts.end) {
+          const entries = this.#range(from);
+          entries.catch(() => {});
+          this.#prefetched = { from, entries };
+        }
+        return raw.map(([id, fields]) => decodeEntry(id, fields));
+      }
+      this.#atTail = true;
+      if (raw.length > 0) return raw.map(([id, fields]) => decodeEntry(id, fields));
+      if (!follow) {
+        if (!(await this.#checkFile(false)) && !this.#done) this.#finish();
+        return [];
+      }
+    }
+    return this.#waitForEntries();
+  }
+
+  async #range(from: number): Promise<RawEntry[]> {
+    try {
+      return await this.#client.xrangeBuffer(this.#chunksKey, recordId(from), '+', 'COUNT', this.#opts.readAhead);
+    } catch (err) {
+      throw wrapRedisError(err, this.key, `reading from chunk ${from}`);
+    }
+  }
+
+  async #waitForEntries(): Promise<Entry[]> {
+    const { readAhead, idleTimeout } = this.#opts;
+    const idleLeft = idleTimeout - (Date.now() - this.#lastProgress);
+    const block = Math.max(1, Math.min(LIVENESS_INTERVAL_MS, idleLeft));
+    const after = this.#next === 0 ? HEADER_ID : recordId(this.#next - 1);
+    let reply: [Buffer, RawEntry[]][] | null;
+    try {
+      reply = (await this.#blockingConnection().xreadBuffer(
+        'COUNT',
+        readAhead,
+        'BLOCK',
+        block,
+        'STREAMS',
+        this.#chunksKey,
+        this.#keys.events,
+        after,
+        this.#lastEventId,
+      )) as [Buffer, RawEntry[]][] | null;
+    } catch (err) {
+      if (this.#done) return [];
+      throw wrapRedisError(err, this.key, `waiting for chunk ${this.#next}`);
+    }
+    if (this.#done) return [];
+    let entries: Entry[] = [];
+    for (const [streamKey, items] of reply ?? []) {
+      if (streamKey.toString() === this.#keys.events) this.#onEvents(items);
+      else entries = items.map(([id, fields]) => decodeEntry(id, fields));
+    }
+    if (entries.length > 0) {
+      this.#lastProgress = Date.now();
+      return entries;
+    }
+    if (reply === null) await this.#checkFile(true);
+    return [];
+  }
+
+  #onEvents(items: RawEntry[]): void {
+    for (const [id, fields] of items) {
+      this.#lastEventId = id.toString();
+      const name = fields[0]?.toString();
+      const gen = fields[1]?.toString();
+      if (name === Event.removed && gen === this.#meta.gen) throw notFound(this.key, 'the file was removed while being read');
+      if (name === Event.created && gen !== this.#meta.gen) throw notFound(this.key, 'the file was replaced while being read');
+    }
+  }
+
+  /**
+   * Nothing new arrived: make sure the file is still there, that a complete file's entries are not
+   * missing, and (when following) that the writer is still alive. Returns true when entries are
+   * waiting to be read after all.
+   */
+  async #checkFile(following: boolean): Promise<boolean> {
+    let gen: string | null, state: string | null, heartbeat: string | null;
+    try {
+      [gen, state, heartbeat] = await this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.heartbeat);
+    } catch (err) {
+      throw wrapRedisError(err, this.key, 'checking the file');
+    }
+    if (this.#done) return false;
+    if (gen !== this.#meta.gen) throw notFound(this.key, 'the file was removed, replaced or expired while being read');
+    if (state === 'aborted') throw aborted(this.key, 'the writer aborted this file before it was complete');
+    if (state === 'complete') {
+      // The end record is stored in the same step as the state: it must be readable now.
+      const raw = await this.#client.xrangeBuffer(this.#chunksKey, recordId(this.#next), '+', 'COUNT', 1);
+      if (raw.length === 0) throw corrupt(this.key, `the file is complete but nothing is stored from chunk ${this.#next} on`);
+      this.#atTail = false;
+      return true;
+    }
+    if (!following) return false;
+    if (heartbeat !== this.#lastHeartbeat) {
+      this.#lastHeartbeat = heartbeat;
+      this.#lastProgress = Date.now();
+    } else if (Date.now() - this.#lastProgress >= this.#opts.idleTimeout) {
+      throw timeout(this.key, `the writer made no progress for idleTimeout (${this.#opts.idleTimeout} ms)`);
+    }
+    return false;
+  }
+
+  #consume(entry: Entry): void {
+    const { chunkSize } = this.#meta;
+    if (entry.n !== this.#next) {
+      throw corrupt(this.key, `expected record ${this.#next}, found ${entry.kind === 'unknown' ? entry.id : `record ${entry.n}`}`);
+    }
+    switch (entry.kind) {
+      case 'chunk': {
+        const { data } = entry;
+        if (this.#sawShort) throw corrupt(this.key, `chunk ${entry.n - 1} is short but is not the last chunk`);
+        if (data.length === 0 || data.length > chunkSize) {
+          throw corrupt(this.key, `chunk ${entry.n} holds ${data.length} bytes; the chunk size is ${chunkSize}`);
+        }
+        if (data.length < chunkSize) this.#sawShort = true;
+        if (this.#crc !== undefined) this.#crc = crc32(data, this.#crc);
+        const chunkStart = this.#pos;
+        this.#pos += data.length;
+        this.#next++;
+        const from = Math.max(this.#opts.start - chunkStart, 0);
+        const to = Math.min(this.#opts.end + 1 - chunkStart, data.length);
+        if (from < to) this.#deliver(from === 0 && to === data.length ? data : data.subarray(from, to));
+        if (this.#pos > this.#opts.end) this.#finish();
+        return;
+      }
+      case 'end': {
+        if (entry.size !== this.#pos || entry.chunks !== entry.n) {
+          throw corrupt(this.key, `the end record says ${entry.size} bytes in ${entry.chunks} chunks; read ${this.#pos} bytes in ${entry.n}`);
+        }
+        if (this.#crc !== undefined && entry.crc32 !== undefined && entry.crc32 !== this.#crc.toString(16).padStart(8, '0')) {
+          throw corrupt(this.key, `checksum mismatch: the end record says crc32 ${entry.crc32}, the chunks give ${this.#crc.toString(16).padStart(8, '0')}`);
+        }
+        if (this.#opts.start > entry.size) {
+          throw outOfRange(this.key, `\`start\` is ${this.#opts.start} but the file holds ${entry.size} bytes`);
+        }
+        this.#finish();
+        return;
+      }
+      case 'abort':
+        throw aborted(this.key, `the writer aborted this file before it was complete (${entry.reason})`);
+      default:
+        throw corrupt(this.key, `unexpected entry in the chunk stream at record ${this.#next}`);
+    }
+  }
+
+  #deliver(bytes: Buffer): void {
+    this.#delivered += bytes.length;
+    if (this.#gunzip) {
+      this.#gunzip.write(bytes);
+    } else if (!this.push(bytes)) {
+      this.#wanted = false;
+    }
+  }
+
+  #finish(): void {
+    this.#done = true;
+    closeConnection(this.#blocking);
+    this.#blocking = undefined;
+    if (this.#gunzip) this.#gunzip.end();
+    else this.push(null);
+  }
+}
+
+/** Resolve when a writable drains, or when it is closed (a destroyed stream never drains). */
+function drainOrClose(stream: Gunzip): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+}
+
+/**
+ * Open a Readable that yields the bytes of the file stored at `key`, exactly and in order.
+ *
+ * While the file is being written the reader follows it with blocking reads on a connection of its
+ * own (set `follow: false` to stop at what is stored now). Every chunk is checked: its number, its
+ * size, and for a full read the checksum in the end record.
+ *
+ * @param client - an ioredis `Redis` (or `Cluster`) connection, shared with the caller
+ * @param key - the file's name
+ * @throws TypeError / RangeError for bad arguments, at the call
+ * @example
+ * ```ts
+ * await pipeline(createRedisReadStream(redis, 'logs/2026-11-30.gz', { decompress: true }), parse(), aggregate);
+ * ```
+ */
+export function createRedisReadStream(client: RedisClient, key: string, options?: ReadStreamOptions): RedisReadStream {
+  checkClientAndKey(client, key);
+  return new RedisReadStream(client, key, resolveReadOptions(options));
+}

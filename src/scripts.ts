@@ -1,0 +1,180 @@
+/**
+ * Server-side scripts. Every state change that must be atomic (claiming a key, committing the end
+ * record, aborting, removing) runs as one Lua script, so that two clients can never interleave
+ * half-done changes. Scripts declare every key they touch (cluster- and ACL-safe) and take times
+ * from the server's clock (`TIME`), so that lease expiry does not depend on client clocks.
+ *
+ * Chunk writes are plain `XADD`s, not scripts: copying every chunk into Lua would cost throughput,
+ * and the explicit entry id already makes a retried write harmless.
+ * @internal
+ * @module
+ */
+
+import { createHash } from 'node:crypto';
+import type { RedisClient } from './client.js';
+
+/** @internal A Lua script with its SHA1, run with EVALSHA and loaded on demand. */
+export interface Script {
+  readonly name: string;
+  readonly source: string;
+  readonly sha: string;
+}
+
+function script(name: string, source: string): Script {
+  return { name, source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+// Shared Lua prelude: server time in ms, and a type check that turns a foreign key into a clear
+// error instead of a WRONGTYPE half-way through a script (scripts are not rolled back).
+const PRELUDE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function kind(k) local r = redis.call('TYPE', k); if type(r) == 'table' then return r.ok end; return r end
+`;
+
+/**
+ * Claim a key for a new writer.
+ * KEYS: meta, events, new chunk stream, old chunk stream (or the new one again when none)
+ * ARGV: version, gen, writer, overwrite, oldGen, chunkSize, encoding, contentType, metadata, ttl(s), hbi(ms)
+ * Returns {'ok', now} | {'exists', state} | {'busy'} | {'retry'} | {'format', detail}
+ */
+export const CREATE = script(
+  'create',
+  `${PRELUDE}
+local meta, events, chunks, old = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if kind(meta) ~= 'none' and kind(meta) ~= 'hash' then return {'format', 'the metadata key holds a ' .. kind(meta)} end
+if kind(events) ~= 'none' and kind(events) ~= 'stream' then return {'format', 'the events key holds a ' .. kind(events)} end
+if redis.call('EXISTS', meta) == 1 then
+  local cur = redis.call('HMGET', meta, 'v', 'gen', 'state', 'hb', 'hbi')
+  if cur[1] ~= ARGV[1] then return {'format', 'stored in format version ' .. tostring(cur[1])} end
+  if cur[2] ~= ARGV[5] then return {'retry'} end
+  if cur[3] == 'writing' and now - tonumber(cur[4] or 0) <= 3 * tonumber(cur[5] or 0) then return {'busy'} end
+  if ARGV[4] ~= '1' then return {'exists', cur[3]} end
+  redis.call('DEL', old, meta)
+  redis.call('XADD', events, 'MAXLEN', '~', 16, '*', 'removed', ARGV[5])
+elseif ARGV[5] ~= '' then
+  return {'retry'}
+end
+redis.call('HSET', meta, 'v', ARGV[1], 'gen', ARGV[2], 'state', 'writing', 'chunkSize', ARGV[6],
+  'size', 0, 'chunks', 0, 'encoding', ARGV[7], 'contentType', ARGV[8], 'metadata', ARGV[9],
+  'created', now, 'updated', now, 'writer', ARGV[3], 'hb', now, 'hbi', ARGV[11])
+redis.call('XADD', chunks, '0-1', 'rfs', ARGV[1], 'gen', ARGV[2], 'chunkSize', ARGV[6], 'encoding', ARGV[7])
+redis.call('XADD', events, 'MAXLEN', '~', 16, '*', 'created', ARGV[2])
+local ttl = tonumber(ARGV[10])
+if ttl > 0 then
+  redis.call('EXPIRE', meta, ttl); redis.call('EXPIRE', chunks, ttl); redis.call('EXPIRE', events, ttl)
+else
+  redis.call('PERSIST', events)
+end
+return {'ok', tostring(now)}
+`,
+);
+
+/**
+ * Heartbeat and progress of a live writer; fails when the writer no longer holds the key.
+ * KEYS: meta. ARGV: writer, size, chunks. Returns 1, or 0 when the lease is lost.
+ */
+export const TOUCH = script(
+  'touch',
+  `${PRELUDE}
+local cur = redis.call('HMGET', KEYS[1], 'writer', 'state')
+if cur[1] ~= ARGV[1] or cur[2] ~= 'writing' then return 0 end
+redis.call('HSET', KEYS[1], 'size', ARGV[2], 'chunks', ARGV[3], 'hb', now, 'updated', now)
+return 1
+`,
+);
+
+/**
+ * Commit: append the end record after the last chunk and mark the file complete.
+ * KEYS: meta, chunks, events. ARGV: writer, chunks, size, crc32, ttl(s).
+ * Returns {'ok'} | {'lost'} | {'corrupt', lastId}
+ */
+export const COMMIT = script(
+  'commit',
+  `${PRELUDE}
+local meta, chunks, events = KEYS[1], KEYS[2], KEYS[3]
+local cur = redis.call('HMGET', meta, 'writer', 'state')
+if cur[1] ~= ARGV[1] or cur[2] ~= 'writing' then return {'lost'} end
+local n = tonumber(ARGV[2])
+local expected = '0-1'
+if n > 0 then expected = (n - 1) .. '-2' end
+local last = redis.call('XREVRANGE', chunks, '+', '-', 'COUNT', 1)
+if #last == 0 or last[1][1] ~= expected then
+  local got = 'nothing'
+  if #last > 0 then got = last[1][1] end
+  return {'corrupt', got}
+end
+redis.call('XADD', chunks, n .. '-2', 'end', ARGV[3], 'chunks', ARGV[2], 'crc32', ARGV[4])
+redis.call('HSET', meta, 'state', 'complete', 'size', ARGV[3], 'chunks', ARGV[2], 'crc32', ARGV[4],
+  'updated', now, 'hb', now)
+redis.call('HDEL', meta, 'writer')
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  redis.call('EXPIRE', meta, ttl); redis.call('EXPIRE', chunks, ttl); redis.call('EXPIRE', events, ttl)
+end
+return {'ok'}
+`,
+);
+
+/**
+ * Abort: append an abort record after whatever was stored, so that following readers learn it in
+ * order, and mark the file aborted. KEYS: meta, chunks. ARGV: writer, reason. Returns 1 or 0.
+ */
+export const ABORT = script(
+  'abort',
+  `${PRELUDE}
+local meta, chunks = KEYS[1], KEYS[2]
+local cur = redis.call('HMGET', meta, 'writer', 'state')
+if cur[1] ~= ARGV[1] or cur[2] ~= 'writing' then return 0 end
+local n = 0
+local last = redis.call('XREVRANGE', chunks, '+', '-', 'COUNT', 1)
+if #last > 0 and last[1][1] ~= '0-1' then
+  n = tonumber(string.match(last[1][1], '^(%d+)-')) + 1
+end
+if redis.call('EXISTS', chunks) == 1 then
+  redis.call('XADD', chunks, n .. '-2', 'abort', ARGV[2])
+end
+redis.call('HSET', meta, 'state', 'aborted', 'updated', now)
+redis.call('HDEL', meta, 'writer')
+return 1
+`,
+);
+
+/**
+ * Remove a file: its metadata and chunks go in one step, and an event wakes its waiting readers.
+ * KEYS: meta, events, chunks. ARGV: gen, version. Returns 1 | 0 (nothing there) | {'retry'} | {'format', detail}
+ */
+export const REMOVE = script(
+  'remove',
+  `${PRELUDE}
+local meta, events, chunks = KEYS[1], KEYS[2], KEYS[3]
+if kind(meta) == 'none' then return 0 end
+if kind(meta) ~= 'hash' then return {'format', 'the metadata key holds a ' .. kind(meta)} end
+local cur = redis.call('HMGET', meta, 'v', 'gen')
+if cur[1] ~= ARGV[2] then return {'format', 'stored in format version ' .. tostring(cur[1])} end
+if cur[2] ~= ARGV[1] then return {'retry'} end
+redis.call('DEL', meta, chunks)
+if kind(events) == 'stream' then
+  redis.call('XADD', events, 'MAXLEN', '~', 16, '*', 'removed', ARGV[1])
+  -- The event only has to outlive the readers blocked right now; a later create persists the key.
+  redis.call('PEXPIRE', events, 60000)
+end
+return 1
+`,
+);
+
+/**
+ * Run a script by SHA, loading it on the first NOSCRIPT (after a server restart or on a new
+ * cluster node). The client routes by the first key, which is enough: all keys share a hash tag.
+ * @internal
+ */
+export async function runScript(client: RedisClient, s: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
+  try {
+    return await client.evalsha(s.sha, keys.length, ...keys, ...args);
+  } catch (err) {
+    if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+      return client.eval(s.source, keys.length, ...keys, ...args);
+    }
+    throw err;
+  }
+}
