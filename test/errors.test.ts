@@ -1,0 +1,266 @@
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  createRedisReadStream,
+  createRedisWriteStream,
+  ErrorCodes,
+  RedisFileError,
+  remove,
+  stat,
+} from '../src/index.js';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { bytes, collect, get, put } from './helpers/streams.js';
+
+const redis = connect();
+afterAll(closeAll);
+
+/** Rebuild a chunk stream entry by entry (ids and all), letting `edit` change the fields. */
+async function rewrite(stream: string, edit: (id: string, fields: Buffer[]) => Buffer[] | null): Promise<void> {
+  const entries = await redis.xrangeBuffer(stream, '-', '+');
+  await redis.del(stream);
+  for (const [id, fields] of entries) {
+    const next = edit(id.toString(), fields);
+    if (next) await redis.xadd(stream, id, ...next);
+  }
+}
+
+async function chunkStream(key: string): Promise<string> {
+  const gen = await redis.hget(`rfs:{${key}}:meta`, 'gen');
+  return `rfs:{${key}}:chunks:${gen}`;
+}
+
+describe('bad arguments throw at the call', () => {
+  const key = 'k';
+  const cases: [string, () => unknown, string, string, RegExp?][] = [
+    ['a non-client', () => createRedisWriteStream({} as never, key), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['a non-string key', () => createRedisReadStream(redis, 42 as never), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['an empty key', () => createRedisReadStream(redis, ''), 'TypeError', 'ERR_INVALID_ARG_VALUE'],
+    [
+      'chunkSize 0',
+      () => createRedisWriteStream(redis, key, { chunkSize: 0 }),
+      'RangeError',
+      'ERR_OUT_OF_RANGE',
+      /Expected `chunkSize` to be an integer from 1 to 536870912, got 0/,
+    ],
+    ['chunkSize 1.5', () => createRedisWriteStream(redis, key, { chunkSize: 1.5 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    ['chunkSize as a string', () => createRedisWriteStream(redis, key, { chunkSize: '1' as never }), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['options not an object', () => createRedisWriteStream(redis, key, 5 as never), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['an unknown option', () => createRedisWriteStream(redis, key, { chunksize: 5 } as never), 'TypeError', 'ERR_INVALID_ARG_VALUE'],
+    ['compress with a declared encoding', () => createRedisWriteStream(redis, key, { compress: true, contentEncoding: 'gzip' }), 'TypeError', 'ERR_INVALID_ARG_VALUE'],
+    ['a bad encoding token', () => createRedisWriteStream(redis, key, { contentEncoding: 'g z' }), 'TypeError', 'ERR_INVALID_ARG_VALUE'],
+    ['compress not a boolean', () => createRedisWriteStream(redis, key, { compress: 'yes' as never }), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['metadata with a number', () => createRedisWriteStream(redis, key, { metadata: { a: 1 } as never }), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['ttl 0', () => createRedisWriteStream(redis, key, { ttl: 0 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    ['a prefix with a brace', () => createRedisWriteStream(redis, key, { prefix: 'a{' }), 'TypeError', 'ERR_INVALID_ARG_VALUE'],
+    ['signal not a signal', () => createRedisWriteStream(redis, key, { signal: {} as never }), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['a negative start', () => createRedisReadStream(redis, key, { start: -1 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    ['end before start', () => createRedisReadStream(redis, key, { start: 10, end: 5 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    ['decompress with a range', () => createRedisReadStream(redis, key, { decompress: true, start: 5 }), 'TypeError', 'ERR_INVALID_ARG_VALUE'],
+    ['follow not a boolean', () => createRedisReadStream(redis, key, { follow: 1 as never }), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['a negative waitForCreate', () => createRedisReadStream(redis, key, { waitForCreate: -1 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    ['idleTimeout 0', () => createRedisReadStream(redis, key, { idleTimeout: 0 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    ['stat with an empty key', () => stat(redis, ''), 'TypeError', 'ERR_INVALID_ARG_VALUE'],
+    ['remove with a bad prefix', () => remove(redis, 'k', { prefix: 1 as never }), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+  ];
+  for (const [name, call, type, code, message] of cases) {
+    it(`rejects ${name} with ${type} ${code}`, () => {
+      let thrown: unknown;
+      try {
+        call();
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown, 'must throw synchronously').toBeDefined();
+      expect((thrown as Error).name).toBe(type);
+      expect(thrown).toMatchObject({ code });
+      expect((thrown as Error).message).toMatch(message ?? /^Expected `/);
+    });
+  }
+
+  it('refuses non-Buffer writes in binary mode', async () => {
+    const writer = createRedisWriteStream(redis, uniqueKey('nonbuf'));
+    writer.on('error', () => {});
+    expect(() => writer.write(42 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    writer.destroy();
+  });
+});
+
+describe('coded errors on the stream', () => {
+  it('reports a missing file as ERR_REDIS_FILE_NOT_FOUND', async () => {
+    const key = uniqueKey('missing');
+    const err = await get(redis, key).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RedisFileError);
+    expect(err).toMatchObject({ code: ErrorCodes.NOT_FOUND, key, name: 'RedisFileError' });
+    await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    expect(await remove(redis, key)).toBe(false);
+  });
+
+  it('refuses to write over an existing file without overwrite, and replaces it with overwrite', async () => {
+    const key = uniqueKey('exists');
+    await put(redis, key, Buffer.from('first'));
+    await expect(put(redis, key, Buffer.from('second'))).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
+    expect((await get(redis, key)).toString()).toBe('first');
+    await put(redis, key, Buffer.from('second'), { overwrite: true });
+    expect((await get(redis, key)).toString()).toBe('second');
+    // The old generation's chunks are gone.
+    expect(await redis.keys(`rfs:{${key}}:chunks:*`)).toHaveLength(1);
+  });
+
+  it('lets exactly one of two racing writers have a key, even with overwrite', async () => {
+    const key = uniqueKey('race');
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, (_, i) => put(redis, key, bytes(5000, i + 1), { overwrite: true, chunkSize: 100 }, [50])),
+    );
+    const won = results.filter((r) => r.status === 'fulfilled');
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    // Writers that start after the first one finished may overwrite; those that overlap it lose.
+    expect(won.length).toBeGreaterThanOrEqual(1);
+    for (const r of lost) expect(r.reason).toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
+    const stored = await get(redis, key);
+    expect(Array.from({ length: 5 }, (_, i) => bytes(5000, i + 1)).some((b) => b.equals(stored))).toBe(true);
+  });
+
+  it('a second writer on a key being written gets ERR_REDIS_FILE_EXISTS, even with overwrite', async () => {
+    const key = uniqueKey('busy');
+    const first = createRedisWriteStream(redis, key);
+    first.write(Buffer.from('hello'));
+    await sleep(50);
+    await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
+    first.end(Buffer.from(' world'));
+    await once(first, 'finish');
+    expect((await get(redis, key)).toString()).toBe('hello world');
+  });
+
+  it('takes over the key of a writer whose heartbeat stopped, when overwriting', async () => {
+    const key = uniqueKey('stale');
+    const dead = createRedisWriteStream(redis, key, { heartbeatInterval: 20 });
+    dead.on('error', () => {});
+    dead.write(Buffer.from('partial'));
+    await sleep(50);
+    // Its heartbeat stops, as when its process dies.
+    await redis.hset(`rfs:{${key}}:meta`, 'hb', 0);
+    await put(redis, key, Buffer.from('fresh'), { overwrite: true });
+    expect((await get(redis, key)).toString()).toBe('fresh');
+    dead.destroy();
+  });
+
+  it('reports a key of another type as ERR_REDIS_FILE_FORMAT and leaves it untouched', async () => {
+    const key = uniqueKey('wrongtype');
+    await redis.set(`rfs:{${key}}:meta`, 'not a hash');
+    await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
+    await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
+    await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
+    await expect(remove(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
+    expect(await redis.get(`rfs:{${key}}:meta`)).toBe('not a hash');
+  });
+
+  it('reports another format version as ERR_REDIS_FILE_FORMAT and leaves it untouched', async () => {
+    const key = uniqueKey('version');
+    await put(redis, key, Buffer.from('v1 file'));
+    await redis.hset(`rfs:{${key}}:meta`, 'v', '99');
+    await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
+    await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
+    await redis.hset(`rfs:{${key}}:meta`, 'v', '1');
+    expect((await get(redis, key)).toString()).toBe('v1 file');
+  });
+
+  describe('integrity', () => {
+    const chunkSize = 100;
+    const data = bytes(1050, 9);
+
+    it('a missing chunk is ERR_REDIS_FILE_CORRUPT', async () => {
+      const key = uniqueKey('gap');
+      await put(redis, key, data, { chunkSize });
+      await redis.xdel(await chunkStream(key), '4-2');
+      await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
+    });
+
+    it('an altered chunk fails the checksum', async () => {
+      const key = uniqueKey('altered');
+      await put(redis, key, data, { chunkSize });
+      // One byte changed in chunk 3, every id and size kept.
+      await rewrite(await chunkStream(key), (id, fields) => {
+        if (id === '3-2') fields[1]![10] ^= 0xff;
+        return fields;
+      });
+      await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT', message: /checksum/ });
+    });
+
+    it('a short chunk that is not the last is ERR_REDIS_FILE_CORRUPT', async () => {
+      const key = uniqueKey('short');
+      await put(redis, key, data, { chunkSize });
+      await rewrite(await chunkStream(key), (id, fields) => (id === '2-2' ? [fields[0]!, fields[1]!.subarray(0, 50)] : fields));
+      await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
+    });
+
+    it('an end record that does not match is ERR_REDIS_FILE_CORRUPT', async () => {
+      const key = uniqueKey('badend');
+      await put(redis, key, data, { chunkSize });
+      await rewrite(await chunkStream(key), (id, fields) =>
+        id === '11-2' ? ['end', '1049', 'chunks', '11', 'crc32', '00000000'].map((f) => Buffer.from(f)) : fields,
+      );
+      await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
+    });
+
+    it('a complete file whose chunks are gone is ERR_REDIS_FILE_CORRUPT, not a short read', async () => {
+      const key = uniqueKey('evicted');
+      await put(redis, key, data, { chunkSize });
+      await redis.del(await chunkStream(key));
+      await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
+      await expect(get(redis, key, { follow: false })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
+    });
+  });
+
+  it('a reader of a file removed mid-read fails with ERR_REDIS_FILE_NOT_FOUND', async () => {
+    const key = uniqueKey('removed');
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 100 });
+    writer.on('error', () => {});
+    writer.write(bytes(300));
+    await sleep(50);
+    const reading = collect(createRedisReadStream(redis, key)).catch((e: unknown) => e);
+    await sleep(50);
+    expect(await remove(redis, key)).toBe(true);
+    expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    // The writer learns it at its next chunk.
+    writer.write(bytes(300));
+    const [err] = (await once(writer, 'error')) as [Error];
+    expect(err).toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
+  });
+
+  it('a reader of a file replaced mid-read fails instead of mixing two files', async () => {
+    const key = uniqueKey('replaced');
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 100, heartbeatInterval: 20 });
+    writer.on('error', () => {});
+    writer.write(bytes(300));
+    await sleep(50);
+    const reading = collect(createRedisReadStream(redis, key)).catch((e: unknown) => e);
+    await sleep(50);
+    await remove(redis, key);
+    await put(redis, key, bytes(1000, 2), { chunkSize: 100 });
+    expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    writer.destroy();
+  });
+});
+
+describe('keys', () => {
+  const names = ['with spaces', 'br{ac}es', '{}', '}{', 'new\nline', 'ünïcödé 日本', '100%', '%7B', 'a:b:{c}'];
+  for (const name of names) {
+    it(`stores and reads ${JSON.stringify(name)}`, async () => {
+      const key = `${uniqueKey('k')}${name}`;
+      const data = bytes(500);
+      await put(redis, key, data, { chunkSize: 100 });
+      expect((await get(redis, key)).equals(data)).toBe(true);
+      expect((await stat(redis, key)).key).toBe(key);
+      // All keys of the file share one hash tag (one cluster slot): the text between the first
+      // `{` and the first `}` after it is the same for all of them.
+      const encoded = key.replace(/%/g, '%25').replace(/\{/g, '%7B').replace(/\}/g, '%7D');
+      const fileKeys = (await redis.keys('rfs:*')).filter((k) => k.startsWith(`rfs:{${encoded}}:`));
+      expect(fileKeys.length).toBeGreaterThanOrEqual(3);
+      const tags = new Set(fileKeys.map((k) => k.slice(k.indexOf('{') + 1, k.indexOf('}', k.indexOf('{')))));
+      expect([...tags]).toEqual([encoded]);
+      expect(await remove(redis, key)).toBe(true);
+      await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    });
+  }
+});

@@ -1,0 +1,145 @@
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createRedisReadStream, createRedisWriteStream, RedisFileError } from '../src/index.js';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { bytes, collect } from './helpers/streams.js';
+
+const redis = connect();
+afterAll(closeAll);
+
+/** Resolve with the first `n` bytes a readable delivers, leaving it flowing into `parts`. */
+function firstBytes(readable: NodeJS.ReadableStream, n: number, parts: Buffer[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let got = 0;
+    readable.on('data', (d: Buffer) => {
+      parts.push(d);
+      got += d.length;
+      if (got >= n) resolve();
+    });
+    readable.on('error', reject);
+  });
+}
+
+/** Count connections currently blocked in XREAD. */
+async function blockedReaders(): Promise<number> {
+  const list = (await redis.client('LIST')) as string;
+  return list.split('\n').filter((line) => /cmd=xread\b/.test(line) && /flags=b/.test(line)).length;
+}
+
+describe('following a file that is being written', () => {
+  it('delivers chunks while the writer is still writing, then ends at the end record', async () => {
+    const key = uniqueKey('follow');
+    const data = bytes(64 * 1024, 3);
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 4096 });
+    writer.write(data.subarray(0, 8192));
+    await sleep(50);
+    const reader = createRedisReadStream(redis, key);
+    const parts: Buffer[] = [];
+    // The writer has written two chunks and is idle: the reader must get them now.
+    await firstBytes(reader, 8192, parts);
+    expect(writer.writableFinished).toBe(false);
+    writer.end(data.subarray(8192));
+    await once(writer, 'finish');
+    await once(reader, 'end');
+    expect(Buffer.concat(parts).equals(data)).toBe(true);
+  });
+
+  it('waits for a key that does not exist yet with waitForCreate', async () => {
+    const key = uniqueKey('late');
+    const data = bytes(10_000, 4);
+    const reader = createRedisReadStream(redis, key, { waitForCreate: 10_000 });
+    const result = collect(reader);
+    await sleep(100);
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 1000 });
+    writer.end(data);
+    await once(writer, 'finish');
+    expect((await result).equals(data)).toBe(true);
+  });
+
+  it('fails with ERR_REDIS_FILE_TIMEOUT when waitForCreate passes with no file', async () => {
+    const reader = createRedisReadStream(redis, uniqueKey('never'), { waitForCreate: 200 });
+    await expect(collect(reader)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT' });
+  });
+
+  it('with follow: false reads what is stored now and ends there', async () => {
+    const key = uniqueKey('nofollow');
+    const data = bytes(5000, 5);
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 1000 });
+    writer.write(data.subarray(0, 3500));
+    await sleep(50);
+    const got = await collect(createRedisReadStream(redis, key, { follow: false }));
+    expect(got.equals(data.subarray(0, 3000))).toBe(true);
+    writer.end(data.subarray(3500));
+    await once(writer, 'finish');
+  });
+
+  it('blocks on a connection of its own and frees it at once when destroyed', async () => {
+    const key = uniqueKey('blocking');
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 1000 });
+    writer.write(bytes(1000));
+    await sleep(50);
+    const before = await blockedReaders();
+    const reader = createRedisReadStream(redis, key);
+    const parts: Buffer[] = [];
+    await firstBytes(reader, 1000, parts);
+    // Meanwhile the shared connection stays usable.
+    expect(await redis.ping()).toBe('PONG');
+    for (let i = 0; i < 50 && (await blockedReaders()) === before; i++) await sleep(10);
+    expect(await blockedReaders()).toBe(before + 1);
+    reader.destroy();
+    await once(reader, 'close');
+    for (let i = 0; i < 50 && (await blockedReaders()) !== before; i++) await sleep(10);
+    expect(await blockedReaders()).toBe(before);
+    writer.destroy();
+    await once(writer, 'close');
+  });
+
+  it('learns that the writer aborted', async () => {
+    const key = uniqueKey('aborted');
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 1000 });
+    const writerError = once(writer, 'error');
+    writer.write(bytes(2500));
+    await sleep(50);
+    const reader = createRedisReadStream(redis, key);
+    const result = collect(reader);
+    await sleep(50);
+    writer.destroy(new Error('source failed'));
+    const err = await result.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RedisFileError);
+    expect(err).toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
+    expect((await writerError)[0]).toMatchObject({ message: 'source failed' });
+  });
+
+  it('times out when the writer stops making progress and stops its heartbeat', async () => {
+    const key = uniqueKey('idle');
+    // A writer whose heartbeat stops, as when its process is killed: its keys stay in state
+    // writing with no further progress.
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 1000, heartbeatInterval: 50 });
+    const writerError = once(writer, 'error');
+    writer.write(bytes(1500));
+    await sleep(50);
+    const meta = `rfs:{${key}}:meta`;
+    // Freeze the writer: take its lease away from it without marking the file aborted.
+    await redis.hset(meta, 'writer', 'someone-else');
+    const reader = createRedisReadStream(redis, key, { idleTimeout: 300 });
+    await expect(collect(reader)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT' });
+    // The writer itself learns at its next heartbeat that it no longer holds the key.
+    expect((await writerError)[0]).toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
+  });
+
+  it('does not time out while a live writer waits on a slow source', async () => {
+    const key = uniqueKey('slow');
+    const data = bytes(3000, 6);
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 1000, heartbeatInterval: 50 });
+    writer.write(data.subarray(0, 1000));
+    const reader = createRedisReadStream(redis, key, { idleTimeout: 300, waitForCreate: 1000 });
+    const result = collect(reader);
+    await sleep(1000); // more than three idle timeouts with no new bytes
+    writer.end(data.subarray(1000));
+    expect((await result).equals(data)).toBe(true);
+  });
+});
