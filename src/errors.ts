@@ -116,6 +116,15 @@ export function wrapRedisError(err: unknown, key: string, operation: string): Re
   return new RedisFileError(ErrorCodes.REDIS, `File ${quote(key)}: ${operation} failed: ${why}`, { key, cause: err });
 }
 
+/**
+ * Whether Redis refused a command for a passing reason, so that trying again later may succeed:
+ * out of memory (`maxmemory` with `noeviction`), a busy script, a cluster in transition.
+ * @internal
+ */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof Error && /^(OOM|BUSY|TRYAGAIN|LOADING|CLUSTERDOWN|MASTERDOWN)\b/.test(err.message);
+}
+
 /** Keys may hold newlines and other control characters: show them escaped. */
 function quote(key: string): string {
   return JSON.stringify(key);

@@ -209,12 +209,23 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
   };
 }
 
+/** @internal A CRC-32 as stored: 8 lowercase hex digits. */
+export function formatCrc(crc: number): string {
+  return crc.toString(16).padStart(8, '0');
+}
+
 /** @internal The gzip magic bytes, used to detect gzip input that was not declared. */
 export function looksGzipped(bytes: Buffer): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
 /** @internal Events in the `events` stream. */
-export const Event = Object.freeze({ created: 'created', removed: 'removed' } as const);
+export const Event = Object.freeze({
+  created: 'created',
+  removed: 'removed',
+  /** The writer deleted entries past a gap left by a refused write, and writes them again. */
+  repaired: 'repaired',
+  resumed: 'resumed',
+} as const);
 /** @internal How many events the `events` stream keeps (approximate trim). */
 export const EVENTS_MAXLEN = 16;

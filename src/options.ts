@@ -59,6 +59,19 @@ export interface WriteStreamOptions extends KeyOptions {
    */
   ttl?: number;
   /**
+   * Continue a file whose writer died (state `writing` with a stale heartbeat) or was aborted,
+   * from the committed size that {@link stat} reports: restart the source at that offset. With
+   * no file at the key, a new one is created. Chunk size and encoding are the stored file's.
+   * @default false
+   */
+  resume?: boolean;
+  /**
+   * Milliseconds to keep retrying while Redis refuses writes for a passing reason (out of memory
+   * with `noeviction`, a busy script) before failing with `ERR_REDIS_FILE_REDIS`.
+   * @default 30000
+   */
+  retryTimeout?: number;
+  /**
    * How many chunk writes may wait for Redis's acknowledgement at once.
    * @default 16
    */
@@ -140,6 +153,8 @@ export interface ResolvedWriteOptions {
   readonly contentType: string;
   readonly metadata: Readonly<Record<string, string>>;
   readonly overwrite: boolean;
+  readonly resume: boolean;
+  readonly retryTimeout: number;
   readonly ttl: number;
   readonly maxInFlight: number;
   readonly heartbeatInterval: number;
@@ -166,6 +181,8 @@ const WRITE_DEFAULTS = Object.freeze({
   chunkSize: 256 * 1024,
   compress: false,
   overwrite: false,
+  resume: false,
+  retryTimeout: 30_000,
   maxInFlight: 16,
   heartbeatInterval: 1000,
 });
@@ -186,14 +203,18 @@ const READ_DEFAULTS = Object.freeze({
 export function resolveWriteOptions(options: WriteStreamOptions | undefined): ResolvedWriteOptions {
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', [
-    'prefix', 'chunkSize', 'compress', 'contentEncoding', 'contentType', 'metadata', 'overwrite', 'ttl',
-    'maxInFlight', 'heartbeatInterval', 'signal', 'highWaterMark',
+    'prefix', 'chunkSize', 'compress', 'contentEncoding', 'contentType', 'metadata', 'overwrite', 'resume',
+    'retryTimeout', 'ttl', 'maxInFlight', 'heartbeatInterval', 'signal', 'highWaterMark',
   ]);
   const chunkSize = int(o, 'chunkSize', WRITE_DEFAULTS.chunkSize, 1, MAX_CHUNK_SIZE);
   const compress = bool(o, 'compress', WRITE_DEFAULTS.compress);
   const contentEncoding = token(o, 'contentEncoding');
   if (compress && contentEncoding !== undefined && contentEncoding !== 'identity') {
     throw invalidValue('contentEncoding', o.contentEncoding, 'not to be set together with `compress`, which stores gzip');
+  }
+  const resume = bool(o, 'resume', WRITE_DEFAULTS.resume);
+  if (resume && compress) {
+    throw invalidValue('resume', true, 'not to be combined with `compress`: a gzip stream cannot be continued');
   }
   return Object.freeze({
     prefix: prefix(o),
@@ -203,6 +224,8 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
     contentType: str(o, 'contentType') ?? '',
     metadata: metadata(o),
     overwrite: bool(o, 'overwrite', WRITE_DEFAULTS.overwrite),
+    resume,
+    retryTimeout: int(o, 'retryTimeout', WRITE_DEFAULTS.retryTimeout, 0, 2 ** 31 - 1),
     ttl: o.ttl === undefined ? 0 : int(o, 'ttl', 0, 1, 2 ** 31 - 1),
     maxInFlight: int(o, 'maxInFlight', WRITE_DEFAULTS.maxInFlight, 1, 1024),
     heartbeatInterval: int(o, 'heartbeatInterval', WRITE_DEFAULTS.heartbeatInterval, 10, 3_600_000),

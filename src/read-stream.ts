@@ -55,6 +55,8 @@ export class RedisReadStream extends Readable {
   #lastEventId = '0-0';
   #lastHeartbeat: string | null = null;
   #lastProgress = 0;
+  /** When a gap in the chunk numbers was first met (0: none). */
+  #gapSince = 0;
   /** The last read reached the stored tail: wait with blocking reads from now on. */
   #atTail = false;
   /** Whether to wait for the writer: only while the file is not complete. */
@@ -148,14 +150,12 @@ export class RedisReadStream extends Readable {
 
   #start(meta: MetaRecord): void {
     if (meta.state === 'aborted') throw aborted(this.key, 'the writer aborted this file before it was complete');
-    const { start, decompress } = this.#opts;
-    if (meta.state === 'complete' && start > meta.size) {
-      throw outOfRange(this.key, `\`start\` is ${start} but the file holds ${meta.size} bytes`);
-    }
+    const { decompress } = this.#opts;
+    if (meta.state === 'complete') this.#checkRange(meta.size);
     this.#meta = meta;
     this.#follow = this.#opts.follow && meta.state === 'writing';
     this.#chunksKey = this.#keys.chunks(meta.gen);
-    this.#next = Math.floor(start / meta.chunkSize);
+    this.#next = Math.floor(this.#opts.start / meta.chunkSize);
     this.#pos = this.#next * meta.chunkSize;
     this.#crc = this.#next === 0 ? 0 : undefined;
     this.#lastHeartbeat = String(meta.heartbeat);
@@ -183,6 +183,11 @@ export class RedisReadStream extends Readable {
         const entries = await this.#fetch();
         for (const entry of entries) {
           if (this.#done) break;
+          if (entry.n > this.#next) {
+            await this.#waitOutGap(entry.n);
+            break;
+          }
+          this.#gapSince = 0;
           this.#consume(entry);
         }
         if (this.#gunzip?.writableNeedDrain && !this.#done) await drainOrClose(this.#gunzip);
@@ -279,19 +284,62 @@ export class RedisReadStream extends Readable {
   }
 
   /**
+   * Record `found` came where record `#next` was expected. While the file is being written this
+   * can be passing: after Redis refused a chunk (out of memory), later chunks may be stored before
+   * the writer deletes them and writes again from the refused one, announcing it with a `repaired`
+   * event. So wait for an event (or the liveness interval) and read again; a gap that outlasts
+   * `idleTimeout`, or in a file no longer being written, is corruption.
+   */
+  async #waitOutGap(found: number): Promise<void> {
+    const gap = corrupt(this.key, `expected chunk ${this.#next}, found record ${found}: chunk ${this.#next} is missing`);
+    this.#gapSince ||= Date.now();
+    const waited = Date.now() - this.#gapSince;
+    let state: string | null;
+    try {
+      state = await this.#client.hget(this.#keys.meta, Meta.state);
+    } catch (err) {
+      throw wrapRedisError(err, this.key, 'checking the file');
+    }
+    if (state !== 'writing' || waited >= this.#opts.idleTimeout) throw gap;
+    this.#atTail = false;
+    this.#prefetched = undefined;
+    const block = Math.max(1, Math.min(LIVENESS_INTERVAL_MS, this.#opts.idleTimeout - waited));
+    let reply: [Buffer, RawEntry[]][] | null;
+    try {
+      reply = (await this.#blockingConnection().xreadBuffer('BLOCK', block, 'STREAMS', this.#keys.events, this.#lastEventId)) as
+        | [Buffer, RawEntry[]][]
+        | null;
+    } catch (err) {
+      if (this.#done) return;
+      throw wrapRedisError(err, this.key, `waiting for chunk ${this.#next}`);
+    }
+    for (const [, items] of reply ?? []) this.#onEvents(items);
+  }
+
+  /**
    * Nothing new arrived: make sure the file is still there, that a complete file's entries are not
    * missing, and (when following) that the writer is still alive. Returns true when entries are
    * waiting to be read after all.
    */
   async #checkFile(following: boolean): Promise<boolean> {
-    let gen: string | null, state: string | null, heartbeat: string | null;
+    let gen: string | null, state: string | null, heartbeat: string | null, streamExists: number;
     try {
-      [gen, state, heartbeat] = await this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.heartbeat);
+      const replies = await this.#client
+        .multi()
+        .hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.heartbeat)
+        .exists(this.#chunksKey)
+        .exec();
+      if (!replies) throw new Error('transaction discarded');
+      for (const [err] of replies) if (err) throw err;
+      [gen, state, heartbeat] = replies[0]![1] as (string | null)[];
+      streamExists = replies[1]![1] as number;
     } catch (err) {
       throw wrapRedisError(err, this.key, 'checking the file');
     }
     if (this.#done) return false;
     if (gen !== this.#meta.gen) throw notFound(this.key, 'the file was removed, replaced or expired while being read');
+    // The metadata is there but the chunks are not: evicted under memory pressure, or lost.
+    if (streamExists === 0) throw corrupt(this.key, 'its chunk stream is gone (evicted or deleted) while its metadata remains');
     if (state === 'aborted') throw aborted(this.key, 'the writer aborted this file before it was complete');
     if (state === 'complete') {
       // The end record is stored in the same step as the state: it must be readable now.
@@ -340,9 +388,7 @@ export class RedisReadStream extends Readable {
         if (this.#crc !== undefined && entry.crc32 !== undefined && entry.crc32 !== this.#crc.toString(16).padStart(8, '0')) {
           throw corrupt(this.key, `checksum mismatch: the end record says crc32 ${entry.crc32}, the chunks give ${this.#crc.toString(16).padStart(8, '0')}`);
         }
-        if (this.#opts.start > entry.size) {
-          throw outOfRange(this.key, `\`start\` is ${this.#opts.start} but the file holds ${entry.size} bytes`);
-        }
+        this.#checkRange(entry.size);
         this.#finish();
         return;
       }
@@ -350,6 +396,15 @@ export class RedisReadStream extends Readable {
         throw aborted(this.key, `the writer aborted this file before it was complete (${entry.reason})`);
       default:
         throw corrupt(this.key, `unexpected entry in the chunk stream at record ${this.#next}`);
+    }
+  }
+
+  /** A range reaching past the end of the file is an error, never a silently short read. */
+  #checkRange(size: number): void {
+    const { start, end } = this.#opts;
+    if (start > size) throw outOfRange(this.key, `\`start\` is ${start} but the file holds ${size} bytes`);
+    if (end !== Infinity && end >= size) {
+      throw outOfRange(this.key, `\`end\` is ${end} but the file holds ${size} bytes (the last offset is ${size - 1})`);
     }
   }
 

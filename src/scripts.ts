@@ -20,8 +20,12 @@ export interface Script {
   readonly sha: string;
 }
 
-function script(name: string, source: string): Script {
-  return { name, source, sha: createHash('sha1').update(source).digest('hex') };
+function script(name: string, source: string, flags?: 'allow-oom'): Script {
+  // The shebang makes Redis refuse a script that may write as a whole while it is out of memory,
+  // instead of failing half-way through it. Scripts that only record state or free memory may run
+  // then, so that heartbeats, aborts and repairs still work when chunk writes are refused.
+  const full = `#!lua${flags ? ` flags=${flags}` : ''}\n${source}`;
+  return { name, source: full, sha: createHash('sha1').update(full).digest('hex') };
 }
 
 // Shared Lua prelude: server time in ms, and a type check that turns a foreign key into a clear
@@ -30,6 +34,20 @@ const PRELUDE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function kind(k) local r = redis.call('TYPE', k); if type(r) == 'table' then return r.ok end; return r end
+-- Delete every entry from record n on, and move the stream's last id back before it, so that
+-- record n can be written again.
+local function truncate(stream, n)
+  while true do
+    local rest = redis.call('XRANGE', stream, n .. '-2', '+', 'COUNT', 500)
+    if #rest == 0 then break end
+    local ids = {}
+    for i, e in ipairs(rest) do ids[i] = e[1] end
+    redis.call('XDEL', stream, unpack(ids))
+  end
+  local last = '0-1'
+  if n > 0 then last = (n - 1) .. '-2' end
+  if redis.call('EXISTS', stream) == 1 then redis.call('XSETID', stream, last) end
+end
 `;
 
 /**
@@ -45,7 +63,9 @@ local meta, events, chunks, old = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if kind(meta) ~= 'none' and kind(meta) ~= 'hash' then return {'format', 'the metadata key holds a ' .. kind(meta)} end
 if kind(events) ~= 'none' and kind(events) ~= 'stream' then return {'format', 'the events key holds a ' .. kind(events)} end
 if redis.call('EXISTS', meta) == 1 then
-  local cur = redis.call('HMGET', meta, 'v', 'gen', 'state', 'hb', 'hbi')
+  local cur = redis.call('HMGET', meta, 'v', 'gen', 'state', 'hb', 'hbi', 'writer')
+  -- A retry of this very script (re-sent after a dropped connection) finds its own work done.
+  if cur[2] == ARGV[2] and cur[6] == ARGV[3] and cur[3] == 'writing' then return {'ok', tostring(now)} end
   if cur[1] ~= ARGV[1] then return {'format', 'stored in format version ' .. tostring(cur[1])} end
   if cur[2] ~= ARGV[5] then return {'retry'} end
   if cur[3] == 'writing' and now - tonumber(cur[4] or 0) <= 3 * tonumber(cur[5] or 0) then return {'busy'} end
@@ -71,17 +91,19 @@ return {'ok', tostring(now)}
 );
 
 /**
- * Heartbeat and progress of a live writer; fails when the writer no longer holds the key.
- * KEYS: meta. ARGV: writer, size, chunks. Returns 1, or 0 when the lease is lost.
+ * Heartbeat and progress of a live writer; fails when the writer no longer holds the key. The
+ * progress is the acknowledged prefix of whole chunks with its CRC-32: where a resume continues.
+ * KEYS: meta. ARGV: writer, size, chunks, crc32. Returns 1, or 0 when the lease is lost.
  */
 export const TOUCH = script(
   'touch',
   `${PRELUDE}
 local cur = redis.call('HMGET', KEYS[1], 'writer', 'state')
 if cur[1] ~= ARGV[1] or cur[2] ~= 'writing' then return 0 end
-redis.call('HSET', KEYS[1], 'size', ARGV[2], 'chunks', ARGV[3], 'hb', now, 'updated', now)
+redis.call('HSET', KEYS[1], 'size', ARGV[2], 'chunks', ARGV[3], 'crc32', ARGV[4], 'hb', now, 'updated', now)
 return 1
 `,
+  'allow-oom',
 );
 
 /**
@@ -94,6 +116,8 @@ export const COMMIT = script(
   `${PRELUDE}
 local meta, chunks, events = KEYS[1], KEYS[2], KEYS[3]
 local cur = redis.call('HMGET', meta, 'writer', 'state')
+-- A retry of this very script (re-sent after a dropped connection) finds its own work done.
+if cur[1] == ARGV[1] and cur[2] == 'complete' then return {'ok'} end
 if cur[1] ~= ARGV[1] or cur[2] ~= 'writing' then return {'lost'} end
 local n = tonumber(ARGV[2])
 local expected = '0-1'
@@ -102,12 +126,14 @@ local last = redis.call('XREVRANGE', chunks, '+', '-', 'COUNT', 1)
 if #last == 0 or last[1][1] ~= expected then
   local got = 'nothing'
   if #last > 0 then got = last[1][1] end
-  return {'corrupt', got}
+  return {'corrupt', 'expected chunk ' .. (n - 1) .. ' last, found entry ' .. got}
 end
+-- The header and one entry per chunk: anything less is a gap.
+local len = redis.call('XLEN', chunks)
+if len ~= n + 1 then return {'corrupt', 'expected ' .. n .. ' chunks, the stream holds ' .. (len - 1)} end
 redis.call('XADD', chunks, n .. '-2', 'end', ARGV[3], 'chunks', ARGV[2], 'crc32', ARGV[4])
 redis.call('HSET', meta, 'state', 'complete', 'size', ARGV[3], 'chunks', ARGV[2], 'crc32', ARGV[4],
   'updated', now, 'hb', now)
-redis.call('HDEL', meta, 'writer')
 local ttl = tonumber(ARGV[5])
 if ttl > 0 then
   redis.call('EXPIRE', meta, ttl); redis.call('EXPIRE', chunks, ttl); redis.call('EXPIRE', events, ttl)
@@ -135,9 +161,9 @@ if redis.call('EXISTS', chunks) == 1 then
   redis.call('XADD', chunks, n .. '-2', 'abort', ARGV[2])
 end
 redis.call('HSET', meta, 'state', 'aborted', 'updated', now)
-redis.call('HDEL', meta, 'writer')
 return 1
 `,
+  'allow-oom',
 );
 
 /**
@@ -160,6 +186,55 @@ if kind(events) == 'stream' then
   redis.call('PEXPIRE', events, 60000)
 end
 return 1
+`,
+  'allow-oom',
+);
+
+/**
+ * Repair after refused chunk writes: delete every entry from record n on (chunks stored after a
+ * refused one), so that the writer can send them again in order. Wakes readers stopped at the gap.
+ * KEYS: meta, chunks, events. ARGV: writer, n. Returns 1, or 0 when the lease is lost.
+ */
+export const REPAIR = script(
+  'repair',
+  `${PRELUDE}
+local meta, chunks, events = KEYS[1], KEYS[2], KEYS[3]
+local cur = redis.call('HMGET', meta, 'writer', 'state', 'gen')
+if cur[1] ~= ARGV[1] or cur[2] ~= 'writing' then return 0 end
+truncate(chunks, tonumber(ARGV[2]))
+redis.call('XADD', events, 'MAXLEN', '~', 16, '*', 'repaired', cur[3])
+return 1
+`,
+  'allow-oom',
+);
+
+/**
+ * Resume: take over a file whose writer is gone (state writing with a stale lease, or aborted),
+ * cut it back to the committed prefix recorded by the last heartbeat, and hand back what the new
+ * writer needs to continue.
+ * KEYS: meta, chunks, events. ARGV: version, gen, writer, hbi(ms).
+ * Returns {'ok', gen, chunkSize, chunks, size, crc32, encoding} | {'missing'} | {'busy'} |
+ * {'complete'} | {'retry'} | {'format', detail}
+ */
+export const RESUME = script(
+  'resume',
+  `${PRELUDE}
+local meta, chunks, events = KEYS[1], KEYS[2], KEYS[3]
+if kind(meta) == 'none' then return {'missing'} end
+if kind(meta) ~= 'hash' then return {'format', 'the metadata key holds a ' .. kind(meta)} end
+local cur = redis.call('HMGET', meta, 'v', 'gen', 'state', 'hb', 'hbi', 'writer', 'chunkSize', 'chunks', 'size', 'crc32', 'encoding')
+if cur[1] ~= ARGV[1] then return {'format', 'stored in format version ' .. tostring(cur[1])} end
+if cur[2] ~= ARGV[2] then return {'retry'} end
+local mine = cur[6] == ARGV[3] and cur[3] == 'writing'
+if not mine then
+  if cur[3] == 'complete' then return {'complete'} end
+  if cur[3] == 'writing' and now - tonumber(cur[4] or 0) <= 3 * tonumber(cur[5] or 0) then return {'busy'} end
+  if redis.call('EXISTS', chunks) == 0 then return {'format', 'its chunk stream is gone'} end
+  truncate(chunks, tonumber(cur[8]))
+  redis.call('HSET', meta, 'state', 'writing', 'writer', ARGV[3], 'hb', now, 'hbi', ARGV[4], 'updated', now)
+  redis.call('XADD', events, 'MAXLEN', '~', 16, '*', 'resumed', cur[2])
+end
+return {'ok', cur[2], cur[7], cur[8], cur[9], cur[10] or '', cur[11]}
 `,
 );
 

@@ -6,16 +6,26 @@
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { addAbortSignal, Writable } from 'node:stream';
-import { crc32 } from 'node:zlib';
-import { createGzip, type Gzip } from 'node:zlib';
+import { crc32, createGzip, type Gzip } from 'node:zlib';
 import type { RedisClient } from './client.js';
-import { aborted, badFormat, corrupt, exists, wrapRedisError } from './errors.js';
-import { Field, FORMAT_VERSION, type FileKeys, fileKeys, looksGzipped, recordId } from './format.js';
+import { aborted, badFormat, corrupt, exists, isRetryable, wrapRedisError } from './errors.js';
+import { Field, FORMAT_VERSION, type FileKeys, fileKeys, formatCrc, looksGzipped, recordId } from './format.js';
 import { checkClientAndKey, resolveWriteOptions, type ResolvedWriteOptions, type WriteStreamOptions } from './options.js';
-import { ABORT, COMMIT, CREATE, runScript, TOUCH } from './scripts.js';
+import { ABORT, COMMIT, CREATE, REPAIR, RESUME, runScript, TOUCH } from './scripts.js';
 
 /** How long `destroy()` waits for the abort record to be stored before it lets go. */
 const ABORT_WAIT_MS = 5000;
+/** First and longest pause between retries while Redis refuses writes (out of memory, busy). */
+const RETRY_MIN_MS = 50;
+const RETRY_MAX_MS = 1000;
+
+/** A chunk cut from the input and not yet acknowledged by Redis. */
+interface PendingChunk {
+  readonly data: Buffer;
+  /** CRC-32 of the file up to and including this chunk. */
+  readonly crc: number;
+  acked: boolean;
+}
 
 /**
  * A Writable that stores what is written as a file in Redis. Create it with
@@ -29,27 +39,37 @@ export class RedisWriteStream extends Writable {
   readonly #client: RedisClient;
   readonly #opts: ResolvedWriteOptions;
   readonly #keys: FileKeys;
-  readonly #gen = randomBytes(8).toString('hex');
   readonly #writer = randomBytes(8).toString('hex');
-  readonly #chunksKey: string;
+  #gen = randomBytes(8).toString('hex');
+  #chunksKey: string;
+  #chunkSize: number;
 
   /** The chunk being filled. */
   #buf: Buffer;
   #bufLen = 0;
-  /** Number of the next chunk to send. */
+  /** Number of the next chunk to cut, and of the next one to send. */
   #next = 0;
+  #nextToSend = 0;
   /** Bytes cut into chunks so far, and their running CRC-32. */
   #bytes = 0;
   #crc = 0;
-  /** Chunks acknowledged by Redis, in order: the committed prefix. */
+  /** Chunks cut and not yet acknowledged, by number: the in-flight window. */
+  readonly #pending = new Map<number, PendingChunk>();
+  #inFlight = 0;
+  /** The acknowledged prefix, and the part of it made of whole chunks (what a resume continues). */
   #committedChunks = 0;
   #committedBytes = 0;
-  readonly #acked = new Map<number, number>();
-  #inFlight = 0;
-  /** A write callback held back while the in-flight window is full. */
+  #wholeChunks = 0;
+  #wholeBytes = 0;
+  #wholeCrc = 0;
+  /** A write callback held back while the window is full. */
   #blocked: (() => void) | undefined;
-  /** Resolves when nothing is in flight any more. */
+  /** Called when the window empties or the stream fails. */
   #drained: (() => void) | undefined;
+  /** Redis refused writes (out of memory, busy): sending waits, then resumes from the gap. */
+  #recovering = false;
+  #troubleSince = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
   #encoding: string | undefined;
   #created = false;
   /** Bytes held before the file is created, while the encoding is still being detected. */
@@ -68,14 +88,15 @@ export class RedisWriteStream extends Writable {
     this.#opts = opts;
     this.#keys = fileKeys(opts.prefix, key);
     this.#chunksKey = this.#keys.chunks(this.#gen);
+    this.#chunkSize = opts.chunkSize;
     this.#encoding = opts.contentEncoding;
-    this.#buf = Buffer.allocUnsafe(opts.chunkSize);
+    this.#buf = Buffer.allocUnsafe(this.#chunkSize);
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
     // the fields above.
     if (opts.signal) addAbortSignal(opts.signal, this);
   }
 
-  /** Bytes acknowledged by Redis so far. */
+  /** Bytes acknowledged by Redis so far (with `resume`, counting what was stored before). */
   get committedBytes(): number {
     return this.#committedBytes;
   }
@@ -104,8 +125,8 @@ export class RedisWriteStream extends Writable {
       this.#gzip.on('error', (err) => this.destroy(err));
     }
     // With an unknown encoding, creation waits for the first bytes: a reader must never see the
-    // file before its encoding is settled.
-    if (this.#encoding === undefined) {
+    // file before its encoding is settled. A resumed file already has one.
+    if (this.#encoding === undefined && !this.#opts.resume) {
       callback();
       return;
     }
@@ -128,8 +149,11 @@ export class RedisWriteStream extends Writable {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#stopHeartbeat();
+    clearTimeout(this.#retryTimer);
     this.#gzip?.destroy();
     this.#blocked = undefined;
+    this.#failure ??= error ?? aborted(this.key, 'the writer was destroyed');
+    this.#wake();
     if (!this.#created || this.#committed) {
       callback(error);
       return;
@@ -150,6 +174,7 @@ export class RedisWriteStream extends Writable {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Input
 
   #input(data: Buffer, callback: (error?: Error | null) => void): void {
     if (this.#failure) {
@@ -169,11 +194,11 @@ export class RedisWriteStream extends Writable {
         callback();
         return;
       }
-      this.#createFromPreamble().then(() => this.#afterAbsorb(callback), callback);
+      this.#createFromPreamble().then(() => this.#whenRoom(callback), callback);
       return;
     }
-    if (this.#absorb(data)) callback();
-    else this.#blocked = () => callback(this.#failure);
+    this.#absorb(data);
+    this.#whenRoom(callback);
   }
 
   async #createFromPreamble(): Promise<void> {
@@ -184,18 +209,19 @@ export class RedisWriteStream extends Writable {
     this.#absorb(held);
   }
 
-  #afterAbsorb(callback: (error?: Error | null) => void): void {
+  #hasRoom(): boolean {
+    return this.#pending.size < this.#opts.maxInFlight;
+  }
+
+  #whenRoom(callback: (error?: Error | null) => void): void {
     if (this.#failure) callback(this.#failure);
-    else if (this.#inFlight < this.#opts.maxInFlight) callback();
+    else if (this.#hasRoom()) callback();
     else this.#blocked = () => callback(this.#failure);
   }
 
-  /**
-   * Copy bytes into chunks and send every full one. Returns false when the in-flight window is
-   * full: the caller then waits for `#blocked` to be called.
-   */
+  /** Copy bytes into chunks and queue every full one. Returns whether the window has room. */
   #absorb(data: Buffer): boolean {
-    const size = this.#opts.chunkSize;
+    const size = this.#chunkSize;
     let offset = 0;
     while (offset < data.length) {
       const n = Math.min(size - this.#bufLen, data.length - offset);
@@ -203,66 +229,148 @@ export class RedisWriteStream extends Writable {
       this.#bufLen += n;
       offset += n;
       if (this.#bufLen === size) {
-        this.#send(this.#buf);
+        this.#queue(this.#buf);
         this.#buf = Buffer.allocUnsafe(size);
         this.#bufLen = 0;
       }
     }
-    return this.#inFlight < this.#opts.maxInFlight;
+    return this.#hasRoom();
   }
 
-  #send(chunk: Buffer): void {
-    const n = this.#next++;
-    this.#bytes += chunk.length;
-    this.#crc = crc32(chunk, this.#crc);
+  // ---------------------------------------------------------------------------------------------
+  // Chunk writes
+
+  #queue(data: Buffer): void {
+    this.#bytes += data.length;
+    this.#crc = crc32(data, this.#crc);
+    this.#pending.set(this.#next++, { data, crc: this.#crc, acked: false });
+    this.#sendQueued();
+  }
+
+  #sendQueued(): void {
+    while (!this.#recovering && !this.#failure && this.#nextToSend < this.#next) {
+      const n = this.#nextToSend++;
+      const chunk = this.#pending.get(n);
+      if (chunk && !chunk.acked) this.#send(n, chunk.data);
+    }
+  }
+
+  #send(n: number, data: Buffer): void {
     this.#inFlight++;
-    this.#client
-      .xaddBuffer(this.#chunksKey, 'NOMKSTREAM', recordId(n), Field.data, chunk)
-      .then(
-        (id) => {
-          if (id === null) throw aborted(this.key, 'the file was removed while it was being written');
-        },
-        (err: unknown) => this.#recoverWrite(err, n, chunk),
-      )
-      .then(
-        () => this.#ack(n, chunk.length),
-        (err: unknown) => this.#fail(wrapRedisError(err, this.key, `storing chunk ${n}`)),
-      );
+    this.#client.xaddBuffer(this.#chunksKey, 'NOMKSTREAM', recordId(n), Field.data, data).then(
+      (id) => {
+        this.#inFlight--;
+        if (id === null) this.#fail(aborted(this.key, 'the file was removed while it was being written'));
+        else this.#ack(n);
+      },
+      (err: unknown) => {
+        this.#inFlight--;
+        this.#onWriteError(n, data, err);
+      },
+    );
   }
 
-  /**
-   * ioredis re-sends commands that were unanswered when a connection dropped. If the first try did
-   * reach Redis, the retry is refused because its id is not above the top id: then the chunk is
-   * already stored, and is checked byte for byte instead of being stored twice.
-   */
-  async #recoverWrite(err: unknown, n: number, chunk: Buffer): Promise<void> {
-    if (!(err instanceof Error) || !/equal or smaller than the target stream top item/.test(err.message)) throw err;
+  #onWriteError(n: number, data: Buffer, err: unknown): void {
+    if (this.#failure) return;
+    if (err instanceof Error && /equal or smaller than the target stream top item/.test(err.message)) {
+      // ioredis re-sends commands left unanswered by a dropped connection. If the first try did
+      // reach Redis, the retry is refused, because its id is not above the top: the chunk is then
+      // already stored. It is compared byte for byte instead of being stored twice.
+      this.#verifyStored(n, data).then(
+        (same) => {
+          if (same) this.#ack(n);
+          else if (this.#recovering) this.#wake();
+          else this.#fail(corrupt(this.key, `chunk ${n} was refused by Redis and what is stored under its id differs`));
+        },
+        (e: unknown) => this.#fail(wrapRedisError(e, this.key, `checking chunk ${n}`)),
+      );
+      return;
+    }
+    if (isRetryable(err)) {
+      this.#recover(err);
+      return;
+    }
+    this.#fail(wrapRedisError(err, this.key, `storing chunk ${n}`));
+  }
+
+  async #verifyStored(n: number, data: Buffer): Promise<boolean> {
     const id = recordId(n);
     const found = await this.#client.xrangeBuffer(this.#chunksKey, id, id);
     const stored = found[0]?.[1];
-    if (stored?.length === 2 && stored[0]!.toString() === Field.data && stored[1]!.equals(chunk)) return;
-    throw corrupt(this.key, `chunk ${n} was refused by Redis and what is stored under its id differs`);
+    return stored?.length === 2 && stored[0]!.toString() === Field.data && stored[1]!.equals(data);
   }
 
-  #ack(n: number, size: number): void {
-    this.#inFlight--;
-    this.#acked.set(n, size);
-    while (this.#acked.has(this.#committedChunks)) {
-      this.#committedBytes += this.#acked.get(this.#committedChunks)!;
-      this.#acked.delete(this.#committedChunks);
+  #ack(n: number): void {
+    const chunk = this.#pending.get(n);
+    if (!chunk || this.#failure) return;
+    chunk.acked = true;
+    this.#troubleSince = 0;
+    for (let next = this.#pending.get(this.#committedChunks); next?.acked; next = this.#pending.get(this.#committedChunks)) {
+      this.#pending.delete(this.#committedChunks);
       this.#committedChunks++;
+      this.#committedBytes += next.data.length;
+      // A short chunk can only be the last one: a resume never continues after it.
+      if (next.data.length === this.#chunkSize) {
+        this.#wholeChunks = this.#committedChunks;
+        this.#wholeBytes = this.#committedBytes;
+        this.#wholeCrc = next.crc;
+      }
     }
-    if (this.#inFlight < this.#opts.maxInFlight) this.#release();
+    this.#wake();
   }
 
-  #release(): void {
-    if (this.#inFlight < this.#opts.maxInFlight && this.#blocked) {
+  /**
+   * Redis refused a chunk for a passing reason (out of memory, busy). Later chunks already in
+   * flight may have been stored after the refused one, leaving a gap that no reader may pass.
+   * So: stop sending, let the window settle, delete whatever lies beyond the acknowledged prefix,
+   * and send again from there, retrying with backoff for at most `retryTimeout` ms.
+   */
+  #recover(cause: unknown): void {
+    if (this.#recovering) return;
+    this.#recovering = true;
+    this.#troubleSince ||= Date.now();
+    const attempt = (delay: number): void => {
+      this.#retryTimer = setTimeout(() => {
+        if (this.#failure) return;
+        if (this.#inFlight > 0) {
+          attempt(delay);
+          return;
+        }
+        if (Date.now() - this.#troubleSince > this.#opts.retryTimeout) {
+          this.#fail(wrapRedisError(cause, this.key, `storing chunk ${this.#committedChunks} (gave up after ${this.#opts.retryTimeout} ms)`));
+          return;
+        }
+        runScript(this.#client, REPAIR, [this.#keys.meta, this.#chunksKey, this.#keys.events], [this.#writer, this.#committedChunks]).then(
+          (held) => {
+            if (this.#failure) return;
+            if (held === 0) {
+              this.#fail(aborted(this.key, 'the file was removed or taken over by another writer while being written'));
+              return;
+            }
+            for (const [n, chunk] of this.#pending) if (n >= this.#committedChunks) chunk.acked = false;
+            this.#nextToSend = this.#committedChunks;
+            this.#recovering = false;
+            this.#sendQueued();
+          },
+          (err: unknown) => {
+            if (isRetryable(err)) attempt(Math.min(delay * 2, RETRY_MAX_MS));
+            else this.#fail(wrapRedisError(err, this.key, 'repairing the chunk stream'));
+          },
+        );
+      }, delay);
+    };
+    attempt(RETRY_MIN_MS);
+  }
+
+  /** Let a held write callback or the final flush go on, when there is room or a failure. */
+  #wake(): void {
+    if (this.#blocked && (this.#hasRoom() || this.#failure)) {
       const blocked = this.#blocked;
       this.#blocked = undefined;
       blocked();
     }
-    if (this.#gzip?.isPaused() && this.#inFlight < this.#opts.maxInFlight) this.#gzip.resume();
-    if ((this.#inFlight === 0 || this.#failure) && this.#drained) {
+    if (this.#gzip?.isPaused() && this.#hasRoom()) this.#gzip.resume();
+    if (this.#drained && (this.#pending.size === 0 || this.#failure)) {
       const drained = this.#drained;
       this.#drained = undefined;
       drained();
@@ -270,21 +378,42 @@ export class RedisWriteStream extends Writable {
   }
 
   #fail(err: Error): void {
-    this.#inFlight--;
     if (this.#failure) return;
     this.#failure = err;
-    this.#release();
+    this.#wake();
     this.destroy(err);
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Lifecycle scripts
+
+  /** Run a script, retrying with backoff while Redis refuses it for a passing reason. */
+  async #script(name: string, run: () => Promise<unknown>): Promise<unknown> {
+    const start = Date.now();
+    for (let delay = RETRY_MIN_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
+      try {
+        return await run();
+      } catch (err) {
+        if (!isRetryable(err) || Date.now() - start + delay > this.#opts.retryTimeout || this.destroyed) {
+          throw wrapRedisError(err, this.key, name);
+        }
+      }
+      await new Promise<void>((resolve) => {
+        this.#retryTimer = setTimeout(resolve, delay);
+      });
+    }
+  }
+
   async #create(): Promise<void> {
+    if (this.#opts.resume) {
+      const resumed = await this.#resume();
+      if (resumed) return;
+    }
     const o = this.#opts;
     for (let attempt = 0; attempt < 10; attempt++) {
-      let oldGen: string | null;
-      let reply: unknown;
-      try {
-        oldGen = await this.#client.hget(this.#keys.meta, 'gen');
-        reply = await runScript(
+      const reply = await this.#script('creating the file', async () => {
+        const oldGen = await this.#client.hget(this.#keys.meta, 'gen');
+        return runScript(
           this.#client,
           CREATE,
           [this.#keys.meta, this.#keys.events, this.#chunksKey, oldGen ? this.#keys.chunks(oldGen) : this.#chunksKey],
@@ -294,7 +423,7 @@ export class RedisWriteStream extends Writable {
             this.#writer,
             o.overwrite ? '1' : '0',
             oldGen ?? '',
-            o.chunkSize,
+            this.#chunkSize,
             this.#encoding ?? 'identity',
             o.contentType,
             JSON.stringify(o.metadata),
@@ -302,13 +431,10 @@ export class RedisWriteStream extends Writable {
             o.heartbeatInterval,
           ],
         );
-      } catch (err) {
-        throw wrapRedisError(err, this.key, 'creating the file');
-      }
+      });
       const [status, detail] = reply as [string, string | undefined];
       if (status === 'ok') {
-        this.#created = true;
-        this.#startHeartbeat();
+        this.#started();
         return;
       }
       if (status === 'exists') throw exists(this.key, `a ${detail} file is stored at this key and \`overwrite\` is off`);
@@ -317,6 +443,50 @@ export class RedisWriteStream extends Writable {
       // 'retry': the file changed between reading its generation and the script; read again.
     }
     throw exists(this.key, 'the key keeps changing under concurrent writers');
+  }
+
+  /**
+   * Take over a file whose writer is gone, continuing from the committed size that `stat`
+   * reports. Returns false when there is no file, so that a new one is created.
+   */
+  async #resume(): Promise<boolean> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const reply = await this.#script('resuming the file', async () => {
+        const gen = (await this.#client.hget(this.#keys.meta, 'gen')) ?? '';
+        return runScript(
+          this.#client,
+          RESUME,
+          [this.#keys.meta, this.#keys.chunks(gen), this.#keys.events],
+          [FORMAT_VERSION, gen, this.#writer, this.#opts.heartbeatInterval],
+        );
+      });
+      const [status, ...rest] = reply as string[];
+      if (status === 'missing') return false;
+      if (status === 'ok') {
+        const [gen, chunkSize, chunks, size, crc, encoding] = rest as [string, string, string, string, string, string];
+        this.#gen = gen;
+        this.#chunksKey = this.#keys.chunks(gen);
+        this.#chunkSize = Number(chunkSize);
+        this.#buf = Buffer.allocUnsafe(this.#chunkSize);
+        this.#encoding = encoding;
+        this.#next = this.#nextToSend = this.#committedChunks = this.#wholeChunks = Number(chunks);
+        this.#bytes = this.#committedBytes = this.#wholeBytes = Number(size);
+        this.#crc = this.#wholeCrc = crc ? parseInt(crc, 16) : 0;
+        this.#started();
+        return true;
+      }
+      if (status === 'busy') throw exists(this.key, 'another writer is writing this file');
+      if (status === 'complete') throw exists(this.key, 'the file is already complete: there is nothing to resume');
+      if (status === 'format') throw badFormat(this.key, `cannot resume this key: ${rest[0]}`);
+    }
+    throw exists(this.key, 'the key keeps changing under concurrent writers');
+  }
+
+  #started(): void {
+    this.#created = true;
+    this.#heartbeat = setInterval(() => this.#touch(), this.#opts.heartbeatInterval);
+    // The heartbeat must not be what keeps a process alive.
+    this.#heartbeat.unref();
   }
 
   async #finish(): Promise<void> {
@@ -331,35 +501,24 @@ export class RedisWriteStream extends Writable {
     if (this.#failure) throw this.#failure;
     if (!this.#created) await this.#createFromPreamble();
     if (this.#bufLen > 0) {
-      this.#send(this.#buf.subarray(0, this.#bufLen));
+      this.#queue(this.#buf.subarray(0, this.#bufLen));
       this.#bufLen = 0;
     }
-    if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    if (this.#pending.size > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     if (this.#failure) throw this.#failure;
     this.#stopHeartbeat();
-    let reply: unknown;
-    try {
-      reply = await runScript(
+    const reply = await this.#script('committing the end record', () =>
+      runScript(
         this.#client,
         COMMIT,
         [this.#keys.meta, this.#chunksKey, this.#keys.events],
-        [this.#writer, this.#next, this.#bytes, this.#crc.toString(16).padStart(8, '0'), this.#opts.ttl],
-      );
-    } catch (err) {
-      throw wrapRedisError(err, this.key, 'committing the end record');
-    }
+        [this.#writer, this.#next, this.#bytes, formatCrc(this.#crc), this.#opts.ttl],
+      ),
+    );
     const [status, detail] = reply as [string, string | undefined];
     if (status === 'lost') throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
-    if (status === 'corrupt') {
-      throw corrupt(this.key, `expected chunk ${this.#next - 1} last before the end record, found entry ${detail}`);
-    }
+    if (status === 'corrupt') throw corrupt(this.key, `cannot commit: ${detail}`);
     this.#committed = true;
-  }
-
-  #startHeartbeat(): void {
-    this.#heartbeat = setInterval(() => this.#touch(), this.#opts.heartbeatInterval);
-    // The heartbeat must not be what keeps a process alive.
-    this.#heartbeat.unref();
   }
 
   #stopHeartbeat(): void {
@@ -370,10 +529,10 @@ export class RedisWriteStream extends Writable {
   #touch(): void {
     if (this.#touching || this.#committed) return;
     this.#touching = true;
-    runScript(this.#client, TOUCH, [this.#keys.meta], [this.#writer, this.#committedBytes, this.#committedChunks])
+    runScript(this.#client, TOUCH, [this.#keys.meta], [this.#writer, this.#wholeBytes, this.#wholeChunks, formatCrc(this.#wholeCrc)])
       .then((held) => {
         if (held === 0 && this.#heartbeat) {
-          this.destroy(aborted(this.key, 'the file was removed or taken over by another writer while being written'));
+          this.#fail(aborted(this.key, 'the file was removed or taken over by another writer while being written'));
         }
       })
       // A missed heartbeat is not fatal: the next one, or the chunk writes, will fail clearly.
