@@ -52,11 +52,7 @@ async function statFile(client: RedisClient, key: string, keys: FileKeys): Promi
   let raw: Record<string, string>;
   let ttl: number;
   try {
-    const replies = await client.multi().hgetall(keys.meta).ttl(keys.meta).exec();
-    if (!replies) throw new Error('transaction discarded');
-    for (const [err] of replies) if (err) throw err;
-    raw = replies[0]![1] as Record<string, string>;
-    ttl = replies[1]![1] as number;
+    [raw, ttl] = await Promise.all([client.hgetall(keys.meta), client.ttl(keys.meta)]);
   } catch (err) {
     throw wrapRedisError(err, key, 'stat');
   }

@@ -117,13 +117,11 @@ export class RedisReadStream extends Readable {
       let rawMeta: Record<string, string>;
       let lastEvent: [string, string[]][];
       try {
-        // One transaction, so that no creation can slip between reading the metadata and taking
-        // the event position to wait from.
-        const replies = await this.#client.multi().hgetall(this.#keys.meta).xrevrange(this.#keys.events, '+', '-', 'COUNT', 1).exec();
-        if (!replies) throw new Error('transaction discarded');
-        for (const [err] of replies) if (err) throw err;
-        rawMeta = replies[0]![1] as Record<string, string>;
-        lastEvent = replies[1]![1] as [string, string[]][];
+        // The event position first, then the metadata: a file created in between is seen by the
+        // second read, and one created after it logs an event past the position. No transaction
+        // needed (a transaction cut by a dropped connection is not re-sent).
+        lastEvent = (await this.#client.xrevrange(this.#keys.events, '+', '-', 'COUNT', 1)) as [string, string[]][];
+        rawMeta = await this.#client.hgetall(this.#keys.meta);
       } catch (err) {
         throw wrapRedisError(err, this.key, 'reading the metadata');
       }
@@ -324,15 +322,10 @@ export class RedisReadStream extends Readable {
   async #checkFile(following: boolean): Promise<boolean> {
     let gen: string | null, state: string | null, heartbeat: string | null, streamExists: number;
     try {
-      const replies = await this.#client
-        .multi()
-        .hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.heartbeat)
-        .exists(this.#chunksKey)
-        .exec();
-      if (!replies) throw new Error('transaction discarded');
-      for (const [err] of replies) if (err) throw err;
-      [gen, state, heartbeat] = replies[0]![1] as (string | null)[];
-      streamExists = replies[1]![1] as number;
+      [[gen, state, heartbeat], streamExists] = await Promise.all([
+        this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.heartbeat),
+        this.#client.exists(this.#chunksKey),
+      ]);
     } catch (err) {
       throw wrapRedisError(err, this.key, 'checking the file');
     }

@@ -62,6 +62,9 @@ export async function closeAll(): Promise<void> {
         }
       }
       if (!quit) client.disconnect();
+      // ioredis leaves a client that was disconnected while waiting to reconnect in status
+      // 'reconnecting' with no socket and no 'end' event: nothing is open, so do not wait for it.
+      if (client.status === 'reconnecting') return;
       await done;
     }),
   );

@@ -1,0 +1,194 @@
+/**
+ * Dropped connections cost nothing: writers and readers reconnect and carry on, and what comes out
+ * is byte for byte what went in. Faults are real: CLIENT KILL on a private server, and a TCP proxy
+ * that cuts connections.
+ */
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import fc from 'fast-check';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
+import { closeAll, connect } from './helpers/clients.js';
+import { startProxy, type Proxy } from './helpers/proxy.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { bytes, collect, sha256 } from './helpers/streams.js';
+
+let server: RedisServer;
+let admin: Redis;
+let proxy: Proxy;
+
+beforeAll(async () => {
+  server = await startRedis();
+  admin = connect(server.url);
+  proxy = await startProxy(server.port);
+});
+
+afterAll(async () => {
+  await closeAll();
+  await proxy?.close();
+  await server?.stop();
+});
+
+/** Kill every connection whose client name starts with `name`. Returns how many. */
+async function kill(name: string): Promise<number> {
+  const list = (await admin.client('LIST')) as string;
+  let killed = 0;
+  for (const line of list.split('\n')) {
+    const id = /\bid=(\d+)/.exec(line)?.[1];
+    const client = /\bname=(\S*)/.exec(line)?.[1] ?? '';
+    if (id && client.startsWith(name)) {
+      killed += Number(await admin.client('KILL', 'ID', id).catch(() => 0));
+    }
+  }
+  return killed;
+}
+
+/** A source that emits `data` in pieces of `piece` bytes, pausing `pause` ms between them. */
+function pacedSource(data: Buffer, piece: number, pause: number): Readable {
+  return Readable.from(
+    (async function* () {
+      for (let offset = 0; offset < data.length; offset += piece) {
+        yield data.subarray(offset, offset + piece);
+        if (pause > 0) await sleep(pause);
+      }
+    })(),
+  );
+}
+
+async function chunkCount(key: string): Promise<number> {
+  const gen = await admin.hget(`rfs:{${key}}:meta`, 'gen');
+  return admin.xlen(`rfs:{${key}}:chunks:${gen}`);
+}
+
+describe('dropped connections', () => {
+  it('a writer whose connection is killed mid-file reconnects; nothing is lost or stored twice', async () => {
+    const writerClient = connect(server.url, { connectionName: 'w1' });
+    const data = bytes(8 * 1024 * 1024, 21);
+    const chunkSize = 64 * 1024;
+    let done = false;
+    let kills = 0;
+    const writing = pipeline(pacedSource(data, 256 * 1024, 2), createRedisWriteStream(writerClient, 'w1', { chunkSize })).finally(
+      () => (done = true),
+    );
+    while (!done) {
+      await sleep(15);
+      if (!done) kills += await kill('w1');
+    }
+    await writing;
+    expect(kills).toBeGreaterThanOrEqual(3);
+    const got = await collect(createRedisReadStream(admin, 'w1'));
+    expect(sha256(got)).toBe(sha256(data));
+    // The header, one entry per chunk, the end record: no chunk stored twice.
+    expect(await chunkCount('w1')).toBe(data.length / chunkSize + 2);
+  });
+
+  it('a reader whose connections are killed, also while blocked waiting, resumes where it was', async () => {
+    const writerClient = connect(server.url);
+    const readerClient = connect(server.url, { connectionName: 'r1' });
+    const data = bytes(2 * 1024 * 1024, 22);
+    const reading = collect(createRedisReadStream(readerClient, 'r1', { waitForCreate: 10_000 }));
+    let done = false;
+    const writing = pipeline(pacedSource(data, 64 * 1024, 10), createRedisWriteStream(writerClient, 'r1', { chunkSize: 16 * 1024 }));
+    let kills = 0;
+    const result = reading.finally(() => (done = true));
+    while (!done) {
+      await sleep(25);
+      if (!done) kills += await kill('r1');
+    }
+    await writing;
+    expect(kills).toBeGreaterThanOrEqual(3);
+    expect(sha256(await result)).toBe(sha256(data));
+  });
+
+  it('survives 20+ kills and cuts during a 64 MiB transfer with several followers', async () => {
+    const size = 64 * 1024 * 1024;
+    const data = bytes(size, 23);
+    const expected = sha256(data);
+    // Half of the clients talk through the proxy, whose cuts drop every connection through it.
+    const writerClient = connect(proxy.url, { connectionName: 'big-w' });
+    const readers = [0, 1, 2].map((i) => connect(i % 2 === 0 ? server.url : proxy.url, { connectionName: `big-r${i}` }));
+    const results = readers.map((client) => collect(createRedisReadStream(client, 'big', { waitForCreate: 30_000 })));
+    let finished = 0;
+    const all = Promise.all(results.map((r) => r.finally(() => finished++)));
+    const writing = pipeline(pacedSource(data, 512 * 1024, 8), createRedisWriteStream(writerClient, 'big'));
+    let kills = 0;
+    let cuts = 0;
+    // A fixed seed: the fault schedule is random but reproducible.
+    const schedule = fc.sample(fc.tuple(fc.integer({ min: 10, max: 60 }), fc.integer({ min: 0, max: 4 })), { numRuns: 10_000, seed: 7 });
+    for (let i = 0; finished < readers.length; i++) {
+      const [pause, target] = schedule[i % schedule.length]!;
+      await sleep(pause);
+      if (finished === readers.length) break;
+      if (target === 4) cuts += proxy.cut() > 0 ? 1 : 0;
+      else kills += (await kill(target === 3 ? 'big-w' : `big-r${target}`)) > 0 ? 1 : 0;
+    }
+    await writing;
+    const outputs = await all;
+    const mismatches = outputs.filter((o) => sha256(o) !== expected).length;
+    console.log(`faults: ${size / 1048576} MiB, ${readers.length} followers, ${kills} kills + ${cuts} proxy cuts, ${mismatches} mismatches`);
+    expect(kills + cuts).toBeGreaterThanOrEqual(20);
+    expect(mismatches).toBe(0);
+  }, 120_000);
+
+  it('a connection stalled in both directions delays but does not corrupt', async () => {
+    const writerClient = connect(proxy.url);
+    const data = bytes(1024 * 1024, 24);
+    const writer = createRedisWriteStream(writerClient, 'stall', { chunkSize: 32 * 1024 });
+    const writing = pipeline(pacedSource(data, 64 * 1024, 1), writer);
+    await sleep(20);
+    proxy.stall();
+    await sleep(200);
+    proxy.resume();
+    await writing;
+    expect(sha256(await collect(createRedisReadStream(admin, 'stall')))).toBe(sha256(data));
+  });
+
+  it('property: any input, any chunk size, under a random schedule of connection kills', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 400_000 }),
+        fc.integer({ min: 1, max: 64 * 1024 }),
+        fc.array(fc.integer({ min: 1, max: 30 }), { minLength: 1, maxLength: 8 }),
+        async (size, chunkSize, killAfter) => {
+          const key = `prop-${run++}`;
+          const data = bytes(size, run);
+          const w = connect(server.url, { connectionName: `${key}-w` });
+          const r = connect(server.url, { connectionName: `${key}-r` });
+          const reading = collect(createRedisReadStream(r, key, { waitForCreate: 10_000 }));
+          const writing = pipeline(pacedSource(data, 16 * 1024, 1), createRedisWriteStream(w, key, { chunkSize }));
+          for (const ms of killAfter) {
+            await sleep(ms);
+            await kill(key);
+          }
+          await writing;
+          const got = await reading;
+          w.disconnect();
+          r.disconnect();
+          return got.equals(data);
+        },
+      ),
+      { numRuns: 12 },
+    );
+  }, 120_000);
+});
+
+describe('writer heartbeat across a dropped connection', () => {
+  it('a follower does not time out while the writer reconnects', async () => {
+    const writerClient = connect(server.url, { connectionName: 'hb-w' });
+    const data = bytes(64 * 1024, 25);
+    const writer = createRedisWriteStream(writerClient, 'hb', { chunkSize: 1024, heartbeatInterval: 50 });
+    writer.write(data.subarray(0, 1024));
+    const reading = collect(createRedisReadStream(admin, 'hb', { idleTimeout: 500, waitForCreate: 5000 }));
+    for (let i = 0; i < 5; i++) {
+      await sleep(150);
+      await kill('hb-w');
+    }
+    writer.end(data.subarray(1024));
+    await once(writer, 'finish');
+    expect((await reading).equals(data)).toBe(true);
+  });
+});

@@ -1,0 +1,83 @@
+/**
+ * A TCP proxy on loopback that forwards to a Redis server and can cut or stall the connections
+ * passing through it: real network faults, for the fault tests.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+
+export interface Proxy {
+  readonly port: number;
+  readonly url: string;
+  /** Connections currently open through the proxy. */
+  readonly connections: number;
+  /** Destroy every open connection (both sides), as a network cut would. Returns how many. */
+  cut(): number;
+  /** Stop forwarding in both directions until `resume()`: bytes pile up, nothing is lost. */
+  stall(): void;
+  resume(): void;
+  close(): Promise<void>;
+}
+
+export async function startProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<Proxy> {
+  const pairs = new Set<[Socket, Socket]>();
+  let stalled = false;
+  const server: Server = createServer((client) => {
+    const upstream = connect(targetPort, targetHost);
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    if (stalled) {
+      client.pause();
+      upstream.pause();
+    }
+    const drop = (): void => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', drop);
+    upstream.on('error', drop);
+    client.on('close', drop);
+    upstream.on('close', drop);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    get connections() {
+      return pairs.size;
+    },
+    cut() {
+      const n = pairs.size;
+      for (const [a, b] of [...pairs]) {
+        a.destroy();
+        b.destroy();
+      }
+      pairs.clear();
+      return n;
+    },
+    stall() {
+      stalled = true;
+      for (const [a, b] of pairs) {
+        a.pause();
+        b.pause();
+      }
+    },
+    resume() {
+      stalled = false;
+      for (const [a, b] of pairs) {
+        a.resume();
+        b.resume();
+      }
+    },
+    close() {
+      for (const [a, b] of pairs) {
+        a.destroy();
+        b.destroy();
+      }
+      pairs.clear();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
