@@ -1,0 +1,150 @@
+/**
+ * Redis runs out of memory. With `noeviction` a writer waits and retries for a bounded time, then
+ * fails clearly, never crashing the process or corrupting the file. With an evicting policy, a
+ * reader that meets evicted chunks fails with ERR_REDIS_FILE_CORRUPT.
+ */
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
+import { closeAll, connect } from './helpers/clients.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { bytes, collect, sha256 } from './helpers/streams.js';
+
+const servers: RedisServer[] = [];
+afterEach(async () => {
+  await closeAll();
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+});
+
+async function server(args: string[]): Promise<RedisServer> {
+  const s = await startRedis({ args });
+  servers.push(s);
+  return s;
+}
+
+function settle(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+}
+
+/** Fill the server with plain strings until it refuses writes. Returns the filler keys. */
+async function fill(redis: Redis, piece: number): Promise<string[]> {
+  const keys: string[] = [];
+  for (let i = 0; ; i++) {
+    try {
+      await redis.set(`filler:${i}`, Buffer.alloc(piece, 1));
+      keys.push(`filler:${i}`);
+    } catch (err) {
+      if ((err as Error).message.startsWith('OOM')) return keys;
+      throw err;
+    }
+  }
+}
+
+describe('out of memory with noeviction', () => {
+  it('the writer waits while Redis refuses writes and carries on once memory is freed', async () => {
+    const s = await server(['--maxmemory', '24mb', '--maxmemory-policy', 'noeviction']);
+    const redis = connect(s.url);
+    const fillers = await fill(redis, 1024 * 1024);
+    // Free a little room: the file starts, then runs into the limit.
+    await redis.del(fillers.pop()!, fillers.pop()!);
+    const data = bytes(8 * 1024 * 1024, 51);
+    const writer = createRedisWriteStream(redis, 'oom', { chunkSize: 64 * 1024, retryTimeout: 20_000 });
+    const writing = pipeline(Readable.from([data]), writer);
+    // Wait until the writer is stuck: its committed size stops growing.
+    let last = -1;
+    while (writer.committedBytes !== last) {
+      last = writer.committedBytes;
+      await sleep(300);
+    }
+    expect(writer.committedBytes).toBeLessThan(data.length);
+    expect(writer.destroyed).toBe(false);
+    await redis.del(...fillers);
+    await writing;
+    expect(sha256(await collect(createRedisReadStream(redis, 'oom')))).toBe(sha256(data));
+  });
+
+  it('after retryTimeout the writer fails clearly, and the file is marked aborted, not corrupt', async () => {
+    const s = await server(['--maxmemory', '16mb', '--maxmemory-policy', 'noeviction']);
+    const redis = connect(s.url);
+    const fillers = await fill(redis, 512 * 1024);
+    await redis.del(fillers.pop()!, fillers.pop()!);
+    const data = bytes(8 * 1024 * 1024, 52);
+    const writer = createRedisWriteStream(redis, 'oom-fail', { chunkSize: 64 * 1024, retryTimeout: 500, heartbeatInterval: 50 });
+    const err = await settle(pipeline(Readable.from([data]), writer));
+    expect(err).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
+    expect((err as Error).message).toMatch(/OOM/);
+    expect((err as Error).message).toMatch(/oom-fail/);
+    expect((err as Error).cause).toBeInstanceOf(Error);
+    // The abort is recorded even while Redis is out of memory.
+    const s2 = await stat(redis, 'oom-fail');
+    expect(s2.state).toBe('aborted');
+    expect(await settle(collect(createRedisReadStream(redis, 'oom-fail')))).toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
+    // What was stored is a correct prefix, in order, with nothing after the abort record.
+    const gen = await redis.hget('rfs:{oom-fail}:meta', 'gen');
+    const entries = await redis.xrangeBuffer(`rfs:{oom-fail}:chunks:${gen}`, '-', '+');
+    const chunks = entries.slice(1, -1);
+    expect(chunks.map(([id]) => id.toString())).toEqual(chunks.map((_, i) => `${i}-2`));
+    const stored = Buffer.concat(chunks.map(([, fields]) => fields[1]!));
+    expect(stored.length).toBeGreaterThan(0);
+    expect(stored.equals(data.subarray(0, stored.length))).toBe(true);
+    expect(entries.at(-1)![1][0]!.toString()).toBe('abort');
+  });
+});
+
+describe('evicted chunks', () => {
+  it('a reader that meets evicted chunks fails with ERR_REDIS_FILE_CORRUPT', async () => {
+    const s = await server(['--maxmemory', '16mb', '--maxmemory-policy', 'volatile-lru']);
+    const redis = connect(s.url);
+    const data = bytes(2 * 1024 * 1024, 53);
+    await pipeline(Readable.from([data]), createRedisWriteStream(redis, 'evict', { chunkSize: 64 * 1024 }));
+    // Only the chunk stream carries a TTL, so only it can be evicted under volatile-lru.
+    const gen = await redis.hget('rfs:{evict}:meta', 'gen');
+    await redis.expire(`rfs:{evict}:chunks:${gen}`, 3600);
+    await fill(redis, 512 * 1024);
+    expect(await redis.exists(`rfs:{evict}:chunks:${gen}`)).toBe(0);
+    expect(await redis.exists('rfs:{evict}:meta')).toBe(1);
+    expect(await settle(collect(createRedisReadStream(redis, 'evict')))).toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
+  });
+});
+
+describe('a gap while the file is being written', () => {
+  it('a follower waits out a gap that the writer repairs, and delivers every byte in order', async () => {
+    const s = await server([]);
+    const redis = connect(s.url);
+    const data = bytes(10 * 1000, 54);
+    const writer = createRedisWriteStream(redis, 'gap', { chunkSize: 1000 });
+    writer.write(data.subarray(0, 3000));
+    await sleep(50);
+    const gen = await redis.hget('rfs:{gap}:meta', 'gen');
+    const stream = `rfs:{gap}:chunks:${gen}`;
+    // Chunk 4 stored while chunk 3 was refused: what a write refused for lack of memory leaves.
+    await redis.xadd(stream, '4-2', 'd', data.subarray(4000, 5000));
+    const reading = collect(createRedisReadStream(redis, 'gap'));
+    await sleep(300);
+    // The writer's repair: delete what lies past the gap, move the last id back, announce it.
+    await redis.xdel(stream, '4-2');
+    await redis.xsetid(stream, '2-2');
+    await redis.xadd('rfs:{gap}:events', '*', 'repaired', gen!);
+    writer.end(data.subarray(3000));
+    await once(writer, 'finish');
+    expect((await reading).equals(data)).toBe(true);
+  });
+
+  it('a gap in a complete file is corruption at once', async () => {
+    const s = await server([]);
+    const redis = connect(s.url);
+    await pipeline(Readable.from([bytes(5000)]), createRedisWriteStream(redis, 'gap2', { chunkSize: 1000 }));
+    const gen = await redis.hget('rfs:{gap2}:meta', 'gen');
+    await redis.xdel(`rfs:{gap2}:chunks:${gen}`, '2-2');
+    expect(await settle(collect(createRedisReadStream(redis, 'gap2', { idleTimeout: 60_000 })))).toMatchObject({
+      code: 'ERR_REDIS_FILE_CORRUPT',
+    });
+  });
+});

@@ -1,0 +1,114 @@
+/**
+ * The server goes away: restarted with persistence (transfers carry on), restarted without it or
+ * the file expired or removed (readers fail promptly with NOT_FOUND, never end as if complete).
+ */
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
+import { closeAll, connect } from './helpers/clients.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { bytes, collect, sha256 } from './helpers/streams.js';
+
+const servers: RedisServer[] = [];
+afterEach(async () => {
+  await closeAll();
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+});
+
+async function server(args: string[] = []): Promise<RedisServer> {
+  const s = await startRedis({ args });
+  servers.push(s);
+  return s;
+}
+
+function pacedSource(data: Buffer, piece: number, pause: number): Readable {
+  return Readable.from(
+    (async function* () {
+      for (let offset = 0; offset < data.length; offset += piece) {
+        yield data.subarray(offset, offset + piece);
+        await sleep(pause);
+      }
+    })(),
+  );
+}
+
+/** Settle a promise into its error (or undefined), so that a rejection is never unhandled. */
+function failure(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+}
+
+describe('server restarts', () => {
+  it('with persistence (AOF), writer and followers carry on once the server is back', async () => {
+    const s = await server(['--appendonly', 'yes', '--appendfsync', 'always']);
+    const writerClient = connect(s.url);
+    const readers = [connect(s.url), connect(s.url)];
+    const data = bytes(4 * 1024 * 1024, 31);
+    const results = readers.map((r) => collect(createRedisReadStream(r, 'aof', { waitForCreate: 10_000 })));
+    const writing = pipeline(pacedSource(data, 128 * 1024, 10), createRedisWriteStream(writerClient, 'aof', { chunkSize: 64 * 1024 }));
+    await sleep(150);
+    await s.restart();
+    await writing;
+    for (const got of await Promise.all(results)) expect(sha256(got)).toBe(sha256(data));
+    expect((await stat(connect(s.url), 'aof')).state).toBe('complete');
+  });
+
+  it('without persistence, followers fail promptly with ERR_REDIS_FILE_NOT_FOUND', async () => {
+    const s = await server();
+    const writerClient = connect(s.url);
+    const writer = createRedisWriteStream(writerClient, 'lost', { chunkSize: 1024 });
+    const writerFailed = failure(once(writer, 'close').then(() => writer.errored && Promise.reject(writer.errored)));
+    writer.write(bytes(10_000));
+    await sleep(50);
+    const reading = failure(collect(createRedisReadStream(connect(s.url), 'lost')));
+    await sleep(50);
+    await s.restart();
+    expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    // The writer learns it at its next chunk: its stream is gone.
+    writer.write(bytes(10_000));
+    expect(await writerFailed).toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
+  });
+
+  it('a complete file lost in a restart mid-read fails with NOT_FOUND, not a short read', async () => {
+    const s = await server();
+    const client = connect(s.url);
+    const data = bytes(2 * 1024 * 1024, 32);
+    await pipeline(Readable.from([data]), createRedisWriteStream(client, 'gone', { chunkSize: 16 * 1024 }));
+    const reader = createRedisReadStream(connect(s.url), 'gone', { readAhead: 1, highWaterMark: 16 * 1024 });
+    const first = await new Promise<Buffer>((resolve) => reader.once('data', resolve));
+    reader.pause();
+    expect(first.length).toBeGreaterThan(0);
+    await s.restart();
+    expect(await failure(collect(reader))).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+  });
+});
+
+describe('files that vanish mid-read', () => {
+  it('a file that expires while being followed fails its readers with NOT_FOUND and its writer with ABORTED', async () => {
+    const s = await server();
+    const client = connect(s.url);
+    const writer = createRedisWriteStream(client, 'ttl', { chunkSize: 1000, ttl: 1 });
+    const writerFailed = failure(once(writer, 'close').then(() => writer.errored && Promise.reject(writer.errored)));
+    writer.write(bytes(2500));
+    const reading = failure(collect(createRedisReadStream(connect(s.url), 'ttl', { waitForCreate: 5000 })));
+    expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    writer.write(bytes(2500));
+    expect(await writerFailed).toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
+  });
+
+  it('a complete file that expires mid-read fails with NOT_FOUND', async () => {
+    const s = await server();
+    const client = connect(s.url);
+    await pipeline(Readable.from([bytes(100_000)]), createRedisWriteStream(client, 'ttl2', { chunkSize: 1000, ttl: 1 }));
+    const reader = createRedisReadStream(client, 'ttl2', { readAhead: 1, highWaterMark: 1000 });
+    await new Promise((resolve) => reader.once('data', resolve));
+    reader.pause();
+    await sleep(1300);
+    expect(await failure(collect(reader))).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+  });
+});

@@ -1,0 +1,158 @@
+/**
+ * The writer's process dies: followers time out once the heartbeat stops (never while a live
+ * writer merely waits), stat shows the file incomplete, and `resume` finishes it byte for byte.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execFileSync } from 'node:child_process';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
+import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import { bytes, collect, sha256 } from './helpers/streams.js';
+
+let redis: Redis;
+let dir: string;
+const children = new Set<ChildProcess>();
+
+beforeAll(() => {
+  // The child process runs the built package.
+  if (!existsSync('dist/esm/index.js')) execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
+  redis = connect();
+  dir = mkdtempSync(join(tmpdir(), 'rfs-crash-'));
+});
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await closeAll();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function settle(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+}
+
+/** Start a writer process that stores the first `stallAt` bytes of `data` and then waits. */
+async function stallingWriter(key: string, data: Buffer, stallAt: number, chunkSize: number): Promise<ChildProcess> {
+  const path = join(dir, `${key.replace(/[^a-z0-9]/gi, '_')}.bin`);
+  writeFileSync(path, data);
+  const child = spawn(process.execPath, ['test/fixtures/stalling-writer.mjs', sharedRedisUrl(), key, path, String(stallAt), String(chunkSize), '50'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  while (!out.includes('stalled')) {
+    if (child.exitCode !== null) throw new Error(`writer process exited with ${child.exitCode}`);
+    await sleep(10);
+  }
+  return child;
+}
+
+describe('a writer process killed mid-file', () => {
+  it('followers time out with ERR_REDIS_FILE_TIMEOUT once the heartbeat stops, not before', async () => {
+    const key = uniqueKey('sigkill');
+    const data = bytes(100_000, 41);
+    const child = await stallingWriter(key, data, 40_000, 1000);
+    let failedAt = 0;
+    const reading = settle(collect(createRedisReadStream(redis, key, { idleTimeout: 400 })).finally(() => (failedAt = Date.now())));
+    // The live writer waits on its source for many idle timeouts: its heartbeat keeps readers on.
+    await sleep(1200);
+    expect(failedAt).toBe(0);
+    const killedAt = Date.now();
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT' });
+    expect(failedAt).toBeGreaterThanOrEqual(killedAt);
+    const s = await stat(redis, key);
+    expect(s.state).toBe('writing');
+    expect(s.size).toBeLessThanOrEqual(40_000);
+  });
+
+  it('resume continues from the committed size stat reports; the file is byte-identical', async () => {
+    const key = uniqueKey('resume');
+    const data = bytes(300_000, 42);
+    const chunkSize = 4096;
+    // A follower that outlives the crash and the resume.
+    const following = collect(createRedisReadStream(redis, key, { waitForCreate: 10_000, idleTimeout: 20_000 }));
+    const child = await stallingWriter(key, data, 170_000, chunkSize);
+    await sleep(120); // a heartbeat records the committed size
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    // A second writer is refused while the dead writer's lease has not lapsed yet.
+    const early = await settle(pipeline(createReadStream(join(dir, `${key.replace(/[^a-z0-9]/gi, '_')}.bin`)), createRedisWriteStream(redis, key, { resume: true })));
+    if (early !== undefined) expect(early).toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
+    await sleep(300); // three heartbeat intervals of the dead writer: its lease lapses
+    const { size, state } = await stat(redis, key);
+    expect(state).toBe('writing');
+    expect(size % chunkSize).toBe(0);
+    expect(size).toBeGreaterThan(0);
+    const path = join(dir, `${key.replace(/[^a-z0-9]/gi, '_')}.bin`);
+    const writer = createRedisWriteStream(redis, key, { resume: true });
+    await pipeline(createReadStream(path, { start: size }), writer);
+    expect(writer.committedBytes).toBe(data.length);
+    const got = await collect(createRedisReadStream(redis, key));
+    expect(sha256(got)).toBe(sha256(data));
+    expect(sha256(await following)).toBe(sha256(data));
+    const gen = await redis.hget(`rfs:{${key}}:meta`, 'gen');
+    expect(await redis.xlen(`rfs:{${key}}:chunks:${gen}`)).toBe(Math.ceil(data.length / chunkSize) + 2);
+  });
+});
+
+describe('resume', () => {
+  it('continues an aborted upload', async () => {
+    const key = uniqueKey('resume-aborted');
+    const data = bytes(50_000, 43);
+    const first = createRedisWriteStream(redis, key, { chunkSize: 1000, heartbeatInterval: 20 });
+    first.write(data.subarray(0, 20_500));
+    await sleep(100);
+    first.destroy();
+    await once(first, 'close');
+    const { state, size } = await stat(redis, key);
+    expect(state).toBe('aborted');
+    await pipeline(
+      (async function* () {
+        yield data.subarray(size);
+      })(),
+      createRedisWriteStream(redis, key, { resume: true }),
+    );
+    expect((await collect(createRedisReadStream(redis, key))).equals(data)).toBe(true);
+  });
+
+  it('creates the file when there is none', async () => {
+    const key = uniqueKey('resume-new');
+    await pipeline(
+      (async function* () {
+        yield Buffer.from('fresh');
+      })(),
+      createRedisWriteStream(redis, key, { resume: true }),
+    );
+    expect((await collect(createRedisReadStream(redis, key))).toString()).toBe('fresh');
+  });
+
+  it('refuses a complete file and a file a live writer holds', async () => {
+    const key = uniqueKey('resume-refused');
+    const live = createRedisWriteStream(redis, key);
+    live.write(Buffer.from('abc'));
+    await sleep(50);
+    const write = (): Promise<void> =>
+      pipeline(
+        (async function* () {
+          yield Buffer.from('x');
+        })(),
+        createRedisWriteStream(redis, key, { resume: true }),
+      );
+    expect(await settle(write())).toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
+    live.end();
+    await once(live, 'finish');
+    expect(await settle(write())).toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
+  });
+});
