@@ -128,6 +128,12 @@ export interface ReadStreamOptions extends KeyOptions {
    */
   idleTimeout?: number;
   /**
+   * Verify the CRC-32 of the whole file, stored in the end record, on reads that start at the
+   * first byte and reach the end. Chunk numbers and sizes are always checked.
+   * @default true
+   */
+  checksum?: boolean;
+  /**
    * How many chunks one read request fetches: the bound of the read-ahead.
    * @default 16
    */
@@ -171,6 +177,7 @@ export interface ResolvedReadOptions {
   readonly decompress: boolean;
   readonly waitForCreate: number;
   readonly idleTimeout: number;
+  readonly checksum: boolean;
   readonly readAhead: number;
   readonly signal: AbortSignal | undefined;
   readonly highWaterMark: number;
@@ -195,6 +202,7 @@ const READ_DEFAULTS = Object.freeze({
   decompress: false,
   waitForCreate: 0,
   idleTimeout: 30_000,
+  checksum: true,
   readAhead: 16,
   highWaterMark: 1024 * 1024,
 });
@@ -238,8 +246,8 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
 export function resolveReadOptions(options: ReadStreamOptions | undefined): ResolvedReadOptions {
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', [
-    'prefix', 'start', 'end', 'follow', 'decompress', 'waitForCreate', 'idleTimeout', 'readAhead', 'signal',
-    'highWaterMark',
+    'prefix', 'start', 'end', 'follow', 'decompress', 'waitForCreate', 'idleTimeout', 'checksum', 'readAhead',
+    'signal', 'highWaterMark',
   ]);
   const start = int(o, 'start', READ_DEFAULTS.start, 0, Number.MAX_SAFE_INTEGER);
   const end = o.end === undefined || o.end === Infinity ? Infinity : int(o, 'end', 0, start, Number.MAX_SAFE_INTEGER);
@@ -255,6 +263,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
     decompress,
     waitForCreate: int(o, 'waitForCreate', READ_DEFAULTS.waitForCreate, 0, 2 ** 31 - 1),
     idleTimeout: o.idleTimeout === Infinity ? Infinity : int(o, 'idleTimeout', READ_DEFAULTS.idleTimeout, 1, 2 ** 31 - 1),
+    checksum: bool(o, 'checksum', READ_DEFAULTS.checksum),
     readAhead: int(o, 'readAhead', READ_DEFAULTS.readAhead, 1, 1024),
     signal: signal(o),
     highWaterMark: int(o, 'highWaterMark', READ_DEFAULTS.highWaterMark, 1, 2 ** 31 - 1),

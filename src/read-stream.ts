@@ -14,6 +14,7 @@ import {
   Event,
   type FileKeys,
   fileKeys,
+  formatCrc,
   HEADER_ID,
   Meta,
   type MetaRecord,
@@ -155,7 +156,7 @@ export class RedisReadStream extends Readable {
     this.#chunksKey = this.#keys.chunks(meta.gen);
     this.#next = Math.floor(this.#opts.start / meta.chunkSize);
     this.#pos = this.#next * meta.chunkSize;
-    this.#crc = this.#next === 0 ? 0 : undefined;
+    this.#crc = this.#next === 0 && this.#opts.checksum ? 0 : undefined;
     this.#lastHeartbeat = String(meta.heartbeat);
     this.#lastProgress = Date.now();
     if (decompress && meta.encoding === 'gzip') {
@@ -378,8 +379,8 @@ export class RedisReadStream extends Readable {
         if (entry.size !== this.#pos || entry.chunks !== entry.n) {
           throw corrupt(this.key, `the end record says ${entry.size} bytes in ${entry.chunks} chunks; read ${this.#pos} bytes in ${entry.n}`);
         }
-        if (this.#crc !== undefined && entry.crc32 !== undefined && entry.crc32 !== this.#crc.toString(16).padStart(8, '0')) {
-          throw corrupt(this.key, `checksum mismatch: the end record says crc32 ${entry.crc32}, the chunks give ${this.#crc.toString(16).padStart(8, '0')}`);
+        if (this.#crc !== undefined && entry.crc32 !== undefined && entry.crc32 !== formatCrc(this.#crc)) {
+          throw corrupt(this.key, `checksum mismatch: the end record says crc32 ${entry.crc32}, the chunks give ${formatCrc(this.#crc)}`);
         }
         this.#checkRange(entry.size);
         this.#finish();
