@@ -44,13 +44,13 @@ export type RedisFileErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
  * });
  * ```
  */
-export class RedisFileError<C extends RedisFileErrorCode = RedisFileErrorCode> extends Error {
+export class RedisFileError extends Error {
   /** Stable machine-readable code. */
-  readonly code: C;
+  readonly code: RedisFileErrorCode;
   /** The file key the error is about, when there is one. */
   readonly key: string | undefined;
 
-  constructor(code: C, message: string, options?: { key?: string | undefined; cause?: unknown }) {
+  constructor(code: RedisFileErrorCode, message: string, options?: { key?: string | undefined; cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.key = options?.key;
@@ -62,42 +62,42 @@ export class RedisFileError<C extends RedisFileErrorCode = RedisFileErrorCode> e
 }
 
 /** @internal */
-export function notFound(key: string, detail = 'no file is stored at this key'): RedisFileError<'ERR_REDIS_FILE_NOT_FOUND'> {
+export function notFound(key: string, detail = 'no file is stored at this key'): RedisFileError {
   return new RedisFileError(ErrorCodes.NOT_FOUND, `File ${quote(key)}: ${detail}`, { key });
 }
 
 /** @internal */
-export function exists(key: string, detail: string): RedisFileError<'ERR_REDIS_FILE_EXISTS'> {
+export function exists(key: string, detail: string): RedisFileError {
   return new RedisFileError(ErrorCodes.EXISTS, `File ${quote(key)}: ${detail}`, { key });
 }
 
 /** @internal */
-export function aborted(key: string, detail: string, cause?: unknown): RedisFileError<'ERR_REDIS_FILE_ABORTED'> {
+export function aborted(key: string, detail: string, cause?: unknown): RedisFileError {
   return new RedisFileError(ErrorCodes.ABORTED, `File ${quote(key)}: ${detail}`, { key, cause });
 }
 
 /** @internal */
-export function corrupt(key: string, detail: string): RedisFileError<'ERR_REDIS_FILE_CORRUPT'> {
+export function corrupt(key: string, detail: string): RedisFileError {
   return new RedisFileError(ErrorCodes.CORRUPT, `File ${quote(key)} is corrupt: ${detail}`, { key });
 }
 
 /** @internal */
-export function timeout(key: string, detail: string): RedisFileError<'ERR_REDIS_FILE_TIMEOUT'> {
+export function timeout(key: string, detail: string): RedisFileError {
   return new RedisFileError(ErrorCodes.TIMEOUT, `File ${quote(key)}: ${detail}`, { key });
 }
 
 /** @internal */
-export function badFormat(key: string, detail: string, cause?: unknown): RedisFileError<'ERR_REDIS_FILE_FORMAT'> {
+export function badFormat(key: string, detail: string, cause?: unknown): RedisFileError {
   return new RedisFileError(ErrorCodes.FORMAT, `File ${quote(key)}: ${detail}`, { key, cause });
 }
 
 /** @internal */
-export function outOfRange(key: string, detail: string): RedisFileError<'ERR_REDIS_FILE_RANGE'> {
+export function outOfRange(key: string, detail: string): RedisFileError {
   return new RedisFileError(ErrorCodes.RANGE, `File ${quote(key)}: ${detail}`, { key });
 }
 
 /** @internal */
-export function decodeFailed(key: string, cause: unknown): RedisFileError<'ERR_REDIS_FILE_DECODE'> {
+export function decodeFailed(key: string, cause: unknown): RedisFileError {
   const why = cause instanceof Error ? cause.message : String(cause);
   return new RedisFileError(ErrorCodes.DECODE, `File ${quote(key)}: cannot decompress: ${why}`, { key, cause });
 }
@@ -113,7 +113,9 @@ export function wrapRedisError(err: unknown, key: string, operation: string): Re
   if (/^WRONGTYPE/.test(why)) {
     return badFormat(key, `${operation} failed: a Redis key of the file holds another type of value (${why})`, err);
   }
-  return new RedisFileError(ErrorCodes.REDIS, `File ${quote(key)}: ${operation} failed: ${why}`, { key, cause: err });
+  // Redis 7.0 does not name a command denied inside a script; ACL LOG does.
+  const hint = /NOPERM|can't run this command/.test(why) ? ' (check the ACL rules of the Redis user: ACL LOG names what was denied)' : '';
+  return new RedisFileError(ErrorCodes.REDIS, `File ${quote(key)}: ${operation} failed: ${why}${hint}`, { key, cause: err });
 }
 
 /**

@@ -99,7 +99,8 @@ export interface ReadStreamOptions extends KeyOptions {
    */
   start?: number;
   /**
-   * Offset of the last byte to read, inclusive, as in `fs.createReadStream`.
+   * Offset of the last byte to read, inclusive, as in `fs.createReadStream`. Unlike fs, an `end` at
+   * or past the end of the file fails with `ERR_REDIS_FILE_RANGE` instead of reading short.
    * @default Infinity (to the end of the file)
    */
   end?: number;

@@ -260,7 +260,7 @@ export class RedisReadStream extends Readable {
     }
     if (this.#done) return [];
     let entries: Entry[] = [];
-    for (const [streamKey, items] of reply ?? []) {
+    for (const [streamKey, items] of streamsOf(reply)) {
       if (streamKey.toString() === this.#keys.events) this.#onEvents(items);
       else entries = items.map(([id, fields]) => decodeEntry(id, fields));
     }
@@ -312,7 +312,7 @@ export class RedisReadStream extends Readable {
       if (this.#done) return;
       throw wrapRedisError(err, this.key, `waiting for chunk ${this.#next}`);
     }
-    for (const [, items] of reply ?? []) this.#onEvents(items);
+    for (const [, items] of streamsOf(reply)) this.#onEvents(items);
   }
 
   /**
@@ -418,6 +418,17 @@ export class RedisReadStream extends Readable {
     if (this.#gunzip) this.#gunzip.end();
     else this.push(null);
   }
+}
+
+/**
+ * The per-stream part of an XREAD reply: an array of [key, entries] pairs, or, from a client set
+ * to `replyMapping: 'resp3'`, an object keyed by stream.
+ */
+function streamsOf(reply: unknown): [Buffer | string, RawEntry[]][] {
+  if (reply == null) return [];
+  if (Array.isArray(reply)) return reply as [Buffer, RawEntry[]][];
+  if (reply instanceof Map) return [...(reply as Map<string, RawEntry[]>)];
+  return Object.entries(reply as Record<string, RawEntry[]>);
 }
 
 /** Resolve when a writable drains, or when it is closed (a destroyed stream never drains). */

@@ -167,7 +167,7 @@ return 1
 );
 
 /**
- * Remove a file: its metadata and chunks go in one step, and an event wakes its waiting readers.
+ * Remove a file: its metadata, chunks and events go in one step.
  * KEYS: meta, events, chunks. ARGV: gen, version. Returns 1 | 0 (nothing there) | {'retry'} | {'format', detail}
  */
 export const REMOVE = script(
@@ -179,12 +179,9 @@ if kind(meta) ~= 'hash' then return {'format', 'the metadata key holds a ' .. ki
 local cur = redis.call('HMGET', meta, 'v', 'gen')
 if cur[1] ~= ARGV[2] then return {'format', 'stored in format version ' .. tostring(cur[1])} end
 if cur[2] ~= ARGV[1] then return {'retry'} end
-redis.call('DEL', meta, chunks)
-if kind(events) == 'stream' then
-  redis.call('XADD', events, 'MAXLEN', '~', 16, '*', 'removed', ARGV[1])
-  -- The event only has to outlive the readers blocked right now; a later create persists the key.
-  redis.call('PEXPIRE', events, 60000)
-end
+-- Every key of the file goes: Redis is left clean. Readers blocked on the deleted keys notice
+-- within their liveness interval; a reader waiting for a new file wakes when it is created.
+redis.call('DEL', meta, chunks, events)
 return 1
 `,
   'allow-oom',
