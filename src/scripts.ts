@@ -144,7 +144,8 @@ return {'ok'}
 
 /**
  * Abort: append an abort record after whatever was stored, so that following readers learn it in
- * order, and mark the file aborted. KEYS: meta, chunks. ARGV: writer, reason. Returns 1 or 0.
+ * order, and mark the file aborted, recording the committed prefix of whole chunks (where a resume
+ * continues). KEYS: meta, chunks. ARGV: writer, reason, size, chunks, crc32. Returns 1 or 0.
  */
 export const ABORT = script(
   'abort',
@@ -160,7 +161,7 @@ end
 if redis.call('EXISTS', chunks) == 1 then
   redis.call('XADD', chunks, n .. '-2', 'abort', ARGV[2])
 end
-redis.call('HSET', meta, 'state', 'aborted', 'updated', now)
+redis.call('HSET', meta, 'state', 'aborted', 'updated', now, 'size', ARGV[3], 'chunks', ARGV[4], 'crc32', ARGV[5])
 return 1
 `,
   'allow-oom',

@@ -72,6 +72,7 @@ export class RedisWriteStream extends Writable {
   #retryTimer: NodeJS.Timeout | undefined;
   #encoding: string | undefined;
   #created = false;
+  #creating: Promise<void> | undefined;
   /** Bytes held before the file is created, while the encoding is still being detected. */
   #preamble: Buffer[] = [];
   #gzip: Gzip | undefined;
@@ -154,15 +155,22 @@ export class RedisWriteStream extends Writable {
     this.#blocked = undefined;
     this.#failure ??= error ?? aborted(this.key, 'the writer was destroyed');
     this.#wake();
-    if (!this.#created || this.#committed) {
-      callback(error);
-      return;
-    }
-    const reason = error ? `${error.name}: ${error.message}` : 'the writer was destroyed';
+    // A claim still on its way may yet succeed: wait for it, so that the file it creates is marked
+    // aborted instead of being left in state writing.
+    const claimed = this.#creating?.catch(() => {}) ?? Promise.resolve();
     let timer: NodeJS.Timeout | undefined;
-    const abort = runScript(this.#client, ABORT, [this.#keys.meta, this.#chunksKey], [this.#writer, reason]);
     const wait = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, ABORT_WAIT_MS);
+    });
+    const abort = claimed.then(() => {
+      if (!this.#created || this.#committed) return;
+      const reason = error ? `${error.name}: ${error.message}` : 'the writer was destroyed';
+      return runScript(
+        this.#client,
+        ABORT,
+        [this.#keys.meta, this.#chunksKey],
+        [this.#writer, reason, this.#wholeBytes, this.#wholeChunks, formatCrc(this.#wholeCrc)],
+      );
     });
     // Readers must learn of the abort, but a dead connection must not keep the stream open forever.
     Promise.race([abort, wait])
@@ -404,7 +412,12 @@ export class RedisWriteStream extends Writable {
     }
   }
 
-  async #create(): Promise<void> {
+  #create(): Promise<void> {
+    this.#creating ??= this.#claim();
+    return this.#creating;
+  }
+
+  async #claim(): Promise<void> {
     if (this.#opts.resume) {
       const resumed = await this.#resume();
       if (resumed) return;
@@ -484,6 +497,8 @@ export class RedisWriteStream extends Writable {
 
   #started(): void {
     this.#created = true;
+    // Destroyed while claiming: _destroy aborts the file; no heartbeat may keep it alive.
+    if (this.destroyed) return;
     this.#heartbeat = setInterval(() => this.#touch(), this.#opts.heartbeatInterval);
     // The heartbeat must not be what keeps a process alive.
     this.#heartbeat.unref();

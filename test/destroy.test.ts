@@ -39,6 +39,22 @@ describe('destroy and abort', () => {
     await expect(pipeline(createRedisReadStream(redis, key), sink())).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
   });
 
+  it('a writer destroyed while it is still claiming the key leaves the file aborted, not writing', async () => {
+    const key = uniqueKey('wdestroy-early');
+    const timersBefore = timers();
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 16 });
+    writer.write(Buffer.from('0123456789abcdef')); // enough to settle the encoding: the claim starts
+    await new Promise((resolve) => setImmediate(resolve));
+    writer.destroy();
+    await once(writer, 'close');
+    expect((await stat(redis, key)).state).toBe('aborted');
+    expect(timers()).toBeLessThanOrEqual(timersBefore);
+    // Nothing was stored after the destroy, and a reader fails at once.
+    await expect(pipeline(createRedisReadStream(redis, key, { idleTimeout: 60_000 }), sink())).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_ABORTED',
+    });
+  });
+
   it('an AbortSignal aborts an upload in a pipeline', async () => {
     const key = uniqueKey('wsignal');
     const ac = new AbortController();

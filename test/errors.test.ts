@@ -215,17 +215,19 @@ describe('coded errors on the stream', () => {
   it('a reader of a file removed mid-read fails with ERR_REDIS_FILE_NOT_FOUND', async () => {
     const key = uniqueKey('removed');
     const writer = createRedisWriteStream(redis, key, { chunkSize: 100 });
-    writer.on('error', () => {});
+    const writerError = once(writer, 'error');
     writer.write(bytes(300));
     await sleep(50);
     const reading = collect(createRedisReadStream(redis, key)).catch((e: unknown) => e);
     await sleep(50);
     expect(await remove(redis, key)).toBe(true);
     expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
-    // The writer learns it at its next chunk.
+    // The writer learns it at its next chunk or heartbeat, whichever comes first.
     writer.write(bytes(300));
-    const [err] = (await once(writer, 'error')) as [Error];
+    const [err] = (await writerError) as [Error];
     expect(err).toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
+    // Every key of the file is gone.
+    expect(await redis.keys(`rfs:{${key}}*`)).toEqual([]);
   });
 
   it('a reader of a file replaced mid-read fails instead of mixing two files', async () => {

@@ -368,7 +368,7 @@ describe('ACL: a user confined to the package namespace', () => {
     expect(err).toMatchObject({ code: ErrorCodes.REDIS, key });
     // Redis 7.0: "NOPERM this user has no permissions to run the 'evalsha' command" (7.2+ names the user).
     expect(err.message).toMatch(
-      new RegExp(`^File ${JSON.stringify(key)}: creating the file failed: NOPERM .*has no permissions to run the 'evalsha' command$`),
+      new RegExp(`^File ${JSON.stringify(key)}: creating the file failed: NOPERM .*has no permissions to run the 'evalsha' command \\(check the ACL rules of the Redis user: ACL LOG names what was denied\\)$`),
     );
     expect(err.cause).toBeInstanceOf(ReplyError);
     expect((err.cause as Error).message).toMatch(/^NOPERM .*'evalsha'/);
