@@ -112,6 +112,12 @@ expectError(createRedisWriteStream(redis, 'k', { compression: true }));
 expectError(createRedisWriteStream(redis, 'k', { start: 0 }));
 expectError(createRedisWriteStream(redis, 'k', { decompress: true }));
 expectNotAssignable<WriteStreamOptions>('chunkSize=1024');
+
+// The read options, as a type of their own.
+expectAssignable<ReadStreamOptions>({ start: 0, end: 10, follow: false, checksum: false, readAhead: 4, prefix: 'p:' });
+expectNotAssignable<ReadStreamOptions>({ chunkSize: 1024 });
+expectNotAssignable<ReadStreamOptions>({ checksum: 'yes' });
+
 // Wrong client or key.
 expectError(createRedisWriteStream({}, 'k'));
 expectError(createRedisWriteStream('redis://127.0.0.1:6379', 'k'));

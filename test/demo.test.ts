@@ -3,14 +3,14 @@
  * by its name, here against the shared test server (REDIS_URL) with a small file and a key of its
  * own. Never asserts times: only the outcome, the output's verdict, and that Redis is left clean.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisWriteStream, stat } from '../src/index.js';
 import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
 
@@ -20,12 +20,6 @@ const demo = join(root, 'scripts', 'demo.mjs');
 const redis = connect();
 afterAll(closeAll);
 
-beforeAll(() => {
-  // The demo imports `redis-file-stream`, which resolves to dist/ through the package's "exports".
-  if (existsSync(join(root, 'dist', 'esm', 'index.js'))) return;
-  const build = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, encoding: 'utf8' });
-  if (build.status !== 0) throw new Error(`node scripts/build.mjs failed (${build.status ?? build.signal}):\n${build.stdout}\n${build.stderr}`);
-}, 180_000);
 
 interface Run {
   code: number | null;

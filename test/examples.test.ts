@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,11 +61,8 @@ function prefix(name: string): string {
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(root, 'dist', 'esm', 'index.js'))) {
-    await exec(join(root, 'scripts', 'build.mjs'), [], process.env, 120_000);
-  }
   tmp = await mkdtemp(join(tmpdir(), 'redis-file-stream-examples-'));
-}, 150_000);
+});
 
 afterAll(async () => {
   await closeAll();

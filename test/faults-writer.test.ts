@@ -4,12 +4,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execFileSync } from 'node:child_process';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
@@ -21,8 +20,6 @@ let dir: string;
 const children = new Set<ChildProcess>();
 
 beforeAll(() => {
-  // The child process runs the built package.
-  if (!existsSync('dist/esm/index.js')) execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
   redis = connect();
   dir = mkdtempSync(join(tmpdir(), 'rfs-crash-'));
 });

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, stat } from '../src/index.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
-import { bytes, collect, get, put, sink } from './helpers/streams.js';
+import { bytes, get, put, sink } from './helpers/streams.js';
 
 const redis = connect();
 afterAll(closeAll);

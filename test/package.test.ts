@@ -8,10 +8,9 @@
  * only when dist/ is missing).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { stat } from '../src/index.js';
 import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
 import { bytes, get, put } from './helpers/streams.js';
@@ -56,11 +55,6 @@ function lastJson<T>(stdout: string): T {
   return JSON.parse(lines[lines.length - 1]!) as T;
 }
 
-beforeAll(() => {
-  if (!existsSync(join(root, 'dist/esm/index.js')) || !existsSync(join(root, 'dist/cjs/index.js'))) {
-    execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: root, stdio: 'pipe', timeout: 120_000 });
-  }
-}, 150_000);
 
 describe('the built package, loaded by name', () => {
   it('exports the complete public API to ES module consumers', () => {

@@ -4,7 +4,7 @@
  * it (and any server a test left behind) at the end.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,14 @@ export async function setup(project: TestProject): Promise<void> {
         `${(check.stderr || '').trim()}\n${(check.stdout || '').trim()}\n` +
         'Run `bash scripts/ensure-redis.sh` (as root it installs the Debian package redis-server).',
     );
+  }
+
+  // Examples, the demo, the package test and the crash tests run the built package in child
+  // processes. `npm test` builds before the tests; a bare `vitest run` builds here, once, so that
+  // no two test files ever rebuild (and so delete) dist/ under each other.
+  if (!existsSync(join(root, 'dist', 'esm', 'index.js')) || !existsSync(join(root, 'dist', 'cjs', 'index.js'))) {
+    const build = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, encoding: 'utf8' });
+    if (build.status !== 0) throw new Error(`node scripts/build.mjs failed:\n${build.stdout}\n${build.stderr}`);
   }
 
   // Every server started during the run (here or in a test worker, which inherits this
