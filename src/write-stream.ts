@@ -283,14 +283,21 @@ export class RedisWriteStream extends Writable {
     if (err instanceof Error && /equal or smaller than the target stream top item/.test(err.message)) {
       // ioredis re-sends commands left unanswered by a dropped connection. If the first try did
       // reach Redis, the retry is refused, because its id is not above the top: the chunk is then
-      // already stored. It is compared byte for byte instead of being stored twice.
+      // already stored, and is compared byte for byte instead of being stored twice. If it is not
+      // there, later chunks overtook it across reconnections (ioredis does not always keep the
+      // order of re-sent commands): that gap is repaired like one left by a refused write.
+      // The check counts as in flight: a repair must not run before its answer is in.
+      this.#inFlight++;
       this.#verifyStored(n, data).then(
-        (same) => {
-          if (same) this.#ack(n);
-          else if (this.#recovering) this.#wake();
-          else this.#fail(corrupt(this.key, `chunk ${n} was refused by Redis and what is stored under its id differs`));
+        (stored) => {
+          this.#inFlight--;
+          if (stored) this.#ack(n);
+          else this.#recover(err);
         },
-        (e: unknown) => this.#fail(wrapRedisError(e, this.key, `checking chunk ${n}`)),
+        (e: unknown) => {
+          this.#inFlight--;
+          this.#fail(wrapRedisError(e, this.key, `checking chunk ${n}`));
+        },
       );
       return;
     }
@@ -328,8 +335,8 @@ export class RedisWriteStream extends Writable {
   }
 
   /**
-   * Redis refused a chunk for a passing reason (out of memory, busy). Later chunks already in
-   * flight may have been stored after the refused one, leaving a gap that no reader may pass.
+   * Redis refused a chunk for a passing reason (out of memory, busy), or a chunk went missing while
+   * later ones were stored. Later chunks may then lie past a gap that no reader may pass.
    * So: stop sending, let the window settle, delete whatever lies beyond the acknowledged prefix,
    * and send again from there, retrying with backoff for at most `retryTimeout` ms.
    */
