@@ -6,7 +6,9 @@
 export type { RedisClient } from './client.js';
 export { ErrorCodes, RedisFileError, type RedisFileErrorCode } from './errors.js';
 export type { FileState } from './format.js';
-export { type FileStat, remove, stat } from './manage.js';
-export type { KeyOptions, ReadStreamOptions, WriteStreamOptions } from './options.js';
+export { list } from './list.js';
+export { expire, type FileStat, remove, rename, stat } from './manage.js';
+export type { Progress } from './progress.js';
+export type { KeyOptions, ListOptions, ReadStreamOptions, RenameOptions, WriteStreamOptions } from './options.js';
 export { createRedisReadStream, RedisReadStream } from './read-stream.js';
 export { createRedisWriteStream, RedisWriteStream } from './write-stream.js';

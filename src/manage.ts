@@ -1,13 +1,20 @@
 /**
- * Operations on stored files as a whole: stat and remove.
+ * Operations on stored files as a whole: stat, remove, expire, rename.
  * @module
  */
 
 import type { RedisClient } from './client.js';
-import { badFormat, notFound, wrapRedisError } from './errors.js';
-import { type FileKeys, type FileState, fileKeys, FORMAT_VERSION, parseMeta } from './format.js';
-import { checkClientAndKey, type KeyOptions, resolveKeyOptions } from './options.js';
-import { REMOVE, runScript } from './scripts.js';
+import { badFormat, exists, notFound, wrapRedisError } from './errors.js';
+import { type FileKeys, type FileState, fileKeys, FORMAT_VERSION, type MetaRecord, parseMeta } from './format.js';
+import {
+  checkClientAndKey,
+  checkSeconds,
+  type KeyOptions,
+  type RenameOptions,
+  resolveKeyOptions,
+  resolveRenameOptions,
+} from './options.js';
+import { EXPIRE, REMOVE, RENAME, runScript } from './scripts.js';
 
 /** What {@link stat} tells about a stored file. */
 export interface FileStat {
@@ -59,6 +66,11 @@ async function statFile(client: RedisClient, key: string, keys: FileKeys): Promi
   const meta = parseMeta(raw);
   if (meta === undefined) throw notFound(key);
   if (typeof meta === 'string') throw badFormat(key, meta);
+  return toFileStat(key, meta, ttl);
+}
+
+/** @internal */
+export function toFileStat(key: string, meta: MetaRecord, ttl: number): FileStat {
   return {
     key,
     state: meta.state,
@@ -68,7 +80,8 @@ async function statFile(client: RedisClient, key: string, keys: FileKeys): Promi
     contentEncoding: meta.encoding,
     contentType: meta.contentType,
     metadata: meta.metadata,
-    crc32: meta.crc32,
+    // While writing, the hash holds the checksum of the committed prefix: not the file's.
+    crc32: meta.state === 'complete' ? meta.crc32 : undefined,
     created: new Date(meta.created),
     updated: new Date(meta.updated),
     ttl: ttl >= 0 ? ttl : undefined,
@@ -101,4 +114,70 @@ async function removeFile(client: RedisClient, key: string, keys: FileKeys): Pro
     throw wrapRedisError(err, key, 'remove');
   }
   throw wrapRedisError(new Error('the file keeps being replaced'), key, 'remove');
+}
+
+/**
+ * Set the time to live of every key of the file at `key`, in seconds; `null` removes it.
+ * @returns true when there was a file, false when there was none
+ * @throws TypeError / RangeError for bad arguments, at the call
+ */
+export function expire(client: RedisClient, key: string, seconds: number | null, options?: KeyOptions): Promise<boolean> {
+  checkClientAndKey(client, key);
+  const ttl = checkSeconds(seconds);
+  return expireFile(client, key, fileKeys(resolveKeyOptions(options).prefix, key), ttl ?? 0);
+}
+
+async function expireFile(client: RedisClient, key: string, keys: FileKeys, ttl: number): Promise<boolean> {
+  try {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const gen = (await client.hget(keys.meta, 'gen')) ?? '';
+      const reply = await runScript(client, EXPIRE, [keys.meta, keys.chunks(gen), keys.events], [gen, FORMAT_VERSION, ttl]);
+      if (reply === 0 || reply === 1) return reply === 1;
+      const [status, detail] = reply as [string, string];
+      if (status === 'format') throw badFormat(key, `will not change this key: ${detail}`);
+    }
+  } catch (err) {
+    throw wrapRedisError(err, key, 'expire');
+  }
+  throw wrapRedisError(new Error('the file keeps being replaced'), key, 'expire');
+}
+
+/**
+ * Rename the file at `from` to `to`, atomically: readers of the old name fail with
+ * `ERR_REDIS_FILE_NOT_FOUND`, readers waiting for the new name wake up. A file that is still being
+ * written cannot be renamed. On a Redis Cluster both names must share a hash slot (Redis refuses
+ * otherwise, with CROSSSLOT): give them the same `{tag}` inside the key when you need that.
+ * @throws TypeError / RangeError for bad arguments, at the call
+ * @throws RedisFileError (as a rejection) `ERR_REDIS_FILE_NOT_FOUND` when there is no file at
+ * `from`, `ERR_REDIS_FILE_EXISTS` when `to` holds a file (without `overwrite`) or `from` is being written
+ */
+export function rename(client: RedisClient, from: string, to: string, options?: RenameOptions): Promise<void> {
+  checkClientAndKey(client, from);
+  checkClientAndKey(client, to);
+  const { prefix, overwrite } = resolveRenameOptions(options);
+  return renameFile(client, from, to, fileKeys(prefix, from), fileKeys(prefix, to), overwrite);
+}
+
+async function renameFile(client: RedisClient, from: string, to: string, src: FileKeys, dst: FileKeys, overwrite: boolean): Promise<void> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    let reply: unknown;
+    try {
+      const [gen, targetGen] = await Promise.all([client.hget(src.meta, 'gen'), client.hget(dst.meta, 'gen')]);
+      reply = await runScript(
+        client,
+        RENAME,
+        [src.meta, src.chunks(gen ?? ''), src.events, dst.meta, dst.chunks(gen ?? ''), dst.events, dst.chunks(targetGen ?? gen ?? '')],
+        [gen ?? '', FORMAT_VERSION, overwrite ? '1' : '0', targetGen ?? ''],
+      );
+    } catch (err) {
+      throw wrapRedisError(err, from, `rename to ${JSON.stringify(to)}`);
+    }
+    const [status, detail] = reply as [string, string | undefined];
+    if (status === 'ok') return;
+    if (status === 'missing') throw notFound(from);
+    if (status === 'busy') throw exists(from, 'the file is still being written and cannot be renamed');
+    if (status === 'exists') throw exists(to, `a ${detail} file is stored at the new name and \`overwrite\` is off`);
+    if (status === 'format') throw badFormat(from, `will not rename: ${detail}`);
+  }
+  throw wrapRedisError(new Error('the files keep changing'), from, 'rename');
 }

@@ -82,6 +82,11 @@ export interface WriteStreamOptions extends KeyOptions {
    * @default 1000
    */
   heartbeatInterval?: number;
+  /**
+   * Least milliseconds between two `progress` events.
+   * @default 250
+   */
+  progressInterval?: number;
   /** Aborts the upload: the stream is destroyed and the file marked aborted. */
   signal?: AbortSignal;
   /**
@@ -139,6 +144,11 @@ export interface ReadStreamOptions extends KeyOptions {
    * @default 16
    */
   readAhead?: number;
+  /**
+   * Least milliseconds between two `progress` events.
+   * @default 250
+   */
+  progressInterval?: number;
   /** Aborts the read: the stream is destroyed and its blocking connection closed. */
   signal?: AbortSignal;
   /**
@@ -146,6 +156,29 @@ export interface ReadStreamOptions extends KeyOptions {
    * @default 1048576 (1 MiB)
    */
   highWaterMark?: number;
+}
+
+/** Options of {@link list}. */
+export interface ListOptions extends KeyOptions {
+  /**
+   * Redis glob on the file keys: `*`, `?`, `[abc]`, `\` to escape.
+   * @default '*'
+   */
+  match?: string;
+  /**
+   * SCAN's COUNT hint: how much of the keyspace one round trip looks at.
+   * @default 1000
+   */
+  count?: number;
+}
+
+/** Options of {@link rename}. */
+export interface RenameOptions extends KeyOptions {
+  /**
+   * Replace a complete or aborted file stored at the new key.
+   * @default false
+   */
+  overwrite?: boolean;
 }
 
 /** @internal */
@@ -165,6 +198,7 @@ export interface ResolvedWriteOptions {
   readonly ttl: number;
   readonly maxInFlight: number;
   readonly heartbeatInterval: number;
+  readonly progressInterval: number;
   readonly signal: AbortSignal | undefined;
   readonly highWaterMark: number;
 }
@@ -180,9 +214,12 @@ export interface ResolvedReadOptions {
   readonly idleTimeout: number;
   readonly checksum: boolean;
   readonly readAhead: number;
+  readonly progressInterval: number;
   readonly signal: AbortSignal | undefined;
   readonly highWaterMark: number;
 }
+
+const PROGRESS_INTERVAL = 250;
 
 const WRITE_DEFAULTS = Object.freeze({
   prefix: DEFAULT_PREFIX,
@@ -213,7 +250,7 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', [
     'prefix', 'chunkSize', 'compress', 'contentEncoding', 'contentType', 'metadata', 'overwrite', 'resume',
-    'retryTimeout', 'ttl', 'maxInFlight', 'heartbeatInterval', 'signal', 'highWaterMark',
+    'retryTimeout', 'ttl', 'maxInFlight', 'heartbeatInterval', 'progressInterval', 'signal', 'highWaterMark',
   ]);
   const chunkSize = int(o, 'chunkSize', WRITE_DEFAULTS.chunkSize, 1, MAX_CHUNK_SIZE);
   const compress = bool(o, 'compress', WRITE_DEFAULTS.compress);
@@ -238,6 +275,7 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
     ttl: o.ttl === undefined ? 0 : int(o, 'ttl', 0, 1, 2 ** 31 - 1),
     maxInFlight: int(o, 'maxInFlight', WRITE_DEFAULTS.maxInFlight, 1, 1024),
     heartbeatInterval: int(o, 'heartbeatInterval', WRITE_DEFAULTS.heartbeatInterval, 10, 3_600_000),
+    progressInterval: int(o, 'progressInterval', PROGRESS_INTERVAL, 0, 3_600_000),
     signal: signal(o),
     highWaterMark: int(o, 'highWaterMark', chunkSize, 1, 2 ** 31 - 1),
   });
@@ -248,7 +286,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', [
     'prefix', 'start', 'end', 'follow', 'decompress', 'waitForCreate', 'idleTimeout', 'checksum', 'readAhead',
-    'signal', 'highWaterMark',
+    'progressInterval', 'signal', 'highWaterMark',
   ]);
   const start = int(o, 'start', READ_DEFAULTS.start, 0, Number.MAX_SAFE_INTEGER);
   const end = o.end === undefined || o.end === Infinity ? Infinity : int(o, 'end', 0, start, Number.MAX_SAFE_INTEGER);
@@ -266,6 +304,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
     idleTimeout: o.idleTimeout === Infinity ? Infinity : int(o, 'idleTimeout', READ_DEFAULTS.idleTimeout, 1, 2 ** 31 - 1),
     checksum: bool(o, 'checksum', READ_DEFAULTS.checksum),
     readAhead: int(o, 'readAhead', READ_DEFAULTS.readAhead, 1, 1024),
+    progressInterval: int(o, 'progressInterval', PROGRESS_INTERVAL, 0, 3_600_000),
     signal: signal(o),
     highWaterMark: int(o, 'highWaterMark', READ_DEFAULTS.highWaterMark, 1, 2 ** 31 - 1),
   });
@@ -276,6 +315,30 @@ export function resolveKeyOptions(options: KeyOptions | undefined): { readonly p
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', ['prefix']);
   return Object.freeze({ prefix: prefix(o) });
+}
+
+/** @internal */
+export function resolveListOptions(options: ListOptions | undefined): { prefix: string; match: string; count: number } {
+  const o = checkObject(options, 'options');
+  checkKnown(o, 'options', ['prefix', 'match', 'count']);
+  return Object.freeze({ prefix: prefix(o), match: str(o, 'match') ?? '*', count: int(o, 'count', 1000, 1, 1_000_000) });
+}
+
+/** @internal */
+export function resolveRenameOptions(options: RenameOptions | undefined): { prefix: string; overwrite: boolean } {
+  const o = checkObject(options, 'options');
+  checkKnown(o, 'options', ['prefix', 'overwrite']);
+  return Object.freeze({ prefix: prefix(o), overwrite: bool(o, 'overwrite', false) });
+}
+
+/** @internal Seconds for {@link expire}: a positive integer, or null to remove the expiry. */
+export function checkSeconds(seconds: unknown): number | null {
+  if (seconds === null) return null;
+  if (typeof seconds !== 'number') throw invalidType('seconds', 'a positive integer or null', seconds);
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 2 ** 31 - 1) {
+    throw outOfRange('seconds', `an integer from 1 to ${2 ** 31 - 1}, or null`, seconds);
+  }
+  return seconds;
 }
 
 /** @internal Check the client and key arguments every call takes. */

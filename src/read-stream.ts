@@ -22,6 +22,7 @@ import {
   recordId,
 } from './format.js';
 import { checkClientAndKey, type ReadStreamOptions, resolveReadOptions, type ResolvedReadOptions } from './options.js';
+import { type Progress, ProgressTicker } from './progress.js';
 
 /**
  * Longest single blocking wait. Between waits the reader checks that the file still exists and
@@ -31,6 +32,15 @@ import { checkClientAndKey, type ReadStreamOptions, resolveReadOptions, type Res
 const LIVENESS_INTERVAL_MS = 1000;
 
 type RawEntry = [Buffer, Buffer[]];
+
+/** The events of a {@link RedisReadStream} beyond those of every Readable. */
+export interface RedisReadStream {
+  /** How many bytes were delivered, at most once per `progressInterval`, and once at the end. */
+  on(event: 'progress', listener: (progress: Progress) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'progress', listener: (progress: Progress) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+}
 
 /**
  * A Readable that yields a stored file's bytes, in order, checking every chunk. Create it with
@@ -69,6 +79,7 @@ export class RedisReadStream extends Readable {
   #done = false;
   #delivered = 0;
   #gunzip: Gunzip | undefined;
+  readonly #progress: ProgressTicker;
 
   /** @internal Use {@link createRedisReadStream}. */
   constructor(client: RedisClient, key: string, opts: ResolvedReadOptions) {
@@ -77,6 +88,7 @@ export class RedisReadStream extends Readable {
     this.#client = client;
     this.#opts = opts;
     this.#keys = fileKeys(opts.prefix, key);
+    this.#progress = new ProgressTicker(opts.progressInterval, (p) => this.emit('progress', p));
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
     // the fields above.
     if (opts.signal) addAbortSignal(opts.signal, this);
@@ -404,6 +416,7 @@ export class RedisReadStream extends Readable {
 
   #deliver(bytes: Buffer): void {
     this.#delivered += bytes.length;
+    this.#progress.tick(this.#delivered, this.#total());
     if (this.#gunzip) {
       this.#gunzip.write(bytes);
     } else if (!this.push(bytes)) {
@@ -411,8 +424,14 @@ export class RedisReadStream extends Readable {
     }
   }
 
+  /** The size of the file, once known: what a full read will deliver. */
+  #total(): number | undefined {
+    return this.#meta.state === 'complete' ? this.#meta.size : undefined;
+  }
+
   #finish(): void {
     this.#done = true;
+    this.#progress.tick(this.#delivered, this.#total() ?? this.#pos, true);
     closeConnection(this.#blocking);
     this.#blocking = undefined;
     if (this.#gunzip) this.#gunzip.end();

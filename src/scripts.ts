@@ -189,6 +189,69 @@ return 1
 );
 
 /**
+ * Set (or, with ttl 0, remove) the expiry of every key of a file at once.
+ * KEYS: meta, chunks, events. ARGV: gen, version, ttl(s). Returns 1 | 0 (no file) | {'retry'} | {'format', detail}
+ */
+export const EXPIRE = script(
+  'expire',
+  `${PRELUDE}
+local meta, chunks, events = KEYS[1], KEYS[2], KEYS[3]
+if kind(meta) == 'none' then return 0 end
+if kind(meta) ~= 'hash' then return {'format', 'the metadata key holds a ' .. kind(meta)} end
+local cur = redis.call('HMGET', meta, 'v', 'gen')
+if cur[1] ~= ARGV[2] then return {'format', 'stored in format version ' .. tostring(cur[1])} end
+if cur[2] ~= ARGV[1] then return {'retry'} end
+local ttl = tonumber(ARGV[3])
+for _, k in ipairs({meta, chunks, events}) do
+  if ttl > 0 then redis.call('EXPIRE', k, ttl) else redis.call('PERSIST', k) end
+end
+return 1
+`,
+  'allow-oom',
+);
+
+/**
+ * Rename a file: move its three keys to the new key's names in one step. Only a complete or
+ * aborted file moves (a writer's keys must not move under it); on a cluster both names must hash
+ * to one slot, which Redis itself enforces.
+ * KEYS: meta, chunks, events of the old name; meta, chunks (same gen), events of the new name; the
+ * new name's current chunk stream (or its own chunks key again when there is no file).
+ * ARGV: gen, version, overwrite, target gen.
+ * Returns {'ok'} | {'missing'} | {'busy'} | {'exists', state} | {'retry'} | {'format', detail}
+ */
+export const RENAME = script(
+  'rename',
+  `${PRELUDE}
+local meta, chunks, events, tmeta, tchunks, tevents, told = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+if kind(meta) == 'none' then return {'missing'} end
+for _, k in ipairs({meta, tmeta}) do
+  if kind(k) ~= 'none' and kind(k) ~= 'hash' then return {'format', 'a metadata key holds a ' .. kind(k)} end
+end
+local cur = redis.call('HMGET', meta, 'v', 'gen', 'state')
+if cur[1] ~= ARGV[2] then return {'format', 'stored in format version ' .. tostring(cur[1])} end
+if cur[2] ~= ARGV[1] then return {'retry'} end
+if cur[3] == 'writing' then return {'busy'} end
+if redis.call('EXISTS', tmeta) == 1 then
+  local t = redis.call('HMGET', tmeta, 'v', 'gen', 'state')
+  if t[1] ~= ARGV[2] then return {'format', 'the new name holds a file in format version ' .. tostring(t[1])} end
+  if t[2] ~= ARGV[4] then return {'retry'} end
+  if ARGV[3] ~= '1' or t[3] == 'writing' then return {'exists', t[3]} end
+  redis.call('DEL', tmeta, told)
+  redis.call('XADD', tevents, 'MAXLEN', '~', 16, '*', 'removed', t[2])
+elseif ARGV[4] ~= '' then
+  return {'retry'}
+end
+redis.call('RENAME', meta, tmeta)
+if redis.call('EXISTS', chunks) == 1 then redis.call('RENAME', chunks, tchunks) end
+redis.call('DEL', events)
+redis.call('XADD', tevents, 'MAXLEN', '~', 16, '*', 'created', ARGV[1])
+local ttl = redis.call('PTTL', tmeta)
+if ttl > 0 then redis.call('PEXPIRE', tevents, ttl) else redis.call('PERSIST', tevents) end
+return {'ok'}
+`,
+);
+
+/**
  * Repair after refused chunk writes: delete every entry from record n on (chunks stored after a
  * refused one), so that the writer can send them again in order. Wakes readers stopped at the gap.
  * KEYS: meta, chunks, events. ARGV: writer, n. Returns 1, or 0 when the lease is lost.

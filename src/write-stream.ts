@@ -11,6 +11,7 @@ import type { RedisClient } from './client.js';
 import { aborted, badFormat, corrupt, exists, isRetryable, wrapRedisError } from './errors.js';
 import { Field, FORMAT_VERSION, type FileKeys, fileKeys, formatCrc, looksGzipped, recordId } from './format.js';
 import { checkClientAndKey, resolveWriteOptions, type ResolvedWriteOptions, type WriteStreamOptions } from './options.js';
+import { type Progress, ProgressTicker } from './progress.js';
 import { ABORT, COMMIT, CREATE, REPAIR, RESUME, runScript, TOUCH } from './scripts.js';
 
 /** How long `destroy()` waits for the abort record to be stored before it lets go. */
@@ -25,6 +26,15 @@ interface PendingChunk {
   /** CRC-32 of the file up to and including this chunk. */
   readonly crc: number;
   acked: boolean;
+}
+
+/** The events of a {@link RedisWriteStream} beyond those of every Writable. */
+export interface RedisWriteStream {
+  /** How many bytes Redis has acknowledged, at most once per `progressInterval`, and once at the end. */
+  on(event: 'progress', listener: (progress: Progress) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'progress', listener: (progress: Progress) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
 /**
@@ -80,6 +90,7 @@ export class RedisWriteStream extends Writable {
   #touching = false;
   #committed = false;
   #failure: Error | undefined;
+  readonly #progress: ProgressTicker;
 
   /** @internal Use {@link createRedisWriteStream}. */
   constructor(client: RedisClient, key: string, opts: ResolvedWriteOptions) {
@@ -92,6 +103,7 @@ export class RedisWriteStream extends Writable {
     this.#chunkSize = opts.chunkSize;
     this.#encoding = opts.contentEncoding;
     this.#buf = Buffer.allocUnsafe(this.#chunkSize);
+    this.#progress = new ProgressTicker(opts.progressInterval, (p) => this.emit('progress', p));
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
     // the fields above.
     if (opts.signal) addAbortSignal(opts.signal, this);
@@ -331,6 +343,7 @@ export class RedisWriteStream extends Writable {
         this.#wholeCrc = next.crc;
       }
     }
+    this.#progress.tick(this.#committedBytes, undefined);
     this.#wake();
   }
 
@@ -541,6 +554,7 @@ export class RedisWriteStream extends Writable {
     if (status === 'lost') throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
     if (status === 'corrupt') throw corrupt(this.key, `cannot commit: ${detail}`);
     this.#committed = true;
+    this.#progress.tick(this.#committedBytes, this.#committedBytes, true);
   }
 
   #stopHeartbeat(): void {

@@ -1,0 +1,132 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createRedisReadStream, createRedisWriteStream, expire, list, remove, rename, stat } from '../src/index.js';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { bytes, collect, get, put } from './helpers/streams.js';
+
+const redis = connect();
+afterAll(closeAll);
+
+async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+describe('list', () => {
+  it('iterates over the stored files that match, with their stat', async () => {
+    const base = uniqueKey('ls');
+    const names = ['a.log', 'b.log', 'c.csv', 'sub/d.log', 'we{ir}d 100%.log'];
+    for (const [i, name] of names.entries()) await put(redis, `${base}/${name}`, bytes(100 * (i + 1)), { chunkSize: 64 });
+    const logs = await all(list(redis, { match: `${base}/*.log`, count: 3 }));
+    expect(logs.map((f) => f.key).sort()).toEqual(
+      ['a.log', 'b.log', 'sub/d.log', 'we{ir}d 100%.log'].map((n) => `${base}/${n}`).sort(),
+    );
+    const a = logs.find((f) => f.key === `${base}/a.log`)!;
+    expect(a).toMatchObject({ state: 'complete', size: 100, chunkSize: 64 });
+    expect((await all(list(redis, { match: `${base}/[ab].log` }))).map((f) => f.key).sort()).toEqual([`${base}/a.log`, `${base}/b.log`]);
+    expect((await all(list(redis, { match: `${base}/?.csv` }))).map((f) => f.key)).toEqual([`${base}/c.csv`]);
+    expect((await all(list(redis, { match: `${base}/we\\{ir\\}d*` }))).map((f) => f.key)).toEqual([`${base}/we{ir}d 100%.log`]);
+  });
+
+  it('uses SCAN: thousands of files come in many small batches, none missed', async () => {
+    const base = uniqueKey('many');
+    const n = 2000;
+    await Promise.all(Array.from({ length: n }, (_, i) => put(redis, `${base}/${i}`, Buffer.from(String(i)))));
+    const found = await all(list(redis, { match: `${base}/*`, count: 100 }));
+    expect(new Set(found.map((f) => f.key)).size).toBe(n);
+    expect(found.every((f) => f.size === f.key.split('/').pop()!.length)).toBe(true);
+  });
+
+  it('skips keys that are not files, and other prefixes', async () => {
+    const base = uniqueKey('other');
+    await put(redis, `${base}/x`, Buffer.from('x'));
+    await put(redis, `${base}/y`, Buffer.from('y'), { prefix: 'elsewhere:' });
+    await redis.set(`rfs:{${base}/z}:meta`, 'a string, not a file');
+    expect((await all(list(redis, { match: `${base}/*` }))).map((f) => f.key)).toEqual([`${base}/x`]);
+    expect((await all(list(redis, { match: `${base}/*`, prefix: 'elsewhere:' }))).map((f) => f.key)).toEqual([`${base}/y`]);
+  });
+
+  it('rejects bad arguments at the call', () => {
+    expect(() => list(redis, { count: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => list(redis, { match: 5 as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => list({} as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+});
+
+describe('expire', () => {
+  it('sets and removes the TTL of every key of the file', async () => {
+    const key = uniqueKey('ttl');
+    await put(redis, key, bytes(1000), { chunkSize: 100 });
+    expect(await expire(redis, key, 100)).toBe(true);
+    expect((await stat(redis, key)).ttl).toBeGreaterThan(90);
+    const keys = await redis.keys(`rfs:{${key}}:*`);
+    expect(keys).toHaveLength(3);
+    for (const k of keys) expect(await redis.ttl(k)).toBeGreaterThan(90);
+    expect(await expire(redis, key, null)).toBe(true);
+    for (const k of keys) expect(await redis.ttl(k)).toBe(-1);
+    expect((await stat(redis, key)).ttl).toBeUndefined();
+    expect(await expire(redis, uniqueKey('none'), 10)).toBe(false);
+  });
+
+  it('a file expires as a whole', async () => {
+    const key = uniqueKey('ttl-gone');
+    await put(redis, key, bytes(1000), { chunkSize: 100 });
+    await expire(redis, key, 1);
+    await sleep(1300);
+    expect(await redis.keys(`rfs:{${key}}:*`)).toEqual([]);
+    await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+  });
+
+  it('rejects bad seconds at the call', () => {
+    expect(() => expire(redis, 'k', 0)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => expire(redis, 'k', '5' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+});
+
+describe('rename', () => {
+  it('moves a file atomically; the old name is gone and the new one reads the same bytes', async () => {
+    const from = uniqueKey('mv-from');
+    const to = uniqueKey('mv-to');
+    const data = bytes(5000);
+    await put(redis, from, data, { chunkSize: 1000, ttl: 100 });
+    await rename(redis, from, to);
+    expect(await redis.keys(`rfs:{${from}}:*`)).toEqual([]);
+    expect((await get(redis, to)).equals(data)).toBe(true);
+    expect((await stat(redis, to)).ttl).toBeGreaterThan(90);
+    await expect(stat(redis, from)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+  });
+
+  it('wakes a reader waiting for the new name', async () => {
+    const from = uniqueKey('mv-wake-from');
+    const to = uniqueKey('mv-wake-to');
+    await put(redis, from, Buffer.from('hello'));
+    const waiting = collect(createRedisReadStream(redis, to, { waitForCreate: 10_000 }));
+    await sleep(50);
+    await rename(redis, from, to);
+    expect((await waiting).toString()).toBe('hello');
+  });
+
+  it('refuses to replace a file without overwrite, replaces it with overwrite', async () => {
+    const from = uniqueKey('mv-a');
+    const to = uniqueKey('mv-b');
+    await put(redis, from, Buffer.from('new'));
+    await put(redis, to, Buffer.from('old'));
+    await expect(rename(redis, from, to)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
+    await rename(redis, from, to, { overwrite: true });
+    expect((await get(redis, to)).toString()).toBe('new');
+    expect((await redis.keys(`rfs:{${to}}:chunks:*`)).length).toBe(1);
+  });
+
+  it('refuses a file that is being written, and a missing one', async () => {
+    const from = uniqueKey('mv-busy');
+    const writer = createRedisWriteStream(redis, from);
+    writer.write(Buffer.from('abc'));
+    await sleep(50);
+    await expect(rename(redis, from, uniqueKey('mv-x'))).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
+    writer.end();
+    await new Promise((resolve) => writer.on('finish', resolve));
+    await expect(rename(redis, uniqueKey('mv-none'), uniqueKey('mv-y'))).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    await remove(redis, from);
+  });
+});
