@@ -6,28 +6,17 @@
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { addAbortSignal, Writable } from 'node:stream';
-import { crc32, createGzip, type Gzip } from 'node:zlib';
+import { createGzip, type Gzip } from 'node:zlib';
+import { ChunkWindow, RETRY_MAX_MS, RETRY_MIN_MS } from './chunk-window.js';
 import type { RedisClient } from './client.js';
 import { aborted, badFormat, corrupt, exists, isRetryable, wrapRedisError } from './errors.js';
-import { Field, FORMAT_VERSION, type FileKeys, fileKeys, formatCrc, looksGzipped, recordId } from './format.js';
+import { FORMAT_VERSION, type FileKeys, fileKeys, formatCrc, looksGzipped } from './format.js';
 import { checkClientAndKey, resolveWriteOptions, type ResolvedWriteOptions, type WriteStreamOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
-import { ABORT, COMMIT, CREATE, REPAIR, RESUME, runScript, TOUCH } from './scripts.js';
+import { ABORT, COMMIT, CREATE, RESUME, runScript, TOUCH } from './scripts.js';
 
 /** How long `destroy()` waits for the abort record to be stored before it lets go. */
 const ABORT_WAIT_MS = 5000;
-/** First and longest pause between retries while Redis refuses writes (out of memory, busy). */
-const RETRY_MIN_MS = 50;
-const RETRY_MAX_MS = 1000;
-
-/** A chunk cut from the input and not yet acknowledged by Redis. */
-interface PendingChunk {
-  readonly data: Buffer;
-  /** CRC-32 of the file up to and including this chunk. */
-  readonly crc: number;
-  acked: boolean;
-}
-
 /** The events of a {@link RedisWriteStream} beyond those of every Writable. */
 export interface RedisWriteStream {
   /** How many bytes Redis has acknowledged, at most once per `progressInterval`, and once at the end. */
@@ -57,28 +46,12 @@ export class RedisWriteStream extends Writable {
   /** The chunk being filled. */
   #buf: Buffer;
   #bufLen = 0;
-  /** Number of the next chunk to cut, and of the next one to send. */
-  #next = 0;
-  #nextToSend = 0;
-  /** Bytes cut into chunks so far, and their running CRC-32. */
-  #bytes = 0;
-  #crc = 0;
-  /** Chunks cut and not yet acknowledged, by number: the in-flight window. */
-  readonly #pending = new Map<number, PendingChunk>();
-  #inFlight = 0;
-  /** The acknowledged prefix, and the part of it made of whole chunks (what a resume continues). */
-  #committedChunks = 0;
-  #committedBytes = 0;
-  #wholeChunks = 0;
-  #wholeBytes = 0;
-  #wholeCrc = 0;
+  /** The chunk writes, once the key is claimed. */
+  #window: ChunkWindow | undefined;
   /** A write callback held back while the window is full. */
   #blocked: (() => void) | undefined;
   /** Called when the window empties or the stream fails. */
   #drained: (() => void) | undefined;
-  /** Redis refused writes (out of memory, busy): sending waits, then resumes from the gap. */
-  #recovering = false;
-  #troubleSince = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #encoding: string | undefined;
   #created = false;
@@ -111,12 +84,12 @@ export class RedisWriteStream extends Writable {
 
   /** Bytes acknowledged by Redis so far (with `resume`, counting what was stored before). */
   get committedBytes(): number {
-    return this.#committedBytes;
+    return this.#window?.committedBytes ?? 0;
   }
 
   /** Chunks acknowledged by Redis so far. */
   get committedChunks(): number {
-    return this.#committedChunks;
+    return this.#window?.committedChunks ?? 0;
   }
 
   /** The content encoding the file is stored with (known once the first bytes are seen). */
@@ -163,6 +136,7 @@ export class RedisWriteStream extends Writable {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#stopHeartbeat();
     clearTimeout(this.#retryTimer);
+    this.#window?.stop();
     this.#gzip?.destroy();
     this.#blocked = undefined;
     this.#failure ??= error ?? aborted(this.key, 'the writer was destroyed');
@@ -177,11 +151,12 @@ export class RedisWriteStream extends Writable {
     const abort = claimed.then(() => {
       if (!this.#created || this.#committed) return;
       const reason = error ? `${error.name}: ${error.message}` : 'the writer was destroyed';
+      const whole = this.#window!.whole;
       return runScript(
         this.#client,
         ABORT,
         [this.#keys.meta, this.#chunksKey],
-        [this.#writer, reason, this.#wholeBytes, this.#wholeChunks, formatCrc(this.#wholeCrc)],
+        [this.#writer, reason, whole.bytes, whole.chunks, formatCrc(whole.crc)],
       );
     });
     // Readers must learn of the abort, but a dead connection must not keep the stream open forever.
@@ -230,7 +205,7 @@ export class RedisWriteStream extends Writable {
   }
 
   #hasRoom(): boolean {
-    return this.#pending.size < this.#opts.maxInFlight;
+    return this.#window?.hasRoom() ?? true;
   }
 
   #whenRoom(callback: (error?: Error | null) => void): void {
@@ -249,7 +224,7 @@ export class RedisWriteStream extends Writable {
       this.#bufLen += n;
       offset += n;
       if (this.#bufLen === size) {
-        this.#queue(this.#buf);
+        this.#window!.queue(this.#buf);
         this.#buf = Buffer.allocUnsafe(size);
         this.#bufLen = 0;
       }
@@ -260,136 +235,6 @@ export class RedisWriteStream extends Writable {
   // ---------------------------------------------------------------------------------------------
   // Chunk writes
 
-  #queue(data: Buffer): void {
-    this.#bytes += data.length;
-    this.#crc = crc32(data, this.#crc);
-    this.#pending.set(this.#next++, { data, crc: this.#crc, acked: false });
-    this.#sendQueued();
-  }
-
-  #sendQueued(): void {
-    while (!this.#recovering && !this.#failure && this.#nextToSend < this.#next) {
-      const n = this.#nextToSend++;
-      const chunk = this.#pending.get(n);
-      if (chunk && !chunk.acked) this.#send(n, chunk.data);
-    }
-  }
-
-  #send(n: number, data: Buffer): void {
-    this.#inFlight++;
-    this.#client.xaddBuffer(this.#chunksKey, 'NOMKSTREAM', recordId(n), Field.data, data).then(
-      (id) => {
-        this.#inFlight--;
-        if (id === null) this.#fail(aborted(this.key, 'the file was removed while it was being written'));
-        else this.#ack(n);
-      },
-      (err: unknown) => {
-        this.#inFlight--;
-        this.#onWriteError(n, data, err);
-      },
-    );
-  }
-
-  #onWriteError(n: number, data: Buffer, err: unknown): void {
-    if (this.#failure) return;
-    if (err instanceof Error && /equal or smaller than the target stream top item/.test(err.message)) {
-      // ioredis re-sends commands left unanswered by a dropped connection. If the first try did
-      // reach Redis, the retry is refused, because its id is not above the top: the chunk is then
-      // already stored, and is compared byte for byte instead of being stored twice. If it is not
-      // there, later chunks overtook it across reconnections (ioredis does not always keep the
-      // order of re-sent commands): that gap is repaired like one left by a refused write.
-      // The check counts as in flight: a repair must not run before its answer is in.
-      this.#inFlight++;
-      this.#verifyStored(n, data).then(
-        (stored) => {
-          this.#inFlight--;
-          if (stored) this.#ack(n);
-          else this.#recover(err);
-        },
-        (e: unknown) => {
-          this.#inFlight--;
-          this.#fail(wrapRedisError(e, this.key, `checking chunk ${n}`));
-        },
-      );
-      return;
-    }
-    if (isRetryable(err)) {
-      this.#recover(err);
-      return;
-    }
-    this.#fail(wrapRedisError(err, this.key, `storing chunk ${n}`));
-  }
-
-  async #verifyStored(n: number, data: Buffer): Promise<boolean> {
-    const id = recordId(n);
-    const found = await this.#client.xrangeBuffer(this.#chunksKey, id, id);
-    const stored = found[0]?.[1];
-    return stored?.length === 2 && stored[0]!.toString() === Field.data && stored[1]!.equals(data);
-  }
-
-  #ack(n: number): void {
-    const chunk = this.#pending.get(n);
-    if (!chunk || this.#failure) return;
-    chunk.acked = true;
-    this.#troubleSince = 0;
-    for (let next = this.#pending.get(this.#committedChunks); next?.acked; next = this.#pending.get(this.#committedChunks)) {
-      this.#pending.delete(this.#committedChunks);
-      this.#committedChunks++;
-      this.#committedBytes += next.data.length;
-      // A short chunk can only be the last one: a resume never continues after it.
-      if (next.data.length === this.#chunkSize) {
-        this.#wholeChunks = this.#committedChunks;
-        this.#wholeBytes = this.#committedBytes;
-        this.#wholeCrc = next.crc;
-      }
-    }
-    this.#progress.tick(this.#committedBytes, undefined);
-    this.#wake();
-  }
-
-  /**
-   * Redis refused a chunk for a passing reason (out of memory, busy), or a chunk went missing while
-   * later ones were stored. Later chunks may then lie past a gap that no reader may pass.
-   * So: stop sending, let the window settle, delete whatever lies beyond the acknowledged prefix,
-   * and send again from there, retrying with backoff for at most `retryTimeout` ms.
-   */
-  #recover(cause: unknown): void {
-    if (this.#recovering) return;
-    this.#recovering = true;
-    this.#troubleSince ||= Date.now();
-    const attempt = (delay: number): void => {
-      this.#retryTimer = setTimeout(() => {
-        if (this.#failure) return;
-        if (this.#inFlight > 0) {
-          attempt(delay);
-          return;
-        }
-        if (Date.now() - this.#troubleSince > this.#opts.retryTimeout) {
-          this.#fail(wrapRedisError(cause, this.key, `storing chunk ${this.#committedChunks} (gave up after ${this.#opts.retryTimeout} ms)`));
-          return;
-        }
-        runScript(this.#client, REPAIR, [this.#keys.meta, this.#chunksKey, this.#keys.events], [this.#writer, this.#committedChunks]).then(
-          (held) => {
-            if (this.#failure) return;
-            if (held === 0) {
-              this.#fail(aborted(this.key, 'the file was removed or taken over by another writer while being written'));
-              return;
-            }
-            for (const [n, chunk] of this.#pending) if (n >= this.#committedChunks) chunk.acked = false;
-            this.#nextToSend = this.#committedChunks;
-            this.#recovering = false;
-            this.#sendQueued();
-          },
-          (err: unknown) => {
-            if (isRetryable(err)) attempt(Math.min(delay * 2, RETRY_MAX_MS));
-            else this.#fail(wrapRedisError(err, this.key, 'repairing the chunk stream'));
-          },
-        );
-      }, delay);
-    };
-    attempt(RETRY_MIN_MS);
-  }
-
   /** Let a held write callback or the final flush go on, when there is room or a failure. */
   #wake(): void {
     if (this.#blocked && (this.#hasRoom() || this.#failure)) {
@@ -398,7 +243,7 @@ export class RedisWriteStream extends Writable {
       blocked();
     }
     if (this.#gzip?.isPaused() && this.#hasRoom()) this.#gzip.resume();
-    if (this.#drained && (this.#pending.size === 0 || this.#failure)) {
+    if (this.#drained && ((this.#window?.pending ?? 0) === 0 || this.#failure)) {
       const drained = this.#drained;
       this.#drained = undefined;
       drained();
@@ -502,10 +347,8 @@ export class RedisWriteStream extends Writable {
         this.#chunkSize = Number(chunkSize);
         this.#buf = Buffer.allocUnsafe(this.#chunkSize);
         this.#encoding = encoding;
-        this.#next = this.#nextToSend = this.#committedChunks = this.#wholeChunks = Number(chunks);
-        this.#bytes = this.#committedBytes = this.#wholeBytes = Number(size);
-        this.#crc = this.#wholeCrc = crc ? parseInt(crc, 16) : 0;
         this.#started();
+        this.#window!.startAt(Number(chunks), Number(size), crc ? parseInt(crc, 16) : 0);
         return true;
       }
       if (status === 'busy') throw exists(this.key, 'another writer is writing this file');
@@ -516,6 +359,21 @@ export class RedisWriteStream extends Writable {
   }
 
   #started(): void {
+    this.#window = new ChunkWindow({
+      client: this.#client,
+      key: this.key,
+      keys: this.#keys,
+      chunksKey: this.#chunksKey,
+      writer: this.#writer,
+      chunkSize: this.#chunkSize,
+      maxInFlight: this.#opts.maxInFlight,
+      retryTimeout: this.#opts.retryTimeout,
+      onAck: () => {
+        this.#progress.tick(this.committedBytes, undefined);
+        this.#wake();
+      },
+      onFail: (err) => this.#fail(err),
+    });
     this.#created = true;
     // Destroyed while claiming: _destroy aborts the file; no heartbeat may keep it alive.
     if (this.destroyed) return;
@@ -535,26 +393,28 @@ export class RedisWriteStream extends Writable {
     }
     if (this.#failure) throw this.#failure;
     if (!this.#created) await this.#createFromPreamble();
+    const window = this.#window!;
     if (this.#bufLen > 0) {
-      this.#queue(this.#buf.subarray(0, this.#bufLen));
+      window.queue(this.#buf.subarray(0, this.#bufLen));
       this.#bufLen = 0;
     }
-    if (this.#pending.size > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    if (window.pending > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     if (this.#failure) throw this.#failure;
     this.#stopHeartbeat();
+    const cut = window.cut;
     const reply = await this.#script('committing the end record', () =>
       runScript(
         this.#client,
         COMMIT,
         [this.#keys.meta, this.#chunksKey, this.#keys.events],
-        [this.#writer, this.#next, this.#bytes, formatCrc(this.#crc), this.#opts.ttl],
+        [this.#writer, cut.chunks, cut.bytes, formatCrc(cut.crc), this.#opts.ttl],
       ),
     );
     const [status, detail] = reply as [string, string | undefined];
     if (status === 'lost') throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
     if (status === 'corrupt') throw corrupt(this.key, `cannot commit: ${detail}`);
     this.#committed = true;
-    this.#progress.tick(this.#committedBytes, this.#committedBytes, true);
+    this.#progress.tick(cut.bytes, cut.bytes, true);
   }
 
   #stopHeartbeat(): void {
@@ -565,7 +425,8 @@ export class RedisWriteStream extends Writable {
   #touch(): void {
     if (this.#touching || this.#committed) return;
     this.#touching = true;
-    runScript(this.#client, TOUCH, [this.#keys.meta], [this.#writer, this.#wholeBytes, this.#wholeChunks, formatCrc(this.#wholeCrc)])
+    const whole = this.#window!.whole;
+    runScript(this.#client, TOUCH, [this.#keys.meta], [this.#writer, whole.bytes, whole.chunks, formatCrc(whole.crc)])
       .then((held) => {
         if (held === 0 && this.#heartbeat) {
           this.#fail(aborted(this.key, 'the file was removed or taken over by another writer while being written'));
