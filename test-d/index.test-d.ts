@@ -10,9 +10,13 @@ import {
   createRedisReadStream,
   createRedisWriteStream,
   ErrorCodes,
+  expire,
   type FileStat,
   type FileState,
   type KeyOptions,
+  list,
+  type ListOptions,
+  type Progress,
   type ReadStreamOptions,
   RedisFileError,
   type RedisFileErrorCode,
@@ -20,6 +24,8 @@ import {
   RedisReadStream,
   RedisWriteStream,
   remove,
+  rename,
+  type RenameOptions,
   stat,
   type WriteStreamOptions,
 } from 'redis-file-stream';
@@ -290,3 +296,23 @@ function onError(err: unknown): void {
   }
 }
 void onError;
+
+// Files as a whole: list, expire, rename.
+expectType<AsyncIterableIterator<FileStat>>(list(redis));
+expectType<AsyncIterableIterator<FileStat>>(list(cluster, { match: 'logs/*', count: 100, prefix: 'p:' }));
+expectAssignable<ListOptions>({ match: '*' });
+expectError(list(redis, { match: 1 }));
+expectType<Promise<boolean>>(expire(redis, 'k', 60));
+expectType<Promise<boolean>>(expire(redis, 'k', null));
+expectError(expire(redis, 'k', '60'));
+expectType<Promise<void>>(rename(redis, 'a', 'b'));
+expectType<Promise<void>>(rename(redis, 'a', 'b', { overwrite: true }));
+expectAssignable<RenameOptions>({ overwrite: false, prefix: 'p:' });
+expectError(rename(redis, 'a', 'b', { overwrite: 'yes' }));
+
+// Progress events are typed on both streams.
+createRedisWriteStream(redis, 'k', { progressInterval: 100 }).on('progress', (p) => expectType<Progress>(p));
+createRedisReadStream(redis, 'k', { progressInterval: 100 }).once('progress', (p) => {
+  expectType<number>(p.bytes);
+  expectType<number | undefined>(p.total);
+});
