@@ -173,7 +173,12 @@ export const Meta = Object.freeze({
   writer: 'writer',
   heartbeat: 'hb',
   heartbeatInterval: 'hbi',
+  consumers: 'consumers',
+  acks: 'acks',
 } as const);
+
+/** @internal Prefix of the metadata fields that record a consumer's acknowledgement. */
+export const ACK_FIELD = 'ack:';
 
 /** The lifecycle of a stored file. */
 export type FileState = 'writing' | 'complete' | 'aborted';
@@ -193,6 +198,10 @@ export interface MetaRecord {
   readonly created: number;
   readonly updated: number;
   readonly heartbeat: number;
+  /** Who must read the file before it is deleted: a count or names, as the writer set it. */
+  readonly consumers: number | readonly string[] | undefined;
+  /** The consumers that acknowledged the file. */
+  readonly acknowledgedBy: readonly string[];
 }
 
 /**
@@ -213,11 +222,16 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
   const gen = raw[Meta.gen];
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 1 || !gen) return 'the metadata hash is incomplete';
   let metadata: Record<string, string> = {};
+  let consumers: number | readonly string[] | undefined;
   try {
     metadata = raw[Meta.metadata] ? (JSON.parse(raw[Meta.metadata]) as Record<string, string>) : {};
+    consumers = raw[Meta.consumers] ? (JSON.parse(raw[Meta.consumers]) as number | string[]) : undefined;
   } catch {
-    return 'the user metadata is not valid JSON';
+    return 'the user metadata or the consumers are not valid JSON';
   }
+  const acknowledgedBy = Object.keys(raw)
+    .filter((field) => field.startsWith(ACK_FIELD))
+    .map((field) => field.slice(ACK_FIELD.length));
   return {
     version,
     gen,
@@ -232,6 +246,8 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
     created: Number(raw[Meta.created] ?? 0),
     updated: Number(raw[Meta.updated] ?? 0),
     heartbeat: Number(raw[Meta.heartbeat] ?? 0),
+    consumers,
+    acknowledgedBy,
   };
 }
 

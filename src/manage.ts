@@ -42,6 +42,10 @@ export interface FileStat {
   readonly updated: Date;
   /** Seconds until the file expires, or `undefined` when it does not expire. */
   readonly ttl: number | undefined;
+  /** Who must read the file before it is deleted (the writer's `consumers`), if anyone. */
+  readonly consumers: number | readonly string[] | undefined;
+  /** The consumers that read the whole file and acknowledged it. */
+  readonly acknowledgedBy: readonly string[];
 }
 
 /**
@@ -85,6 +89,8 @@ export function toFileStat(key: string, meta: MetaRecord, ttl: number): FileStat
     created: new Date(meta.created),
     updated: new Date(meta.updated),
     ttl: ttl >= 0 ? ttl : undefined,
+    consumers: meta.consumers,
+    acknowledgedBy: meta.acknowledgedBy,
   };
 }
 

@@ -59,6 +59,16 @@ export interface WriteStreamOptions extends KeyOptions {
    */
   ttl?: number;
   /**
+   * Who must read the file before it is deleted: a number of distinct consumers, or their names.
+   * Readers name themselves with the read option `consumer` and acknowledge after a complete,
+   * verified read; once enough have, the file is deleted, in one step, by a server-side script.
+   * Combine with `ttl` as a safety net for consumers that never come.
+   * @default undefined (the file stays until removed or expired)
+   * @example 10
+   * @example ['eu-1', 'eu-2', 'us-1']
+   */
+  consumers?: number | readonly string[];
+  /**
    * Continue a file whose writer died (state `writing` with a stale heartbeat) or was aborted,
    * from the committed size that {@link stat} reports: restart the source at that offset. With
    * no file at the key, a new one is created. Chunk size and encoding are the stored file's.
@@ -140,6 +150,12 @@ export interface ReadStreamOptions extends KeyOptions {
    */
   checksum?: boolean;
   /**
+   * This reader's name as a consumer of the file: after a complete, verified read it acknowledges
+   * the file (once per name, however often it reads), which deletes the file when the writer's
+   * `consumers` are all done.
+   */
+  consumer?: string;
+  /**
    * How many chunks one read request fetches: the bound of the read-ahead.
    * @default 16
    */
@@ -193,6 +209,7 @@ export interface ResolvedWriteOptions {
   readonly contentType: string;
   readonly metadata: Readonly<Record<string, string>>;
   readonly overwrite: boolean;
+  readonly consumers: number | readonly string[] | undefined;
   readonly resume: boolean;
   readonly retryTimeout: number;
   readonly ttl: number;
@@ -213,6 +230,7 @@ export interface ResolvedReadOptions {
   readonly waitForCreate: number;
   readonly idleTimeout: number;
   readonly checksum: boolean;
+  readonly consumer: string | undefined;
   readonly readAhead: number;
   readonly progressInterval: number;
   readonly signal: AbortSignal | undefined;
@@ -249,7 +267,7 @@ const READ_DEFAULTS = Object.freeze({
 export function resolveWriteOptions(options: WriteStreamOptions | undefined): ResolvedWriteOptions {
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', [
-    'prefix', 'chunkSize', 'compress', 'contentEncoding', 'contentType', 'metadata', 'overwrite', 'resume',
+    'prefix', 'chunkSize', 'compress', 'contentEncoding', 'contentType', 'metadata', 'overwrite', 'consumers', 'resume',
     'retryTimeout', 'ttl', 'maxInFlight', 'heartbeatInterval', 'progressInterval', 'signal', 'highWaterMark',
   ]);
   const chunkSize = int(o, 'chunkSize', WRITE_DEFAULTS.chunkSize, 1, MAX_CHUNK_SIZE);
@@ -270,6 +288,7 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
     contentType: str(o, 'contentType') ?? '',
     metadata: metadata(o),
     overwrite: bool(o, 'overwrite', WRITE_DEFAULTS.overwrite),
+    consumers: consumers(o),
     resume,
     retryTimeout: int(o, 'retryTimeout', WRITE_DEFAULTS.retryTimeout, 0, 2 ** 31 - 1),
     ttl: o.ttl === undefined ? 0 : int(o, 'ttl', 0, 1, 2 ** 31 - 1),
@@ -285,7 +304,7 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
 export function resolveReadOptions(options: ReadStreamOptions | undefined): ResolvedReadOptions {
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', [
-    'prefix', 'start', 'end', 'follow', 'decompress', 'waitForCreate', 'idleTimeout', 'checksum', 'readAhead',
+    'prefix', 'start', 'end', 'follow', 'decompress', 'waitForCreate', 'idleTimeout', 'checksum', 'consumer', 'readAhead',
     'progressInterval', 'signal', 'highWaterMark',
   ]);
   const start = int(o, 'start', READ_DEFAULTS.start, 0, Number.MAX_SAFE_INTEGER);
@@ -303,6 +322,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
     waitForCreate: int(o, 'waitForCreate', READ_DEFAULTS.waitForCreate, 0, 2 ** 31 - 1),
     idleTimeout: o.idleTimeout === Infinity ? Infinity : int(o, 'idleTimeout', READ_DEFAULTS.idleTimeout, 1, 2 ** 31 - 1),
     checksum: bool(o, 'checksum', READ_DEFAULTS.checksum),
+    consumer: consumerName(o.consumer, 'consumer'),
     readAhead: int(o, 'readAhead', READ_DEFAULTS.readAhead, 1, 1024),
     progressInterval: int(o, 'progressInterval', PROGRESS_INTERVAL, 0, 3_600_000),
     signal: signal(o),
@@ -415,6 +435,24 @@ function metadata(o: Bag): Readonly<Record<string, string>> {
     out[k] = val;
   }
   return Object.freeze(out);
+}
+
+function consumerName(v: unknown, name: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw invalidType(name, 'a string', v);
+  if (v.length === 0 || v.length > 256) throw invalidValue(name, v, 'a name of 1 to 256 characters');
+  return v;
+}
+
+function consumers(o: Bag): number | readonly string[] | undefined {
+  const v = o.consumers;
+  if (v === undefined) return undefined;
+  if (typeof v === 'number') return int(o, 'consumers', 1, 1, 1_000_000);
+  if (!Array.isArray(v)) throw invalidType('consumers', 'a positive integer or an array of names', v);
+  if (v.length === 0) throw invalidValue('consumers', v, 'a non-empty array of names');
+  const names = v.map((n, i) => consumerName(n, `consumers[${i}]`)!);
+  if (new Set(names).size !== names.length) throw invalidValue('consumers', v, 'an array of distinct names');
+  return Object.freeze(names);
 }
 
 function signal(o: Bag): AbortSignal | undefined {

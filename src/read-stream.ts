@@ -22,6 +22,7 @@ import {
   recordId,
 } from './format.js';
 import { checkClientAndKey, type ReadStreamOptions, resolveReadOptions, type ResolvedReadOptions } from './options.js';
+import { ACK, runScript } from './scripts.js';
 import { type Progress, ProgressTicker } from './progress.js';
 
 /**
@@ -78,6 +79,8 @@ export class RedisReadStream extends Readable {
   #prefetched: { from: number; entries: Promise<RawEntry[]> } | undefined;
   #done = false;
   #delivered = 0;
+  /** The whole file was read, up to and including its checked end record. */
+  #readToEnd = false;
   #gunzip: Gunzip | undefined;
   readonly #progress: ProgressTicker;
 
@@ -176,7 +179,7 @@ export class RedisReadStream extends Readable {
       gunzip.on('data', (data: Buffer) => {
         if (!this.push(data)) gunzip.pause();
       });
-      gunzip.on('end', () => this.push(null));
+      gunzip.on('end', () => this.#end());
       gunzip.on('error', (err) => this.destroy(decodeFailed(this.key, err)));
       this.#gunzip = gunzip;
     }
@@ -388,6 +391,7 @@ export class RedisReadStream extends Readable {
         return;
       }
       case 'end': {
+        this.#readToEnd = this.#opts.start === 0;
         if (entry.size !== this.#pos || entry.chunks !== entry.n) {
           throw corrupt(this.key, `the end record says ${entry.size} bytes in ${entry.chunks} chunks; read ${this.#pos} bytes in ${entry.n}`);
         }
@@ -435,7 +439,30 @@ export class RedisReadStream extends Readable {
     closeConnection(this.#blocking);
     this.#blocking = undefined;
     if (this.#gunzip) this.#gunzip.end();
-    else this.push(null);
+    else this.#end();
+  }
+
+  /**
+   * The last bytes are out (and decoded): a consumer acknowledges the file, then the stream ends.
+   * Only a read of the whole file, checked by its end record, counts.
+   */
+  #end(): void {
+    const consumer = this.#opts.consumer;
+    if (consumer === undefined || !this.#readToEnd) {
+      this.push(null);
+      return;
+    }
+    runScript(this.#client, ACK, [this.#keys.meta, this.#chunksKey, this.#keys.events], [this.#meta.gen, consumer]).then(
+      (reply) => {
+        const [status, detail] = reply as [string, string | number];
+        if (status === 'missing') throw notFound(this.key, 'the file was removed before this consumer acknowledged it');
+        if (status === 'state') throw aborted(this.key, `cannot acknowledge a file in state ${detail}`);
+        this.push(null);
+      },
+      (err: unknown) => {
+        throw wrapRedisError(err, this.key, `acknowledging as consumer ${JSON.stringify(consumer)}`);
+      },
+    ).catch((err: unknown) => this.destroy(err as Error));
   }
 }
 

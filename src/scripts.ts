@@ -53,7 +53,8 @@ end
 /**
  * Claim a key for a new writer.
  * KEYS: meta, events, new chunk stream, old chunk stream (or the new one again when none)
- * ARGV: version, gen, writer, overwrite, oldGen, chunkSize, encoding, contentType, metadata, ttl(s), hbi(ms)
+ * ARGV: version, gen, writer, overwrite, oldGen, chunkSize, encoding, contentType, metadata, ttl(s), hbi(ms),
+ * consumers (JSON: a count or a list of names, or empty)
  * Returns {'ok', now} | {'exists', state} | {'busy'} | {'retry'} | {'format', detail}
  */
 export const CREATE = script(
@@ -77,7 +78,7 @@ elseif ARGV[5] ~= '' then
 end
 redis.call('HSET', meta, 'v', ARGV[1], 'gen', ARGV[2], 'state', 'writing', 'chunkSize', ARGV[6],
   'size', 0, 'chunks', 0, 'encoding', ARGV[7], 'contentType', ARGV[8], 'metadata', ARGV[9],
-  'created', now, 'updated', now, 'writer', ARGV[3], 'hb', now, 'hbi', ARGV[11])
+  'created', now, 'updated', now, 'writer', ARGV[3], 'hb', now, 'hbi', ARGV[11], 'consumers', ARGV[12])
 redis.call('XADD', chunks, '0-1', 'rfs', ARGV[1], 'gen', ARGV[2], 'chunkSize', ARGV[6], 'encoding', ARGV[7])
 redis.call('XADD', events, 'MAXLEN', '~', 16, '*', 'created', ARGV[2])
 local ttl = tonumber(ARGV[10])
@@ -249,6 +250,42 @@ local ttl = redis.call('PTTL', tmeta)
 if ttl > 0 then redis.call('PEXPIRE', tevents, ttl) else redis.call('PERSIST', tevents) end
 return {'ok'}
 `,
+);
+
+/**
+ * A consumer acknowledges a complete file, once per name (a field `ack:<name>` in the metadata
+ * hash); when the writer's `consumers` are all done, every key of the file is deleted.
+ * KEYS: meta, chunks, events. ARGV: gen, consumer.
+ * Returns {'acked', count} | {'deleted', count} | {'missing'} | {'state', state}
+ */
+export const ACK = script(
+  'ack',
+  `${PRELUDE}
+local meta, chunks, events = KEYS[1], KEYS[2], KEYS[3]
+local cur = redis.call('HMGET', meta, 'gen', 'state', 'consumers')
+if cur[1] ~= ARGV[1] then return {'missing'} end
+if cur[2] ~= 'complete' then return {'state', tostring(cur[2])} end
+if redis.call('HSETNX', meta, 'ack:' .. ARGV[2], now) == 1 then redis.call('HINCRBY', meta, 'acks', 1) end
+local count = tonumber(redis.call('HGET', meta, 'acks'))
+local done = false
+if cur[3] and cur[3] ~= '' then
+  local want = cjson.decode(cur[3])
+  if type(want) == 'number' then
+    done = count >= want
+  else
+    done = true
+    for _, name in ipairs(want) do
+      if redis.call('HEXISTS', meta, 'ack:' .. name) == 0 then done = false end
+    end
+  end
+end
+if done then
+  redis.call('DEL', meta, chunks, events)
+  return {'deleted', count}
+end
+return {'acked', count}
+`,
+  'allow-oom',
 );
 
 /**

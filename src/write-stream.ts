@@ -307,6 +307,7 @@ export class RedisWriteStream extends Writable {
             JSON.stringify(o.metadata),
             o.ttl,
             o.heartbeatInterval,
+            o.consumers === undefined ? '' : JSON.stringify(o.consumers),
           ],
         );
       });

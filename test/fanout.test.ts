@@ -1,0 +1,94 @@
+/**
+ * Fan-out of one file: readers acknowledge as named consumers; the file is deleted, in one step,
+ * once the writer's consumers are all done, and never earlier.
+ */
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { bytes, collect, get, put } from './helpers/streams.js';
+
+const redis = connect();
+afterAll(closeAll);
+
+async function keysOf(key: string): Promise<string[]> {
+  return redis.keys(`rfs:{${key}}:*`);
+}
+
+describe('consumers and acknowledgements', () => {
+  it('deletes the file once the given number of distinct consumers read it, not before', async () => {
+    const key = uniqueKey('count');
+    const data = bytes(50_000, 61);
+    // Two of the three consumers follow the file from before it exists.
+    const readers = ['a', 'b'].map((consumer) => collect(createRedisReadStream(connect(), key, { consumer, waitForCreate: 10_000 })));
+    await sleep(50);
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 4096, consumers: 3 });
+    writer.end(data);
+    await once(writer, 'finish');
+    for (const got of await Promise.all(readers)) expect(got.equals(data)).toBe(true);
+    expect((await stat(redis, key)).acknowledgedBy.sort()).toEqual(['a', 'b']);
+    // A second full read by 'a' does not count twice.
+    expect((await get(redis, key, { consumer: 'a' })).equals(data)).toBe(true);
+    expect((await stat(redis, key)).acknowledgedBy).toHaveLength(2);
+    expect((await get(redis, key, { consumer: 'c' })).equals(data)).toBe(true);
+    expect(await keysOf(key)).toEqual([]);
+  });
+
+  it('with a list of names, only those names count', async () => {
+    const key = uniqueKey('names');
+    await put(redis, key, bytes(1000), { consumers: ['eu', 'us'] });
+    expect((await stat(redis, key)).consumers).toEqual(['eu', 'us']);
+    await get(redis, key, { consumer: 'eu' });
+    await get(redis, key, { consumer: 'asia' });
+    expect(await keysOf(key)).toHaveLength(3);
+    await get(redis, key, { consumer: 'us' });
+    expect(await keysOf(key)).toEqual([]);
+  });
+
+  it('only a complete read acknowledges: not a range, not a reader destroyed mid-file', async () => {
+    const key = uniqueKey('partial');
+    await put(redis, key, bytes(100_000), { consumers: 1, chunkSize: 1000 });
+    await get(redis, key, { consumer: 'r', start: 0, end: 99 });
+    const reader = createRedisReadStream(redis, key, { consumer: 'r', highWaterMark: 1000, readAhead: 1 });
+    await new Promise((resolve) => reader.once('data', resolve));
+    reader.destroy();
+    await once(reader, 'close');
+    expect((await stat(redis, key)).acknowledgedBy).toEqual([]);
+    // The restarted reader reads it all and acknowledges.
+    await get(redis, key, { consumer: 'r' });
+    expect(await keysOf(key)).toEqual([]);
+  });
+
+  it('a file without consumers records acknowledgements and stays', async () => {
+    const key = uniqueKey('keep');
+    await put(redis, key, bytes(100));
+    await get(redis, key, { consumer: 'x' });
+    expect((await stat(redis, key)).acknowledgedBy).toEqual(['x']);
+  });
+
+  it('a decompressing consumer acknowledges after the whole file is decoded', async () => {
+    const key = uniqueKey('gz');
+    const text = Buffer.from('line\n'.repeat(10_000));
+    await put(redis, key, text, { compress: true, consumers: 1 });
+    expect((await get(redis, key, { consumer: 'z', decompress: true })).equals(text)).toBe(true);
+    expect(await keysOf(key)).toEqual([]);
+  });
+
+  it('the TTL stays a safety net for consumers that never come', async () => {
+    const key = uniqueKey('ttl');
+    await put(redis, key, bytes(100), { consumers: 2, ttl: 1 });
+    await get(redis, key, { consumer: 'only-one' });
+    await sleep(1300);
+    expect(await keysOf(key)).toEqual([]);
+  });
+
+  it('rejects bad consumer options at the call', () => {
+    expect(() => createRedisWriteStream(redis, 'k', { consumers: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => createRedisWriteStream(redis, 'k', { consumers: [] })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(() => createRedisWriteStream(redis, 'k', { consumers: ['a', 'a'] })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    );
+    expect(() => createRedisReadStream(redis, 'k', { consumer: '' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+  });
+});
