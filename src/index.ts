@@ -6,6 +6,7 @@
 export type { RedisClient } from './client.js';
 export { ErrorCodes, RedisFileError, type RedisFileErrorCode } from './errors.js';
 export type { FileState } from './format.js';
+export { type LineTooLongError, lines, type LinesOptions } from './lines.js';
 export { list } from './list.js';
 export { expire, type FileStat, remove, rename, stat } from './manage.js';
 export type { Progress } from './progress.js';

@@ -27,7 +27,7 @@ describe('consumers and acknowledgements', () => {
     writer.end(data);
     await once(writer, 'finish');
     for (const got of await Promise.all(readers)) expect(got.equals(data)).toBe(true);
-    expect((await stat(redis, key)).acknowledgedBy.sort()).toEqual(['a', 'b']);
+    expect([...(await stat(redis, key)).acknowledgedBy].sort()).toEqual(['a', 'b']);
     // A second full read by 'a' does not count twice.
     expect((await get(redis, key, { consumer: 'a' })).equals(data)).toBe(true);
     expect((await stat(redis, key)).acknowledgedBy).toHaveLength(2);
