@@ -59,6 +59,25 @@ export function fileKeys(prefix: string, key: string): FileKeys {
   };
 }
 
+/**
+ * The key of a channel's announcement log: `P` + `channel:{name'}:log`. File keys always follow
+ * the prefix with `{`, so no file key can collide with a channel's.
+ * @internal
+ */
+export function channelLogKey(prefix: string, channel: string): string {
+  return `${prefix}channel:{${encodeKey(channel)}}:log`;
+}
+
+/** @internal Fields of a channel's log entries. */
+export const ChannelField = Object.freeze({
+  /** Announces a file: its key in Redis; with `name` (and `size` when known). */
+  file: 'file',
+  name: 'name',
+  size: 'size',
+  /** Closes the channel: a random token, so that every close is a distinct entry. */
+  close: 'close',
+} as const);
+
 /** @internal The suffix of metadata keys, which `list` scans for. */
 export const META_SUFFIX = ':meta';
 

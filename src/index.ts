@@ -3,6 +3,17 @@
  * @packageDocumentation
  */
 
+export {
+  closeChannel,
+  type ReceivedFile,
+  receiveFiles,
+  type ReceiveFilesOptions,
+  removeChannel,
+  type SendableFile,
+  type SentFile,
+  sendFiles,
+  type SendFilesOptions,
+} from './channel.js';
 export type { RedisClient } from './client.js';
 export { ErrorCodes, RedisFileError, type RedisFileErrorCode } from './errors.js';
 export type { FileState } from './format.js';

@@ -19,6 +19,9 @@ import { ABORT, COMMIT, CREATE, RESUME, runScript, TOUCH } from './scripts.js';
 const ABORT_WAIT_MS = 5000;
 /** The events of a {@link RedisWriteStream} beyond those of every Writable. */
 export interface RedisWriteStream {
+  /** The key is claimed and the file exists (in state `writing`): readers can open it now. */
+  on(event: 'ready', listener: () => void): this;
+  once(event: 'ready', listener: () => void): this;
   /** How many bytes Redis has acknowledged, at most once per `progressInterval`, and once at the end. */
   on(event: 'progress', listener: (progress: Progress) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
@@ -381,6 +384,7 @@ export class RedisWriteStream extends Writable {
     this.#heartbeat = setInterval(() => this.#touch(), this.#opts.heartbeatInterval);
     // The heartbeat must not be what keeps a process alive.
     this.#heartbeat.unref();
+    this.emit('ready');
   }
 
   async #finish(): Promise<void> {

@@ -1,0 +1,300 @@
+/**
+ * Channels: many files, many receivers. A channel is an ordered, durable announcement log (a Redis
+ * stream); each receiver is a consumer group of its own on it, so its position lives in Redis.
+ * @module
+ */
+
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat as fsStat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Redis } from 'ioredis';
+import { closeConnection, isRedisClient, openBlockingConnection, type RedisClient } from './client.js';
+import { wrapRedisError } from './errors.js';
+import { ChannelField, channelLogKey, fileKeys } from './format.js';
+import {
+  invalidType,
+  invalidValue,
+  type ReadStreamOptions,
+  resolveKeyOptions,
+  resolveReadOptions,
+  resolveWriteOptions,
+  type WriteStreamOptions,
+} from './options.js';
+import { createRedisReadStream, type RedisReadStream } from './read-stream.js';
+import { ACK, runScript } from './scripts.js';
+import { createRedisWriteStream } from './write-stream.js';
+
+/** A file to send: a path on disk, or a name with a stream of its bytes. */
+export type SendableFile = string | { readonly name: string; readonly stream: Readable; readonly size?: number };
+
+/** Options of {@link sendFiles}: those of the write stream, for every file. */
+export type SendFilesOptions = Omit<WriteStreamOptions, 'signal' | 'resume' | 'overwrite'> & {
+  /** Stops the sending: the file being sent is aborted. */
+  signal?: AbortSignal;
+};
+
+/** What {@link sendFiles} sent. */
+export interface SentFile {
+  readonly name: string;
+  /** The file's key in Redis. */
+  readonly key: string;
+  readonly size: number;
+}
+
+/** Options of {@link receiveFiles}. */
+export type ReceiveFilesOptions = Omit<ReadStreamOptions, 'consumer' | 'start' | 'end' | 'signal'> & {
+  /** The receiver's name: its position in the channel is kept in Redis under this name. */
+  consumer: string;
+  /** Ends the iteration; a file being read is destroyed. */
+  signal?: AbortSignal;
+};
+
+/** A file announced on a channel, as {@link receiveFiles} yields it. */
+export interface ReceivedFile {
+  readonly name: string;
+  /** The file's key in Redis. */
+  readonly key: string;
+  /** Size in bytes when the sender knew it, else `undefined`. */
+  readonly size: number | undefined;
+  /** The file's bytes, following the upload while it is still running. */
+  readonly stream: RedisReadStream;
+  /**
+   * Acknowledge the file once it is processed: the receiver's position moves past it (a restart
+   * resumes after it), and it counts toward the deletion of the file. A file not acknowledged is
+   * delivered again when the receiver restarts.
+   */
+  ack(): Promise<void>;
+}
+
+/**
+ * Upload files in order to a channel, announcing each one as its upload starts, so that receivers
+ * begin at once. Running a sender again on the same channel appends to it.
+ * @returns the files sent, with their keys
+ * @throws TypeError / RangeError for bad arguments, at the call
+ */
+export function sendFiles(client: RedisClient, channel: string, files: readonly SendableFile[], options?: SendFilesOptions): Promise<SentFile[]> {
+  checkChannel(client, channel);
+  if (!Array.isArray(files)) throw invalidType('files', 'an array of paths or { name, stream }', files);
+  for (const [i, f] of files.entries()) {
+    const ok = typeof f === 'string' ? f.length > 0 : typeof f === 'object' && f !== null && typeof f.name === 'string' && f.name.length > 0 && typeof f.stream?.pipe === 'function';
+    if (!ok) throw invalidValue(`files[${i}]`, f, 'a path, or { name, stream } with a non-empty name');
+  }
+  const { signal, ...writeOptions } = options ?? {};
+  // Every write option is checked now, before any I/O.
+  const { prefix } = resolveWriteOptions({ ...writeOptions, signal });
+  return send(client, channelLogKey(prefix, channel), channel, files, writeOptions, signal);
+}
+
+async function send(
+  client: RedisClient,
+  log: string,
+  channel: string,
+  files: readonly SendableFile[],
+  options: Omit<WriteStreamOptions, 'signal'>,
+  signal: AbortSignal | undefined,
+): Promise<SentFile[]> {
+  const sent: SentFile[] = [];
+  for (const file of files) {
+    signal?.throwIfAborted();
+    const name = typeof file === 'string' ? basename(file) : file.name;
+    const size = typeof file === 'string' ? (await fsStat(file)).size : file.size;
+    const source = typeof file === 'string' ? createReadStream(file) : file.stream;
+    // A key of its own for every upload: a sender run again never meets its earlier files.
+    const key = `${channel}/${Date.now().toString(36)}-${randomBytes(4).toString('hex')}/${name}`;
+    const writer = createRedisWriteStream(client, key, { ...options, signal });
+    const uploading = pipeline(source, writer);
+    // Announced once the file exists, so that a receiver finds it at once: a file announced and
+    // missing is then one that is gone (read by all its consumers, or expired).
+    const claimed = await Promise.race([
+      new Promise<boolean>((resolve) => writer.once('ready', () => resolve(true))),
+      uploading.then(
+        () => true,
+        () => false,
+      ),
+    ]);
+    if (claimed) {
+      const fields: (string | number)[] = [ChannelField.file, key, ChannelField.name, name];
+      if (size !== undefined) fields.push(ChannelField.size, size);
+      try {
+        await client.xadd(log, '*', ...fields);
+      } catch (err) {
+        writer.destroy();
+        await uploading.catch(() => {});
+        throw wrapRedisError(err, channel, `announcing ${JSON.stringify(name)} on the channel`);
+      }
+    }
+    await uploading;
+    sent.push({ name, key, size: writer.committedBytes });
+  }
+  return sent;
+}
+
+/**
+ * Close a channel: every receiver ends once it has processed all files announced before the close.
+ * A channel used again after a close is open again: the old close ends nobody later.
+ * @throws TypeError / RangeError for bad arguments, at the call
+ */
+export function closeChannel(client: RedisClient, channel: string, options?: { prefix?: string }): Promise<void> {
+  checkChannel(client, channel);
+  const log = channelLogKey(resolveKeyOptions(options).prefix, channel);
+  return client.xadd(log, '*', ChannelField.close, randomBytes(8).toString('hex')).then(
+    () => undefined,
+    (err: unknown) => {
+      throw wrapRedisError(err, channel, 'closing the channel');
+    },
+  );
+}
+
+/**
+ * Delete a channel's log and every receiver's position in it (the files themselves go with their
+ * acknowledgements or TTL).
+ * @returns whether there was a channel
+ */
+export function removeChannel(client: RedisClient, channel: string, options?: { prefix?: string }): Promise<boolean> {
+  checkChannel(client, channel);
+  const log = channelLogKey(resolveKeyOptions(options).prefix, channel);
+  return client.del(log).then(
+    (n) => n > 0,
+    (err: unknown) => {
+      throw wrapRedisError(err, channel, 'removing the channel');
+    },
+  );
+}
+
+/**
+ * Receive the files of a channel, in order, as `{ name, stream, ack }`. A receiver that restarts
+ * resumes at the first file it has not acknowledged (from that file's beginning); one that joins
+ * late gets every file still held. Waiting for the next file is a blocking read on a connection of
+ * the iterator's own: an idle receiver costs nothing. The iteration ends at a close of the channel.
+ * @throws TypeError / RangeError for bad arguments, at the call
+ * @example
+ * ```ts
+ * for await (const file of receiveFiles(redis, 'logs', { consumer: 'eu-1', decompress: true })) {
+ *   await pipeline(file.stream, lines(), aggregate);
+ *   await file.ack();
+ * }
+ * ```
+ */
+export function receiveFiles(client: RedisClient, channel: string, options: ReceiveFilesOptions): AsyncIterableIterator<ReceivedFile> {
+  checkChannel(client, channel);
+  if (typeof options !== 'object' || options === null) throw invalidType('options', 'an object with a `consumer`', options);
+  const { consumer, signal, ...readOptions } = options;
+  if (typeof consumer !== 'string') throw invalidType('consumer', 'a string', consumer);
+  if (consumer.length === 0) throw invalidValue('consumer', consumer, 'a non-empty name');
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', signal);
+  // Every read option is checked now, before any I/O.
+  const { prefix } = resolveReadOptions({ ...readOptions, signal });
+  return receive(client, channelLogKey(prefix, channel), channel, consumer, prefix, readOptions, signal);
+}
+
+/** How long one blocking wait for the next announcement lasts before it looks again. */
+const WAIT_MS = 5000;
+
+async function* receive(
+  client: RedisClient,
+  log: string,
+  channel: string,
+  consumer: string,
+  prefix: string,
+  readOptions: Omit<ReadStreamOptions, 'consumer' | 'start' | 'end' | 'signal'>,
+  signal: AbortSignal | undefined,
+): AsyncIterableIterator<ReceivedFile> {
+  const fail = (err: unknown, what: string): never => {
+    throw wrapRedisError(err, channel, what);
+  };
+  await client.xgroup('CREATE', log, consumer, '0', 'MKSTREAM').catch((err: unknown) => {
+    if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) fail(err, 'joining the channel');
+  });
+  const blocking = openBlockingConnection(client) as Redis;
+  const onAbort = (): void => closeConnection(blocking);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let current: RedisReadStream | undefined;
+  try {
+    // First what this receiver was given before and never acknowledged (a restart), walking its
+    // pending entries in order, then new ones.
+    let pending: string | undefined = '0';
+    for (;;) {
+      signal?.throwIfAborted();
+      let reply: unknown;
+      try {
+        reply =
+          pending !== undefined
+            ? await client.xreadgroup('GROUP', consumer, 'c', 'COUNT', 1, 'STREAMS', log, pending)
+            : await blocking.xreadgroup('GROUP', consumer, 'c', 'COUNT', 1, 'BLOCK', WAIT_MS, 'STREAMS', log, '>');
+      } catch (err) {
+        signal?.throwIfAborted();
+        return fail(err, 'waiting for the next file');
+      }
+      const entry = firstEntry(reply);
+      if (!entry) {
+        pending = undefined;
+        continue;
+      }
+      const [id, fields] = entry;
+      if (pending !== undefined) pending = id;
+      const ack = (): Promise<void> => client.xack(log, consumer, id).then(() => undefined, (err: unknown) => fail(err, 'acknowledging'));
+      if (fields.has(ChannelField.close)) {
+        // A close ends the receiver only while nothing was announced after it.
+        const later = await client.xrange(log, `(${id}`, '+', 'COUNT', 1);
+        await ack();
+        if (later.length === 0) return;
+        continue;
+      }
+      const key = fields.get(ChannelField.file);
+      if (key === undefined) {
+        await ack();
+        continue;
+      }
+      const keys = fileKeys(prefix, key);
+      const name = fields.get(ChannelField.name) ?? key;
+      const sizeField = fields.get(ChannelField.size);
+      const gen = await client.hget(keys.meta, 'gen');
+      // Announced only once created: a missing file is gone (every consumer done, or expired).
+      if (gen === null) {
+        await ack();
+        continue;
+      }
+      current = createRedisReadStream(client, key, { ...readOptions, signal });
+      const stream = current;
+      yield {
+        name,
+        key,
+        size: sizeField === undefined ? undefined : Number(sizeField),
+        stream,
+        async ack() {
+          try {
+            await runScript(client, ACK, [keys.meta, keys.chunks(gen), keys.events], [gen, consumer]);
+          } catch (err) {
+            fail(err, `acknowledging ${JSON.stringify(name)}`);
+          }
+          await ack();
+        },
+      };
+      if (!stream.destroyed && !stream.readableEnded) stream.destroy();
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    current?.destroy();
+    closeConnection(blocking);
+  }
+}
+
+function firstEntry(reply: unknown): [string, Map<string, string>] | undefined {
+  if (!Array.isArray(reply) || reply.length === 0) return undefined;
+  const entries = (reply[0] as [string, [string, string[] | null][]])[1];
+  const first = entries[0];
+  if (!first) return undefined;
+  const [id, raw] = first;
+  const fields = new Map<string, string>();
+  for (let i = 0; raw && i + 1 < raw.length; i += 2) fields.set(raw[i]!, raw[i + 1]!);
+  return [id, fields];
+}
+
+function checkChannel(client: unknown, channel: unknown): void {
+  if (!isRedisClient(client)) throw invalidType('client', 'an ioredis Redis or Cluster instance', client);
+  if (typeof channel !== 'string') throw invalidType('channel', 'a string', channel);
+  if (channel.length === 0) throw invalidValue('channel', channel, 'a non-empty string');
+}
