@@ -13,7 +13,8 @@ import { pipeline } from 'node:stream/promises';
 import type { Redis } from 'ioredis';
 import { closeConnection, isRedisClient, openBlockingConnection, type RedisClient } from './client.js';
 import { wrapRedisError } from './errors.js';
-import { ChannelField, channelLogKey, fileKeys } from './format.js';
+import { ChannelField, channelLogKey, fileKeys, memoryEventsKey } from './format.js';
+import { announceFreed } from './memory-guard.js';
 import {
   invalidType,
   invalidValue,
@@ -266,7 +267,8 @@ async function* receive(
         stream,
         async ack() {
           try {
-            await runScript(client, ACK, [keys.meta, keys.chunks(gen), keys.events], [gen, consumer]);
+            const [status] = (await runScript(client, ACK, [keys.meta, keys.chunks(gen), keys.events], [gen, consumer])) as [string];
+            if (status === 'deleted') await announceFreed(client, memoryEventsKey(prefix), key);
           } catch (err) {
             fail(err, `acknowledging ${JSON.stringify(name)}`);
           }

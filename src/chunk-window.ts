@@ -39,6 +39,11 @@ export interface ChunkWindowOwner {
   onAck(): void;
   /** The window cannot go on. */
   onFail(err: Error): void;
+  /**
+   * When set, chunks are sent only once this says so: returns true when sending may go on now,
+   * or a promise that resolves when it may (a memory limit).
+   */
+  admit?(): true | Promise<void>;
 }
 
 /** @internal */
@@ -60,6 +65,7 @@ export class ChunkWindow {
   #wholeBytes = 0;
   #wholeCrc = 0;
   #recovering = false;
+  #admitting = false;
   #troubleSince = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -116,8 +122,30 @@ export class ChunkWindow {
     clearTimeout(this.#retryTimer);
   }
 
+  /**
+   * Send queued chunks while fewer than `maxInFlight` are in flight: one large write queues many
+   * chunks at once, and they still go out a window at a time (and past the memory guard).
+   */
   #sendQueued(): void {
-    while (!this.#recovering && !this.#stopped && this.#nextToSend < this.#next) {
+    while (
+      !this.#recovering &&
+      !this.#stopped &&
+      !this.#admitting &&
+      this.#nextToSend < this.#next &&
+      this.#inFlight < this.#owner.maxInFlight
+    ) {
+      const admitted = this.#owner.admit?.() ?? true;
+      if (admitted !== true) {
+        this.#admitting = true;
+        admitted.then(
+          () => {
+            this.#admitting = false;
+            this.#sendQueued();
+          },
+          (err: unknown) => this.#fail(wrapRedisError(err, this.#owner.key, 'reading the memory use of Redis')),
+        );
+        return;
+      }
       const n = this.#nextToSend++;
       const chunk = this.#pending.get(n);
       if (chunk && !chunk.acked) this.#send(n, chunk.data);
@@ -193,6 +221,7 @@ export class ChunkWindow {
         this.#wholeCrc = next.crc;
       }
     }
+    this.#sendQueued();
     this.#owner.onAck();
   }
 

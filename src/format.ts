@@ -194,7 +194,14 @@ export const Meta = Object.freeze({
   heartbeatInterval: 'hbi',
   consumers: 'consumers',
   acks: 'acks',
+  trim: 'trim',
+  trimmed: 'trimmed',
 } as const);
+
+/** @internal The key of the stream that announces freed memory to writers held back by a limit. */
+export function memoryEventsKey(prefix: string): string {
+  return `${prefix}memory:freed`;
+}
 
 /** @internal Prefix of the metadata fields that record a consumer's acknowledgement. */
 export const ACK_FIELD = 'ack:';
@@ -221,6 +228,10 @@ export interface MetaRecord {
   readonly consumers: number | readonly string[] | undefined;
   /** The consumers that acknowledged the file. */
   readonly acknowledgedBy: readonly string[];
+  /** Whether consumers may trim the chunks they all read. */
+  readonly trim: boolean;
+  /** Chunks 0 to `trimmed - 1` were trimmed: every consumer had read them. */
+  readonly trimmed: number;
 }
 
 /**
@@ -267,6 +278,8 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
     heartbeat: Number(raw[Meta.heartbeat] ?? 0),
     consumers,
     acknowledgedBy,
+    trim: raw[Meta.trim] === '1',
+    trimmed: Number(raw[Meta.trimmed] ?? 0),
   };
 }
 

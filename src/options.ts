@@ -69,6 +69,14 @@ export interface WriteStreamOptions extends KeyOptions {
    */
   consumers?: number | readonly string[];
   /**
+   * Hold back (backpressure, not an error) while Redis's `used_memory` is above this many bytes,
+   * until acknowledgements or trimming free memory. With `consumers`, chunks that every consumer
+   * has passed are trimmed, so that a file larger than the limit still goes through while its
+   * consumers follow it.
+   * @default undefined (no limit)
+   */
+  maxRedisMemory?: number;
+  /**
    * Continue a file whose writer died (state `writing` with a stale heartbeat) or was aborted,
    * from the committed size that {@link stat} reports: restart the source at that offset. With
    * no file at the key, a new one is created. Chunk size and encoding are the stored file's.
@@ -210,6 +218,7 @@ export interface ResolvedWriteOptions {
   readonly metadata: Readonly<Record<string, string>>;
   readonly overwrite: boolean;
   readonly consumers: number | readonly string[] | undefined;
+  readonly maxRedisMemory: number | undefined;
   readonly resume: boolean;
   readonly retryTimeout: number;
   readonly ttl: number;
@@ -267,7 +276,7 @@ const READ_DEFAULTS = Object.freeze({
 export function resolveWriteOptions(options: WriteStreamOptions | undefined): ResolvedWriteOptions {
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', [
-    'prefix', 'chunkSize', 'compress', 'contentEncoding', 'contentType', 'metadata', 'overwrite', 'consumers', 'resume',
+    'prefix', 'chunkSize', 'compress', 'contentEncoding', 'contentType', 'metadata', 'overwrite', 'consumers', 'maxRedisMemory', 'resume',
     'retryTimeout', 'ttl', 'maxInFlight', 'heartbeatInterval', 'progressInterval', 'signal', 'highWaterMark',
   ]);
   const chunkSize = int(o, 'chunkSize', WRITE_DEFAULTS.chunkSize, 1, MAX_CHUNK_SIZE);
@@ -289,6 +298,7 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
     metadata: metadata(o),
     overwrite: bool(o, 'overwrite', WRITE_DEFAULTS.overwrite),
     consumers: consumers(o),
+    maxRedisMemory: o.maxRedisMemory === undefined ? undefined : int(o, 'maxRedisMemory', 0, 1, Number.MAX_SAFE_INTEGER),
     resume,
     retryTimeout: int(o, 'retryTimeout', WRITE_DEFAULTS.retryTimeout, 0, 2 ** 31 - 1),
     ttl: o.ttl === undefined ? 0 : int(o, 'ttl', 0, 1, 2 ** 31 - 1),

@@ -16,13 +16,15 @@ import {
   fileKeys,
   formatCrc,
   HEADER_ID,
+  memoryEventsKey,
   Meta,
   type MetaRecord,
   parseMeta,
   recordId,
 } from './format.js';
 import { checkClientAndKey, type ReadStreamOptions, resolveReadOptions, type ResolvedReadOptions } from './options.js';
-import { ACK, runScript } from './scripts.js';
+import { announceFreed } from './memory-guard.js';
+import { ACK, runScript, TRIM } from './scripts.js';
 import { type Progress, ProgressTicker } from './progress.js';
 
 /**
@@ -170,6 +172,7 @@ export class RedisReadStream extends Readable {
     this.#follow = this.#opts.follow && meta.state === 'writing';
     this.#chunksKey = this.#keys.chunks(meta.gen);
     this.#next = Math.floor(this.#opts.start / meta.chunkSize);
+    if (meta.trimmed > this.#next) throw this.#trimmedError(meta.trimmed);
     this.#pos = this.#next * meta.chunkSize;
     this.#crc = this.#next === 0 && this.#opts.checksum ? 0 : undefined;
     this.#lastHeartbeat = String(meta.heartbeat);
@@ -183,6 +186,10 @@ export class RedisReadStream extends Readable {
       gunzip.on('error', (err) => this.destroy(decodeFailed(this.key, err)));
       this.#gunzip = gunzip;
     }
+  }
+
+  #trimmedError(trimmed: number): Error {
+    return notFound(this.key, `chunks 0 to ${trimmed - 1} were trimmed once every consumer had read them; this read needs chunk ${this.#next}`);
   }
 
   #blockingConnection(): RedisClient {
@@ -205,6 +212,7 @@ export class RedisReadStream extends Readable {
           this.#consume(entry);
         }
         if (this.#gunzip?.writableNeedDrain && !this.#done) await drainOrClose(this.#gunzip);
+        if (entries.length > 0) await this.#reportPosition();
       }
     } catch (err) {
       this.destroy(err as Error);
@@ -298,6 +306,22 @@ export class RedisReadStream extends Readable {
   }
 
   /**
+   * A consumer of a file whose writer keeps Redis under a memory limit reports how far it has read,
+   * so that chunks every consumer has passed can be trimmed; freed memory wakes held-back writers.
+   */
+  async #reportPosition(): Promise<void> {
+    const consumer = this.#opts.consumer;
+    if (consumer === undefined || !this.#meta.trim || this.#done) return;
+    let trimmed: unknown;
+    try {
+      trimmed = await runScript(this.#client, TRIM, [this.#keys.meta, this.#chunksKey], [this.#meta.gen, consumer, this.#next]);
+    } catch (err) {
+      throw wrapRedisError(err, this.key, `reporting the position of consumer ${JSON.stringify(consumer)}`);
+    }
+    if (typeof trimmed === 'number' && trimmed > 0) await announceFreed(this.#client, memoryEventsKey(this.#opts.prefix), this.key);
+  }
+
+  /**
    * Record `found` came where record `#next` was expected. While the file is being written this
    * can be passing: after Redis refused a chunk (out of memory), later chunks may be stored before
    * the writer deletes them and writes again from the refused one, announcing it with a `repaired`
@@ -308,12 +332,13 @@ export class RedisReadStream extends Readable {
     const gap = corrupt(this.key, `expected chunk ${this.#next}, found record ${found}: chunk ${this.#next} is missing`);
     this.#gapSince ||= Date.now();
     const waited = Date.now() - this.#gapSince;
-    let state: string | null;
+    let state: string | null, trimmed: string | null;
     try {
-      state = await this.#client.hget(this.#keys.meta, Meta.state);
+      [state, trimmed] = await this.#client.hmget(this.#keys.meta, Meta.state, Meta.trimmed);
     } catch (err) {
       throw wrapRedisError(err, this.key, 'checking the file');
     }
+    if (Number(trimmed ?? 0) > this.#next) throw this.#trimmedError(Number(trimmed));
     if (state !== 'writing' || waited >= this.#opts.idleTimeout) throw gap;
     this.#atTail = false;
     this.#prefetched = undefined;
@@ -453,10 +478,11 @@ export class RedisReadStream extends Readable {
       return;
     }
     runScript(this.#client, ACK, [this.#keys.meta, this.#chunksKey, this.#keys.events], [this.#meta.gen, consumer]).then(
-      (reply) => {
+      async (reply) => {
         const [status, detail] = reply as [string, string | number];
         if (status === 'missing') throw notFound(this.key, 'the file was removed before this consumer acknowledged it');
         if (status === 'state') throw aborted(this.key, `cannot acknowledge a file in state ${detail}`);
+        if (status === 'deleted' && this.#meta.trim) await announceFreed(this.#client, memoryEventsKey(this.#opts.prefix), this.key);
         this.push(null);
       },
       (err: unknown) => {

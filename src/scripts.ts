@@ -54,7 +54,7 @@ end
  * Claim a key for a new writer.
  * KEYS: meta, events, new chunk stream, old chunk stream (or the new one again when none)
  * ARGV: version, gen, writer, overwrite, oldGen, chunkSize, encoding, contentType, metadata, ttl(s), hbi(ms),
- * consumers (JSON: a count or a list of names, or empty)
+ * consumers (JSON: a count or a list of names, or empty), trim ('1' to let consumers trim read chunks)
  * Returns {'ok', now} | {'exists', state} | {'busy'} | {'retry'} | {'format', detail}
  */
 export const CREATE = script(
@@ -78,7 +78,8 @@ elseif ARGV[5] ~= '' then
 end
 redis.call('HSET', meta, 'v', ARGV[1], 'gen', ARGV[2], 'state', 'writing', 'chunkSize', ARGV[6],
   'size', 0, 'chunks', 0, 'encoding', ARGV[7], 'contentType', ARGV[8], 'metadata', ARGV[9],
-  'created', now, 'updated', now, 'writer', ARGV[3], 'hb', now, 'hbi', ARGV[11], 'consumers', ARGV[12])
+  'created', now, 'updated', now, 'writer', ARGV[3], 'hb', now, 'hbi', ARGV[11], 'consumers', ARGV[12],
+  'trim', ARGV[13], 'trimmed', 0)
 redis.call('XADD', chunks, '0-1', 'rfs', ARGV[1], 'gen', ARGV[2], 'chunkSize', ARGV[6], 'encoding', ARGV[7])
 redis.call('XADD', events, 'MAXLEN', '~', 16, '*', 'created', ARGV[2])
 local ttl = tonumber(ARGV[10])
@@ -123,15 +124,19 @@ if cur[1] ~= ARGV[1] or cur[2] ~= 'writing' then return {'lost'} end
 local n = tonumber(ARGV[2])
 local expected = '0-1'
 if n > 0 then expected = (n - 1) .. '-2' end
+-- Consumers may have trimmed the chunks (and the header) they all read: chunks 0 to t-1 are gone.
+local t = tonumber(redis.call('HGET', meta, 'trimmed') or '0')
 local last = redis.call('XREVRANGE', chunks, '+', '-', 'COUNT', 1)
-if #last == 0 or last[1][1] ~= expected then
+if n > t and (#last == 0 or last[1][1] ~= expected) then
   local got = 'nothing'
   if #last > 0 then got = last[1][1] end
   return {'corrupt', 'expected chunk ' .. (n - 1) .. ' last, found entry ' .. got}
 end
--- The header and one entry per chunk: anything less is a gap.
+-- The header and one entry per chunk left: anything less is a gap.
+local want = n + 1
+if t > 0 then want = n - t end
 local len = redis.call('XLEN', chunks)
-if len ~= n + 1 then return {'corrupt', 'expected ' .. n .. ' chunks, the stream holds ' .. (len - 1)} end
+if len ~= want then return {'corrupt', 'expected ' .. want .. ' entries, the stream holds ' .. len} end
 redis.call('XADD', chunks, n .. '-2', 'end', ARGV[3], 'chunks', ARGV[2], 'crc32', ARGV[4])
 redis.call('HSET', meta, 'state', 'complete', 'size', ARGV[3], 'chunks', ARGV[2], 'crc32', ARGV[4],
   'updated', now, 'hb', now)
@@ -284,6 +289,48 @@ if done then
   return {'deleted', count}
 end
 return {'acked', count}
+`,
+  'allow-oom',
+);
+
+/**
+ * A consumer reports how far it has read; chunks that every consumer has passed are trimmed, when
+ * the writer allowed it (`maxRedisMemory`). With a count of consumers, trimming starts once that
+ * many have reported; with names, once all of them have.
+ * KEYS: meta, chunks. ARGV: gen, consumer, position (chunks read).
+ * Returns the number of chunks trimmed now (0 when none).
+ */
+export const TRIM = script(
+  'trim',
+  `${PRELUDE}
+local meta, chunks = KEYS[1], KEYS[2]
+local cur = redis.call('HMGET', meta, 'gen', 'trim', 'consumers', 'trimmed')
+if cur[1] ~= ARGV[1] or cur[2] ~= '1' or not cur[3] or cur[3] == '' then return 0 end
+redis.call('HSET', meta, 'pos:' .. ARGV[2], ARGV[3])
+local want = cjson.decode(cur[3])
+local least = nil
+if type(want) == 'number' then
+  local fields = redis.call('HGETALL', meta)
+  local seen = 0
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 4) == 'pos:' then
+      seen = seen + 1
+      local p = tonumber(fields[i + 1])
+      if least == nil or p < least then least = p end
+    end
+  end
+  if seen < want then return 0 end
+else
+  for _, name in ipairs(want) do
+    local p = tonumber(redis.call('HGET', meta, 'pos:' .. name) or '0')
+    if least == nil or p < least then least = p end
+  end
+end
+local done = tonumber(cur[4] or '0')
+if least == nil or least <= done then return 0 end
+redis.call('XTRIM', chunks, 'MINID', least .. '-2')
+redis.call('HSET', meta, 'trimmed', least)
+return least - done
 `,
   'allow-oom',
 );

@@ -10,7 +10,8 @@ import { createGzip, type Gzip } from 'node:zlib';
 import { ChunkWindow, RETRY_MAX_MS, RETRY_MIN_MS } from './chunk-window.js';
 import type { RedisClient } from './client.js';
 import { aborted, badFormat, corrupt, exists, isRetryable, wrapRedisError } from './errors.js';
-import { FORMAT_VERSION, type FileKeys, fileKeys, formatCrc, looksGzipped } from './format.js';
+import { FORMAT_VERSION, type FileKeys, fileKeys, formatCrc, looksGzipped, memoryEventsKey } from './format.js';
+import { MemoryGuard } from './memory-guard.js';
 import { checkClientAndKey, resolveWriteOptions, type ResolvedWriteOptions, type WriteStreamOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
 import { ABORT, COMMIT, CREATE, RESUME, runScript, TOUCH } from './scripts.js';
@@ -67,6 +68,7 @@ export class RedisWriteStream extends Writable {
   #committed = false;
   #failure: Error | undefined;
   readonly #progress: ProgressTicker;
+  readonly #guard: MemoryGuard | undefined;
 
   /** @internal Use {@link createRedisWriteStream}. */
   constructor(client: RedisClient, key: string, opts: ResolvedWriteOptions) {
@@ -80,6 +82,7 @@ export class RedisWriteStream extends Writable {
     this.#encoding = opts.contentEncoding;
     this.#buf = Buffer.allocUnsafe(this.#chunkSize);
     this.#progress = new ProgressTicker(opts.progressInterval, (p) => this.emit('progress', p));
+    if (opts.maxRedisMemory !== undefined) this.#guard = new MemoryGuard(client, opts.maxRedisMemory, memoryEventsKey(opts.prefix));
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
     // the fields above.
     if (opts.signal) addAbortSignal(opts.signal, this);
@@ -140,6 +143,7 @@ export class RedisWriteStream extends Writable {
     this.#stopHeartbeat();
     clearTimeout(this.#retryTimer);
     this.#window?.stop();
+    this.#guard?.close();
     this.#gzip?.destroy();
     this.#blocked = undefined;
     this.#failure ??= error ?? aborted(this.key, 'the writer was destroyed');
@@ -311,6 +315,7 @@ export class RedisWriteStream extends Writable {
             o.ttl,
             o.heartbeatInterval,
             o.consumers === undefined ? '' : JSON.stringify(o.consumers),
+            o.maxRedisMemory === undefined ? '0' : '1',
           ],
         );
       });
@@ -377,6 +382,9 @@ export class RedisWriteStream extends Writable {
         this.#wake();
       },
       onFail: (err) => this.#fail(err),
+      // Over the memory limit, chunks wait in the window, and the window's being full holds back
+      // the writes: backpressure until memory is freed.
+      admit: this.#guard ? () => this.#guard!.admit() : undefined,
     });
     this.#created = true;
     // Destroyed while claiming: _destroy aborts the file; no heartbeat may keep it alive.

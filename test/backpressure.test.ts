@@ -49,8 +49,12 @@ describe('backpressure', () => {
     const readAhead = 4;
     const highWaterMark = 2000;
     const reader = createRedisReadStream(redis, key, { readAhead, highWaterMark });
-    const first = await new Promise<Buffer>((resolve) => reader.once('data', resolve));
-    reader.pause();
+    const first = await new Promise<Buffer>((resolve) =>
+      reader.once('data', (d: Buffer) => {
+        reader.pause();
+        resolve(d);
+      }),
+    );
     await sleep(100);
     // One batch fetched to satisfy the pull, plus at most one more to refill the buffer.
     expect(reader.deliveredBytes).toBeLessThanOrEqual(2 * readAhead * chunkSize + highWaterMark);
@@ -63,12 +67,17 @@ describe('backpressure', () => {
     const chunkSize = 1000;
     const data = bytes(100 * chunkSize, 4);
     const reader = createRedisReadStream(redis, key, { readAhead: 2, highWaterMark: 1000, waitForCreate: 5000 });
-    const first = new Promise<Buffer>((resolve) => reader.once('data', resolve));
+    // The consumer takes one piece and then stops pulling, while the whole file arrives.
+    const first = new Promise<Buffer>((resolve) =>
+      reader.once('data', (d: Buffer) => {
+        reader.pause();
+        resolve(d);
+      }),
+    );
     const writer = createRedisWriteStream(redis, key, { chunkSize });
     writer.end(data);
     await once(writer, 'finish');
     const head = await first;
-    reader.pause();
     await sleep(100);
     expect(reader.deliveredBytes).toBeLessThanOrEqual(6 * chunkSize);
     const rest = await collect(reader);

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
@@ -38,10 +39,10 @@ function settle(p: Promise<unknown>): Promise<unknown> {
 }
 
 /** Start a writer process that stores the first `stallAt` bytes of `data` and then waits. */
-async function stallingWriter(key: string, data: Buffer, stallAt: number, chunkSize: number): Promise<ChildProcess> {
+async function stallingWriter(key: string, data: Buffer, stallAt: number, chunkSize: number, heartbeatInterval = 50): Promise<ChildProcess> {
   const path = join(dir, `${key.replace(/[^a-z0-9]/gi, '_')}.bin`);
   writeFileSync(path, data);
-  const child = spawn(process.execPath, ['test/fixtures/stalling-writer.mjs', sharedRedisUrl(), key, path, String(stallAt), String(chunkSize), '50'], {
+  const child = spawn(process.execPath, ['test/fixtures/stalling-writer.mjs', sharedRedisUrl(), key, path, String(stallAt), String(chunkSize), String(heartbeatInterval)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);
@@ -80,14 +81,15 @@ describe('a writer process killed mid-file', () => {
     const chunkSize = 4096;
     // A follower that outlives the crash and the resume.
     const following = collect(createRedisReadStream(redis, key, { waitForCreate: 10_000, idleTimeout: 20_000 }));
-    const child = await stallingWriter(key, data, 170_000, chunkSize);
-    await sleep(120); // a heartbeat records the committed size
+    // Heartbeats every 300 ms: the lease lapses 900 ms after the last one.
+    const child = await stallingWriter(key, data, 170_000, chunkSize, 300);
+    await sleep(350); // a heartbeat records the committed size
     child.kill('SIGKILL');
     await once(child, 'exit');
     // A second writer is refused while the dead writer's lease has not lapsed yet.
-    const early = await settle(pipeline(createReadStream(join(dir, `${key.replace(/[^a-z0-9]/gi, '_')}.bin`)), createRedisWriteStream(redis, key, { resume: true })));
-    if (early !== undefined) expect(early).toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
-    await sleep(300); // three heartbeat intervals of the dead writer: its lease lapses
+    const early = await settle(pipeline(Readable.from([Buffer.from('never stored')]), createRedisWriteStream(redis, key, { resume: true })));
+    expect(early).toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
+    await sleep(1000); // three heartbeat intervals of the dead writer: its lease lapses
     const { size, state } = await stat(redis, key);
     expect(state).toBe('writing');
     expect(size % chunkSize).toBe(0);

@@ -1,0 +1,97 @@
+/**
+ * The memory guard: a writer with `maxRedisMemory` holds back while Redis is over the limit, woken
+ * by freed memory (acknowledgements, trimming), and a file larger than the limit goes through
+ * while its consumers follow it.
+ */
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
+import { closeAll, connect } from './helpers/clients.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { bytes, collect, sha256 } from './helpers/streams.js';
+
+let server: RedisServer;
+let admin: Redis;
+beforeAll(async () => {
+  server = await startRedis();
+  admin = connect(server.url);
+});
+afterAll(async () => {
+  await closeAll();
+  await server?.stop();
+});
+
+async function usedMemory(): Promise<number> {
+  return Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))![1]);
+}
+
+async function infoCalls(): Promise<number> {
+  return Number(/cmdstat_info:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0);
+}
+
+describe('maxRedisMemory', () => {
+  it('a file four times larger than the limit goes through while its consumers follow it', async () => {
+    const MiB = 1024 * 1024;
+    const limit = (await usedMemory()) + 8 * MiB;
+    const data = bytes(32 * MiB, 81);
+    const readers = ['a', 'b'].map((consumer) =>
+      collect(createRedisReadStream(connect(server.url), 'big', { consumer, waitForCreate: 10_000 })),
+    );
+    let peak = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        peak = Math.max(peak, await usedMemory());
+        await sleep(20);
+      }
+    })();
+    await sleep(50);
+    await pipeline(
+      Readable.from([data]),
+      createRedisWriteStream(connect(server.url), 'big', { consumers: ['a', 'b'], maxRedisMemory: limit, chunkSize: 256 * 1024, maxInFlight: 4 }),
+    );
+    const outputs = await Promise.all(readers);
+    sampling = false;
+    await sampler;
+    for (const out of outputs) expect(sha256(out)).toBe(sha256(data));
+    console.log(`memory guard: limit ${(limit / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, file ${data.length / MiB} MiB`);
+    // Over the limit by at most the window of chunks in flight and what the consumers have not yet passed.
+    expect(peak).toBeLessThan(limit + 8 * MiB);
+    expect(await admin.keys('rfs:{big}:*')).toEqual([]);
+  });
+
+  it('holds back while over the limit, without polling, and resumes when an acknowledgement frees memory', async () => {
+    const MiB = 1024 * 1024;
+    // A file nobody has read yet fills Redis past the writer's limit.
+    await pipeline(Readable.from([bytes(16 * MiB, 82)]), createRedisWriteStream(admin, 'filler', { consumers: 1 }));
+    const limit = (await usedMemory()) - 4 * MiB;
+    const data = bytes(4 * MiB, 83);
+    const writer = createRedisWriteStream(connect(server.url), 'held', { maxRedisMemory: limit, chunkSize: 64 * 1024 });
+    const writing = pipeline(Readable.from([data]), writer);
+    await sleep(200);
+    const callsBefore = await infoCalls();
+    await sleep(1500);
+    expect(writer.committedBytes).toBeLessThan(data.length);
+    // Waiting is a blocking read on the freed-memory events: a reading of INFO per second at most.
+    expect((await infoCalls()) - callsBefore).toBeLessThanOrEqual(4);
+    await collect(createRedisReadStream(admin, 'filler', { consumer: 'only' }));
+    expect(await admin.exists('rfs:{filler}:meta')).toBe(0);
+    await writing;
+    expect(sha256(await collect(createRedisReadStream(admin, 'held')))).toBe(sha256(data));
+  });
+
+  it('a reader that is not a consumer cannot read chunks already trimmed', async () => {
+    const writer = createRedisWriteStream(admin, 'trimmed', { consumers: ['c'], maxRedisMemory: 1024 * 1024 * 1024, chunkSize: 1000 });
+    const reading = collect(createRedisReadStream(admin, 'trimmed', { consumer: 'c', waitForCreate: 5000 }));
+    writer.write(bytes(5000));
+    await sleep(200);
+    await expect(collect(createRedisReadStream(admin, 'trimmed'))).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND', message: /trimmed/ });
+    writer.end(bytes(5000));
+    await once(writer, 'finish');
+    expect((await reading).length).toBe(10_000);
+  });
+});
