@@ -21,10 +21,11 @@ import {
   type ReadStreamOptions,
   resolveKeyOptions,
   resolveReadOptions,
+  type ResolvedReadOptions,
   resolveWriteOptions,
   type WriteStreamOptions,
 } from './options.js';
-import { createRedisReadStream, type RedisReadStream } from './read-stream.js';
+import { openRedisReadStream, type RedisReadStream } from './read-stream.js';
 import { ACK, runScript } from './scripts.js';
 import { createRedisWriteStream } from './write-stream.js';
 
@@ -186,9 +187,11 @@ export function receiveFiles(client: RedisClient, channel: string, options: Rece
   if (typeof consumer !== 'string') throw invalidType('consumer', 'a string', consumer);
   if (consumer.length === 0) throw invalidValue('consumer', consumer, 'a non-empty name');
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', signal);
-  // Every read option is checked now, before any I/O.
-  const { prefix } = resolveReadOptions({ ...readOptions, signal });
-  return receive(client, channelLogKey(prefix, channel), channel, consumer, prefix, readOptions, signal);
+  // Every read option is checked now, before any I/O. The receiver reads as a consumer, so that
+  // under a memory limit the chunks all receivers passed are trimmed, but it acknowledges a file
+  // only after processing it, with ack().
+  const resolved = { ...resolveReadOptions({ ...readOptions, signal, consumer }), ackAtEnd: false };
+  return receive(client, channelLogKey(resolved.prefix, channel), channel, consumer, resolved);
 }
 
 /** How long one blocking wait for the next announcement lasts before it looks again. */
@@ -199,10 +202,9 @@ async function* receive(
   log: string,
   channel: string,
   consumer: string,
-  prefix: string,
-  readOptions: Omit<ReadStreamOptions, 'consumer' | 'start' | 'end' | 'signal'>,
-  signal: AbortSignal | undefined,
+  readOptions: ResolvedReadOptions,
 ): AsyncIterableIterator<ReceivedFile> {
+  const { prefix, signal } = readOptions;
   const fail = (err: unknown, what: string): never => {
     throw wrapRedisError(err, channel, what);
   };
@@ -258,7 +260,7 @@ async function* receive(
         await ack();
         continue;
       }
-      current = createRedisReadStream(client, key, { ...readOptions, signal });
+      current = openRedisReadStream(client, key, readOptions);
       const stream = current;
       yield {
         name,
@@ -267,8 +269,9 @@ async function* receive(
         stream,
         async ack() {
           try {
-            const [status] = (await runScript(client, ACK, [keys.meta, keys.chunks(gen), keys.events], [gen, consumer])) as [string];
-            if (status === 'deleted') await announceFreed(client, memoryEventsKey(prefix), key);
+            const [status, , trim] = (await runScript(client, ACK, [keys.meta, keys.chunks(gen), keys.events], [gen, consumer])) as string[];
+            // Writers held back by a memory limit wait for this; others do not need it.
+            if (status === 'deleted' && trim === '1') await announceFreed(client, memoryEventsKey(prefix), key);
           } catch (err) {
             fail(err, `acknowledging ${JSON.stringify(name)}`);
           }

@@ -43,7 +43,7 @@ export interface ChunkWindowOwner {
    * When set, chunks are sent only once this says so: returns true when sending may go on now,
    * or a promise that resolves when it may (a memory limit).
    */
-  admit?(): true | Promise<void>;
+  admit?(bytes: number): true | Promise<void>;
 }
 
 /** @internal */
@@ -134,7 +134,7 @@ export class ChunkWindow {
       this.#nextToSend < this.#next &&
       this.#inFlight < this.#owner.maxInFlight
     ) {
-      const admitted = this.#owner.admit?.() ?? true;
+      const admitted = this.#owner.admit?.(this.#pending.get(this.#nextToSend)?.data.length ?? 0) ?? true;
       if (admitted !== true) {
         this.#admitting = true;
         admitted.then(

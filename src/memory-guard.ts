@@ -8,8 +8,9 @@
 import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
 import type { Redis } from 'ioredis';
 
-/** How long a cheap reading of `used_memory` is trusted while under the limit. */
+/** How long, and for how many bytes sent, a reading of `used_memory` under the limit is trusted. */
 const CHECK_EVERY_MS = 100;
+const CHECK_EVERY_BYTES = 1024 * 1024;
 /** Longest blocking wait for a `freed` event before reading `used_memory` again (other clients free memory silently). */
 const WAIT_MS = 1000;
 
@@ -19,6 +20,7 @@ export class MemoryGuard {
   readonly #limit: number;
   readonly #events: string;
   #checkedAt = 0;
+  #bytesSince = 0;
   #blocking: Redis | undefined;
   #closed = false;
 
@@ -28,9 +30,14 @@ export class MemoryGuard {
     this.#events = events;
   }
 
-  /** True when a recent reading was under the limit; else a promise that resolves once it is. */
-  admit(): true | Promise<void> {
-    return Date.now() - this.#checkedAt < CHECK_EVERY_MS ? true : this.#wait();
+  /**
+   * Before `bytes` more are sent: true when a recent reading was under the limit, else a promise
+   * that resolves once Redis is under it.
+   */
+  admit(bytes: number): true | Promise<void> {
+    this.#bytesSince += bytes;
+    if (Date.now() - this.#checkedAt < CHECK_EVERY_MS && this.#bytesSince < CHECK_EVERY_BYTES) return true;
+    return this.#wait();
   }
 
   async #wait(): Promise<void> {
@@ -43,6 +50,7 @@ export class MemoryGuard {
       }
       if ((await this.#usedMemory()) <= this.#limit) {
         this.#checkedAt = Date.now();
+        this.#bytesSince = 0;
         return;
       }
       if (this.#closed) return;
@@ -72,5 +80,7 @@ export class MemoryGuard {
  * @internal
  */
 export function announceFreed(client: RedisClient, events: string, what: string): Promise<unknown> {
-  return client.xadd(events, 'MAXLEN', '~', 100, '*', 'freed', what).catch(() => undefined);
+  // The stream only wakes writers waiting now (they read used_memory again at least every
+  // second anyway): it expires a minute after its last event instead of staying behind.
+  return Promise.all([client.xadd(events, 'MAXLEN', '~', 100, '*', 'freed', what), client.pexpire(events, 60_000)]).catch(() => undefined);
 }

@@ -240,6 +240,11 @@ export interface ResolvedReadOptions {
   readonly idleTimeout: number;
   readonly checksum: boolean;
   readonly consumer: string | undefined;
+  /**
+   * Whether the consumer acknowledges at the end of a complete read. Channel receivers report
+   * their position as consumers but acknowledge only after processing, with `ack()`.
+   */
+  readonly ackAtEnd: boolean;
   readonly readAhead: number;
   readonly progressInterval: number;
   readonly signal: AbortSignal | undefined;
@@ -333,6 +338,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
     idleTimeout: o.idleTimeout === Infinity ? Infinity : int(o, 'idleTimeout', READ_DEFAULTS.idleTimeout, 1, 2 ** 31 - 1),
     checksum: bool(o, 'checksum', READ_DEFAULTS.checksum),
     consumer: consumerName(o.consumer, 'consumer'),
+    ackAtEnd: true,
     readAhead: int(o, 'readAhead', READ_DEFAULTS.readAhead, 1, 1024),
     progressInterval: int(o, 'progressInterval', PROGRESS_INTERVAL, 0, 3_600_000),
     signal: signal(o),

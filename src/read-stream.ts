@@ -473,7 +473,7 @@ export class RedisReadStream extends Readable {
    */
   #end(): void {
     const consumer = this.#opts.consumer;
-    if (consumer === undefined || !this.#readToEnd) {
+    if (consumer === undefined || !this.#readToEnd || !this.#opts.ackAtEnd) {
       this.push(null);
       return;
     }
@@ -534,4 +534,12 @@ function drainOrClose(stream: Gunzip): Promise<void> {
 export function createRedisReadStream(client: RedisClient, key: string, options?: ReadStreamOptions): RedisReadStream {
   checkClientAndKey(client, key);
   return new RedisReadStream(client, key, resolveReadOptions(options));
+}
+
+/**
+ * A read stream with options already resolved (and possibly adjusted by the package itself).
+ * @internal
+ */
+export function openRedisReadStream(client: RedisClient, key: string, options: ResolvedReadOptions): RedisReadStream {
+  return new RedisReadStream(client, key, options);
 }

@@ -261,13 +261,13 @@ return {'ok'}
  * A consumer acknowledges a complete file, once per name (a field `ack:<name>` in the metadata
  * hash); when the writer's `consumers` are all done, every key of the file is deleted.
  * KEYS: meta, chunks, events. ARGV: gen, consumer.
- * Returns {'acked', count} | {'deleted', count} | {'missing'} | {'state', state}
+ * Returns {'acked', count} | {'deleted', count, trim} | {'missing'} | {'state', state}
  */
 export const ACK = script(
   'ack',
   `${PRELUDE}
 local meta, chunks, events = KEYS[1], KEYS[2], KEYS[3]
-local cur = redis.call('HMGET', meta, 'gen', 'state', 'consumers')
+local cur = redis.call('HMGET', meta, 'gen', 'state', 'consumers', 'trim')
 if cur[1] ~= ARGV[1] then return {'missing'} end
 if cur[2] ~= 'complete' then return {'state', tostring(cur[2])} end
 if redis.call('HSETNX', meta, 'ack:' .. ARGV[2], now) == 1 then redis.call('HINCRBY', meta, 'acks', 1) end
@@ -286,7 +286,7 @@ if cur[3] and cur[3] ~= '' then
 end
 if done then
   redis.call('DEL', meta, chunks, events)
-  return {'deleted', count}
+  return {'deleted', count, cur[4] or '0'}
 end
 return {'acked', count}
 `,

@@ -384,7 +384,7 @@ export class RedisWriteStream extends Writable {
       onFail: (err) => this.#fail(err),
       // Over the memory limit, chunks wait in the window, and the window's being full holds back
       // the writes: backpressure until memory is freed.
-      admit: this.#guard ? () => this.#guard!.admit() : undefined,
+      admit: this.#guard ? (bytes) => this.#guard!.admit(bytes) : undefined,
     });
     this.#created = true;
     // Destroyed while claiming: _destroy aborts the file; no heartbeat may keep it alive.

@@ -1,17 +1,16 @@
 /**
  * The demo (`scripts/demo.mjs`), run as users run it: a child process importing the built package
- * by its name, here against the shared test server (REDIS_URL) with a small file and a key of its
- * own. Never asserts times: only the outcome, the output's verdict, and that Redis is left clean.
+ * by its name, forking its receiver processes, here mostly against the shared test server
+ * (REDIS_URL) with small files and a channel of its own. Never asserts times: only the outcome, the
+ * output's verdict, and that Redis, the processes and the temp dir are left clean.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRedisWriteStream, stat } from '../src/index.js';
+import { closeChannel } from '../src/index.js';
 import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -20,7 +19,6 @@ const demo = join(root, 'scripts', 'demo.mjs');
 const redis = connect();
 afterAll(closeAll);
 
-
 interface Run {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -28,20 +26,25 @@ interface Run {
   stderr: string;
 }
 
-/** Run the demo; with `redisUrl` null it starts its own private redis-server. */
-function runDemo(args: string[], redisUrl: string | null = sharedRedisUrl()): Promise<Run> {
+interface RunOptions {
+  /** The server; null: none, the demo starts its own private redis-server. */
+  redisUrl?: string | null;
+  /** Called with the demo's pid and its output so far, each time it prints. */
+  onOutput?: (pid: number, stdout: string) => void;
+}
+
+function runDemo(args: string[], { redisUrl = sharedRedisUrl(), onOutput }: RunOptions = {}): Promise<Run> {
   const env = { ...process.env };
   delete env.REDIS_URL;
   if (redisUrl !== null) env.REDIS_URL = redisUrl;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [demo, ...args], {
-      cwd: root,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(process.execPath, [demo, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString('utf8');
+      onOutput?.(child.pid!, stdout);
+    });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
     // Never leave a demo running if the test times out.
     const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
@@ -69,49 +72,114 @@ function portIsClosed(port: number): Promise<boolean> {
   });
 }
 
-/** Every Redis key whose name holds the file key (the demo uses the default `rfs:` prefix). */
-function keysOf(key: string): Promise<string[]> {
-  return redis.keys(`rfs:*${key}*`);
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
+/**
+ * Every Redis key of the channel under the demo's default `rfs:` prefix: its log
+ * `rfs:channel:{<channel>}:log` and its files' keys `rfs:{<channel>/<upload>/<file>}:…`.
+ */
+function keysOf(channel: string): Promise<string[]> {
+  return redis.keys(`rfs:*${channel}*`);
+}
+
+const tempDirOf = (run: Run): string | undefined => /^demo: sender's log directory (\S+) /m.exec(run.stdout)?.[1];
+
 describe('scripts/demo.mjs', () => {
-  it('streams a gzipped CSV to 3 following readers that all match, and leaves no key behind', async () => {
-    const key = uniqueKey('demo');
-    const run = await runDemo(['--size-mib', '1', '--readers', '3', '--key', key]);
+  it('sends 4 log files to 3 receiver processes that all match, and leaves no key of the channel behind', async () => {
+    const channel = uniqueKey('demo');
+    const run = await runDemo(['--size-mib', '1', '--receivers', '3', '--channel', channel]);
     expect(run.code, show(run)).toBe(0);
-    expect(run.stdout, show(run)).toContain('demo: all 3 readers match the direct computation');
-    expect(run.stderr, show(run)).not.toMatch(/\n\s+at /);
-    expect(await keysOf(key)).toEqual([]);
+    expect(run.stdout, show(run)).toContain('demo: all 3 receivers match the direct computation');
+    expect(run.stdout, show(run)).toMatch(/^ {2}receiver-3 +4 /m); // every receiver got the 4 files
+    expect(run.stdout, show(run)).toContain("Redis is empty of the demo's keys");
+    expect(run.stderr, show(run)).toBe('');
+    expect(await keysOf(channel)).toEqual([]);
+    expect(existsSync(dirname(tempDirOf(run)!))).toBe(false);
   }, 120_000);
 
-  it('refuses a key that already holds a file, exits 1 without a stack trace, and leaves that file alone', async () => {
-    const key = uniqueKey('demo-taken');
-    const content = Buffer.from('not the demo’s file\n');
-    await pipeline(Readable.from([content]), createRedisWriteStream(redis, key));
-    const before = await stat(redis, key);
-    expect((await keysOf(key)).length).toBeGreaterThan(0); // the pattern does find a file's keys
-    const run = await runDemo(['--size-mib', '0.05', '--readers', '1', '--key', key]);
+  it('a receiver killed (SIGKILL) in the middle of a file and restarted as the same consumer still ends with the right aggregate', async () => {
+    const channel = uniqueKey('demo-kill');
+    const run = await runDemo(['--size-mib', '1', '--receivers', '2', '--channel', channel, '--kill-receiver', '2']);
+    expect(run.code, show(run)).toBe(0);
+    expect(run.stdout, show(run)).toContain('demo: receiver 2 killed (SIGKILL) in the middle of access-2026-11-28.csv, after 1 acknowledged file');
+    // It resumed at the file it had not acknowledged, from its beginning, and not earlier.
+    expect(run.stdout, show(run)).toContain(
+      "demo: receiver 2's new process resumed at access-2026-11-28.csv and received access-2026-11-28.csv, access-2026-11-29.csv, access-2026-11-30.csv",
+    );
+    expect(run.stdout, show(run)).toContain('demo: all 2 receivers match the direct computation (receiver 2 was killed and restarted)');
+    expect(run.stderr, show(run)).toBe('');
+    expect(await keysOf(channel)).toEqual([]);
+  }, 120_000);
+
+  it('refuses a channel that already exists, exits 1 with one line, and leaves it alone', async () => {
+    const channel = uniqueKey('demo-taken');
+    await closeChannel(redis, channel);
+    const log = `rfs:channel:{${channel}}:log`;
+    expect(await keysOf(channel)).toEqual([log]); // the pattern does find a channel's keys
+    const run = await runDemo(['--size-mib', '0.05', '--receivers', '1', '--channel', channel]);
     expect(run.code, show(run)).toBe(1);
-    expect(run.stderr, show(run)).toContain('already holds a complete file');
-    expect(run.stderr, show(run)).not.toMatch(/\n\s+at /);
-    expect(await stat(redis, key)).toMatchObject({ state: 'complete', size: content.length, crc32: before.crc32 });
+    expect(run.stderr.trim(), show(run)).toBe(
+      `demo: the channel ${JSON.stringify(channel)} already has 1 key on this server (${log}); ` +
+        'the demo never touches a channel it did not create: pick another --channel',
+    );
+    expect(await redis.xlen(log)).toBe(1);
+    await redis.del(log);
   }, 120_000);
 
-  it('without REDIS_URL starts a private redis-server and stops it, and removes its temp files', async () => {
-    const run = await runDemo(['--size-mib', '0.05', '--readers', '2'], null);
+  it('without REDIS_URL starts a private redis-server, leaves it empty, stops it, and removes its temp files', async () => {
+    const run = await runDemo(['--size-mib', '0.05', '--receivers', '2'], { redisUrl: null });
     expect(run.code, show(run)).toBe(0);
-    expect(run.stdout, show(run)).toContain('demo: all 2 readers match the direct computation');
+    expect(run.stdout, show(run)).toContain('demo: all 2 receivers match the direct computation');
+    expect(run.stdout, show(run)).toContain('Redis is empty (DBSIZE 0)');
     const port = Number(/started a private redis-server on 127\.0\.0\.1:(\d+)/.exec(run.stdout)?.[1]);
     expect(port, show(run)).toBeGreaterThan(0);
     expect(await portIsClosed(port)).toBe(true);
-    const file = /^demo: file (.+)$/m.exec(run.stdout)?.[1];
-    expect(file, show(run)).toBeDefined();
-    expect(existsSync(dirname(file!))).toBe(false);
+    const dir = tempDirOf(run);
+    expect(dir, show(run)).toBeDefined();
+    expect(existsSync(dirname(dir!))).toBe(false);
+  }, 120_000);
+
+  it('on SIGINT stops its receivers and its redis-server, removes its temp dir, and exits 130', async () => {
+    let receivers: number[] = [];
+    let sent = false;
+    const run = await runDemo(['--size-mib', '8', '--receivers', '2'], {
+      redisUrl: null,
+      onOutput(pid, stdout) {
+        if (sent || !stdout.includes('demo: sending')) return;
+        sent = true;
+        // The demo's children: the redis-server and the receiver processes.
+        const ps = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
+        receivers = ps.stdout.split('\n').filter((l) => l.trim()).map(Number);
+        process.kill(pid, 'SIGINT');
+      },
+    });
+    expect(sent, show(run)).toBe(true);
+    expect(run.code, show(run)).toBe(130);
+    expect(run.stderr, show(run)).toContain('demo: interrupted');
+    expect(run.stderr, show(run)).not.toMatch(/\n\s+at /);
+    expect(receivers.length, show(run)).toBe(3);
+    expect(receivers.filter(isAlive)).toEqual([]);
+    const port = Number(/started a private redis-server on 127\.0\.0\.1:(\d+)/.exec(run.stdout)?.[1]);
+    expect(await portIsClosed(port)).toBe(true);
+    expect(existsSync(dirname(tempDirOf(run)!))).toBe(false);
   }, 120_000);
 
   it('rejects bad options with exit 1 and a one-line message', async () => {
-    const run = await runDemo(['--readers', '0']);
+    const run = await runDemo(['--receivers', '0']);
     expect(run.code, show(run)).toBe(1);
-    expect(run.stderr.trim(), show(run)).toBe('demo: --readers must be an integer from 1 to 32, got "0"');
+    expect(run.stderr.trim(), show(run)).toBe('demo: --receivers must be an integer from 1 to 32, got "0"');
+    const alias = await runDemo(['--readers', '40']);
+    expect(alias.code, show(alias)).toBe(1);
+    expect(alias.stderr.trim(), show(alias)).toBe('demo: --readers must be an integer from 1 to 32, got "40"');
+    const unknown = await runDemo(['--key', 'x']);
+    expect(unknown.code, show(unknown)).toBe(1);
+    expect(unknown.stderr.trim(), show(unknown)).toBe("demo: Unknown option '--key' (see --help)");
   }, 60_000);
 });

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
+import { closeChannel, createRedisReadStream, createRedisWriteStream, receiveFiles, removeChannel, sendFiles } from '../src/index.js';
 import { closeAll, connect } from './helpers/clients.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
@@ -82,6 +82,30 @@ describe('maxRedisMemory', () => {
     expect(await admin.exists('rfs:{filler}:meta')).toBe(0);
     await writing;
     expect(sha256(await collect(createRedisReadStream(admin, 'held')))).toBe(sha256(data));
+  });
+
+  it('through a channel too: a file larger than the limit reaches every receiver', async () => {
+    const MiB = 1024 * 1024;
+    const limit = (await usedMemory()) + 6 * MiB;
+    const data = bytes(24 * MiB, 84);
+    const receivers = ['r1', 'r2'].map(async (consumer) => {
+      const client = connect(server.url);
+      const got: Buffer[] = [];
+      for await (const file of receiveFiles(client, 'big-chan', { consumer })) {
+        got.push(await collect(file.stream));
+        await file.ack();
+      }
+      return Buffer.concat(got);
+    });
+    await sleep(100);
+    await sendFiles(connect(server.url), 'big-chan', [{ name: 'big.bin', stream: Readable.from([data]) }], {
+      consumers: 2,
+      maxRedisMemory: limit,
+    });
+    await closeChannel(admin, 'big-chan');
+    for (const got of await Promise.all(receivers)) expect(sha256(got)).toBe(sha256(data));
+    expect(await removeChannel(admin, 'big-chan')).toBe(true);
+    expect((await admin.keys('rfs:{big-chan/*')).length).toBe(0);
   });
 
   it('a reader that is not a consumer cannot read chunks already trimmed', async () => {
