@@ -106,20 +106,25 @@ export function remove(client: RedisClient, key: string, options?: KeyOptions): 
 }
 
 async function removeFile(client: RedisClient, key: string, keys: FileKeys): Promise<boolean> {
+  return onFile(client, key, keys, 'remove', (gen) => runScript(client, REMOVE, [keys.meta, keys.events, keys.chunks(gen)], [gen, FORMAT_VERSION]));
+}
+
+/**
+ * Run a whole-file script with the file's current generation, again when the file was replaced in
+ * between (the script answers 'retry'). Resolves to whether there was a file.
+ */
+async function onFile(client: RedisClient, key: string, keys: FileKeys, operation: string, run: (gen: string) => Promise<unknown>): Promise<boolean> {
   try {
     for (let attempt = 0; attempt < 10; attempt++) {
-      const gen = (await client.hget(keys.meta, 'gen')) ?? '';
-      const reply = await runScript(client, REMOVE, [keys.meta, keys.events, keys.chunks(gen)], [gen, FORMAT_VERSION]);
-      if (reply === 0) return false;
-      if (reply === 1) return true;
+      const reply = await run((await client.hget(keys.meta, 'gen')) ?? '');
+      if (reply === 0 || reply === 1) return reply === 1;
       const [status, detail] = reply as [string, string];
-      if (status === 'format') throw badFormat(key, `will not remove this key: ${detail}`);
-      // 'retry': the file was replaced between reading its generation and the script.
+      if (status === 'format') throw badFormat(key, `will not ${operation} this key: ${detail}`);
     }
   } catch (err) {
-    throw wrapRedisError(err, key, 'remove');
+    throw wrapRedisError(err, key, operation);
   }
-  throw wrapRedisError(new Error('the file keeps being replaced'), key, 'remove');
+  throw wrapRedisError(new Error('the file keeps being replaced'), key, operation);
 }
 
 /**
@@ -133,19 +138,8 @@ export function expire(client: RedisClient, key: string, seconds: number | null,
   return expireFile(client, key, fileKeys(resolveKeyOptions(options).prefix, key), ttl ?? 0);
 }
 
-async function expireFile(client: RedisClient, key: string, keys: FileKeys, ttl: number): Promise<boolean> {
-  try {
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const gen = (await client.hget(keys.meta, 'gen')) ?? '';
-      const reply = await runScript(client, EXPIRE, [keys.meta, keys.chunks(gen), keys.events], [gen, FORMAT_VERSION, ttl]);
-      if (reply === 0 || reply === 1) return reply === 1;
-      const [status, detail] = reply as [string, string];
-      if (status === 'format') throw badFormat(key, `will not change this key: ${detail}`);
-    }
-  } catch (err) {
-    throw wrapRedisError(err, key, 'expire');
-  }
-  throw wrapRedisError(new Error('the file keeps being replaced'), key, 'expire');
+function expireFile(client: RedisClient, key: string, keys: FileKeys, ttl: number): Promise<boolean> {
+  return onFile(client, key, keys, 'expire', (gen) => runScript(client, EXPIRE, [keys.meta, keys.chunks(gen), keys.events], [gen, FORMAT_VERSION, ttl]));
 }
 
 /**

@@ -34,6 +34,16 @@ const PRELUDE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function kind(k) local r = redis.call('TYPE', k); if type(r) == 'table' then return r.ok end; return r end
+-- For scripts on a whole file: nil when meta holds a file of this format version and generation,
+-- else the reply to give (0: no file; 'retry': the generation changed; 'format': not ours).
+local function check_file(meta, version, gen)
+  if kind(meta) == 'none' then return 0 end
+  if kind(meta) ~= 'hash' then return {'format', 'the metadata key holds a ' .. kind(meta)} end
+  local cur = redis.call('HMGET', meta, 'v', 'gen')
+  if cur[1] ~= version then return {'format', 'stored in format version ' .. tostring(cur[1])} end
+  if cur[2] ~= gen then return {'retry'} end
+  return nil
+end
 -- Delete every entry from record n on, and move the stream's last id back before it, so that
 -- record n can be written again.
 local function truncate(stream, n)
@@ -181,11 +191,8 @@ export const REMOVE = script(
   'remove',
   `${PRELUDE}
 local meta, events, chunks = KEYS[1], KEYS[2], KEYS[3]
-if kind(meta) == 'none' then return 0 end
-if kind(meta) ~= 'hash' then return {'format', 'the metadata key holds a ' .. kind(meta)} end
-local cur = redis.call('HMGET', meta, 'v', 'gen')
-if cur[1] ~= ARGV[2] then return {'format', 'stored in format version ' .. tostring(cur[1])} end
-if cur[2] ~= ARGV[1] then return {'retry'} end
+local refused = check_file(meta, ARGV[2], ARGV[1])
+if refused then return refused end
 -- Every key of the file goes: Redis is left clean. Readers blocked on the deleted keys notice
 -- within their liveness interval; a reader waiting for a new file wakes when it is created.
 redis.call('DEL', meta, chunks, events)
@@ -202,11 +209,8 @@ export const EXPIRE = script(
   'expire',
   `${PRELUDE}
 local meta, chunks, events = KEYS[1], KEYS[2], KEYS[3]
-if kind(meta) == 'none' then return 0 end
-if kind(meta) ~= 'hash' then return {'format', 'the metadata key holds a ' .. kind(meta)} end
-local cur = redis.call('HMGET', meta, 'v', 'gen')
-if cur[1] ~= ARGV[2] then return {'format', 'stored in format version ' .. tostring(cur[1])} end
-if cur[2] ~= ARGV[1] then return {'retry'} end
+local refused = check_file(meta, ARGV[2], ARGV[1])
+if refused then return refused end
 local ttl = tonumber(ARGV[3])
 for _, k in ipairs({meta, chunks, events}) do
   if ttl > 0 then redis.call('EXPIRE', k, ttl) else redis.call('PERSIST', k) end
