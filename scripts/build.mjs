@@ -4,7 +4,7 @@
 // .js / .d.ts files in it with the right module format, whatever the root
 // package.json "type" says.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,5 +34,10 @@ for (const { project, outDir, type } of builds) {
   mkdirSync(join(root, outDir), { recursive: true });
   writeFileSync(join(root, outDir, 'package.json'), JSON.stringify({ type }, null, 2) + '\n');
 }
+
+// The `redis-file` command (package.json "bin", ESM only): executable, so that it also runs as
+// ./dist/esm/cli.js and through `npm link` (npm sets the mode itself when it installs a package).
+const cli = join(root, 'dist', 'esm', 'cli.js');
+if (existsSync(cli)) chmodSync(cli, 0o755);
 
 console.log('build: done');

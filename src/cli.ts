@@ -68,14 +68,16 @@ class Interrupted extends Error {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Interruption: the first SIGINT / SIGTERM aborts the running command, which cleans up (an upload
-// is marked aborted) and exits 130 / 143; a second one exits at once.
+// Interruption. A command with something to clean up (an upload to mark aborted, a partial local
+// file to delete) sets `cleansUp`: the first SIGINT / SIGTERM then aborts it, it cleans up and
+// exits 130 / 143, and a second signal exits at once. Any other command exits at once.
 
 const interrupt = new AbortController();
+let cleansUp = false;
 
 function onSignal(signal: 'SIGINT' | 'SIGTERM'): void {
-  if (interrupt.signal.aborted) process.exit(EXIT[(interrupt.signal.reason as Interrupted).signal]);
   activeBar?.stop(false);
+  if (!cleansUp || interrupt.signal.aborted) process.exit(EXIT[signal]);
   interrupt.abort(new Interrupted(signal));
 }
 
@@ -133,7 +135,8 @@ function formatDuration(seconds: number): string {
   const s = Math.round(seconds);
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
 }
 
 /** Keys may hold spaces or control characters: quote those so that one file stays one line. */
@@ -400,6 +403,7 @@ interface PutOptions {
 }
 
 async function putCommand(redis: Redis, g: GlobalOptions, source: string, key: string, o: PutOptions): Promise<void> {
+  cleansUp = true;
   // The local side first: a missing file must fail before anything is stored.
   let input: Readable;
   let size: number | undefined;
@@ -442,7 +446,8 @@ async function putCommand(redis: Redis, g: GlobalOptions, source: string, key: s
     input.destroy();
     throw err;
   }
-  const bar = wantBar(o.quiet, false) ? new ProgressBar(key, size) : undefined;
+  // No bar over what someone is typing into `put -`.
+  const bar = wantBar(o.quiet, false) && !(source === '-' && process.stdin.isTTY) ? new ProgressBar(key, size) : undefined;
   // Counts the bytes read from the source: with --gzip the stored bytes are fewer, and the file
   // size is what the bar runs to.
   let bytes = 0;
@@ -538,6 +543,7 @@ async function getCommand(redis: Redis, g: GlobalOptions, key: string, path: str
   // Regular files are written to a temporary name and renamed when complete, so that a failed or
   // interrupted download never leaves a partial file behind; devices and FIFOs are written to.
   const direct = targetStat !== undefined && !targetStat.isFile();
+  cleansUp = !direct;
   const temp = direct ? target : join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.part`);
   let handle: FileHandle;
   try {
@@ -631,7 +637,7 @@ async function reportInterruptedPut(redis: Redis, g: GlobalOptions, key: string,
   const state = await Promise.race([
     checked(() => stat(redis, key, { prefix: g.prefix })).then(
       (s) => s.state as string,
-      () => undefined,
+      (e: unknown) => (e instanceof RedisFileError && e.code === ErrorCodes.NOT_FOUND ? 'none' : undefined),
     ),
     new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), 2000);
@@ -643,9 +649,11 @@ async function reportInterruptedPut(redis: Redis, g: GlobalOptions, key: string,
       ? 'the file is marked aborted'
       : state === 'complete'
         ? 'the upload had already completed: the file is complete'
-        : state === undefined
+        : state === 'none'
           ? 'nothing was stored'
-          : `the file is in state ${state}`;
+          : state === undefined
+            ? 'its state could not be checked (see redis-file stat)'
+            : `the file is in state ${state}`;
   warn(`File ${JSON.stringify(key)}: put interrupted by ${err.signal}: ${what}`);
 }
 
