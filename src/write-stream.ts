@@ -5,7 +5,7 @@
 
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
-import { addAbortSignal, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { createGzip, type Gzip } from 'node:zlib';
 import { ChunkWindow, RETRY_MAX_MS, RETRY_MIN_MS } from './chunk-window.js';
 import type { RedisClient } from './client.js';
@@ -69,6 +69,11 @@ export class RedisWriteStream extends Writable {
   #failure: Error | undefined;
   readonly #progress: ProgressTicker;
   readonly #guard: MemoryGuard | undefined;
+  /** The end record is on its way: an abort now is too late to take back, and is ignored. */
+  #committing = false;
+  readonly #onAbort = (): void => {
+    if (!this.#committing) this.destroy(abortError(this.#opts.signal!));
+  };
 
   /** @internal Use {@link createRedisWriteStream}. */
   constructor(client: RedisClient, key: string, opts: ResolvedWriteOptions) {
@@ -85,7 +90,8 @@ export class RedisWriteStream extends Writable {
     if (opts.maxRedisMemory !== undefined) this.#guard = new MemoryGuard(client, opts.maxRedisMemory, memoryEventsKey(opts.prefix));
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
     // the fields above.
-    if (opts.signal) addAbortSignal(opts.signal, this);
+    if (opts.signal?.aborted) this.destroy(abortError(opts.signal));
+    else opts.signal?.addEventListener('abort', this.#onAbort, { once: true });
   }
 
   /** Bytes acknowledged by Redis so far (with `resume`, counting what was stored before). */
@@ -140,6 +146,7 @@ export class RedisWriteStream extends Writable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#opts.signal?.removeEventListener('abort', this.#onAbort);
     this.#stopHeartbeat();
     clearTimeout(this.#retryTimer);
     this.#window?.stop();
@@ -415,6 +422,9 @@ export class RedisWriteStream extends Writable {
     if (this.#failure) throw this.#failure;
     this.#stopHeartbeat();
     const cut = window.cut;
+    // From here an abort no longer takes the upload back: what the stream reports must match what
+    // Redis holds, and the end record may already be stored.
+    this.#committing = true;
     const reply = await this.#script('committing the end record', () =>
       runScript(
         this.#client,
@@ -427,6 +437,7 @@ export class RedisWriteStream extends Writable {
     if (status === 'lost') throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
     if (status === 'corrupt') throw corrupt(this.key, `cannot commit: ${detail}`);
     this.#committed = true;
+    this.#opts.signal?.removeEventListener('abort', this.#onAbort);
     this.#progress.tick(cut.bytes, cut.bytes, true);
   }
 
@@ -449,6 +460,11 @@ export class RedisWriteStream extends Writable {
       .catch(() => {})
       .finally(() => (this.#touching = false));
   }
+}
+
+/** The error of an aborted stream, as Node's own streams give it. */
+function abortError(signal: AbortSignal): Error {
+  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' });
 }
 
 /**

@@ -142,3 +142,25 @@ describe('destroy and abort', () => {
     expect(timers()).toBeLessThanOrEqual(timersBefore);
   });
 });
+
+describe('an abort while the end record is being committed', () => {
+  it('is too late: the upload completes and the stream says so, matching what Redis holds', async () => {
+    const key = uniqueKey('late-abort');
+    const ac = new AbortController();
+    const writer = createRedisWriteStream(redis, key, { signal: ac.signal, chunkSize: 100 });
+    writer.write(bytes(250));
+    await sleep(50);
+    // Abort in the same tick as the end: by the time the signal fires the commit is under way.
+    const finished = new Promise<string>((resolve) => {
+      writer.on('finish', () => resolve('finish'));
+      writer.on('error', (e) => resolve(e.name));
+    });
+    writer.end();
+    await new Promise((resolve) => setImmediate(resolve));
+    ac.abort();
+    const outcome = await finished;
+    const { state } = await stat(redis, key);
+    // Whatever the stream reports agrees with Redis.
+    expect(outcome === 'finish' ? 'complete' : 'aborted').toBe(state);
+  });
+});
