@@ -1,0 +1,98 @@
+// Case 7, chunk-size sweep: write and read throughput of the package at 64 KiB … 1 MiB chunks,
+// each against the raw ceiling at the same size (XADD 16 in flight; XRANGE COUNT 16, the faster of
+// one batch ahead and one at a time), to justify the default of 256 KiB.
+
+import { pipeline } from 'node:stream/promises';
+import { rawXrangeAhead } from './read.mjs';
+import { alternate, compare, countingSink, KiB, MiB, medians, poolSource, rawXadd, rawXrange } from '../lib/util.mjs';
+
+export const id = 'chunk-size';
+export const title = 'Chunk size sweep';
+
+const SIZES = [64 * KiB, 128 * KiB, 256 * KiB, 512 * KiB, 1024 * KiB];
+
+const label = (cs) => (cs >= MiB ? `${cs / MiB} MiB` : `${cs / KiB} KiB`);
+
+export async function run(ctx) {
+  const { redis, pkg, pool } = ctx;
+  const size = ctx.quick ? 16 * MiB : 128 * MiB;
+  const reps = ctx.reps(3, 1);
+  const runs = {};
+  const comparisons = [];
+  const sweep = [];
+
+  for (const chunkSize of SIZES) {
+    const L = label(chunkSize);
+    ctx.log(` chunk size ${L}`);
+    const w = await alternate(
+      reps,
+      [
+        {
+          name: `write @${L}`,
+          run: (rep) =>
+            ctx.timed(async () => {
+              await pipeline(poolSource(pool, size), pkg.createRedisWriteStream(redis, `sweep-w-${rep}`, { prefix: ctx.prefix, chunkSize }));
+              return size;
+            }, size),
+        },
+        { name: `raw XADD @${L}`, run: (rep) => ctx.timed(() => rawXadd(redis, ctx.rawKey(`sweep-xadd-${rep}`), pool, size, chunkSize, 16), size) },
+      ],
+      { after: () => ctx.dropKeys(), log: ctx.log, warmup: ctx.warmup },
+    );
+    // The files the reads use: one of each kind at this chunk size.
+    await pipeline(poolSource(pool, size), pkg.createRedisWriteStream(redis, 'sweep-file', { prefix: ctx.prefix, chunkSize }));
+    await rawXadd(redis, ctx.rawKey('sweep-raw'), pool, size, chunkSize, 16);
+    const r = await alternate(
+      reps,
+      [
+        {
+          name: `read @${L}`,
+          run: () =>
+            ctx.timed(async () => {
+              const sink = countingSink();
+              await pipeline(pkg.createRedisReadStream(redis, 'sweep-file', { prefix: ctx.prefix }), sink);
+              return sink.bytes;
+            }, size),
+        },
+        { name: `raw XRANGE @${L}`, run: () => ctx.timed(() => rawXrangeAhead(redis, ctx.rawKey('sweep-raw'), 16), size) },
+        { name: `raw XRANGE 1 at a time @${L}`, run: () => ctx.timed(() => rawXrange(redis, ctx.rawKey('sweep-raw'), 16), size) },
+      ],
+      { log: ctx.log, warmup: ctx.warmup },
+    );
+    await ctx.dropKeys();
+    Object.assign(runs, w, r);
+    const cw = compare({ id: `sweep-write-${chunkSize / KiB}k`, label: `write @${L} vs raw XADD`, runs, contender: `write @${L}`, baseline: `raw XADD @${L}`, field: 'mibps' });
+    // The read ceiling: the faster of the two raw loops (as in the read case).
+    const ahead = medians(runs[`raw XRANGE @${L}`]).mibps;
+    const serial = medians(runs[`raw XRANGE 1 at a time @${L}`]).mibps;
+    const rawReadName = ahead >= serial ? `raw XRANGE @${L}` : `raw XRANGE 1 at a time @${L}`;
+    const cr = compare({ id: `sweep-read-${chunkSize / KiB}k`, label: `read @${L} vs raw XRANGE`, runs, contender: `read @${L}`, baseline: rawReadName, field: 'mibps' });
+    comparisons.push(cw, cr);
+    sweep.push({
+      chunkSize,
+      write: cw.contenderMedian,
+      rawWrite: cw.baselineMedian,
+      writeRatio: cw.ratio,
+      read: cr.contenderMedian,
+      rawRead: cr.baselineMedian,
+      rawReadLoop: ahead >= serial ? 'next batch ahead' : '1 at a time',
+      readRatio: cr.ratio,
+    });
+  }
+
+  return {
+    id,
+    title,
+    description:
+      `${size / MiB} MiB written and read at each chunk size (in-memory source of 64 KiB buffers; the read ` +
+      `uses readAhead 16, so a batch holds 16 chunks). Raw ceilings at the same size: XADD with 16 in flight; ` +
+      `XRANGE COUNT 16, the faster of the two loops of the read case (next batch ahead, or 1 at a time). MiB/s, medians.`,
+    params: { size, chunkSizes: SIZES, reps },
+    unit: 'MiB/s',
+    better: 'higher',
+    mainField: 'mibps',
+    contenders: Object.entries(runs).map(([name, rs]) => ({ name, runs: rs, median: medians(rs) })),
+    comparisons,
+    sweep,
+  };
+}

@@ -1,0 +1,118 @@
+// Case 2, read: createRedisReadStream on a complete file against raw XRANGE batches of 16 entries
+// (two loops: the next batch requested while one is consumed, as the package does, and one request
+// at a time; the faster is the ceiling) and against redis-rstream with its default options
+// (GETRANGE of the stream's highWaterMark at a time) reading the same bytes from a string key.
+
+import { pipeline } from 'node:stream/promises';
+import redisRStream from 'redis-rstream';
+import { alternate, compare, countingSink, KiB, MiB, medians, poolSource, rawXadd, rawXrange } from '../lib/util.mjs';
+
+export const id = 'read';
+export const title = 'Read a complete file from Redis';
+
+/**
+ * The read ceiling with the package's request pattern: XRANGE COUNT `count`, and the next batch
+ * asked for as soon as a full batch arrives (two requests in flight at most).
+ */
+export async function rawXrangeAhead(redis, key, count = 16) {
+  let bytes = 0;
+  const range = (from) => redis.xrangeBuffer(key, from, '+', 'COUNT', count);
+  let pending = range('-');
+  for (;;) {
+    const entries = await pending;
+    if (entries.length === count) pending = range(`(${entries[entries.length - 1][0].toString()}`);
+    for (const [, fields] of entries) bytes += fields[1].length;
+    if (entries.length < count) return bytes;
+  }
+}
+
+export async function run(ctx) {
+  const { redis, pkg, pool } = ctx;
+  const size = ctx.quick ? 32 * MiB : 256 * MiB;
+  const reps = ctx.reps(7, 1);
+  const chunkSize = 256 * KiB;
+  const fileKey = 'read-file';
+  const rawKey = ctx.rawKey('read-raw');
+  const stringKey = ctx.rawKey('read-string');
+
+  // The same bytes three ways: a package file, a raw stream of 256 KiB entries, a string.
+  await pipeline(poolSource(pool, size), pkg.createRedisWriteStream(redis, fileKey, { prefix: ctx.prefix, chunkSize }));
+  await rawXadd(redis, rawKey, pool, size, chunkSize, 16);
+  for (let off = 0; off < size; off += 4 * MiB) {
+    await redis.append(stringKey, pool.subarray(off % pool.length, (off % pool.length) + Math.min(4 * MiB, size - off)));
+  }
+
+  const contenders = [
+    {
+      name: 'redis-file-stream',
+      run: () =>
+        ctx.timed(async () => {
+          const sink = countingSink();
+          await pipeline(pkg.createRedisReadStream(redis, fileKey, { prefix: ctx.prefix }), sink);
+          return sink.bytes;
+        }, size),
+    },
+    { name: 'raw XRANGE', run: () => ctx.timed(() => rawXrangeAhead(redis, rawKey, 16), size) },
+    { name: 'raw XRANGE (1 at a time)', run: () => ctx.timed(() => rawXrange(redis, rawKey, 16), size) },
+    {
+      name: 'redis-rstream',
+      run: () =>
+        ctx.timed(async () => {
+          const sink = countingSink();
+          await pipeline(redisRStream(redis, stringKey), sink);
+          return sink.bytes;
+        }, size),
+    },
+  ];
+  const runs = await alternate(reps, contenders, { log: ctx.log, warmup: ctx.warmup });
+  await ctx.dropKeys();
+
+  // The ceiling is the faster of the two raw loops in this run: overlapping two requests does not
+  // always pay on loopback, where the reading process, not Redis, is the bottleneck.
+  const best = medians(runs['raw XRANGE']).mibps >= medians(runs['raw XRANGE (1 at a time)']).mibps ? 'raw XRANGE' : 'raw XRANGE (1 at a time)';
+
+  return {
+    id,
+    title,
+    description:
+      `${size / MiB} MiB file of ${chunkSize / KiB} KiB chunks, read into a sink that discards the bytes. ` +
+      `redis-file-stream: defaults (readAhead 16, checksum on). raw XRANGE: COUNT 16 batches of the same ` +
+      `entries, the next batch requested as soon as one arrives (the package's pattern); "1 at a time" waits ` +
+      `for each reply before sending the next request. The target is checked against the faster of the two ` +
+      `(the ceiling). redis-rstream: default options on a string key holding the same bytes (Node 20's default ` +
+      `highWaterMark makes that 16 KiB GETRANGEs, 2 in flight at most).`,
+    params: { size, chunkSize, readAhead: 16, reps, ceiling: best },
+    unit: 'MiB/s',
+    better: 'higher',
+    mainField: 'mibps',
+    contenders: Object.entries(runs).map(([name, r]) => ({ name, runs: r, median: medians(r) })),
+    comparisons: [
+      compare({
+        id: 'read-vs-raw',
+        label: `read vs raw XRANGE (ceiling: ${best === 'raw XRANGE' ? 'next batch ahead' : '1 at a time'})`,
+        runs,
+        contender: 'redis-file-stream',
+        baseline: best,
+        field: 'mibps',
+        target: { op: '>=', value: 0.9, on: 'ratio', text: '>= 0.9x raw XRANGE' },
+      }),
+      compare({
+        id: 'read-vs-raw-other',
+        label: `read vs raw XRANGE, ${best === 'raw XRANGE' ? '1 at a time' : 'next batch ahead'}`,
+        runs,
+        contender: 'redis-file-stream',
+        baseline: best === 'raw XRANGE' ? 'raw XRANGE (1 at a time)' : 'raw XRANGE',
+        field: 'mibps',
+      }),
+      compare({
+        id: 'read-vs-rstream',
+        label: 'read vs redis-rstream',
+        runs,
+        contender: 'redis-file-stream',
+        baseline: 'redis-rstream',
+        field: 'mibps',
+        target: { op: '>=', value: 4, on: 'ratio', text: '>= 4x redis-rstream' },
+      }),
+    ],
+  };
+}

@@ -1,0 +1,289 @@
+// Turns a results JSON (see run.mjs) into the stdout summary, docs/benchmarks.md and
+// docs/benchmarks.svg. The markdown keeps everything above the GENERATED marker (the hand-written
+// intro and findings) and regenerates everything below it, so the page always matches the JSON.
+
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const MARKER = '<!-- GENERATED: everything below this line is written by benchmarks/run.mjs (or benchmarks/report.mjs) from the results JSON. Edit above it only. -->';
+
+const DEFAULT_INTRO = `# Benchmarks
+
+\`npm run bench\` builds the package, starts a private redis-server (or uses \`REDIS_URL\`) and runs
+each case below several times, alternating the contenders. See \`benchmarks/run.mjs\`.
+`;
+
+const fmt = (x, digits = 2) => {
+  if (typeof x !== 'number' || !Number.isFinite(x)) return String(x);
+  const abs = Math.abs(x);
+  if (abs >= 100) return x.toFixed(0);
+  if (abs >= 10) return x.toFixed(1);
+  return x.toFixed(digits);
+};
+const times = (x) => `${fmt(x)}x`;
+
+/** Comparisons worth a summary row: every targeted one, and the informational ones outside the sweep. */
+function summaryRows(output) {
+  const rows = [];
+  for (const c of output.cases) {
+    if (c.error) {
+      rows.push({ caseId: c.id, target: `${c.id}: FAILED`, measured: c.error.slice(0, 60), result: 'error' });
+      continue;
+    }
+    if (c.sweep) continue;
+    for (const cmp of c.comparisons) {
+      rows.push({
+        caseId: c.id,
+        cmp,
+        target: cmp.target?.text ?? cmp.label,
+        measured: measured(cmp, c.unit),
+        result: cmp.target ? (cmp.met ? 'met' : 'MISSED') : '(no target)',
+      });
+    }
+  }
+  return rows;
+}
+
+function measured(cmp, unit) {
+  const pair = `${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${unit}`;
+  if (cmp.kind === 'difference') return `${cmp.value >= 0 ? '+' : ''}${fmt(cmp.value)} ${unit} (${pair})`;
+  if (cmp.target?.on === 'factor') return `${times(cmp.factor)} better (${pair})`;
+  return `${times(cmp.ratio)} (${pair})`;
+}
+
+/** The concise table printed at the end of a run. */
+export function formatSummary(output) {
+  const rows = summaryRows(output);
+  const head = { target: 'target', measured: 'measured (medians)', result: 'result' };
+  const w1 = Math.max(head.target.length, ...rows.map((r) => r.target.length));
+  const w2 = Math.max(head.measured.length, ...rows.map((r) => r.measured.length));
+  const line = (r) => `${r.target.padEnd(w1)}  ${r.measured.padEnd(w2)}  ${r.result}`;
+  const targeted = rows.filter((r) => r.cmp?.target);
+  const met = targeted.filter((r) => r.cmp.met).length;
+  const title = `summary${output.quick ? ' (quick: smoke check, small sizes, 1 run each; timings not meaningful)' : ''}: ${met} of ${targeted.length} targets met`;
+  return [title, line(head), `${'-'.repeat(w1)}  ${'-'.repeat(w2)}  ------`, ...rows.map(line)].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// SVG chart: one horizontal bar per comparison, "how many times better than the baseline" on a
+// log scale (1x = as good as the baseline), the target as a tick, green met / red missed / grey
+// no target. Plain SVG text, no libraries, readable on GitHub in light and dark mode (own
+// background).
+
+const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+function chartLabel(cmp) {
+  if (cmp.better === 'lower') return `${cmp.label} (latency)`;
+  return cmp.label;
+}
+
+/** The factor a target stands for on the "times better" axis. */
+function targetFactor(cmp) {
+  const t = cmp.target;
+  if (!t) return undefined;
+  if (t.on === 'factor') return t.value;
+  return cmp.better === 'lower' ? 1 / t.value : t.value;
+}
+
+export function renderSvg(output) {
+  const bars = [];
+  const notes = [];
+  for (const c of output.cases) {
+    if (c.error || c.sweep) continue;
+    for (const cmp of c.comparisons) {
+      if (cmp.kind === 'difference') notes.push({ cmp, unit: c.unit });
+      else bars.push(cmp);
+    }
+  }
+  const sweep = output.cases.find((c) => c.sweep && !c.error);
+
+  const W = 900;
+  const left = 330;
+  const right = 90;
+  const plotW = W - left - right;
+  const rowH = 26;
+  const top = 64;
+  const maxFactor = Math.max(4, ...bars.map((b) => b.factor), ...bars.map((b) => targetFactor(b) ?? 0));
+  const minFactor = Math.min(0.5, ...bars.map((b) => b.factor), ...bars.map((b) => targetFactor(b) ?? 1));
+  const lo = 2 ** Math.floor(Math.log2(minFactor));
+  const hi = 2 ** Math.ceil(Math.log2(maxFactor));
+  const x = (f) => left + ((Math.log2(f) - Math.log2(lo)) / (Math.log2(hi) - Math.log2(lo))) * plotW;
+  const plotH = bars.length * rowH;
+  const notesY = top + plotH + 60;
+  const H = notesY + notes.length * 20 + (sweep ? 20 : 0) + 44;
+
+  const out = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="13">`);
+  out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
+  out.push(`<text x="16" y="26" font-size="16" font-weight="600" fill="#1f2328">redis-file-stream ${esc(output.machine.package)} vs baselines — ${esc(output.date)}${output.quick ? ' (quick run)' : ''}</text>`);
+  out.push(`<text x="16" y="46" fill="#59636e">times better than the baseline (medians, log scale; right of 1x: redis-file-stream better). Black tick: target.</text>`);
+  out.push(`<text x="16" y="${top + plotH + 34}" fill="#59636e" font-size="12"><tspan fill="#2da44e" font-weight="600">■</tspan> target met   <tspan fill="#cf222e" font-weight="600">■</tspan> target missed   <tspan fill="#8c959f" font-weight="600">■</tspan> no target</text>`);
+  // Grid.
+  for (let f = lo; f <= hi + 1e-9; f *= 2) {
+    const gx = x(f).toFixed(1);
+    out.push(`<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${top + plotH}" stroke="${f === 1 ? '#1f2328' : '#d1d9e0'}" stroke-width="${f === 1 ? 1.5 : 1}"/>`);
+    out.push(`<text x="${gx}" y="${top + plotH + 16}" text-anchor="middle" fill="#59636e" font-size="11">${f >= 1 ? f : `1/${1 / f}`}x</text>`);
+  }
+  bars.forEach((b, i) => {
+    const y = top + i * rowH;
+    const color = b.target ? (b.met ? '#2da44e' : '#cf222e') : '#8c959f';
+    const x1 = x(Math.min(1, b.factor));
+    const x2 = x(Math.max(1, b.factor));
+    out.push(`<text x="${left - 10}" y="${y + rowH / 2 + 4}" text-anchor="end" fill="#1f2328">${esc(chartLabel(b))}</text>`);
+    out.push(`<rect x="${x1.toFixed(1)}" y="${y + 5}" width="${Math.max(1.5, x2 - x1).toFixed(1)}" height="${rowH - 10}" fill="${color}" rx="2"><title>${esc(`${b.label}: ${fmt(b.factor)}x (${b.contender} ${b.contenderMedian} vs ${b.baseline} ${b.baselineMedian})`)}</title></rect>`);
+    const tf = targetFactor(b);
+    if (tf !== undefined) {
+      const tx = x(tf).toFixed(1);
+      out.push(`<line x1="${tx}" y1="${y + 1}" x2="${tx}" y2="${y + rowH - 1}" stroke="#1f2328" stroke-width="2.5"/>`);
+    }
+    out.push(`<text x="${(x2 + 6).toFixed(1)}" y="${y + rowH / 2 + 4}" fill="#1f2328" font-weight="600" stroke="#ffffff" stroke-width="4" paint-order="stroke">${fmt(b.factor)}x</text>`);
+  });
+  let ny = notesY;
+  for (const { cmp, unit } of notes) {
+    const color = cmp.target ? (cmp.met ? '#1a7f37' : '#cf222e') : '#1f2328';
+    const verdict = cmp.target ? (cmp.met ? 'met' : 'MISSED') : '';
+    out.push(`<text x="16" y="${ny}" fill="${color}">${esc(`${cmp.label}: ${cmp.value >= 0 ? '+' : ''}${fmt(cmp.value)} ${unit} (peak ${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${unit}); target ${cmp.target?.text ?? '-'}: ${verdict}`)}</text>`);
+    ny += 20;
+  }
+  if (sweep) {
+    const best = (k) => sweep.sweep.reduce((a, r) => (r[k] > a[k] ? r : a));
+    const lbl = (cs) => (cs >= 1048576 ? `${cs / 1048576} MiB` : `${cs / 1024} KiB`);
+    out.push(`<text x="16" y="${ny}" fill="#1f2328">${esc(`chunk size sweep: fastest write at ${lbl(best('write').chunkSize)}, fastest read at ${lbl(best('read').chunkSize)} (default 256 KiB; table in docs/benchmarks.md)`)}</text>`);
+    ny += 20;
+  }
+  const m = output.machine;
+  out.push(`<text x="16" y="${H - 14}" fill="#59636e" font-size="11">${esc(`${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}, Redis ${m.redis}, ioredis ${m.ioredis}, commit ${(m.commit ?? '?').slice(0, 10)}`)}</text>`);
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown
+
+function table(head, rows) {
+  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+const FIELD_NAMES = {
+  mibps: 'MiB/s',
+  ms: 'ms',
+  aggregateMiBps: 'aggregate MiB/s',
+  perReaderMiBps: 'MiB/s per reader',
+  writerMiBps: 'writer MiB/s',
+  lagAfterWriterMs: 'last reader after writer, ms',
+  peakRssMiB: 'peak RSS MiB',
+  vmHwmMiB: 'VmHWM MiB',
+  startRssMiB: 'RSS at start MiB',
+  peakWriteRssMiB: 'peak RSS while writing MiB',
+  writeMiBps: 'write MiB/s',
+  readMiBps: 'read MiB/s',
+  samples: 'RSS samples',
+  p50: 'p50 ms',
+  p90: 'p90 ms',
+  p99: 'p99 ms',
+  max: 'max ms',
+  mean: 'mean ms',
+  nodeCpuMs: 'Node CPU ms',
+  redisCpuMs: 'Redis CPU ms',
+  load1: 'load avg',
+};
+
+function caseSection(c) {
+  const lines = [`### ${c.title} (\`${c.id}\`)`, ''];
+  if (c.error) {
+    lines.push(`**This case failed:** ${c.error}`, '');
+    return lines.join('\n');
+  }
+  lines.push(c.description, '');
+  if (c.sweep) {
+    const lbl = (cs) => (cs >= 1048576 ? `${cs / 1048576} MiB` : `${cs / 1024} KiB`);
+    lines.push(
+      table(
+        ['chunk size', 'write MiB/s', 'raw XADD MiB/s', 'write / raw', 'read MiB/s', 'raw XRANGE MiB/s', 'read / raw'],
+        c.sweep.map((r) => [
+          r.chunkSize === 262144 ? `**${lbl(r.chunkSize)}** (default)` : lbl(r.chunkSize),
+          fmt(r.write),
+          fmt(r.rawWrite),
+          times(r.writeRatio),
+          fmt(r.read),
+          r.rawReadLoop ? `${fmt(r.rawRead)} (${r.rawReadLoop})` : fmt(r.rawRead),
+          times(r.readRatio),
+        ]),
+      ),
+      '',
+    );
+    lines.push(`Runs (MiB/s): ${c.contenders.map((k) => `${k.name}: ${k.runs.map((r) => fmt(r.mibps)).join(', ')}`).join('; ')}.`, '');
+    return lines.join('\n');
+  }
+  const fields = Object.keys(c.contenders[0]?.median ?? {});
+  const main = c.mainField;
+  const ordered = [main, ...fields.filter((f) => f !== main)];
+  lines.push(
+    table(
+      ['contender', ...ordered.map((f) => `${FIELD_NAMES[f] ?? f} (median)`), `runs (${FIELD_NAMES[main] ?? main})`],
+      c.contenders.map((k) => [k.name, ...ordered.map((f) => (f === main ? `**${fmt(k.median[f])}**` : fmt(k.median[f]))), k.runs.map((r) => fmt(r[main])).join(', ')]),
+    ),
+    '',
+  );
+  for (const cmp of c.comparisons) {
+    const verdict = cmp.target ? ` — target ${cmp.target.text}: **${cmp.met ? 'met' : 'missed'}**` : '';
+    if (cmp.kind === 'difference') {
+      lines.push(`- ${cmp.label}: **${cmp.value >= 0 ? '+' : ''}${fmt(cmp.value)} ${c.unit}** (VmHWM: ${cmp.vmHwmGrowth >= 0 ? '+' : ''}${fmt(cmp.vmHwmGrowth)} ${c.unit}; per pair of runs: ${cmp.pairedDifferences.map((x) => fmt(x)).join(', ')})${verdict}`);
+    } else {
+      const how =
+        cmp.better === 'lower'
+          ? `${times(cmp.ratio)} the baseline's ${cmp.field}${cmp.factor >= 1 ? ` (${times(cmp.factor)} better)` : ''}`
+          : times(cmp.ratio);
+      lines.push(`- ${cmp.label}: **${how}** (per pair of runs: ${cmp.pairedRatios.map((x) => fmt(x)).join(', ')})${verdict}`);
+    }
+  }
+  lines.push('');
+  return lines.join('\n');
+}
+
+export function renderMarkdown(output, { intro, resultsFile }) {
+  const m = output.machine;
+  const rows = summaryRows(output);
+  const parts = [
+    intro.trimEnd(),
+    '',
+    MARKER,
+    '',
+    `## Results of ${output.date}${output.quick ? ' (quick run)' : ''}`,
+    '',
+    `From [\`${resultsFile}\`](../${resultsFile}) (raw per-run figures, medians, ratios), \`${output.command}\`, ` +
+      `${output.durationSeconds} s. Machine: ${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}, ` +
+      `Redis ${m.redis} (${m.redisServer}), ioredis ${m.ioredis}, redis-file-stream ${m.package} at commit ` +
+      `\`${(m.commit ?? 'unknown').slice(0, 12)}\`${m.srcDirty ? ' (src/ modified)' : ''}, redis-wstream ${m.redisWstream}, ` +
+      `redis-rstream ${m.redisRstream}. Load average ${m.loadavgAtStart.join(' ')} at the start, ` +
+      `${(m.loadavgAtEnd ?? []).join(' ')} at the end (the machine is shared: absolute figures are noisy, ratios of ` +
+      `alternated runs less so).`,
+    '',
+    '![redis-file-stream against its baselines](benchmarks.svg)',
+    '',
+    '### Targets',
+    '',
+    table(
+      ['target', 'measured (medians)', 'result'],
+      rows.map((r) => [r.target, r.measured, r.result === 'met' ? 'met' : r.result === 'MISSED' ? '**missed**' : r.result]),
+    ),
+    '',
+    ...output.cases.map(caseSection),
+  ];
+  return `${parts.join('\n').trimEnd()}\n`;
+}
+
+/** Write docs/benchmarks.md (keeping its hand-written top) and docs/benchmarks.svg. */
+export function writeDocs(output, { root, resultsFile }) {
+  const md = join(root, 'docs', 'benchmarks.md');
+  const svg = join(root, 'docs', 'benchmarks.svg');
+  let intro = DEFAULT_INTRO;
+  if (existsSync(md)) {
+    const current = readFileSync(md, 'utf8');
+    const at = current.indexOf(MARKER);
+    intro = at >= 0 ? current.slice(0, at) : current;
+  }
+  writeFileSync(svg, renderSvg(output));
+  writeFileSync(md, renderMarkdown(output, { intro, resultsFile }));
+  return [md, svg];
+}

@@ -1,0 +1,283 @@
+// Small helpers shared by the benchmark cases: statistics, in-memory sources and sinks, the raw
+// ioredis ceilings, and the runner that alternates contenders.
+
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { Readable, Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+export const KiB = 1024;
+export const MiB = 1024 * 1024;
+
+// A full GC between runs, so that one contender's garbage is not collected on the next one's time.
+// `npm run bench` starts plain `node`; expose gc at run time instead of asking for a flag.
+setFlagsFromString('--expose-gc');
+const collect = runInNewContext('gc');
+
+/** Collect garbage and let the event loop (and Redis) settle before a timed run. */
+export async function settle(ms = 30) {
+  collect();
+  await sleep(ms);
+}
+
+export function median(xs) {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Nearest-rank percentile (p in 0..100) of an unsorted array. */
+export function percentile(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * s.length);
+  return s[Math.min(s.length - 1, Math.max(0, rank - 1))];
+}
+
+export function round(x, digits = 3) {
+  if (!Number.isFinite(x)) return x;
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export const now = () => performance.now();
+export const mibps = (bytes, ms) => bytes / MiB / (ms / 1000);
+
+/** 8 MiB of random bytes: every chunk size used here divides it. */
+export function randomPool(size = 8 * MiB) {
+  return randomBytes(size);
+}
+
+/**
+ * A Readable of `total` bytes in `piece`-byte buffers (views into `pool`, no copies), as a file
+ * read with fs.createReadStream would deliver them (64 KiB by default).
+ */
+export function poolSource(pool, total, piece = 64 * KiB) {
+  let sent = 0;
+  let offset = 0;
+  return new Readable({
+    highWaterMark: piece,
+    read() {
+      if (sent >= total) {
+        this.push(null);
+        return;
+      }
+      const n = Math.min(piece, total - sent, pool.length - offset);
+      const buf = pool.subarray(offset, offset + n);
+      offset = (offset + n) % pool.length;
+      sent += n;
+      this.push(buf);
+    },
+  });
+}
+
+/** A Writable that throws the bytes away and counts them. */
+export function countingSink(onChunk) {
+  const sink = new Writable({
+    highWaterMark: 1 * MiB,
+    write(chunk, _enc, cb) {
+      sink.bytes += chunk.length;
+      onChunk?.(chunk);
+      cb();
+    },
+    writev(chunks, cb) {
+      for (const { chunk } of chunks) {
+        sink.bytes += chunk.length;
+        onChunk?.(chunk);
+      }
+      cb();
+    },
+  });
+  sink.bytes = 0;
+  return sink;
+}
+
+/**
+ * The write ceiling: XADD with explicit ids `<n>-2` (as the package stores chunks), `inFlight`
+ * commands waiting for Redis at once, chunks cut from the pool without copies.
+ */
+export function rawXadd(redis, key, pool, total, chunkSize, inFlight = 16) {
+  const chunks = Math.ceil(total / chunkSize);
+  return new Promise((resolve, reject) => {
+    let next = 0;
+    let pending = 0;
+    let failed = false;
+    const pump = () => {
+      while (!failed && pending < inFlight && next < chunks) {
+        const n = next++;
+        const start = (n * chunkSize) % pool.length;
+        const len = Math.min(chunkSize, total - n * chunkSize);
+        pending++;
+        redis.xaddBuffer(key, `${n}-2`, 'd', pool.subarray(start, start + len)).then(
+          () => {
+            pending--;
+            if (next >= chunks && pending === 0) resolve(total);
+            else pump();
+          },
+          (err) => {
+            failed = true;
+            reject(err);
+          },
+        );
+      }
+    };
+    pump();
+  });
+}
+
+/**
+ * The read ceiling: XRANGE batches of `count` entries, one after another (each request waits for
+ * the previous reply), the bytes counted and thrown away. Returns the byte count.
+ */
+export async function rawXrange(redis, key, count = 16) {
+  let from = '-';
+  let bytes = 0;
+  for (;;) {
+    const entries = await redis.xrangeBuffer(key, from, '+', 'COUNT', count);
+    for (const [, fields] of entries) bytes += fields[1].length;
+    if (entries.length < count) return bytes;
+    const last = entries[entries.length - 1][0].toString();
+    from = `(${last}`;
+  }
+}
+
+/**
+ * Run every contender `reps` times, alternating: rep i runs them in an order rotated by i
+ * (A B C, B C A, C A B, …), so that no contender always runs first or right after another.
+ * `after` runs after every single run (untimed), e.g. to delete the keys it made. With `warmup`,
+ * each contender first runs once untimed (not recorded).
+ *
+ * @param {number} reps
+ * @param {{ name: string, run: (rep: number) => Promise<object> }[]} contenders
+ * @returns {Promise<Record<string, object[]>>} the runs of each contender, by name
+ */
+export async function alternate(reps, contenders, { after, log, warmup = false } = {}) {
+  const runs = Object.fromEntries(contenders.map((c) => [c.name, []]));
+  if (warmup) {
+    // One untimed run of each first: the JIT warms up, and Redis (jemalloc) has the memory mapped.
+    for (const c of contenders) {
+      await c.run('warmup');
+      log?.(`  ${c.name}: warm-up run done`);
+      if (after) await after(c.name);
+    }
+  }
+  for (let rep = 0; rep < reps; rep++) {
+    for (let j = 0; j < contenders.length; j++) {
+      const c = contenders[(rep + j) % contenders.length];
+      await settle();
+      const result = await c.run(rep);
+      runs[c.name].push(result);
+      log?.(`  ${c.name} #${rep + 1}: ${describeRun(result)}`);
+      if (after) await after(c.name);
+    }
+  }
+  return runs;
+}
+
+function describeRun(r) {
+  return Object.entries(r)
+    .filter(([, v]) => typeof v === 'number')
+    .map(([k, v]) => `${k}=${round(v, 2)}`)
+    .join(' ');
+}
+
+/** CPU seconds the Redis server has used so far (all its threads), from INFO cpu. */
+export async function redisCpuMs(redis) {
+  const info = await redis.info('cpu');
+  const user = Number(/used_cpu_user:(\S+)/.exec(info)?.[1]);
+  const sys = Number(/used_cpu_sys:(\S+)/.exec(info)?.[1]);
+  return (user + sys) * 1000;
+}
+
+/**
+ * Timed throughput run: `fn` returns the byte count it moved; `expected` is checked. Besides the
+ * wall time, records the CPU time of this Node process (all threads) and, given `redis`, of the
+ * Redis server during the run: on a shared machine they say where the time went even when the
+ * wall clock is disturbed by other work. `load1` is the 1-minute load average at the start.
+ */
+export async function timed(fn, expected, redis) {
+  const load1 = round(os.loadavg()[0], 2);
+  const r0 = redis ? await redisCpuMs(redis) : 0;
+  const c0 = process.cpuUsage();
+  const t0 = now();
+  const bytes = await fn();
+  const ms = now() - t0;
+  const c = process.cpuUsage(c0);
+  const r1 = redis ? await redisCpuMs(redis) : 0;
+  if (expected !== undefined && bytes !== expected) {
+    throw new Error(`moved ${bytes} bytes, expected ${expected}`);
+  }
+  const result = { mibps: round(mibps(bytes, ms), 1), ms: round(ms, 2), nodeCpuMs: round((c.user + c.system) / 1000, 1) };
+  if (redis) result.redisCpuMs = round(r1 - r0, 1);
+  result.load1 = load1;
+  return result;
+}
+
+/** Medians of every numeric field over a list of runs. */
+export function medians(runs) {
+  const out = {};
+  for (const field of Object.keys(runs[0] ?? {})) {
+    if (runs.every((r) => typeof r[field] === 'number')) out[field] = round(median(runs.map((r) => r[field])), 3);
+  }
+  return out;
+}
+
+/**
+ * A comparison of two contenders on one field. `ratio` is contender / baseline. `factor` is "how
+ * many times better the contender is" (ratio when higher is better, 1/ratio when lower is).
+ */
+export function compare({ id, label, runs, contender, baseline, field, better = 'higher', target, extra }) {
+  const a = runs[contender].map((r) => r[field]);
+  const b = runs[baseline].map((r) => r[field]);
+  const ma = median(a);
+  const mb = median(b);
+  const ratio = ma / mb;
+  const paired = a.map((x, i) => round(x / b[i], 4));
+  const factor = better === 'higher' ? ratio : 1 / ratio;
+  const result = {
+    id,
+    label,
+    contender,
+    baseline,
+    field,
+    better,
+    contenderMedian: round(ma, 3),
+    baselineMedian: round(mb, 3),
+    ratio: round(ratio, 4),
+    pairedRatios: paired,
+    factor: round(factor, 4),
+    ...extra,
+  };
+  if (target) {
+    result.target = target;
+    result.met = checkTarget(target, target.on === 'factor' ? factor : ratio);
+  }
+  return result;
+}
+
+/** target: { op: '>=' | '<=' | '<', value, on: 'ratio' | 'factor' | 'value', text } */
+export function checkTarget(target, x) {
+  switch (target.op) {
+    case '>=':
+      return x >= target.value;
+    case '<=':
+      return x <= target.value;
+    case '<':
+      return x < target.value;
+    case '>':
+      return x > target.value;
+    default:
+      throw new Error(`unknown target op ${target.op}`);
+  }
+}
+
+/** Bytes as "256 MiB" / "64 KiB". */
+export function formatBytes(n) {
+  if (n >= MiB && n % MiB === 0) return `${n / MiB} MiB`;
+  if (n >= KiB && n % KiB === 0) return `${n / KiB} KiB`;
+  return `${n} B`;
+}

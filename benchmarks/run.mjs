@@ -1,0 +1,244 @@
+#!/usr/bin/env node
+// The benchmark (`npm run bench`, `npm run bench -- --quick`).
+//
+// Starts a private redis-server (or uses REDIS_URL), runs every case with its contenders
+// alternating, prints a summary with the targets, and writes:
+//   benchmarks/results/<YYYY-MM-DD>.json   raw per-run figures, medians, ratios, the machine
+//   docs/benchmarks.md, docs/benchmarks.svg regenerated from that JSON (full runs only)
+//
+// Options:
+//   --quick          small sizes, one repetition: a smoke check (< 1 minute); writes
+//                    benchmarks/results/<date>-quick.json and leaves docs/ alone
+//   --only a,b       run only these cases (write, read, checksum, follow, fanout, gzip, chunk-size, memory)
+//   --reps N         repetitions per contender, overriding every case's default
+//   --no-docs        do not regenerate docs/benchmarks.md and docs/benchmarks.svg
+//   --out FILE       write the results JSON here instead
+//
+// With REDIS_URL, only keys under a random "rfs-bench:<id>:" namespace are created, and they are
+// deleted after each run (followed by MEMORY PURGE, see dropKeys). The memory case needs about
+// 1.3 GiB of free Redis memory (it stops with an error when maxmemory is set lower).
+//
+// Exit code: 0 when every case ran (whatever the timings: no target is asserted), 1 when a case
+// failed, 130 on Ctrl-C.
+
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { cleanupAll, track, trackDir, wasInterrupted } from './lib/cleanup.mjs';
+import { startRedisServer } from './lib/redis-server.mjs';
+import { formatSummary, writeDocs } from './lib/report.mjs';
+import { randomPool, timed } from './lib/util.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+
+const CASES = ['write', 'read', 'checksum', 'follow', 'fanout', 'gzip', 'chunk-size', 'memory'];
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    reps: { type: 'string' },
+    'no-docs': { type: 'boolean', default: false },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (args.help) {
+  const head = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1);
+  console.log(head.slice(0, head.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  process.exit(0);
+}
+const only = args.only ? args.only.split(',').map((s) => s.trim()) : CASES;
+for (const c of only) if (!CASES.includes(c)) throw new Error(`unknown case "${c}"; cases: ${CASES.join(', ')}`);
+const repsOverride = args.reps === undefined ? undefined : Number(args.reps);
+if (repsOverride !== undefined && !(Number.isInteger(repsOverride) && repsOverride > 0)) throw new Error('--reps must be a positive integer');
+
+const log = (line) => console.log(line);
+const logRun = (line) => process.stderr.write(`${line}\n`);
+
+function versionOf(name) {
+  try {
+    return JSON.parse(readFileSync(require.resolve(`${name}/package.json`), 'utf8')).version;
+  } catch {
+    return undefined;
+  }
+}
+
+function gitCommit() {
+  try {
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return { commit, srcDirty: dirty.length > 0 };
+  } catch {
+    return { commit: undefined, srcDirty: undefined };
+  }
+}
+
+async function main() {
+  const startedAt = new Date();
+  const t0 = Date.now();
+  let pkg;
+  try {
+    pkg = await import('redis-file-stream');
+  } catch (err) {
+    if (err?.code === 'ERR_MODULE_NOT_FOUND') {
+      console.error('bench: the package is not built (dist/ is missing): run `node scripts/build.mjs` first, or `npm run bench`, which does');
+      return 1;
+    }
+    throw err;
+  }
+  const { Redis } = await import('ioredis');
+
+  let url = process.env.REDIS_URL;
+  let server;
+  if (!url) {
+    server = await startRedisServer();
+    url = server.url;
+  }
+  const redis = new Redis(url);
+  redis.on('error', () => {}); // failures surface through the commands
+  track('redis client', () => redis.disconnect()); // a failure below must not leave it reconnecting
+  const info = await redis.info('server');
+  const redisVersion = /redis_version:(\S+)/.exec(info)?.[1];
+
+  const ns = `rfs-bench:${randomBytes(4).toString('hex')}:`;
+  const tmp = mkdtempSync(join(os.tmpdir(), 'rfs-bench-'));
+  trackDir(tmp);
+  const ctx = {
+    quick: args.quick,
+    url,
+    redis,
+    pkg,
+    pool: randomPool(),
+    /** Package option `prefix`: every key the package creates for the benchmark is under `ns`. */
+    prefix: `${ns}rfs:`,
+    rawKey: (name) => `${ns}raw:${name}`,
+    reps: (full, quick) => repsOverride ?? (args.quick ? quick : full),
+    /** Full runs start each comparison with one untimed run of every contender. */
+    warmup: !args.quick,
+    /** A timed throughput run (wall time, this process's CPU time, the Redis server's CPU time). */
+    timed: (fn, expected) => timed(fn, expected, redis),
+    log: logRun,
+    tempDir(name) {
+      const dir = join(tmp, name);
+      mkdirSync(dir, { recursive: true });
+      return dir;
+    },
+    /**
+     * Delete every key of the benchmark namespace (DEL, not UNLINK: freed before the next run),
+     * then MEMORY PURGE, so that every run starts from the same allocator state: without it, a
+     * run that follows one which freed a lot of memory writes into pages that Redis's jemalloc
+     * still holds, and is measurably faster than one that has to fault in fresh pages.
+     */
+    async dropKeys() {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${ns}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length) await redis.del(...keys);
+      } while (cursor !== '0');
+      await redis.call('MEMORY', 'PURGE').catch(() => {}); // refused by some managed servers: fine
+    },
+    async maxmemory() {
+      try {
+        const [, v] = await redis.config('GET', 'maxmemory');
+        return Number(v);
+      } catch {
+        return 0; // CONFIG refused (managed Redis): cannot tell
+      }
+    },
+  };
+
+  const machine = {
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpuModel: os.cpus()[0]?.model,
+    cpus: os.cpus().length,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    loadavgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    node: process.version,
+    v8: process.versions.v8,
+    redis: redisVersion,
+    redisServer: server ? 'a private server started by the benchmark, no persistence, maxmemory 0' : 'the server at REDIS_URL',
+    ioredis: versionOf('ioredis'),
+    package: JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version,
+    redisWstream: versionOf('redis-wstream'),
+    redisRstream: versionOf('redis-rstream'),
+    ...gitCommit(),
+  };
+
+  log(`redis-file-stream ${machine.package} benchmark${args.quick ? ' (quick)' : ''}: ${only.join(', ')}`);
+  log(`node ${machine.node}, redis ${machine.redis} (${server ? 'private server' : 'REDIS_URL'}), ${machine.cpus} x ${machine.cpuModel}, load ${machine.loadavgAtStart.join(' ')}`);
+
+  const results = [];
+  let failed = 0;
+  try {
+    for (const name of only) {
+      const mod = await import(`./cases/${name}.mjs`);
+      const ct = Date.now();
+      log(`\n== ${name}: ${mod.title}`);
+      try {
+        const result = await mod.run(ctx);
+        result.seconds = Math.round((Date.now() - ct) / 100) / 10;
+        results.push(result);
+        for (const c of result.contenders) {
+          log(`  ${c.name.padEnd(34)} ${String(c.median[result.mainField]).padStart(9)} ${result.unit} (${result.mainField}, median of ${c.runs.length})`);
+        }
+        for (const cmp of result.comparisons) {
+          if (cmp.kind === 'difference') log(`  -> ${cmp.label}: ${cmp.value} ${result.unit}`);
+          else log(`  -> ${cmp.label}: ${cmp.ratio}x`);
+        }
+      } catch (err) {
+        if (wasInterrupted()) throw err;
+        failed++;
+        console.error(`bench: case ${name} failed: ${err?.stack ?? err}`);
+        results.push({ id: name, title: mod.title, error: String(err?.message ?? err), contenders: [], comparisons: [] });
+        await ctx.dropKeys().catch(() => {});
+      }
+    }
+  } finally {
+    await ctx.dropKeys().catch(() => {});
+    redis.disconnect();
+  }
+  machine.loadavgAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
+
+  const date = startedAt.toISOString().slice(0, 10);
+  const output = {
+    benchmark: 'redis-file-stream',
+    date,
+    startedAt: startedAt.toISOString(),
+    durationSeconds: Math.round((Date.now() - t0) / 1000),
+    quick: args.quick,
+    command: `node benchmarks/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+    machine,
+    cases: results,
+  };
+  const resultsDir = join(root, 'benchmarks', 'results');
+  const file = args.out ?? join(resultsDir, `${date}${args.quick ? '-quick' : ''}.json`);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(output, null, 2)}\n`);
+
+  log(`\n${formatSummary(output)}`);
+  log(`\nresults: ${relative(process.cwd(), file)}`);
+  if (!args.quick && !args['no-docs']) {
+    const written = writeDocs(output, { root, resultsFile: relative(root, file) });
+    log(`docs: ${written.map((f) => relative(process.cwd(), f)).join(', ')}`);
+  }
+  log(`took ${output.durationSeconds} s`);
+  return failed > 0 ? 1 : 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (err) {
+  if (!wasInterrupted()) console.error(`bench: ${err?.stack ?? err}`);
+} finally {
+  await cleanupAll();
+}
+process.exitCode = code;
