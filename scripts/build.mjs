@@ -36,8 +36,8 @@ for (const { project, outDir, type } of builds) {
 }
 
 // The `redis-file` command (package.json "bin", ESM only): executable, so that it also runs as
-// ./dist/esm/cli.js and through `npm link` (npm sets the mode itself when it installs a package).
-const cli = join(root, 'dist', 'esm', 'cli.js');
+// ./dist/esm/cli/main.js and through `npm link` (npm sets the mode itself when it installs a package).
+const cli = join(root, 'dist', 'esm', 'cli', 'main.js');
 if (existsSync(cli)) chmodSync(cli, 0o755);
 
 console.log('build: done');

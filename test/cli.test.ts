@@ -1,26 +1,29 @@
 /**
- * The `redis-file` command, run as its users run it: the built binary (dist/esm/cli.js) in a child
- * process, against the shared redis-server of the run, with REDIS_URL in its environment. Its
- * stderr is a pipe, not a terminal, so no progress bar is drawn and stderr holds only errors.
+ * The `redis-file` command, run as its users run it: the built binary (dist/esm/cli/main.js) in a
+ * child process, against the shared redis-server of the run, with REDIS_URL in its environment. Its
+ * stderr is a pipe, not a terminal, so no progress bar is drawn and stderr holds only errors (and
+ * receive's line per file).
  *
- * These tests exercise dist/, not src/: run `node scripts/build.mjs` after changing src/cli.ts.
+ * These tests exercise dist/, not src/: run `node scripts/build.mjs` after changing src/cli/.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FileStat, stat } from '../src/index.js';
+import { closeChannel, type FileStat, sendFiles, stat } from '../src/index.js';
+import { channelLogKey } from '../src/format.js';
 import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
 import { put } from './helpers/streams.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(root, 'dist', 'esm', 'cli.js');
+const CLI = join(root, 'dist', 'esm', 'cli', 'main.js');
 /** Longest any one run of the command may take before the test gives up on it (not a duration check). */
 const RUN_TIMEOUT = 60_000;
 
@@ -46,7 +49,7 @@ function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return e;
 }
 
-/** Start `node dist/esm/cli.js ...args`. */
+/** Start `node dist/esm/cli/main.js ...args`. */
 function start(args: string[], options: { env?: Record<string, string> } = {}): Running {
   const child = spawn(process.execPath, [CLI, ...args], { cwd: root, env: env(options.env), stdio: 'pipe' });
   const out: Buffer[] = [];
@@ -97,7 +100,7 @@ const redis = connect();
 let dir: string;
 
 beforeAll(() => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`node scripts/build.mjs\` (dist/ predates src/cli.ts)`);
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`node scripts/build.mjs\` (dist/ predates src/cli/)`);
   dir = mkdtempSync(join(tmpdir(), 'redis-file-cli-'));
 });
 
@@ -116,7 +119,7 @@ describe('redis-file --help', () => {
     expect(r.code).toBe(0);
     const help = r.stdout.toString();
     expect(help).toMatch(/^Usage: redis-file \[options\] \[command\]/);
-    for (const command of ['put', 'get', 'cat', 'stat', 'ls', 'rm', 'expire', 'mv']) expect(help).toMatch(new RegExp(`^  ${command} `, 'm'));
+    for (const command of ['put', 'get', 'cat', 'stat', 'ls', 'rm', 'expire', 'mv', 'send', 'receive', 'close', 'rm-channel']) expect(help).toMatch(new RegExp(`^  ${command} `, 'm'));
     expect(help).toContain('REDIS_URL');
     expect(help).toContain('Examples:');
     expect(help).toContain('Exit codes:');
@@ -369,6 +372,219 @@ describe('rm, mv, expire', () => {
   });
 });
 
+describe('send and receive (channels)', () => {
+  /** The keys of the files announced on a channel, in order (the log is described in docs/distribution.md). */
+  async function announced(channel: string): Promise<string[]> {
+    const entries = await redis.xrange(channelLogKey('rfs:', channel), '-', '+');
+    return entries.flatMap(([, fields]) => (fields[0] === 'file' ? [fields[1]!] : []));
+  }
+
+  /** Wait until `n` receivers have joined the channel: each is a consumer group on its log. */
+  async function joined(channel: string, n: number): Promise<void> {
+    await waitUntil(`${n} receivers have joined the channel`, async () => {
+      const groups = (await redis.xinfo('GROUPS', channelLogKey('rfs:', channel)).catch(() => [])) as unknown[];
+      return groups.length >= n;
+    });
+  }
+
+  /** The names in receive's lines "received <name> (<size>)…", in order. */
+  function receivedNames(stderr: string): string[] {
+    return stderr
+      .split('\n')
+      .filter((line) => line.startsWith('received '))
+      .map((line) => line.split(' ')[1]!);
+  }
+
+  it('sends files in order to two receivers started before it; with --consumers 2 each file is deleted once both have it', async () => {
+    const channel = uniqueKey('chan');
+    const src = mkdtempSync(join(dir, 'send-'));
+    const text = Buffer.from(Array.from({ length: 20_000 }, (_, i) => `row ${i},${i % 7}\n`).join(''));
+    const files: [string, Buffer][] = [
+      ['a.bin', randomBytes(700_000)],
+      ['b.txt', text],
+      ['c.csv.gz', gzipSync(text)],
+      ['d.empty', Buffer.alloc(0)],
+    ];
+    for (const [name, data] of files) writeFileSync(join(src, name), data);
+    // The output directories do not exist yet: receive creates them.
+    const outs = ['r1', 'r2'].map((name) => join(dir, `${name}-${randomBytes(4).toString('hex')}`, 'files'));
+    const receivers = outs.map((out, i) => start(['receive', channel, '--consumer', `r${i + 1}`, '--out', out]));
+    await joined(channel, 2);
+
+    const sent = await run(['send', channel, '--consumers', '2', '--chunk-size', '64k', '--close', ...files.map(([name]) => join(src, name))]);
+    expect(sent).toMatchObject({ code: 0, stderr: '' });
+    expect(sent.stdout.length).toBe(0);
+
+    const results = await Promise.all(receivers.map((r) => r.done));
+    for (const [i, r] of results.entries()) {
+      expect(r.code, r.stderr).toBe(0);
+      expect(receivedNames(r.stderr)).toEqual(files.map(([name]) => name));
+      expect(readdirSync(outs[i]!).sort()).toEqual(files.map(([name]) => name).sort());
+      for (const [name, data] of files) expect(readFileSync(join(outs[i]!, name)).equals(data), name).toBe(true);
+    }
+    // Both acknowledged every file: every file is gone from Redis; the channel's log stays.
+    const keys = await announced(channel);
+    expect(keys).toHaveLength(files.length);
+    for (const key of keys) expect(await stateOf(key)).toBeUndefined();
+    expect((await run(['ls', `${channel}/*`])).stdout.length).toBe(0);
+
+    expect(await run(['rm-channel', channel])).toMatchObject({ code: 0, stderr: '' });
+    const again = await run(['rm-channel', channel]);
+    expect(again.code).toBe(1);
+    expect(expectOneLine(again.stderr)).toContain(JSON.stringify(channel));
+    expect((await run(['rm-channel', '--force', channel])).code).toBe(0);
+  });
+
+  it('--exec pipes each file to a command, its name in $RFS_NAME; --decompress gunzips and drops the .gz', async () => {
+    const channel = uniqueKey('exec');
+    const src = mkdtempSync(join(dir, 'exec-src-'));
+    const log = Buffer.from(Array.from({ length: 3000 }, (_, i) => `line ${i}\n`).join(''));
+    const csv = Buffer.from(Array.from({ length: 500 }, (_, i) => `${i},${i * 2}\n`).join(''));
+    writeFileSync(join(src, 'app.log'), log);
+    writeFileSync(join(src, 'data.csv.gz'), gzipSync(csv));
+    // Sent before any receiver joins: a receiver that comes late gets every file still held.
+    const sent = await run(['send', '--gzip', '--close', channel, join(src, 'app.log'), join(src, 'data.csv.gz')]);
+    expect(sent).toMatchObject({ code: 0, stderr: '' });
+    const keys = await announced(channel);
+    // --gzip compresses on the way in, except a file already gzipped, which is sent as is.
+    expect(await stat(redis, keys[0]!)).toMatchObject({ contentEncoding: 'gzip' });
+    expect(await stat(redis, keys[1]!)).toMatchObject({ contentEncoding: 'gzip', size: statSync(join(src, 'data.csv.gz')).size });
+
+    const out = mkdtempSync(join(dir, 'exec-out-'));
+    const copy = await run(['receive', channel, '--consumer', 'copier', '--decompress', '--exec', 'cat > "$OUT/$RFS_NAME"'], { env: { OUT: out } });
+    expect(copy.code, copy.stderr).toBe(0);
+    expect(receivedNames(copy.stderr)).toEqual(['app.log', 'data.csv.gz']);
+    expect(readdirSync(out).sort()).toEqual(['app.log', 'data.csv']);
+    expect(readFileSync(join(out, 'app.log')).equals(log)).toBe(true);
+    expect(readFileSync(join(out, 'data.csv')).equals(csv)).toBe(true);
+
+    // The command's standard output is receive's.
+    const count = await run(['receive', channel, '--consumer', 'counter', '-d', '--quiet', '--exec', 'wc -l']);
+    expect(count).toMatchObject({ code: 0, stderr: '' });
+    expect(count.stdout.toString().trim().split(/\s+/).map(Number)).toEqual([3000, 500]);
+  });
+
+  it('a receiver killed (SIGKILL) in the middle of a file and started again with the same --consumer ends with every file', async () => {
+    const channel = uniqueKey('kill');
+    const src = mkdtempSync(join(dir, 'kill-src-'));
+    const out = mkdtempSync(join(dir, 'kill-out-'));
+    const [one, two, three] = [randomBytes(10_000), randomBytes(50_000), randomBytes(10_000)];
+    writeFileSync(join(src, 'one.bin'), one);
+    writeFileSync(join(src, 'three.bin'), three);
+    const first = start(['receive', channel, '--consumer', 'k', '--out', out]);
+    await joined(channel, 1);
+    // The library sends, so that the test holds the second file's upload back.
+    const second = new PassThrough();
+    const sending = sendFiles(redis, channel, [join(src, 'one.bin'), { name: 'two.bin', stream: second, size: two.length }, join(src, 'three.bin')], {
+      chunkSize: 1024,
+    });
+    second.write(two.subarray(0, 20_000));
+    await waitUntil('the receiver is writing two.bin', () =>
+      readdirSync(out).some((f) => f.startsWith('.two.bin.') && f.endsWith('.part') && statSync(join(out, f)).size > 0),
+    );
+    first.child.kill('SIGKILL');
+    const killed = await first.done;
+    expect(killed.signal).toBe('SIGKILL');
+    expect(receivedNames(killed.stderr)).toEqual(['one.bin']);
+
+    const restarted = start(['receive', channel, '--consumer', 'k', '--out', out]);
+    second.end(two.subarray(20_000));
+    await sending;
+    await closeChannel(redis, channel);
+    const r = await restarted.done;
+    expect(r.code, r.stderr).toBe(0);
+    // It starts again with the file it had not acknowledged, from that file's beginning.
+    expect(receivedNames(r.stderr)).toEqual(['two.bin', 'three.bin']);
+    // No temporary file is left behind: the restart wrote to the same one and renamed it.
+    expect(readdirSync(out).sort()).toEqual(['one.bin', 'three.bin', 'two.bin']);
+    expect([one, two, three].map((data, i) => readFileSync(join(out, ['one.bin', 'two.bin', 'three.bin'][i]!)).equals(data))).toEqual([true, true, true]);
+  });
+
+  it('a failing --exec command: exit 1, one line naming the file and the exit code; a restart delivers that file again', async () => {
+    const channel = uniqueKey('fail');
+    const src = mkdtempSync(join(dir, 'fail-src-'));
+    const names = ['a.txt', 'b.txt', 'c.txt'];
+    for (const name of names) writeFileSync(join(src, name), `this is ${name}\n`);
+    expect((await run(['send', '--close', channel, ...names.map((name) => join(src, name))])).code).toBe(0);
+
+    const out = mkdtempSync(join(dir, 'fail-out-'));
+    const failing = await run(['receive', channel, '--consumer', 'f', '--exec', 'test "$RFS_NAME" != b.txt || exit 3; cat > "$OUT/$RFS_NAME"'], {
+      env: { OUT: out },
+    });
+    expect(failing.code).toBe(1);
+    expect(receivedNames(failing.stderr)).toEqual(['a.txt']);
+    const line = expectOneLine(failing.stderr.replace(/^received .*\n/gm, ''));
+    expect(line).toContain('"b.txt"');
+    expect(line).toContain('code 3');
+    expect(readdirSync(out)).toEqual(['a.txt']);
+
+    const retry = await run(['receive', channel, '--consumer', 'f', '--exec', 'cat > "$OUT/$RFS_NAME"'], { env: { OUT: out } });
+    expect(retry.code, retry.stderr).toBe(0);
+    expect(receivedNames(retry.stderr)).toEqual(['b.txt', 'c.txt']);
+    expect(readdirSync(out).sort()).toEqual(names);
+    for (const name of names) expect(readFileSync(join(out, name), 'utf8')).toBe(`this is ${name}\n`);
+  });
+
+  it('Ctrl-C during send leaves the file being sent aborted and exits 130; receive skips that file; Ctrl-C stops receive', async () => {
+    const channel = uniqueKey('sigint-send');
+    const src = mkdtempSync(join(dir, 'sigint-send-'));
+    writeFileSync(join(src, 'first.txt'), 'first\n');
+    writeFileSync(join(src, 'last.txt'), 'last\n');
+    // A FIFO: its producer (this test) decides when its bytes come.
+    const fifo = join(src, 'live.log');
+    execFileSync('mkfifo', [fifo]);
+    const out = mkdtempSync(join(dir, 'sigint-send-out-'));
+    const receiver = start(['receive', channel, '--consumer', 'r', '--out', out]);
+    await joined(channel, 1);
+
+    const sender = start(['send', '--chunk-size', '1k', channel, join(src, 'first.txt'), fifo, join(src, 'last.txt')]);
+    const producer = createWriteStream(fifo);
+    producer.on('error', () => {});
+    producer.write(randomBytes(5000));
+    let key = '';
+    await waitUntil('send is uploading live.log', async () => {
+      key = (await announced(channel))[1] ?? '';
+      return key !== '' && ((await stateOf(key))?.size ?? 0) > 0;
+    });
+    sender.child.kill('SIGINT');
+    // As in a terminal, the producer goes too (here once send has seen the signal).
+    await waitUntil('send has seen the signal', () => sender.stderr().includes('interrupted'));
+    producer.end();
+    const s = await sender.done;
+    expect(s.code).toBe(130);
+    expect(expectOneLine(s.stderr)).toMatch(/interrupted by SIGINT while sending "live\.log": it is left aborted/);
+    expect((await stat(redis, key)).state).toBe('aborted');
+    expect(await announced(channel)).toHaveLength(2);
+
+    // The receiver got the first file, skipped the aborted one, and waits for more.
+    await waitUntil('receive has skipped live.log', () => receiver.stderr().includes('skipped'));
+    receiver.child.kill('SIGINT');
+    const r = await receiver.done;
+    expect(r.code).toBe(130);
+    expect(receivedNames(r.stderr)).toEqual(['first.txt']);
+    expect(r.stderr).toMatch(/^redis-file: skipped "live\.log": its sender aborted it/m);
+    expect(readdirSync(out)).toEqual(['first.txt']);
+  });
+
+  it('Ctrl-C during receive --exec stops the command and leaves the file unacknowledged', async () => {
+    const channel = uniqueKey('sigint-receive');
+    const src = mkdtempSync(join(dir, 'sigint-receive-'));
+    writeFileSync(join(src, 'only.txt'), 'only\n');
+    expect((await run(['send', '--close', channel, join(src, 'only.txt')])).code).toBe(0);
+    const out = mkdtempSync(join(dir, 'sigint-receive-out-'));
+    const busy = start(['receive', channel, '--consumer', 'c', '--exec', 'touch "$OUT/started"; sleep 60'], { env: { OUT: out } });
+    await waitUntil('the command has started', () => existsSync(join(out, 'started')));
+    busy.child.kill('SIGINT');
+    const b = await busy.done;
+    expect(b).toMatchObject({ code: 130, stderr: '' });
+
+    const again = await run(['receive', channel, '--consumer', 'c', '--exec', 'cat > "$OUT/$RFS_NAME"'], { env: { OUT: out } });
+    expect(again.code, again.stderr).toBe(0);
+    expect(receivedNames(again.stderr)).toEqual(['only.txt']);
+    expect(readFileSync(join(out, 'only.txt'), 'utf8')).toBe('only\n');
+  });
+});
+
 describe('exit codes and messages', () => {
   it.each([
     ['a missing argument', ['put', 'only-one']],
@@ -383,6 +599,12 @@ describe('exit codes and messages', () => {
     ['a URL that is not Redis', ['stat', 'k', '--url', 'http://example.com']],
     ['an empty key', ['rm', '']],
     ['a prefix the library refuses', ['stat', 'k', '--prefix', 'a{b}']],
+    ['receive with neither --out nor --exec', ['receive', 'ch', '--consumer', 'r']],
+    ['receive with both --out and --exec', ['receive', 'ch', '--consumer', 'r', '--out', 'never-created', '--exec', 'cat']],
+    ['receive without --consumer', ['receive', 'ch', '--out', 'never-created']],
+    ['send without files', ['send', 'ch']],
+    ['send with a bad --consumers', ['send', 'ch', 'f', '--consumers', '0']],
+    ['send with a bad --max-redis-memory', ['send', 'ch', 'f', '--max-redis-memory', 'lots']],
   ])('%s is a usage error: exit 2 with the usage', async (_, args) => {
     const r = await run(args);
     expect(r.code).toBe(2);
@@ -432,6 +654,9 @@ describe('exit codes and messages', () => {
     const debug = { env: { REDIS_FILE_DEBUG: '1' } };
     const key = uniqueKey('linger');
     const missing = uniqueKey('linger-missing');
+    const channel = uniqueKey('linger-channel');
+    const file = join(dir, 'linger.bin');
+    writeFileSync(file, randomBytes(100_000));
     const results = [
       await run(['put', '-', key], { ...debug, input: randomBytes(100_000) }),
       await run(['get', key], debug),
@@ -439,8 +664,11 @@ describe('exit codes and messages', () => {
       await run(['ls', `${key}*`], debug),
       await run(['get', missing], debug),
       await run(['ls'], { env: { REDIS_FILE_DEBUG: '1', REDIS_URL: 'redis://127.0.0.1:1' } }),
+      await run(['send', '--close', channel, file], debug),
+      await run(['receive', channel, '--consumer', 'a', '--out', mkdtempSync(join(dir, 'linger-'))], debug),
+      await run(['receive', channel, '--consumer', 'b', '--exec', 'exit 4'], debug),
     ];
-    expect(results.map((r) => r.code)).toEqual([0, 0, 0, 0, 1, 1]);
+    expect(results.map((r) => r.code)).toEqual([0, 0, 0, 0, 1, 1, 0, 0, 1]);
     for (const r of results) expect(r.stderr).not.toContain('still running after the end');
   });
 

@@ -1,0 +1,143 @@
+/**
+ * `redis-file`: what the command prints (sizes, dates, durations, keys, JSON) and how it reads its
+ * arguments (256k, 7d, key=value, receivers), and URLs with their password masked.
+ * @internal
+ * @module
+ */
+
+import { InvalidArgumentError } from 'commander';
+import type { FileStat } from '../index.js';
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+
+/** 1536 → "1.5 KiB"; with `trim`, 262144 → "256 KiB" (not "256.0 KiB"). */
+export function formatBytes(n: number, trim = false): string {
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < UNITS.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${trim && Number.isInteger(v) ? v : v.toFixed(1)} ${UNITS[i]}`;
+}
+
+/** Local time as "2026-11-30 10:15:02" (or without seconds). */
+export function formatDate(d: Date, seconds = true): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  const date = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+  return seconds ? `${date}:${p(d.getSeconds())}` : date;
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '--';
+  if (seconds < 10) return `${seconds.toFixed(1)}s`;
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
+}
+
+/** Keys may hold spaces or control characters: quote those so that one file stays one line. */
+export function showKey(key: string): string {
+  return /[\s\x00-\x1f\x7f"]/.test(key) ? JSON.stringify(key) : key;
+}
+
+/** What `stat --json` and `ls --json` print for a file: the FileStat, dates in ISO 8601. */
+export function statJson(s: FileStat): string {
+  return JSON.stringify({
+    key: s.key,
+    state: s.state,
+    size: s.size,
+    chunks: s.chunks,
+    chunkSize: s.chunkSize,
+    contentEncoding: s.contentEncoding,
+    contentType: s.contentType ?? null,
+    metadata: s.metadata,
+    crc32: s.crc32 ?? null,
+    created: s.created.toISOString(),
+    updated: s.updated.toISOString(),
+    ttl: s.ttl ?? null,
+  });
+}
+
+/** The URL with its password masked, for messages. */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.password) return url;
+    u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/:[^:@/]*@/, ':***@');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argument parsers (commander calls them; InvalidArgumentError is a usage error, exit 2)
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** "262144", "256k", "256KiB", "1m", "1.5M" → bytes (binary multiples). */
+export function parseBytes(text: string, min: number): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text.trim());
+  const unit = SIZE_UNITS[(m?.[2] ?? '').toLowerCase()];
+  const value = m && unit !== undefined ? Number(m[1]) * unit : NaN;
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new InvalidArgumentError(`expected a whole number of bytes${min > 0 ? ` of at least ${min}` : ''}, optionally with a suffix k, m, g (1024-based), as in 256k or 1m`);
+  }
+  return value;
+}
+
+/** {@link parseBytes} as a commander argument parser. */
+export const bytesArg =
+  (min: number) =>
+  (text: string): number =>
+    parseBytes(text, min);
+
+const TIME_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** A duration: a plain number in `plainUnit` ('ms' or 's'), or with a unit (500ms, 30s, 5m, 2h, 1d). */
+export function parseDuration(text: string, plainUnit: 'ms' | 's', min: number): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/i.exec(text.trim());
+  let value = NaN;
+  if (m) {
+    const seconds = Number(m[1]) * TIME_UNITS[(m[2] ?? plainUnit).toLowerCase()]!;
+    value = Math.round(plainUnit === 'ms' ? seconds * 1000 : seconds);
+  }
+  if (!Number.isSafeInteger(value) || value < min || value > 2 ** 31 - 1) {
+    const units = plainUnit === 'ms' ? 'ms, s, m, h' : 's, m, h, d';
+    throw new InvalidArgumentError(
+      `expected ${plainUnit === 'ms' ? 'milliseconds' : 'seconds'}${min > 0 ? ` (at least ${min})` : ''}, or a number with a unit: ${units} (as in 30s or 5m)`,
+    );
+  }
+  return value;
+}
+
+export function parseMeta(text: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = text.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError('expected key=value');
+  return { ...previous, [text.slice(0, eq)]: text.slice(eq + 1) };
+}
+
+/**
+ * `send --consumers`: a number of receivers ("3"), or their names separated by commas
+ * ("eu-1,eu-2"; a single name that is all digits would read as a number, so "eu-1," names one).
+ */
+export function parseConsumers(text: string): number | string[] {
+  const t = text.trim();
+  if (/^\d+$/.test(t)) {
+    const n = Number(t);
+    if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a number of receivers of at least 1, or their names');
+    return n;
+  }
+  const names = t.split(',').map((name) => name.trim());
+  if (names.at(-1) === '' && names.length > 1) names.pop();
+  if (names.some((name) => name === '')) {
+    throw new InvalidArgumentError('expected a number of receivers (as in 3) or their --consumer names separated by commas (as in eu-1,eu-2)');
+  }
+  return [...new Set(names)];
+}
