@@ -1,11 +1,26 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Test files that run twice: on the shared standalone server and on a shared Redis Cluster
+ * (3 primaries, 3 replicas). They take their client from `connectAny()`.
+ */
+const onBothTopologies = [
+  'test/roundtrip.test.ts',
+  'test/follow.test.ts',
+  'test/gzip.test.ts',
+  'test/fanout.test.ts',
+  'test/channel.test.ts',
+  'test/manage.test.ts',
+  'test/range.test.ts',
+  'test/progress.test.ts',
+  'test/backpressure.test.ts',
+  'test/destroy.test.ts',
+  'test/errors.test.ts',
+];
+
 export default defineConfig({
   test: {
     environment: 'node',
-    include: ['test/**/*.test.ts'],
-    // Starts one shared redis-server for the run (inject('redisUrl')) and stops it.
-    globalSetup: ['./test/helpers/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     teardownTimeout: 60_000,
@@ -14,5 +29,25 @@ export default defineConfig({
     // would be one worker on a 2-core machine.
     fileParallelism: true,
     maxWorkers: 2,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'standalone',
+          include: ['test/**/*.test.ts'],
+          // Starts one shared redis-server for the run (inject('redisUrl')) and stops it.
+          globalSetup: ['./test/helpers/global-setup.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'cluster',
+          include: onBothTopologies,
+          // Starts one shared cluster for the run (inject('clusterSeeds')) and stops it.
+          globalSetup: ['./test/helpers/cluster-setup.ts'],
+        },
+      },
+    ],
   },
 });

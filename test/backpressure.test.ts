@@ -2,11 +2,11 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, onEveryNode, uniqueKey } from './helpers/clients.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
-const redis = connect();
-const admin = connect();
+const redis = connectAny();
+const admin = connectAny();
 afterAll(closeAll);
 
 describe('backpressure', () => {
@@ -19,7 +19,7 @@ describe('backpressure', () => {
     await sleep(50); // let the writer claim the key before Redis is paused
     const data = bytes(200 * chunkSize, 2);
     // Redis stops answering write commands: nothing is acknowledged while paused.
-    await admin.client('PAUSE', 2000, 'WRITE');
+    await onEveryNode(admin, (node) => node.client('PAUSE', 2000, 'WRITE'));
     let accepted = 0;
     try {
       while (accepted < data.length) {
@@ -31,7 +31,7 @@ describe('backpressure', () => {
       await sleep(50);
       expect(writer.committedChunks).toBe(0);
     } finally {
-      await admin.client('UNPAUSE');
+      await onEveryNode(admin, (node) => node.client('UNPAUSE'));
     }
     // What is held: the chunks in flight, the chunk being filled, and the writable buffer.
     expect(accepted).toBeLessThanOrEqual(maxInFlight * chunkSize + chunkSize + highWaterMark + 500);

@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeChannel, lines, receiveFiles, removeChannel, sendFiles } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, uniqueKey } from './helpers/clients.js';
 import { bytes, collect } from './helpers/streams.js';
 
 let dir: string;
-const redis = connect();
+const redis = connectAny();
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'rfs-channel-'));
@@ -31,7 +31,7 @@ function file(name: string, data: Buffer | string): string {
 }
 
 /** Receive until the channel closes; each file's bytes (or its error's code), acknowledged. */
-async function receiveAll(client: Redis, channel: string, consumer: string, options: { decompress?: boolean } = {}) {
+async function receiveAll(client: Redis | Cluster, channel: string, consumer: string, options: { decompress?: boolean } = {}) {
   const got: { name: string; data?: Buffer; error?: string }[] = [];
   for await (const f of receiveFiles(client, channel, { consumer, ...options })) {
     try {
@@ -50,7 +50,7 @@ describe('channels', () => {
     const a = bytes(300_000, 71);
     const b = Buffer.from('b'.repeat(1000));
     const c = bytes(5, 72);
-    const receivers = ['r1', 'r2', 'r3'].map((name) => receiveAll(connect(), channel, name));
+    const receivers = ['r1', 'r2', 'r3'].map((name) => receiveAll(connectAny(), channel, name));
     await sleep(100);
     const sent = await sendFiles(
       redis,
@@ -118,7 +118,7 @@ describe('channels', () => {
     const files = [file('one.log', makeLog(1, 'one')), file('ten.log', makeLog(10_000, 'ten')), file('hundred.log.gz', gzipSync(makeLog(100_000, 'hun')))];
     const receivers = Array.from({ length: 10 }, async (_, i) => {
       const counts: Record<string, number> = {};
-      for await (const f of receiveFiles(connect(), channel, { consumer: `r${i}`, decompress: true })) {
+      for await (const f of receiveFiles(connectAny(), channel, { consumer: `r${i}`, decompress: true })) {
         let n = 0;
         for await (const _line of f.stream.pipe(lines())) n++;
         counts[f.name] = n;

@@ -4,19 +4,19 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { clientList, closeAll, connectAny, uniqueKey } from './helpers/clients.js';
 import { bytes, put, sink, splitSource } from './helpers/streams.js';
 
-const redis = connect();
+const redis = connectAny();
 afterAll(closeAll);
 
 async function blockedReaders(): Promise<number> {
-  const list = (await redis.client('LIST')) as string;
+  const list = await clientList(redis);
   return list.split('\n').filter((line) => /cmd=xread\b/.test(line) && /flags=b/.test(line)).length;
 }
 
 async function connections(): Promise<number> {
-  return ((await redis.client('LIST')) as string).trim().split('\n').length;
+  return (await clientList(redis)).trim().split('\n').length;
 }
 
 function timers(): number {

@@ -9,10 +9,10 @@ import {
   remove,
   stat,
 } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
-const redis = connect();
+const redis = connectAny();
 afterAll(closeAll);
 
 /** Rebuild a chunk stream entry by entry (ids and all), letting `edit` change the fields. */
@@ -104,7 +104,7 @@ describe('coded errors on the stream', () => {
     await put(redis, key, Buffer.from('second'), { overwrite: true });
     expect((await get(redis, key)).toString()).toBe('second');
     // The old generation's chunks are gone.
-    expect(await redis.keys(`rfs:{${key}}:chunks:*`)).toHaveLength(1);
+    expect(await keysOf(redis, `rfs:{${key}}:chunks:*`)).toHaveLength(1);
   });
 
   it('lets exactly one of two racing writers have a key, even with overwrite', async () => {
@@ -228,7 +228,7 @@ describe('coded errors on the stream', () => {
     const [err] = (await writerError) as [Error];
     expect(err).toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
     // Every key of the file is gone.
-    expect(await redis.keys(`rfs:{${key}}*`)).toEqual([]);
+    expect(await keysOf(redis, `rfs:{${key}}*`)).toEqual([]);
   });
 
   it('a reader of a file replaced mid-read fails instead of mixing two files', async () => {
@@ -258,7 +258,7 @@ describe('keys', () => {
       // All keys of the file share one hash tag (one cluster slot): the text between the first
       // `{` and the first `}` after it is the same for all of them.
       const encoded = key.replace(/%/g, '%25').replace(/\{/g, '%7B').replace(/\}/g, '%7D');
-      const fileKeys = (await redis.keys('rfs:*')).filter((k) => k.startsWith(`rfs:{${encoded}}:`));
+      const fileKeys = (await keysOf(redis, 'rfs:*')).filter((k) => k.startsWith(`rfs:{${encoded}}:`));
       expect(fileKeys.length).toBeGreaterThanOrEqual(3);
       const tags = new Set(fileKeys.map((k) => k.slice(k.indexOf('{') + 1, k.indexOf('}', k.indexOf('{')))));
       expect([...tags]).toEqual([encoded]);

@@ -6,14 +6,14 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
-const redis = connect();
+const redis = connectAny();
 afterAll(closeAll);
 
-async function keysOf(key: string): Promise<string[]> {
-  return redis.keys(`rfs:{${key}}:*`);
+async function fileKeys(key: string): Promise<string[]> {
+  return keysOf(redis, `rfs:{${key}}:*`);
 }
 
 describe('consumers and acknowledgements', () => {
@@ -21,7 +21,7 @@ describe('consumers and acknowledgements', () => {
     const key = uniqueKey('count');
     const data = bytes(50_000, 61);
     // Two of the three consumers follow the file from before it exists.
-    const readers = ['a', 'b'].map((consumer) => collect(createRedisReadStream(connect(), key, { consumer, waitForCreate: 10_000 })));
+    const readers = ['a', 'b'].map((consumer) => collect(createRedisReadStream(connectAny(), key, { consumer, waitForCreate: 10_000 })));
     await sleep(50);
     const writer = createRedisWriteStream(redis, key, { chunkSize: 4096, consumers: 3 });
     writer.end(data);
@@ -32,7 +32,7 @@ describe('consumers and acknowledgements', () => {
     expect((await get(redis, key, { consumer: 'a' })).equals(data)).toBe(true);
     expect((await stat(redis, key)).acknowledgedBy).toHaveLength(2);
     expect((await get(redis, key, { consumer: 'c' })).equals(data)).toBe(true);
-    expect(await keysOf(key)).toEqual([]);
+    expect(await fileKeys(key)).toEqual([]);
   });
 
   it('with a list of names, only those names count', async () => {
@@ -41,9 +41,9 @@ describe('consumers and acknowledgements', () => {
     expect((await stat(redis, key)).consumers).toEqual(['eu', 'us']);
     await get(redis, key, { consumer: 'eu' });
     await get(redis, key, { consumer: 'asia' });
-    expect(await keysOf(key)).toHaveLength(3);
+    expect(await fileKeys(key)).toHaveLength(3);
     await get(redis, key, { consumer: 'us' });
-    expect(await keysOf(key)).toEqual([]);
+    expect(await fileKeys(key)).toEqual([]);
   });
 
   it('only a complete read acknowledges: not a range, not a reader destroyed mid-file', async () => {
@@ -57,7 +57,7 @@ describe('consumers and acknowledgements', () => {
     expect((await stat(redis, key)).acknowledgedBy).toEqual([]);
     // The restarted reader reads it all and acknowledges.
     await get(redis, key, { consumer: 'r' });
-    expect(await keysOf(key)).toEqual([]);
+    expect(await fileKeys(key)).toEqual([]);
   });
 
   it('a file without consumers records acknowledgements and stays', async () => {
@@ -72,7 +72,7 @@ describe('consumers and acknowledgements', () => {
     const text = Buffer.from('line\n'.repeat(10_000));
     await put(redis, key, text, { compress: true, consumers: 1 });
     expect((await get(redis, key, { consumer: 'z', decompress: true })).equals(text)).toBe(true);
-    expect(await keysOf(key)).toEqual([]);
+    expect(await fileKeys(key)).toEqual([]);
   });
 
   it('the TTL stays a safety net for consumers that never come', async () => {
@@ -80,7 +80,7 @@ describe('consumers and acknowledgements', () => {
     await put(redis, key, bytes(100), { consumers: 2, ttl: 1 });
     await get(redis, key, { consumer: 'only-one' });
     await sleep(1300);
-    expect(await keysOf(key)).toEqual([]);
+    expect(await fileKeys(key)).toEqual([]);
   });
 
   it('rejects bad consumer options at the call', () => {

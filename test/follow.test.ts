@@ -2,10 +2,10 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, RedisFileError } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { clientList, closeAll, connectAny, uniqueKey } from './helpers/clients.js';
 import { bytes, collect } from './helpers/streams.js';
 
-const redis = connect();
+const redis = connectAny();
 afterAll(closeAll);
 
 /** Resolve with the first `n` bytes a readable delivers, leaving it flowing into `parts`. */
@@ -23,7 +23,7 @@ function firstBytes(readable: NodeJS.ReadableStream, n: number, parts: Buffer[])
 
 /** Count connections currently blocked in XREAD. */
 async function blockedReaders(): Promise<number> {
-  const list = (await redis.client('LIST')) as string;
+  const list = await clientList(redis);
   return list.split('\n').filter((line) => /cmd=xread\b/.test(line) && /flags=b/.test(line)).length;
 }
 

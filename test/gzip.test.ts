@@ -2,10 +2,10 @@ import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, stat } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, uniqueKey } from './helpers/clients.js';
 import { bytes, get, put, sink } from './helpers/streams.js';
 
-const redis = connect();
+const redis = connectAny();
 afterAll(closeAll);
 
 const text = Buffer.from(Array.from({ length: 5000 }, (_, i) => `2026-11-30T10:${i % 60},GET,/item/${i},${i % 7}\n`).join(''));

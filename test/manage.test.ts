@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, expire, list, remove, rename, stat } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
-const redis = connect();
+const redis = connectAny();
 afterAll(closeAll);
 
 async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
@@ -60,7 +60,7 @@ describe('expire', () => {
     await put(redis, key, bytes(1000), { chunkSize: 100 });
     expect(await expire(redis, key, 100)).toBe(true);
     expect((await stat(redis, key)).ttl).toBeGreaterThan(90);
-    const keys = await redis.keys(`rfs:{${key}}:*`);
+    const keys = await keysOf(redis, `rfs:{${key}}:*`);
     expect(keys).toHaveLength(3);
     for (const k of keys) expect(await redis.ttl(k)).toBeGreaterThan(90);
     expect(await expire(redis, key, null)).toBe(true);
@@ -74,7 +74,7 @@ describe('expire', () => {
     await put(redis, key, bytes(1000), { chunkSize: 100 });
     await expire(redis, key, 1);
     await sleep(1300);
-    expect(await redis.keys(`rfs:{${key}}:*`)).toEqual([]);
+    expect(await keysOf(redis, `rfs:{${key}}:*`)).toEqual([]);
     await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
   });
 
@@ -91,7 +91,7 @@ describe('rename', () => {
     const data = bytes(5000);
     await put(redis, from, data, { chunkSize: 1000, ttl: 100 });
     await rename(redis, from, to);
-    expect(await redis.keys(`rfs:{${from}}:*`)).toEqual([]);
+    expect(await keysOf(redis, `rfs:{${from}}:*`)).toEqual([]);
     expect((await get(redis, to)).equals(data)).toBe(true);
     expect((await stat(redis, to)).ttl).toBeGreaterThan(90);
     await expect(stat(redis, from)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
@@ -115,7 +115,30 @@ describe('rename', () => {
     await expect(rename(redis, from, to)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
     await rename(redis, from, to, { overwrite: true });
     expect((await get(redis, to)).toString()).toBe('new');
-    expect((await redis.keys(`rfs:{${to}}:chunks:*`)).length).toBe(1);
+    expect((await keysOf(redis, `rfs:{${to}}:chunks:*`)).length).toBe(1);
+  });
+
+  it('keeps the stored bytes, encoding, type, metadata and consumers, whichever node each name lives on', async () => {
+    const from = uniqueKey('mv-keep');
+    const to = uniqueKey('mv-keep-to');
+    const text = 'day,country\n'.repeat(2000);
+    await put(redis, from, Buffer.from(text), { compress: true, chunkSize: 1024, contentType: 'text/csv', metadata: { source: 'host-1' }, consumers: 2 });
+    const before = await stat(redis, from);
+    await rename(redis, from, to);
+    const after = await stat(redis, to);
+    expect(after).toMatchObject({
+      state: 'complete',
+      size: before.size,
+      chunks: before.chunks,
+      chunkSize: 1024,
+      contentEncoding: 'gzip',
+      contentType: 'text/csv',
+      metadata: { source: 'host-1' },
+      crc32: before.crc32,
+      consumers: 2,
+    });
+    expect((await get(redis, to, { decompress: true })).toString()).toBe(text);
+    expect(await keysOf(redis, `rfs:{${from}}:*`)).toEqual([]);
   });
 
   it('refuses a file that is being written, and a missing one', async () => {

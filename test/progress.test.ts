@@ -1,10 +1,10 @@
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, type Progress } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, uniqueKey } from './helpers/clients.js';
 import { bytes, sink, splitSource } from './helpers/streams.js';
 
-const redis = connect();
+const redis = connectAny();
 afterAll(closeAll);
 
 describe('progress', () => {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, uniqueKey } from './helpers/clients.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
-const redis = connect();
+const redis = connectAny();
 afterAll(closeAll);
 
 describe('byte ranges', () => {

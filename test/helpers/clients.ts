@@ -9,10 +9,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { expect, inject } from 'vitest';
 
-const clients = new Set<Redis>();
+const clients = new Set<Redis | Cluster>();
 
 /** The URL of the shared redis-server that the global setup started for this run. */
 export function sharedRedisUrl(): string {
@@ -35,7 +35,49 @@ export function connect(url: string = sharedRedisUrl(), options: RedisOptions = 
   return client;
 }
 
-function ended(client: Redis): Promise<void> {
+/**
+ * A client of the run's Redis, whatever its topology: a `Cluster` in the `cluster` project (the
+ * test files that run on both topologies), else a `Redis` connected to the shared server.
+ */
+export function connectAny(): Redis | Cluster {
+  const seeds = clusterSeeds();
+  if (!seeds) return connect();
+  const client = new Cluster(seeds);
+  clients.add(client);
+  client.on('error', () => {});
+  client.once('end', () => clients.delete(client));
+  return client;
+}
+
+/** The shared cluster's seeds in the `cluster` project, else undefined. */
+export function clusterSeeds(): { host: string; port: number }[] | undefined {
+  return inject('clusterSeeds');
+}
+
+/**
+ * The keys matching `pattern` on every primary: KEYS on a `Cluster` would ask one random node.
+ */
+export async function keysOf(client: Redis | Cluster, pattern: string): Promise<string[]> {
+  if (client instanceof Cluster) {
+    const all = await Promise.all(client.nodes('master').map((node) => node.keys(pattern)));
+    return all.flat();
+  }
+  return client.keys(pattern);
+}
+
+/** Run `fn` on the server, or on every primary of a cluster. */
+export async function onEveryNode<T>(client: Redis | Cluster, fn: (node: Redis) => Promise<T>): Promise<T[]> {
+  return Promise.all((client instanceof Cluster ? client.nodes('master') : [client]).map(fn));
+}
+
+/** CLIENT LIST of the server, or of every node of a cluster, as one text. */
+export async function clientList(client: Redis | Cluster): Promise<string> {
+  const nodes = client instanceof Cluster ? client.nodes('all') : [client];
+  const lists = await Promise.all(nodes.map((node) => node.client('LIST') as Promise<string>));
+  return lists.map((list) => list.trim()).join('\n');
+}
+
+function ended(client: Redis | Cluster): Promise<void> {
   return new Promise((resolve) => {
     if (client.status === 'end') resolve();
     else client.once('end', () => resolve());

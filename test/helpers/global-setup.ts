@@ -23,7 +23,20 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let shared: RedisServer | undefined;
 let runDir: string | undefined;
 
-export async function setup(project: TestProject): Promise<void> {
+/**
+ * Examples, the demo, the package test and the crash tests run the built package in child
+ * processes. `npm test` builds before the tests; a bare `vitest run` builds here, once, so that
+ * no two test files ever rebuild (and so delete) dist/ under each other.
+ */
+export function ensureBuilt(): void {
+  if (!existsSync(join(root, 'dist', 'esm', 'index.js')) || !existsSync(join(root, 'dist', 'cjs', 'index.js'))) {
+    const build = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, encoding: 'utf8' });
+    if (build.status !== 0) throw new Error(`node scripts/build.mjs failed:\n${build.stdout}\n${build.stderr}`);
+  }
+}
+
+/** Fail early, with the command to run, when redis-server is not installed. */
+export function ensureRedisInstalled(): void {
   const check = spawnSync('bash', [join(root, 'scripts', 'ensure-redis.sh'), '--check'], { encoding: 'utf8' });
   if (check.status !== 0) {
     throw new Error(
@@ -32,14 +45,12 @@ export async function setup(project: TestProject): Promise<void> {
         'Run `bash scripts/ensure-redis.sh` (as root it installs the Debian package redis-server).',
     );
   }
+}
 
-  // Examples, the demo, the package test and the crash tests run the built package in child
-  // processes. `npm test` builds before the tests; a bare `vitest run` builds here, once, so that
-  // no two test files ever rebuild (and so delete) dist/ under each other.
-  if (!existsSync(join(root, 'dist', 'esm', 'index.js')) || !existsSync(join(root, 'dist', 'cjs', 'index.js'))) {
-    const build = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, encoding: 'utf8' });
-    if (build.status !== 0) throw new Error(`node scripts/build.mjs failed:\n${build.stdout}\n${build.stderr}`);
-  }
+export async function setup(project: TestProject): Promise<void> {
+  ensureRedisInstalled();
+
+  ensureBuilt();
 
   // Every server started during the run (here or in a test worker, which inherits this
   // environment) keeps its dir and pid file under this folder, so teardown can reap them all.

@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { createRedisReadStream, createRedisWriteStream, type ReadStreamOptions, type WriteStreamOptions } from '../../src/index.js';
 
 /** Deterministic pseudo-random bytes (xorshift), so that failures reproduce. */
@@ -60,11 +60,11 @@ export function sink(): Writable & { data(): Buffer } {
 }
 
 /** Store `data` at `key`, written in parts of the given sizes. */
-export async function put(redis: Redis, key: string, data: Buffer, options?: WriteStreamOptions, sizes?: number[]): Promise<void> {
+export async function put(redis: Redis | Cluster, key: string, data: Buffer, options?: WriteStreamOptions, sizes?: number[]): Promise<void> {
   await pipeline(splitSource(data, sizes), createRedisWriteStream(redis, key, options));
 }
 
 /** Read the whole file at `key`. */
-export async function get(redis: Redis, key: string, options?: ReadStreamOptions): Promise<Buffer> {
+export async function get(redis: Redis | Cluster, key: string, options?: ReadStreamOptions): Promise<Buffer> {
   return collect(createRedisReadStream(redis, key, options));
 }
