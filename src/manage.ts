@@ -14,7 +14,10 @@ import {
   resolveKeyOptions,
   resolveRenameOptions,
 } from './options.js';
+import { pipeline } from 'node:stream/promises';
+import { createRedisReadStream } from './read-stream.js';
 import { EXPIRE, REMOVE, RENAME, runScript } from './scripts.js';
+import { createRedisWriteStream } from './write-stream.js';
 
 /** What {@link stat} tells about a stored file. */
 export interface FileStat {
@@ -145,8 +148,14 @@ function expireFile(client: RedisClient, key: string, keys: FileKeys, ttl: numbe
 /**
  * Rename the file at `from` to `to`, atomically: readers of the old name fail with
  * `ERR_REDIS_FILE_NOT_FOUND`, readers waiting for the new name wake up. A file that is still being
- * written cannot be renamed. On a Redis Cluster both names must share a hash slot (Redis refuses
- * otherwise, with CROSSSLOT): give them the same `{tag}` inside the key when you need that.
+ * written cannot be renamed.
+ *
+ * On a Redis Cluster the two names usually hash to different slots, often on different nodes, where
+ * no script can move keys. The file is then copied, streaming chunk by chunk and verified, to the
+ * new name (content, encoding, type, metadata, `consumers` and TTL; acknowledgements already given
+ * do not carry over), and the old name is removed once the copy is complete. That move is not
+ * atomic: for its duration both names exist, readers of the new name follow the copy as it is
+ * written, and a move that fails part way leaves the old name whole and the new name aborted.
  * @throws TypeError / RangeError for bad arguments, at the call
  * @throws RedisFileError (as a rejection) `ERR_REDIS_FILE_NOT_FOUND` when there is no file at
  * `from`, `ERR_REDIS_FILE_EXISTS` when `to` holds a file (without `overwrite`) or `from` is being written
@@ -155,10 +164,38 @@ export function rename(client: RedisClient, from: string, to: string, options?: 
   checkClientAndKey(client, from);
   checkClientAndKey(client, to);
   const { prefix, overwrite } = resolveRenameOptions(options);
-  return renameFile(client, from, to, fileKeys(prefix, from), fileKeys(prefix, to), overwrite);
+  return renameFile(client, from, to, fileKeys(prefix, from), fileKeys(prefix, to), overwrite, prefix);
 }
 
-async function renameFile(client: RedisClient, from: string, to: string, src: FileKeys, dst: FileKeys, overwrite: boolean): Promise<void> {
+/** Rename between two hash slots of a cluster: copy the stored bytes as they are, then remove the old name. */
+async function copyAcrossSlots(client: RedisClient, from: string, to: string, src: FileKeys, overwrite: boolean, prefix: string): Promise<void> {
+  const before = await statFile(client, from, src);
+  if (before.state === 'writing') throw exists(from, 'the file is still being written and cannot be renamed');
+  const gen = await client.hget(src.meta, 'gen');
+  await pipeline(
+    // The stored bytes go across untouched (no decompression, no compression), checked against
+    // the CRC-32 of the end record on the way.
+    createRedisReadStream(client, from, { prefix, decompress: false }),
+    createRedisWriteStream(client, to, {
+      prefix,
+      overwrite,
+      chunkSize: before.chunkSize,
+      contentEncoding: before.contentEncoding,
+      ...(before.contentType === undefined ? {} : { contentType: before.contentType }),
+      metadata: before.metadata,
+      ...(before.consumers === undefined ? {} : { consumers: before.consumers as number | string[] }),
+      ...(before.ttl === undefined ? {} : { ttl: before.ttl }),
+    }),
+  );
+  // Only the generation that was copied goes: a file stored at the old name meanwhile stays.
+  try {
+    await runScript(client, REMOVE, [src.meta, src.events, src.chunks(gen ?? '')], [gen ?? '', FORMAT_VERSION]);
+  } catch (err) {
+    throw wrapRedisError(err, from, `removing the old name after copying it to ${JSON.stringify(to)}`);
+  }
+}
+
+async function renameFile(client: RedisClient, from: string, to: string, src: FileKeys, dst: FileKeys, overwrite: boolean, prefix: string): Promise<void> {
   for (let attempt = 0; attempt < 10; attempt++) {
     let reply: unknown;
     try {
@@ -170,6 +207,7 @@ async function renameFile(client: RedisClient, from: string, to: string, src: Fi
         [gen ?? '', FORMAT_VERSION, overwrite ? '1' : '0', targetGen ?? ''],
       );
     } catch (err) {
+      if (err instanceof Error && err.message.startsWith('CROSSSLOT')) return copyAcrossSlots(client, from, to, src, overwrite, prefix);
       throw wrapRedisError(err, from, `rename to ${JSON.stringify(to)}`);
     }
     const [status, detail] = reply as [string, string | undefined];
