@@ -7,6 +7,7 @@
 
 import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
 import type { Redis } from 'ioredis';
+import { runScript, USED_MEMORY } from './scripts.js';
 
 /** How long, and for how many bytes sent, a reading of `used_memory` under the limit is trusted. */
 const CHECK_EVERY_MS = 100;
@@ -19,15 +20,21 @@ export class MemoryGuard {
   readonly #client: RedisClient;
   readonly #limit: number;
   readonly #events: string;
+  readonly #routeKey: string;
   #checkedAt = 0;
   #bytesSince = 0;
   #blocking: Redis | undefined;
   #closed = false;
 
-  constructor(client: RedisClient, limit: number, events: string) {
+  /**
+   * @param routeKey a key of the file being written: on a cluster, the limit applies to the node
+   *   that holds the file.
+   */
+  constructor(client: RedisClient, limit: number, events: string, routeKey: string) {
     this.#client = client;
     this.#limit = limit;
     this.#events = events;
+    this.#routeKey = routeKey;
   }
 
   /**
@@ -64,8 +71,7 @@ export class MemoryGuard {
   }
 
   async #usedMemory(): Promise<number> {
-    const info = await this.#client.info('memory');
-    return Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? 0);
+    return Number(await runScript(this.#client, USED_MEMORY, [this.#routeKey], []));
   }
 
   close(): void {

@@ -20,7 +20,7 @@ export interface Script {
   readonly sha: string;
 }
 
-function script(name: string, source: string, flags?: 'allow-oom'): Script {
+function script(name: string, source: string, flags?: 'allow-oom' | 'no-writes,allow-oom'): Script {
   // The shebang makes Redis refuse a script that may write as a whole while it is out of memory,
   // instead of failing half-way through it. Scripts that only record state or free memory may run
   // then, so that heartbeats, aborts and repairs still work when chunk writes are refused.
@@ -402,3 +402,14 @@ export async function runScript(client: RedisClient, s: Script, keys: string[], 
     throw err;
   }
 }
+
+/**
+ * Redis's `used_memory`, read on the node that holds KEYS[1]. A script rather than INFO because a
+ * cluster client routes a script by its key, and the memory that counts is that node's.
+ * KEYS: any key of the file (not read). Returns used_memory in bytes.
+ */
+export const USED_MEMORY = script(
+  'used-memory',
+  `return tonumber(string.match(redis.call('INFO', 'memory'), 'used_memory:(%d+)'))`,
+  'no-writes,allow-oom',
+);

@@ -87,7 +87,7 @@ export class RedisWriteStream extends Writable {
     this.#encoding = opts.contentEncoding;
     this.#buf = Buffer.allocUnsafe(this.#chunkSize);
     this.#progress = new ProgressTicker(opts.progressInterval, (p) => this.emit('progress', p));
-    if (opts.maxRedisMemory !== undefined) this.#guard = new MemoryGuard(client, opts.maxRedisMemory, memoryEventsKey(opts.prefix));
+    if (opts.maxRedisMemory !== undefined) this.#guard = new MemoryGuard(client, opts.maxRedisMemory, memoryEventsKey(opts.prefix), this.#keys.meta);
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
     // the fields above.
     if (opts.signal?.aborted) this.destroy(abortError(opts.signal));
