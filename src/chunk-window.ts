@@ -8,7 +8,7 @@
 import type { Buffer } from 'node:buffer';
 import { crc32 } from 'node:zlib';
 import type { RedisClient } from './client.js';
-import { aborted, isRetryable, wrapRedisError } from './errors.js';
+import { aborted, corrupt, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
 import { Field, type FileKeys, recordId } from './format.js';
 import { REPAIR, runScript } from './scripts.js';
 
@@ -35,6 +35,9 @@ export interface ChunkWindowOwner {
   readonly chunkSize: number;
   readonly maxInFlight: number;
   readonly retryTimeout: number;
+  /** Replicas that must hold a chunk before it counts (`WAIT`), 0 for none; and how long to wait. */
+  readonly waitReplicas: number;
+  readonly waitTimeout: number;
   /** Chunks were acknowledged: there may be room again. */
   onAck(): void;
   /** The window cannot go on. */
@@ -153,9 +156,10 @@ export class ChunkWindow {
   }
 
   #send(n: number, data: Buffer): void {
-    const { client, chunksKey } = this.#owner;
+    const { client, chunksKey, waitReplicas } = this.#owner;
     this.#inFlight++;
-    client.xaddBuffer(chunksKey, 'NOMKSTREAM', recordId(n), Field.data, data).then(
+    const stored = waitReplicas > 0 ? this.#storeReplicated(n, data) : client.xaddBuffer(chunksKey, 'NOMKSTREAM', recordId(n), Field.data, data);
+    stored.then(
       (id) => {
         this.#inFlight--;
         if (id === null) this.#fail(aborted(this.#owner.key, 'the file was removed while it was being written'));
@@ -168,9 +172,43 @@ export class ChunkWindow {
     );
   }
 
+  /**
+   * XADD and WAIT in one pipeline: on one connection, to the node that holds the key (a cluster
+   * client routes the keyless WAIT with the XADD), so the WAIT covers this very write.
+   */
+  async #storeReplicated(n: number, data: Buffer): Promise<unknown> {
+    const { client, chunksKey, waitReplicas, waitTimeout, key } = this.#owner;
+    const replies = await client
+      .pipeline([
+        ['xadd', chunksKey, 'NOMKSTREAM', recordId(n), Field.data, data],
+        ['wait', waitReplicas, waitTimeout],
+      ])
+      .exec();
+    const [[addError, id] = [null, null], [waitError, replicas] = [null, 0]] = replies ?? [];
+    if (addError) throw addError;
+    if (id === null) return null;
+    if (waitError) throw waitError;
+    if ((replicas as number) < waitReplicas) {
+      throw timeout(key, `chunk ${n} reached ${replicas} of ${waitReplicas} replicas within ${waitTimeout} ms`);
+    }
+    return id;
+  }
+
   #onWriteError(n: number, data: Buffer, err: unknown): void {
     if (this.#stopped) return;
+    if (err instanceof RedisFileError) {
+      // Too few replicas confirmed the chunk: write it again (the node that holds it now may be a
+      // replica that took over without it), until retryTimeout.
+      this.#recover(err);
+      return;
+    }
     if (err instanceof Error && /equal or smaller than the target stream top item/.test(err.message)) {
+      if (this.#owner.waitReplicas > 0) {
+        // Stored by an earlier try, maybe on a connection that is gone: no WAIT can vouch for
+        // its replication, so it is written again.
+        this.#recover(err);
+        return;
+      }
       // ioredis re-sends commands left unanswered by a dropped connection. If the first try did
       // reach Redis, the retry is refused, because its id is not above the top: the chunk is then
       // already stored, and is compared byte for byte instead of being stored twice. If it is not
@@ -191,7 +229,7 @@ export class ChunkWindow {
       );
       return;
     }
-    if (isRetryable(err)) {
+    if (isRetryable(err, this.#owner.client)) {
       this.#recover(err);
       return;
     }
@@ -234,7 +272,9 @@ export class ChunkWindow {
   #recover(cause: unknown): void {
     if (this.#recovering) return;
     this.#recovering = true;
-    this.#troubleSince ||= Date.now();
+    // A chunk still in flight may be acknowledged meanwhile (which clears the trouble mark): the
+    // retry budget counts from here.
+    const since = (this.#troubleSince ||= Date.now());
     const { client, keys, chunksKey, writer, key, retryTimeout } = this.#owner;
     const attempt = (delay: number): void => {
       this.#retryTimer = setTimeout(() => {
@@ -243,13 +283,23 @@ export class ChunkWindow {
           attempt(delay);
           return;
         }
-        if (Date.now() - this.#troubleSince > retryTimeout) {
+        if (Date.now() - since > retryTimeout) {
           this.#fail(wrapRedisError(cause, key, `storing chunk ${this.#committedChunks} (gave up after ${retryTimeout} ms)`));
           return;
         }
         runScript(client, REPAIR, [keys.meta, chunksKey, keys.events], [writer, this.#committedChunks]).then(
           (held) => {
             if (this.#stopped) return;
+            if (Array.isArray(held)) {
+              this.#fail(
+                corrupt(
+                  key,
+                  `chunks that Redis acknowledged are missing: the last stored entry is ${held[1]}, chunk ${this.#committedChunks - 1} was expected ` +
+                    '(lost when a replica without them took over from a failed primary? `waitReplicas` prevents that)',
+                ),
+              );
+              return;
+            }
             if (held === 0) {
               this.#fail(aborted(key, 'the file was removed or taken over by another writer while being written'));
               return;
@@ -260,7 +310,7 @@ export class ChunkWindow {
             this.#sendQueued();
           },
           (err: unknown) => {
-            if (isRetryable(err)) attempt(Math.min(delay * 2, RETRY_MAX_MS));
+            if (isRetryable(err, client)) attempt(Math.min(delay * 2, RETRY_MAX_MS));
             else this.#fail(wrapRedisError(err, key, 'repairing the chunk stream'));
           },
         );

@@ -196,6 +196,8 @@ export const Meta = Object.freeze({
   acks: 'acks',
   trim: 'trim',
   trimmed: 'trimmed',
+  /** Set ('1') when the writer aborted because Redis lost chunks it had acknowledged (a failover). */
+  lost: 'lost',
 } as const);
 
 /** @internal The key of the stream that announces freed memory to writers held back by a limit. */
@@ -232,6 +234,8 @@ export interface MetaRecord {
   readonly trim: boolean;
   /** Chunks 0 to `trimmed - 1` were trimmed: every consumer had read them. */
   readonly trimmed: number;
+  /** The writer aborted because Redis lost chunks it had acknowledged: the stored file has a gap. */
+  readonly lost: boolean;
 }
 
 /**
@@ -280,6 +284,7 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
     acknowledgedBy,
     trim: raw[Meta.trim] === '1',
     trimmed: Number(raw[Meta.trimmed] ?? 0),
+    lost: raw[Meta.lost] === '1',
   };
 }
 

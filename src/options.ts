@@ -95,6 +95,21 @@ export interface WriteStreamOptions extends KeyOptions {
    */
   maxInFlight?: number;
   /**
+   * Count a chunk (and the end record) as stored only once this many replicas of the node that
+   * holds the file have it, checked with `WAIT` after each write. Redis replicates asynchronously:
+   * without this, a chunk Redis acknowledged can be lost when a replica takes over from a failed
+   * primary. A chunk that does not reach enough replicas within `waitTimeout` is written again,
+   * until `retryTimeout`; then the stream fails with `ERR_REDIS_FILE_TIMEOUT`. Each `WAIT` holds
+   * the connection it runs on, so writes slow down to the replicas' pace. 0 turns it off.
+   * @default 0
+   */
+  waitReplicas?: number;
+  /**
+   * Milliseconds each `WAIT` of `waitReplicas` may take.
+   * @default 5000
+   */
+  waitTimeout?: number;
+  /**
    * Milliseconds between the writer's heartbeats. A writer silent for three intervals is taken for
    * dead: its key can then be overwritten, and following readers time out.
    * @default 1000
@@ -223,6 +238,8 @@ export interface ResolvedWriteOptions {
   readonly retryTimeout: number;
   readonly ttl: number;
   readonly maxInFlight: number;
+  readonly waitReplicas: number;
+  readonly waitTimeout: number;
   readonly heartbeatInterval: number;
   readonly progressInterval: number;
   readonly signal: AbortSignal | undefined;
@@ -261,6 +278,8 @@ const WRITE_DEFAULTS = Object.freeze({
   resume: false,
   retryTimeout: 30_000,
   maxInFlight: 16,
+  waitReplicas: 0,
+  waitTimeout: 5000,
   heartbeatInterval: 1000,
 });
 
@@ -282,7 +301,8 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', [
     'prefix', 'chunkSize', 'compress', 'contentEncoding', 'contentType', 'metadata', 'overwrite', 'consumers', 'maxRedisMemory', 'resume',
-    'retryTimeout', 'ttl', 'maxInFlight', 'heartbeatInterval', 'progressInterval', 'signal', 'highWaterMark',
+    'retryTimeout', 'ttl', 'maxInFlight', 'waitReplicas', 'waitTimeout', 'heartbeatInterval', 'progressInterval', 'signal',
+    'highWaterMark',
   ]);
   const chunkSize = int(o, 'chunkSize', WRITE_DEFAULTS.chunkSize, 1, MAX_CHUNK_SIZE);
   const compress = bool(o, 'compress', WRITE_DEFAULTS.compress);
@@ -308,6 +328,8 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
     retryTimeout: int(o, 'retryTimeout', WRITE_DEFAULTS.retryTimeout, 0, 2 ** 31 - 1),
     ttl: o.ttl === undefined ? 0 : int(o, 'ttl', 0, 1, 2 ** 31 - 1),
     maxInFlight: int(o, 'maxInFlight', WRITE_DEFAULTS.maxInFlight, 1, 1024),
+    waitReplicas: int(o, 'waitReplicas', WRITE_DEFAULTS.waitReplicas, 0, 1024),
+    waitTimeout: int(o, 'waitTimeout', WRITE_DEFAULTS.waitTimeout, 1, 3_600_000),
     heartbeatInterval: int(o, 'heartbeatInterval', WRITE_DEFAULTS.heartbeatInterval, 10, 3_600_000),
     progressInterval: int(o, 'progressInterval', PROGRESS_INTERVAL, 0, 3_600_000),
     signal: signal(o),

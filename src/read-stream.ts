@@ -7,7 +7,8 @@ import type { Buffer } from 'node:buffer';
 import { addAbortSignal, Readable } from 'node:stream';
 import { createGunzip, crc32, type Gunzip } from 'node:zlib';
 import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
-import { aborted, badFormat, corrupt, decodeFailed, notFound, outOfRange, timeout, wrapRedisError } from './errors.js';
+import { RETRY_MAX_MS, RETRY_MIN_MS } from './chunk-window.js';
+import { aborted, badFormat, corrupt, decodeFailed, isRetryable, notFound, outOfRange, timeout, wrapRedisError } from './errors.js';
 import {
   decodeEntry,
   type Entry,
@@ -80,6 +81,9 @@ export class RedisReadStream extends Readable {
   /** The batch after the one being consumed, already requested. */
   #prefetched: { from: number; entries: Promise<RawEntry[]> } | undefined;
   #done = false;
+  /** Since when Redis has been unavailable for a passing reason (0: it is not), and the retry timer. */
+  #troubleSince = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
   #delivered = 0;
   /** The whole file was read, up to and including its checked end record. */
   #readToEnd = false;
@@ -109,7 +113,7 @@ export class RedisReadStream extends Readable {
       callback();
       return;
     }
-    this.#open().then(() => callback(), callback);
+    this.#openRetrying().then(() => callback(), callback);
   }
 
   override _read(): void {
@@ -120,6 +124,8 @@ export class RedisReadStream extends Readable {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#done = true;
+    clearTimeout(this.#retryTimer);
+    this.#retryResume?.();
     this.#gunzip?.destroy();
     // Frees the blocking connection at once; its pending XREAD is dropped with it.
     closeConnection(this.#blocking);
@@ -128,6 +134,18 @@ export class RedisReadStream extends Readable {
   }
 
   // ---------------------------------------------------------------------------------------------
+
+  async #openRetrying(): Promise<void> {
+    for (;;) {
+      try {
+        await this.#open();
+        this.#troubleSince = 0;
+        return;
+      } catch (err) {
+        if (!(await this.#retryLater(err))) throw err;
+      }
+    }
+  }
 
   async #open(): Promise<void> {
     const deadline = Date.now() + this.#opts.waitForCreate;
@@ -165,7 +183,7 @@ export class RedisReadStream extends Readable {
   }
 
   #start(meta: MetaRecord): void {
-    if (meta.state === 'aborted') throw aborted(this.key, 'the writer aborted this file before it was complete');
+    if (meta.state === 'aborted') throw this.#abortedError(meta.lost);
     const { decompress } = this.#opts;
     if (meta.state === 'complete') this.#checkRange(meta.size);
     this.#meta = meta;
@@ -188,6 +206,12 @@ export class RedisReadStream extends Readable {
     }
   }
 
+  #abortedError(lost: boolean): Error {
+    return lost
+      ? corrupt(this.key, 'Redis lost chunks that it had acknowledged to the writer (a replica without them took over from a failed primary), and the writer aborted')
+      : aborted(this.key, 'the writer aborted this file before it was complete');
+  }
+
   #trimmedError(trimmed: number): Error {
     return notFound(this.key, `chunks 0 to ${trimmed - 1} were trimmed once every consumer had read them; this read needs chunk ${this.#next}`);
   }
@@ -201,7 +225,14 @@ export class RedisReadStream extends Readable {
     this.#pumping = true;
     try {
       while (this.#wanted && !this.#done) {
-        const entries = await this.#fetch();
+        let entries: Entry[];
+        try {
+          entries = await this.#fetch();
+          this.#troubleSince = 0;
+        } catch (err) {
+          if (await this.#retryLater(err)) continue;
+          throw err;
+        }
         for (const entry of entries) {
           if (this.#done) break;
           if (entry.n > this.#next) {
@@ -219,6 +250,27 @@ export class RedisReadStream extends Readable {
     } finally {
       this.#pumping = false;
     }
+  }
+
+  #retryResume: (() => void) | undefined;
+
+  /**
+   * Redis refused a read for a passing reason: a cluster failing over (its node for this file is
+   * gone and no replica has taken over yet), loading, busy. Wait and let the caller read again from
+   * the same chunk, for at most `idleTimeout` in all. Resolves to false when the error is final.
+   */
+  async #retryLater(err: unknown): Promise<boolean> {
+    if (this.#done || !isRetryable((err as { cause?: unknown }).cause ?? err, this.#client)) return false;
+    this.#troubleSince ||= Date.now();
+    const waited = Date.now() - this.#troubleSince;
+    if (waited >= this.#opts.idleTimeout) return false;
+    this.#prefetched = undefined;
+    await new Promise<void>((resolve) => {
+      this.#retryResume = resolve;
+      this.#retryTimer = setTimeout(resolve, Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, waited / 2), this.#opts.idleTimeout - waited));
+    });
+    this.#retryResume = undefined;
+    return !this.#done;
   }
 
   /** The next entries, waiting for the writer when following. An empty result means "look again". */
@@ -361,10 +413,10 @@ export class RedisReadStream extends Readable {
    * waiting to be read after all.
    */
   async #checkFile(following: boolean): Promise<boolean> {
-    let gen: string | null, state: string | null, heartbeat: string | null, streamExists: number;
+    let gen: string | null, state: string | null, heartbeat: string | null, lost: string | null, streamExists: number;
     try {
-      [[gen, state, heartbeat], streamExists] = await Promise.all([
-        this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.heartbeat),
+      [[gen, state, heartbeat, lost], streamExists] = await Promise.all([
+        this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.heartbeat, Meta.lost),
         this.#client.exists(this.#chunksKey),
       ]);
     } catch (err) {
@@ -374,7 +426,7 @@ export class RedisReadStream extends Readable {
     if (gen !== this.#meta.gen) throw notFound(this.key, 'the file was removed, replaced or expired while being read');
     // The metadata is there but the chunks are not: evicted under memory pressure, or lost.
     if (streamExists === 0) throw corrupt(this.key, 'its chunk stream is gone (evicted or deleted) while its metadata remains');
-    if (state === 'aborted') throw aborted(this.key, 'the writer aborted this file before it was complete');
+    if (state === 'aborted') throw this.#abortedError(lost === '1');
     if (state === 'complete') {
       // The end record is stored in the same step as the state: it must be readable now.
       const raw = await this.#client.xrangeBuffer(this.#chunksKey, recordId(this.#next), '+', 'COUNT', 1);

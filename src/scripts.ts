@@ -128,8 +128,12 @@ export const COMMIT = script(
   `${PRELUDE}
 local meta, chunks, events = KEYS[1], KEYS[2], KEYS[3]
 local cur = redis.call('HMGET', meta, 'writer', 'state')
--- A retry of this very script (re-sent after a dropped connection) finds its own work done.
-if cur[1] == ARGV[1] and cur[2] == 'complete' then return {'ok'} end
+-- A retry of this very script (re-sent after a dropped connection) finds its own work done. It
+-- still writes, so that a WAIT after it on a new connection covers the commit.
+if cur[1] == ARGV[1] and cur[2] == 'complete' then
+  redis.call('HSET', meta, 'hb', now)
+  return {'ok'}
+end
 if cur[1] ~= ARGV[1] or cur[2] ~= 'writing' then return {'lost'} end
 local n = tonumber(ARGV[2])
 local expected = '0-1'
@@ -161,7 +165,8 @@ return {'ok'}
 /**
  * Abort: append an abort record after whatever was stored, so that following readers learn it in
  * order, and mark the file aborted, recording the committed prefix of whole chunks (where a resume
- * continues). KEYS: meta, chunks. ARGV: writer, reason, size, chunks, crc32. Returns 1 or 0.
+ * continues). KEYS: meta, chunks. ARGV: writer, reason, size, chunks, crc32, lost ('1' when Redis lost
+ * acknowledged chunks). Returns 1 or 0.
  */
 export const ABORT = script(
   'abort',
@@ -169,15 +174,22 @@ export const ABORT = script(
 local meta, chunks = KEYS[1], KEYS[2]
 local cur = redis.call('HMGET', meta, 'writer', 'state')
 if cur[1] ~= ARGV[1] or cur[2] ~= 'writing' then return 0 end
-local n = 0
-local last = redis.call('XREVRANGE', chunks, '+', '-', 'COUNT', 1)
-if #last > 0 and last[1][1] ~= '0-1' then
-  n = tonumber(string.match(last[1][1], '^(%d+)-')) + 1
-end
 if redis.call('EXISTS', chunks) == 1 then
+  -- After the last id the stream ever gave out, not after its last entry: entries that a repair
+  -- deleted, or that Redis lost in a failover, leave their ids behind, and readers must find the
+  -- gap they left rather than an abort record in their place.
+  local info = redis.call('XINFO', 'STREAM', chunks)
+  local top = '0-1'
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then top = info[i + 1] end
+  end
+  local ms, seq = string.match(top, '^(%d+)-(%d+)$')
+  local n = 0
+  if seq == '2' then n = tonumber(ms) + 1 end
   redis.call('XADD', chunks, n .. '-2', 'abort', ARGV[2])
 end
 redis.call('HSET', meta, 'state', 'aborted', 'updated', now, 'size', ARGV[3], 'chunks', ARGV[4], 'crc32', ARGV[5])
+if ARGV[6] == '1' then redis.call('HSET', meta, 'lost', '1') end
 return 1
 `,
   'allow-oom',
@@ -342,7 +354,8 @@ return least - done
 /**
  * Repair after refused chunk writes: delete every entry from record n on (chunks stored after a
  * refused one), so that the writer can send them again in order. Wakes readers stopped at the gap.
- * KEYS: meta, chunks, events. ARGV: writer, n. Returns 1, or 0 when the lease is lost.
+ * KEYS: meta, chunks, events. ARGV: writer, n. Returns 1, 0 when the lease is lost, or
+ * {'lost', lastId} when acknowledged chunks are missing.
  */
 export const REPAIR = script(
   'repair',
@@ -350,7 +363,18 @@ export const REPAIR = script(
 local meta, chunks, events = KEYS[1], KEYS[2], KEYS[3]
 local cur = redis.call('HMGET', meta, 'writer', 'state', 'gen')
 if cur[1] ~= ARGV[1] or cur[2] ~= 'writing' then return 0 end
-truncate(chunks, tonumber(ARGV[2]))
+local n = tonumber(ARGV[2])
+truncate(chunks, n)
+-- Every chunk below n was acknowledged: the last of them must now be the stream's last entry. If
+-- it is not, Redis lost acknowledged chunks (a replica without them took over from a failed
+-- primary): nothing the writer still holds can fill that gap.
+local t = tonumber(redis.call('HGET', meta, 'trimmed') or '0')
+if n > t then
+  local last = redis.call('XREVRANGE', chunks, '+', '-', 'COUNT', 1)
+  local got = 'nothing'
+  if #last > 0 then got = last[1][1] end
+  if got ~= (n - 1) .. '-2' then return {'lost', got} end
+end
 redis.call('XADD', events, 'MAXLEN', '~', 16, '*', 'repaired', cur[3])
 return 1
 `,
@@ -401,6 +425,36 @@ export async function runScript(client: RedisClient, s: Script, keys: string[], 
     }
     throw err;
   }
+}
+
+/**
+ * Run a script and then `WAIT replicas timeout` in one pipeline, so that the WAIT runs on the
+ * connection (and, on a cluster, the node) the script wrote through. Resolves to the script's reply
+ * and the number of replicas that confirmed.
+ * @internal
+ */
+export async function runScriptAndWait(
+  client: RedisClient,
+  s: Script,
+  keys: string[],
+  args: (string | number)[],
+  replicas: number,
+  timeoutMs: number,
+): Promise<{ reply: unknown; replicas: number }> {
+  for (const how of ['evalsha', 'eval'] as const) {
+    const replies = await client
+      .pipeline([
+        [how, how === 'evalsha' ? s.sha : s.source, keys.length, ...keys, ...args],
+        ['wait', replicas, timeoutMs],
+      ])
+      .exec();
+    const [[scriptError, reply] = [null, null], [waitError, confirmed] = [null, 0]] = replies ?? [];
+    if (scriptError instanceof Error && how === 'evalsha' && scriptError.message.startsWith('NOSCRIPT')) continue;
+    if (scriptError) throw scriptError;
+    if (waitError) throw waitError;
+    return { reply, replicas: confirmed as number };
+  }
+  throw new Error(`script ${s.name} could not be loaded`);
 }
 
 /**

@@ -9,12 +9,12 @@ import { Writable } from 'node:stream';
 import { createGzip, type Gzip } from 'node:zlib';
 import { ChunkWindow, RETRY_MAX_MS, RETRY_MIN_MS } from './chunk-window.js';
 import type { RedisClient } from './client.js';
-import { aborted, badFormat, corrupt, exists, isRetryable, wrapRedisError } from './errors.js';
+import { aborted, badFormat, corrupt, ErrorCodes, exists, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
 import { FORMAT_VERSION, type FileKeys, fileKeys, formatCrc, looksGzipped, memoryEventsKey } from './format.js';
 import { MemoryGuard } from './memory-guard.js';
 import { checkClientAndKey, resolveWriteOptions, type ResolvedWriteOptions, type WriteStreamOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
-import { ABORT, COMMIT, CREATE, RESUME, runScript, TOUCH } from './scripts.js';
+import { ABORT, COMMIT, CREATE, RESUME, runScript, runScriptAndWait, TOUCH } from './scripts.js';
 
 /** How long `destroy()` waits for the abort record to be stored before it lets go. */
 const ABORT_WAIT_MS = 5000;
@@ -170,7 +170,7 @@ export class RedisWriteStream extends Writable {
         this.#client,
         ABORT,
         [this.#keys.meta, this.#chunksKey],
-        [this.#writer, reason, whole.bytes, whole.chunks, formatCrc(whole.crc)],
+        [this.#writer, reason, whole.bytes, whole.chunks, formatCrc(whole.crc), lostChunks(error) ? '1' : '0'],
       );
     });
     // Readers must learn of the abort, but a dead connection must not keep the stream open forever.
@@ -281,7 +281,7 @@ export class RedisWriteStream extends Writable {
       try {
         return await run();
       } catch (err) {
-        if (!isRetryable(err) || Date.now() - start + delay > this.#opts.retryTimeout || this.destroyed) {
+        if (!isRetryable(err, this.#client) || Date.now() - start + delay > this.#opts.retryTimeout || this.destroyed) {
           throw wrapRedisError(err, this.key, name);
         }
       }
@@ -384,6 +384,8 @@ export class RedisWriteStream extends Writable {
       chunkSize: this.#chunkSize,
       maxInFlight: this.#opts.maxInFlight,
       retryTimeout: this.#opts.retryTimeout,
+      waitReplicas: this.#opts.waitReplicas,
+      waitTimeout: this.#opts.waitTimeout,
       onAck: () => {
         this.#progress.tick(this.committedBytes, undefined);
         this.#wake();
@@ -425,20 +427,39 @@ export class RedisWriteStream extends Writable {
     // From here an abort no longer takes the upload back: what the stream reports must match what
     // Redis holds, and the end record may already be stored.
     this.#committing = true;
-    const reply = await this.#script('committing the end record', () =>
-      runScript(
-        this.#client,
-        COMMIT,
-        [this.#keys.meta, this.#chunksKey, this.#keys.events],
-        [this.#writer, cut.chunks, cut.bytes, formatCrc(cut.crc), this.#opts.ttl],
-      ),
-    );
+    const keys = [this.#keys.meta, this.#chunksKey, this.#keys.events];
+    const args = [this.#writer, cut.chunks, cut.bytes, formatCrc(cut.crc), this.#opts.ttl];
+    const reply =
+      this.#opts.waitReplicas > 0
+        ? await this.#commitReplicated(keys, args)
+        : await this.#script('committing the end record', () => runScript(this.#client, COMMIT, keys, args));
     const [status, detail] = reply as [string, string | undefined];
     if (status === 'lost') throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
     if (status === 'corrupt') throw corrupt(this.key, `cannot commit: ${detail}`);
     this.#committed = true;
     this.#opts.signal?.removeEventListener('abort', this.#onAbort);
     this.#progress.tick(cut.bytes, cut.bytes, true);
+  }
+
+  /**
+   * Commit, then WAIT until `waitReplicas` replicas hold the end record. The commit is idempotent:
+   * while too few replicas confirm, it runs again (and writes again), until `retryTimeout`.
+   */
+  async #commitReplicated(keys: string[], args: (string | number)[]): Promise<unknown> {
+    const { waitReplicas, waitTimeout, retryTimeout } = this.#opts;
+    const start = Date.now();
+    for (let delay = RETRY_MIN_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
+      const { reply, replicas } = (await this.#script('committing the end record', () =>
+        runScriptAndWait(this.#client, COMMIT, keys, args, waitReplicas, waitTimeout),
+      )) as { reply: unknown; replicas: number };
+      if ((reply as string[])[0] !== 'ok' || replicas >= waitReplicas) return reply;
+      if (Date.now() - start + delay > retryTimeout || this.destroyed) {
+        throw timeout(this.key, `the end record reached ${replicas} of ${waitReplicas} replicas (the file is complete on the primary)`);
+      }
+      await new Promise<void>((resolve) => {
+        this.#retryTimer = setTimeout(resolve, delay);
+      });
+    }
   }
 
   #stopHeartbeat(): void {
@@ -485,4 +506,12 @@ function abortError(signal: AbortSignal): Error {
 export function createRedisWriteStream(client: RedisClient, key: string, options?: WriteStreamOptions): RedisWriteStream {
   checkClientAndKey(client, key);
   return new RedisWriteStream(client, key, resolveWriteOptions(options));
+}
+
+/**
+ * The writer failed because what Redis holds no longer matches what it acknowledged (chunks lost in
+ * a failover): readers must then report the file corrupt, not merely aborted.
+ */
+function lostChunks(error: Error | null): boolean {
+  return error instanceof RedisFileError && error.code === ErrorCodes.CORRUPT;
 }

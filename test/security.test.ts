@@ -252,12 +252,13 @@ describe('TLS with client certificates', () => {
  * - direct: HGET HGETALL HMGET EXISTS TTL XADD XRANGE XREVRANGE XREAD, EVALSHA and EVAL (EVAL
  *   after NOSCRIPT: a new or restarted server);
  * - inside the scripts (Redis checks the ACL there too): TIME TYPE EXISTS HMGET HSET DEL EXPIRE
- *   PEXPIRE PERSIST XADD XRANGE XREVRANGE XLEN XDEL XSETID.
+ *   PEXPIRE PERSIST XADD XRANGE XREVRANGE XLEN XDEL XSETID XINFO STREAM (an abort reads the
+ *   stream's last id). With `waitReplicas`, also WAIT; with `maxRedisMemory`, INFO (from a script).
  * No MULTI/EXEC: the reader and stat read without transactions (before 0b533b3 they used them).
  */
 const PACKAGE_COMMANDS = [
   'hget', 'hgetall', 'hmget', 'hset', 'del', 'exists', 'type', 'ttl', 'expire', 'pexpire', 'persist', 'time',
-  'xadd', 'xrange', 'xrevrange', 'xread', 'xlen', 'xdel', 'xsetid',
+  'xadd', 'xrange', 'xrevrange', 'xread', 'xlen', 'xdel', 'xsetid', 'xinfo|stream',
   'evalsha', 'eval',
 ];
 

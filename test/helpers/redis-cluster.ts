@@ -8,6 +8,8 @@
  */
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, Redis, type ClusterOptions } from 'ioredis';
 import { isPortFree, startRedis, type RedisServer } from './redis-server.js';
@@ -39,6 +41,12 @@ export interface RedisCluster {
   replicasOf(key: string): Promise<RedisServer[]>;
   /** Wait until every running node reports `cluster_state:ok` and agrees on the primaries of all slots. */
   waitUntilHealthy(timeoutMs?: number): Promise<void>;
+  /**
+   * Start a node that was killed again, as a new, empty node (its old cluster config removed, so
+   * that it never claims its old slots without their data), and make it a replica of the primary
+   * that serves `key` now. Resolves once it is in sync.
+   */
+  rejoinAsReplica(node: RedisServer, key: string): Promise<void>;
   /** Stop every node and remove its directory. */
   stop(): Promise<void>;
 }
@@ -169,7 +177,7 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Redi
     const primary = rows.find(
       (row) =>
         row.flags.includes('master') &&
-        !row.flags.includes('fail') &&
+        !row.flags.some((f) => f.startsWith('fail')) &&
         row.slots.some((range) => {
           const [lo, hi] = range.split('-').map(Number);
           return slot >= lo! && slot <= (hi ?? lo)!;
@@ -211,14 +219,47 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Redi
               ),
             ),
           );
-          if (ok && new Set(views).size === 1 && views[0]!.split(',').length === masters) return;
-          last = `states ok=${ok}, views=${JSON.stringify(views)}`;
+          // ... and every replica must be in sync with its primary (WAIT counts only those).
+          const links = await Promise.all(
+            running.map((n) => ask(n.port, async (r) => {
+              const info = (await r.info('replication')) as string;
+              return !/^role:slave/m.test(info) || /^master_link_status:up/m.test(info);
+            })),
+          );
+          if (ok && links.every(Boolean) && new Set(views).size === 1 && views[0]!.split(',').length === masters) return;
+          last = `states ok=${ok}, replicas in sync=${links.every(Boolean)}, views=${JSON.stringify(views)}`;
         } catch (err) {
           last = String(err);
         }
         await sleep(100);
       }
       throw new Error(`the cluster did not become healthy in ${timeoutMs} ms (${last})`);
+    },
+    async rejoinAsReplica(server, key) {
+      if (server.pid !== undefined) throw new Error(`node ${server.port} is running`);
+      // First a replica must have taken over the slot from the dead node.
+      const deadline = Date.now() + 30_000;
+      let primary = await cluster.masterOf(key).catch(() => server);
+      while (primary === server) {
+        if (Date.now() > deadline) throw new Error(`no replica took over ${key} from node ${server.port}`);
+        await sleep(100);
+        primary = await cluster.masterOf(key).catch(() => server);
+      }
+      rmSync(join(server.dir, 'nodes.conf'), { force: true });
+      await server.restart();
+      const primaryId = await ask(primary.port, (r) => r.cluster('MYID') as Promise<string>);
+      await ask(server.port, (r) => r.cluster('MEET', '127.0.0.1', primary.port) as Promise<unknown>);
+      for (;;) {
+        try {
+          await ask(server.port, (r) => r.cluster('REPLICATE', primaryId) as Promise<unknown>);
+          break;
+        } catch (err) {
+          // It has not learned of the primary through the cluster bus yet.
+          if (Date.now() > deadline) throw err;
+          await sleep(100);
+        }
+      }
+      await cluster.waitUntilHealthy();
     },
     stop: stopAll,
   };

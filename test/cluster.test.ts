@@ -1,0 +1,213 @@
+/**
+ * What only a cluster has: files spread over shards, a slot moving to another node while a file is
+ * written and followed (MOVED / ASK), replicas confirming writes (`waitReplicas`), and a memory
+ * limit that holds per node. On a private cluster, because these tests move slots and stop nodes.
+ */
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Cluster, Redis } from 'ioredis';
+import { Redis as RedisClass } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisReadStream, createRedisWriteStream, list, stat } from '../src/index.js';
+import { fileKeys } from '../src/format.js';
+import { closeAll, connect, keysOf } from './helpers/clients.js';
+import { clusterClient, startCluster, type RedisCluster } from './helpers/redis-cluster.js';
+import { startRedis, type RedisServer } from './helpers/redis-server.js';
+import { bytes, collect, put, sha256 } from './helpers/streams.js';
+
+let cluster: RedisCluster;
+const clients: Cluster[] = [];
+
+function client(): Cluster {
+  const c = clusterClient(cluster);
+  clients.push(c);
+  return c;
+}
+
+async function node(server: RedisServer): Promise<Redis> {
+  const c = connect(server.url);
+  await c.ping();
+  return c;
+}
+
+beforeAll(async () => {
+  cluster = await startCluster();
+});
+afterAll(async () => {
+  for (const c of clients) c.disconnect();
+  await closeAll();
+  await cluster?.stop();
+});
+
+/**
+ * Move `key`'s hash slot from the node that serves it to another primary, key by key, the way
+ * `redis-cli --cluster reshard` does: IMPORTING / MIGRATING, MIGRATE in batches, then SETSLOT NODE
+ * on every primary. `between` runs after the first batch, while the slot is half moved.
+ */
+async function moveSlot(key: string, between: () => Promise<void> = async () => {}): Promise<RedisServer> {
+  const from = await cluster.masterOf(key);
+  const masters = await Promise.all(cluster.nodes.map(async (n) => ((await node(n)).role() as Promise<unknown[]>).then((r) => [n, r[0]] as const)));
+  const to = masters.find(([n, role]) => role === 'master' && n !== from)![0];
+  const src = await node(from);
+  const dst = await node(to);
+  const slot = (await src.cluster('KEYSLOT', key)) as number;
+  const srcId = (await src.cluster('MYID')) as string;
+  const dstId = (await dst.cluster('MYID')) as string;
+  await dst.cluster('SETSLOT', slot, 'IMPORTING', srcId);
+  await src.cluster('SETSLOT', slot, 'MIGRATING', dstId);
+  let first = true;
+  for (;;) {
+    const keys = (await src.cluster('GETKEYSINSLOT', slot, 1)) as string[];
+    if (keys.length === 0) break;
+    await src.migrate('127.0.0.1', to.port, '', 0, 5000, 'KEYS', ...keys);
+    if (first) {
+      first = false;
+      await between();
+    }
+  }
+  for (const [n, role] of masters) if (role === 'master') await (await node(n)).cluster('SETSLOT', slot, 'NODE', dstId);
+  return to;
+}
+
+describe('Redis Cluster', () => {
+  it('keeps every key of a file in one slot, and spreads files over the primaries', async () => {
+    const redis = client();
+    const masters = new Set<number>();
+    for (let i = 0; i < 24; i++) {
+      const key = `spread/${i}.log`;
+      await put(redis, key, bytes(3000, i), { chunkSize: 1000 });
+      masters.add((await cluster.masterOf(key)).port);
+      const keys = await keysOf(redis, `rfs:{${key}}:*`);
+      expect(keys.length).toBe(3);
+      const slots = await Promise.all(keys.map((k) => redis.cluster('KEYSLOT', k)));
+      expect(new Set(slots).size).toBe(1);
+    }
+    expect(masters.size).toBe(3);
+    // list() scans every primary.
+    const found: string[] = [];
+    for await (const f of list(redis, { match: 'spread/*' })) found.push(f.key);
+    expect(found.sort()).toEqual(Array.from({ length: 24 }, (_, i) => `spread/${i}.log`).sort());
+  });
+
+  it('a writer and a following reader go on while the file\'s slot moves to another node', async () => {
+    const redis = client();
+    const key = 'moving/slot.bin';
+    const data = bytes(3 * 1024 * 1024, 7);
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 16 * 1024, maxInFlight: 4 });
+    const reader = collect(createRedisReadStream(client(), key, { waitForCreate: 10_000 }));
+    // Write a third, move the slot (writing more while it is half moved), write the rest.
+    const third = data.length / 3;
+    writer.write(data.subarray(0, third));
+    await sleep(100);
+    const before = await cluster.masterOf(key);
+    const after = await moveSlot(key, async () => {
+      writer.write(data.subarray(third, 2 * third));
+      await sleep(100);
+    });
+    expect(writer.committedBytes).toBeGreaterThanOrEqual(third);
+    expect(after.port).not.toBe(before.port);
+    writer.end(data.subarray(2 * third));
+    await once(writer, 'finish');
+    expect(sha256(await reader)).toBe(sha256(data));
+    expect(sha256(await collect(createRedisReadStream(client(), key)))).toBe(sha256(data));
+    expect((await cluster.masterOf(key)).port).toBe(after.port);
+  });
+
+  it('waitReplicas: every chunk and the end record wait for the replica', async () => {
+    const redis = client();
+    const key = 'replicated/a.bin';
+    const primary = await node(await cluster.masterOf(key));
+    const waits = async (): Promise<number> =>
+      Number(/cmdstat_wait:calls=(\d+)/.exec((await primary.info('commandstats')) as string)?.[1] ?? 0);
+    const before = await waits();
+    const data = bytes(40 * 1000, 3);
+    await put(redis, key, data, { chunkSize: 1000, waitReplicas: 1 });
+    // 40 chunks and the commit, each followed by its WAIT on the file's primary.
+    expect((await waits()) - before).toBeGreaterThanOrEqual(41);
+    // The replica holds the whole file.
+    const [replica] = await cluster.replicasOf(key);
+    const onReplica = await node(replica!);
+    await onReplica.call('READONLY');
+    const gen = (await onReplica.hget(fileKeys('rfs:', key).meta, 'gen'))!;
+    expect(await onReplica.hget(fileKeys('rfs:', key).meta, 'state')).toBe('complete');
+    expect(await onReplica.xlen(fileKeys('rfs:', key).chunks(gen))).toBe(42);
+  });
+
+  it('waitReplicas: a replica that does not answer fails the writer with ERR_REDIS_FILE_TIMEOUT', async () => {
+    const redis = client();
+    const key = 'replicated/stopped.bin';
+    const [replica] = await cluster.replicasOf(key);
+    process.kill(replica!.pid!, 'SIGSTOP');
+    try {
+      const writer = createRedisWriteStream(redis, key, { chunkSize: 1000, waitReplicas: 1, waitTimeout: 100, retryTimeout: 600 });
+      const failed = once(writer, 'error');
+      writer.end(bytes(3000));
+      const [err] = await failed;
+      expect(err).toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT', message: expect.stringMatching(/reached 0 of 1 replicas/) });
+    } finally {
+      process.kill(replica!.pid!, 'SIGCONT');
+    }
+    const s = await stat(redis, key);
+    expect(s.state).toBe('aborted');
+    await cluster.waitUntilHealthy();
+  });
+
+  it('maxRedisMemory holds for the node that stores the file', async () => {
+    const redis = client();
+    const key = 'memory/node.bin';
+    const primary = await node(await cluster.masterOf(key));
+    const used = async (): Promise<number> => Number(/^used_memory:(\d+)/m.exec((await primary.info('memory')) as string)![1]);
+    const MiB = 1024 * 1024;
+    // A limit under what the node uses now: the writer must hold back until memory is freed.
+    // Ballast on the file's own slot (same hash tag), so on the same node.
+    const ballast = Array.from({ length: 2000 }, (_, i) => `{${key}}:ballast:${i}`);
+    const fill = redis.pipeline();
+    for (const k of ballast) fill.set(k, 'x'.repeat(1024));
+    await fill.exec();
+    const limit = (await used()) - MiB / 2;
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 64 * 1024, maxRedisMemory: limit });
+    writer.end(bytes(256 * 1024));
+    await sleep(500);
+    expect(writer.committedBytes).toBe(0);
+    const finished = once(writer, 'finish');
+    await redis.del(...ballast);
+    await finished;
+    expect(writer.committedBytes).toBe(256 * 1024);
+  });
+});
+
+describe('waitReplicas on one server', () => {
+  let primary: RedisServer;
+  let replica: RedisServer;
+  beforeAll(async () => {
+    primary = await startRedis();
+    replica = await startRedis({ args: ['--replicaof', '127.0.0.1', '0'] });
+    const r = connect(replica.url);
+    await r.replicaof('127.0.0.1', primary.port);
+    for (let i = 0; i < 200 && !/master_link_status:up/.test((await r.info('replication')) as string); i++) await sleep(50);
+  });
+  afterAll(async () => {
+    await closeAll();
+    await replica?.stop();
+    await primary?.stop();
+  });
+
+  it('a standalone primary with a replica: the file is on the replica when the writer finishes', async () => {
+    const data = bytes(10_000, 9);
+    await put(connect(primary.url), 'w/a', data, { chunkSize: 1000, waitReplicas: 1 });
+    const fromReplica = new RedisClass(replica.url);
+    try {
+      expect(sha256(await collect(createRedisReadStream(fromReplica, 'w/a', { follow: false })))).toBe(sha256(data));
+    } finally {
+      fromReplica.disconnect();
+    }
+  });
+
+  it('asking for more replicas than exist fails with ERR_REDIS_FILE_TIMEOUT', async () => {
+    const writer = createRedisWriteStream(connect(primary.url), 'w/b', { chunkSize: 1000, waitReplicas: 2, waitTimeout: 50, retryTimeout: 300 });
+    const failed = once(writer, 'error');
+    writer.end(bytes(2500));
+    const [err] = await failed;
+    expect(err).toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT', message: expect.stringMatching(/reached 1 of 2 replicas/) });
+  });
+});
