@@ -18,6 +18,9 @@ const onBothTopologies = [
   'test/errors.test.ts',
 ];
 
+/** Test files that need the shared cluster and run only there. */
+const onClusterOnly = ['test/cli-cluster.test.ts'];
+
 export default defineConfig({
   test: {
     environment: 'node',
@@ -35,6 +38,7 @@ export default defineConfig({
         test: {
           name: 'standalone',
           include: ['test/**/*.test.ts'],
+          exclude: onClusterOnly,
           // Starts one shared redis-server for the run (inject('redisUrl')) and stops it.
           globalSetup: ['./test/helpers/global-setup.ts'],
         },
@@ -43,7 +47,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'cluster',
-          include: onBothTopologies,
+          include: [...onBothTopologies, ...onClusterOnly],
           // Starts one shared cluster for the run (inject('clusterSeeds')) and stops it.
           globalSetup: ['./test/helpers/cluster-setup.ts'],
         },

@@ -12,26 +12,9 @@ import { access, type FileHandle, mkdir, open, rename as renameLocal, rm, stat a
 import { basename, join } from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Redis } from 'ioredis';
 import { closeChannel, ErrorCodes, type ReceivedFile, receiveFiles, RedisFileError, removeChannel, sendFiles, stat } from '../index.js';
 import { formatBytes, showKey } from './format.js';
-import {
-  checked,
-  cleanUpOnSignal,
-  closed,
-  describe,
-  Failure,
-  type GlobalOptions,
-  interrupt,
-  interrupted,
-  interruption,
-  isExpected,
-  LocalFileError,
-  ProgressBar,
-  UsageError,
-  wantBar,
-  warn,
-} from './runtime.js';
+import { checked, cleanUpOnSignal, closed, describe, Failure, type GlobalOptions, interrupt, interrupted, interruption, isExpected, LocalFileError, ProgressBar, UsageError, wantBar, warn, type Client } from './runtime.js';
 
 /** How long a command run by `receive --exec` has to exit after SIGTERM before it gets SIGKILL. */
 const KILL_GRACE_MS = 2000;
@@ -97,7 +80,7 @@ async function inspectLocal(path: string): Promise<LocalFile> {
  * Send files in order, one sendFiles call each: each is announced as its upload starts, and each
  * gets its own gzip decision and progress bar.
  */
-export async function sendCommand(redis: Redis, g: GlobalOptions, channel: string, paths: string[], o: SendOptions): Promise<void> {
+export async function sendCommand(redis: Client, g: GlobalOptions, channel: string, paths: string[], o: SendOptions): Promise<void> {
   cleanUpOnSignal();
   // Every local file first: a missing one must fail before anything is sent.
   const files: LocalFile[] = [];
@@ -155,11 +138,11 @@ export async function sendCommand(redis: Redis, g: GlobalOptions, channel: strin
   if (o.close) await closeCommand(redis, g, channel);
 }
 
-export async function closeCommand(redis: Redis, g: GlobalOptions, channel: string): Promise<void> {
+export async function closeCommand(redis: Client, g: GlobalOptions, channel: string): Promise<void> {
   await checked(() => closeChannel(redis, channel, { prefix: g.prefix }));
 }
 
-export async function rmChannelCommand(redis: Redis, g: GlobalOptions, channel: string, o: { force?: boolean }): Promise<void> {
+export async function rmChannelCommand(redis: Client, g: GlobalOptions, channel: string, o: { force?: boolean }): Promise<void> {
   if (!(await checked(() => removeChannel(redis, channel, { prefix: g.prefix }))) && !o.force) {
     throw new Failure(`channel ${quote(channel)}: there is no channel of this name`);
   }
@@ -181,7 +164,7 @@ export interface ReceiveOptions {
  * (renamed into place, or the command exited 0): a failure or a signal leaves it unacknowledged,
  * and the next run with the same --consumer starts again with it.
  */
-export async function receiveCommand(redis: Redis, g: GlobalOptions, channel: string, o: ReceiveOptions): Promise<void> {
+export async function receiveCommand(redis: Client, g: GlobalOptions, channel: string, o: ReceiveOptions): Promise<void> {
   cleanUpOnSignal();
   if (o.out !== undefined) {
     try {
@@ -221,7 +204,7 @@ export async function receiveCommand(redis: Redis, g: GlobalOptions, channel: st
 }
 
 /** The name to write the file under: with --decompress, a gzipped file loses its ".gz". */
-async function outputName(redis: Redis, g: GlobalOptions, file: ReceivedFile, decompress: boolean): Promise<string> {
+async function outputName(redis: Client, g: GlobalOptions, file: ReceivedFile, decompress: boolean): Promise<string> {
   if (!decompress || !/.\.gz$/i.test(file.name)) return file.name;
   // Only what was stored gzipped is gunzipped (a .gz sent as is is recognised as gzip).
   const { contentEncoding } = await stat(redis, file.key, { prefix: g.prefix });
@@ -229,7 +212,7 @@ async function outputName(redis: Redis, g: GlobalOptions, file: ReceivedFile, de
 }
 
 /** Why a failed file can be skipped (it will never be there to receive), or `undefined`. */
-async function skippable(redis: Redis, g: GlobalOptions, file: ReceivedFile, err: unknown): Promise<string | undefined> {
+async function skippable(redis: Client, g: GlobalOptions, file: ReceivedFile, err: unknown): Promise<string | undefined> {
   if (!(err instanceof RedisFileError && (err.code === ErrorCodes.ABORTED || err.code === ErrorCodes.NOT_FOUND))) return undefined;
   try {
     const s = await stat(redis, file.key, { prefix: g.prefix });

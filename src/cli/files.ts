@@ -4,12 +4,11 @@
  * @module
  */
 
-import type { Redis } from 'ioredis';
 import { expire, type FileStat, list, remove, rename, stat } from '../index.js';
 import { formatBytes, formatDate, formatDuration, showKey, statJson } from './format.js';
-import { checked, EXIT, type GlobalOptions, interrupt, notFound, out, report, UsageError } from './runtime.js';
+import { checked, EXIT, type GlobalOptions, interrupt, notFound, out, report, UsageError, type Client } from './runtime.js';
 
-export async function statCommand(redis: Redis, g: GlobalOptions, key: string, o: { json?: boolean }): Promise<void> {
+export async function statCommand(redis: Client, g: GlobalOptions, key: string, o: { json?: boolean }): Promise<void> {
   const s = await checked(() => stat(redis, key, { prefix: g.prefix }));
   if (o.json) {
     await out(`${statJson(s)}\n`);
@@ -31,7 +30,7 @@ export async function statCommand(redis: Redis, g: GlobalOptions, key: string, o
   await out(rows.map(([name, value]) => `${`${name}:`.padEnd(10)}${value}\n`).join(''));
 }
 
-export async function lsCommand(redis: Redis, g: GlobalOptions, pattern: string, o: { json?: boolean }): Promise<void> {
+export async function lsCommand(redis: Client, g: GlobalOptions, pattern: string, o: { json?: boolean }): Promise<void> {
   // SCAN may yield a file twice (while Redis resizes its tables): print each once.
   const seen = new Set<string>();
   const files = checked(() => list(redis, { prefix: g.prefix, match: pattern }));
@@ -53,7 +52,7 @@ export async function lsCommand(redis: Redis, g: GlobalOptions, pattern: string,
   for (let i = 0; i < lines.length; i += 1000) await out(lines.slice(i, i + 1000).join(''));
 }
 
-export async function rmCommand(redis: Redis, g: GlobalOptions, keys: string[], o: { force?: boolean }): Promise<number> {
+export async function rmCommand(redis: Client, g: GlobalOptions, keys: string[], o: { force?: boolean }): Promise<number> {
   let failed = 0;
   for (const key of keys) {
     try {
@@ -68,10 +67,10 @@ export async function rmCommand(redis: Redis, g: GlobalOptions, keys: string[], 
   return failed > 0 ? EXIT.failure : EXIT.ok;
 }
 
-export async function expireCommand(redis: Redis, g: GlobalOptions, key: string, seconds: number | null): Promise<void> {
+export async function expireCommand(redis: Client, g: GlobalOptions, key: string, seconds: number | null): Promise<void> {
   if (!(await checked(() => expire(redis, key, seconds, { prefix: g.prefix })))) throw notFound(key);
 }
 
-export async function mvCommand(redis: Redis, g: GlobalOptions, from: string, to: string, o: { overwrite?: boolean }): Promise<void> {
+export async function mvCommand(redis: Client, g: GlobalOptions, from: string, to: string, o: { overwrite?: boolean }): Promise<void> {
   await checked(() => rename(redis, from, to, { prefix: g.prefix, overwrite: o.overwrite ?? false }));
 }

@@ -23,6 +23,9 @@ import { closeCommand, receiveCommand, type ReceiveOptions, rmChannelCommand, se
 import { expireCommand, lsCommand, mvCommand, rmCommand, statCommand } from './files.js';
 import { bytesArg, parseConsumers, parseDuration, parseMeta } from './format.js';
 import { DEBUG, DEFAULT_PREFIX, DEFAULT_URL, EXIT, type GlobalOptions, onSignal, report, run, usageHint } from './runtime.js';
+
+/** The default --url, as the list the option holds (compared by identity: a given --url replaces it). */
+const DEFAULT_URLS: readonly string[] = Object.freeze([DEFAULT_URL]);
 import { catCommand, getCommand, putCommand, type PutOptions, type ReadOptions, reportInterruptedPut } from './transfer.js';
 
 /** How long the process may linger once the command is done before it is ended (see main). */
@@ -53,10 +56,20 @@ function buildProgram(setExit: (code: number) => void): Command {
       subcommandTerm: (cmd: Command) => new Help().subcommandTerm(cmd).replace(' [options]', ''),
     })
     .addOption(
-      new Option('--url <url>', 'Redis to use: a redis:// or rediss:// (TLS) URL, with user and password if needed')
+      new Option(
+        '--url <url>',
+        'Redis to use: a redis:// or rediss:// (TLS) URL, with user and password if needed; repeat it (or separate URLs by commas) to give the seeds of a cluster',
+      )
         .env('REDIS_URL')
-        .default(DEFAULT_URL),
+        .argParser((text: string, previous: readonly string[] | undefined) => {
+          const urls = text.split(/[\s,]+/).filter(Boolean);
+          if (urls.length === 0) throw new InvalidArgumentError('no URL given');
+          // The default is replaced, not added to.
+          return previous === undefined || previous === DEFAULT_URLS ? urls : [...previous, ...urls];
+        })
+        .default(DEFAULT_URLS, DEFAULT_URL),
     )
+    .addOption(new Option('--cluster', 'Redis is a cluster: follow its slots and failovers from the --url seed(s) (implied by several URLs)'))
     .addOption(
       new Option('--prefix <prefix>', 'namespace of the Redis keys of every file')
         .argParser((text: string) => {
@@ -299,6 +312,8 @@ Channels: each receiver (on its machine) first, then the sender:
 
 Connection: --url, else REDIS_URL, else ${DEFAULT_URL}, e.g.
   REDIS_URL=rediss://user:secret@redis.example.com:6380/0 redis-file ls
+  redis-file --url redis://10.0.0.1:7000 --url redis://10.0.0.2:7000 ls  # a cluster
+  REDIS_URL=redis://10.0.0.1:7000 redis-file --cluster ls
 Progress bar: on standard error when it is a terminal (off with --quiet).
 Exit codes: 0 success, 1 failure (one line on standard error),
   2 usage error, 130 interrupted (Ctrl-C; an upload is left aborted,

@@ -10,7 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 import { inspect } from 'node:util';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { ErrorCodes, RedisFileError } from '../index.js';
 import { formatBytes, formatDuration, safeUrl } from './format.js';
 
@@ -23,9 +23,15 @@ export const EXIT = Object.freeze({ ok: 0, failure: 1, usage: 2, SIGINT: 130, SI
 
 /** The options every command takes (before or after its name). */
 export interface GlobalOptions {
-  url: string;
+  /** One URL, or the seeds of a cluster. */
+  url: string[];
+  /** Connect as a cluster client even with one URL. */
+  cluster?: boolean;
   prefix: string;
 }
+
+/** The client a command works with: one Redis, or a cluster. */
+export type Client = Redis | Cluster;
 
 // ---------------------------------------------------------------------------------------------
 // Errors the command tells apart
@@ -207,9 +213,12 @@ function checkUrl(url: string): void {
 /**
  * Connect, failing at once (not after retries) when Redis cannot be reached at all; once
  * connected, ioredis reconnects as usual and the streams carry on across dropped connections.
+ * Several URLs, or `--cluster`, make a cluster client with those URLs as seeds.
  */
-async function connect(url: string): Promise<Redis> {
-  checkUrl(url);
+async function connect(g: GlobalOptions): Promise<Client> {
+  for (const url of g.url) checkUrl(url);
+  if (g.cluster || g.url.length > 1) return connectCluster(g.url);
+  const url = g.url[0]!;
   // Loaded here, not at the top: --help and usage errors need no Redis client and answer faster.
   const { Redis } = await import('ioredis');
   // No retries for the first connection: a failure ends the client at once, with no reconnect
@@ -217,19 +226,12 @@ async function connect(url: string): Promise<Redis> {
   const redis = new Redis(url, { lazyConnect: true, connectTimeout: 10_000 });
   const reconnect = redis.options.retryStrategy;
   redis.options.retryStrategy = () => null;
-  let lastError: Error | undefined;
-  // Commands report their own failures; without a listener ioredis would also print them.
-  redis.on('error', (err: Error) => {
-    lastError = err;
-  });
+  const lastError = watchErrors(redis);
   try {
     await Promise.race([redis.connect(), interrupted]);
   } catch (err) {
     if (redis.status !== 'end') redis.disconnect();
-    if (err instanceof Interrupted) throw err;
-    const why = lastError ?? (err as Error);
-    const hint = /NOAUTH|WRONGPASS/.test(why.message) ? ' (give the user and password in the URL: redis://user:password@host:port)' : '';
-    throw new ConnectError(`cannot connect to Redis at ${safeUrl(url)}: ${why.message}${hint}`, { cause: why });
+    throw connectError(err, lastError(), safeUrl(url));
   }
   // Connected: from now on a dropped connection is reconnected as ioredis does by default (the
   // blocking connections of readers, duplicated from this client, inherit it).
@@ -237,8 +239,59 @@ async function connect(url: string): Promise<Redis> {
   return redis;
 }
 
+/**
+ * A cluster client with every URL as a seed. User, password and TLS come from the first URL and
+ * apply to every node the cluster names (they all share them in a cluster).
+ */
+async function connectCluster(urls: string[]): Promise<Cluster> {
+  if (urls.some((url) => url.startsWith('/'))) throw new UsageError('--cluster: a cluster is reached over TCP, not a Unix socket');
+  const { Cluster } = await import('ioredis');
+  const first = new URL(urls[0]!);
+  const seeds = urls.map((url) => {
+    const u = new URL(url);
+    return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 6379) };
+  });
+  const cluster = new Cluster(seeds, {
+    lazyConnect: true,
+    // No retries for the first connection, as for one server.
+    clusterRetryStrategy: () => null,
+    redisOptions: {
+      connectTimeout: 10_000,
+      ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+      ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+      ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+    },
+  });
+  const lastError = watchErrors(cluster);
+  try {
+    await Promise.race([cluster.connect(), interrupted]);
+  } catch (err) {
+    cluster.disconnect();
+    throw connectError(err, lastError(), urls.map(safeUrl).join(', '));
+  }
+  // Connected: from now on ioredis follows slot moves and failovers as usual.
+  cluster.options.clusterRetryStrategy = (times: number) => Math.min(100 + times * 2, 2000);
+  return cluster;
+}
+
+/** Commands report their own failures; without a listener ioredis would also print them. */
+function watchErrors(client: Client): () => Error | undefined {
+  let lastError: Error | undefined;
+  client.on('error', (err: Error) => {
+    lastError = err;
+  });
+  return () => lastError;
+}
+
+function connectError(err: unknown, lastError: Error | undefined, where: string): Error {
+  if (err instanceof Interrupted) return err;
+  const why = lastError ?? (err as Error);
+  const hint = /NOAUTH|WRONGPASS/.test(why.message) ? ' (give the user and password in the URL: redis://user:password@host:port)' : '';
+  return new ConnectError(`cannot connect to Redis at ${where}: ${why.message}${hint}`, { cause: why });
+}
+
 /** QUIT when connected (bounded), then close the socket: nothing may keep the process alive. */
-async function disconnect(redis: Redis): Promise<void> {
+async function disconnect(redis: Client): Promise<void> {
   if (redis.status === 'ready') {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -326,12 +379,12 @@ export async function run(
   cmd: Command,
   context: string,
   g: GlobalOptions,
-  action: (redis: Redis) => Promise<number | void>,
-  onInterrupt?: (redis: Redis, err: Interrupted) => Promise<void>,
+  action: (redis: Client) => Promise<number | void>,
+  onInterrupt?: (redis: Client, err: Interrupted) => Promise<void>,
 ): Promise<number> {
-  let redis: Redis | undefined;
+  let redis: Client | undefined;
   try {
-    redis = await connect(g.url);
+    redis = await connect(g);
     return (await action(redis)) ?? EXIT.ok;
   } catch (err) {
     if (err instanceof Interrupted) {

@@ -10,21 +10,8 @@ import { type FileHandle, open, rename as renameLocal, rm, stat as statLocal } f
 import { basename, dirname, join } from 'node:path';
 import { type Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Redis } from 'ioredis';
 import { createRedisReadStream, createRedisWriteStream, ErrorCodes, type Progress, RedisFileError, type RedisWriteStream, stat } from '../index.js';
-import {
-  checked,
-  cleanUpOnSignal,
-  closed,
-  type GlobalOptions,
-  interrupt,
-  type Interrupted,
-  LocalFileError,
-  ProgressBar,
-  UsageError,
-  wantBar,
-  warn,
-} from './runtime.js';
+import { checked, cleanUpOnSignal, closed, type GlobalOptions, interrupt, type Interrupted, LocalFileError, ProgressBar, UsageError, wantBar, warn, type Client } from './runtime.js';
 
 /** How long `put` holds back the end of its input, for a signal that comes with it (see putCommand). */
 const END_GRACE_MS = 50;
@@ -39,7 +26,7 @@ export interface PutOptions {
   quiet?: boolean;
 }
 
-export async function putCommand(redis: Redis, g: GlobalOptions, source: string, key: string, o: PutOptions): Promise<void> {
+export async function putCommand(redis: Client, g: GlobalOptions, source: string, key: string, o: PutOptions): Promise<void> {
   cleanUpOnSignal();
   // The local side first: a missing file must fail before anything is stored.
   let input: Readable;
@@ -118,7 +105,7 @@ export async function putCommand(redis: Redis, g: GlobalOptions, source: string,
 }
 
 /** Say what an interrupted upload left behind: normally an aborted file; complete if the end record won the race. */
-export async function reportInterruptedPut(redis: Redis, g: GlobalOptions, key: string, err: Interrupted): Promise<void> {
+export async function reportInterruptedPut(redis: Client, g: GlobalOptions, key: string, err: Interrupted): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const state = await Promise.race([
     checked(() => stat(redis, key, { prefix: g.prefix })).then(
@@ -153,7 +140,7 @@ export interface ReadOptions {
 }
 
 /** Read one file into `dest` (stdout when `undefined`), with a progress bar when wanted. */
-async function readInto(redis: Redis, g: GlobalOptions, key: string, o: ReadOptions, dest: Writable | undefined): Promise<void> {
+async function readInto(redis: Client, g: GlobalOptions, key: string, o: ReadOptions, dest: Writable | undefined): Promise<void> {
   const showBar = wantBar(o.quiet, dest === undefined);
   const reader = checked(() =>
     createRedisReadStream(redis, key, {
@@ -189,7 +176,7 @@ async function readInto(redis: Redis, g: GlobalOptions, key: string, o: ReadOpti
   }
 }
 
-export async function getCommand(redis: Redis, g: GlobalOptions, key: string, path: string, o: ReadOptions): Promise<void> {
+export async function getCommand(redis: Client, g: GlobalOptions, key: string, path: string, o: ReadOptions): Promise<void> {
   if (path === '-') {
     await readInto(redis, g, key, o, undefined);
     return;
@@ -227,6 +214,6 @@ export async function getCommand(redis: Redis, g: GlobalOptions, key: string, pa
   }
 }
 
-export async function catCommand(redis: Redis, g: GlobalOptions, keys: string[], o: ReadOptions): Promise<void> {
+export async function catCommand(redis: Client, g: GlobalOptions, keys: string[], o: ReadOptions): Promise<void> {
   for (const key of keys) await readInto(redis, g, key, { ...o, follow: true }, undefined);
 }
