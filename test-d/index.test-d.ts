@@ -88,6 +88,8 @@ expectType<RedisWriteStream>(
     resume: false,
     retryTimeout: 30_000,
     maxInFlight: 4,
+    waitReplicas: 1,
+    waitTimeout: 2000,
     heartbeatInterval: 500,
     signal,
     highWaterMark: 65536,
@@ -109,6 +111,8 @@ expectError(createRedisWriteStream(redis, 'k', { ttl: '60' }));
 expectError(createRedisWriteStream(redis, 'k', { resume: 'yes' }));
 expectError(createRedisWriteStream(redis, 'k', { retryTimeout: '30s' }));
 expectError(createRedisWriteStream(redis, 'k', { maxInFlight: '16' }));
+expectError(createRedisWriteStream(redis, 'k', { waitReplicas: true }));
+expectError(createRedisWriteStream(redis, 'k', { waitTimeout: '5s' }));
 expectError(createRedisWriteStream(redis, 'k', { heartbeatInterval: '1s' }));
 expectError(createRedisWriteStream(redis, 'k', { signal: new AbortController() }));
 expectError(createRedisWriteStream(redis, 'k', { highWaterMark: '1' }));

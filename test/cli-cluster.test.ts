@@ -46,7 +46,7 @@ describe('redis-file on a cluster', () => {
     const source = join(dir, 'in.bin');
     const data = bytes(700_000, 21);
     writeFileSync(source, data);
-    expect((await cli([...urls, 'put', source, key])).code).toBe(0);
+    expect((await cli([...urls, 'put', '--wait-replicas', '1', source, key])).code).toBe(0);
     const st = await cli([...urls, 'stat', key, '--json']);
     expect(st.code).toBe(0);
     expect(JSON.parse(st.stdout.toString())).toMatchObject({ key, state: 'complete', size: data.length });

@@ -38,6 +38,7 @@ export interface SendOptions {
   gzip?: boolean;
   chunkSize?: number;
   ttl?: number;
+  waitReplicas?: number;
   consumers?: number | string[];
   maxRedisMemory?: number;
   close?: boolean;
@@ -89,6 +90,7 @@ export async function sendCommand(redis: Client, g: GlobalOptions, channel: stri
     prefix: g.prefix,
     chunkSize: o.chunkSize,
     ttl: o.ttl,
+    waitReplicas: o.waitReplicas,
     consumers: o.consumers,
     maxRedisMemory: o.maxRedisMemory,
     signal: interrupt.signal,

@@ -85,6 +85,13 @@ function buildProgram(setExit: (code: number) => void): Command {
   const chunkSize = (): Option =>
     new Option('--chunk-size <bytes>', 'bytes per stored chunk; suffixes k, m (1024-based)').argParser(bytesArg(1)).default(256 * 1024, '256k');
   const ttl = (): Option => new Option('--ttl <seconds>', 'expire the file after this long (or 30m, 12h, 7d, …)').argParser((t) => parseDuration(t, 's', 1));
+  const waitReplicas = (): Option =>
+    new Option('--wait-replicas <n>', 'count each chunk as stored only once n replicas have it (WAIT): none is lost in a failover').argParser(
+      (text: string) => {
+        if (!/^\d+$/.test(text) || Number(text) > 1024) throw new InvalidArgumentError('expected a number of replicas, 0 to 1024');
+        return Number(text);
+      },
+    );
 
   program
     .command('put')
@@ -98,6 +105,7 @@ function buildProgram(setExit: (code: number) => void): Command {
     .addOption(gzip(''))
     .addOption(chunkSize())
     .addOption(ttl())
+    .addOption(waitReplicas())
     .option('-f, --overwrite', 'replace a complete or aborted file stored at the key')
     .option('--content-type <type>', 'MIME type stored with the file')
     .option('--meta <key=value>', 'metadata stored with the file (repeatable)', parseMeta)
@@ -231,6 +239,7 @@ function buildProgram(setExit: (code: number) => void): Command {
     .addOption(gzip('; a file already gzipped is sent as is'))
     .addOption(chunkSize())
     .addOption(ttl())
+    .addOption(waitReplicas())
     .addOption(
       new Option('--consumers <n|names>', 'delete each file once this many receivers, or those named (eu-1,eu-2), acknowledged it').argParser(
         parseConsumers,

@@ -20,6 +20,7 @@ export interface PutOptions {
   gzip?: boolean;
   chunkSize?: number;
   ttl?: number;
+  waitReplicas?: number;
   overwrite?: boolean;
   contentType?: string;
   meta?: Record<string, string>;
@@ -60,6 +61,7 @@ export async function putCommand(redis: Client, g: GlobalOptions, source: string
         compress: o.gzip ?? false,
         chunkSize: o.chunkSize,
         ttl: o.ttl,
+        waitReplicas: o.waitReplicas,
         overwrite: o.overwrite ?? false,
         contentType: o.contentType,
         metadata: o.meta,
