@@ -147,6 +147,9 @@ async function measure(topo, fn) {
     ms: round(ms, 1),
     nodeCpuPct: pctOfCore(nodeMs, ms),
     redisCpuPct: pctOfCore(redisMs, ms),
+    // CPU time per MiB moved: what the work costs, whatever share of the CPUs it got.
+    nodeCpuMsPerMiB: round(nodeMs / (bytes / MiB), 2),
+    redisCpuMsPerMiB: round(redisMs / (bytes / MiB), 2),
     servers: topo.servers.map((s, i) => ({ port: s.port, role: s.role, cpuPct: pctOfCore(serverMs[i], ms) })),
   };
   if (m0 && m1) {
@@ -246,6 +249,8 @@ async function main() {
         [`${phase}Ms`]: m.ms,
         [`${phase}NodeCpuPct`]: m.nodeCpuPct,
         [`${phase}RedisCpuPct`]: m.redisCpuPct,
+        [`${phase}NodeCpuMsPerMiB`]: m.nodeCpuMsPerMiB,
+        [`${phase}RedisCpuMsPerMiB`]: m.redisCpuMsPerMiB,
         ...(m.machineBusyPct === undefined ? {} : { [`${phase}MachineBusyPct`]: m.machineBusyPct, [`${phase}OtherCpuPct`]: m.otherCpuPct }),
       });
       return { ...flat('write', write), ...flat('read', read), load1, servers: { write: write.servers, read: read.servers } };
@@ -305,7 +310,8 @@ async function main() {
       cpu:
         'CPU % of one core over the phase\'s wall time: node = this process (process.cpuUsage), redis = sum of the ' +
         'topology\'s redis-servers (/proc/<pid>/stat utime + stime), machine busy = all CPUs (/proc/stat) as % of the ' +
-        'machine, other = machine busy time minus node and redis, as % of one core',
+        'machine, other = machine busy time minus node and redis, as % of one core; CPU ms per MiB = CPU time of node ' +
+        'or of the redis-servers (sum) / MiB moved',
     },
     topologies: results,
     comparisons,

@@ -91,33 +91,46 @@ function reading(output) {
   }
 
   // Where the CPU went, for the 1 node and 3 shards cases.
-  const busiest = (t, phase) => Math.max(...t.serverCpuMedian[phase].filter((s) => s.role !== 'replica').map((s) => s.cpuPct));
   const sharded = output.topologies.find((t) => t.name === '3 shards');
+  const both = sharded ? [base, sharded] : [base];
+  // "43 % → 36 %": 1 node, then 3 shards.
+  const each = (f) => both.map((t) => f(t.median)).join(' → ');
   for (const phase of PHASES) {
     const b = base.median;
-    const s = sharded?.median;
+    const P = (field) => (m) => pct(m[`${phase}${field}`]);
+    const ms = (field) => (m) => `${fmt(m[`${phase}${field}`])} ms`;
     let text =
-      `- **CPU while ${phase === 'write' ? 'writing' : 'reading'}:** on 1 node the Node process used ${pct(b[`${phase}NodeCpuPct`])} of one core ` +
-      `and redis-server ${pct(b[`${phase}RedisCpuPct`])}`;
-    if (s) {
-      text +=
-        `; on 3 shards Node used ${pct(s[`${phase}NodeCpuPct`])} and the three primaries ${pct(s[`${phase}RedisCpuPct`])} together ` +
-        `(the busiest ${pct(busiest(sharded, phase))})`;
-    }
-    const ours = (m) => (m[`${phase}NodeCpuPct`] + m[`${phase}RedisCpuPct`]) / cores;
-    text += `. Node and Redis together took ${pct(ours(b))}${s ? ` and ${pct(ours(s))}` : ''} of the machine (${cores} cores)`;
+      `- **CPU while ${phase === 'write' ? 'writing' : 'reading'}${sharded ? ' (1 node → 3 shards)' : ''}:** Node and the ` +
+      `redis-servers together used ${each((m) => pct(m[`${phase}NodeCpuPct`] + m[`${phase}RedisCpuPct`]))} of one core ` +
+      `(Node ${each(P('NodeCpuPct'))}, Redis ${each(P('RedisCpuPct'))})`;
     if (b[`${phase}MachineBusyPct`] !== undefined) {
-      text +=
-        `; the machine as a whole was ${pct(b[`${phase}MachineBusyPct`])}${s ? ` and ${pct(s[`${phase}MachineBusyPct`])}` : ''} busy, ` +
-        `other processes included (${pct(b[`${phase}OtherCpuPct`])}${s ? ` and ${pct(s[`${phase}OtherCpuPct`])}` : ''} of one core)`;
+      text += `; other processes ${each(P('OtherCpuPct'))} of one core; the machine was ${each(P('MachineBusyPct'))} busy`;
+    }
+    if (b[`${phase}NodeCpuMsPerMiB`] !== undefined) {
+      text += `. CPU per MiB ${phase === 'write' ? 'written' : 'read'}: Node ${each(ms('NodeCpuMsPerMiB'))}, Redis ${each(ms('RedisCpuMsPerMiB'))}`;
     }
     lines.push(`${text}.`);
   }
 
   // What limits the figures on this machine.
-  const nodePeak = Math.max(...output.topologies.flatMap((t) => PHASES.map((p) => t.median[`${p}NodeCpuPct`])));
-  const busyPeak = Math.max(...output.topologies.flatMap((t) => PHASES.map((p) => t.median[`${p}MachineBusyPct`] ?? 0)));
+  const all = output.topologies.flatMap((t) => PHASES.map((p) => ({ t, p, m: t.median })));
+  const nodePeak = Math.max(...all.map(({ p, m }) => m[`${p}NodeCpuPct`]));
+  const busyLow = Math.min(...all.map(({ p, m }) => m[`${p}MachineBusyPct`] ?? 0));
+  const otherLow = Math.min(...all.map(({ p, m }) => m[`${p}OtherCpuPct`] ?? 0));
+  const oursHigh = Math.max(...all.map(({ p, m }) => m[`${p}NodeCpuPct`] + m[`${p}RedisCpuPct`]));
   const limits = [];
+  if (busyLow >= 90) {
+    let text = `the machine was ${busyLow >= 99.5 ? 'fully' : `at least ${pct(busyLow)}`} busy in every phase: Node and the redis-servers compete for the same ${cores} cores`;
+    if (otherLow >= 25) {
+      text +=
+        `, and other processes took at least ${pct(otherLow)} of one core throughout, so Node and Redis had what was ` +
+        `left (at most ${pct(oursHigh)} of one core together, whatever the topology). Three shards could only share ` +
+        `that CPU time, not add to it; a topology that needs less CPU per MiB moves more MiB/s in it`;
+    } else {
+      text += ', so a second and third shard find little idle CPU to use';
+    }
+    limits.push(text);
+  }
   if (nodePeak >= 80) {
     limits.push(
       `the Node process, one JavaScript thread that runs every stream, the CRC-32 checksums and the ioredis ` +
@@ -125,18 +138,18 @@ function reading(output) {
         `more shards cannot raise it`,
     );
   }
-  if (busyPeak >= 80) {
-    limits.push(`the machine was up to ${pct(busyPeak)} busy: the redis-servers and Node compete for the same ${cores} cores, so a second and third shard find little idle CPU to use`);
-  }
   if (limits.length > 0) {
     lines.push(`- **What limits these figures:** ${limits.join('; ')}.`);
   } else {
-    lines.push(`- **What limits these figures:** neither the Node process (at most ${pct(nodePeak)} of one core) nor the machine (at most ${pct(busyPeak)} busy) was saturated.`);
+    lines.push(
+      `- **What limits these figures:** neither the Node process (at most ${pct(nodePeak)} of one core) nor the ` +
+        `machine (at least ${pct(busyLow)} busy) was saturated in every phase.`,
+    );
   }
   lines.push(
     `- **What it does not show:** sharding adds capacity when the shards have CPUs of their own and the clients ` +
       `run in several processes or machines; on ${cores} shared cores this benchmark measures the spread of the ` +
-      `files and the client-side cost of a \`Cluster\` client, not that capacity.`,
+      `files and the CPU cost of a \`Cluster\` client and of the shards, not that capacity.`,
   );
 
   const replicated = output.topologies.find((t) => t.name === '3 shards + 3 replicas');
@@ -144,10 +157,16 @@ function reading(output) {
     const replicaCpu = replicated.serverCpuMedian.write.filter((s) => s.role === 'replica').reduce((a, s) => a + s.cpuPct, 0);
     const c = comparison(output, replicated.name, 'write');
     const vsSharded = sharded ? ` and ${times(c.contenderMedian / sharded.median.writeMiBps)} the figure without replicas` : '';
+    const perMiB = replicated.median.writeRedisCpuMsPerMiB;
+    const perMiBText =
+      perMiB === undefined
+        ? ''
+        : `; all redis-servers together spent ${fmt(perMiB)} ms of CPU per MiB written` +
+          `${sharded ? ` (${fmt(sharded.median.writeRedisCpuMsPerMiB)} ms without replicas)` : ''}`;
     lines.push(
       `- **Replicas:** with a replica per primary, the replicas used ${pct(replicaCpu)} of one core together while the ` +
-        `files were written (they apply the same writes), on the same cores; the write figure was ${times(c.ratio)} ` +
-        `the 1 node figure${vsSharded}. Reads go to the primaries (ioredis's default).`,
+        `files were written (they apply the same writes, and the primaries also send them)${perMiBText}, on the same cores. ` +
+        `The write figure was ${times(c.ratio)} the 1 node figure${vsSharded}. Reads go to the primaries (ioredis's default).`,
     );
   }
 
@@ -190,6 +209,7 @@ export function renderClusterMarkdown(output, { resultsFile }) {
         pct(md[`${phase}RedisCpuPct`]),
         t.servers.length > 1 ? perServer : '-',
         pct((md[`${phase}NodeCpuPct`] + md[`${phase}RedisCpuPct`]) / cores),
+        md[`${phase}NodeCpuMsPerMiB`] === undefined ? '?' : `${fmt(md[`${phase}NodeCpuMsPerMiB`])} / ${fmt(md[`${phase}RedisCpuMsPerMiB`])}`,
         md[`${phase}MachineBusyPct`] === undefined ? '?' : pct(md[`${phase}MachineBusyPct`]),
         md[`${phase}OtherCpuPct`] === undefined ? '?' : pct(md[`${phase}OtherCpuPct`]),
       ]);
@@ -217,10 +237,11 @@ export function renderClusterMarkdown(output, { resultsFile }) {
     '',
     table(['topology', 'write MiB/s', 'write / 1 node', 'read MiB/s', 'read / 1 node', 'files per primary'], topoRows),
     '',
-    `CPU use, medians, in % of one core (the machine has ${cores} cores: ${cores * 100} %), except "machine" columns in % of the ` +
-      'whole machine. Per redis-server: primaries in the order of the files-per-primary column, then the replicas (r).',
+    `CPU use, medians, in % of one core (the machine has ${cores} cores: ${cores * 100} %), except the columns in % of the ` +
+      'whole machine. Per redis-server: primaries in the order of the files-per-primary column, then the replicas (r). ' +
+      'CPU ms per MiB: CPU time spent per MiB moved, which does not depend on the share of the CPUs the run got.',
     '',
-    table(['topology', 'phase', 'Node process', 'redis-servers (sum)', 'per redis-server', 'Node + Redis (% of machine)', 'machine busy (% of machine)', 'other processes'], cpuRows),
+    table(['topology', 'phase', 'Node process', 'redis-servers (sum)', 'per redis-server', 'Node + Redis (% of machine)', 'CPU ms per MiB (Node / Redis)', 'machine busy (% of machine)', 'other processes'], cpuRows),
     '',
     '## Reading',
     '',
