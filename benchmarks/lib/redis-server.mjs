@@ -10,6 +10,16 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { track } from './cleanup.mjs';
 
+/** Resolves true when nothing listens on 127.0.0.1:`port` (and we may bind it). */
+export function isPortFree(port) {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -42,13 +52,17 @@ function ping(port) {
 }
 
 /**
- * @param {{ bin?: string, args?: string[] }} [options]
+ * `pickPort` chooses the port of each attempt (default: one the OS says is free); a cluster node
+ * needs one whose bus port, port + 10000, is free as well. An attempt that loses its port to
+ * another process meanwhile ("Address already in use") is retried on a new one.
+ *
+ * @param {{ bin?: string, args?: string[], pickPort?: () => Promise<number> }} [options]
  * @returns {Promise<{ url: string, port: number, pid: number, dir: string, stop: () => Promise<void> }>}
  */
-export async function startRedisServer({ bin = 'redis-server', args = [] } = {}) {
+export async function startRedisServer({ bin = 'redis-server', args = [], pickPort = freePort } = {}) {
   let lastError;
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
+    const port = await pickPort();
     const dir = mkdtempSync(join(tmpdir(), 'rfs-bench-redis-'));
     const argv = [
       '--port', String(port),
@@ -109,7 +123,7 @@ export async function startRedisServer({ bin = 'redis-server', args = [] } = {})
     untrack();
     await stop();
     lastError = new Error(`redis-server on port ${port} did not come up:\n${output.trim() || '(no output)'}`);
-    if (!/Address already in use/i.test(output)) break;
+    if (!/Address already in use|Failed listening on port/i.test(output)) break;
   }
   throw lastError;
 }
