@@ -21,13 +21,19 @@ export class MemoryGuard {
   readonly #events: string;
   #checkedAt = 0;
   #bytesSince = 0;
+  readonly #relieve: (() => Promise<boolean>) | undefined;
   #blocking: Redis | undefined;
   #closed = false;
 
-  constructor(client: RedisClient, limit: number, events: string) {
+  /**
+   * @param relieve - run while over the limit, before waiting: frees what the writer itself may
+   *   free (chunks its consumers are done with), and says whether it freed anything
+   */
+  constructor(client: RedisClient, limit: number, events: string, relieve?: () => Promise<boolean>) {
     this.#client = client;
     this.#limit = limit;
     this.#events = events;
+    this.#relieve = relieve;
   }
 
   /**
@@ -54,6 +60,7 @@ export class MemoryGuard {
         return;
       }
       if (this.#closed) return;
+      if (this.#relieve && (await this.#relieve())) continue;
       this.#blocking ??= openBlockingConnection(this.#client) as Redis;
       const reply = (await this.#blocking.xread('BLOCK', WAIT_MS, 'STREAMS', this.#events, last).catch(() => null)) as
         | [string, [string, string[]][]][]
