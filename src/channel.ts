@@ -185,7 +185,9 @@ export function removeChannel(client: RedisClient, channel: string, options?: { 
  * Receive the files of a channel, in order, as `{ name, stream, ack }`. A receiver that restarts
  * resumes at the first file it has not acknowledged, from that file's beginning, or, when the
  * sender's `maxRedisMemory` had the chunks every receiver consumed trimmed, from the first chunk
- * still held (see {@link ReceivedFile.offset}); one that joins late gets every file still held. Waiting for the next file is a blocking read on a connection of the
+ * still held (see {@link ReceivedFile.offset}); one that joins late gets every file still held.
+ * A file whose sender died (its heartbeat stopped) fails with `ERR_REDIS_FILE_ABORTED`, marked so
+ * for every receiver. Waiting for the next file is a blocking read on a connection of the
  * iterator's own: an idle receiver costs nothing. The iteration ends at a close of the channel.
  * @throws TypeError / RangeError for bad arguments, at the call
  * @example
@@ -205,8 +207,9 @@ export function receiveFiles(client: RedisClient, channel: string, options: Rece
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', signal);
   // Every read option is checked now, before any I/O. The receiver reads as a consumer, so that
   // under a memory limit the chunks all receivers consumed are trimmed, but it acknowledges a file
-  // only after processing it, with ack().
-  const resolved = { ...resolveReadOptions({ ...readOptions, signal, consumer }), ackAtEnd: false };
+  // only after processing it, with ack(). A channel's sender never resumes a file, so a receiver
+  // marks the file of a dead sender aborted instead of waiting for it.
+  const resolved = { ...resolveReadOptions({ ...readOptions, signal, consumer }), ackAtEnd: false, abandonStale: true };
   return receive(client, channelLogKey(resolved.prefix, channel), channel, consumer, resolved);
 }
 

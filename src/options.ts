@@ -245,6 +245,12 @@ export interface ResolvedReadOptions {
    * their position as consumers but acknowledge only after processing, with `ack()`.
    */
   readonly ackAtEnd: boolean;
+  /**
+   * Whether a follower that finds the writer silent for three heartbeat intervals marks the file
+   * aborted (when the server agrees the lease is stale), instead of waiting up to `idleTimeout`
+   * for a `resume`. Channel receivers do: a channel's sender never resumes a file.
+   */
+  readonly abandonStale: boolean;
   readonly readAhead: number;
   readonly progressInterval: number;
   readonly signal: AbortSignal | undefined;
@@ -339,6 +345,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
     checksum: bool(o, 'checksum', READ_DEFAULTS.checksum),
     consumer: consumerName(o.consumer, 'consumer'),
     ackAtEnd: true,
+    abandonStale: false,
     readAhead: int(o, 'readAhead', READ_DEFAULTS.readAhead, 1, 1024),
     progressInterval: int(o, 'progressInterval', PROGRESS_INTERVAL, 0, 3_600_000),
     signal: signal(o),

@@ -24,7 +24,7 @@ import {
 } from './format.js';
 import { checkClientAndKey, type ReadStreamOptions, resolveReadOptions, type ResolvedReadOptions } from './options.js';
 import { announceFreed } from './memory-guard.js';
-import { ACK, JOIN, runScript, TRIM } from './scripts.js';
+import { ABANDON, ACK, JOIN, runScript, TRIM } from './scripts.js';
 import { type Progress, ProgressTicker } from './progress.js';
 import { ConsumedChunks } from './consumed.js';
 
@@ -387,6 +387,7 @@ export class RedisReadStream extends Readable {
       throw wrapRedisError(err, this.key, 'checking the file');
     }
     if (Number(trimmed ?? 0) > this.#next) throw this.#trimmedError(Number(trimmed));
+    if (state === 'aborted') throw aborted(this.key, 'the writer aborted this file before it was complete');
     if (state !== 'writing' || waited >= this.#opts.idleTimeout) throw gap;
     this.#atTail = false;
     this.#prefetched = undefined;
@@ -434,10 +435,31 @@ export class RedisReadStream extends Readable {
     if (heartbeat !== this.#lastHeartbeat) {
       this.#lastHeartbeat = heartbeat;
       this.#lastProgress = Date.now();
+    } else if (this.#opts.abandonStale && Date.now() - this.#lastProgress > 3 * this.#meta.heartbeatInterval) {
+      await this.#abandon();
     } else if (Date.now() - this.#lastProgress >= this.#opts.idleTimeout) {
       throw timeout(this.key, `the writer made no progress for idleTimeout (${this.#opts.idleTimeout} ms)`);
     }
     return false;
+  }
+
+  /**
+   * The writer has been silent for three heartbeat intervals: when the server agrees that its
+   * lease is stale, the file is marked aborted for every reader, this one first.
+   */
+  async #abandon(): Promise<void> {
+    const reason = `its writer stopped: no heartbeat for ${3 * this.#meta.heartbeatInterval} ms (three intervals), so its lease lapsed`;
+    let reply: unknown;
+    try {
+      reply = await runScript(this.#client, ABANDON, [this.#keys.meta, this.#chunksKey], [this.#meta.gen, reason]);
+    } catch (err) {
+      throw wrapRedisError(err, this.key, 'marking the file of a dead writer aborted');
+    }
+    const [status] = reply as [string];
+    if (status === 'aborted') throw aborted(this.key, `the file was marked aborted: ${reason}`);
+    if (status === 'missing') throw notFound(this.key, 'the file was removed, replaced or expired while being read');
+    // 'alive': a heartbeat came just now, which the next check sees; 'state': the file was
+    // completed or aborted meanwhile, which the next read shows.
   }
 
   #consume(entry: Entry): void {

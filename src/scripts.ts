@@ -408,6 +408,31 @@ return {'ok', want}
 );
 
 /**
+ * A reader found the writer silent: if its lease really is stale by the server's clock (three
+ * heartbeat intervals) and the file is still being written, mark it aborted, with an abort record
+ * after whatever is stored, so that every reader learns it at once and none waits for it again.
+ * The sizes of the last heartbeat stay, so that `resume` can still continue the file.
+ * KEYS: meta, chunks. ARGV: gen, reason.
+ * Returns {'aborted'} | {'alive'} | {'state', state} | {'missing'}
+ */
+export const ABANDON = script(
+  'abandon',
+  `${PRELUDE}
+local meta, chunks = KEYS[1], KEYS[2]
+local cur = redis.call('HMGET', meta, 'gen', 'state', 'hb', 'hbi')
+if cur[1] ~= ARGV[1] then return {'missing'} end
+if cur[2] ~= 'writing' then return {'state', tostring(cur[2])} end
+if now - tonumber(cur[3] or 0) <= 3 * tonumber(cur[4] or 0) then return {'alive'} end
+if redis.call('EXISTS', chunks) == 1 then
+  redis.call('XADD', chunks, stored_chunks(meta, chunks) .. '-2', 'abort', ARGV[2])
+end
+redis.call('HSET', meta, 'state', 'aborted', 'updated', now)
+return {'aborted'}
+`,
+  'allow-oom',
+);
+
+/**
  * Repair after refused chunk writes: delete every entry from record n on (chunks stored after a
  * refused one), so that the writer can send them again in order. Wakes readers stopped at the gap.
  * KEYS: meta, chunks, events. ARGV: writer, n. Returns 1, or 0 when the lease is lost.
