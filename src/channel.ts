@@ -36,7 +36,23 @@ export type SendableFile = string | { readonly name: string; readonly stream: Re
 export type SendFilesOptions = Omit<WriteStreamOptions, 'signal' | 'resume' | 'overwrite'> & {
   /** Stops the sending: the file being sent is aborted. */
   signal?: AbortSignal;
+  /**
+   * Called as each file's upload starts, once the file is announced on the channel (receivers
+   * may already be reading it), with its name and its key in Redis. An exception thrown here
+   * aborts that file and rejects {@link sendFiles}.
+   * @example (file) => console.error(`sending ${file.name} as ${file.key}`)
+   */
+  onStart?: (file: AnnouncedFile) => void;
 };
+
+/** A file {@link sendFiles} has announced and is uploading. */
+export interface AnnouncedFile {
+  readonly name: string;
+  /** The file's key in Redis: `<channel>/<time>-<random>/<name>`. */
+  readonly key: string;
+  /** Size in bytes when the sender knows it (a path, or a stream given with its size), else `undefined`. */
+  readonly size: number | undefined;
+}
 
 /** What {@link sendFiles} sent. */
 export interface SentFile {
@@ -99,10 +115,13 @@ export function sendFiles(client: RedisClient, channel: string, files: readonly 
     const ok = typeof f === 'string' ? f.length > 0 : typeof f === 'object' && f !== null && typeof f.name === 'string' && f.name.length > 0 && typeof f.stream?.pipe === 'function';
     if (!ok) throw invalidValue(`files[${i}]`, f, 'a path, or { name, stream } with a non-empty name');
   }
-  const { signal, ...writeOptions } = options ?? {};
+  if (typeof options === 'object' && options !== null && options.onStart !== undefined && typeof options.onStart !== 'function') {
+    throw invalidType('onStart', 'a function', options.onStart);
+  }
+  const { signal, onStart, ...writeOptions } = options ?? {};
   // Every write option is checked now, before any I/O.
   const { prefix } = resolveWriteOptions({ ...writeOptions, signal });
-  return send(client, channelLogKey(prefix, channel), channel, files, writeOptions, signal);
+  return send(client, channelLogKey(prefix, channel), channel, files, writeOptions, signal, onStart);
 }
 
 async function send(
@@ -112,6 +131,7 @@ async function send(
   files: readonly SendableFile[],
   options: Omit<WriteStreamOptions, 'signal'>,
   signal: AbortSignal | undefined,
+  onStart: ((file: AnnouncedFile) => void) | undefined,
 ): Promise<SentFile[]> {
   const sent: SentFile[] = [];
   for (const file of files) {
@@ -141,6 +161,13 @@ async function send(
         writer.destroy();
         await uploading.catch(() => {});
         throw wrapRedisError(err, channel, `announcing ${JSON.stringify(name)} on the channel`);
+      }
+      try {
+        onStart?.({ name, key, size });
+      } catch (err) {
+        writer.destroy(err as Error);
+        await uploading.catch(() => {});
+        throw err;
       }
     }
     await uploading;
