@@ -193,6 +193,17 @@ export async function receiveCommand(redis: Redis, g: GlobalOptions, channel: st
   const files = checked(() => receiveFiles(redis, channel, { prefix: g.prefix, consumer: o.consumer, decompress: o.decompress ?? false, signal: interrupt.signal }));
   try {
     for await (const file of files) {
+      if (file.offset > 0) {
+        // Restarted in the middle of this file after Redis trimmed its first bytes: the rest alone
+        // is not the file, and no run with this --consumer will ever get more of it.
+        file.stream.destroy();
+        warn(
+          `skipped ${quote(file.name)}: this receiver stopped in the middle of it, and Redis no longer holds its first ` +
+            `${file.offset} bytes (trimmed under the sender's --max-redis-memory once every receiver had consumed them)`,
+        );
+        await file.ack();
+        continue;
+      }
       let written: { name: string; bytes: number };
       try {
         const name = await outputName(redis, g, file, o.decompress ?? false);
