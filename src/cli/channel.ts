@@ -206,7 +206,7 @@ export async function receiveCommand(redis: Redis, g: GlobalOptions, channel: st
       }
       let written: { name: string; bytes: number };
       try {
-        const name = await outputName(redis, g, file, o.decompress ?? false);
+        const name = outputName(file, o.decompress ?? false);
         const bytes = o.out !== undefined ? await receiveInto(file, name, o.out, o.consumer) : await receiveThrough(file, name, o.exec!, channel, o.consumer);
         written = { name, bytes };
       } catch (err) {
@@ -232,11 +232,9 @@ export async function receiveCommand(redis: Redis, g: GlobalOptions, channel: st
 }
 
 /** The name to write the file under: with --decompress, a gzipped file loses its ".gz". */
-async function outputName(redis: Redis, g: GlobalOptions, file: ReceivedFile, decompress: boolean): Promise<string> {
-  if (!decompress || !/.\.gz$/i.test(file.name)) return file.name;
+function outputName(file: ReceivedFile, decompress: boolean): string {
   // Only what was stored gzipped is gunzipped (a .gz sent as is is recognised as gzip).
-  const { contentEncoding } = await stat(redis, file.key, { prefix: g.prefix });
-  return contentEncoding === 'gzip' ? file.name.slice(0, -3) : file.name;
+  return decompress && file.contentEncoding === 'gzip' && /.\.gz$/i.test(file.name) ? file.name.slice(0, -3) : file.name;
 }
 
 /** Why a failed file can be skipped (it will never be there to receive), or `undefined`. */
