@@ -10,6 +10,7 @@ const onBothTopologies = [
   'test/gzip.test.ts',
   'test/fanout.test.ts',
   'test/channel.test.ts',
+  'test/book.test.ts',
   'test/manage.test.ts',
   'test/range.test.ts',
   'test/progress.test.ts',

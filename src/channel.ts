@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Redis } from 'ioredis';
 import { closeConnection, isRedisClient, openBlockingConnection, type RedisClient } from './client.js';
 import { wrapRedisError } from './errors.js';
-import { ChannelField, channelLogKey, fileKeys, memoryEventsKey } from './format.js';
+import { ChannelField, channelLogKey, fileKeys, memoryEventsKey, Meta } from './format.js';
 import { announceFreed } from './memory-guard.js';
 import {
   invalidType,
@@ -26,7 +26,7 @@ import {
   type WriteStreamOptions,
 } from './options.js';
 import { openRedisReadStream, type RedisReadStream } from './read-stream.js';
-import { ACK, runScript } from './scripts.js';
+import { ACK, JOIN, runScript } from './scripts.js';
 import { createRedisWriteStream } from './write-stream.js';
 
 /** A file to send: a path on disk, or a name with a stream of its bytes. */
@@ -36,7 +36,23 @@ export type SendableFile = string | { readonly name: string; readonly stream: Re
 export type SendFilesOptions = Omit<WriteStreamOptions, 'signal' | 'resume' | 'overwrite'> & {
   /** Stops the sending: the file being sent is aborted. */
   signal?: AbortSignal;
+  /**
+   * Called as each file's upload starts, once the file is announced on the channel (receivers
+   * may already be reading it), with its name and its key in Redis. An exception thrown here
+   * aborts that file and rejects {@link sendFiles}.
+   * @example (file) => console.error(`sending ${file.name} as ${file.key}`)
+   */
+  onStart?: (file: AnnouncedFile) => void;
 };
+
+/** A file {@link sendFiles} has announced and is uploading. */
+export interface AnnouncedFile {
+  readonly name: string;
+  /** The file's key in Redis: `<channel>/<time>-<random>/<name>`. */
+  readonly key: string;
+  /** Size in bytes when the sender knows it (a path, or a stream given with its size), else `undefined`. */
+  readonly size: number | undefined;
+}
 
 /** What {@link sendFiles} sent. */
 export interface SentFile {
@@ -61,7 +77,22 @@ export interface ReceivedFile {
   readonly key: string;
   /** Size in bytes when the sender knew it, else `undefined`. */
   readonly size: number | undefined;
-  /** The file's bytes, following the upload while it is still running. */
+  /**
+   * The content encoding of the stored bytes (`'gzip'`, `'identity'`, or what the sender
+   * declared). With `decompress`, a gzip file's stream yields it decoded.
+   */
+  readonly contentEncoding: string;
+  /**
+   * The offset in the stored file of the first byte of `stream`: 0, unless this receiver was
+   * restarted in the middle of the file after the chunks before this offset were trimmed (under
+   * `maxRedisMemory`, once every consumer had consumed them). It is a chunk boundary at or before
+   * the point this receiver had consumed before it stopped; the stream then checks chunk numbers,
+   * sizes and the end record, but not the checksum of the whole file. A gzip file cannot be
+   * decompressed from the middle: with `decompress`, its stream then fails with
+   * `ERR_REDIS_FILE_NOT_FOUND`.
+   */
+  readonly offset: number;
+  /** The file's bytes from `offset` on, following the upload while it is still running. */
   readonly stream: RedisReadStream;
   /**
    * Acknowledge the file once it is processed: the receiver's position moves past it (a restart
@@ -84,10 +115,13 @@ export function sendFiles(client: RedisClient, channel: string, files: readonly 
     const ok = typeof f === 'string' ? f.length > 0 : typeof f === 'object' && f !== null && typeof f.name === 'string' && f.name.length > 0 && typeof f.stream?.pipe === 'function';
     if (!ok) throw invalidValue(`files[${i}]`, f, 'a path, or { name, stream } with a non-empty name');
   }
-  const { signal, ...writeOptions } = options ?? {};
+  if (typeof options === 'object' && options !== null && options.onStart !== undefined && typeof options.onStart !== 'function') {
+    throw invalidType('onStart', 'a function', options.onStart);
+  }
+  const { signal, onStart, ...writeOptions } = options ?? {};
   // Every write option is checked now, before any I/O.
   const { prefix } = resolveWriteOptions({ ...writeOptions, signal });
-  return send(client, channelLogKey(prefix, channel), channel, files, writeOptions, signal);
+  return send(client, channelLogKey(prefix, channel), channel, files, writeOptions, signal, onStart);
 }
 
 async function send(
@@ -97,6 +131,7 @@ async function send(
   files: readonly SendableFile[],
   options: Omit<WriteStreamOptions, 'signal'>,
   signal: AbortSignal | undefined,
+  onStart: ((file: AnnouncedFile) => void) | undefined,
 ): Promise<SentFile[]> {
   const sent: SentFile[] = [];
   for (const file of files) {
@@ -126,6 +161,13 @@ async function send(
         writer.destroy();
         await uploading.catch(() => {});
         throw wrapRedisError(err, channel, `announcing ${JSON.stringify(name)} on the channel`);
+      }
+      try {
+        onStart?.({ name, key, size });
+      } catch (err) {
+        writer.destroy(err as Error);
+        await uploading.catch(() => {});
+        throw err;
       }
     }
     await uploading;
@@ -168,9 +210,12 @@ export function removeChannel(client: RedisClient, channel: string, options?: { 
 
 /**
  * Receive the files of a channel, in order, as `{ name, stream, ack }`. A receiver that restarts
- * resumes at the first file it has not acknowledged (from that file's beginning); one that joins
- * late gets every file still held. Waiting for the next file is a blocking read on a connection of
- * the iterator's own: an idle receiver costs nothing. The iteration ends at a close of the channel.
+ * resumes at the first file it has not acknowledged, from that file's beginning, or, when the
+ * sender's `maxRedisMemory` had the chunks every receiver consumed trimmed, from the first chunk
+ * still held (see {@link ReceivedFile.offset}); one that joins late gets every file still held.
+ * A file whose sender died (its heartbeat stopped) fails with `ERR_REDIS_FILE_ABORTED`, marked so
+ * for every receiver. Waiting for the next file is a blocking read on a connection of the
+ * iterator's own: an idle receiver costs nothing. The iteration ends at a close of the channel.
  * @throws TypeError / RangeError for bad arguments, at the call
  * @example
  * ```ts
@@ -188,9 +233,10 @@ export function receiveFiles(client: RedisClient, channel: string, options: Rece
   if (consumer.length === 0) throw invalidValue('consumer', consumer, 'a non-empty name');
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', signal);
   // Every read option is checked now, before any I/O. The receiver reads as a consumer, so that
-  // under a memory limit the chunks all receivers passed are trimmed, but it acknowledges a file
-  // only after processing it, with ack().
-  const resolved = { ...resolveReadOptions({ ...readOptions, signal, consumer }), ackAtEnd: false };
+  // under a memory limit the chunks all receivers consumed are trimmed, but it acknowledges a file
+  // only after processing it, with ack(). A channel's sender never resumes a file, so a receiver
+  // marks the file of a dead sender aborted instead of waiting for it.
+  const resolved = { ...resolveReadOptions({ ...readOptions, signal, consumer }), ackAtEnd: false, abandonStale: true };
   return receive(client, channelLogKey(resolved.prefix, channel), channel, consumer, resolved);
 }
 
@@ -254,24 +300,32 @@ async function* receive(
       const keys = fileKeys(prefix, key);
       const name = fields.get(ChannelField.name) ?? key;
       const sizeField = fields.get(ChannelField.size);
-      const gen = await client.hget(keys.meta, 'gen');
+      const [gen, encoding, chunkSize, trim] = await client.hmget(keys.meta, Meta.gen, Meta.encoding, Meta.chunkSize, Meta.trim).catch((err: unknown) =>
+        fail(err, `opening ${JSON.stringify(name)}`),
+      );
       // Announced only once created: a missing file is gone (every consumer done, or expired).
-      if (gen === null) {
+      let start: number | undefined = 0;
+      if (gen !== null && trim === '1') start = await startChunk(client, keys.meta, gen, consumer).catch((err: unknown) => fail(err, `opening ${JSON.stringify(name)}`));
+      if (gen === null || start === undefined) {
         await ack();
         continue;
       }
-      current = openRedisReadStream(client, key, readOptions);
+      const offset = start * Number(chunkSize);
+      current = openRedisReadStream(client, key, { ...readOptions, start: offset });
       const stream = current;
       yield {
         name,
         key,
         size: sizeField === undefined ? undefined : Number(sizeField),
+        contentEncoding: encoding || 'identity',
+        offset,
         stream,
         async ack() {
           try {
-            const [status, , trim] = (await runScript(client, ACK, [keys.meta, keys.chunks(gen), keys.events], [gen, consumer])) as string[];
-            // Writers held back by a memory limit wait for this; others do not need it.
-            if (status === 'deleted' && trim === '1') await announceFreed(client, memoryEventsKey(prefix), key);
+            const [status, , freed] = (await runScript(client, ACK, [keys.meta, keys.chunks(gen), keys.events], [gen, consumer, '1'])) as [string, unknown, unknown];
+            // Writers held back by a memory limit wait for this (the file deleted, or chunks trimmed
+            // now that this receiver is done with them); others do not need it.
+            if (status === 'deleted' ? freed === '1' : Number(freed) > 0) await announceFreed(client, memoryEventsKey(prefix), key);
           } catch (err) {
             fail(err, `acknowledging ${JSON.stringify(name)}`);
           }
@@ -285,6 +339,19 @@ async function* receive(
     current?.destroy();
     closeConnection(blocking);
   }
+}
+
+/**
+ * The chunk a receiver starts a file at, in a file whose consumers trim what they all consumed:
+ * 0, or after a restart the first chunk still held, when this receiver had consumed the chunks
+ * trimmed before it. Recorded as the receiver's position, so that nothing from there on is
+ * trimmed under it. When the chunks it needs are gone (it never read the file, which was trimmed
+ * meanwhile), 0: the stream then fails, saying so. `undefined` when the file is gone.
+ */
+async function startChunk(client: RedisClient, meta: string, gen: string, consumer: string): Promise<number | undefined> {
+  const [status, chunk] = (await runScript(client, JOIN, [meta], [gen, consumer, 0, '1'])) as [string, number];
+  if (status === 'missing') return undefined;
+  return status === 'ok' ? chunk : 0;
 }
 
 function firstEntry(reply: unknown): [string, Map<string, string>] | undefined {

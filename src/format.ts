@@ -226,6 +226,8 @@ export interface MetaRecord {
   readonly created: number;
   readonly updated: number;
   readonly heartbeat: number;
+  /** The writer's heartbeat interval in ms: its lease is stale after three of them. */
+  readonly heartbeatInterval: number;
   /** Who must read the file before it is deleted: a count or names, as the writer set it. */
   readonly consumers: number | readonly string[] | undefined;
   /** The consumers that acknowledged the file. */
@@ -280,6 +282,7 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
     created: Number(raw[Meta.created] ?? 0),
     updated: Number(raw[Meta.updated] ?? 0),
     heartbeat: Number(raw[Meta.heartbeat] ?? 0),
+    heartbeatInterval: Number(raw[Meta.heartbeatInterval] ?? 0),
     consumers,
     acknowledgedBy,
     trim: raw[Meta.trim] === '1',

@@ -4,6 +4,7 @@
  */
 
 export {
+  type AnnouncedFile,
   closeChannel,
   type ReceivedFile,
   receiveFiles,

@@ -23,18 +23,22 @@ export class MemoryGuard {
   readonly #routeKey: string;
   #checkedAt = 0;
   #bytesSince = 0;
+  readonly #relieve: (() => Promise<boolean>) | undefined;
   #blocking: Redis | undefined;
   #closed = false;
 
   /**
    * @param routeKey a key of the file being written: on a cluster, the limit applies to the node
    *   that holds the file.
+   * @param relieve - run while over the limit, before waiting: frees what the writer itself may
+   *   free (chunks its consumers are done with), and says whether it freed anything
    */
-  constructor(client: RedisClient, limit: number, events: string, routeKey: string) {
+  constructor(client: RedisClient, limit: number, events: string, routeKey: string, relieve?: () => Promise<boolean>) {
     this.#client = client;
     this.#limit = limit;
     this.#events = events;
     this.#routeKey = routeKey;
+    this.#relieve = relieve;
   }
 
   /**
@@ -61,6 +65,7 @@ export class MemoryGuard {
         return;
       }
       if (this.#closed) return;
+      if (this.#relieve && (await this.#relieve())) continue;
       this.#blocking ??= openBlockingConnection(this.#client) as Redis;
       const reply = (await this.#blocking.xread('BLOCK', WAIT_MS, 'STREAMS', this.#events, last).catch(() => null)) as
         | [string, [string, string[]][]][]

@@ -71,8 +71,8 @@ export interface WriteStreamOptions extends KeyOptions {
   /**
    * Hold back (backpressure, not an error) while Redis's `used_memory` is above this many bytes,
    * until acknowledgements or trimming free memory. With `consumers`, chunks that every consumer
-   * has passed are trimmed, so that a file larger than the limit still goes through while its
-   * consumers follow it.
+   * has consumed (taken out of its stream, not merely fetched) are trimmed, so that a file larger
+   * than the limit still goes through while its consumers follow it.
    * @default undefined (no limit)
    */
   maxRedisMemory?: number;
@@ -162,7 +162,8 @@ export interface ReadStreamOptions extends KeyOptions {
   waitForCreate?: number;
   /**
    * Milliseconds without any progress or heartbeat from the writer before a following reader
-   * gives up with `ERR_REDIS_FILE_TIMEOUT`. `Infinity` waits forever.
+   * gives up with `ERR_REDIS_FILE_TIMEOUT`. `Infinity` waits forever. (A channel receiver does not
+   * wait that long for a dead writer: see {@link receiveFiles}.)
    * @default 30000
    */
   idleTimeout?: number;
@@ -175,7 +176,9 @@ export interface ReadStreamOptions extends KeyOptions {
   /**
    * This reader's name as a consumer of the file: after a complete, verified read it acknowledges
    * the file (once per name, however often it reads), which deletes the file when the writer's
-   * `consumers` are all done.
+   * `consumers` are all done. Under the writer's `maxRedisMemory` it reports how far the
+   * application has consumed (the whole chunks taken out of the stream), so that the chunks every
+   * consumer consumed are trimmed; one reader per name at a time.
    */
   consumer?: string;
   /**
@@ -262,6 +265,12 @@ export interface ResolvedReadOptions {
    * their position as consumers but acknowledge only after processing, with `ack()`.
    */
   readonly ackAtEnd: boolean;
+  /**
+   * Whether a follower that finds the writer silent for three heartbeat intervals marks the file
+   * aborted (when the server agrees the lease is stale), instead of waiting up to `idleTimeout`
+   * for a `resume`. Channel receivers do: a channel's sender never resumes a file.
+   */
+  readonly abandonStale: boolean;
   readonly readAhead: number;
   readonly progressInterval: number;
   readonly signal: AbortSignal | undefined;
@@ -361,6 +370,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
     checksum: bool(o, 'checksum', READ_DEFAULTS.checksum),
     consumer: consumerName(o.consumer, 'consumer'),
     ackAtEnd: true,
+    abandonStale: false,
     readAhead: int(o, 'readAhead', READ_DEFAULTS.readAhead, 1, 1024),
     progressInterval: int(o, 'progressInterval', PROGRESS_INTERVAL, 0, 3_600_000),
     signal: signal(o),

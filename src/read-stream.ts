@@ -25,8 +25,9 @@ import {
 } from './format.js';
 import { checkClientAndKey, type ReadStreamOptions, resolveReadOptions, type ResolvedReadOptions } from './options.js';
 import { announceFreed } from './memory-guard.js';
-import { ACK, runScript, TRIM } from './scripts.js';
+import { ABANDON, ACK, JOIN, runScript, TRIM } from './scripts.js';
 import { type Progress, ProgressTicker } from './progress.js';
+import { ConsumedChunks } from './consumed.js';
 
 /**
  * Longest single blocking wait. Between waits the reader checks that the file still exists and
@@ -89,6 +90,10 @@ export class RedisReadStream extends Readable {
   #readToEnd = false;
   #gunzip: Gunzip | undefined;
   readonly #progress: ProgressTicker;
+  /** A consumer of a file that is trimmed: how far the application has consumed, and reported. */
+  #consumed: ConsumedChunks | undefined;
+  #reported = 0;
+  #reporting: Promise<void> | undefined;
 
   /** @internal Use {@link createRedisReadStream}. */
   constructor(client: RedisClient, key: string, opts: ResolvedReadOptions) {
@@ -120,6 +125,9 @@ export class RedisReadStream extends Readable {
     this.#wanted = true;
     if (this.#gunzip?.isPaused()) this.#gunzip.resume();
     if (!this.#pumping && !this.#done) void this.#pump();
+    // The application is taking bytes out: a consumer's position may move. Readable calls _read
+    // before it removes them from its buffer, hence the report once read() is done.
+    else if (this.#consumed) queueMicrotask(() => this.#reportPosition().catch((err: unknown) => this.destroy(err as Error)));
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -166,6 +174,7 @@ export class RedisReadStream extends Readable {
       if (typeof meta === 'string') throw badFormat(this.key, meta);
       if (meta !== undefined) {
         this.#start(meta);
+        await this.#join();
         return;
       }
       if (this.#opts.waitForCreate === 0) throw notFound(this.key);
@@ -191,6 +200,9 @@ export class RedisReadStream extends Readable {
     this.#chunksKey = this.#keys.chunks(meta.gen);
     this.#next = Math.floor(this.#opts.start / meta.chunkSize);
     if (meta.trimmed > this.#next) throw this.#trimmedError(meta.trimmed);
+    if (decompress && meta.encoding === 'gzip' && this.#next > 0) {
+      throw notFound(this.key, `it starts at chunk ${this.#next} (the chunks before it were trimmed once every consumer had passed them), and gzip cannot be decompressed from the middle`);
+    }
     this.#pos = this.#next * meta.chunkSize;
     this.#crc = this.#next === 0 && this.#opts.checksum ? 0 : undefined;
     this.#lastHeartbeat = String(meta.heartbeat);
@@ -198,12 +210,34 @@ export class RedisReadStream extends Readable {
     if (decompress && meta.encoding === 'gzip') {
       const gunzip = createGunzip();
       gunzip.on('data', (data: Buffer) => {
+        this.#consumed?.pushed(data.length);
         if (!this.push(data)) gunzip.pause();
       });
       gunzip.on('end', () => this.#end());
       gunzip.on('error', (err) => this.destroy(decodeFailed(this.key, err)));
       this.#gunzip = gunzip;
     }
+    if (this.#opts.consumer !== undefined && meta.trim) {
+      this.#consumed = new ConsumedChunks(meta.chunkSize, this.#opts.start, this.#gunzip !== undefined);
+    }
+  }
+
+  /**
+   * A consumer of a file that is trimmed records where it starts, so that nothing it still needs
+   * is trimmed under it (a restarted consumer may have recorded a later position before).
+   */
+  async #join(): Promise<void> {
+    if (!this.#consumed) return;
+    let reply: unknown;
+    try {
+      reply = await runScript(this.#client, JOIN, [this.#keys.meta], [this.#meta.gen, this.#opts.consumer!, this.#next, '0']);
+    } catch (err) {
+      throw wrapRedisError(err, this.key, `recording the position of consumer ${JSON.stringify(this.#opts.consumer)}`);
+    }
+    const [status, detail] = reply as [string, number];
+    if (status === 'missing') throw notFound(this.key, 'the file was removed, replaced or expired while being opened');
+    if (status === 'trimmed') throw this.#trimmedError(detail);
+    this.#reported = this.#next;
   }
 
   #abortedError(lost: boolean): Error {
@@ -312,6 +346,9 @@ export class RedisReadStream extends Readable {
   }
 
   async #waitForEntries(): Promise<Entry[]> {
+    // A consumer at the tail may have consumed more since it last reported: a writer held back by
+    // a memory limit may be waiting for exactly that.
+    await this.#reportPosition();
     const { readAhead, idleTimeout } = this.#opts;
     const idleLeft = idleTimeout - (Date.now() - this.#lastProgress);
     const block = Math.max(1, Math.min(LIVENESS_INTERVAL_MS, idleLeft));
@@ -358,19 +395,30 @@ export class RedisReadStream extends Readable {
   }
 
   /**
-   * A consumer of a file whose writer keeps Redis under a memory limit reports how far it has read,
-   * so that chunks every consumer has passed can be trimmed; freed memory wakes held-back writers.
+   * A consumer of a file whose writer keeps Redis under a memory limit reports how far the
+   * application has consumed (not what was fetched and is still buffered), so that chunks every
+   * consumer has passed can be trimmed; freed memory wakes held-back writers. One report at a time.
    */
-  async #reportPosition(): Promise<void> {
-    const consumer = this.#opts.consumer;
-    if (consumer === undefined || !this.#meta.trim || this.#done) return;
-    let trimmed: unknown;
-    try {
-      trimmed = await runScript(this.#client, TRIM, [this.#keys.meta, this.#chunksKey], [this.#meta.gen, consumer, this.#next]);
-    } catch (err) {
-      throw wrapRedisError(err, this.key, `reporting the position of consumer ${JSON.stringify(consumer)}`);
+  #reportPosition(): Promise<void> {
+    if (!this.#consumed || this.#done) return Promise.resolve();
+    this.#reporting ??= this.#report().finally(() => (this.#reporting = undefined));
+    return this.#reporting;
+  }
+
+  async #report(): Promise<void> {
+    const consumer = this.#opts.consumer!;
+    const consumed = this.#consumed!;
+    for (let at = consumed.chunks(this.readableLength, this.readableEncoding); at > this.#reported && !this.#done; ) {
+      let trimmed: unknown;
+      try {
+        trimmed = await runScript(this.#client, TRIM, [this.#keys.meta, this.#chunksKey], [this.#meta.gen, consumer, at]);
+      } catch (err) {
+        throw wrapRedisError(err, this.key, `reporting the position of consumer ${JSON.stringify(consumer)}`);
+      }
+      this.#reported = at;
+      if (typeof trimmed === 'number' && trimmed > 0) await announceFreed(this.#client, memoryEventsKey(this.#opts.prefix), this.key);
+      at = consumed.chunks(this.readableLength, this.readableEncoding);
     }
-    if (typeof trimmed === 'number' && trimmed > 0) await announceFreed(this.#client, memoryEventsKey(this.#opts.prefix), this.key);
   }
 
   /**
@@ -391,6 +439,7 @@ export class RedisReadStream extends Readable {
       throw wrapRedisError(err, this.key, 'checking the file');
     }
     if (Number(trimmed ?? 0) > this.#next) throw this.#trimmedError(Number(trimmed));
+    if (state === 'aborted') throw aborted(this.key, 'the writer aborted this file before it was complete');
     if (state !== 'writing' || waited >= this.#opts.idleTimeout) throw gap;
     this.#atTail = false;
     this.#prefetched = undefined;
@@ -438,10 +487,31 @@ export class RedisReadStream extends Readable {
     if (heartbeat !== this.#lastHeartbeat) {
       this.#lastHeartbeat = heartbeat;
       this.#lastProgress = Date.now();
+    } else if (this.#opts.abandonStale && Date.now() - this.#lastProgress > 3 * this.#meta.heartbeatInterval) {
+      await this.#abandon();
     } else if (Date.now() - this.#lastProgress >= this.#opts.idleTimeout) {
       throw timeout(this.key, `the writer made no progress for idleTimeout (${this.#opts.idleTimeout} ms)`);
     }
     return false;
+  }
+
+  /**
+   * The writer has been silent for three heartbeat intervals: when the server agrees that its
+   * lease is stale, the file is marked aborted for every reader, this one first.
+   */
+  async #abandon(): Promise<void> {
+    const reason = `its writer stopped: no heartbeat for ${3 * this.#meta.heartbeatInterval} ms (three intervals), so its lease lapsed`;
+    let reply: unknown;
+    try {
+      reply = await runScript(this.#client, ABANDON, [this.#keys.meta, this.#chunksKey], [this.#meta.gen, reason]);
+    } catch (err) {
+      throw wrapRedisError(err, this.key, 'marking the file of a dead writer aborted');
+    }
+    const [status] = reply as [string];
+    if (status === 'aborted') throw aborted(this.key, `the file was marked aborted: ${reason}`);
+    if (status === 'missing') throw notFound(this.key, 'the file was removed, replaced or expired while being read');
+    // 'alive': a heartbeat came just now, which the next check sees; 'state': the file was
+    // completed or aborted meanwhile, which the next read shows.
   }
 
   #consume(entry: Entry): void {
@@ -499,9 +569,13 @@ export class RedisReadStream extends Readable {
     this.#delivered += bytes.length;
     this.#progress.tick(this.#delivered, this.#total());
     if (this.#gunzip) {
-      this.#gunzip.write(bytes);
-    } else if (!this.push(bytes)) {
-      this.#wanted = false;
+      const gunzip = this.#gunzip;
+      const through = this.#next;
+      const consumed = this.#consumed;
+      gunzip.write(bytes, consumed && (() => consumed.decoded(through, gunzip.readableLength)));
+    } else {
+      this.#consumed?.pushed(bytes.length);
+      if (!this.push(bytes)) this.#wanted = false;
     }
   }
 

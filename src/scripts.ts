@@ -58,6 +58,82 @@ local function truncate(stream, n)
   if n > 0 then last = (n - 1) .. '-2' end
   if redis.call('EXISTS', stream) == 1 then redis.call('XSETID', stream, last) end
 end
+-- The number of chunks stored, trimmed ones included: where an abort record goes. Consumers may
+-- have trimmed every entry (the header too): the stream is then empty, and 'trimmed' chunks came
+-- before.
+-- The number of the record after the last id the stream ever gave out, where an abort record goes.
+-- Not after its last entry: entries that a repair deleted, that consumers trimmed, or that Redis
+-- lost in a failover leave their ids behind, and a reader must meet the gap they left rather than
+-- an abort record in their place.
+local function next_record(stream)
+  local info = redis.call('XINFO', 'STREAM', stream)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then
+      local ms, seq = string.match(info[i + 1], '^(%d+)-(%d+)$')
+      if seq == '2' then return tonumber(ms) + 1 end
+    end
+  end
+  return 0
+end
+local function stored_chunks(meta, stream)
+  local n = tonumber(redis.call('HGET', meta, 'trimmed') or '0')
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+  if #last > 0 and last[1][1] ~= '0-1' then
+    n = math.max(n, tonumber(string.match(last[1][1], '^(%d+)-')) + 1)
+    -- An end or abort record is not a chunk.
+    if last[1][2][1] ~= 'd' then n = n - 1 end
+  end
+  return n
+end
+-- Whether the writer's consumers have all acknowledged the file: that many distinct names, or
+-- every name given.
+local function all_acknowledged(meta)
+  local consumers = redis.call('HGET', meta, 'consumers')
+  if not consumers or consumers == '' then return false end
+  local want = cjson.decode(consumers)
+  if type(want) == 'number' then return tonumber(redis.call('HGET', meta, 'acks') or '0') >= want end
+  for _, name in ipairs(want) do
+    if redis.call('HEXISTS', meta, 'ack:' .. name) == 0 then return false end
+  end
+  return true
+end
+-- Trim the chunks that every consumer has consumed, when the writer allowed it. A consumer's
+-- position ('pos:<name>') is the number of chunks it consumed, or 'done' once it acknowledged
+-- the file (it needs nothing more of it). With a count of consumers, trimming starts once that
+-- many have a position; with names, once all of them have. Never past the chunks stored.
+-- Returns the number of chunks trimmed now.
+local function trim_consumed(meta, chunks)
+  local cur = redis.call('HMGET', meta, 'trim', 'consumers', 'trimmed')
+  if cur[1] ~= '1' or not cur[2] or cur[2] == '' then return 0 end
+  local want = cjson.decode(cur[2])
+  local least = nil
+  local function consider(p)
+    if p ~= 'done' then
+      p = tonumber(p)
+      if least == nil or p < least then least = p end
+    end
+  end
+  if type(want) == 'number' then
+    local fields = redis.call('HGETALL', meta)
+    local seen = 0
+    for i = 1, #fields, 2 do
+      if string.sub(fields[i], 1, 4) == 'pos:' then
+        seen = seen + 1
+        consider(fields[i + 1])
+      end
+    end
+    if seen < want then return 0 end
+  else
+    for _, name in ipairs(want) do consider(redis.call('HGET', meta, 'pos:' .. name) or '0') end
+  end
+  local stored = stored_chunks(meta, chunks)
+  if least == nil or least > stored then least = stored end
+  local done = tonumber(cur[3] or '0')
+  if least <= done then return 0 end
+  redis.call('XTRIM', chunks, 'MINID', least .. '-2')
+  redis.call('HSET', meta, 'trimmed', least)
+  return least - done
+end
 `;
 
 /**
@@ -119,7 +195,8 @@ return 1
 );
 
 /**
- * Commit: append the end record after the last chunk and mark the file complete.
+ * Commit: append the end record after the last chunk and mark the file complete (or delete it at
+ * once, when its consumers have all acknowledged it already).
  * KEYS: meta, chunks, events. ARGV: writer, chunks, size, crc32, ttl(s).
  * Returns {'ok'} | {'lost'} | {'corrupt', lastId}
  */
@@ -154,6 +231,12 @@ if len ~= want then return {'corrupt', 'expected ' .. want .. ' entries, the str
 redis.call('XADD', chunks, n .. '-2', 'end', ARGV[3], 'chunks', ARGV[2], 'crc32', ARGV[4])
 redis.call('HSET', meta, 'state', 'complete', 'size', ARGV[3], 'chunks', ARGV[2], 'crc32', ARGV[4],
   'updated', now, 'hb', now)
+-- Channel receivers that gave the file up while it was being written acknowledged it already:
+-- when they all did, nobody is left to read it.
+if all_acknowledged(meta) then
+  redis.call('DEL', meta, chunks, events)
+  return {'ok'}
+end
 local ttl = tonumber(ARGV[5])
 if ttl > 0 then
   redis.call('EXPIRE', meta, ttl); redis.call('EXPIRE', chunks, ttl); redis.call('EXPIRE', events, ttl)
@@ -175,18 +258,7 @@ local meta, chunks = KEYS[1], KEYS[2]
 local cur = redis.call('HMGET', meta, 'writer', 'state')
 if cur[1] ~= ARGV[1] or cur[2] ~= 'writing' then return 0 end
 if redis.call('EXISTS', chunks) == 1 then
-  -- After the last id the stream ever gave out, not after its last entry: entries that a repair
-  -- deleted, or that Redis lost in a failover, leave their ids behind, and readers must find the
-  -- gap they left rather than an abort record in their place.
-  local info = redis.call('XINFO', 'STREAM', chunks)
-  local top = '0-1'
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then top = info[i + 1] end
-  end
-  local ms, seq = string.match(top, '^(%d+)-(%d+)$')
-  local n = 0
-  if seq == '2' then n = tonumber(ms) + 1 end
-  redis.call('XADD', chunks, n .. '-2', 'abort', ARGV[2])
+  redis.call('XADD', chunks, next_record(chunks) .. '-2', 'abort', ARGV[2])
 end
 redis.call('HSET', meta, 'state', 'aborted', 'updated', now, 'size', ARGV[3], 'chunks', ARGV[4], 'crc32', ARGV[5])
 if ARGV[6] == '1' then redis.call('HSET', meta, 'lost', '1') end
@@ -275,78 +347,107 @@ return {'ok'}
 
 /**
  * A consumer acknowledges a complete file, once per name (a field `ack:<name>` in the metadata
- * hash); when the writer's `consumers` are all done, every key of the file is deleted.
- * KEYS: meta, chunks, events. ARGV: gen, consumer.
- * Returns {'acked', count} | {'deleted', count, trim} | {'missing'} | {'state', state}
+ * hash); when the writer's `consumers` are all done, every key of the file is deleted. A channel
+ * receiver (ARGV[3] '1') acknowledges a file in any state, once it is done with it, whatever
+ * happened: an aborted file goes once every consumer has moved past it, and one still being
+ * written goes when it is committed (never under a live writer). Whatever the state, the
+ * consumer's position no longer holds back trimming: it needs nothing more of the file.
+ * KEYS: meta, chunks, events. ARGV: gen, consumer, any state ('1' or '0').
+ * Returns {'acked', count, trimmed} | {'deleted', count, trim} | {'missing'} | {'state', state, trimmed},
+ * where trimmed is the number of chunks trimmed now.
  */
 export const ACK = script(
   'ack',
   `${PRELUDE}
 local meta, chunks, events = KEYS[1], KEYS[2], KEYS[3]
-local cur = redis.call('HMGET', meta, 'gen', 'state', 'consumers', 'trim')
+local cur = redis.call('HMGET', meta, 'gen', 'state', 'trim')
 if cur[1] ~= ARGV[1] then return {'missing'} end
-if cur[2] ~= 'complete' then return {'state', tostring(cur[2])} end
+local trimmed = 0
+if cur[3] == '1' then
+  redis.call('HSET', meta, 'pos:' .. ARGV[2], 'done')
+  trimmed = trim_consumed(meta, chunks)
+end
+if cur[2] ~= 'complete' and ARGV[3] ~= '1' then return {'state', tostring(cur[2]), trimmed} end
 if redis.call('HSETNX', meta, 'ack:' .. ARGV[2], now) == 1 then redis.call('HINCRBY', meta, 'acks', 1) end
 local count = tonumber(redis.call('HGET', meta, 'acks'))
-local done = false
-if cur[3] and cur[3] ~= '' then
-  local want = cjson.decode(cur[3])
-  if type(want) == 'number' then
-    done = count >= want
-  else
-    done = true
-    for _, name in ipairs(want) do
-      if redis.call('HEXISTS', meta, 'ack:' .. name) == 0 then done = false end
-    end
-  end
-end
-if done then
+if cur[2] ~= 'writing' and all_acknowledged(meta) then
   redis.call('DEL', meta, chunks, events)
-  return {'deleted', count, cur[4] or '0'}
+  return {'deleted', count, cur[3] or '0'}
 end
-return {'acked', count}
+return {'acked', count, trimmed}
 `,
   'allow-oom',
 );
 
 /**
- * A consumer reports how far it has read; chunks that every consumer has passed are trimmed, when
- * the writer allowed it (`maxRedisMemory`). With a count of consumers, trimming starts once that
- * many have reported; with names, once all of them have.
- * KEYS: meta, chunks. ARGV: gen, consumer, position (chunks read).
+ * A consumer reports how far it has consumed; chunks that every consumer has passed are trimmed,
+ * when the writer allowed it (`maxRedisMemory`). The writer itself, held back by its memory limit,
+ * trims with an empty consumer name: consumers that are all done with the file trim nothing more.
+ * KEYS: meta, chunks. ARGV: gen, consumer (or ''), position (chunks consumed).
  * Returns the number of chunks trimmed now (0 when none).
  */
 export const TRIM = script(
   'trim',
   `${PRELUDE}
 local meta, chunks = KEYS[1], KEYS[2]
-local cur = redis.call('HMGET', meta, 'gen', 'trim', 'consumers', 'trimmed')
-if cur[1] ~= ARGV[1] or cur[2] ~= '1' or not cur[3] or cur[3] == '' then return 0 end
-redis.call('HSET', meta, 'pos:' .. ARGV[2], ARGV[3])
-local want = cjson.decode(cur[3])
-local least = nil
-if type(want) == 'number' then
-  local fields = redis.call('HGETALL', meta)
-  local seen = 0
-  for i = 1, #fields, 2 do
-    if string.sub(fields[i], 1, 4) == 'pos:' then
-      seen = seen + 1
-      local p = tonumber(fields[i + 1])
-      if least == nil or p < least then least = p end
-    end
-  end
-  if seen < want then return 0 end
-else
-  for _, name in ipairs(want) do
-    local p = tonumber(redis.call('HGET', meta, 'pos:' .. name) or '0')
-    if least == nil or p < least then least = p end
-  end
+local cur = redis.call('HMGET', meta, 'gen', 'trim')
+if cur[1] ~= ARGV[1] or cur[2] ~= '1' then return 0 end
+if ARGV[2] ~= '' then redis.call('HSET', meta, 'pos:' .. ARGV[2], ARGV[3]) end
+return trim_consumed(meta, chunks)
+`,
+  'allow-oom',
+);
+
+/**
+ * A consumer starts reading a file whose consumers trim what they all passed: it records the chunk
+ * it starts at as its position, so that nothing from there on is trimmed under it, or learns that
+ * what it needs is gone. A consumer that restarts (ARGV[4] '1') and finds the head of the file
+ * trimmed starts at the first chunk still held, when its own recorded position shows that it had
+ * consumed everything before it; otherwise what was trimmed is lost to it.
+ * KEYS: meta. ARGV: gen, consumer, first chunk wanted, restart ('1' or '0').
+ * Returns {'ok', chunk} | {'trimmed', trimmed} | {'missing'}
+ */
+export const JOIN = script(
+  'join',
+  `
+local meta = KEYS[1]
+local cur = redis.call('HMGET', meta, 'gen', 'trim', 'trimmed', 'pos:' .. ARGV[2])
+if cur[1] ~= ARGV[1] then return {'missing'} end
+local want = tonumber(ARGV[3])
+if cur[2] ~= '1' then return {'ok', want} end
+local trimmed = tonumber(cur[3] or '0')
+if want < trimmed then
+  local had = cur[4] == 'done' or (cur[4] and tonumber(cur[4]) >= trimmed)
+  if ARGV[4] ~= '1' or not had then return {'trimmed', trimmed} end
+  want = trimmed
 end
-local done = tonumber(cur[4] or '0')
-if least == nil or least <= done then return 0 end
-redis.call('XTRIM', chunks, 'MINID', least .. '-2')
-redis.call('HSET', meta, 'trimmed', least)
-return least - done
+redis.call('HSET', meta, 'pos:' .. ARGV[2], want)
+return {'ok', want}
+`,
+  'allow-oom',
+);
+
+/**
+ * A reader found the writer silent: if its lease really is stale by the server's clock (three
+ * heartbeat intervals) and the file is still being written, mark it aborted, with an abort record
+ * after whatever is stored, so that every reader learns it at once and none waits for it again.
+ * The sizes of the last heartbeat stay, so that `resume` can still continue the file.
+ * KEYS: meta, chunks. ARGV: gen, reason.
+ * Returns {'aborted'} | {'alive'} | {'state', state} | {'missing'}
+ */
+export const ABANDON = script(
+  'abandon',
+  `${PRELUDE}
+local meta, chunks = KEYS[1], KEYS[2]
+local cur = redis.call('HMGET', meta, 'gen', 'state', 'hb', 'hbi')
+if cur[1] ~= ARGV[1] then return {'missing'} end
+if cur[2] ~= 'writing' then return {'state', tostring(cur[2])} end
+if now - tonumber(cur[3] or 0) <= 3 * tonumber(cur[4] or 0) then return {'alive'} end
+if redis.call('EXISTS', chunks) == 1 then
+  redis.call('XADD', chunks, next_record(chunks) .. '-2', 'abort', ARGV[2])
+end
+redis.call('HSET', meta, 'state', 'aborted', 'updated', now)
+return {'aborted'}
 `,
   'allow-oom',
 );

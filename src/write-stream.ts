@@ -14,7 +14,7 @@ import { FORMAT_VERSION, type FileKeys, fileKeys, formatCrc, looksGzipped, memor
 import { MemoryGuard } from './memory-guard.js';
 import { checkClientAndKey, resolveWriteOptions, type ResolvedWriteOptions, type WriteStreamOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
-import { ABORT, COMMIT, CREATE, RESUME, runScript, runScriptAndWait, TOUCH } from './scripts.js';
+import { ABORT, COMMIT, CREATE, RESUME, runScript, runScriptAndWait, TOUCH, TRIM } from './scripts.js';
 
 /** How long `destroy()` waits for the abort record to be stored before it lets go. */
 const ABORT_WAIT_MS = 5000;
@@ -87,7 +87,12 @@ export class RedisWriteStream extends Writable {
     this.#encoding = opts.contentEncoding;
     this.#buf = Buffer.allocUnsafe(this.#chunkSize);
     this.#progress = new ProgressTicker(opts.progressInterval, (p) => this.emit('progress', p));
-    if (opts.maxRedisMemory !== undefined) this.#guard = new MemoryGuard(client, opts.maxRedisMemory, memoryEventsKey(opts.prefix), this.#keys.meta);
+    if (opts.maxRedisMemory !== undefined) {
+      // Consumers that are all done with the file (they failed on it, or gave it up) trim nothing
+      // more of it: the writer trims what it writes after that itself.
+      const relieve = opts.consumers === undefined ? undefined : async () => Number(await runScript(client, TRIM, [this.#keys.meta, this.#chunksKey], [this.#gen, '', 0])) > 0;
+      this.#guard = new MemoryGuard(client, opts.maxRedisMemory, memoryEventsKey(opts.prefix), this.#keys.meta, relieve);
+    }
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
     // the fields above.
     if (opts.signal?.aborted) this.destroy(abortError(opts.signal));

@@ -7,6 +7,8 @@ import { pipeline } from 'node:stream/promises';
 import type { Cluster, Redis } from 'ioredis';
 import { expectAssignable, expectError, expectNotAssignable, expectNotType, expectType } from 'tsd';
 import {
+  type AnnouncedFile,
+  closeChannel,
   createRedisReadStream,
   createRedisWriteStream,
   ErrorCodes,
@@ -18,6 +20,8 @@ import {
   type ListOptions,
   type Progress,
   type ReadStreamOptions,
+  type ReceivedFile,
+  receiveFiles,
   RedisFileError,
   type RedisFileErrorCode,
   type RedisClient,
@@ -26,6 +30,8 @@ import {
   remove,
   rename,
   type RenameOptions,
+  type SentFile,
+  sendFiles,
   stat,
   type WriteStreamOptions,
 } from 'redis-file-stream';
@@ -320,3 +326,42 @@ createRedisReadStream(redis, 'k', { progressInterval: 100 }).once('progress', (p
   expectType<number>(p.bytes);
   expectType<number | undefined>(p.total);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Channels: sendFiles (with onStart), receiveFiles and the received file.
+
+expectType<Promise<SentFile[]>>(sendFiles(redis, 'logs', ['/var/log/a.log']));
+expectType<Promise<SentFile[]>>(
+  sendFiles(redis, 'logs', ['/var/log/a.log'], {
+    consumers: 2,
+    maxRedisMemory: 1 << 29,
+    ttl: 3600,
+    signal,
+    onStart: (file) => {
+      expectType<AnnouncedFile>(file);
+      expectType<string>(file.name);
+      expectType<string>(file.key);
+      expectType<number | undefined>(file.size);
+    },
+  }),
+);
+expectError(sendFiles(redis, 'logs', ['a'], { onStart: 'log' }));
+expectError(sendFiles(redis, 'logs', ['a'], { resume: true }));
+expectType<Promise<void>>(closeChannel(redis, 'logs'));
+expectError(receiveFiles(redis, 'logs', {}));
+expectError(receiveFiles(redis, 'logs', { consumer: 'eu-1', start: 10 }));
+
+async function useReceived(): Promise<void> {
+  for await (const file of receiveFiles(redis, 'logs', { consumer: 'eu-1', decompress: true })) {
+    expectType<ReceivedFile>(file);
+    expectType<string>(file.name);
+    expectType<string>(file.key);
+    expectType<number | undefined>(file.size);
+    expectType<string>(file.contentEncoding);
+    expectType<number>(file.offset);
+    expectType<RedisReadStream>(file.stream);
+    expectType<Promise<void>>(file.ack());
+    expectError((file.offset = 0));
+  }
+}
+void useReceived;

@@ -1,16 +1,19 @@
 /**
- * Channels: many files to many receivers, in order, with positions kept in Redis.
+ * Channels: many files to many receivers, in order, with positions kept in Redis. The regression
+ * tests run receivers (and senders) as processes of their own, as on separate machines; so do
+ * book.test.ts (10 receivers), receiver-crash.test.ts and sender-crash.test.ts.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeChannel, lines, receiveFiles, removeChannel, sendFiles } from '../src/index.js';
-import { closeAll, connectAny, uniqueKey } from './helpers/clients.js';
+import { type AnnouncedFile, closeChannel, receiveFiles, removeChannel, sendFiles, stat } from '../src/index.js';
+import { closeAll, connectAny, redisUrlForProcesses, uniqueKey } from './helpers/clients.js';
+import { finish, killAll, receiver, sender } from './helpers/processes.js';
 import { bytes, collect } from './helpers/streams.js';
 
 let dir: string;
@@ -20,6 +23,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'rfs-channel-'));
 });
 afterAll(async () => {
+  killAll();
   await closeAll();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -73,68 +77,69 @@ describe('channels', () => {
     expect(await removeChannel(redis, channel)).toBe(true);
   });
 
-  it('a receiver that restarts resumes at the first file it had not acknowledged', async () => {
-    const channel = uniqueKey('restart');
-    await sendFiles(redis, channel, ['one', 'two', 'three'].map((n) => ({ name: n, stream: Readable.from([Buffer.from(n)]) })));
-    await closeChannel(redis, channel);
-    const first: string[] = [];
-    for await (const f of receiveFiles(redis, channel, { consumer: 'x' })) {
-      first.push((await collect(f.stream)).toString());
-      if (f.name === 'two') break; // crashed while processing 'two': never acknowledged
-      await f.ack();
-    }
-    expect(first).toEqual(['one', 'two']);
-    const again = await receiveAll(redis, channel, 'x');
-    expect(again.map((f) => f.data!.toString())).toEqual(['two', 'three']);
-  });
-
-  it('a late receiver gets every file still held; a sender run again appends without resetting anyone', async () => {
+  it('a late receiver process gets every file still held; a sender process run again appends without resetting anyone', async () => {
     const channel = uniqueKey('late');
-    const send = (names: string[]) => sendFiles(redis, channel, names.map((n) => ({ name: n, stream: Readable.from([Buffer.from(n)]) })));
-    await send(['a', 'b']);
-    await closeChannel(redis, channel);
-    expect((await receiveAll(redis, channel, 'early')).map((f) => f.name)).toEqual(['a', 'b']);
+    const url = redisUrlForProcesses();
+    const send = async (names: string[]) => {
+      const p = sender(url, channel, { files: names.map((n) => ({ path: file(n, n) })), close: true });
+      expect((await p.exited).code).toBe(0);
+    };
+    await send(['a1', 'b1']);
+    expect((await finish(receiver(url, channel, 'early'))).map((f) => f.name)).toEqual(['a1', 'b1']);
     // The channel is used again after its close: that old close ends nobody any more.
-    await send(['c']);
-    await closeChannel(redis, channel);
-    expect((await receiveAll(redis, channel, 'early')).map((f) => f.name)).toEqual(['c']);
-    expect((await receiveAll(redis, channel, 'late')).map((f) => f.name)).toEqual(['a', 'b', 'c']);
+    await send(['c1']);
+    expect((await finish(receiver(url, channel, 'early'))).map((f) => f.name)).toEqual(['c1']);
+    expect((await finish(receiver(url, channel, 'late'))).map((f) => f.name)).toEqual(['a1', 'b1', 'c1']);
   });
 
-  it('a corrupt gzip among the files is an error for that file; the others are processed', async () => {
+  it('a corrupt gzip among the files is an error for that file; the receiver process processes the others', async () => {
     const channel = uniqueKey('corrupt');
     const good = gzipSync('fine\n'.repeat(100));
     const bad = Buffer.from(gzipSync('broken\n'.repeat(100)));
     bad.fill(0x41, 12, 30);
     await sendFiles(redis, channel, [file('1.gz', good), file('2.gz', bad), file('3.gz', good)]);
     await closeChannel(redis, channel);
-    const got = await receiveAll(redis, channel, 'z', { decompress: true });
-    expect(got.map((f) => f.error ?? f.data!.toString().length)).toEqual([500, 'ERR_REDIS_FILE_DECODE', 500]);
+    const got = await finish(receiver(redisUrlForProcesses(), channel, 'z', { decompress: true }));
+    expect(got.map((f) => [f.name, f.error ?? f.lines])).toEqual([
+      ['1.gz', 100],
+      ['2.gz', 'ERR_REDIS_FILE_DECODE'],
+      ['3.gz', 100],
+    ]);
   });
 
-  it('the book test: files of 1, 10,000 and 100,000 lines, one gzipped, to 10 receivers', async () => {
-    const channel = uniqueKey('book');
-    const makeLog = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag},${i},2026-11-30`).join('\n') + '\n';
-    const files = [file('one.log', makeLog(1, 'one')), file('ten.log', makeLog(10_000, 'ten')), file('hundred.log.gz', gzipSync(makeLog(100_000, 'hun')))];
-    const receivers = Array.from({ length: 10 }, async (_, i) => {
-      const counts: Record<string, number> = {};
-      for await (const f of receiveFiles(connectAny(), channel, { consumer: `r${i}`, decompress: true })) {
-        let n = 0;
-        for await (const _line of f.stream.pipe(lines())) n++;
-        counts[f.name] = n;
-        await f.ack();
-      }
-      return counts;
-    });
-    await sleep(100);
-    await sendFiles(redis, channel, files, { consumers: 10 });
-    await closeChannel(redis, channel);
-    for (const counts of await Promise.all(receivers)) {
-      expect(counts).toEqual({ 'one.log': 1, 'ten.log': 10_000, 'hundred.log.gz': 100_000 });
-    }
+  it('sendFiles reports each file with its key as its upload starts', async () => {
+    const channel = uniqueKey('onstart');
+    const started: AnnouncedFile[] = [];
+    const source = new PassThrough();
+    const sending = sendFiles(redis, channel, [{ name: 'slow.txt', stream: source }, file('b.txt', 'bee')], { onStart: (f) => started.push(f) });
+    source.write('the first part');
+    while (started.length === 0) await sleep(10);
+    // Announced, with its key, while its upload is still open.
+    expect(started).toEqual([{ name: 'slow.txt', key: expect.stringMatching(new RegExp(`^${channel}/[0-9a-z]+-[0-9a-f]{8}/slow\\.txt$`)), size: undefined }]);
+    expect((await stat(redis, started[0]!.key)).state).toBe('writing');
+    source.end(', and the rest');
+    const sent = await sending;
+    expect(started.map((f) => [f.name, f.key, f.size])).toEqual(sent.map((f, i) => [f.name, f.key, i === 0 ? undefined : 3]));
+  });
+
+  it('an exception thrown by onStart aborts that file and rejects sendFiles', async () => {
+    const channel = uniqueKey('onstart-throws');
+    let key = '';
+    // A source that stays open: the file cannot be complete before onStart runs.
+    const source = new PassThrough();
+    source.write('some bytes');
+    const err = await sendFiles(redis, channel, [{ name: 'a.txt', stream: source }, file('b.txt', 'b')], {
+      onStart(f) {
+        key = f.key;
+        throw new Error('no thanks');
+      },
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ message: 'no thanks' });
+    expect((await stat(redis, key)).state).toBe('aborted');
   });
 
   it('rejects bad arguments at the call', () => {
+    expect(() => sendFiles(redis, 'c', [], { onStart: 42 as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => sendFiles(redis, '', [])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(() => sendFiles(redis, 'c', [42 as never])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(() => sendFiles(redis, 'c', [], { chunkSize: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));

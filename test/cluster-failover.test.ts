@@ -92,11 +92,15 @@ describe('failover', { timeout: 90_000 }, () => {
     expect(writer.committedChunks).toBe(16);
     const primary = await cluster.masterOf(key);
     const [replica] = await cluster.replicasOf(key);
+    const admin = new Redis(primary.url);
+    admin.on('error', () => {});
+    // The replica has everything so far: a write of this connection (in the file's slot) that the
+    // replica confirms comes after the writer's in the replication stream.
+    await admin.set(`{${key}}:synced`, '1');
+    expect(await admin.wait(1, 5000)).toBe(1);
     process.kill(replica!.pid!, 'SIGSTOP');
     // Drop the replication link too: what the primary sends from now on never reaches the replica
     // (else the replica would find it in its socket buffer on waking).
-    const admin = new Redis(primary.url);
-    admin.on('error', () => {});
     await admin.call('CLIENT', 'KILL', 'TYPE', 'replica');
     admin.disconnect();
     writer.write(data.subarray(16 * chunkSize, 32 * chunkSize));

@@ -111,7 +111,7 @@ describe('scripts/demo.mjs', () => {
     expect(run.stdout, show(run)).toContain('demo: receiver 2 killed (SIGKILL) in the middle of access-2026-11-28.csv, after 1 acknowledged file');
     // It resumed at the file it had not acknowledged, from its beginning, and not earlier.
     expect(run.stdout, show(run)).toContain(
-      "demo: receiver 2's new process resumed at access-2026-11-28.csv and received access-2026-11-28.csv, access-2026-11-29.csv, access-2026-11-30.csv",
+      "demo: receiver 2's new process resumed at access-2026-11-28.csv from byte 0 and received access-2026-11-28.csv, access-2026-11-29.csv, access-2026-11-30.csv",
     );
     expect(run.stdout, show(run)).toContain('demo: all 2 receivers match the direct computation (receiver 2 was killed and restarted)');
     expect(run.stderr, show(run)).toBe('');

@@ -21,10 +21,13 @@ function firstBytes(readable: NodeJS.ReadableStream, n: number, parts: Buffer[])
   });
 }
 
-/** Count connections currently blocked in XREAD. */
-async function blockedReaders(): Promise<number> {
+/**
+ * Count the connections named `name` currently blocked in XREAD (a reader's blocking connection
+ * is named like the client it duplicates; other test files' followers share the server).
+ */
+async function blockedReaders(name: string): Promise<number> {
   const list = await clientList(redis);
-  return list.split('\n').filter((line) => /cmd=xread\b/.test(line) && /flags=b/.test(line)).length;
+  return list.split('\n').filter((line) => line.includes(` name=${name} `) && /cmd=xread\b/.test(line) && /flags=b/.test(line)).length;
 }
 
 describe('following a file that is being written', () => {
@@ -79,18 +82,19 @@ describe('following a file that is being written', () => {
     const writer = createRedisWriteStream(redis, key, { chunkSize: 1000 });
     writer.write(bytes(1000));
     await sleep(50);
-    const before = await blockedReaders();
-    const reader = createRedisReadStream(redis, key);
+    const name = key.replace(/[^A-Za-z0-9]/g, '-');
+    const before = await blockedReaders(name);
+    const reader = createRedisReadStream(connectAny({ connectionName: name }), key);
     const parts: Buffer[] = [];
     await firstBytes(reader, 1000, parts);
     // Meanwhile the shared connection stays usable.
     expect(await redis.ping()).toBe('PONG');
-    for (let i = 0; i < 50 && (await blockedReaders()) === before; i++) await sleep(10);
-    expect(await blockedReaders()).toBe(before + 1);
+    for (let i = 0; i < 50 && (await blockedReaders(name)) === before; i++) await sleep(10);
+    expect(await blockedReaders(name)).toBe(before + 1);
     reader.destroy();
     await once(reader, 'close');
-    for (let i = 0; i < 50 && (await blockedReaders()) !== before; i++) await sleep(10);
-    expect(await blockedReaders()).toBe(before);
+    for (let i = 0; i < 50 && (await blockedReaders(name)) !== before; i++) await sleep(10);
+    expect(await blockedReaders(name)).toBe(before);
     writer.destroy();
     await once(writer, 'close');
   });

@@ -178,9 +178,20 @@ export async function receiveCommand(redis: Client, g: GlobalOptions, channel: s
   const files = checked(() => receiveFiles(redis, channel, { prefix: g.prefix, consumer: o.consumer, decompress: o.decompress ?? false, signal: interrupt.signal }));
   try {
     for await (const file of files) {
+      if (file.offset > 0) {
+        // Restarted in the middle of this file after Redis trimmed its first bytes: the rest alone
+        // is not the file, and no run with this --consumer will ever get more of it.
+        file.stream.destroy();
+        warn(
+          `skipped ${quote(file.name)}: this receiver stopped in the middle of it, and Redis no longer holds its first ` +
+            `${file.offset} bytes (trimmed under the sender's --max-redis-memory once every receiver had consumed them)`,
+        );
+        await file.ack();
+        continue;
+      }
       let written: { name: string; bytes: number };
       try {
-        const name = await outputName(redis, g, file, o.decompress ?? false);
+        const name = outputName(file, o.decompress ?? false);
         const bytes = o.out !== undefined ? await receiveInto(file, name, o.out, o.consumer) : await receiveThrough(file, name, o.exec!, channel, o.consumer);
         written = { name, bytes };
       } catch (err) {
@@ -206,11 +217,9 @@ export async function receiveCommand(redis: Client, g: GlobalOptions, channel: s
 }
 
 /** The name to write the file under: with --decompress, a gzipped file loses its ".gz". */
-async function outputName(redis: Client, g: GlobalOptions, file: ReceivedFile, decompress: boolean): Promise<string> {
-  if (!decompress || !/.\.gz$/i.test(file.name)) return file.name;
+function outputName(file: ReceivedFile, decompress: boolean): string {
   // Only what was stored gzipped is gunzipped (a .gz sent as is is recognised as gzip).
-  const { contentEncoding } = await stat(redis, file.key, { prefix: g.prefix });
-  return contentEncoding === 'gzip' ? file.name.slice(0, -3) : file.name;
+  return decompress && file.contentEncoding === 'gzip' && /.\.gz$/i.test(file.name) ? file.name.slice(0, -3) : file.name;
 }
 
 /** Why a failed file can be skipped (it will never be there to receive), or `undefined`. */

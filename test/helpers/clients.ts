@@ -39,14 +39,24 @@ export function connect(url: string = sharedRedisUrl(), options: RedisOptions = 
  * A client of the run's Redis, whatever its topology: a `Cluster` in the `cluster` project (the
  * test files that run on both topologies), else a `Redis` connected to the shared server.
  */
-export function connectAny(): Redis | Cluster {
+export function connectAny(options: RedisOptions = {}): Redis | Cluster {
   const seeds = clusterSeeds();
-  if (!seeds) return connect();
-  const client = new Cluster(seeds);
+  if (!seeds) return connect(undefined, options);
+  const client = new Cluster(seeds, { redisOptions: options });
   clients.add(client);
   client.on('error', () => {});
   client.once('end', () => clients.delete(client));
   return client;
+}
+
+/**
+ * What a child process (test/fixtures/*.mjs) connects to: the shared server's URL, or in the
+ * `cluster` project `cluster:` and the seeds' URLs separated by commas (see test/fixtures/client.mjs).
+ */
+export function redisUrlForProcesses(): string {
+  const seeds = clusterSeeds();
+  if (!seeds) return sharedRedisUrl();
+  return `cluster:${seeds.map(({ host, port }) => `redis://${host}:${port}`).join(',')}`;
 }
 
 /** The shared cluster's seeds in the `cluster` project, else undefined. */

@@ -1,0 +1,80 @@
+/**
+ * A consumer's position, in a file whose consumers trim what they all consumed: the chunks the
+ * application has taken out of the stream, never those merely fetched and buffered (with
+ * `decompress`, the chunks whose decoded bytes it has taken). What a crashed consumer had not
+ * consumed is never trimmed.
+ */
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { gzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createRedisReadStream, type RedisReadStream } from '../src/index.js';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { bytes, put } from './helpers/streams.js';
+
+const redis = connect();
+afterAll(closeAll);
+
+/** A file whose one consumer `c` trims what it consumed (the limit never holds the writer back). */
+async function trimmedFile(data: Buffer, chunkSize: number): Promise<string> {
+  const key = uniqueKey('positions');
+  await put(redis, key, data, { consumers: ['c'], maxRedisMemory: 2 ** 40, chunkSize });
+  return key;
+}
+
+async function position(key: string): Promise<[string | null, string | null]> {
+  return (await redis.hmget(`rfs:{${key}}:meta`, 'pos:c', 'trimmed')) as [string | null, string | null];
+}
+
+/** Take `n` bytes out of the stream. */
+async function take(reader: RedisReadStream, n: number): Promise<void> {
+  while (n > 0) {
+    const part = reader.read() as Buffer | null;
+    if (part === null) await once(reader, 'readable');
+    else if (part.length > n) {
+      reader.unshift(part.subarray(n));
+      n = 0;
+    } else n -= part.length;
+  }
+}
+
+/** Poll until `check` holds (a guard against a hang, not a timing assertion). */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; !(await check()); i++) {
+    if (i > 500) throw new Error('gave up waiting');
+    await sleep(10);
+  }
+}
+
+describe('consumer positions', () => {
+  it('count the chunks the application took out of the stream, not those fetched', async () => {
+    const key = await trimmedFile(bytes(50_000, 91), 1000);
+    const reader = createRedisReadStream(redis, key, { consumer: 'c', readAhead: 16, highWaterMark: 20_000 });
+    await once(reader, 'readable');
+    await sleep(100);
+    // Fetched and buffered, but nothing taken: nothing may be trimmed.
+    expect(reader.readableLength).toBeGreaterThanOrEqual(16_000);
+    expect(await position(key)).toEqual(['0', '0']);
+    await take(reader, 3500);
+    await until(async () => (await position(key))[0] === '3');
+    expect(await position(key)).toEqual(['3', '3']);
+    reader.destroy();
+  });
+
+  it('with decompress, count the chunks whose decoded bytes the application took', async () => {
+    // Random bytes do not compress: about one decoded byte per stored byte.
+    const gz = gzipSync(bytes(200_000, 92), { level: 1 });
+    const key = await trimmedFile(gz, 10_000);
+    const reader = createRedisReadStream(redis, key, { consumer: 'c', decompress: true, readAhead: 16, highWaterMark: 16 * 1024 });
+    await once(reader, 'readable');
+    await sleep(100);
+    expect(await position(key)).toEqual(['0', '0']);
+    await take(reader, 50_000);
+    await until(async () => Number((await position(key))[0]) > 0);
+    const [pos, trimmed] = (await position(key)).map(Number);
+    // At most the chunks that hold the first 50,000 decoded bytes; far fewer than were fetched.
+    expect(pos).toBeLessThanOrEqual(5);
+    expect(trimmed).toBe(pos);
+    reader.destroy();
+  });
+});
