@@ -141,8 +141,13 @@ export class RedisWriteStream extends Writable {
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    // Buffered small writes arrive together: one copy into a single input costs less than a
-    // callback round per write.
+    // Buffered writes arrive together (the window was full): one callback for all of them, and each
+    // copied straight into the chunks, without joining them into one buffer first.
+    if (chunks.length > 1 && this.#created && !this.#gzip && !this.#failure) {
+      for (const { chunk } of chunks) this.#absorb(chunk);
+      this.#whenRoom(callback);
+      return;
+    }
     this.#input(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
   }
 
