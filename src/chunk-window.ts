@@ -43,6 +43,12 @@ export interface ChunkWindowOwner {
   /** The window cannot go on. */
   onFail(err: Error): void;
   /**
+   * A chunk is stored for good: acknowledged, with every chunk before it. Nothing sends it again
+   * (a repair only rewrites chunks past the acknowledged prefix, and ioredis re-sends only
+   * commands left unanswered), so its buffer may be filled again.
+   */
+  release?(data: Buffer): void;
+  /**
    * When set, chunks are sent only once this says so: returns true when sending may go on now,
    * or a promise that resolves when it may (a memory limit).
    */
@@ -258,6 +264,7 @@ export class ChunkWindow {
         this.#wholeBytes = this.#committedBytes;
         this.#wholeCrc = next.crc;
       }
+      this.#owner.release?.(next.data);
     }
     this.#sendQueued();
     this.#owner.onAck();

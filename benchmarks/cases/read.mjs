@@ -1,8 +1,10 @@
 // Case 2, read: createRedisReadStream on a complete file against raw XRANGE batches of 16 entries
 // (two loops: the next batch requested while one is consumed, as the package does, and one request
-// at a time; the faster is the ceiling) and against redis-rstream with its default options
-// (GETRANGE of the stream's highWaterMark at a time) reading the same bytes from a string key.
+// at a time; the faster is the ceiling), against the one-at-a-time loop handing its Buffers to a
+// Readable (no ceiling: the cost of stream delivery alone), and against redis-rstream with its default
+// options (GETRANGE of the stream's highWaterMark at a time) reading the same bytes from a string key.
 
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import redisRStream from 'redis-rstream';
 import { alternate, compare, countingSink, KiB, MiB, medians, poolSource, rawXadd, rawXrange } from '../lib/util.mjs';
@@ -24,6 +26,36 @@ export async function rawXrangeAhead(redis, key, count = 16) {
     for (const [, fields] of entries) bytes += fields[1].length;
     if (entries.length < count) return bytes;
   }
+}
+
+/**
+ * The one-at-a-time loop handing its Buffers to a consumer: pushed into a Readable piped into a
+ * counting sink, as any stream of the replies would. Not a ceiling: it measures what delivering
+ * 256 KiB Buffers through a stream costs by itself, without the package's checks.
+ */
+export function rawXrangeReadable(redis, key, count = 16) {
+  let from = '-';
+  let busy = false;
+  const readable = new Readable({
+    highWaterMark: MiB,
+    read() {
+      if (busy) return;
+      busy = true;
+      (async () => {
+        for (;;) {
+          const entries = await redis.xrangeBuffer(key, from, '+', 'COUNT', count);
+          let more = true;
+          for (const [, fields] of entries) more = this.push(fields[1]);
+          if (entries.length < count) return void this.push(null);
+          from = `(${entries[entries.length - 1][0].toString()}`;
+          if (!more) break;
+        }
+        busy = false;
+      })().catch((err) => this.destroy(err));
+    },
+  });
+  const sink = countingSink();
+  return pipeline(readable, sink).then(() => sink.bytes);
 }
 
 export async function run(ctx) {
@@ -54,6 +86,7 @@ export async function run(ctx) {
     },
     { name: 'raw XRANGE', run: () => ctx.timed(() => rawXrangeAhead(redis, rawKey, 16), size) },
     { name: 'raw XRANGE (1 at a time)', run: () => ctx.timed(() => rawXrange(redis, rawKey, 16), size) },
+    { name: 'raw XRANGE into a Readable', run: () => ctx.timed(() => rawXrangeReadable(redis, rawKey, 16), size) },
     {
       name: 'redis-rstream',
       run: () =>
@@ -79,7 +112,8 @@ export async function run(ctx) {
       `redis-file-stream: defaults (readAhead 16, checksum on). raw XRANGE: COUNT 16 batches of the same ` +
       `entries, the next batch requested as soon as one arrives (the package's pattern); "1 at a time" waits ` +
       `for each reply before sending the next request. The target is checked against the faster of the two ` +
-      `(the ceiling). redis-rstream: default options on a string key holding the same bytes (Node 20's default ` +
+      `(the ceiling). "into a Readable": the 1-at-a-time loop pushing its Buffers into a Readable piped into the ` +
+      `same sink, without any check (what handing the Buffers to a stream consumer costs). redis-rstream: default options on a string key holding the same bytes (Node 20's default ` +
       `highWaterMark makes that 16 KiB GETRANGEs, 2 in flight at most).`,
     params: { size, chunkSize, readAhead: 16, reps, ceiling: best },
     unit: 'MiB/s',
@@ -102,6 +136,14 @@ export async function run(ctx) {
         runs,
         contender: 'redis-file-stream',
         baseline: best === 'raw XRANGE' ? 'raw XRANGE (1 at a time)' : 'raw XRANGE',
+        field: 'mibps',
+      }),
+      compare({
+        id: 'read-vs-raw-readable',
+        label: 'read vs raw XRANGE into a Readable',
+        runs,
+        contender: 'redis-file-stream',
+        baseline: 'raw XRANGE into a Readable',
         field: 'mibps',
       }),
       compare({

@@ -1,0 +1,85 @@
+/**
+ * The writer fills its chunk buffers again once Redis has stored them for good, and never earlier:
+ * a chunk acknowledged out of order may still be sent again by a repair, so its bytes must stay.
+ */
+import { Buffer } from 'node:buffer';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { ChunkWindow } from '../src/chunk-window.js';
+import { fileKeys, HEADER_ID, recordId } from '../src/format.js';
+import { createRedisWriteStream } from '../src/index.js';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { bytes, get, splitSource } from './helpers/streams.js';
+
+const redis = connect();
+afterAll(closeAll);
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('chunk buffer reuse', () => {
+  it('a chunk acknowledged before an earlier one is released only once every chunk before it is stored', async () => {
+    const key = uniqueKey('window');
+    const keys = fileKeys('rfs:', key);
+    const gen = '0123456789abcdef';
+    const writer = 'test-writer';
+    const chunksKey = keys.chunks(gen);
+    // A file in state writing held by this window's token, as the create script leaves it.
+    await redis.hset(keys.meta, 'v', '1', 'gen', gen, 'state', 'writing', 'writer', writer, 'chunkSize', '4');
+    await redis.xadd(chunksKey, HEADER_ID, 'rfs', '1');
+    // A foreign entry where chunk 1 belongs: chunks 0 and 1 are refused (their ids are not above the
+    // top), chunks 2 and 3 are stored and acknowledged first; the repair then deletes everything
+    // from chunk 0 on and sends all four again.
+    await redis.xadd(chunksKey, recordId(1), 'd', 'xxxx');
+
+    const released: string[] = [];
+    let failure: Error | undefined;
+    const window = new ChunkWindow({
+      client: redis,
+      key,
+      keys,
+      chunksKey,
+      writer,
+      chunkSize: 4,
+      maxInFlight: 4,
+      retryTimeout: 10_000,
+      onAck: () => {},
+      onFail: (err) => (failure = err),
+      // What a reuse does: the buffer is overwritten at once. Released too early, the repair would
+      // send the overwritten bytes.
+      release: (data) => {
+        released.push(data.toString('latin1'));
+        data.fill('!');
+      },
+    });
+    const chunks = ['aaaa', 'bbbb', 'cccc', 'dddd'];
+    for (const c of chunks) window.queue(Buffer.from(c, 'latin1'));
+    for (let waited = 0; window.committedChunks < chunks.length && !failure && waited < 10_000; waited += 10) await sleep(10);
+    expect(failure).toBeUndefined();
+    expect(window.committedChunks).toBe(chunks.length);
+    expect(released).toEqual(chunks);
+    const stored = await redis.xrangeBuffer(chunksKey, recordId(0), '+');
+    expect(stored.map(([, fields]) => fields[1]!.toString('latin1'))).toEqual(chunks);
+    // The repair announced itself: the scenario above did take the repair path.
+    const events = await redis.xrange(keys.events, '-', '+');
+    expect(events.some(([, fields]) => fields[0] === 'repaired')).toBe(true);
+    await redis.del(keys.meta, chunksKey, keys.events);
+  });
+
+  it('a writer fed writes of at most a chunk allocates at most maxInFlight + 2 chunk buffers, whatever the file size', async () => {
+    const key = uniqueKey('alloc');
+    const chunkSize = 16 * 1024;
+    const maxInFlight = 4;
+    const data = bytes(64 * chunkSize, 41);
+    const allocUnsafe = vi.spyOn(Buffer, 'allocUnsafe');
+    await pipeline(splitSource(data, [5000, chunkSize, 1000]), createRedisWriteStream(redis, key, { chunkSize, maxInFlight }));
+    const chunkBuffers = allocUnsafe.mock.calls.filter(([size]) => size === chunkSize).length;
+    allocUnsafe.mockRestore();
+    // In flight: maxInFlight chunks, and one more when writes buffered while the window was full
+    // (at most highWaterMark, a chunk by default) complete two chunks at once; and the one being filled.
+    expect(chunkBuffers).toBeGreaterThan(0);
+    expect(chunkBuffers).toBeLessThanOrEqual(maxInFlight + 2);
+    expect((await get(redis, key)).equals(data)).toBe(true);
+  });
+});
