@@ -44,6 +44,8 @@ describe('chunk buffer reuse', () => {
       chunkSize: 4,
       maxInFlight: 4,
       retryTimeout: 10_000,
+      waitReplicas: 0,
+      waitTimeout: 5000,
       onAck: () => {},
       onFail: (err) => (failure = err),
       // What a reuse does: the buffer is overwritten at once. Released too early, the repair would
