@@ -21,21 +21,19 @@
 // Exit code: 0 when every case ran (whatever the timings: no target is asserted), 1 when a case
 // failed, 130 on Ctrl-C.
 
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cleanupAll, track, trackDir, wasInterrupted } from './lib/cleanup.mjs';
+import { describeMachine, loadavg, versionOf } from './lib/machine.mjs';
 import { startRedisServer } from './lib/redis-server.mjs';
 import { formatSummary, writeDocs } from './lib/report.mjs';
 import { randomPool, timed } from './lib/util.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const require = createRequire(import.meta.url);
 
 const CASES = ['write', 'read', 'checksum', 'follow', 'fanout', 'gzip', 'chunk-size', 'memory'];
 
@@ -61,24 +59,6 @@ if (repsOverride !== undefined && !(Number.isInteger(repsOverride) && repsOverri
 
 const log = (line) => console.log(line);
 const logRun = (line) => process.stderr.write(`${line}\n`);
-
-function versionOf(name) {
-  try {
-    return JSON.parse(readFileSync(require.resolve(`${name}/package.json`), 'utf8')).version;
-  } catch {
-    return undefined;
-  }
-}
-
-function gitCommit() {
-  try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    return { commit, srcDirty: dirty.length > 0 };
-  } catch {
-    return { commit: undefined, srcDirty: undefined };
-  }
-}
 
 async function main() {
   const startedAt = new Date();
@@ -156,20 +136,13 @@ async function main() {
   };
 
   const machine = {
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    cpuModel: os.cpus()[0]?.model,
-    cpus: os.cpus().length,
-    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    loadavgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
-    node: process.version,
-    v8: process.versions.v8,
-    redis: redisVersion,
-    redisServer: server ? 'a private server started by the benchmark, no persistence, maxmemory 0' : 'the server at REDIS_URL',
-    ioredis: versionOf('ioredis'),
-    package: JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version,
+    ...describeMachine({
+      root,
+      redis: redisVersion,
+      redisServer: server ? 'a private server started by the benchmark, no persistence, maxmemory 0' : 'the server at REDIS_URL',
+    }),
     redisWstream: versionOf('redis-wstream'),
     redisRstream: versionOf('redis-rstream'),
-    ...gitCommit(),
   };
 
   log(`redis-file-stream ${machine.package} benchmark${args.quick ? ' (quick)' : ''}: ${only.join(', ')}`);
@@ -205,7 +178,7 @@ async function main() {
     await ctx.dropKeys().catch(() => {});
     redis.disconnect();
   }
-  machine.loadavgAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  machine.loadavgAtEnd = loadavg();
 
   const date = startedAt.toISOString().slice(0, 10);
   const output = {
