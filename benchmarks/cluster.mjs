@@ -38,7 +38,7 @@ import { infoCpuMs, machineCpuMs, procCpuMs } from './lib/cpu.mjs';
 import { describeMachine, loadavg } from './lib/machine.mjs';
 import { startRedisCluster } from './lib/redis-cluster.mjs';
 import { startRedisServer } from './lib/redis-server.mjs';
-import { alternate, compare, countingSink, median, medians, MiB, mibps, now, poolSource, randomPool, round } from './lib/util.mjs';
+import { alternate, compare, countingSink, importBuiltPackage, median, medians, MiB, mibps, now, poolSource, randomPool, round } from './lib/util.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const docsFile = join(root, 'docs', 'scaling-benchmark.md');
@@ -165,16 +165,8 @@ async function measure(topo, fn) {
 async function main() {
   const startedAt = new Date();
   const t0 = Date.now();
-  let pkg;
-  try {
-    pkg = await import('redis-file-stream');
-  } catch (err) {
-    if (err?.code === 'ERR_MODULE_NOT_FOUND') {
-      console.error('bench: the package is not built (dist/ is missing): run `node scripts/build.mjs` first, or `npm run bench:cluster`, which does');
-      return 1;
-    }
-    throw err;
-  }
+  const pkg = await importBuiltPackage('bench:cluster');
+  if (pkg === undefined) return 1;
   const { Cluster, Redis } = await import('ioredis');
 
   const admin = (port) => {

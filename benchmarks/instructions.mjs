@@ -33,7 +33,7 @@ import { Redis } from 'ioredis';
 import { createRedisReadStream, createRedisWriteStream, remove, stat } from 'redis-file-stream';
 import { cleanupAll, trackDir } from './lib/cleanup.mjs';
 import { startRedisServer } from './lib/redis-server.mjs';
-import { countingSink, KiB, MiB, poolSource, randomPool, rawXadd, rawXrange } from './lib/util.mjs';
+import { countingSink, deleteMatching, KiB, MiB, poolSource, randomPool, rawXadd, rawXrange } from './lib/util.mjs';
 import { rawXrangeAhead, rawXrangeReadable } from './cases/read.mjs';
 
 const CONTENDERS = ['read', 'read-nocrc', 'raw-xrange', 'raw-xrange-ahead', 'raw-readable', 'write', 'raw-xadd'];
@@ -144,12 +144,7 @@ async function main() {
       for (const [name, count] of top) console.log(`    ${(count / 1e6).toFixed(0).padStart(6)} M  ${name}`);
     }
   } finally {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${ns}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteMatching(redis, `${ns}*`);
     redis.disconnect();
   }
 }

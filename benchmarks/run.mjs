@@ -31,7 +31,7 @@ import { cleanupAll, track, trackDir, wasInterrupted } from './lib/cleanup.mjs';
 import { describeMachine, loadavg, versionOf } from './lib/machine.mjs';
 import { startRedisServer } from './lib/redis-server.mjs';
 import { formatSummary, writeDocs } from './lib/report.mjs';
-import { randomPool, timed } from './lib/util.mjs';
+import { deleteMatching, importBuiltPackage, randomPool, timed } from './lib/util.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -63,16 +63,8 @@ const logRun = (line) => process.stderr.write(`${line}\n`);
 async function main() {
   const startedAt = new Date();
   const t0 = Date.now();
-  let pkg;
-  try {
-    pkg = await import('redis-file-stream');
-  } catch (err) {
-    if (err?.code === 'ERR_MODULE_NOT_FOUND') {
-      console.error('bench: the package is not built (dist/ is missing): run `node scripts/build.mjs` first, or `npm run bench`, which does');
-      return 1;
-    }
-    throw err;
-  }
+  const pkg = await importBuiltPackage('bench');
+  if (pkg === undefined) return 1;
   const { Redis } = await import('ioredis');
 
   let url = process.env.REDIS_URL;
@@ -117,12 +109,7 @@ async function main() {
      * still holds, and is measurably faster than one that has to fault in fresh pages.
      */
     async dropKeys() {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${ns}*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length) await redis.del(...keys);
-      } while (cursor !== '0');
+      await deleteMatching(redis, `${ns}*`);
       await redis.call('MEMORY', 'PURGE').catch(() => {}); // refused by some managed servers: fine
     },
     async maxmemory() {

@@ -1,7 +1,7 @@
 // Extra case: the cost of the CRC-32 check on full reads (checksum: true, the default, vs false).
 
 import { pipeline } from 'node:stream/promises';
-import { alternate, compare, countingSink, MiB, medians, poolSource } from '../lib/util.mjs';
+import { alternate, compare, countingSink, MiB, poolSource, throughputContenders } from '../lib/util.mjs';
 
 export const id = 'checksum';
 export const title = 'Read with and without the checksum';
@@ -34,10 +34,7 @@ export async function run(ctx) {
     title,
     description: `${size / MiB} MiB file of 256 KiB chunks, read into a sink with the default checksum: true and with checksum: false.`,
     params: { size, reps },
-    unit: 'MiB/s',
-    better: 'higher',
-    mainField: 'mibps',
-    contenders: Object.entries(runs).map(([name, r]) => ({ name, runs: r, median: medians(r) })),
+    ...throughputContenders(runs),
     comparisons: [
       compare({
         id: 'checksum-cost',

@@ -4,7 +4,7 @@
 
 import { pipeline } from 'node:stream/promises';
 import { rawXrangeAhead } from './read.mjs';
-import { alternate, compare, countingSink, KiB, MiB, medians, poolSource, rawXadd, rawXrange } from '../lib/util.mjs';
+import { alternate, compare, countingSink, KiB, medians, MiB, poolSource, rawXadd, rawXrange, throughputContenders } from '../lib/util.mjs';
 
 export const id = 'chunk-size';
 export const title = 'Chunk size sweep';
@@ -88,10 +88,7 @@ export async function run(ctx) {
       `uses readAhead 16, so a batch holds 16 chunks). Raw ceilings at the same size: XADD with 16 in flight; ` +
       `XRANGE COUNT 16, the faster of the two loops of the read case (next batch ahead, or 1 at a time). MiB/s, medians.`,
     params: { size, chunkSizes: SIZES, reps },
-    unit: 'MiB/s',
-    better: 'higher',
-    mainField: 'mibps',
-    contenders: Object.entries(runs).map(([name, rs]) => ({ name, runs: rs, median: medians(rs) })),
+    ...throughputContenders(runs),
     comparisons,
     sweep,
   };

@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip, gzipSync } from 'node:zlib';
-import { alternate, compare, countingSink, KiB, MiB, medians, poolSource, round } from '../lib/util.mjs';
+import { alternate, compare, countingSink, KiB, MiB, poolSource, round, throughputContenders } from '../lib/util.mjs';
 
 export const id = 'gzip';
 export const title = 'gzip on the way in and out';
@@ -114,10 +114,7 @@ export async function run(ctx) {
       `vs the same source -> zlib.createGzip() -> a sink. Decompress: createRedisReadStream({ decompress: true }) ` +
       `of the stored file vs the gzip bytes from memory -> zlib.createGunzip() -> a sink. MiB/s of uncompressed data.`,
     params: { size, compressedSize: storedSize, reps, sourcePiece: piece },
-    unit: 'MiB/s',
-    better: 'higher',
-    mainField: 'mibps',
-    contenders: Object.entries(runs).map(([name, r]) => ({ name, runs: r, median: medians(r) })),
+    ...throughputContenders(runs),
     comparisons: [
       compare({
         id: 'gzip-compress',

@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import redisRStream from 'redis-rstream';
-import { alternate, compare, countingSink, KiB, MiB, medians, poolSource, rawXadd, rawXrange } from '../lib/util.mjs';
+import { alternate, compare, countingSink, KiB, medians, MiB, poolSource, rawXadd, rawXrange, throughputContenders } from '../lib/util.mjs';
 
 export const id = 'read';
 export const title = 'Read a complete file from Redis';
@@ -116,10 +116,7 @@ export async function run(ctx) {
       `same sink, without any check (what handing the Buffers to a stream consumer costs). redis-rstream: default options on a string key holding the same bytes (Node 20's default ` +
       `highWaterMark makes that 16 KiB GETRANGEs, 2 in flight at most).`,
     params: { size, chunkSize, readAhead: 16, reps, ceiling: best },
-    unit: 'MiB/s',
-    better: 'higher',
-    mainField: 'mibps',
-    contenders: Object.entries(runs).map(([name, r]) => ({ name, runs: r, median: medians(r) })),
+    ...throughputContenders(runs),
     comparisons: [
       compare({
         id: 'read-vs-raw',

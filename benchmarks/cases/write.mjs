@@ -5,7 +5,7 @@
 
 import { pipeline } from 'node:stream/promises';
 import redisWStream from 'redis-wstream';
-import { alternate, compare, KiB, MiB, medians, poolSource, rawXadd } from '../lib/util.mjs';
+import { alternate, compare, KiB, MiB, poolSource, rawXadd, throughputContenders } from '../lib/util.mjs';
 
 export const id = 'write';
 export const title = 'Write a file to Redis';
@@ -61,10 +61,7 @@ export async function run(ctx) {
       `${chunkSize / KiB} KiB entries with explicit ids <n>-2, 16 commands in flight (the ceiling). redis-wstream: ` +
       `one APPEND per ${piece / KiB} KiB buffer, then RENAME, on the same ioredis client.`,
     params: { size, chunkSize, sourcePiece: piece, reps, maxInFlight: 16 },
-    unit: 'MiB/s',
-    better: 'higher',
-    mainField: 'mibps',
-    contenders: Object.entries(runs).map(([name, r]) => ({ name, runs: r, median: medians(r) })),
+    ...throughputContenders(runs),
     comparisons: [
       compare({
         id: 'write-vs-raw',

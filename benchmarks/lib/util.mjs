@@ -281,3 +281,38 @@ export function formatBytes(n) {
   if (n >= KiB && n % KiB === 0) return `${n / KiB} KiB`;
   return `${n} B`;
 }
+
+/** Delete every key matching `pattern` on `redis` (SCAN, then DEL: freed at once, not lazily). */
+export async function deleteMatching(redis, pattern) {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+/**
+ * The built package (dist/), or undefined after saying how to build it: the benchmarks measure
+ * what users install, not src/.
+ * @param {string} script the npm script that builds first, for the message
+ */
+export async function importBuiltPackage(script) {
+  try {
+    return await import('redis-file-stream');
+  } catch (err) {
+    if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    console.error(`bench: the package is not built (dist/ is missing): run \`node scripts/build.mjs\` first, or \`npm run ${script}\`, which does`);
+    return undefined;
+  }
+}
+
+/** The fields of a case result whose contenders are measured in MiB/s (more is better). */
+export function throughputContenders(runs) {
+  return {
+    unit: 'MiB/s',
+    better: 'higher',
+    mainField: 'mibps',
+    contenders: Object.entries(runs).map(([name, r]) => ({ name, runs: r, median: medians(r) })),
+  };
+}
