@@ -168,10 +168,17 @@ export function rename(client: RedisClient, from: string, to: string, options?: 
 }
 
 /** Rename between two hash slots of a cluster: copy the stored bytes as they are, then remove the old name. */
-async function copyAcrossSlots(client: RedisClient, from: string, to: string, src: FileKeys, overwrite: boolean, prefix: string): Promise<void> {
+async function copyAcrossSlots(
+  client: RedisClient,
+  from: string,
+  to: string,
+  src: FileKeys,
+  gen: string,
+  overwrite: boolean,
+  prefix: string,
+): Promise<void> {
   const before = await statFile(client, from, src);
   if (before.state === 'writing') throw exists(from, 'the file is still being written and cannot be renamed');
-  const gen = await client.hget(src.meta, 'gen');
   await pipeline(
     // The stored bytes go across untouched (no decompression, no compression), checked against
     // the CRC-32 of the end record on the way.
@@ -189,7 +196,7 @@ async function copyAcrossSlots(client: RedisClient, from: string, to: string, sr
   );
   // Only the generation that was copied goes: a file stored at the old name meanwhile stays.
   try {
-    await runScript(client, REMOVE, [src.meta, src.events, src.chunks(gen ?? '')], [gen ?? '', FORMAT_VERSION]);
+    await runScript(client, REMOVE, [src.meta, src.events, src.chunks(gen)], [gen, FORMAT_VERSION]);
   } catch (err) {
     throw wrapRedisError(err, from, `removing the old name after copying it to ${JSON.stringify(to)}`);
   }
@@ -198,8 +205,10 @@ async function copyAcrossSlots(client: RedisClient, from: string, to: string, sr
 async function renameFile(client: RedisClient, from: string, to: string, src: FileKeys, dst: FileKeys, overwrite: boolean, prefix: string): Promise<void> {
   for (let attempt = 0; attempt < 10; attempt++) {
     let reply: unknown;
+    let gen: string | null = null;
     try {
-      const [gen, targetGen] = await Promise.all([client.hget(src.meta, 'gen'), client.hget(dst.meta, 'gen')]);
+      let targetGen: string | null;
+      [gen, targetGen] = await Promise.all([client.hget(src.meta, 'gen'), client.hget(dst.meta, 'gen')]);
       reply = await runScript(
         client,
         RENAME,
@@ -207,7 +216,7 @@ async function renameFile(client: RedisClient, from: string, to: string, src: Fi
         [gen ?? '', FORMAT_VERSION, overwrite ? '1' : '0', targetGen ?? ''],
       );
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('CROSSSLOT')) return copyAcrossSlots(client, from, to, src, overwrite, prefix);
+      if (err instanceof Error && err.message.startsWith('CROSSSLOT')) return copyAcrossSlots(client, from, to, src, gen ?? '', overwrite, prefix);
       throw wrapRedisError(err, from, `rename to ${JSON.stringify(to)}`);
     }
     const [status, detail] = reply as [string, string | undefined];

@@ -61,6 +61,15 @@ end
 -- The number of chunks stored, trimmed ones included: where an abort record goes. Consumers may
 -- have trimmed every entry (the header too): the stream is then empty, and 'trimmed' chunks came
 -- before.
+-- Chunks 0 to n-1 were all stored: nil when chunk n-1 is the stream's last entry (or consumers
+-- trimmed it), else the id of the last entry ('nothing' when there is none).
+local function wrong_tail(meta, stream, n)
+  if n <= tonumber(redis.call('HGET', meta, 'trimmed') or '0') then return nil end
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+  if #last == 0 then return 'nothing' end
+  if last[1][1] == (n - 1) .. '-2' then return nil end
+  return last[1][1]
+end
 -- The number of the record after the last id the stream ever gave out, where an abort record goes.
 -- Not after its last entry: entries that a repair deleted, that consumers trimmed, or that Redis
 -- lost in a failover leave their ids behind, and a reader must meet the gap they left rather than
@@ -213,16 +222,10 @@ if cur[1] == ARGV[1] and cur[2] == 'complete' then
 end
 if cur[1] ~= ARGV[1] or cur[2] ~= 'writing' then return {'lost'} end
 local n = tonumber(ARGV[2])
-local expected = '0-1'
-if n > 0 then expected = (n - 1) .. '-2' end
+local got = wrong_tail(meta, chunks, n)
+if got then return {'corrupt', 'expected chunk ' .. (n - 1) .. ' last, found entry ' .. got} end
 -- Consumers may have trimmed the chunks (and the header) they all read: chunks 0 to t-1 are gone.
 local t = tonumber(redis.call('HGET', meta, 'trimmed') or '0')
-local last = redis.call('XREVRANGE', chunks, '+', '-', 'COUNT', 1)
-if n > t and (#last == 0 or last[1][1] ~= expected) then
-  local got = 'nothing'
-  if #last > 0 then got = last[1][1] end
-  return {'corrupt', 'expected chunk ' .. (n - 1) .. ' last, found entry ' .. got}
-end
 -- The header and one entry per chunk left: anything less is a gap.
 local want = n + 1
 if t > 0 then want = n - t end
@@ -466,16 +469,11 @@ local cur = redis.call('HMGET', meta, 'writer', 'state', 'gen')
 if cur[1] ~= ARGV[1] or cur[2] ~= 'writing' then return 0 end
 local n = tonumber(ARGV[2])
 truncate(chunks, n)
--- Every chunk below n was acknowledged: the last of them must now be the stream's last entry. If
--- it is not, Redis lost acknowledged chunks (a replica without them took over from a failed
--- primary): nothing the writer still holds can fill that gap.
-local t = tonumber(redis.call('HGET', meta, 'trimmed') or '0')
-if n > t then
-  local last = redis.call('XREVRANGE', chunks, '+', '-', 'COUNT', 1)
-  local got = 'nothing'
-  if #last > 0 then got = last[1][1] end
-  if got ~= (n - 1) .. '-2' then return {'lost', got} end
-end
+-- Every chunk below n was acknowledged. If the last of them is not the stream's last entry now,
+-- Redis lost acknowledged chunks (a replica without them took over from a failed primary):
+-- nothing the writer still holds can fill that gap.
+local got = wrong_tail(meta, chunks, n)
+if got then return {'lost', got} end
 redis.call('XADD', events, 'MAXLEN', '~', 16, '*', 'repaired', cur[3])
 return 1
 `,
