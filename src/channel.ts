@@ -26,7 +26,7 @@ import {
   type WriteStreamOptions,
 } from './options.js';
 import { openRedisReadStream, type RedisReadStream } from './read-stream.js';
-import { ACK, JOIN, runScript } from './scripts.js';
+import { ACK, JOIN, run } from './scripts/index.js';
 import { createRedisWriteStream } from './write-stream.js';
 
 /** A file to send: a path on disk, or a name with a stream of its bytes. */
@@ -322,10 +322,11 @@ async function* receive(
         stream,
         async ack() {
           try {
-            const [status, , freed] = (await runScript(client, ACK, [keys.meta, keys.chunks(gen), keys.events], [gen, consumer, '1'])) as [string, unknown, unknown];
+            const reply = await run(client, ACK, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen, consumer, any: '1' });
             // Writers held back by a memory limit wait for this (the file deleted, or chunks trimmed
             // now that this receiver is done with them); others do not need it.
-            if (status === 'deleted' ? freed === '1' : Number(freed) > 0) await announceFreed(client, memoryEventsKey(prefix), key);
+            const freed = reply.status === 'deleted' ? reply.trim : reply.status !== 'missing' && reply.trimmed > 0;
+            if (freed) await announceFreed(client, memoryEventsKey(prefix), key);
           } catch (err) {
             fail(err, `acknowledging ${JSON.stringify(name)}`);
           }
@@ -349,9 +350,9 @@ async function* receive(
  * meanwhile), 0: the stream then fails, saying so. `undefined` when the file is gone.
  */
 async function startChunk(client: RedisClient, meta: string, gen: string, consumer: string): Promise<number | undefined> {
-  const [status, chunk] = (await runScript(client, JOIN, [meta], [gen, consumer, 0, '1'])) as [string, number];
-  if (status === 'missing') return undefined;
-  return status === 'ok' ? chunk : 0;
+  const reply = await run(client, JOIN, { meta }, { gen, consumer, first: 0, restart: '1' });
+  if (reply.status === 'missing') return undefined;
+  return reply.status === 'ok' ? reply.chunk : 0;
 }
 
 function firstEntry(reply: unknown): [string, Map<string, string>] | undefined {

@@ -1,26 +1,34 @@
 /**
- * The writer's window of chunk writes: numbering, sending with a bounded number in flight,
- * acknowledging in order, and repairing the stream when Redis refused or lost a chunk.
+ * The writer's window of piece writes: numbering, sending with a bounded number in flight,
+ * acknowledging in order, and repairing the stream when Redis refused or lost a piece. A piece is a
+ * whole chunk, or the part of a chunk a flush sent before the chunk was full.
  * @internal
  * @module
  */
 
 import type { Buffer } from 'node:buffer';
-import { crc32 } from 'node:zlib';
 import type { RedisClient } from './client.js';
+import { crc32, crc32Combine, formatCrc } from './crc.js';
 import { aborted, corrupt, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
-import { Field, type FileKeys, recordId } from './format.js';
-import { REPAIR, runScript } from './scripts.js';
+import { Field, FIRST_PIECE, type FileKeys, HEADER_ID, pieceId } from './format.js';
+import { REPAIR, run } from './scripts/index.js';
 
 /** First and longest pause between retries while Redis refuses writes (out of memory, busy). */
 export const RETRY_MIN_MS = 50;
 export const RETRY_MAX_MS = 1000;
 
-/** A chunk cut from the input and not yet acknowledged by Redis. */
-interface PendingChunk {
+/** A piece cut from the input and not yet acknowledged by Redis. */
+interface PendingPiece {
+  readonly n: number;
+  readonly s: number;
+  readonly id: string;
   readonly data: Buffer;
-  /** CRC-32 of the file up to and including this chunk. */
-  readonly crc: number;
+  /** CRC-32 of the piece's bytes, as stored with it. */
+  readonly crc: string;
+  /** CRC-32 of the file up to and including this piece. */
+  readonly fileCrc: number;
+  /** The chunk's buffer, when this piece fills the chunk. */
+  readonly chunk: Buffer | undefined;
   acked: boolean;
 }
 
@@ -43,11 +51,11 @@ export interface ChunkWindowOwner {
   /** The window cannot go on. */
   onFail(err: Error): void;
   /**
-   * A chunk is stored for good: acknowledged, with every chunk before it. Nothing sends it again
-   * (a repair only rewrites chunks past the acknowledged prefix, and ioredis re-sends only
-   * commands left unanswered), so its buffer may be filled again.
+   * A chunk is stored for good: all its pieces acknowledged, with every piece before them. Nothing
+   * sends them again (a repair only rewrites pieces past the acknowledged prefix, and ioredis
+   * re-sends only commands left unanswered), so its buffer may be filled again.
    */
-  release?(data: Buffer): void;
+  release?(chunk: Buffer): void;
   /**
    * When set, chunks are sent only once this says so: returns true when sending may go on now,
    * or a promise that resolves when it may (a memory limit).
@@ -58,18 +66,22 @@ export interface ChunkWindowOwner {
 /** @internal */
 export class ChunkWindow {
   readonly #owner: ChunkWindowOwner;
-  /** Number of the next chunk to cut, and of the next one to send. */
+  /** The chunk the next piece belongs to, and its piece number. */
+  #chunk = 0;
+  #seq = FIRST_PIECE;
+  /** Pieces cut so far, the next one to send, their bytes, their CRC-32 and the last one's id. */
   #next = 0;
   #nextToSend = 0;
-  /** Bytes cut into chunks so far, and their running CRC-32. */
   #bytes = 0;
   #crc = 0;
-  /** Chunks cut and not yet acknowledged, by number. */
-  readonly #pending = new Map<number, PendingChunk>();
+  #lastId: string = HEADER_ID;
+  /** Pieces cut and not yet acknowledged, by number. */
+  readonly #pending = new Map<number, PendingPiece>();
   #inFlight = 0;
-  /** The acknowledged prefix, and the part of it made of whole chunks (what a resume continues). */
-  #committedChunks = 0;
+  /** The acknowledged prefix: pieces, bytes, the last one's id; and its whole chunks (what a resume continues). */
+  #committedPieces = 0;
   #committedBytes = 0;
+  #committedId: string = HEADER_ID;
   #wholeChunks = 0;
   #wholeBytes = 0;
   #wholeCrc = 0;
@@ -83,24 +95,32 @@ export class ChunkWindow {
     this.#owner = owner;
   }
 
-  /** Continue a stored prefix of `chunks` whole chunks (a resumed file). */
-  startAt(chunks: number, bytes: number, crc: number): void {
-    this.#next = this.#nextToSend = this.#committedChunks = this.#wholeChunks = chunks;
+  /**
+   * Continue a stored prefix of whole chunks (a resumed file): `pieces` entries stored so far (the
+   * trimmed ones included), the last of them `last`.
+   */
+  startAt(chunks: number, bytes: number, crc: number, pieces: number, last: string): void {
+    this.#chunk = this.#wholeChunks = chunks;
+    this.#seq = FIRST_PIECE;
+    this.#next = this.#nextToSend = this.#committedPieces = pieces;
     this.#bytes = this.#committedBytes = this.#wholeBytes = bytes;
     this.#crc = this.#wholeCrc = crc;
+    this.#lastId = this.#committedId = last;
   }
 
-  /** Chunks cut so far, their bytes and CRC-32: what the end record states. */
-  get cut(): { chunks: number; bytes: number; crc: number } {
-    return { chunks: this.#next, bytes: this.#bytes, crc: this.#crc };
+  /** What the end record states and the commit checks: pieces cut, chunks, bytes, CRC-32, the last id. */
+  get cut(): { pieces: number; chunks: number; bytes: number; crc: number; last: string } {
+    const chunks = this.#seq > FIRST_PIECE ? this.#chunk + 1 : this.#chunk;
+    return { pieces: this.#next, chunks, bytes: this.#bytes, crc: this.#crc, last: this.#lastId };
   }
 
   get committedBytes(): number {
     return this.#committedBytes;
   }
 
+  /** Chunks with acknowledged bytes (the last may be partly filled). */
   get committedChunks(): number {
-    return this.#committedChunks;
+    return Math.ceil(this.#committedBytes / this.#owner.chunkSize);
   }
 
   /** The acknowledged prefix of whole chunks, with its CRC-32: where a resume would continue. */
@@ -108,7 +128,7 @@ export class ChunkWindow {
     return { chunks: this.#wholeChunks, bytes: this.#wholeBytes, crc: this.#wholeCrc };
   }
 
-  /** Chunks not yet acknowledged. */
+  /** Pieces not yet acknowledged. */
   get pending(): number {
     return this.#pending.size;
   }
@@ -117,11 +137,25 @@ export class ChunkWindow {
     return this.#pending.size < this.#owner.maxInFlight;
   }
 
-  /** Number the next chunk and send it. The window keeps `data` until Redis acknowledged it. */
-  queue(data: Buffer): void {
+  /**
+   * Number the next piece and send it. `chunk` is the chunk's buffer when this piece fills it (the
+   * next piece then starts the next chunk). The window keeps `data` until Redis acknowledged it.
+   */
+  queue(data: Buffer, chunk?: Buffer): void {
+    const pieceCrc = crc32(data);
+    this.#crc = crc32Combine(this.#crc, pieceCrc, data.length);
     this.#bytes += data.length;
-    this.#crc = crc32(data, this.#crc);
-    this.#pending.set(this.#next++, { data, crc: this.#crc, acked: false });
+    const n = this.#chunk;
+    const s = this.#seq;
+    const id = pieceId(n, s);
+    if (chunk) {
+      this.#chunk++;
+      this.#seq = FIRST_PIECE;
+    } else {
+      this.#seq++;
+    }
+    this.#lastId = id;
+    this.#pending.set(this.#next++, { n, s, id, data, crc: formatCrc(pieceCrc), fileCrc: this.#crc, chunk, acked: false });
     this.#sendQueued();
   }
 
@@ -155,25 +189,28 @@ export class ChunkWindow {
         );
         return;
       }
-      const n = this.#nextToSend++;
-      const chunk = this.#pending.get(n);
-      if (chunk && !chunk.acked) this.#send(n, chunk.data);
+      const i = this.#nextToSend++;
+      const piece = this.#pending.get(i);
+      if (piece && !piece.acked) this.#send(i, piece);
     }
   }
 
-  #send(n: number, data: Buffer): void {
+  #send(i: number, piece: PendingPiece): void {
     const { client, chunksKey, waitReplicas } = this.#owner;
     this.#inFlight++;
-    const stored = waitReplicas > 0 ? this.#storeReplicated(n, data) : client.xaddBuffer(chunksKey, 'NOMKSTREAM', recordId(n), Field.data, data);
+    const stored =
+      waitReplicas > 0
+        ? this.#storeReplicated(piece)
+        : client.xaddBuffer(chunksKey, 'NOMKSTREAM', piece.id, Field.data, piece.data, Field.crc, piece.crc);
     stored.then(
       (id) => {
         this.#inFlight--;
         if (id === null) this.#fail(aborted(this.#owner.key, 'the file was removed while it was being written'));
-        else this.#ack(n);
+        else this.#ack(i);
       },
       (err: unknown) => {
         this.#inFlight--;
-        this.#onWriteError(n, data, err);
+        this.#onWriteError(i, piece, err);
       },
     );
   }
@@ -182,11 +219,11 @@ export class ChunkWindow {
    * XADD and WAIT in one pipeline: on one connection, to the node that holds the key (a cluster
    * client routes the keyless WAIT with the XADD), so the WAIT covers this very write.
    */
-  async #storeReplicated(n: number, data: Buffer): Promise<unknown> {
+  async #storeReplicated(piece: PendingPiece): Promise<unknown> {
     const { client, chunksKey, waitReplicas, waitTimeout, key } = this.#owner;
     const replies = await client
       .pipeline([
-        ['xadd', chunksKey, 'NOMKSTREAM', recordId(n), Field.data, data],
+        ['xadd', chunksKey, 'NOMKSTREAM', piece.id, Field.data, piece.data, Field.crc, piece.crc],
         ['wait', waitReplicas, waitTimeout],
       ])
       .exec();
@@ -195,12 +232,12 @@ export class ChunkWindow {
     if (id === null) return null;
     if (waitError) throw waitError;
     if ((replicas as number) < waitReplicas) {
-      throw timeout(key, `chunk ${n} reached ${replicas} of ${waitReplicas} replicas within ${waitTimeout} ms`);
+      throw timeout(key, `piece ${piece.id} reached ${replicas} of ${waitReplicas} replicas within ${waitTimeout} ms`);
     }
     return id;
   }
 
-  #onWriteError(n: number, data: Buffer, err: unknown): void {
+  #onWriteError(i: number, piece: PendingPiece, err: unknown): void {
     if (this.#stopped) return;
     if (err instanceof RedisFileError) {
       // Too few replicas confirmed the chunk: write it again (the node that holds it now may be a
@@ -222,15 +259,15 @@ export class ChunkWindow {
       // order of re-sent commands): that gap is repaired like one left by a refused write.
       // The check counts as in flight: a repair must not run before its answer is in.
       this.#inFlight++;
-      this.#verifyStored(n, data).then(
+      this.#verifyStored(piece).then(
         (stored) => {
           this.#inFlight--;
-          if (stored) this.#ack(n);
+          if (stored) this.#ack(i);
           else this.#recover(err);
         },
         (e: unknown) => {
           this.#inFlight--;
-          this.#fail(wrapRedisError(e, this.#owner.key, `checking chunk ${n}`));
+          this.#fail(wrapRedisError(e, this.#owner.key, `checking piece ${piece.id}`));
         },
       );
       return;
@@ -239,32 +276,38 @@ export class ChunkWindow {
       this.#recover(err);
       return;
     }
-    this.#fail(wrapRedisError(err, this.#owner.key, `storing chunk ${n}`));
+    this.#fail(wrapRedisError(err, this.#owner.key, `storing piece ${piece.id}`));
   }
 
-  async #verifyStored(n: number, data: Buffer): Promise<boolean> {
-    const id = recordId(n);
-    const found = await this.#owner.client.xrangeBuffer(this.#owner.chunksKey, id, id);
+  async #verifyStored(piece: PendingPiece): Promise<boolean> {
+    const found = await this.#owner.client.xrangeBuffer(this.#owner.chunksKey, piece.id, piece.id);
     const stored = found[0]?.[1];
-    return stored?.length === 2 && stored[0]!.toString() === Field.data && stored[1]!.equals(data);
+    return (
+      stored?.length === 4 &&
+      stored[0]!.toString() === Field.data &&
+      stored[1]!.equals(piece.data) &&
+      stored[2]!.toString() === Field.crc &&
+      stored[3]!.toString() === piece.crc
+    );
   }
 
-  #ack(n: number): void {
-    const chunk = this.#pending.get(n);
-    if (!chunk || this.#stopped) return;
-    chunk.acked = true;
+  #ack(i: number): void {
+    const piece = this.#pending.get(i);
+    if (!piece || this.#stopped) return;
+    piece.acked = true;
     this.#troubleSince = 0;
-    for (let next = this.#pending.get(this.#committedChunks); next?.acked; next = this.#pending.get(this.#committedChunks)) {
-      this.#pending.delete(this.#committedChunks);
-      this.#committedChunks++;
+    for (let next = this.#pending.get(this.#committedPieces); next?.acked; next = this.#pending.get(this.#committedPieces)) {
+      this.#pending.delete(this.#committedPieces);
+      this.#committedPieces++;
       this.#committedBytes += next.data.length;
-      // A short chunk can only be the last one: a resume never continues after it.
-      if (next.data.length === this.#owner.chunkSize) {
-        this.#wholeChunks = this.#committedChunks;
+      this.#committedId = next.id;
+      // Only a full chunk is where a resume may continue.
+      if (next.chunk) {
+        this.#wholeChunks = next.n + 1;
         this.#wholeBytes = this.#committedBytes;
-        this.#wholeCrc = next.crc;
+        this.#wholeCrc = next.fileCrc;
+        this.#owner.release?.(next.chunk);
       }
-      this.#owner.release?.(next.data);
     }
     this.#sendQueued();
     this.#owner.onAck();
@@ -291,28 +334,31 @@ export class ChunkWindow {
           return;
         }
         if (Date.now() - since > retryTimeout) {
-          this.#fail(wrapRedisError(cause, key, `storing chunk ${this.#committedChunks} (gave up after ${retryTimeout} ms)`));
+          const first = this.#pending.get(this.#committedPieces);
+          this.#fail(wrapRedisError(cause, key, `storing piece ${first?.id ?? '?'} (gave up after ${retryTimeout} ms)`));
           return;
         }
-        runScript(client, REPAIR, [keys.meta, chunksKey, keys.events], [writer, this.#committedChunks]).then(
-          (held) => {
+        // Every piece from the first one not acknowledged goes, and is sent again.
+        const first = this.#pending.get(this.#committedPieces)!;
+        run(client, REPAIR, { meta: keys.meta, chunks: chunksKey, events: keys.events }, { writer, n: first.n, s: first.s, last: this.#committedId }).then(
+          (reply) => {
             if (this.#stopped) return;
-            if (Array.isArray(held)) {
+            if (reply.status === 'lost') {
               this.#fail(
                 corrupt(
                   key,
-                  `chunks that Redis acknowledged are missing: the last stored entry is ${held[1]}, chunk ${this.#committedChunks - 1} was expected ` +
+                  `pieces that Redis acknowledged are missing: the last stored entry is ${reply.top}, ${this.#committedId} was expected ` +
                     '(lost when a replica without them took over from a failed primary? `waitReplicas` prevents that)',
                 ),
               );
               return;
             }
-            if (held === 0) {
+            if (reply.status === 'lease') {
               this.#fail(aborted(key, 'the file was removed or taken over by another writer while being written'));
               return;
             }
-            for (const [n, chunk] of this.#pending) if (n >= this.#committedChunks) chunk.acked = false;
-            this.#nextToSend = this.#committedChunks;
+            for (const [i, piece] of this.#pending) if (i >= this.#committedPieces) piece.acked = false;
+            this.#nextToSend = this.#committedPieces;
             this.#recovering = false;
             this.#sendQueued();
           },

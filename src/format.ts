@@ -20,9 +20,10 @@
  */
 
 import type { Buffer } from 'node:buffer';
+import { parseCrc } from './crc.js';
 
 /** @internal Bumped whenever an older reader would misread what a newer writer stores. */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 /** @internal */
 export const DEFAULT_PREFIX = 'rfs:';
 
@@ -105,74 +106,152 @@ function escapeGlob(text: string): string {
 }
 
 /**
- * Stream entry ids. The millisecond part is the record number; the sequence part is 1 for the
- * header (Redis forbids `0-0`, so the header needs `0-1`) and 2 for every record after it, so that
- * `XRANGE key 5 5` in redis-cli shows chunk 5 and a retried XADD of chunk `n` is refused by Redis
- * instead of being stored twice.
+ * Stream entry ids `<n>-<s>`: the millisecond part is the record number (the chunk a piece belongs
+ * to, or the number of the end or abort record), the sequence part the piece number, from 2 (Redis
+ * forbids `0-0`, so the header needs `0-1` and pieces start above it). `XRANGE key 5 5` in redis-cli
+ * shows every piece of chunk 5, and a retried XADD of a piece is refused by Redis instead of being
+ * stored twice.
  * @internal
  */
 export const HEADER_ID = '0-1';
+/** @internal The sequence number of a chunk's first piece, and of end and abort records. */
+export const FIRST_PIECE = 2;
+/** @internal The largest sequence number Redis accepts: `<n>-MAX_SEQ` is the last id of record n. */
+export const MAX_SEQ = '18446744073709551615';
 
-/** @internal Entry id of record `n` (chunk `n`, or the end record when `n` is the chunk count). */
-export function recordId(n: number): string {
-  return `${n}-2`;
+/** @internal The id of piece `s` of chunk `n` (and of the end or abort record `n` with s = 2). */
+export function pieceId(n: number, s: number = FIRST_PIECE): string {
+  return `${n}-${s}`;
 }
 
-/** @internal Record number of an entry id, or -1 for an id this format never writes. */
-export function parseRecordId(id: string): number {
+/**
+ * @internal The largest id below piece `s` of record `n`: what a stream's last id is set to when
+ * everything from that piece on is deleted, so that the piece can be written again.
+ */
+export function idBefore(n: number, s: number): string {
+  if (s > FIRST_PIECE) return `${n}-${s - 1}`;
+  return n > 0 ? `${n - 1}-${MAX_SEQ}` : HEADER_ID;
+}
+
+/** @internal The record and piece number of an id, or undefined for an id not of that form. */
+export function parseId(id: string): { n: number; s: number } | undefined {
   const dash = id.indexOf('-');
-  if (dash <= 0 || id.slice(dash + 1) !== '2') return -1;
-  const n = Number(id.slice(0, dash));
-  return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+  if (dash <= 0) return undefined;
+  const n = parseNumber(id.slice(0, dash));
+  const s = parseNumber(id.slice(dash + 1));
+  return n === undefined || s === undefined ? undefined : { n, s };
 }
 
-/** @internal Field names of the entries in a chunk stream. */
+/**
+ * @internal A number as the format stores it: ASCII decimal, no sign, no leading zero, at most
+ * 2^53 - 1. Undefined for anything else.
+ */
+export function parseNumber(text: string | undefined): number | undefined {
+  if (text === undefined || !/^(0|[1-9][0-9]{0,15})$/.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** @internal Field names of the entries in a chunk stream, in the order they are stored. */
 export const Field = Object.freeze({
-  /** Header entry: the format version. */
-  header: 'rfs',
-  /** Chunk entry: the bytes. */
+  /** Header: format version, generation, chunk size, content encoding. */
+  version: 'rfs',
+  gen: 'gen',
+  chunkSize: 'chunkSize',
+  encoding: 'encoding',
+  /** Piece: its bytes and their CRC-32. */
   data: 'd',
-  /** End record: total size; with `chunks` and `crc32`. */
-  end: 'end',
+  crc: 'c',
+  /** End record: total size, chunk count, CRC-32 of the whole file. */
+  size: 'end',
   chunks: 'chunks',
   crc32: 'crc32',
   /** Abort record: the reason. */
   abort: 'abort',
 } as const);
 
-/** @internal A decoded chunk-stream entry. */
+/** @internal A decoded chunk-stream entry, or the damage found in it. */
 export type Entry =
-  | { readonly kind: 'header'; readonly n: -1; readonly version: string; readonly fields: Map<string, Buffer> }
-  | { readonly kind: 'chunk'; readonly n: number; readonly data: Buffer }
-  | { readonly kind: 'end'; readonly n: number; readonly size: number; readonly chunks: number; readonly crc32: string | undefined }
-  | { readonly kind: 'abort'; readonly n: number; readonly reason: string }
-  | { readonly kind: 'unknown'; readonly n: number; readonly id: string };
+  | {
+      readonly kind: 'header';
+      readonly id: string;
+      readonly version: string;
+      readonly gen: string;
+      readonly chunkSize: number;
+      readonly encoding: string;
+    }
+  | { readonly kind: 'piece'; readonly id: string; readonly n: number; readonly s: number; readonly data: Buffer; readonly crc: number }
+  | {
+      readonly kind: 'end';
+      readonly id: string;
+      readonly n: number;
+      readonly s: number;
+      readonly size: number;
+      readonly chunks: number;
+      readonly crc32: number;
+    }
+  | { readonly kind: 'abort'; readonly id: string; readonly n: number; readonly s: number; readonly reason: string }
+  | { readonly kind: 'bad'; readonly id: string; readonly n: number; readonly s: number; readonly detail: string };
 
-/** @internal Decode one entry as returned by `XRANGE`/`XREAD` in buffer mode. */
-export function decodeEntry(id: Buffer, fields: Buffer[]): Entry {
-  const idText = id.toString('latin1');
-  if (idText === HEADER_ID) {
-    const map = new Map<string, Buffer>();
-    for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i]!.toString('latin1'), fields[i + 1]!);
-    return { kind: 'header', n: -1, version: map.get(Field.header)?.toString('latin1') ?? '', fields: map };
-  }
-  const n = parseRecordId(idText);
-  const name = fields[0]?.toString('latin1');
-  if (n < 0 || name === undefined) return { kind: 'unknown', n, id: idText };
-  if (name === Field.data && fields.length === 2) return { kind: 'chunk', n, data: fields[1]! };
-  if (name === Field.end) {
-    const map = new Map<string, string>();
-    for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i]!.toString('latin1'), fields[i + 1]!.toString('latin1'));
+function fieldsAre(fields: Buffer[], names: readonly string[]): boolean {
+  if (fields.length !== names.length * 2) return false;
+  for (let i = 0; i < names.length; i++) if (fields[i * 2]!.toString('latin1') !== names[i]) return false;
+  return true;
+}
+
+const HEADER_FIELDS = [Field.version, Field.gen, Field.chunkSize, Field.encoding] as const;
+const PIECE_FIELDS = [Field.data, Field.crc] as const;
+const END_FIELDS = [Field.size, Field.chunks, Field.crc32] as const;
+const ABORT_FIELDS = [Field.abort] as const;
+
+/**
+ * @internal Decode one entry as returned by `XRANGE`/`XREAD` in buffer mode, strictly: exact field
+ * lists, numbers and CRCs of the stored form. Damage decodes to `kind: 'bad'`; a header of another
+ * version decodes as a header (the reader refuses its version).
+ */
+export function decodeEntry(rawId: Buffer | string, fields: Buffer[]): Entry {
+  const id = typeof rawId === 'string' ? rawId : rawId.toString('latin1');
+  const parsed = parseId(id);
+  const n = parsed?.n ?? -1;
+  const s = parsed?.s ?? -1;
+  const bad = (detail: string): Entry => ({ kind: 'bad', id, n, s, detail });
+  if (parsed === undefined) return bad(`entry ${id} has an id this format never writes`);
+  if (id === HEADER_ID) {
+    if (!fieldsAre(fields, HEADER_FIELDS)) return bad('the header entry does not hold exactly rfs, gen, chunkSize, encoding');
+    const chunkSize = parseNumber(fields[5]!.toString('latin1'));
+    if (chunkSize === undefined || chunkSize < 1) return bad('the header\'s chunkSize is not a positive number');
     return {
-      kind: 'end',
-      n,
-      size: Number(map.get(Field.end)),
-      chunks: Number(map.get(Field.chunks)),
-      crc32: map.get(Field.crc32),
+      kind: 'header',
+      id,
+      version: fields[1]!.toString('latin1'),
+      gen: fields[3]!.toString('latin1'),
+      chunkSize,
+      encoding: fields[7]!.toString('latin1'),
     };
   }
-  if (name === Field.abort) return { kind: 'abort', n, reason: fields[1]?.toString('utf8') ?? '' };
-  return { kind: 'unknown', n, id: idText };
+  if (s < FIRST_PIECE) return bad(`entry ${id} has an id this format never writes`);
+  const first = fields[0]?.toString('latin1');
+  if (first === Field.data) {
+    if (!fieldsAre(fields, PIECE_FIELDS)) return bad(`piece ${id} does not hold exactly d and c`);
+    const crc = parseCrc(fields[3]!.toString('latin1'));
+    if (crc === undefined) return bad(`piece ${id} has a CRC-32 that is not 8 lowercase hex digits`);
+    if (fields[1]!.length === 0) return bad(`piece ${id} holds no bytes`);
+    return { kind: 'piece', id, n, s, data: fields[1]!, crc };
+  }
+  if (first === Field.size) {
+    if (!fieldsAre(fields, END_FIELDS)) return bad(`the end record ${id} does not hold exactly end, chunks, crc32`);
+    const size = parseNumber(fields[1]!.toString('latin1'));
+    const chunks = parseNumber(fields[3]!.toString('latin1'));
+    const crc32 = parseCrc(fields[5]!.toString('latin1'));
+    if (size === undefined || chunks === undefined) return bad(`the end record ${id} holds a size or chunk count that is not a number`);
+    if (crc32 === undefined) return bad(`the end record ${id} has a CRC-32 that is not 8 lowercase hex digits`);
+    return { kind: 'end', id, n, s, size, chunks, crc32 };
+  }
+  if (first === Field.abort) {
+    if (!fieldsAre(fields, ABORT_FIELDS)) return bad(`the abort record ${id} does not hold exactly abort`);
+    return { kind: 'abort', id, n, s, reason: fields[1]!.toString('utf8') };
+  }
+  return bad(`entry ${id} is neither a piece nor an end or abort record`);
 }
 
 /** @internal Field names of the metadata hash. */
@@ -196,8 +275,38 @@ export const Meta = Object.freeze({
   acks: 'acks',
   trim: 'trim',
   trimmed: 'trimmed',
-  /** Set ('1') when the writer aborted because Redis lost chunks it had acknowledged (a failover). */
+  /** How many entries trimming removed in all (the header included). */
+  dropped: 'dropped',
+  /** Set ('1') when the writer aborted because Redis lost pieces it had acknowledged (a failover). */
   lost: 'lost',
+  /** Prefixes of the per-consumer fields: its acknowledgement, and its position while trimming. */
+  ackPrefix: 'ack:',
+  posPrefix: 'pos:',
+} as const);
+
+/** The lifecycle of a stored file. */
+export type FileState = 'writing' | 'complete' | 'aborted';
+
+/** @internal The values of the `state` field. */
+export const State = Object.freeze({ writing: 'writing', complete: 'complete', aborted: 'aborted' } as const);
+
+/** @internal Events in the `events` stream. */
+export const Event = Object.freeze({
+  created: 'created',
+  removed: 'removed',
+  /** The writer deleted entries past a gap left by a refused write, and writes them again. */
+  repaired: 'repaired',
+  resumed: 'resumed',
+} as const);
+
+/** @internal Constants the scripts share with the package. */
+export const Limits = Object.freeze({
+  /** How many events the `events` stream keeps (approximate trim). */
+  eventsMaxLen: 16,
+  /** A writer's lease is stale after this many heartbeat intervals without a heartbeat. */
+  leaseFactor: 3,
+  /** How many entries `Pmemory:freed` keeps (approximate trim). */
+  freedMaxLen: 16,
 } as const);
 
 /** @internal The key of the stream that announces freed memory to writers held back by a limit. */
@@ -205,11 +314,10 @@ export function memoryEventsKey(prefix: string): string {
   return `${prefix}memory:freed`;
 }
 
-/** @internal Prefix of the metadata fields that record a consumer's acknowledgement. */
-export const ACK_FIELD = 'ack:';
-
-/** The lifecycle of a stored file. */
-export type FileState = 'writing' | 'complete' | 'aborted';
+/** @internal Whether a writer's lease, by its last heartbeat and interval, has lapsed at `now`. */
+export function leaseLapsed(heartbeat: number, interval: number, now: number): boolean {
+  return now - heartbeat > Limits.leaseFactor * interval;
+}
 
 /** @internal The metadata hash, parsed. */
 export interface MetaRecord {
@@ -222,7 +330,7 @@ export interface MetaRecord {
   readonly encoding: string;
   readonly contentType: string | undefined;
   readonly metadata: Record<string, string>;
-  readonly crc32: string | undefined;
+  readonly crc32: string;
   readonly created: number;
   readonly updated: number;
   readonly heartbeat: number;
@@ -236,78 +344,91 @@ export interface MetaRecord {
   readonly trim: boolean;
   /** Chunks 0 to `trimmed - 1` were trimmed: every consumer had read them. */
   readonly trimmed: number;
-  /** The writer aborted because Redis lost chunks it had acknowledged: the stored file has a gap. */
+  /** The writer aborted because Redis lost pieces it had acknowledged: the stored file has a gap. */
   readonly lost: boolean;
 }
 
+/** @internal Why a metadata hash cannot be read: another format, or damage. */
+export interface MetaProblem {
+  readonly problem: 'format' | 'corrupt';
+  readonly detail: string;
+}
+
 /**
- * Parse the metadata hash, as `HGETALL` returns it. Returns `undefined` for a missing hash, and a
- * string describing the problem for a hash this version cannot read.
+ * Parse the metadata hash, as `HGETALL` returns it, strictly (docs/format.md). Returns `undefined`
+ * for a missing hash, and a {@link MetaProblem} for a hash of another version or a damaged one.
  * @internal
  */
-export function parseMeta(raw: Record<string, string> | null | undefined): MetaRecord | undefined | string {
+export function parseMeta(raw: Record<string, string> | null | undefined): MetaRecord | MetaProblem | undefined {
   if (raw == null || Object.keys(raw).length === 0) return undefined;
-  const version = Number(raw[Meta.version]);
-  if (!Number.isInteger(version) || version < 1) return 'the metadata hash carries no storage format version';
-  if (version !== FORMAT_VERSION) {
-    return `stored in format version ${raw[Meta.version]}; this version of redis-file-stream reads version ${FORMAT_VERSION}`;
+  const version = raw[Meta.version];
+  if (version !== String(FORMAT_VERSION)) {
+    return {
+      problem: 'format',
+      detail:
+        version === undefined
+          ? 'the metadata hash carries no storage format version'
+          : `it is stored in format version ${JSON.stringify(version)}; this version of redis-file-stream reads version ${FORMAT_VERSION}`,
+    };
   }
+  const corrupt = (detail: string): MetaProblem => ({ problem: 'corrupt', detail: `the metadata hash ${detail}` });
+  const num = (field: string): number | undefined => parseNumber(raw[field]);
   const state = raw[Meta.state];
-  if (state !== 'writing' && state !== 'complete' && state !== 'aborted') return `unknown state ${JSON.stringify(state)}`;
-  const chunkSize = Number(raw[Meta.chunkSize]);
+  if (state !== State.writing && state !== State.complete && state !== State.aborted) return corrupt(`has an unknown state ${JSON.stringify(state)}`);
   const gen = raw[Meta.gen];
-  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1 || !gen) return 'the metadata hash is incomplete';
+  if (gen === undefined || !/^[0-9a-f]{16}$/.test(gen)) return corrupt('has no generation of 16 lowercase hex digits');
+  const numbers = [Meta.chunkSize, Meta.size, Meta.chunks, Meta.created, Meta.updated, Meta.heartbeat, Meta.heartbeatInterval, Meta.trimmed, Meta.dropped];
+  for (const field of numbers) if (num(field) === undefined) return corrupt(`field ${field} is missing or not a number`);
+  if (num(Meta.chunkSize)! < 1) return corrupt('has a chunk size of 0');
+  const crc = raw[Meta.crc32];
+  if (parseCrc(crc) === undefined) return corrupt('field crc32 is missing or not 8 lowercase hex digits');
+  const encoding = raw[Meta.encoding];
+  if (!encoding) return corrupt('has no encoding');
+  if (raw[Meta.trim] !== '1' && raw[Meta.trim] !== '0') return corrupt('field trim is neither 1 nor 0');
+  if (raw[Meta.writer] === undefined || raw[Meta.metadata] === undefined || raw[Meta.contentType] === undefined || raw[Meta.consumers] === undefined) {
+    return corrupt('lacks writer, metadata, contentType or consumers');
+  }
   let metadata: Record<string, string> = {};
   let consumers: number | readonly string[] | undefined;
   try {
-    metadata = raw[Meta.metadata] ? (JSON.parse(raw[Meta.metadata]) as Record<string, string>) : {};
-    consumers = raw[Meta.consumers] ? (JSON.parse(raw[Meta.consumers]) as number | string[]) : undefined;
+    metadata = JSON.parse(raw[Meta.metadata]!) as Record<string, string>;
+    consumers = raw[Meta.consumers] ? (JSON.parse(raw[Meta.consumers]!) as number | string[]) : undefined;
   } catch {
-    return 'the user metadata or the consumers are not valid JSON';
+    return corrupt('holds user metadata or consumers that are not valid JSON');
   }
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) return corrupt('holds user metadata that is not an object');
   const acknowledgedBy = Object.keys(raw)
-    .filter((field) => field.startsWith(ACK_FIELD))
-    .map((field) => field.slice(ACK_FIELD.length));
+    .filter((field) => field.startsWith(Meta.ackPrefix))
+    .map((field) => field.slice(Meta.ackPrefix.length));
   return {
-    version,
+    version: FORMAT_VERSION,
     gen,
     state,
-    chunkSize,
-    size: Number(raw[Meta.size] ?? 0),
-    chunks: Number(raw[Meta.chunks] ?? 0),
-    encoding: raw[Meta.encoding] || 'identity',
+    chunkSize: num(Meta.chunkSize)!,
+    size: num(Meta.size)!,
+    chunks: num(Meta.chunks)!,
+    encoding,
     contentType: raw[Meta.contentType] || undefined,
     metadata,
-    crc32: raw[Meta.crc32] || undefined,
-    created: Number(raw[Meta.created] ?? 0),
-    updated: Number(raw[Meta.updated] ?? 0),
-    heartbeat: Number(raw[Meta.heartbeat] ?? 0),
-    heartbeatInterval: Number(raw[Meta.heartbeatInterval] ?? 0),
+    crc32: crc!,
+    created: num(Meta.created)!,
+    updated: num(Meta.updated)!,
+    heartbeat: num(Meta.heartbeat)!,
+    heartbeatInterval: num(Meta.heartbeatInterval)!,
     consumers,
     acknowledgedBy,
     trim: raw[Meta.trim] === '1',
-    trimmed: Number(raw[Meta.trimmed] ?? 0),
+    trimmed: num(Meta.trimmed)!,
     lost: raw[Meta.lost] === '1',
   };
 }
 
-/** @internal A CRC-32 as stored: 8 lowercase hex digits. */
-export function formatCrc(crc: number): string {
-  return crc.toString(16).padStart(8, '0');
+/** @internal Whether a parsed hash is a problem rather than a file. */
+export function isMetaProblem(meta: MetaRecord | MetaProblem | undefined): meta is MetaProblem {
+  return meta !== undefined && 'problem' in meta;
 }
 
 /** @internal The gzip magic bytes, used to detect gzip input that was not declared. */
 export function looksGzipped(bytes: Buffer): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
-
-/** @internal Events in the `events` stream. */
-export const Event = Object.freeze({
-  created: 'created',
-  removed: 'removed',
-  /** The writer deleted entries past a gap left by a refused write, and writes them again. */
-  repaired: 'repaired',
-  resumed: 'resumed',
-} as const);
-/** @internal How many events the `events` stream keeps (approximate trim). */
-export const EVENTS_MAXLEN = 16;

@@ -7,7 +7,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { RedisClient } from './client.js';
 import { wrapRedisError } from './errors.js';
-import { decodeMetaKey, fileKeys, parseMeta, scanPattern } from './format.js';
+import { decodeMetaKey, fileKeys, isMetaProblem, parseMeta, scanPattern } from './format.js';
 import { type FileStat, toFileStat } from './manage.js';
 import { invalidType, type ListOptions, resolveListOptions } from './options.js';
 
@@ -64,7 +64,7 @@ async function* scanFiles(client: RedisClient, prefix: string, match: string, co
         if (metaErr) throw wrapRedisError(metaErr, found[i]!, 'listing files');
         const meta = parseMeta(raw as Record<string, string>);
         // Removed since SCAN saw it, or in a format this version does not read.
-        if (meta === undefined || typeof meta === 'string') continue;
+        if (meta === undefined || isMetaProblem(meta)) continue;
         yield toFileStat(found[i]!, meta, ttl as number);
       }
     } while (cursor !== '0');

@@ -4,8 +4,8 @@
  */
 
 import type { RedisClient } from './client.js';
-import { badFormat, exists, notFound, wrapRedisError } from './errors.js';
-import { type FileKeys, type FileState, fileKeys, FORMAT_VERSION, type MetaRecord, parseMeta } from './format.js';
+import { badFormat, corrupt, exists, notFound, wrapRedisError } from './errors.js';
+import { type FileKeys, type FileState, fileKeys, isMetaProblem, Meta, type MetaRecord, parseMeta } from './format.js';
 import {
   checkClientAndKey,
   checkSeconds,
@@ -16,7 +16,8 @@ import {
 } from './options.js';
 import { pipeline } from 'node:stream/promises';
 import { createRedisReadStream } from './read-stream.js';
-import { EXPIRE, REMOVE, RENAME, runScript } from './scripts.js';
+import { EXPIRE, REMOVE, RENAME, run } from './scripts/index.js';
+import type { FileRefusal, RenameReply } from './scripts/file.js';
 import { createRedisWriteStream } from './write-stream.js';
 
 /** What {@link stat} tells about a stored file. */
@@ -72,7 +73,7 @@ async function statFile(client: RedisClient, key: string, keys: FileKeys): Promi
   }
   const meta = parseMeta(raw);
   if (meta === undefined) throw notFound(key);
-  if (typeof meta === 'string') throw badFormat(key, meta);
+  if (isMetaProblem(meta)) throw meta.problem === 'format' ? badFormat(key, meta.detail) : corrupt(key, meta.detail);
   return toFileStat(key, meta, ttl);
 }
 
@@ -109,20 +110,25 @@ export function remove(client: RedisClient, key: string, options?: KeyOptions): 
 }
 
 async function removeFile(client: RedisClient, key: string, keys: FileKeys): Promise<boolean> {
-  return onFile(client, key, keys, 'remove', (gen) => runScript(client, REMOVE, [keys.meta, keys.events, keys.chunks(gen)], [gen, FORMAT_VERSION]));
+  return onFile(client, key, keys, 'remove', (gen) => run(client, REMOVE, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen }));
 }
 
 /**
  * Run a whole-file script with the file's current generation, again when the file was replaced in
  * between (the script answers 'retry'). Resolves to whether there was a file.
  */
-async function onFile(client: RedisClient, key: string, keys: FileKeys, operation: string, run: (gen: string) => Promise<unknown>): Promise<boolean> {
+async function onFile(
+  client: RedisClient,
+  key: string,
+  keys: FileKeys,
+  operation: string,
+  call: (gen: string) => Promise<{ status: 'ok' } | FileRefusal>,
+): Promise<boolean> {
   try {
     for (let attempt = 0; attempt < 10; attempt++) {
-      const reply = await run((await client.hget(keys.meta, 'gen')) ?? '');
-      if (reply === 0 || reply === 1) return reply === 1;
-      const [status, detail] = reply as [string, string];
-      if (status === 'format') throw badFormat(key, `will not ${operation} this key: ${detail}`);
+      const reply = await call((await client.hget(keys.meta, Meta.gen)) ?? '');
+      if (reply.status === 'ok' || reply.status === 'missing') return reply.status === 'ok';
+      if (reply.status === 'format') throw badFormat(key, `will not ${operation} this key: ${reply.detail}`);
     }
   } catch (err) {
     throw wrapRedisError(err, key, operation);
@@ -142,7 +148,7 @@ export function expire(client: RedisClient, key: string, seconds: number | null,
 }
 
 function expireFile(client: RedisClient, key: string, keys: FileKeys, ttl: number): Promise<boolean> {
-  return onFile(client, key, keys, 'expire', (gen) => runScript(client, EXPIRE, [keys.meta, keys.chunks(gen), keys.events], [gen, FORMAT_VERSION, ttl]));
+  return onFile(client, key, keys, 'expire', (gen) => run(client, EXPIRE, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen, ttl }));
 }
 
 /**
@@ -196,7 +202,7 @@ async function copyAcrossSlots(
   );
   // Only the generation that was copied goes: a file stored at the old name meanwhile stays.
   try {
-    await runScript(client, REMOVE, [src.meta, src.events, src.chunks(gen)], [gen, FORMAT_VERSION]);
+    await run(client, REMOVE, { meta: src.meta, chunks: src.chunks(gen), events: src.events }, { gen });
   } catch (err) {
     throw wrapRedisError(err, from, `removing the old name after copying it to ${JSON.stringify(to)}`);
   }
@@ -204,27 +210,34 @@ async function copyAcrossSlots(
 
 async function renameFile(client: RedisClient, from: string, to: string, src: FileKeys, dst: FileKeys, overwrite: boolean, prefix: string): Promise<void> {
   for (let attempt = 0; attempt < 10; attempt++) {
-    let reply: unknown;
+    let reply: RenameReply;
     let gen: string | null = null;
     try {
       let targetGen: string | null;
-      [gen, targetGen] = await Promise.all([client.hget(src.meta, 'gen'), client.hget(dst.meta, 'gen')]);
-      reply = await runScript(
+      [gen, targetGen] = await Promise.all([client.hget(src.meta, Meta.gen), client.hget(dst.meta, Meta.gen)]);
+      reply = await run(
         client,
         RENAME,
-        [src.meta, src.chunks(gen ?? ''), src.events, dst.meta, dst.chunks(gen ?? ''), dst.events, dst.chunks(targetGen ?? gen ?? '')],
-        [gen ?? '', FORMAT_VERSION, overwrite ? '1' : '0', targetGen ?? ''],
+        {
+          meta: src.meta,
+          chunks: src.chunks(gen ?? ''),
+          events: src.events,
+          toMeta: dst.meta,
+          toChunks: dst.chunks(gen ?? ''),
+          toEvents: dst.events,
+          toOld: dst.chunks(targetGen ?? gen ?? ''),
+        },
+        { gen: gen ?? '', overwrite: overwrite ? '1' : '0', toGen: targetGen ?? '' },
       );
     } catch (err) {
       if (err instanceof Error && err.message.startsWith('CROSSSLOT')) return copyAcrossSlots(client, from, to, src, gen ?? '', overwrite, prefix);
       throw wrapRedisError(err, from, `rename to ${JSON.stringify(to)}`);
     }
-    const [status, detail] = reply as [string, string | undefined];
-    if (status === 'ok') return;
-    if (status === 'missing') throw notFound(from);
-    if (status === 'busy') throw exists(from, 'the file is still being written and cannot be renamed');
-    if (status === 'exists') throw exists(to, `a ${detail} file is stored at the new name and \`overwrite\` is off`);
-    if (status === 'format') throw badFormat(from, `will not rename: ${detail}`);
+    if (reply.status === 'ok') return;
+    if (reply.status === 'missing') throw notFound(from);
+    if (reply.status === 'busy') throw exists(from, 'the file is still being written and cannot be renamed');
+    if (reply.status === 'exists') throw exists(to, `a ${reply.state} file is stored at the new name and \`overwrite\` is off`);
+    if (reply.status === 'format') throw badFormat(from, `will not rename: ${reply.detail}`);
   }
   throw wrapRedisError(new Error('the files keep changing'), from, 'rename');
 }

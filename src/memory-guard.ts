@@ -7,7 +7,7 @@
 
 import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
 import type { Redis } from 'ioredis';
-import { runScript, USED_MEMORY } from './scripts.js';
+import { run, USED_MEMORY } from './scripts/index.js';
 
 /** How long, and for how many bytes sent, a reading of `used_memory` under the limit is trusted. */
 const CHECK_EVERY_MS = 100;
@@ -76,7 +76,7 @@ export class MemoryGuard {
   }
 
   async #usedMemory(): Promise<number> {
-    return Number(await runScript(this.#client, USED_MEMORY, [this.#routeKey], []));
+    return (await run(this.#client, USED_MEMORY, { meta: this.#routeKey }, {})).used;
   }
 
   close(): void {

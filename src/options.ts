@@ -31,8 +31,11 @@ export interface WriteStreamOptions extends KeyOptions {
    */
   compress?: boolean;
   /**
-   * Declares that the written bytes are already encoded (for example `'gzip'` for a `.gz` file).
-   * When neither this nor `compress` is given, gzip is detected from the magic bytes.
+   * Declares that the written bytes are already encoded (for example `'gzip'` for a `.gz` file),
+   * so that a reader with `decompress` decodes them. The file is created before the first byte
+   * is written, so nothing is guessed from the bytes: `'identity'` unless declared (the
+   * `redis-file` command declares gzip for input that starts with gzip's magic bytes).
+   * @default 'identity' ('gzip' with `compress`)
    * @example 'gzip'
    */
   contentEncoding?: string;
@@ -115,6 +118,15 @@ export interface WriteStreamOptions extends KeyOptions {
    * @default 1000
    */
   heartbeatInterval?: number;
+  /**
+   * Milliseconds after which bytes written but not yet part of a full chunk are stored anyway (as
+   * a piece of their chunk), so that followers see a slow writer's data within this interval
+   * instead of a chunk later. A writer that fills chunks faster than this stores whole chunks, as
+   * if it were off. 0 turns it off: bytes are then stored a chunk at a time, by `flush()`, and at
+   * the end. See also {@link RedisWriteStream.flush}.
+   * @default 100
+   */
+  flushInterval?: number;
   /**
    * Least milliseconds between two `progress` events.
    * @default 250
@@ -244,6 +256,7 @@ export interface ResolvedWriteOptions {
   readonly waitReplicas: number;
   readonly waitTimeout: number;
   readonly heartbeatInterval: number;
+  readonly flushInterval: number;
   readonly progressInterval: number;
   readonly signal: AbortSignal | undefined;
   readonly highWaterMark: number;
@@ -290,6 +303,7 @@ const WRITE_DEFAULTS = Object.freeze({
   waitReplicas: 0,
   waitTimeout: 5000,
   heartbeatInterval: 1000,
+  flushInterval: 100,
 });
 
 const READ_DEFAULTS = Object.freeze({
@@ -310,7 +324,7 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', [
     'prefix', 'chunkSize', 'compress', 'contentEncoding', 'contentType', 'metadata', 'overwrite', 'consumers', 'maxRedisMemory', 'resume',
-    'retryTimeout', 'ttl', 'maxInFlight', 'waitReplicas', 'waitTimeout', 'heartbeatInterval', 'progressInterval', 'signal',
+    'retryTimeout', 'ttl', 'maxInFlight', 'waitReplicas', 'waitTimeout', 'heartbeatInterval', 'flushInterval', 'progressInterval', 'signal',
     'highWaterMark',
   ]);
   const chunkSize = int(o, 'chunkSize', WRITE_DEFAULTS.chunkSize, 1, MAX_CHUNK_SIZE);
@@ -340,6 +354,7 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
     waitReplicas: int(o, 'waitReplicas', WRITE_DEFAULTS.waitReplicas, 0, 1024),
     waitTimeout: int(o, 'waitTimeout', WRITE_DEFAULTS.waitTimeout, 1, 3_600_000),
     heartbeatInterval: int(o, 'heartbeatInterval', WRITE_DEFAULTS.heartbeatInterval, 10, 3_600_000),
+    flushInterval: int(o, 'flushInterval', WRITE_DEFAULTS.flushInterval, 0, 3_600_000),
     progressInterval: int(o, 'progressInterval', PROGRESS_INTERVAL, 0, 3_600_000),
     signal: signal(o),
     highWaterMark: int(o, 'highWaterMark', chunkSize, 1, 2 ** 31 - 1),

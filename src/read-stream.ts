@@ -5,9 +5,10 @@
 
 import type { Buffer } from 'node:buffer';
 import { addAbortSignal, Readable } from 'node:stream';
-import { createGunzip, crc32, type Gunzip } from 'node:zlib';
-import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
+import { createGunzip, type Gunzip } from 'node:zlib';
 import { RETRY_MAX_MS, RETRY_MIN_MS } from './chunk-window.js';
+import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
+import { ConsumedChunks } from './consumed.js';
 import { aborted, badFormat, corrupt, decodeFailed, isRetryable, notFound, outOfRange, timeout, wrapRedisError } from './errors.js';
 import {
   decodeEntry,
@@ -15,19 +16,19 @@ import {
   Event,
   type FileKeys,
   fileKeys,
-  formatCrc,
-  HEADER_ID,
+  isMetaProblem,
+  leaseLapsed,
   memoryEventsKey,
   Meta,
   type MetaRecord,
   parseMeta,
-  recordId,
+  State,
 } from './format.js';
-import { checkClientAndKey, type ReadStreamOptions, resolveReadOptions, type ResolvedReadOptions } from './options.js';
 import { announceFreed } from './memory-guard.js';
-import { ABANDON, ACK, JOIN, runScript, TRIM } from './scripts.js';
+import { checkClientAndKey, type ReadStreamOptions, resolveReadOptions, type ResolvedReadOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
-import { ConsumedChunks } from './consumed.js';
+import { ABANDON, ACK, JOIN, run, TRIM } from './scripts/index.js';
+import { EntrySequence, type Step } from './sequence.js';
 
 /**
  * Longest single blocking wait. Between waits the reader checks that the file still exists and
@@ -48,8 +49,9 @@ export interface RedisReadStream {
 }
 
 /**
- * A Readable that yields a stored file's bytes, in order, checking every chunk. Create it with
- * {@link createRedisReadStream}; the class is exported for types and `instanceof`.
+ * A Readable that yields a stored file's bytes, in order, checking every piece before any of its
+ * bytes go out. Create it with {@link createRedisReadStream}; the class is exported for types and
+ * `instanceof`.
  */
 export class RedisReadStream extends Readable {
   /** The file's key. */
@@ -60,18 +62,14 @@ export class RedisReadStream extends Readable {
   #meta!: MetaRecord;
   #chunksKey = '';
   #blocking: RedisClient | undefined;
+  #opened = false;
+  /** The order of the entries, checked as they come. */
+  #seq!: EntrySequence;
 
-  /** Number of the next chunk expected, and the file offset it starts at. */
-  #next = 0;
-  #pos = 0;
-  /** A chunk shorter than the chunk size was seen: only the end record may follow. */
-  #sawShort = false;
-  /** Running CRC-32 of the whole file, when the read started at its first byte. */
-  #crc: number | undefined;
   #lastEventId = '0-0';
-  #lastHeartbeat: string | null = null;
+  #lastHeartbeat: number | undefined;
   #lastProgress = 0;
-  /** When a gap in the chunk numbers was first met (0: none). */
+  /** When a gap in the ids was first met (0: none). */
   #gapSince = 0;
   /** The last read reached the stored tail: wait with blocking reads from now on. */
   #atTail = false;
@@ -79,12 +77,13 @@ export class RedisReadStream extends Readable {
   #follow = true;
   #pumping = false;
   #wanted = false;
-  /** The batch after the one being consumed, already requested. */
-  #prefetched: { from: number; entries: Promise<RawEntry[]> } | undefined;
+  /** The batch after the one being consumed, already requested, and where it starts. */
+  #prefetched: { after: string; entries: Promise<RawEntry[]> } | undefined;
   #done = false;
   /** Since when Redis has been unavailable for a passing reason (0: it is not), and the retry timer. */
   #troubleSince = 0;
   #retryTimer: NodeJS.Timeout | undefined;
+  #retryResume: (() => void) | undefined;
   #delivered = 0;
   /** The whole file was read, up to and including its checked end record. */
   #readToEnd = false;
@@ -113,14 +112,9 @@ export class RedisReadStream extends Readable {
     return this.#delivered;
   }
 
-  override _construct(callback: (error?: Error | null) => void): void {
-    if (this.destroyed) {
-      callback();
-      return;
-    }
-    this.#openRetrying().then(() => callback(), callback);
-  }
-
+  // The file is opened by the first _read, not in _construct: Node holds back destroy() until
+  // _construct has called back, and opening may wait (`waitForCreate`, a Redis that is away), which
+  // destroy() and the signal must be able to cut short at any moment.
   override _read(): void {
     this.#wanted = true;
     if (this.#gunzip?.isPaused()) this.#gunzip.resume();
@@ -142,6 +136,7 @@ export class RedisReadStream extends Readable {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Opening
 
   async #openRetrying(): Promise<void> {
     for (;;) {
@@ -161,20 +156,24 @@ export class RedisReadStream extends Readable {
       let rawMeta: Record<string, string>;
       let lastEvent: [string, string[]][];
       try {
-        // The event position first, then the metadata: a file created in between is seen by the
-        // second read, and one created after it logs an event past the position. No transaction
-        // needed (a transaction cut by a dropped connection is not re-sent).
-        lastEvent = (await this.#client.xrevrange(this.#keys.events, '+', '-', 'COUNT', 1)) as [string, string[]][];
-        rawMeta = await this.#client.hgetall(this.#keys.meta);
+        // Sent together, in this order on one connection: the event position first, then the
+        // metadata, so that a file created in between is seen by the second, and one created after
+        // it logs an event past the position. One round trip.
+        [lastEvent, rawMeta] = await Promise.all([
+          this.#client.xrevrange(this.#keys.events, '+', '-', 'COUNT', 1) as Promise<[string, string[]][]>,
+          this.#client.hgetall(this.#keys.meta),
+        ]);
       } catch (err) {
         throw wrapRedisError(err, this.key, 'reading the metadata');
       }
+      if (this.#done) return;
       this.#lastEventId = lastEvent[0]?.[0] ?? '0-0';
       const meta = parseMeta(rawMeta);
-      if (typeof meta === 'string') throw badFormat(this.key, meta);
+      if (isMetaProblem(meta)) throw meta.problem === 'format' ? badFormat(this.key, meta.detail) : corrupt(this.key, meta.detail);
       if (meta !== undefined) {
         this.#start(meta);
         await this.#join();
+        this.#opened = true;
         return;
       }
       if (this.#opts.waitForCreate === 0) throw notFound(this.key);
@@ -185,27 +184,27 @@ export class RedisReadStream extends Readable {
       try {
         await this.#blockingConnection().xread('BLOCK', remaining, 'STREAMS', this.#keys.events, this.#lastEventId);
       } catch (err) {
+        if (this.#done) return;
         throw wrapRedisError(err, this.key, 'waiting for the file to be created');
       }
-      if (this.destroyed) return;
+      if (this.#done) return;
     }
   }
 
   #start(meta: MetaRecord): void {
-    if (meta.state === 'aborted') throw this.#abortedError(meta.lost);
-    const { decompress } = this.#opts;
-    if (meta.state === 'complete') this.#checkRange(meta.size);
+    if (meta.state === State.aborted) throw this.#abortedError(meta.lost);
+    const { decompress, start, checksum } = this.#opts;
+    if (meta.state === State.complete) this.#checkRange(meta.size);
     this.#meta = meta;
-    this.#follow = this.#opts.follow && meta.state === 'writing';
+    this.#follow = this.#opts.follow && meta.state === State.writing;
     this.#chunksKey = this.#keys.chunks(meta.gen);
-    this.#next = Math.floor(this.#opts.start / meta.chunkSize);
-    if (meta.trimmed > this.#next) throw this.#trimmedError(meta.trimmed);
-    if (decompress && meta.encoding === 'gzip' && this.#next > 0) {
-      throw notFound(this.key, `it starts at chunk ${this.#next} (the chunks before it were trimmed once every consumer had passed them), and gzip cannot be decompressed from the middle`);
+    const firstChunk = Math.floor(start / meta.chunkSize);
+    if (meta.trimmed > firstChunk) throw this.#trimmedError(meta.trimmed, firstChunk);
+    if (decompress && meta.encoding === 'gzip' && firstChunk > 0) {
+      throw notFound(this.key, `it starts at chunk ${firstChunk} (the chunks before it were trimmed once every consumer had passed them), and gzip cannot be decompressed from the middle`);
     }
-    this.#pos = this.#next * meta.chunkSize;
-    this.#crc = this.#next === 0 && this.#opts.checksum ? 0 : undefined;
-    this.#lastHeartbeat = String(meta.heartbeat);
+    this.#seq = new EntrySequence(this.key, meta, { firstChunk, withHeader: firstChunk === 0, start, end: this.#opts.end, checksum });
+    this.#lastHeartbeat = meta.heartbeat;
     this.#lastProgress = Date.now();
     if (decompress && meta.encoding === 'gzip') {
       const gunzip = createGunzip();
@@ -218,7 +217,7 @@ export class RedisReadStream extends Readable {
       this.#gunzip = gunzip;
     }
     if (this.#opts.consumer !== undefined && meta.trim) {
-      this.#consumed = new ConsumedChunks(meta.chunkSize, this.#opts.start, this.#gunzip !== undefined);
+      this.#consumed = new ConsumedChunks(meta.chunkSize, start, this.#gunzip !== undefined);
     }
   }
 
@@ -228,26 +227,26 @@ export class RedisReadStream extends Readable {
    */
   async #join(): Promise<void> {
     if (!this.#consumed) return;
-    let reply: unknown;
+    const first = this.#seq.chunk;
+    let reply: Awaited<ReturnType<typeof JOIN.decode>>;
     try {
-      reply = await runScript(this.#client, JOIN, [this.#keys.meta], [this.#meta.gen, this.#opts.consumer!, this.#next, '0']);
+      reply = await run(this.#client, JOIN, { meta: this.#keys.meta }, { gen: this.#meta.gen, consumer: this.#opts.consumer!, first, restart: '0' });
     } catch (err) {
       throw wrapRedisError(err, this.key, `recording the position of consumer ${JSON.stringify(this.#opts.consumer)}`);
     }
-    const [status, detail] = reply as [string, number];
-    if (status === 'missing') throw notFound(this.key, 'the file was removed, replaced or expired while being opened');
-    if (status === 'trimmed') throw this.#trimmedError(detail);
-    this.#reported = this.#next;
+    if (reply.status === 'missing') throw notFound(this.key, 'the file was removed, replaced or expired while being opened');
+    if (reply.status === 'trimmed') throw this.#trimmedError(reply.trimmed, first);
+    this.#reported = first;
   }
 
   #abortedError(lost: boolean): Error {
     return lost
-      ? corrupt(this.key, 'Redis lost chunks that it had acknowledged to the writer (a replica without them took over from a failed primary), and the writer aborted')
+      ? corrupt(this.key, 'Redis lost pieces that it had acknowledged to the writer (a replica without them took over from a failed primary), and the writer aborted')
       : aborted(this.key, 'the writer aborted this file before it was complete');
   }
 
-  #trimmedError(trimmed: number): Error {
-    return notFound(this.key, `chunks 0 to ${trimmed - 1} were trimmed once every consumer had read them; this read needs chunk ${this.#next}`);
+  #trimmedError(trimmed: number, wanted: number): Error {
+    return notFound(this.key, `chunks 0 to ${trimmed - 1} were trimmed once every consumer had read them; this read needs chunk ${wanted}`);
   }
 
   #blockingConnection(): RedisClient {
@@ -255,26 +254,34 @@ export class RedisReadStream extends Readable {
     return this.#blocking;
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Reading
+
   async #pump(): Promise<void> {
     this.#pumping = true;
     try {
+      if (!this.#opened) {
+        await this.#openRetrying();
+        if (this.#done) return;
+      }
       while (this.#wanted && !this.#done) {
-        let entries: Entry[];
+        let batch: { entries: Entry[]; full: boolean };
         try {
-          entries = await this.#fetch();
+          batch = await this.#fetch();
           this.#troubleSince = 0;
         } catch (err) {
           if (await this.#retryLater(err)) continue;
           throw err;
         }
-        for (const entry of entries) {
-          if (this.#done) break;
-          if (entry.n > this.#next) {
-            await this.#waitOutGap(entry.n);
+        const { entries } = batch;
+        for (let i = 0; i < entries.length && !this.#done; i++) {
+          const step = this.#seq.accept(entries[i]!);
+          if (step.kind === 'gap') {
+            await this.#waitOutGap(step.expected, entries[i]!.id);
             break;
           }
           this.#gapSince = 0;
-          this.#consume(entry);
+          await this.#take(step, i === entries.length - 1 && batch.full, entries.length - 1 - i);
         }
         if (this.#gunzip?.writableNeedDrain && !this.#done) await drainOrClose(this.#gunzip);
         if (entries.length > 0) await this.#reportPosition();
@@ -286,12 +293,72 @@ export class RedisReadStream extends Readable {
     }
   }
 
-  #retryResume: (() => void) | undefined;
+  /** Act on a checked entry. `more`: entries after it in the same batch; `lastOfFull`: it ended a full batch. */
+  async #take(step: Step, lastOfFull: boolean, more: number): Promise<void> {
+    switch (step.kind) {
+      case 'header':
+        return;
+      case 'bytes':
+        if (step.bytes.length > 0) this.#deliver(step.bytes);
+        if (step.pastEnd) this.#finish();
+        return;
+      case 'end': {
+        // Nothing may follow the end record: in this batch, or (when the batch was cut by its
+        // count right after it) in the stream.
+        if (more > 0 || (lastOfFull && (await this.#rangeAfter(this.#seq.lastId, 1)).length > 0)) {
+          throw corrupt(this.key, `entries follow the end record ${this.#seq.lastId}`);
+        }
+        await this.#checkEndAgainstMeta(step);
+        this.#readToEnd = this.#opts.start === 0;
+        this.#finish();
+        return;
+      }
+      case 'abort': {
+        const lost = await this.#hget(Meta.lost);
+        throw lost === '1' ? this.#abortedError(true) : aborted(this.key, `the writer aborted this file before it was complete (${step.reason})`);
+      }
+    }
+  }
+
+  /** The end record is the authority on the sizes and the CRC: the hash must say the same. */
+  async #checkEndAgainstMeta(end: Extract<Step, { kind: 'end' }>): Promise<void> {
+    let state: string | null = this.#meta.state;
+    let size: string | null = String(this.#meta.size);
+    let chunks: string | null = String(this.#meta.chunks);
+    let crc: string | null = this.#meta.crc32;
+    let gen: string | null = this.#meta.gen;
+    if (this.#meta.state !== State.complete) {
+      try {
+        [gen, state, size, chunks, crc] = await this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.size, Meta.chunks, Meta.crc32);
+      } catch (err) {
+        throw wrapRedisError(err, this.key, 'checking the file');
+      }
+      // Consumers that all acknowledged it deleted it right after its end record was read: every
+      // piece was checked already, and there is nothing left to compare with.
+      if (gen === null) return;
+    }
+    if (gen !== this.#meta.gen) throw notFound(this.key, 'the file was replaced while being read');
+    if (state !== State.complete) throw corrupt(this.key, `the stream holds an end record but the metadata hash says ${state}`);
+    if (size !== String(end.size) || chunks !== String(end.chunks) || crc !== end.crc32) {
+      throw corrupt(
+        this.key,
+        `the metadata hash says ${size} bytes in ${chunks} chunks, crc32 ${crc}; the end record says ${end.size} bytes in ${end.chunks} chunks, crc32 ${end.crc32}`,
+      );
+    }
+  }
+
+  async #hget(field: string): Promise<string | null> {
+    try {
+      return await this.#client.hget(this.#keys.meta, field);
+    } catch (err) {
+      throw wrapRedisError(err, this.key, 'checking the file');
+    }
+  }
 
   /**
    * Redis refused a read for a passing reason: a cluster failing over (its node for this file is
    * gone and no replica has taken over yet), loading, busy. Wait and let the caller read again from
-   * the same chunk, for at most `idleTimeout` in all. Resolves to false when the error is final.
+   * the same entry, for at most `idleTimeout` in all. Resolves to false when the error is final.
    */
   async #retryLater(err: unknown): Promise<boolean> {
     if (this.#done || !isRetryable((err as { cause?: unknown }).cause ?? err, this.#client)) return false;
@@ -307,41 +374,42 @@ export class RedisReadStream extends Readable {
     return !this.#done;
   }
 
-  /** The next entries, waiting for the writer when following. An empty result means "look again". */
-  async #fetch(): Promise<Entry[]> {
+  /** The next entries, waiting for the writer when following. An empty batch means "look again". */
+  async #fetch(): Promise<{ entries: Entry[]; full: boolean }> {
     const { readAhead } = this.#opts;
-    const { chunkSize } = this.#meta;
     const follow = this.#follow;
     if (!(follow && this.#atTail)) {
-      const prefetched = this.#prefetched?.from === this.#next ? this.#prefetched.entries : undefined;
+      const after = this.#seq.lastId;
+      const prefetched = this.#prefetched?.after === after ? this.#prefetched.entries : undefined;
       this.#prefetched = undefined;
-      const raw = await (prefetched ?? this.#range(this.#next));
+      const raw = await (prefetched ?? this.#rangeAfter(after, readAhead));
       if (raw.length === readAhead) {
         // Ask for the next batch now, so that Redis works while this one is consumed. One batch
         // ahead at most: the read-ahead stays bounded.
-        const from = this.#next + readAhead;
-        if (from * chunkSize <= this.#opts.end) {
-          const entries = this.#range(from);
+        const next = raw[raw.length - 1]![0].toString('latin1');
+        if (this.#seq.position <= this.#opts.end) {
+          const entries = this.#rangeAfter(next, readAhead);
           entries.catch(() => {});
-          this.#prefetched = { from, entries };
+          this.#prefetched = { after: next, entries };
         }
-        return raw.map(([id, fields]) => decodeEntry(id, fields));
+        return { entries: raw.map(([id, fields]) => decodeEntry(id, fields)), full: true };
       }
       this.#atTail = true;
-      if (raw.length > 0) return raw.map(([id, fields]) => decodeEntry(id, fields));
+      if (raw.length > 0) return { entries: raw.map(([id, fields]) => decodeEntry(id, fields)), full: false };
       if (!follow) {
         if (!(await this.#checkFile(false)) && !this.#done) this.#finish();
-        return [];
+        return { entries: [], full: false };
       }
     }
-    return this.#waitForEntries();
+    return { entries: await this.#waitForEntries(), full: false };
   }
 
-  async #range(from: number): Promise<RawEntry[]> {
+  /** Up to `count` entries after the id `after` (exclusive; `0-0` takes the header too). */
+  async #rangeAfter(after: string, count: number): Promise<RawEntry[]> {
     try {
-      return await this.#client.xrangeBuffer(this.#chunksKey, recordId(from), '+', 'COUNT', this.#opts.readAhead);
+      return await this.#client.xrangeBuffer(this.#chunksKey, after === '0-0' ? '-' : `(${after}`, '+', 'COUNT', count);
     } catch (err) {
-      throw wrapRedisError(err, this.key, `reading from chunk ${from}`);
+      throw wrapRedisError(err, this.key, `reading after entry ${after}`);
     }
   }
 
@@ -352,7 +420,7 @@ export class RedisReadStream extends Readable {
     const { readAhead, idleTimeout } = this.#opts;
     const idleLeft = idleTimeout - (Date.now() - this.#lastProgress);
     const block = Math.max(1, Math.min(LIVENESS_INTERVAL_MS, idleLeft));
-    const after = this.#next === 0 ? HEADER_ID : recordId(this.#next - 1);
+    const after = this.#seq.lastId === '0-0' ? '0-0' : this.#seq.lastId;
     let reply: [Buffer, RawEntry[]][] | null;
     try {
       reply = (await this.#blockingConnection().xreadBuffer(
@@ -368,7 +436,7 @@ export class RedisReadStream extends Readable {
       )) as [Buffer, RawEntry[]][] | null;
     } catch (err) {
       if (this.#done) return [];
-      throw wrapRedisError(err, this.key, `waiting for chunk ${this.#next}`);
+      throw wrapRedisError(err, this.key, `waiting for entry ${this.#seq.expected}`);
     }
     if (this.#done) return [];
     let entries: Entry[] = [];
@@ -378,6 +446,8 @@ export class RedisReadStream extends Readable {
     }
     if (entries.length > 0) {
       this.#lastProgress = Date.now();
+      // Whatever follows these may already be stored: read on without blocking.
+      if (entries.length === readAhead) this.#atTail = false;
       return entries;
     }
     if (reply === null) await this.#checkFile(true);
@@ -396,8 +466,8 @@ export class RedisReadStream extends Readable {
 
   /**
    * A consumer of a file whose writer keeps Redis under a memory limit reports how far the
-   * application has consumed (not what was fetched and is still buffered), so that chunks every
-   * consumer has passed can be trimmed; freed memory wakes held-back writers. One report at a time.
+   * application has consumed (not what was fetched and is still buffered), so that chunks that
+   * every consumer has passed can be trimmed; freed memory wakes held-back writers. One report at a time.
    */
   #reportPosition(): Promise<void> {
     if (!this.#consumed || this.#done) return Promise.resolve();
@@ -409,38 +479,47 @@ export class RedisReadStream extends Readable {
     const consumer = this.#opts.consumer!;
     const consumed = this.#consumed!;
     for (let at = consumed.chunks(this.readableLength, this.readableEncoding); at > this.#reported && !this.#done; ) {
-      let trimmed: unknown;
+      let trimmed: number;
       try {
-        trimmed = await runScript(this.#client, TRIM, [this.#keys.meta, this.#chunksKey], [this.#meta.gen, consumer, at]);
+        ({ trimmed } = await run(this.#client, TRIM, { meta: this.#keys.meta, chunks: this.#chunksKey }, { gen: this.#meta.gen, consumer, position: at }));
       } catch (err) {
         throw wrapRedisError(err, this.key, `reporting the position of consumer ${JSON.stringify(consumer)}`);
       }
       this.#reported = at;
-      if (typeof trimmed === 'number' && trimmed > 0) await announceFreed(this.#client, memoryEventsKey(this.#opts.prefix), this.key);
+      if (trimmed > 0) await announceFreed(this.#client, memoryEventsKey(this.#opts.prefix), this.key);
       at = consumed.chunks(this.readableLength, this.readableEncoding);
     }
   }
 
   /**
-   * Record `found` came where record `#next` was expected. While the file is being written this
-   * can be passing: after Redis refused a chunk (out of memory), later chunks may be stored before
-   * the writer deletes them and writes again from the refused one, announcing it with a `repaired`
-   * event. So wait for an event (or the liveness interval) and read again; a gap that outlasts
-   * `idleTimeout`, or in a file no longer being written, is corruption.
+   * Entry `found` came where `expected` should have. A reader that does not follow, a file no longer
+   * being written, a writer whose lease has lapsed, or one that lost acknowledged pieces: the gap is
+   * damage at once. While a live writer holds the file it can be passing: after Redis refused a
+   * piece (out of memory), later pieces may be stored before the writer deletes them and writes
+   * again from the refused one, announcing it with a `repaired` event. So wait for an event (or the
+   * liveness interval) and read again, for at most `idleTimeout`.
    */
-  async #waitOutGap(found: number): Promise<void> {
-    const gap = corrupt(this.key, `expected chunk ${this.#next}, found record ${found}: chunk ${this.#next} is missing`);
+  async #waitOutGap(expected: string, found: string): Promise<void> {
+    const gap = corrupt(this.key, `expected entry ${expected}, found ${found}: entries are missing`);
+    if (!this.#follow) throw gap;
     this.#gapSince ||= Date.now();
     const waited = Date.now() - this.#gapSince;
-    let state: string | null, trimmed: string | null;
+    let fields: (string | null)[];
+    let time: (string | number)[];
     try {
-      [state, trimmed] = await this.#client.hmget(this.#keys.meta, Meta.state, Meta.trimmed);
+      [fields, time] = await Promise.all([
+        this.#client.hmget(this.#keys.meta, Meta.state, Meta.trimmed, Meta.lost, Meta.heartbeat, Meta.heartbeatInterval),
+        this.#client.time() as Promise<(string | number)[]>,
+      ]);
     } catch (err) {
       throw wrapRedisError(err, this.key, 'checking the file');
     }
-    if (Number(trimmed ?? 0) > this.#next) throw this.#trimmedError(Number(trimmed));
-    if (state === 'aborted') throw aborted(this.key, 'the writer aborted this file before it was complete');
-    if (state !== 'writing' || waited >= this.#opts.idleTimeout) throw gap;
+    const [state, trimmed, lost, heartbeat, interval] = fields;
+    if (Number(trimmed ?? 0) > this.#seq.chunk) throw this.#trimmedError(Number(trimmed), this.#seq.chunk);
+    if (lost === '1') throw this.#abortedError(true);
+    if (state === State.aborted) throw aborted(this.key, 'the writer aborted this file before it was complete');
+    const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+    if (state !== State.writing || leaseLapsed(Number(heartbeat), Number(interval), now) || waited >= this.#opts.idleTimeout) throw gap;
     this.#atTail = false;
     this.#prefetched = undefined;
     const block = Math.max(1, Math.min(LIVENESS_INTERVAL_MS, this.#opts.idleTimeout - waited));
@@ -451,7 +530,7 @@ export class RedisReadStream extends Readable {
         | null;
     } catch (err) {
       if (this.#done) return;
-      throw wrapRedisError(err, this.key, `waiting for chunk ${this.#next}`);
+      throw wrapRedisError(err, this.key, `waiting for entry ${expected}`);
     }
     for (const [, items] of streamsOf(reply)) this.#onEvents(items);
   }
@@ -475,17 +554,25 @@ export class RedisReadStream extends Readable {
     if (gen !== this.#meta.gen) throw notFound(this.key, 'the file was removed, replaced or expired while being read');
     // The metadata is there but the chunks are not: evicted under memory pressure, or lost.
     if (streamExists === 0) throw corrupt(this.key, 'its chunk stream is gone (evicted or deleted) while its metadata remains');
-    if (state === 'aborted') throw this.#abortedError(lost === '1');
-    if (state === 'complete') {
+    if (state === State.aborted) {
+      // The abort record comes after what is stored: read on to it (or to the gap before it).
+      if ((await this.#rangeAfter(this.#seq.lastId, 1)).length > 0) {
+        this.#atTail = false;
+        return true;
+      }
+      throw this.#abortedError(lost === '1');
+    }
+    if (state === State.complete) {
       // The end record is stored in the same step as the state: it must be readable now.
-      const raw = await this.#client.xrangeBuffer(this.#chunksKey, recordId(this.#next), '+', 'COUNT', 1);
-      if (raw.length === 0) throw corrupt(this.key, `the file is complete but nothing is stored from chunk ${this.#next} on`);
+      if ((await this.#rangeAfter(this.#seq.lastId, 1)).length === 0) {
+        throw corrupt(this.key, `the file is complete but nothing is stored after entry ${this.#seq.lastId}`);
+      }
       this.#atTail = false;
       return true;
     }
     if (!following) return false;
-    if (heartbeat !== this.#lastHeartbeat) {
-      this.#lastHeartbeat = heartbeat;
+    if (Number(heartbeat) !== this.#lastHeartbeat) {
+      this.#lastHeartbeat = Number(heartbeat);
       this.#lastProgress = Date.now();
     } else if (this.#opts.abandonStale && Date.now() - this.#lastProgress > 3 * this.#meta.heartbeatInterval) {
       await this.#abandon();
@@ -501,59 +588,16 @@ export class RedisReadStream extends Readable {
    */
   async #abandon(): Promise<void> {
     const reason = `its writer stopped: no heartbeat for ${3 * this.#meta.heartbeatInterval} ms (three intervals), so its lease lapsed`;
-    let reply: unknown;
+    let reply: Awaited<ReturnType<typeof ABANDON.decode>>;
     try {
-      reply = await runScript(this.#client, ABANDON, [this.#keys.meta, this.#chunksKey], [this.#meta.gen, reason]);
+      reply = await run(this.#client, ABANDON, { meta: this.#keys.meta, chunks: this.#chunksKey }, { gen: this.#meta.gen, reason });
     } catch (err) {
       throw wrapRedisError(err, this.key, 'marking the file of a dead writer aborted');
     }
-    const [status] = reply as [string];
-    if (status === 'aborted') throw aborted(this.key, `the file was marked aborted: ${reason}`);
-    if (status === 'missing') throw notFound(this.key, 'the file was removed, replaced or expired while being read');
+    if (reply.status === 'aborted') throw aborted(this.key, `the file was marked aborted: ${reason}`);
+    if (reply.status === 'missing') throw notFound(this.key, 'the file was removed, replaced or expired while being read');
     // 'alive': a heartbeat came just now, which the next check sees; 'state': the file was
     // completed or aborted meanwhile, which the next read shows.
-  }
-
-  #consume(entry: Entry): void {
-    const { chunkSize } = this.#meta;
-    if (entry.n !== this.#next) {
-      throw corrupt(this.key, `expected record ${this.#next}, found ${entry.kind === 'unknown' ? entry.id : `record ${entry.n}`}`);
-    }
-    switch (entry.kind) {
-      case 'chunk': {
-        const { data } = entry;
-        if (this.#sawShort) throw corrupt(this.key, `chunk ${entry.n - 1} is short but is not the last chunk`);
-        if (data.length === 0 || data.length > chunkSize) {
-          throw corrupt(this.key, `chunk ${entry.n} holds ${data.length} bytes; the chunk size is ${chunkSize}`);
-        }
-        if (data.length < chunkSize) this.#sawShort = true;
-        if (this.#crc !== undefined) this.#crc = crc32(data, this.#crc);
-        const chunkStart = this.#pos;
-        this.#pos += data.length;
-        this.#next++;
-        const from = Math.max(this.#opts.start - chunkStart, 0);
-        const to = Math.min(this.#opts.end + 1 - chunkStart, data.length);
-        if (from < to) this.#deliver(from === 0 && to === data.length ? data : data.subarray(from, to));
-        if (this.#pos > this.#opts.end) this.#finish();
-        return;
-      }
-      case 'end': {
-        this.#readToEnd = this.#opts.start === 0;
-        if (entry.size !== this.#pos || entry.chunks !== entry.n) {
-          throw corrupt(this.key, `the end record says ${entry.size} bytes in ${entry.chunks} chunks; read ${this.#pos} bytes in ${entry.n}`);
-        }
-        if (this.#crc !== undefined && entry.crc32 !== undefined && entry.crc32 !== formatCrc(this.#crc)) {
-          throw corrupt(this.key, `checksum mismatch: the end record says crc32 ${entry.crc32}, the chunks give ${formatCrc(this.#crc)}`);
-        }
-        this.#checkRange(entry.size);
-        this.#finish();
-        return;
-      }
-      case 'abort':
-        throw aborted(this.key, `the writer aborted this file before it was complete (${entry.reason})`);
-      default:
-        throw corrupt(this.key, `unexpected entry in the chunk stream at record ${this.#next}`);
-    }
   }
 
   /** A range reaching past the end of the file is an error, never a silently short read. */
@@ -570,7 +614,7 @@ export class RedisReadStream extends Readable {
     this.#progress.tick(this.#delivered, this.#total());
     if (this.#gunzip) {
       const gunzip = this.#gunzip;
-      const through = this.#next;
+      const through = this.#seq.chunk;
       const consumed = this.#consumed;
       gunzip.write(bytes, consumed && (() => consumed.decoded(through, gunzip.readableLength)));
     } else {
@@ -581,12 +625,12 @@ export class RedisReadStream extends Readable {
 
   /** The size of the file, once known: what a full read will deliver. */
   #total(): number | undefined {
-    return this.#meta.state === 'complete' ? this.#meta.size : undefined;
+    return this.#meta.state === State.complete ? this.#meta.size : undefined;
   }
 
   #finish(): void {
     this.#done = true;
-    this.#progress.tick(this.#delivered, this.#total() ?? this.#pos, true);
+    this.#progress.tick(this.#delivered, this.#total() ?? this.#seq.position, true);
     closeConnection(this.#blocking);
     this.#blocking = undefined;
     if (this.#gunzip) this.#gunzip.end();
@@ -603,18 +647,19 @@ export class RedisReadStream extends Readable {
       this.push(null);
       return;
     }
-    runScript(this.#client, ACK, [this.#keys.meta, this.#chunksKey, this.#keys.events], [this.#meta.gen, consumer]).then(
-      async (reply) => {
-        const [status, detail] = reply as [string, string | number];
-        if (status === 'missing') throw notFound(this.key, 'the file was removed before this consumer acknowledged it');
-        if (status === 'state') throw aborted(this.key, `cannot acknowledge a file in state ${detail}`);
-        if (status === 'deleted' && this.#meta.trim) await announceFreed(this.#client, memoryEventsKey(this.#opts.prefix), this.key);
-        this.push(null);
-      },
-      (err: unknown) => {
-        throw wrapRedisError(err, this.key, `acknowledging as consumer ${JSON.stringify(consumer)}`);
-      },
-    ).catch((err: unknown) => this.destroy(err as Error));
+    run(this.#client, ACK, { meta: this.#keys.meta, chunks: this.#chunksKey, events: this.#keys.events }, { gen: this.#meta.gen, consumer, any: '0' })
+      .then(
+        async (reply) => {
+          if (reply.status === 'missing') throw notFound(this.key, 'the file was removed before this consumer acknowledged it');
+          if (reply.status === 'state') throw aborted(this.key, `cannot acknowledge a file in state ${reply.state}`);
+          if (reply.status === 'deleted' && this.#meta.trim) await announceFreed(this.#client, memoryEventsKey(this.#opts.prefix), this.key);
+          this.push(null);
+        },
+        (err: unknown) => {
+          throw wrapRedisError(err, this.key, `acknowledging as consumer ${JSON.stringify(consumer)}`);
+        },
+      )
+      .catch((err: unknown) => this.destroy(err as Error));
   }
 }
 
@@ -646,8 +691,9 @@ function drainOrClose(stream: Gunzip): Promise<void> {
  * Open a Readable that yields the bytes of the file stored at `key`, exactly and in order.
  *
  * While the file is being written the reader follows it with blocking reads on a connection of its
- * own (set `follow: false` to stop at what is stored now). Every chunk is checked: its number, its
- * size, and for a full read the checksum in the end record.
+ * own (set `follow: false` to stop at what is stored now). Every piece is checked before any of its
+ * bytes go out: its place in the file, its size and its CRC-32; a full read also checks the end
+ * record's CRC-32 of the whole file.
  *
  * @param client - an ioredis `Redis` (or `Cluster`) connection, shared with the caller
  * @param key - the file's name

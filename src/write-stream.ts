@@ -6,18 +6,24 @@
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { createGzip, type Gzip } from 'node:zlib';
+import { constants as zlibConstants, createGzip, type Gzip } from 'node:zlib';
 import { ChunkWindow, RETRY_MAX_MS, RETRY_MIN_MS } from './chunk-window.js';
 import type { RedisClient } from './client.js';
+import { formatCrc, parseCrc } from './crc.js';
 import { aborted, badFormat, corrupt, ErrorCodes, exists, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
-import { FORMAT_VERSION, type FileKeys, fileKeys, formatCrc, looksGzipped, memoryEventsKey } from './format.js';
+import { type FileKeys, fileKeys, memoryEventsKey } from './format.js';
 import { MemoryGuard } from './memory-guard.js';
 import { checkClientAndKey, resolveWriteOptions, type ResolvedWriteOptions, type WriteStreamOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
-import { ABORT, COMMIT, CREATE, RESUME, runScript, runScriptAndWait, TOUCH, TRIM } from './scripts.js';
+import { ABORT, COMMIT, CREATE, RESUME, run, runAndWait, TOUCH, TRIM } from './scripts/index.js';
 
 /** How long `destroy()` waits for the abort record to be stored before it lets go. */
 const ABORT_WAIT_MS = 5000;
+/**
+ * Written through the stream by {@link RedisWriteStream.flush}, so that a flush comes in order
+ * with the writes before it (as zlib's does); told apart from an empty write by identity.
+ */
+const FLUSH = Buffer.alloc(0);
 /** The events of a {@link RedisWriteStream} beyond those of every Writable. */
 export interface RedisWriteStream {
   /** The key is claimed and the file exists (in state `writing`): readers can open it now. */
@@ -47,9 +53,12 @@ export class RedisWriteStream extends Writable {
   #chunksKey: string;
   #chunkSize: number;
 
-  /** The chunk being filled. */
+  /** The chunk being filled, how much of it is filled, and how much of that was sent as pieces. */
   #buf: Buffer;
   #bufLen = 0;
+  #flushedTo = 0;
+  /** Sends the bytes not yet sent once the oldest of them is `flushInterval` old. */
+  #flushTimer: NodeJS.Timeout | undefined;
   /**
    * Chunk buffers that Redis has stored for good, filled again instead of allocating new ones: a
    * fresh 256 KiB buffer per chunk costs page faults and garbage collections that show as CPU time.
@@ -62,11 +71,11 @@ export class RedisWriteStream extends Writable {
   /** Called when the window empties or the stream fails. */
   #drained: (() => void) | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
-  #encoding: string | undefined;
+  /** Ends a pause between retries at once when the stream is destroyed. */
+  #wakePause: (() => void) | undefined;
+  #encoding: string;
   #created = false;
   #creating: Promise<void> | undefined;
-  /** Bytes held before the file is created, while the encoding is still being detected. */
-  #preamble: Buffer[] = [];
   #gzip: Gzip | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #touching = false;
@@ -89,13 +98,16 @@ export class RedisWriteStream extends Writable {
     this.#keys = fileKeys(opts.prefix, key);
     this.#chunksKey = this.#keys.chunks(this.#gen);
     this.#chunkSize = opts.chunkSize;
-    this.#encoding = opts.contentEncoding;
+    this.#encoding = opts.contentEncoding ?? 'identity';
     this.#buf = Buffer.allocUnsafe(this.#chunkSize);
     this.#progress = new ProgressTicker(opts.progressInterval, (p) => this.emit('progress', p));
     if (opts.maxRedisMemory !== undefined) {
       // Consumers that are all done with the file (they failed on it, or gave it up) trim nothing
       // more of it: the writer trims what it writes after that itself.
-      const relieve = opts.consumers === undefined ? undefined : async () => Number(await runScript(client, TRIM, [this.#keys.meta, this.#chunksKey], [this.#gen, '', 0])) > 0;
+      const relieve =
+        opts.consumers === undefined
+          ? undefined
+          : async () => (await run(client, TRIM, { meta: this.#keys.meta, chunks: this.#chunksKey }, { gen: this.#gen, consumer: '', position: 0 })).trimmed > 0;
       this.#guard = new MemoryGuard(client, opts.maxRedisMemory, memoryEventsKey(opts.prefix), this.#keys.meta, relieve);
     }
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
@@ -114,9 +126,18 @@ export class RedisWriteStream extends Writable {
     return this.#window?.committedChunks ?? 0;
   }
 
-  /** The content encoding the file is stored with (known once the first bytes are seen). */
-  get contentEncoding(): string | undefined {
+  /** The content encoding the file is stored with. */
+  get contentEncoding(): string {
     return this.#encoding;
+  }
+
+  /**
+   * Send the bytes written so far that are not yet stored, without waiting for their chunk to
+   * fill or for `flushInterval`, so that followers see them at once; like zlib's `flush()`, it
+   * comes in order after the writes before it. `callback` runs once Redis has stored them.
+   */
+  flush(callback?: (error?: Error | null) => void): void {
+    this.write(FLUSH, callback);
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
@@ -132,28 +153,29 @@ export class RedisWriteStream extends Writable {
       });
       this.#gzip.on('error', (err) => this.destroy(err));
     }
-    // With an unknown encoding, creation waits for the first bytes: a reader must never see the
-    // file before its encoding is settled. A resumed file already has one.
-    if (this.#encoding === undefined && !this.#opts.resume) {
-      callback();
-      return;
-    }
+    // The file exists before the first write: 'ready' follows, and a reader opened then finds it.
     this.#create().then(() => callback(), callback);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.#input(chunk, callback);
+    if (chunk === FLUSH) this.#flushNow(callback);
+    else this.#input(chunk, callback);
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
     // Buffered writes arrive together (the window was full): one callback for all of them, and each
     // copied straight into the chunks, without joining them into one buffer first.
-    if (chunks.length > 1 && this.#created && !this.#gzip && !this.#failure) {
+    if (!this.#gzip && !this.#failure && !chunks.some(({ chunk }) => chunk === FLUSH)) {
       for (const { chunk } of chunks) this.#absorb(chunk);
       this.#whenRoom(callback);
       return;
     }
-    this.#input(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
+    // With a flush or gzip among them: one at a time, in order.
+    const next = (i: number, err?: Error | null): void => {
+      if (err || i === chunks.length) callback(err);
+      else this._write(chunks[i]!.chunk, 'buffer' as BufferEncoding, (e) => next(i + 1, e));
+    };
+    next(0);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -164,6 +186,8 @@ export class RedisWriteStream extends Writable {
     this.#opts.signal?.removeEventListener('abort', this.#onAbort);
     this.#stopHeartbeat();
     clearTimeout(this.#retryTimer);
+    clearTimeout(this.#flushTimer);
+    this.#wakePause?.();
     this.#window?.stop();
     this.#guard?.close();
     this.#gzip?.destroy();
@@ -181,11 +205,11 @@ export class RedisWriteStream extends Writable {
       if (!this.#created || this.#committed) return;
       const reason = error ? `${error.name}: ${error.message}` : 'the writer was destroyed';
       const whole = this.#window!.whole;
-      return runScript(
+      return run(
         this.#client,
         ABORT,
-        [this.#keys.meta, this.#chunksKey],
-        [this.#writer, reason, whole.bytes, whole.chunks, formatCrc(whole.crc), lostChunks(error) ? '1' : '0'],
+        { meta: this.#keys.meta, chunks: this.#chunksKey },
+        { writer: this.#writer, reason, size: whole.bytes, chunks: whole.chunks, crc32: formatCrc(whole.crc), lost: lostChunks(error) ? '1' : '0' },
       );
     });
     // Readers must learn of the abort, but a dead connection must not keep the stream open forever.
@@ -209,28 +233,11 @@ export class RedisWriteStream extends Writable {
       // The gzip's own write callback provides the backpressure: it only fires once the compressor
       // has consumed the input, which it stops doing while its output is paused.
       this.#gzip.write(data, (err) => callback(err ?? this.#failure));
-      return;
-    }
-    if (!this.#created) {
-      this.#preamble.push(data);
-      const held = this.#preamble.reduce((n, b) => n + b.length, 0);
-      if (held < 2) {
-        callback();
-        return;
-      }
-      this.#createFromPreamble().then(() => this.#whenRoom(callback), callback);
+      this.#armFlush();
       return;
     }
     this.#absorb(data);
     this.#whenRoom(callback);
-  }
-
-  async #createFromPreamble(): Promise<void> {
-    const held = Buffer.concat(this.#preamble);
-    this.#preamble = [];
-    this.#encoding = looksGzipped(held) ? 'gzip' : 'identity';
-    await this.#create();
-    this.#absorb(held);
   }
 
   #hasRoom(): boolean {
@@ -253,12 +260,61 @@ export class RedisWriteStream extends Writable {
       this.#bufLen += n;
       offset += n;
       if (this.#bufLen === size) {
-        this.#window!.queue(this.#buf);
+        // The rest of the chunk after what flushes sent: the whole chunk when nothing was.
+        this.#window!.queue(this.#flushedTo === 0 ? this.#buf : this.#buf.subarray(this.#flushedTo), this.#buf);
         this.#buf = this.#spare.pop() ?? Buffer.allocUnsafe(size);
-        this.#bufLen = 0;
+        this.#bufLen = this.#flushedTo = 0;
+        // Nothing is waiting to be sent any more: the flush interval starts again with new bytes.
+        clearTimeout(this.#flushTimer);
+        this.#flushTimer = undefined;
       }
     }
+    this.#armFlush();
     return this.#hasRoom();
+  }
+
+  /** Start the flush interval when bytes wait to be sent and it is not running yet. */
+  #armFlush(): void {
+    const { flushInterval } = this.#opts;
+    if (flushInterval === 0 || this.#flushTimer || (this.#bufLen === this.#flushedTo && !this.#gzip)) return;
+    this.#flushTimer = setTimeout(() => this.#onFlushTimer(), flushInterval);
+  }
+
+  #onFlushTimer(): void {
+    this.#flushTimer = undefined;
+    if (this.#failure || this.#committing || this.destroyed) return;
+    // Writes are queued behind a full window: the writer fills chunks faster than they are stored,
+    // and its bytes go out as whole chunks without flushing.
+    if (this.#blocked || this.writableLength > 0) {
+      this.#armFlush();
+      return;
+    }
+    if (this.#gzip) this.#gzip.flush(zlibConstants.Z_SYNC_FLUSH, () => this.#sendPartial());
+    else this.#sendPartial();
+  }
+
+  /** Queue the bytes of the chunk being filled that were not sent yet, as a piece of it. */
+  #sendPartial(): void {
+    if (this.#failure || !this.#window || this.#bufLen === this.#flushedTo) return;
+    this.#window.queue(this.#buf.subarray(this.#flushedTo, this.#bufLen));
+    this.#flushedTo = this.#bufLen;
+  }
+
+  /** An explicit flush: send what waits, and call back once Redis has stored everything sent. */
+  #flushNow(callback: (error?: Error | null) => void): void {
+    if (this.#failure) {
+      callback(this.#failure);
+      return;
+    }
+    const send = (): void => {
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = undefined;
+      this.#sendPartial();
+      if (this.#failure || (this.#window?.pending ?? 0) === 0) callback(this.#failure);
+      else this.#drained = () => callback(this.#failure);
+    };
+    if (this.#gzip) this.#gzip.flush(zlibConstants.Z_SYNC_FLUSH, send);
+    else send();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -290,20 +346,45 @@ export class RedisWriteStream extends Writable {
   // Lifecycle scripts
 
   /** Run a script, retrying with backoff while Redis refuses it for a passing reason. */
-  async #script(name: string, run: () => Promise<unknown>): Promise<unknown> {
+  async #script<T>(name: string, call: () => Promise<T>): Promise<T> {
     const start = Date.now();
     for (let delay = RETRY_MIN_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
       try {
-        return await run();
+        return await call();
       } catch (err) {
         if (!isRetryable(err, this.#client) || Date.now() - start + delay > this.#opts.retryTimeout || this.destroyed) {
           throw wrapRedisError(err, this.key, name);
         }
       }
-      await new Promise<void>((resolve) => {
-        this.#retryTimer = setTimeout(resolve, delay);
-      });
+      await this.#pause(delay);
     }
+  }
+
+  /** Wait `ms`, or less when the stream is destroyed meanwhile. */
+  #pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.destroyed) {
+        resolve();
+        return;
+      }
+      this.#wakePause = resolve;
+      this.#retryTimer = setTimeout(resolve, ms);
+    }).finally(() => {
+      clearTimeout(this.#retryTimer);
+      this.#wakePause = undefined;
+    });
+  }
+
+  /**
+   * The key is held by a writer whose lease has not lapsed yet. With `overwrite` or `resume`, a
+   * writer that died moments ago (a supervisor restarts a crashed process at once) must not block
+   * the key: wait until its lease would lapse, once, and try again; a holder that keeps its
+   * heartbeat is still there then, and the claim fails.
+   */
+  async #waitOutLease(lapseIn: number, waited: boolean): Promise<boolean> {
+    if (waited || !(this.#opts.overwrite || this.#opts.resume) || this.destroyed) return false;
+    await this.#pause(Math.max(0, lapseIn) + 20);
+    return !this.destroyed;
   }
 
   #create(): Promise<void> {
@@ -312,45 +393,51 @@ export class RedisWriteStream extends Writable {
   }
 
   async #claim(): Promise<void> {
+    let waited = false;
     if (this.#opts.resume) {
       const resumed = await this.#resume();
       if (resumed) return;
     }
     const o = this.#opts;
-    for (let attempt = 0; attempt < 10; attempt++) {
+    for (let attempt = 0; attempt < 10 && !this.destroyed; attempt++) {
       const reply = await this.#script('creating the file', async () => {
         const oldGen = await this.#client.hget(this.#keys.meta, 'gen');
-        return runScript(
+        return run(
           this.#client,
           CREATE,
-          [this.#keys.meta, this.#keys.events, this.#chunksKey, oldGen ? this.#keys.chunks(oldGen) : this.#chunksKey],
-          [
-            FORMAT_VERSION,
-            this.#gen,
-            this.#writer,
-            o.overwrite ? '1' : '0',
-            oldGen ?? '',
-            this.#chunkSize,
-            this.#encoding ?? 'identity',
-            o.contentType,
-            JSON.stringify(o.metadata),
-            o.ttl,
-            o.heartbeatInterval,
-            o.consumers === undefined ? '' : JSON.stringify(o.consumers),
-            o.maxRedisMemory === undefined ? '0' : '1',
-          ],
+          { meta: this.#keys.meta, chunks: this.#chunksKey, events: this.#keys.events, old: oldGen ? this.#keys.chunks(oldGen) : this.#chunksKey },
+          {
+            gen: this.#gen,
+            writer: this.#writer,
+            overwrite: o.overwrite ? '1' : '0',
+            oldGen: oldGen ?? '',
+            chunkSize: this.#chunkSize,
+            encoding: this.#encoding,
+            contentType: o.contentType,
+            metadata: JSON.stringify(o.metadata),
+            ttl: o.ttl,
+            hbi: o.heartbeatInterval,
+            consumers: o.consumers === undefined ? '' : JSON.stringify(o.consumers),
+            trim: o.maxRedisMemory === undefined ? '0' : '1',
+          },
         );
       });
-      const [status, detail] = reply as [string, string | undefined];
-      if (status === 'ok') {
-        this.#started();
-        return;
+      switch (reply.status) {
+        case 'ok':
+          this.#started();
+          return;
+        case 'exists':
+          throw exists(this.key, `a ${reply.state} file is stored at this key and \`overwrite\` is off`);
+        case 'busy':
+          if (!(await this.#waitOutLease(reply.lapseIn, waited))) throw exists(this.key, 'another writer is writing this file (its heartbeat goes on)');
+          waited = true;
+          break;
+        case 'format':
+          throw badFormat(this.key, `cannot write over this key: ${reply.detail}`);
+        // 'retry': the file changed between reading its generation and the script; read again.
       }
-      if (status === 'exists') throw exists(this.key, `a ${detail} file is stored at this key and \`overwrite\` is off`);
-      if (status === 'busy') throw exists(this.key, 'another writer is writing this file');
-      if (status === 'format') throw badFormat(this.key, `cannot write over this key: ${detail}`);
-      // 'retry': the file changed between reading its generation and the script; read again.
     }
+    if (this.destroyed) return;
     throw exists(this.key, 'the key keeps changing under concurrent writers');
   }
 
@@ -359,33 +446,42 @@ export class RedisWriteStream extends Writable {
    * reports. Returns false when there is no file, so that a new one is created.
    */
   async #resume(): Promise<boolean> {
-    for (let attempt = 0; attempt < 10; attempt++) {
+    let waited = false;
+    for (let attempt = 0; attempt < 10 && !this.destroyed; attempt++) {
       const reply = await this.#script('resuming the file', async () => {
         const gen = (await this.#client.hget(this.#keys.meta, 'gen')) ?? '';
-        return runScript(
+        return run(
           this.#client,
           RESUME,
-          [this.#keys.meta, this.#keys.chunks(gen), this.#keys.events],
-          [FORMAT_VERSION, gen, this.#writer, this.#opts.heartbeatInterval],
+          { meta: this.#keys.meta, chunks: this.#keys.chunks(gen), events: this.#keys.events },
+          { gen, writer: this.#writer, hbi: this.#opts.heartbeatInterval },
         );
       });
-      const [status, ...rest] = reply as string[];
-      if (status === 'missing') return false;
-      if (status === 'ok') {
-        const [gen, chunkSize, chunks, size, crc, encoding] = rest as [string, string, string, string, string, string];
-        this.#gen = gen;
-        this.#chunksKey = this.#keys.chunks(gen);
-        this.#chunkSize = Number(chunkSize);
-        this.#buf = Buffer.allocUnsafe(this.#chunkSize);
-        this.#encoding = encoding;
-        this.#started();
-        this.#window!.startAt(Number(chunks), Number(size), crc ? parseInt(crc, 16) : 0);
-        return true;
+      switch (reply.status) {
+        case 'missing':
+          return false;
+        case 'ok':
+          this.#gen = reply.gen;
+          this.#chunksKey = this.#keys.chunks(reply.gen);
+          this.#chunkSize = Number(reply.chunkSize);
+          this.#buf = Buffer.allocUnsafe(this.#chunkSize);
+          this.#encoding = reply.encoding;
+          this.#started();
+          this.#window!.startAt(Number(reply.chunks), Number(reply.size), parseCrc(reply.crc32) ?? 0, reply.pieces, reply.last);
+          return true;
+        case 'busy':
+          if (!(await this.#waitOutLease(reply.lapseIn, waited))) throw exists(this.key, 'another writer is writing this file (its heartbeat goes on)');
+          waited = true;
+          break;
+        case 'complete':
+          throw exists(this.key, 'the file is already complete: there is nothing to resume');
+        case 'lost':
+          throw corrupt(this.key, 'cannot resume: Redis lost chunks of this file that it had acknowledged');
+        case 'format':
+          throw badFormat(this.key, `cannot resume this key: ${reply.detail}`);
       }
-      if (status === 'busy') throw exists(this.key, 'another writer is writing this file');
-      if (status === 'complete') throw exists(this.key, 'the file is already complete: there is nothing to resume');
-      if (status === 'format') throw badFormat(this.key, `cannot resume this key: ${rest[0]}`);
     }
+    if (this.destroyed) return true;
     throw exists(this.key, 'the key keeps changing under concurrent writers');
   }
 
@@ -406,10 +502,9 @@ export class RedisWriteStream extends Writable {
         this.#wake();
       },
       onFail: (err) => this.#fail(err),
-      // Only whole chunks: the short last one is a view of the buffer being filled. At most
-      // maxInFlight spares, so that one large write does not leave a large free list behind.
-      release: (data) => {
-        if (data.length === this.#chunkSize && this.#spare.length < this.#opts.maxInFlight) this.#spare.push(data);
+      // At most maxInFlight spares, so that one large write does not leave a large free list behind.
+      release: (chunk) => {
+        if (this.#spare.length < this.#opts.maxInFlight) this.#spare.push(chunk);
       },
       // Over the memory limit, chunks wait in the window, and the window's being full holds back
       // the writes: backpressure until memory is freed.
@@ -434,12 +529,10 @@ export class RedisWriteStream extends Writable {
       });
     }
     if (this.#failure) throw this.#failure;
-    if (!this.#created) await this.#createFromPreamble();
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
     const window = this.#window!;
-    if (this.#bufLen > 0) {
-      window.queue(this.#buf.subarray(0, this.#bufLen));
-      this.#bufLen = 0;
-    }
+    this.#sendPartial();
     if (window.pending > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     if (this.#failure) throw this.#failure;
     this.#stopHeartbeat();
@@ -447,15 +540,22 @@ export class RedisWriteStream extends Writable {
     // From here an abort no longer takes the upload back: what the stream reports must match what
     // Redis holds, and the end record may already be stored.
     this.#committing = true;
-    const keys = [this.#keys.meta, this.#chunksKey, this.#keys.events];
-    const args = [this.#writer, cut.chunks, cut.bytes, formatCrc(cut.crc), this.#opts.ttl];
+    const keys = { meta: this.#keys.meta, chunks: this.#chunksKey, events: this.#keys.events };
+    const args = {
+      writer: this.#writer,
+      last: cut.last,
+      pieces: cut.pieces,
+      size: cut.bytes,
+      chunks: cut.chunks,
+      crc32: formatCrc(cut.crc),
+      ttl: this.#opts.ttl,
+    };
     const reply =
       this.#opts.waitReplicas > 0
         ? await this.#commitReplicated(keys, args)
-        : await this.#script('committing the end record', () => runScript(this.#client, COMMIT, keys, args));
-    const [status, detail] = reply as [string, string | undefined];
-    if (status === 'lost') throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
-    if (status === 'corrupt') throw corrupt(this.key, `cannot commit: ${detail}`);
+        : await this.#script('committing the end record', () => run(this.#client, COMMIT, keys, args));
+    if (reply.status === 'lost') throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
+    if (reply.status === 'corrupt') throw corrupt(this.key, `cannot commit: ${reply.detail}`);
     this.#committed = true;
     this.#opts.signal?.removeEventListener('abort', this.#onAbort);
     this.#progress.tick(cut.bytes, cut.bytes, true);
@@ -465,20 +565,21 @@ export class RedisWriteStream extends Writable {
    * Commit, then WAIT until `waitReplicas` replicas hold the end record. The commit is idempotent:
    * while too few replicas confirm, it runs again (and writes again), until `retryTimeout`.
    */
-  async #commitReplicated(keys: string[], args: (string | number)[]): Promise<unknown> {
+  async #commitReplicated(
+    keys: Parameters<typeof run<'meta' | 'chunks' | 'events', string, unknown>>[2],
+    args: Record<string, string | number>,
+  ): Promise<Awaited<ReturnType<typeof COMMIT.decode>>> {
     const { waitReplicas, waitTimeout, retryTimeout } = this.#opts;
     const start = Date.now();
     for (let delay = RETRY_MIN_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
-      const { reply, replicas } = (await this.#script('committing the end record', () =>
-        runScriptAndWait(this.#client, COMMIT, keys, args, waitReplicas, waitTimeout),
-      )) as { reply: unknown; replicas: number };
-      if ((reply as string[])[0] !== 'ok' || replicas >= waitReplicas) return reply;
+      const { reply, replicas } = await this.#script('committing the end record', () =>
+        runAndWait(this.#client, COMMIT, keys, args, waitReplicas, waitTimeout),
+      );
+      if (reply.status !== 'ok' || replicas >= waitReplicas) return reply;
       if (Date.now() - start + delay > retryTimeout || this.destroyed) {
         throw timeout(this.key, `the end record reached ${replicas} of ${waitReplicas} replicas (the file is complete on the primary)`);
       }
-      await new Promise<void>((resolve) => {
-        this.#retryTimer = setTimeout(resolve, delay);
-      });
+      await this.#pause(delay);
     }
   }
 
@@ -491,9 +592,9 @@ export class RedisWriteStream extends Writable {
     if (this.#touching || this.#committed) return;
     this.#touching = true;
     const whole = this.#window!.whole;
-    runScript(this.#client, TOUCH, [this.#keys.meta], [this.#writer, whole.bytes, whole.chunks, formatCrc(whole.crc)])
-      .then((held) => {
-        if (held === 0 && this.#heartbeat) {
+    run(this.#client, TOUCH, { meta: this.#keys.meta }, { writer: this.#writer, size: whole.bytes, chunks: whole.chunks, crc32: formatCrc(whole.crc) })
+      .then(({ held }) => {
+        if (!held && this.#heartbeat) {
           this.#fail(aborted(this.key, 'the file was removed or taken over by another writer while being written'));
         }
       })

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { ChunkWindow } from '../src/chunk-window.js';
-import { fileKeys, HEADER_ID, recordId } from '../src/format.js';
+import { fileKeys, HEADER_ID, pieceId } from '../src/format.js';
 import { createRedisWriteStream } from '../src/index.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { bytes, get, splitSource } from './helpers/streams.js';
@@ -26,12 +26,12 @@ describe('chunk buffer reuse', () => {
     const writer = 'test-writer';
     const chunksKey = keys.chunks(gen);
     // A file in state writing held by this window's token, as the create script leaves it.
-    await redis.hset(keys.meta, 'v', '1', 'gen', gen, 'state', 'writing', 'writer', writer, 'chunkSize', '4');
-    await redis.xadd(chunksKey, HEADER_ID, 'rfs', '1');
+    await redis.hset(keys.meta, 'v', '2', 'gen', gen, 'state', 'writing', 'writer', writer, 'chunkSize', '4');
+    await redis.xadd(chunksKey, HEADER_ID, 'rfs', '2');
     // A foreign entry where chunk 1 belongs: chunks 0 and 1 are refused (their ids are not above the
     // top), chunks 2 and 3 are stored and acknowledged first; the repair then deletes everything
     // from chunk 0 on and sends all four again.
-    await redis.xadd(chunksKey, recordId(1), 'd', 'xxxx');
+    await redis.xadd(chunksKey, pieceId(1), 'd', 'xxxx');
 
     const released: string[] = [];
     let failure: Error | undefined;
@@ -56,12 +56,15 @@ describe('chunk buffer reuse', () => {
       },
     });
     const chunks = ['aaaa', 'bbbb', 'cccc', 'dddd'];
-    for (const c of chunks) window.queue(Buffer.from(c, 'latin1'));
+    for (const c of chunks) {
+      const chunk = Buffer.from(c, 'latin1');
+      window.queue(chunk, chunk);
+    }
     for (let waited = 0; window.committedChunks < chunks.length && !failure && waited < 10_000; waited += 10) await sleep(10);
     expect(failure).toBeUndefined();
     expect(window.committedChunks).toBe(chunks.length);
     expect(released).toEqual(chunks);
-    const stored = await redis.xrangeBuffer(chunksKey, recordId(0), '+');
+    const stored = await redis.xrangeBuffer(chunksKey, pieceId(0), '+');
     expect(stored.map(([, fields]) => fields[1]!.toString('latin1'))).toEqual(chunks);
     // The repair announced itself: the scenario above did take the repair path.
     const events = await redis.xrange(keys.events, '-', '+');

@@ -1,0 +1,174 @@
+/**
+ * The order of a chunk stream's entries, checked as a reader meets them (docs/format.md, "What may
+ * follow what"): which id may come next, a piece's size and CRC-32 before any of its bytes go out,
+ * the end record against what was read. Pure: no I/O, so that every rule is testable on its own.
+ * @internal
+ * @module
+ */
+
+import type { Buffer } from 'node:buffer';
+import { crc32, crc32Combine, formatCrc } from './crc.js';
+import { badFormat, corrupt } from './errors.js';
+import { type Entry, FIRST_PIECE, FORMAT_VERSION, HEADER_ID, pieceId } from './format.js';
+
+/** @internal What an entry means for the reader. */
+export type Step =
+  | { readonly kind: 'header' }
+  /** A checked piece: `bytes` is the part of it inside the range read (possibly empty). */
+  | { readonly kind: 'bytes'; readonly bytes: Buffer; readonly pastEnd: boolean }
+  | { readonly kind: 'end'; readonly size: number; readonly chunks: number; readonly crc32: string }
+  | { readonly kind: 'abort'; readonly reason: string }
+  /** Entries are missing before this one: `expected` is the id that should have come. */
+  | { readonly kind: 'gap'; readonly expected: string };
+
+/** @internal The layout a reader expects, from the metadata hash. */
+export interface Layout {
+  readonly gen: string;
+  readonly chunkSize: number;
+  readonly encoding: string;
+}
+
+function compareIds(a: { n: number; s: number }, b: { n: number; s: number }): number {
+  return a.n !== b.n ? a.n - b.n : a.s - b.s;
+}
+
+/** @internal */
+export class EntrySequence {
+  readonly #key: string;
+  readonly #layout: Layout;
+  readonly #start: number;
+  readonly #end: number;
+  readonly #checksum: boolean;
+  /** The chunk being read, the piece number expected next, and its bytes read so far. */
+  #n: number;
+  #s = FIRST_PIECE;
+  #filled = 0;
+  /** File offset of the next byte. */
+  #pos: number;
+  /** CRC-32 of the file so far, when the read started at its first byte. */
+  #crc: number | undefined;
+  #needHeader: boolean;
+  #lastId: string;
+
+  /**
+   * @param firstChunk the chunk the read starts at
+   * @param withHeader whether the header comes first (a read from chunk 0 of an untrimmed file)
+   */
+  constructor(key: string, layout: Layout, opts: { firstChunk: number; withHeader: boolean; start: number; end: number; checksum: boolean }) {
+    this.#key = key;
+    this.#layout = layout;
+    this.#n = opts.firstChunk;
+    this.#pos = opts.firstChunk * layout.chunkSize;
+    this.#start = opts.start;
+    this.#end = opts.end;
+    this.#checksum = opts.checksum;
+    this.#crc = opts.firstChunk === 0 && opts.checksum ? 0 : undefined;
+    this.#needHeader = opts.withHeader;
+    this.#lastId = opts.firstChunk === 0 ? '0-0' : `${opts.firstChunk - 1}-18446744073709551615`;
+  }
+
+  /** The id of the last entry accepted: where the next read continues, exclusively. */
+  get lastId(): string {
+    return this.#lastId;
+  }
+
+  /** File offset of the next byte. */
+  get position(): number {
+    return this.#pos;
+  }
+
+  /** The chunk being read, and whether it is partly read (so a restart must begin at its start). */
+  get chunk(): number {
+    return this.#n;
+  }
+
+  /** The id that should come next (the smallest one allowed). */
+  get expected(): string {
+    return this.#needHeader ? HEADER_ID : pieceId(this.#n, this.#s);
+  }
+
+  /** Check one entry, in stream order, and say what it means. Damage throws a coded error. */
+  accept(entry: Entry): Step {
+    const key = this.#key;
+    if (entry.kind === 'bad') throw corrupt(key, entry.detail);
+    if (this.#needHeader) {
+      if (entry.kind !== 'header') throw corrupt(key, `the header entry ${HEADER_ID} is missing: the stream starts at ${entry.id}`);
+      this.#checkHeader(entry);
+      this.#needHeader = false;
+      this.#lastId = entry.id;
+      return { kind: 'header' };
+    }
+    if (entry.kind === 'header') throw corrupt(key, 'a second header entry');
+    const at = { n: entry.n, s: entry.s };
+    const piece = { n: this.#n, s: this.#s };
+    // A record (end or abort) may come where chunk n begins, or after a partly filled chunk n.
+    const record = { n: this.#filled > 0 ? this.#n + 1 : this.#n, s: FIRST_PIECE };
+    const isPiece = compareIds(at, piece) === 0;
+    const isRecord = compareIds(at, record) === 0;
+    if (!isPiece && !isRecord) {
+      if (compareIds(at, piece) > 0) return { kind: 'gap', expected: pieceId(piece.n, piece.s) };
+      throw corrupt(key, `entry ${entry.id} came after ${this.#lastId}, where ${pieceId(piece.n, piece.s)} was expected`);
+    }
+    this.#lastId = entry.id;
+    switch (entry.kind) {
+      case 'piece': {
+        if (!isPiece) throw corrupt(key, `chunk ${this.#n} is short but piece ${entry.id} of the next chunk follows it`);
+        const { data } = entry;
+        const { chunkSize } = this.#layout;
+        if (this.#filled + data.length > chunkSize) {
+          throw corrupt(key, `piece ${entry.id} makes chunk ${this.#n} hold ${this.#filled + data.length} bytes; the chunk size is ${chunkSize}`);
+        }
+        if (this.#checksum || this.#crc !== undefined) {
+          const crc = crc32(data);
+          if (crc !== entry.crc) {
+            throw corrupt(key, `checksum mismatch in piece ${entry.id}: it says crc32 ${formatCrc(entry.crc)}, its bytes give ${formatCrc(crc)}`);
+          }
+          if (this.#crc !== undefined) this.#crc = crc32Combine(this.#crc, crc, data.length);
+        }
+        const pieceStart = this.#pos;
+        this.#pos += data.length;
+        this.#filled += data.length;
+        if (this.#filled === chunkSize) {
+          this.#n++;
+          this.#s = FIRST_PIECE;
+          this.#filled = 0;
+        } else {
+          this.#s++;
+        }
+        const from = Math.max(this.#start - pieceStart, 0);
+        const to = Math.min(this.#end + 1 - pieceStart, data.length);
+        const bytes = from === 0 && to === data.length ? data : data.subarray(from, Math.max(from, to));
+        return { kind: 'bytes', bytes, pastEnd: this.#pos > this.#end };
+      }
+      case 'end': {
+        if (!isRecord) throw corrupt(key, `the end record ${entry.id} comes where piece ${pieceId(piece.n, piece.s)} was expected`);
+        const { chunkSize } = this.#layout;
+        if (entry.size !== this.#pos || entry.chunks !== entry.n || entry.chunks !== Math.ceil(entry.size / chunkSize)) {
+          throw corrupt(key, `the end record says ${entry.size} bytes in ${entry.chunks} chunks; read ${this.#pos} bytes in ${entry.n}`);
+        }
+        if (this.#crc !== undefined && entry.crc32 !== this.#crc) {
+          throw corrupt(key, `checksum mismatch: the end record says crc32 ${formatCrc(entry.crc32)}, the pieces give ${formatCrc(this.#crc)}`);
+        }
+        return { kind: 'end', size: entry.size, chunks: entry.chunks, crc32: formatCrc(entry.crc32) };
+      }
+      case 'abort':
+        if (!isRecord) throw corrupt(key, `the abort record ${entry.id} comes where piece ${pieceId(piece.n, piece.s)} was expected`);
+        return { kind: 'abort', reason: entry.reason };
+    }
+  }
+
+  #checkHeader(header: Extract<Entry, { kind: 'header' }>): void {
+    if (header.version !== String(FORMAT_VERSION)) {
+      throw badFormat(this.#key, `its header says format version ${JSON.stringify(header.version)}; this version reads ${FORMAT_VERSION}`);
+    }
+    const layout = this.#layout;
+    for (const field of ['gen', 'chunkSize', 'encoding'] as const) {
+      if (header[field] !== layout[field]) {
+        throw corrupt(
+          this.#key,
+          `the metadata hash says ${field} ${JSON.stringify(layout[field])}, the header (which wins) says ${JSON.stringify(header[field])}`,
+        );
+      }
+    }
+  }
+}
