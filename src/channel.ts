@@ -6,14 +6,14 @@
 
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat as fsStat } from 'node:fs/promises';
+import { open, stat as fsStat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Redis } from 'ioredis';
 import { closeConnection, isRedisClient, openBlockingConnection, type RedisClient } from './client.js';
 import { wrapRedisError } from './errors.js';
-import { ChannelField, channelLogKey, fileKeys, memoryEventsKey, Meta } from './format.js';
+import { ChannelField, channelLogKey, fileKeys, looksGzipped, memoryEventsKey, Meta } from './format.js';
 import { announceFreed } from './memory-guard.js';
 import {
   invalidType,
@@ -29,8 +29,14 @@ import { openRedisReadStream, type RedisReadStream } from './read-stream.js';
 import { ACK, JOIN, run } from './scripts/index.js';
 import { createRedisWriteStream } from './write-stream.js';
 
-/** A file to send: a path on disk, or a name with a stream of its bytes. */
-export type SendableFile = string | { readonly name: string; readonly stream: Readable; readonly size?: number };
+/**
+ * A file to send: a path on disk (a file that starts with gzip's magic bytes is stored as gzip,
+ * never compressed again), or a name with a stream of its bytes and, when they are already
+ * encoded, their `contentEncoding`.
+ */
+export type SendableFile =
+  | string
+  | { readonly name: string; readonly stream: Readable; readonly size?: number; readonly contentEncoding?: string };
 
 /** Options of {@link sendFiles}: those of the write stream, for every file. */
 export type SendFilesOptions = Omit<WriteStreamOptions, 'signal' | 'resume' | 'overwrite'> & {
@@ -139,9 +145,12 @@ async function send(
     const name = typeof file === 'string' ? basename(file) : file.name;
     const size = typeof file === 'string' ? (await fsStat(file)).size : file.size;
     const source = typeof file === 'string' ? createReadStream(file) : file.stream;
+    const declared = typeof file === 'string' ? ((await startsGzipped(file)) ? 'gzip' : undefined) : file.contentEncoding;
     // A key of its own for every upload: a sender run again never meets its earlier files.
     const key = `${channel}/${Date.now().toString(36)}-${randomBytes(4).toString('hex')}/${name}`;
-    const writer = createRedisWriteStream(client, key, { ...options, signal });
+    // Bytes already gzipped are stored as they are, declared as gzip, and not compressed again.
+    const encoding = declared === undefined ? {} : { contentEncoding: declared, compress: false };
+    const writer = createRedisWriteStream(client, key, { ...options, ...encoding, signal });
     const uploading = pipeline(source, writer);
     // Announced once the file exists, so that a receiver finds it at once: a file announced and
     // missing is then one that is gone (read by all its consumers, or expired).
@@ -370,4 +379,16 @@ function checkChannel(client: unknown, channel: unknown): void {
   if (!isRedisClient(client)) throw invalidType('client', 'an ioredis Redis or Cluster instance', client);
   if (typeof channel !== 'string') throw invalidType('channel', 'a string', channel);
   if (channel.length === 0) throw invalidValue('channel', channel, 'a non-empty string');
+}
+
+/** Whether the file at `path` starts with gzip's magic bytes. */
+async function startsGzipped(path: string): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(2);
+    const { bytesRead } = await handle.read(head, 0, 2, 0);
+    return bytesRead === 2 && looksGzipped(head);
+  } finally {
+    await handle.close();
+  }
 }

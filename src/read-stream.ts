@@ -93,6 +93,8 @@ export class RedisReadStream extends Readable {
   #consumed: ConsumedChunks | undefined;
   #reported = 0;
   #reporting: Promise<void> | undefined;
+  /** A `resumed` event named the chunk a new writer cut the file back to: read again from there. */
+  #rewindTo: number | undefined;
 
   /** @internal Use {@link createRedisReadStream}. */
   constructor(client: RedisClient, key: string, opts: ResolvedReadOptions) {
@@ -273,9 +275,18 @@ export class RedisReadStream extends Readable {
           if (await this.#retryLater(err)) continue;
           throw err;
         }
+        if (this.#rewound()) continue;
         const { entries } = batch;
         for (let i = 0; i < entries.length && !this.#done; i++) {
-          const step = this.#seq.accept(entries[i]!);
+          let step: Step;
+          try {
+            step = this.#seq.accept(entries[i]!);
+          } catch (err) {
+            // While following, what looks like damage may be a new writer that resumed the file
+            // and writes it again from an earlier chunk: its event says so.
+            if (!this.#follow || !(await this.#resumedMeanwhile())) throw err;
+            break;
+          }
           if (step.kind === 'gap') {
             await this.#waitOutGap(step.expected, entries[i]!.id);
             break;
@@ -291,6 +302,30 @@ export class RedisReadStream extends Readable {
     } finally {
       this.#pumping = false;
     }
+  }
+
+  /** Go back to where a `resumed` event says the file is written again from. */
+  #rewound(): boolean {
+    const cut = this.#rewindTo;
+    if (cut === undefined) return false;
+    this.#rewindTo = undefined;
+    if (!this.#seq.rewind(cut)) return false;
+    this.#prefetched = undefined;
+    this.#atTail = false;
+    this.#gapSince = 0;
+    return true;
+  }
+
+  /** Read the events since the last one seen; true when a new writer resumed the file and this reader must go back. */
+  async #resumedMeanwhile(): Promise<boolean> {
+    let items: RawEntry[];
+    try {
+      items = (await this.#client.xrangeBuffer(this.#keys.events, `(${this.#lastEventId}`, '+')) as RawEntry[];
+    } catch (err) {
+      throw wrapRedisError(err, this.key, 'reading the events of the file');
+    }
+    this.#onEvents(items);
+    return this.#rewindTo !== undefined && this.#rewound();
   }
 
   /** Act on a checked entry. `more`: entries after it in the same batch; `lastOfFull`: it ended a full batch. */
@@ -461,6 +496,10 @@ export class RedisReadStream extends Readable {
       const gen = fields[1]?.toString();
       if (name === Event.removed && gen === this.#meta.gen) throw notFound(this.key, 'the file was removed while being read');
       if (name === Event.created && gen !== this.#meta.gen) throw notFound(this.key, 'the file was replaced while being read');
+      if (name === Event.resumed && gen === this.#meta.gen) {
+        const cut = Number(fields[3]?.toString());
+        if (Number.isSafeInteger(cut)) this.#rewindTo = Math.min(cut, this.#rewindTo ?? cut);
+      }
     }
   }
 

@@ -8,8 +8,15 @@
 
 import type { Buffer } from 'node:buffer';
 import { crc32, crc32Combine, formatCrc } from './crc.js';
-import { badFormat, corrupt } from './errors.js';
-import { type Entry, FIRST_PIECE, FORMAT_VERSION, HEADER_ID, pieceId } from './format.js';
+import { aborted, badFormat, corrupt } from './errors.js';
+import { type Entry, FIRST_PIECE, FORMAT_VERSION, HEADER_ID, idBefore, pieceId } from './format.js';
+
+/**
+ * How many chunk starts a reader remembers the CRC at: how far back a writer that resumes a file
+ * may cut it under a follower that read past the cut, and still have the follower check that the
+ * bytes written again are the ones it delivered (1 GiB at the default chunk size).
+ */
+const HISTORY = 4096;
 
 /** @internal What an entry means for the reader. */
 export type Step =
@@ -49,6 +56,17 @@ export class EntrySequence {
   #crc: number | undefined;
   #needHeader: boolean;
   #lastId: string;
+  /** CRC-32 of the bytes read since the read's first chunk; and at the start of the latest chunks. */
+  #runCrc = 0;
+  readonly #historyChunk = new Float64Array(HISTORY).fill(-1);
+  readonly #historyCrc = new Uint32Array(HISTORY);
+  /**
+   * After a rewind: bytes about to be read again that were delivered already (not delivered
+   * twice), the CRC-32 they must have, and the CRC-32 of what was read again of them so far.
+   */
+  #skip = 0;
+  #skipExpected = 0;
+  #skipCrc = 0;
 
   /**
    * @param firstChunk the chunk the read starts at
@@ -64,7 +82,42 @@ export class EntrySequence {
     this.#checksum = opts.checksum;
     this.#crc = opts.firstChunk === 0 && opts.checksum ? 0 : undefined;
     this.#needHeader = opts.withHeader;
-    this.#lastId = opts.firstChunk === 0 ? '0-0' : `${opts.firstChunk - 1}-18446744073709551615`;
+    this.#lastId = opts.firstChunk === 0 ? '0-0' : idBefore(opts.firstChunk, FIRST_PIECE);
+    this.#remember(opts.firstChunk);
+  }
+
+  #remember(chunk: number): void {
+    this.#historyChunk[chunk % HISTORY] = chunk;
+    this.#historyCrc[chunk % HISTORY] = this.#runCrc;
+  }
+
+  /**
+   * The writer was replaced by one that resumed the file from chunk `cut`: everything from there on
+   * is written again. Read again from there; bytes delivered already are not delivered twice, but
+   * checked (by CRC-32) against what is written again. Returns false when nothing was read past
+   * the cut, so nothing changes.
+   */
+  rewind(cut: number): boolean {
+    const { chunkSize } = this.#layout;
+    const cutAt = cut * chunkSize;
+    if (cutAt >= this.#pos || this.#needHeader) return false;
+    if (this.#historyChunk[cut % HISTORY] !== cut || this.#skip > 0) {
+      throw aborted(this.#key, `its writer was replaced by one that resumed it from chunk ${cut}, before what this reader can check again`);
+    }
+    const crcAtCut = this.#historyCrc[cut % HISTORY]!;
+    const length = this.#pos - cutAt;
+    this.#skip = length;
+    // The CRC of the bytes past the cut, from the CRCs of the read up to the cut and up to here.
+    this.#skipExpected = (this.#runCrc ^ crc32Combine(crcAtCut, 0, length)) >>> 0;
+    this.#skipCrc = 0;
+    this.#runCrc = crcAtCut;
+    if (this.#crc !== undefined) this.#crc = crcAtCut;
+    this.#n = cut;
+    this.#s = FIRST_PIECE;
+    this.#filled = 0;
+    this.#pos = cutAt;
+    this.#lastId = idBefore(cut, FIRST_PIECE);
+    return true;
   }
 
   /** The id of the last entry accepted: where the next read continues, exclusively. */
@@ -118,12 +171,13 @@ export class EntrySequence {
         if (this.#filled + data.length > chunkSize) {
           throw corrupt(key, `piece ${entry.id} makes chunk ${this.#n} hold ${this.#filled + data.length} bytes; the chunk size is ${chunkSize}`);
         }
-        if (this.#checksum || this.#crc !== undefined) {
+        if (this.#checksum) {
           const crc = crc32(data);
           if (crc !== entry.crc) {
             throw corrupt(key, `checksum mismatch in piece ${entry.id}: it says crc32 ${formatCrc(entry.crc)}, its bytes give ${formatCrc(crc)}`);
           }
           if (this.#crc !== undefined) this.#crc = crc32Combine(this.#crc, crc, data.length);
+          this.#runCrc = crc32Combine(this.#runCrc, crc, data.length);
         }
         const pieceStart = this.#pos;
         this.#pos += data.length;
@@ -132,10 +186,22 @@ export class EntrySequence {
           this.#n++;
           this.#s = FIRST_PIECE;
           this.#filled = 0;
+          this.#remember(this.#n);
         } else {
           this.#s++;
         }
-        const from = Math.max(this.#start - pieceStart, 0);
+        // Bytes read again after a rewind were delivered already: checked, never delivered twice.
+        const again = Math.min(this.#skip, data.length);
+        if (again > 0) {
+          this.#skip -= again;
+          if (this.#checksum) {
+            this.#skipCrc = crc32(data.subarray(0, again), this.#skipCrc);
+            if (this.#skip === 0 && this.#skipCrc !== this.#skipExpected) {
+              throw corrupt(key, `the writer that resumed it wrote other bytes than this reader had delivered before ${this.#pos - data.length + again}`);
+            }
+          }
+        }
+        const from = Math.max(this.#start - pieceStart, again);
         const to = Math.min(this.#end + 1 - pieceStart, data.length);
         const bytes = from === 0 && to === data.length ? data : data.subarray(from, Math.max(from, to));
         return { kind: 'bytes', bytes, pastEnd: this.#pos > this.#end };

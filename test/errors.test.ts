@@ -11,6 +11,7 @@ import {
 } from '../src/index.js';
 import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
+import { fileKeysOf, pieceFields } from './helpers/keys.js';
 
 const redis = connectAny();
 afterAll(closeAll);
@@ -161,12 +162,12 @@ describe('coded errors on the stream', () => {
 
   it('reports another format version as ERR_REDIS_FILE_FORMAT and leaves it untouched', async () => {
     const key = uniqueKey('version');
-    await put(redis, key, Buffer.from('v1 file'));
-    await redis.hset(`rfs:{${key}}:meta`, 'v', '99');
+    await put(redis, key, Buffer.from('a file'));
+    await redis.hset(fileKeysOf(key).meta, 'v', '99');
     await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
     await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
-    await redis.hset(`rfs:{${key}}:meta`, 'v', '1');
-    expect((await get(redis, key)).toString()).toBe('v1 file');
+    await redis.hset(fileKeysOf(key).meta, 'v', '2');
+    expect((await get(redis, key)).toString()).toBe('a file');
   });
 
   describe('integrity', () => {
@@ -194,7 +195,7 @@ describe('coded errors on the stream', () => {
     it('a short chunk that is not the last is ERR_REDIS_FILE_CORRUPT', async () => {
       const key = uniqueKey('short');
       await put(redis, key, data, { chunkSize });
-      await rewrite(await chunkStream(key), (id, fields) => (id === '2-2' ? [fields[0]!, fields[1]!.subarray(0, 50)] : fields));
+      await rewrite(await chunkStream(key), (id, fields) => (id === '2-2' ? pieceFields(fields[1]!.subarray(0, 50)).map((f) => Buffer.from(f)) : fields));
       await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
     });
 

@@ -13,6 +13,8 @@ import { createRedisReadStream, createRedisWriteStream, stat } from '../src/inde
 import { closeAll, connect } from './helpers/clients.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
+import { eventually } from './helpers/eventually.js';
+import { chunkStreamOf, fileKeysOf, pieceFields } from './helpers/keys.js';
 
 const servers: RedisServer[] = [];
 afterEach(async () => {
@@ -120,18 +122,20 @@ describe('a gap while the file is being written', () => {
     const redis = connect(s.url);
     const data = bytes(10 * 1000, 54);
     const writer = createRedisWriteStream(redis, 'gap', { chunkSize: 1000 });
+    await once(writer, 'ready');
     writer.write(data.subarray(0, 3000));
-    await sleep(50);
-    const gen = await redis.hget('rfs:{gap}:meta', 'gen');
-    const stream = `rfs:{gap}:chunks:${gen}`;
+    const stream = await chunkStreamOf(redis, 'gap');
+    const gen = await redis.hget(fileKeysOf('gap').meta, 'gen');
+    // The header and chunks 0 to 2 are stored.
+    await eventually(async () => (await redis.xlen(stream)) === 4, 'the first three chunks');
     // Chunk 4 stored while chunk 3 was refused: what a write refused for lack of memory leaves.
-    await redis.xadd(stream, '4-2', 'd', data.subarray(4000, 5000));
+    await redis.xadd(stream, '4-2', ...pieceFields(data.subarray(4000, 5000)));
     const reading = collect(createRedisReadStream(redis, 'gap'));
     await sleep(300);
     // The writer's repair: delete what lies past the gap, move the last id back, announce it.
     await redis.xdel(stream, '4-2');
     await redis.xsetid(stream, '2-2');
-    await redis.xadd('rfs:{gap}:events', '*', 'repaired', gen!);
+    await redis.xadd(fileKeysOf('gap').events, '*', 'repaired', gen!);
     writer.end(data.subarray(3000));
     await once(writer, 'finish');
     expect((await reading).equals(data)).toBe(true);

@@ -16,9 +16,9 @@ const redis = connect();
 afterAll(closeAll);
 
 /** A file whose one consumer `c` trims what it consumed (the limit never holds the writer back). */
-async function trimmedFile(data: Buffer, chunkSize: number): Promise<string> {
+async function trimmedFile(data: Buffer, chunkSize: number, contentEncoding = 'identity'): Promise<string> {
   const key = uniqueKey('positions');
-  await put(redis, key, data, { consumers: ['c'], maxRedisMemory: 2 ** 40, chunkSize });
+  await put(redis, key, data, { consumers: ['c'], maxRedisMemory: 2 ** 40, chunkSize, contentEncoding });
   return key;
 }
 
@@ -64,7 +64,7 @@ describe('consumer positions', () => {
   it('with decompress, count the chunks whose decoded bytes the application took', async () => {
     // Random bytes do not compress: about one decoded byte per stored byte.
     const gz = gzipSync(bytes(200_000, 92), { level: 1 });
-    const key = await trimmedFile(gz, 10_000);
+    const key = await trimmedFile(gz, 10_000, 'gzip');
     const reader = createRedisReadStream(redis, key, { consumer: 'c', decompress: true, readAhead: 16, highWaterMark: 16 * 1024 });
     await once(reader, 'readable');
     await sleep(100);

@@ -119,7 +119,10 @@ export async function sendCommand(redis: Client, g: GlobalOptions, channel: stri
     pipeline(handle.createReadStream(), source).catch(() => {});
     try {
       await checked(() =>
-        sendFiles(redis, channel, [{ name: file.name, stream: source, size: file.size }], { ...options, compress: (o.gzip ?? false) && !file.gzipped }),
+        sendFiles(redis, channel, [{ name: file.name, stream: source, size: file.size, ...(file.gzipped ? { contentEncoding: 'gzip' } : {}) }], {
+          ...options,
+          compress: (o.gzip ?? false) && !file.gzipped,
+        }),
       );
       bar?.update(bytes, bytes);
       bar?.stop(true);

@@ -169,9 +169,16 @@ local function trim_consumed(meta, chunks)
 end
 `;
 
-/** `log_event(events, name, gen)`: append to the file's short event log. */
+/**
+ * `log_event(events, name, gen[, chunk])`: append to the file's short event log; a `resumed` event
+ * also names the chunk the file was cut back to.
+ */
 export const LOG_EVENT = `
-local function log_event(events, name, gen)
-  redis.call('XADD', events, 'MAXLEN', '~', C.eventsMaxLen, '*', name, gen)
+local function log_event(events, name, gen, chunk)
+  if chunk then
+    redis.call('XADD', events, 'MAXLEN', '~', C.eventsMaxLen, '*', name, gen, F.chunks, chunk)
+  else
+    redis.call('XADD', events, 'MAXLEN', '~', C.eventsMaxLen, '*', name, gen)
+  end
 end
 `;

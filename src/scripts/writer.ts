@@ -228,7 +228,7 @@ if not mine then
   if redis.call('EXISTS', K.chunks) == 0 then return cjson.encode({status='format', detail='its chunk stream is gone'}) end
   truncate(K.chunks, tonumber(cur[8]), C.firstPiece)
   redis.call('HSET', K.meta, M.state, S.writing, M.writer, A.writer, M.heartbeat, now, M.heartbeatInterval, A.hbi, M.updated, now)
-  log_event(K.events, E.resumed, cur[2])
+  log_event(K.events, E.resumed, cur[2], cur[8])
 end
 local top = redis.call('XREVRANGE', K.chunks, '+', '-', 'COUNT', 1)
 -- Consumers may have trimmed every entry: the writer continues after the last trimmed chunk.
