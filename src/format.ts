@@ -385,9 +385,11 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
   const encoding = raw[Meta.encoding];
   if (!encoding) return corrupt('has no encoding');
   if (raw[Meta.trim] !== '1' && raw[Meta.trim] !== '0') return corrupt('field trim is neither 1 nor 0');
-  if (raw[Meta.writer] === undefined || raw[Meta.metadata] === undefined || raw[Meta.contentType] === undefined || raw[Meta.consumers] === undefined) {
-    return corrupt('lacks writer, metadata, contentType or consumers');
+  if (raw[Meta.metadata] === undefined || raw[Meta.contentType] === undefined || raw[Meta.consumers] === undefined) {
+    return corrupt('lacks metadata, contentType or consumers');
   }
+  if (!/^[0-9a-f]{16}$/.test(raw[Meta.writer] ?? '')) return corrupt('has no writer token of 16 lowercase hex digits');
+  if (raw[Meta.lost] !== undefined && raw[Meta.lost] !== '1') return corrupt('field lost is neither 1 nor absent');
   let metadata: Record<string, string> = {};
   let consumers: number | readonly string[] | undefined;
   try {
@@ -396,7 +398,9 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
   } catch {
     return corrupt('holds user metadata or consumers that are not valid JSON');
   }
-  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) return corrupt('holds user metadata that is not an object');
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata) || Object.values(metadata).some((v) => typeof v !== 'string')) {
+    return corrupt('holds user metadata that is not an object of strings');
+  }
   const acknowledgedBy = Object.keys(raw)
     .filter((field) => field.startsWith(Meta.ackPrefix))
     .map((field) => field.slice(Meta.ackPrefix.length));

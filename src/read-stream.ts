@@ -349,8 +349,17 @@ export class RedisReadStream extends Readable {
         return;
       }
       case 'abort': {
-        const lost = await this.#hget(Meta.lost);
-        throw lost === '1' ? this.#abortedError(true) : aborted(this.key, `the writer aborted this file before it was complete (${step.reason})`);
+        // The abort record and the hash's state are written in one step: they must agree.
+        let gen: string | null, state: string | null, lost: string | null;
+        try {
+          [gen, state, lost] = await this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.lost);
+        } catch (err) {
+          throw wrapRedisError(err, this.key, 'checking the file');
+        }
+        if (gen !== this.#meta.gen) throw notFound(this.key, 'the file was removed, replaced or expired while being read');
+        if (lost === '1') throw this.#abortedError(true);
+        if (state !== State.aborted) throw corrupt(this.key, `the stream holds an abort record but the metadata hash says ${state}`);
+        throw aborted(this.key, `the writer aborted this file before it was complete (${step.reason})`);
       }
     }
   }
@@ -379,14 +388,6 @@ export class RedisReadStream extends Readable {
         this.key,
         `the metadata hash says ${size} bytes in ${chunks} chunks, crc32 ${crc}; the end record says ${end.size} bytes in ${end.chunks} chunks, crc32 ${end.crc32}`,
       );
-    }
-  }
-
-  async #hget(field: string): Promise<string | null> {
-    try {
-      return await this.#client.hget(this.#keys.meta, field);
-    } catch (err) {
-      throw wrapRedisError(err, this.key, 'checking the file');
     }
   }
 

@@ -873,34 +873,37 @@ function abortGroup() {
     ),
     vector(
       'abort-after-lost-pieces',
-      'Pieces `1-2` and `1-3` were lost after being given out, so the abort record is `2-2`: the reader meets the ' +
-        'gap after chunk 0 (damage), not an abort (The abort record).',
+      'Pieces `1-2` and `1-3` were lost after being given out, so the abort record is `2-2`, but the hash says ' +
+        'aborted (without lost): the reader reports ABORTED at once and reads nothing (Which record wins).',
       removeEntries(aborted({ chunks: [['abcd'], ['ef', 'gh']] }), '1-2', '1-3'),
-      fails(CORRUPT, 'abcd'),
+      fails(ABORTED),
     ),
     vector(
       'abort-extra-field',
-      'An abort record `abort <reason> at <ms>`: a field added (The chunk stream).',
+      'An abort record `abort <reason> at <ms>` in a file the hash says is aborted: ABORTED at once, the stream ' +
+        'is not read (Which record wins).',
       setField(aborted(), '2-2', 'at', String(T)),
-      fails(CORRUPT, 'abcdef'),
+      fails(ABORTED),
     ),
     vector(
       'abort-renamed-field',
-      'An abort record as `reason <text>`: not the form of any entry (The chunk stream).',
+      'An abort record as `reason <text>` in a file the hash says is aborted: ABORTED at once (Which record wins).',
       setFields(aborted(), '2-2', [['reason', 'writer destroyed']]),
-      fails(CORRUPT, 'abcdef'),
+      fails(ABORTED),
     ),
     vector(
       'abort-at-piece-id',
-      'Chunk 1 holds "ef" and the abort record is `1-3`, a piece\'s id: it must be `2-2` (rule 2).',
+      'Chunk 1 holds "ef" and the abort record is `1-3`, a piece\'s id, in a file the hash says is aborted: ' +
+        'ABORTED at once (Which record wins).',
       addEntry(removeEntries(aborted(), '2-2'), '1-3', [['abort', 'writer destroyed']]),
-      fails(CORRUPT, 'abcdef'),
+      fails(ABORTED),
     ),
     vector(
       'piece-after-abort',
-      'A piece `2-3` after the abort record `2-2`: nothing follows an abort record (rule 5).',
+      'A piece `2-3` after the abort record `2-2` in a file the hash says is aborted: ABORTED at once (Which ' +
+        'record wins).',
       addEntry(aborted(), '2-3', piece('gh')),
-      fails(CORRUPT, 'abcdef'),
+      fails(ABORTED),
     ),
     vector(
       'abort-hash-complete',
@@ -964,10 +967,10 @@ function gapsGroup() {
     ),
     vector(
       'gap-aborted-follow',
-      'An aborted file with chunk 1 missing before its abort record, followed: in an aborted file a gap is ' +
-        'ERR_REDIS_FILE_CORRUPT at once (Gaps).',
+      'An aborted file with chunk 1 missing before its abort record, followed: the hash says aborted, so ' +
+        'ABORTED at once, without reading (Which record wins).',
       removeEntries(file({ state: 'aborted', chunks: [['abcd'], ['efgh'], ['ij']] }), '1-2'),
-      fails(CORRUPT, 'abcd'),
+      fails(ABORTED),
       { follow: true },
     ),
   ];
@@ -1042,13 +1045,13 @@ function rangesGroup() {
       fails(CORRUPT),
       { start: 5, end: 6 },
     ),
-    range(
-      'range-whole-crc-not-checked',
+    vector(
+      'range-whole-crc-from-chunk-0',
       'From byte 1 to the end of a file whose whole-file CRC (end record and hash alike) is another file\'s: ' +
-        'only a reader that read from byte 0 checks it (The end record).',
-      1,
-      null,
+        'the read took every piece from the first one, so it checks the whole-file CRC (The end record).',
       setMeta(setField(layout(), '4-2', 'crc32', otherCrc), { crc32: otherCrc }),
+      fails(CORRUPT, all.slice(1)),
+      { start: 1, end: null },
     ),
     vector('range-follow', 'Bytes 3 to 4 of a complete file, followed.', layout(), ok('de'), {
       start: 3,

@@ -213,6 +213,8 @@ function readInto(
 ): void {
   if (hash === null) return fail(NOT_FOUND, 'no hash');
   const meta = readMeta(hash);
+  // The hash is the authority on the state: an aborted file is not read.
+  if (meta.state === 'aborted') fail(meta.lost ? CORRUPT : ABORTED, 'the hash says aborted');
   const { start, end } = request;
   const cs = meta.chunkSize;
   if (meta.state === 'complete') {
@@ -234,7 +236,8 @@ function readInto(
   let filled = 0;
   let offset = first * cs;
   let whole = 0;
-  const fromStart = start === 0;
+  // The whole-file CRC is checked by a read that took every piece from the first one.
+  const fromStart = first === 0;
 
   const gap = (why: string): never => {
     // A follower of a file still being written waits while the writer's lease is live.
