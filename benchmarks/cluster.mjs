@@ -32,12 +32,11 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cleanupAll, track, wasInterrupted } from './lib/cleanup.mjs';
+import { startCluster, startRedis } from '../scripts/lib/redis-launcher.mjs';
+import { cleanupAll, track, trackServer, wasInterrupted } from './lib/cleanup.mjs';
 import { formatClusterSummary, renderClusterMarkdown } from './lib/cluster-report.mjs';
 import { infoCpuMs, machineCpuMs, procCpuMs } from './lib/cpu.mjs';
 import { describeMachine, loadavg } from './lib/machine.mjs';
-import { startRedisCluster } from './lib/redis-cluster.mjs';
-import { startRedisServer } from './lib/redis-server.mjs';
 import { alternate, compare, countingSink, importBuiltPackage, median, medians, MiB, mibps, now, poolSource, randomPool, round } from './lib/util.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -180,9 +179,11 @@ async function main() {
   log('starting servers on 127.0.0.1 …');
   const ts = Date.now();
   const [single, sharded, replicated] = await Promise.all([
-    startRedisServer(),
-    startRedisCluster({ primaries: 3, replicas: 0, nodeTimeout: 2000 }),
-    args['no-replicas'] ? undefined : startRedisCluster({ primaries: 3, replicas: 1, nodeTimeout: 2000 }),
+    startRedis({ args: ['--maxmemory', '0'] }).then((s) => trackServer(s)),
+    startCluster({ masters: 3, replicas: 0, nodeTimeout: 2000 }).then((c) => trackServer(c, 'cluster (3 shards)')),
+    args['no-replicas']
+      ? undefined
+      : startCluster({ masters: 3, replicas: 1, nodeTimeout: 2000 }).then((c) => trackServer(c, 'cluster (3 + 3)')),
   ]);
   log(`servers up in ${round((Date.now() - ts) / 1000, 1)} s`);
 
@@ -202,7 +203,11 @@ async function main() {
     const client = new Cluster(cluster.seeds);
     client.on('error', () => {});
     track(`cluster client (${name})`, () => client.disconnect());
-    topologies.push(topology(name, description, client, byRoleAndPort(cluster.nodes).map((n) => ({ ...n, admin: admin(n.port) })), true));
+    const primaries = new Set(await cluster.primaries());
+    const servers = byRoleAndPort(
+      cluster.nodes.map((n) => ({ port: n.port, pid: n.pid, role: primaries.has(n) ? 'primary' : 'replica' })),
+    ).map((n) => ({ ...n, admin: admin(n.port) }));
+    topologies.push(topology(name, description, client, servers, true));
   }
   const info = await topologies[0].servers[0].admin.info('server');
   const machine = describeMachine({

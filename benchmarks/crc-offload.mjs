@@ -17,8 +17,8 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import { Redis } from 'ioredis';
-import { cleanupAll, trackWorker } from './lib/cleanup.mjs';
-import { startRedisServer } from './lib/redis-server.mjs';
+import { startRedis } from '../scripts/lib/redis-launcher.mjs';
+import { cleanupAll, trackServer, trackWorker } from './lib/cleanup.mjs';
 import { KiB, median, MiB, randomPool, rawXadd, round, settle } from './lib/util.mjs';
 
 const { values: args } = parseArgs({ options: { size: { type: 'string', default: '256' }, reps: { type: 'string', default: '9' } } });
@@ -42,7 +42,7 @@ parentPort.on('message', (m) => {
 });`;
 
 async function main() {
-  const url = process.env.REDIS_URL ?? (await startRedisServer()).url;
+  const url = process.env.REDIS_URL ?? trackServer(await startRedis()).url;
   const redis = new Redis(url);
   const key = `rfs-crc-offload:${randomBytes(4).toString('hex')}`;
   await rawXadd(redis, key, randomPool(), size, 256 * KiB, 16);

@@ -31,8 +31,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { createRedisReadStream, createRedisWriteStream, remove, stat } from 'redis-file-stream';
-import { cleanupAll, trackDir } from './lib/cleanup.mjs';
-import { startRedisServer } from './lib/redis-server.mjs';
+import { startRedis } from '../scripts/lib/redis-launcher.mjs';
+import { cleanupAll, trackDir, trackServer } from './lib/cleanup.mjs';
 import { countingSink, deleteMatching, KiB, MiB, poolSource, randomPool, rawXadd, rawXrange } from './lib/util.mjs';
 import { rawXrangeAhead, rawXrangeReadable } from './cases/read.mjs';
 
@@ -108,7 +108,7 @@ async function main() {
   const chosen = positionals.length ? positionals : CONTENDERS;
   for (const c of chosen) if (!CONTENDERS.includes(c)) throw new Error(`unknown contender "${c}"; contenders: ${CONTENDERS.join(', ')}`);
   if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind is not installed (apt-get install valgrind)');
-  const url = process.env.REDIS_URL ?? (await startRedisServer()).url;
+  const url = process.env.REDIS_URL ?? trackServer(await startRedis()).url;
   const ns = `rfs-insn:${randomBytes(4).toString('hex')}:`;
   const redis = new Redis(url);
   const pool = randomPool();

@@ -27,9 +27,9 @@ import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cleanupAll, track, trackDir, wasInterrupted } from './lib/cleanup.mjs';
+import { startRedis } from '../scripts/lib/redis-launcher.mjs';
+import { cleanupAll, track, trackDir, trackServer, wasInterrupted } from './lib/cleanup.mjs';
 import { describeMachine, loadavg, versionOf } from './lib/machine.mjs';
-import { startRedisServer } from './lib/redis-server.mjs';
 import { formatSummary, writeDocs } from './lib/report.mjs';
 import { deleteMatching, importBuiltPackage, randomPool, timed } from './lib/util.mjs';
 
@@ -70,7 +70,7 @@ async function main() {
   let url = process.env.REDIS_URL;
   let server;
   if (!url) {
-    server = await startRedisServer();
+    server = trackServer(await startRedis({ args: ['--maxmemory', '0'] }));
     url = server.url;
   }
   const redis = new Redis(url);

@@ -30,6 +30,15 @@ export function trackDir(dir) {
   };
 }
 
+/**
+ * A redis-server or cluster from scripts/lib/redis-launcher.mjs, stopped at the end (the launcher
+ * itself kills what is left when the process exits). Returns it.
+ */
+export function trackServer(server, name = `redis-server :${server.port}`) {
+  track(name, () => server.stop());
+  return server;
+}
+
 /** A child process killed at the end. Unregisters itself when the child exits. */
 export function trackChild(child, name = `child ${child.pid}`) {
   const alive = () => child.exitCode === null && child.signalCode === null;

@@ -10,19 +10,16 @@
  * certificate signed by it for 127.0.0.1 / ::1 / localhost, and a client certificate signed by it
  * (for `--tls-auth-clients yes`). EC P-256 keys, so making them takes milliseconds.
  *
- * Readiness: `startRedis()` checks that a server is up with a plain-socket PING on its `--port`,
- * which a TLS port cannot answer. So the server is started with both its plain port (for that
- * check) and a `--tls-port`; once it is ready, the plain port is closed with `CONFIG SET port 0`,
- * leaving a TLS-only server. (Do not `restart()` such a server: it would reopen the plain port.)
+ * The server comes from the shared launcher's `tls` option: it checks readiness on a plain port,
+ * then closes it (`CONFIG SET port 0`), leaving a TLS-only server, also after `restart()`.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
-import { Redis } from 'ioredis';
 import { generate } from 'selfsigned';
-import { getFreePort, RUN_DIR_ENV, startRedis, type RedisServer } from './redis-server.js';
+import { RUN_DIR_ENV, startRedis, type RedisServer } from './redis-server.js';
 
 /** PEM texts and the files holding them. */
 export interface TestCertificates {
@@ -139,19 +136,21 @@ export interface TlsRedisServer {
 export async function startTlsRedis(opts: StartTlsRedisOptions = {}): Promise<TlsRedisServer> {
   const certs = await makeTestCertificates();
   try {
-    const { server, tlsPort } = await startWithTlsPort(certs, opts);
-    try {
-      await closePlainPort(server, opts.password);
-    } catch (err) {
-      await server.stop();
-      throw err;
-    }
-    const auth = opts.password === undefined ? '' : `:${encodeURIComponent(opts.password)}@`;
+    const server = await startRedis({
+      ...(opts.password === undefined ? {} : { password: opts.password }),
+      ...(opts.args === undefined ? {} : { args: opts.args }),
+      tls: {
+        certFile: certs.serverCertFile,
+        keyFile: certs.serverKeyFile,
+        caFile: certs.caFile,
+        authClients: opts.authClients ?? 'no',
+      },
+    });
     let stopped = false;
     return {
       server,
-      tlsPort,
-      url: `rediss://${auth}127.0.0.1:${tlsPort}`,
+      tlsPort: server.tlsPort!,
+      url: server.url,
       certs,
       clientTls: ({ clientCertificate = false } = {}) => ({
         ca: certs.ca,
@@ -170,61 +169,6 @@ export async function startTlsRedis(opts: StartTlsRedisOptions = {}): Promise<Tl
   } catch (err) {
     certs.remove();
     throw err;
-  }
-}
-
-async function startWithTlsPort(
-  certs: TestCertificates,
-  opts: StartTlsRedisOptions,
-): Promise<{ server: RedisServer; tlsPort: number }> {
-  // The TLS port is picked before the server binds it, which may race with other test files:
-  // try again with a new one when it was taken in between (startRedis does the same for `port`).
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const tlsPort = await getFreePort();
-    try {
-      const server = await startRedis({
-        ...(opts.password === undefined ? {} : { password: opts.password }),
-        args: [
-          '--tls-port', String(tlsPort),
-          '--tls-cert-file', certs.serverCertFile,
-          '--tls-key-file', certs.serverKeyFile,
-          '--tls-ca-cert-file', certs.caFile,
-          '--tls-auth-clients', opts.authClients ?? 'no',
-          ...(opts.args ?? []),
-        ],
-      });
-      return { server, tlsPort };
-    } catch (err) {
-      lastError = err;
-      const output = (err as { serverOutput?: string }).serverOutput ?? '';
-      if (!/Address already in use/i.test(output)) break;
-    }
-  }
-  throw lastError;
-}
-
-/** Leave only the TLS port open: the plain one was there for the readiness check alone. */
-async function closePlainPort(server: RedisServer, password: string | undefined): Promise<void> {
-  const admin = new Redis({
-    host: '127.0.0.1',
-    port: server.port,
-    ...(password === undefined ? {} : { password }),
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-  });
-  admin.on('error', () => {});
-  try {
-    await admin.connect();
-    await admin.config('SET', 'port', '0');
-  } finally {
-    // The reply to CONFIG SET comes before the listener closes; this connection stays open
-    // until we drop it.
-    admin.disconnect();
-  }
-  if (await answersPlainPing(server.port)) {
-    throw new Error(`redis-server still answers plain PING on 127.0.0.1:${server.port} after CONFIG SET port 0`);
   }
 }
 
