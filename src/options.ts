@@ -409,6 +409,15 @@ export function checkSeconds(seconds: unknown): number | null {
   return seconds;
 }
 
+/**
+ * An iteration whose first step rejects with `err`: how a function that returns an async iterator
+ * reports a bad argument, found at the call, without throwing there.
+ * @internal
+ */
+export async function* failedIteration(err: unknown): AsyncGenerator<never, never> {
+  throw err;
+}
+
 /** @internal Check the client and key arguments every call takes. */
 export function checkClientAndKey(client: unknown, key: unknown): asserts client is RedisClient {
   if (!isRedisClient(client)) {
