@@ -317,11 +317,11 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
   const compress = bool(o, 'compress', WRITE_DEFAULTS.compress);
   const contentEncoding = token(o, 'contentEncoding');
   if (compress && contentEncoding !== undefined && contentEncoding !== 'identity') {
-    throw invalidValue('contentEncoding', o.contentEncoding, 'not to be set together with `compress`, which stores gzip');
+    throw incompatible(`\`contentEncoding\` ${describe(o.contentEncoding)}`, '`compress`, which stores gzip');
   }
   const resume = bool(o, 'resume', WRITE_DEFAULTS.resume);
   if (resume && compress) {
-    throw invalidValue('resume', true, 'not to be combined with `compress`: a gzip stream cannot be continued');
+    throw incompatible('`resume`', '`compress`: a gzip stream cannot be continued');
   }
   return Object.freeze({
     prefix: prefix(o),
@@ -357,7 +357,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
   const end = o.end === undefined || o.end === Infinity ? Infinity : int(o, 'end', 0, start, Number.MAX_SAFE_INTEGER);
   const decompress = bool(o, 'decompress', READ_DEFAULTS.decompress);
   if (decompress && (o.start !== undefined || o.end !== undefined)) {
-    throw invalidValue('decompress', true, 'not to be combined with `start` or `end`: gzip cannot be decoded from the middle');
+    throw incompatible('`decompress`', '`start` or `end`: gzip cannot be decoded from the middle');
   }
   return Object.freeze({
     prefix: prefix(o),
@@ -428,7 +428,8 @@ export function checkClientAndKey(client: unknown, key: unknown): asserts client
 }
 
 // ---------------------------------------------------------------------------------------------
-// Checks. Messages follow the pattern "Expected `name` to be <what>, got <what came>".
+// Checks. Messages follow the pattern "Expected `name` to be <what>, got <what came>"; two options
+// that cannot go together say "`a` cannot be combined with `b`: <why>".
 
 type Bag = Record<string, unknown>;
 
@@ -441,7 +442,9 @@ function checkObject(value: unknown, name: string): Bag {
 function checkKnown(o: Bag, name: string, known: string[]): void {
   for (const k of Object.keys(o)) {
     if (!known.includes(k) && o[k] !== undefined) {
-      throw invalidValue(`${name}.${k}`, o[k], `one of the known options (${known.join(', ')})`);
+      throw Object.assign(new TypeError(`Expected \`${name}\` to hold only known options (${known.join(', ')}), got \`${k}\``), {
+        code: 'ERR_INVALID_ARG_VALUE',
+      });
     }
   }
 }
@@ -544,6 +547,11 @@ export function invalidValue(name: string, got: unknown, expected: string): Type
   return Object.assign(new TypeError(`Expected \`${name}\` to be ${expected}, got ${describe(got)}`), {
     code: 'ERR_INVALID_ARG_VALUE',
   });
+}
+
+/** @internal Two options given together that cannot go together. */
+export function incompatible(what: string, other: string): TypeError & CodedError {
+  return Object.assign(new TypeError(`${what} cannot be combined with ${other}`), { code: 'ERR_INVALID_ARG_VALUE' });
 }
 
 /** @internal */
