@@ -230,7 +230,7 @@ export async function removeChannel(client: RedisClient, channel: string, option
  * ```
  */
 export function receiveFiles(client: RedisClient, channel: string, options: ReceiveFilesOptions): AsyncIterableIterator<ReceivedFile> {
-  let resolved: ResolvedReadOptions & { consumer: string };
+  let resolved: ResolvedReceiveOptions;
   try {
     resolved = resolveReceiveOptions(client, channel, options);
   } catch (err) {
@@ -239,7 +239,9 @@ export function receiveFiles(client: RedisClient, channel: string, options: Rece
   return receive(client, channelLogKey(resolved.prefix, channel), channel, resolved.consumer, resolved);
 }
 
-function resolveReceiveOptions(client: unknown, channel: unknown, options: unknown): ResolvedReadOptions & { consumer: string } {
+type ResolvedReceiveOptions = ResolvedReadOptions & { consumer: string };
+
+function resolveReceiveOptions(client: unknown, channel: unknown, options: unknown): ResolvedReceiveOptions {
   checkChannel(client, channel);
   if (typeof options !== 'object' || options === null) throw invalidType('options', 'an object with a `consumer`', options);
   const { consumer, signal, ...readOptions } = options as ReceiveFilesOptions;

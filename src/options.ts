@@ -442,9 +442,8 @@ function checkObject(value: unknown, name: string): Bag {
 function checkKnown(o: Bag, name: string, known: string[]): void {
   for (const k of Object.keys(o)) {
     if (!known.includes(k) && o[k] !== undefined) {
-      throw Object.assign(new TypeError(`Expected \`${name}\` to hold only known options (${known.join(', ')}), got \`${k}\``), {
-        code: 'ERR_INVALID_ARG_VALUE',
-      });
+      const message = `Expected \`${name}\` to hold only known options (${known.join(', ')}), got \`${k}\``;
+      throw Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_VALUE' });
     }
   }
 }

@@ -43,7 +43,8 @@ function callWithoutThrowing<T>(fn: () => T): T {
 }
 
 function matches(expected: Expected): Record<string, unknown> {
-  return { name: expected.name, code: expected.code, message: expect.stringMatching(expected.message ?? /^Expected `/) };
+  const message = expect.stringMatching(expected.message ?? /^Expected `/);
+  return { name: expected.name, code: expected.code, message };
 }
 
 describe('promise-returning functions reject on bad arguments, never throw', () => {
@@ -63,7 +64,7 @@ describe('promise-returning functions reject on bad arguments, never throw', () 
     ['expire with seconds as a string', () => expire(redis, key, '5' as never), TYPE],
     ['sendFiles with an empty channel', () => sendFiles(redis, '', []), VALUE],
     ['sendFiles with files not an array', () => sendFiles(redis, 'c', 'a.log' as never), TYPE],
-    ['sendFiles with a file that is neither a path nor { name, stream }', () => sendFiles(redis, 'c', [42 as never]), VALUE],
+    ['sendFiles with a file neither a path nor { name, stream }', () => sendFiles(redis, 'c', [42 as never]), VALUE],
     ['sendFiles with an empty file name', () => sendFiles(redis, 'c', [{ name: '', stream: stream() }]), VALUE],
     ['sendFiles with onStart not a function', () => sendFiles(redis, 'c', [], { onStart: 42 as never }), TYPE],
     ['sendFiles with chunkSize 0', () => sendFiles(redis, 'c', [], { chunkSize: 0 }), RANGE],
@@ -83,7 +84,8 @@ describe('promise-returning functions reject on bad arguments, never throw', () 
     const channel = uniqueKey('args-send');
     const source = stream();
     source.end('never read');
-    await expect(sendFiles(redis, channel, [{ name: 'a.log', stream: source }], { chunkSize: 0 })).rejects.toMatchObject(matches(RANGE));
+    const sending = sendFiles(redis, channel, [{ name: 'a.log', stream: source }], { chunkSize: 0 });
+    await expect(sending).rejects.toMatchObject(matches(RANGE));
     expect(await redis.exists(channelLogKey(DEFAULT_PREFIX, channel))).toBe(0);
     expect(source.readableLength).toBe('never read'.length);
   });
@@ -100,7 +102,7 @@ describe('functions that return an async iterator reject its first step on bad a
     ['receiveFiles without a consumer', () => receiveFiles(redis, 'c', {} as never), TYPE],
     ['receiveFiles with an empty consumer', () => receiveFiles(redis, 'c', { consumer: '' }), VALUE],
     ['receiveFiles with idleTimeout 0', () => receiveFiles(redis, 'c', { consumer: 'x', idleTimeout: 0 }), RANGE],
-    ['receiveFiles with signal not a signal', () => receiveFiles(redis, 'c', { consumer: 'x', signal: {} as never }), TYPE],
+    ['receiveFiles with a non-signal', () => receiveFiles(redis, 'c', { consumer: 'x', signal: {} as never }), TYPE],
   ];
   for (const [name, call, expected] of cases) {
     it(`${name}: ${expected.name} ${expected.code} from the first next(), then the iteration is done`, async () => {
@@ -122,7 +124,8 @@ describe('functions that return an async iterator reject its first step on bad a
 
   it('receiveFiles with bad options creates no consumer group on the channel', async () => {
     const channel = uniqueKey('args-receive');
-    await expect(receiveFiles(redis, channel, { consumer: 'x', readAhead: 0 }).next()).rejects.toMatchObject(matches(RANGE));
+    const first = receiveFiles(redis, channel, { consumer: 'x', readAhead: 0 }).next();
+    await expect(first).rejects.toMatchObject(matches(RANGE));
     expect(await redis.exists(channelLogKey(DEFAULT_PREFIX, channel))).toBe(0);
   });
 });

@@ -329,14 +329,15 @@ export function checked<T>(make: () => T): T {
 /** The library's argument errors are a TypeError / RangeError with one of Node's ERR_ codes. */
 function asUsageError(err: unknown): unknown {
   const code = (err as { code?: unknown } | null)?.code;
-  const isArgumentError = (err instanceof TypeError || err instanceof RangeError) && typeof code === 'string' && code.startsWith('ERR_');
-  return isArgumentError ? new UsageError(err.message) : err;
+  const isArgumentError = err instanceof TypeError || err instanceof RangeError;
+  return isArgumentError && typeof code === 'string' && code.startsWith('ERR_') ? new UsageError(err.message) : err;
 }
 
 /** An async iterator such as list() returns; not a stream (a Readable is async iterable too, but has no `next`). */
 function isAsyncIterator(value: unknown): value is AsyncIterableIterator<unknown> {
   const it = value as Partial<AsyncIterableIterator<unknown>> | null;
-  return typeof it === 'object' && it !== null && typeof it.next === 'function' && typeof it[Symbol.asyncIterator] === 'function';
+  if (typeof it !== 'object' || it === null) return false;
+  return typeof it.next === 'function' && typeof it[Symbol.asyncIterator] === 'function';
 }
 
 /** Only the first step: a later TypeError is a failure of the iteration, not of the command line. */
