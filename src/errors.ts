@@ -4,8 +4,10 @@
  * Every state a caller must tell apart has its own stable `code`. The codes are part of the public
  * API: they never change meaning, and new states get new codes.
  *
- * Bad arguments are not `RedisFileError`s: they throw `TypeError` / `RangeError` synchronously at the
- * call, with Node's own codes (`ERR_INVALID_ARG_TYPE`, `ERR_INVALID_ARG_VALUE`, `ERR_OUT_OF_RANGE`).
+ * Bad arguments are not `RedisFileError`s: they are `TypeError` / `RangeError` with Node's own codes
+ * (`ERR_INVALID_ARG_TYPE`, `ERR_INVALID_ARG_VALUE`, `ERR_OUT_OF_RANGE`), found at the call. The
+ * stream factories throw them; functions that return a promise reject with them, and those that
+ * return an async iterator reject its first step.
  * @module
  */
 

@@ -1,7 +1,9 @@
 /**
  * Options of the factories and of the file operations: their types, their defaults, and the one
  * place where they are checked. Everything is validated synchronously at the call, before any I/O;
- * bad arguments throw `TypeError` / `RangeError` with Node's own error codes.
+ * bad arguments are `TypeError` / `RangeError` with Node's own error codes, thrown by the stream
+ * factories, and the rejection of the promise (or of the first step of the async iterator) that
+ * the other functions return.
  * @module
  */
 
