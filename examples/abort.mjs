@@ -3,10 +3,10 @@
 //   node examples/abort.mjs
 import { Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { Redis } from 'ioredis';
 import { createRedisReadStream, createRedisWriteStream, remove, stat } from 'redis-file-stream';
+import { connect } from './connect.mjs';
 
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+const redis = await connect(); // REDIS_URL, or redis://127.0.0.1:6379
 const key = `${process.env.EXAMPLE_KEY_PREFIX ?? 'example:'}abort`;
 
 await remove(redis, key); // the reader below must not find the aborted file of an earlier run

@@ -4,10 +4,10 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse';
-import { Redis } from 'ioredis';
 import { createRedisReadStream, createRedisWriteStream } from 'redis-file-stream';
+import { connect } from './connect.mjs';
 
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+const redis = await connect(); // REDIS_URL, or redis://127.0.0.1:6379
 const key = `${process.env.EXAMPLE_KEY_PREFIX ?? 'example:'}orders.csv`;
 
 // A small generated CSV (quoted fields included), streamed into Redis line by line.

@@ -6,8 +6,8 @@
 // `node examples/redis-to-file.mjs <key> <path>` reads the same file back.
 import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { Redis } from 'ioredis';
 import { createRedisWriteStream, stat } from 'redis-file-stream';
+import { connect } from './connect.mjs';
 
 const [path, name] = process.argv.slice(2);
 if (!path || !name) {
@@ -15,7 +15,7 @@ if (!path || !name) {
   process.exit(2);
 }
 const key = (process.env.EXAMPLE_KEY_PREFIX ?? 'example:') + name;
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+const redis = await connect(); // REDIS_URL, or redis://127.0.0.1:6379
 
 // 'finish' (and so the pipeline) waits until Redis has acknowledged every chunk and the end
 // record: once it resolves, the whole file is stored and readable.

@@ -4,10 +4,10 @@
 //   node examples/follow.mjs
 import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import { createRedisReadStream, createRedisWriteStream, remove } from 'redis-file-stream';
+import { connect } from './connect.mjs';
 
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+const redis = await connect(); // REDIS_URL, or redis://127.0.0.1:6379
 const key = `${process.env.EXAMPLE_KEY_PREFIX ?? 'example:'}follow`;
 const t0 = performance.now();
 const log = (who, text) => console.log(`${String(Math.round(performance.now() - t0)).padStart(5)} ms  ${who}: ${text}`);

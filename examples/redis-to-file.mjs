@@ -6,8 +6,8 @@
 // `node examples/file-to-redis.mjs <path> <key>` stored it.
 import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { Redis } from 'ioredis';
 import { createRedisReadStream } from 'redis-file-stream';
+import { connect } from './connect.mjs';
 
 const [name, path] = process.argv.slice(2);
 if (!name || !path) {
@@ -15,7 +15,7 @@ if (!name || !path) {
   process.exit(2);
 }
 const key = (process.env.EXAMPLE_KEY_PREFIX ?? 'example:') + name;
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+const redis = await connect(); // REDIS_URL, or redis://127.0.0.1:6379
 
 // Every chunk is checked on the way out (its number, its size, and the CRC-32 of the whole
 // file): a missing, aborted or damaged file fails the pipeline instead of writing a bad copy.

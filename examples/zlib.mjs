@@ -9,10 +9,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
-import { Redis } from 'ioredis';
 import { createRedisReadStream, createRedisWriteStream, stat } from 'redis-file-stream';
+import { connect } from './connect.mjs';
 
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+const redis = await connect(); // REDIS_URL, or redis://127.0.0.1:6379
 const prefix = process.env.EXAMPLE_KEY_PREFIX ?? 'example:';
 const path = process.argv[2] ?? fileURLToPath(import.meta.url);
 const original = fs.readFileSync(path);

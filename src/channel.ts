@@ -16,6 +16,7 @@ import { wrapRedisError } from './errors.js';
 import { ChannelField, channelLogKey, fileKeys, looksGzipped, memoryEventsKey, Meta } from './format.js';
 import { announceFreed } from './memory-guard.js';
 import {
+  failedIteration,
   invalidType,
   invalidValue,
   type ReadStreamOptions,
@@ -112,9 +113,10 @@ export interface ReceivedFile {
  * Upload files in order to a channel, announcing each one as its upload starts, so that receivers
  * begin at once. Running a sender again on the same channel appends to it.
  * @returns the files sent, with their keys
- * @throws TypeError / RangeError for bad arguments, at the call
+ * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments, all checked
+ * before any I/O
  */
-export function sendFiles(client: RedisClient, channel: string, files: readonly SendableFile[], options?: SendFilesOptions): Promise<SentFile[]> {
+export async function sendFiles(client: RedisClient, channel: string, files: readonly SendableFile[], options?: SendFilesOptions): Promise<SentFile[]> {
   checkChannel(client, channel);
   if (!Array.isArray(files)) throw invalidType('files', 'an array of paths or { name, stream }', files);
   for (const [i, f] of files.entries()) {
@@ -188,33 +190,32 @@ async function send(
 /**
  * Close a channel: every receiver ends once it has processed all files announced before the close.
  * A channel used again after a close is open again: the old close ends nobody later.
- * @throws TypeError / RangeError for bad arguments, at the call
+ * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments
  */
-export function closeChannel(client: RedisClient, channel: string, options?: { prefix?: string }): Promise<void> {
+export async function closeChannel(client: RedisClient, channel: string, options?: { prefix?: string }): Promise<void> {
   checkChannel(client, channel);
   const log = channelLogKey(resolveKeyOptions(options).prefix, channel);
-  return client.xadd(log, '*', ChannelField.close, randomBytes(8).toString('hex')).then(
-    () => undefined,
-    (err: unknown) => {
-      throw wrapRedisError(err, channel, 'closing the channel');
-    },
-  );
+  try {
+    await client.xadd(log, '*', ChannelField.close, randomBytes(8).toString('hex'));
+  } catch (err) {
+    throw wrapRedisError(err, channel, 'closing the channel');
+  }
 }
 
 /**
  * Delete a channel's log and every receiver's position in it (the files themselves go with their
  * acknowledgements or TTL).
  * @returns whether there was a channel
+ * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments
  */
-export function removeChannel(client: RedisClient, channel: string, options?: { prefix?: string }): Promise<boolean> {
+export async function removeChannel(client: RedisClient, channel: string, options?: { prefix?: string }): Promise<boolean> {
   checkChannel(client, channel);
   const log = channelLogKey(resolveKeyOptions(options).prefix, channel);
-  return client.del(log).then(
-    (n) => n > 0,
-    (err: unknown) => {
-      throw wrapRedisError(err, channel, 'removing the channel');
-    },
-  );
+  try {
+    return (await client.del(log)) > 0;
+  } catch (err) {
+    throw wrapRedisError(err, channel, 'removing the channel');
+  }
 }
 
 /**
@@ -225,7 +226,10 @@ export function removeChannel(client: RedisClient, channel: string, options?: { 
  * A file whose sender died (its heartbeat stopped) fails with `ERR_REDIS_FILE_ABORTED`, marked so
  * for every receiver. Waiting for the next file is a blocking read on a connection of the
  * iterator's own: an idle receiver costs nothing. The iteration ends at a close of the channel.
- * @throws TypeError / RangeError for bad arguments, at the call
+ *
+ * The arguments are checked at the call, before any I/O, but a bad one never throws there: the
+ * first step of the iteration (the first `next()`, so the `for await`) rejects with it.
+ * @throws TypeError / RangeError (as the rejection of the first step) for bad arguments
  * @example
  * ```ts
  * for await (const file of receiveFiles(redis, 'logs', { consumer: 'eu-1', decompress: true })) {
@@ -235,9 +239,21 @@ export function removeChannel(client: RedisClient, channel: string, options?: { 
  * ```
  */
 export function receiveFiles(client: RedisClient, channel: string, options: ReceiveFilesOptions): AsyncIterableIterator<ReceivedFile> {
+  let resolved: ResolvedReceiveOptions;
+  try {
+    resolved = resolveReceiveOptions(client, channel, options);
+  } catch (err) {
+    return failedIteration(err);
+  }
+  return receive(client, channelLogKey(resolved.prefix, channel), channel, resolved.consumer, resolved);
+}
+
+type ResolvedReceiveOptions = ResolvedReadOptions & { consumer: string };
+
+function resolveReceiveOptions(client: unknown, channel: unknown, options: unknown): ResolvedReceiveOptions {
   checkChannel(client, channel);
   if (typeof options !== 'object' || options === null) throw invalidType('options', 'an object with a `consumer`', options);
-  const { consumer, signal, ...readOptions } = options;
+  const { consumer, signal, ...readOptions } = options as ReceiveFilesOptions;
   if (typeof consumer !== 'string') throw invalidType('consumer', 'a string', consumer);
   if (consumer.length === 0) throw invalidValue('consumer', consumer, 'a non-empty name');
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', signal);
@@ -245,8 +261,7 @@ export function receiveFiles(client: RedisClient, channel: string, options: Rece
   // under a memory limit the chunks all receivers consumed are trimmed, but it acknowledges a file
   // only after processing it, with ack(). A channel's sender never resumes a file, so a receiver
   // marks the file of a dead sender aborted instead of waiting for it.
-  const resolved = { ...resolveReadOptions({ ...readOptions, signal, consumer }), ackAtEnd: false, abandonStale: true };
-  return receive(client, channelLogKey(resolved.prefix, channel), channel, consumer, resolved);
+  return { ...resolveReadOptions({ ...readOptions, signal, consumer }), consumer, ackAtEnd: false, abandonStale: true };
 }
 
 /** How long one blocking wait for the next announcement lasts before it looks again. */

@@ -4,8 +4,10 @@
  * Every state a caller must tell apart has its own stable `code`. The codes are part of the public
  * API: they never change meaning, and new states get new codes.
  *
- * Bad arguments are not `RedisFileError`s: they throw `TypeError` / `RangeError` synchronously at the
- * call, with Node's own codes (`ERR_INVALID_ARG_TYPE`, `ERR_INVALID_ARG_VALUE`, `ERR_OUT_OF_RANGE`).
+ * Bad arguments are not `RedisFileError`s: they are `TypeError` / `RangeError` with Node's own codes
+ * (`ERR_INVALID_ARG_TYPE`, `ERR_INVALID_ARG_VALUE`, `ERR_OUT_OF_RANGE`), found at the call. The
+ * stream factories throw them; functions that return a promise reject with them, and those that
+ * return an async iterator reject its first step.
  * @module
  */
 
@@ -35,7 +37,16 @@ export const ErrorCodes = Object.freeze({
 export type RedisFileErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
 /**
+ * Marks a {@link RedisFileError} of any copy of the package: the ES module and the CommonJS build
+ * (and two installed versions) each define the class, and `instanceof` must hold across them.
+ */
+const BRAND = Symbol.for('redis-file-stream.RedisFileError');
+
+/**
  * The one error class of the package. Tell errors apart by `code`, not by message.
+ *
+ * `instanceof RedisFileError` holds for an error made by either build of the package (ES module
+ * or CommonJS), or by another installed copy of it, as both may be loaded in one process.
  *
  * @example
  * ```ts
@@ -59,7 +70,19 @@ export class RedisFileError extends Error {
   override get name(): 'RedisFileError' {
     return 'RedisFileError';
   }
+
+  /**
+   * Whether `value` is a RedisFileError of any build of the package. A subclass keeps the
+   * ordinary prototype check.
+   */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== RedisFileError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
 }
+
+// On the prototype, not on each error: not an own property, so never listed, copied or logged.
+Object.defineProperty(RedisFileError.prototype, BRAND, { value: true });
 
 /** @internal */
 export function notFound(key: string, detail = 'no file is stored at this key'): RedisFileError {

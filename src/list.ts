@@ -9,7 +9,7 @@ import type { RedisClient } from './client.js';
 import { wrapRedisError } from './errors.js';
 import { decodeMetaKey, fileKeys, isMetaProblem, parseMeta, scanPattern } from './format.js';
 import { type FileStat, toFileStat } from './manage.js';
-import { invalidType, type ListOptions, resolveListOptions } from './options.js';
+import { failedIteration, invalidType, type ListOptions, resolveListOptions } from './options.js';
 
 /**
  * Iterate over the files stored under the prefix whose keys match `match` (a Redis glob: `*`, `?`,
@@ -20,17 +20,26 @@ import { invalidType, type ListOptions, resolveListOptions } from './options.js'
  * meanwhile may or may not be seen, and in rare cases (while Redis resizes its tables) a file may
  * be yielded twice. On a cluster every master is scanned.
  *
- * @throws TypeError / RangeError for bad arguments, at the call
+ * The arguments are checked at the call, before any I/O, but a bad one never throws there: the
+ * first step of the iteration (the first `next()`, so the `for await`) rejects with it, as with any
+ * other failure of the listing.
+ *
+ * @throws TypeError / RangeError (as the rejection of the first step) for bad arguments
  * @example
  * ```ts
  * for await (const file of list(redis, { match: 'logs/2026-11-*' })) console.log(file.key, file.size);
  * ```
  */
 export function list(client: RedisClient, options?: ListOptions): AsyncIterableIterator<FileStat> {
-  if (typeof client !== 'object' || client === null || typeof (client as Redis).scan !== 'function') {
-    throw invalidType('client', 'an ioredis Redis or Cluster instance', client);
+  let opts: ReturnType<typeof resolveListOptions>;
+  try {
+    if (typeof client !== 'object' || client === null || typeof (client as Redis).scan !== 'function') {
+      throw invalidType('client', 'an ioredis Redis or Cluster instance', client);
+    }
+    opts = resolveListOptions(options);
+  } catch (err) {
+    return failedIteration(err);
   }
-  const opts = resolveListOptions(options);
   return scanFiles(client, opts.prefix, opts.match, opts.count);
 }
 

@@ -1,5 +1,8 @@
 /**
  * Operations on stored files as a whole: stat, remove, expire, rename.
+ *
+ * They are `async` functions, so that a bad argument (checked before any I/O) rejects the promise
+ * they return, as every other failure does: a caller's `.catch()` sees it.
  * @module
  */
 
@@ -54,11 +57,11 @@ export interface FileStat {
 
 /**
  * Describe the file stored at `key`.
- * @throws TypeError / RangeError for bad arguments, at the call
+ * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments
  * @throws RedisFileError (as a rejection) `ERR_REDIS_FILE_NOT_FOUND` when there is none,
  * `ERR_REDIS_FILE_FORMAT` when the key holds something this version cannot read
  */
-export function stat(client: RedisClient, key: string, options?: KeyOptions): Promise<FileStat> {
+export async function stat(client: RedisClient, key: string, options?: KeyOptions): Promise<FileStat> {
   checkClientAndKey(client, key);
   return statFile(client, key, fileKeys(resolveKeyOptions(options).prefix, key));
 }
@@ -102,9 +105,9 @@ export function toFileStat(key: string, meta: MetaRecord, ttl: number): FileStat
  * Delete the file stored at `key`, all its keys in one atomic step. Readers following it fail with
  * `ERR_REDIS_FILE_NOT_FOUND`; a writer still writing it fails with `ERR_REDIS_FILE_ABORTED`.
  * @returns true when a file was removed, false when there was none
- * @throws TypeError / RangeError for bad arguments, at the call
+ * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments
  */
-export function remove(client: RedisClient, key: string, options?: KeyOptions): Promise<boolean> {
+export async function remove(client: RedisClient, key: string, options?: KeyOptions): Promise<boolean> {
   checkClientAndKey(client, key);
   return removeFile(client, key, fileKeys(resolveKeyOptions(options).prefix, key));
 }
@@ -139,9 +142,9 @@ async function onFile(
 /**
  * Set the time to live of every key of the file at `key`, in seconds; `null` removes it.
  * @returns true when there was a file, false when there was none
- * @throws TypeError / RangeError for bad arguments, at the call
+ * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments
  */
-export function expire(client: RedisClient, key: string, seconds: number | null, options?: KeyOptions): Promise<boolean> {
+export async function expire(client: RedisClient, key: string, seconds: number | null, options?: KeyOptions): Promise<boolean> {
   checkClientAndKey(client, key);
   const ttl = checkSeconds(seconds);
   return expireFile(client, key, fileKeys(resolveKeyOptions(options).prefix, key), ttl ?? 0);
@@ -162,11 +165,11 @@ function expireFile(client: RedisClient, key: string, keys: FileKeys, ttl: numbe
  * do not carry over), and the old name is removed once the copy is complete. That move is not
  * atomic: for its duration both names exist, readers of the new name follow the copy as it is
  * written, and a move that fails part way leaves the old name whole and the new name aborted.
- * @throws TypeError / RangeError for bad arguments, at the call
+ * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments
  * @throws RedisFileError (as a rejection) `ERR_REDIS_FILE_NOT_FOUND` when there is no file at
  * `from`, `ERR_REDIS_FILE_EXISTS` when `to` holds a file (without `overwrite`) or `from` is being written
  */
-export function rename(client: RedisClient, from: string, to: string, options?: RenameOptions): Promise<void> {
+export async function rename(client: RedisClient, from: string, to: string, options?: RenameOptions): Promise<void> {
   checkClientAndKey(client, from);
   checkClientAndKey(client, to);
   const { prefix, overwrite } = resolveRenameOptions(options);

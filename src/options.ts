@@ -1,7 +1,9 @@
 /**
  * Options of the factories and of the file operations: their types, their defaults, and the one
  * place where they are checked. Everything is validated synchronously at the call, before any I/O;
- * bad arguments throw `TypeError` / `RangeError` with Node's own error codes.
+ * bad arguments are `TypeError` / `RangeError` with Node's own error codes, thrown by the stream
+ * factories, and the rejection of the promise (or of the first step of the async iterator) that
+ * the other functions return.
  * @module
  */
 
@@ -331,11 +333,11 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
   const compress = bool(o, 'compress', WRITE_DEFAULTS.compress);
   const contentEncoding = token(o, 'contentEncoding');
   if (compress && contentEncoding !== undefined && contentEncoding !== 'identity') {
-    throw invalidValue('contentEncoding', o.contentEncoding, 'not to be set together with `compress`, which stores gzip');
+    throw incompatible(`\`contentEncoding\` ${describe(o.contentEncoding)}`, '`compress`, which stores gzip');
   }
   const resume = bool(o, 'resume', WRITE_DEFAULTS.resume);
   if (resume && compress) {
-    throw invalidValue('resume', true, 'not to be combined with `compress`: a gzip stream cannot be continued');
+    throw incompatible('`resume`', '`compress`: a gzip stream cannot be continued');
   }
   return Object.freeze({
     prefix: prefix(o),
@@ -372,7 +374,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
   const end = o.end === undefined || o.end === Infinity ? Infinity : int(o, 'end', 0, start, Number.MAX_SAFE_INTEGER);
   const decompress = bool(o, 'decompress', READ_DEFAULTS.decompress);
   if (decompress && (o.start !== undefined || o.end !== undefined)) {
-    throw invalidValue('decompress', true, 'not to be combined with `start` or `end`: gzip cannot be decoded from the middle');
+    throw incompatible('`decompress`', '`start` or `end`: gzip cannot be decoded from the middle');
   }
   return Object.freeze({
     prefix: prefix(o),
@@ -424,6 +426,15 @@ export function checkSeconds(seconds: unknown): number | null {
   return seconds;
 }
 
+/**
+ * An iteration whose first step rejects with `err`: how a function that returns an async iterator
+ * reports a bad argument, found at the call, without throwing there.
+ * @internal
+ */
+export async function* failedIteration(err: unknown): AsyncGenerator<never, never> {
+  throw err;
+}
+
 /** @internal Check the client and key arguments every call takes. */
 export function checkClientAndKey(client: unknown, key: unknown): asserts client is RedisClient {
   if (!isRedisClient(client)) {
@@ -434,7 +445,8 @@ export function checkClientAndKey(client: unknown, key: unknown): asserts client
 }
 
 // ---------------------------------------------------------------------------------------------
-// Checks. Messages follow the pattern "Expected `name` to be <what>, got <what came>".
+// Checks. Messages follow the pattern "Expected `name` to be <what>, got <what came>"; two options
+// that cannot go together say "`a` cannot be combined with `b`: <why>".
 
 type Bag = Record<string, unknown>;
 
@@ -447,7 +459,8 @@ function checkObject(value: unknown, name: string): Bag {
 function checkKnown(o: Bag, name: string, known: string[]): void {
   for (const k of Object.keys(o)) {
     if (!known.includes(k) && o[k] !== undefined) {
-      throw invalidValue(`${name}.${k}`, o[k], `one of the known options (${known.join(', ')})`);
+      const message = `Expected \`${name}\` to hold only known options (${known.join(', ')}), got \`${k}\``;
+      throw Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_VALUE' });
     }
   }
 }
@@ -550,6 +563,11 @@ export function invalidValue(name: string, got: unknown, expected: string): Type
   return Object.assign(new TypeError(`Expected \`${name}\` to be ${expected}, got ${describe(got)}`), {
     code: 'ERR_INVALID_ARG_VALUE',
   });
+}
+
+/** @internal Two options given together that cannot go together. */
+export function incompatible(what: string, other: string): TypeError & CodedError {
+  return Object.assign(new TypeError(`${what} cannot be combined with ${other}`), { code: 'ERR_INVALID_ARG_VALUE' });
 }
 
 /** @internal */

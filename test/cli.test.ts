@@ -599,6 +599,8 @@ describe('exit codes and messages', () => {
     ['a URL that is not Redis', ['stat', 'k', '--url', 'http://example.com']],
     ['an empty key', ['rm', '']],
     ['a prefix the library refuses', ['stat', 'k', '--prefix', 'a{b}']],
+    ['a prefix the library refuses, listing', ['ls', '*', '--prefix', 'a{b}']],
+    ['a prefix the library refuses, receiving', ['receive', 'ch', '--consumer', 'r', '--exec', 'cat', '--prefix', 'a{']],
     ['receive with neither --out nor --exec', ['receive', 'ch', '--consumer', 'r']],
     ['receive with both --out and --exec', ['receive', 'ch', '--consumer', 'r', '--out', 'never-created', '--exec', 'cat']],
     ['receive without --consumer', ['receive', 'ch', '--out', 'never-created']],

@@ -1,7 +1,8 @@
 /**
  * Runs every recipe in examples/ as a child process (`node examples/<name>.mjs`), against the
  * shared test server, and checks what it prints and what it leaves in Redis, so that the recipes
- * the README shows keep working.
+ * the README shows keep working; and against a port where no Redis listens, where each must say so
+ * in one line and exit 1.
  *
  * The recipes import the package by its name, which resolves to the built dist/ (`npm test` builds
  * first; beforeAll builds when dist/ is missing). Each run gets its own key prefix
@@ -11,6 +12,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +26,8 @@ import { collect } from './helpers/streams.js';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const examplesDir = join(root, 'examples');
 const EXAMPLES = ['abort.mjs', 'csv-parse.mjs', 'file-to-redis.mjs', 'follow.mjs', 'redis-to-file.mjs', 'zlib.mjs'];
+/** Not a recipe: the connection the recipes share. */
+const HELPERS = ['connect.mjs'];
 /** Longest a recipe may take before it counts as hung (they take about a second each). */
 const RUN_TIMEOUT_MS = 20_000;
 
@@ -55,6 +59,34 @@ function example(name: string, args: string[], prefix: string): Promise<Run> {
   return exec(join(examplesDir, name), args, env, RUN_TIMEOUT_MS);
 }
 
+interface Failed {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `node examples/<name> ...args` with `env` added; it must fail (exit code not 0) within RUN_TIMEOUT_MS. */
+function exampleFailing(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<Failed> {
+  const file = join(examplesDir, name);
+  return new Promise((resolve, reject) => {
+    const options = { cwd: root, env: { ...process.env, ...env }, timeout: RUN_TIMEOUT_MS, encoding: 'utf8' as const };
+    execFile(process.execPath, [file, ...args], options, (error, stdout, stderr) => {
+      if (error === null) reject(new Error(`${name} exited 0\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`));
+      else if (error.killed) reject(new Error(`${name} was killed by ${error.signal}, still running after ${RUN_TIMEOUT_MS} ms`));
+      else resolve({ code: typeof error.code === 'number' ? error.code : null, stdout, stderr });
+    });
+  });
+}
+
+/** A port nobody listens on: a free one, let go. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 /** A key prefix no other run uses. */
 function prefix(name: string): string {
   return `${uniqueKey(name)}:`;
@@ -71,7 +103,7 @@ afterAll(async () => {
 
 describe('examples/', { timeout: 60_000 }, () => {
   it('holds exactly the recipes tested here', () => {
-    expect(readdirSync(examplesDir).filter((f) => f.endsWith('.mjs')).sort()).toEqual(EXAMPLES);
+    expect(readdirSync(examplesDir).filter((f) => f.endsWith('.mjs')).sort()).toEqual([...EXAMPLES, ...HELPERS].sort());
   });
 
   it('file-to-redis then redis-to-file round-trip a 1 MiB file byte for byte', async () => {
@@ -171,6 +203,25 @@ describe('examples/', { timeout: 60_000 }, () => {
     expect(printed).toEqual({ rows: records.length, byRegion: expected });
     // The quoted fields (a comma, a quote, a newline) came through as single fields.
     expect(new Set(records.map((r) => r.product))).toEqual(new Set(['Bolt, M6', 'Nut "hex"', 'Washer', 'Screw,\nwood']));
+  });
+
+  it('with no Redis at REDIS_URL, each recipe prints one line saying so and exits 1', async () => {
+    const port = await closedPort();
+    const url = `redis://someone:secret@127.0.0.1:${port}`;
+    const args: Record<string, string[]> = {
+      'file-to-redis.mjs': [join(root, 'README.md'), 'k'],
+      'redis-to-file.mjs': ['k', join(tmp, 'never')],
+    };
+    for (const name of EXAMPLES) {
+      const env = { REDIS_URL: url, EXAMPLE_KEY_PREFIX: prefix('unreachable') };
+      const run = await exampleFailing(name, args[name] ?? [], env);
+      expect(run.code, name).toBe(1);
+      expect(run.stdout, name).toBe('');
+      expect(run.stderr, name).toBe(
+        `cannot reach Redis at redis://someone:***@127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}; ` +
+          'set REDIS_URL to a running server\n',
+      );
+    }
   });
 
   it('abort: the reader fails with AbortError, and the aborted upload stats as aborted', async () => {

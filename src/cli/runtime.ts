@@ -305,16 +305,57 @@ async function disconnect(redis: Client): Promise<void> {
   redis.disconnect();
 }
 
-/** Call a library function, turning its synchronous argument errors into usage errors. */
+/**
+ * Call a library function, turning its argument errors into usage errors: thrown at the call (the
+ * stream factories), rejected by the promise it returns (stat, remove, …), or by the first step of
+ * the async iterator it returns (list, receiveFiles).
+ */
 export function checked<T>(make: () => T): T {
+  let result: T;
   try {
-    return make();
+    result = make();
   } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    if ((err instanceof TypeError || err instanceof RangeError) && typeof code === 'string' && code.startsWith('ERR_')) {
-      throw new UsageError(err.message);
+    throw asUsageError(err);
+  }
+  if (result instanceof Promise) {
+    return result.catch((err: unknown) => {
+      throw asUsageError(err);
+    }) as T;
+  }
+  if (isAsyncIterator(result)) return firstStepChecked(result) as T;
+  return result;
+}
+
+/** The library's argument errors are a TypeError / RangeError with one of Node's ERR_ codes. */
+function asUsageError(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  const isArgumentError = err instanceof TypeError || err instanceof RangeError;
+  return isArgumentError && typeof code === 'string' && code.startsWith('ERR_') ? new UsageError(err.message) : err;
+}
+
+/** An async iterator such as list() returns; not a stream (a Readable is async iterable too, but has no `next`). */
+function isAsyncIterator(value: unknown): value is AsyncIterableIterator<unknown> {
+  const it = value as Partial<AsyncIterableIterator<unknown>> | null;
+  if (typeof it !== 'object' || it === null) return false;
+  return typeof it.next === 'function' && typeof it[Symbol.asyncIterator] === 'function';
+}
+
+/** Only the first step: a later TypeError is a failure of the iteration, not of the command line. */
+async function* firstStepChecked<U>(iterator: AsyncIterableIterator<U>): AsyncGenerator<U, void, undefined> {
+  let step: IteratorResult<U>;
+  try {
+    step = await iterator.next();
+  } catch (err) {
+    throw asUsageError(err);
+  }
+  try {
+    while (step.done !== true) {
+      yield step.value;
+      step = await iterator.next();
     }
-    throw err;
+  } finally {
+    // A consumer that stops early (break, an error) ends the library's iterator too.
+    if (step.done !== true) await iterator.return?.();
   }
 }
 

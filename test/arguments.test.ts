@@ -1,0 +1,131 @@
+/**
+ * Bad arguments to the functions that return a promise or an async iterator: never a throw at the
+ * call (a caller's `.catch()` or `for await` sees the error), always the coded TypeError /
+ * RangeError that the stream factories throw, and no I/O. The factories' synchronous throws are
+ * in errors.test.ts.
+ */
+import { PassThrough } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  closeChannel,
+  expire,
+  list,
+  receiveFiles,
+  remove,
+  removeChannel,
+  rename,
+  sendFiles,
+  stat,
+} from '../src/index.js';
+import { channelLogKey, DEFAULT_PREFIX } from '../src/format.js';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+
+const redis = connect();
+afterAll(closeAll);
+
+type Expected = { name: 'TypeError' | 'RangeError'; code: string; message?: RegExp };
+
+const TYPE: Expected = { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' };
+const VALUE: Expected = { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' };
+const RANGE: Expected = { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' };
+
+/** Call `fn`, failing the test if it throws synchronously; returns what it returned. */
+function callWithoutThrowing<T>(fn: () => T): T {
+  let result: T | undefined;
+  let thrown: unknown;
+  try {
+    result = fn();
+  } catch (err) {
+    thrown = err;
+  }
+  expect(thrown, 'must not throw at the call').toBeUndefined();
+  return result as T;
+}
+
+function matches(expected: Expected): Record<string, unknown> {
+  const message = expect.stringMatching(expected.message ?? /^Expected `/);
+  return { name: expected.name, code: expected.code, message };
+}
+
+describe('promise-returning functions reject on bad arguments, never throw', () => {
+  const key = 'k';
+  const stream = (): PassThrough => new PassThrough();
+  const cases: [string, () => Promise<unknown>, Expected][] = [
+    ['stat with a non-client', () => stat({} as never, key), TYPE],
+    ['stat with null as the client', () => stat(null as never, key), TYPE],
+    ['stat with a non-string key', () => stat(redis, 42 as never), TYPE],
+    ['stat with an empty key', () => stat(redis, ''), VALUE],
+    ['stat with an unknown option', () => stat(redis, key, { chunkSize: 1 } as never), VALUE],
+    ['remove with a bad prefix', () => remove(redis, key, { prefix: 1 as never }), TYPE],
+    ['remove with a prefix holding a brace', () => remove(redis, key, { prefix: 'a{' }), VALUE],
+    ['rename with an empty new name', () => rename(redis, key, ''), VALUE],
+    ['rename with overwrite not a boolean', () => rename(redis, key, 'k2', { overwrite: 'yes' as never }), TYPE],
+    ['expire with 0 seconds', () => expire(redis, key, 0), RANGE],
+    ['expire with seconds as a string', () => expire(redis, key, '5' as never), TYPE],
+    ['sendFiles with an empty channel', () => sendFiles(redis, '', []), VALUE],
+    ['sendFiles with files not an array', () => sendFiles(redis, 'c', 'a.log' as never), TYPE],
+    ['sendFiles with a file neither a path nor { name, stream }', () => sendFiles(redis, 'c', [42 as never]), VALUE],
+    ['sendFiles with an empty file name', () => sendFiles(redis, 'c', [{ name: '', stream: stream() }]), VALUE],
+    ['sendFiles with onStart not a function', () => sendFiles(redis, 'c', [], { onStart: 42 as never }), TYPE],
+    ['sendFiles with chunkSize 0', () => sendFiles(redis, 'c', [], { chunkSize: 0 }), RANGE],
+    ['closeChannel with a non-client', () => closeChannel({} as never, 'c'), TYPE],
+    ['closeChannel with a bad prefix', () => closeChannel(redis, 'c', { prefix: 'a}' }), VALUE],
+    ['removeChannel with a non-string channel', () => removeChannel(redis, 7 as never), TYPE],
+  ];
+  for (const [name, call, expected] of cases) {
+    it(`${name}: ${expected.name} ${expected.code}`, async () => {
+      const result = callWithoutThrowing(call);
+      expect(result).toBeInstanceOf(Promise);
+      await expect(result).rejects.toMatchObject(matches(expected));
+    });
+  }
+
+  it('sendFiles checks every argument before any I/O: nothing is announced, the source is not read', async () => {
+    const channel = uniqueKey('args-send');
+    const source = stream();
+    source.end('never read');
+    const sending = sendFiles(redis, channel, [{ name: 'a.log', stream: source }], { chunkSize: 0 });
+    await expect(sending).rejects.toMatchObject(matches(RANGE));
+    expect(await redis.exists(channelLogKey(DEFAULT_PREFIX, channel))).toBe(0);
+    expect(source.readableLength).toBe('never read'.length);
+  });
+});
+
+describe('functions that return an async iterator reject its first step on bad arguments, never throw', () => {
+  const cases: [string, () => AsyncIterableIterator<unknown>, Expected][] = [
+    ['list with a non-client', () => list({} as never), TYPE],
+    ['list with count 0', () => list(redis, { count: 0 }), RANGE],
+    ['list with match not a string', () => list(redis, { match: 5 as never }), TYPE],
+    ['list with an unknown option', () => list(redis, { pattern: '*' } as never), VALUE],
+    ['receiveFiles with an empty channel', () => receiveFiles(redis, '', { consumer: 'x' }), VALUE],
+    ['receiveFiles without options', () => receiveFiles(redis, 'c', undefined as never), TYPE],
+    ['receiveFiles without a consumer', () => receiveFiles(redis, 'c', {} as never), TYPE],
+    ['receiveFiles with an empty consumer', () => receiveFiles(redis, 'c', { consumer: '' }), VALUE],
+    ['receiveFiles with idleTimeout 0', () => receiveFiles(redis, 'c', { consumer: 'x', idleTimeout: 0 }), RANGE],
+    ['receiveFiles with a non-signal', () => receiveFiles(redis, 'c', { consumer: 'x', signal: {} as never }), TYPE],
+  ];
+  for (const [name, call, expected] of cases) {
+    it(`${name}: ${expected.name} ${expected.code} from the first next(), then the iteration is done`, async () => {
+      const iterator = callWithoutThrowing(call);
+      expect(typeof iterator[Symbol.asyncIterator]).toBe('function');
+      await expect(iterator.next()).rejects.toMatchObject(matches(expected));
+      expect(await iterator.next()).toEqual({ done: true, value: undefined });
+    });
+  }
+
+  it('a for await over list with bad arguments rejects with the coded error', async () => {
+    const loop = async (): Promise<number> => {
+      let n = 0;
+      for await (const _ of list(redis, { count: -1 })) n++;
+      return n;
+    };
+    await expect(loop()).rejects.toMatchObject(matches(RANGE));
+  });
+
+  it('receiveFiles with bad options creates no consumer group on the channel', async () => {
+    const channel = uniqueKey('args-receive');
+    const first = receiveFiles(redis, channel, { consumer: 'x', readAhead: 0 }).next();
+    await expect(first).rejects.toMatchObject(matches(RANGE));
+    expect(await redis.exists(channelLogKey(DEFAULT_PREFIX, channel))).toBe(0);
+  });
+});
