@@ -305,9 +305,13 @@ export const Limits = Object.freeze({
   eventsMaxLen: 16,
   /** A writer's lease is stale after this many heartbeat intervals without a heartbeat. */
   leaseFactor: 3,
-  /** How many entries `Pmemory:freed` keeps (approximate trim). */
-  freedMaxLen: 16,
+  /** How many entries `Pmemory:freed` keeps (approximate trim), and how long it outlives its last one (ms). */
+  freedMaxLen: 100,
+  freedTtl: 60_000,
 } as const);
+
+/** @internal The field of an entry of `Pmemory:freed`: the key of the file that freed memory. */
+export const FREED_FIELD = 'freed';
 
 /** @internal The key of the stream that announces freed memory to writers held back by a limit. */
 export function memoryEventsKey(prefix: string): string {

@@ -7,6 +7,7 @@
 
 import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
 import type { Redis } from 'ioredis';
+import { FREED_FIELD, Limits } from './format.js';
 import { run, USED_MEMORY } from './scripts/index.js';
 
 /** How long, and for how many bytes sent, a reading of `used_memory` under the limit is trusted. */
@@ -93,5 +94,8 @@ export class MemoryGuard {
 export function announceFreed(client: RedisClient, events: string, what: string): Promise<unknown> {
   // The stream only wakes writers waiting now (they read used_memory again at least every
   // second anyway): it expires a minute after its last event instead of staying behind.
-  return Promise.all([client.xadd(events, 'MAXLEN', '~', 100, '*', 'freed', what), client.pexpire(events, 60_000)]).catch(() => undefined);
+  return Promise.all([
+    client.xadd(events, 'MAXLEN', '~', Limits.freedMaxLen, '*', FREED_FIELD, what),
+    client.pexpire(events, Limits.freedTtl),
+  ]).catch(() => undefined);
 }

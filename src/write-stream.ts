@@ -11,7 +11,7 @@ import { ChunkWindow, RETRY_MAX_MS, RETRY_MIN_MS } from './chunk-window.js';
 import type { RedisClient } from './client.js';
 import { formatCrc, parseCrc } from './crc.js';
 import { aborted, badFormat, corrupt, ErrorCodes, exists, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
-import { type FileKeys, fileKeys, memoryEventsKey } from './format.js';
+import { type FileKeys, fileKeys, memoryEventsKey, Meta } from './format.js';
 import { MemoryGuard } from './memory-guard.js';
 import { checkClientAndKey, resolveWriteOptions, type ResolvedWriteOptions, type WriteStreamOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
@@ -401,7 +401,7 @@ export class RedisWriteStream extends Writable {
     const o = this.#opts;
     for (let attempt = 0; attempt < 10 && !this.destroyed; attempt++) {
       const reply = await this.#script('creating the file', async () => {
-        const oldGen = await this.#client.hget(this.#keys.meta, 'gen');
+        const oldGen = await this.#client.hget(this.#keys.meta, Meta.gen);
         return run(
           this.#client,
           CREATE,
@@ -449,7 +449,7 @@ export class RedisWriteStream extends Writable {
     let waited = false;
     for (let attempt = 0; attempt < 10 && !this.destroyed; attempt++) {
       const reply = await this.#script('resuming the file', async () => {
-        const gen = (await this.#client.hget(this.#keys.meta, 'gen')) ?? '';
+        const gen = (await this.#client.hget(this.#keys.meta, Meta.gen)) ?? '';
         return run(
           this.#client,
           RESUME,
