@@ -17,6 +17,8 @@ const onBothTopologies = [
   'test/backpressure.test.ts',
   'test/destroy.test.ts',
   'test/errors.test.ts',
+  'test/flush.test.ts',
+  'test/damage-follow.test.ts',
 ];
 
 /** Test files that need the shared cluster and run only there. */

@@ -1,7 +1,7 @@
 // Gzip in Redis, two ways:
 //  1. `compress: true` gzips on the way in, `decompress: true` gunzips on the way out;
-//  2. bytes that are gzipped already (a .gz file) are stored as they are (recognised by their
-//     magic bytes, or say `contentEncoding: 'gzip'`), read raw and gunzipped by the caller.
+//  2. bytes that are gzipped already (a .gz file) are stored as they are, declared with
+//     `contentEncoding: 'gzip'`, read raw and gunzipped by the caller.
 //
 //   node examples/zlib.mjs [path]      (default: this file)
 import fs from 'node:fs';
@@ -29,7 +29,7 @@ console.log(`compress: read with decompress matches the original: ${back1.equals
 // 2. Gzipped before, stored as is.
 const key2 = `${prefix}zlib:pre-gzipped`;
 const gzipped = zlib.gzipSync(original);
-await pipeline(Readable.from([gzipped]), createRedisWriteStream(redis, key2, { overwrite: true }));
+await pipeline(Readable.from([gzipped]), createRedisWriteStream(redis, key2, { overwrite: true, contentEncoding: 'gzip' }));
 const stat2 = await stat(redis, key2);
 const raw = await collect(createRedisReadStream(redis, key2));
 let back2;

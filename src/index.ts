@@ -20,7 +20,8 @@ export { ErrorCodes, RedisFileError, type RedisFileErrorCode } from './errors.js
 export type { FileState } from './format.js';
 export { type LineTooLongError, lines, type LinesOptions } from './lines.js';
 export { list } from './list.js';
-export { expire, type FileStat, remove, rename, stat } from './manage.js';
+export type { FileStat } from './file-stat.js';
+export { expire, remove, rename, stat } from './manage.js';
 export type { Progress } from './progress.js';
 export type { KeyOptions, ListOptions, ReadStreamOptions, RenameOptions, WriteStreamOptions } from './options.js';
 export { createRedisReadStream, RedisReadStream } from './read-stream.js';

@@ -8,7 +8,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { RedisClient } from './client.js';
 import { wrapRedisError } from './errors.js';
 import { decodeMetaKey, fileKeys, isMetaProblem, parseMeta, scanPattern } from './format.js';
-import { type FileStat, toFileStat } from './manage.js';
+import { type FileStat, serverMs, toFileStat } from './file-stat.js';
 import { failedIteration, invalidType, type ListOptions, resolveListOptions } from './options.js';
 
 /**
@@ -66,15 +66,16 @@ async function* scanFiles(client: RedisClient, prefix: string, match: string, co
         const meta = fileKeys(prefix, key).meta;
         pipeline.hgetall(meta).ttl(meta);
       }
-      const replies = found.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+      const [replies, time] = found.length > 0 ? await Promise.all([pipeline.exec(), node.time()]) : [[], [0, 0]];
+      const now = serverMs(time);
       for (let i = 0; i < found.length; i++) {
-        const [metaErr, raw] = replies[2 * i] ?? [];
-        const [, ttl] = replies[2 * i + 1] ?? [];
+        const [metaErr, raw] = replies?.[2 * i] ?? [];
+        const [, ttl] = replies?.[2 * i + 1] ?? [];
         if (metaErr) throw wrapRedisError(metaErr, found[i]!, 'listing files');
         const meta = parseMeta(raw as Record<string, string>);
         // Removed since SCAN saw it, or in a format this version does not read.
         if (meta === undefined || isMetaProblem(meta)) continue;
-        yield toFileStat(found[i]!, meta, ttl as number);
+        yield toFileStat(found[i]!, meta, ttl as number, now);
       }
     } while (cursor !== '0');
   }

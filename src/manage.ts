@@ -8,7 +8,8 @@
 
 import type { RedisClient } from './client.js';
 import { badFormat, corrupt, exists, notFound, wrapRedisError } from './errors.js';
-import { type FileKeys, type FileState, fileKeys, isMetaProblem, Meta, type MetaRecord, parseMeta } from './format.js';
+import { type FileStat, serverMs, storedSize, toFileStat } from './file-stat.js';
+import { type FileKeys, fileKeys, isMetaProblem, Meta, parseMeta, State } from './format.js';
 import {
   checkClientAndKey,
   checkSeconds,
@@ -23,38 +24,6 @@ import { EXPIRE, REMOVE, RENAME, run } from './scripts/index.js';
 import type { FileRefusal, RenameReply } from './scripts/file.js';
 import { createRedisWriteStream } from './write-stream.js';
 
-/** What {@link stat} tells about a stored file. */
-export interface FileStat {
-  /** The file's key. */
-  readonly key: string;
-  /** `writing` while a writer is at work, `complete` once the end record is stored, or `aborted`. */
-  readonly state: FileState;
-  /** Stored bytes: the whole file once complete, the committed prefix while writing. */
-  readonly size: number;
-  /** Stored chunks (same rule as `size`). */
-  readonly chunks: number;
-  /** Size of every chunk but the last. */
-  readonly chunkSize: number;
-  /** Content encoding of the stored bytes: `'gzip'`, `'identity'`, or what the writer declared. */
-  readonly contentEncoding: string;
-  /** MIME type given by the writer, if any. */
-  readonly contentType: string | undefined;
-  /** User metadata given by the writer. */
-  readonly metadata: Readonly<Record<string, string>>;
-  /** CRC-32 of the whole file (8 hex digits), once complete. */
-  readonly crc32: string | undefined;
-  /** When the file was created (server clock). */
-  readonly created: Date;
-  /** Last progress of the writer (server clock). */
-  readonly updated: Date;
-  /** Seconds until the file expires, or `undefined` when it does not expire. */
-  readonly ttl: number | undefined;
-  /** Who must read the file before it is deleted (the writer's `consumers`), if anyone. */
-  readonly consumers: number | readonly string[] | undefined;
-  /** The consumers that read the whole file and acknowledged it. */
-  readonly acknowledgedBy: readonly string[];
-}
-
 /**
  * Describe the file stored at `key`.
  * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments
@@ -67,38 +36,17 @@ export async function stat(client: RedisClient, key: string, options?: KeyOption
 }
 
 async function statFile(client: RedisClient, key: string, keys: FileKeys): Promise<FileStat> {
-  let raw: Record<string, string>;
-  let ttl: number;
   try {
-    [raw, ttl] = await Promise.all([client.hgetall(keys.meta), client.ttl(keys.meta)]);
+    // One round trip; a file being written takes a second one, for the bytes stored so far.
+    const [raw, ttl, time] = await Promise.all([client.hgetall(keys.meta), client.ttl(keys.meta), client.time()]);
+    const meta = parseMeta(raw);
+    if (meta === undefined) throw notFound(key);
+    if (isMetaProblem(meta)) throw meta.problem === 'format' ? badFormat(key, meta.detail) : corrupt(key, meta.detail);
+    const size = meta.state === State.writing ? await storedSize(client, keys, meta) : meta.size;
+    return toFileStat(key, meta, ttl, serverMs(time), size ?? meta.size);
   } catch (err) {
     throw wrapRedisError(err, key, 'stat');
   }
-  const meta = parseMeta(raw);
-  if (meta === undefined) throw notFound(key);
-  if (isMetaProblem(meta)) throw meta.problem === 'format' ? badFormat(key, meta.detail) : corrupt(key, meta.detail);
-  return toFileStat(key, meta, ttl);
-}
-
-/** @internal */
-export function toFileStat(key: string, meta: MetaRecord, ttl: number): FileStat {
-  return {
-    key,
-    state: meta.state,
-    size: meta.size,
-    chunks: meta.chunks,
-    chunkSize: meta.chunkSize,
-    contentEncoding: meta.encoding,
-    contentType: meta.contentType,
-    metadata: meta.metadata,
-    // While writing, the hash holds the checksum of the committed prefix: not the file's.
-    crc32: meta.state === 'complete' ? meta.crc32 : undefined,
-    created: new Date(meta.created),
-    updated: new Date(meta.updated),
-    ttl: ttl >= 0 ? ttl : undefined,
-    consumers: meta.consumers,
-    acknowledgedBy: meta.acknowledgedBy,
-  };
 }
 
 /**

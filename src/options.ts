@@ -151,8 +151,8 @@ export interface ReadStreamOptions extends KeyOptions {
    */
   start?: number;
   /**
-   * Offset of the last byte to read, inclusive, as in `fs.createReadStream`. Unlike fs, an `end` at
-   * or past the end of the file fails with `ERR_REDIS_FILE_RANGE` instead of reading short.
+   * Offset of the last byte to read, inclusive, as in `fs.createReadStream`: an `end` at or past
+   * the end of the file reads to the end. (A `start` past the end fails with `ERR_REDIS_FILE_RANGE`.)
    * @default Infinity (to the end of the file)
    */
   end?: number;
@@ -212,6 +212,13 @@ export interface ReadStreamOptions extends KeyOptions {
    * @default 1048576 (1 MiB)
    */
   highWaterMark?: number;
+  /**
+   * Decode the bytes into strings with this character encoding, as `fs.createReadStream` does
+   * (the same as calling `setEncoding()`); characters split across pieces come out whole.
+   * @default undefined (Buffers)
+   * @example 'utf8'
+   */
+  encoding?: BufferEncoding;
 }
 
 /** Options of {@link list}. */
@@ -290,6 +297,7 @@ export interface ResolvedReadOptions {
   readonly progressInterval: number;
   readonly signal: AbortSignal | undefined;
   readonly highWaterMark: number;
+  readonly encoding: BufferEncoding | undefined;
 }
 
 const PROGRESS_INTERVAL = 250;
@@ -368,7 +376,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', [
     'prefix', 'start', 'end', 'follow', 'decompress', 'waitForCreate', 'idleTimeout', 'checksum', 'consumer', 'readAhead',
-    'progressInterval', 'signal', 'highWaterMark',
+    'progressInterval', 'signal', 'highWaterMark', 'encoding',
   ]);
   const start = int(o, 'start', READ_DEFAULTS.start, 0, Number.MAX_SAFE_INTEGER);
   const end = o.end === undefined || o.end === Infinity ? Infinity : int(o, 'end', 0, start, Number.MAX_SAFE_INTEGER);
@@ -392,6 +400,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
     progressInterval: int(o, 'progressInterval', PROGRESS_INTERVAL, 0, 3_600_000),
     signal: signal(o),
     highWaterMark: int(o, 'highWaterMark', READ_DEFAULTS.highWaterMark, 1, 2 ** 31 - 1),
+    encoding: encoding(o),
   });
 }
 
@@ -575,4 +584,12 @@ export function outOfRange(name: string, expected: string, got: unknown): RangeE
   return Object.assign(new RangeError(`Expected \`${name}\` to be ${expected}, got ${describe(got)}`), {
     code: 'ERR_OUT_OF_RANGE',
   });
+}
+
+function encoding(o: Bag): BufferEncoding | undefined {
+  const v = o.encoding;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw invalidType('encoding', 'a character encoding such as \'utf8\'', v);
+  if (!Buffer.isEncoding(v)) throw invalidValue('encoding', v, 'a character encoding Node knows, such as \'utf8\'');
+  return v;
 }

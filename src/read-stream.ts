@@ -9,6 +9,7 @@ import { createGunzip, type Gunzip } from 'node:zlib';
 import { RETRY_MAX_MS, RETRY_MIN_MS } from './chunk-window.js';
 import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
 import { ConsumedChunks } from './consumed.js';
+import { type FileStat, serverMs, toFileStat } from './file-stat.js';
 import { aborted, badFormat, corrupt, decodeFailed, isRetryable, notFound, outOfRange, timeout, wrapRedisError } from './errors.js';
 import {
   decodeEntry,
@@ -41,6 +42,9 @@ type RawEntry = [Buffer, Buffer[]];
 
 /** The events of a {@link RedisReadStream} beyond those of every Readable. */
 export interface RedisReadStream {
+  /** The file is open: what {@link stat} would say of it, before the first byte (as GridFS's `file`). */
+  on(event: 'file', listener: (file: FileStat) => void): this;
+  once(event: 'file', listener: (file: FileStat) => void): this;
   /** How many bytes were delivered, at most once per `progressInterval`, and once at the end. */
   on(event: 'progress', listener: (progress: Progress) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
@@ -98,7 +102,7 @@ export class RedisReadStream extends Readable {
 
   /** @internal Use {@link createRedisReadStream}. */
   constructor(client: RedisClient, key: string, opts: ResolvedReadOptions) {
-    super({ highWaterMark: opts.highWaterMark });
+    super({ highWaterMark: opts.highWaterMark, ...(opts.encoding ? { encoding: opts.encoding } : {}) });
     this.key = key;
     this.#client = client;
     this.#opts = opts;
@@ -108,6 +112,12 @@ export class RedisReadStream extends Readable {
     // the fields above.
     if (opts.signal) addAbortSignal(opts.signal, this);
   }
+
+  /**
+   * The file being read, as {@link stat} describes it, once it is open (before its first byte):
+   * size, type, encoding, metadata. Also given by the `file` event.
+   */
+  file: FileStat | undefined;
 
   /** Stored bytes delivered so far (before decompression). */
   get deliveredBytes(): number {
@@ -157,13 +167,17 @@ export class RedisReadStream extends Readable {
     for (;;) {
       let rawMeta: Record<string, string>;
       let lastEvent: [string, string[]][];
+      let ttl: number;
+      let time: (string | number)[];
       try {
         // Sent together, in this order on one connection: the event position first, then the
         // metadata, so that a file created in between is seen by the second, and one created after
         // it logs an event past the position. One round trip.
-        [lastEvent, rawMeta] = await Promise.all([
+        [lastEvent, rawMeta, ttl, time] = await Promise.all([
           this.#client.xrevrange(this.#keys.events, '+', '-', 'COUNT', 1) as Promise<[string, string[]][]>,
           this.#client.hgetall(this.#keys.meta),
+          this.#client.ttl(this.#keys.meta),
+          this.#client.time() as Promise<(string | number)[]>,
         ]);
       } catch (err) {
         throw wrapRedisError(err, this.key, 'reading the metadata');
@@ -176,6 +190,8 @@ export class RedisReadStream extends Readable {
         this.#start(meta);
         await this.#join();
         this.#opened = true;
+        this.file = toFileStat(this.key, meta, ttl, serverMs(time));
+        this.emit('file', this.file);
         return;
       }
       if (this.#opts.waitForCreate === 0) throw notFound(this.key);
@@ -267,7 +283,7 @@ export class RedisReadStream extends Readable {
         if (this.#done) return;
       }
       while (this.#wanted && !this.#done) {
-        let batch: { entries: Entry[]; full: boolean };
+        let batch: { entries: Entry[]; reachedEnd: boolean };
         try {
           batch = await this.#fetch();
           this.#troubleSince = 0;
@@ -292,7 +308,7 @@ export class RedisReadStream extends Readable {
             break;
           }
           this.#gapSince = 0;
-          await this.#take(step, i === entries.length - 1 && batch.full, entries.length - 1 - i);
+          await this.#take(step, batch.reachedEnd, entries.length - 1 - i);
         }
         if (this.#gunzip?.writableNeedDrain && !this.#done) await drainOrClose(this.#gunzip);
         if (entries.length > 0) await this.#reportPosition();
@@ -328,8 +344,11 @@ export class RedisReadStream extends Readable {
     return this.#rewindTo !== undefined && this.#rewound();
   }
 
-  /** Act on a checked entry. `more`: entries after it in the same batch; `lastOfFull`: it ended a full batch. */
-  async #take(step: Step, lastOfFull: boolean, more: number): Promise<void> {
+  /**
+   * Act on a checked entry. `more`: entries after it in the same batch; `reachedEnd`: the batch is
+   * known to end where the stream ended when it was read.
+   */
+  async #take(step: Step, reachedEnd: boolean, more: number): Promise<void> {
     switch (step.kind) {
       case 'header':
         return;
@@ -338,12 +357,13 @@ export class RedisReadStream extends Readable {
         if (step.pastEnd) this.#finish();
         return;
       case 'end': {
-        // Nothing may follow the end record: in this batch, or (when the batch was cut by its
-        // count right after it) in the stream.
-        if (more > 0 || (lastOfFull && (await this.#rangeAfter(this.#seq.lastId, 1)).length > 0)) {
+        // Nothing may follow the end record: in this batch, or in the stream, unless the batch is
+        // known to reach the stream's end (an XRANGE that returned fewer entries than it asked for).
+        if (more > 0 || (!reachedEnd && (await this.#rangeAfter(this.#seq.lastId, 1)).length > 0)) {
           throw corrupt(this.key, `entries follow the end record ${this.#seq.lastId}`);
         }
         await this.#checkEndAgainstMeta(step);
+        this.#checkRange(step.size);
         this.#readToEnd = this.#opts.start === 0;
         this.#finish();
         return;
@@ -411,7 +431,7 @@ export class RedisReadStream extends Readable {
   }
 
   /** The next entries, waiting for the writer when following. An empty batch means "look again". */
-  async #fetch(): Promise<{ entries: Entry[]; full: boolean }> {
+  async #fetch(): Promise<{ entries: Entry[]; reachedEnd: boolean }> {
     const { readAhead } = this.#opts;
     const follow = this.#follow;
     if (!(follow && this.#atTail)) {
@@ -428,16 +448,17 @@ export class RedisReadStream extends Readable {
           entries.catch(() => {});
           this.#prefetched = { after: next, entries };
         }
-        return { entries: raw.map(([id, fields]) => decodeEntry(id, fields)), full: true };
+        return { entries: raw.map(([id, fields]) => decodeEntry(id, fields)), reachedEnd: false };
       }
       this.#atTail = true;
-      if (raw.length > 0) return { entries: raw.map(([id, fields]) => decodeEntry(id, fields)), full: false };
+      if (raw.length > 0) return { entries: raw.map(([id, fields]) => decodeEntry(id, fields)), reachedEnd: true };
       if (!follow) {
         if (!(await this.#checkFile(false)) && !this.#done) this.#finish();
-        return { entries: [], full: false };
+        return { entries: [], reachedEnd: true };
       }
     }
-    return { entries: await this.#waitForEntries(), full: false };
+    // A blocking read returns what arrived, not the stream's end.
+    return { entries: await this.#waitForEntries(), reachedEnd: false };
   }
 
   /** Up to `count` entries after the id `after` (exclusive; `0-0` takes the header too). */
@@ -640,13 +661,10 @@ export class RedisReadStream extends Readable {
     // completed or aborted meanwhile, which the next read shows.
   }
 
-  /** A range reaching past the end of the file is an error, never a silently short read. */
+  /** A read that starts past the end of the file is an error; one that ends past it reads to the end, as fs does. */
   #checkRange(size: number): void {
-    const { start, end } = this.#opts;
+    const { start } = this.#opts;
     if (start > size) throw outOfRange(this.key, `\`start\` is ${start} but the file holds ${size} bytes`);
-    if (end !== Infinity && end >= size) {
-      throw outOfRange(this.key, `\`end\` is ${end} but the file holds ${size} bytes (the last offset is ${size - 1})`);
-    }
   }
 
   #deliver(bytes: Buffer): void {

@@ -167,7 +167,7 @@ describe('coded errors on the stream', () => {
     await sleep(50);
     // Its heartbeat stops, as when its process dies: with another token in the lease, the live
     // writer's heartbeats no longer refresh it (they would race the overwrite below).
-    await redis.hset(`rfs:{${key}}:meta`, 'writer', 'dead-writer', 'hb', 0);
+    await redis.hset(`rfs:{${key}}:meta`, 'writer', '0000000000000000', 'hb', 0);
     await put(redis, key, Buffer.from('fresh'), { overwrite: true });
     expect((await get(redis, key)).toString()).toBe('fresh');
     dead.destroy();

@@ -128,7 +128,7 @@ describe('following a file that is being written', () => {
     await sleep(50);
     const meta = `rfs:{${key}}:meta`;
     // Freeze the writer: take its lease away from it without marking the file aborted.
-    await redis.hset(meta, 'writer', 'someone-else');
+    await redis.hset(meta, 'writer', '0000000000000000');
     const reader = createRedisReadStream(redis, key, { idleTimeout: 300 });
     await expect(collect(reader)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT' });
     // The writer itself learns at its next heartbeat that it no longer holds the key.

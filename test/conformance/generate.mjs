@@ -1002,31 +1002,30 @@ function rangesGroup() {
     ),
     vector(
       'range-end-at-size',
-      '`end` 14 of a 14-byte file: an `end` at or past the end of the file is ERR_REDIS_FILE_RANGE, never a short ' +
-        'read (README: Errors).',
+      '`end` 14 of a 14-byte file: an `end` at or past the end of the file reads to the end, as fs does (Reading).',
       layout(),
-      fails(RANGE),
+      ok(all),
       { start: 0, end: 14 },
     ),
     vector(
       'range-end-past-size',
-      '`end` 100 of a 14-byte file: ERR_REDIS_FILE_RANGE (README: Errors).',
+      '`end` 100 of a 14-byte file, from byte 4: the bytes from 4 to the end (Reading).',
       layout(),
-      fails(RANGE),
+      ok(all.slice(4)),
       { start: 4, end: 100 },
     ),
     vector(
       'range-start-past-size',
-      '`start` 15 of a 14-byte file: ERR_REDIS_FILE_RANGE (README: Errors).',
+      '`start` 15 of a 14-byte file: ERR_REDIS_FILE_RANGE (Reading).',
       layout(),
       fails(RANGE),
       { start: 15, end: null },
     ),
     vector(
       'range-empty-file-end',
-      '`end` 0 of an empty file: ERR_REDIS_FILE_RANGE (README: Errors).',
+      '`end` 0 of an empty file: nothing, as fs reads (Reading).',
       file(),
-      fails(RANGE),
+      ok(''),
       { start: 0, end: 0 },
     ),
     vector(

@@ -219,7 +219,7 @@ function readInto(
   const cs = meta.chunkSize;
   if (meta.state === 'complete') {
     const size = Number(meta.size);
-    if (start > size || (end !== null && end >= size)) fail(RANGE, `range ${start}-${end} of ${size} bytes`);
+    if (start > size) fail(RANGE, `start ${start} of ${size} bytes`);
   }
   const first = Math.floor(start / cs);
   if (first < meta.trimmed) fail(NOT_FOUND, `chunk ${first} was trimmed`);
