@@ -19,6 +19,7 @@ const onBothTopologies = [
   'test/errors.test.ts',
   'test/flush.test.ts',
   'test/damage-follow.test.ts',
+  'test/open.test.ts',
 ];
 
 /** Test files that need the shared cluster and run only there. */

@@ -140,6 +140,17 @@ export class RedisWriteStream extends Writable {
     this.write(FLUSH, callback);
   }
 
+  /**
+   * Node holds `_destroy` back until `_construct` has called back, and the claim may be waiting out
+   * another writer's lease (seconds): wake that wait, so that destroy() and the signal take effect
+   * at once at every point of the stream's life.
+   */
+  override destroy(error?: Error): this {
+    super.destroy(error);
+    this.#wakePause?.();
+    return this;
+  }
+
   override _construct(callback: (error?: Error | null) => void): void {
     // Destroyed before construction (an aborted signal): claim nothing.
     if (this.destroyed) {
@@ -429,7 +440,11 @@ export class RedisWriteStream extends Writable {
         case 'exists':
           throw exists(this.key, `a ${reply.state} file is stored at this key and \`overwrite\` is off`);
         case 'busy':
-          if (!(await this.#waitOutLease(reply.lapseIn, waited))) throw exists(this.key, 'another writer is writing this file (its heartbeat goes on)');
+          if (!(await this.#waitOutLease(reply.lapseIn, waited))) {
+            // Destroyed while waiting: nothing was claimed, and the stream says nothing more.
+            if (this.destroyed) return;
+            throw exists(this.key, 'another writer is writing this file (its heartbeat goes on)');
+          }
           waited = true;
           break;
         case 'format':
@@ -470,7 +485,10 @@ export class RedisWriteStream extends Writable {
           this.#window!.startAt(Number(reply.chunks), Number(reply.size), parseCrc(reply.crc32) ?? 0, reply.pieces, reply.last);
           return true;
         case 'busy':
-          if (!(await this.#waitOutLease(reply.lapseIn, waited))) throw exists(this.key, 'another writer is writing this file (its heartbeat goes on)');
+          if (!(await this.#waitOutLease(reply.lapseIn, waited))) {
+            if (this.destroyed) return true;
+            throw exists(this.key, 'another writer is writing this file (its heartbeat goes on)');
+          }
           waited = true;
           break;
         case 'complete':

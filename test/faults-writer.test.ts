@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
@@ -15,7 +16,7 @@ import { createRedisReadStream, createRedisWriteStream, stat } from '../src/inde
 import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
 import { eventually } from './helpers/eventually.js';
-import { chunkStreamOf } from './helpers/keys.js';
+import { chunkStreamOf, fileKeysOf } from './helpers/keys.js';
 
 let redis: Redis;
 let dir: string;
@@ -84,8 +85,8 @@ describe('a writer process killed mid-file', () => {
     const following = collect(createRedisReadStream(redis, key, { waitForCreate: 10_000, idleTimeout: 20_000 }));
     // Heartbeats every 300 ms: the lease lapses 900 ms after the last one.
     const child = await stallingWriter(key, data, 170_000, chunkSize, 300);
-    // A heartbeat records the committed size of whole chunks.
-    await eventually(async () => (await stat(redis, key)).size > 0, 'a heartbeat with the committed size');
+    // A heartbeat records the committed size of whole chunks (in the hash: stat counts every byte stored).
+    await eventually(async () => Number(await redis.hget(fileKeysOf(key).meta, 'size')) > 0, 'a heartbeat with the committed size');
     child.kill('SIGKILL');
     await once(child, 'exit');
     // Restarted at once, as a supervisor restarts a crashed process: the dead writer's lease has not
@@ -108,6 +109,32 @@ describe('a writer process killed mid-file', () => {
 });
 
 describe('resume', () => {
+  it('overwrite of a file whose writer was SIGKILLed a moment ago waits out its lease and replaces it', async () => {
+    const key = uniqueKey('overwrite-dead');
+    const child = await stallingWriter(key, bytes(20_000, 44), 10_000, 1000, 200);
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    const before = await stat(redis, key);
+    expect(before).toMatchObject({ state: 'writing' });
+    // At once, as a supervisor restarts: the lease (3 x 200 ms) has not lapsed yet.
+    await pipeline(Readable.from([Buffer.from('new content')]), createRedisWriteStream(redis, key, { overwrite: true }));
+    expect((await collect(createRedisReadStream(redis, key))).toString()).toBe('new content');
+  });
+
+  it('stat tells a dead writer from a live one', async () => {
+    const key = uniqueKey('alive');
+    const child = await stallingWriter(key, bytes(20_000, 45), 10_500, 1000, 50);
+    // Every byte stored so far, the flushed part of chunk 10 included (a heartbeat records only
+    // the whole chunks).
+    await eventually(async () => (await stat(redis, key)).size === 10_500, 'the flushed part of chunk 10');
+    expect(await stat(redis, key)).toMatchObject({ state: 'writing', writerAlive: true, chunks: 11 });
+    expect(await redis.hget(fileKeysOf(key).meta, 'size')).toBe('10000');
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    await eventually(async () => !(await stat(redis, key)).writerAlive, 'the dead writer\'s lease to lapse');
+    expect(await stat(redis, key)).toMatchObject({ state: 'writing', writerAlive: false, size: 10_500 });
+  });
+
   it('continues an aborted upload', async () => {
     const key = uniqueKey('resume-aborted');
     const data = bytes(50_000, 43);
