@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Redis } from 'ioredis';
 import { closeConnection, isRedisClient, openBlockingConnection, type RedisClient } from './client.js';
 import { wrapRedisError } from './errors.js';
-import { ChannelField, channelLogKey, fileKeys, looksGzipped, memoryEventsKey, Meta } from './format.js';
+import { ChannelField, channelLogKey, fileKeys, Flag, looksGzipped, memoryEventsKey, Meta } from './format.js';
 import { announceFreed } from './memory-guard.js';
 import {
   failedIteration,
@@ -329,7 +329,7 @@ async function* receive(
       );
       // Announced only once created: a missing file is gone (every consumer done, or expired).
       let start: number | undefined = 0;
-      if (gen !== null && trim === '1') start = await startChunk(client, keys.meta, gen, consumer).catch((err: unknown) => fail(err, `opening ${JSON.stringify(name)}`));
+      if (gen !== null && trim === Flag.yes) start = await startChunk(client, keys.meta, gen, consumer).catch((err: unknown) => fail(err, `opening ${JSON.stringify(name)}`));
       if (gen === null || start === undefined) {
         await ack();
         continue;
@@ -346,7 +346,7 @@ async function* receive(
         stream,
         async ack() {
           try {
-            const reply = await run(client, ACK, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen, consumer, any: '1' });
+            const reply = await run(client, ACK, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen, consumer, any: Flag.yes });
             // Writers held back by a memory limit wait for this (the file deleted, or chunks trimmed
             // now that this receiver is done with them); others do not need it.
             const freed = reply.status === 'deleted' ? reply.trim : reply.status !== 'missing' && reply.trimmed > 0;
@@ -374,7 +374,7 @@ async function* receive(
  * meanwhile), 0: the stream then fails, saying so. `undefined` when the file is gone.
  */
 async function startChunk(client: RedisClient, meta: string, gen: string, consumer: string): Promise<number | undefined> {
-  const reply = await run(client, JOIN, { meta }, { gen, consumer, first: 0, restart: '1' });
+  const reply = await run(client, JOIN, { meta }, { gen, consumer, first: 0, restart: Flag.yes });
   if (reply.status === 'missing') return undefined;
   return reply.status === 'ok' ? reply.chunk : 0;
 }

@@ -343,7 +343,7 @@ export class ChunkWindow {
         run(client, REPAIR, { meta: keys.meta, chunks: chunksKey, events: keys.events }, { writer, n: first.n, s: first.s, last: this.#committedId }).then(
           (reply) => {
             if (this.#stopped) return;
-            if (reply.status === 'lost') {
+            if (reply.status === 'gap') {
               this.#fail(
                 corrupt(
                   key,

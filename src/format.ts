@@ -284,6 +284,13 @@ export const Meta = Object.freeze({
   posPrefix: 'pos:',
 } as const);
 
+/** @internal The values of the hash's flags (`trim`, `lost`), and of a script's boolean arguments. */
+export const Flag = Object.freeze({ yes: '1', no: '0' } as const);
+/** @internal A consumer's position once it acknowledged the file: it needs nothing more of it. */
+export const POSITION_DONE = 'done';
+/** @internal The CRC-32 of no bytes, as stored: a new file's `crc32`. */
+export const EMPTY_CRC = '00000000';
+
 /** The lifecycle of a stored file. */
 export type FileState = 'writing' | 'complete' | 'aborted';
 
@@ -388,12 +395,12 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
   if (parseCrc(crc) === undefined) return corrupt('field crc32 is missing or not 8 lowercase hex digits');
   const encoding = raw[Meta.encoding];
   if (!encoding) return corrupt('has no encoding');
-  if (raw[Meta.trim] !== '1' && raw[Meta.trim] !== '0') return corrupt('field trim is neither 1 nor 0');
+  if (raw[Meta.trim] !== Flag.yes && raw[Meta.trim] !== Flag.no) return corrupt('field trim is neither 1 nor 0');
   if (raw[Meta.metadata] === undefined || raw[Meta.contentType] === undefined || raw[Meta.consumers] === undefined) {
     return corrupt('lacks metadata, contentType or consumers');
   }
   if (!/^[0-9a-f]{16}$/.test(raw[Meta.writer] ?? '')) return corrupt('has no writer token of 16 lowercase hex digits');
-  if (raw[Meta.lost] !== undefined && raw[Meta.lost] !== '1') return corrupt('field lost is neither 1 nor absent');
+  if (raw[Meta.lost] !== undefined && raw[Meta.lost] !== Flag.yes) return corrupt('field lost is neither 1 nor absent');
   let metadata: Record<string, string> = {};
   let consumers: number | readonly string[] | undefined;
   try {
@@ -425,9 +432,9 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
     heartbeatInterval: num(Meta.heartbeatInterval)!,
     consumers,
     acknowledgedBy,
-    trim: raw[Meta.trim] === '1',
+    trim: raw[Meta.trim] === Flag.yes,
     trimmed: num(Meta.trimmed)!,
-    lost: raw[Meta.lost] === '1',
+    lost: raw[Meta.lost] === Flag.yes,
   };
 }
 

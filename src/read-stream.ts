@@ -15,8 +15,9 @@ import {
   decodeEntry,
   type Entry,
   Event,
-  type FileKeys,
   fileKeys,
+  type FileKeys,
+  Flag,
   isMetaProblem,
   leaseLapsed,
   memoryEventsKey,
@@ -248,12 +249,12 @@ export class RedisReadStream extends Readable {
     const first = this.#seq.chunk;
     let reply: Awaited<ReturnType<typeof JOIN.decode>>;
     try {
-      reply = await run(this.#client, JOIN, { meta: this.#keys.meta }, { gen: this.#meta.gen, consumer: this.#opts.consumer!, first, restart: '0' });
+      reply = await run(this.#client, JOIN, { meta: this.#keys.meta }, { gen: this.#meta.gen, consumer: this.#opts.consumer!, first, restart: Flag.no });
     } catch (err) {
       throw wrapRedisError(err, this.key, `recording the position of consumer ${JSON.stringify(this.#opts.consumer)}`);
     }
     if (reply.status === 'missing') throw notFound(this.key, 'the file was removed, replaced or expired while being opened');
-    if (reply.status === 'trimmed') throw this.#trimmedError(reply.trimmed, first);
+    if (reply.status === 'gone') throw this.#trimmedError(reply.trimmed, first);
     this.#reported = first;
   }
 
@@ -377,7 +378,7 @@ export class RedisReadStream extends Readable {
           throw wrapRedisError(err, this.key, 'checking the file');
         }
         if (gen !== this.#meta.gen) throw notFound(this.key, 'the file was removed, replaced or expired while being read');
-        if (lost === '1') throw this.#abortedError(true);
+        if (lost === Flag.yes) throw this.#abortedError(true);
         if (state !== State.aborted) throw corrupt(this.key, `the stream holds an abort record but the metadata hash says ${state}`);
         throw aborted(this.key, `the writer aborted this file before it was complete (${step.reason})`);
       }
@@ -577,7 +578,7 @@ export class RedisReadStream extends Readable {
     }
     const [state, trimmed, lost, heartbeat, interval] = fields;
     if (Number(trimmed ?? 0) > this.#seq.chunk) throw this.#trimmedError(Number(trimmed), this.#seq.chunk);
-    if (lost === '1') throw this.#abortedError(true);
+    if (lost === Flag.yes) throw this.#abortedError(true);
     if (state === State.aborted) throw aborted(this.key, 'the writer aborted this file before it was complete');
     const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
     if (state !== State.writing || leaseLapsed(Number(heartbeat), Number(interval), now) || waited >= this.#opts.idleTimeout) throw gap;
@@ -621,7 +622,7 @@ export class RedisReadStream extends Readable {
         this.#atTail = false;
         return true;
       }
-      throw this.#abortedError(lost === '1');
+      throw this.#abortedError(lost === Flag.yes);
     }
     if (state === State.complete) {
       // The end record is stored in the same step as the state: it must be readable now.
@@ -655,9 +656,9 @@ export class RedisReadStream extends Readable {
     } catch (err) {
       throw wrapRedisError(err, this.key, 'marking the file of a dead writer aborted');
     }
-    if (reply.status === 'aborted') throw aborted(this.key, `the file was marked aborted: ${reason}`);
+    if (reply.status === 'marked') throw aborted(this.key, `the file was marked aborted: ${reason}`);
     if (reply.status === 'missing') throw notFound(this.key, 'the file was removed, replaced or expired while being read');
-    // 'alive': a heartbeat came just now, which the next check sees; 'state': the file was
+    // 'alive': a heartbeat came just now, which the next check sees; 'settled': the file was
     // completed or aborted meanwhile, which the next read shows.
   }
 
@@ -705,11 +706,11 @@ export class RedisReadStream extends Readable {
       this.push(null);
       return;
     }
-    run(this.#client, ACK, { meta: this.#keys.meta, chunks: this.#chunksKey, events: this.#keys.events }, { gen: this.#meta.gen, consumer, any: '0' })
+    run(this.#client, ACK, { meta: this.#keys.meta, chunks: this.#chunksKey, events: this.#keys.events }, { gen: this.#meta.gen, consumer, any: Flag.no })
       .then(
         async (reply) => {
           if (reply.status === 'missing') throw notFound(this.key, 'the file was removed before this consumer acknowledged it');
-          if (reply.status === 'state') throw aborted(this.key, `cannot acknowledge a file in state ${reply.state}`);
+          if (reply.status === 'unfinished') throw aborted(this.key, `cannot acknowledge a file in state ${reply.state}`);
           if (reply.status === 'deleted' && this.#meta.trim) await announceFreed(this.#client, memoryEventsKey(this.#opts.prefix), this.key);
           this.push(null);
         },

@@ -11,7 +11,7 @@ import { ChunkWindow, RETRY_MAX_MS, RETRY_MIN_MS } from './chunk-window.js';
 import type { RedisClient } from './client.js';
 import { formatCrc, parseCrc } from './crc.js';
 import { aborted, badFormat, corrupt, ErrorCodes, exists, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
-import { type FileKeys, fileKeys, memoryEventsKey, Meta } from './format.js';
+import { fileKeys, type FileKeys, Flag, memoryEventsKey, Meta } from './format.js';
 import { MemoryGuard } from './memory-guard.js';
 import { checkClientAndKey, resolveWriteOptions, type ResolvedWriteOptions, type WriteStreamOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
@@ -220,7 +220,7 @@ export class RedisWriteStream extends Writable {
         this.#client,
         ABORT,
         { meta: this.#keys.meta, chunks: this.#chunksKey },
-        { writer: this.#writer, reason, size: whole.bytes, chunks: whole.chunks, crc32: formatCrc(whole.crc), lost: lostChunks(error) ? '1' : '0' },
+        { writer: this.#writer, reason, size: whole.bytes, chunks: whole.chunks, crc32: formatCrc(whole.crc), lost: lostChunks(error) ? Flag.yes : Flag.no },
       );
     });
     // Readers must learn of the abort, but a dead connection must not keep the stream open forever.
@@ -420,7 +420,7 @@ export class RedisWriteStream extends Writable {
           {
             gen: this.#gen,
             writer: this.#writer,
-            overwrite: o.overwrite ? '1' : '0',
+            overwrite: o.overwrite ? Flag.yes : Flag.no,
             oldGen: oldGen ?? '',
             chunkSize: this.#chunkSize,
             encoding: this.#encoding,
@@ -429,7 +429,7 @@ export class RedisWriteStream extends Writable {
             ttl: o.ttl,
             hbi: o.heartbeatInterval,
             consumers: o.consumers === undefined ? '' : JSON.stringify(o.consumers),
-            trim: o.maxRedisMemory === undefined ? '0' : '1',
+            trim: o.maxRedisMemory === undefined ? Flag.no : Flag.yes,
           },
         );
       });
@@ -491,9 +491,9 @@ export class RedisWriteStream extends Writable {
           }
           waited = true;
           break;
-        case 'complete':
+        case 'finished':
           throw exists(this.key, 'the file is already complete: there is nothing to resume');
-        case 'lost':
+        case 'damaged':
           throw corrupt(this.key, 'cannot resume: Redis lost chunks of this file that it had acknowledged');
         case 'format':
           throw badFormat(this.key, `cannot resume this key: ${reply.detail}`);
@@ -572,7 +572,7 @@ export class RedisWriteStream extends Writable {
       this.#opts.waitReplicas > 0
         ? await this.#commitReplicated(keys, args)
         : await this.#script('committing the end record', () => run(this.#client, COMMIT, keys, args));
-    if (reply.status === 'lost') throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
+    if (reply.status === 'lease') throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
     if (reply.status === 'corrupt') throw corrupt(this.key, `cannot commit: ${reply.detail}`);
     this.#committed = true;
     this.#opts.signal?.removeEventListener('abort', this.#onAbort);

@@ -14,7 +14,7 @@ export type AckReply =
   | { status: 'acked'; count: number; trimmed: number }
   | { status: 'deleted'; count: number; trim: boolean }
   | { status: 'missing' }
-  | { status: 'state'; state: string; trimmed: number };
+  | { status: 'unfinished'; state: string; trimmed: number };
 
 /**
  * A consumer acknowledges a complete file, once per name; when the writer's `consumers` are all
@@ -33,16 +33,16 @@ export const ACK = defineScript<'meta' | 'chunks' | 'events', 'gen' | 'consumer'
 local cur = redis.call('HMGET', K.meta, M.gen, M.state, M.trim)
 if cur[1] ~= A.gen then return cjson.encode({status='missing'}) end
 local trimmed = 0
-if cur[3] == '1' then
-  redis.call('HSET', K.meta, M.posPrefix .. A.consumer, 'done')
+if cur[3] == C.yes then
+  redis.call('HSET', K.meta, M.posPrefix .. A.consumer, C.done)
   trimmed = trim_consumed(K.meta, K.chunks)
 end
-if cur[2] ~= S.complete and A.any ~= '1' then return cjson.encode({status='state', state=tostring(cur[2]), trimmed=trimmed}) end
+if cur[2] ~= S.complete and A.any ~= C.yes then return cjson.encode({status='unfinished', state=tostring(cur[2]), trimmed=trimmed}) end
 if redis.call('HSETNX', K.meta, M.ackPrefix .. A.consumer, now) == 1 then redis.call('HINCRBY', K.meta, M.acks, 1) end
 local count = tonumber(redis.call('HGET', K.meta, M.acks))
 if cur[2] ~= S.writing and all_acknowledged(K.meta) then
   redis.call('DEL', K.meta, K.chunks, K.events)
-  return cjson.encode({status='deleted', count=count, trim=cur[3] == '1'})
+  return cjson.encode({status='deleted', count=count, trim=cur[3] == C.yes})
 end
 return cjson.encode({status='acked', count=count, trimmed=trimmed})
 `,
@@ -61,14 +61,14 @@ export const TRIM = defineScript<'meta' | 'chunks', 'gen' | 'consumer' | 'positi
   includes: [TRIM_CONSUMED],
   lua: `
 local cur = redis.call('HMGET', K.meta, M.gen, M.trim)
-if cur[1] ~= A.gen or cur[2] ~= '1' then return cjson.encode({trimmed=0}) end
+if cur[1] ~= A.gen or cur[2] ~= C.yes then return cjson.encode({trimmed=0}) end
 if A.consumer ~= '' then redis.call('HSET', K.meta, M.posPrefix .. A.consumer, A.position) end
 return cjson.encode({trimmed=trim_consumed(K.meta, K.chunks)})
 `,
 });
 
 /** @internal The reply of {@link JOIN}. */
-export type JoinReply = { status: 'ok'; chunk: number } | { status: 'trimmed'; trimmed: number } | { status: 'missing' };
+export type JoinReply = { status: 'ok'; chunk: number } | { status: 'gone'; trimmed: number } | { status: 'missing' };
 
 /**
  * A consumer starts reading a file whose consumers trim what they all passed: it records the chunk
@@ -85,11 +85,11 @@ export const JOIN = defineScript<'meta', 'gen' | 'consumer' | 'first' | 'restart
 local cur = redis.call('HMGET', K.meta, M.gen, M.trim, M.trimmed, M.posPrefix .. A.consumer)
 if cur[1] ~= A.gen then return cjson.encode({status='missing'}) end
 local want = tonumber(A.first)
-if cur[2] ~= '1' then return cjson.encode({status='ok', chunk=want}) end
-local trimmed = tonumber(cur[3] or '0')
+if cur[2] ~= C.yes then return cjson.encode({status='ok', chunk=want}) end
+local trimmed = tonumber(cur[3] or 0)
 if want < trimmed then
-  local had = cur[4] == 'done' or (cur[4] and tonumber(cur[4]) >= trimmed)
-  if A.restart ~= '1' or not had then return cjson.encode({status='trimmed', trimmed=trimmed}) end
+  local had = cur[4] == C.done or (cur[4] and tonumber(cur[4]) >= trimmed)
+  if A.restart ~= C.yes or not had then return cjson.encode({status='gone', trimmed=trimmed}) end
   want = trimmed
 end
 redis.call('HSET', K.meta, M.posPrefix .. A.consumer, want)
@@ -98,7 +98,7 @@ return cjson.encode({status='ok', chunk=want})
 });
 
 /** @internal The reply of {@link ABANDON}. */
-export type AbandonReply = { status: 'aborted' } | { status: 'alive' } | { status: 'state'; state: string } | { status: 'missing' };
+export type AbandonReply = { status: 'marked' } | { status: 'alive' } | { status: 'settled'; state: string } | { status: 'missing' };
 
 /**
  * A reader found the writer silent: if its lease has lapsed by the server's clock and the file is
@@ -114,13 +114,13 @@ export const ABANDON = defineScript<'meta' | 'chunks', 'gen' | 'reason', Abandon
   lua: `
 local cur = redis.call('HMGET', K.meta, M.gen, M.state, M.heartbeat, M.heartbeatInterval)
 if cur[1] ~= A.gen then return cjson.encode({status='missing'}) end
-if cur[2] ~= S.writing then return cjson.encode({status='state', state=tostring(cur[2])}) end
+if cur[2] ~= S.writing then return cjson.encode({status='settled', state=tostring(cur[2])}) end
 if lease_live(cur[3], cur[4]) then return cjson.encode({status='alive'}) end
 if redis.call('EXISTS', K.chunks) == 1 then
   redis.call('XADD', K.chunks, next_record(K.chunks) .. '-' .. C.firstPiece, F.abort, A.reason)
 end
 redis.call('HSET', K.meta, M.state, S.aborted, M.updated, now)
-return cjson.encode({status='aborted'})
+return cjson.encode({status='marked'})
 `,
 });
 

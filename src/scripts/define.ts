@@ -9,7 +9,7 @@
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { RedisClient } from '../client.js';
-import { Event, Field, FIRST_PIECE, FORMAT_VERSION, HEADER_ID, Limits, MAX_SEQ, Meta, State } from '../format.js';
+import { EMPTY_CRC, Event, Field, FIRST_PIECE, Flag, FORMAT_VERSION, HEADER_ID, Limits, MAX_SEQ, Meta, POSITION_DONE, State } from '../format.js';
 
 /**
  * Every key a script can take, in the one order all scripts pass them: a script's KEYS are the
@@ -62,6 +62,10 @@ local C = ${luaTable({
   maxSeq: MAX_SEQ,
   eventsMaxLen: Limits.eventsMaxLen,
   leaseFactor: Limits.leaseFactor,
+  yes: Flag.yes,
+  no: Flag.no,
+  done: POSITION_DONE,
+  emptyCrc: EMPTY_CRC,
 })}
 `;
 

@@ -83,7 +83,7 @@ if redis.call('EXISTS', K.toMeta) == 1 then
     return cjson.encode({status='format', detail='the new name holds a file in format version ' .. tostring(t[1])})
   end
   if t[2] ~= A.toGen then return cjson.encode({status='retry'}) end
-  if A.overwrite ~= '1' or t[3] == S.writing then return cjson.encode({status='exists', state=t[3]}) end
+  if A.overwrite ~= C.yes or t[3] == S.writing then return cjson.encode({status='exists', state=t[3]}) end
   redis.call('DEL', K.toMeta, K.toOld)
   log_event(K.toEvents, E.removed, t[2])
 elseif A.toGen ~= '' then

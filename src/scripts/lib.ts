@@ -72,7 +72,7 @@ export const WRONG_TAIL = `
 local function wrong_tail(meta, stream, last)
   if last ~= C.headerId then
     local n = tonumber(string.match(last, '^(%d+)-'))
-    if n < tonumber(redis.call('HGET', meta, M.trimmed) or '0') then return nil end
+    if n < tonumber(redis.call('HGET', meta, M.trimmed) or 0) then return nil end
   end
   local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
   if #top == 0 then return 'nothing' end
@@ -106,7 +106,7 @@ local function all_acknowledged(meta)
   local consumers = redis.call('HGET', meta, M.consumers)
   if not consumers or consumers == '' then return false end
   local want = cjson.decode(consumers)
-  if type(want) == 'number' then return tonumber(redis.call('HGET', meta, M.acks) or '0') >= want end
+  if type(want) == 'number' then return tonumber(redis.call('HGET', meta, M.acks) or 0) >= want end
   for _, name in ipairs(want) do
     if redis.call('HEXISTS', meta, M.ackPrefix .. name) == 0 then return false end
   end
@@ -123,7 +123,7 @@ end
  */
 export const TRIM_CONSUMED = `
 local function stored_chunks(meta, stream)
-  local n = tonumber(redis.call('HGET', meta, M.trimmed) or '0')
+  local n = tonumber(redis.call('HGET', meta, M.trimmed) or 0)
   local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
   if #top > 0 and top[1][1] ~= C.headerId then
     local r = tonumber(string.match(top[1][1], '^(%d+)-'))
@@ -135,11 +135,11 @@ local function stored_chunks(meta, stream)
 end
 local function trim_consumed(meta, chunks)
   local cur = redis.call('HMGET', meta, M.trim, M.consumers, M.trimmed)
-  if cur[1] ~= '1' or not cur[2] or cur[2] == '' then return 0 end
+  if cur[1] ~= C.yes or not cur[2] or cur[2] == '' then return 0 end
   local want = cjson.decode(cur[2])
   local least = nil
   local function consider(p)
-    if p ~= 'done' then
+    if p ~= C.done then
       p = tonumber(p)
       if least == nil or p < least then least = p end
     end
@@ -156,11 +156,11 @@ local function trim_consumed(meta, chunks)
     end
     if seen < want then return 0 end
   else
-    for _, name in ipairs(want) do consider(redis.call('HGET', meta, M.posPrefix .. name) or '0') end
+    for _, name in ipairs(want) do consider(redis.call('HGET', meta, M.posPrefix .. name) or 0) end
   end
   local stored = stored_chunks(meta, chunks)
   if least == nil or least > stored then least = stored end
-  local done = tonumber(cur[3] or '0')
+  local done = tonumber(cur[3] or 0)
   if least <= done then return 0 end
   local removed = redis.call('XTRIM', chunks, 'MINID', least .. '-0')
   redis.call('HSET', meta, M.trimmed, least)

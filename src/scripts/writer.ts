@@ -42,14 +42,14 @@ if redis.call('EXISTS', K.meta) == 1 then
   if cur[3] == S.writing and lease_live(cur[4], cur[5]) then
     return cjson.encode({status='busy', lapseIn=lease_left(cur[4], cur[5])})
   end
-  if A.overwrite ~= '1' then return cjson.encode({status='exists', state=cur[3]}) end
+  if A.overwrite ~= C.yes then return cjson.encode({status='exists', state=cur[3]}) end
   redis.call('DEL', K.old, K.meta)
   log_event(K.events, E.removed, A.oldGen)
 elseif A.oldGen ~= '' then
   return cjson.encode({status='retry'})
 end
 redis.call('HSET', K.meta, M.version, C.version, M.gen, A.gen, M.state, S.writing, M.chunkSize, A.chunkSize,
-  M.size, 0, M.chunks, 0, M.crc32, '00000000', M.encoding, A.encoding, M.contentType, A.contentType,
+  M.size, 0, M.chunks, 0, M.crc32, C.emptyCrc, M.encoding, A.encoding, M.contentType, A.contentType,
   M.metadata, A.metadata, M.created, now, M.updated, now, M.writer, A.writer, M.heartbeat, now,
   M.heartbeatInterval, A.hbi, M.consumers, A.consumers, M.trim, A.trim, M.trimmed, 0, M.dropped, 0)
 redis.call('XADD', K.chunks, C.headerId, F.version, C.version, F.gen, A.gen, F.chunkSize, A.chunkSize, F.encoding, A.encoding)
@@ -83,7 +83,7 @@ return cjson.encode({held=true})
 });
 
 /** @internal The reply of {@link COMMIT}. */
-export type CommitReply = { status: 'ok' } | { status: 'lost' } | { status: 'corrupt'; detail: string };
+export type CommitReply = { status: 'ok' } | { status: 'lease' } | { status: 'corrupt'; detail: string };
 
 /**
  * Commit: check that the stream ends with the writer's last piece and holds every piece it wrote,
@@ -103,11 +103,11 @@ if cur[1] == A.writer and cur[2] == S.complete then
   redis.call('HSET', K.meta, M.heartbeat, now)
   return cjson.encode({status='ok'})
 end
-if cur[1] ~= A.writer or cur[2] ~= S.writing then return cjson.encode({status='lost'}) end
+if cur[1] ~= A.writer or cur[2] ~= S.writing then return cjson.encode({status='lease'}) end
 local got = wrong_tail(K.meta, K.chunks, A.last)
 if got then return cjson.encode({status='corrupt', detail='expected ' .. A.last .. ' last, found entry ' .. got}) end
 -- The header and every piece, less what consumers trimmed: anything less is a gap.
-local want = tonumber(A.pieces) + 1 - tonumber(cur[3] or '0')
+local want = tonumber(A.pieces) + 1 - tonumber(cur[3] or 0)
 local len = redis.call('XLEN', K.chunks)
 if len ~= want then
   return cjson.encode({status='corrupt', detail='expected ' .. want .. ' entries, the stream holds ' .. len})
@@ -148,13 +148,13 @@ if redis.call('EXISTS', K.chunks) == 1 then
   redis.call('XADD', K.chunks, next_record(K.chunks) .. '-' .. C.firstPiece, F.abort, A.reason)
 end
 redis.call('HSET', K.meta, M.state, S.aborted, M.updated, now, M.size, A.size, M.chunks, A.chunks, M.crc32, A.crc32)
-if A.lost == '1' then redis.call('HSET', K.meta, M.lost, '1') end
+if A.lost == C.yes then redis.call('HSET', K.meta, M.lost, C.yes) end
 return cjson.encode({done=true})
 `,
 });
 
 /** @internal The reply of {@link REPAIR}. */
-export type RepairReply = { status: 'ok' } | { status: 'lease' } | { status: 'lost'; top: string };
+export type RepairReply = { status: 'ok' } | { status: 'lease' } | { status: 'gap'; top: string };
 
 /**
  * Repair after refused piece writes: delete every entry from piece `from` on (pieces stored after
@@ -174,7 +174,7 @@ local cur = redis.call('HMGET', K.meta, M.writer, M.state, M.gen)
 if cur[1] ~= A.writer or cur[2] ~= S.writing then return cjson.encode({status='lease'}) end
 truncate(K.chunks, tonumber(A.n), tonumber(A.s))
 local got = wrong_tail(K.meta, K.chunks, A.last)
-if got then return cjson.encode({status='lost', top=got}) end
+if got then return cjson.encode({status='gap', top=got}) end
 log_event(K.events, E.repaired, cur[3])
 return cjson.encode({status='ok'})
 `,
@@ -195,8 +195,8 @@ export type ResumeReply =
     }
   | { status: 'missing' }
   | { status: 'busy'; lapseIn: number }
-  | { status: 'complete' }
-  | { status: 'lost' }
+  | { status: 'finished' }
+  | { status: 'damaged' }
   | { status: 'retry' }
   | { status: 'format'; detail: string };
 
@@ -219,12 +219,12 @@ if cur[1] ~= C.version then return cjson.encode({status='format', detail='stored
 if cur[2] ~= A.gen then return cjson.encode({status='retry'}) end
 local mine = cur[6] == A.writer and cur[3] == S.writing
 if not mine then
-  if cur[3] == S.complete then return cjson.encode({status='complete'}) end
+  if cur[3] == S.complete then return cjson.encode({status='finished'}) end
   if cur[3] == S.writing and lease_live(cur[4], cur[5]) then
     return cjson.encode({status='busy', lapseIn=lease_left(cur[4], cur[5])})
   end
   -- Redis lost acknowledged pieces: what the last heartbeat recorded may lie past the gap.
-  if cur[13] == '1' then return cjson.encode({status='lost'}) end
+  if cur[13] == C.yes then return cjson.encode({status='damaged'}) end
   if redis.call('EXISTS', K.chunks) == 0 then return cjson.encode({status='format', detail='its chunk stream is gone'}) end
   truncate(K.chunks, tonumber(cur[8]), C.firstPiece)
   redis.call('HSET', K.meta, M.state, S.writing, M.writer, A.writer, M.heartbeat, now, M.heartbeatInterval, A.hbi, M.updated, now)
@@ -234,7 +234,7 @@ local top = redis.call('XREVRANGE', K.chunks, '+', '-', 'COUNT', 1)
 -- Consumers may have trimmed every entry: the writer continues after the last trimmed chunk.
 local last = id_before(tonumber(cur[8]), C.firstPiece)
 if #top > 0 then last = top[1][1] end
-local pieces = redis.call('XLEN', K.chunks) + tonumber(cur[12] or '0') - 1
+local pieces = redis.call('XLEN', K.chunks) + tonumber(cur[12] or 0) - 1
 return cjson.encode({status='ok', gen=cur[2], chunkSize=cur[7], chunks=cur[8], size=cur[9], crc32=cur[10],
   encoding=cur[11], pieces=pieces, last=last})
 `,
