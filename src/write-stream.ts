@@ -1,5 +1,6 @@
 /**
- * The write stream: bytes in, numbered chunks of a fixed size out to a Redis stream.
+ * The write stream: bytes in, numbered chunks of a fixed size out to a Redis stream, each stored
+ * as one piece, or as several when the writer flushes before the chunk is full.
  * @module
  */
 
@@ -7,15 +8,18 @@ import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { constants as zlibConstants, createGzip, type Gzip } from 'node:zlib';
-import { ChunkWindow, RETRY_MAX_MS, RETRY_MIN_MS } from './chunk-window.js';
+import { ChunkWindow } from './chunk-window.js';
 import type { RedisClient } from './client.js';
 import { formatCrc, parseCrc } from './crc.js';
-import { aborted, badFormat, corrupt, ErrorCodes, exists, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
-import { fileKeys, type FileKeys, Flag, memoryEventsKey, Meta } from './format.js';
+import { aborted, corrupt, ErrorCodes, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
+import { type FileKeys, fileKeys, Flag, memoryEventsKey } from './format.js';
+import { WriterLease } from './lease.js';
 import { MemoryGuard } from './memory-guard.js';
 import { checkClientAndKey, resolveWriteOptions, type ResolvedWriteOptions, type WriteStreamOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
-import { ABORT, COMMIT, CREATE, RESUME, run, runAndWait, TOUCH, TRIM } from './scripts/index.js';
+import { Pauses, withRetries } from './retry.js';
+import { ABORT, COMMIT, run, runAndWait, TRIM } from './scripts/index.js';
+import type { CommitReply } from './scripts/writer.js';
 
 /** How long `destroy()` waits for the abort record to be stored before it lets go. */
 const ABORT_WAIT_MS = 5000;
@@ -48,10 +52,13 @@ export class RedisWriteStream extends Writable {
   readonly #client: RedisClient;
   readonly #opts: ResolvedWriteOptions;
   readonly #keys: FileKeys;
-  readonly #writer = randomBytes(8).toString('hex');
+  readonly #lease: WriterLease;
+  /** Pauses between retries, all cut short when the stream is destroyed. */
+  readonly #pauses = new Pauses();
   #gen = randomBytes(8).toString('hex');
   #chunksKey: string;
   #chunkSize: number;
+  #encoding: string;
 
   /** The chunk being filled, how much of it is filled, and how much of that was sent as pieces. */
   #buf: Buffer;
@@ -64,21 +71,19 @@ export class RedisWriteStream extends Writable {
    * fresh 256 KiB buffer per chunk costs page faults and garbage collections that show as CPU time.
    */
   readonly #spare: Buffer[] = [];
-  /** The chunk writes, once the key is claimed. */
+  /**
+   * Written bytes not yet copied into chunks, because the window is full: kept as the caller's own
+   * buffers (never copied whole), and taken a chunk at a time as the window makes room.
+   */
+  readonly #held: Buffer[] = [];
+  /** The callback of the write(s) in #held, or of a write that waits for room. */
+  #blocked: ((error?: Error | null) => void) | undefined;
+  /** The piece writes, once the key is claimed. */
   #window: ChunkWindow | undefined;
-  /** A write callback held back while the window is full. */
-  #blocked: (() => void) | undefined;
   /** Called when the window empties or the stream fails. */
   #drained: (() => void) | undefined;
-  #retryTimer: NodeJS.Timeout | undefined;
-  /** Ends a pause between retries at once when the stream is destroyed. */
-  #wakePause: (() => void) | undefined;
-  #encoding: string;
-  #created = false;
   #creating: Promise<void> | undefined;
   #gzip: Gzip | undefined;
-  #heartbeat: NodeJS.Timeout | undefined;
-  #touching = false;
   #committed = false;
   #failure: Error | undefined;
   readonly #progress: ProgressTicker;
@@ -96,6 +101,7 @@ export class RedisWriteStream extends Writable {
     this.#client = client;
     this.#opts = opts;
     this.#keys = fileKeys(opts.prefix, key);
+    this.#lease = new WriterLease(client, key, this.#keys, opts, this.#pauses);
     this.#chunksKey = this.#keys.chunks(this.#gen);
     this.#chunkSize = opts.chunkSize;
     this.#encoding = opts.contentEncoding ?? 'identity';
@@ -107,7 +113,9 @@ export class RedisWriteStream extends Writable {
       const relieve =
         opts.consumers === undefined
           ? undefined
-          : async () => (await run(client, TRIM, { meta: this.#keys.meta, chunks: this.#chunksKey }, { gen: this.#gen, consumer: '', position: 0 })).trimmed > 0;
+          : async () =>
+              (await run(client, TRIM, { meta: this.#keys.meta, chunks: this.#chunksKey }, { gen: this.#gen, consumer: '', position: 0 }))
+                .trimmed > 0;
       this.#guard = new MemoryGuard(client, opts.maxRedisMemory, memoryEventsKey(opts.prefix), this.#keys.meta, relieve);
     }
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
@@ -121,7 +129,7 @@ export class RedisWriteStream extends Writable {
     return this.#window?.committedBytes ?? 0;
   }
 
-  /** Chunks acknowledged by Redis so far. */
+  /** Chunks acknowledged by Redis so far (the last may be partly filled). */
   get committedChunks(): number {
     return this.#window?.committedChunks ?? 0;
   }
@@ -142,12 +150,12 @@ export class RedisWriteStream extends Writable {
 
   /**
    * Node holds `_destroy` back until `_construct` has called back, and the claim may be waiting out
-   * another writer's lease (seconds): wake that wait, so that destroy() and the signal take effect
-   * at once at every point of the stream's life.
+   * another writer's lease (seconds): end that wait, so that destroy() and the signal take effect at
+   * once at every point of the stream's life.
    */
   override destroy(error?: Error): this {
     super.destroy(error);
-    this.#wakePause?.();
+    this.#pauses.cancel();
     return this;
   }
 
@@ -159,26 +167,27 @@ export class RedisWriteStream extends Writable {
     }
     if (this.#opts.compress) {
       this.#gzip = createGzip();
-      this.#gzip.on('data', (data: Buffer) => {
-        if (!this.#absorb(data)) this.#gzip!.pause();
-      });
+      this.#gzip.on('data', (data: Buffer) => this.#gzipped(data));
       this.#gzip.on('error', (err) => this.destroy(err));
     }
     // The file exists before the first write: 'ready' follows, and a reader opened then finds it.
-    this.#create().then(() => callback(), callback);
+    this.#creating = this.#claim();
+    this.#creating.then(() => callback(), callback);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (chunk === FLUSH) this.#flushNow(callback);
-    else this.#input(chunk, callback);
+    else this.#input([chunk], callback);
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
     // Buffered writes arrive together (the window was full): one callback for all of them, and each
     // copied straight into the chunks, without joining them into one buffer first.
-    if (!this.#gzip && !this.#failure && !chunks.some(({ chunk }) => chunk === FLUSH)) {
-      for (const { chunk } of chunks) this.#absorb(chunk);
-      this.#whenRoom(callback);
+    if (!this.#gzip && !chunks.some(({ chunk }) => chunk === FLUSH)) {
+      this.#input(
+        chunks.map(({ chunk }) => chunk),
+        callback,
+      );
       return;
     }
     // With a flush or gzip among them: one at a time, in order.
@@ -195,13 +204,13 @@ export class RedisWriteStream extends Writable {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#opts.signal?.removeEventListener('abort', this.#onAbort);
-    this.#stopHeartbeat();
-    clearTimeout(this.#retryTimer);
+    this.#lease.stopHeartbeat();
+    this.#pauses.cancel();
     clearTimeout(this.#flushTimer);
-    this.#wakePause?.();
     this.#window?.stop();
     this.#guard?.close();
     this.#gzip?.destroy();
+    this.#held.length = 0;
     this.#blocked = undefined;
     this.#failure ??= error ?? aborted(this.key, 'the writer was destroyed');
     this.#wake();
@@ -213,14 +222,21 @@ export class RedisWriteStream extends Writable {
       timer = setTimeout(resolve, ABORT_WAIT_MS);
     });
     const abort = claimed.then(() => {
-      if (!this.#created || this.#committed) return;
+      if (!this.#window || this.#committed) return;
       const reason = error ? `${error.name}: ${error.message}` : 'the writer was destroyed';
-      const whole = this.#window!.whole;
+      const whole = this.#window.whole;
       return run(
         this.#client,
         ABORT,
         { meta: this.#keys.meta, chunks: this.#chunksKey },
-        { writer: this.#writer, reason, size: whole.bytes, chunks: whole.chunks, crc32: formatCrc(whole.crc), lost: lostChunks(error) ? Flag.yes : Flag.no },
+        {
+          writer: this.#lease.token,
+          reason,
+          size: whole.bytes,
+          chunks: whole.chunks,
+          crc32: formatCrc(whole.crc),
+          lost: lostChunks(error) ? Flag.yes : Flag.no,
+        },
       );
     });
     // Readers must learn of the abort, but a dead connection must not keep the stream open forever.
@@ -235,7 +251,8 @@ export class RedisWriteStream extends Writable {
   // ---------------------------------------------------------------------------------------------
   // Input
 
-  #input(data: Buffer, callback: (error?: Error | null) => void): void {
+  /** Take written buffers into chunks, as far as the window has room; call back once all are in. */
+  #input(data: Buffer[], callback: (error?: Error | null) => void): void {
     if (this.#failure) {
       callback(this.#failure);
       return;
@@ -243,45 +260,59 @@ export class RedisWriteStream extends Writable {
     if (this.#gzip) {
       // The gzip's own write callback provides the backpressure: it only fires once the compressor
       // has consumed the input, which it stops doing while its output is paused.
-      this.#gzip.write(data, (err) => callback(err ?? this.#failure));
+      const last = data.length - 1;
+      data.forEach((d, i) => this.#gzip!.write(d, i === last ? (err) => callback(err ?? this.#failure) : undefined));
       this.#armFlush();
       return;
     }
-    this.#absorb(data);
-    this.#whenRoom(callback);
+    this.#held.push(...data);
+    this.#blocked = callback;
+    this.#takeHeld();
+  }
+
+  /**
+   * Copy held bytes into chunks while the window has room (or the chunk being filled is not full),
+   * queueing every full chunk; call back the writes once every held byte is in and there is room.
+   */
+  #takeHeld(): void {
+    const size = this.#chunkSize;
+    while (this.#held.length > 0 && (this.#hasRoom() || this.#bufLen < size)) {
+      const data = this.#held[0]!;
+      const n = Math.min(size - this.#bufLen, data.length);
+      data.copy(this.#buf, this.#bufLen, 0, n);
+      this.#bufLen += n;
+      if (n === data.length) this.#held.shift();
+      // A view of the rest: the caller's buffer is never copied whole.
+      else this.#held[0] = data.subarray(n);
+      if (this.#bufLen === size) this.#queueFullChunk();
+    }
+    this.#armFlush();
+    if (this.#held.length === 0 && this.#blocked && (this.#hasRoom() || this.#failure)) {
+      const blocked = this.#blocked;
+      this.#blocked = undefined;
+      blocked(this.#failure);
+    }
+  }
+
+  /** Compressed output: into chunks, pausing the compressor while the window is full. */
+  #gzipped(data: Buffer): void {
+    this.#held.push(data);
+    this.#takeHeld();
+    if (this.#held.length > 0 || !this.#hasRoom()) this.#gzip!.pause();
+  }
+
+  #queueFullChunk(): void {
+    // The rest of the chunk after what flushes sent: the whole chunk when nothing was.
+    this.#window!.queue(this.#flushedTo === 0 ? this.#buf : this.#buf.subarray(this.#flushedTo), this.#buf);
+    this.#buf = this.#spare.pop() ?? Buffer.allocUnsafe(this.#chunkSize);
+    this.#bufLen = this.#flushedTo = 0;
+    // Nothing is waiting to be sent any more: the flush interval starts again with new bytes.
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
   }
 
   #hasRoom(): boolean {
     return this.#window?.hasRoom() ?? true;
-  }
-
-  #whenRoom(callback: (error?: Error | null) => void): void {
-    if (this.#failure) callback(this.#failure);
-    else if (this.#hasRoom()) callback();
-    else this.#blocked = () => callback(this.#failure);
-  }
-
-  /** Copy bytes into chunks and queue every full one. Returns whether the window has room. */
-  #absorb(data: Buffer): boolean {
-    const size = this.#chunkSize;
-    let offset = 0;
-    while (offset < data.length) {
-      const n = Math.min(size - this.#bufLen, data.length - offset);
-      data.copy(this.#buf, this.#bufLen, offset, offset + n);
-      this.#bufLen += n;
-      offset += n;
-      if (this.#bufLen === size) {
-        // The rest of the chunk after what flushes sent: the whole chunk when nothing was.
-        this.#window!.queue(this.#flushedTo === 0 ? this.#buf : this.#buf.subarray(this.#flushedTo), this.#buf);
-        this.#buf = this.#spare.pop() ?? Buffer.allocUnsafe(size);
-        this.#bufLen = this.#flushedTo = 0;
-        // Nothing is waiting to be sent any more: the flush interval starts again with new bytes.
-        clearTimeout(this.#flushTimer);
-        this.#flushTimer = undefined;
-      }
-    }
-    this.#armFlush();
-    return this.#hasRoom();
   }
 
   /** Start the flush interval when bytes wait to be sent and it is not running yet. */
@@ -294,9 +325,9 @@ export class RedisWriteStream extends Writable {
   #onFlushTimer(): void {
     this.#flushTimer = undefined;
     if (this.#failure || this.#committing || this.destroyed) return;
-    // Writes are queued behind a full window: the writer fills chunks faster than they are stored,
-    // and its bytes go out as whole chunks without flushing.
-    if (this.#blocked || this.writableLength > 0) {
+    // Writes wait behind a full window: the writer fills chunks faster than they are stored, and
+    // its bytes go out as whole chunks without flushing.
+    if (this.#held.length > 0 || this.writableLength > 0) {
       this.#armFlush();
       return;
     }
@@ -321,24 +352,28 @@ export class RedisWriteStream extends Writable {
       clearTimeout(this.#flushTimer);
       this.#flushTimer = undefined;
       this.#sendPartial();
-      if (this.#failure || (this.#window?.pending ?? 0) === 0) callback(this.#failure);
-      else this.#drained = () => callback(this.#failure);
+      this.#whenDrained().then(() => callback(this.#failure));
     };
     if (this.#gzip) this.#gzip.flush(zlibConstants.Z_SYNC_FLUSH, send);
     else send();
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Chunk writes
+  /** Resolves once every piece sent is acknowledged, or the stream failed. */
+  #whenDrained(): Promise<void> {
+    if (this.#failure || (this.#window?.pending ?? 0) === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => (this.#drained = resolve));
+  }
 
-  /** Let a held write callback or the final flush go on, when there is room or a failure. */
+  /** Room or a failure: take held bytes on, resume the compressor, and settle a drain. */
   #wake(): void {
-    if (this.#blocked && (this.#hasRoom() || this.#failure)) {
+    if (this.#failure && this.#blocked) {
       const blocked = this.#blocked;
       this.#blocked = undefined;
-      blocked();
+      blocked(this.#failure);
+    } else {
+      this.#takeHeld();
     }
-    if (this.#gzip?.isPaused() && this.#hasRoom()) this.#gzip.resume();
+    if (this.#gzip?.isPaused() && this.#held.length === 0 && this.#hasRoom()) this.#gzip.resume();
     if (this.#drained && ((this.#window?.pending ?? 0) === 0 || this.#failure)) {
       const drained = this.#drained;
       this.#drained = undefined;
@@ -354,162 +389,26 @@ export class RedisWriteStream extends Writable {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Lifecycle scripts
-
-  /** Run a script, retrying with backoff while Redis refuses it for a passing reason. */
-  async #script<T>(name: string, call: () => Promise<T>): Promise<T> {
-    const start = Date.now();
-    for (let delay = RETRY_MIN_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
-      try {
-        return await call();
-      } catch (err) {
-        if (!isRetryable(err, this.#client) || Date.now() - start + delay > this.#opts.retryTimeout || this.destroyed) {
-          throw wrapRedisError(err, this.key, name);
-        }
-      }
-      await this.#pause(delay);
-    }
-  }
-
-  /** Wait `ms`, or less when the stream is destroyed meanwhile. */
-  #pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      if (this.destroyed) {
-        resolve();
-        return;
-      }
-      this.#wakePause = resolve;
-      this.#retryTimer = setTimeout(resolve, ms);
-    }).finally(() => {
-      clearTimeout(this.#retryTimer);
-      this.#wakePause = undefined;
-    });
-  }
-
-  /**
-   * The key is held by a writer whose lease has not lapsed yet. With `overwrite` or `resume`, a
-   * writer that died moments ago (a supervisor restarts a crashed process at once) must not block
-   * the key: wait until its lease would lapse, once, and try again; a holder that keeps its
-   * heartbeat is still there then, and the claim fails.
-   */
-  async #waitOutLease(lapseIn: number, waited: boolean): Promise<boolean> {
-    if (waited || !(this.#opts.overwrite || this.#opts.resume) || this.destroyed) return false;
-    await this.#pause(Math.max(0, lapseIn) + 20);
-    return !this.destroyed;
-  }
-
-  #create(): Promise<void> {
-    this.#creating ??= this.#claim();
-    return this.#creating;
-  }
+  // Lifecycle
 
   async #claim(): Promise<void> {
-    let waited = false;
-    if (this.#opts.resume) {
-      const resumed = await this.#resume();
-      if (resumed) return;
+    const claimed = await this.#lease.claim(this.#gen, { chunkSize: this.#chunkSize, encoding: this.#encoding });
+    // Destroyed meanwhile: nothing was claimed (or, with a claim already under way, _destroy
+    // marks what it created aborted).
+    if (claimed === undefined) return;
+    if (claimed.kind === 'resumed') {
+      this.#gen = claimed.gen;
+      this.#chunksKey = this.#keys.chunks(claimed.gen);
+      this.#chunkSize = claimed.chunkSize;
+      this.#buf = Buffer.allocUnsafe(this.#chunkSize);
+      this.#encoding = claimed.encoding;
     }
-    const o = this.#opts;
-    for (let attempt = 0; attempt < 10 && !this.destroyed; attempt++) {
-      const reply = await this.#script('creating the file', async () => {
-        const oldGen = await this.#client.hget(this.#keys.meta, Meta.gen);
-        return run(
-          this.#client,
-          CREATE,
-          { meta: this.#keys.meta, chunks: this.#chunksKey, events: this.#keys.events, old: oldGen ? this.#keys.chunks(oldGen) : this.#chunksKey },
-          {
-            gen: this.#gen,
-            writer: this.#writer,
-            overwrite: o.overwrite ? Flag.yes : Flag.no,
-            oldGen: oldGen ?? '',
-            chunkSize: this.#chunkSize,
-            encoding: this.#encoding,
-            contentType: o.contentType,
-            metadata: JSON.stringify(o.metadata),
-            ttl: o.ttl,
-            hbi: o.heartbeatInterval,
-            consumers: o.consumers === undefined ? '' : JSON.stringify(o.consumers),
-            trim: o.maxRedisMemory === undefined ? Flag.no : Flag.yes,
-          },
-        );
-      });
-      switch (reply.status) {
-        case 'ok':
-          this.#started();
-          return;
-        case 'exists':
-          throw exists(this.key, `a ${reply.state} file is stored at this key and \`overwrite\` is off`);
-        case 'busy':
-          if (!(await this.#waitOutLease(reply.lapseIn, waited))) {
-            // Destroyed while waiting: nothing was claimed, and the stream says nothing more.
-            if (this.destroyed) return;
-            throw exists(this.key, 'another writer is writing this file (its heartbeat goes on)');
-          }
-          waited = true;
-          break;
-        case 'format':
-          throw badFormat(this.key, `cannot write over this key: ${reply.detail}`);
-        // 'retry': the file changed between reading its generation and the script; read again.
-      }
-    }
-    if (this.destroyed) return;
-    throw exists(this.key, 'the key keeps changing under concurrent writers');
-  }
-
-  /**
-   * Take over a file whose writer is gone, continuing from the committed size that `stat`
-   * reports. Returns false when there is no file, so that a new one is created.
-   */
-  async #resume(): Promise<boolean> {
-    let waited = false;
-    for (let attempt = 0; attempt < 10 && !this.destroyed; attempt++) {
-      const reply = await this.#script('resuming the file', async () => {
-        const gen = (await this.#client.hget(this.#keys.meta, Meta.gen)) ?? '';
-        return run(
-          this.#client,
-          RESUME,
-          { meta: this.#keys.meta, chunks: this.#keys.chunks(gen), events: this.#keys.events },
-          { gen, writer: this.#writer, hbi: this.#opts.heartbeatInterval },
-        );
-      });
-      switch (reply.status) {
-        case 'missing':
-          return false;
-        case 'ok':
-          this.#gen = reply.gen;
-          this.#chunksKey = this.#keys.chunks(reply.gen);
-          this.#chunkSize = Number(reply.chunkSize);
-          this.#buf = Buffer.allocUnsafe(this.#chunkSize);
-          this.#encoding = reply.encoding;
-          this.#started();
-          this.#window!.startAt(Number(reply.chunks), Number(reply.size), parseCrc(reply.crc32) ?? 0, reply.pieces, reply.last);
-          return true;
-        case 'busy':
-          if (!(await this.#waitOutLease(reply.lapseIn, waited))) {
-            if (this.destroyed) return true;
-            throw exists(this.key, 'another writer is writing this file (its heartbeat goes on)');
-          }
-          waited = true;
-          break;
-        case 'finished':
-          throw exists(this.key, 'the file is already complete: there is nothing to resume');
-        case 'damaged':
-          throw corrupt(this.key, 'cannot resume: Redis lost chunks of this file that it had acknowledged');
-        case 'format':
-          throw badFormat(this.key, `cannot resume this key: ${reply.detail}`);
-      }
-    }
-    if (this.destroyed) return true;
-    throw exists(this.key, 'the key keeps changing under concurrent writers');
-  }
-
-  #started(): void {
     this.#window = new ChunkWindow({
       client: this.#client,
       key: this.key,
       keys: this.#keys,
       chunksKey: this.#chunksKey,
-      writer: this.#writer,
+      writer: this.#lease.token,
       chunkSize: this.#chunkSize,
       maxInFlight: this.#opts.maxInFlight,
       retryTimeout: this.#opts.retryTimeout,
@@ -528,12 +427,18 @@ export class RedisWriteStream extends Writable {
       // the writes: backpressure until memory is freed.
       admit: this.#guard ? (bytes) => this.#guard!.admit(bytes) : undefined,
     });
-    this.#created = true;
+    if (claimed.kind === 'resumed') {
+      this.#window.startAt(claimed.chunks, claimed.size, parseCrc(claimed.crc32) ?? 0, claimed.pieces, claimed.last);
+    }
     // Destroyed while claiming: _destroy aborts the file; no heartbeat may keep it alive.
     if (this.destroyed) return;
-    this.#heartbeat = setInterval(() => this.#touch(), this.#opts.heartbeatInterval);
-    // The heartbeat must not be what keeps a process alive.
-    this.#heartbeat.unref();
+    this.#lease.startHeartbeat(
+      () => {
+        const whole = this.#window!.whole;
+        return { bytes: whole.bytes, chunks: whole.chunks, crc32: formatCrc(whole.crc) };
+      },
+      () => this.#fail(aborted(this.key, 'the file was removed or taken over by another writer while being written')),
+    );
     this.emit('ready');
   }
 
@@ -551,27 +456,22 @@ export class RedisWriteStream extends Writable {
     this.#flushTimer = undefined;
     const window = this.#window!;
     this.#sendPartial();
-    if (window.pending > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    await this.#whenDrained();
     if (this.#failure) throw this.#failure;
-    this.#stopHeartbeat();
+    this.#lease.stopHeartbeat();
     const cut = window.cut;
     // From here an abort no longer takes the upload back: what the stream reports must match what
     // Redis holds, and the end record may already be stored.
     this.#committing = true;
-    const keys = { meta: this.#keys.meta, chunks: this.#chunksKey, events: this.#keys.events };
-    const args = {
-      writer: this.#writer,
+    const reply = await this.#commit({
+      writer: this.#lease.token,
       last: cut.last,
       pieces: cut.pieces,
       size: cut.bytes,
       chunks: cut.chunks,
       crc32: formatCrc(cut.crc),
       ttl: this.#opts.ttl,
-    };
-    const reply =
-      this.#opts.waitReplicas > 0
-        ? await this.#commitReplicated(keys, args)
-        : await this.#script('committing the end record', () => run(this.#client, COMMIT, keys, args));
+    });
     if (reply.status === 'lease') throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
     if (reply.status === 'corrupt') throw corrupt(this.key, `cannot commit: ${reply.detail}`);
     this.#committed = true;
@@ -580,45 +480,40 @@ export class RedisWriteStream extends Writable {
   }
 
   /**
-   * Commit, then WAIT until `waitReplicas` replicas hold the end record. The commit is idempotent:
-   * while too few replicas confirm, it runs again (and writes again), until `retryTimeout`.
+   * Append the end record. With `waitReplicas`, WAIT until that many replicas hold it; the commit
+   * is idempotent, so while too few replicas confirm it runs again (and writes again), until
+   * `retryTimeout`.
    */
-  async #commitReplicated(
-    keys: Parameters<typeof run<'meta' | 'chunks' | 'events', string, unknown>>[2],
-    args: Record<string, string | number>,
-  ): Promise<Awaited<ReturnType<typeof COMMIT.decode>>> {
+  #commit(args: Record<'writer' | 'last' | 'pieces' | 'size' | 'chunks' | 'crc32' | 'ttl', string | number>): Promise<CommitReply> {
+    const keys = { meta: this.#keys.meta, chunks: this.#chunksKey, events: this.#keys.events };
     const { waitReplicas, waitTimeout, retryTimeout } = this.#opts;
-    const start = Date.now();
-    for (let delay = RETRY_MIN_MS; ; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
-      const { reply, replicas } = await this.#script('committing the end record', () =>
-        runAndWait(this.#client, COMMIT, keys, args, waitReplicas, waitTimeout),
-      );
-      if (reply.status !== 'ok' || replicas >= waitReplicas) return reply;
-      if (Date.now() - start + delay > retryTimeout || this.destroyed) {
-        throw timeout(this.key, `the end record reached ${replicas} of ${waitReplicas} replicas (the file is complete on the primary)`);
-      }
-      await this.#pause(delay);
-    }
+    return withRetries(
+      async () => {
+        if (waitReplicas === 0) return run(this.#client, COMMIT, keys, args);
+        const { reply, replicas } = await runAndWait(this.#client, COMMIT, keys, args, waitReplicas, waitTimeout);
+        if (reply.status !== 'ok' || replicas >= waitReplicas) return reply;
+        throw new TooFewReplicas(replicas, waitReplicas);
+      },
+      {
+        retryable: (err) => err instanceof TooFewReplicas || isRetryable(err, this.#client),
+        budgetMs: retryTimeout,
+        pauses: this.#pauses,
+        wrap: (err) =>
+          err instanceof TooFewReplicas
+            ? timeout(this.key, `the end record reached ${err.replicas} of ${err.wanted} replicas (the file is complete on the primary)`)
+            : wrapRedisError(err, this.key, 'committing the end record'),
+      },
+    );
   }
+}
 
-  #stopHeartbeat(): void {
-    clearInterval(this.#heartbeat);
-    this.#heartbeat = undefined;
-  }
-
-  #touch(): void {
-    if (this.#touching || this.#committed) return;
-    this.#touching = true;
-    const whole = this.#window!.whole;
-    run(this.#client, TOUCH, { meta: this.#keys.meta }, { writer: this.#writer, size: whole.bytes, chunks: whole.chunks, crc32: formatCrc(whole.crc) })
-      .then(({ held }) => {
-        if (!held && this.#heartbeat) {
-          this.#fail(aborted(this.key, 'the file was removed or taken over by another writer while being written'));
-        }
-      })
-      // A missed heartbeat is not fatal: the next one, or the chunk writes, will fail clearly.
-      .catch(() => {})
-      .finally(() => (this.#touching = false));
+/** The end record is stored, but on fewer replicas than `waitReplicas`. */
+class TooFewReplicas extends Error {
+  constructor(
+    readonly replicas: number,
+    readonly wanted: number,
+  ) {
+    super(`${replicas} of ${wanted} replicas`);
   }
 }
 

@@ -21,7 +21,11 @@ export type CreateReply =
  * live writer holds it) or a key holds something else; write the hash, the header and a `created`
  * event; apply the TTL. `old` is the chunk stream of the file replaced (or the new one again).
  */
-export const CREATE = defineScript<'meta' | 'chunks' | 'events' | 'old', string, CreateReply>({
+export const CREATE = defineScript<
+  'meta' | 'chunks' | 'events' | 'old',
+  'gen' | 'writer' | 'overwrite' | 'oldGen' | 'chunkSize' | 'encoding' | 'contentType' | 'metadata' | 'ttl' | 'hbi' | 'consumers' | 'trim',
+  CreateReply
+>({
   name: 'create',
   keys: ['meta', 'chunks', 'events', 'old'],
   args: ['gen', 'writer', 'overwrite', 'oldGen', 'chunkSize', 'encoding', 'contentType', 'metadata', 'ttl', 'hbi', 'consumers', 'trim'],
@@ -90,7 +94,7 @@ export type CommitReply = { status: 'ok' } | { status: 'lease' } | { status: 'co
  * append the end record and mark the file complete (or delete it at once, when its consumers have
  * all acknowledged it already).
  */
-export const COMMIT = defineScript<'meta' | 'chunks' | 'events', string, CommitReply>({
+export const COMMIT = defineScript<'meta' | 'chunks' | 'events', 'writer' | 'last' | 'pieces' | 'size' | 'chunks' | 'crc32' | 'ttl', CommitReply>({
   name: 'commit',
   keys: ['meta', 'chunks', 'events'],
   args: ['writer', 'last', 'pieces', 'size', 'chunks', 'crc32', 'ttl'],
@@ -135,7 +139,7 @@ return cjson.encode({status='ok'})
  * prefix of whole chunks (where a resume continues). `lost` is '1' when Redis lost acknowledged
  * pieces. `done` is false when the writer no longer held the key.
  */
-export const ABORT = defineScript<'meta' | 'chunks', string, { done: boolean }>({
+export const ABORT = defineScript<'meta' | 'chunks', 'writer' | 'reason' | 'size' | 'chunks' | 'crc32' | 'lost', { done: boolean }>({
   name: 'abort',
   keys: ['meta', 'chunks'],
   args: ['writer', 'reason', 'size', 'chunks', 'crc32', 'lost'],

@@ -1,0 +1,211 @@
+/**
+ * A writer's lease on its key: claiming it (creating the file, or resuming one whose writer is
+ * gone), waiting out a holder that stopped a moment ago, and keeping it with a heartbeat.
+ * @internal
+ * @module
+ */
+
+import { randomBytes } from 'node:crypto';
+import type { RedisClient } from './client.js';
+import { badFormat, corrupt, exists, isRetryable, wrapRedisError } from './errors.js';
+import { type FileKeys, Flag, Meta } from './format.js';
+import type { ResolvedWriteOptions } from './options.js';
+import { MAX_ATTEMPTS, type Pauses, withRetries } from './retry.js';
+import { CREATE, RESUME, run, TOUCH } from './scripts/index.js';
+
+/** @internal What a claim gives the writer: a new file, or where a resumed one continues. */
+export type Claimed =
+  | { readonly kind: 'created'; readonly gen: string }
+  | {
+      readonly kind: 'resumed';
+      readonly gen: string;
+      readonly chunkSize: number;
+      readonly encoding: string;
+      readonly chunks: number;
+      readonly size: number;
+      readonly crc32: string;
+      readonly pieces: number;
+      readonly last: string;
+    };
+
+/** @internal The acknowledged prefix of whole chunks that each heartbeat records. */
+export interface Progress {
+  readonly bytes: number;
+  readonly chunks: number;
+  readonly crc32: string;
+}
+
+/** @internal */
+export class WriterLease {
+  /** The random token that names this writer in the hash; every state change checks it. */
+  readonly token = randomBytes(8).toString('hex');
+  readonly #client: RedisClient;
+  readonly #key: string;
+  readonly #keys: FileKeys;
+  readonly #opts: ResolvedWriteOptions;
+  readonly #pauses: Pauses;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #touching = false;
+
+  constructor(client: RedisClient, key: string, keys: FileKeys, opts: ResolvedWriteOptions, pauses: Pauses) {
+    this.#client = client;
+    this.#key = key;
+    this.#keys = keys;
+    this.#opts = opts;
+    this.#pauses = pauses;
+  }
+
+  /**
+   * Claim the key: resume the file there (with `resume`), or create a new one of generation `gen`.
+   * Resolves to undefined when the stream was destroyed meanwhile (the pauses were cancelled):
+   * nothing was claimed then.
+   */
+  async claim(gen: string, layout: { chunkSize: number; encoding: string }): Promise<Claimed | undefined> {
+    if (this.#opts.resume) {
+      const resumed = await this.#resume();
+      if (resumed !== 'missing') return resumed;
+    }
+    const o = this.#opts;
+    let waited = false;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS && !this.#pauses.cancelled; attempt++) {
+      const reply = await this.#script('creating the file', async () => {
+        const oldGen = await this.#client.hget(this.#keys.meta, Meta.gen);
+        return run(
+          this.#client,
+          CREATE,
+          {
+            meta: this.#keys.meta,
+            chunks: this.#keys.chunks(gen),
+            events: this.#keys.events,
+            old: this.#keys.chunks(oldGen ?? gen),
+          },
+          {
+            gen,
+            writer: this.token,
+            overwrite: o.overwrite ? Flag.yes : Flag.no,
+            oldGen: oldGen ?? '',
+            chunkSize: layout.chunkSize,
+            encoding: layout.encoding,
+            contentType: o.contentType,
+            metadata: JSON.stringify(o.metadata),
+            ttl: o.ttl,
+            hbi: o.heartbeatInterval,
+            consumers: o.consumers === undefined ? '' : JSON.stringify(o.consumers),
+            trim: o.maxRedisMemory === undefined ? Flag.no : Flag.yes,
+          },
+        );
+      });
+      switch (reply.status) {
+        case 'ok':
+          return { kind: 'created', gen };
+        case 'exists':
+          throw exists(this.#key, `a ${reply.state} file is stored at this key and \`overwrite\` is off`);
+        case 'busy':
+          if (!(await this.#waitOut(reply.lapseIn, waited))) return this.#busy();
+          waited = true;
+          break;
+        case 'format':
+          throw badFormat(this.#key, `cannot write over this key: ${reply.detail}`);
+        // 'retry': the file changed between reading its generation and the script; read again.
+      }
+    }
+    return this.#busy('the key keeps changing under concurrent writers');
+  }
+
+  /** Take over a file whose writer is gone, cut back to the whole chunks of its last heartbeat. */
+  async #resume(): Promise<Claimed | 'missing' | undefined> {
+    let waited = false;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS && !this.#pauses.cancelled; attempt++) {
+      const reply = await this.#script('resuming the file', async () => {
+        const gen = (await this.#client.hget(this.#keys.meta, Meta.gen)) ?? '';
+        return run(
+          this.#client,
+          RESUME,
+          { meta: this.#keys.meta, chunks: this.#keys.chunks(gen), events: this.#keys.events },
+          { gen, writer: this.token, hbi: this.#opts.heartbeatInterval },
+        );
+      });
+      switch (reply.status) {
+        case 'missing':
+          return 'missing';
+        case 'ok':
+          return {
+            kind: 'resumed',
+            gen: reply.gen,
+            chunkSize: Number(reply.chunkSize),
+            encoding: reply.encoding,
+            chunks: Number(reply.chunks),
+            size: Number(reply.size),
+            crc32: reply.crc32,
+            pieces: reply.pieces,
+            last: reply.last,
+          };
+        case 'busy':
+          if (!(await this.#waitOut(reply.lapseIn, waited))) return this.#busy();
+          waited = true;
+          break;
+        case 'finished':
+          throw exists(this.#key, 'the file is already complete: there is nothing to resume');
+        case 'damaged':
+          throw corrupt(this.#key, 'cannot resume: Redis lost chunks of this file that it had acknowledged');
+        case 'format':
+          throw badFormat(this.#key, `cannot resume this key: ${reply.detail}`);
+      }
+    }
+    return this.#busy('the key keeps changing under concurrent writers');
+  }
+
+  /** Destroyed meanwhile: nothing was claimed, and the stream says nothing more. Else the key is held. */
+  #busy(why = 'another writer is writing this file (its heartbeat goes on)'): undefined {
+    if (this.#pauses.cancelled) return undefined;
+    throw exists(this.#key, why);
+  }
+
+  /**
+   * The key is held by a writer whose lease has not lapsed yet. With `overwrite` or `resume`, a
+   * writer that died moments ago (a supervisor restarts a crashed process at once) must not block
+   * the key: wait until its lease would lapse, once, and try again; a holder that keeps its
+   * heartbeat is still there then, and the claim fails.
+   */
+  async #waitOut(lapseIn: number, waited: boolean): Promise<boolean> {
+    if (waited || !(this.#opts.overwrite || this.#opts.resume) || this.#pauses.cancelled) return false;
+    await this.#pauses.wait(Math.max(0, lapseIn) + 20);
+    return !this.#pauses.cancelled;
+  }
+
+  /** Run a script, retrying with backoff while Redis refuses it for a passing reason. */
+  #script<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    return withRetries(call, {
+      retryable: (err) => isRetryable(err, this.#client),
+      budgetMs: this.#opts.retryTimeout,
+      pauses: this.#pauses,
+      wrap: (err) => wrapRedisError(err, this.#key, operation),
+    });
+  }
+
+  /**
+   * Refresh the lease every heartbeat interval, recording `progress()` (where a resume would
+   * continue). `lost` is called when the key is no longer this writer's. The timer never keeps a
+   * process alive.
+   */
+  startHeartbeat(progress: () => Progress, lost: () => void): void {
+    this.#heartbeat = setInterval(() => {
+      if (this.#touching) return;
+      this.#touching = true;
+      const p = progress();
+      run(this.#client, TOUCH, { meta: this.#keys.meta }, { writer: this.token, size: p.bytes, chunks: p.chunks, crc32: p.crc32 })
+        .then(({ held }) => {
+          if (!held && this.#heartbeat) lost();
+        })
+        // A missed heartbeat is not fatal: the next one, or the piece writes, will fail clearly.
+        .catch(() => {})
+        .finally(() => (this.#touching = false));
+    }, this.#opts.heartbeatInterval);
+    this.#heartbeat.unref();
+  }
+
+  stopHeartbeat(): void {
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+  }
+}
