@@ -11,11 +11,9 @@ import type { RedisClient } from './client.js';
 import { crc32, crc32Combine, formatCrc } from './crc.js';
 import { aborted, corrupt, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
 import { Field, FIRST_PIECE, type FileKeys, HEADER_ID, pieceId } from './format.js';
+import { nextDelay, RETRY_MIN_MS } from './retry.js';
 import { REPAIR, run } from './scripts/index.js';
 
-/** First and longest pause between retries while Redis refuses writes (out of memory, busy). */
-export const RETRY_MIN_MS = 50;
-export const RETRY_MAX_MS = 1000;
 
 /** A piece cut from the input and not yet acknowledged by Redis. */
 interface PendingPiece {
@@ -363,7 +361,7 @@ export class ChunkWindow {
             this.#sendQueued();
           },
           (err: unknown) => {
-            if (isRetryable(err, client)) attempt(Math.min(delay * 2, RETRY_MAX_MS));
+            if (isRetryable(err, client)) attempt(nextDelay(delay));
             else this.#fail(wrapRedisError(err, key, 'repairing the chunk stream'));
           },
         );

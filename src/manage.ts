@@ -20,6 +20,7 @@ import {
 } from './options.js';
 import { pipeline } from 'node:stream/promises';
 import { createRedisReadStream } from './read-stream.js';
+import { MAX_ATTEMPTS } from './retry.js';
 import { EXPIRE, REMOVE, RENAME, run } from './scripts/index.js';
 import type { FileRefusal, RenameReply } from './scripts/file.js';
 import { createRedisWriteStream } from './write-stream.js';
@@ -76,7 +77,7 @@ async function onFile(
   call: (gen: string) => Promise<{ status: 'ok' } | FileRefusal>,
 ): Promise<boolean> {
   try {
-    for (let attempt = 0; attempt < 10; attempt++) {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const reply = await call((await client.hget(keys.meta, Meta.gen)) ?? '');
       if (reply.status === 'ok' || reply.status === 'missing') return reply.status === 'ok';
       if (reply.status === 'format') throw badFormat(key, `will not ${operation} this key: ${reply.detail}`);
@@ -160,7 +161,7 @@ async function copyAcrossSlots(
 }
 
 async function renameFile(client: RedisClient, from: string, to: string, src: FileKeys, dst: FileKeys, overwrite: boolean, prefix: string): Promise<void> {
-  for (let attempt = 0; attempt < 10; attempt++) {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     let reply: RenameReply;
     let gen: string | null = null;
     try {

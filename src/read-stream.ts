@@ -1,45 +1,22 @@
 /**
- * The read stream: a stored file's chunks, checked in order, out as bytes.
+ * The read stream: a stored file's pieces, each checked before its bytes go out, in order; it
+ * follows a file still being written, with the file's watch (file-watch.ts) for liveness and gaps.
  * @module
  */
 
 import type { Buffer } from 'node:buffer';
 import { addAbortSignal, Readable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
-import { RETRY_MAX_MS, RETRY_MIN_MS } from './chunk-window.js';
-import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
-import { ConsumedChunks } from './consumed.js';
-import { type FileStat, serverMs, toFileStat } from './file-stat.js';
+import type { RedisClient } from './client.js';
+import { ConsumerBook } from './consumer.js';
 import { aborted, badFormat, corrupt, decodeFailed, isRetryable, notFound, outOfRange, timeout, wrapRedisError } from './errors.js';
-import {
-  decodeEntry,
-  type Entry,
-  Event,
-  fileKeys,
-  type FileKeys,
-  Flag,
-  isMetaProblem,
-  leaseLapsed,
-  memoryEventsKey,
-  Meta,
-  type MetaRecord,
-  parseMeta,
-  State,
-} from './format.js';
-import { announceFreed } from './memory-guard.js';
+import { type FileStat, serverMs, toFileStat } from './file-stat.js';
+import { abortedError, FileWatch, type RawEntry, trimmedError } from './file-watch.js';
+import { decodeEntry, type Entry, type FileKeys, fileKeys, Flag, isMetaProblem, Meta, type MetaRecord, parseMeta, State } from './format.js';
 import { checkClientAndKey, type ReadStreamOptions, resolveReadOptions, type ResolvedReadOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
-import { ABANDON, ACK, JOIN, run, TRIM } from './scripts/index.js';
+import { Pauses, RETRY_MAX_MS, RETRY_MIN_MS } from './retry.js';
 import { EntrySequence, type Step } from './sequence.js';
-
-/**
- * Longest single blocking wait. Between waits the reader checks that the file still exists and
- * that its writer is alive: an expired key or a server restarted without persistence sends no
- * event, so this bounds how late such a loss is noticed.
- */
-const LIVENESS_INTERVAL_MS = 1000;
-
-type RawEntry = [Buffer, Buffer[]];
 
 /** The events of a {@link RedisReadStream} beyond those of every Readable. */
 export interface RedisReadStream {
@@ -61,21 +38,21 @@ export interface RedisReadStream {
 export class RedisReadStream extends Readable {
   /** The file's key. */
   readonly key: string;
+  /**
+   * The file being read, as {@link stat} describes it, once it is open (before its first byte):
+   * size, type, encoding, metadata. Also given by the `file` event.
+   */
+  file: FileStat | undefined;
   readonly #client: RedisClient;
   readonly #opts: ResolvedReadOptions;
   readonly #keys: FileKeys;
+  readonly #watch: FileWatch;
   #meta!: MetaRecord;
   #chunksKey = '';
-  #blocking: RedisClient | undefined;
-  #opened = false;
   /** The order of the entries, checked as they come. */
   #seq!: EntrySequence;
-
-  #lastEventId = '0-0';
-  #lastHeartbeat: number | undefined;
-  #lastProgress = 0;
-  /** When a gap in the ids was first met (0: none). */
-  #gapSince = 0;
+  #consumer: ConsumerBook | undefined;
+  #opened = false;
   /** The last read reached the stored tail: wait with blocking reads from now on. */
   #atTail = false;
   /** Whether to wait for the writer: only while the file is not complete. */
@@ -85,21 +62,14 @@ export class RedisReadStream extends Readable {
   /** The batch after the one being consumed, already requested, and where it starts. */
   #prefetched: { after: string; entries: Promise<RawEntry[]> } | undefined;
   #done = false;
-  /** Since when Redis has been unavailable for a passing reason (0: it is not), and the retry timer. */
+  /** Since when Redis has been unavailable for a passing reason (0: it is not), and the pause. */
   #troubleSince = 0;
-  #retryTimer: NodeJS.Timeout | undefined;
-  #retryResume: (() => void) | undefined;
+  readonly #pauses = new Pauses();
   #delivered = 0;
   /** The whole file was read, up to and including its checked end record. */
   #readToEnd = false;
   #gunzip: Gunzip | undefined;
   readonly #progress: ProgressTicker;
-  /** A consumer of a file that is trimmed: how far the application has consumed, and reported. */
-  #consumed: ConsumedChunks | undefined;
-  #reported = 0;
-  #reporting: Promise<void> | undefined;
-  /** A `resumed` event named the chunk a new writer cut the file back to: read again from there. */
-  #rewindTo: number | undefined;
 
   /** @internal Use {@link createRedisReadStream}. */
   constructor(client: RedisClient, key: string, opts: ResolvedReadOptions) {
@@ -108,17 +78,12 @@ export class RedisReadStream extends Readable {
     this.#client = client;
     this.#opts = opts;
     this.#keys = fileKeys(opts.prefix, key);
+    this.#watch = new FileWatch(client, key, this.#keys, opts);
     this.#progress = new ProgressTicker(opts.progressInterval, (p) => this.emit('progress', p));
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
     // the fields above.
     if (opts.signal) addAbortSignal(opts.signal, this);
   }
-
-  /**
-   * The file being read, as {@link stat} describes it, once it is open (before its first byte):
-   * size, type, encoding, metadata. Also given by the `file` event.
-   */
-  file: FileStat | undefined;
 
   /** Stored bytes delivered so far (before decompression). */
   get deliveredBytes(): number {
@@ -134,34 +99,20 @@ export class RedisReadStream extends Readable {
     if (!this.#pumping && !this.#done) void this.#pump();
     // The application is taking bytes out: a consumer's position may move. Readable calls _read
     // before it removes them from its buffer, hence the report once read() is done.
-    else if (this.#consumed) queueMicrotask(() => this.#reportPosition().catch((err: unknown) => this.destroy(err as Error)));
+    else if (this.#consumer?.tracking) queueMicrotask(() => this.#reportPosition().catch((err: unknown) => this.destroy(err as Error)));
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#done = true;
-    clearTimeout(this.#retryTimer);
-    this.#retryResume?.();
+    this.#pauses.cancel();
     this.#gunzip?.destroy();
     // Frees the blocking connection at once; its pending XREAD is dropped with it.
-    closeConnection(this.#blocking);
-    this.#blocking = undefined;
+    this.#watch.close();
     callback(error);
   }
 
   // ---------------------------------------------------------------------------------------------
   // Opening
-
-  async #openRetrying(): Promise<void> {
-    for (;;) {
-      try {
-        await this.#open();
-        this.#troubleSince = 0;
-        return;
-      } catch (err) {
-        if (!(await this.#retryLater(err))) throw err;
-      }
-    }
-  }
 
   async #open(): Promise<void> {
     const deadline = Date.now() + this.#opts.waitForCreate;
@@ -184,12 +135,12 @@ export class RedisReadStream extends Readable {
         throw wrapRedisError(err, this.key, 'reading the metadata');
       }
       if (this.#done) return;
-      this.#lastEventId = lastEvent[0]?.[0] ?? '0-0';
+      this.#watch.lastEventId = lastEvent[0]?.[0] ?? '0-0';
       const meta = parseMeta(rawMeta);
       if (isMetaProblem(meta)) throw meta.problem === 'format' ? badFormat(this.key, meta.detail) : corrupt(this.key, meta.detail);
       if (meta !== undefined) {
         this.#start(meta);
-        await this.#join();
+        await this.#consumer?.join(this.#seq.chunk);
         this.#opened = true;
         this.file = toFileStat(this.key, meta, ttl, serverMs(time));
         this.emit('file', this.file);
@@ -200,77 +151,43 @@ export class RedisReadStream extends Readable {
       if (remaining <= 0) {
         throw timeout(this.key, `no file appeared at this key within waitForCreate (${this.#opts.waitForCreate} ms)`);
       }
-      try {
-        await this.#blockingConnection().xread('BLOCK', remaining, 'STREAMS', this.#keys.events, this.#lastEventId);
-      } catch (err) {
-        if (this.#done) return;
-        throw wrapRedisError(err, this.key, 'waiting for the file to be created');
-      }
+      await this.#watch.waitForEvent(remaining, 'waiting for the file to be created');
       if (this.#done) return;
     }
   }
 
   #start(meta: MetaRecord): void {
-    if (meta.state === State.aborted) throw this.#abortedError(meta.lost);
-    const { decompress, start, checksum } = this.#opts;
+    // The hash is the authority on the state: an aborted file is not read.
+    if (meta.state === State.aborted) throw abortedError(this.key, meta.lost);
+    const { decompress, start, checksum, consumer } = this.#opts;
     if (meta.state === State.complete) this.#checkRange(meta.size);
     this.#meta = meta;
     this.#follow = this.#opts.follow && meta.state === State.writing;
     this.#chunksKey = this.#keys.chunks(meta.gen);
+    this.#watch.watch(meta);
     const firstChunk = Math.floor(start / meta.chunkSize);
-    if (meta.trimmed > firstChunk) throw this.#trimmedError(meta.trimmed, firstChunk);
-    if (decompress && meta.encoding === 'gzip' && firstChunk > 0) {
-      throw notFound(this.key, `it starts at chunk ${firstChunk} (the chunks before it were trimmed once every consumer had passed them), and gzip cannot be decompressed from the middle`);
+    if (meta.trimmed > firstChunk) throw trimmedError(this.key, meta.trimmed, firstChunk);
+    const gzip = decompress && meta.encoding === 'gzip';
+    if (gzip && firstChunk > 0) {
+      throw notFound(
+        this.key,
+        `it starts at chunk ${firstChunk} (the chunks before it were trimmed once every consumer had passed them), and gzip cannot be decompressed from the middle`,
+      );
     }
     this.#seq = new EntrySequence(this.key, meta, { firstChunk, withHeader: firstChunk === 0, start, end: this.#opts.end, checksum });
-    this.#lastHeartbeat = meta.heartbeat;
-    this.#lastProgress = Date.now();
-    if (decompress && meta.encoding === 'gzip') {
+    if (consumer !== undefined) {
+      this.#consumer = new ConsumerBook(this.#client, this.key, this.#keys, { prefix: this.#opts.prefix, consumer, meta, start, decoding: gzip });
+    }
+    if (gzip) {
       const gunzip = createGunzip();
       gunzip.on('data', (data: Buffer) => {
-        this.#consumed?.pushed(data.length);
+        this.#consumer?.pushed(data.length);
         if (!this.push(data)) gunzip.pause();
       });
       gunzip.on('end', () => this.#end());
       gunzip.on('error', (err) => this.destroy(decodeFailed(this.key, err)));
       this.#gunzip = gunzip;
     }
-    if (this.#opts.consumer !== undefined && meta.trim) {
-      this.#consumed = new ConsumedChunks(meta.chunkSize, start, this.#gunzip !== undefined);
-    }
-  }
-
-  /**
-   * A consumer of a file that is trimmed records where it starts, so that nothing it still needs
-   * is trimmed under it (a restarted consumer may have recorded a later position before).
-   */
-  async #join(): Promise<void> {
-    if (!this.#consumed) return;
-    const first = this.#seq.chunk;
-    let reply: Awaited<ReturnType<typeof JOIN.decode>>;
-    try {
-      reply = await run(this.#client, JOIN, { meta: this.#keys.meta }, { gen: this.#meta.gen, consumer: this.#opts.consumer!, first, restart: Flag.no });
-    } catch (err) {
-      throw wrapRedisError(err, this.key, `recording the position of consumer ${JSON.stringify(this.#opts.consumer)}`);
-    }
-    if (reply.status === 'missing') throw notFound(this.key, 'the file was removed, replaced or expired while being opened');
-    if (reply.status === 'gone') throw this.#trimmedError(reply.trimmed, first);
-    this.#reported = first;
-  }
-
-  #abortedError(lost: boolean): Error {
-    return lost
-      ? corrupt(this.key, 'Redis lost pieces that it had acknowledged to the writer (a replica without them took over from a failed primary), and the writer aborted')
-      : aborted(this.key, 'the writer aborted this file before it was complete');
-  }
-
-  #trimmedError(trimmed: number, wanted: number): Error {
-    return notFound(this.key, `chunks 0 to ${trimmed - 1} were trimmed once every consumer had read them; this read needs chunk ${wanted}`);
-  }
-
-  #blockingConnection(): RedisClient {
-    this.#blocking ??= openBlockingConnection(this.#client);
-    return this.#blocking;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -279,20 +196,10 @@ export class RedisReadStream extends Readable {
   async #pump(): Promise<void> {
     this.#pumping = true;
     try {
-      if (!this.#opened) {
-        await this.#openRetrying();
-        if (this.#done) return;
-      }
+      while (!this.#opened && !this.#done) await this.#retrying(() => this.#open());
       while (this.#wanted && !this.#done) {
-        let batch: { entries: Entry[]; reachedEnd: boolean };
-        try {
-          batch = await this.#fetch();
-          this.#troubleSince = 0;
-        } catch (err) {
-          if (await this.#retryLater(err)) continue;
-          throw err;
-        }
-        if (this.#rewound()) continue;
+        const batch = await this.#retrying(() => this.#fetch());
+        if (batch === undefined || this.#rewound()) continue;
         const { entries } = batch;
         for (let i = 0; i < entries.length && !this.#done; i++) {
           let step: Step;
@@ -301,14 +208,17 @@ export class RedisReadStream extends Readable {
           } catch (err) {
             // While following, what looks like damage may be a new writer that resumed the file
             // and writes it again from an earlier chunk: its event says so.
-            if (!this.#follow || !(await this.#resumedMeanwhile())) throw err;
+            if (!this.#follow || !(await this.#watch.resumedMeanwhile())) throw err;
+            this.#rewound();
             break;
           }
           if (step.kind === 'gap') {
-            await this.#waitOutGap(step.expected, entries[i]!.id);
+            this.#atTail = false;
+            this.#prefetched = undefined;
+            await this.#watch.waitOutGap(step.expected, entries[i]!.id, this.#seq.chunk, this.#follow);
             break;
           }
-          this.#gapSince = 0;
+          this.#watch.progressed();
           await this.#take(step, batch.reachedEnd, entries.length - 1 - i);
         }
         if (this.#gunzip?.writableNeedDrain && !this.#done) await drainOrClose(this.#gunzip);
@@ -321,28 +231,34 @@ export class RedisReadStream extends Readable {
     }
   }
 
-  /** Go back to where a `resumed` event says the file is written again from. */
-  #rewound(): boolean {
-    const cut = this.#rewindTo;
-    if (cut === undefined) return false;
-    this.#rewindTo = undefined;
-    if (!this.#seq.rewind(cut)) return false;
-    this.#prefetched = undefined;
-    this.#atTail = false;
-    this.#gapSince = 0;
-    return true;
+  /**
+   * Run `step`; when Redis refused it for a passing reason (a cluster failing over, loading, busy),
+   * wait and resolve to undefined so that the caller runs it again, for at most `idleTimeout` in
+   * all. A final error is thrown.
+   */
+  async #retrying<T>(step: () => Promise<T>): Promise<T | undefined> {
+    try {
+      const result = await step();
+      this.#troubleSince = 0;
+      return result;
+    } catch (err) {
+      if (this.#done || !isRetryable((err as { cause?: unknown }).cause ?? err, this.#client)) throw err;
+      this.#troubleSince ||= Date.now();
+      const waited = Date.now() - this.#troubleSince;
+      if (waited >= this.#opts.idleTimeout) throw err;
+      this.#prefetched = undefined;
+      await this.#pauses.wait(Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, waited / 2), this.#opts.idleTimeout - waited));
+      return undefined;
+    }
   }
 
-  /** Read the events since the last one seen; true when a new writer resumed the file and this reader must go back. */
-  async #resumedMeanwhile(): Promise<boolean> {
-    let items: RawEntry[];
-    try {
-      items = (await this.#client.xrangeBuffer(this.#keys.events, `(${this.#lastEventId}`, '+')) as RawEntry[];
-    } catch (err) {
-      throw wrapRedisError(err, this.key, 'reading the events of the file');
-    }
-    this.#onEvents(items);
-    return this.#rewindTo !== undefined && this.#rewound();
+  /** Go back to where a `resumed` event says the file is written again from. */
+  #rewound(): boolean {
+    const cut = this.#watch.takeRewind();
+    if (cut === undefined || !this.#seq.rewind(cut)) return false;
+    this.#prefetched = undefined;
+    this.#atTail = false;
+    return true;
   }
 
   /**
@@ -363,79 +279,55 @@ export class RedisReadStream extends Readable {
         if (more > 0 || (!reachedEnd && (await this.#rangeAfter(this.#seq.lastId, 1)).length > 0)) {
           throw corrupt(this.key, `entries follow the end record ${this.#seq.lastId}`);
         }
-        await this.#checkEndAgainstMeta(step);
+        await this.#checkAgainstMeta(step);
         this.#checkRange(step.size);
         this.#readToEnd = this.#opts.start === 0;
         this.#finish();
         return;
       }
       case 'abort': {
-        // The abort record and the hash's state are written in one step: they must agree.
-        let gen: string | null, state: string | null, lost: string | null;
-        try {
-          [gen, state, lost] = await this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.lost);
-        } catch (err) {
-          throw wrapRedisError(err, this.key, 'checking the file');
-        }
-        if (gen !== this.#meta.gen) throw notFound(this.key, 'the file was removed, replaced or expired while being read');
-        if (lost === Flag.yes) throw this.#abortedError(true);
+        const { state, lost } = await this.#checkAgainstMeta(step);
+        if (lost === Flag.yes) throw abortedError(this.key, true);
         if (state !== State.aborted) throw corrupt(this.key, `the stream holds an abort record but the metadata hash says ${state}`);
         throw aborted(this.key, `the writer aborted this file before it was complete (${step.reason})`);
       }
     }
   }
 
-  /** The end record is the authority on the sizes and the CRC: the hash must say the same. */
-  async #checkEndAgainstMeta(end: Extract<Step, { kind: 'end' }>): Promise<void> {
-    let state: string | null = this.#meta.state;
-    let size: string | null = String(this.#meta.size);
-    let chunks: string | null = String(this.#meta.chunks);
-    let crc: string | null = this.#meta.crc32;
-    let gen: string | null = this.#meta.gen;
-    if (this.#meta.state !== State.complete) {
+  /**
+   * The end or abort record is written in one step with the hash's state: they must agree, and the
+   * end record is the authority on the sizes and the CRC, which the hash must repeat.
+   */
+  async #checkAgainstMeta(record: Extract<Step, { kind: 'end' | 'abort' }>): Promise<{ state: string | null; lost: string | null }> {
+    const m = this.#meta;
+    let [gen, state, size, chunks, crc, lost]: (string | null)[] = [m.gen, m.state, String(m.size), String(m.chunks), m.crc32, m.lost ? Flag.yes : null];
+    if (m.state !== State.complete) {
       try {
-        [gen, state, size, chunks, crc] = await this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.size, Meta.chunks, Meta.crc32);
+        [gen, state, size, chunks, crc, lost] = await this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.size, Meta.chunks, Meta.crc32, Meta.lost);
       } catch (err) {
         throw wrapRedisError(err, this.key, 'checking the file');
       }
       // Consumers that all acknowledged it deleted it right after its end record was read: every
       // piece was checked already, and there is nothing left to compare with.
-      if (gen === null) return;
+      if (gen === null && record.kind === 'end') return { state, lost };
     }
-    if (gen !== this.#meta.gen) throw notFound(this.key, 'the file was replaced while being read');
+    if (gen !== m.gen) throw notFound(this.key, 'the file was removed, replaced or expired while being read');
+    if (record.kind === 'abort') return { state, lost };
     if (state !== State.complete) throw corrupt(this.key, `the stream holds an end record but the metadata hash says ${state}`);
-    if (size !== String(end.size) || chunks !== String(end.chunks) || crc !== end.crc32) {
+    if (size !== String(record.size) || chunks !== String(record.chunks) || crc !== record.crc32) {
       throw corrupt(
         this.key,
-        `the metadata hash says ${size} bytes in ${chunks} chunks, crc32 ${crc}; the end record says ${end.size} bytes in ${end.chunks} chunks, crc32 ${end.crc32}`,
+        `the metadata hash says ${size} bytes in ${chunks} chunks, crc32 ${crc}; the end record says ${record.size} bytes in ${record.chunks} chunks, crc32 ${record.crc32}`,
       );
     }
-  }
-
-  /**
-   * Redis refused a read for a passing reason: a cluster failing over (its node for this file is
-   * gone and no replica has taken over yet), loading, busy. Wait and let the caller read again from
-   * the same entry, for at most `idleTimeout` in all. Resolves to false when the error is final.
-   */
-  async #retryLater(err: unknown): Promise<boolean> {
-    if (this.#done || !isRetryable((err as { cause?: unknown }).cause ?? err, this.#client)) return false;
-    this.#troubleSince ||= Date.now();
-    const waited = Date.now() - this.#troubleSince;
-    if (waited >= this.#opts.idleTimeout) return false;
-    this.#prefetched = undefined;
-    await new Promise<void>((resolve) => {
-      this.#retryResume = resolve;
-      this.#retryTimer = setTimeout(resolve, Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, waited / 2), this.#opts.idleTimeout - waited));
-    });
-    this.#retryResume = undefined;
-    return !this.#done;
+    return { state, lost };
   }
 
   /** The next entries, waiting for the writer when following. An empty batch means "look again". */
   async #fetch(): Promise<{ entries: Entry[]; reachedEnd: boolean }> {
     const { readAhead } = this.#opts;
-    const follow = this.#follow;
-    if (!(follow && this.#atTail)) {
+    const decode = (raw: RawEntry[]): Entry[] => raw.map(([id, fields]) => decodeEntry(id, fields));
+    if (!(this.#follow && this.#atTail)) {
       const after = this.#seq.lastId;
       const prefetched = this.#prefetched?.after === after ? this.#prefetched.entries : undefined;
       this.#prefetched = undefined;
@@ -449,17 +341,24 @@ export class RedisReadStream extends Readable {
           entries.catch(() => {});
           this.#prefetched = { after: next, entries };
         }
-        return { entries: raw.map(([id, fields]) => decodeEntry(id, fields)), reachedEnd: false };
+        return { entries: decode(raw), reachedEnd: false };
       }
       this.#atTail = true;
-      if (raw.length > 0) return { entries: raw.map(([id, fields]) => decodeEntry(id, fields)), reachedEnd: true };
-      if (!follow) {
-        if (!(await this.#checkFile(false)) && !this.#done) this.#finish();
+      if (raw.length > 0) return { entries: decode(raw), reachedEnd: true };
+      if (!this.#follow) {
+        if (!(await this.#watch.checkFile(false, after)) && !this.#done) this.#finish();
+        else this.#atTail = false;
         return { entries: [], reachedEnd: true };
       }
     }
+    // A consumer at the tail may have consumed more since it last reported: a writer held back by
+    // a memory limit may be waiting for exactly that.
+    await this.#reportPosition();
+    const raw = await this.#watch.waitForEntries(this.#seq.lastId, readAhead);
+    // Whatever follows a full batch may already be stored: read on without blocking.
+    if (raw.length === readAhead) this.#atTail = false;
     // A blocking read returns what arrived, not the stream's end.
-    return { entries: await this.#waitForEntries(), reachedEnd: false };
+    return { entries: decode(raw), reachedEnd: false };
   }
 
   /** Up to `count` entries after the id `after` (exclusive; `0-0` takes the header too). */
@@ -471,195 +370,9 @@ export class RedisReadStream extends Readable {
     }
   }
 
-  async #waitForEntries(): Promise<Entry[]> {
-    // A consumer at the tail may have consumed more since it last reported: a writer held back by
-    // a memory limit may be waiting for exactly that.
-    await this.#reportPosition();
-    const { readAhead, idleTimeout } = this.#opts;
-    const idleLeft = idleTimeout - (Date.now() - this.#lastProgress);
-    const block = Math.max(1, Math.min(LIVENESS_INTERVAL_MS, idleLeft));
-    const after = this.#seq.lastId === '0-0' ? '0-0' : this.#seq.lastId;
-    let reply: [Buffer, RawEntry[]][] | null;
-    try {
-      reply = (await this.#blockingConnection().xreadBuffer(
-        'COUNT',
-        readAhead,
-        'BLOCK',
-        block,
-        'STREAMS',
-        this.#chunksKey,
-        this.#keys.events,
-        after,
-        this.#lastEventId,
-      )) as [Buffer, RawEntry[]][] | null;
-    } catch (err) {
-      if (this.#done) return [];
-      throw wrapRedisError(err, this.key, `waiting for entry ${this.#seq.expected}`);
-    }
-    if (this.#done) return [];
-    let entries: Entry[] = [];
-    for (const [streamKey, items] of streamsOf(reply)) {
-      if (streamKey.toString() === this.#keys.events) this.#onEvents(items);
-      else entries = items.map(([id, fields]) => decodeEntry(id, fields));
-    }
-    if (entries.length > 0) {
-      this.#lastProgress = Date.now();
-      // Whatever follows these may already be stored: read on without blocking.
-      if (entries.length === readAhead) this.#atTail = false;
-      return entries;
-    }
-    if (reply === null) await this.#checkFile(true);
-    return [];
-  }
-
-  #onEvents(items: RawEntry[]): void {
-    for (const [id, fields] of items) {
-      this.#lastEventId = id.toString();
-      const name = fields[0]?.toString();
-      const gen = fields[1]?.toString();
-      if (name === Event.removed && gen === this.#meta.gen) throw notFound(this.key, 'the file was removed while being read');
-      if (name === Event.created && gen !== this.#meta.gen) throw notFound(this.key, 'the file was replaced while being read');
-      if (name === Event.resumed && gen === this.#meta.gen) {
-        const cut = Number(fields[3]?.toString());
-        if (Number.isSafeInteger(cut)) this.#rewindTo = Math.min(cut, this.#rewindTo ?? cut);
-      }
-    }
-  }
-
-  /**
-   * A consumer of a file whose writer keeps Redis under a memory limit reports how far the
-   * application has consumed (not what was fetched and is still buffered), so that chunks that
-   * every consumer has passed can be trimmed; freed memory wakes held-back writers. One report at a time.
-   */
   #reportPosition(): Promise<void> {
-    if (!this.#consumed || this.#done) return Promise.resolve();
-    this.#reporting ??= this.#report().finally(() => (this.#reporting = undefined));
-    return this.#reporting;
-  }
-
-  async #report(): Promise<void> {
-    const consumer = this.#opts.consumer!;
-    const consumed = this.#consumed!;
-    for (let at = consumed.chunks(this.readableLength, this.readableEncoding); at > this.#reported && !this.#done; ) {
-      let trimmed: number;
-      try {
-        ({ trimmed } = await run(this.#client, TRIM, { meta: this.#keys.meta, chunks: this.#chunksKey }, { gen: this.#meta.gen, consumer, position: at }));
-      } catch (err) {
-        throw wrapRedisError(err, this.key, `reporting the position of consumer ${JSON.stringify(consumer)}`);
-      }
-      this.#reported = at;
-      if (trimmed > 0) await announceFreed(this.#client, memoryEventsKey(this.#opts.prefix), this.key);
-      at = consumed.chunks(this.readableLength, this.readableEncoding);
-    }
-  }
-
-  /**
-   * Entry `found` came where `expected` should have. A reader that does not follow, a file no longer
-   * being written, a writer whose lease has lapsed, or one that lost acknowledged pieces: the gap is
-   * damage at once. While a live writer holds the file it can be passing: after Redis refused a
-   * piece (out of memory), later pieces may be stored before the writer deletes them and writes
-   * again from the refused one, announcing it with a `repaired` event. So wait for an event (or the
-   * liveness interval) and read again, for at most `idleTimeout`.
-   */
-  async #waitOutGap(expected: string, found: string): Promise<void> {
-    const gap = corrupt(this.key, `expected entry ${expected}, found ${found}: entries are missing`);
-    if (!this.#follow) throw gap;
-    this.#gapSince ||= Date.now();
-    const waited = Date.now() - this.#gapSince;
-    let fields: (string | null)[];
-    let time: (string | number)[];
-    try {
-      [fields, time] = await Promise.all([
-        this.#client.hmget(this.#keys.meta, Meta.state, Meta.trimmed, Meta.lost, Meta.heartbeat, Meta.heartbeatInterval),
-        this.#client.time() as Promise<(string | number)[]>,
-      ]);
-    } catch (err) {
-      throw wrapRedisError(err, this.key, 'checking the file');
-    }
-    const [state, trimmed, lost, heartbeat, interval] = fields;
-    if (Number(trimmed ?? 0) > this.#seq.chunk) throw this.#trimmedError(Number(trimmed), this.#seq.chunk);
-    if (lost === Flag.yes) throw this.#abortedError(true);
-    if (state === State.aborted) throw aborted(this.key, 'the writer aborted this file before it was complete');
-    const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
-    if (state !== State.writing || leaseLapsed(Number(heartbeat), Number(interval), now) || waited >= this.#opts.idleTimeout) throw gap;
-    this.#atTail = false;
-    this.#prefetched = undefined;
-    const block = Math.max(1, Math.min(LIVENESS_INTERVAL_MS, this.#opts.idleTimeout - waited));
-    let reply: [Buffer, RawEntry[]][] | null;
-    try {
-      reply = (await this.#blockingConnection().xreadBuffer('BLOCK', block, 'STREAMS', this.#keys.events, this.#lastEventId)) as
-        | [Buffer, RawEntry[]][]
-        | null;
-    } catch (err) {
-      if (this.#done) return;
-      throw wrapRedisError(err, this.key, `waiting for entry ${expected}`);
-    }
-    for (const [, items] of streamsOf(reply)) this.#onEvents(items);
-  }
-
-  /**
-   * Nothing new arrived: make sure the file is still there, that a complete file's entries are not
-   * missing, and (when following) that the writer is still alive. Returns true when entries are
-   * waiting to be read after all.
-   */
-  async #checkFile(following: boolean): Promise<boolean> {
-    let gen: string | null, state: string | null, heartbeat: string | null, lost: string | null, streamExists: number;
-    try {
-      [[gen, state, heartbeat, lost], streamExists] = await Promise.all([
-        this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.heartbeat, Meta.lost),
-        this.#client.exists(this.#chunksKey),
-      ]);
-    } catch (err) {
-      throw wrapRedisError(err, this.key, 'checking the file');
-    }
-    if (this.#done) return false;
-    if (gen !== this.#meta.gen) throw notFound(this.key, 'the file was removed, replaced or expired while being read');
-    // The metadata is there but the chunks are not: evicted under memory pressure, or lost.
-    if (streamExists === 0) throw corrupt(this.key, 'its chunk stream is gone (evicted or deleted) while its metadata remains');
-    if (state === State.aborted) {
-      // The abort record comes after what is stored: read on to it (or to the gap before it).
-      if ((await this.#rangeAfter(this.#seq.lastId, 1)).length > 0) {
-        this.#atTail = false;
-        return true;
-      }
-      throw this.#abortedError(lost === Flag.yes);
-    }
-    if (state === State.complete) {
-      // The end record is stored in the same step as the state: it must be readable now.
-      if ((await this.#rangeAfter(this.#seq.lastId, 1)).length === 0) {
-        throw corrupt(this.key, `the file is complete but nothing is stored after entry ${this.#seq.lastId}`);
-      }
-      this.#atTail = false;
-      return true;
-    }
-    if (!following) return false;
-    if (Number(heartbeat) !== this.#lastHeartbeat) {
-      this.#lastHeartbeat = Number(heartbeat);
-      this.#lastProgress = Date.now();
-    } else if (this.#opts.abandonStale && Date.now() - this.#lastProgress > 3 * this.#meta.heartbeatInterval) {
-      await this.#abandon();
-    } else if (Date.now() - this.#lastProgress >= this.#opts.idleTimeout) {
-      throw timeout(this.key, `the writer made no progress for idleTimeout (${this.#opts.idleTimeout} ms)`);
-    }
-    return false;
-  }
-
-  /**
-   * The writer has been silent for three heartbeat intervals: when the server agrees that its
-   * lease is stale, the file is marked aborted for every reader, this one first.
-   */
-  async #abandon(): Promise<void> {
-    const reason = `its writer stopped: no heartbeat for ${3 * this.#meta.heartbeatInterval} ms (three intervals), so its lease lapsed`;
-    let reply: Awaited<ReturnType<typeof ABANDON.decode>>;
-    try {
-      reply = await run(this.#client, ABANDON, { meta: this.#keys.meta, chunks: this.#chunksKey }, { gen: this.#meta.gen, reason });
-    } catch (err) {
-      throw wrapRedisError(err, this.key, 'marking the file of a dead writer aborted');
-    }
-    if (reply.status === 'marked') throw aborted(this.key, `the file was marked aborted: ${reason}`);
-    if (reply.status === 'missing') throw notFound(this.key, 'the file was removed, replaced or expired while being read');
-    // 'alive': a heartbeat came just now, which the next check sees; 'settled': the file was
-    // completed or aborted meanwhile, which the next read shows.
+    if (!this.#consumer?.tracking || this.#done) return Promise.resolve();
+    return this.#consumer.report(() => ({ length: this.readableLength, encoding: this.readableEncoding }));
   }
 
   /** A read that starts past the end of the file is an error; one that ends past it reads to the end, as fs does. */
@@ -674,10 +387,10 @@ export class RedisReadStream extends Readable {
     if (this.#gunzip) {
       const gunzip = this.#gunzip;
       const through = this.#seq.chunk;
-      const consumed = this.#consumed;
-      gunzip.write(bytes, consumed && (() => consumed.decoded(through, gunzip.readableLength)));
+      const consumer = this.#consumer;
+      gunzip.write(bytes, consumer?.tracking ? () => consumer.decoded(through, gunzip.readableLength) : undefined);
     } else {
-      this.#consumed?.pushed(bytes.length);
+      this.#consumer?.pushed(bytes.length);
       if (!this.push(bytes)) this.#wanted = false;
     }
   }
@@ -690,8 +403,7 @@ export class RedisReadStream extends Readable {
   #finish(): void {
     this.#done = true;
     this.#progress.tick(this.#delivered, this.#total() ?? this.#seq.position, true);
-    closeConnection(this.#blocking);
-    this.#blocking = undefined;
+    this.#watch.close();
     if (this.#gunzip) this.#gunzip.end();
     else this.#end();
   }
@@ -701,36 +413,15 @@ export class RedisReadStream extends Readable {
    * Only a read of the whole file, checked by its end record, counts.
    */
   #end(): void {
-    const consumer = this.#opts.consumer;
-    if (consumer === undefined || !this.#readToEnd || !this.#opts.ackAtEnd) {
+    if (!this.#consumer || !this.#readToEnd || !this.#opts.ackAtEnd) {
       this.push(null);
       return;
     }
-    run(this.#client, ACK, { meta: this.#keys.meta, chunks: this.#chunksKey, events: this.#keys.events }, { gen: this.#meta.gen, consumer, any: Flag.no })
-      .then(
-        async (reply) => {
-          if (reply.status === 'missing') throw notFound(this.key, 'the file was removed before this consumer acknowledged it');
-          if (reply.status === 'unfinished') throw aborted(this.key, `cannot acknowledge a file in state ${reply.state}`);
-          if (reply.status === 'deleted' && this.#meta.trim) await announceFreed(this.#client, memoryEventsKey(this.#opts.prefix), this.key);
-          this.push(null);
-        },
-        (err: unknown) => {
-          throw wrapRedisError(err, this.key, `acknowledging as consumer ${JSON.stringify(consumer)}`);
-        },
-      )
-      .catch((err: unknown) => this.destroy(err as Error));
+    this.#consumer.ack().then(
+      () => this.push(null),
+      (err: unknown) => this.destroy(err as Error),
+    );
   }
-}
-
-/**
- * The per-stream part of an XREAD reply: an array of [key, entries] pairs, or, from a client set
- * to `replyMapping: 'resp3'`, an object keyed by stream.
- */
-function streamsOf(reply: unknown): [Buffer | string, RawEntry[]][] {
-  if (reply == null) return [];
-  if (Array.isArray(reply)) return reply as [Buffer, RawEntry[]][];
-  if (reply instanceof Map) return [...(reply as Map<string, RawEntry[]>)];
-  return Object.entries(reply as Record<string, RawEntry[]>);
 }
 
 /** Resolve when a writable drains, or when it is closed (a destroyed stream never drains). */

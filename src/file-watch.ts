@@ -1,0 +1,286 @@
+/**
+ * What a reader watches besides the bytes: the file's events (created, removed, resumed), the
+ * blocking waits for a file to appear and for entries to arrive, whether the writer is alive, and
+ * gaps that may yet be repaired.
+ * @internal
+ * @module
+ */
+
+import type { Buffer } from 'node:buffer';
+import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
+import { aborted, corrupt, notFound, timeout, wrapRedisError } from './errors.js';
+import { serverMs } from './file-stat.js';
+import { Event, type FileKeys, Flag, leaseLapsed, Limits, Meta, type MetaRecord, State } from './format.js';
+import { ABANDON, run } from './scripts/index.js';
+
+/**
+ * Longest single blocking wait. Between waits the reader checks that the file still exists and
+ * that its writer is alive: an expired key or a server restarted without persistence sends no
+ * event, so this bounds how late such a loss is noticed.
+ */
+const LIVENESS_INTERVAL_MS = 1000;
+
+/** @internal An entry as XRANGE / XREAD return it in buffer mode. */
+export type RawEntry = [Buffer, Buffer[]];
+
+/** @internal */
+export class FileWatch {
+  readonly #client: RedisClient;
+  readonly #key: string;
+  readonly #keys: FileKeys;
+  readonly #idleTimeout: number;
+  /** Mark the file aborted once its writer's lease has lapsed (channel receivers do). */
+  readonly #abandonStale: boolean;
+  #meta: MetaRecord | undefined;
+  #chunksKey = '';
+  #blocking: RedisClient | undefined;
+  #lastEventId = '0-0';
+  #lastHeartbeat: number | undefined;
+  /** When the writer last showed progress (entries or a heartbeat), by this process's clock. */
+  #lastProgress = 0;
+  /** When a gap was first met (0: none). */
+  #gapSince = 0;
+  /** A `resumed` event named the chunk a new writer cut the file back to. */
+  #rewindTo: number | undefined;
+  #closed = false;
+
+  constructor(client: RedisClient, key: string, keys: FileKeys, options: { idleTimeout: number; abandonStale: boolean }) {
+    this.#client = client;
+    this.#key = key;
+    this.#keys = keys;
+    this.#idleTimeout = options.idleTimeout;
+    this.#abandonStale = options.abandonStale;
+  }
+
+  /** The event position to watch from: the last event logged before the file was read. */
+  set lastEventId(id: string) {
+    this.#lastEventId = id;
+  }
+
+  /** Watch the file `meta` describes. */
+  watch(meta: MetaRecord): void {
+    this.#meta = meta;
+    this.#chunksKey = this.#keys.chunks(meta.gen);
+    this.#lastHeartbeat = meta.heartbeat;
+    this.#lastProgress = Date.now();
+  }
+
+  /** Close the blocking connection at once; a pending blocking read is dropped with it. */
+  close(): void {
+    this.#closed = true;
+    closeConnection(this.#blocking);
+    this.#blocking = undefined;
+  }
+
+  #blockingConnection(): RedisClient {
+    this.#blocking ??= openBlockingConnection(this.#client);
+    return this.#blocking;
+  }
+
+  /** Block until an event is logged, at most `ms`. */
+  async waitForEvent(ms: number, what: string): Promise<void> {
+    try {
+      await this.#blockingConnection().xread('BLOCK', ms, 'STREAMS', this.#keys.events, this.#lastEventId);
+    } catch (err) {
+      if (!this.#closed) throw wrapRedisError(err, this.#key, what);
+    }
+  }
+
+  /** The chunk a new writer cut the file back to, once: the reader reads again from there. */
+  takeRewind(): number | undefined {
+    const cut = this.#rewindTo;
+    this.#rewindTo = undefined;
+    return cut;
+  }
+
+  /** Entries arrived: the writer is making progress, and a gap met before is behind. */
+  progressed(): void {
+    this.#lastProgress = Date.now();
+    this.#gapSince = 0;
+  }
+
+  /**
+   * Wait for entries after `after` (at most `count`), or an event, at most the liveness interval.
+   * Returns the entries; none when the wait ran out (after checking the file) or only events came.
+   */
+  async waitForEntries(after: string, count: number): Promise<RawEntry[]> {
+    const idleLeft = this.#idleTimeout - (Date.now() - this.#lastProgress);
+    const block = Math.max(1, Math.min(LIVENESS_INTERVAL_MS, idleLeft));
+    let reply: unknown;
+    try {
+      reply = await this.#blockingConnection().xreadBuffer(
+        'COUNT',
+        count,
+        'BLOCK',
+        block,
+        'STREAMS',
+        this.#chunksKey,
+        this.#keys.events,
+        after,
+        this.#lastEventId,
+      );
+    } catch (err) {
+      if (this.#closed) return [];
+      throw wrapRedisError(err, this.#key, `waiting for entries after ${after}`);
+    }
+    if (this.#closed) return [];
+    let entries: RawEntry[] = [];
+    for (const [streamKey, items] of streamsOf(reply)) {
+      if (streamKey.toString() === this.#keys.events) this.#onEvents(items);
+      else entries = items;
+    }
+    if (entries.length > 0) this.#lastProgress = Date.now();
+    else if (reply === null) await this.checkFile(true, after);
+    return entries;
+  }
+
+  #onEvents(items: RawEntry[]): void {
+    const gen = this.#meta?.gen;
+    for (const [id, fields] of items) {
+      this.#lastEventId = id.toString();
+      const name = fields[0]?.toString();
+      const of = fields[1]?.toString();
+      if (name === Event.removed && of === gen) throw notFound(this.#key, 'the file was removed while being read');
+      if (name === Event.created && of !== gen) throw notFound(this.#key, 'the file was replaced while being read');
+      if (name === Event.resumed && of === gen) {
+        const cut = Number(fields[3]?.toString());
+        if (Number.isSafeInteger(cut)) this.#rewindTo = Math.min(cut, this.#rewindTo ?? cut);
+      }
+    }
+  }
+
+  /** Read the events logged since the last one seen; true when a new writer resumed the file. */
+  async resumedMeanwhile(): Promise<boolean> {
+    let items: RawEntry[];
+    try {
+      items = (await this.#client.xrangeBuffer(this.#keys.events, `(${this.#lastEventId}`, '+')) as RawEntry[];
+    } catch (err) {
+      throw wrapRedisError(err, this.#key, 'reading the events of the file');
+    }
+    this.#onEvents(items);
+    return this.#rewindTo !== undefined;
+  }
+
+  /**
+   * Entry `found` came where `expected` should have (`chunk` is the chunk being read). A reader that
+   * does not follow, a file no longer being written, a writer whose lease has lapsed, or one that
+   * lost acknowledged pieces: the gap is damage at once. While a live writer holds the file it can
+   * be passing: after Redis refused a piece (out of memory), later pieces may be stored before the
+   * writer deletes them and writes again from the refused one, announcing it with a `repaired`
+   * event. So wait for an event (or the liveness interval) and let the reader read again, for at
+   * most `idleTimeout`.
+   */
+  async waitOutGap(expected: string, found: string, chunk: number, following: boolean): Promise<void> {
+    const gap = corrupt(this.#key, `expected entry ${expected}, found ${found}: entries are missing`);
+    if (!following) throw gap;
+    this.#gapSince ||= Date.now();
+    const waited = Date.now() - this.#gapSince;
+    let fields: (string | null)[];
+    let time: (string | number)[];
+    try {
+      [fields, time] = await Promise.all([
+        this.#client.hmget(this.#keys.meta, Meta.state, Meta.trimmed, Meta.lost, Meta.heartbeat, Meta.heartbeatInterval),
+        this.#client.time() as Promise<(string | number)[]>,
+      ]);
+    } catch (err) {
+      throw wrapRedisError(err, this.#key, 'checking the file');
+    }
+    const [state, trimmed, lost, heartbeat, interval] = fields;
+    if (Number(trimmed ?? 0) > chunk) throw trimmedError(this.#key, Number(trimmed), chunk);
+    if (lost === Flag.yes) throw abortedError(this.#key, true);
+    if (state === State.aborted) throw aborted(this.#key, 'the writer aborted this file before it was complete');
+    if (state !== State.writing || leaseLapsed(Number(heartbeat), Number(interval), serverMs(time)) || waited >= this.#idleTimeout) throw gap;
+    await this.waitForEvent(Math.max(1, Math.min(LIVENESS_INTERVAL_MS, this.#idleTimeout - waited)), `waiting for entry ${expected}`);
+  }
+
+  /**
+   * Nothing new arrived after entry `after`: make sure the file is still there, that a complete
+   * file's entries are not missing, and (when following) that the writer is alive. Returns true
+   * when entries are waiting to be read after all.
+   */
+  async checkFile(following: boolean, after: string): Promise<boolean> {
+    const meta = this.#meta!;
+    let gen: string | null, state: string | null, heartbeat: string | null, lost: string | null, streamExists: number;
+    try {
+      [[gen, state, heartbeat, lost], streamExists] = await Promise.all([
+        this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.heartbeat, Meta.lost),
+        this.#client.exists(this.#chunksKey),
+      ]);
+    } catch (err) {
+      throw wrapRedisError(err, this.#key, 'checking the file');
+    }
+    if (this.#closed) return false;
+    if (gen !== meta.gen) throw notFound(this.#key, 'the file was removed, replaced or expired while being read');
+    // The metadata is there but the chunks are not: evicted under memory pressure, or lost.
+    if (streamExists === 0) throw corrupt(this.#key, 'its chunk stream is gone (evicted or deleted) while its metadata remains');
+    if (state === State.aborted || state === State.complete) {
+      // The end or abort record is stored in the same step as the state: read on to it (or to
+      // the gap before it).
+      if (await this.#anythingAfter(after)) return true;
+      if (state === State.aborted) throw abortedError(this.#key, lost === Flag.yes);
+      throw corrupt(this.#key, `the file is complete but nothing is stored after entry ${after}`);
+    }
+    if (!following) return false;
+    if (Number(heartbeat) !== this.#lastHeartbeat) {
+      this.#lastHeartbeat = Number(heartbeat);
+      this.#lastProgress = Date.now();
+    } else if (this.#abandonStale && Date.now() - this.#lastProgress > Limits.leaseFactor * meta.heartbeatInterval) {
+      await this.#abandon();
+    } else if (Date.now() - this.#lastProgress >= this.#idleTimeout) {
+      throw timeout(this.#key, `the writer made no progress for idleTimeout (${this.#idleTimeout} ms)`);
+    }
+    return false;
+  }
+
+  async #anythingAfter(after: string): Promise<boolean> {
+    try {
+      const next = await this.#client.xrangeBuffer(this.#chunksKey, after === '0-0' ? '-' : `(${after}`, '+', 'COUNT', 1);
+      return next.length > 0;
+    } catch (err) {
+      throw wrapRedisError(err, this.#key, `reading after entry ${after}`);
+    }
+  }
+
+  /**
+   * The writer has been silent for as long as its lease lasts: when the server agrees that the
+   * lease is stale, the file is marked aborted for every reader, this one first.
+   */
+  async #abandon(): Promise<void> {
+    const meta = this.#meta!;
+    const lease = Limits.leaseFactor * meta.heartbeatInterval;
+    const reason = `its writer stopped: no heartbeat for ${lease} ms (${Limits.leaseFactor} intervals), so its lease lapsed`;
+    let reply: Awaited<ReturnType<typeof ABANDON.decode>>;
+    try {
+      reply = await run(this.#client, ABANDON, { meta: this.#keys.meta, chunks: this.#chunksKey }, { gen: meta.gen, reason });
+    } catch (err) {
+      throw wrapRedisError(err, this.#key, 'marking the file of a dead writer aborted');
+    }
+    if (reply.status === 'marked') throw aborted(this.#key, `the file was marked aborted: ${reason}`);
+    if (reply.status === 'missing') throw notFound(this.#key, 'the file was removed, replaced or expired while being read');
+    // 'alive': a heartbeat came just now, which the next check sees; 'settled': the file was
+    // completed or aborted meanwhile, which the next read shows.
+  }
+}
+
+/** @internal The error of a file whose writer aborted: CORRUPT when Redis had lost acknowledged pieces. */
+export function abortedError(key: string, lost: boolean): Error {
+  return lost
+    ? corrupt(key, 'Redis lost pieces that it had acknowledged to the writer (a replica without them took over from a failed primary), and the writer aborted')
+    : aborted(key, 'the writer aborted this file before it was complete');
+}
+
+/** @internal The error of a read that needs chunks consumers trimmed. */
+export function trimmedError(key: string, trimmed: number, wanted: number): Error {
+  return notFound(key, `chunks 0 to ${trimmed - 1} were trimmed once every consumer had read them; this read needs chunk ${wanted}`);
+}
+
+/**
+ * The per-stream part of an XREAD reply: an array of [key, entries] pairs, or, from a client set
+ * to `replyMapping: 'resp3'`, an object keyed by stream.
+ */
+function streamsOf(reply: unknown): [Buffer | string, RawEntry[]][] {
+  if (reply == null) return [];
+  if (Array.isArray(reply)) return reply as [Buffer, RawEntry[]][];
+  if (reply instanceof Map) return [...(reply as Map<string, RawEntry[]>)];
+  return Object.entries(reply as Record<string, RawEntry[]>);
+}
