@@ -132,3 +132,52 @@ describe('Ctrl-C on channels', () => {
     expect(readFileSync(join(out, 'only.txt'), 'utf8')).toBe('only\n');
   });
 });
+
+describe('SIGTERM', () => {
+  it('during put from a slow stdin: the file is left aborted, exit 143', async () => {
+    const key = uniqueKey('sigterm-put');
+    const writer = start(['put', '--chunk-size', '1k', '-', key]);
+    writer.child.stdin.write(randomBytes(5000));
+    await waitUntil('the put is writing', async () => ((await stateOf(redis, key))?.size ?? 0) > 0);
+    writer.child.kill('SIGTERM');
+    const r = await writer.done;
+    expect(r.code).toBe(143);
+    expect(expectOneLine(r.stderr)).toBe(`redis-file: File ${JSON.stringify(key)}: put interrupted by SIGTERM: the file is marked aborted`);
+    expect((await stat(redis, key)).state).toBe('aborted');
+  });
+
+  it('during cat of a file being written: exit 143, and the writer carries on', async () => {
+    const key = uniqueKey('sigterm-cat');
+    const writer = start(['put', '--chunk-size', '1k', '-', key]);
+    writer.child.stdin.write(randomBytes(5000));
+    await waitUntil('the put is writing', async () => ((await stateOf(redis, key))?.size ?? 0) > 0);
+    const reader = start(['cat', key]);
+    await waitUntil('cat is following the file', () => reader.stdout().length > 0);
+    reader.child.kill('SIGTERM');
+    const r = await reader.done;
+    expect(r).toMatchObject({ code: 143, stderr: '' });
+    writer.child.stdin.end(randomBytes(100));
+    expect(await writer.done).toMatchObject({ code: 0, stderr: '' });
+    expect((await stat(redis, key)).state).toBe('complete');
+  });
+
+  it('during get --wait-for-create into a file: exit 143, and no partial file', async () => {
+    const key = uniqueKey('sigterm-wait');
+    const target = mkdtempSync(join(dir(), 'sigterm-wait-'));
+    // Far longer than the test may take: the command must end on the signal, not on the wait.
+    const getter = start(['get', '--wait-for-create', '10m', key, join(target, 'out.bin')]);
+    await waitUntil('get has created its temporary file', () => readdirSync(target).length > 0);
+    getter.child.kill('SIGTERM');
+    const r = await getter.done;
+    expect(r).toMatchObject({ code: 143, stderr: '' });
+    expect(readdirSync(target)).toEqual([]);
+  });
+
+  it('during receive waiting for a file: exit 143', async () => {
+    const channel = uniqueKey('sigterm-receive');
+    const receiver = start(['receive', channel, '--consumer', 'r', '--out', mkdtempSync(join(dir(), 'sigterm-receive-'))]);
+    await joined(redis, channel, 1);
+    receiver.child.kill('SIGTERM');
+    expect(await receiver.done).toMatchObject({ code: 143, stderr: '' });
+  });
+});

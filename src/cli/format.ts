@@ -1,6 +1,7 @@
 /**
- * `redis-file`: what the command prints (sizes, dates, durations, keys, JSON) and how it reads its
- * arguments (256k, 7d, key=value, receivers), and URLs with their password masked.
+ * `redis-file`: what the command prints (sizes, dates, durations, keys, JSON, the progress bar's
+ * line, the library's messages in the command's words) and how it reads its arguments (256k, 7d,
+ * key=value, receivers, key patterns), and URLs with their password masked.
  * @internal
  * @module
  */
@@ -62,6 +63,94 @@ export function statJson(s: FileStat): string {
     updated: s.updated.toISOString(),
     ttl: s.ttl ?? null,
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The progress bar's line
+
+const LABEL_MAX = 28;
+const LABEL_MIN = 8;
+const BAR_MAX = 24;
+const BAR_MIN = 8;
+
+/**
+ * One line of the progress bar, `label [bar] figures`, in at most `columns - 1` characters (a
+ * line that reaches the last column makes some terminals wrap, and cli-progress cuts it at the
+ * width): the figures are kept whole, the label is shortened from the left (the end of a key says
+ * most), and the bar gets what is left, between 8 and 24 cells, or is left out. `fraction` is
+ * `undefined` when the total is not known: no bar then.
+ */
+export function barLine(label: string, fraction: number | undefined, figures: string, columns: number): string {
+  const width = Math.max(20, columns) - 1;
+  // For the label and the bar, each followed by a space.
+  const room = width - figures.length;
+  const withBar = fraction !== undefined && room >= LABEL_MIN + 1 + BAR_MIN + 1;
+  const name = shorten(label, clamp(room - 1 - (withBar ? BAR_MIN + 1 : 0), LABEL_MIN, LABEL_MAX));
+  let line = `${name} ${figures}`;
+  if (withBar) {
+    const cells = Math.min(BAR_MAX, room - name.length - 2);
+    const done = Math.round(clamp(fraction, 0, 1) * cells);
+    line = `${name} ${'\u2588'.repeat(done)}${'\u2591'.repeat(cells - done)} ${figures}`;
+  }
+  return line.length > width ? line.slice(0, width) : line;
+}
+
+function shorten(text: string, max: number): string {
+  return text.length > max ? `\u2026${text.slice(text.length - max + 1)}` : text;
+}
+
+function clamp(n: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, n));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The library's messages in the command's words
+
+/** The library's option names that the command sets from a flag of its own. */
+const FLAGS: Readonly<Record<string, string>> = Object.freeze({
+  overwrite: '-f/--overwrite',
+  chunkSize: '--chunk-size',
+  compress: '-z/--gzip',
+  contentType: '--content-type',
+  metadata: '--meta',
+  ttl: '--ttl',
+  waitReplicas: '--wait-replicas',
+  consumers: '--consumers',
+  consumer: '--consumer',
+  maxRedisMemory: '--max-redis-memory',
+  start: '--start',
+  end: '--end',
+  decompress: '-d/--decompress',
+  waitForCreate: '--wait-for-create',
+  prefix: '--prefix',
+});
+
+/**
+ * A message of the library (or of ioredis) as the command's user reads it: the options it names are
+ * the command's flags, and those the command has no flag for are left out. The library's messages
+ * stay as they are for the library's users; the codes, not the words, are the contract.
+ */
+export function cliWording(message: string): string {
+  return (
+    message
+      // "a complete file is stored at this key and `overwrite` is off"
+      .replace(/ and `overwrite` is off\b/g, `; use ${FLAGS.overwrite} to replace it`)
+      // "within waitForCreate (60000 ms)", "for idleTimeout (30000 ms)"
+      .replace(/\b(within|for) (waitForCreate|idleTimeout|waitTimeout|retryTimeout) \((\d+) ms\)/g, (_, word: string, name: string, ms: string) =>
+        name === 'waitForCreate' ? `${word} ${FLAGS.waitForCreate} (${formatMs(Number(ms))})` : `${word} ${formatMs(Number(ms))}`,
+      )
+      // ioredis gives up on a command after its reconnection attempts, naming an option of its own.
+      .replace(
+        /Reached the max retries per request limit \(which is \d+\)\. Refer to "maxRetriesPerRequest" option for details\./g,
+        'the connection to Redis was lost and could not be restored',
+      )
+      .replace(/`(\w+)`/g, (whole, name: string) => FLAGS[name] ?? whole)
+  );
+}
+
+/** 60000 → "60 s", 1500 → "1.5 s", 250 → "250 ms". */
+function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Number((ms / 1000).toFixed(1))} s`;
 }
 
 /** The URL with its password masked, for messages. */

@@ -22,11 +22,11 @@ import { Command, CommanderError, Help, InvalidArgumentError, Option } from 'com
 import { closeCommand, receiveCommand, type ReceiveOptions, rmChannelCommand, sendCommand, type SendOptions } from './channel.js';
 import { expireCommand, lsCommand, mvCommand, rmCommand, statCommand } from './files.js';
 import { bytesArg, parseConsumers, parseDuration, parseMeta } from './format.js';
-import { DEBUG, DEFAULT_PREFIX, DEFAULT_URL, EXIT, type GlobalOptions, onSignal, report, run, usageHint } from './runtime.js';
+import { DEBUG, DEFAULT_PREFIX, DEFAULT_REDIS_TIMEOUT, DEFAULT_URL, EXIT, type GlobalOptions, onSignal, report, run, stopReason, usageHint } from './runtime.js';
+import { catCommand, getCommand, putCommand, type PutOptions, type ReadOptions, reportInterruptedPut } from './transfer.js';
 
 /** The default --url, as the list the option holds (compared by identity: a given --url replaces it). */
 const DEFAULT_URLS: readonly string[] = Object.freeze([DEFAULT_URL]);
-import { catCommand, getCommand, putCommand, type PutOptions, type ReadOptions, reportInterruptedPut } from './transfer.js';
 
 /** How long the process may linger once the command is done before it is ended (see main). */
 const LINGER_MS = 2000;
@@ -70,6 +70,12 @@ function buildProgram(setExit: (code: number) => void): Command {
         .default(DEFAULT_URLS, DEFAULT_URL),
     )
     .addOption(new Option('--cluster', 'Redis is a cluster: follow its slots and failovers from the --url seed(s) (implied by several URLs)'))
+    .addOption(
+      new Option('--redis-timeout <seconds>', 'once connected, how long Redis may stay unreachable before the command fails (or 30s, 2m, …)')
+        .env('REDIS_FILE_REDIS_TIMEOUT')
+        .argParser((t: string) => parseDuration(t, 's', 1))
+        .default(DEFAULT_REDIS_TIMEOUT, '20s'),
+    )
     .addOption(
       new Option('--prefix <prefix>', 'namespace of the Redis keys of every file')
         .argParser((text: string) => {
@@ -358,6 +364,9 @@ process.on('SIGTERM', () => onSignal('SIGTERM'));
 
 main().then(
   (code) => {
+    // Stopped (a signal, or Redis gone): the command has cleaned up what it could within its grace;
+    // a stream that has not closed by now must not keep the process alive.
+    if (stopReason() !== undefined) process.exit(code);
     process.exitCode = code;
     // Everything is closed by now and the process ends by itself. Should anything (a bug) keep
     // it alive, this unref'd timer ends it without holding it open otherwise.

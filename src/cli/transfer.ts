@@ -11,7 +11,8 @@ import { basename, dirname, join } from 'node:path';
 import { type Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createRedisReadStream, createRedisWriteStream, ErrorCodes, type Progress, RedisFileError, type RedisWriteStream, stat } from '../index.js';
-import { checked, cleanUpOnSignal, closed, type GlobalOptions, interrupt, type Interrupted, LocalFileError, ProgressBar, UsageError, wantBar, warn, type Client } from './runtime.js';
+import { checked, cleanUpOnSignal, closed, orStopped, type GlobalOptions, interrupt, type Interrupted, LocalFileError, UsageError, warn, type Client } from './runtime.js';
+import { ProgressBar, wantBar } from './progress.js';
 
 /** How long `put` holds back the end of its input, for a signal that comes with it (see putCommand). */
 const END_GRACE_MS = 50;
@@ -92,11 +93,13 @@ export async function putCommand(redis: Client, g: GlobalOptions, source: string
     },
   });
   try {
-    await pipeline(input, counter, writer);
+    await orStopped(pipeline(input, counter, writer));
     bar?.update(bytes, bytes);
     bar?.stop(true);
   } catch (err) {
-    // Whatever failed, the writer marks the file aborted in its destroy: wait for that.
+    // Whatever failed, the writer marks the file aborted in its destroy: wait for that (a while).
+    if (!writer.destroyed) writer.destroy(err as Error);
+    input.destroy();
     await closed(writer);
     if (interrupt.signal.aborted) throw interrupt.signal.reason;
     throw err;
@@ -166,10 +169,10 @@ async function readInto(redis: Client, g: GlobalOptions, key: string, o: ReadOpt
     });
   }
   try {
-    if (dest === undefined) await pipeline(reader, process.stdout, { end: false });
-    else await pipeline(reader, dest);
+    await orStopped(dest === undefined ? pipeline(reader, process.stdout, { end: false }) : pipeline(reader, dest));
     bar?.stop(true);
   } catch (err) {
+    if (!reader.destroyed) reader.destroy(err as Error);
     if (interrupt.signal.aborted) throw interrupt.signal.reason;
     throw err;
   } finally {
@@ -179,6 +182,7 @@ async function readInto(redis: Client, g: GlobalOptions, key: string, o: ReadOpt
 }
 
 export async function getCommand(redis: Client, g: GlobalOptions, key: string, path: string, o: ReadOptions): Promise<void> {
+  cleanUpOnSignal();
   if (path === '-') {
     await readInto(redis, g, key, o, undefined);
     return;
@@ -195,7 +199,6 @@ export async function getCommand(redis: Client, g: GlobalOptions, key: string, p
   // Regular files are written to a temporary name and renamed when complete, so that a failed or
   // interrupted download never leaves a partial file behind; devices and FIFOs are written to.
   const direct = targetStat !== undefined && !targetStat.isFile();
-  cleanUpOnSignal(!direct);
   const temp = direct ? target : join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.part`);
   let handle: FileHandle;
   try {
@@ -217,5 +220,6 @@ export async function getCommand(redis: Client, g: GlobalOptions, key: string, p
 }
 
 export async function catCommand(redis: Client, g: GlobalOptions, keys: string[], o: ReadOptions): Promise<void> {
+  cleanUpOnSignal();
   for (const key of keys) await readInto(redis, g, key, { ...o, follow: true }, undefined);
 }
