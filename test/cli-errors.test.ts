@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { expectOneLine, run, stateOf, useTempDir } from './helpers/cli.js';
+import { put } from './helpers/streams.js';
 
 const redis = connect();
 const dir = useTempDir();
@@ -99,5 +100,43 @@ describe('exit codes and messages', () => {
     ];
     expect(results.map((r) => r.code)).toEqual([0, 0, 0, 0, 1, 1, 0, 0, 1]);
     for (const r of results) expect(r.stderr).not.toContain('still running after the end');
+  });
+});
+
+describe('messages name the flags of the command, not the options of the library', () => {
+  it('put and mv onto a file: use -f/--overwrite', async () => {
+    const key = uniqueKey('flag-overwrite');
+    const other = uniqueKey('flag-overwrite-other');
+    await put(redis, key, Buffer.from('first'));
+    await put(redis, other, Buffer.from('other'));
+    const refused = await run(['put', '-', key], { input: 'second' });
+    expect(refused.code).toBe(1);
+    expect(expectOneLine(refused.stderr)).toBe(
+      `redis-file: File ${JSON.stringify(key)}: a complete file is stored at this key; use -f/--overwrite to replace it (ERR_REDIS_FILE_EXISTS)`,
+    );
+    const mv = await run(['mv', other, key]);
+    expect(mv.code).toBe(1);
+    expect(expectOneLine(mv.stderr)).toBe(
+      `redis-file: File ${JSON.stringify(key)}: a complete file is stored at the new name; use -f/--overwrite to replace it (ERR_REDIS_FILE_EXISTS)`,
+    );
+  });
+
+  it('get after --wait-for-create runs out: names --wait-for-create', async () => {
+    const key = uniqueKey('flag-wait');
+    const r = await run(['get', '--wait-for-create', '1500ms', key]);
+    expect(r.code).toBe(1);
+    expect(expectOneLine(r.stderr)).toBe(
+      `redis-file: File ${JSON.stringify(key)}: no file appeared at this key within --wait-for-create (1.5 s) (ERR_REDIS_FILE_TIMEOUT)`,
+    );
+  });
+
+  it('a range past the end names --start', async () => {
+    const key = uniqueKey('flag-start');
+    await put(redis, key, Buffer.from('0123456789'));
+    const r = await run(['get', key, '--start', '20']);
+    expect(r.code).toBe(1);
+    const line = expectOneLine(r.stderr);
+    expect(line).toContain('--start');
+    expect(line).not.toContain('`');
   });
 });

@@ -25,6 +25,20 @@ export function formatBytes(n: number, trim = false): string {
   return i === 0 ? `${n} B` : `${trim && Number.isInteger(v) ? v : v.toFixed(1)} ${UNITS[i]}`;
 }
 
+/** The unit {@link formatBytes} gives `n` in: 0 for B, 1 for KiB, … */
+export function byteUnit(n: number): number {
+  let i = 0;
+  for (let v = n; v >= 1024 && i < UNITS.length - 1; v /= 1024) i++;
+  return i;
+}
+
+/** `done` and `total` in the unit of `total`: "96.0/190.7 MiB", "512/1000 B", the first padded to the second's width. */
+export function formatShare(done: number, total: number): string {
+  const unit = byteUnit(total);
+  const num = (n: number): string => (unit === 0 ? String(n) : (n / 1024 ** unit).toFixed(1));
+  return `${num(done).padStart(num(total).length)}/${num(total)} ${UNITS[unit]}`;
+}
+
 /** Local time as "2026-11-30 10:15:02" (or without seconds). */
 export function formatDate(d: Date, seconds = true): string {
   const p = (n: number): string => String(n).padStart(2, '0');
@@ -77,13 +91,15 @@ const BAR_MIN = 8;
  * One line of the progress bar, `label [bar] figures`, in at most `columns - 1` characters (a
  * line that reaches the last column makes some terminals wrap, and cli-progress cuts it at the
  * width): the figures are kept whole, the label is shortened from the left (the end of a key says
- * most), and the bar gets what is left, between 8 and 24 cells, or is left out. `fraction` is
- * `undefined` when the total is not known: no bar then.
+ * most), and the bar gets what is left, between 8 and 24 cells, or is left out. The room is planned
+ * for figures `reserve` characters long (the widest they get while the transfer runs), so that the
+ * bar keeps its width as the rate and the time left change. `fraction` is `undefined` when the total
+ * is not known: no bar then.
  */
-export function barLine(label: string, fraction: number | undefined, figures: string, columns: number): string {
+export function barLine(label: string, fraction: number | undefined, figures: string, columns: number, reserve = figures.length): string {
   const width = Math.max(20, columns) - 1;
   // For the label and the bar, each followed by a space.
-  const room = width - figures.length;
+  const room = width - Math.max(reserve, figures.length);
   const withBar = fraction !== undefined && room >= LABEL_MIN + 1 + BAR_MIN + 1;
   const name = shorten(label, clamp(room - 1 - (withBar ? BAR_MIN + 1 : 0), LABEL_MIN, LABEL_MAX));
   let line = `${name} ${figures}`;

@@ -6,7 +6,7 @@
  */
 
 import cliProgress from 'cli-progress';
-import { barLine, formatBytes, formatDuration } from './format.js';
+import { barLine, formatBytes, formatDuration, formatShare } from './format.js';
 
 /** Width assumed when stderr does not say (it always does when it is a terminal). */
 const DEFAULT_COLUMNS = 80;
@@ -104,17 +104,28 @@ export interface ProgressState {
   done?: 'completed' | 'stopped' | undefined;
 }
 
+/** The widest a rate ("1023.9 KiB/s") and a time ("59m59s") get. */
+const RATE_WIDTH = 12;
+const TIME_WIDTH = 6;
+
 /** The bar's line for a state, in at most `columns - 1` characters. */
 export function progressLine(s: ProgressState, columns: number): string {
   const speed = `${formatBytes(Math.round(s.rate))}/s`;
   const bytes = formatBytes(s.bytes);
-  const fraction = s.total === undefined ? undefined : s.total > 0 ? Math.min(1, s.bytes / s.total) : 1;
-  if (s.done === 'completed') return barLine(s.label, fraction, `${bytes} in ${formatDuration(s.seconds)}  ${speed}`, columns);
-  if (s.done === 'stopped') return barLine(s.label, fraction, `stopped after ${bytes}`, columns);
-  if (s.total === undefined || fraction === undefined) return barLine(s.label, undefined, `${bytes}  ${speed}  ${formatDuration(s.seconds)}`, columns);
+  if (s.total === undefined) {
+    if (s.done === 'completed') return barLine(s.label, undefined, `${bytes} in ${formatDuration(s.seconds)}  ${speed}`, columns);
+    if (s.done === 'stopped') return barLine(s.label, undefined, `stopped after ${bytes}`, columns);
+    return barLine(s.label, undefined, `${bytes}  ${speed}  ${formatDuration(s.seconds)}`, columns, 10 + 2 + RATE_WIDTH + 2 + TIME_WIDTH);
+  }
+  const fraction = s.total > 0 ? Math.min(1, s.bytes / s.total) : 1;
+  const share = formatShare(s.bytes, s.total);
+  // The running line's widest figures: the last line keeps the bar it had.
+  const reserve = 4 + 2 + share.length + 2 + RATE_WIDTH + 2 + 'ETA '.length + TIME_WIDTH;
+  if (s.done === 'completed') return barLine(s.label, fraction, `${bytes} in ${formatDuration(s.seconds)}  ${speed}`, columns, reserve);
+  if (s.done === 'stopped') return barLine(s.label, fraction, `stopped after ${bytes}`, columns, reserve);
   const eta = s.rate > 0 ? formatDuration((s.total - s.bytes) / s.rate) : '--';
   const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
-  return barLine(s.label, fraction, `${pct}  ${bytes} / ${formatBytes(s.total)}  ${speed}  ETA ${eta}`, columns);
+  return barLine(s.label, fraction, `${pct}  ${share}  ${speed}  ETA ${eta}`, columns, reserve);
 }
 
 /** Whether to show a bar: stderr is a terminal, no --quiet, and stdout (when written) is not the terminal. */
