@@ -146,6 +146,32 @@ describe('SIGTERM', () => {
     expect((await stat(redis, key)).state).toBe('aborted');
   });
 
+  it('during put of several files: the one being stored is left aborted, the next ones are not stored', async () => {
+    const src = mkdtempSync(join(dir(), 'sigterm-several-'));
+    writeFileSync(join(src, 'a.txt'), 'a\n');
+    writeFileSync(join(src, 'c.txt'), 'c\n');
+    // A FIFO: its producer (this test) decides when its bytes come.
+    execFileSync('mkfifo', [join(src, 'b.log')]);
+    const prefix = `${uniqueKey('sigterm-several')}/`;
+    const writer = start(['put', '--chunk-size', '1k', join(src, 'a.txt'), join(src, 'b.log'), join(src, 'c.txt'), prefix]);
+    const producer = createWriteStream(join(src, 'b.log'));
+    producer.on('error', () => {});
+    producer.write(randomBytes(5000));
+    await waitUntil('put is storing b.log', async () => ((await stateOf(redis, `${prefix}b.log`))?.size ?? 0) > 0);
+    writer.child.kill('SIGTERM');
+    await waitUntil('put has seen the signal', () => writer.stderr().includes('interrupted'));
+    producer.end();
+    const r = await writer.done;
+    expect(r.code).toBe(143);
+    expect(expectOneLine(r.stderr)).toBe(
+      `redis-file: File ${JSON.stringify(`${prefix}b.log`)}: put interrupted by SIGTERM: the file is marked aborted; ` +
+        '1 of 3 files stored before it, the others not',
+    );
+    expect((await stat(redis, `${prefix}a.txt`)).state).toBe('complete');
+    expect((await stat(redis, `${prefix}b.log`)).state).toBe('aborted');
+    expect(await stateOf(redis, `${prefix}c.txt`)).toBeUndefined();
+  });
+
   it('during cat of a file being written: exit 143, and the writer carries on', async () => {
     const key = uniqueKey('sigterm-cat');
     const writer = start(['put', '--chunk-size', '1k', '-', key]);

@@ -182,6 +182,59 @@ export function safeUrl(url: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Key patterns: Redis globs (* ? [abc], \ escapes the next character), as SCAN MATCH takes them
+
+const GLOB = new Set(['*', '?', '[']);
+
+/** Whether `text` holds a wildcard that is not escaped: it names every key it matches. */
+export function isPattern(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '\\') i++;
+    else if (GLOB.has(text[i]!)) return true;
+  }
+  return false;
+}
+
+/**
+ * The key an argument that is not a pattern names: itself, unless it escapes a wildcard
+ * (`logs/a\*b` names `logs/a*b`): then every `\` escapes the character after it, as in a pattern.
+ */
+export function literalKey(text: string): string {
+  if (!/\\[*?[]/.test(text)) return text;
+  return text.replace(/\\(.)/gs, '$1');
+}
+
+/**
+ * The fixed directories a pattern starts with: what comes before its first wildcard, up to and
+ * including the last `/` there, unescaped. Every key the pattern matches starts with it:
+ * `logs/2026-*.gz` → `logs/`, `a/b?/c` → `a/`, `*` → the empty string.
+ */
+export function patternBase(pattern: string): string {
+  let literal = '';
+  let base = '';
+  for (let i = 0; i < pattern.length; i++) {
+    let c = pattern[i]!;
+    if (c === '\\') c = pattern[++i] ?? '';
+    else if (GLOB.has(c)) break;
+    literal += c;
+    if (c === '/') base = literal;
+  }
+  return base;
+}
+
+/**
+ * The path segments of a key's relative name under a local directory, or `undefined` when the
+ * name would not stay a file inside it: an empty segment (a leading, trailing or doubled `/`),
+ * `.` or `..`, a NUL, or on Windows `\` or `:`.
+ */
+export function pathUnder(name: string): string[] | undefined {
+  const parts = name.split('/');
+  const bad = (part: string): boolean =>
+    part === '' || part === '.' || part === '..' || part.includes('\0') || (process.platform === 'win32' && /[\\:]/.test(part));
+  return parts.some(bad) ? undefined : parts;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Argument parsers (commander calls them; InvalidArgumentError is a usage error, exit 2)
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };

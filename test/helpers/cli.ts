@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { channelLogKey } from '../../src/format.js';
-import { type FileStat, stat } from '../../src/index.js';
+import { type FileStat, list, stat } from '../../src/index.js';
 import { sharedRedisUrl } from './clients.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -158,4 +158,11 @@ export function receivedNames(stderr: string): string[] {
 /** The file's stat, or `undefined` when there is none. */
 export async function stateOf(redis: Redis, key: string): Promise<FileStat | undefined> {
   return stat(redis, key).catch(() => undefined);
+}
+
+/** The keys of the stored files that match `pattern`, sorted. */
+export async function storedKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const keys = new Set<string>();
+  for await (const file of list(redis, { match: pattern })) keys.add(file.key);
+  return [...keys].sort();
 }
