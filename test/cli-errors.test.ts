@@ -112,12 +112,14 @@ describe('messages name the flags of the command, not the options of the library
     const refused = await run(['put', '-', key], { input: 'second' });
     expect(refused.code).toBe(1);
     expect(expectOneLine(refused.stderr)).toBe(
-      `redis-file: File ${JSON.stringify(key)}: a complete file is stored at this key; use -f/--overwrite to replace it (ERR_REDIS_FILE_EXISTS)`,
+      `redis-file: File ${JSON.stringify(key)}: a complete file is stored at this key; ` +
+        'use -f/--overwrite to replace it (ERR_REDIS_FILE_EXISTS)',
     );
     const mv = await run(['mv', other, key]);
     expect(mv.code).toBe(1);
     expect(expectOneLine(mv.stderr)).toBe(
-      `redis-file: File ${JSON.stringify(key)}: a complete file is stored at the new name; use -f/--overwrite to replace it (ERR_REDIS_FILE_EXISTS)`,
+      `redis-file: File ${JSON.stringify(key)}: a complete file is stored at the new name; ` +
+        'use -f/--overwrite to replace it (ERR_REDIS_FILE_EXISTS)',
     );
   });
 
@@ -126,7 +128,8 @@ describe('messages name the flags of the command, not the options of the library
     const r = await run(['get', '--wait-for-create', '1500ms', key]);
     expect(r.code).toBe(1);
     expect(expectOneLine(r.stderr)).toBe(
-      `redis-file: File ${JSON.stringify(key)}: no file appeared at this key within --wait-for-create (1.5 s) (ERR_REDIS_FILE_TIMEOUT)`,
+      `redis-file: File ${JSON.stringify(key)}: no file appeared at this key ` +
+        'within --wait-for-create (1.5 s) (ERR_REDIS_FILE_TIMEOUT)',
     );
   });
 

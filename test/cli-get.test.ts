@@ -131,7 +131,8 @@ describe('get of a pattern', () => {
     expect(r.code).toBe(1);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(3);
-    for (const line of lines) expect(line).toMatch(/^redis-file: File ".*": not written: its name under ".*" has an empty, \. or \.\. segment/);
+    const refused = /^redis-file: File ".*": not written: its name under ".*" has an empty, \. or \.\. segment/;
+    for (const line of lines) expect(line).toMatch(refused);
     expect(filesUnder(parent)).toEqual(['a/b/ok.txt']);
     expect(existsSync(join(parent, 'escaped.txt'))).toBe(false);
   });

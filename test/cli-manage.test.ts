@@ -119,7 +119,8 @@ describe('rm and ls of a pattern', () => {
     const r = await run(['rm', pattern]);
     expect(r.code).toBe(1);
     expect(expectOneLine(r.stderr)).toBe(`redis-file: rm ${JSON.stringify(pattern)}: no file matches this pattern`);
-    expect(await run(['rm', '--force', pattern])).toMatchObject({ code: 0, stderr: `removed 0 files matching ${JSON.stringify(pattern)}\n` });
+    const forced = await run(['rm', '--force', pattern]);
+    expect(forced).toMatchObject({ code: 0, stderr: `removed 0 files matching ${JSON.stringify(pattern)}\n` });
   });
 
   it('an escaped wildcard removes only the key that holds it', async () => {

@@ -40,7 +40,8 @@ describe('the progress bar line', () => {
     for (const state of every()) {
       const line = progressLine(state, 80);
       expect(line.length, line).toBeLessThanOrEqual(79);
-      if (state.done === undefined && state.total !== undefined) expect(line, line).toMatch(/ ETA (--|[\d.]+s|\d+m\d\ds|\d+h\d\dm|\d+d\d\dh)$/);
+      const eta = / ETA (--|[\d.]+s|\d+m\d\ds|\d+h\d\dm|\d+d\d\dh)$/;
+      if (state.done === undefined && state.total !== undefined) expect(line, line).toMatch(eta);
       if (state.done === 'completed') expect(line, line).toMatch(/ in [\dhdms.]+ {2}[\d.]+ [KMGTP]?i?B\/s$/);
     }
   });

@@ -164,11 +164,12 @@ describe('several files, and a directory', () => {
     expect((await run(['put', join(src, 'b.log'), prefix])).code).toBe(0);
     const r = await run(['put', join(src, 'a.log'), join(src, 'b.log'), join(src, 'c.log'), prefix]);
     expect(r.code).toBe(1);
-    expect(expectOneLine(r.stderr)).toContain(`File ${JSON.stringify(`${prefix}b.log`)}: a complete file is stored at this key; use -f/--overwrite`);
+    const line = expectOneLine(r.stderr);
+    expect(line).toContain(`File ${JSON.stringify(`${prefix}b.log`)}: a complete file is stored at this key; use -f/--overwrite`);
     expect(await storedKeys(redis, `${prefix}*`)).toEqual([`${prefix}a.log`, `${prefix}b.log`, `${prefix}c.log`]);
   });
 
-  it('-r stores the files of a directory at the prefix + their relative paths; links to files count, anything else is skipped with a line', async () => {
+  it('-r stores the files of a directory at the prefix + their relative paths; links to files count, the rest is skipped', async () => {
     const src = tree('recursive', { 'index.html': 'index', 'css/site.css': 'css', 'img/logo/small.png': 'png', 'empty/.keep': '' });
     symlinkSync(join(src, 'index.html'), join(src, 'home.html'));
     symlinkSync(src, join(src, 'loop'));

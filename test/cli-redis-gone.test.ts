@@ -42,7 +42,8 @@ describe('Redis goes away', () => {
     const where = `127.0.0.1:${server.port}`;
     for (const command of [writer, reader]) {
       const line = await waitForStderrLine(command, /lost the connection/);
-      expect(line).toMatch(new RegExp(`^redis-file: lost the connection to ${where.replace(/\./g, '\\.')}, retrying \\(\\d+ s so far\\)`));
+      const retrying = new RegExp(`^redis-file: lost the connection to ${where.replace(/\./g, '\\.')}, retrying \\(\\d+ s so far\\)`);
+      expect(line).toMatch(retrying);
     }
     const [w, r] = await Promise.all([writer.done, reader.done]);
     for (const [result, context] of [
@@ -72,7 +73,8 @@ describe('Redis goes away', () => {
     await server.kill();
     const r = await receiver.done;
     expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^redis-file: receive ".*": lost the connection to Redis at .* within 1 s \(--redis-timeout\)/);
+    const last = r.stderr.trim().split('\n').at(-1);
+    expect(last).toMatch(/^redis-file: receive ".*": lost the connection to Redis at .* within 1 s \(--redis-timeout\)/);
     expect(r.stderr).not.toMatch(IOREDIS_WORDS);
   });
 

@@ -142,7 +142,8 @@ describe('SIGTERM', () => {
     writer.child.kill('SIGTERM');
     const r = await writer.done;
     expect(r.code).toBe(143);
-    expect(expectOneLine(r.stderr)).toBe(`redis-file: File ${JSON.stringify(key)}: put interrupted by SIGTERM: the file is marked aborted`);
+    const line = expectOneLine(r.stderr);
+    expect(line).toBe(`redis-file: File ${JSON.stringify(key)}: put interrupted by SIGTERM: the file is marked aborted`);
     expect((await stat(redis, key)).state).toBe('aborted');
   });
 

@@ -14,7 +14,24 @@ import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { closeChannel, ErrorCodes, type ReceivedFile, receiveFiles, RedisFileError, removeChannel, sendFiles, stat } from '../index.js';
 import { formatBytes, showKey } from './format.js';
-import { checked, cleanUpOnSignal, closed, orStopped, describe, Failure, type GlobalOptions, interrupt, interrupted, Interrupted, stopReason, isExpected, LocalFileError, UsageError, warn, type Client } from './runtime.js';
+import {
+  checked,
+  cleanUpOnSignal,
+  type Client,
+  closed,
+  describe,
+  Failure,
+  type GlobalOptions,
+  interrupt,
+  Interrupted,
+  interrupted,
+  isExpected,
+  LocalFileError,
+  orStopped,
+  stopReason,
+  UsageError,
+  warn,
+} from './runtime.js';
 import { ProgressBar, wantBar } from './progress.js';
 
 /** How long a command run by `receive --exec` has to exit after SIGTERM before it gets SIGKILL. */
@@ -103,7 +120,10 @@ export async function sendCommand(redis: Client, g: GlobalOptions, channel: stri
       warn(`send ${quote(channel)} interrupted by ${stop.signal}: ${i} of ${files.length} files sent, the others not`);
       throw stop;
     }
-    if (stop) throw new Failure(`${describe(stop, `send ${quote(channel)}`)}; ${i} of ${files.length} files sent, the others not`, { cause: stop });
+    if (stop) {
+      const sent = `${i} of ${files.length} files sent, the others not`;
+      throw new Failure(`${describe(stop, `send ${quote(channel)}`)}; ${sent}`, { cause: stop });
+    }
     let handle: FileHandle;
     try {
       handle = await open(file.path, 'r');
@@ -120,11 +140,9 @@ export async function sendCommand(redis: Client, g: GlobalOptions, channel: stri
     // A read error reaches sendFiles through `source`; a destroyed `source` closes the file.
     pipeline(handle.createReadStream(), source).catch(() => {});
     try {
-      await orStopped(
-        checked(() =>
-          sendFiles(redis, channel, [{ name: file.name, stream: source, size: file.size }], { ...options, compress: (o.gzip ?? false) && !file.gzipped }),
-        ),
-      );
+      const compress = (o.gzip ?? false) && !file.gzipped;
+      const upload = { name: file.name, stream: source, size: file.size };
+      await orStopped(checked(() => sendFiles(redis, channel, [upload], { ...options, compress })));
       bar?.update(bytes, bytes);
       bar?.stop(true);
     } catch (err) {
@@ -137,7 +155,9 @@ export async function sendCommand(redis: Client, g: GlobalOptions, channel: stri
       // Redis gone: that is why, whatever the upload failed with on the way.
       const why = stopped ?? err;
       // Still one line, which says what was sent.
-      if (i > 0 && isExpected(why)) throw new Failure(`${describe(why as Error, `send ${quote(file.name)}`)}; ${sentBefore(i)}`, { cause: why });
+      if (i > 0 && isExpected(why)) {
+        throw new Failure(`${describe(why as Error, `send ${quote(file.name)}`)}; ${sentBefore(i)}`, { cause: why });
+      }
       throw why;
     } finally {
       bar?.stop(false);

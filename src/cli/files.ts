@@ -7,7 +7,19 @@
 
 import { ErrorCodes, expire, type FileStat, list, RedisFileError, remove, rename, stat } from '../index.js';
 import { formatBytes, formatDate, formatDuration, isPattern, literalKey, showKey, statJson } from './format.js';
-import { checked, EXIT, Failure, type GlobalOptions, interrupt, notFound, out, report, stopReason, UsageError, type Client } from './runtime.js';
+import {
+  checked,
+  type Client,
+  EXIT,
+  Failure,
+  type GlobalOptions,
+  interrupt,
+  notFound,
+  out,
+  report,
+  stopReason,
+  UsageError,
+} from './runtime.js';
 
 const quote = (text: string): string => JSON.stringify(text);
 const files = (n: number): string => `${n} file${n === 1 ? '' : 's'}`;
@@ -135,7 +147,9 @@ export async function rmCommand(redis: Client, g: GlobalOptions, args: string[],
         failure(err, `rm ${quote(key)}`);
       }
     }
-    if (!o.quiet) process.stderr.write(`${o.dryRun ? 'would remove' : 'removed'} ${files(removed)} matching ${quote(arg)}\n`);
+    if (!o.quiet) {
+      process.stderr.write(`${o.dryRun ? 'would remove' : 'removed'} ${files(removed)} matching ${quote(arg)}\n`);
+    }
   }
   return failed > 0 ? EXIT.failure : EXIT.ok;
 }

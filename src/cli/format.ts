@@ -32,7 +32,10 @@ export function byteUnit(n: number): number {
   return i;
 }
 
-/** `done` and `total` in the unit of `total`: "96.0/190.7 MiB", "512/1000 B", the first padded to the second's width. */
+/**
+ * `done` and `total` in the unit of `total`: "96.0/190.7 MiB", "512/1000 B", the first padded to
+ * the second's width.
+ */
 export function formatShare(done: number, total: number): string {
   const unit = byteUnit(total);
   const num = (n: number): string => (unit === 0 ? String(n) : (n / 1024 ** unit).toFixed(1));
@@ -96,7 +99,13 @@ const BAR_MIN = 8;
  * bar keeps its width as the rate and the time left change. `fraction` is `undefined` when the total
  * is not known: no bar then.
  */
-export function barLine(label: string, fraction: number | undefined, figures: string, columns: number, reserve = figures.length): string {
+export function barLine(
+  label: string,
+  fraction: number | undefined,
+  figures: string,
+  columns: number,
+  reserve = figures.length,
+): string {
   const width = Math.max(20, columns) - 1;
   // For the label and the bar, each followed by a space.
   const room = width - Math.max(reserve, figures.length);
@@ -152,17 +161,20 @@ export function cliWording(message: string): string {
       // "a complete file is stored at this key and `overwrite` is off"
       .replace(/ and `overwrite` is off\b/g, `; use ${FLAGS.overwrite} to replace it`)
       // "within waitForCreate (60000 ms)", "for idleTimeout (30000 ms)"
-      .replace(/\b(within|for) (waitForCreate|idleTimeout|waitTimeout|retryTimeout) \((\d+) ms\)/g, (_, word: string, name: string, ms: string) =>
-        name === 'waitForCreate' ? `${word} ${FLAGS.waitForCreate} (${formatMs(Number(ms))})` : `${word} ${formatMs(Number(ms))}`,
+      .replace(
+        /\b(within|for) (waitForCreate|idleTimeout|waitTimeout|retryTimeout) \((\d+) ms\)/g,
+        (_, word: string, name: string, ms: string) => {
+          const time = formatMs(Number(ms));
+          return `${word} ${name === 'waitForCreate' ? `${FLAGS.waitForCreate} (${time})` : time}`;
+        },
       )
       // ioredis gives up on a command after its reconnection attempts, naming an option of its own.
-      .replace(
-        /Reached the max retries per request limit \(which is \d+\)\. Refer to "maxRetriesPerRequest" option for details\./g,
-        'the connection to Redis was lost and could not be restored',
-      )
+      .replace(/Reached the max retries per request limit \(which is \d+\)\. Refer to "\w+" option for details\./g, LOST)
       .replace(/`(\w+)`/g, (whole, name: string) => FLAGS[name] ?? whole)
   );
 }
+
+const LOST = 'the connection to Redis was lost and could not be restored';
 
 /** 60000 → "60 s", 1500 → "1.5 s", 250 → "250 ms". */
 function formatMs(ms: number): string {
@@ -230,7 +242,11 @@ export function patternBase(pattern: string): string {
 export function pathUnder(name: string): string[] | undefined {
   const parts = name.split('/');
   const bad = (part: string): boolean =>
-    part === '' || part === '.' || part === '..' || part.includes('\0') || (process.platform === 'win32' && /[\\:]/.test(part));
+    part === '' ||
+    part === '.' ||
+    part === '..' ||
+    part.includes('\0') ||
+    (process.platform === 'win32' && /[\\:]/.test(part));
   return parts.some(bad) ? undefined : parts;
 }
 

@@ -22,7 +22,19 @@ import { Command, CommanderError, Help, InvalidArgumentError, Option } from 'com
 import { closeCommand, receiveCommand, type ReceiveOptions, rmChannelCommand, sendCommand, type SendOptions } from './channel.js';
 import { expireCommand, lsCommand, mvCommand, rmCommand, type RmOptions, statCommand } from './files.js';
 import { bytesArg, isPattern, literalKey, parseConsumers, parseDuration, parseMeta } from './format.js';
-import { DEBUG, DEFAULT_PREFIX, DEFAULT_REDIS_TIMEOUT, DEFAULT_URL, EXIT, type GlobalOptions, onSignal, report, run, stopReason, usageHint } from './runtime.js';
+import {
+  DEBUG,
+  DEFAULT_PREFIX,
+  DEFAULT_REDIS_TIMEOUT,
+  DEFAULT_URL,
+  EXIT,
+  type GlobalOptions,
+  onSignal,
+  report,
+  run,
+  stopReason,
+  usageHint,
+} from './runtime.js';
 import {
   catCommand,
   getCommand,
@@ -80,7 +92,10 @@ function buildProgram(setExit: (code: number) => void): Command {
     )
     .addOption(new Option('--cluster', 'Redis is a cluster: follow its slots and failovers from the --url seed(s) (implied by several URLs)'))
     .addOption(
-      new Option('--redis-timeout <seconds>', 'once connected, how long Redis may stay unreachable before the command fails (or 30s, 2m, …)')
+      new Option(
+        '--redis-timeout <seconds>',
+        'once connected, how long Redis may stay unreachable before the command fails (or 30s, 2m, …)',
+      )
         .env('REDIS_FILE_REDIS_TIMEOUT')
         .argParser((t: string) => parseDuration(t, 's', 1))
         .default(DEFAULT_REDIS_TIMEOUT, '20s'),
@@ -117,11 +132,17 @@ function buildProgram(setExit: (code: number) => void): Command {
         'directory under a key prefix by their paths relative to it. A file becomes complete only once every byte is ' +
         'stored: a failed or interrupted upload (Ctrl-C) leaves it aborted, never half-written.',
     )
-    .usage('[options] <path|-> <key>\n       redis-file put [options] <path>... <prefix/>\n       redis-file put [options] -r <dir> <prefix>')
+    .usage(
+      [
+        '[options] <path|-> <key>',
+        'redis-file put [options] <path>... <prefix/>',
+        'redis-file put [options] -r <dir> <prefix>',
+      ].join('\n       '),
+    )
     .argument('<path|->', 'file to store, or - for standard input; with -r, a directory')
     .argument('<key>', 'name of the file in Redis; ending in /, a key prefix the file goes under by its base name')
     .argument('[more...]', 'more files to store, the last argument then being the key prefix, ending in /')
-    .option('-r, --recursive', "store the files of a directory (and of its subdirectories), each at the key prefix + its path in it")
+    .option('-r, --recursive', 'store the files of a directory and its subdirectories, each at the key prefix + its path')
     .addOption(gzip(''))
     .addOption(chunkSize())
     .addOption(ttl())
@@ -175,15 +196,23 @@ function buildProgram(setExit: (code: number) => void): Command {
         cmd.error(`error: --end (${o.end}) is less than --start (${o.start}); --end is the last byte, inclusive`);
       }
       if (isPattern(key)) {
-        if (path === '-') cmd.error(`error: ${JSON.stringify(key)} is a pattern: give a directory to write the files into (or escape * ? [ with \\)`);
-        const refused = [o.start !== undefined && '--start', o.end !== undefined && '--end', (o.waitForCreate ?? 0) > 0 && '--wait-for-create'];
-        const flag = refused.find((f) => f !== false);
+        if (path === '-') {
+          const escape = 'or escape * ? [ with \\ to name one file';
+          cmd.error(`error: ${JSON.stringify(key)} is a pattern: give a directory to write the files into (${escape})`);
+        }
+        const flag = [
+          o.start !== undefined && '--start',
+          o.end !== undefined && '--end',
+          (o.waitForCreate ?? 0) > 0 && '--wait-for-create',
+        ].find((f) => f !== false);
         if (flag) cmd.error(`error: ${flag} reads one file; it does not go with a pattern`);
-        setExit(await run(cmd, `get ${JSON.stringify(key)}`, globals(cmd), (redis) => getPatternCommand(redis, globals(cmd), key, path, o)));
+        const g = globals(cmd);
+        setExit(await run(cmd, `get ${JSON.stringify(key)}`, g, (redis) => getPatternCommand(redis, g, key, path, o)));
         return;
       }
       const name = literalKey(key);
-      setExit(await run(cmd, `get ${JSON.stringify(name)}`, globals(cmd), (redis) => getCommand(redis, globals(cmd), name, path, o)));
+      const g = globals(cmd);
+      setExit(await run(cmd, `get ${JSON.stringify(name)}`, g, (redis) => getCommand(redis, g, name, path, o)));
     });
 
   program

@@ -104,7 +104,8 @@ export interface ProgressState {
   done?: 'completed' | 'stopped' | undefined;
 }
 
-/** The widest a rate ("1023.9 KiB/s") and a time ("59m59s") get. */
+/** The widest a size ("1023.9 KiB"), a rate ("1023.9 KiB/s") and a time ("59m59s") get. */
+const BYTES_WIDTH = 10;
 const RATE_WIDTH = 12;
 const TIME_WIDTH = 6;
 
@@ -112,16 +113,18 @@ const TIME_WIDTH = 6;
 export function progressLine(s: ProgressState, columns: number): string {
   const speed = `${formatBytes(Math.round(s.rate))}/s`;
   const bytes = formatBytes(s.bytes);
+  const summary = `${bytes} in ${formatDuration(s.seconds)}  ${speed}`;
   if (s.total === undefined) {
-    if (s.done === 'completed') return barLine(s.label, undefined, `${bytes} in ${formatDuration(s.seconds)}  ${speed}`, columns);
+    if (s.done === 'completed') return barLine(s.label, undefined, summary, columns);
     if (s.done === 'stopped') return barLine(s.label, undefined, `stopped after ${bytes}`, columns);
-    return barLine(s.label, undefined, `${bytes}  ${speed}  ${formatDuration(s.seconds)}`, columns, 10 + 2 + RATE_WIDTH + 2 + TIME_WIDTH);
+    const reserve = BYTES_WIDTH + 2 + RATE_WIDTH + 2 + TIME_WIDTH;
+    return barLine(s.label, undefined, `${bytes}  ${speed}  ${formatDuration(s.seconds)}`, columns, reserve);
   }
   const fraction = s.total > 0 ? Math.min(1, s.bytes / s.total) : 1;
   const share = formatShare(s.bytes, s.total);
   // The running line's widest figures: the last line keeps the bar it had.
   const reserve = 4 + 2 + share.length + 2 + RATE_WIDTH + 2 + 'ETA '.length + TIME_WIDTH;
-  if (s.done === 'completed') return barLine(s.label, fraction, `${bytes} in ${formatDuration(s.seconds)}  ${speed}`, columns, reserve);
+  if (s.done === 'completed') return barLine(s.label, fraction, summary, columns, reserve);
   if (s.done === 'stopped') return barLine(s.label, fraction, `stopped after ${bytes}`, columns, reserve);
   const eta = s.rate > 0 ? formatDuration((s.total - s.bytes) / s.rate) : '--';
   const pct = `${Math.floor(fraction * 100)}%`.padStart(4);

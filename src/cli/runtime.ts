@@ -96,7 +96,7 @@ export function onSignal(signal: 'SIGINT' | 'SIGTERM'): void {
   interrupt.abort(new Interrupted(signal));
 }
 
-/** A promise that rejects with the reason ({@link Interrupted} or {@link ConnectionLost}) once the command is stopped. */
+/** Rejects with the reason ({@link Interrupted} or {@link ConnectionLost}) once the command is stopped. */
 export const interrupted = new Promise<never>((_, reject) => {
   interrupt.signal.addEventListener('abort', () => reject(interrupt.signal.reason as Error), { once: true });
 });
@@ -261,7 +261,12 @@ const seconds = (ms: number): string => `${Math.round(ms / 1000)} s`;
  * the command with a {@link ConnectionLost} and close the client, which fails whatever still waits
  * on it. Returns the function that stops watching.
  */
-function watchConnection(client: Client, where: string, timeoutMs: number, lastError: () => Error | undefined): () => void {
+function watchConnection(
+  client: Client,
+  where: string,
+  timeoutMs: number,
+  lastError: () => Error | undefined,
+): () => void {
   let lostAt: number | undefined;
   let said = false;
   let line: NodeJS.Timeout | undefined;
@@ -285,13 +290,8 @@ function watchConnection(client: Client, where: string, timeoutMs: number, lastE
     giveUp = setTimeout(() => {
       clear();
       const why = lastError();
-      interrupt.abort(
-        new ConnectionLost(
-          `lost the connection to Redis at ${where} and could not reconnect within ${seconds(timeoutMs)} (--redis-timeout)` +
-            (why ? `: ${why.message}` : ''),
-          { cause: why },
-        ),
-      );
+      const lost = `lost the connection to Redis at ${where} and could not reconnect within ${seconds(timeoutMs)}`;
+      interrupt.abort(new ConnectionLost(`${lost} (--redis-timeout)${why ? `: ${why.message}` : ''}`, { cause: why }));
       client.disconnect();
     }, timeoutMs);
   };
@@ -399,7 +399,9 @@ export function describe(e: Error, context: string): string {
   // A RedisFileError's message names the key already ("File "k": …"), with its code after it.
   if (e instanceof RedisFileError) return `${cliWording(e.message)} (${e.code})`;
   if (e instanceof ConnectError || e instanceof LocalFileError || e instanceof Failure) return e.message;
-  if (e.name === 'MaxRetriesPerRequestError') return `${context}: the connection to Redis was lost and could not be restored`;
+  if (e.name === 'MaxRetriesPerRequestError') {
+    return `${context}: the connection to Redis was lost and could not be restored`;
+  }
   return `${context}: ${cliWording(e.message)}`;
 }
 

@@ -34,6 +34,7 @@ import {
 } from './runtime.js';
 
 const quote = (text: string): string => JSON.stringify(text);
+const RECURSIVE = '-r/--recursive stores the files of a directory';
 
 /** How long `put` holds back the end of its input, for a signal that comes with it (see putCommand). */
 const END_GRACE_MS = 50;
@@ -78,13 +79,17 @@ async function plan(paths: string[], key: string, recursive: boolean): Promise<U
     const st = await statLocal(dir).catch((err: Error) => {
       throw new LocalFileError(`cannot read ${dir}: ${err.message}`, { cause: err });
     });
-    if (!st.isDirectory()) throw new LocalFileError(`cannot read ${dir}: not a directory (--recursive stores the files of a directory)`);
+    if (!st.isDirectory()) throw new LocalFileError(`cannot read ${dir}: not a directory (${RECURSIVE})`);
     const prefix = key === '' || key.endsWith('/') ? key : `${key}/`;
     return (await walk(dir)).map((name) => ({ source: join(dir, ...name.split('/')), key: `${prefix}${name}` }));
   }
   if (paths.length === 1 && !key.endsWith('/')) return [{ source: paths[0]!, key }];
-  if (!key.endsWith('/')) throw new UsageError(`several files are stored under a key prefix ending in /, as in logs/; got ${quote(key)}`);
-  if (paths.includes('-')) throw new UsageError('standard input has no name to store it under a key prefix: give it a key of its own');
+  if (!key.endsWith('/')) {
+    throw new UsageError(`several files are stored under a key prefix ending in /, as in logs/; got ${quote(key)}`);
+  }
+  if (paths.includes('-')) {
+    throw new UsageError('standard input has no name to store it under a key prefix: give it a key of its own');
+  }
   const uploads = paths.map((source) => ({ source, key: `${key}${basename(source)}` }));
   const seen = new Map<string, string>();
   for (const { source, key: k } of uploads) {
@@ -113,9 +118,11 @@ async function walk(root: string): Promise<string[]> {
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
       const name = rel === '' ? entry.name : `${rel}/${entry.name}`;
+      const path = join(dir, entry.name);
+      const link = entry.isSymbolicLink();
       if (entry.isDirectory()) await visit(name);
-      else if (entry.isFile() || (entry.isSymbolicLink() && (await statLocal(join(dir, entry.name)).catch(() => undefined))?.isFile())) found.push(name);
-      else warn(`skipped ${join(dir, entry.name)}: not a regular file${entry.isSymbolicLink() ? ' (a link to a directory, or to nothing)' : ''}`);
+      else if (entry.isFile() || (link && (await statLocal(path).catch(() => undefined))?.isFile())) found.push(name);
+      else warn(`skipped ${path}: not a regular file${link ? ' (a link to a directory, or to nothing)' : ''}`);
     }
   };
   await visit('');
@@ -127,7 +134,14 @@ async function walk(root: string): Promise<string[]> {
  * (one that cannot be read fails the command before anything is stored); a file that then fails
  * is reported in a line and the others are still stored (exit 1 at the end).
  */
-export async function putCommand(redis: Client, g: GlobalOptions, paths: string[], key: string, o: PutOptions, state: PutState): Promise<number> {
+export async function putCommand(
+  redis: Client,
+  g: GlobalOptions,
+  paths: string[],
+  key: string,
+  o: PutOptions,
+  state: PutState,
+): Promise<number> {
   cleanUpOnSignal();
   const uploads = await plan(paths, key, o.recursive ?? false);
   state.count = uploads.length;
@@ -140,7 +154,7 @@ export async function putCommand(redis: Client, g: GlobalOptions, paths: string[
     const st = await statLocal(source).catch((err: Error) => {
       throw new LocalFileError(`cannot read ${source}: ${err.message}`, { cause: err });
     });
-    if (st.isDirectory()) throw new LocalFileError(`cannot read ${source}: is a directory (-r/--recursive stores the files of a directory)`);
+    if (st.isDirectory()) throw new LocalFileError(`cannot read ${source}: is a directory (${RECURSIVE})`);
   }
   let failed = 0;
   for (const [i, upload] of uploads.entries()) {
@@ -174,7 +188,7 @@ async function putFile(redis: Client, g: GlobalOptions, source: string, key: str
     try {
       handle = await open(source, 'r');
       const st = await handle.stat();
-      if (st.isDirectory()) throw Object.assign(new Error('is a directory (-r/--recursive stores the files of a directory)'), { code: 'EISDIR' });
+      if (st.isDirectory()) throw Object.assign(new Error(`is a directory (${RECURSIVE})`), { code: 'EISDIR' });
       if (st.isFile()) size = st.size;
     } catch (err) {
       await handle?.close();
@@ -366,7 +380,13 @@ async function getFile(redis: Client, g: GlobalOptions, key: string, target: str
  * not make a path inside `dir` (see {@link pathUnder}) is refused; it and any file that fails are
  * reported in a line each, and the others are still written (exit 1 at the end).
  */
-export async function getPatternCommand(redis: Client, g: GlobalOptions, pattern: string, dir: string, o: ReadOptions): Promise<number> {
+export async function getPatternCommand(
+  redis: Client,
+  g: GlobalOptions,
+  pattern: string,
+  dir: string,
+  o: ReadOptions,
+): Promise<number> {
   cleanUpOnSignal();
   const keys = (await matching(redis, g, pattern)).map((f) => f.key);
   if (keys.length === 0) throw new Failure(`get ${quote(pattern)}: no file matches this pattern`);
@@ -376,7 +396,8 @@ export async function getPatternCommand(redis: Client, g: GlobalOptions, pattern
     try {
       const parts = pathUnder(key.slice(base.length));
       if (parts === undefined) {
-        throw new Failure(`File ${quote(key)}: not written: its name under ${quote(base)} has an empty, . or .. segment, so it would not make a path inside ${dir}`);
+        const why = `its name under ${quote(base)} has an empty, . or .. segment, so it would not make a path inside ${dir}`;
+        throw new Failure(`File ${quote(key)}: not written: ${why}`);
       }
       const target = join(dir, ...parts);
       try {
