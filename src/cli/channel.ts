@@ -241,7 +241,9 @@ export async function receiveCommand(redis: Client, g: GlobalOptions, channel: s
       }
     }
   } catch (err) {
-    iterator.return?.().catch(() => {});
+    // End the iteration (and its connections) as for-await would; a stopped command does not wait.
+    const ending = Promise.resolve(iterator.return?.()).catch(() => {});
+    if (!interrupt.signal.aborted) await ending;
     if (interrupt.signal.aborted) throw interrupt.signal.reason;
     throw err;
   }
