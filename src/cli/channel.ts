@@ -14,7 +14,25 @@ import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { closeChannel, ErrorCodes, type ReceivedFile, receiveFiles, RedisFileError, removeChannel, sendFiles, stat } from '../index.js';
 import { formatBytes, showKey } from './format.js';
-import { checked, cleanUpOnSignal, closed, describe, Failure, type GlobalOptions, interrupt, interrupted, interruption, isExpected, LocalFileError, ProgressBar, UsageError, wantBar, warn, type Client } from './runtime.js';
+import {
+  checked,
+  cleanUpOnSignal,
+  type Client,
+  closed,
+  describe,
+  Failure,
+  type GlobalOptions,
+  interrupt,
+  Interrupted,
+  interrupted,
+  isExpected,
+  LocalFileError,
+  orStopped,
+  stopReason,
+  UsageError,
+  warn,
+} from './runtime.js';
+import { ProgressBar, wantBar } from './progress.js';
 
 /** How long a command run by `receive --exec` has to exit after SIGTERM before it gets SIGKILL. */
 const KILL_GRACE_MS = 2000;
@@ -97,10 +115,14 @@ export async function sendCommand(redis: Client, g: GlobalOptions, channel: stri
   };
   const sentBefore = (i: number): string => `${i} of ${files.length} file${files.length === 1 ? '' : 's'} sent before it`;
   for (const [i, file] of files.entries()) {
-    const stop = interruption();
-    if (stop) {
+    const stop = stopReason();
+    if (stop instanceof Interrupted) {
       warn(`send ${quote(channel)} interrupted by ${stop.signal}: ${i} of ${files.length} files sent, the others not`);
       throw stop;
+    }
+    if (stop) {
+      const sent = `${i} of ${files.length} files sent, the others not`;
+      throw new Failure(`${describe(stop, `send ${quote(channel)}`)}; ${sent}`, { cause: stop });
     }
     let handle: FileHandle;
     try {
@@ -118,24 +140,26 @@ export async function sendCommand(redis: Client, g: GlobalOptions, channel: stri
     // A read error reaches sendFiles through `source`; a destroyed `source` closes the file.
     pipeline(handle.createReadStream(), source).catch(() => {});
     try {
-      await checked(() =>
-        sendFiles(redis, channel, [{ name: file.name, stream: source, size: file.size, ...(file.gzipped ? { contentEncoding: 'gzip' } : {}) }], {
-          ...options,
-          compress: (o.gzip ?? false) && !file.gzipped,
-        }),
-      );
+      const compress = (o.gzip ?? false) && !file.gzipped;
+      // A file that is gzipped already is declared as such, and stored as it is.
+      const upload = { name: file.name, stream: source, size: file.size, ...(file.gzipped ? { contentEncoding: 'gzip' } : {}) };
+      await orStopped(checked(() => sendFiles(redis, channel, [upload], { ...options, compress })));
       bar?.update(bytes, bytes);
       bar?.stop(true);
     } catch (err) {
       source.destroy();
-      const stopped = interruption();
-      if (stopped) {
+      const stopped = stopReason();
+      if (stopped instanceof Interrupted) {
         warn(`send ${quote(channel)} interrupted by ${stopped.signal} while sending ${quote(file.name)}: it is left aborted (receivers skip it); ${sentBefore(i)}`);
         throw stopped;
       }
+      // Redis gone: that is why, whatever the upload failed with on the way.
+      const why = stopped ?? err;
       // Still one line, which says what was sent.
-      if (i > 0 && isExpected(err)) throw new Failure(`${describe(err as Error, `send ${quote(file.name)}`)}; ${sentBefore(i)}`, { cause: err });
-      throw err;
+      if (i > 0 && isExpected(why)) {
+        throw new Failure(`${describe(why as Error, `send ${quote(file.name)}`)}; ${sentBefore(i)}`, { cause: why });
+      }
+      throw why;
     } finally {
       bar?.stop(false);
     }
@@ -179,8 +203,12 @@ export async function receiveCommand(redis: Client, g: GlobalOptions, channel: s
     }
   }
   const files = checked(() => receiveFiles(redis, channel, { prefix: g.prefix, consumer: o.consumer, decompress: o.decompress ?? false, signal: interrupt.signal }));
+  // Iterated by hand: a wait for the next file that does not end with the signal (its connection
+  // gone) must not hold up the command, and neither may ending the iterator.
+  const iterator = files[Symbol.asyncIterator]();
   try {
-    for await (const file of files) {
+    for (let next = await orStopped(iterator.next()); !next.done; next = await orStopped(iterator.next())) {
+      const file = next.value;
       if (file.offset > 0) {
         // Restarted in the middle of this file after Redis trimmed its first bytes: the rest alone
         // is not the file, and no run with this --consumer will ever get more of it.
@@ -214,6 +242,9 @@ export async function receiveCommand(redis: Client, g: GlobalOptions, channel: s
       }
     }
   } catch (err) {
+    // End the iteration (and its connections) as for-await would; a stopped command does not wait.
+    const ending = Promise.resolve(iterator.return?.()).catch(() => {});
+    if (!interrupt.signal.aborted) await ending;
     if (interrupt.signal.aborted) throw interrupt.signal.reason;
     throw err;
   }

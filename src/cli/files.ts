@@ -1,12 +1,42 @@
 /**
- * `redis-file`: the commands on stored files, stat, ls, rm, expire and mv.
+ * `redis-file`: the commands on stored files, stat, ls, rm, expire and mv; and the keys a pattern
+ * matches, which ls, rm and get share.
  * @internal
  * @module
  */
 
-import { expire, type FileStat, list, remove, rename, stat } from '../index.js';
-import { formatBytes, formatDate, formatDuration, showKey, statJson } from './format.js';
-import { checked, EXIT, type GlobalOptions, interrupt, notFound, out, report, UsageError, type Client } from './runtime.js';
+import { ErrorCodes, expire, type FileStat, list, RedisFileError, remove, rename, stat } from '../index.js';
+import { formatBytes, formatDate, formatDuration, isPattern, literalKey, showKey, statJson } from './format.js';
+import {
+  checked,
+  type Client,
+  EXIT,
+  Failure,
+  type GlobalOptions,
+  interrupt,
+  notFound,
+  out,
+  report,
+  stopReason,
+  UsageError,
+} from './runtime.js';
+
+const quote = (text: string): string => JSON.stringify(text);
+const files = (n: number): string => `${n} file${n === 1 ? '' : 's'}`;
+
+/**
+ * The files whose keys match a pattern, sorted by key, each once (SCAN may yield one twice while
+ * Redis resizes its tables). SCAN-based, through the library's list: it never blocks Redis.
+ */
+export async function matching(redis: Client, g: GlobalOptions, pattern: string): Promise<FileStat[]> {
+  const seen = new Map<string, FileStat>();
+  for await (const file of checked(() => list(redis, { prefix: g.prefix, match: pattern }))) {
+    const stop = stopReason();
+    if (stop) throw stop;
+    seen.set(file.key, file);
+  }
+  return [...seen.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
 
 export async function statCommand(redis: Client, g: GlobalOptions, key: string, o: { json?: boolean }): Promise<void> {
   const s = await checked(() => stat(redis, key, { prefix: g.prefix }));
@@ -31,37 +61,94 @@ export async function statCommand(redis: Client, g: GlobalOptions, key: string, 
 }
 
 export async function lsCommand(redis: Client, g: GlobalOptions, pattern: string, o: { json?: boolean }): Promise<void> {
-  // SCAN may yield a file twice (while Redis resizes its tables): print each once.
-  const seen = new Set<string>();
-  const files = checked(() => list(redis, { prefix: g.prefix, match: pattern }));
-  const all: FileStat[] = [];
-  for await (const file of files) {
-    if (interrupt.signal.aborted) throw interrupt.signal.reason;
-    if (seen.has(file.key)) continue;
-    seen.add(file.key);
-    // JSON lines stream as they come; the listing for people is sorted by key, so it waits.
-    if (o.json) await out(`${statJson(file)}\n`);
-    else all.push(file);
+  if (o.json) {
+    // JSON lines stream as they come (SCAN may yield a file twice: print each once).
+    const seen = new Set<string>();
+    for await (const file of checked(() => list(redis, { prefix: g.prefix, match: pattern }))) {
+      if (interrupt.signal.aborted) throw interrupt.signal.reason;
+      if (seen.has(file.key)) continue;
+      seen.add(file.key);
+      await out(`${statJson(file)}\n`);
+    }
+    return;
   }
-  if (o.json) return;
-  all.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  // The listing for people is sorted by key, so it waits for the last one.
+  const all = await matching(redis, g, pattern);
   const lines = all.map((f) => {
     const encoding = f.contentEncoding === 'identity' ? '-' : f.contentEncoding;
     return `${f.state.padEnd(8)} ${formatBytes(f.size).padStart(10)}  ${encoding.padEnd(8)} ${formatDate(f.updated, false)}  ${showKey(f.key)}\n`;
   });
   for (let i = 0; i < lines.length; i += 1000) await out(lines.slice(i, i + 1000).join(''));
+  // For people at a terminal, as the progress bar; never in what a script reads.
+  if (process.stderr.isTTY) {
+    process.stderr.write(`${files(all.length)}, ${formatBytes(all.reduce((sum, f) => sum + f.size, 0))}\n`);
+  }
 }
 
-export async function rmCommand(redis: Client, g: GlobalOptions, keys: string[], o: { force?: boolean }): Promise<number> {
+export interface RmOptions {
+  force?: boolean;
+  dryRun?: boolean;
+  quiet?: boolean;
+}
+
+/**
+ * Remove the files at the keys, and those a pattern matches (with a line that counts them). One
+ * line per key that could not be removed; the others are still removed. With --dry-run, print the
+ * keys that would go instead.
+ */
+export async function rmCommand(redis: Client, g: GlobalOptions, args: string[], o: RmOptions): Promise<number> {
   let failed = 0;
-  for (const key of keys) {
+  /** Remove one file (or, with --dry-run, say it would go): whether there was one. */
+  const removeOne = async (key: string): Promise<boolean> => {
+    if (!o.dryRun) return checked(() => remove(redis, key, { prefix: g.prefix }));
+    const there = await checked(() => stat(redis, key, { prefix: g.prefix })).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof RedisFileError && err.code === ErrorCodes.NOT_FOUND) return false;
+        throw err;
+      },
+    );
+    if (there) await out(`${showKey(key)}\n`);
+    return there;
+  };
+  const failure = (err: unknown, context: string): void => {
+    const stop = stopReason();
+    if (stop) throw stop;
+    if (err instanceof UsageError) throw err;
+    report(err, context);
+    failed++;
+  };
+  for (const arg of args) {
+    if (!isPattern(arg)) {
+      const key = literalKey(arg);
+      try {
+        if (!(await removeOne(key)) && !o.force) throw notFound(key);
+      } catch (err) {
+        failure(err, `rm ${quote(key)}`);
+      }
+      continue;
+    }
+    let keys: string[];
     try {
-      if (!(await checked(() => remove(redis, key, { prefix: g.prefix }))) && !o.force) throw notFound(key);
+      keys = (await matching(redis, g, arg)).map((f) => f.key);
+      if (keys.length === 0 && !o.force) throw new Failure(`rm ${quote(arg)}: no file matches this pattern`);
     } catch (err) {
-      if (err instanceof UsageError) throw err;
-      // One line per key that could not be removed; the others are still removed.
-      report(err, `rm ${JSON.stringify(key)}`);
-      failed++;
+      failure(err, `rm ${quote(arg)}`);
+      continue;
+    }
+    let removed = 0;
+    for (const key of keys) {
+      const stop = stopReason();
+      if (stop) throw stop;
+      try {
+        // Gone since the listing (removed, expired): not counted, not a failure.
+        if (await removeOne(key)) removed++;
+      } catch (err) {
+        failure(err, `rm ${quote(key)}`);
+      }
+    }
+    if (!o.quiet) {
+      process.stderr.write(`${o.dryRun ? 'would remove' : 'removed'} ${files(removed)} matching ${quote(arg)}\n`);
     }
   }
   return failed > 0 ? EXIT.failure : EXIT.ok;

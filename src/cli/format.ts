@@ -1,6 +1,7 @@
 /**
- * `redis-file`: what the command prints (sizes, dates, durations, keys, JSON) and how it reads its
- * arguments (256k, 7d, key=value, receivers), and URLs with their password masked.
+ * `redis-file`: what the command prints (sizes, dates, durations, keys, JSON, the progress bar's
+ * line, the library's messages in the command's words) and how it reads its arguments (256k, 7d,
+ * key=value, receivers, key patterns), and URLs with their password masked.
  * @internal
  * @module
  */
@@ -22,6 +23,23 @@ export function formatBytes(n: number, trim = false): string {
     i++;
   }
   return i === 0 ? `${n} B` : `${trim && Number.isInteger(v) ? v : v.toFixed(1)} ${UNITS[i]}`;
+}
+
+/** The unit {@link formatBytes} gives `n` in: 0 for B, 1 for KiB, … */
+export function byteUnit(n: number): number {
+  let i = 0;
+  for (let v = n; v >= 1024 && i < UNITS.length - 1; v /= 1024) i++;
+  return i;
+}
+
+/**
+ * `done` and `total` in the unit of `total`: "96.0/190.7 MiB", "512/1000 B", the first padded to
+ * the second's width.
+ */
+export function formatShare(done: number, total: number): string {
+  const unit = byteUnit(total);
+  const num = (n: number): string => (unit === 0 ? String(n) : (n / 1024 ** unit).toFixed(1));
+  return `${num(done).padStart(num(total).length)}/${num(total)} ${UNITS[unit]}`;
 }
 
 /** Local time as "2026-11-30 10:15:02" (or without seconds). */
@@ -64,6 +82,105 @@ export function statJson(s: FileStat): string {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// The progress bar's line
+
+const LABEL_MAX = 28;
+const LABEL_MIN = 8;
+const BAR_MAX = 24;
+const BAR_MIN = 8;
+
+/**
+ * One line of the progress bar, `label [bar] figures`, in at most `columns - 1` characters (a
+ * line that reaches the last column makes some terminals wrap, and cli-progress cuts it at the
+ * width): the figures are kept whole, the label is shortened from the left (the end of a key says
+ * most), and the bar gets what is left, between 8 and 24 cells, or is left out. The room is planned
+ * for figures `reserve` characters long (the widest they get while the transfer runs), so that the
+ * bar keeps its width as the rate and the time left change. `fraction` is `undefined` when the total
+ * is not known: no bar then.
+ */
+export function barLine(
+  label: string,
+  fraction: number | undefined,
+  figures: string,
+  columns: number,
+  reserve = figures.length,
+): string {
+  const width = Math.max(20, columns) - 1;
+  // For the label and the bar, each followed by a space.
+  const room = width - Math.max(reserve, figures.length);
+  const withBar = fraction !== undefined && room >= LABEL_MIN + 1 + BAR_MIN + 1;
+  const name = shorten(label, clamp(room - 1 - (withBar ? BAR_MIN + 1 : 0), LABEL_MIN, LABEL_MAX));
+  let line = `${name} ${figures}`;
+  if (withBar) {
+    const cells = Math.min(BAR_MAX, room - name.length - 2);
+    const done = Math.round(clamp(fraction, 0, 1) * cells);
+    line = `${name} ${'\u2588'.repeat(done)}${'\u2591'.repeat(cells - done)} ${figures}`;
+  }
+  return line.length > width ? line.slice(0, width) : line;
+}
+
+function shorten(text: string, max: number): string {
+  return text.length > max ? `\u2026${text.slice(text.length - max + 1)}` : text;
+}
+
+function clamp(n: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, n));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The library's messages in the command's words
+
+/** The library's option names that the command sets from a flag of its own. */
+const FLAGS: Readonly<Record<string, string>> = Object.freeze({
+  overwrite: '-f/--overwrite',
+  chunkSize: '--chunk-size',
+  compress: '-z/--gzip',
+  contentType: '--content-type',
+  metadata: '--meta',
+  ttl: '--ttl',
+  waitReplicas: '--wait-replicas',
+  consumers: '--consumers',
+  consumer: '--consumer',
+  maxRedisMemory: '--max-redis-memory',
+  start: '--start',
+  end: '--end',
+  decompress: '-d/--decompress',
+  waitForCreate: '--wait-for-create',
+  prefix: '--prefix',
+});
+
+/**
+ * A message of the library (or of ioredis) as the command's user reads it: the options it names are
+ * the command's flags, and those the command has no flag for are left out. The library's messages
+ * stay as they are for the library's users; the codes, not the words, are the contract.
+ */
+export function cliWording(message: string): string {
+  return (
+    message
+      // "a complete file is stored at this key and `overwrite` is off"
+      .replace(/ and `overwrite` is off\b/g, `; use ${FLAGS.overwrite} to replace it`)
+      // "within waitForCreate (60000 ms)", "for idleTimeout (30000 ms)"
+      .replace(
+        /\b(within|for) (waitForCreate|idleTimeout|waitTimeout|retryTimeout) \((\d+) ms\)/g,
+        (_, word: string, name: string, ms: string) => {
+          const time = formatMs(Number(ms));
+          return `${word} ${name === 'waitForCreate' ? `${FLAGS.waitForCreate} (${time})` : time}`;
+        },
+      )
+      // ioredis gives up on a command after its reconnection attempts, naming an option of its own.
+      .replace(/Reached the max retries per request limit \(which is \d+\)\. Refer to "\w+" option for details\./g, LOST)
+      .replace(/`(\w+)`/g, (whole, name: string) => FLAGS[name] ?? whole)
+  );
+}
+
+const LOST = 'the connection to Redis was lost and could not be restored';
+
+/** 60000 → "60 s", 1500 → "1.5 s", 250 → "250 ms". */
+function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Number((ms / 1000).toFixed(1))} s`;
+}
+
 /** The URL with its password masked, for messages. */
 export function safeUrl(url: string): string {
   try {
@@ -74,6 +191,63 @@ export function safeUrl(url: string): string {
   } catch {
     return url.replace(/:[^:@/]*@/, ':***@');
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key patterns: Redis globs (* ? [abc], \ escapes the next character), as SCAN MATCH takes them
+
+const GLOB = new Set(['*', '?', '[']);
+
+/** Whether `text` holds a wildcard that is not escaped: it names every key it matches. */
+export function isPattern(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '\\') i++;
+    else if (GLOB.has(text[i]!)) return true;
+  }
+  return false;
+}
+
+/**
+ * The key an argument that is not a pattern names: itself, unless it escapes a wildcard
+ * (`logs/a\*b` names `logs/a*b`): then every `\` escapes the character after it, as in a pattern.
+ */
+export function literalKey(text: string): string {
+  if (!/\\[*?[]/.test(text)) return text;
+  return text.replace(/\\(.)/gs, '$1');
+}
+
+/**
+ * The fixed directories a pattern starts with: what comes before its first wildcard, up to and
+ * including the last `/` there, unescaped. Every key the pattern matches starts with it:
+ * `logs/2026-*.gz` → `logs/`, `a/b?/c` → `a/`, `*` → the empty string.
+ */
+export function patternBase(pattern: string): string {
+  let literal = '';
+  let base = '';
+  for (let i = 0; i < pattern.length; i++) {
+    let c = pattern[i]!;
+    if (c === '\\') c = pattern[++i] ?? '';
+    else if (GLOB.has(c)) break;
+    literal += c;
+    if (c === '/') base = literal;
+  }
+  return base;
+}
+
+/**
+ * The path segments of a key's relative name under a local directory, or `undefined` when the
+ * name would not stay a file inside it: an empty segment (a leading, trailing or doubled `/`),
+ * `.` or `..`, a NUL, or on Windows `\` or `:`.
+ */
+export function pathUnder(name: string): string[] | undefined {
+  const parts = name.split('/');
+  const bad = (part: string): boolean =>
+    part === '' ||
+    part === '.' ||
+    part === '..' ||
+    part.includes('\0') ||
+    (process.platform === 'win32' && /[\\:]/.test(part));
+  return parts.some(bad) ? undefined : parts;
 }
 
 // ---------------------------------------------------------------------------------------------

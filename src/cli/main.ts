@@ -20,13 +20,34 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Help, InvalidArgumentError, Option } from 'commander';
 import { closeCommand, receiveCommand, type ReceiveOptions, rmChannelCommand, sendCommand, type SendOptions } from './channel.js';
-import { expireCommand, lsCommand, mvCommand, rmCommand, statCommand } from './files.js';
-import { bytesArg, parseConsumers, parseDuration, parseMeta } from './format.js';
-import { DEBUG, DEFAULT_PREFIX, DEFAULT_URL, EXIT, type GlobalOptions, onSignal, report, run, usageHint } from './runtime.js';
+import { expireCommand, lsCommand, mvCommand, rmCommand, type RmOptions, statCommand } from './files.js';
+import { bytesArg, isPattern, literalKey, parseConsumers, parseDuration, parseMeta } from './format.js';
+import {
+  DEBUG,
+  DEFAULT_PREFIX,
+  DEFAULT_REDIS_TIMEOUT,
+  DEFAULT_URL,
+  EXIT,
+  type GlobalOptions,
+  onSignal,
+  report,
+  run,
+  stopReason,
+  usageHint,
+} from './runtime.js';
+import {
+  catCommand,
+  getCommand,
+  getPatternCommand,
+  putCommand,
+  type PutOptions,
+  type PutState,
+  type ReadOptions,
+  reportInterruptedPut,
+} from './transfer.js';
 
 /** The default --url, as the list the option holds (compared by identity: a given --url replaces it). */
 const DEFAULT_URLS: readonly string[] = Object.freeze([DEFAULT_URL]);
-import { catCommand, getCommand, putCommand, type PutOptions, type ReadOptions, reportInterruptedPut } from './transfer.js';
 
 /** How long the process may linger once the command is done before it is ended (see main). */
 const LINGER_MS = 2000;
@@ -71,6 +92,15 @@ function buildProgram(setExit: (code: number) => void): Command {
     )
     .addOption(new Option('--cluster', 'Redis is a cluster: follow its slots and failovers from the --url seed(s) (implied by several URLs)'))
     .addOption(
+      new Option(
+        '--redis-timeout <seconds>',
+        'once connected, how long Redis may stay unreachable before the command fails (or 30s, 2m, …)',
+      )
+        .env('REDIS_FILE_REDIS_TIMEOUT')
+        .argParser((t: string) => parseDuration(t, 's', 1))
+        .default(DEFAULT_REDIS_TIMEOUT, '20s'),
+    )
+    .addOption(
       new Option('--prefix <prefix>', 'namespace of the Redis keys of every file')
         .argParser((text: string) => {
           if (/[{}]/.test(text)) throw new InvalidArgumentError('a prefix cannot hold { or }');
@@ -95,13 +125,24 @@ function buildProgram(setExit: (code: number) => void): Command {
 
   program
     .command('put')
-    .summary('store a local file (or standard input) at a key')
+    .summary('store local files (or standard input) at keys')
     .description(
-      'Store a local file, or standard input with -, at a key. The file becomes complete only once every byte is ' +
+      'Store a local file, or standard input with -, at a key; with a key ending in /, under that key prefix by its ' +
+        'base name. Several files go under a key prefix ending in / by their base names, and with -r the files of a ' +
+        'directory under a key prefix by their paths relative to it. A file becomes complete only once every byte is ' +
         'stored: a failed or interrupted upload (Ctrl-C) leaves it aborted, never half-written.',
     )
-    .argument('<path|->', 'file to store, or - for standard input')
-    .argument('<key>', 'name of the file in Redis')
+    .usage(
+      [
+        '[options] <path|-> <key>',
+        'redis-file put [options] <path>... <prefix/>',
+        'redis-file put [options] -r <dir> <prefix>',
+      ].join('\n       '),
+    )
+    .argument('<path|->', 'file to store, or - for standard input; with -r, a directory')
+    .argument('<key>', 'name of the file in Redis; ending in /, a key prefix the file goes under by its base name')
+    .argument('[more...]', 'more files to store, the last argument then being the key prefix, ending in /')
+    .option('-r, --recursive', 'store the files of a directory and its subdirectories, each at the key prefix + its path')
     .addOption(gzip(''))
     .addOption(chunkSize())
     .addOption(ttl())
@@ -110,15 +151,18 @@ function buildProgram(setExit: (code: number) => void): Command {
     .option('--content-type <type>', 'MIME type stored with the file')
     .option('--meta <key=value>', 'metadata stored with the file (repeatable)', parseMeta)
     .addOption(quiet())
-    .action(async (path: string, key: string, o: PutOptions, cmd: Command) => {
+    .action(async (first: string, second: string, more: string[], o: PutOptions, cmd: Command) => {
       const g = globals(cmd);
+      const paths = [first, second, ...more];
+      const key = paths.pop()!;
+      const state: PutState = { key, count: 1, stored: 0 };
       setExit(
         await run(
           cmd,
           `put ${JSON.stringify(key)}`,
           g,
-          (redis) => putCommand(redis, g, path, key, o),
-          (redis, err) => reportInterruptedPut(redis, g, key, err),
+          (redis) => putCommand(redis, g, paths, key, o, state),
+          (redis, err) => reportInterruptedPut(redis, g, state, err),
         ),
       );
     });
@@ -131,13 +175,15 @@ function buildProgram(setExit: (code: number) => void): Command {
 
   program
     .command('get')
-    .summary('write a stored file to a local file or stdout')
+    .summary('write stored files to local files or stdout')
     .description(
       'Write the file stored at a key to a local file, or to standard output with - (the default). While the file is ' +
         'still being written, get follows it to its end. A local file appears only once complete (it is written under ' +
-        'a temporary name, then renamed); a directory receives it under the last segment of the key.',
+        'a temporary name, then renamed); a directory receives it under the last segment of the key. A pattern ' +
+        '(* ? [abc]; \\ escapes them) writes every file it matches into a directory, each by its key without the ' +
+        "pattern's leading directories: get 'logs/*' out/ writes logs/2026/a.gz to out/2026/a.gz.",
     )
-    .argument('<key>', 'name of the file in Redis')
+    .argument('<key>', 'name of the file in Redis, or a pattern (quote it in the shell)')
     .argument('[path|-]', 'where to write it, - for standard output', '-')
     .addOption(decompress().conflicts(['start', 'end']))
     .option('--no-follow', 'read what is stored now, even if the writer is not done')
@@ -149,7 +195,24 @@ function buildProgram(setExit: (code: number) => void): Command {
       if (o.start !== undefined && o.end !== undefined && o.end < o.start) {
         cmd.error(`error: --end (${o.end}) is less than --start (${o.start}); --end is the last byte, inclusive`);
       }
-      setExit(await run(cmd, `get ${JSON.stringify(key)}`, globals(cmd), (redis) => getCommand(redis, globals(cmd), key, path, o)));
+      if (isPattern(key)) {
+        if (path === '-') {
+          const escape = 'or escape * ? [ with \\ to name one file';
+          cmd.error(`error: ${JSON.stringify(key)} is a pattern: give a directory to write the files into (${escape})`);
+        }
+        const flag = [
+          o.start !== undefined && '--start',
+          o.end !== undefined && '--end',
+          (o.waitForCreate ?? 0) > 0 && '--wait-for-create',
+        ].find((f) => f !== false);
+        if (flag) cmd.error(`error: ${flag} reads one file; it does not go with a pattern`);
+        const g = globals(cmd);
+        setExit(await run(cmd, `get ${JSON.stringify(key)}`, g, (redis) => getPatternCommand(redis, g, key, path, o)));
+        return;
+      }
+      const name = literalKey(key);
+      const g = globals(cmd);
+      setExit(await run(cmd, `get ${JSON.stringify(name)}`, g, (redis) => getCommand(redis, g, name, path, o)));
     });
 
   program
@@ -182,7 +245,8 @@ function buildProgram(setExit: (code: number) => void): Command {
     .summary('list stored files')
     .description(
       'List the files whose keys match a Redis glob pattern (* ? [abc], \\ escapes), sorted by key: state, size, ' +
-        'content encoding, last update (local time) and key. It uses SCAN, so it never blocks Redis.',
+        'content encoding, last update (local time) and key; at a terminal, their count and total size follow on ' +
+        'standard error. It uses SCAN, so it never blocks Redis.',
     )
     .argument('[pattern]', 'Redis glob on the keys (quote it in the shell)', '*')
     .option('--json', 'one JSON object per line, as stat --json prints, unsorted')
@@ -192,14 +256,17 @@ function buildProgram(setExit: (code: number) => void): Command {
 
   program
     .command('rm')
-    .summary('remove stored files')
+    .summary('remove stored files, by key or pattern')
     .description(
-      'Remove the files stored at the keys, each in one atomic step. Readers following one fail; a writer still writing ' +
-        'one stops, its file aborted.',
+      'Remove the files stored at the keys, each in one atomic step, and every file a pattern matches (* ? [abc]; ' +
+        '\\ escapes them), with a line that counts them. Readers following one fail; a writer still writing one ' +
+        'stops, its file aborted. --dry-run prints the keys that would go instead.',
     )
-    .argument('<key...>', 'names of the files in Redis')
-    .option('-f, --force', 'do not fail for keys that hold no file')
-    .action(async (keys: string[], o: { force?: boolean }, cmd: Command) => {
+    .argument('<key|pattern...>', 'names of the files in Redis, or patterns (quote them in the shell)')
+    .option('-f, --force', 'do not fail for keys that hold no file, or patterns that match none')
+    .option('-n, --dry-run', 'remove nothing: print the keys of the files that would be removed')
+    .option('-q, --quiet', 'no line counting the files a pattern removed')
+    .action(async (keys: string[], o: RmOptions, cmd: Command) => {
       setExit(await run(cmd, `rm ${JSON.stringify(keys[0])}`, globals(cmd), (redis) => rmCommand(redis, globals(cmd), keys, o)));
     });
 
@@ -307,12 +374,16 @@ Examples:
   redis-file put access.log.gz logs/2026-11-30.gz   # a .gz is stored as is
   tar cz src | redis-file put - backups/src.tgz     # standard input
   redis-file put --gzip --ttl 7d big.csv tmp/big.csv
+  redis-file put a.log b.log logs/                  # logs/a.log, logs/b.log
+  redis-file put -r ./site www                      # www/<path under ./site>
   redis-file get logs/2026-11-30.gz copy.gz
   redis-file get -d logs/2026-11-30.gz | wc -l      # gunzip on the way out
+  redis-file get 'logs/*' out/                      # out/<path under logs/>
   redis-file cat live/build.log                     # follow it while written
   redis-file ls 'logs/*'
   redis-file stat logs/2026-11-30.gz
   redis-file rm tmp/a tmp/b
+  redis-file rm --dry-run 'tmp/*'                   # what rm 'tmp/*' removes
 
 Channels: each receiver (on its machine) first, then the sender:
   redis-file receive logs --consumer eu-1 --out /srv/logs
@@ -324,9 +395,11 @@ Connection: --url, else REDIS_URL, else ${DEFAULT_URL}, e.g.
   redis-file --url redis://10.0.0.1:7000 --url redis://10.0.0.2:7000 ls  # a cluster
   REDIS_URL=redis://10.0.0.1:7000 redis-file --cluster ls
 Progress bar: on standard error when it is a terminal (off with --quiet).
+Redis gone while a command runs: a line on standard error while it
+  retries, and the command fails after --redis-timeout (default 20s).
 Exit codes: 0 success, 1 failure (one line on standard error),
-  2 usage error, 130 interrupted (Ctrl-C; an upload is left aborted,
-  a file being received is not acknowledged).`,
+  2 usage error, 130 interrupted by Ctrl-C, 143 by SIGTERM (an upload
+  is left aborted, a file being received is not acknowledged).`,
   );
 
   // A usage error names the command's usage and where to read more.
@@ -358,6 +431,9 @@ process.on('SIGTERM', () => onSignal('SIGTERM'));
 
 main().then(
   (code) => {
+    // Stopped (a signal, or Redis gone): the command has cleaned up what it could within its grace;
+    // a stream that has not closed by now must not keep the process alive.
+    if (stopReason() !== undefined) process.exit(code);
     process.exitCode = code;
     // Everything is closed by now and the process ends by itself. Should anything (a bug) keep
     // it alive, this unref'd timer ends it without holding it open otherwise.

@@ -1,22 +1,37 @@
 /**
- * `redis-file`: what every command shares: exit codes, the errors it tells apart, interruption by
- * SIGINT / SIGTERM, output, the progress bar, the connection to Redis, error reporting, and
- * {@link run}, which turns a command's outcome into an exit code.
+ * `redis-file`: what every command shares: exit codes, the errors it tells apart, how a command is
+ * stopped (SIGINT / SIGTERM, or Redis gone for longer than --redis-timeout), output, the connection
+ * to Redis and what it says while the connection is lost, error reporting, and {@link run}, which
+ * turns a command's outcome into an exit code.
  * @internal
  * @module
  */
 
 import type { Readable, Writable } from 'node:stream';
 import { inspect } from 'node:util';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { Cluster, Redis } from 'ioredis';
 import { ErrorCodes, RedisFileError } from '../index.js';
-import { formatBytes, formatDuration, safeUrl } from './format.js';
+import { cliWording, safeUrl } from './format.js';
+import { barActive, stopActiveBar } from './progress.js';
 
 export const DEFAULT_URL = 'redis://127.0.0.1:6379';
 export const DEFAULT_PREFIX = 'rfs:';
 export const DEBUG = /^(1|true|yes|on)$/i.test(process.env.REDIS_FILE_DEBUG ?? '');
+/** How long Redis may stay unreachable while a command runs before it fails (--redis-timeout), in seconds. */
+export const DEFAULT_REDIS_TIMEOUT = 20;
+
+/**
+ * How long a stopped command (a signal, or Redis gone) has to clean up: destroy its streams (an
+ * upload is marked aborted, one round trip), delete a partial local file, stop a command it runs.
+ * Then the process exits whatever is still open.
+ */
+export const STOP_GRACE_MS = 3000;
+/** How long a command waits for a destroyed stream to close (see {@link closed}); less than STOP_GRACE_MS. */
+const CLOSE_GRACE_MS = 1000;
+/** How long the connection is lost before a line says so, and how often the line comes again. */
+const LOST_FIRST_LINE_MS = 1000;
+const LOST_LINE_EVERY_MS = 5000;
 
 /** Exit codes. */
 export const EXIT = Object.freeze({ ok: 0, failure: 1, usage: 2, SIGINT: 130, SIGTERM: 143 });
@@ -28,6 +43,8 @@ export interface GlobalOptions {
   /** Connect as a cluster client even with one URL. */
   cluster?: boolean;
   prefix: string;
+  /** Seconds Redis may stay unreachable once connected before the command fails. */
+  redisTimeout: number;
 }
 
 /** The client a command works with: one Redis, or a cluster. */
@@ -48,6 +65,9 @@ export class LocalFileError extends Error {}
 /** A failure whose message says it all, naming what failed and why (exit 1, one line, no stack). */
 export class Failure extends Error {}
 
+/** The connection to Redis was lost and not restored within --redis-timeout (exit 1, one line). */
+export class ConnectionLost extends Error {}
+
 /** SIGINT or SIGTERM arrived; the command stopped (exit 130 / 143). */
 export class Interrupted extends Error {
   constructor(readonly signal: 'SIGINT' | 'SIGTERM') {
@@ -56,34 +76,54 @@ export class Interrupted extends Error {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Interruption. A command with something to clean up (an upload to mark aborted, a partial local
-// file to delete, a command to stop) calls `cleanUpOnSignal()`: the first SIGINT / SIGTERM then
-// aborts it, it cleans up and exits 130 / 143, and a second signal exits at once. Any other command
-// exits at once.
+// Stopping. The first SIGINT / SIGTERM, or the connection to Redis lost for longer than
+// --redis-timeout, aborts `interrupt`: every stream a command opened takes its signal and is
+// destroyed, and `run` gives a command that called `cleanUpOnSignal()` (an upload to mark aborted,
+// a partial local file to delete, a command to stop) up to STOP_GRACE_MS to finish, then exits
+// 130 / 143 (or 1). A second signal exits at once.
 
 export const interrupt = new AbortController();
 let cleansUp = false;
 
-/** Whether the first signal aborts {@link interrupt} (the command cleans up) or exits at once. */
+/** Whether the command, once stopped, has something to clean up that is worth waiting for. */
 export function cleanUpOnSignal(on = true): void {
   cleansUp = on;
 }
 
 export function onSignal(signal: 'SIGINT' | 'SIGTERM'): void {
-  activeBar?.stop(false);
-  if (!cleansUp || interrupt.signal.aborted) process.exit(EXIT[signal]);
+  stopActiveBar();
+  if (interrupt.signal.aborted) process.exit(EXIT[signal]);
   interrupt.abort(new Interrupted(signal));
 }
 
-/** A promise that rejects with the {@link Interrupted} reason once a signal arrives. */
+/** Rejects with the reason ({@link Interrupted} or {@link ConnectionLost}) once the command is stopped. */
 export const interrupted = new Promise<never>((_, reject) => {
   interrupt.signal.addEventListener('abort', () => reject(interrupt.signal.reason as Error), { once: true });
 });
 interrupted.catch(() => {});
 
-/** If a signal arrived, its {@link Interrupted} reason (to throw), else `undefined`. */
-export function interruption(): Interrupted | undefined {
-  return interrupt.signal.aborted ? (interrupt.signal.reason as Interrupted) : undefined;
+/** If the command was stopped (a signal, or Redis gone), why. */
+export function stopReason(): Interrupted | ConnectionLost | undefined {
+  return interrupt.signal.aborted ? (interrupt.signal.reason as Interrupted | ConnectionLost) : undefined;
+}
+
+/**
+ * `work`, unless the command is stopped: then it has STOP_GRACE_MS to settle (no time at all when it
+ * has nothing to clean up), after which this rejects with the reason, whatever still hangs.
+ */
+function untilStopped<T>(work: Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const onStop = (): void => {
+      timer = setTimeout(() => reject(interrupt.signal.reason), cleansUp ? STOP_GRACE_MS : 0);
+    };
+    if (interrupt.signal.aborted) onStop();
+    else interrupt.signal.addEventListener('abort', onStop, { once: true });
+    work.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      interrupt.signal.removeEventListener('abort', onStop);
+    });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -92,7 +132,7 @@ export function interruption(): Interrupted | undefined {
 /** A reader downstream closed our stdout (`| head -c 10`): nothing more to say, stop quietly. */
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') {
-    activeBar?.stop(false);
+    stopActiveBar();
     process.exit(EXIT.ok);
   }
 });
@@ -105,94 +145,9 @@ export async function out(text: string): Promise<void> {
 }
 
 export function warn(line: string): void {
-  process.stderr.write(`redis-file: ${line.replace(/\s*\n\s*/g, ' ')}\n`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Progress bar: on stderr, only when stderr is a terminal (and not with --quiet).
-
-let activeBar: ProgressBar | undefined;
-
-export class ProgressBar {
-  readonly #bar: cliProgress.SingleBar;
-  readonly #label: string;
-  #total: number | undefined;
-  #bytes = 0;
-  #done: 'completed' | 'stopped' | undefined;
-  readonly #started = Date.now();
-  /** Recent (time, bytes) samples: the rate is measured over the last few seconds. */
-  #samples: [number, number][] = [];
-
-  constructor(label: string, total: number | undefined) {
-    this.#label = label.length > 28 ? `…${label.slice(-27)}` : label;
-    this.#total = total;
-    this.#bar = new cliProgress.SingleBar({
-      stream: process.stderr,
-      format: (options) => this.#format(options),
-      barsize: 24,
-      hideCursor: true,
-      // Our own SIGINT handling stops the bar; cli-progress must not add listeners of its own.
-      gracefulExit: false,
-      linewrap: true,
-      fps: 8,
-      barCompleteChar: '\u2588',
-      barIncompleteChar: '\u2591',
-    });
-    this.#bar.start(total ?? 0, 0);
-    activeBar = this;
-  }
-
-  update(bytes: number, total?: number): void {
-    if (total !== undefined && total !== this.#total) {
-      this.#total = total;
-      this.#bar.setTotal(total);
-    }
-    this.#bytes = bytes;
-    const now = Date.now();
-    this.#samples.push([now, bytes]);
-    while (this.#samples.length > 2 && now - this.#samples[0]![0] > 3000) this.#samples.shift();
-    this.#bar.update(bytes);
-  }
-
-  /** Render the last line (a summary when `completed`, else where it stopped) and release the terminal. */
-  stop(completed: boolean): void {
-    if (activeBar === this) activeBar = undefined;
-    if (this.#done !== undefined) return;
-    this.#done = completed ? 'completed' : 'stopped';
-    this.#bar.stop();
-  }
-
-  #rate(): number {
-    const first = this.#samples[0];
-    const now = Date.now();
-    if (!first || now - first[0] < 200) {
-      const elapsed = (now - this.#started) / 1000;
-      return elapsed > 0 ? this.#bytes / elapsed : 0;
-    }
-    return (this.#bytes - first[1]) / ((now - first[0]) / 1000);
-  }
-
-  #format(options: cliProgress.Options): string {
-    const seconds = (Date.now() - this.#started) / 1000;
-    // The last line: how much, how long, at what average rate.
-    const rate = this.#done ? (seconds > 0 ? this.#bytes / seconds : 0) : this.#rate();
-    const speed = `${formatBytes(Math.round(rate))}/s`;
-    const bytes = formatBytes(this.#bytes);
-    const bar =
-      this.#total === undefined ? '' : `${cliProgress.Format.BarFormat(this.#total > 0 ? Math.min(1, this.#bytes / this.#total) : 1, options)} `;
-    if (this.#done === 'completed') return `${this.#label} ${bar}${bytes} in ${formatDuration(seconds)}  ${speed}`;
-    if (this.#done === 'stopped') return `${this.#label} ${bar}stopped after ${bytes}`;
-    if (this.#total === undefined) return `${this.#label} ${bytes}  ${speed}  ${formatDuration(seconds)}`;
-    const fraction = this.#total > 0 ? Math.min(1, this.#bytes / this.#total) : 1;
-    const eta = rate > 0 ? formatDuration((this.#total - this.#bytes) / rate) : '--';
-    const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
-    return `${this.#label} ${bar}${pct}  ${bytes} / ${formatBytes(this.#total)}  ${speed}  ETA ${eta}`;
-  }
-}
-
-/** Whether to show a bar: stderr is a terminal, no --quiet, and stdout (when written) is not the terminal. */
-export function wantBar(quiet: boolean | undefined, writesStdout: boolean): boolean {
-  return !quiet && process.stderr.isTTY === true && !(writesStdout && process.stdout.isTTY === true);
+  // Over a progress bar, the line goes where the bar was; the bar is drawn again under it.
+  const clear = barActive() ? '\r\x1b[K' : '';
+  process.stderr.write(`${clear}redis-file: ${line.replace(/\s*\n\s*/g, ' ')}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -210,12 +165,18 @@ function checkUrl(url: string): void {
   throw new UsageError(`--url / REDIS_URL: expected redis://[[user]:password@]host[:port][/db], rediss://… (TLS) or the path of a Unix socket, got ${JSON.stringify(safeUrl(url))}`);
 }
 
+/** Where Redis is, for messages: host:port (or the socket's path), without user or password. */
+function address(g: GlobalOptions): string {
+  return g.url.map((url) => (url.startsWith('/') ? url : new URL(url).host)).join(', ');
+}
+
 /**
  * Connect, failing at once (not after retries) when Redis cannot be reached at all; once
- * connected, ioredis reconnects as usual and the streams carry on across dropped connections.
+ * connected, ioredis reconnects as usual and the streams carry on across dropped connections,
+ * for as long as {@link watchConnection} lets them.
  * Several URLs, or `--cluster`, make a cluster client with those URLs as seeds.
  */
-async function connect(g: GlobalOptions): Promise<Client> {
+async function connect(g: GlobalOptions): Promise<{ client: Client; lastError: () => Error | undefined }> {
   for (const url of g.url) checkUrl(url);
   if (g.cluster || g.url.length > 1) return connectCluster(g.url);
   const url = g.url[0]!;
@@ -223,7 +184,9 @@ async function connect(g: GlobalOptions): Promise<Client> {
   const { Redis } = await import('ioredis');
   // No retries for the first connection: a failure ends the client at once, with no reconnect
   // timer left (and no disconnect() needed, which would arm a 2 s timer of ioredis's own).
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 10_000 });
+  // A command waits for a lost connection to come back for as long as --redis-timeout says,
+  // not for a number of reconnection attempts.
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 10_000, maxRetriesPerRequest: null });
   const reconnect = redis.options.retryStrategy;
   redis.options.retryStrategy = () => null;
   const lastError = watchErrors(redis);
@@ -236,14 +199,14 @@ async function connect(g: GlobalOptions): Promise<Client> {
   // Connected: from now on a dropped connection is reconnected as ioredis does by default (the
   // blocking connections of readers, duplicated from this client, inherit it).
   redis.options.retryStrategy = reconnect;
-  return redis;
+  return { client: redis, lastError };
 }
 
 /**
  * A cluster client with every URL as a seed. User, password and TLS come from the first URL and
  * apply to every node the cluster names (they all share them in a cluster).
  */
-async function connectCluster(urls: string[]): Promise<Cluster> {
+async function connectCluster(urls: string[]): Promise<{ client: Cluster; lastError: () => Error | undefined }> {
   if (urls.some((url) => url.startsWith('/'))) throw new UsageError('--cluster: a cluster is reached over TCP, not a Unix socket');
   const { Cluster } = await import('ioredis');
   const first = new URL(urls[0]!);
@@ -271,7 +234,7 @@ async function connectCluster(urls: string[]): Promise<Cluster> {
   }
   // Connected: from now on ioredis follows slot moves and failovers as usual.
   cluster.options.clusterRetryStrategy = (times: number) => Math.min(100 + times * 2, 2000);
-  return cluster;
+  return { client: cluster, lastError };
 }
 
 /** Commands report their own failures; without a listener ioredis would also print them. */
@@ -290,6 +253,62 @@ function connectError(err: unknown, lastError: Error | undefined, where: string)
   return new ConnectError(`cannot connect to Redis at ${where}: ${why.message}${hint}`, { cause: why });
 }
 
+const seconds = (ms: number): string => `${Math.round(ms / 1000)} s`;
+
+/**
+ * While the command runs: once the connection has been lost for a second, say so on stderr (again
+ * every few seconds, and once more when it is back); once it has been lost for `timeoutMs`, stop
+ * the command with a {@link ConnectionLost} and close the client, which fails whatever still waits
+ * on it. Returns the function that stops watching.
+ */
+function watchConnection(
+  client: Client,
+  where: string,
+  timeoutMs: number,
+  lastError: () => Error | undefined,
+): () => void {
+  let lostAt: number | undefined;
+  let said = false;
+  let line: NodeJS.Timeout | undefined;
+  let giveUp: NodeJS.Timeout | undefined;
+  const clear = (): void => {
+    clearTimeout(line);
+    clearTimeout(giveUp);
+    lostAt = undefined;
+    said = false;
+  };
+  const lost = (): void => {
+    if (lostAt !== undefined || interrupt.signal.aborted) return;
+    const since = Date.now();
+    lostAt = since;
+    const tell = (): void => {
+      warn(`lost the connection to ${where}, retrying (${seconds(Date.now() - since)} so far)\u2026`);
+      said = true;
+      line = setTimeout(tell, LOST_LINE_EVERY_MS);
+    };
+    line = setTimeout(tell, LOST_FIRST_LINE_MS);
+    giveUp = setTimeout(() => {
+      clear();
+      const why = lastError();
+      const lost = `lost the connection to Redis at ${where} and could not reconnect within ${seconds(timeoutMs)}`;
+      interrupt.abort(new ConnectionLost(`${lost} (--redis-timeout)${why ? `: ${why.message}` : ''}`, { cause: why }));
+      client.disconnect();
+    }, timeoutMs);
+  };
+  const back = (): void => {
+    if (lostAt === undefined) return;
+    if (said) warn(`reconnected to ${where} after ${seconds(Date.now() - lostAt)}`);
+    clear();
+  };
+  client.on('close', lost);
+  client.on('ready', back);
+  return () => {
+    clear();
+    client.off('close', lost);
+    client.off('ready', back);
+  };
+}
+
 /** QUIT when connected (bounded), then close the socket: nothing may keep the process alive. */
 async function disconnect(redis: Client): Promise<void> {
   if (redis.status === 'ready') {
@@ -303,6 +322,15 @@ async function disconnect(redis: Client): Promise<void> {
     clearTimeout(timer);
   }
   redis.disconnect();
+}
+
+/**
+ * `work` (a pipeline, a transfer), or the reason the command was stopped as soon as it is: a stream
+ * that does not react to the signal must not hold up the command's clean-up.
+ */
+export function orStopped<T>(work: Promise<T>): Promise<T> {
+  work.catch(() => {});
+  return Promise.race([work, interrupted]);
 }
 
 /**
@@ -330,7 +358,7 @@ export function checked<T>(make: () => T): T {
 function asUsageError(err: unknown): unknown {
   const code = (err as { code?: unknown } | null)?.code;
   const isArgumentError = err instanceof TypeError || err instanceof RangeError;
-  return isArgumentError && typeof code === 'string' && code.startsWith('ERR_') ? new UsageError(err.message) : err;
+  return isArgumentError && typeof code === 'string' && code.startsWith('ERR_') ? new UsageError(cliWording(err.message)) : err;
 }
 
 /** An async iterator such as list() returns; not a stream (a Readable is async iterable too, but has no `next`). */
@@ -359,10 +387,21 @@ async function* firstStepChecked<U>(iterator: AsyncIterableIterator<U>): AsyncGe
   }
 }
 
-/** Resolves once a stream has closed (after its _destroy: an aborted upload is marked by then). */
-export function closed(stream: Readable | Writable): Promise<void> {
+/**
+ * Resolves once a stream has closed (after its _destroy: an aborted upload is marked by then), or
+ * after `graceMs` if it has not: a stream that does not close must not hold the command up.
+ */
+export function closed(stream: Readable | Writable, graceMs = CLOSE_GRACE_MS): Promise<void> {
   if (stream.closed) return Promise.resolve();
-  return new Promise((resolve) => stream.once('close', () => resolve()));
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      stream.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, graceMs);
+    stream.once('close', done);
+  });
 }
 
 export function notFound(key: string): RedisFileError {
@@ -379,18 +418,32 @@ function isSystemError(err: unknown): boolean {
 
 /** Errors that are the world's state, not a bug: reported in one line, without a stack. */
 export function isExpected(err: unknown): boolean {
-  if (err instanceof RedisFileError || err instanceof ConnectError || err instanceof LocalFileError || err instanceof Failure) return true;
+  if (
+    err instanceof RedisFileError ||
+    err instanceof ConnectError ||
+    err instanceof ConnectionLost ||
+    err instanceof LocalFileError ||
+    err instanceof Failure
+  ) {
+    return true;
+  }
   if (isSystemError(err)) return true;
   // ioredis: a reply error (NOAUTH, NOPERM, …), or the connection lost for good.
   return err instanceof Error && (['ReplyError', 'MaxRetriesPerRequestError'].includes(err.name) || /^Connection is closed/.test(err.message));
 }
 
-/** The line that says what an expected error is. */
+/**
+ * The line that says what an expected error is, in the command's words: the options the library
+ * names are the command's flags (see {@link cliWording}).
+ */
 export function describe(e: Error, context: string): string {
   // A RedisFileError's message names the key already ("File "k": …"), with its code after it.
-  if (e instanceof RedisFileError) return `${e.message} (${e.code})`;
+  if (e instanceof RedisFileError) return `${cliWording(e.message)} (${e.code})`;
   if (e instanceof ConnectError || e instanceof LocalFileError || e instanceof Failure) return e.message;
-  return `${context}: ${e.message}`;
+  if (e.name === 'MaxRetriesPerRequestError') {
+    return `${context}: the connection to Redis was lost and could not be restored`;
+  }
+  return `${context}: ${cliWording(e.message)}`;
 }
 
 /**
@@ -414,7 +467,8 @@ export function usageHint(cmd: Command): string {
 
 /**
  * Run one command: connect, act, disconnect, and turn the outcome into an exit code. Connection,
- * Redis and file errors are one line; usage errors exit 2; signals 130 / 143.
+ * Redis and file errors are one line; usage errors exit 2; signals 130 / 143; Redis gone for longer
+ * than --redis-timeout is one line and exit 1.
  */
 export async function run(
   cmd: Command,
@@ -424,22 +478,31 @@ export async function run(
   onInterrupt?: (redis: Client, err: Interrupted) => Promise<void>,
 ): Promise<number> {
   let redis: Client | undefined;
+  let unwatch: (() => void) | undefined;
   try {
-    redis = await connect(g);
-    return (await action(redis)) ?? EXIT.ok;
+    const connection = await connect(g);
+    redis = connection.client;
+    unwatch = watchConnection(redis, address(g), g.redisTimeout * 1000, connection.lastError);
+    return (await untilStopped(action(redis))) ?? EXIT.ok;
   } catch (err) {
-    if (err instanceof Interrupted) {
-      if (redis && onInterrupt) await onInterrupt(redis, err);
-      return EXIT[err.signal];
+    const stop = stopReason();
+    if (stop instanceof Interrupted || err instanceof Interrupted) {
+      const signal = stop instanceof Interrupted ? stop : (err as Interrupted);
+      unwatch?.();
+      if (redis && onInterrupt) await onInterrupt(redis, signal);
+      return EXIT[signal.signal];
     }
     if (err instanceof UsageError) {
       process.stderr.write(`error: ${err.message}\n${usageHint(cmd)}\n`);
       return EXIT.usage;
     }
-    report(err, context);
+    // Redis gone: that is the story, whatever the streams failed with on the way (a command that
+    // tells it in its own words throws a Failure caused by it).
+    report(stop instanceof ConnectionLost && !(err instanceof Failure && err.cause === stop) ? stop : err, context);
     return EXIT.failure;
   } finally {
-    activeBar?.stop(false);
+    unwatch?.();
+    stopActiveBar();
     if (redis) await disconnect(redis);
   }
 }

@@ -1,17 +1,40 @@
 /**
- * `redis-file`: the transfer commands, put, get and cat.
+ * `redis-file`: the transfer commands, put, get and cat: one file, several files or a directory
+ * (put), the files a pattern matches (get).
  * @internal
  * @module
  */
 
 import { randomBytes } from 'node:crypto';
 import { fstatSync } from 'node:fs';
-import { type FileHandle, open, rename as renameLocal, rm, stat as statLocal } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, rename as renameLocal, rm, stat as statLocal } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createRedisReadStream, createRedisWriteStream, ErrorCodes, type Progress, RedisFileError, type RedisWriteStream, stat } from '../index.js';
-import { checked, cleanUpOnSignal, closed, type GlobalOptions, interrupt, type Interrupted, LocalFileError, ProgressBar, UsageError, wantBar, warn, type Client } from './runtime.js';
+import { matching } from './files.js';
+import { patternBase, pathUnder } from './format.js';
+import { ProgressBar, wantBar } from './progress.js';
+import {
+  checked,
+  cleanUpOnSignal,
+  type Client,
+  closed,
+  EXIT,
+  Failure,
+  type GlobalOptions,
+  interrupt,
+  type Interrupted,
+  LocalFileError,
+  orStopped,
+  report,
+  stopReason,
+  UsageError,
+  warn,
+} from './runtime.js';
+
+const quote = (text: string): string => JSON.stringify(text);
+const RECURSIVE = '-r/--recursive stores the files of a directory';
 
 /** How long `put` holds back the end of its input, for a signal that comes with it (see putCommand). */
 const END_GRACE_MS = 50;
@@ -24,11 +47,131 @@ export interface PutOptions {
   overwrite?: boolean;
   contentType?: string;
   meta?: Record<string, string>;
+  recursive?: boolean;
   quiet?: boolean;
 }
 
-export async function putCommand(redis: Client, g: GlobalOptions, source: string, key: string, o: PutOptions): Promise<void> {
+/** Where a put stands, for the line that says what a signal left behind. */
+export interface PutState {
+  /** The key being stored. */
+  key: string;
+  /** With several files: how many there are, and how many were stored before this one. */
+  count: number;
+  stored: number;
+}
+
+/** One file to store, and where. */
+interface Upload {
+  source: string;
+  key: string;
+}
+
+/**
+ * What put stores where. One source and a key: the file at that key, or, when the key ends in `/`,
+ * under it by its base name (as cp does with a directory). Several sources: each under the key
+ * prefix (which must end in `/`) by its base name. --recursive: the one directory's files, each
+ * under the key prefix (a `/` added if missing) by its path relative to the directory.
+ */
+async function plan(paths: string[], key: string, recursive: boolean): Promise<Upload[]> {
+  if (recursive) {
+    if (paths.length !== 1 || paths[0] === '-') throw new UsageError('--recursive takes one directory and a key prefix');
+    const dir = paths[0]!;
+    const st = await statLocal(dir).catch((err: Error) => {
+      throw new LocalFileError(`cannot read ${dir}: ${err.message}`, { cause: err });
+    });
+    if (!st.isDirectory()) throw new LocalFileError(`cannot read ${dir}: not a directory (${RECURSIVE})`);
+    const prefix = key === '' || key.endsWith('/') ? key : `${key}/`;
+    return (await walk(dir)).map((name) => ({ source: join(dir, ...name.split('/')), key: `${prefix}${name}` }));
+  }
+  if (paths.length === 1 && !key.endsWith('/')) return [{ source: paths[0]!, key }];
+  if (!key.endsWith('/')) {
+    throw new UsageError(`several files are stored under a key prefix ending in /, as in logs/; got ${quote(key)}`);
+  }
+  if (paths.includes('-')) {
+    throw new UsageError('standard input has no name to store it under a key prefix: give it a key of its own');
+  }
+  const uploads = paths.map((source) => ({ source, key: `${key}${basename(source)}` }));
+  const seen = new Map<string, string>();
+  for (const { source, key: k } of uploads) {
+    const other = seen.get(k);
+    if (other !== undefined) throw new UsageError(`${other} and ${source} would both be stored at ${quote(k)}`);
+    seen.set(k, source);
+  }
+  return uploads;
+}
+
+/**
+ * The regular files under a directory, as paths relative to it with `/` between segments, sorted.
+ * A link to a file counts as the file; anything else that is not a directory or a regular file (a
+ * link to a directory, a FIFO, a socket) is skipped, with a line.
+ */
+async function walk(root: string): Promise<string[]> {
+  const found: string[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    const dir = rel === '' ? root : join(root, ...rel.split('/'));
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      throw new LocalFileError(`cannot read ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      const name = rel === '' ? entry.name : `${rel}/${entry.name}`;
+      const path = join(dir, entry.name);
+      const link = entry.isSymbolicLink();
+      if (entry.isDirectory()) await visit(name);
+      else if (entry.isFile() || (link && (await statLocal(path).catch(() => undefined))?.isFile())) found.push(name);
+      else warn(`skipped ${path}: not a regular file${link ? ' (a link to a directory, or to nothing)' : ''}`);
+    }
+  };
+  await visit('');
+  return found;
+}
+
+/**
+ * put: one file, or several one after the other. With several, every local file is checked first
+ * (one that cannot be read fails the command before anything is stored); a file that then fails
+ * is reported in a line and the others are still stored (exit 1 at the end).
+ */
+export async function putCommand(
+  redis: Client,
+  g: GlobalOptions,
+  paths: string[],
+  key: string,
+  o: PutOptions,
+  state: PutState,
+): Promise<number> {
   cleanUpOnSignal();
+  const uploads = await plan(paths, key, o.recursive ?? false);
+  state.count = uploads.length;
+  if (uploads.length === 1 && !o.recursive && paths.length === 1) {
+    state.key = uploads[0]!.key;
+    await putFile(redis, g, uploads[0]!.source, uploads[0]!.key, o);
+    return EXIT.ok;
+  }
+  for (const { source } of uploads) {
+    const st = await statLocal(source).catch((err: Error) => {
+      throw new LocalFileError(`cannot read ${source}: ${err.message}`, { cause: err });
+    });
+    if (st.isDirectory()) throw new LocalFileError(`cannot read ${source}: is a directory (${RECURSIVE})`);
+  }
+  let failed = 0;
+  for (const [i, upload] of uploads.entries()) {
+    Object.assign(state, { key: upload.key, stored: i - failed });
+    try {
+      await putFile(redis, g, upload.source, upload.key, o);
+    } catch (err) {
+      if (stopReason() || err instanceof UsageError) throw err;
+      report(err, `put ${quote(upload.key)}`);
+      failed++;
+    }
+  }
+  return failed > 0 ? EXIT.failure : EXIT.ok;
+}
+
+/** Store one local file, or standard input (`-`), at a key. */
+async function putFile(redis: Client, g: GlobalOptions, source: string, key: string, o: PutOptions): Promise<void> {
   // The local side first: a missing file must fail before anything is stored.
   let input: Readable;
   let size: number | undefined;
@@ -45,7 +188,7 @@ export async function putCommand(redis: Client, g: GlobalOptions, source: string
     try {
       handle = await open(source, 'r');
       const st = await handle.stat();
-      if (st.isDirectory()) throw Object.assign(new Error(`${source}: is a directory`), { code: 'EISDIR' });
+      if (st.isDirectory()) throw Object.assign(new Error(`is a directory (${RECURSIVE})`), { code: 'EISDIR' });
       if (st.isFile()) size = st.size;
     } catch (err) {
       await handle?.close();
@@ -92,22 +235,28 @@ export async function putCommand(redis: Client, g: GlobalOptions, source: string
     },
   });
   try {
-    await pipeline(input, counter, writer);
+    await orStopped(pipeline(input, counter, writer));
     bar?.update(bytes, bytes);
     bar?.stop(true);
   } catch (err) {
-    // Whatever failed, the writer marks the file aborted in its destroy: wait for that.
+    // Whatever failed, the writer marks the file aborted in its destroy: wait for that (a while).
+    if (!writer.destroyed) writer.destroy(err as Error);
+    input.destroy();
     await closed(writer);
     if (interrupt.signal.aborted) throw interrupt.signal.reason;
     throw err;
   } finally {
     bar?.stop(false);
-    await handle?.close().catch(() => {});
+    // A read still pending on a FIFO holds the close up until its writer writes or goes: a stopped
+    // command does not wait for that.
+    const closing = handle?.close().catch(() => {});
+    if (!interrupt.signal.aborted) await closing;
   }
 }
 
 /** Say what an interrupted upload left behind: normally an aborted file; complete if the end record won the race. */
-export async function reportInterruptedPut(redis: Client, g: GlobalOptions, key: string, err: Interrupted): Promise<void> {
+export async function reportInterruptedPut(redis: Client, g: GlobalOptions, put: PutState, err: Interrupted): Promise<void> {
+  const key = put.key;
   let timer: NodeJS.Timeout | undefined;
   const state = await Promise.race([
     checked(() => stat(redis, key, { prefix: g.prefix })).then(
@@ -129,7 +278,8 @@ export async function reportInterruptedPut(redis: Client, g: GlobalOptions, key:
           : state === undefined
             ? 'its state could not be checked (see redis-file stat)'
             : `the file is in state ${state}`;
-  warn(`File ${JSON.stringify(key)}: put interrupted by ${err.signal}: ${what}`);
+  const others = put.count > 1 ? `; ${put.stored} of ${put.count} files stored before it, the others not` : '';
+  warn(`File ${JSON.stringify(key)}: put interrupted by ${err.signal}: ${what}${others}`);
 }
 
 export interface ReadOptions {
@@ -166,10 +316,10 @@ async function readInto(redis: Client, g: GlobalOptions, key: string, o: ReadOpt
     });
   }
   try {
-    if (dest === undefined) await pipeline(reader, process.stdout, { end: false });
-    else await pipeline(reader, dest);
+    await orStopped(dest === undefined ? pipeline(reader, process.stdout, { end: false }) : pipeline(reader, dest));
     bar?.stop(true);
   } catch (err) {
+    if (!reader.destroyed) reader.destroy(err as Error);
     if (interrupt.signal.aborted) throw interrupt.signal.reason;
     throw err;
   } finally {
@@ -179,6 +329,7 @@ async function readInto(redis: Client, g: GlobalOptions, key: string, o: ReadOpt
 }
 
 export async function getCommand(redis: Client, g: GlobalOptions, key: string, path: string, o: ReadOptions): Promise<void> {
+  cleanUpOnSignal();
   if (path === '-') {
     await readInto(redis, g, key, o, undefined);
     return;
@@ -191,14 +342,21 @@ export async function getCommand(redis: Client, g: GlobalOptions, key: string, p
     if (name === '' || name === '.' || name === '..') throw new UsageError(`${path} is a directory and the key has no file name to use in it`);
     target = join(path, name);
   }
-  const targetStat = target === path ? existing : await statLocal(target).catch(() => undefined);
-  // Regular files are written to a temporary name and renamed when complete, so that a failed or
-  // interrupted download never leaves a partial file behind; devices and FIFOs are written to.
-  const direct = targetStat !== undefined && !targetStat.isFile();
-  cleanUpOnSignal(!direct);
+  await getFile(redis, g, key, target, o);
+}
+
+/**
+ * Read one file into a local file. A regular file is written to a temporary name and renamed when
+ * complete, so that a failed or interrupted download never leaves a partial file behind; devices
+ * and FIFOs are written to.
+ */
+async function getFile(redis: Client, g: GlobalOptions, key: string, target: string, o: ReadOptions): Promise<void> {
+  const targetStat = await statLocal(target).catch(() => undefined);
+  const direct = targetStat !== undefined && !targetStat.isFile() && !targetStat.isDirectory();
   const temp = direct ? target : join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.part`);
   let handle: FileHandle;
   try {
+    if (targetStat?.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
     handle = await open(temp, direct ? 'w' : 'wx');
   } catch (err) {
     throw new LocalFileError(`cannot write ${target}: ${(err as Error).message}`, { cause: err });
@@ -216,6 +374,48 @@ export async function getCommand(redis: Client, g: GlobalOptions, key: string, p
   }
 }
 
+/**
+ * get of a pattern: each file it matches, in key order, to `dir`/<its key without the pattern's
+ * fixed directories> (see {@link patternBase}), the directories made as needed. A key that would
+ * not make a path inside `dir` (see {@link pathUnder}) is refused; it and any file that fails are
+ * reported in a line each, and the others are still written (exit 1 at the end).
+ */
+export async function getPatternCommand(
+  redis: Client,
+  g: GlobalOptions,
+  pattern: string,
+  dir: string,
+  o: ReadOptions,
+): Promise<number> {
+  cleanUpOnSignal();
+  const keys = (await matching(redis, g, pattern)).map((f) => f.key);
+  if (keys.length === 0) throw new Failure(`get ${quote(pattern)}: no file matches this pattern`);
+  const base = patternBase(pattern);
+  let failed = 0;
+  for (const key of keys) {
+    try {
+      const parts = pathUnder(key.slice(base.length));
+      if (parts === undefined) {
+        const why = `its name under ${quote(base)} has an empty, . or .. segment, so it would not make a path inside ${dir}`;
+        throw new Failure(`File ${quote(key)}: not written: ${why}`);
+      }
+      const target = join(dir, ...parts);
+      try {
+        await mkdir(dirname(target), { recursive: true });
+      } catch (err) {
+        throw new LocalFileError(`cannot write ${target}: ${(err as Error).message}`, { cause: err });
+      }
+      await getFile(redis, g, key, target, o);
+    } catch (err) {
+      if (stopReason() || err instanceof UsageError) throw err;
+      report(err, `get ${quote(key)}`);
+      failed++;
+    }
+  }
+  return failed > 0 ? EXIT.failure : EXIT.ok;
+}
+
 export async function catCommand(redis: Client, g: GlobalOptions, keys: string[], o: ReadOptions): Promise<void> {
+  cleanUpOnSignal();
   for (const key of keys) await readInto(redis, g, key, { ...o, follow: true }, undefined);
 }

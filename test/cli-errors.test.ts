@@ -1,0 +1,147 @@
+/**
+ * What `redis-file` says when something is wrong: usage errors (exit 2), a missing file, an unreadable
+ * local file, no Redis at the URL (exit 1, one line each), and nothing left running at the end.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { expectOneLine, run, stateOf, useTempDir } from './helpers/cli.js';
+import { put } from './helpers/streams.js';
+
+const redis = connect();
+const dir = useTempDir();
+afterAll(closeAll);
+
+describe('exit codes and messages', () => {
+  it.each([
+    ['a missing argument', ['put', 'only-one']],
+    ['an unknown command', ['frobnicate']],
+    ['an unknown option', ['get', 'k', '--bogus']],
+    ['too many arguments', ['stat', 'a', 'b']],
+    ['a bad size', ['put', '--chunk-size', '12q', '-', 'k']],
+    ['a bad duration', ['put', '--ttl', 'soon', '-', 'k']],
+    ['a bad metadata entry', ['put', '--meta', 'novalue', '-', 'k']],
+    ['options that cannot go together', ['get', 'k', '--decompress', '--start', '10']],
+    ['a range that ends before it starts', ['get', 'k', '--start', '10', '--end', '5']],
+    ['a URL that is not Redis', ['stat', 'k', '--url', 'http://example.com']],
+    ['an empty key', ['rm', '']],
+    ['a prefix the library refuses', ['stat', 'k', '--prefix', 'a{b}']],
+    ['a prefix the library refuses, listing', ['ls', '*', '--prefix', 'a{b}']],
+    ['a prefix the library refuses, receiving', ['receive', 'ch', '--consumer', 'r', '--exec', 'cat', '--prefix', 'a{']],
+    ['receive with neither --out nor --exec', ['receive', 'ch', '--consumer', 'r']],
+    ['receive with both --out and --exec', ['receive', 'ch', '--consumer', 'r', '--out', 'never-created', '--exec', 'cat']],
+    ['receive without --consumer', ['receive', 'ch', '--out', 'never-created']],
+    ['send without files', ['send', 'ch']],
+    ['send with a bad --consumers', ['send', 'ch', 'f', '--consumers', '0']],
+    ['send with a bad --max-redis-memory', ['send', 'ch', 'f', '--max-redis-memory', 'lots']],
+  ])('%s is a usage error: exit 2 with the usage', async (_, args) => {
+    const r = await run(args);
+    expect(r.code).toBe(2);
+    expect(r.stdout.length).toBe(0);
+    expect(r.stderr).toMatch(/^error: /);
+    expect(r.stderr).toMatch(/Usage: redis-file|redis-file --help/);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it('a missing file: exit 1, one line naming the key, no stack trace', async () => {
+    const key = uniqueKey('missing');
+    for (const args of [['get', key], ['cat', key], ['stat', key], ['get', key, join(dir(), 'never.bin')]]) {
+      const r = await run(args);
+      expect(r.code).toBe(1);
+      expect(r.stdout.length).toBe(0);
+      const line = expectOneLine(r.stderr);
+      expect(line).toContain(JSON.stringify(key));
+      expect(line).toContain('ERR_REDIS_FILE_NOT_FOUND');
+    }
+    expect(existsSync(join(dir(), 'never.bin'))).toBe(false);
+  });
+
+  it('a local file that cannot be read: exit 1, one line, nothing stored', async () => {
+    const key = uniqueKey('nosource');
+    const r = await run(['put', join(dir(), 'no-such-file'), key]);
+    expect(r.code).toBe(1);
+    expect(expectOneLine(r.stderr)).toContain('no-such-file');
+    expect(await stateOf(redis, key)).toBeUndefined();
+  });
+
+  it('no Redis at the URL: exit 1, one line naming the URL without its password', async () => {
+    // A port nobody listens on: take a free one and let it go.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    await new Promise((resolve) => server.close(resolve));
+    const r = await run(['ls'], { env: { REDIS_URL: `redis://someone:secret@127.0.0.1:${port}` } });
+    expect(r.code).toBe(1);
+    const line = expectOneLine(r.stderr);
+    expect(line).toContain(`127.0.0.1:${port}`);
+    expect(line).not.toContain('secret');
+  });
+
+  it('leaves nothing running once a command is done, whether it succeeded or failed', async () => {
+    // With REDIS_FILE_DEBUG=1 the command says so if anything (a timer, a socket) kept it alive
+    // after its end, before it ends itself.
+    const debug = { env: { REDIS_FILE_DEBUG: '1' } };
+    const key = uniqueKey('linger');
+    const missing = uniqueKey('linger-missing');
+    const channel = uniqueKey('linger-channel');
+    const file = join(dir(), 'linger.bin');
+    writeFileSync(file, randomBytes(100_000));
+    const results = [
+      await run(['put', '-', key], { ...debug, input: randomBytes(100_000) }),
+      await run(['get', key], debug),
+      await run(['cat', key], debug),
+      await run(['ls', `${key}*`], debug),
+      await run(['get', missing], debug),
+      await run(['ls'], { env: { REDIS_FILE_DEBUG: '1', REDIS_URL: 'redis://127.0.0.1:1' } }),
+      await run(['send', '--close', channel, file], debug),
+      await run(['receive', channel, '--consumer', 'a', '--out', mkdtempSync(join(dir(), 'linger-'))], debug),
+      await run(['receive', channel, '--consumer', 'b', '--exec', 'exit 4'], debug),
+    ];
+    expect(results.map((r) => r.code)).toEqual([0, 0, 0, 0, 1, 1, 0, 0, 1]);
+    for (const r of results) expect(r.stderr).not.toContain('still running after the end');
+  });
+});
+
+describe('messages name the flags of the command, not the options of the library', () => {
+  it('put and mv onto a file: use -f/--overwrite', async () => {
+    const key = uniqueKey('flag-overwrite');
+    const other = uniqueKey('flag-overwrite-other');
+    await put(redis, key, Buffer.from('first'));
+    await put(redis, other, Buffer.from('other'));
+    const refused = await run(['put', '-', key], { input: 'second' });
+    expect(refused.code).toBe(1);
+    expect(expectOneLine(refused.stderr)).toBe(
+      `redis-file: File ${JSON.stringify(key)}: a complete file is stored at this key; ` +
+        'use -f/--overwrite to replace it (ERR_REDIS_FILE_EXISTS)',
+    );
+    const mv = await run(['mv', other, key]);
+    expect(mv.code).toBe(1);
+    expect(expectOneLine(mv.stderr)).toBe(
+      `redis-file: File ${JSON.stringify(key)}: a complete file is stored at the new name; ` +
+        'use -f/--overwrite to replace it (ERR_REDIS_FILE_EXISTS)',
+    );
+  });
+
+  it('get after --wait-for-create runs out: names --wait-for-create', async () => {
+    const key = uniqueKey('flag-wait');
+    const r = await run(['get', '--wait-for-create', '1500ms', key]);
+    expect(r.code).toBe(1);
+    expect(expectOneLine(r.stderr)).toBe(
+      `redis-file: File ${JSON.stringify(key)}: no file appeared at this key ` +
+        'within --wait-for-create (1.5 s) (ERR_REDIS_FILE_TIMEOUT)',
+    );
+  });
+
+  it('a range past the end names --start', async () => {
+    const key = uniqueKey('flag-start');
+    await put(redis, key, Buffer.from('0123456789'));
+    const r = await run(['get', key, '--start', '20']);
+    expect(r.code).toBe(1);
+    const line = expectOneLine(r.stderr);
+    expect(line).toContain('--start');
+    expect(line).not.toContain('`');
+  });
+});

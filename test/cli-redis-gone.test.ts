@@ -1,0 +1,102 @@
+/**
+ * `redis-file` when Redis goes away under a running command: a line on stderr while it retries,
+ * then, once Redis has stayed away for --redis-timeout (or REDIS_FILE_REDIS_TIMEOUT), one plain
+ * line and exit 1, never ioredis's own words. Redis back in time: the command says so and carries on.
+ * Each test kills a private redis-server of its own.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { joined, run, start, stateOf, waitForStderrLine, waitUntil } from './helpers/cli.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+
+const servers: RedisServer[] = [];
+afterAll(async () => {
+  await closeAll();
+  await Promise.all(servers.map((server) => server.stop()));
+});
+
+async function privateServer(args: string[] = []): Promise<RedisServer> {
+  const server = await startRedis({ args });
+  servers.push(server);
+  return server;
+}
+
+/** The words of ioredis that a user of the command cannot act on. */
+const IOREDIS_WORDS = /maxRetriesPerRequest|max retries per request|retryStrategy|enableOfflineQueue/i;
+
+describe('Redis goes away', () => {
+  it('put of a slow stdin and cat following it: a line while retrying, then exit 1 with one plain line', async () => {
+    const server = await privateServer();
+    const redis = connect(server.url);
+    const key = uniqueKey('gone');
+    const env = { REDIS_URL: server.url };
+    const writer = start(['put', '--redis-timeout', '2s', '--chunk-size', '1k', '-', key], { env });
+    writer.child.stdin.write(randomBytes(5000));
+    await waitUntil('the put has stored its first chunks', async () => ((await stateOf(redis, key))?.size ?? 0) > 0);
+    // The timeout from the environment this time.
+    const reader = start(['cat', key], { env: { ...env, REDIS_FILE_REDIS_TIMEOUT: '2s' } });
+    await waitUntil('cat is following the file', () => reader.stdout().length > 0);
+
+    await server.kill();
+    const where = `127.0.0.1:${server.port}`;
+    for (const command of [writer, reader]) {
+      const line = await waitForStderrLine(command, /lost the connection/);
+      const retrying = new RegExp(`^redis-file: lost the connection to ${where.replace(/\./g, '\\.')}, retrying \\(\\d+ s so far\\)`);
+      expect(line).toMatch(retrying);
+    }
+    const [w, r] = await Promise.all([writer.done, reader.done]);
+    for (const [result, context] of [
+      [w, `put ${JSON.stringify(key)}`],
+      [r, `cat ${JSON.stringify(key)}`],
+    ] as const) {
+      expect(result.code, result.stderr).toBe(1);
+      const lines = result.stderr.trim().split('\n');
+      expect(lines.slice(0, -1).every((l) => /^redis-file: lost the connection to .*, retrying/.test(l)), result.stderr).toBe(true);
+      expect(lines.at(-1)).toBe(
+        `redis-file: ${context}: lost the connection to Redis at ${where} and could not reconnect within 2 s (--redis-timeout): ` +
+          `connect ECONNREFUSED ${where}`,
+      );
+      expect(result.stderr).not.toMatch(IOREDIS_WORDS);
+      expect(result.stderr).not.toMatch(/^\s+at /m);
+    }
+  });
+
+  it('a command that only waits on Redis (receive) fails the same way', async () => {
+    const server = await privateServer();
+    const channel = uniqueKey('gone-channel');
+    const receiver = start(['receive', channel, '--consumer', 'r', '--exec', 'cat', '--redis-timeout', '1s'], {
+      env: { REDIS_URL: server.url },
+    });
+    // Waiting for the first file once it has joined.
+    await joined(connect(server.url), channel, 1);
+    await server.kill();
+    const r = await receiver.done;
+    expect(r.code).toBe(1);
+    const last = r.stderr.trim().split('\n').at(-1);
+    expect(last).toMatch(/^redis-file: receive ".*": lost the connection to Redis at .* within 1 s \(--redis-timeout\)/);
+    expect(r.stderr).not.toMatch(IOREDIS_WORDS);
+  });
+
+  it('Redis back within --redis-timeout: the command says it reconnected, and the upload completes', async () => {
+    // Every write reaches the disk before it is acknowledged: a killed server restarts with it.
+    const server = await privateServer(['--appendonly', 'yes', '--appendfsync', 'always']);
+    const redis = connect(server.url);
+    const key = uniqueKey('back');
+    const parts = [randomBytes(3000), randomBytes(3000)];
+    const writer = start(['put', '--redis-timeout', '30s', '--chunk-size', '1k', '-', key], { env: { REDIS_URL: server.url } });
+    writer.child.stdin.write(parts[0]);
+    await waitUntil('the put has stored its first chunks', async () => ((await stateOf(redis, key))?.size ?? 0) >= 2048);
+    await server.kill();
+    await waitForStderrLine(writer, /lost the connection/);
+    await server.restart();
+    await waitForStderrLine(writer, /reconnected/);
+    writer.child.stdin.end(parts[1]);
+    const w = await writer.done;
+    expect(w.code, w.stderr).toBe(0);
+    expect(w.stderr).toMatch(new RegExp(`^redis-file: reconnected to 127\\.0\\.0\\.1:${server.port} after \\d+ s$`, 'm'));
+    const back = await run(['get', key], { env: { REDIS_URL: server.url } });
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout.equals(Buffer.concat(parts))).toBe(true);
+  });
+});
