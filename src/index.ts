@@ -16,6 +16,7 @@ export {
   type SendFilesOptions,
 } from './channel.js';
 export type { RedisClient } from './client.js';
+export { type CrcImplementation, crcImplementation } from './crc.js';
 export { ErrorCodes, RedisFileError, type RedisFileErrorCode } from './errors.js';
 export type { FileState } from './format.js';
 export { type LineTooLongError, lines, type LinesOptions } from './lines.js';

@@ -27,6 +27,7 @@ const PUBLIC_EXPORTS: Record<string, 'function' | 'object'> = {
   expire: 'function',
   rename: 'function',
   lines: 'function',
+  crcImplementation: 'function',
   sendFiles: 'function',
   receiveFiles: 'function',
   closeChannel: 'function',

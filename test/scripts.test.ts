@@ -61,3 +61,22 @@ describe('scripts', () => {
     for (const s of scripts) expect(await redis.script('LOAD', s.source), s.name).toBe(s.sha);
   });
 });
+
+describe('CRC-32', () => {
+  it('the native implementation loads here, and combination gives the CRC of the concatenation', async () => {
+    const { crc32, crc32Combine, crcImplementation } = await import('../src/crc.js');
+    const { crc32: zlibCrc } = await import('node:zlib');
+    expect(await crcImplementation()).toBe('@node-rs/crc32');
+    for (const [a, b] of [
+      ['', ''],
+      ['a', ''],
+      ['', 'b'],
+      ['hello, ', 'world'],
+      ['x'.repeat(100_000), 'y'.repeat(3)],
+    ] as const) {
+      const [ba, bb] = [Buffer.from(a), Buffer.from(b)];
+      expect(crc32(Buffer.concat([ba, bb]))).toBe(zlibCrc(Buffer.concat([ba, bb])));
+      expect(crc32Combine(crc32(ba), crc32(bb), bb.length)).toBe(zlibCrc(Buffer.concat([ba, bb])));
+    }
+  });
+});

@@ -19,6 +19,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Help, InvalidArgumentError, Option } from 'commander';
+import { crcImplementation } from '../index.js';
 import { closeCommand, receiveCommand, type ReceiveOptions, rmChannelCommand, sendCommand, type SendOptions } from './channel.js';
 import { expireCommand, lsCommand, mvCommand, rmCommand, type RmOptions, statCommand } from './files.js';
 import { bytesArg, isPattern, literalKey, parseConsumers, parseDuration, parseMeta } from './format.js';
@@ -62,11 +63,11 @@ function version(): string {
   }
 }
 
-function buildProgram(setExit: (code: number) => void): Command {
+function buildProgram(setExit: (code: number) => void, crc: string): Command {
   const program = new Command('redis-file');
   program
     .description('Store files in Redis and read them back, also while they are being written; send files to many receivers.')
-    .version(version(), '-V, --version', 'print the version')
+    .version(`${version()} (CRC-32 by ${crc})`, '-V, --version', 'print the version and which CRC-32 implementation runs')
     .helpOption('-h, --help', 'print help for the command')
     .helpCommand('help [command]', 'print help for a command')
     .exitOverride()
@@ -412,7 +413,7 @@ async function main(): Promise<number> {
   let exitCode: number = EXIT.ok;
   const program = buildProgram((code) => {
     exitCode = code;
-  });
+  }, await crcImplementation());
   try {
     await program.parseAsync(process.argv);
   } catch (err) {

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { fstatSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, rename as renameLocal, rm, stat as statLocal } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { type Readable, Transform, type Writable } from 'node:stream';
+import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createRedisReadStream, createRedisWriteStream, ErrorCodes, type Progress, RedisFileError, type RedisWriteStream, stat } from '../index.js';
 import { matching } from './files.js';
@@ -196,12 +196,24 @@ async function putFile(redis: Client, g: GlobalOptions, source: string, key: str
     }
     input = handle.createReadStream();
   }
+  // Input that is gzipped already is stored as it is, declared as gzip (so that `get --decompress`
+  // and readers with `decompress` decode it), and never compressed again.
+  let gzipped: boolean;
+  // A regular file is read at its start; anything else (stdin, a FIFO) only as a stream.
+  if (handle && size !== undefined) {
+    const head = Buffer.alloc(2);
+    const { bytesRead } = await handle.read(head, 0, 2, 0);
+    gzipped = bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
+  } else {
+    ({ stream: input, gzipped } = await sniffGzip(input));
+  }
   let writer: RedisWriteStream;
   try {
     writer = checked(() =>
       createRedisWriteStream(redis, key, {
         prefix: g.prefix,
-        compress: o.gzip ?? false,
+        compress: (o.gzip ?? false) && !gzipped,
+        ...(gzipped ? { contentEncoding: 'gzip' } : {}),
         chunkSize: o.chunkSize,
         ttl: o.ttl,
         waitReplicas: o.waitReplicas,
@@ -418,4 +430,28 @@ export async function getPatternCommand(
 export async function catCommand(redis: Client, g: GlobalOptions, keys: string[], o: ReadOptions): Promise<void> {
   cleanUpOnSignal();
   for (const key of keys) await readInto(redis, g, key, { ...o, follow: true }, undefined);
+}
+
+/**
+ * A source that may start with gzip's magic bytes: said from its first two bytes, which are read
+ * and handed on with the rest, so that nothing is lost (a pipe cannot be read twice).
+ */
+async function sniffGzip(input: Readable): Promise<{ stream: Readable; gzipped: boolean }> {
+  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let head = Buffer.alloc(0);
+  let ended = false;
+  while (head.length < 2) {
+    const next = await it.next();
+    if (next.done) {
+      ended = true;
+      break;
+    }
+    head = Buffer.concat([head, Buffer.from(next.value)]);
+  }
+  async function* all(): AsyncGenerator<Buffer> {
+    if (head.length > 0) yield head;
+    if (ended) return;
+    for (let next = await it.next(); !next.done; next = await it.next()) yield next.value;
+  }
+  return { stream: Readable.from(all(), { objectMode: false }), gzipped: head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b };
 }
