@@ -13,6 +13,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnnouncedFile, closeChannel, receiveFiles, removeChannel, sendFiles, stat } from '../src/index.js';
 import { closeAll, connectAny, redisUrlForProcesses, uniqueKey } from './helpers/clients.js';
+import { fileKeysOf } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
 import { bytes, collect } from './helpers/streams.js';
 
@@ -73,7 +74,7 @@ describe('channels', () => {
       // Buffer.equals: a deep toEqual over 300 KB is slow.
       expect(got.map((f, i) => f.data!.equals([a, b, c][i]!))).toEqual([true, true, true]);
     }
-    for (const f of sent) expect(await redis.exists(`rfs:{${f.key}}:meta`)).toBe(0);
+    for (const f of sent) expect(await redis.exists(fileKeysOf(f.key).meta)).toBe(0);
     expect(await removeChannel(redis, channel)).toBe(true);
   });
 

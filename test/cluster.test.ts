@@ -9,8 +9,8 @@ import type { Cluster, Redis } from 'ioredis';
 import { Redis as RedisClass } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, list, stat } from '../src/index.js';
-import { fileKeys } from '../src/format.js';
 import { closeAll, connect, keysOf } from './helpers/clients.js';
+import { chunkStreamOf, fileKeysOf, keyPattern } from './helpers/keys.js';
 import { clusterClient, startCluster, type RedisCluster } from './helpers/redis-cluster.js';
 import { startRedis, type RedisServer } from './helpers/redis-server.js';
 import { bytes, collect, put, sha256 } from './helpers/streams.js';
@@ -77,7 +77,7 @@ describe('Redis Cluster', () => {
       const key = `spread/${i}.log`;
       await put(redis, key, bytes(3000, i), { chunkSize: 1000 });
       masters.add((await cluster.masterOf(key)).port);
-      const keys = await keysOf(redis, `rfs:{${key}}:*`);
+      const keys = await keysOf(redis, keyPattern(key));
       expect(keys.length).toBe(3);
       const slots = await Promise.all(keys.map((k) => redis.cluster('KEYSLOT', k)));
       expect(new Set(slots).size).toBe(1);
@@ -128,9 +128,8 @@ describe('Redis Cluster', () => {
     const [replica] = await cluster.replicasOf(key);
     const onReplica = await node(replica!);
     await onReplica.call('READONLY');
-    const gen = (await onReplica.hget(fileKeys('rfs:', key).meta, 'gen'))!;
-    expect(await onReplica.hget(fileKeys('rfs:', key).meta, 'state')).toBe('complete');
-    expect(await onReplica.xlen(fileKeys('rfs:', key).chunks(gen))).toBe(42);
+    expect(await onReplica.hget(fileKeysOf(key).meta, 'state')).toBe('complete');
+    expect(await onReplica.xlen(await chunkStreamOf(onReplica, key))).toBe(42);
   });
 
   it('waitReplicas: a replica that does not answer fails the writer with ERR_REDIS_FILE_TIMEOUT', async () => {

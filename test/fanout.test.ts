@@ -7,13 +7,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
 import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
+import { keyPattern } from './helpers/keys.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
 const redis = connectAny();
 afterAll(closeAll);
 
 async function fileKeys(key: string): Promise<string[]> {
-  return keysOf(redis, `rfs:{${key}}:*`);
+  return keysOf(redis, keyPattern(key));
 }
 
 describe('consumers and acknowledgements', () => {

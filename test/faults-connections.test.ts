@@ -12,6 +12,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
 import { closeAll, connect } from './helpers/clients.js';
+import { chunkStreamOf } from './helpers/keys.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
@@ -59,8 +60,7 @@ function pacedSource(data: Buffer, piece: number, pause: number): Readable {
 }
 
 async function chunkCount(key: string): Promise<number> {
-  const gen = await admin.hget(`rfs:{${key}}:meta`, 'gen');
-  return admin.xlen(`rfs:{${key}}:chunks:${gen}`);
+  return admin.xlen(await chunkStreamOf(admin, key));
 }
 
 describe('dropped connections', () => {

@@ -89,8 +89,7 @@ describe('out of memory with noeviction', () => {
     expect(s2.state).toBe('aborted');
     expect(await settle(collect(createRedisReadStream(redis, 'oom-fail')))).toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
     // What was stored is a correct prefix, in order, with nothing after the abort record.
-    const gen = await redis.hget('rfs:{oom-fail}:meta', 'gen');
-    const entries = await redis.xrangeBuffer(`rfs:{oom-fail}:chunks:${gen}`, '-', '+');
+    const entries = await redis.xrangeBuffer(await chunkStreamOf(redis, 'oom-fail'), '-', '+');
     const chunks = entries.slice(1, -1);
     expect(chunks.map(([id]) => id.toString())).toEqual(chunks.map((_, i) => `${i}-2`));
     const stored = Buffer.concat(chunks.map(([, fields]) => fields[1]!));
@@ -107,11 +106,11 @@ describe('evicted chunks', () => {
     const data = bytes(2 * 1024 * 1024, 53);
     await pipeline(Readable.from([data]), createRedisWriteStream(redis, 'evict', { chunkSize: 64 * 1024 }));
     // Only the chunk stream carries a TTL, so only it can be evicted under volatile-lru.
-    const gen = await redis.hget('rfs:{evict}:meta', 'gen');
-    await redis.expire(`rfs:{evict}:chunks:${gen}`, 3600);
+    const stream = await chunkStreamOf(redis, 'evict');
+    await redis.expire(stream, 3600);
     await fill(redis, 512 * 1024);
-    expect(await redis.exists(`rfs:{evict}:chunks:${gen}`)).toBe(0);
-    expect(await redis.exists('rfs:{evict}:meta')).toBe(1);
+    expect(await redis.exists(stream)).toBe(0);
+    expect(await redis.exists(fileKeysOf('evict').meta)).toBe(1);
     expect(await settle(collect(createRedisReadStream(redis, 'evict')))).toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
   });
 });
@@ -145,8 +144,7 @@ describe('a gap while the file is being written', () => {
     const s = await server([]);
     const redis = connect(s.url);
     await pipeline(Readable.from([bytes(5000)]), createRedisWriteStream(redis, 'gap2', { chunkSize: 1000 }));
-    const gen = await redis.hget('rfs:{gap2}:meta', 'gen');
-    await redis.xdel(`rfs:{gap2}:chunks:${gen}`, '2-2');
+    await redis.xdel(await chunkStreamOf(redis, 'gap2'), '2-2');
     expect(await settle(collect(createRedisReadStream(redis, 'gap2', { idleTimeout: 60_000 })))).toMatchObject({
       code: 'ERR_REDIS_FILE_CORRUPT',
     });

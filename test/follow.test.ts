@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, RedisFileError } from '../src/index.js';
 import { clientList, closeAll, connectAny, uniqueKey } from './helpers/clients.js';
+import { fileKeysOf } from './helpers/keys.js';
 import { bytes, collect } from './helpers/streams.js';
 
 const redis = connectAny();
@@ -126,9 +127,9 @@ describe('following a file that is being written', () => {
     const writerError = once(writer, 'error');
     writer.write(bytes(1500));
     await sleep(50);
-    const meta = `rfs:{${key}}:meta`;
+    const { meta } = fileKeysOf(key);
     // Freeze the writer: take its lease away from it without marking the file aborted.
-    await redis.hset(meta, 'writer', 'someone-else');
+    await redis.hset(meta, 'writer', '00000000deadbeef');
     const reader = createRedisReadStream(redis, key, { idleTimeout: 300 });
     await expect(collect(reader)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT' });
     // The writer itself learns at its next heartbeat that it no longer holds the key.

@@ -14,6 +14,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, removeChannel } from '../src/index.js';
 import { closeAll, connect } from './helpers/clients.js';
+import { fileKeysOf, filesPattern, keyPattern } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
@@ -69,7 +70,7 @@ describe('maxRedisMemory', () => {
     console.log(`memory guard: limit ${(limit / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, file ${data.length / MiB} MiB`);
     // Over the limit by at most the window of chunks in flight and what the consumers have not yet passed.
     expect(peak).toBeLessThan(limit + 8 * MiB);
-    expect(await admin.keys('rfs:{big}:*')).toEqual([]);
+    expect(await admin.keys(keyPattern('big'))).toEqual([]);
   });
 
   it('holds back while over the limit, without polling, and resumes when an acknowledgement frees memory', async () => {
@@ -87,7 +88,7 @@ describe('maxRedisMemory', () => {
     // Waiting is a blocking read on the freed-memory events: a reading of INFO per second at most.
     expect((await infoCalls()) - callsBefore).toBeLessThanOrEqual(4);
     await collect(createRedisReadStream(admin, 'filler', { consumer: 'only' }));
-    expect(await admin.exists('rfs:{filler}:meta')).toBe(0);
+    expect(await admin.exists(fileKeysOf('filler').meta)).toBe(0);
     await writing;
     expect(sha256(await collect(createRedisReadStream(admin, 'held')))).toBe(sha256(data));
   });
@@ -103,7 +104,7 @@ describe('maxRedisMemory', () => {
     for (const r of receivers) expect((await finish(r)).map((f) => [f.name, f.offset, f.sha256])).toEqual([['big.bin', 0, sha256(data)]]);
     expect((await send.exited).code).toBe(0);
     expect(await removeChannel(admin, 'big-chan')).toBe(true);
-    expect((await admin.keys('rfs:{big-chan/*')).length).toBe(0);
+    expect(await admin.keys(filesPattern('big-chan/*'))).toEqual([]);
   });
 
   it('a reader that is not a consumer cannot read chunks already trimmed', async () => {

@@ -10,6 +10,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, type RedisReadStream } from '../src/index.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { fileKeysOf } from './helpers/keys.js';
 import { bytes, put } from './helpers/streams.js';
 
 const redis = connect();
@@ -23,7 +24,7 @@ async function trimmedFile(data: Buffer, chunkSize: number, contentEncoding = 'i
 }
 
 async function position(key: string): Promise<[string | null, string | null]> {
-  return (await redis.hmget(`rfs:{${key}}:meta`, 'pos:c', 'trimmed')) as [string | null, string | null];
+  return (await redis.hmget(fileKeysOf(key).meta, 'pos:c', 'trimmed')) as [string | null, string | null];
 }
 
 /** Take `n` bytes out of the stream. */

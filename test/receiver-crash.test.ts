@@ -18,6 +18,7 @@ import { stat } from '../src/index.js';
 import { closeAll, connect } from './helpers/clients.js';
 import { type FixtureProcess, finish, killAll, receiver, sender } from './helpers/processes.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { fileKeysOf, filesPattern } from './helpers/keys.js';
 import { bytes } from './helpers/streams.js';
 
 const MiB = 1024 * 1024;
@@ -86,7 +87,7 @@ describe('a receiver process killed in the middle of a file', () => {
     ]);
     expect((await finish(r2)).map((f) => f.sha256)).toEqual([a, b, c].map(sha256));
     expect((await send.exited).code).toBe(0);
-    expect(await admin.keys('rfs:{restart/*')).toEqual([]);
+    expect(await admin.keys(filesPattern(`${channel}/*`))).toEqual([]);
   }, 120_000);
 
   it('under a memory limit smaller than the file, resumes at the first chunk still held, at or before what it had consumed', async () => {
@@ -104,7 +105,7 @@ describe('a receiver process killed in the middle of a file', () => {
     });
     const consumed = await killWhenPaused(r1);
     const { key } = await send.waitFor((e) => e.event === 'started' && e.name === 'big.bin');
-    const meta = `rfs:{${key as string}}:meta`;
+    const { meta } = fileKeysOf(key as string);
     // r2 passes the point where r1 stopped: every chunk before r1's position is trimmed.
     await until(async () => {
       const [trimmed, position] = await admin.hmget(meta, 'trimmed', 'pos:r1');
@@ -126,7 +127,7 @@ describe('a receiver process killed in the middle of a file', () => {
       [0, sha256(after)],
     ]);
     expect((await send.exited).code).toBe(0);
-    expect(await admin.keys('rfs:{trimmed/*')).toEqual([]);
+    expect(await admin.keys(filesPattern(`${channel}/*`))).toEqual([]);
   }, 120_000);
 
   it('a gzip file whose head was trimmed fails clearly for a decompressing receiver, which goes on with the next file', async () => {
@@ -144,7 +145,7 @@ describe('a receiver process killed in the middle of a file', () => {
     });
     await killWhenPaused(r1);
     const { key } = await send.waitFor((e) => e.event === 'started' && e.name === 'big.bin.gz');
-    const meta = `rfs:{${key as string}}:meta`;
+    const { meta } = fileKeysOf(key as string);
     await until(async () => {
       const [trimmed, position] = await admin.hmget(meta, 'trimmed', 'pos:r1');
       return Number(trimmed) > 0 && trimmed === position;
@@ -158,6 +159,6 @@ describe('a receiver process killed in the middle of a file', () => {
     ]);
     expect((await finish(r2)).map((f) => f.error ?? f.sha256)).toEqual([sha256(bytes(8 * MiB, 6)), sha256(after)]);
     expect((await send.exited).code).toBe(0);
-    expect(await admin.keys('rfs:{trimmed-gz/*')).toEqual([]);
+    expect(await admin.keys(filesPattern(`${channel}/*`))).toEqual([]);
   }, 120_000);
 });

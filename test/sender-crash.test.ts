@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { removeChannel, stat } from '../src/index.js';
 import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import { filesPattern } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
 import { bytes } from './helpers/streams.js';
 
@@ -82,7 +83,7 @@ describe('a sender process killed in the middle of a file', () => {
     }
     expect((await again.exited).code).toBe(0);
     // Every file, the dead one included, went with the third acknowledgement.
-    expect(await redis.keys(`rfs:{${channel}/*`)).toEqual([]);
+    expect(await redis.keys(filesPattern(`${channel}/*`))).toEqual([]);
     expect(await removeChannel(redis, channel)).toBe(true);
   }, 120_000);
 });
