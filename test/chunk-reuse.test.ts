@@ -4,12 +4,12 @@
  */
 import { Buffer } from 'node:buffer';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { ChunkWindow } from '../src/chunk-window.js';
 import { HEADER_ID, Meta, pieceId } from '../src/format.js';
 import { createRedisWriteStream } from '../src/index.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
 import { fileKeysOf, headerFields, pieceFields } from './helpers/keys.js';
 import { bytes, get, splitSource } from './helpers/streams.js';
 
@@ -61,7 +61,7 @@ describe('chunk buffer reuse', () => {
       const chunk = Buffer.from(c, 'latin1');
       window.queue(chunk, chunk);
     }
-    for (let waited = 0; window.committedChunks < chunks.length && !failure && waited < 10_000; waited += 10) await sleep(10);
+    await eventually(() => window.committedChunks === chunks.length || failure !== undefined, 'every chunk stored');
     expect(failure).toBeUndefined();
     expect(window.committedChunks).toBe(chunks.length);
     expect(released).toEqual(chunks);

@@ -1,7 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, expire, list, remove, rename, stat } from '../src/index.js';
-import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
+import { blockedIn, closeAll, connectAny, keysOf, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
 import { chunkStreamsPattern, fileKeysOf, keyPattern } from './helpers/keys.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
@@ -68,8 +69,7 @@ describe('expire', () => {
     const key = uniqueKey('ttl-gone');
     await put(redis, key, bytes(1000), { chunkSize: 100 });
     await expire(redis, key, 1);
-    await sleep(1300);
-    expect(await keysOf(redis, keyPattern(key))).toEqual([]);
+    await eventually(async () => (await keysOf(redis, keyPattern(key))).length === 0, 'every key of the file to expire');
     await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
   });
 });
@@ -91,8 +91,9 @@ describe('rename', () => {
     const from = uniqueKey('mv-wake-from');
     const to = uniqueKey('mv-wake-to');
     await put(redis, from, Buffer.from('hello'));
-    const waiting = collect(createRedisReadStream(redis, to, { waitForCreate: 10_000 }));
-    await sleep(50);
+    const name = uniqueConnectionName('mv-wake');
+    const waiting = collect(createRedisReadStream(connectAny({ connectionName: name }), to, { waitForCreate: 10_000 }));
+    await eventually(async () => (await blockedIn(redis, name)) === 1, 'the reader to wait for the new name');
     await rename(redis, from, to);
     expect((await waiting).toString()).toBe('hello');
   });
@@ -135,7 +136,7 @@ describe('rename', () => {
     const from = uniqueKey('mv-busy');
     const writer = createRedisWriteStream(redis, from);
     writer.write(Buffer.from('abc'));
-    await sleep(50);
+    await once(writer, 'ready');
     await expect(rename(redis, from, uniqueKey('mv-x'))).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
     writer.end();
     await new Promise((resolve) => writer.on('finish', resolve));

@@ -13,7 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, removeChannel } from '../src/index.js';
-import { closeAll, connect } from './helpers/clients.js';
+import { blockedIn, closeAll, connect } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
 import { fileKeysOf, filesPattern, keyPattern } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -48,17 +49,18 @@ describe('maxRedisMemory', () => {
     const limit = (await usedMemory()) + 8 * MiB;
     const data = bytes(32 * MiB, 81);
     const readers = ['a', 'b'].map((consumer) =>
-      collect(createRedisReadStream(connect(server.url), 'big', { consumer, waitForCreate: 10_000 })),
+      collect(createRedisReadStream(connect(server.url, { connectionName: 'big-reader' }), 'big', { consumer, waitForCreate: 10_000 })),
     );
     let peak = 0;
     let sampling = true;
+    // A sample of used_memory every 20 ms: time is the subject of this loop.
     const sampler = (async () => {
       while (sampling) {
         peak = Math.max(peak, await usedMemory());
         await sleep(20);
       }
     })();
-    await sleep(50);
+    await eventually(async () => (await blockedIn(admin, 'big-reader')) === 2, 'both consumers to wait for the file');
     await pipeline(
       Readable.from([data]),
       createRedisWriteStream(connect(server.url), 'big', { consumers: ['a', 'b'], maxRedisMemory: limit, chunkSize: 256 * 1024, maxInFlight: 4 }),
@@ -79,10 +81,11 @@ describe('maxRedisMemory', () => {
     await pipeline(Readable.from([bytes(16 * MiB, 82)]), createRedisWriteStream(admin, 'filler', { consumers: 1 }));
     const limit = (await usedMemory()) - 4 * MiB;
     const data = bytes(4 * MiB, 83);
-    const writer = createRedisWriteStream(connect(server.url), 'held', { maxRedisMemory: limit, chunkSize: 64 * 1024 });
+    const writer = createRedisWriteStream(connect(server.url, { connectionName: 'held' }), 'held', { maxRedisMemory: limit, chunkSize: 64 * 1024 });
     const writing = pipeline(Readable.from([data]), writer);
-    await sleep(200);
+    await eventually(async () => (await blockedIn(admin, 'held')) === 1, 'the writer to wait for freed memory');
     const callsBefore = await infoCalls();
+    // Time is the subject: how often the held-back writer reads INFO in a second and a half.
     await sleep(1500);
     expect(writer.committedBytes).toBeLessThan(data.length);
     // Waiting is a blocking read on the freed-memory events: a reading of INFO per second at most.
@@ -111,7 +114,7 @@ describe('maxRedisMemory', () => {
     const writer = createRedisWriteStream(admin, 'trimmed', { consumers: ['c'], maxRedisMemory: 1024 * 1024 * 1024, chunkSize: 1000 });
     const reading = collect(createRedisReadStream(admin, 'trimmed', { consumer: 'c', waitForCreate: 5000 }));
     writer.write(bytes(5000));
-    await sleep(200);
+    await eventually(async () => Number(await admin.hget(fileKeysOf('trimmed').meta, 'trimmed')) > 0, 'the consumer to trim a chunk');
     await expect(collect(createRedisReadStream(admin, 'trimmed'))).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND', message: /trimmed/ });
     writer.end(bytes(5000));
     await once(writer, 'finish');
