@@ -1,5 +1,4 @@
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   createRedisReadStream,
@@ -10,6 +9,7 @@ import {
   stat,
 } from '../src/index.js';
 import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 import { chunkStreamOf, chunkStreamsPattern, fileKeysOf, keyPattern, pieceFields } from './helpers/keys.js';
 
@@ -135,23 +135,32 @@ describe('coded errors on the stream', () => {
 
   it('lets exactly one of two racing writers have a key, even with overwrite', async () => {
     const key = uniqueKey('race');
-    const results = await Promise.allSettled(
-      Array.from({ length: 5 }, (_, i) => put(redis, key, bytes(5000, i + 1), { overwrite: true, chunkSize: 100 }, [50])),
+    // Both claim the key at once. The loser, with overwrite, waits out the winner's lease once (a
+    // writer that died moments ago must not block the key) and finds its heartbeat still going.
+    const writers = [1, 2].map(() => createRedisWriteStream(redis, key, { overwrite: true, chunkSize: 100, heartbeatInterval: 250 }));
+    const outcomes = await Promise.all(
+      writers.map(
+        (writer) =>
+          new Promise<'ready' | Error>((resolve) => {
+            writer.once('ready', () => resolve('ready'));
+            writer.once('error', resolve);
+          }),
+      ),
     );
-    const won = results.filter((r) => r.status === 'fulfilled');
-    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-    // Writers that start after the first one finished may overwrite; those that overlap it lose.
-    expect(won.length).toBeGreaterThanOrEqual(1);
-    for (const r of lost) expect(r.reason).toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
-    const stored = await get(redis, key);
-    expect(Array.from({ length: 5 }, (_, i) => bytes(5000, i + 1)).some((b) => b.equals(stored))).toBe(true);
+    const winners = writers.filter((_, i) => outcomes[i] === 'ready');
+    expect(winners).toHaveLength(1);
+    expect(outcomes.filter((o) => o !== 'ready')).toEqual([expect.objectContaining({ code: 'ERR_REDIS_FILE_EXISTS' })]);
+    const data = bytes(5000, 1);
+    winners[0]!.end(data);
+    await once(winners[0]!, 'finish');
+    expect((await get(redis, key)).equals(data)).toBe(true);
   });
 
   it('a second writer on a key being written gets ERR_REDIS_FILE_EXISTS, even with overwrite', async () => {
     const key = uniqueKey('busy');
     const first = createRedisWriteStream(redis, key);
     first.write(Buffer.from('hello'));
-    await sleep(50);
+    await once(first, 'ready');
     await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
     first.end(Buffer.from(' world'));
     await once(first, 'finish');
@@ -163,7 +172,7 @@ describe('coded errors on the stream', () => {
     const dead = createRedisWriteStream(redis, key, { heartbeatInterval: 20 });
     dead.on('error', () => {});
     dead.write(Buffer.from('partial'));
-    await sleep(50);
+    await once(dead, 'ready');
     // Its heartbeat stops, as when its process dies: with another token in the lease, the live
     // writer's heartbeats no longer refresh it (they would race the overwrite below).
     await redis.hset(fileKeysOf(key).meta, 'writer', DEAD_WRITER, 'hb', 0);
@@ -244,9 +253,10 @@ describe('coded errors on the stream', () => {
     const writer = createRedisWriteStream(redis, key, { chunkSize: 100 });
     const writerError = once(writer, 'error');
     writer.write(bytes(300));
-    await sleep(50);
-    const reading = collect(createRedisReadStream(redis, key)).catch((e: unknown) => e);
-    await sleep(50);
+    await once(writer, 'ready');
+    const reader = createRedisReadStream(redis, key);
+    const reading = collect(reader).catch((e: unknown) => e);
+    await eventually(() => reader.deliveredBytes === 300, 'the follower to deliver what is stored');
     expect(await remove(redis, key)).toBe(true);
     expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
     // The writer learns it at its next chunk or heartbeat, whichever comes first.
@@ -262,9 +272,10 @@ describe('coded errors on the stream', () => {
     const writer = createRedisWriteStream(redis, key, { chunkSize: 100, heartbeatInterval: 20 });
     writer.on('error', () => {});
     writer.write(bytes(300));
-    await sleep(50);
-    const reading = collect(createRedisReadStream(redis, key)).catch((e: unknown) => e);
-    await sleep(50);
+    await once(writer, 'ready');
+    const reader = createRedisReadStream(redis, key);
+    const reading = collect(reader).catch((e: unknown) => e);
+    await eventually(() => reader.deliveredBytes === 300, 'the follower to deliver what is stored');
     await remove(redis, key);
     await put(redis, key, bytes(1000, 2), { chunkSize: 100 });
     expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
