@@ -20,6 +20,8 @@ afterAll(closeAll);
 async function named(what: string): Promise<{ client: Redis | Cluster; name: string }> {
   const name = uniqueConnectionName(what);
   const client = connectAny({ connectionName: name });
+  // A cluster client knows its primaries once it is ready.
+  await client.ping();
   await onEveryNode(client, (node) => node.ping());
   return { client, name };
 }
