@@ -11,7 +11,14 @@ import { gzipSync } from 'node:zlib';
 import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnnouncedFile, closeChannel, receiveFiles, removeChannel, sendFiles, stat } from '../src/index.js';
-import { blockedIn, closeAll, connectAny, redisUrlForProcesses, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
+import {
+  blockedIn,
+  closeAll,
+  connectAny,
+  redisUrlForProcesses,
+  uniqueConnectionName,
+  uniqueKey,
+} from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
@@ -56,8 +63,13 @@ describe('channels', () => {
     const b = Buffer.from('b'.repeat(1000));
     const c = bytes(5, 72);
     const name = uniqueConnectionName('chan');
-    const receivers = ['r1', 'r2', 'r3'].map((consumer) => receiveAll(connectAny({ connectionName: name }), channel, consumer));
-    await eventually(async () => (await blockedIn(redis, name, 'xreadgroup')) === 3, 'the three receivers to wait for a file');
+    const receivers = ['r1', 'r2', 'r3'].map((consumer) =>
+      receiveAll(connectAny({ connectionName: name }), channel, consumer),
+    );
+    await eventually(
+      async () => (await blockedIn(redis, name, 'xreadgroup')) === 3,
+      'the three receivers to wait for a file',
+    );
     const sent = await sendFiles(
       redis,
       channel,

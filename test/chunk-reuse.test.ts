@@ -27,7 +27,8 @@ describe('chunk buffer reuse', () => {
     const writer = 'fedcba9876543210';
     const chunksKey = keys.chunks(gen);
     // A file in state writing held by this window's token, as the create script leaves it.
-    await redis.hset(keys.meta, Meta.version, '2', Meta.gen, gen, Meta.state, 'writing', Meta.writer, writer, Meta.chunkSize, '4');
+    await redis.hset(keys.meta, Meta.version, '2', Meta.gen, gen, Meta.state, 'writing');
+    await redis.hset(keys.meta, Meta.writer, writer, Meta.chunkSize, '4');
     await redis.xadd(chunksKey, HEADER_ID, ...headerFields(gen, 4));
     // A foreign piece where chunk 1 belongs: chunks 0 and 1 are refused (their ids are not above the
     // top), chunks 2 and 3 are stored and acknowledged first; the repair then deletes everything

@@ -64,7 +64,8 @@ async function replicaCaughtUp(primary: RedisServer, key: string): Promise<Redis
 }
 
 describe('failover', { timeout: 90_000 }, () => {
-  it('the primary dies mid-transfer, its replica holding every acknowledged chunk: writer and follower complete byte for byte', async () => {
+  const mid = 'the primary dies mid-transfer, its replica holding every acknowledged chunk';
+  it(`${mid}: writer and follower complete byte for byte`, async () => {
     cluster = await startCluster();
     const key = 'failover/live.bin';
     const data = bytes(8 * 1024 * 1024, 11);
@@ -120,7 +121,10 @@ describe('failover', { timeout: 90_000 }, () => {
     writer.write(data.subarray(16 * chunkSize, 32 * chunkSize));
     if (options.waitReplicas) {
       // The primary stored the next chunks, and the writer's WAITs for them came back unconfirmed.
-      await eventually(async () => (await waits(admin)) >= waitsBefore + 4, 'the WAITs for the next chunks to time out');
+      await eventually(
+        async () => (await waits(admin)) >= waitsBefore + 4,
+        'the WAITs for the next chunks to time out',
+      );
     } else {
       await eventually(() => writer.committedChunks === 32, 'the next 16 chunks acknowledged by the primary');
     }

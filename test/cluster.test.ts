@@ -204,7 +204,10 @@ describe('waitReplicas on one server', () => {
     replica = await startRedis({ args: ['--replicaof', '127.0.0.1', '0'] });
     const r = connect(replica.url);
     await r.replicaof('127.0.0.1', primary.port);
-    await eventually(async () => /master_link_status:up/.test((await r.info('replication')) as string), 'the replica to be in sync');
+    await eventually(
+      async () => /master_link_status:up/.test((await r.info('replication')) as string),
+      'the replica to be in sync',
+    );
   });
   afterAll(async () => {
     await closeAll();

@@ -4,7 +4,15 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
 import type { Cluster, Redis } from 'ioredis';
-import { blockedIn, clientList, closeAll, connectAny, onEveryNode, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
+import {
+  blockedIn,
+  clientList,
+  closeAll,
+  connectAny,
+  onEveryNode,
+  uniqueConnectionName,
+  uniqueKey,
+} from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { bytes, get, put, sink, splitSource } from './helpers/streams.js';
 
@@ -157,7 +165,11 @@ describe('an abort while the end record is being committed', () => {
     const { client, name } = await named('late-abort');
     const ac = new AbortController();
     // No heartbeat within the test: after its pieces, the only script the writer runs is the commit.
-    const writer = createRedisWriteStream(client, key, { signal: ac.signal, chunkSize: 100, heartbeatInterval: 60_000 });
+    const writer = createRedisWriteStream(client, key, {
+      signal: ac.signal,
+      chunkSize: 100,
+      heartbeatInterval: 60_000,
+    });
     const errors: Error[] = [];
     writer.on('error', (err) => errors.push(err));
     const finished = once(writer, 'finish');
@@ -169,7 +181,10 @@ describe('an abort while the end record is being committed', () => {
     await onEveryNode(redis, (node) => node.client('PAUSE', 10_000, 'WRITE'));
     try {
       writer.end();
-      await eventually(async () => (await blockedIn(redis, name, '(?:evalsha|eval)')) === 1, 'the commit to wait in Redis');
+      await eventually(
+        async () => (await blockedIn(redis, name, '(?:evalsha|eval)')) === 1,
+        'the commit to wait in Redis',
+      );
       ac.abort();
     } finally {
       await onEveryNode(redis, (node) => node.client('UNPAUSE'));

@@ -137,7 +137,9 @@ describe('coded errors on the stream', () => {
     const key = uniqueKey('race');
     // Both claim the key at once. The loser, with overwrite, waits out the winner's lease once (a
     // writer that died moments ago must not block the key) and finds its heartbeat still going.
-    const writers = [1, 2].map(() => createRedisWriteStream(redis, key, { overwrite: true, chunkSize: 100, heartbeatInterval: 250 }));
+    const writers = [1, 2].map(() =>
+      createRedisWriteStream(redis, key, { overwrite: true, chunkSize: 100, heartbeatInterval: 250 }),
+    );
     const outcomes = await Promise.all(
       writers.map(
         (writer) =>
@@ -226,7 +228,9 @@ describe('coded errors on the stream', () => {
     it('a short chunk that is not the last is ERR_REDIS_FILE_CORRUPT', async () => {
       const key = uniqueKey('short');
       await put(redis, key, data, { chunkSize });
-      await rewrite(await chunkStreamOf(redis, key), (id, fields) => (id === '2-2' ? pieceFields(fields[1]!.subarray(0, 50)).map((f) => Buffer.from(f)) : fields));
+      await rewrite(await chunkStreamOf(redis, key), (id, fields) =>
+        id === '2-2' ? pieceFields(fields[1]!.subarray(0, 50)).map((f) => Buffer.from(f)) : fields,
+      );
       await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
     });
 

@@ -65,7 +65,10 @@ describe('out of memory with noeviction', () => {
     const writer = createRedisWriteStream(redis, 'oom', { chunkSize: 64 * 1024, retryTimeout: 20_000 });
     const writing = pipeline(Readable.from([data]), writer);
     // The writer is stuck: Redis has refused its writes, more than once (it retries).
-    await eventually(async () => (await oomErrors(redis)) >= refused + 2, 'Redis to refuse the writer for lack of memory');
+    await eventually(
+      async () => (await oomErrors(redis)) >= refused + 2,
+      'Redis to refuse the writer for lack of memory',
+    );
     expect(writer.committedBytes).toBeLessThan(data.length);
     expect(writer.destroyed).toBe(false);
     await redis.del(...fillers);

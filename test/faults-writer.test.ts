@@ -53,7 +53,8 @@ async function stallingWriter(key: string, data: Buffer, stallAt: number, chunkS
       out += d.toString();
       if (out.includes('stalled')) done();
     };
-    const onExit = (code: number | null): void => done(new Error(`writer process exited with ${code} before it stalled`));
+    const onExit = (code: number | null): void =>
+      done(new Error(`writer process exited with ${code} before it stalled`));
     const done = (err?: Error): void => {
       child.stdout!.off('data', onData);
       child.off('exit', onExit);

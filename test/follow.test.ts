@@ -83,7 +83,10 @@ describe('following a file that is being written', () => {
     await firstBytes(reader, 1000, parts);
     // Meanwhile the shared connection stays usable.
     expect(await redis.ping()).toBe('PONG');
-    await eventually(async () => (await blockedIn(redis, name)) === 1, 'the reader to block on a connection of its own');
+    await eventually(
+      async () => (await blockedIn(redis, name)) === 1,
+      'the reader to block on a connection of its own',
+    );
     reader.destroy();
     await once(reader, 'close');
     await eventually(async () => (await blockedIn(redis, name)) === 0, 'the blocked connection to be freed');

@@ -69,7 +69,10 @@ describe('expire', () => {
     const key = uniqueKey('ttl-gone');
     await put(redis, key, bytes(1000), { chunkSize: 100 });
     await expire(redis, key, 1);
-    await eventually(async () => (await keysOf(redis, keyPattern(key))).length === 0, 'every key of the file to expire');
+    await eventually(
+      async () => (await keysOf(redis, keyPattern(key))).length === 0,
+      'every key of the file to expire',
+    );
     await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
   });
 });

@@ -48,9 +48,10 @@ describe('maxRedisMemory', () => {
     const MiB = 1024 * 1024;
     const limit = (await usedMemory()) + 8 * MiB;
     const data = bytes(32 * MiB, 81);
-    const readers = ['a', 'b'].map((consumer) =>
-      collect(createRedisReadStream(connect(server.url, { connectionName: 'big-reader' }), 'big', { consumer, waitForCreate: 10_000 })),
-    );
+    const readers = ['a', 'b'].map((consumer) => {
+      const client = connect(server.url, { connectionName: 'big-reader' });
+      return collect(createRedisReadStream(client, 'big', { consumer, waitForCreate: 10_000 }));
+    });
     let peak = 0;
     let sampling = true;
     // A sample of used_memory every 20 ms: time is the subject of this loop.
@@ -81,7 +82,10 @@ describe('maxRedisMemory', () => {
     await pipeline(Readable.from([bytes(16 * MiB, 82)]), createRedisWriteStream(admin, 'filler', { consumers: 1 }));
     const limit = (await usedMemory()) - 4 * MiB;
     const data = bytes(4 * MiB, 83);
-    const writer = createRedisWriteStream(connect(server.url, { connectionName: 'held' }), 'held', { maxRedisMemory: limit, chunkSize: 64 * 1024 });
+    const writer = createRedisWriteStream(connect(server.url, { connectionName: 'held' }), 'held', {
+      maxRedisMemory: limit,
+      chunkSize: 64 * 1024,
+    });
     const writing = pipeline(Readable.from([data]), writer);
     await eventually(async () => (await blockedIn(admin, 'held')) === 1, 'the writer to wait for freed memory');
     const callsBefore = await infoCalls();
@@ -114,7 +118,10 @@ describe('maxRedisMemory', () => {
     const writer = createRedisWriteStream(admin, 'trimmed', { consumers: ['c'], maxRedisMemory: 1024 * 1024 * 1024, chunkSize: 1000 });
     const reading = collect(createRedisReadStream(admin, 'trimmed', { consumer: 'c', waitForCreate: 5000 }));
     writer.write(bytes(5000));
-    await eventually(async () => Number(await admin.hget(fileKeysOf('trimmed').meta, 'trimmed')) > 0, 'the consumer to trim a chunk');
+    await eventually(
+      async () => Number(await admin.hget(fileKeysOf('trimmed').meta, 'trimmed')) > 0,
+      'the consumer to trim a chunk',
+    );
     await expect(collect(createRedisReadStream(admin, 'trimmed'))).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND', message: /trimmed/ });
     writer.end(bytes(5000));
     await once(writer, 'finish');

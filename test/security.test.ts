@@ -107,7 +107,10 @@ async function startFollower(client: Redis, admin: Redis, key: string, options: 
   const blockedBefore = (await clientList(admin)).filter((c) => c.cmd === 'xread').length;
   const received = collect(createRedisReadStream(client, key, { ...options, waitForCreate: 15_000 }));
   received.catch(() => {}); // awaited by the caller; do not report it as unhandled meanwhile
-  await eventually(async () => (await clientList(admin)).filter((c) => c.cmd === 'xread').length > blockedBefore, 'the follower to block in XREAD');
+  await eventually(
+    async () => (await clientList(admin)).filter((c) => c.cmd === 'xread').length > blockedBefore,
+    'the follower to block in XREAD',
+  );
   return { received };
 }
 
@@ -142,7 +145,10 @@ async function scenario(client: Redis, admin: Redis, options: KeyOptions = {}): 
   const writer = createRedisWriteStream(client, key, { ...options, chunkSize, overwrite: true, heartbeatInterval: 10 });
   writer.on('error', () => {});
   writer.write(third.subarray(0, 70 * 1024));
-  await eventually(async () => (await stat(client, key, options)).size >= 64 * 1024, 'the heartbeat to record progress');
+  await eventually(
+    async () => (await stat(client, key, options)).size >= 64 * 1024,
+    'the heartbeat to record progress',
+  );
   writer.destroy();
   await new Promise((resolve) => writer.once('close', resolve));
   const partial = await stat(client, key, options);

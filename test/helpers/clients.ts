@@ -97,7 +97,8 @@ export async function blockedIn(client: Redis | Cluster, name?: string, command 
   const cmd = new RegExp(`\\bcmd=${command}\\b`);
   return (await clientList(client))
     .split('\n')
-    .filter((line) => (name === undefined || line.includes(` name=${name} `)) && cmd.test(line) && /\bflags=\S*b/.test(line)).length;
+    .filter((line) => name === undefined || line.includes(` name=${name} `))
+    .filter((line) => cmd.test(line) && /\bflags=\S*b/.test(line)).length;
 }
 
 /** A connection name (for `connectionName`) that no other test uses, to tell its connections apart. */

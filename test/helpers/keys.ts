@@ -4,7 +4,16 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { formatCrc, crc32 } from '../../src/crc.js';
-import { channelLogKey, DEFAULT_PREFIX, encodeKey, Field, type FileKeys, fileKeys, FORMAT_VERSION, Meta } from '../../src/format.js';
+import {
+  channelLogKey,
+  DEFAULT_PREFIX,
+  encodeKey,
+  Field,
+  type FileKeys,
+  fileKeys,
+  FORMAT_VERSION,
+  Meta,
+} from '../../src/format.js';
 
 export type { FileKeys };
 
@@ -51,7 +60,12 @@ export function pieceFields(data: Buffer): (string | Buffer)[] {
 
 /** The fields of the header entry (`0-1`) of a file of generation `gen`, as the format stores them. */
 export function headerFields(gen: string, chunkSize: number, encoding = 'identity'): string[] {
-  return [Field.version, String(FORMAT_VERSION), Field.gen, gen, Field.chunkSize, String(chunkSize), Field.encoding, encoding];
+  return [
+    Field.version, String(FORMAT_VERSION),
+    Field.gen, gen,
+    Field.chunkSize, String(chunkSize),
+    Field.encoding, encoding,
+  ];
 }
 
 /** What every key of the file `key` starts with: the events key without its last name. */
