@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
 import { closeAll, connectAny, onEveryNode, uniqueKey } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
 const redis = connectAny();
@@ -16,7 +17,7 @@ describe('backpressure', () => {
     const maxInFlight = 4;
     const highWaterMark = 2000;
     const writer = createRedisWriteStream(redis, key, { chunkSize, maxInFlight, highWaterMark, contentEncoding: 'identity' });
-    await sleep(50); // let the writer claim the key before Redis is paused
+    await once(writer, 'ready');
     const data = bytes(200 * chunkSize, 2);
     // Redis stops answering write commands: nothing is acknowledged while paused.
     await onEveryNode(admin, (node) => node.client('PAUSE', 2000, 'WRITE'));
@@ -26,9 +27,8 @@ describe('backpressure', () => {
         const more = writer.write(data.subarray(accepted, accepted + 500));
         accepted += 500;
         if (!more) break;
-        await sleep(1);
+        await new Promise((resolve) => setImmediate(resolve));
       }
-      await sleep(50);
       expect(writer.committedChunks).toBe(0);
     } finally {
       await onEveryNode(admin, (node) => node.client('UNPAUSE'));
@@ -55,6 +55,9 @@ describe('backpressure', () => {
         resolve(d);
       }),
     );
+    // The buffer fills up to its high-water mark, and then nothing pulls. Time is the subject of
+    // the wait that follows: a reader that fetched on without a pull would show it within it.
+    await eventually(() => reader.readableLength >= highWaterMark, 'the reader to fill its buffer');
     await sleep(100);
     // One batch fetched to satisfy the pull, plus at most one more to refill the buffer.
     expect(reader.deliveredBytes).toBeLessThanOrEqual(2 * readAhead * chunkSize + highWaterMark);
@@ -78,6 +81,8 @@ describe('backpressure', () => {
     writer.end(data);
     await once(writer, 'finish');
     const head = await first;
+    // As above: the buffer is full, then a quiet spell in which nothing pulls.
+    await eventually(() => reader.readableLength >= 1000, 'the reader to fill its buffer');
     await sleep(100);
     expect(reader.deliveredBytes).toBeLessThanOrEqual(6 * chunkSize);
     const rest = await collect(reader);

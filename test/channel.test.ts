@@ -7,12 +7,20 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnnouncedFile, closeChannel, receiveFiles, removeChannel, sendFiles, stat } from '../src/index.js';
-import { closeAll, connectAny, redisUrlForProcesses, uniqueKey } from './helpers/clients.js';
+import {
+  blockedIn,
+  closeAll,
+  connectAny,
+  redisUrlForProcesses,
+  uniqueConnectionName,
+  uniqueKey,
+} from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
+import { fileKeysOf } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
 import { bytes, collect } from './helpers/streams.js';
 
@@ -54,8 +62,14 @@ describe('channels', () => {
     const a = bytes(300_000, 71);
     const b = Buffer.from('b'.repeat(1000));
     const c = bytes(5, 72);
-    const receivers = ['r1', 'r2', 'r3'].map((name) => receiveAll(connectAny(), channel, name));
-    await sleep(100);
+    const name = uniqueConnectionName('chan');
+    const receivers = ['r1', 'r2', 'r3'].map((consumer) =>
+      receiveAll(connectAny({ connectionName: name }), channel, consumer),
+    );
+    await eventually(
+      async () => (await blockedIn(redis, name, 'xreadgroup')) === 3,
+      'the three receivers to wait for a file',
+    );
     const sent = await sendFiles(
       redis,
       channel,
@@ -73,7 +87,7 @@ describe('channels', () => {
       // Buffer.equals: a deep toEqual over 300 KB is slow.
       expect(got.map((f, i) => f.data!.equals([a, b, c][i]!))).toEqual([true, true, true]);
     }
-    for (const f of sent) expect(await redis.exists(`rfs:{${f.key}}:meta`)).toBe(0);
+    for (const f of sent) expect(await redis.exists(fileKeysOf(f.key).meta)).toBe(0);
     expect(await removeChannel(redis, channel)).toBe(true);
   });
 
@@ -113,7 +127,7 @@ describe('channels', () => {
     const source = new PassThrough();
     const sending = sendFiles(redis, channel, [{ name: 'slow.txt', stream: source }, file('b.txt', 'bee')], { onStart: (f) => started.push(f) });
     source.write('the first part');
-    while (started.length === 0) await sleep(10);
+    await eventually(() => started.length > 0, 'the first upload to start');
     // Announced, with its key, while its upload is still open.
     expect(started).toEqual([{ name: 'slow.txt', key: expect.stringMatching(new RegExp(`^${channel}/[0-9a-z]+-[0-9a-f]{8}/slow\\.txt$`)), size: undefined }]);
     expect((await stat(redis, started[0]!.key)).state).toBe('writing');

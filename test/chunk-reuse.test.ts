@@ -4,12 +4,13 @@
  */
 import { Buffer } from 'node:buffer';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { ChunkWindow } from '../src/chunk-window.js';
-import { fileKeys, HEADER_ID, pieceId } from '../src/format.js';
+import { HEADER_ID, Meta, pieceId } from '../src/format.js';
 import { createRedisWriteStream } from '../src/index.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
+import { fileKeysOf, headerFields, pieceFields } from './helpers/keys.js';
 import { bytes, get, splitSource } from './helpers/streams.js';
 
 const redis = connect();
@@ -21,17 +22,18 @@ afterEach(() => {
 describe('chunk buffer reuse', () => {
   it('a chunk acknowledged before an earlier one is released only once every chunk before it is stored', async () => {
     const key = uniqueKey('window');
-    const keys = fileKeys('rfs:', key);
+    const keys = fileKeysOf(key);
     const gen = '0123456789abcdef';
-    const writer = 'test-writer';
+    const writer = 'fedcba9876543210';
     const chunksKey = keys.chunks(gen);
     // A file in state writing held by this window's token, as the create script leaves it.
-    await redis.hset(keys.meta, 'v', '2', 'gen', gen, 'state', 'writing', 'writer', writer, 'chunkSize', '4');
-    await redis.xadd(chunksKey, HEADER_ID, 'rfs', '2');
-    // A foreign entry where chunk 1 belongs: chunks 0 and 1 are refused (their ids are not above the
+    await redis.hset(keys.meta, Meta.version, '2', Meta.gen, gen, Meta.state, 'writing');
+    await redis.hset(keys.meta, Meta.writer, writer, Meta.chunkSize, '4');
+    await redis.xadd(chunksKey, HEADER_ID, ...headerFields(gen, 4));
+    // A foreign piece where chunk 1 belongs: chunks 0 and 1 are refused (their ids are not above the
     // top), chunks 2 and 3 are stored and acknowledged first; the repair then deletes everything
     // from chunk 0 on and sends all four again.
-    await redis.xadd(chunksKey, pieceId(1), 'd', 'xxxx');
+    await redis.xadd(chunksKey, pieceId(1), ...pieceFields(Buffer.from('xxxx')));
 
     const released: string[] = [];
     let failure: Error | undefined;
@@ -60,7 +62,7 @@ describe('chunk buffer reuse', () => {
       const chunk = Buffer.from(c, 'latin1');
       window.queue(chunk, chunk);
     }
-    for (let waited = 0; window.committedChunks < chunks.length && !failure && waited < 10_000; waited += 10) await sleep(10);
+    await eventually(() => window.committedChunks === chunks.length || failure !== undefined, 'every chunk stored');
     expect(failure).toBeUndefined();
     expect(window.committedChunks).toBe(chunks.length);
     expect(released).toEqual(chunks);

@@ -4,13 +4,13 @@
  * limit that holds per node. On a private cluster, because these tests move slots and stop nodes.
  */
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster, Redis } from 'ioredis';
 import { Redis as RedisClass } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, list, stat } from '../src/index.js';
-import { fileKeys } from '../src/format.js';
-import { closeAll, connect, keysOf } from './helpers/clients.js';
+import { blockedIn, closeAll, connect, keysOf } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
+import { chunkStreamOf, fileKeysOf, keyPattern } from './helpers/keys.js';
 import { clusterClient, startCluster, type RedisCluster } from './helpers/redis-cluster.js';
 import { startRedis, type RedisServer } from './helpers/redis-server.js';
 import { bytes, collect, put, sha256 } from './helpers/streams.js';
@@ -18,8 +18,8 @@ import { bytes, collect, put, sha256 } from './helpers/streams.js';
 let cluster: RedisCluster;
 const clients: Cluster[] = [];
 
-function client(): Cluster {
-  const c = clusterClient(cluster);
+function client(connectionName?: string): Cluster {
+  const c = clusterClient(cluster, connectionName === undefined ? {} : { redisOptions: { connectionName } });
   clients.push(c);
   return c;
 }
@@ -38,6 +38,20 @@ afterAll(async () => {
   await closeAll();
   await cluster?.stop();
 });
+
+/**
+ * How many commands the nodes have refused with TRYAGAIN (the keys of one call split between two
+ * nodes while a slot moves) or redirected with ASK: clients met a slot being moved.
+ */
+async function slotRefusals(nodes: Redis[]): Promise<number> {
+  const counts = await Promise.all(
+    nodes.map(async (n) => {
+      const stats = (await n.info('errorstats')) as string;
+      return [...stats.matchAll(/^errorstat_(?:TRYAGAIN|ASK):count=(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    }),
+  );
+  return counts.reduce((a, b) => a + b, 0);
+}
 
 /**
  * Move `key`'s hash slot from the node that serves it to another primary, key by key, the way
@@ -77,7 +91,7 @@ describe('Redis Cluster', () => {
       const key = `spread/${i}.log`;
       await put(redis, key, bytes(3000, i), { chunkSize: 1000 });
       masters.add((await cluster.masterOf(key)).port);
-      const keys = await keysOf(redis, `rfs:{${key}}:*`);
+      const keys = await keysOf(redis, keyPattern(key));
       expect(keys.length).toBe(3);
       const slots = await Promise.all(keys.map((k) => redis.cluster('KEYSLOT', k)));
       expect(new Set(slots).size).toBe(1);
@@ -98,11 +112,18 @@ describe('Redis Cluster', () => {
     // Write a third, move the slot (writing more while it is half moved), write the rest.
     const third = data.length / 3;
     writer.write(data.subarray(0, third));
-    await sleep(100);
+    await eventually(() => writer.committedBytes >= third, 'the first third stored');
     const before = await cluster.masterOf(key);
+    const nodes = await Promise.all(cluster.nodes.map(node));
+    const refused = await slotRefusals(nodes);
     const after = await moveSlot(key, async () => {
       writer.write(data.subarray(third, 2 * third));
-      await sleep(100);
+      // The writer stores more of the file while the slot is half moved, or, when the keys its
+      // scripts touch are split between the two nodes, is refused (TRYAGAIN) and retries later.
+      await eventually(
+        async () => writer.committedBytes > third || (await slotRefusals(nodes)) > refused,
+        'the writer to store more, or a client to be refused, while the slot is half moved',
+      );
     });
     expect(writer.committedBytes).toBeGreaterThanOrEqual(third);
     expect(after.port).not.toBe(before.port);
@@ -128,9 +149,8 @@ describe('Redis Cluster', () => {
     const [replica] = await cluster.replicasOf(key);
     const onReplica = await node(replica!);
     await onReplica.call('READONLY');
-    const gen = (await onReplica.hget(fileKeys('rfs:', key).meta, 'gen'))!;
-    expect(await onReplica.hget(fileKeys('rfs:', key).meta, 'state')).toBe('complete');
-    expect(await onReplica.xlen(fileKeys('rfs:', key).chunks(gen))).toBe(42);
+    expect(await onReplica.hget(fileKeysOf(key).meta, 'state')).toBe('complete');
+    expect(await onReplica.xlen(await chunkStreamOf(onReplica, key))).toBe(42);
   });
 
   it('waitReplicas: a replica that does not answer fails the writer with ERR_REDIS_FILE_TIMEOUT', async () => {
@@ -153,7 +173,7 @@ describe('Redis Cluster', () => {
   });
 
   it('maxRedisMemory holds for the node that stores the file', async () => {
-    const redis = client();
+    const redis = client('memory-node');
     const key = 'memory/node.bin';
     const primary = await node(await cluster.masterOf(key));
     const used = async (): Promise<number> => Number(/^used_memory:(\d+)/m.exec((await primary.info('memory')) as string)![1]);
@@ -167,7 +187,7 @@ describe('Redis Cluster', () => {
     const limit = (await used()) - MiB / 2;
     const writer = createRedisWriteStream(redis, key, { chunkSize: 64 * 1024, maxRedisMemory: limit });
     writer.end(bytes(256 * 1024));
-    await sleep(500);
+    await eventually(async () => (await blockedIn(redis, 'memory-node')) === 1, 'the writer to wait for freed memory');
     expect(writer.committedBytes).toBe(0);
     const finished = once(writer, 'finish');
     await redis.del(...ballast);
@@ -184,7 +204,10 @@ describe('waitReplicas on one server', () => {
     replica = await startRedis({ args: ['--replicaof', '127.0.0.1', '0'] });
     const r = connect(replica.url);
     await r.replicaof('127.0.0.1', primary.port);
-    for (let i = 0; i < 200 && !/master_link_status:up/.test((await r.info('replication')) as string); i++) await sleep(50);
+    await eventually(
+      async () => /master_link_status:up/.test((await r.info('replication')) as string),
+      'the replica to be in sync',
+    );
   });
   afterAll(async () => {
     await closeAll();

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeChannel } from '../src/index.js';
 import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import { channelLogOf } from './helpers/keys.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const demo = join(root, 'scripts', 'demo.mjs');
@@ -121,7 +122,7 @@ describe('scripts/demo.mjs', () => {
   it('refuses a channel that already exists, exits 1 with one line, and leaves it alone', async () => {
     const channel = uniqueKey('demo-taken');
     await closeChannel(redis, channel);
-    const log = `rfs:channel:{${channel}}:log`;
+    const log = channelLogOf(channel);
     expect(await keysOf(channel)).toEqual([log]); // the pattern does find a channel's keys
     const run = await runDemo(['--size-mib', '0.05', '--receivers', '1', '--channel', channel]);
     expect(run.code, show(run)).toBe(1);

@@ -1,30 +1,46 @@
 import { once } from 'node:events';
 import { PassThrough, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
-import { clientList, closeAll, connectAny, uniqueKey } from './helpers/clients.js';
-import { bytes, put, sink, splitSource } from './helpers/streams.js';
+import type { Cluster, Redis } from 'ioredis';
+import {
+  blockedIn,
+  clientList,
+  closeAll,
+  connectAny,
+  onEveryNode,
+  uniqueConnectionName,
+  uniqueKey,
+} from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
+import { bytes, get, put, sink, splitSource } from './helpers/streams.js';
 
 const redis = connectAny();
 afterAll(closeAll);
 
-async function blockedReaders(): Promise<number> {
-  const list = await clientList(redis);
-  return list.split('\n').filter((line) => /cmd=xread\b/.test(line) && /flags=b/.test(line)).length;
+/**
+ * A client whose connections (and the blocking connections the package duplicates from it) carry
+ * a name of their own, so that they can be counted while other test files use the same server.
+ * Connected to every primary already: a cluster client opens a node's connection when it first
+ * sends it a command, and keeps it.
+ */
+async function named(what: string): Promise<{ client: Redis | Cluster; name: string }> {
+  const name = uniqueConnectionName(what);
+  const client = connectAny({ connectionName: name });
+  // A cluster client knows its primaries once it is ready.
+  await client.ping();
+  await onEveryNode(client, (node) => node.ping());
+  return { client, name };
 }
 
-async function connections(): Promise<number> {
-  return (await clientList(redis)).trim().split('\n').length;
+/** The connections named `name` on the server (on every node of a cluster). */
+async function connections(name: string): Promise<number> {
+  return (await clientList(redis)).split('\n').filter((line) => line.includes(` name=${name} `)).length;
 }
 
 function timers(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-}
-
-async function settle(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 100 && !(await check()); i++) await sleep(10);
 }
 
 describe('destroy and abort', () => {
@@ -32,7 +48,7 @@ describe('destroy and abort', () => {
     const key = uniqueKey('wdestroy');
     const writer = createRedisWriteStream(redis, key, { chunkSize: 100 });
     writer.write(bytes(250));
-    await sleep(50);
+    await eventually(() => writer.committedBytes >= 200, 'two chunks stored');
     writer.destroy();
     await once(writer, 'close');
     expect((await stat(redis, key)).state).toBe('aborted');
@@ -60,12 +76,12 @@ describe('destroy and abort', () => {
     const ac = new AbortController();
     const source = new PassThrough();
     source.write(bytes(1000));
-    const done = pipeline(source, createRedisWriteStream(redis, key, { chunkSize: 100, signal: ac.signal }));
-    await sleep(50);
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 100, signal: ac.signal });
+    const done = pipeline(source, writer);
+    await once(writer, 'ready');
     ac.abort();
     await expect(done).rejects.toMatchObject({ name: 'AbortError' });
-    await settle(async () => (await stat(redis, key)).state === 'aborted');
-    expect((await stat(redis, key)).state).toBe('aborted');
+    await eventually(async () => (await stat(redis, key)).state === 'aborted', 'the file to be marked aborted');
   });
 
   it('an already aborted signal stops the writer before it creates anything', async () => {
@@ -82,17 +98,15 @@ describe('destroy and abort', () => {
     const key = uniqueKey('rsignal');
     const writer = createRedisWriteStream(redis, key, { chunkSize: 100 });
     writer.write(bytes(100));
-    await sleep(50);
-    const before = await blockedReaders();
+    await once(writer, 'ready');
+    const { client, name } = await named('rsignal');
     const ac = new AbortController();
     const out = sink();
-    const done = pipeline(createRedisReadStream(redis, key, { signal: ac.signal }), out);
-    await settle(async () => (await blockedReaders()) > before);
-    expect(await blockedReaders()).toBe(before + 1);
+    const done = pipeline(createRedisReadStream(client, key, { signal: ac.signal }), out);
+    await eventually(async () => (await blockedIn(redis, name)) === 1, 'the follower to block');
     ac.abort();
     await expect(done).rejects.toMatchObject({ name: 'AbortError' });
-    await settle(async () => (await blockedReaders()) === before);
-    expect(await blockedReaders()).toBe(before);
+    await eventually(async () => (await blockedIn(redis, name)) === 0, 'the blocking connection to be freed');
     writer.destroy();
   });
 
@@ -112,33 +126,34 @@ describe('destroy and abort', () => {
   it('breaking out of async iteration closes the reader and leaves no connection, listener or timer', async () => {
     const key = uniqueKey('iter');
     await put(redis, key, bytes(10_000), { chunkSize: 100 });
-    const writer = createRedisWriteStream(redis, uniqueKey('iter-live'), { chunkSize: 100 });
+    const { client, name } = await named('iter');
+    const writer = createRedisWriteStream(client, uniqueKey('iter-live'), { chunkSize: 100 });
     writer.write(bytes(100));
-    const conns = await connections();
-    const listeners = redis.eventNames().map((e) => redis.listenerCount(e));
+    await once(writer, 'ready');
+    const conns = await connections(name);
+    const listeners = client.eventNames().map((e) => client.listenerCount(e));
     const timersBefore = timers();
-    const reader = createRedisReadStream(redis, key);
+    const reader = createRedisReadStream(client, key);
     for await (const _part of reader) break;
     expect(reader.destroyed).toBe(true);
     writer.destroy();
     await once(writer, 'close');
-    await settle(async () => (await connections()) === conns);
-    expect(await connections()).toBe(conns);
-    expect(redis.eventNames().map((e) => redis.listenerCount(e))).toEqual(listeners);
+    await eventually(async () => (await connections(name)) === conns, 'the connections to be back to what they were');
+    expect(client.eventNames().map((e) => client.listenerCount(e))).toEqual(listeners);
     expect(timers()).toBeLessThanOrEqual(timersBefore);
   });
 
   it('a finished writer and a finished follower leave no connection or timer behind', async () => {
     const key = uniqueKey('clean');
-    const conns = await connections();
+    const { client, name } = await named('clean');
+    const conns = await connections(name);
     const timersBefore = timers();
-    const reader = createRedisReadStream(redis, key, { waitForCreate: 5000 });
+    const reader = createRedisReadStream(client, key, { waitForCreate: 5000 });
     const out = sink();
     const reading = pipeline(reader, out);
-    await put(redis, key, bytes(5000), { chunkSize: 1000 });
+    await put(client, key, bytes(5000), { chunkSize: 1000 });
     await reading;
-    await settle(async () => (await connections()) === conns);
-    expect(await connections()).toBe(conns);
+    await eventually(async () => (await connections(name)) === conns, 'the connections to be back to what they were');
     expect(timers()).toBeLessThanOrEqual(timersBefore);
   });
 });
@@ -146,21 +161,37 @@ describe('destroy and abort', () => {
 describe('an abort while the end record is being committed', () => {
   it('is too late: the upload completes and the stream says so, matching what Redis holds', async () => {
     const key = uniqueKey('late-abort');
+    const data = bytes(250);
+    const { client, name } = await named('late-abort');
     const ac = new AbortController();
-    const writer = createRedisWriteStream(redis, key, { signal: ac.signal, chunkSize: 100 });
-    writer.write(bytes(250));
-    await sleep(50);
-    // Abort in the same tick as the end: by the time the signal fires the commit is under way.
-    const finished = new Promise<string>((resolve) => {
-      writer.on('finish', () => resolve('finish'));
-      writer.on('error', (e) => resolve(e.name));
+    // No heartbeat within the test: after its pieces, the only script the writer runs is the commit.
+    const writer = createRedisWriteStream(client, key, {
+      signal: ac.signal,
+      chunkSize: 100,
+      heartbeatInterval: 60_000,
     });
-    writer.end();
-    await new Promise((resolve) => setImmediate(resolve));
-    ac.abort();
-    const outcome = await finished;
-    const { state } = await stat(redis, key);
-    // Whatever the stream reports agrees with Redis.
-    expect(outcome === 'finish' ? 'complete' : 'aborted').toBe(state);
+    const errors: Error[] = [];
+    writer.on('error', (err) => errors.push(err));
+    const finished = once(writer, 'finish');
+    writer.write(data);
+    writer.flush();
+    await eventually(() => writer.committedBytes === data.length, 'every piece stored');
+    // Redis holds write commands back: the end record is sent and waits in Redis, uncommitted,
+    // while the signal fires.
+    await onEveryNode(redis, (node) => node.client('PAUSE', 10_000, 'WRITE'));
+    try {
+      writer.end();
+      await eventually(
+        async () => (await blockedIn(redis, name, '(?:evalsha|eval)')) === 1,
+        'the commit to wait in Redis',
+      );
+      ac.abort();
+    } finally {
+      await onEveryNode(redis, (node) => node.client('UNPAUSE'));
+    }
+    await finished;
+    expect(errors).toEqual([]);
+    expect((await stat(redis, key)).state).toBe('complete');
+    expect((await get(redis, key)).equals(data)).toBe(true);
   });
 });

@@ -1,5 +1,4 @@
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   createRedisReadStream,
@@ -10,11 +9,15 @@ import {
   stat,
 } from '../src/index.js';
 import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
-import { fileKeysOf, pieceFields } from './helpers/keys.js';
+import { chunkStreamOf, chunkStreamsPattern, fileKeysOf, keyPattern, pieceFields } from './helpers/keys.js';
 
 const redis = connectAny();
 afterAll(closeAll);
+
+/** A writer token of the form the format requires, held by no live writer. */
+const DEAD_WRITER = '00000000deadbeef';
 
 /** Rebuild a chunk stream entry by entry (ids and all), letting `edit` change the fields. */
 async function rewrite(stream: string, edit: (id: string, fields: Buffer[]) => Buffer[] | null): Promise<void> {
@@ -26,10 +29,6 @@ async function rewrite(stream: string, edit: (id: string, fields: Buffer[]) => B
   }
 }
 
-async function chunkStream(key: string): Promise<string> {
-  const gen = await redis.hget(`rfs:{${key}}:meta`, 'gen');
-  return `rfs:{${key}}:chunks:${gen}`;
-}
 
 describe('bad arguments throw at the call', () => {
   const key = 'k';
@@ -131,28 +130,39 @@ describe('coded errors on the stream', () => {
     await put(redis, key, Buffer.from('second'), { overwrite: true });
     expect((await get(redis, key)).toString()).toBe('second');
     // The old generation's chunks are gone.
-    expect(await keysOf(redis, `rfs:{${key}}:chunks:*`)).toHaveLength(1);
+    expect(await keysOf(redis, chunkStreamsPattern(key))).toHaveLength(1);
   });
 
   it('lets exactly one of two racing writers have a key, even with overwrite', async () => {
     const key = uniqueKey('race');
-    const results = await Promise.allSettled(
-      Array.from({ length: 5 }, (_, i) => put(redis, key, bytes(5000, i + 1), { overwrite: true, chunkSize: 100 }, [50])),
+    // Both claim the key at once. The loser, with overwrite, waits out the winner's lease once (a
+    // writer that died moments ago must not block the key) and finds its heartbeat still going.
+    const writers = [1, 2].map(() =>
+      createRedisWriteStream(redis, key, { overwrite: true, chunkSize: 100, heartbeatInterval: 250 }),
     );
-    const won = results.filter((r) => r.status === 'fulfilled');
-    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-    // Writers that start after the first one finished may overwrite; those that overlap it lose.
-    expect(won.length).toBeGreaterThanOrEqual(1);
-    for (const r of lost) expect(r.reason).toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
-    const stored = await get(redis, key);
-    expect(Array.from({ length: 5 }, (_, i) => bytes(5000, i + 1)).some((b) => b.equals(stored))).toBe(true);
+    const outcomes = await Promise.all(
+      writers.map(
+        (writer) =>
+          new Promise<'ready' | Error>((resolve) => {
+            writer.once('ready', () => resolve('ready'));
+            writer.once('error', resolve);
+          }),
+      ),
+    );
+    const winners = writers.filter((_, i) => outcomes[i] === 'ready');
+    expect(winners).toHaveLength(1);
+    expect(outcomes.filter((o) => o !== 'ready')).toEqual([expect.objectContaining({ code: 'ERR_REDIS_FILE_EXISTS' })]);
+    const data = bytes(5000, 1);
+    winners[0]!.end(data);
+    await once(winners[0]!, 'finish');
+    expect((await get(redis, key)).equals(data)).toBe(true);
   });
 
   it('a second writer on a key being written gets ERR_REDIS_FILE_EXISTS, even with overwrite', async () => {
     const key = uniqueKey('busy');
     const first = createRedisWriteStream(redis, key);
     first.write(Buffer.from('hello'));
-    await sleep(50);
+    await once(first, 'ready');
     await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
     first.end(Buffer.from(' world'));
     await once(first, 'finish');
@@ -164,10 +174,10 @@ describe('coded errors on the stream', () => {
     const dead = createRedisWriteStream(redis, key, { heartbeatInterval: 20 });
     dead.on('error', () => {});
     dead.write(Buffer.from('partial'));
-    await sleep(50);
+    await once(dead, 'ready');
     // Its heartbeat stops, as when its process dies: with another token in the lease, the live
     // writer's heartbeats no longer refresh it (they would race the overwrite below).
-    await redis.hset(`rfs:{${key}}:meta`, 'writer', '0000000000000000', 'hb', 0);
+    await redis.hset(fileKeysOf(key).meta, 'writer', DEAD_WRITER, 'hb', 0);
     await put(redis, key, Buffer.from('fresh'), { overwrite: true });
     expect((await get(redis, key)).toString()).toBe('fresh');
     dead.destroy();
@@ -175,12 +185,12 @@ describe('coded errors on the stream', () => {
 
   it('reports a key of another type as ERR_REDIS_FILE_FORMAT and leaves it untouched', async () => {
     const key = uniqueKey('wrongtype');
-    await redis.set(`rfs:{${key}}:meta`, 'not a hash');
+    await redis.set(fileKeysOf(key).meta, 'not a hash');
     await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
     await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
     await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
     await expect(remove(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
-    expect(await redis.get(`rfs:{${key}}:meta`)).toBe('not a hash');
+    expect(await redis.get(fileKeysOf(key).meta)).toBe('not a hash');
   });
 
   it('reports another format version as ERR_REDIS_FILE_FORMAT and leaves it untouched', async () => {
@@ -200,7 +210,7 @@ describe('coded errors on the stream', () => {
     it('a missing chunk is ERR_REDIS_FILE_CORRUPT', async () => {
       const key = uniqueKey('gap');
       await put(redis, key, data, { chunkSize });
-      await redis.xdel(await chunkStream(key), '4-2');
+      await redis.xdel(await chunkStreamOf(redis, key), '4-2');
       await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
     });
 
@@ -208,7 +218,7 @@ describe('coded errors on the stream', () => {
       const key = uniqueKey('altered');
       await put(redis, key, data, { chunkSize });
       // One byte changed in chunk 3, every id and size kept.
-      await rewrite(await chunkStream(key), (id, fields) => {
+      await rewrite(await chunkStreamOf(redis, key), (id, fields) => {
         if (id === '3-2') fields[1]![10] ^= 0xff;
         return fields;
       });
@@ -218,14 +228,16 @@ describe('coded errors on the stream', () => {
     it('a short chunk that is not the last is ERR_REDIS_FILE_CORRUPT', async () => {
       const key = uniqueKey('short');
       await put(redis, key, data, { chunkSize });
-      await rewrite(await chunkStream(key), (id, fields) => (id === '2-2' ? pieceFields(fields[1]!.subarray(0, 50)).map((f) => Buffer.from(f)) : fields));
+      await rewrite(await chunkStreamOf(redis, key), (id, fields) =>
+        id === '2-2' ? pieceFields(fields[1]!.subarray(0, 50)).map((f) => Buffer.from(f)) : fields,
+      );
       await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
     });
 
     it('an end record that does not match is ERR_REDIS_FILE_CORRUPT', async () => {
       const key = uniqueKey('badend');
       await put(redis, key, data, { chunkSize });
-      await rewrite(await chunkStream(key), (id, fields) =>
+      await rewrite(await chunkStreamOf(redis, key), (id, fields) =>
         id === '11-2' ? ['end', '1049', 'chunks', '11', 'crc32', '00000000'].map((f) => Buffer.from(f)) : fields,
       );
       await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
@@ -234,7 +246,7 @@ describe('coded errors on the stream', () => {
     it('a complete file whose chunks are gone is ERR_REDIS_FILE_CORRUPT, not a short read', async () => {
       const key = uniqueKey('evicted');
       await put(redis, key, data, { chunkSize });
-      await redis.del(await chunkStream(key));
+      await redis.del(await chunkStreamOf(redis, key));
       await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
       await expect(get(redis, key, { follow: false })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
     });
@@ -245,9 +257,10 @@ describe('coded errors on the stream', () => {
     const writer = createRedisWriteStream(redis, key, { chunkSize: 100 });
     const writerError = once(writer, 'error');
     writer.write(bytes(300));
-    await sleep(50);
-    const reading = collect(createRedisReadStream(redis, key)).catch((e: unknown) => e);
-    await sleep(50);
+    await once(writer, 'ready');
+    const reader = createRedisReadStream(redis, key);
+    const reading = collect(reader).catch((e: unknown) => e);
+    await eventually(() => reader.deliveredBytes === 300, 'the follower to deliver what is stored');
     expect(await remove(redis, key)).toBe(true);
     expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
     // The writer learns it at its next chunk or heartbeat, whichever comes first.
@@ -255,7 +268,7 @@ describe('coded errors on the stream', () => {
     const [err] = (await writerError) as [Error];
     expect(err).toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
     // Every key of the file is gone.
-    expect(await keysOf(redis, `rfs:{${key}}*`)).toEqual([]);
+    expect(await keysOf(redis, keyPattern(key))).toEqual([]);
   });
 
   it('a reader of a file replaced mid-read fails instead of mixing two files', async () => {
@@ -263,9 +276,10 @@ describe('coded errors on the stream', () => {
     const writer = createRedisWriteStream(redis, key, { chunkSize: 100, heartbeatInterval: 20 });
     writer.on('error', () => {});
     writer.write(bytes(300));
-    await sleep(50);
-    const reading = collect(createRedisReadStream(redis, key)).catch((e: unknown) => e);
-    await sleep(50);
+    await once(writer, 'ready');
+    const reader = createRedisReadStream(redis, key);
+    const reading = collect(reader).catch((e: unknown) => e);
+    await eventually(() => reader.deliveredBytes === 300, 'the follower to deliver what is stored');
     await remove(redis, key);
     await put(redis, key, bytes(1000, 2), { chunkSize: 100 });
     expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
@@ -282,11 +296,14 @@ describe('keys', () => {
       await put(redis, key, data, { chunkSize: 100 });
       expect((await get(redis, key)).equals(data)).toBe(true);
       expect((await stat(redis, key)).key).toBe(key);
-      // All keys of the file share one hash tag (one cluster slot): the text between the first
-      // `{` and the first `}` after it is the same for all of them.
+      // The key in the hash tag is percent-encoded as docs/format.md says (spelled out here, to
+      // hold the format module to the document) ...
       const encoded = key.replace(/%/g, '%25').replace(/\{/g, '%7B').replace(/\}/g, '%7D');
-      const fileKeys = (await keysOf(redis, 'rfs:*')).filter((k) => k.startsWith(`rfs:{${encoded}}:`));
-      expect(fileKeys.length).toBeGreaterThanOrEqual(3);
+      expect(fileKeysOf(key).meta).toBe(`rfs:{${encoded}}:meta`);
+      // ... and all keys of the file share that one hash tag (one cluster slot): the text between
+      // the first `{` and the first `}` after it is the same for all of them.
+      const fileKeys = await keysOf(redis, keyPattern(key));
+      expect(fileKeys).toHaveLength(3);
       const tags = new Set(fileKeys.map((k) => k.slice(k.indexOf('{') + 1, k.indexOf('}', k.indexOf('{')))));
       expect([...tags]).toEqual([encoded]);
       expect(await remove(redis, key)).toBe(true);

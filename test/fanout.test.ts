@@ -3,17 +3,18 @@
  * once the writer's consumers are all done, and never earlier.
  */
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
-import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
+import { blockedIn, closeAll, connectAny, keysOf, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
+import { keyPattern } from './helpers/keys.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
 const redis = connectAny();
 afterAll(closeAll);
 
 async function fileKeys(key: string): Promise<string[]> {
-  return keysOf(redis, `rfs:{${key}}:*`);
+  return keysOf(redis, keyPattern(key));
 }
 
 describe('consumers and acknowledgements', () => {
@@ -21,8 +22,11 @@ describe('consumers and acknowledgements', () => {
     const key = uniqueKey('count');
     const data = bytes(50_000, 61);
     // Two of the three consumers follow the file from before it exists.
-    const readers = ['a', 'b'].map((consumer) => collect(createRedisReadStream(connectAny(), key, { consumer, waitForCreate: 10_000 })));
-    await sleep(50);
+    const name = uniqueConnectionName('count');
+    const readers = ['a', 'b'].map((consumer) =>
+      collect(createRedisReadStream(connectAny({ connectionName: name }), key, { consumer, waitForCreate: 10_000 })),
+    );
+    await eventually(async () => (await blockedIn(redis, name)) === 2, 'both readers to wait for the file');
     const writer = createRedisWriteStream(redis, key, { chunkSize: 4096, consumers: 3 });
     writer.end(data);
     await once(writer, 'finish');
@@ -79,8 +83,7 @@ describe('consumers and acknowledgements', () => {
     const key = uniqueKey('ttl');
     await put(redis, key, bytes(100), { consumers: 2, ttl: 1 });
     await get(redis, key, { consumer: 'only-one' });
-    await sleep(1300);
-    expect(await fileKeys(key)).toEqual([]);
+    await eventually(async () => (await fileKeys(key)).length === 0, 'the file to expire');
   });
 
   it('rejects bad consumer options at the call', () => {

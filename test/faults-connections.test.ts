@@ -12,6 +12,8 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
 import { closeAll, connect } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
+import { chunkStreamOf } from './helpers/keys.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
@@ -46,7 +48,10 @@ async function kill(name: string): Promise<number> {
   return killed;
 }
 
-/** A source that emits `data` in pieces of `piece` bytes, pausing `pause` ms between them. */
+/**
+ * A source that emits `data` in pieces of `piece` bytes, pausing `pause` ms between them: the
+ * transfers below last long enough for faults to land in the middle of them.
+ */
 function pacedSource(data: Buffer, piece: number, pause: number): Readable {
   return Readable.from(
     (async function* () {
@@ -59,8 +64,7 @@ function pacedSource(data: Buffer, piece: number, pause: number): Readable {
 }
 
 async function chunkCount(key: string): Promise<number> {
-  const gen = await admin.hget(`rfs:{${key}}:meta`, 'gen');
-  return admin.xlen(`rfs:{${key}}:chunks:${gen}`);
+  return admin.xlen(await chunkStreamOf(admin, key));
 }
 
 describe('dropped connections', () => {
@@ -73,6 +77,7 @@ describe('dropped connections', () => {
     const writing = pipeline(pacedSource(data, 256 * 1024, 2), createRedisWriteStream(writerClient, 'w1', { chunkSize })).finally(
       () => (done = true),
     );
+    // The fault schedule: a kill every 15 ms until the upload is done (time is the subject).
     while (!done) {
       await sleep(15);
       if (!done) kills += await kill('w1');
@@ -94,6 +99,7 @@ describe('dropped connections', () => {
     const writing = pipeline(pacedSource(data, 64 * 1024, 10), createRedisWriteStream(writerClient, 'r1', { chunkSize: 16 * 1024 }));
     let kills = 0;
     const result = reading.finally(() => (done = true));
+    // The fault schedule: a kill every 25 ms until the read is done (time is the subject).
     while (!done) {
       await sleep(25);
       if (!done) kills += await kill('r1');
@@ -138,8 +144,9 @@ describe('dropped connections', () => {
     const data = bytes(1024 * 1024, 24);
     const writer = createRedisWriteStream(writerClient, 'stall', { chunkSize: 32 * 1024 });
     const writing = pipeline(pacedSource(data, 64 * 1024, 1), writer);
-    await sleep(20);
+    await eventually(() => writer.committedBytes > 0, 'the upload to be under way');
     proxy.stall();
+    // How long the connection stalls: time is the subject.
     await sleep(200);
     proxy.resume();
     await writing;
@@ -160,6 +167,7 @@ describe('dropped connections', () => {
           const r = connect(server.url, { connectionName: `${key}-r` });
           const reading = collect(createRedisReadStream(r, key, { waitForCreate: 10_000 }));
           const writing = pipeline(pacedSource(data, 16 * 1024, 1), createRedisWriteStream(w, key, { chunkSize }));
+          // The fault schedule drawn by fast-check (time is the subject).
           for (const ms of killAfter) {
             await sleep(ms);
             await kill(key);
@@ -183,6 +191,7 @@ describe('writer heartbeat across a dropped connection', () => {
     const writer = createRedisWriteStream(writerClient, 'hb', { chunkSize: 1024, heartbeatInterval: 50 });
     writer.write(data.subarray(0, 1024));
     const reading = collect(createRedisReadStream(admin, 'hb', { idleTimeout: 500, waitForCreate: 5000 }));
+    // Five kills 150 ms apart, three idle timeouts in all: time is the subject.
     for (let i = 0; i < 5; i++) {
       await sleep(150);
       await kill('hb-w');

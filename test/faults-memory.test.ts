@@ -6,11 +6,10 @@
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
-import { closeAll, connect } from './helpers/clients.js';
+import { blockedIn, closeAll, connect } from './helpers/clients.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
 import { eventually } from './helpers/eventually.js';
@@ -35,6 +34,11 @@ function settle(p: Promise<unknown>): Promise<unknown> {
   );
 }
 
+/** How many commands the server has refused for lack of memory (OOM errors). */
+async function oomErrors(redis: Redis): Promise<number> {
+  return Number(/^errorstat_OOM:count=(\d+)/m.exec(await redis.info('errorstats'))?.[1] ?? 0);
+}
+
 /** Fill the server with plain strings until it refuses writes. Returns the filler keys. */
 async function fill(redis: Redis, piece: number): Promise<string[]> {
   const keys: string[] = [];
@@ -56,15 +60,15 @@ describe('out of memory with noeviction', () => {
     const fillers = await fill(redis, 1024 * 1024);
     // Free a little room: the file starts, then runs into the limit.
     await redis.del(fillers.pop()!, fillers.pop()!);
+    const refused = await oomErrors(redis);
     const data = bytes(8 * 1024 * 1024, 51);
     const writer = createRedisWriteStream(redis, 'oom', { chunkSize: 64 * 1024, retryTimeout: 20_000 });
     const writing = pipeline(Readable.from([data]), writer);
-    // Wait until the writer is stuck: its committed size stops growing.
-    let last = -1;
-    while (writer.committedBytes !== last) {
-      last = writer.committedBytes;
-      await sleep(300);
-    }
+    // The writer is stuck: Redis has refused its writes, more than once (it retries).
+    await eventually(
+      async () => (await oomErrors(redis)) >= refused + 2,
+      'Redis to refuse the writer for lack of memory',
+    );
     expect(writer.committedBytes).toBeLessThan(data.length);
     expect(writer.destroyed).toBe(false);
     await redis.del(...fillers);
@@ -89,8 +93,7 @@ describe('out of memory with noeviction', () => {
     expect(s2.state).toBe('aborted');
     expect(await settle(collect(createRedisReadStream(redis, 'oom-fail')))).toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
     // What was stored is a correct prefix, in order, with nothing after the abort record.
-    const gen = await redis.hget('rfs:{oom-fail}:meta', 'gen');
-    const entries = await redis.xrangeBuffer(`rfs:{oom-fail}:chunks:${gen}`, '-', '+');
+    const entries = await redis.xrangeBuffer(await chunkStreamOf(redis, 'oom-fail'), '-', '+');
     const chunks = entries.slice(1, -1);
     expect(chunks.map(([id]) => id.toString())).toEqual(chunks.map((_, i) => `${i}-2`));
     const stored = Buffer.concat(chunks.map(([, fields]) => fields[1]!));
@@ -107,11 +110,11 @@ describe('evicted chunks', () => {
     const data = bytes(2 * 1024 * 1024, 53);
     await pipeline(Readable.from([data]), createRedisWriteStream(redis, 'evict', { chunkSize: 64 * 1024 }));
     // Only the chunk stream carries a TTL, so only it can be evicted under volatile-lru.
-    const gen = await redis.hget('rfs:{evict}:meta', 'gen');
-    await redis.expire(`rfs:{evict}:chunks:${gen}`, 3600);
+    const stream = await chunkStreamOf(redis, 'evict');
+    await redis.expire(stream, 3600);
     await fill(redis, 512 * 1024);
-    expect(await redis.exists(`rfs:{evict}:chunks:${gen}`)).toBe(0);
-    expect(await redis.exists('rfs:{evict}:meta')).toBe(1);
+    expect(await redis.exists(stream)).toBe(0);
+    expect(await redis.exists(fileKeysOf('evict').meta)).toBe(1);
     expect(await settle(collect(createRedisReadStream(redis, 'evict')))).toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
   });
 });
@@ -130,8 +133,13 @@ describe('a gap while the file is being written', () => {
     await eventually(async () => (await redis.xlen(stream)) === 4, 'the first three chunks');
     // Chunk 4 stored while chunk 3 was refused: what a write refused for lack of memory leaves.
     await redis.xadd(stream, '4-2', ...pieceFields(data.subarray(4000, 5000)));
-    const reading = collect(createRedisReadStream(redis, 'gap'));
-    await sleep(300);
+    const reader = createRedisReadStream(connect(s.url, { connectionName: 'gap-reader' }), 'gap');
+    const reading = collect(reader);
+    // The follower has delivered everything before the gap and waits for the repair.
+    await eventually(
+      async () => reader.deliveredBytes === 3000 && (await blockedIn(redis, 'gap-reader')) === 1,
+      'the follower to wait at the gap',
+    );
     // The writer's repair: delete what lies past the gap, move the last id back, announce it.
     await redis.xdel(stream, '4-2');
     await redis.xsetid(stream, '2-2');
@@ -145,8 +153,7 @@ describe('a gap while the file is being written', () => {
     const s = await server([]);
     const redis = connect(s.url);
     await pipeline(Readable.from([bytes(5000)]), createRedisWriteStream(redis, 'gap2', { chunkSize: 1000 }));
-    const gen = await redis.hget('rfs:{gap2}:meta', 'gen');
-    await redis.xdel(`rfs:{gap2}:chunks:${gen}`, '2-2');
+    await redis.xdel(await chunkStreamOf(redis, 'gap2'), '2-2');
     expect(await settle(collect(createRedisReadStream(redis, 'gap2', { idleTimeout: 60_000 })))).toMatchObject({
       code: 'ERR_REDIS_FILE_CORRUPT',
     });

@@ -10,6 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
 import { closeAll, connect } from './helpers/clients.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { eventually } from './helpers/eventually.js';
+import { fileKeysOf } from './helpers/keys.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
 
 const servers: RedisServer[] = [];
@@ -24,6 +26,7 @@ async function server(args: string[] = []): Promise<RedisServer> {
   return s;
 }
 
+/** A source that pauses between its pieces: a slow upload, still under way when the server restarts. */
 function pacedSource(data: Buffer, piece: number, pause: number): Readable {
   return Readable.from(
     (async function* () {
@@ -50,8 +53,10 @@ describe('server restarts', () => {
     const readers = [connect(s.url), connect(s.url)];
     const data = bytes(4 * 1024 * 1024, 31);
     const results = readers.map((r) => collect(createRedisReadStream(r, 'aof', { waitForCreate: 10_000 })));
-    const writing = pipeline(pacedSource(data, 128 * 1024, 10), createRedisWriteStream(writerClient, 'aof', { chunkSize: 64 * 1024 }));
-    await sleep(150);
+    const writer = createRedisWriteStream(writerClient, 'aof', { chunkSize: 64 * 1024 });
+    const writing = pipeline(pacedSource(data, 128 * 1024, 10), writer);
+    await eventually(() => writer.committedBytes >= 512 * 1024, 'the upload to be under way');
+    expect(writer.committedBytes).toBeLessThan(data.length);
     await s.restart();
     await writing;
     for (const got of await Promise.all(results)) expect(sha256(got)).toBe(sha256(data));
@@ -64,9 +69,10 @@ describe('server restarts', () => {
     const writer = createRedisWriteStream(writerClient, 'lost', { chunkSize: 1024 });
     const writerFailed = failure(once(writer, 'close').then(() => writer.errored && Promise.reject(writer.errored)));
     writer.write(bytes(10_000));
-    await sleep(50);
-    const reading = failure(collect(createRedisReadStream(connect(s.url), 'lost')));
-    await sleep(50);
+    await once(writer, 'ready');
+    const reader = createRedisReadStream(connect(s.url), 'lost');
+    const reading = failure(collect(reader));
+    await eventually(() => reader.deliveredBytes >= 9 * 1024, 'the follower to deliver the chunks stored');
     await s.restart();
     expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
     // The writer learns it at its next chunk: its stream is gone.
@@ -108,7 +114,7 @@ describe('files that vanish mid-read', () => {
     const reader = createRedisReadStream(client, 'ttl2', { readAhead: 1, highWaterMark: 1000 });
     await new Promise((resolve) => reader.once('data', resolve));
     reader.pause();
-    await sleep(1300);
+    await eventually(async () => (await client.exists(fileKeysOf('ttl2').meta)) === 0, 'the file to expire');
     expect(await failure(collect(reader))).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
   });
 });

@@ -48,12 +48,23 @@ async function stallingWriter(key: string, data: Buffer, stallAt: number, chunkS
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  while (!out.includes('stalled')) {
-    if (child.exitCode !== null) throw new Error(`writer process exited with ${child.exitCode}`);
-    await sleep(10);
-  }
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      if (out.includes('stalled')) done();
+    };
+    const onExit = (code: number | null): void =>
+      done(new Error(`writer process exited with ${code} before it stalled`));
+    const done = (err?: Error): void => {
+      child.stdout!.off('data', onData);
+      child.off('exit', onExit);
+      if (err) reject(err);
+      else resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', onExit);
+  });
   return child;
 }
 
@@ -65,6 +76,7 @@ describe('a writer process killed mid-file', () => {
     let failedAt = 0;
     const reading = settle(collect(createRedisReadStream(redis, key, { idleTimeout: 400 })).finally(() => (failedAt = Date.now())));
     // The live writer waits on its source for many idle timeouts: its heartbeat keeps readers on.
+    // Time is the subject.
     await sleep(1200);
     expect(failedAt).toBe(0);
     const killedAt = Date.now();
@@ -140,7 +152,7 @@ describe('resume', () => {
     const data = bytes(50_000, 43);
     const first = createRedisWriteStream(redis, key, { chunkSize: 1000, heartbeatInterval: 20 });
     first.write(data.subarray(0, 20_500));
-    await sleep(100);
+    await eventually(() => first.committedBytes >= 20_000, 'twenty chunks stored');
     first.destroy();
     await once(first, 'close');
     const { state, size } = await stat(redis, key);

@@ -2,7 +2,9 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, RedisFileError } from '../src/index.js';
-import { clientList, closeAll, connectAny, uniqueKey } from './helpers/clients.js';
+import { blockedIn, closeAll, connectAny, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
+import { fileKeysOf } from './helpers/keys.js';
 import { bytes, collect } from './helpers/streams.js';
 
 const redis = connectAny();
@@ -21,22 +23,13 @@ function firstBytes(readable: NodeJS.ReadableStream, n: number, parts: Buffer[])
   });
 }
 
-/**
- * Count the connections named `name` currently blocked in XREAD (a reader's blocking connection
- * is named like the client it duplicates; other test files' followers share the server).
- */
-async function blockedReaders(name: string): Promise<number> {
-  const list = await clientList(redis);
-  return list.split('\n').filter((line) => line.includes(` name=${name} `) && /cmd=xread\b/.test(line) && /flags=b/.test(line)).length;
-}
-
 describe('following a file that is being written', () => {
   it('delivers chunks while the writer is still writing, then ends at the end record', async () => {
     const key = uniqueKey('follow');
     const data = bytes(64 * 1024, 3);
     const writer = createRedisWriteStream(redis, key, { chunkSize: 4096 });
     writer.write(data.subarray(0, 8192));
-    await sleep(50);
+    await once(writer, 'ready');
     const reader = createRedisReadStream(redis, key);
     const parts: Buffer[] = [];
     // The writer has written two chunks and is idle: the reader must get them now.
@@ -51,9 +44,10 @@ describe('following a file that is being written', () => {
   it('waits for a key that does not exist yet with waitForCreate', async () => {
     const key = uniqueKey('late');
     const data = bytes(10_000, 4);
-    const reader = createRedisReadStream(redis, key, { waitForCreate: 10_000 });
+    const name = uniqueConnectionName('late');
+    const reader = createRedisReadStream(connectAny({ connectionName: name }), key, { waitForCreate: 10_000 });
     const result = collect(reader);
-    await sleep(100);
+    await eventually(async () => (await blockedIn(redis, name)) === 1, 'the reader to wait for the file');
     const writer = createRedisWriteStream(redis, key, { chunkSize: 1000 });
     writer.end(data);
     await once(writer, 'finish');
@@ -68,9 +62,10 @@ describe('following a file that is being written', () => {
   it('with follow: false reads what is stored now and ends there', async () => {
     const key = uniqueKey('nofollow');
     const data = bytes(5000, 5);
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 1000 });
+    // No flush: the last 500 bytes stay in the writer until the end.
+    const writer = createRedisWriteStream(redis, key, { chunkSize: 1000, flushInterval: 0 });
     writer.write(data.subarray(0, 3500));
-    await sleep(50);
+    await eventually(() => writer.committedBytes === 3000, 'three chunks stored');
     const got = await collect(createRedisReadStream(redis, key, { follow: false }));
     expect(got.equals(data.subarray(0, 3000))).toBe(true);
     writer.end(data.subarray(3500));
@@ -81,20 +76,20 @@ describe('following a file that is being written', () => {
     const key = uniqueKey('blocking');
     const writer = createRedisWriteStream(redis, key, { chunkSize: 1000 });
     writer.write(bytes(1000));
-    await sleep(50);
-    const name = key.replace(/[^A-Za-z0-9]/g, '-');
-    const before = await blockedReaders(name);
+    await once(writer, 'ready');
+    const name = uniqueConnectionName('blocking');
     const reader = createRedisReadStream(connectAny({ connectionName: name }), key);
     const parts: Buffer[] = [];
     await firstBytes(reader, 1000, parts);
     // Meanwhile the shared connection stays usable.
     expect(await redis.ping()).toBe('PONG');
-    for (let i = 0; i < 50 && (await blockedReaders(name)) === before; i++) await sleep(10);
-    expect(await blockedReaders(name)).toBe(before + 1);
+    await eventually(
+      async () => (await blockedIn(redis, name)) === 1,
+      'the reader to block on a connection of its own',
+    );
     reader.destroy();
     await once(reader, 'close');
-    for (let i = 0; i < 50 && (await blockedReaders(name)) !== before; i++) await sleep(10);
-    expect(await blockedReaders(name)).toBe(before);
+    await eventually(async () => (await blockedIn(redis, name)) === 0, 'the blocked connection to be freed');
     writer.destroy();
     await once(writer, 'close');
   });
@@ -104,10 +99,10 @@ describe('following a file that is being written', () => {
     const writer = createRedisWriteStream(redis, key, { chunkSize: 1000 });
     const writerError = once(writer, 'error');
     writer.write(bytes(2500));
-    await sleep(50);
+    await once(writer, 'ready');
     const reader = createRedisReadStream(redis, key);
     const result = collect(reader);
-    await sleep(50);
+    await eventually(() => reader.deliveredBytes >= 2000, 'the follower to deliver the chunks stored');
     writer.destroy(new Error('source failed'));
     const err = await result.then(
       () => undefined,
@@ -125,10 +120,10 @@ describe('following a file that is being written', () => {
     const writer = createRedisWriteStream(redis, key, { chunkSize: 1000, heartbeatInterval: 50 });
     const writerError = once(writer, 'error');
     writer.write(bytes(1500));
-    await sleep(50);
-    const meta = `rfs:{${key}}:meta`;
+    await eventually(() => writer.committedBytes >= 1000, 'the first chunk stored');
+    const { meta } = fileKeysOf(key);
     // Freeze the writer: take its lease away from it without marking the file aborted.
-    await redis.hset(meta, 'writer', '0000000000000000');
+    await redis.hset(meta, 'writer', '00000000deadbeef');
     const reader = createRedisReadStream(redis, key, { idleTimeout: 300 });
     await expect(collect(reader)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT' });
     // The writer itself learns at its next heartbeat that it no longer holds the key.
@@ -142,7 +137,8 @@ describe('following a file that is being written', () => {
     writer.write(data.subarray(0, 1000));
     const reader = createRedisReadStream(redis, key, { idleTimeout: 300, waitForCreate: 1000 });
     const result = collect(reader);
-    await sleep(1000); // more than three idle timeouts with no new bytes
+    // Time is the subject here: more than three idle timeouts pass with no new bytes.
+    await sleep(1000);
     writer.end(data.subarray(1000));
     expect((await result).equals(data)).toBe(true);
   });

@@ -1,7 +1,9 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, expire, list, remove, rename, stat } from '../src/index.js';
-import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
+import { blockedIn, closeAll, connectAny, keysOf, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
+import { chunkStreamsPattern, fileKeysOf, keyPattern } from './helpers/keys.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
 const redis = connectAny();
@@ -42,7 +44,7 @@ describe('list', () => {
     const base = uniqueKey('other');
     await put(redis, `${base}/x`, Buffer.from('x'));
     await put(redis, `${base}/y`, Buffer.from('y'), { prefix: 'elsewhere:' });
-    await redis.set(`rfs:{${base}/z}:meta`, 'a string, not a file');
+    await redis.set(fileKeysOf(`${base}/z`).meta, 'a string, not a file');
     expect((await all(list(redis, { match: `${base}/*` }))).map((f) => f.key)).toEqual([`${base}/x`]);
     expect((await all(list(redis, { match: `${base}/*`, prefix: 'elsewhere:' }))).map((f) => f.key)).toEqual([`${base}/y`]);
   });
@@ -54,7 +56,7 @@ describe('expire', () => {
     await put(redis, key, bytes(1000), { chunkSize: 100 });
     expect(await expire(redis, key, 100)).toBe(true);
     expect((await stat(redis, key)).ttl).toBeGreaterThan(90);
-    const keys = await keysOf(redis, `rfs:{${key}}:*`);
+    const keys = await keysOf(redis, keyPattern(key));
     expect(keys).toHaveLength(3);
     for (const k of keys) expect(await redis.ttl(k)).toBeGreaterThan(90);
     expect(await expire(redis, key, null)).toBe(true);
@@ -67,8 +69,10 @@ describe('expire', () => {
     const key = uniqueKey('ttl-gone');
     await put(redis, key, bytes(1000), { chunkSize: 100 });
     await expire(redis, key, 1);
-    await sleep(1300);
-    expect(await keysOf(redis, `rfs:{${key}}:*`)).toEqual([]);
+    await eventually(
+      async () => (await keysOf(redis, keyPattern(key))).length === 0,
+      'every key of the file to expire',
+    );
     await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
   });
 });
@@ -80,7 +84,7 @@ describe('rename', () => {
     const data = bytes(5000);
     await put(redis, from, data, { chunkSize: 1000, ttl: 100 });
     await rename(redis, from, to);
-    expect(await keysOf(redis, `rfs:{${from}}:*`)).toEqual([]);
+    expect(await keysOf(redis, keyPattern(from))).toEqual([]);
     expect((await get(redis, to)).equals(data)).toBe(true);
     expect((await stat(redis, to)).ttl).toBeGreaterThan(90);
     await expect(stat(redis, from)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
@@ -90,8 +94,9 @@ describe('rename', () => {
     const from = uniqueKey('mv-wake-from');
     const to = uniqueKey('mv-wake-to');
     await put(redis, from, Buffer.from('hello'));
-    const waiting = collect(createRedisReadStream(redis, to, { waitForCreate: 10_000 }));
-    await sleep(50);
+    const name = uniqueConnectionName('mv-wake');
+    const waiting = collect(createRedisReadStream(connectAny({ connectionName: name }), to, { waitForCreate: 10_000 }));
+    await eventually(async () => (await blockedIn(redis, name)) === 1, 'the reader to wait for the new name');
     await rename(redis, from, to);
     expect((await waiting).toString()).toBe('hello');
   });
@@ -104,7 +109,7 @@ describe('rename', () => {
     await expect(rename(redis, from, to)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
     await rename(redis, from, to, { overwrite: true });
     expect((await get(redis, to)).toString()).toBe('new');
-    expect((await keysOf(redis, `rfs:{${to}}:chunks:*`)).length).toBe(1);
+    expect((await keysOf(redis, chunkStreamsPattern(to))).length).toBe(1);
   });
 
   it('keeps the stored bytes, encoding, type, metadata and consumers, whichever node each name lives on', async () => {
@@ -127,14 +132,14 @@ describe('rename', () => {
       consumers: 2,
     });
     expect((await get(redis, to, { decompress: true })).toString()).toBe(text);
-    expect(await keysOf(redis, `rfs:{${from}}:*`)).toEqual([]);
+    expect(await keysOf(redis, keyPattern(from))).toEqual([]);
   });
 
   it('refuses a file that is being written, and a missing one', async () => {
     const from = uniqueKey('mv-busy');
     const writer = createRedisWriteStream(redis, from);
     writer.write(Buffer.from('abc'));
-    await sleep(50);
+    await once(writer, 'ready');
     await expect(rename(redis, from, uniqueKey('mv-x'))).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
     writer.end();
     await new Promise((resolve) => writer.on('finish', resolve));

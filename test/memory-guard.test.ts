@@ -13,7 +13,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, removeChannel } from '../src/index.js';
-import { closeAll, connect } from './helpers/clients.js';
+import { blockedIn, closeAll, connect } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
+import { fileKeysOf, filesPattern, keyPattern } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
@@ -46,18 +48,20 @@ describe('maxRedisMemory', () => {
     const MiB = 1024 * 1024;
     const limit = (await usedMemory()) + 8 * MiB;
     const data = bytes(32 * MiB, 81);
-    const readers = ['a', 'b'].map((consumer) =>
-      collect(createRedisReadStream(connect(server.url), 'big', { consumer, waitForCreate: 10_000 })),
-    );
+    const readers = ['a', 'b'].map((consumer) => {
+      const client = connect(server.url, { connectionName: 'big-reader' });
+      return collect(createRedisReadStream(client, 'big', { consumer, waitForCreate: 10_000 }));
+    });
     let peak = 0;
     let sampling = true;
+    // A sample of used_memory every 20 ms: time is the subject of this loop.
     const sampler = (async () => {
       while (sampling) {
         peak = Math.max(peak, await usedMemory());
         await sleep(20);
       }
     })();
-    await sleep(50);
+    await eventually(async () => (await blockedIn(admin, 'big-reader')) === 2, 'both consumers to wait for the file');
     await pipeline(
       Readable.from([data]),
       createRedisWriteStream(connect(server.url), 'big', { consumers: ['a', 'b'], maxRedisMemory: limit, chunkSize: 256 * 1024, maxInFlight: 4 }),
@@ -69,7 +73,7 @@ describe('maxRedisMemory', () => {
     console.log(`memory guard: limit ${(limit / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, file ${data.length / MiB} MiB`);
     // Over the limit by at most the window of chunks in flight and what the consumers have not yet passed.
     expect(peak).toBeLessThan(limit + 8 * MiB);
-    expect(await admin.keys('rfs:{big}:*')).toEqual([]);
+    expect(await admin.keys(keyPattern('big'))).toEqual([]);
   });
 
   it('holds back while over the limit, without polling, and resumes when an acknowledgement frees memory', async () => {
@@ -78,16 +82,20 @@ describe('maxRedisMemory', () => {
     await pipeline(Readable.from([bytes(16 * MiB, 82)]), createRedisWriteStream(admin, 'filler', { consumers: 1 }));
     const limit = (await usedMemory()) - 4 * MiB;
     const data = bytes(4 * MiB, 83);
-    const writer = createRedisWriteStream(connect(server.url), 'held', { maxRedisMemory: limit, chunkSize: 64 * 1024 });
+    const writer = createRedisWriteStream(connect(server.url, { connectionName: 'held' }), 'held', {
+      maxRedisMemory: limit,
+      chunkSize: 64 * 1024,
+    });
     const writing = pipeline(Readable.from([data]), writer);
-    await sleep(200);
+    await eventually(async () => (await blockedIn(admin, 'held')) === 1, 'the writer to wait for freed memory');
     const callsBefore = await infoCalls();
+    // Time is the subject: how often the held-back writer reads INFO in a second and a half.
     await sleep(1500);
     expect(writer.committedBytes).toBeLessThan(data.length);
     // Waiting is a blocking read on the freed-memory events: a reading of INFO per second at most.
     expect((await infoCalls()) - callsBefore).toBeLessThanOrEqual(4);
     await collect(createRedisReadStream(admin, 'filler', { consumer: 'only' }));
-    expect(await admin.exists('rfs:{filler}:meta')).toBe(0);
+    expect(await admin.exists(fileKeysOf('filler').meta)).toBe(0);
     await writing;
     expect(sha256(await collect(createRedisReadStream(admin, 'held')))).toBe(sha256(data));
   });
@@ -103,14 +111,17 @@ describe('maxRedisMemory', () => {
     for (const r of receivers) expect((await finish(r)).map((f) => [f.name, f.offset, f.sha256])).toEqual([['big.bin', 0, sha256(data)]]);
     expect((await send.exited).code).toBe(0);
     expect(await removeChannel(admin, 'big-chan')).toBe(true);
-    expect((await admin.keys('rfs:{big-chan/*')).length).toBe(0);
+    expect(await admin.keys(filesPattern('big-chan/*'))).toEqual([]);
   });
 
   it('a reader that is not a consumer cannot read chunks already trimmed', async () => {
     const writer = createRedisWriteStream(admin, 'trimmed', { consumers: ['c'], maxRedisMemory: 1024 * 1024 * 1024, chunkSize: 1000 });
     const reading = collect(createRedisReadStream(admin, 'trimmed', { consumer: 'c', waitForCreate: 5000 }));
     writer.write(bytes(5000));
-    await sleep(200);
+    await eventually(
+      async () => Number(await admin.hget(fileKeysOf('trimmed').meta, 'trimmed')) > 0,
+      'the consumer to trim a chunk',
+    );
     await expect(collect(createRedisReadStream(admin, 'trimmed'))).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND', message: /trimmed/ });
     writer.end(bytes(5000));
     await once(writer, 'finish');

@@ -5,11 +5,12 @@
  * consumed is never trimmed.
  */
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, type RedisReadStream } from '../src/index.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
+import { fileKeysOf } from './helpers/keys.js';
 import { bytes, put } from './helpers/streams.js';
 
 const redis = connect();
@@ -23,7 +24,7 @@ async function trimmedFile(data: Buffer, chunkSize: number, contentEncoding = 'i
 }
 
 async function position(key: string): Promise<[string | null, string | null]> {
-  return (await redis.hmget(`rfs:{${key}}:meta`, 'pos:c', 'trimmed')) as [string | null, string | null];
+  return (await redis.hmget(fileKeysOf(key).meta, 'pos:c', 'trimmed')) as [string | null, string | null];
 }
 
 /** Take `n` bytes out of the stream. */
@@ -38,25 +39,16 @@ async function take(reader: RedisReadStream, n: number): Promise<void> {
   }
 }
 
-/** Poll until `check` holds (a guard against a hang, not a timing assertion). */
-async function until(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; !(await check()); i++) {
-    if (i > 500) throw new Error('gave up waiting');
-    await sleep(10);
-  }
-}
-
 describe('consumer positions', () => {
   it('count the chunks the application took out of the stream, not those fetched', async () => {
     const key = await trimmedFile(bytes(50_000, 91), 1000);
     const reader = createRedisReadStream(redis, key, { consumer: 'c', readAhead: 16, highWaterMark: 20_000 });
     await once(reader, 'readable');
-    await sleep(100);
+    await eventually(() => reader.readableLength >= 16_000, 'the reader to fetch and buffer 16 chunks');
     // Fetched and buffered, but nothing taken: nothing may be trimmed.
-    expect(reader.readableLength).toBeGreaterThanOrEqual(16_000);
     expect(await position(key)).toEqual(['0', '0']);
     await take(reader, 3500);
-    await until(async () => (await position(key))[0] === '3');
+    await eventually(async () => (await position(key))[0] === '3', 'the position to reach 3');
     expect(await position(key)).toEqual(['3', '3']);
     reader.destroy();
   });
@@ -67,10 +59,11 @@ describe('consumer positions', () => {
     const key = await trimmedFile(gz, 10_000, 'gzip');
     const reader = createRedisReadStream(redis, key, { consumer: 'c', decompress: true, readAhead: 16, highWaterMark: 16 * 1024 });
     await once(reader, 'readable');
-    await sleep(100);
+    // Fetched, decoded and buffered up to the high-water mark, but nothing taken.
+    await eventually(() => reader.readableLength >= 16 * 1024, 'the reader to fill its buffer');
     expect(await position(key)).toEqual(['0', '0']);
     await take(reader, 50_000);
-    await until(async () => Number((await position(key))[0]) > 0);
+    await eventually(async () => Number((await position(key))[0]) > 0, 'the position to move');
     const [pos, trimmed] = (await position(key)).map(Number);
     // At most the chunks that hold the first 50,000 decoded bytes; far fewer than were fetched.
     expect(pos).toBeLessThanOrEqual(5);

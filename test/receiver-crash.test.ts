@@ -10,7 +10,6 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +17,8 @@ import { stat } from '../src/index.js';
 import { closeAll, connect } from './helpers/clients.js';
 import { type FixtureProcess, finish, killAll, receiver, sender } from './helpers/processes.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { eventually } from './helpers/eventually.js';
+import { fileKeysOf, filesPattern } from './helpers/keys.js';
 import { bytes } from './helpers/streams.js';
 
 const MiB = 1024 * 1024;
@@ -50,13 +51,6 @@ async function usedMemory(): Promise<number> {
   return Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))![1]);
 }
 
-/** Poll Redis until `check` holds (a guard against a hang, not a timing assertion). */
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (const deadline = Date.now() + 60_000; !(await check()); await sleep(20)) {
-    if (Date.now() > deadline) throw new Error(`still waiting for ${what}`);
-  }
-}
-
 /** Kill the receiver once it paused in the middle of its file; what it had consumed by then. */
 async function killWhenPaused(r: FixtureProcess): Promise<number> {
   const paused = await r.waitFor((e) => e.event === 'paused', 'the pause');
@@ -86,7 +80,7 @@ describe('a receiver process killed in the middle of a file', () => {
     ]);
     expect((await finish(r2)).map((f) => f.sha256)).toEqual([a, b, c].map(sha256));
     expect((await send.exited).code).toBe(0);
-    expect(await admin.keys('rfs:{restart/*')).toEqual([]);
+    expect(await admin.keys(filesPattern(`${channel}/*`))).toEqual([]);
   }, 120_000);
 
   it('under a memory limit smaller than the file, resumes at the first chunk still held, at or before what it had consumed', async () => {
@@ -104,12 +98,16 @@ describe('a receiver process killed in the middle of a file', () => {
     });
     const consumed = await killWhenPaused(r1);
     const { key } = await send.waitFor((e) => e.event === 'started' && e.name === 'big.bin');
-    const meta = `rfs:{${key as string}}:meta`;
+    const { meta } = fileKeysOf(key as string);
     // r2 passes the point where r1 stopped: every chunk before r1's position is trimmed.
-    await until(async () => {
-      const [trimmed, position] = await admin.hmget(meta, 'trimmed', 'pos:r1');
-      return Number(trimmed) > 0 && trimmed === position;
-    }, 'r2 to pass r1 and the chunks both consumed to be trimmed');
+    await eventually(
+      async () => {
+        const [trimmed, position] = await admin.hmget(meta, 'trimmed', 'pos:r1');
+        return Number(trimmed) > 0 && trimmed === position;
+      },
+      'r2 to pass r1 and the chunks both consumed to be trimmed',
+      60_000,
+    );
     const trimmed = Number(await admin.hget(meta, 'trimmed'));
     // The sender is held back by the dead receiver: the file cannot be complete without it.
     expect((await stat(admin, key as string)).state).toBe('writing');
@@ -126,7 +124,7 @@ describe('a receiver process killed in the middle of a file', () => {
       [0, sha256(after)],
     ]);
     expect((await send.exited).code).toBe(0);
-    expect(await admin.keys('rfs:{trimmed/*')).toEqual([]);
+    expect(await admin.keys(filesPattern(`${channel}/*`))).toEqual([]);
   }, 120_000);
 
   it('a gzip file whose head was trimmed fails clearly for a decompressing receiver, which goes on with the next file', async () => {
@@ -144,11 +142,15 @@ describe('a receiver process killed in the middle of a file', () => {
     });
     await killWhenPaused(r1);
     const { key } = await send.waitFor((e) => e.event === 'started' && e.name === 'big.bin.gz');
-    const meta = `rfs:{${key as string}}:meta`;
-    await until(async () => {
-      const [trimmed, position] = await admin.hmget(meta, 'trimmed', 'pos:r1');
-      return Number(trimmed) > 0 && trimmed === position;
-    }, 'the chunks both receivers consumed to be trimmed');
+    const { meta } = fileKeysOf(key as string);
+    await eventually(
+      async () => {
+        const [trimmed, position] = await admin.hmget(meta, 'trimmed', 'pos:r1');
+        return Number(trimmed) > 0 && trimmed === position;
+      },
+      'the chunks both receivers consumed to be trimmed',
+      60_000,
+    );
     const trimmed = Number(await admin.hget(meta, 'trimmed'));
 
     const files = await finish(receiver(server.url, channel, 'r1', { decompress: true }));
@@ -158,6 +160,6 @@ describe('a receiver process killed in the middle of a file', () => {
     ]);
     expect((await finish(r2)).map((f) => f.error ?? f.sha256)).toEqual([sha256(bytes(8 * MiB, 6)), sha256(after)]);
     expect((await send.exited).code).toBe(0);
-    expect(await admin.keys('rfs:{trimmed-gz/*')).toEqual([]);
+    expect(await admin.keys(filesPattern(`${channel}/*`))).toEqual([]);
   }, 120_000);
 });

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { stat } from '../src/index.js';
 import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
+import { chunkStreamsPattern } from './helpers/keys.js';
 import { bytes, get, put } from './helpers/streams.js';
 
 const redis = connectAny();
@@ -32,7 +33,7 @@ describe('round trip', () => {
     const key = uniqueKey('chunks');
     const data = bytes(chunkSize * 3 + 10);
     await put(redis, key, data, { chunkSize }, [3, 500, 2000]);
-    const keys = await keysOf(redis, `rfs:{${key}}:chunks:*`);
+    const keys = await keysOf(redis, chunkStreamsPattern(key));
     expect(keys).toHaveLength(1);
     const entries = await redis.xrangeBuffer(keys[0]!, '-', '+');
     const ids = entries.map(([id]) => id.toString());

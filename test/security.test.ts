@@ -24,6 +24,7 @@ import {
 } from '../src/index.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { startRedis, type RedisServer } from './helpers/redis-server.js';
+import { eventually } from './helpers/eventually.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 import { answersPlainPing, startTlsRedis, type TlsRedisServer } from './helpers/tls.js';
 
@@ -31,15 +32,6 @@ afterAll(closeAll);
 
 // -------------------------------------------------------------------------------------------------
 // Helpers
-
-/** Wait until `check` is true (polling), or fail after `ms`. */
-async function until(check: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** CLIENT LIST, one record per connection. */
 async function clientList(redis: Redis): Promise<Record<string, string>[]> {
@@ -91,7 +83,10 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
   return result;
 }
 
-/** A source that yields `data` in `parts` pieces with a pause before each: a slow upload. */
+/**
+ * A source that yields `data` in `parts` pieces with a pause before each: a slow upload, so that
+ * the writer's heartbeats run (time is the subject of its pauses).
+ */
 function slowSource(data: Buffer, parts: number, pauseMs: number): Readable {
   const size = Math.ceil(data.length / parts);
   return Readable.from(
@@ -112,7 +107,10 @@ async function startFollower(client: Redis, admin: Redis, key: string, options: 
   const blockedBefore = (await clientList(admin)).filter((c) => c.cmd === 'xread').length;
   const received = collect(createRedisReadStream(client, key, { ...options, waitForCreate: 15_000 }));
   received.catch(() => {}); // awaited by the caller; do not report it as unhandled meanwhile
-  await until(async () => (await clientList(admin)).filter((c) => c.cmd === 'xread').length > blockedBefore, 'the follower to block in XREAD');
+  await eventually(
+    async () => (await clientList(admin)).filter((c) => c.cmd === 'xread').length > blockedBefore,
+    'the follower to block in XREAD',
+  );
   return { received };
 }
 
@@ -147,7 +145,10 @@ async function scenario(client: Redis, admin: Redis, options: KeyOptions = {}): 
   const writer = createRedisWriteStream(client, key, { ...options, chunkSize, overwrite: true, heartbeatInterval: 10 });
   writer.on('error', () => {});
   writer.write(third.subarray(0, 70 * 1024));
-  await until(async () => (await stat(client, key, options)).size >= 64 * 1024, 'the heartbeat to record progress');
+  await eventually(
+    async () => (await stat(client, key, options)).size >= 64 * 1024,
+    'the heartbeat to record progress',
+  );
   writer.destroy();
   await new Promise((resolve) => writer.once('close', resolve));
   const partial = await stat(client, key, options);

@@ -13,6 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { removeChannel, stat } from '../src/index.js';
 import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
+import { filesPattern } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
 import { bytes } from './helpers/streams.js';
 
@@ -45,9 +47,9 @@ describe('a sender process killed in the middle of a file', () => {
     const started = await dying.waitFor((e) => e.event === 'started' && e.name === 'big.bin');
     const key = started.key as string;
     // The heartbeat recorded the bytes stored: the upload is well under way.
-    for (let s = await stat(redis, key); s.size < 640 * 1024; s = await stat(redis, key)) await sleep(20);
+    await eventually(async () => (await stat(redis, key)).size >= 640 * 1024, 'a heartbeat to record 640 KiB');
     // A live sender waiting on its source keeps its file, however long it waits (here five
-    // times the time after which a silent one is taken for dead).
+    // times the time after which a silent one is taken for dead): time is the subject.
     await sleep(1500);
     expect((await stat(redis, key)).state).toBe('writing');
     expect(early.flatMap((r) => r.all('file')).filter((f) => f.name === 'big.bin')).toEqual([]);
@@ -82,7 +84,7 @@ describe('a sender process killed in the middle of a file', () => {
     }
     expect((await again.exited).code).toBe(0);
     // Every file, the dead one included, went with the third acknowledgement.
-    expect(await redis.keys(`rfs:{${channel}/*`)).toEqual([]);
+    expect(await redis.keys(filesPattern(`${channel}/*`))).toEqual([]);
     expect(await removeChannel(redis, channel)).toBe(true);
   }, 120_000);
 });

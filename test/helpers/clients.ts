@@ -87,6 +87,25 @@ export async function clientList(client: Redis | Cluster): Promise<string> {
   return lists.map((list) => list.trim()).join('\n');
 }
 
+/**
+ * How many connections named `name` (any name when undefined) are blocked in `command` (XREAD
+ * unless told) on the server or on any node of a cluster: a follower waiting for bytes or for its
+ * file, a receiver waiting for an announcement, a writer held back by a memory limit. A blocking
+ * connection is a duplicate of the client given to the package, so it carries that client's name.
+ */
+export async function blockedIn(client: Redis | Cluster, name?: string, command = 'xread'): Promise<number> {
+  const cmd = new RegExp(`\\bcmd=${command}\\b`);
+  return (await clientList(client))
+    .split('\n')
+    .filter((line) => name === undefined || line.includes(` name=${name} `))
+    .filter((line) => cmd.test(line) && /\bflags=\S*b/.test(line)).length;
+}
+
+/** A connection name (for `connectionName`) that no other test uses, to tell its connections apart. */
+export function uniqueConnectionName(name = 'conn'): string {
+  return uniqueKey(name).replace(/[^A-Za-z0-9_.-]/g, '-');
+}
+
 function ended(client: Redis | Cluster): Promise<void> {
   return new Promise((resolve) => {
     if (client.status === 'end') resolve();
