@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { constants as zlibConstants, createGzip, type Gzip } from 'node:zlib';
 import { ChunkWindow } from './chunk-window.js';
+import { Chunker } from './chunker.js';
 import type { RedisClient } from './client.js';
 import { formatCrc, parseCrc } from './crc.js';
 import { aborted, corrupt, ErrorCodes, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
@@ -60,23 +61,11 @@ export class RedisWriteStream extends Writable {
   #chunkSize: number;
   #encoding: string;
 
-  /** The chunk being filled, how much of it is filled, and how much of that was sent as pieces. */
-  #buf: Buffer;
-  #bufLen = 0;
-  #flushedTo = 0;
+  /** Bytes into chunks and pieces for the window. */
+  readonly #chunker: Chunker;
   /** Sends the bytes not yet sent once the oldest of them is `flushInterval` old. */
   #flushTimer: NodeJS.Timeout | undefined;
-  /**
-   * Chunk buffers that Redis has stored for good, filled again instead of allocating new ones: a
-   * fresh 256 KiB buffer per chunk costs page faults and garbage collections that show as CPU time.
-   */
-  readonly #spare: Buffer[] = [];
-  /**
-   * Written bytes not yet copied into chunks, because the window is full: kept as the caller's own
-   * buffers (never copied whole), and taken a chunk at a time as the window makes room.
-   */
-  readonly #held: Buffer[] = [];
-  /** The callback of the write(s) in #held, or of a write that waits for room. */
+  /** The callback of the write(s) the chunker holds, or of a write that waits for room. */
   #blocked: ((error?: Error | null) => void) | undefined;
   /** The piece writes, once the key is claimed. */
   #window: ChunkWindow | undefined;
@@ -105,7 +94,11 @@ export class RedisWriteStream extends Writable {
     this.#chunksKey = this.#keys.chunks(this.#gen);
     this.#chunkSize = opts.chunkSize;
     this.#encoding = opts.contentEncoding ?? 'identity';
-    this.#buf = Buffer.allocUnsafe(this.#chunkSize);
+    this.#chunker = new Chunker(opts.chunkSize, opts.maxInFlight, () => {
+      // Nothing waits to be sent any more: the flush interval starts again with new bytes.
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = undefined;
+    });
     this.#progress = new ProgressTicker(opts.progressInterval, (p) => this.emit('progress', p));
     if (opts.maxRedisMemory !== undefined) {
       // Consumers that are all done with the file (they failed on it, or gave it up) trim nothing
@@ -210,7 +203,7 @@ export class RedisWriteStream extends Writable {
     this.#window?.stop();
     this.#guard?.close();
     this.#gzip?.destroy();
-    this.#held.length = 0;
+    this.#chunker.clear();
     this.#blocked = undefined;
     this.#failure ??= error ?? aborted(this.key, 'the writer was destroyed');
     this.#wake();
@@ -265,29 +258,15 @@ export class RedisWriteStream extends Writable {
       this.#armFlush();
       return;
     }
-    this.#held.push(...data);
     this.#blocked = callback;
-    this.#takeHeld();
+    this.#chunker.hold(data);
+    this.#settle();
   }
 
-  /**
-   * Copy held bytes into chunks while the window has room (or the chunk being filled is not full),
-   * queueing every full chunk; call back the writes once every held byte is in and there is room.
-   */
-  #takeHeld(): void {
-    const size = this.#chunkSize;
-    while (this.#held.length > 0 && (this.#hasRoom() || this.#bufLen < size)) {
-      const data = this.#held[0]!;
-      const n = Math.min(size - this.#bufLen, data.length);
-      data.copy(this.#buf, this.#bufLen, 0, n);
-      this.#bufLen += n;
-      if (n === data.length) this.#held.shift();
-      // A view of the rest: the caller's buffer is never copied whole.
-      else this.#held[0] = data.subarray(n);
-      if (this.#bufLen === size) this.#queueFullChunk();
-    }
+  /** Call back the held writes once every byte is in and the window has room (or on a failure). */
+  #settle(): void {
     this.#armFlush();
-    if (this.#held.length === 0 && this.#blocked && (this.#hasRoom() || this.#failure)) {
+    if (this.#blocked && (this.#failure || (!this.#chunker.holding && this.#chunker.hasRoom()))) {
       const blocked = this.#blocked;
       this.#blocked = undefined;
       blocked(this.#failure);
@@ -296,29 +275,15 @@ export class RedisWriteStream extends Writable {
 
   /** Compressed output: into chunks, pausing the compressor while the window is full. */
   #gzipped(data: Buffer): void {
-    this.#held.push(data);
-    this.#takeHeld();
-    if (this.#held.length > 0 || !this.#hasRoom()) this.#gzip!.pause();
-  }
-
-  #queueFullChunk(): void {
-    // The rest of the chunk after what flushes sent: the whole chunk when nothing was.
-    this.#window!.queue(this.#flushedTo === 0 ? this.#buf : this.#buf.subarray(this.#flushedTo), this.#buf);
-    this.#buf = this.#spare.pop() ?? Buffer.allocUnsafe(this.#chunkSize);
-    this.#bufLen = this.#flushedTo = 0;
-    // Nothing is waiting to be sent any more: the flush interval starts again with new bytes.
-    clearTimeout(this.#flushTimer);
-    this.#flushTimer = undefined;
-  }
-
-  #hasRoom(): boolean {
-    return this.#window?.hasRoom() ?? true;
+    this.#chunker.hold([data]);
+    this.#armFlush();
+    if (this.#chunker.holding || !this.#chunker.hasRoom()) this.#gzip!.pause();
   }
 
   /** Start the flush interval when bytes wait to be sent and it is not running yet. */
   #armFlush(): void {
     const { flushInterval } = this.#opts;
-    if (flushInterval === 0 || this.#flushTimer || (this.#bufLen === this.#flushedTo && !this.#gzip)) return;
+    if (flushInterval === 0 || this.#flushTimer || (!this.#chunker.waiting && !this.#gzip)) return;
     this.#flushTimer = setTimeout(() => this.#onFlushTimer(), flushInterval);
   }
 
@@ -327,7 +292,7 @@ export class RedisWriteStream extends Writable {
     if (this.#failure || this.#committing || this.destroyed) return;
     // Writes wait behind a full window: the writer fills chunks faster than they are stored, and
     // its bytes go out as whole chunks without flushing.
-    if (this.#held.length > 0 || this.writableLength > 0) {
+    if (this.#chunker.holding || this.writableLength > 0) {
       this.#armFlush();
       return;
     }
@@ -335,11 +300,9 @@ export class RedisWriteStream extends Writable {
     else this.#sendPartial();
   }
 
-  /** Queue the bytes of the chunk being filled that were not sent yet, as a piece of it. */
+  /** Send the bytes of the chunk being filled that were not sent yet, as a piece of it. */
   #sendPartial(): void {
-    if (this.#failure || !this.#window || this.#bufLen === this.#flushedTo) return;
-    this.#window.queue(this.#buf.subarray(this.#flushedTo, this.#bufLen));
-    this.#flushedTo = this.#bufLen;
+    if (!this.#failure) this.#chunker.sendPartial();
   }
 
   /** An explicit flush: send what waits, and call back once Redis has stored everything sent. */
@@ -366,14 +329,9 @@ export class RedisWriteStream extends Writable {
 
   /** Room or a failure: take held bytes on, resume the compressor, and settle a drain. */
   #wake(): void {
-    if (this.#failure && this.#blocked) {
-      const blocked = this.#blocked;
-      this.#blocked = undefined;
-      blocked(this.#failure);
-    } else {
-      this.#takeHeld();
-    }
-    if (this.#gzip?.isPaused() && this.#held.length === 0 && this.#hasRoom()) this.#gzip.resume();
+    if (!this.#failure) this.#chunker.take();
+    this.#settle();
+    if (this.#gzip?.isPaused() && !this.#chunker.holding && this.#chunker.hasRoom()) this.#gzip.resume();
     if (this.#drained && ((this.#window?.pending ?? 0) === 0 || this.#failure)) {
       const drained = this.#drained;
       this.#drained = undefined;
@@ -400,7 +358,6 @@ export class RedisWriteStream extends Writable {
       this.#gen = claimed.gen;
       this.#chunksKey = this.#keys.chunks(claimed.gen);
       this.#chunkSize = claimed.chunkSize;
-      this.#buf = Buffer.allocUnsafe(this.#chunkSize);
       this.#encoding = claimed.encoding;
     }
     this.#window = new ChunkWindow({
@@ -419,14 +376,12 @@ export class RedisWriteStream extends Writable {
         this.#wake();
       },
       onFail: (err) => this.#fail(err),
-      // At most maxInFlight spares, so that one large write does not leave a large free list behind.
-      release: (chunk) => {
-        if (this.#spare.length < this.#opts.maxInFlight) this.#spare.push(chunk);
-      },
+      release: (chunk) => this.#chunker.release(chunk),
       // Over the memory limit, chunks wait in the window, and the window's being full holds back
       // the writes: backpressure until memory is freed.
       admit: this.#guard ? (bytes) => this.#guard!.admit(bytes) : undefined,
     });
+    this.#chunker.start(this.#window, this.#chunkSize);
     if (claimed.kind === 'resumed') {
       this.#window.startAt(claimed.chunks, claimed.size, parseCrc(claimed.crc32) ?? 0, claimed.pieces, claimed.last);
     }
