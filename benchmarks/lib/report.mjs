@@ -61,7 +61,8 @@ export function formatSummary(output) {
   const targeted = rows.filter((r) => r.cmp?.target);
   const met = targeted.filter((r) => r.cmp.met).length;
   const title = `summary${output.quick ? ' (quick: smoke check, small sizes, 1 run each; timings not meaningful)' : ''}: ${met} of ${targeted.length} targets met`;
-  return [title, line(head), `${'-'.repeat(w1)}  ${'-'.repeat(w2)}  ------`, ...rows.map(line)].join('\n');
+  const crc = `CRC-32 of the package: ${output.machine.crc32 ?? 'unknown'}`;
+  return [title, crc, line(head), `${'-'.repeat(w1)}  ${'-'.repeat(w2)}  ------`, ...rows.map(line)].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -152,7 +153,7 @@ export function renderSvg(output) {
     ny += 20;
   }
   const m = output.machine;
-  out.push(`<text x="16" y="${H - 14}" fill="#59636e" font-size="11">${esc(`${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}, Redis ${m.redis}, ioredis ${m.ioredis}, commit ${(m.commit ?? '?').slice(0, 10)}`)}</text>`);
+  out.push(`<text x="16" y="${H - 14}" fill="#59636e" font-size="11">${esc(`${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}, Redis ${m.redis}, ioredis ${m.ioredis}, CRC-32 ${m.crc32 ?? '?'}, commit ${(m.commit ?? '?').slice(0, 10)}`)}</text>`);
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }
@@ -258,6 +259,10 @@ export function renderMarkdown(output, { intro, resultsFile }) {
       `redis-rstream ${m.redisRstream}. Load average ${m.loadavgAtStart.join(' ')} at the start, ` +
       `${(m.loadavgAtEnd ?? []).join(' ')} at the end (the machine is shared: absolute figures are noisy, ratios of ` +
       `alternated runs less so).`,
+    '',
+    `CRC-32 implementation the package ran with: **${m.crc32 ?? 'unknown (not recorded)'}** ` +
+      `(\`@node-rs/crc32\` when the optional dependency loads, else \`zlib\`: it computes every piece's CRC ` +
+      `when the package writes, and checks it when the package reads).`,
     '',
     '![redis-file-stream against its baselines](benchmarks.svg)',
     '',

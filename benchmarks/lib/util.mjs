@@ -331,6 +331,22 @@ export async function importBuiltPackage(script) {
   }
 }
 
+/**
+ * Which CRC-32 implementation the built package computes with (`'@node-rs/crc32'` or `'zlib'`), from
+ * its internal module dist/esm/crc.js, which sits beside the entry point that importBuiltPackage loads;
+ * `undefined` when a build has no such module.
+ */
+export async function builtCrcImplementation() {
+  const crcModule = new URL('./crc.js', import.meta.resolve('redis-file-stream'));
+  try {
+    const { crcImplementation } = await import(crcModule.href);
+    return typeof crcImplementation === 'function' ? await crcImplementation() : undefined;
+  } catch (err) {
+    if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    return undefined;
+  }
+}
+
 /** The fields of a case result whose contenders are measured in MiB/s (more is better). */
 export function throughputContenders(runs) {
   return {
