@@ -150,7 +150,7 @@ async function main() {
         result.seconds = Math.round((Date.now() - ct) / 100) / 10;
         results.push(result);
         for (const c of result.contenders) {
-          log(`  ${c.name.padEnd(34)} ${String(c.median[result.mainField]).padStart(9)} ${result.unit} (${result.mainField}, median of ${c.runs.length})`);
+          log(`  ${c.name.padEnd(40)} ${String(c.median[result.mainField]).padStart(9)} ${result.unit} (${result.mainField}, median of ${c.runs.length})`);
         }
         for (const cmp of result.comparisons) {
           if (cmp.kind === 'difference') log(`  -> ${cmp.label}: ${cmp.value} ${result.unit}`);

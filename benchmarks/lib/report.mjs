@@ -143,7 +143,9 @@ export function renderSvg(output) {
   for (const { cmp, unit } of notes) {
     const color = cmp.target ? (cmp.met ? '#1a7f37' : '#cf222e') : '#1f2328';
     const verdict = cmp.target ? (cmp.met ? 'met' : 'MISSED') : '';
-    out.push(`<text x="16" y="${ny}" fill="${color}">${esc(`${cmp.label}: ${cmp.value >= 0 ? '+' : ''}${fmt(cmp.value)} ${unit} (peak ${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${unit}); target ${cmp.target?.text ?? '-'}: ${verdict}`)}</text>`);
+    const figure = `${cmp.value >= 0 ? '+' : ''}${fmt(cmp.value)} ${unit} (${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${unit})`;
+    const aim = cmp.target ? `; target ${cmp.target.text}: ${verdict}` : '';
+    out.push(`<text x="16" y="${ny}" fill="${color}">${esc(`${cmp.label}: ${figure}${aim}`)}</text>`);
     ny += 20;
   }
   if (sweep) {
@@ -184,6 +186,7 @@ const FIELD_NAMES = {
   p99: 'p99 ms',
   max: 'max ms',
   mean: 'mean ms',
+  writes: 'writes counted',
   nodeCpuMs: 'Node CPU ms',
   redisCpuMs: 'Redis CPU ms',
   load1: 'load avg',
@@ -229,7 +232,11 @@ function caseSection(c) {
   for (const cmp of c.comparisons) {
     const verdict = cmp.target ? ` — target ${cmp.target.text}: **${cmp.met ? 'met' : 'missed'}**` : '';
     if (cmp.kind === 'difference') {
-      lines.push(`- ${cmp.label}: **${cmp.value >= 0 ? '+' : ''}${fmt(cmp.value)} ${c.unit}** (VmHWM: ${cmp.vmHwmGrowth >= 0 ? '+' : ''}${fmt(cmp.vmHwmGrowth)} ${c.unit}; per pair of runs: ${cmp.pairedDifferences.map((x) => fmt(x)).join(', ')})${verdict}`);
+      const sign = (x) => `${x >= 0 ? '+' : ''}${fmt(x)}`;
+      const details = [`${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${c.unit}`];
+      if (cmp.vmHwmGrowth !== undefined) details.push(`VmHWM: ${sign(cmp.vmHwmGrowth)} ${c.unit}`);
+      if (cmp.pairedDifferences) details.push(`per pair of runs: ${cmp.pairedDifferences.map((x) => fmt(x)).join(', ')}`);
+      lines.push(`- ${cmp.label}: **${sign(cmp.value)} ${c.unit}** (${details.join('; ')})${verdict}`);
     } else {
       const how =
         cmp.better === 'lower'

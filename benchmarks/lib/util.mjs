@@ -332,19 +332,28 @@ export async function importBuiltPackage(script) {
 }
 
 /**
- * Which CRC-32 implementation the built package computes with (`'@node-rs/crc32'` or `'zlib'`), from
- * its internal module dist/esm/crc.js, which sits beside the entry point that importBuiltPackage loads;
- * `undefined` when a build has no such module.
+ * An internal module of the built package, e.g. `crc.js`, loaded by its path beside the entry point
+ * that importBuiltPackage loads (dist/esm/); `undefined` when the build has no such module.
  */
-export async function builtCrcImplementation() {
-  const crcModule = new URL('./crc.js', import.meta.resolve('redis-file-stream'));
+export async function importBuiltInternal(file) {
   try {
-    const { crcImplementation } = await import(crcModule.href);
-    return typeof crcImplementation === 'function' ? await crcImplementation() : undefined;
+    return await import(new URL(`./${file}`, import.meta.resolve('redis-file-stream')).href);
   } catch (err) {
     if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
     return undefined;
   }
+}
+
+/** Which CRC-32 implementation the built package computes with: `'@node-rs/crc32'` or `'zlib'`. */
+export async function builtCrcImplementation() {
+  const mod = await importBuiltInternal('crc.js');
+  return typeof mod?.crcImplementation === 'function' ? await mod.crcImplementation() : undefined;
+}
+
+/** The writer's options as the built package resolves them from `options` (its defaults for `{}`). */
+export async function builtWriteOptions(options = {}) {
+  const mod = await importBuiltInternal('options.js');
+  return typeof mod?.resolveWriteOptions === 'function' ? mod.resolveWriteOptions(options) : undefined;
 }
 
 /** The fields of a case result whose contenders are measured in MiB/s (more is better). */
