@@ -98,8 +98,10 @@ export function renderSvg(output) {
   }
   const sweep = output.cases.find((c) => c.sweep && !c.error);
 
+  // Widths from the text, at about 7 px a character of 13 px sans-serif: long labels are not cut.
+  const charW = 7;
   const W = 900;
-  const left = 330;
+  const left = Math.max(330, 26 + Math.max(0, ...bars.map((b) => chartLabel(b).length)) * charW);
   const right = 90;
   const plotW = W - left - right;
   const rowH = 26;
@@ -111,7 +113,18 @@ export function renderSvg(output) {
   const x = (f) => left + ((Math.log2(f) - Math.log2(lo)) / (Math.log2(hi) - Math.log2(lo))) * plotW;
   const plotH = bars.length * rowH;
   const notesY = top + plotH + 60;
-  const H = notesY + notes.length * 20 + (sweep ? 20 : 0) + 44;
+  // A note whose target does not fit on its line gets a second line for it.
+  const noteLines = [];
+  for (const { cmp, unit } of notes) {
+    const color = cmp.target ? (cmp.met ? '#1a7f37' : '#cf222e') : '#1f2328';
+    const figure = `${cmp.value >= 0 ? '+' : ''}${fmt(cmp.value)} ${unit} (${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${unit})`;
+    const text = `${cmp.label}: ${figure}`;
+    const aim = cmp.target ? `target ${cmp.target.text}: ${cmp.met ? 'met' : 'MISSED'}` : '';
+    if (!aim) noteLines.push({ text, color });
+    else if ((text.length + aim.length + 2) * charW < W - 32) noteLines.push({ text: `${text}; ${aim}`, color });
+    else noteLines.push({ text, color }, { text: aim, color, indent: 16 });
+  }
+  const H = notesY + noteLines.length * 20 + (sweep ? 20 : 0) + 44;
 
   const out = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="13">`);
@@ -140,12 +153,8 @@ export function renderSvg(output) {
     out.push(`<text x="${(x2 + 6).toFixed(1)}" y="${y + rowH / 2 + 4}" fill="#1f2328" font-weight="600" stroke="#ffffff" stroke-width="4" paint-order="stroke">${fmt(b.factor)}x</text>`);
   });
   let ny = notesY;
-  for (const { cmp, unit } of notes) {
-    const color = cmp.target ? (cmp.met ? '#1a7f37' : '#cf222e') : '#1f2328';
-    const verdict = cmp.target ? (cmp.met ? 'met' : 'MISSED') : '';
-    const figure = `${cmp.value >= 0 ? '+' : ''}${fmt(cmp.value)} ${unit} (${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${unit})`;
-    const aim = cmp.target ? `; target ${cmp.target.text}: ${verdict}` : '';
-    out.push(`<text x="16" y="${ny}" fill="${color}">${esc(`${cmp.label}: ${figure}${aim}`)}</text>`);
+  for (const { text, color, indent = 0 } of noteLines) {
+    out.push(`<text x="${16 + indent}" y="${ny}" fill="${color}">${esc(text)}</text>`);
     ny += 20;
   }
   if (sweep) {
