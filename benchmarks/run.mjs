@@ -31,7 +31,7 @@ import { startRedis } from '../scripts/lib/redis-launcher.mjs';
 import { cleanupAll, track, trackDir, trackServer, wasInterrupted } from './lib/cleanup.mjs';
 import { describeMachine, loadavg, versionOf } from './lib/machine.mjs';
 import { formatSummary, writeDocs } from './lib/report.mjs';
-import { deleteMatching, importBuiltPackage, randomPool, timed } from './lib/util.mjs';
+import { builtCrcImplementation, deleteMatching, importBuiltPackage, randomPool, timed } from './lib/util.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -130,10 +130,13 @@ async function main() {
     }),
     redisWstream: versionOf('redis-wstream'),
     redisRstream: versionOf('redis-rstream'),
+    /** The package's CRC-32 (every piece is checked with it on reads): the native one or zlib's. */
+    crc32: await builtCrcImplementation(),
   };
 
   log(`redis-file-stream ${machine.package} benchmark${args.quick ? ' (quick)' : ''}: ${only.join(', ')}`);
   log(`node ${machine.node}, redis ${machine.redis} (${server ? 'private server' : 'REDIS_URL'}), ${machine.cpus} x ${machine.cpuModel}, load ${machine.loadavgAtStart.join(' ')}`);
+  log(`CRC-32: ${machine.crc32 ?? 'unknown'}`);
 
   const results = [];
   let failed = 0;
@@ -147,7 +150,7 @@ async function main() {
         result.seconds = Math.round((Date.now() - ct) / 100) / 10;
         results.push(result);
         for (const c of result.contenders) {
-          log(`  ${c.name.padEnd(34)} ${String(c.median[result.mainField]).padStart(9)} ${result.unit} (${result.mainField}, median of ${c.runs.length})`);
+          log(`  ${c.name.padEnd(40)} ${String(c.median[result.mainField]).padStart(9)} ${result.unit} (${result.mainField}, median of ${c.runs.length})`);
         }
         for (const cmp of result.comparisons) {
           if (cmp.kind === 'difference') log(`  -> ${cmp.label}: ${cmp.value} ${result.unit}`);

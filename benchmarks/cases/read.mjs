@@ -67,7 +67,8 @@ export async function run(ctx) {
   const rawKey = ctx.rawKey('read-raw');
   const stringKey = ctx.rawKey('read-string');
 
-  // The same bytes three ways: a package file, a raw stream of 256 KiB entries, a string.
+  // The same bytes three ways: a package file, a raw stream of the same 256 KiB entries as the
+  // package's (format 2 pieces, `d <bytes> c <crc>`), a string.
   await pipeline(poolSource(pool, size), pkg.createRedisWriteStream(redis, fileKey, { prefix: ctx.prefix, chunkSize }));
   await rawXadd(redis, rawKey, pool, size, chunkSize, 16);
   for (let off = 0; off < size; off += 4 * MiB) {
@@ -109,12 +110,14 @@ export async function run(ctx) {
     title,
     description:
       `${size / MiB} MiB file of ${chunkSize / KiB} KiB chunks, read into a sink that discards the bytes. ` +
-      `redis-file-stream: defaults (readAhead 16, checksum on). raw XRANGE: COUNT 16 batches of the same ` +
-      `entries, the next batch requested as soon as one arrives (the package's pattern); "1 at a time" waits ` +
-      `for each reply before sending the next request. The target is checked against the faster of the two ` +
-      `(the ceiling). "into a Readable": the 1-at-a-time loop pushing its Buffers into a Readable piped into the ` +
-      `same sink, without any check (what handing the Buffers to a stream consumer costs). redis-rstream: default options on a string key holding the same bytes (Node 20's default ` +
-      `highWaterMark makes that 16 KiB GETRANGEs, 2 in flight at most).`,
+      `redis-file-stream: defaults (readAhead 16, checksum on: every piece's CRC-32 checked before its bytes ` +
+      `are pushed). raw XRANGE: COUNT 16 batches of a raw stream of the same entries (format 2 pieces, ` +
+      `d <bytes> c <crc-32>, unchecked), the next batch requested as soon as one arrives (the package's ` +
+      `pattern); "1 at a time" waits for each reply before sending the next request. The target is checked ` +
+      `against the faster of the two (the ceiling). "into a Readable": the 1-at-a-time loop pushing its ` +
+      `Buffers into a Readable piped into the same sink, without any check (what handing the Buffers to a ` +
+      `stream consumer costs). redis-rstream: default options on a string key holding the same bytes ` +
+      `(Node 20's default highWaterMark makes that 16 KiB GETRANGEs, 2 in flight at most).`,
     params: { size, chunkSize, readAhead: 16, reps, ceiling: best },
     ...throughputContenders(runs),
     comparisons: [

@@ -1,5 +1,5 @@
 // Case 1, write: createRedisWriteStream against the raw XADD ceiling (same chunk size, explicit
-// ids `<n>-2`, 16 commands in flight, no copies) and against redis-wstream (one APPEND per
+// ids `<n>-2`, the same entries as the package's, `d <bytes> c <crc>`, 16 commands in flight, no copies) and against redis-wstream (one APPEND per
 // written buffer, one at a time, then RENAME), all fed by the same in-memory source of 64 KiB
 // buffers (what fs.createReadStream delivers).
 
@@ -58,7 +58,8 @@ export async function run(ctx) {
     description:
       `${size / MiB} MiB from an in-memory source of ${piece / KiB} KiB buffers. redis-file-stream: defaults ` +
       `(chunkSize ${chunkSize / KiB} KiB, maxInFlight 16), timed until 'finish' (end record committed). raw XADD: ` +
-      `${chunkSize / KiB} KiB entries with explicit ids <n>-2, 16 commands in flight (the ceiling). redis-wstream: ` +
+      `${chunkSize / KiB} KiB entries with explicit ids <n>-2 in the package's layout (d <bytes> c <crc-32>, the ` +
+      `CRCs computed before the timed runs), 16 commands in flight (the ceiling). redis-wstream: ` +
       `one APPEND per ${piece / KiB} KiB buffer, then RENAME, on the same ioredis client.`,
     params: { size, chunkSize, sourcePiece: piece, reps, maxInFlight: 16 },
     ...throughputContenders(runs),

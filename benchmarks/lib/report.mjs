@@ -61,7 +61,8 @@ export function formatSummary(output) {
   const targeted = rows.filter((r) => r.cmp?.target);
   const met = targeted.filter((r) => r.cmp.met).length;
   const title = `summary${output.quick ? ' (quick: smoke check, small sizes, 1 run each; timings not meaningful)' : ''}: ${met} of ${targeted.length} targets met`;
-  return [title, line(head), `${'-'.repeat(w1)}  ${'-'.repeat(w2)}  ------`, ...rows.map(line)].join('\n');
+  const crc = `CRC-32 of the package: ${output.machine.crc32 ?? 'unknown'}`;
+  return [title, crc, line(head), `${'-'.repeat(w1)}  ${'-'.repeat(w2)}  ------`, ...rows.map(line)].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -97,8 +98,10 @@ export function renderSvg(output) {
   }
   const sweep = output.cases.find((c) => c.sweep && !c.error);
 
+  // Widths from the text, at about 7 px a character of 13 px sans-serif: long labels are not cut.
+  const charW = 7;
   const W = 900;
-  const left = 330;
+  const left = Math.max(330, 26 + Math.max(0, ...bars.map((b) => chartLabel(b).length)) * charW);
   const right = 90;
   const plotW = W - left - right;
   const rowH = 26;
@@ -110,7 +113,18 @@ export function renderSvg(output) {
   const x = (f) => left + ((Math.log2(f) - Math.log2(lo)) / (Math.log2(hi) - Math.log2(lo))) * plotW;
   const plotH = bars.length * rowH;
   const notesY = top + plotH + 60;
-  const H = notesY + notes.length * 20 + (sweep ? 20 : 0) + 44;
+  // A note whose target does not fit on its line gets a second line for it.
+  const noteLines = [];
+  for (const { cmp, unit } of notes) {
+    const color = cmp.target ? (cmp.met ? '#1a7f37' : '#cf222e') : '#1f2328';
+    const figure = `${cmp.value >= 0 ? '+' : ''}${fmt(cmp.value)} ${unit} (${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${unit})`;
+    const text = `${cmp.label}: ${figure}`;
+    const aim = cmp.target ? `target ${cmp.target.text}: ${cmp.met ? 'met' : 'MISSED'}` : '';
+    if (!aim) noteLines.push({ text, color });
+    else if ((text.length + aim.length + 2) * charW < W - 32) noteLines.push({ text: `${text}; ${aim}`, color });
+    else noteLines.push({ text, color }, { text: aim, color, indent: 16 });
+  }
+  const H = notesY + noteLines.length * 20 + (sweep ? 20 : 0) + 44;
 
   const out = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="13">`);
@@ -139,10 +153,8 @@ export function renderSvg(output) {
     out.push(`<text x="${(x2 + 6).toFixed(1)}" y="${y + rowH / 2 + 4}" fill="#1f2328" font-weight="600" stroke="#ffffff" stroke-width="4" paint-order="stroke">${fmt(b.factor)}x</text>`);
   });
   let ny = notesY;
-  for (const { cmp, unit } of notes) {
-    const color = cmp.target ? (cmp.met ? '#1a7f37' : '#cf222e') : '#1f2328';
-    const verdict = cmp.target ? (cmp.met ? 'met' : 'MISSED') : '';
-    out.push(`<text x="16" y="${ny}" fill="${color}">${esc(`${cmp.label}: ${cmp.value >= 0 ? '+' : ''}${fmt(cmp.value)} ${unit} (peak ${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${unit}); target ${cmp.target?.text ?? '-'}: ${verdict}`)}</text>`);
+  for (const { text, color, indent = 0 } of noteLines) {
+    out.push(`<text x="${16 + indent}" y="${ny}" fill="${color}">${esc(text)}</text>`);
     ny += 20;
   }
   if (sweep) {
@@ -152,7 +164,7 @@ export function renderSvg(output) {
     ny += 20;
   }
   const m = output.machine;
-  out.push(`<text x="16" y="${H - 14}" fill="#59636e" font-size="11">${esc(`${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}, Redis ${m.redis}, ioredis ${m.ioredis}, commit ${(m.commit ?? '?').slice(0, 10)}`)}</text>`);
+  out.push(`<text x="16" y="${H - 14}" fill="#59636e" font-size="11">${esc(`${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}, Redis ${m.redis}, ioredis ${m.ioredis}, CRC-32 ${m.crc32 ?? '?'}, commit ${(m.commit ?? '?').slice(0, 10)}`)}</text>`);
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }
@@ -183,6 +195,7 @@ const FIELD_NAMES = {
   p99: 'p99 ms',
   max: 'max ms',
   mean: 'mean ms',
+  writes: 'writes counted',
   nodeCpuMs: 'Node CPU ms',
   redisCpuMs: 'Redis CPU ms',
   load1: 'load avg',
@@ -228,7 +241,11 @@ function caseSection(c) {
   for (const cmp of c.comparisons) {
     const verdict = cmp.target ? ` — target ${cmp.target.text}: **${cmp.met ? 'met' : 'missed'}**` : '';
     if (cmp.kind === 'difference') {
-      lines.push(`- ${cmp.label}: **${cmp.value >= 0 ? '+' : ''}${fmt(cmp.value)} ${c.unit}** (VmHWM: ${cmp.vmHwmGrowth >= 0 ? '+' : ''}${fmt(cmp.vmHwmGrowth)} ${c.unit}; per pair of runs: ${cmp.pairedDifferences.map((x) => fmt(x)).join(', ')})${verdict}`);
+      const sign = (x) => `${x >= 0 ? '+' : ''}${fmt(x)}`;
+      const details = [`${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${c.unit}`];
+      if (cmp.vmHwmGrowth !== undefined) details.push(`VmHWM: ${sign(cmp.vmHwmGrowth)} ${c.unit}`);
+      if (cmp.pairedDifferences) details.push(`per pair of runs: ${cmp.pairedDifferences.map((x) => fmt(x)).join(', ')}`);
+      lines.push(`- ${cmp.label}: **${sign(cmp.value)} ${c.unit}** (${details.join('; ')})${verdict}`);
     } else {
       const how =
         cmp.better === 'lower'
@@ -258,6 +275,10 @@ export function renderMarkdown(output, { intro, resultsFile }) {
       `redis-rstream ${m.redisRstream}. Load average ${m.loadavgAtStart.join(' ')} at the start, ` +
       `${(m.loadavgAtEnd ?? []).join(' ')} at the end (the machine is shared: absolute figures are noisy, ratios of ` +
       `alternated runs less so).`,
+    '',
+    `CRC-32 implementation the package ran with: **${m.crc32 ?? 'unknown (not recorded)'}** ` +
+      `(\`@node-rs/crc32\` when the optional dependency loads, else \`zlib\`: it computes every piece's CRC ` +
+      `when the package writes, and checks it when the package reads).`,
     '',
     '![redis-file-stream against its baselines](benchmarks.svg)',
     '',

@@ -8,6 +8,7 @@ import { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 
 export const KiB = 1024;
 export const MiB = 1024 * 1024;
@@ -96,12 +97,35 @@ export function countingSink(onChunk) {
   return sink;
 }
 
+/** The CRC-32 of each `chunkSize` slice the raw loops cut from a pool, computed once per pool and size. */
+const sliceCrcs = new WeakMap();
+
+function sliceCrc(pool, start, len) {
+  let bySlice = sliceCrcs.get(pool);
+  if (!bySlice) sliceCrcs.set(pool, (bySlice = new Map()));
+  const at = `${start}+${len}`;
+  let crc = bySlice.get(at);
+  if (crc === undefined) {
+    crc = zlibCrc32(pool.subarray(start, start + len)).toString(16).padStart(8, '0');
+    bySlice.set(at, crc);
+  }
+  return crc;
+}
+
 /**
- * The write ceiling: XADD with explicit ids `<n>-2` (as the package stores chunks), `inFlight`
- * commands waiting for Redis at once, chunks cut from the pool without copies.
+ * The write ceiling: XADD with explicit ids `<n>-2`, each entry a piece of storage format 2
+ * (`d <bytes> c <crc>`, as the package stores a chunk written in one go), `inFlight` commands
+ * waiting for Redis at once, chunks cut from the pool without copies. The CRC-32s are those of the
+ * pool's slices, computed on the first call for a pool and chunk size and reused after it (a warm-up
+ * run pays for them): the ceiling stores what the package stores, and does none of its work.
  */
 export function rawXadd(redis, key, pool, total, chunkSize, inFlight = 16) {
   const chunks = Math.ceil(total / chunkSize);
+  const crcs = [];
+  for (let n = 0; n < chunks; n++) {
+    const start = (n * chunkSize) % pool.length;
+    crcs.push(sliceCrc(pool, start, Math.min(chunkSize, total - n * chunkSize)));
+  }
   return new Promise((resolve, reject) => {
     let next = 0;
     let pending = 0;
@@ -112,7 +136,7 @@ export function rawXadd(redis, key, pool, total, chunkSize, inFlight = 16) {
         const start = (n * chunkSize) % pool.length;
         const len = Math.min(chunkSize, total - n * chunkSize);
         pending++;
-        redis.xaddBuffer(key, `${n}-2`, 'd', pool.subarray(start, start + len)).then(
+        redis.xaddBuffer(key, `${n}-2`, 'd', pool.subarray(start, start + len), 'c', crcs[n]).then(
           () => {
             pending--;
             if (next >= chunks && pending === 0) resolve(total);
@@ -305,6 +329,31 @@ export async function importBuiltPackage(script) {
     console.error(`bench: the package is not built (dist/ is missing): run \`node scripts/build.mjs\` first, or \`npm run ${script}\`, which does`);
     return undefined;
   }
+}
+
+/**
+ * An internal module of the built package, e.g. `crc.js`, loaded by its path beside the entry point
+ * that importBuiltPackage loads (dist/esm/); `undefined` when the build has no such module.
+ */
+export async function importBuiltInternal(file) {
+  try {
+    return await import(new URL(`./${file}`, import.meta.resolve('redis-file-stream')).href);
+  } catch (err) {
+    if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    return undefined;
+  }
+}
+
+/** Which CRC-32 implementation the built package computes with: `'@node-rs/crc32'` or `'zlib'`. */
+export async function builtCrcImplementation() {
+  const mod = await importBuiltInternal('crc.js');
+  return typeof mod?.crcImplementation === 'function' ? await mod.crcImplementation() : undefined;
+}
+
+/** The writer's options as the built package resolves them from `options` (its defaults for `{}`). */
+export async function builtWriteOptions(options = {}) {
+  const mod = await importBuiltInternal('options.js');
+  return typeof mod?.resolveWriteOptions === 'function' ? mod.resolveWriteOptions(options) : undefined;
 }
 
 /** The fields of a case result whose contenders are measured in MiB/s (more is better). */
