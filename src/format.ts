@@ -279,6 +279,11 @@ export const Meta = Object.freeze({
   dropped: 'dropped',
   /** Set ('1') when the writer aborted because Redis lost pieces it had acknowledged (a failover). */
   lost: 'lost',
+  /**
+   * Set ('1') once the writer was held back by its memory limit: only from then on do consumers
+   * trim the chunks they all consumed, so that a file that fits is never trimmed.
+   */
+  pressure: 'pressure',
   /** Prefixes of the per-consumer fields: its acknowledgement, and its position while trimming. */
   ackPrefix: 'ack:',
   posPrefix: 'pos:',
@@ -304,12 +309,16 @@ export const Event = Object.freeze({
   /** The writer deleted entries past a gap left by a refused write, and writes them again. */
   repaired: 'repaired',
   resumed: 'resumed',
+  /** The commit deleted the file at once, every consumer having acknowledged it already. */
+  consumed: 'consumed',
 } as const);
 
 /** @internal Constants the scripts share with the package. */
 export const Limits = Object.freeze({
   /** How many events the `events` stream keeps (approximate trim). */
   eventsMaxLen: 16,
+  /** How long the events of a file its commit deleted stay (ms): a retried commit reads them. */
+  consumedTtl: 60_000,
   /** A writer's lease is stale after this many heartbeat intervals without a heartbeat. */
   leaseFactor: 3,
   /** How many entries `Pmemory:freed` keeps (approximate trim), and how long it outlives its last one (ms). */
@@ -401,6 +410,7 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
   }
   if (!/^[0-9a-f]{16}$/.test(raw[Meta.writer] ?? '')) return corrupt('has no writer token of 16 lowercase hex digits');
   if (raw[Meta.lost] !== undefined && raw[Meta.lost] !== Flag.yes) return corrupt('field lost is neither 1 nor absent');
+  if (raw[Meta.pressure] !== undefined && raw[Meta.pressure] !== Flag.yes) return corrupt('field pressure is neither 1 nor absent');
   let metadata: Record<string, string> = {};
   let consumers: number | readonly string[] | undefined;
   try {

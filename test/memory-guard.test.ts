@@ -116,6 +116,9 @@ describe('maxRedisMemory', () => {
 
   it('a reader that is not a consumer cannot read chunks already trimmed', async () => {
     const writer = createRedisWriteStream(admin, 'trimmed', { consumers: ['c'], maxRedisMemory: 1024 * 1024 * 1024, chunkSize: 1000 });
+    await once(writer, 'ready');
+    // As a writer held back by its limit marks the file: from then on consumed chunks are trimmed.
+    await admin.hset(fileKeysOf('trimmed').meta, 'pressure', '1');
     const reading = collect(createRedisReadStream(admin, 'trimmed', { consumer: 'c', waitForCreate: 5000 }));
     writer.write(bytes(5000));
     await eventually(

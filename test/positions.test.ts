@@ -16,10 +16,14 @@ import { bytes, put } from './helpers/streams.js';
 const redis = connect();
 afterAll(closeAll);
 
-/** A file whose one consumer `c` trims what it consumed (the limit never holds the writer back). */
+/**
+ * A file whose one consumer `c` trims what it consumed: stored under a memory limit that never held
+ * the writer back, then marked as under pressure, as a writer held back by its limit marks it.
+ */
 async function trimmedFile(data: Buffer, chunkSize: number, contentEncoding = 'identity'): Promise<string> {
   const key = uniqueKey('positions');
   await put(redis, key, data, { consumers: ['c'], maxRedisMemory: 2 ** 40, chunkSize, contentEncoding });
+  await redis.hset(fileKeysOf(key).meta, 'pressure', '1');
   return key;
 }
 

@@ -50,8 +50,9 @@ return cjson.encode({status='acked', count=count, trimmed=trimmed})
 
 /**
  * A consumer reports how far it has consumed (chunks); chunks every consumer has passed are
- * trimmed, when the writer allowed it (`maxRedisMemory`). The writer itself, held back by its
- * memory limit, trims with an empty consumer name. `trimmed`: chunks trimmed now.
+ * trimmed, when the writer allowed it (`maxRedisMemory`) and its limit has held it back. The
+ * writer itself, held back by its memory limit, trims with an empty consumer name, which also
+ * marks the file as under pressure. `trimmed`: chunks trimmed now.
  */
 export const TRIM = defineScript<'meta' | 'chunks', 'gen' | 'consumer' | 'position', { trimmed: number }>({
   name: 'trim',
@@ -62,7 +63,12 @@ export const TRIM = defineScript<'meta' | 'chunks', 'gen' | 'consumer' | 'positi
   lua: `
 local cur = redis.call('HMGET', K.meta, M.gen, M.trim)
 if cur[1] ~= A.gen or cur[2] ~= C.yes then return cjson.encode({trimmed=0}) end
-if A.consumer ~= '' then redis.call('HSET', K.meta, M.posPrefix .. A.consumer, A.position) end
+if A.consumer ~= '' then
+  redis.call('HSET', K.meta, M.posPrefix .. A.consumer, A.position)
+else
+  -- The writer, held back by its memory limit: from now on consumers trim what they all consumed.
+  redis.call('HSET', K.meta, M.pressure, C.yes)
+end
 return cjson.encode({trimmed=trim_consumed(K.meta, K.chunks)})
 `,
 });

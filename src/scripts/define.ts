@@ -62,6 +62,7 @@ local C = ${luaTable({
   maxSeq: MAX_SEQ,
   eventsMaxLen: Limits.eventsMaxLen,
   leaseFactor: Limits.leaseFactor,
+  consumedTtl: Limits.consumedTtl,
   yes: Flag.yes,
   no: Flag.no,
   done: POSITION_DONE,

@@ -116,7 +116,7 @@ end
 
 /**
  * `trim_consumed(meta, chunks)`: trim the chunks every consumer has consumed, when the writer
- * allowed it. A consumer's position is the number of chunks it consumed, or 'done' once it
+ * allowed it and its memory limit has held it back (pressure). A consumer's position is the number of chunks it consumed, or 'done' once it
  * acknowledged the file. With a count of consumers, trimming starts once that many have a
  * position; with names, once all of them have. Never past the chunks stored. Returns the number
  * of chunks trimmed now, and adds the entries removed to the hash's dropped count.
@@ -134,8 +134,8 @@ local function stored_chunks(meta, stream)
   return n
 end
 local function trim_consumed(meta, chunks)
-  local cur = redis.call('HMGET', meta, M.trim, M.consumers, M.trimmed)
-  if cur[1] ~= C.yes or not cur[2] or cur[2] == '' then return 0 end
+  local cur = redis.call('HMGET', meta, M.trim, M.consumers, M.trimmed, M.pressure)
+  if cur[1] ~= C.yes or not cur[2] or cur[2] == '' or cur[4] ~= C.yes then return 0 end
   local want = cjson.decode(cur[2])
   local least = nil
   local function consider(p)

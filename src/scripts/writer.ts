@@ -98,14 +98,19 @@ export const COMMIT = defineScript<'meta' | 'chunks' | 'events', 'writer' | 'las
   name: 'commit',
   keys: ['meta', 'chunks', 'events'],
   args: ['writer', 'last', 'pieces', 'size', 'chunks', 'crc32', 'ttl'],
-  includes: [NOW, WRONG_TAIL, ALL_ACKNOWLEDGED],
+  includes: [NOW, KIND, WRONG_TAIL, ALL_ACKNOWLEDGED],
   lua: `
-local cur = redis.call('HMGET', K.meta, M.writer, M.state, M.dropped)
+local cur = redis.call('HMGET', K.meta, M.writer, M.state, M.dropped, M.gen)
 -- A retry of this very script (re-sent after a dropped connection) finds its own work done. It
 -- still writes, so that a WAIT after it on a new connection covers the commit.
 if cur[1] == A.writer and cur[2] == S.complete then
   redis.call('HSET', K.meta, M.heartbeat, now)
   return cjson.encode({status='ok'})
+end
+-- Or it finds the file already deleted by its first run, its consumers having all acknowledged it.
+if cur[1] == false and kind(K.events) == 'stream' then
+  local top = redis.call('XREVRANGE', K.events, '+', '-', 'COUNT', 1)
+  if #top > 0 and top[1][2][1] == E.consumed and top[1][2][4] == A.writer then return cjson.encode({status='ok'}) end
 end
 if cur[1] ~= A.writer or cur[2] ~= S.writing then return cjson.encode({status='lease'}) end
 local got = wrong_tail(K.meta, K.chunks, A.last)
@@ -122,7 +127,10 @@ redis.call('HSET', K.meta, M.state, S.complete, M.size, A.size, M.chunks, A.chun
 -- Channel receivers that gave the file up while it was being written acknowledged it already:
 -- when they all did, nobody is left to read it.
 if all_acknowledged(K.meta) then
-  redis.call('DEL', K.meta, K.chunks, K.events)
+  redis.call('DEL', K.meta, K.chunks)
+  -- Said in the events, for a minute: a retry of this script then knows its first run did it.
+  redis.call('XADD', K.events, 'MAXLEN', '~', C.eventsMaxLen, '*', E.consumed, cur[4], M.writer, A.writer)
+  redis.call('PEXPIRE', K.events, C.consumedTtl)
   return cjson.encode({status='ok'})
 end
 local ttl = tonumber(A.ttl)
