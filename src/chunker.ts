@@ -74,7 +74,14 @@ export class Chunker {
    */
   take(): boolean {
     const size = this.#chunkSize;
-    while (this.#held.length > 0 && (this.hasRoom() || this.#filled < size)) {
+    for (;;) {
+      // A full chunk goes out only when the window has room: otherwise it waits, and so does the
+      // rest of the input.
+      if (this.#filled === size) {
+        if (!this.hasRoom()) break;
+        this.#sendFull();
+      }
+      if (this.#held.length === 0) break;
       const data = this.#held[0]!;
       const n = Math.min(size - this.#filled, data.length);
       data.copy(this.#buf, this.#filled, 0, n);
@@ -82,7 +89,6 @@ export class Chunker {
       if (n === data.length) this.#held.shift();
       // A view of the rest: the caller's buffer is never copied whole.
       else this.#held[0] = data.subarray(n);
-      if (this.#filled === size) this.#sendFull();
     }
     return this.#held.length === 0;
   }
@@ -95,9 +101,16 @@ export class Chunker {
     this.#onFull();
   }
 
-  /** Send the bytes of the chunk being filled that were not sent yet, as a piece of it. */
+  /**
+   * Send the bytes of the chunk being filled that were not sent yet, as a piece of it (the whole
+   * chunk when it is full, whatever room the window has: a flush or the end sends what waits).
+   */
   sendPartial(): void {
     if (!this.#window || this.#filled === this.#sent) return;
+    if (this.#filled === this.#chunkSize) {
+      this.#sendFull();
+      return;
+    }
     this.#window.queue(this.#buf.subarray(this.#sent, this.#filled));
     this.#sent = this.#filled;
   }

@@ -410,6 +410,8 @@ export class RedisWriteStream extends Writable {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     const window = this.#window!;
+    // Compressed output may still wait for room in the window: it goes in as the window drains.
+    while (!this.#failure && !this.#chunker.take()) await this.#whenDrained();
     this.#sendPartial();
     await this.#whenDrained();
     if (this.#failure) throw this.#failure;

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 /**
  * The writer fills its chunk buffers again once Redis has stored them for good, and never earlier:
  * a chunk acknowledged out of order may still be sent again by a repair, so its bytes must stay.
@@ -72,6 +73,22 @@ describe('chunk buffer reuse', () => {
     const events = await redis.xrange(keys.events, '-', '+');
     expect(events.some(([, fields]) => fields[0] === 'repaired')).toBe(true);
     await redis.del(keys.meta, chunksKey, keys.events);
+  });
+
+  it('one write of many chunks is taken a window at a time, not copied whole: at most maxInFlight + 2 chunk buffers', async () => {
+    const key = uniqueKey('one-write');
+    const chunkSize = 16 * 1024;
+    const maxInFlight = 4;
+    const data = bytes(64 * chunkSize + 100, 42);
+    const allocUnsafe = vi.spyOn(Buffer, 'allocUnsafe');
+    const writer = createRedisWriteStream(redis, key, { chunkSize, maxInFlight });
+    writer.end(data);
+    await once(writer, 'finish');
+    const chunkBuffers = allocUnsafe.mock.calls.filter(([size]) => size === chunkSize).length;
+    allocUnsafe.mockRestore();
+    expect(chunkBuffers).toBeGreaterThan(0);
+    expect(chunkBuffers).toBeLessThanOrEqual(maxInFlight + 2);
+    expect((await get(redis, key)).equals(data)).toBe(true);
   });
 
   it('a writer fed writes of at most a chunk allocates at most maxInFlight + 2 chunk buffers, whatever the file size', async () => {
