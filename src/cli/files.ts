@@ -46,7 +46,7 @@ export async function statCommand(redis: Client, g: GlobalOptions, key: string, 
   }
   const rows: [string, string][] = [
     ['key', showKey(s.key)],
-    ['state', s.state],
+    ['state', s.state === 'writing' && !s.writerAlive ? 'writing, but its writer is dead (no heartbeat within its lease)' : s.state],
     ['size', `${formatBytes(s.size)} (${s.size} bytes)${s.state === 'writing' ? ' so far' : ''}`],
     ['chunks', `${s.chunks} of ${formatBytes(s.chunkSize, true)}`],
     ['encoding', s.contentEncoding],
@@ -76,7 +76,9 @@ export async function lsCommand(redis: Client, g: GlobalOptions, pattern: string
   const all = await matching(redis, g, pattern);
   const lines = all.map((f) => {
     const encoding = f.contentEncoding === 'identity' ? '-' : f.contentEncoding;
-    return `${f.state.padEnd(8)} ${formatBytes(f.size).padStart(10)}  ${encoding.padEnd(8)} ${formatDate(f.updated, false)}  ${showKey(f.key)}\n`;
+    // A file whose writer died shows as such, not as one being written.
+    const state = f.state === 'writing' && !f.writerAlive ? 'dead' : f.state;
+    return `${state.padEnd(8)} ${formatBytes(f.size).padStart(10)}  ${encoding.padEnd(8)} ${formatDate(f.updated, false)}  ${showKey(f.key)}\n`;
   });
   for (let i = 0; i < lines.length; i += 1000) await out(lines.slice(i, i + 1000).join(''));
   // For people at a terminal, as the progress bar; never in what a script reads.

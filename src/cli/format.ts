@@ -69,6 +69,7 @@ export function statJson(s: FileStat): string {
   return JSON.stringify({
     key: s.key,
     state: s.state,
+    writerAlive: s.writerAlive,
     size: s.size,
     chunks: s.chunks,
     chunkSize: s.chunkSize,
