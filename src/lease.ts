@@ -68,8 +68,11 @@ export class WriterLease {
     const o = this.#opts;
     let waited = false;
     for (let attempt = 0; attempt < MAX_ATTEMPTS && !this.#pauses.cancelled; attempt++) {
+      // The first try assumes there is no file yet (the usual case): one round trip. When there is
+      // one, the script answers 'retry', and the next try reads its generation first.
+      const first = attempt === 0;
       const reply = await this.#script('creating the file', async () => {
-        const oldGen = await this.#client.hget(this.#keys.meta, Meta.gen);
+        const oldGen = first ? null : await this.#client.hget(this.#keys.meta, Meta.gen);
         return run(
           this.#client,
           CREATE,
