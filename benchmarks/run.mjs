@@ -9,7 +9,8 @@
 // Options:
 //   --quick          small sizes, one repetition: a smoke check (< 1 minute); writes
 //                    benchmarks/results/<date>-quick.json and leaves docs/ alone
-//   --only a,b       run only these cases (write, read, checksum, follow, fanout, gzip, chunk-size, memory)
+//   --only a,b       run only these cases (write, read, checksum, follow, fanout, gzip, chunk-size, memory,
+//                    latency)
 //   --reps N         repetitions per contender, overriding every case's default
 //   --no-docs        do not regenerate docs/benchmarks.md and docs/benchmarks.svg
 //   --out FILE       write the results JSON here instead
@@ -35,7 +36,7 @@ import { builtCrcImplementation, deleteMatching, importBuiltPackage, randomPool,
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-const CASES = ['write', 'read', 'checksum', 'follow', 'fanout', 'gzip', 'chunk-size', 'memory'];
+const CASES = ['write', 'read', 'checksum', 'follow', 'fanout', 'gzip', 'chunk-size', 'memory', 'latency'];
 
 const { values: args } = parseArgs({
   options: {
@@ -150,10 +151,13 @@ async function main() {
         result.seconds = Math.round((Date.now() - ct) / 100) / 10;
         results.push(result);
         for (const c of result.contenders) {
-          log(`  ${c.name.padEnd(40)} ${String(c.median[result.mainField]).padStart(9)} ${result.unit} (${result.mainField}, median of ${c.runs.length})`);
+          // A case may measure its contenders in different units (latency: MiB/s, ms, files/s).
+          const field = c.mainField ?? result.mainField;
+          log(`  ${c.name.padEnd(40)} ${String(c.median[field]).padStart(9)} ${c.unit ?? result.unit} (${field}, median of ${c.runs.length})`);
         }
         for (const cmp of result.comparisons) {
           if (cmp.kind === 'difference') log(`  -> ${cmp.label}: ${cmp.value} ${result.unit}`);
+          else if (cmp.kind === 'value') log(`  -> ${cmp.label}: ${cmp.value} ${cmp.unit}`);
           else log(`  -> ${cmp.label}: ${cmp.ratio}x`);
         }
       } catch (err) {
