@@ -520,6 +520,7 @@ export async function run(ctx) {
   }
 
   const p = plan;
+  const nRuns = (n) => `${n} run${n === 1 ? '' : 's'}`;
   return {
     id,
     title,
@@ -527,21 +528,21 @@ export async function run(ctx) {
       `Every client connects through a delaying TCP proxy (benchmarks/lib/delay-proxy.mjs, a process of its own on ` +
       `127.0.0.1): each chunk, either way, is released at its arrival + the one-way delay, in order, without ` +
       `a bandwidth limit; the delay is calibrated so that the median PING through the proxy takes the RTT ` +
-      `(${p.pings} PINGs a try). Write and read: a ${p.size / MiB} MiB file of ${CHUNK / KiB} KiB chunks, ` +
+      `(${p.pings} PINGs a try). Write and read: files of ${p.size / MiB} MiB in ${CHUNK / KiB} KiB chunks, ` +
       `createRedisWriteStream / createRedisReadStream with the default options (maxInFlight ${WINDOW}, readAhead ` +
       `${WINDOW}), against raw XADD loops of the same ${CHUNK / KiB} KiB format 2 pieces (d <bytes> c <crc>) with ` +
       `${p.windows.join(', ')} commands in flight and raw XRANGE loops of ${WINDOW}-entry batches: "next batch ahead" ` +
       `is the package's pattern (the next batch asked for when one arrives), "N batches in flight" names each ` +
-      `batch's range by the known ids (N = ${p.depths.join(', ')}); ${p.reps} alternated runs of each. Follow: ` +
+      `batch's range by the known ids (N = ${p.depths.join(', ')}); ${nRuns(p.reps)} of each, alternated. Follow: ` +
       `${p.followWrites} writes of 100 bytes every ${p.followIntervalMs} ms, flushInterval 0 and flush() after ` +
       `each, to a following reader, against XADD and a reader in XREAD BLOCK, the two interleaved. 1-byte file: ` +
       `request bursts the proxy sees (client-to-server bytes after a quiet gap longer than a quarter of the RTT, ` +
       `one per round trip) from the stream's creation to 'finish' (write) or 'end' (read), and that time in ` +
-      `calibrated RTTs; ${p.roundTripReps} files each. 1 KiB files: ${p.files} files written one after another ` +
+      `calibrated RTTs; ${nRuns(p.roundTripReps)} of each. 1 KiB files: ${p.files} files written one after another ` +
       `(each createRedisWriteStream, end(), 'finish'), or sent with one sendFiles call to a receiver that reads ` +
       `and acknowledges each (timed until the last ack; the receiver started and primed with one file first), ` +
-      `against ${p.files} XADDs of a 1 KiB piece pipelined in one go, and one after another; ${p.fileReps} ` +
-      `alternated runs.`,
+      `against ${p.files} XADDs of a 1 KiB piece pipelined in one go, and one after another; ` +
+      `${nRuns(p.fileReps)} of each, alternated.`,
     params: {
       rttsMs: p.rtts,
       size: p.size,
