@@ -196,14 +196,17 @@ async function followSection(ctx, plan, at, client) {
   }
 }
 
-/** Runs `fn` between a mark and a count of the proxy: its request bursts, its time, that time in RTTs. */
+/**
+ * Runs `fn` between a mark and a count of the proxy: its request bursts (and when each began, ms
+ * after the mark), its time, that time in RTTs.
+ */
 async function counted(at, fn) {
   await at.proxy.mark();
   const t0 = now();
   await fn();
   const ms = now() - t0;
-  const { bursts } = await at.proxy.count();
-  return { roundTrips: bursts, ms: round(ms, 3), rtts: round(ms / at.pingMs, 3) };
+  const { bursts, burstsAtMs } = await at.proxy.count();
+  return { roundTrips: bursts, ms: round(ms, 3), rtts: round(ms / at.pingMs, 3), burstsAtMs };
 }
 
 async function roundTripSection(ctx, plan, at, client) {

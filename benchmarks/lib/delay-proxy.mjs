@@ -22,7 +22,8 @@
 // IPC: sends { type: 'listening', port } once listening; answers each request with its `id`:
 //   { type: 'set', oneWayMs?, gapMs? }  the delay (and burst gap) for the chunks that arrive next
 //   { type: 'mark' }                    start counting request bursts afresh
-//   { type: 'count' }                   -> { bursts, requestBytes, replyBytes } since the mark
+//   { type: 'count' }                   -> { bursts, requestBytes, replyBytes, burstsAtMs } since the mark
+//                                          (burstsAtMs: when each burst began, ms after the mark, first 100)
 //   { type: 'stats' }                   -> connections, bytes each way, the longest queue
 
 import { createConnection, createServer } from 'node:net';
@@ -135,6 +136,8 @@ let bytesUp = 0;
 let bytesDown = 0;
 let lastRequestAt = -Infinity;
 let bursts = 0;
+let markedAt = 0;
+let burstsAt = [];
 let requestBytes = 0;
 let replyBytes = 0;
 
@@ -153,7 +156,7 @@ const server = createServer({ noDelay: true }, (client) => {
   upstream.on('close', (hadError) => hadError && fail());
   client.on('data', (chunk) => {
     const t = now();
-    if (t - lastRequestAt > gapMs) bursts++;
+    if (t - lastRequestAt > gapMs && bursts++ < 100) burstsAt.push(Math.round((t - markedAt) * 1000) / 1000);
     lastRequestAt = t;
     bytesUp += chunk.length;
     requestBytes += chunk.length;
@@ -187,12 +190,14 @@ process.on('message', (m) => {
       return reply({ oneWayMs, gapMs });
     case 'mark':
       bursts = 0;
+      burstsAt = [];
+      markedAt = now();
       requestBytes = 0;
       replyBytes = 0;
       lastRequestAt = -Infinity;
       return reply({});
     case 'count':
-      return reply({ bursts, requestBytes, replyBytes });
+      return reply({ bursts, requestBytes, replyBytes, burstsAtMs: burstsAt });
     case 'stats':
       return reply({ connections, bytesUp, bytesDown, maxQueued, queued: queue.length - head });
     default:
