@@ -11,7 +11,7 @@
 // - follow latency: 100 bytes then flush() (flushInterval 0) to a following reader, against XADD
 //   and a reader in XREAD BLOCK;
 // - round trips of a 1-byte file: the request bursts the proxy sees (client-to-server traffic
-//   after a quiet gap of a quarter of the RTT), and the time in RTTs, to write one and to read it;
+//   after a quiet gap of half the RTT), and the time in RTTs, to write one and to read it;
 // - 1 KiB files per second: written one after another, sent through a channel (sendFiles, and a
 //   receiver reading and acknowledging each file), against N XADDs pipelined.
 //
@@ -539,7 +539,7 @@ export async function run(ctx) {
       `batch's range by the known ids (N = ${p.depths.join(', ')}); ${nRuns(p.reps)} of each, alternated. Follow: ` +
       `${p.followWrites} writes of 100 bytes every ${p.followIntervalMs} ms, flushInterval 0 and flush() after ` +
       `each, to a following reader, against XADD and a reader in XREAD BLOCK, the two interleaved. 1-byte file: ` +
-      `request bursts the proxy sees (client-to-server bytes after a quiet gap longer than a quarter of the RTT, ` +
+      `request bursts the proxy sees (client-to-server bytes after a quiet gap longer than half the RTT, ` +
       `one per round trip) from the stream's creation to 'finish' (write) or 'end' (read), and that time in ` +
       `calibrated RTTs; ${nRuns(p.roundTripReps)} of each. 1 KiB files: ${p.files} files written one after another ` +
       `(each createRedisWriteStream, end(), 'finish'), or sent with one sendFiles call to a receiver that reads ` +

@@ -43,7 +43,7 @@ function summaryRows(output) {
 
 function measured(cmp, caseUnit) {
   const unit = cmp.unit ?? caseUnit;
-  if (cmp.kind === 'value') return `${fmt(cmp.value)} ${unit}`;
+  if (cmp.kind === 'value') return `${Number.isInteger(cmp.value) ? cmp.value : fmt(cmp.value)} ${unit}`;
   const pair = `${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${unit}`;
   if (cmp.kind === 'difference') return `${cmp.value >= 0 ? '+' : ''}${fmt(cmp.value)} ${unit} (${pair})`;
   if (cmp.target?.on === 'factor') return `${times(cmp.factor)} better (${pair})`;
