@@ -155,7 +155,8 @@ async function main() {
         for (const c of result.contenders) {
           // A case may measure its contenders in different units (latency: MiB/s, ms, files/s).
           const field = c.mainField ?? result.mainField;
-          log(`  ${c.name.padEnd(40)} ${String(c.median[field]).padStart(9)} ${c.unit ?? result.unit} (${field}, median of ${c.runs.length})`);
+          const figure = `${String(c.median[field]).padStart(9)} ${c.unit ?? result.unit}`;
+          log(`  ${c.name.padEnd(40)} ${figure} (${field}, median of ${c.runs.length})`);
         }
         for (const cmp of result.comparisons) {
           if (cmp.kind === 'difference') log(`  -> ${cmp.label}: ${cmp.value} ${result.unit}`);
@@ -189,7 +190,8 @@ async function main() {
   };
   const resultsDir = join(root, 'benchmarks', 'results');
   // A partial run never takes the place of the day's full one.
-  const file = args.out ?? join(resultsDir, `${date}${partial ? `-only-${only.join('-')}` : ''}${args.quick ? '-quick' : ''}.json`);
+  const name = `${date}${partial ? `-only-${only.join('-')}` : ''}${args.quick ? '-quick' : ''}.json`;
+  const file = args.out ?? join(resultsDir, name);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(output, null, 2)}\n`);
 

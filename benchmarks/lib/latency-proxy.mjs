@@ -25,7 +25,9 @@ const PROXY = fileURLToPath(new URL('./delay-proxy.mjs', import.meta.url));
  */
 export async function startDelayProxy(url) {
   const target = new URL(url);
-  if (target.protocol !== 'redis:') throw new Error(`the delaying proxy forwards plain TCP only, not ${target.protocol}`);
+  if (target.protocol !== 'redis:') {
+    throw new Error(`the delaying proxy forwards plain TCP only, not ${target.protocol}`);
+  }
   const child = fork(PROXY, [target.hostname || '127.0.0.1', target.port || '6379'], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: [],

@@ -7,6 +7,8 @@ export const LATENCY_SVG = 'benchmarks-latency.svg';
 
 const PKG = 'redis-file-stream';
 const CHANNEL = 'redis-file-stream, channel';
+const SAME_WRITE = 'raw XADD, 16 in flight';
+const SAME_READ = 'raw XRANGE, next batch ahead';
 
 /** The contender of section `section` at `rtt` labelled `label`, or undefined. */
 function find(c, rtt, section, label) {
@@ -89,7 +91,10 @@ export function latencySection(c) {
     ),
     '',
   );
-  const trips = (k) => (k ? `**${num(med(k, 'roundTrips'))}** (${fmt(med(k, 'ms'))} ms = ${fmt(med(k, 'rtts'))} RTT)` : '');
+  const trips = (k) => {
+    if (!k) return '';
+    return `**${num(med(k, 'roundTrips'))}** (${fmt(med(k, 'ms'))} ms = ${fmt(med(k, 'rtts'))} RTT)`;
+  };
   lines.push(
     'A 1-byte file: request bursts the proxy saw (medians), and the time, also in calibrated RTTs:',
     '',
@@ -126,7 +131,8 @@ export function latencySection(c) {
       lines.push(`- ${cmp.label}: **${num(cmp.value)} ${cmp.unit}** (runs: ${cmp.runs.map(num).join(', ')})${verdict}`);
     } else {
       const pair = `${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${cmp.unit}`;
-      lines.push(`- ${cmp.label}: **${times(cmp.ratio)}** (${pair}; per pair of runs: ${cmp.pairedRatios.map((x) => fmt(x)).join(', ')})${verdict}`);
+      const paired = cmp.pairedRatios.map((x) => fmt(x)).join(', ');
+      lines.push(`- ${cmp.label}: **${times(cmp.ratio)}** (${pair}; per pair of runs: ${paired})${verdict}`);
     }
   }
   lines.push('');
@@ -137,6 +143,8 @@ export function latencySection(c) {
 // The chart: panels of horizontal bars, one group per RTT.
 
 const COLORS = { pkg: '#0969da', same: '#afb8c1', best: '#57606a' };
+const BOLD = 'font-weight="600" fill="#1f2328"';
+const GREY = 'fill="#59636e"';
 
 export function renderLatencySvg(output, c) {
   const rtts = c.latency.rtts;
@@ -151,7 +159,7 @@ export function renderLatencySvg(output, c) {
         rtt: at.rttMs,
         bars: [
           bar(at.rttMs, 'write', PKG, 'mibps', COLORS.pkg),
-          bar(at.rttMs, 'write', 'raw XADD, 16 in flight', 'mibps', COLORS.same, 'raw XADD, 16 in flight (same window)'),
+          bar(at.rttMs, 'write', SAME_WRITE, 'mibps', COLORS.same, `${SAME_WRITE} (same window)`),
           bar(at.rttMs, 'write', at.bestWrite, 'mibps', COLORS.best, `best raw: ${at.bestWrite}`),
         ],
       })),
@@ -162,7 +170,7 @@ export function renderLatencySvg(output, c) {
         rtt: at.rttMs,
         bars: [
           bar(at.rttMs, 'read', PKG, 'mibps', COLORS.pkg),
-          bar(at.rttMs, 'read', 'raw XRANGE, next batch ahead', 'mibps', COLORS.same, 'raw XRANGE, next batch ahead (same window)'),
+          bar(at.rttMs, 'read', SAME_READ, 'mibps', COLORS.same, `${SAME_READ} (same window)`),
           bar(at.rttMs, 'read', at.bestRead, 'mibps', COLORS.best, `best raw: ${at.bestRead}`),
         ],
       })),
@@ -206,17 +214,20 @@ export function renderLatencySvg(output, c) {
     const lo = p.log ? 10 ** Math.floor(Math.log10(Math.max(1e-9, Math.min(...values)))) : 0;
     const hi = p.log ? 10 ** Math.ceil(Math.log10(max)) : niceCeil(max);
     const x = (v) => left + (p.log ? (Math.log10(v / lo) / Math.log10(hi / lo)) * plotW : (v / hi) * plotW);
-    out.push(`<text x="16" y="${y}" font-weight="600" fill="#1f2328">${esc(p.title)}</text>`);
+    out.push(text(16, y, p.title, BOLD));
     y += 10;
     const top = y;
     const grid = out.length; // the scale goes here, under the bars, once their height is known
     for (const g of p.groups) {
-      out.push(`<text x="16" y="${y + rowH / 2 + 4}" fill="#1f2328" font-weight="600">RTT ${g.rtt} ms</text>`);
+      out.push(text(16, y + rowH / 2 + 4, `RTT ${g.rtt} ms`, BOLD));
       for (const b of g.bars) {
-        out.push(`<text x="${left - 8}" y="${y + rowH / 2 + 4}" text-anchor="end" fill="#1f2328">${esc(b.label)}</text>`);
+        const baseline = y + rowH / 2 + 4;
+        out.push(text(left - 8, baseline, b.label, 'text-anchor="end" fill="#1f2328"'));
         const w = Math.max(1.5, x(b.value) - left);
-        out.push(`<rect x="${left}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${b.color}" rx="2"><title>${esc(`RTT ${g.rtt} ms, ${b.label}: ${fmt(b.value)}`)}</title></rect>`);
-        out.push(`<text x="${(left + w + 5).toFixed(1)}" y="${y + rowH / 2 + 4}" fill="#1f2328">${esc(fmt(b.value))}</text>`);
+        const tip = `<title>${esc(`RTT ${g.rtt} ms, ${b.label}: ${fmt(b.value)}`)}</title>`;
+        const box = `x="${left}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}"`;
+        out.push(`<rect ${box} fill="${b.color}" rx="2">${tip}</rect>`);
+        out.push(text((left + w + 5).toFixed(1), baseline, fmt(b.value), 'fill="#1f2328"'));
         y += rowH;
       }
       y += 6;
@@ -227,7 +238,7 @@ export function renderLatencySvg(output, c) {
       const tx = x(t).toFixed(1);
       return [
         `<line x1="${tx}" y1="${top}" x2="${tx}" y2="${y - 4}" stroke="#d1d9e0" stroke-width="1"/>`,
-        `<text x="${tx}" y="${y + 8}" text-anchor="middle" fill="#59636e" font-size="11">${Number(t.toPrecision(3))}</text>`,
+        text(tx, y + 8, Number(t.toPrecision(3)), 'text-anchor="middle" fill="#59636e" font-size="11"'),
       ];
     });
     out.splice(grid, 0, ...scale);
@@ -240,18 +251,27 @@ export function renderLatencySvg(output, c) {
       return `RTT ${at.rttMs} ms: write ${num(w)}, read ${num(r)}`;
     })
     .join('; ');
-  out.push(`<text x="16" y="${y - 10}" fill="#1f2328">${esc(`Round trips of a 1-byte file (raw XADD / XRANGE: 1) — ${trips}`)}</text>`);
+  out.push(text(16, y - 10, `Round trips of a 1-byte file (raw XADD / XRANGE: 1) — ${trips}`, 'fill="#1f2328"'));
   const H = y + 30;
   const m = output.machine;
+  const date = `${c.from?.date ?? output.date}${output.quick ? ' (quick run)' : ''}`;
   const head = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="13">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ` +
+      `font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="13">`,
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
-    `<text x="16" y="26" font-size="16" font-weight="600" fill="#1f2328">${esc(`redis-file-stream ${m.package} through a delaying proxy — ${c.from?.date ?? output.date}${output.quick ? ' (quick run)' : ''}`)}</text>`,
-    `<text x="16" y="46" fill="#59636e">${esc('Medians. The PING through the proxy is calibrated to the RTT.')}</text>`,
-    `<text x="16" y="64" fill="#59636e">${esc('Blue: the package; grey: raw ioredis at the same window; dark: the best raw loop of the run.')}</text>`,
+    text(16, 26, `redis-file-stream ${m.package} through a delaying proxy — ${date}`, `font-size="16" ${BOLD}`),
+    text(16, 46, 'Medians. The PING through the proxy is calibrated to the RTT.', GREY),
+    text(16, 64, 'Blue: the package; grey: raw ioredis at the same window; dark: the best raw loop of the run.', GREY),
   ];
-  const foot = `<text x="16" y="${H - 12}" fill="#59636e" font-size="11">${esc(`${m.cpus} x ${m.cpuModel}, Node ${m.node}, Redis ${m.redis}, ioredis ${m.ioredis}, commit ${(c.from?.commit ?? m.commit ?? '?').slice(0, 10)}`)}</text>`;
+  const commit = (c.from?.commit ?? m.commit ?? '?').slice(0, 10);
+  const machine = `${m.cpus} x ${m.cpuModel}, Node ${m.node}, Redis ${m.redis}, ioredis ${m.ioredis}, commit ${commit}`;
+  const foot = text(16, H - 12, machine, 'fill="#59636e" font-size="11"');
   return `${[...head, ...out, foot, '</svg>'].join('\n')}\n`;
+}
+
+/** A line of SVG text at (x, y), escaped. */
+function text(x, y, content, attributes) {
+  return `<text x="${x}" y="${y}" ${attributes}>${esc(content)}</text>`;
 }
 
 /** A round number (1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8 times a power of ten) at or above x. */

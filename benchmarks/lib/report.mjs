@@ -27,7 +27,9 @@ function summaryRows(output) {
     if (c.sweep) continue;
     // The latency case has a dozen comparisons per RTT: its targets, and all those at the longest RTT.
     const longest = c.latency ? Math.max(...c.latency.rtts.map((at) => at.rttMs)) : undefined;
-    const shown = c.latency ? c.comparisons.filter((cmp) => cmp.target || cmp.id.startsWith(`latency-${longest}-`)) : c.comparisons;
+    const shown = c.latency
+      ? c.comparisons.filter((cmp) => cmp.target || cmp.id.startsWith(`latency-${longest}-`))
+      : c.comparisons;
     for (const cmp of shown) {
       rows.push({
         caseId: c.id,
