@@ -9,7 +9,9 @@
 // Options:
 //   --quick          small sizes, one repetition: a smoke check (< 1 minute); writes
 //                    benchmarks/results/<date>-quick.json and leaves docs/ alone
-//   --only a,b       run only these cases (write, read, checksum, follow, fanout, gzip, chunk-size, memory)
+//   --only a,b       run only these cases (write, read, checksum, follow, fanout, gzip, chunk-size, memory,
+//                    latency): writes benchmarks/results/<date>-only-<cases>.json, and the docs with these
+//                    cases in place of theirs in the newest full results (see benchmarks/report.mjs)
 //   --reps N         repetitions per contender, overriding every case's default
 //   --no-docs        do not regenerate docs/benchmarks.md and docs/benchmarks.svg
 //   --out FILE       write the results JSON here instead
@@ -30,12 +32,12 @@ import { parseArgs } from 'node:util';
 import { startRedis } from '../scripts/lib/redis-launcher.mjs';
 import { cleanupAll, track, trackDir, trackServer, wasInterrupted } from './lib/cleanup.mjs';
 import { describeMachine, loadavg, versionOf } from './lib/machine.mjs';
-import { formatSummary, writeDocs } from './lib/report.mjs';
+import { formatSummary, mergeResults, newestFullResults, writeDocs } from './lib/report.mjs';
 import { builtCrcImplementation, deleteMatching, importBuiltPackage, randomPool, timed } from './lib/util.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-const CASES = ['write', 'read', 'checksum', 'follow', 'fanout', 'gzip', 'chunk-size', 'memory'];
+const CASES = ['write', 'read', 'checksum', 'follow', 'fanout', 'gzip', 'chunk-size', 'memory', 'latency'];
 
 const { values: args } = parseArgs({
   options: {
@@ -53,6 +55,7 @@ if (args.help) {
   process.exit(0);
 }
 const only = args.only ? args.only.split(',').map((s) => s.trim()) : CASES;
+const partial = CASES.some((c) => !only.includes(c));
 for (const c of only) if (!CASES.includes(c)) throw new Error(`unknown case "${c}"; cases: ${CASES.join(', ')}`);
 const repsOverride = args.reps === undefined ? undefined : Number(args.reps);
 if (repsOverride !== undefined && !(Number.isInteger(repsOverride) && repsOverride > 0)) throw new Error('--reps must be a positive integer');
@@ -150,10 +153,14 @@ async function main() {
         result.seconds = Math.round((Date.now() - ct) / 100) / 10;
         results.push(result);
         for (const c of result.contenders) {
-          log(`  ${c.name.padEnd(40)} ${String(c.median[result.mainField]).padStart(9)} ${result.unit} (${result.mainField}, median of ${c.runs.length})`);
+          // A case may measure its contenders in different units (latency: MiB/s, ms, files/s).
+          const field = c.mainField ?? result.mainField;
+          const figure = `${String(c.median[field]).padStart(9)} ${c.unit ?? result.unit}`;
+          log(`  ${c.name.padEnd(40)} ${figure} (${field}, median of ${c.runs.length})`);
         }
         for (const cmp of result.comparisons) {
           if (cmp.kind === 'difference') log(`  -> ${cmp.label}: ${cmp.value} ${result.unit}`);
+          else if (cmp.kind === 'value') log(`  -> ${cmp.label}: ${cmp.value} ${cmp.unit}`);
           else log(`  -> ${cmp.label}: ${cmp.ratio}x`);
         }
       } catch (err) {
@@ -182,14 +189,22 @@ async function main() {
     cases: results,
   };
   const resultsDir = join(root, 'benchmarks', 'results');
-  const file = args.out ?? join(resultsDir, `${date}${args.quick ? '-quick' : ''}.json`);
+  // A partial run never takes the place of the day's full one.
+  const name = `${date}${partial ? `-only-${only.join('-')}` : ''}${args.quick ? '-quick' : ''}.json`;
+  const file = args.out ?? join(resultsDir, name);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(output, null, 2)}\n`);
 
   log(`\n${formatSummary(output)}`);
   log(`\nresults: ${relative(process.cwd(), file)}`);
   if (!args.quick && !args['no-docs']) {
-    const written = writeDocs(output, { root, resultsFile: relative(root, file) });
+    let docs = { output, resultsFile: relative(root, file) };
+    const base = partial ? newestFullResults(resultsDir) : undefined;
+    if (base) {
+      const merged = mergeResults(JSON.parse(readFileSync(base, 'utf8')), output, relative(root, file));
+      docs = { output: merged, resultsFile: relative(root, base) };
+    }
+    const written = writeDocs(docs.output, { root, resultsFile: docs.resultsFile });
     log(`docs: ${written.map((f) => relative(process.cwd(), f)).join(', ')}`);
   }
   log(`took ${output.durationSeconds} s`);

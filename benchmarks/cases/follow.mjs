@@ -11,6 +11,9 @@
 // Bulk (kept from the first version of this case): 4 KiB every 10 ms with 4 KiB chunks, so that
 // every write fills a chunk and is sent at once; the cost of following at a high rate, against the
 // same raw ceiling.
+//
+// The followers and the schedule are exported for the latency case, which runs them through a
+// delaying proxy.
 
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
@@ -78,7 +81,7 @@ function recordParser(size, latencies, onRecord = () => {}) {
 }
 
 /** Calls send(i) for i = 0 … count-1 every `interval` ms from `t0`, on a schedule that does not drift. */
-async function steady(count, interval, send, t0 = performance.now()) {
+export async function steady(count, interval, send, t0 = performance.now()) {
   for (let i = 0; i < count; i++) {
     const wait = t0 + i * interval - performance.now();
     if (wait > 1) await sleep(wait);
@@ -86,7 +89,7 @@ async function steady(count, interval, send, t0 = performance.now()) {
   }
 }
 
-function summary(xs) {
+export function summary(xs) {
   return {
     p50: round(percentile(xs, 50), 3),
     p90: round(percentile(xs, 90), 3),
@@ -113,7 +116,7 @@ function settled(emitter, event) {
 // its steady state, which no fixed sleep could promise.
 
 /** The package, writer and following reader, each on connections of their own. */
-function packageFollower(ctx, key, writeOptions, flushEach) {
+export function packageFollower(ctx, key, writeOptions, flushEach) {
   const { pkg } = ctx;
   const latencies = [];
   const writerClient = ctx.redis.duplicate();
@@ -157,7 +160,7 @@ function packageFollower(ctx, key, writeOptions, flushEach) {
 }
 
 /** XADD of each write (a format 2 piece of chunk 0) and a reader in XREAD BLOCK on its own connection. */
-function rawFollower(ctx, key, count) {
+export function rawFollower(ctx, key, count) {
   const latencies = [];
   const writerClient = ctx.redis.duplicate();
   const readerClient = ctx.redis.duplicate();
@@ -302,7 +305,7 @@ async function bulkRawRun(ctx, rep, count) {
 // ---------------------------------------------------------------------------------------------
 
 /** A comparison of one contender's figure with a value in the same unit: their difference. */
-function difference({ id, label, contender, baseline, contenderMedian, baselineMedian, target }) {
+export function difference({ id, label, contender, baseline, contenderMedian, baselineMedian, target }) {
   const value = round(contenderMedian - baselineMedian, 3);
   const result = { id, label, kind: 'difference', contender, baseline, better: 'lower' };
   Object.assign(result, { contenderMedian, baselineMedian, value });

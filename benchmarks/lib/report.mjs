@@ -2,8 +2,10 @@
 // docs/benchmarks.svg. The markdown keeps everything above the GENERATED marker (the hand-written
 // intro and findings) and regenerates everything below it, so the page always matches the JSON.
 
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { esc, fmt, table, times } from './format.mjs';
+import { LATENCY_SVG, latencySection, renderLatencySvg } from './latency-report.mjs';
 
 export const MARKER = '<!-- GENERATED: everything below this line is written by benchmarks/run.mjs (or benchmarks/report.mjs) from the results JSON. Edit above it only. -->';
 
@@ -13,14 +15,6 @@ const DEFAULT_INTRO = `# Benchmarks
 each case below several times, alternating the contenders. See \`benchmarks/run.mjs\`.
 `;
 
-const fmt = (x, digits = 2) => {
-  if (typeof x !== 'number' || !Number.isFinite(x)) return String(x);
-  const abs = Math.abs(x);
-  if (abs >= 100) return x.toFixed(0);
-  if (abs >= 10) return x.toFixed(1);
-  return x.toFixed(digits);
-};
-const times = (x) => `${fmt(x)}x`;
 
 /** Comparisons worth a summary row: every targeted one, and the informational ones outside the sweep. */
 function summaryRows(output) {
@@ -31,7 +25,12 @@ function summaryRows(output) {
       continue;
     }
     if (c.sweep) continue;
-    for (const cmp of c.comparisons) {
+    // The latency case has a dozen comparisons per RTT: its targets, and all those at the longest RTT.
+    const longest = c.latency ? Math.max(...c.latency.rtts.map((at) => at.rttMs)) : undefined;
+    const shown = c.latency
+      ? c.comparisons.filter((cmp) => cmp.target || cmp.id.startsWith(`latency-${longest}-`))
+      : c.comparisons;
+    for (const cmp of shown) {
       rows.push({
         caseId: c.id,
         cmp,
@@ -44,7 +43,9 @@ function summaryRows(output) {
   return rows;
 }
 
-function measured(cmp, unit) {
+function measured(cmp, caseUnit) {
+  const unit = cmp.unit ?? caseUnit;
+  if (cmp.kind === 'value') return `${Number.isInteger(cmp.value) ? cmp.value : fmt(cmp.value)} ${unit}`;
   const pair = `${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${unit}`;
   if (cmp.kind === 'difference') return `${cmp.value >= 0 ? '+' : ''}${fmt(cmp.value)} ${unit} (${pair})`;
   if (cmp.target?.on === 'factor') return `${times(cmp.factor)} better (${pair})`;
@@ -71,8 +72,6 @@ export function formatSummary(output) {
 // no target. Plain SVG text, no libraries, readable on GitHub in light and dark mode (own
 // background).
 
-const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-
 function chartLabel(cmp) {
   if (cmp.better === 'lower') return `${cmp.label} (latency)`;
   return cmp.label;
@@ -90,7 +89,7 @@ export function renderSvg(output) {
   const bars = [];
   const notes = [];
   for (const c of output.cases) {
-    if (c.error || c.sweep) continue;
+    if (c.error || c.sweep || c.latency) continue; // the latency case has a chart of its own
     for (const cmp of c.comparisons) {
       if (cmp.kind === 'difference') notes.push({ cmp, unit: c.unit });
       else bars.push(cmp);
@@ -172,10 +171,6 @@ export function renderSvg(output) {
 // ---------------------------------------------------------------------------------------------
 // Markdown
 
-function table(head, rows) {
-  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
-}
-
 const FIELD_NAMES = {
   mibps: 'MiB/s',
   ms: 'ms',
@@ -208,6 +203,11 @@ function caseSection(c) {
     return lines.join('\n');
   }
   lines.push(c.description, '');
+  if (c.from) lines.push(sourceOf(c.from), '');
+  if (c.latency) {
+    lines.push(latencySection(c));
+    return lines.join('\n');
+  }
   if (c.sweep) {
     const lbl = (cs) => (cs >= 1048576 ? `${cs / 1048576} MiB` : `${cs / 1024} KiB`);
     lines.push(
@@ -294,7 +294,64 @@ export function renderMarkdown(output, { intro, resultsFile }) {
   return `${parts.join('\n').trimEnd()}\n`;
 }
 
-/** Write docs/benchmarks.md (keeping its hand-written top) and docs/benchmarks.svg. */
+/** The line that names the run a case merged in from another results file (mergeResults) came from. */
+function sourceOf(from) {
+  return (
+    `This case is from another run: [\`${from.resultsFile}\`](../${from.resultsFile}), \`${from.command}\`, ` +
+    `${from.durationSeconds} s, ${from.date}, commit \`${(from.commit ?? 'unknown').slice(0, 12)}\`` +
+    `${from.srcDirty ? ' (src/ modified)' : ''}; load average ${(from.loadavgAtStart ?? []).join(' ')} at the start, ` +
+    `${(from.loadavgAtEnd ?? []).join(' ')} at the end.`
+  );
+}
+
+/** The newest results file of a full run in `dir` (`<date>.json`), or undefined. */
+export function newestFullResults(dir) {
+  const full = readdirSync(dir).filter((f) => /^\d{4}-\d{2}-\d{2}\.json$/.test(f)).sort();
+  return full.length ? join(dir, full[full.length - 1]) : undefined;
+}
+
+/**
+ * The results files of partial runs (`--only`, `<date>-only-<cases>.json`) in `dir` of `date` or
+ * later, oldest first: what a full run of `date` does not hold yet.
+ */
+export function partialResultsSince(dir, date) {
+  return readdirSync(dir)
+    .filter((f) => /^\d{4}-\d{2}-\d{2}-only-.+\.json$/.test(f) && !f.endsWith('-quick.json') && f.slice(0, 10) >= date)
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+/**
+ * The results of `base` with the cases of a partial run (`--only`) in place of its own (or added
+ * after them), each marked with the run it came from, so that a run of a few cases updates the
+ * page without losing the others.
+ */
+export function mergeResults(base, partial, partialFile) {
+  const m = partial.machine;
+  const from = {
+    resultsFile: partialFile,
+    command: partial.command,
+    date: partial.date,
+    durationSeconds: partial.durationSeconds,
+    commit: m.commit,
+    srcDirty: m.srcDirty,
+    loadavgAtStart: m.loadavgAtStart,
+    loadavgAtEnd: m.loadavgAtEnd,
+  };
+  const cases = [...base.cases];
+  for (const c of partial.cases) {
+    const merged = { ...c, from };
+    const at = cases.findIndex((x) => x.id === c.id);
+    if (at >= 0) cases[at] = merged;
+    else cases.push(merged);
+  }
+  return { ...base, cases };
+}
+
+/**
+ * Write docs/benchmarks.md (keeping its hand-written top), docs/benchmarks.svg and, with a latency
+ * case, docs/benchmarks-latency.svg.
+ */
 export function writeDocs(output, { root, resultsFile }) {
   const md = join(root, 'docs', 'benchmarks.md');
   const svg = join(root, 'docs', 'benchmarks.svg');
@@ -306,5 +363,9 @@ export function writeDocs(output, { root, resultsFile }) {
   }
   writeFileSync(svg, renderSvg(output));
   writeFileSync(md, renderMarkdown(output, { intro, resultsFile }));
-  return [md, svg];
+  const latency = output.cases.find((c) => c.latency && !c.error);
+  if (!latency) return [md, svg];
+  const latencySvg = join(root, 'docs', LATENCY_SVG);
+  writeFileSync(latencySvg, renderLatencySvg(output, latency));
+  return [md, svg, latencySvg];
 }
