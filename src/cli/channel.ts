@@ -13,26 +13,13 @@ import { basename, join } from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { closeChannel, ErrorCodes, type ReceivedFile, receiveFiles, RedisFileError, removeChannel, sendFiles, stat } from '../index.js';
+import type { Client, GlobalOptions } from './connection.js';
+import { describe, Failure, Interrupted, isExpected, LocalFileError, UsageError } from './errors.js';
 import { formatBytes, showKey } from './format.js';
-import {
-  checked,
-  cleanUpOnSignal,
-  type Client,
-  closed,
-  describe,
-  Failure,
-  type GlobalOptions,
-  interrupt,
-  Interrupted,
-  interrupted,
-  isExpected,
-  LocalFileError,
-  orStopped,
-  stopReason,
-  UsageError,
-  warn,
-} from './runtime.js';
+import { warn } from './output.js';
 import { ProgressBar, wantBar } from './progress.js';
+import { checked } from './runtime.js';
+import { cleanUpOnSignal, closed, interrupt, interrupted, orStopped, stopReason } from './stop.js';
 
 /** How long a command run by `receive --exec` has to exit after SIGTERM before it gets SIGKILL. */
 const KILL_GRACE_MS = 2000;

@@ -9,8 +9,9 @@
  * being received is left unacknowledged).
  * Set REDIS_FILE_DEBUG=1 to print the stack (and cause) of every error.
  *
- * This file builds the program and runs it; runtime.ts holds what every command shares, and
- * transfer.ts, files.ts and channel.ts the commands.
+ * This file builds the program and runs it; runtime.ts runs a command, with connection.ts, stop.ts,
+ * errors.ts and output.ts for what every command shares, and transfer.ts, files.ts and channel.ts
+ * hold the commands.
  *
  * Not part of the library API: the package's entry point (index.ts) does not export it.
  * @internal
@@ -21,21 +22,13 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Help, InvalidArgumentError, Option } from 'commander';
 import { crcImplementation } from '../index.js';
 import { closeCommand, receiveCommand, type ReceiveOptions, rmChannelCommand, sendCommand, type SendOptions } from './channel.js';
+import { DEFAULT_PREFIX, DEFAULT_REDIS_TIMEOUT, DEFAULT_URL, type GlobalOptions } from './connection.js';
+import { EXIT, usageHint } from './errors.js';
 import { expireCommand, lsCommand, mvCommand, rmCommand, type RmOptions, statCommand } from './files.js';
 import { bytesArg, isPattern, literalKey, parseConsumers, parseDuration, parseMeta } from './format.js';
-import {
-  DEBUG,
-  DEFAULT_PREFIX,
-  DEFAULT_REDIS_TIMEOUT,
-  DEFAULT_URL,
-  EXIT,
-  type GlobalOptions,
-  onSignal,
-  report,
-  run,
-  stopReason,
-  usageHint,
-} from './runtime.js';
+import { DEBUG, report } from './output.js';
+import { run } from './runtime.js';
+import { onSignal, stopReason } from './stop.js';
 import {
   catCommand,
   getCommand,

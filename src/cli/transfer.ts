@@ -12,26 +12,14 @@ import { basename, dirname, join } from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createRedisReadStream, createRedisWriteStream, ErrorCodes, type Progress, RedisFileError, type RedisWriteStream, stat } from '../index.js';
+import type { Client, GlobalOptions } from './connection.js';
+import { EXIT, Failure, type Interrupted, LocalFileError, UsageError } from './errors.js';
 import { matching } from './files.js';
 import { patternBase, pathUnder } from './format.js';
+import { report, warn } from './output.js';
 import { ProgressBar, wantBar } from './progress.js';
-import {
-  checked,
-  cleanUpOnSignal,
-  type Client,
-  closed,
-  EXIT,
-  Failure,
-  type GlobalOptions,
-  interrupt,
-  type Interrupted,
-  LocalFileError,
-  orStopped,
-  report,
-  stopReason,
-  UsageError,
-  warn,
-} from './runtime.js';
+import { checked } from './runtime.js';
+import { cleanUpOnSignal, closed, interrupt, orStopped, stopReason } from './stop.js';
 
 const quote = (text: string): string => JSON.stringify(text);
 const RECURSIVE = '-r/--recursive stores the files of a directory';
