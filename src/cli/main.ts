@@ -10,8 +10,8 @@
  * Set REDIS_FILE_DEBUG=1 to print the stack (and cause) of every error.
  *
  * This file builds the program and runs it; runtime.ts runs a command, with connection.ts, stop.ts,
- * errors.ts and output.ts for what every command shares, and transfer.ts, files.ts and channel.ts
- * hold the commands.
+ * errors.ts and output.ts for what every command shares, and put.ts, get.ts, files.ts and
+ * channel.ts hold the commands.
  *
  * Not part of the library API: the package's entry point (index.ts) does not export it.
  * @internal
@@ -26,19 +26,11 @@ import { DEFAULT_PREFIX, DEFAULT_REDIS_TIMEOUT, DEFAULT_URL, type GlobalOptions 
 import { EXIT, usageHint } from './errors.js';
 import { expireCommand, lsCommand, mvCommand, rmCommand, type RmOptions, statCommand } from './files.js';
 import { bytesArg, isPattern, literalKey, parseConsumers, parseDuration, parseMeta } from './format.js';
+import { catCommand, getCommand, getPatternCommand, type ReadOptions } from './get.js';
 import { DEBUG, report } from './output.js';
+import { putCommand, type PutOptions, type PutState, reportInterruptedPut } from './put.js';
 import { run } from './runtime.js';
 import { onSignal, stopReason } from './stop.js';
-import {
-  catCommand,
-  getCommand,
-  getPatternCommand,
-  putCommand,
-  type PutOptions,
-  type PutState,
-  type ReadOptions,
-  reportInterruptedPut,
-} from './transfer.js';
 
 /** The default --url, as the list the option holds (compared by identity: a given --url replaces it). */
 const DEFAULT_URLS: readonly string[] = Object.freeze([DEFAULT_URL]);
