@@ -10,8 +10,8 @@
  * Set REDIS_FILE_DEBUG=1 to print the stack (and cause) of every error.
  *
  * This file builds the program and runs it; runtime.ts runs a command, with connection.ts, stop.ts,
- * errors.ts and output.ts for what every command shares, and put.ts, get.ts, files.ts and
- * channel.ts hold the commands.
+ * errors.ts and output.ts for what every command shares, and put.ts, get.ts, files.ts,
+ * channel.ts and receive.ts hold the commands.
  *
  * Not part of the library API: the package's entry point (index.ts) does not export it.
  * @internal
@@ -21,7 +21,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Help, InvalidArgumentError, Option } from 'commander';
 import { crcImplementation } from '../index.js';
-import { closeCommand, receiveCommand, type ReceiveOptions, rmChannelCommand, sendCommand, type SendOptions } from './channel.js';
+import { closeCommand, rmChannelCommand, sendCommand, type SendOptions } from './channel.js';
 import { DEFAULT_PREFIX, DEFAULT_REDIS_TIMEOUT, DEFAULT_URL, type GlobalOptions } from './connection.js';
 import { EXIT, usageHint } from './errors.js';
 import { expireCommand, lsCommand, mvCommand, rmCommand, type RmOptions, statCommand } from './files.js';
@@ -29,6 +29,7 @@ import { bytesArg, isPattern, literalKey, parseConsumers, parseDuration, parseMe
 import { catCommand, getCommand, getPatternCommand, type ReadOptions } from './get.js';
 import { DEBUG, report } from './output.js';
 import { putCommand, type PutOptions, type PutState, reportInterruptedPut } from './put.js';
+import { receiveCommand, type ReceiveOptions } from './receive.js';
 import { run } from './runtime.js';
 import { onSignal, stopReason } from './stop.js';
 
