@@ -6,20 +6,12 @@
  */
 
 import { ErrorCodes, expire, type FileStat, list, RedisFileError, remove, rename, stat } from '../index.js';
+import type { Client, GlobalOptions } from './connection.js';
+import { EXIT, Failure, notFound, UsageError } from './errors.js';
 import { formatBytes, formatDate, formatDuration, isPattern, literalKey, showKey, statJson } from './format.js';
-import {
-  checked,
-  type Client,
-  EXIT,
-  Failure,
-  type GlobalOptions,
-  interrupt,
-  notFound,
-  out,
-  report,
-  stopReason,
-  UsageError,
-} from './runtime.js';
+import { out, report } from './output.js';
+import { checked } from './runtime.js';
+import { interrupt, stopReason } from './stop.js';
 
 const quote = (text: string): string => JSON.stringify(text);
 const files = (n: number): string => `${n} file${n === 1 ? '' : 's'}`;

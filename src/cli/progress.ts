@@ -1,10 +1,12 @@
 /**
- * `redis-file`: the progress bar, on stderr, only when stderr is a terminal (and not with --quiet).
- * Its line always fits the terminal's width (see {@link barLine}).
+ * `redis-file`: the progress bar, on stderr, only when stderr is a terminal (and not with --quiet),
+ * and the counter of the bytes that pass, which feeds it. Its line always fits the terminal's width
+ * (see {@link barLine}).
  * @internal
  * @module
  */
 
+import { Transform } from 'node:stream';
 import cliProgress from 'cli-progress';
 import { barLine, formatBytes, formatDuration, formatShare } from './format.js';
 
@@ -134,4 +136,14 @@ export function progressLine(s: ProgressState, columns: number): string {
 /** Whether to show a bar: stderr is a terminal, no --quiet, and stdout (when written) is not the terminal. */
 export function wantBar(quiet: boolean | undefined, writesStdout: boolean): boolean {
   return !quiet && process.stderr.isTTY === true && !(writesStdout && process.stdout.isTTY === true);
+}
+
+/** Counts the bytes that pass. */
+export function counter(count: (bytes: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      count(chunk.length);
+      callback(null, chunk);
+    },
+  });
 }

@@ -1,0 +1,49 @@
+/**
+ * A channel's log as a whole: closing it (its receivers end), removing it, and the check of the
+ * arguments every channel call takes.
+ * @module
+ */
+
+import { randomBytes } from 'node:crypto';
+import { isRedisClient, type RedisClient } from '../client.js';
+import { wrapRedisError } from '../errors.js';
+import { ChannelField, channelLogKey } from '../format.js';
+import { invalidType, invalidValue, resolveKeyOptions } from '../options.js';
+
+/**
+ * Close a channel: every receiver ends once it has processed all files announced before the close.
+ * A channel used again after a close is open again: the old close ends nobody later.
+ * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments
+ */
+export async function closeChannel(client: RedisClient, channel: string, options?: { prefix?: string }): Promise<void> {
+  checkChannel(client, channel);
+  const log = channelLogKey(resolveKeyOptions(options).prefix, channel);
+  try {
+    await client.xadd(log, '*', ChannelField.close, randomBytes(8).toString('hex'));
+  } catch (err) {
+    throw wrapRedisError(err, channel, 'closing the channel');
+  }
+}
+
+/**
+ * Delete a channel's log and every receiver's position in it (the files themselves go with their
+ * acknowledgements or TTL).
+ * @returns whether there was a channel
+ * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments
+ */
+export async function removeChannel(client: RedisClient, channel: string, options?: { prefix?: string }): Promise<boolean> {
+  checkChannel(client, channel);
+  const log = channelLogKey(resolveKeyOptions(options).prefix, channel);
+  try {
+    return (await client.del(log)) > 0;
+  } catch (err) {
+    throw wrapRedisError(err, channel, 'removing the channel');
+  }
+}
+
+/** @internal The client and channel arguments every channel call takes. */
+export function checkChannel(client: unknown, channel: unknown): void {
+  if (!isRedisClient(client)) throw invalidType('client', 'an ioredis Redis or Cluster instance', client);
+  if (typeof channel !== 'string') throw invalidType('channel', 'a string', channel);
+  if (channel.length === 0) throw invalidValue('channel', channel, 'a non-empty string');
+}

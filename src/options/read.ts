@@ -1,0 +1,184 @@
+/**
+ * The options of {@link createRedisReadStream}: their type, their defaults, and their resolver,
+ * which checks them all synchronously at the call, before any I/O.
+ * @internal
+ * @module
+ */
+
+import { DEFAULT_PREFIX } from '../format.js';
+import {
+  type Bag,
+  bool,
+  checkKnown,
+  checkObject,
+  consumerName,
+  incompatible,
+  int,
+  invalidType,
+  invalidValue,
+  type KeyOptions,
+  prefix,
+  PROGRESS_INTERVAL,
+  signal,
+} from './common.js';
+
+/** Options of {@link createRedisReadStream}. */
+export interface ReadStreamOptions extends KeyOptions {
+  /**
+   * Offset of the first byte to read. Reading starts at the chunk holding it.
+   * @default 0
+   */
+  start?: number;
+  /**
+   * Offset of the last byte to read, inclusive, as in `fs.createReadStream`: an `end` at or past
+   * the end of the file reads to the end. (A `start` past the end fails with `ERR_REDIS_FILE_RANGE`.)
+   * @default Infinity (to the end of the file)
+   */
+  end?: number;
+  /**
+   * While the file is being written, wait for the writer (with blocking reads) and end only at the
+   * end record. With `false`, read what is stored now and end there.
+   * @default true
+   */
+  follow?: boolean;
+  /**
+   * Gunzip the bytes when the stored content encoding is gzip; no-op otherwise. Cannot be combined
+   * with `start` or `end`.
+   * @default false
+   */
+  decompress?: boolean;
+  /**
+   * Milliseconds to wait for a key that does not exist yet. With 0, a missing key fails at once
+   * with `ERR_REDIS_FILE_NOT_FOUND`; after a longer wait it fails with `ERR_REDIS_FILE_TIMEOUT`.
+   * @default 0
+   */
+  waitForCreate?: number;
+  /**
+   * Milliseconds without any progress or heartbeat from the writer before a following reader
+   * gives up with `ERR_REDIS_FILE_TIMEOUT`. `Infinity` waits forever. (A channel receiver does not
+   * wait that long for a dead writer: see {@link receiveFiles}.)
+   * @default 30000
+   */
+  idleTimeout?: number;
+  /**
+   * Verify the CRC-32 of the whole file, stored in the end record, on reads that start at the
+   * first byte and reach the end. Chunk numbers and sizes are always checked.
+   * @default true
+   */
+  checksum?: boolean;
+  /**
+   * This reader's name as a consumer of the file: after a complete, verified read it acknowledges
+   * the file (once per name, however often it reads), which deletes the file when the writer's
+   * `consumers` are all done. Under the writer's `maxRedisMemory` it reports how far the
+   * application has consumed (the whole chunks taken out of the stream), so that the chunks every
+   * consumer consumed are trimmed; one reader per name at a time.
+   */
+  consumer?: string;
+  /**
+   * How many chunks one read request fetches: the bound of the read-ahead.
+   * @default 16
+   */
+  readAhead?: number;
+  /**
+   * Least milliseconds between two `progress` events.
+   * @default 250
+   */
+  progressInterval?: number;
+  /** Aborts the read: the stream is destroyed and its blocking connection closed. */
+  signal?: AbortSignal;
+  /**
+   * Bytes buffered in the stream before fetching pauses.
+   * @default 1048576 (1 MiB)
+   */
+  highWaterMark?: number;
+  /**
+   * Decode the bytes into strings with this character encoding, as `fs.createReadStream` does
+   * (the same as calling `setEncoding()`); characters split across pieces come out whole.
+   * @default undefined (Buffers)
+   * @example 'utf8'
+   */
+  encoding?: BufferEncoding;
+}
+
+/** @internal Resolved read options. */
+export interface ResolvedReadOptions {
+  readonly prefix: string;
+  readonly start: number;
+  readonly end: number;
+  readonly follow: boolean;
+  readonly decompress: boolean;
+  readonly waitForCreate: number;
+  readonly idleTimeout: number;
+  readonly checksum: boolean;
+  readonly consumer: string | undefined;
+  /**
+   * Whether the consumer acknowledges at the end of a complete read. Channel receivers report
+   * their position as consumers but acknowledge only after processing, with `ack()`.
+   */
+  readonly ackAtEnd: boolean;
+  /**
+   * Whether a follower that finds the writer silent for three heartbeat intervals marks the file
+   * aborted (when the server agrees the lease is stale), instead of waiting up to `idleTimeout`
+   * for a `resume`. Channel receivers do: a channel's sender never resumes a file.
+   */
+  readonly abandonStale: boolean;
+  readonly readAhead: number;
+  readonly progressInterval: number;
+  readonly signal: AbortSignal | undefined;
+  readonly highWaterMark: number;
+  readonly encoding: BufferEncoding | undefined;
+}
+
+const READ_DEFAULTS = Object.freeze({
+  prefix: DEFAULT_PREFIX,
+  start: 0,
+  end: Infinity,
+  follow: true,
+  decompress: false,
+  waitForCreate: 0,
+  idleTimeout: 30_000,
+  checksum: true,
+  readAhead: 16,
+  highWaterMark: 1024 * 1024,
+});
+
+/** @internal */
+export function resolveReadOptions(options: ReadStreamOptions | undefined): ResolvedReadOptions {
+  const o = checkObject(options, 'options');
+  checkKnown(o, 'options', [
+    'prefix', 'start', 'end', 'follow', 'decompress', 'waitForCreate', 'idleTimeout', 'checksum', 'consumer', 'readAhead',
+    'progressInterval', 'signal', 'highWaterMark', 'encoding',
+  ]);
+  const start = int(o, 'start', READ_DEFAULTS.start, 0, Number.MAX_SAFE_INTEGER);
+  const end = o.end === undefined || o.end === Infinity ? Infinity : int(o, 'end', 0, start, Number.MAX_SAFE_INTEGER);
+  const decompress = bool(o, 'decompress', READ_DEFAULTS.decompress);
+  if (decompress && (o.start !== undefined || o.end !== undefined)) {
+    throw incompatible('`decompress`', '`start` or `end`: gzip cannot be decoded from the middle');
+  }
+  return Object.freeze({
+    prefix: prefix(o),
+    start,
+    end,
+    follow: bool(o, 'follow', READ_DEFAULTS.follow),
+    decompress,
+    waitForCreate: int(o, 'waitForCreate', READ_DEFAULTS.waitForCreate, 0, 2 ** 31 - 1),
+    idleTimeout: o.idleTimeout === Infinity ? Infinity : int(o, 'idleTimeout', READ_DEFAULTS.idleTimeout, 1, 2 ** 31 - 1),
+    checksum: bool(o, 'checksum', READ_DEFAULTS.checksum),
+    consumer: consumerName(o.consumer, 'consumer'),
+    ackAtEnd: true,
+    abandonStale: false,
+    readAhead: int(o, 'readAhead', READ_DEFAULTS.readAhead, 1, 1024),
+    progressInterval: int(o, 'progressInterval', PROGRESS_INTERVAL, 0, 3_600_000),
+    signal: signal(o),
+    highWaterMark: int(o, 'highWaterMark', READ_DEFAULTS.highWaterMark, 1, 2 ** 31 - 1),
+    encoding: encoding(o),
+  });
+}
+
+function encoding(o: Bag): BufferEncoding | undefined {
+  const v = o.encoding;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw invalidType('encoding', 'a character encoding such as \'utf8\'', v);
+  if (!Buffer.isEncoding(v)) throw invalidValue('encoding', v, 'a character encoding Node knows, such as \'utf8\'');
+  return v;
+}
