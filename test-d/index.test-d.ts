@@ -9,6 +9,7 @@ import { expectAssignable, expectError, expectNotAssignable, expectNotType, expe
 import {
   type AnnouncedFile,
   closeChannel,
+  crcImplementation,
   createRedisReadStream,
   createRedisWriteStream,
   ErrorCodes,
@@ -76,7 +77,9 @@ expectType<RedisWriteStream>(createRedisWriteStream(redis, 'k', undefined));
 expectType<string>(writer.key);
 expectType<number>(writer.committedBytes);
 expectType<number>(writer.committedChunks);
-expectType<string | undefined>(writer.contentEncoding);
+expectType<string>(writer.contentEncoding);
+expectType<void>(writer.flush());
+writer.flush((err) => expectType<Error | null | undefined>(err));
 expectError((writer.key = 'other'));
 expectError((writer.committedBytes = 1));
 
@@ -221,6 +224,7 @@ async function useStat(): Promise<void> {
   expectType<number>(s.size);
   expectType<number>(s.chunks);
   expectType<number>(s.chunkSize);
+  expectType<boolean>(s.writerAlive);
   expectType<string>(s.contentEncoding);
   expectType<string | undefined>(s.contentType);
   expectType<Readonly<Record<string, string>>>(s.metadata);
@@ -365,3 +369,12 @@ async function useReceived(): Promise<void> {
   }
 }
 void useReceived;
+
+// Format 2: the writer's flushInterval, the reader's encoding and its 'file' event.
+createRedisWriteStream(redis, 'k', { flushInterval: 0 });
+expectError(createRedisWriteStream(redis, 'k', { flushInterval: '100' }));
+const textReader = createRedisReadStream(redis, 'k', { encoding: 'utf8' });
+expectError(createRedisReadStream(redis, 'k', { encoding: 'klingon' }));
+textReader.on('file', (file) => expectType<FileStat>(file));
+expectType<FileStat | undefined>(textReader.file);
+expectType<Promise<'@node-rs/crc32' | 'zlib'>>(crcImplementation());
