@@ -128,3 +128,39 @@ export class Chunker {
     this.#held.length = 0;
   }
 }
+
+/**
+ * @internal Sends what waits once the oldest byte not yet sent is `interval` ms old (0: never):
+ * `pending` says whether anything waits, `busy` defers the flush while the writer is held back (it
+ * then fills whole chunks), `flush` sends.
+ */
+export class FlushTimer {
+  readonly #interval: number;
+  readonly #pending: () => boolean;
+  readonly #busy: () => boolean;
+  readonly #flush: () => void;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(interval: number, hooks: { pending: () => boolean; busy: () => boolean; flush: () => void }) {
+    this.#interval = interval;
+    this.#pending = hooks.pending;
+    this.#busy = hooks.busy;
+    this.#flush = hooks.flush;
+  }
+
+  /** Start the interval when something waits and it is not running yet. */
+  arm(): void {
+    if (this.#interval === 0 || this.#timer || !this.#pending()) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#busy()) this.arm();
+      else this.#flush();
+    }, this.#interval);
+  }
+
+  /** Nothing waits any more (a flush, a full chunk, the end): the interval starts again with new bytes. */
+  cancel(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}

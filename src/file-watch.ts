@@ -11,6 +11,7 @@ import { closeConnection, openBlockingConnection, type RedisClient } from './cli
 import { aborted, corrupt, notFound, timeout, wrapRedisError } from './errors.js';
 import { serverMs } from './file-stat.js';
 import { Event, type FileKeys, Flag, leaseLapsed, Limits, Meta, type MetaRecord, State } from './format.js';
+import type { Step } from './sequence.js';
 import { ABANDON, run } from './scripts/index.js';
 
 /**
@@ -191,6 +192,35 @@ export class FileWatch {
     if (state === State.aborted) throw aborted(this.#key, 'the writer aborted this file before it was complete');
     if (state !== State.writing || leaseLapsed(Number(heartbeat), Number(interval), serverMs(time)) || waited >= this.#idleTimeout) throw gap;
     await this.waitForEvent(Math.max(1, Math.min(LIVENESS_INTERVAL_MS, this.#idleTimeout - waited)), `waiting for entry ${expected}`);
+  }
+
+  /**
+   * The end or abort record is written in one step with the hash's state: they must agree, and the
+   * end record is the authority on the sizes and the CRC, which the hash must repeat.
+   */
+  async checkAgainstMeta(record: Extract<Step, { kind: 'end' | 'abort' }>): Promise<{ state: string | null; lost: string | null }> {
+    const m = this.#meta!;
+    let [gen, state, size, chunks, crc, lost]: (string | null)[] = [m.gen, m.state, String(m.size), String(m.chunks), m.crc32, m.lost ? Flag.yes : null];
+    if (m.state !== State.complete) {
+      try {
+        [gen, state, size, chunks, crc, lost] = await this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.size, Meta.chunks, Meta.crc32, Meta.lost);
+      } catch (err) {
+        throw wrapRedisError(err, this.#key, 'checking the file');
+      }
+      // Consumers that all acknowledged it deleted it right after its end record was read: every
+      // piece was checked already, and there is nothing left to compare with.
+      if (gen === null && record.kind === 'end') return { state, lost };
+    }
+    if (gen !== m.gen) throw notFound(this.#key, 'the file was removed, replaced or expired while being read');
+    if (record.kind === 'abort') return { state, lost };
+    if (state !== State.complete) throw corrupt(this.#key, `the stream holds an end record but the metadata hash says ${state}`);
+    if (size !== String(record.size) || chunks !== String(record.chunks) || crc !== record.crc32) {
+      throw corrupt(
+        this.#key,
+        `the metadata hash says ${size} bytes in ${chunks} chunks, crc32 ${crc}; the end record says ${record.size} bytes in ${record.chunks} chunks, crc32 ${record.crc32}`,
+      );
+    }
+    return { state, lost };
   }
 
   /**

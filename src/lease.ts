@@ -1,17 +1,20 @@
 /**
  * A writer's lease on its key: claiming it (creating the file, or resuming one whose writer is
- * gone), waiting out a holder that stopped a moment ago, and keeping it with a heartbeat.
+ * gone), waiting out a holder that stopped a moment ago, keeping it with a heartbeat, and ending it
+ * with the end record or an abort.
  * @internal
  * @module
  */
 
 import { randomBytes } from 'node:crypto';
 import type { RedisClient } from './client.js';
-import { badFormat, corrupt, exists, isRetryable, wrapRedisError } from './errors.js';
+import { formatCrc } from './crc.js';
+import { badFormat, corrupt, exists, isRetryable, timeout, wrapRedisError } from './errors.js';
 import { type FileKeys, Flag, Meta } from './format.js';
 import type { ResolvedWriteOptions } from './options.js';
 import { MAX_ATTEMPTS, type Pauses, withRetries } from './retry.js';
-import { CREATE, RESUME, run, TOUCH } from './scripts/index.js';
+import { ABORT, COMMIT, CREATE, RESUME, run, runAndWait, TOUCH } from './scripts/index.js';
+import type { CommitReply } from './scripts/writer.js';
 
 /** @internal What a claim gives the writer: a new file, or where a resumed one continues. */
 export type Claimed =
@@ -210,5 +213,56 @@ export class WriterLease {
   stopHeartbeat(): void {
     clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
+  }
+
+  /**
+   * Append the end record of generation `gen` after `end.last`, the last of `end.pieces` pieces.
+   * With `waitReplicas`, WAIT until that many replicas hold it; the commit is idempotent, so while
+   * too few replicas confirm it runs again (and writes again), until `retryTimeout`.
+   */
+  commit(gen: string, end: { last: string; pieces: number; size: number; chunks: number; crc32: string; ttl: number }): Promise<CommitReply> {
+    const keys = { meta: this.#keys.meta, chunks: this.#keys.chunks(gen), events: this.#keys.events };
+    const args = { writer: this.token, ...end };
+    const { waitReplicas, waitTimeout, retryTimeout } = this.#opts;
+    return withRetries(
+      async () => {
+        if (waitReplicas === 0) return run(this.#client, COMMIT, keys, args);
+        const { reply, replicas } = await runAndWait(this.#client, COMMIT, keys, args, waitReplicas, waitTimeout);
+        if (reply.status !== 'ok' || replicas >= waitReplicas) return reply;
+        throw new TooFewReplicas(replicas, waitReplicas);
+      },
+      {
+        retryable: (err) => err instanceof TooFewReplicas || isRetryable(err, this.#client),
+        budgetMs: retryTimeout,
+        pauses: this.#pauses,
+        wrap: (err) =>
+          err instanceof TooFewReplicas
+            ? timeout(this.#key, `the end record reached ${err.replicas} of ${err.wanted} replicas (the file is complete on the primary)`)
+            : wrapRedisError(err, this.#key, 'committing the end record'),
+      },
+    );
+  }
+
+  /**
+   * Mark the file aborted, with an abort record after what is stored, keeping `whole` (the prefix
+   * of whole chunks, where a resume continues); `lost` when Redis lost acknowledged pieces.
+   */
+  abort(gen: string, whole: { bytes: number; chunks: number; crc: number }, reason: string, lost: boolean): Promise<unknown> {
+    return run(
+      this.#client,
+      ABORT,
+      { meta: this.#keys.meta, chunks: this.#keys.chunks(gen) },
+      { writer: this.token, reason, size: whole.bytes, chunks: whole.chunks, crc32: formatCrc(whole.crc), lost: lost ? Flag.yes : Flag.no },
+    );
+  }
+}
+
+/** The end record is stored, but on fewer replicas than `waitReplicas`. */
+class TooFewReplicas extends Error {
+  constructor(
+    readonly replicas: number,
+    readonly wanted: number,
+  ) {
+    super(`${replicas} of ${wanted} replicas`);
   }
 }

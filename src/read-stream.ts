@@ -12,7 +12,7 @@ import { ConsumerBook } from './consumer.js';
 import { aborted, badFormat, corrupt, decodeFailed, isRetryable, notFound, outOfRange, timeout, wrapRedisError } from './errors.js';
 import { type FileStat, serverMs, toFileStat } from './file-stat.js';
 import { abortedError, FileWatch, type RawEntry, trimmedError } from './file-watch.js';
-import { decodeEntry, type Entry, type FileKeys, fileKeys, Flag, isMetaProblem, Meta, type MetaRecord, parseMeta, State } from './format.js';
+import { decodeEntry, type Entry, type FileKeys, fileKeys, Flag, isMetaProblem, type MetaRecord, parseMeta, State } from './format.js';
 import { checkClientAndKey, type ReadStreamOptions, resolveReadOptions, type ResolvedReadOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
 import { Pauses, RETRY_MAX_MS, RETRY_MIN_MS } from './retry.js';
@@ -279,48 +279,19 @@ export class RedisReadStream extends Readable {
         if (more > 0 || (!reachedEnd && (await this.#rangeAfter(this.#seq.lastId, 1)).length > 0)) {
           throw corrupt(this.key, `entries follow the end record ${this.#seq.lastId}`);
         }
-        await this.#checkAgainstMeta(step);
+        await this.#watch.checkAgainstMeta(step);
         this.#checkRange(step.size);
         this.#readToEnd = this.#opts.start === 0;
         this.#finish();
         return;
       }
       case 'abort': {
-        const { state, lost } = await this.#checkAgainstMeta(step);
+        const { state, lost } = await this.#watch.checkAgainstMeta(step);
         if (lost === Flag.yes) throw abortedError(this.key, true);
         if (state !== State.aborted) throw corrupt(this.key, `the stream holds an abort record but the metadata hash says ${state}`);
         throw aborted(this.key, `the writer aborted this file before it was complete (${step.reason})`);
       }
     }
-  }
-
-  /**
-   * The end or abort record is written in one step with the hash's state: they must agree, and the
-   * end record is the authority on the sizes and the CRC, which the hash must repeat.
-   */
-  async #checkAgainstMeta(record: Extract<Step, { kind: 'end' | 'abort' }>): Promise<{ state: string | null; lost: string | null }> {
-    const m = this.#meta;
-    let [gen, state, size, chunks, crc, lost]: (string | null)[] = [m.gen, m.state, String(m.size), String(m.chunks), m.crc32, m.lost ? Flag.yes : null];
-    if (m.state !== State.complete) {
-      try {
-        [gen, state, size, chunks, crc, lost] = await this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.size, Meta.chunks, Meta.crc32, Meta.lost);
-      } catch (err) {
-        throw wrapRedisError(err, this.key, 'checking the file');
-      }
-      // Consumers that all acknowledged it deleted it right after its end record was read: every
-      // piece was checked already, and there is nothing left to compare with.
-      if (gen === null && record.kind === 'end') return { state, lost };
-    }
-    if (gen !== m.gen) throw notFound(this.key, 'the file was removed, replaced or expired while being read');
-    if (record.kind === 'abort') return { state, lost };
-    if (state !== State.complete) throw corrupt(this.key, `the stream holds an end record but the metadata hash says ${state}`);
-    if (size !== String(record.size) || chunks !== String(record.chunks) || crc !== record.crc32) {
-      throw corrupt(
-        this.key,
-        `the metadata hash says ${size} bytes in ${chunks} chunks, crc32 ${crc}; the end record says ${record.size} bytes in ${record.chunks} chunks, crc32 ${record.crc32}`,
-      );
-    }
-    return { state, lost };
   }
 
   /** The next entries, waiting for the writer when following. An empty batch means "look again". */

@@ -9,18 +9,17 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { constants as zlibConstants, createGzip, type Gzip } from 'node:zlib';
 import { ChunkWindow } from './chunk-window.js';
-import { Chunker } from './chunker.js';
+import { Chunker, FlushTimer } from './chunker.js';
 import type { RedisClient } from './client.js';
 import { formatCrc, parseCrc } from './crc.js';
-import { aborted, corrupt, ErrorCodes, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
-import { type FileKeys, fileKeys, Flag, memoryEventsKey } from './format.js';
+import { aborted, corrupt, ErrorCodes, RedisFileError } from './errors.js';
+import { type FileKeys, fileKeys, memoryEventsKey } from './format.js';
 import { WriterLease } from './lease.js';
 import { MemoryGuard } from './memory-guard.js';
 import { checkClientAndKey, resolveWriteOptions, type ResolvedWriteOptions, type WriteStreamOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
-import { Pauses, withRetries } from './retry.js';
-import { ABORT, COMMIT, run, runAndWait, TRIM } from './scripts/index.js';
-import type { CommitReply } from './scripts/writer.js';
+import { Pauses } from './retry.js';
+import { run, TRIM } from './scripts/index.js';
 
 /** How long `destroy()` waits for the abort record to be stored before it lets go. */
 const ABORT_WAIT_MS = 5000;
@@ -64,7 +63,7 @@ export class RedisWriteStream extends Writable {
   /** Bytes into chunks and pieces for the window. */
   readonly #chunker: Chunker;
   /** Sends the bytes not yet sent once the oldest of them is `flushInterval` old. */
-  #flushTimer: NodeJS.Timeout | undefined;
+  readonly #flushTimer: FlushTimer;
   /** The callback of the write(s) the chunker holds, or of a write that waits for room. */
   #blocked: ((error?: Error | null) => void) | undefined;
   /** The piece writes, once the key is claimed. */
@@ -94,10 +93,17 @@ export class RedisWriteStream extends Writable {
     this.#chunksKey = this.#keys.chunks(this.#gen);
     this.#chunkSize = opts.chunkSize;
     this.#encoding = opts.contentEncoding ?? 'identity';
-    this.#chunker = new Chunker(opts.chunkSize, opts.maxInFlight, () => {
-      // Nothing waits to be sent any more: the flush interval starts again with new bytes.
-      clearTimeout(this.#flushTimer);
-      this.#flushTimer = undefined;
+    this.#chunker = new Chunker(opts.chunkSize, opts.maxInFlight, () => this.#flushTimer.cancel());
+    this.#flushTimer = new FlushTimer(opts.flushInterval, {
+      pending: () => this.#chunker.waiting || this.#gzip !== undefined,
+      // Writes wait behind a full window: the writer fills chunks faster than they are stored, and
+      // its bytes go out as whole chunks without flushing.
+      busy: () => this.#chunker.holding || this.writableLength > 0,
+      flush: () => {
+        if (this.#failure || this.#committing || this.destroyed) return;
+        if (this.#gzip) this.#gzip.flush(zlibConstants.Z_SYNC_FLUSH, () => this.#sendPartial());
+        else this.#sendPartial();
+      },
     });
     this.#progress = new ProgressTicker(opts.progressInterval, (p) => this.emit('progress', p));
     if (opts.maxRedisMemory !== undefined) {
@@ -199,7 +205,7 @@ export class RedisWriteStream extends Writable {
     this.#opts.signal?.removeEventListener('abort', this.#onAbort);
     this.#lease.stopHeartbeat();
     this.#pauses.cancel();
-    clearTimeout(this.#flushTimer);
+    this.#flushTimer.cancel();
     this.#window?.stop();
     this.#guard?.close();
     this.#gzip?.destroy();
@@ -217,20 +223,7 @@ export class RedisWriteStream extends Writable {
     const abort = claimed.then(() => {
       if (!this.#window || this.#committed) return;
       const reason = error ? `${error.name}: ${error.message}` : 'the writer was destroyed';
-      const whole = this.#window.whole;
-      return run(
-        this.#client,
-        ABORT,
-        { meta: this.#keys.meta, chunks: this.#chunksKey },
-        {
-          writer: this.#lease.token,
-          reason,
-          size: whole.bytes,
-          chunks: whole.chunks,
-          crc32: formatCrc(whole.crc),
-          lost: lostChunks(error) ? Flag.yes : Flag.no,
-        },
-      );
+      return this.#lease.abort(this.#gen, this.#window.whole, reason, lostChunks(error));
     });
     // Readers must learn of the abort, but a dead connection must not keep the stream open forever.
     Promise.race([abort, wait])
@@ -255,7 +248,7 @@ export class RedisWriteStream extends Writable {
       // has consumed the input, which it stops doing while its output is paused.
       const last = data.length - 1;
       data.forEach((d, i) => this.#gzip!.write(d, i === last ? (err) => callback(err ?? this.#failure) : undefined));
-      this.#armFlush();
+      this.#flushTimer.arm();
       return;
     }
     this.#blocked = callback;
@@ -265,7 +258,7 @@ export class RedisWriteStream extends Writable {
 
   /** Call back the held writes once every byte is in and the window has room (or on a failure). */
   #settle(): void {
-    this.#armFlush();
+    this.#flushTimer.arm();
     if (this.#blocked && (this.#failure || (!this.#chunker.holding && this.#chunker.hasRoom()))) {
       const blocked = this.#blocked;
       this.#blocked = undefined;
@@ -276,28 +269,8 @@ export class RedisWriteStream extends Writable {
   /** Compressed output: into chunks, pausing the compressor while the window is full. */
   #gzipped(data: Buffer): void {
     this.#chunker.hold([data]);
-    this.#armFlush();
+    this.#flushTimer.arm();
     if (this.#chunker.holding || !this.#chunker.hasRoom()) this.#gzip!.pause();
-  }
-
-  /** Start the flush interval when bytes wait to be sent and it is not running yet. */
-  #armFlush(): void {
-    const { flushInterval } = this.#opts;
-    if (flushInterval === 0 || this.#flushTimer || (!this.#chunker.waiting && !this.#gzip)) return;
-    this.#flushTimer = setTimeout(() => this.#onFlushTimer(), flushInterval);
-  }
-
-  #onFlushTimer(): void {
-    this.#flushTimer = undefined;
-    if (this.#failure || this.#committing || this.destroyed) return;
-    // Writes wait behind a full window: the writer fills chunks faster than they are stored, and
-    // its bytes go out as whole chunks without flushing.
-    if (this.#chunker.holding || this.writableLength > 0) {
-      this.#armFlush();
-      return;
-    }
-    if (this.#gzip) this.#gzip.flush(zlibConstants.Z_SYNC_FLUSH, () => this.#sendPartial());
-    else this.#sendPartial();
   }
 
   /** Send the bytes of the chunk being filled that were not sent yet, as a piece of it. */
@@ -312,8 +285,7 @@ export class RedisWriteStream extends Writable {
       return;
     }
     const send = (): void => {
-      clearTimeout(this.#flushTimer);
-      this.#flushTimer = undefined;
+      this.#flushTimer.cancel();
       this.#sendPartial();
       this.#whenDrained().then(() => callback(this.#failure));
     };
@@ -407,16 +379,16 @@ export class RedisWriteStream extends Writable {
       });
     }
     if (this.#failure) throw this.#failure;
-    clearTimeout(this.#flushTimer);
-    this.#flushTimer = undefined;
+    this.#flushTimer.cancel();
     const window = this.#window!;
     // Compressed output may still wait for room in the window: it goes in as the window drains.
     while (!this.#failure && !this.#chunker.take()) await this.#whenDrained();
     this.#sendPartial();
+    // With waitReplicas a piece counts only once replicas confirm it: the end record waits for that.
+    if (this.#opts.waitReplicas > 0) await this.#whenDrained();
     if (this.#failure) throw this.#failure;
     const cut = window.cut;
     const args = {
-      writer: this.#lease.token,
       last: cut.last,
       pieces: cut.pieces,
       size: cut.bytes,
@@ -427,17 +399,17 @@ export class RedisWriteStream extends Writable {
     // From here an abort no longer takes the upload back: what the stream reports must match what
     // Redis holds, and the end record may already be stored.
     this.#committing = true;
-    // The end record goes right behind the last pieces, on the same connection, without waiting
-    // for their acknowledgements: a small file costs one round trip less. The script checks that
+    // Without waitReplicas the end record goes right behind the last pieces, on the same
+    // connection, without waiting for their acknowledgements: a small file costs one round trip less. The script checks that
     // every piece is stored; when one was not (refused, and being written again), it stores
     // nothing, and the commit is sent again once the window has drained.
-    let reply = await this.#commit(args);
+    let reply = await this.#lease.commit(this.#gen, args);
     if (reply.status === 'corrupt' && window.pending > 0 && !this.#failure) {
       this.#committing = false;
       await this.#whenDrained();
       if (this.#failure) throw this.#failure;
       this.#committing = true;
-      reply = await this.#commit(args);
+      reply = await this.#lease.commit(this.#gen, args);
     }
     this.#lease.stopHeartbeat();
     if (reply.status === 'lease') throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
@@ -447,42 +419,6 @@ export class RedisWriteStream extends Writable {
     this.#progress.tick(cut.bytes, cut.bytes, true);
   }
 
-  /**
-   * Append the end record. With `waitReplicas`, WAIT until that many replicas hold it; the commit
-   * is idempotent, so while too few replicas confirm it runs again (and writes again), until
-   * `retryTimeout`.
-   */
-  #commit(args: Record<'writer' | 'last' | 'pieces' | 'size' | 'chunks' | 'crc32' | 'ttl', string | number>): Promise<CommitReply> {
-    const keys = { meta: this.#keys.meta, chunks: this.#chunksKey, events: this.#keys.events };
-    const { waitReplicas, waitTimeout, retryTimeout } = this.#opts;
-    return withRetries(
-      async () => {
-        if (waitReplicas === 0) return run(this.#client, COMMIT, keys, args);
-        const { reply, replicas } = await runAndWait(this.#client, COMMIT, keys, args, waitReplicas, waitTimeout);
-        if (reply.status !== 'ok' || replicas >= waitReplicas) return reply;
-        throw new TooFewReplicas(replicas, waitReplicas);
-      },
-      {
-        retryable: (err) => err instanceof TooFewReplicas || isRetryable(err, this.#client),
-        budgetMs: retryTimeout,
-        pauses: this.#pauses,
-        wrap: (err) =>
-          err instanceof TooFewReplicas
-            ? timeout(this.key, `the end record reached ${err.replicas} of ${err.wanted} replicas (the file is complete on the primary)`)
-            : wrapRedisError(err, this.key, 'committing the end record'),
-      },
-    );
-  }
-}
-
-/** The end record is stored, but on fewer replicas than `waitReplicas`. */
-class TooFewReplicas extends Error {
-  constructor(
-    readonly replicas: number,
-    readonly wanted: number,
-  ) {
-    super(`${replicas} of ${wanted} replicas`);
-  }
 }
 
 /** The error of an aborted stream, as Node's own streams give it. */

@@ -27,6 +27,7 @@ const LAYERS: readonly { readonly name: string; readonly members: readonly strin
       'read-stream.ts',
       'write-stream.ts',
       'chunk-window.ts',
+      'chunker.ts',
       'sequence.ts',
       'lease.ts',
       'memory-guard.ts',
