@@ -59,6 +59,8 @@ export class RedisReadStream extends Readable {
   #follow = true;
   #pumping = false;
   #wanted = false;
+  /** Entries per read request: `readAhead`, fewer for large chunks (`readAheadBytes`). */
+  #batch = 1;
   /** The batch after the one being consumed, already requested, and where it starts. */
   #prefetched: { after: string; entries: Promise<RawEntry[]> } | undefined;
   #done = false;
@@ -174,6 +176,7 @@ export class RedisReadStream extends Readable {
         `it starts at chunk ${firstChunk} (the chunks before it were trimmed once every consumer had passed them), and gzip cannot be decompressed from the middle`,
       );
     }
+    this.#batch = Math.max(1, Math.min(this.#opts.readAhead, Math.floor(this.#opts.readAheadBytes / meta.chunkSize)));
     this.#seq = new EntrySequence(this.key, meta, { firstChunk, withHeader: firstChunk === 0, start, end: this.#opts.end, checksum });
     if (consumer !== undefined) {
       this.#consumer = new ConsumerBook(this.#client, this.key, this.#keys, { prefix: this.#opts.prefix, consumer, meta, start, decoding: gzip });
@@ -296,7 +299,7 @@ export class RedisReadStream extends Readable {
 
   /** The next entries, waiting for the writer when following. An empty batch means "look again". */
   async #fetch(): Promise<{ entries: Entry[]; reachedEnd: boolean }> {
-    const { readAhead } = this.#opts;
+    const readAhead = this.#batch;
     const decode = (raw: RawEntry[]): Entry[] => raw.map(([id, fields]) => decodeEntry(id, fields));
     if (!(this.#follow && this.#atTail)) {
       const after = this.#seq.lastId;

@@ -75,10 +75,18 @@ export interface ReadStreamOptions extends KeyOptions {
    */
   consumer?: string;
   /**
-   * How many chunks one read request fetches: the bound of the read-ahead.
+   * How many entries (chunks, or pieces of chunks) one read request fetches at most.
    * @default 16
    */
   readAhead?: number;
+  /**
+   * How many bytes one read request fetches at most, whatever the chunk size: a request asks for
+   * `readAheadBytes / chunkSize` entries (at least 1, at most `readAhead`), so that larger chunks
+   * make fewer, not larger, replies. One request is read ahead while another is consumed, so a
+   * reader holds at most about twice this, besides `highWaterMark`.
+   * @default 4194304 (4 MiB)
+   */
+  readAheadBytes?: number;
   /**
    * Least milliseconds between two `progress` events.
    * @default 250
@@ -123,6 +131,7 @@ export interface ResolvedReadOptions {
    */
   readonly abandonStale: boolean;
   readonly readAhead: number;
+  readonly readAheadBytes: number;
   readonly progressInterval: number;
   readonly signal: AbortSignal | undefined;
   readonly highWaterMark: number;
@@ -139,6 +148,7 @@ const READ_DEFAULTS = Object.freeze({
   idleTimeout: 30_000,
   checksum: true,
   readAhead: 16,
+  readAheadBytes: 4 * 1024 * 1024,
   highWaterMark: 1024 * 1024,
 });
 
@@ -146,7 +156,7 @@ const READ_DEFAULTS = Object.freeze({
 export function resolveReadOptions(options: ReadStreamOptions | undefined): ResolvedReadOptions {
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', [
-    'prefix', 'start', 'end', 'follow', 'decompress', 'waitForCreate', 'idleTimeout', 'checksum', 'consumer', 'readAhead',
+    'prefix', 'start', 'end', 'follow', 'decompress', 'waitForCreate', 'idleTimeout', 'checksum', 'consumer', 'readAhead', 'readAheadBytes',
     'progressInterval', 'signal', 'highWaterMark', 'encoding',
   ]);
   const start = int(o, 'start', READ_DEFAULTS.start, 0, Number.MAX_SAFE_INTEGER);
@@ -168,6 +178,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
     ackAtEnd: true,
     abandonStale: false,
     readAhead: int(o, 'readAhead', READ_DEFAULTS.readAhead, 1, 1024),
+    readAheadBytes: int(o, 'readAheadBytes', READ_DEFAULTS.readAheadBytes, 1, 2 ** 31 - 1),
     progressInterval: int(o, 'progressInterval', PROGRESS_INTERVAL, 0, 3_600_000),
     signal: signal(o),
     highWaterMark: int(o, 'highWaterMark', READ_DEFAULTS.highWaterMark, 1, 2 ** 31 - 1),
