@@ -37,7 +37,20 @@ import { cleanupAll, track, trackServer, wasInterrupted } from './lib/cleanup.mj
 import { formatClusterSummary, renderClusterMarkdown } from './lib/cluster-report.mjs';
 import { infoCpuMs, machineCpuMs, procCpuMs } from './lib/cpu.mjs';
 import { describeMachine, loadavg } from './lib/machine.mjs';
-import { alternate, compare, countingSink, importBuiltPackage, median, medians, MiB, mibps, now, poolSource, randomPool, round } from './lib/util.mjs';
+import {
+  alternate,
+  compare,
+  countingSink,
+  importBuiltPackage,
+  MiB,
+  median,
+  medians,
+  mibps,
+  now,
+  poolSource,
+  randomPool,
+  round,
+} from './lib/util.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const docsFile = join(root, 'docs', 'scaling-benchmark.md');
@@ -56,8 +69,18 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  const head = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1);
-  console.log(head.slice(0, head.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  const head = readFileSync(fileURLToPath(import.meta.url), 'utf8')
+    .split('\n')
+    .slice(1);
+  console.log(
+    head
+      .slice(
+        0,
+        head.findIndex((l) => !l.startsWith('//')),
+      )
+      .map((l) => l.replace(/^\/\/ ?/, ''))
+      .join('\n'),
+  );
   process.exit(0);
 }
 
@@ -125,7 +148,8 @@ function topology(name, description, client, servers, isCluster) {
 }
 
 /** Primaries first, then replicas, each by port: the order of the per-primary file counts. */
-const byRoleAndPort = (nodes) => [...nodes].sort((a, b) => (a.role === b.role ? a.port - b.port : a.role === 'primary' ? -1 : 1));
+const byRoleAndPort = (nodes) =>
+  [...nodes].sort((a, b) => (a.role === b.role ? a.port - b.port : a.role === 'primary' ? -1 : 1));
 
 /** Run `fn` and measure wall time and CPU time: this process, each server of `topo`, the machine. */
 async function measure(topo, fn) {
@@ -155,7 +179,7 @@ async function measure(topo, fn) {
     const busy = m1.busy - m0.busy;
     // Whatever else ran meanwhile (other people's work on a shared machine, the idle servers of
     // the other topologies), as % of one core; an estimate: /proc ticks are 10 ms apart.
-    out.machineBusyPct = round(((busy / (m1.total - m0.total)) * 100), 1);
+    out.machineBusyPct = round((busy / (m1.total - m0.total)) * 100, 1);
     out.otherCpuPct = pctOfCore(busy - nodeMs - redisMs, ms);
   }
   return out;
@@ -175,7 +199,9 @@ async function main() {
     return r;
   };
 
-  log(`redis-file-stream cluster benchmark${args.quick ? ' (quick)' : ''}: ${fileCount} files x ${fileSize / MiB} MiB at once, ${reps} run(s) per topology${warmup ? ' after a warm-up run' : ''}`);
+  log(
+    `redis-file-stream cluster benchmark${args.quick ? ' (quick)' : ''}: ${fileCount} files x ${fileSize / MiB} MiB at once, ${reps} run(s) per topology${warmup ? ' after a warm-up run' : ''}`,
+  );
   log('starting servers on 127.0.0.1 …');
   const ts = Date.now();
   const [single, sharded, replicated] = await Promise.all([
@@ -191,13 +217,21 @@ async function main() {
   standaloneClient.on('error', () => {}); // failures surface through the commands
   track('standalone client', () => standaloneClient.disconnect());
   const topologies = [
-    topology('1 node', 'one standalone redis-server, an ioredis `Redis` client', standaloneClient, [
-      { port: single.port, pid: single.pid, role: 'standalone', admin: admin(single.port) },
-    ], false),
+    topology(
+      '1 node',
+      'one standalone redis-server, an ioredis `Redis` client',
+      standaloneClient,
+      [{ port: single.port, pid: single.pid, role: 'standalone', admin: admin(single.port) }],
+      false,
+    ),
   ];
   for (const [cluster, name, description] of [
     [sharded, '3 shards', 'Redis Cluster, 3 primaries, no replicas, an ioredis `Cluster` client'],
-    [replicated, '3 shards + 3 replicas', 'Redis Cluster, 3 primaries with 1 replica each, an ioredis `Cluster` client (reads from the primaries)'],
+    [
+      replicated,
+      '3 shards + 3 replicas',
+      'Redis Cluster, 3 primaries with 1 replica each, an ioredis `Cluster` client (reads from the primaries)',
+    ],
   ]) {
     if (!cluster) continue;
     const client = new Cluster(cluster.seeds);
@@ -217,7 +251,9 @@ async function main() {
       'private servers started by the benchmark on 127.0.0.1, no persistence, maxmemory 0: 1 standalone, a cluster of 3 primaries' +
       `${replicated ? ' and a cluster of 3 primaries + 3 replicas' : ''} (cluster-node-timeout 2000), all running throughout`,
   });
-  log(`node ${machine.node}, redis ${machine.redis}, ${machine.cpus} x ${machine.cpuModel}, load ${machine.loadavgAtStart.join(' ')}`);
+  log(
+    `node ${machine.node}, redis ${machine.redis}, ${machine.cpus} x ${machine.cpuModel}, load ${machine.loadavgAtStart.join(' ')}`,
+  );
 
   const pool = randomPool();
   const names = Array.from({ length: fileCount }, (_, i) => `bench-file-${i}`);
@@ -228,7 +264,9 @@ async function main() {
     run: async (rep) => {
       const load1 = round(os.loadavg()[0], 2);
       const write = await measure(topo, async () => {
-        await Promise.all(names.map((name) => pipeline(poolSource(pool, fileSize), pkg.createRedisWriteStream(topo.client, name))));
+        await Promise.all(
+          names.map((name) => pipeline(poolSource(pool, fileSize), pkg.createRedisWriteStream(topo.client, name))),
+        );
         return fileCount * fileSize;
       });
       const distribution = await topo.distribution();
@@ -237,7 +275,8 @@ async function main() {
         const sinks = names.map(() => countingSink());
         await Promise.all(names.map((name, i) => pipeline(pkg.createRedisReadStream(topo.client, name), sinks[i])));
         for (const [i, sink] of sinks.entries()) {
-          if (sink.bytes !== fileSize) throw new Error(`${topo.name}: read ${sink.bytes} bytes of ${names[i]}, expected ${fileSize}`);
+          if (sink.bytes !== fileSize)
+            throw new Error(`${topo.name}: read ${sink.bytes} bytes of ${names[i]}, expected ${fileSize}`);
         }
         return fileCount * fileSize;
       });
@@ -248,9 +287,16 @@ async function main() {
         [`${phase}RedisCpuPct`]: m.redisCpuPct,
         [`${phase}NodeCpuMsPerMiB`]: m.nodeCpuMsPerMiB,
         [`${phase}RedisCpuMsPerMiB`]: m.redisCpuMsPerMiB,
-        ...(m.machineBusyPct === undefined ? {} : { [`${phase}MachineBusyPct`]: m.machineBusyPct, [`${phase}OtherCpuPct`]: m.otherCpuPct }),
+        ...(m.machineBusyPct === undefined
+          ? {}
+          : { [`${phase}MachineBusyPct`]: m.machineBusyPct, [`${phase}OtherCpuPct`]: m.otherCpuPct }),
       });
-      return { ...flat('write', write), ...flat('read', read), load1, servers: { write: write.servers, read: read.servers } };
+      return {
+        ...flat('write', write),
+        ...flat('read', read),
+        load1,
+        servers: { write: write.servers, read: read.servers },
+      };
     },
   }));
 
@@ -264,7 +310,11 @@ async function main() {
   const results = topologies.map((topo) => {
     const rs = runs[topo.name];
     const serverMedians = (phase) =>
-      topo.servers.map((s, i) => ({ port: s.port, role: s.role, cpuPct: round(median(rs.map((r) => r.servers[phase][i].cpuPct)), 1) }));
+      topo.servers.map((s, i) => ({
+        port: s.port,
+        role: s.role,
+        cpuPct: round(median(rs.map((r) => r.servers[phase][i].cpuPct)), 1),
+      }));
     const dist = distributions[topo.name];
     return {
       name: topo.name,
@@ -281,7 +331,14 @@ async function main() {
   for (const topo of topologies.slice(1)) {
     for (const phase of ['write', 'read']) {
       comparisons.push(
-        compare({ id: `${phase}:${topo.name}`, label: `${phase}, ${topo.name} / 1 node`, runs, contender: topo.name, baseline: '1 node', field: `${phase}MiBps` }),
+        compare({
+          id: `${phase}:${topo.name}`,
+          label: `${phase}, ${topo.name} / 1 node`,
+          runs,
+          contender: topo.name,
+          baseline: '1 node',
+          field: `${phase}MiBps`,
+        }),
       );
     }
   }
@@ -305,8 +362,8 @@ async function main() {
       write: 'createRedisWriteStream(client, name), default options, fed 64 KiB buffers from memory; all files at once',
       read: 'createRedisReadStream(client, name), default options (checksum on, readAhead 16) into a sink that discards the bytes; all files at once',
       cpu:
-        'CPU % of one core over the phase\'s wall time: node = this process (process.cpuUsage), redis = sum of the ' +
-        'topology\'s redis-servers (/proc/<pid>/stat utime + stime), machine busy = all CPUs (/proc/stat) as % of the ' +
+        "CPU % of one core over the phase's wall time: node = this process (process.cpuUsage), redis = sum of the " +
+        "topology's redis-servers (/proc/<pid>/stat utime + stime), machine busy = all CPUs (/proc/stat) as % of the " +
         'machine, other = machine busy time minus node and redis, as % of one core; CPU ms per MiB = CPU time of node ' +
         'or of the redis-servers (sum) / MiB moved',
     },

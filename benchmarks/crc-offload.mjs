@@ -19,9 +19,11 @@ import { crc32 } from 'node:zlib';
 import { Redis } from 'ioredis';
 import { startRedis } from '../scripts/lib/redis-launcher.mjs';
 import { cleanupAll, trackServer, trackWorker } from './lib/cleanup.mjs';
-import { KiB, median, MiB, randomPool, rawXadd, round, settle } from './lib/util.mjs';
+import { KiB, MiB, median, randomPool, rawXadd, round, settle } from './lib/util.mjs';
 
-const { values: args } = parseArgs({ options: { size: { type: 'string', default: '256' }, reps: { type: 'string', default: '9' } } });
+const { values: args } = parseArgs({
+  options: { size: { type: 'string', default: '256' }, reps: { type: 'string', default: '9' } },
+});
 const size = Number(args.size) * MiB;
 const COUNT = 16;
 const RING = 2 * COUNT * 256 * KiB;
@@ -58,7 +60,12 @@ async function main() {
   worker.on('message', (m) => {
     if (m.crc !== undefined) return onFinal(m.crc);
     doneSeq = m.done;
-    for (const [seq, resolve] of waiting) if (seq <= doneSeq) (waiting.delete(seq), resolve());
+    for (const [seq, resolve] of waiting) {
+      if (seq <= doneSeq) {
+        waiting.delete(seq);
+        resolve();
+      }
+    }
   });
   const until = (seq) => (seq <= doneSeq ? undefined : new Promise((resolve) => waiting.set(seq, resolve)));
 
@@ -130,11 +137,15 @@ async function main() {
   const mibps = (ms) => size / MiB / (ms / 1000);
   for (const mode of modes) {
     const r = runs[mode];
-    console.log(`${mode.padEnd(6)} ${round(mibps(median(r.ms)), 0)} MiB/s, Node CPU (all threads) ${round(median(r.cpuMs), 0)} ms; runs ${r.ms.map((ms) => round(mibps(ms), 0)).join(', ')}`);
+    console.log(
+      `${mode.padEnd(6)} ${round(mibps(median(r.ms)), 0)} MiB/s, Node CPU (all threads) ${round(median(r.cpuMs), 0)} ms; runs ${r.ms.map((ms) => round(mibps(ms), 0)).join(', ')}`,
+    );
   }
   for (const mode of ['main', 'worker']) {
     const paired = runs[mode].ms.map((ms, i) => runs.none.ms[i] / ms);
-    console.log(`${mode} vs none: ${round(median(runs.none.ms) / median(runs[mode].ms), 3)}x (per pair of runs: ${paired.map((x) => round(x, 2)).join(', ')})`);
+    console.log(
+      `${mode} vs none: ${round(median(runs.none.ms) / median(runs[mode].ms), 3)}x (per pair of runs: ${paired.map((x) => round(x, 2)).join(', ')})`,
+    );
   }
   await redis.del(key);
   redis.disconnect();

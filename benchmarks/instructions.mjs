@@ -32,9 +32,9 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { createRedisReadStream, createRedisWriteStream, remove, stat } from 'redis-file-stream';
 import { startRedis } from '../scripts/lib/redis-launcher.mjs';
+import { rawXrangeAhead, rawXrangeReadable } from './cases/read.mjs';
 import { cleanupAll, trackDir, trackServer } from './lib/cleanup.mjs';
 import { countingSink, deleteMatching, KiB, MiB, poolSource, randomPool, rawXadd, rawXrange } from './lib/util.mjs';
-import { rawXrangeAhead, rawXrangeReadable } from './cases/read.mjs';
 
 const CONTENDERS = ['read', 'read-nocrc', 'raw-xrange', 'raw-xrange-ahead', 'raw-readable', 'write', 'raw-xadd'];
 const CHUNK = 256 * KiB;
@@ -93,12 +93,18 @@ async function child(name, runs, ns) {
 
 /** Per-function instruction counts from a callgrind output file. */
 function functions(file) {
-  const out = spawnSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 256 * MiB }).stdout;
+  const out = spawnSync('callgrind_annotate', ['--threshold=100', file], {
+    encoding: 'utf8',
+    maxBuffer: 256 * MiB,
+  }).stdout;
   const counts = new Map();
   for (const line of out.split('\n')) {
     const m = /^\s*([\d,]+) \([\s\d.]+%\)\s+(.*)$/.exec(line);
     if (!m || line.includes('PROGRAM TOTALS')) continue;
-    const name = m[2].replace(/\s*\[[^\]]*\]$/, '').replace(/^(\?\?\?|\.\/[^:]*):/, '').slice(0, 100);
+    const name = m[2]
+      .replace(/\s*\[[^\]]*\]$/, '')
+      .replace(/^(\?\?\?|\.\/[^:]*):/, '')
+      .slice(0, 100);
     counts.set(name, (counts.get(name) ?? 0) + Number(m[1].replaceAll(',', '')));
   }
   return counts;
@@ -106,16 +112,22 @@ function functions(file) {
 
 async function main() {
   const chosen = positionals.length ? positionals : CONTENDERS;
-  for (const c of chosen) if (!CONTENDERS.includes(c)) throw new Error(`unknown contender "${c}"; contenders: ${CONTENDERS.join(', ')}`);
-  if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind is not installed (apt-get install valgrind)');
+  for (const c of chosen)
+    if (!CONTENDERS.includes(c)) throw new Error(`unknown contender "${c}"; contenders: ${CONTENDERS.join(', ')}`);
+  if (spawnSync('valgrind', ['--version']).status !== 0)
+    throw new Error('valgrind is not installed (apt-get install valgrind)');
   const url = process.env.REDIS_URL ?? trackServer(await startRedis()).url;
   const ns = `rfs-insn:${randomBytes(4).toString('hex')}:`;
   const redis = new Redis(url);
   const pool = randomPool();
   if (chosen.some((c) => c.startsWith('read'))) {
-    await pipeline(poolSource(pool, size), createRedisWriteStream(redis, 'file', { prefix: `${ns}rfs:`, chunkSize: CHUNK }));
+    await pipeline(
+      poolSource(pool, size),
+      createRedisWriteStream(redis, 'file', { prefix: `${ns}rfs:`, chunkSize: CHUNK }),
+    );
   }
-  if (chosen.some((c) => c.startsWith('raw-x') || c === 'raw-readable')) await rawXadd(redis, `${ns}raw`, pool, size, CHUNK, 16);
+  if (chosen.some((c) => c.startsWith('raw-x') || c === 'raw-readable'))
+    await rawXadd(redis, `${ns}raw`, pool, size, CHUNK, 16);
   const dir = mkdtempSync(join(os.tmpdir(), 'rfs-insn-'));
   trackDir(dir);
   const self = fileURLToPath(import.meta.url);
@@ -128,18 +140,36 @@ async function main() {
         const out = join(dir, `${c}-${runs}.out`);
         const r = spawnSync(
           'valgrind',
-          ['--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${out}`, process.execPath, self, '--child', c, '--runs', String(runs), '--size', args.size, '--ns', ns],
+          [
+            '--tool=callgrind',
+            '--smc-check=all-non-file',
+            `--callgrind-out-file=${out}`,
+            process.execPath,
+            self,
+            '--child',
+            c,
+            '--runs',
+            String(runs),
+            '--size',
+            args.size,
+            '--ns',
+            ns,
+          ],
           { env: { ...process.env, REDIS_URL: url }, encoding: 'utf8', maxBuffer: 64 * MiB },
         );
         const total = Number(/Collected : (\d+)/.exec(r.stderr)?.[1]);
-        if (r.status !== 0 || !Number.isFinite(total)) throw new Error(`${c}: valgrind failed (${r.status}):\n${r.stderr.slice(-2000)}`);
+        if (r.status !== 0 || !Number.isFinite(total))
+          throw new Error(`${c}: valgrind failed (${r.status}):\n${r.stderr.slice(-2000)}`);
         totals.push(total);
         fns.push(functions(out));
       }
       const diff = new Map();
-      for (const name of new Set([...fns[0].keys(), ...fns[1].keys()])) diff.set(name, ((fns[1].get(name) ?? 0) - (fns[0].get(name) ?? 0)) / 2);
+      for (const name of new Set([...fns[0].keys(), ...fns[1].keys()]))
+        diff.set(name, ((fns[1].get(name) ?? 0) - (fns[0].get(name) ?? 0)) / 2);
       perRun[c] = { total: (totals[1] - totals[0]) / 2, diff };
-      console.log(`${c.padEnd(17)} ${(perRun[c].total / 1e6).toFixed(0).padStart(6)} M instructions per ${args.size} MiB`);
+      console.log(
+        `${c.padEnd(17)} ${(perRun[c].total / 1e6).toFixed(0).padStart(6)} M instructions per ${args.size} MiB`,
+      );
       const top = [...diff].sort((a, b) => b[1] - a[1]).slice(0, Number(args.top));
       for (const [name, count] of top) console.log(`    ${(count / 1e6).toFixed(0).padStart(6)} M  ${name}`);
     }

@@ -23,7 +23,7 @@ for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n
 
 // Self time per node from the samples and their time deltas (microseconds).
 const self = new Map();
-profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+for (const [i, id] of profile.samples.entries()) self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
 const total = [...self.values()].reduce((a, b) => a + b, 0);
 
 function where(cf) {
@@ -70,7 +70,10 @@ for (const [id, t] of self) {
   const k = name(nodes.get(id).callFrame);
   const p1 = parent.get(id);
   const p2 = p1 === undefined ? undefined : parent.get(p1);
-  const via = [p1, p2].filter((x) => x !== undefined).map((x) => name(nodes.get(x).callFrame)).join(' <- ');
+  const via = [p1, p2]
+    .filter((x) => x !== undefined)
+    .map((x) => name(nodes.get(x).callFrame))
+    .join(' <- ');
   if (!callers.has(k)) callers.set(k, new Map());
   callers.get(k).set(via, (callers.get(k).get(via) ?? 0) + t);
 }
@@ -80,8 +83,12 @@ print('self time by file / package', byFile, 15);
 print('self time by function', byFn, top);
 print('inclusive time of redis-file-stream functions', inclusive, 15);
 console.log('\ncallers of the heaviest functions (self time by caller <- its caller)');
-const heaviest = [...byFn].filter(([k]) => !k.startsWith('(')).sort((a, b) => b[1] - a[1]).slice(0, 4);
+const heaviest = [...byFn]
+  .filter(([k]) => !k.startsWith('('))
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, 4);
 for (const [k] of heaviest) {
   console.log(`  ${k}`);
-  for (const [via, t] of [...callers.get(k)].sort((a, b) => b[1] - a[1]).slice(0, 4)) console.log(`    ${pct(t)}  <- ${via}`);
+  for (const [via, t] of [...callers.get(k)].sort((a, b) => b[1] - a[1]).slice(0, 4))
+    console.log(`    ${pct(t)}  <- ${via}`);
 }

@@ -50,15 +50,26 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  const head = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1);
-  console.log(head.slice(0, head.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  const head = readFileSync(fileURLToPath(import.meta.url), 'utf8')
+    .split('\n')
+    .slice(1);
+  console.log(
+    head
+      .slice(
+        0,
+        head.findIndex((l) => !l.startsWith('//')),
+      )
+      .map((l) => l.replace(/^\/\/ ?/, ''))
+      .join('\n'),
+  );
   process.exit(0);
 }
 const only = args.only ? args.only.split(',').map((s) => s.trim()) : CASES;
 const partial = CASES.some((c) => !only.includes(c));
 for (const c of only) if (!CASES.includes(c)) throw new Error(`unknown case "${c}"; cases: ${CASES.join(', ')}`);
 const repsOverride = args.reps === undefined ? undefined : Number(args.reps);
-if (repsOverride !== undefined && !(Number.isInteger(repsOverride) && repsOverride > 0)) throw new Error('--reps must be a positive integer');
+if (repsOverride !== undefined && !(Number.isInteger(repsOverride) && repsOverride > 0))
+  throw new Error('--reps must be a positive integer');
 
 const log = (line) => console.log(line);
 const logRun = (line) => process.stderr.write(`${line}\n`);
@@ -129,7 +140,9 @@ async function main() {
     ...describeMachine({
       root,
       redis: redisVersion,
-      redisServer: server ? 'a private server started by the benchmark, no persistence, maxmemory 0' : 'the server at REDIS_URL',
+      redisServer: server
+        ? 'a private server started by the benchmark, no persistence, maxmemory 0'
+        : 'the server at REDIS_URL',
     }),
     redisWstream: versionOf('redis-wstream'),
     redisRstream: versionOf('redis-rstream'),
@@ -138,7 +151,9 @@ async function main() {
   };
 
   log(`redis-file-stream ${machine.package} benchmark${args.quick ? ' (quick)' : ''}: ${only.join(', ')}`);
-  log(`node ${machine.node}, redis ${machine.redis} (${server ? 'private server' : 'REDIS_URL'}), ${machine.cpus} x ${machine.cpuModel}, load ${machine.loadavgAtStart.join(' ')}`);
+  log(
+    `node ${machine.node}, redis ${machine.redis} (${server ? 'private server' : 'REDIS_URL'}), ${machine.cpus} x ${machine.cpuModel}, load ${machine.loadavgAtStart.join(' ')}`,
+  );
   log(`CRC-32: ${machine.crc32 ?? 'unknown'}`);
 
   const results = [];
@@ -167,7 +182,13 @@ async function main() {
         if (wasInterrupted()) throw err;
         failed++;
         console.error(`bench: case ${name} failed: ${err?.stack ?? err}`);
-        results.push({ id: name, title: mod.title, error: String(err?.message ?? err), contenders: [], comparisons: [] });
+        results.push({
+          id: name,
+          title: mod.title,
+          error: String(err?.message ?? err),
+          contenders: [],
+          comparisons: [],
+        });
         await ctx.dropKeys().catch(() => {});
       }
     }

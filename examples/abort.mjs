@@ -36,7 +36,9 @@ try {
 controller.abort();
 await finished(writer).catch((err) => console.log(`writer: ${err.name}: ${err.message}`));
 console.log(`stat: ${(await stat(redis, key)).state}`); // 'aborted'
-await createRedisReadStream(redis, key).toArray().catch((err) => console.log(`reading it now: ${err.code}`));
+await createRedisReadStream(redis, key)
+  .toArray()
+  .catch((err) => console.log(`reading it now: ${err.code}`));
 
 console.log('ok');
 await redis.quit();

@@ -20,7 +20,10 @@ function* orders(count) {
     yield `${i},${REGIONS[(x >>> 16) % 4]},${PRODUCTS[(x >>> 24) % 4]},${1 + ((x >>> 8) % 50)}\n`;
   }
 }
-await pipeline(Readable.from(orders(2000)), createRedisWriteStream(redis, key, { overwrite: true, contentType: 'text/csv' }));
+await pipeline(
+  Readable.from(orders(2000)),
+  createRedisWriteStream(redis, key, { overwrite: true, contentType: 'text/csv' }),
+);
 
 // Read it back through csv-parse, one record at a time.
 const byRegion = {};

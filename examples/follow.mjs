@@ -21,7 +21,8 @@ await remove(redis, key); // a reader would read a file left by an earlier run a
 async function read() {
   const reader = createRedisReadStream(redis, key, { waitForCreate: 10_000 });
   for await (const data of reader) {
-    for (const line of data.toString().split('\n').filter(Boolean)) log('reader', `got ${JSON.stringify(line.trimEnd())}`);
+    for (const line of data.toString().split('\n').filter(Boolean))
+      log('reader', `got ${JSON.stringify(line.trimEnd())}`);
   }
   log('reader', 'end');
 }

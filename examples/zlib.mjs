@@ -29,7 +29,10 @@ console.log(`compress: read with decompress matches the original: ${back1.equals
 // 2. Gzipped before, stored as is.
 const key2 = `${prefix}zlib:pre-gzipped`;
 const gzipped = zlib.gzipSync(original);
-await pipeline(Readable.from([gzipped]), createRedisWriteStream(redis, key2, { overwrite: true, contentEncoding: 'gzip' }));
+await pipeline(
+  Readable.from([gzipped]),
+  createRedisWriteStream(redis, key2, { overwrite: true, contentEncoding: 'gzip' }),
+);
 const stat2 = await stat(redis, key2);
 const raw = await collect(createRedisReadStream(redis, key2));
 let back2;

@@ -22,10 +22,16 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse';
 import { newAggregate } from './demo/aggregate.mjs';
 import {
-  DemoError, interrupt, loadPackage, makeTempDir, onCleanup, run, unlessInterrupted,
+  DemoError,
+  interrupt,
+  loadPackage,
+  makeTempDir,
+  onCleanup,
+  run,
+  unlessInterrupted,
 } from './demo/lifecycle.mjs';
 import { DAYS, GZIP_LEVEL, generate } from './demo/log-generator.mjs';
-import { USAGE, parseOptions } from './demo/options.mjs';
+import { parseOptions, USAGE } from './demo/options.mjs';
 import { allFinished, clockMs, receiverProcess, startReceivers, watchForStall } from './demo/processes.mjs';
 import * as db from './demo/redis.mjs';
 import { checkReceivers, mib, printLogDirectory, printRun, sizeOf } from './demo/report.mjs';
@@ -90,7 +96,12 @@ async function main() {
     await removeChannel(redis, channel);
   });
   const receivers = await startReceivers({
-    script: fileURLToPath(import.meta.url), client: redis, count: opts.receivers, channel, url, tag,
+    script: fileURLToPath(import.meta.url),
+    client: redis,
+    count: opts.receivers,
+    channel,
+    url,
+    tag,
     killReceiver: opts.killReceiver,
   });
 

@@ -7,5 +7,11 @@
  */
 
 export { closeChannel, removeChannel } from './channel/log.js';
-export { type ReceivedFile, receiveFiles, type ReceiveFilesOptions } from './channel/receive.js';
-export { type AnnouncedFile, type SendableFile, type SentFile, sendFiles, type SendFilesOptions } from './channel/send.js';
+export { type ReceivedFile, type ReceiveFilesOptions, receiveFiles } from './channel/receive.js';
+export {
+  type AnnouncedFile,
+  type SendableFile,
+  type SendFilesOptions,
+  type SentFile,
+  sendFiles,
+} from './channel/send.js';

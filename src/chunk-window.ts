@@ -10,10 +10,9 @@ import type { Buffer } from 'node:buffer';
 import type { RedisClient } from './client.js';
 import { crc32, crc32Combine, formatCrc } from './crc.js';
 import { aborted, corrupt, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
-import { Field, FIRST_PIECE, type FileKeys, HEADER_ID, pieceId } from './format.js';
+import { FIRST_PIECE, Field, type FileKeys, HEADER_ID, pieceId } from './format.js';
 import { nextDelay, RETRY_MIN_MS } from './retry.js';
 import { REPAIR, run } from './scripts/index.js';
-
 
 /** A piece cut from the input and not yet acknowledged by Redis. */
 interface PendingPiece {
@@ -153,7 +152,16 @@ export class ChunkWindow {
       this.#seq++;
     }
     this.#lastId = id;
-    this.#pending.set(this.#next++, { n, s, id, data, crc: formatCrc(pieceCrc), fileCrc: this.#crc, chunk, acked: false });
+    this.#pending.set(this.#next++, {
+      n,
+      s,
+      id,
+      data,
+      crc: formatCrc(pieceCrc),
+      fileCrc: this.#crc,
+      chunk,
+      acked: false,
+    });
     this.#sendQueued();
   }
 
@@ -294,7 +302,11 @@ export class ChunkWindow {
     if (!piece || this.#stopped) return;
     piece.acked = true;
     this.#troubleSince = 0;
-    for (let next = this.#pending.get(this.#committedPieces); next?.acked; next = this.#pending.get(this.#committedPieces)) {
+    for (
+      let next = this.#pending.get(this.#committedPieces);
+      next?.acked;
+      next = this.#pending.get(this.#committedPieces)
+    ) {
       this.#pending.delete(this.#committedPieces);
       this.#committedPieces++;
       this.#committedBytes += next.data.length;
@@ -333,12 +345,19 @@ export class ChunkWindow {
         }
         if (Date.now() - since > retryTimeout) {
           const first = this.#pending.get(this.#committedPieces);
-          this.#fail(wrapRedisError(cause, key, `storing piece ${first?.id ?? '?'} (gave up after ${retryTimeout} ms)`));
+          this.#fail(
+            wrapRedisError(cause, key, `storing piece ${first?.id ?? '?'} (gave up after ${retryTimeout} ms)`),
+          );
           return;
         }
         // Every piece from the first one not acknowledged goes, and is sent again.
         const first = this.#pending.get(this.#committedPieces)!;
-        run(client, REPAIR, { meta: keys.meta, chunks: chunksKey, events: keys.events }, { writer, n: first.n, s: first.s, last: this.#committedId }).then(
+        run(
+          client,
+          REPAIR,
+          { meta: keys.meta, chunks: chunksKey, events: keys.events },
+          { writer, n: first.n, s: first.s, last: this.#committedId },
+        ).then(
           (reply) => {
             if (this.#stopped) return;
             if (reply.status === 'gap') {

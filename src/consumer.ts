@@ -9,7 +9,7 @@ import type { RedisClient } from './client.js';
 import { ConsumedChunks } from './consumed.js';
 import { aborted, notFound, wrapRedisError } from './errors.js';
 import { trimmedError } from './file-watch.js';
-import { type FileKeys, Flag, memoryEventsKey, type MetaRecord } from './format.js';
+import { type FileKeys, Flag, type MetaRecord, memoryEventsKey } from './format.js';
 import { announceFreed } from './memory-guard.js';
 import { ACK, JOIN, run, TRIM } from './scripts/index.js';
 
@@ -43,7 +43,9 @@ export class ConsumerBook {
     this.#consumer = options.consumer;
     this.#meta = options.meta;
     // Positions matter only where consumers trim what they all consumed.
-    this.#consumed = options.meta.trim ? new ConsumedChunks(options.meta.chunkSize, options.start, options.decoding) : undefined;
+    this.#consumed = options.meta.trim
+      ? new ConsumedChunks(options.meta.chunkSize, options.start, options.decoding)
+      : undefined;
   }
 
   /** Whether positions are kept (the file is trimmed under a memory limit). */
@@ -69,11 +71,17 @@ export class ConsumerBook {
     if (!this.#consumed) return;
     let reply: Awaited<ReturnType<typeof JOIN.decode>>;
     try {
-      reply = await run(this.#client, JOIN, { meta: this.#keys.meta }, { gen: this.#meta.gen, consumer: this.#consumer, first, restart: Flag.no });
+      reply = await run(
+        this.#client,
+        JOIN,
+        { meta: this.#keys.meta },
+        { gen: this.#meta.gen, consumer: this.#consumer, first, restart: Flag.no },
+      );
     } catch (err) {
       throw wrapRedisError(err, this.#key, `recording the position of consumer ${JSON.stringify(this.#consumer)}`);
     }
-    if (reply.status === 'missing') throw notFound(this.#key, 'the file was removed, replaced or expired while being opened');
+    if (reply.status === 'missing')
+      throw notFound(this.#key, 'the file was removed, replaced or expired while being opened');
     if (reply.status === 'gone') throw trimmedError(this.#key, reply.trimmed, first);
     this.#reported = first;
   }
@@ -125,8 +133,10 @@ export class ConsumerBook {
     } catch (err) {
       throw wrapRedisError(err, this.#key, `acknowledging as consumer ${JSON.stringify(this.#consumer)}`);
     }
-    if (reply.status === 'missing') throw notFound(this.#key, 'the file was removed before this consumer acknowledged it');
+    if (reply.status === 'missing')
+      throw notFound(this.#key, 'the file was removed before this consumer acknowledged it');
     if (reply.status === 'unfinished') throw aborted(this.#key, `cannot acknowledge a file in state ${reply.state}`);
-    if (reply.status === 'deleted' && this.#meta.trim) await announceFreed(this.#client, memoryEventsKey(this.#prefix), this.#key);
+    if (reply.status === 'deleted' && this.#meta.trim)
+      await announceFreed(this.#client, memoryEventsKey(this.#prefix), this.#key);
   }
 }

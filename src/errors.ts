@@ -76,6 +76,7 @@ export class RedisFileError extends Error {
    * ordinary prototype check.
    */
   static [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof was asked about
     if (this !== RedisFileError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
   }
@@ -137,8 +138,13 @@ export function wrapRedisError(err: unknown, key: string, operation: string): Re
     return badFormat(key, `${operation} failed: a Redis key of the file holds another type of value (${why})`, err);
   }
   // Redis 7.0 does not name a command denied inside a script; ACL LOG does.
-  const hint = /NOPERM|can't run this command/.test(why) ? ' (check the ACL rules of the Redis user: ACL LOG names what was denied)' : '';
-  return new RedisFileError(ErrorCodes.REDIS, `File ${quote(key)}: ${operation} failed: ${why}${hint}`, { key, cause: err });
+  const hint = /NOPERM|can't run this command/.test(why)
+    ? ' (check the ACL rules of the Redis user: ACL LOG names what was denied)'
+    : '';
+  return new RedisFileError(ErrorCodes.REDIS, `File ${quote(key)}: ${operation} failed: ${why}${hint}`, {
+    key,
+    cause: err,
+  });
 }
 
 /**

@@ -10,9 +10,9 @@ import type { Buffer } from 'node:buffer';
 import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
 import { aborted, corrupt, notFound, timeout, wrapRedisError } from './errors.js';
 import { serverMs } from './file-stat.js';
-import { Event, type FileKeys, Flag, leaseLapsed, Limits, Meta, type MetaRecord, State } from './format.js';
-import type { Step } from './sequence.js';
+import { Event, type FileKeys, Flag, Limits, leaseLapsed, Meta, type MetaRecord, State } from './format.js';
 import { ABANDON, run } from './scripts/index.js';
+import type { Step } from './sequence.js';
 
 /**
  * Longest single blocking wait. Between waits the reader checks that the file still exists and
@@ -45,7 +45,12 @@ export class FileWatch {
   #rewindTo: number | undefined;
   #closed = false;
 
-  constructor(client: RedisClient, key: string, keys: FileKeys, options: { idleTimeout: number; abandonStale: boolean }) {
+  constructor(
+    client: RedisClient,
+    key: string,
+    keys: FileKeys,
+    options: { idleTimeout: number; abandonStale: boolean },
+  ) {
     this.#client = client;
     this.#key = key;
     this.#keys = keys;
@@ -180,7 +185,14 @@ export class FileWatch {
     let time: (string | number)[];
     try {
       [fields, time] = await Promise.all([
-        this.#client.hmget(this.#keys.meta, Meta.state, Meta.trimmed, Meta.lost, Meta.heartbeat, Meta.heartbeatInterval),
+        this.#client.hmget(
+          this.#keys.meta,
+          Meta.state,
+          Meta.trimmed,
+          Meta.lost,
+          Meta.heartbeat,
+          Meta.heartbeatInterval,
+        ),
         this.#client.time() as Promise<(string | number)[]>,
       ]);
     } catch (err) {
@@ -190,20 +202,45 @@ export class FileWatch {
     if (Number(trimmed ?? 0) > chunk) throw trimmedError(this.#key, Number(trimmed), chunk);
     if (lost === Flag.yes) throw abortedError(this.#key, true);
     if (state === State.aborted) throw aborted(this.#key, 'the writer aborted this file before it was complete');
-    if (state !== State.writing || leaseLapsed(Number(heartbeat), Number(interval), serverMs(time)) || waited >= this.#idleTimeout) throw gap;
-    await this.waitForEvent(Math.max(1, Math.min(LIVENESS_INTERVAL_MS, this.#idleTimeout - waited)), `waiting for entry ${expected}`);
+    if (
+      state !== State.writing ||
+      leaseLapsed(Number(heartbeat), Number(interval), serverMs(time)) ||
+      waited >= this.#idleTimeout
+    )
+      throw gap;
+    await this.waitForEvent(
+      Math.max(1, Math.min(LIVENESS_INTERVAL_MS, this.#idleTimeout - waited)),
+      `waiting for entry ${expected}`,
+    );
   }
 
   /**
    * The end or abort record is written in one step with the hash's state: they must agree, and the
    * end record is the authority on the sizes and the CRC, which the hash must repeat.
    */
-  async checkAgainstMeta(record: Extract<Step, { kind: 'end' | 'abort' }>): Promise<{ state: string | null; lost: string | null }> {
+  async checkAgainstMeta(
+    record: Extract<Step, { kind: 'end' | 'abort' }>,
+  ): Promise<{ state: string | null; lost: string | null }> {
     const m = this.#meta!;
-    let [gen, state, size, chunks, crc, lost]: (string | null)[] = [m.gen, m.state, String(m.size), String(m.chunks), m.crc32, m.lost ? Flag.yes : null];
+    let [gen, state, size, chunks, crc, lost]: (string | null)[] = [
+      m.gen,
+      m.state,
+      String(m.size),
+      String(m.chunks),
+      m.crc32,
+      m.lost ? Flag.yes : null,
+    ];
     if (m.state !== State.complete) {
       try {
-        [gen, state, size, chunks, crc, lost] = await this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.size, Meta.chunks, Meta.crc32, Meta.lost);
+        [gen, state, size, chunks, crc, lost] = await this.#client.hmget(
+          this.#keys.meta,
+          Meta.gen,
+          Meta.state,
+          Meta.size,
+          Meta.chunks,
+          Meta.crc32,
+          Meta.lost,
+        );
       } catch (err) {
         throw wrapRedisError(err, this.#key, 'checking the file');
       }
@@ -213,7 +250,8 @@ export class FileWatch {
     }
     if (gen !== m.gen) throw notFound(this.#key, 'the file was removed, replaced or expired while being read');
     if (record.kind === 'abort') return { state, lost };
-    if (state !== State.complete) throw corrupt(this.#key, `the stream holds an end record but the metadata hash says ${state}`);
+    if (state !== State.complete)
+      throw corrupt(this.#key, `the stream holds an end record but the metadata hash says ${state}`);
     if (size !== String(record.size) || chunks !== String(record.chunks) || crc !== record.crc32) {
       throw corrupt(
         this.#key,
@@ -242,7 +280,8 @@ export class FileWatch {
     if (this.#closed) return false;
     if (gen !== meta.gen) throw notFound(this.#key, 'the file was removed, replaced or expired while being read');
     // The metadata is there but the chunks are not: evicted under memory pressure, or lost.
-    if (streamExists === 0) throw corrupt(this.#key, 'its chunk stream is gone (evicted or deleted) while its metadata remains');
+    if (streamExists === 0)
+      throw corrupt(this.#key, 'its chunk stream is gone (evicted or deleted) while its metadata remains');
     if (state === State.aborted || state === State.complete) {
       // The end or abort record is stored in the same step as the state: read on to it (or to
       // the gap before it).
@@ -264,7 +303,13 @@ export class FileWatch {
 
   async #anythingAfter(after: string): Promise<boolean> {
     try {
-      const next = await this.#client.xrangeBuffer(this.#chunksKey, after === '0-0' ? '-' : `(${after}`, '+', 'COUNT', 1);
+      const next = await this.#client.xrangeBuffer(
+        this.#chunksKey,
+        after === '0-0' ? '-' : `(${after}`,
+        '+',
+        'COUNT',
+        1,
+      );
       return next.length > 0;
     } catch (err) {
       throw wrapRedisError(err, this.#key, `reading after entry ${after}`);
@@ -281,12 +326,18 @@ export class FileWatch {
     const reason = `its writer stopped: no heartbeat for ${lease} ms (${Limits.leaseFactor} intervals), so its lease lapsed`;
     let reply: Awaited<ReturnType<typeof ABANDON.decode>>;
     try {
-      reply = await run(this.#client, ABANDON, { meta: this.#keys.meta, chunks: this.#chunksKey }, { gen: meta.gen, reason });
+      reply = await run(
+        this.#client,
+        ABANDON,
+        { meta: this.#keys.meta, chunks: this.#chunksKey },
+        { gen: meta.gen, reason },
+      );
     } catch (err) {
       throw wrapRedisError(err, this.#key, 'marking the file of a dead writer aborted');
     }
     if (reply.status === 'marked') throw aborted(this.#key, `the file was marked aborted: ${reason}`);
-    if (reply.status === 'missing') throw notFound(this.#key, 'the file was removed, replaced or expired while being read');
+    if (reply.status === 'missing')
+      throw notFound(this.#key, 'the file was removed, replaced or expired while being read');
     // 'alive': a heartbeat came just now, which the next check sees; 'settled': the file was
     // completed or aborted meanwhile, which the next read shows.
   }
@@ -295,13 +346,19 @@ export class FileWatch {
 /** @internal The error of a file whose writer aborted: CORRUPT when Redis had lost acknowledged pieces. */
 export function abortedError(key: string, lost: boolean): Error {
   return lost
-    ? corrupt(key, 'Redis lost pieces that it had acknowledged to the writer (a replica without them took over from a failed primary), and the writer aborted')
+    ? corrupt(
+        key,
+        'Redis lost pieces that it had acknowledged to the writer (a replica without them took over from a failed primary), and the writer aborted',
+      )
     : aborted(key, 'the writer aborted this file before it was complete');
 }
 
 /** @internal The error of a read that needs chunks consumers trimmed. */
 export function trimmedError(key: string, trimmed: number, wanted: number): Error {
-  return notFound(key, `chunks 0 to ${trimmed - 1} were trimmed once every consumer had read them; this read needs chunk ${wanted}`);
+  return notFound(
+    key,
+    `chunks 0 to ${trimmed - 1} were trimmed once every consumer had read them; this read needs chunk ${wanted}`,
+  );
 }
 
 /**

@@ -26,22 +26,11 @@
  * @module
  */
 
-export { FORMAT_VERSION, parseNumber } from './format/conventions.js';
-export {
-  decodeKey,
-  decodeMetaKey,
-  DEFAULT_PREFIX,
-  encodeKey,
-  type FileKeys,
-  fileKeys,
-  META_SUFFIX,
-  scanPattern,
-} from './format/keys.js';
 export {
   decodeEntry,
   type Entry,
-  Field,
   FIRST_PIECE,
+  Field,
   HEADER_ID,
   idBefore,
   looksGzipped,
@@ -49,19 +38,30 @@ export {
   parseId,
   pieceId,
 } from './format/chunks.js';
+export { FORMAT_VERSION, parseNumber } from './format/conventions.js';
+export {
+  DEFAULT_PREFIX,
+  decodeKey,
+  decodeMetaKey,
+  encodeKey,
+  type FileKeys,
+  fileKeys,
+  META_SUFFIX,
+  scanPattern,
+} from './format/keys.js';
+export { ChannelField, channelLogKey, FREED_FIELD, memoryEventsKey } from './format/logs.js';
 export {
   EMPTY_CRC,
   Event,
   type FileState,
   Flag,
   isMetaProblem,
-  leaseLapsed,
   Limits,
+  leaseLapsed,
   Meta,
   type MetaProblem,
   type MetaRecord,
-  parseMeta,
   POSITION_DONE,
+  parseMeta,
   State,
 } from './format/meta.js';
-export { ChannelField, channelLogKey, FREED_FIELD, memoryEventsKey } from './format/logs.js';

@@ -7,23 +7,23 @@ export {
   type AnnouncedFile,
   closeChannel,
   type ReceivedFile,
-  receiveFiles,
   type ReceiveFilesOptions,
+  receiveFiles,
   removeChannel,
   type SendableFile,
+  type SendFilesOptions,
   type SentFile,
   sendFiles,
-  type SendFilesOptions,
 } from './channel.js';
 export type { RedisClient } from './client.js';
 export { type CrcImplementation, crcImplementation } from './crc.js';
 export { ErrorCodes, RedisFileError, type RedisFileErrorCode } from './errors.js';
-export type { FileState } from './format.js';
-export { type LineTooLongError, lines, type LinesOptions } from './lines.js';
-export { list } from './list.js';
 export type { FileStat } from './file-stat.js';
+export type { FileState } from './format.js';
+export { type LinesOptions, type LineTooLongError, lines } from './lines.js';
+export { list } from './list.js';
 export { expire, remove, rename, stat } from './manage.js';
-export type { Progress } from './progress.js';
 export type { KeyOptions, ListOptions, ReadStreamOptions, RenameOptions, WriteStreamOptions } from './options.js';
+export type { Progress } from './progress.js';
 export { createRedisReadStream, RedisReadStream } from './read-stream.js';
 export { createRedisWriteStream, RedisWriteStream } from './write-stream.js';

@@ -199,7 +199,12 @@ export class WriterLease {
       if (this.#touching) return;
       this.#touching = true;
       const p = progress();
-      run(this.#client, TOUCH, { meta: this.#keys.meta }, { writer: this.token, size: p.bytes, chunks: p.chunks, crc32: p.crc32 })
+      run(
+        this.#client,
+        TOUCH,
+        { meta: this.#keys.meta },
+        { writer: this.token, size: p.bytes, chunks: p.chunks, crc32: p.crc32 },
+      )
         .then(({ held }) => {
           if (!held && this.#heartbeat) lost();
         })
@@ -220,7 +225,10 @@ export class WriterLease {
    * With `waitReplicas`, WAIT until that many replicas hold it; the commit is idempotent, so while
    * too few replicas confirm it runs again (and writes again), until `retryTimeout`.
    */
-  commit(gen: string, end: { last: string; pieces: number; size: number; chunks: number; crc32: string; ttl: number }): Promise<CommitReply> {
+  commit(
+    gen: string,
+    end: { last: string; pieces: number; size: number; chunks: number; crc32: string; ttl: number },
+  ): Promise<CommitReply> {
     const keys = { meta: this.#keys.meta, chunks: this.#keys.chunks(gen), events: this.#keys.events };
     const args = { writer: this.token, ...end };
     const { waitReplicas, waitTimeout, retryTimeout } = this.#opts;
@@ -237,7 +245,10 @@ export class WriterLease {
         pauses: this.#pauses,
         wrap: (err) =>
           err instanceof TooFewReplicas
-            ? timeout(this.#key, `the end record reached ${err.replicas} of ${err.wanted} replicas (the file is complete on the primary)`)
+            ? timeout(
+                this.#key,
+                `the end record reached ${err.replicas} of ${err.wanted} replicas (the file is complete on the primary)`,
+              )
             : wrapRedisError(err, this.#key, 'committing the end record'),
       },
     );
@@ -247,12 +258,24 @@ export class WriterLease {
    * Mark the file aborted, with an abort record after what is stored, keeping `whole` (the prefix
    * of whole chunks, where a resume continues); `lost` when Redis lost acknowledged pieces.
    */
-  abort(gen: string, whole: { bytes: number; chunks: number; crc: number }, reason: string, lost: boolean): Promise<unknown> {
+  abort(
+    gen: string,
+    whole: { bytes: number; chunks: number; crc: number },
+    reason: string,
+    lost: boolean,
+  ): Promise<unknown> {
     return run(
       this.#client,
       ABORT,
       { meta: this.#keys.meta, chunks: this.#keys.chunks(gen) },
-      { writer: this.token, reason, size: whole.bytes, chunks: whole.chunks, crc32: formatCrc(whole.crc), lost: lost ? Flag.yes : Flag.no },
+      {
+        writer: this.token,
+        reason,
+        size: whole.bytes,
+        chunks: whole.chunks,
+        crc32: formatCrc(whole.crc),
+        lost: lost ? Flag.yes : Flag.no,
+      },
     );
   }
 }

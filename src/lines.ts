@@ -36,16 +36,20 @@ export interface LineTooLongError extends Error {
  * ```
  */
 export function lines(options?: LinesOptions): Transform {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) throw invalidType('options', 'an object', options);
+  if (options !== undefined && (typeof options !== 'object' || options === null))
+    throw invalidType('options', 'an object', options);
   const max = options?.maxLineLength ?? 1024 * 1024;
   if (typeof max !== 'number') throw invalidType('maxLineLength', 'a positive integer', max);
   if (!Number.isInteger(max) || max < 1) throw outOfRange('maxLineLength', 'a positive integer', max);
   const decoder = new StringDecoder('utf8');
   let rest = '';
   const tooLong = (length: number): LineTooLongError =>
-    Object.assign(new Error(`A line is longer than maxLineLength (${max}): at least ${length} characters without a line ending`), {
-      code: 'ERR_REDIS_FILE_LINE_TOO_LONG' as const,
-    });
+    Object.assign(
+      new Error(`A line is longer than maxLineLength (${max}): at least ${length} characters without a line ending`),
+      {
+        code: 'ERR_REDIS_FILE_LINE_TOO_LONG' as const,
+      },
+    );
   const emit = (stream: Transform, text: string, final: boolean): Error | undefined => {
     let start = 0;
     for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {

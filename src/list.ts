@@ -7,8 +7,8 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { RedisClient } from './client.js';
 import { wrapRedisError } from './errors.js';
-import { decodeMetaKey, fileKeys, isMetaProblem, parseMeta, scanPattern } from './format.js';
 import { type FileStat, serverMs, toFileStat } from './file-stat.js';
+import { decodeMetaKey, fileKeys, isMetaProblem, parseMeta, scanPattern } from './format.js';
 import { failedIteration, invalidType, type ListOptions, resolveListOptions } from './options.js';
 
 /**
@@ -43,7 +43,12 @@ export function list(client: RedisClient, options?: ListOptions): AsyncIterableI
   return scanFiles(client, opts.prefix, opts.match, opts.count);
 }
 
-async function* scanFiles(client: RedisClient, prefix: string, match: string, count: number): AsyncIterableIterator<FileStat> {
+async function* scanFiles(
+  client: RedisClient,
+  prefix: string,
+  match: string,
+  count: number,
+): AsyncIterableIterator<FileStat> {
   const matcher = globToRegExp(match);
   const pattern = scanPattern(prefix, match);
   const nodes: Redis[] = isCluster(client) ? client.nodes('master') : [client as Redis];

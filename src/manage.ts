@@ -6,6 +6,7 @@
  * @module
  */
 
+import { pipeline } from 'node:stream/promises';
 import type { RedisClient } from './client.js';
 import { badFormat, corrupt, exists, notFound, wrapRedisError } from './errors.js';
 import { type FileStat, serverMs, storedSize, toFileStat } from './file-stat.js';
@@ -18,11 +19,10 @@ import {
   resolveKeyOptions,
   resolveRenameOptions,
 } from './options.js';
-import { pipeline } from 'node:stream/promises';
 import { createRedisReadStream } from './read-stream.js';
 import { MAX_ATTEMPTS } from './retry.js';
-import { EXPIRE, REMOVE, RENAME, run } from './scripts/index.js';
 import type { FileRefusal, RenameReply } from './scripts/file.js';
+import { EXPIRE, REMOVE, RENAME, run } from './scripts/index.js';
 import { createRedisWriteStream } from './write-stream.js';
 
 /**
@@ -62,7 +62,9 @@ export async function remove(client: RedisClient, key: string, options?: KeyOpti
 }
 
 async function removeFile(client: RedisClient, key: string, keys: FileKeys): Promise<boolean> {
-  return onFile(client, key, keys, 'remove', (gen) => run(client, REMOVE, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen }));
+  return onFile(client, key, keys, 'remove', (gen) =>
+    run(client, REMOVE, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen }),
+  );
 }
 
 /**
@@ -93,14 +95,21 @@ async function onFile(
  * @returns true when there was a file, false when there was none
  * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments
  */
-export async function expire(client: RedisClient, key: string, seconds: number | null, options?: KeyOptions): Promise<boolean> {
+export async function expire(
+  client: RedisClient,
+  key: string,
+  seconds: number | null,
+  options?: KeyOptions,
+): Promise<boolean> {
   checkClientAndKey(client, key);
   const ttl = checkSeconds(seconds);
   return expireFile(client, key, fileKeys(resolveKeyOptions(options).prefix, key), ttl ?? 0);
 }
 
 function expireFile(client: RedisClient, key: string, keys: FileKeys, ttl: number): Promise<boolean> {
-  return onFile(client, key, keys, 'expire', (gen) => run(client, EXPIRE, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen, ttl }));
+  return onFile(client, key, keys, 'expire', (gen) =>
+    run(client, EXPIRE, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen, ttl }),
+  );
 }
 
 /**
@@ -160,7 +169,15 @@ async function copyAcrossSlots(
   }
 }
 
-async function renameFile(client: RedisClient, from: string, to: string, src: FileKeys, dst: FileKeys, overwrite: boolean, prefix: string): Promise<void> {
+async function renameFile(
+  client: RedisClient,
+  from: string,
+  to: string,
+  src: FileKeys,
+  dst: FileKeys,
+  overwrite: boolean,
+  prefix: string,
+): Promise<void> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     let reply: RenameReply;
     let gen: string | null = null;
@@ -182,13 +199,15 @@ async function renameFile(client: RedisClient, from: string, to: string, src: Fi
         { gen: gen ?? '', overwrite: overwrite ? '1' : '0', toGen: targetGen ?? '' },
       );
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('CROSSSLOT')) return copyAcrossSlots(client, from, to, src, gen ?? '', overwrite, prefix);
+      if (err instanceof Error && err.message.startsWith('CROSSSLOT'))
+        return copyAcrossSlots(client, from, to, src, gen ?? '', overwrite, prefix);
       throw wrapRedisError(err, from, `rename to ${JSON.stringify(to)}`);
     }
     if (reply.status === 'ok') return;
     if (reply.status === 'missing') throw notFound(from);
     if (reply.status === 'busy') throw exists(from, 'the file is still being written and cannot be renamed');
-    if (reply.status === 'exists') throw exists(to, `a ${reply.state} file is stored at the new name and \`overwrite\` is off`);
+    if (reply.status === 'exists')
+      throw exists(to, `a ${reply.state} file is stored at the new name and \`overwrite\` is off`);
     if (reply.status === 'format') throw badFormat(from, `will not rename: ${reply.detail}`);
   }
   throw wrapRedisError(new Error('the files keep changing'), from, 'rename');

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
 import type { Redis } from 'ioredis';
+import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
 import { FREED_FIELD, Limits } from './format.js';
 import { run, USED_MEMORY } from './scripts/index.js';
 

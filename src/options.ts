@@ -25,5 +25,10 @@ export {
   resolveListOptions,
   resolveRenameOptions,
 } from './options/manage.js';
-export { type ReadStreamOptions, resolveReadOptions, type ResolvedReadOptions } from './options/read.js';
-export { MAX_CHUNK_SIZE, resolveWriteOptions, type ResolvedWriteOptions, type WriteStreamOptions } from './options/write.js';
+export { type ReadStreamOptions, type ResolvedReadOptions, resolveReadOptions } from './options/read.js';
+export {
+  MAX_CHUNK_SIZE,
+  type ResolvedWriteOptions,
+  resolveWriteOptions,
+  type WriteStreamOptions,
+} from './options/write.js';

@@ -9,23 +9,45 @@ import { addAbortSignal, Readable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import type { RedisClient } from './client.js';
 import { ConsumerBook } from './consumer.js';
-import { aborted, badFormat, corrupt, decodeFailed, isRetryable, notFound, outOfRange, timeout, wrapRedisError } from './errors.js';
+import {
+  aborted,
+  badFormat,
+  corrupt,
+  decodeFailed,
+  isRetryable,
+  notFound,
+  outOfRange,
+  timeout,
+  wrapRedisError,
+} from './errors.js';
 import { type FileStat, serverMs, toFileStat } from './file-stat.js';
 import { abortedError, FileWatch, type RawEntry, trimmedError } from './file-watch.js';
-import { decodeEntry, type Entry, type FileKeys, fileKeys, Flag, isMetaProblem, type MetaRecord, parseMeta, State } from './format.js';
-import { checkClientAndKey, type ReadStreamOptions, resolveReadOptions, type ResolvedReadOptions } from './options.js';
+import {
+  decodeEntry,
+  type Entry,
+  type FileKeys,
+  Flag,
+  fileKeys,
+  isMetaProblem,
+  type MetaRecord,
+  parseMeta,
+  State,
+} from './format.js';
+import { checkClientAndKey, type ReadStreamOptions, type ResolvedReadOptions, resolveReadOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
 import { Pauses, RETRY_MAX_MS, RETRY_MIN_MS } from './retry.js';
 import { EntrySequence, type Step } from './sequence.js';
 
-/** The events of a {@link RedisReadStream} beyond those of every Readable. */
+/**
+ * The events of a {@link RedisReadStream} beyond those of every Readable: `file` (the file is open:
+ * what {@link stat} would say of it, before the first byte, as GridFS's `file`) and `progress` (how
+ * many bytes were delivered, at most once per `progressInterval`, and once at the end).
+ */
 export interface RedisReadStream {
-  /** The file is open: what {@link stat} would say of it, before the first byte (as GridFS's `file`). */
   on(event: 'file', listener: (file: FileStat) => void): this;
-  once(event: 'file', listener: (file: FileStat) => void): this;
-  /** How many bytes were delivered, at most once per `progressInterval`, and once at the end. */
   on(event: 'progress', listener: (progress: Progress) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'file', listener: (file: FileStat) => void): this;
   once(event: 'progress', listener: (progress: Progress) => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
@@ -35,6 +57,7 @@ export interface RedisReadStream {
  * bytes go out. Create it with {@link createRedisReadStream}; the class is exported for types and
  * `instanceof`.
  */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: typed events, declared as Node's own streams declare theirs
 export class RedisReadStream extends Readable {
   /** The file's key. */
   readonly key: string;
@@ -101,7 +124,8 @@ export class RedisReadStream extends Readable {
     if (!this.#pumping && !this.#done) void this.#pump();
     // The application is taking bytes out: a consumer's position may move. Readable calls _read
     // before it removes them from its buffer, hence the report once read() is done.
-    else if (this.#consumer?.tracking) queueMicrotask(() => this.#reportPosition().catch((err: unknown) => this.destroy(err as Error)));
+    else if (this.#consumer?.tracking)
+      queueMicrotask(() => this.#reportPosition().catch((err: unknown) => this.destroy(err as Error)));
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -139,7 +163,8 @@ export class RedisReadStream extends Readable {
       if (this.#done) return;
       this.#watch.lastEventId = lastEvent[0]?.[0] ?? '0-0';
       const meta = parseMeta(rawMeta);
-      if (isMetaProblem(meta)) throw meta.problem === 'format' ? badFormat(this.key, meta.detail) : corrupt(this.key, meta.detail);
+      if (isMetaProblem(meta))
+        throw meta.problem === 'format' ? badFormat(this.key, meta.detail) : corrupt(this.key, meta.detail);
       if (meta !== undefined) {
         this.#start(meta);
         await this.#consumer?.join(this.#seq.chunk);
@@ -177,9 +202,21 @@ export class RedisReadStream extends Readable {
       );
     }
     this.#batch = Math.max(1, Math.min(this.#opts.readAhead, Math.floor(this.#opts.readAheadBytes / meta.chunkSize)));
-    this.#seq = new EntrySequence(this.key, meta, { firstChunk, withHeader: firstChunk === 0, start, end: this.#opts.end, checksum });
+    this.#seq = new EntrySequence(this.key, meta, {
+      firstChunk,
+      withHeader: firstChunk === 0,
+      start,
+      end: this.#opts.end,
+      checksum,
+    });
     if (consumer !== undefined) {
-      this.#consumer = new ConsumerBook(this.#client, this.key, this.#keys, { prefix: this.#opts.prefix, consumer, meta, start, decoding: gzip });
+      this.#consumer = new ConsumerBook(this.#client, this.key, this.#keys, {
+        prefix: this.#opts.prefix,
+        consumer,
+        meta,
+        start,
+        decoding: gzip,
+      });
     }
     if (gzip) {
       const gunzip = createGunzip();
@@ -250,7 +287,9 @@ export class RedisReadStream extends Readable {
       const waited = Date.now() - this.#troubleSince;
       if (waited >= this.#opts.idleTimeout) throw err;
       this.#prefetched = undefined;
-      await this.#pauses.wait(Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, waited / 2), this.#opts.idleTimeout - waited));
+      await this.#pauses.wait(
+        Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, waited / 2), this.#opts.idleTimeout - waited),
+      );
       return undefined;
     }
   }
@@ -291,7 +330,8 @@ export class RedisReadStream extends Readable {
       case 'abort': {
         const { state, lost } = await this.#watch.checkAgainstMeta(step);
         if (lost === Flag.yes) throw abortedError(this.key, true);
-        if (state !== State.aborted) throw corrupt(this.key, `the stream holds an abort record but the metadata hash says ${state}`);
+        if (state !== State.aborted)
+          throw corrupt(this.key, `the stream holds an abort record but the metadata hash says ${state}`);
         throw aborted(this.key, `the writer aborted this file before it was complete (${step.reason})`);
       }
     }

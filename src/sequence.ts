@@ -72,7 +72,11 @@ export class EntrySequence {
    * @param firstChunk the chunk the read starts at
    * @param withHeader whether the header comes first (a read from chunk 0 of an untrimmed file)
    */
-  constructor(key: string, layout: Layout, opts: { firstChunk: number; withHeader: boolean; start: number; end: number; checksum: boolean }) {
+  constructor(
+    key: string,
+    layout: Layout,
+    opts: { firstChunk: number; withHeader: boolean; start: number; end: number; checksum: boolean },
+  ) {
     this.#key = key;
     this.#layout = layout;
     this.#n = opts.firstChunk;
@@ -102,7 +106,10 @@ export class EntrySequence {
     const cutAt = cut * chunkSize;
     if (cutAt >= this.#pos || this.#needHeader) return false;
     if (this.#historyChunk[cut % HISTORY] !== cut || this.#skip > 0) {
-      throw aborted(this.#key, `its writer was replaced by one that resumed it from chunk ${cut}, before what this reader can check again`);
+      throw aborted(
+        this.#key,
+        `its writer was replaced by one that resumed it from chunk ${cut}, before what this reader can check again`,
+      );
     }
     const crcAtCut = this.#historyCrc[cut % HISTORY]!;
     const length = this.#pos - cutAt;
@@ -145,7 +152,8 @@ export class EntrySequence {
     const key = this.#key;
     if (entry.kind === 'bad') throw corrupt(key, entry.detail);
     if (this.#needHeader) {
-      if (entry.kind !== 'header') throw corrupt(key, `the header entry ${HEADER_ID} is missing: the stream starts at ${entry.id}`);
+      if (entry.kind !== 'header')
+        throw corrupt(key, `the header entry ${HEADER_ID} is missing: the stream starts at ${entry.id}`);
       this.#checkHeader(entry);
       this.#needHeader = false;
       this.#lastId = entry.id;
@@ -160,21 +168,31 @@ export class EntrySequence {
     const isRecord = compareIds(at, record) === 0;
     if (!isPiece && !isRecord) {
       if (compareIds(at, piece) > 0) return { kind: 'gap', expected: pieceId(piece.n, piece.s) };
-      throw corrupt(key, `entry ${entry.id} came after ${this.#lastId}, where ${pieceId(piece.n, piece.s)} was expected`);
+      throw corrupt(
+        key,
+        `entry ${entry.id} came after ${this.#lastId}, where ${pieceId(piece.n, piece.s)} was expected`,
+      );
     }
     this.#lastId = entry.id;
     switch (entry.kind) {
       case 'piece': {
-        if (!isPiece) throw corrupt(key, `chunk ${this.#n} is short but piece ${entry.id} of the next chunk follows it`);
+        if (!isPiece)
+          throw corrupt(key, `chunk ${this.#n} is short but piece ${entry.id} of the next chunk follows it`);
         const { data } = entry;
         const { chunkSize } = this.#layout;
         if (this.#filled + data.length > chunkSize) {
-          throw corrupt(key, `piece ${entry.id} makes chunk ${this.#n} hold ${this.#filled + data.length} bytes; the chunk size is ${chunkSize}`);
+          throw corrupt(
+            key,
+            `piece ${entry.id} makes chunk ${this.#n} hold ${this.#filled + data.length} bytes; the chunk size is ${chunkSize}`,
+          );
         }
         if (this.#checksum) {
           const crc = crc32(data);
           if (crc !== entry.crc) {
-            throw corrupt(key, `checksum mismatch in piece ${entry.id}: it says crc32 ${formatCrc(entry.crc)}, its bytes give ${formatCrc(crc)}`);
+            throw corrupt(
+              key,
+              `checksum mismatch in piece ${entry.id}: it says crc32 ${formatCrc(entry.crc)}, its bytes give ${formatCrc(crc)}`,
+            );
           }
           if (this.#crc !== undefined) this.#crc = crc32Combine(this.#crc, crc, data.length);
           this.#runCrc = crc32Combine(this.#runCrc, crc, data.length);
@@ -197,7 +215,10 @@ export class EntrySequence {
           if (this.#checksum) {
             this.#skipCrc = crc32(data.subarray(0, again), this.#skipCrc);
             if (this.#skip === 0 && this.#skipCrc !== this.#skipExpected) {
-              throw corrupt(key, `the writer that resumed it wrote other bytes than this reader had delivered before ${this.#pos - data.length + again}`);
+              throw corrupt(
+                key,
+                `the writer that resumed it wrote other bytes than this reader had delivered before ${this.#pos - data.length + again}`,
+              );
             }
           }
         }
@@ -207,25 +228,43 @@ export class EntrySequence {
         return { kind: 'bytes', bytes, pastEnd: this.#pos > this.#end };
       }
       case 'end': {
-        if (!isRecord) throw corrupt(key, `the end record ${entry.id} comes where piece ${pieceId(piece.n, piece.s)} was expected`);
+        if (!isRecord)
+          throw corrupt(key, `the end record ${entry.id} comes where piece ${pieceId(piece.n, piece.s)} was expected`);
         const { chunkSize } = this.#layout;
-        if (entry.size !== this.#pos || entry.chunks !== entry.n || entry.chunks !== Math.ceil(entry.size / chunkSize)) {
-          throw corrupt(key, `the end record says ${entry.size} bytes in ${entry.chunks} chunks; read ${this.#pos} bytes in ${entry.n}`);
+        if (
+          entry.size !== this.#pos ||
+          entry.chunks !== entry.n ||
+          entry.chunks !== Math.ceil(entry.size / chunkSize)
+        ) {
+          throw corrupt(
+            key,
+            `the end record says ${entry.size} bytes in ${entry.chunks} chunks; read ${this.#pos} bytes in ${entry.n}`,
+          );
         }
         if (this.#crc !== undefined && entry.crc32 !== this.#crc) {
-          throw corrupt(key, `checksum mismatch: the end record says crc32 ${formatCrc(entry.crc32)}, the pieces give ${formatCrc(this.#crc)}`);
+          throw corrupt(
+            key,
+            `checksum mismatch: the end record says crc32 ${formatCrc(entry.crc32)}, the pieces give ${formatCrc(this.#crc)}`,
+          );
         }
         return { kind: 'end', size: entry.size, chunks: entry.chunks, crc32: formatCrc(entry.crc32) };
       }
       case 'abort':
-        if (!isRecord) throw corrupt(key, `the abort record ${entry.id} comes where piece ${pieceId(piece.n, piece.s)} was expected`);
+        if (!isRecord)
+          throw corrupt(
+            key,
+            `the abort record ${entry.id} comes where piece ${pieceId(piece.n, piece.s)} was expected`,
+          );
         return { kind: 'abort', reason: entry.reason };
     }
   }
 
   #checkHeader(header: Extract<Entry, { kind: 'header' }>): void {
     if (header.version !== String(FORMAT_VERSION)) {
-      throw badFormat(this.#key, `its header says format version ${JSON.stringify(header.version)}; this version reads ${FORMAT_VERSION}`);
+      throw badFormat(
+        this.#key,
+        `its header says format version ${JSON.stringify(header.version)}; this version reads ${FORMAT_VERSION}`,
+      );
     }
     const layout = this.#layout;
     for (const field of ['gen', 'chunkSize', 'encoding'] as const) {

@@ -7,7 +7,7 @@
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { constants as zlibConstants, createGzip, type Gzip } from 'node:zlib';
+import { createGzip, type Gzip, constants as zlibConstants } from 'node:zlib';
 import { ChunkWindow } from './chunk-window.js';
 import { Chunker, FlushTimer } from './chunker.js';
 import type { RedisClient } from './client.js';
@@ -16,7 +16,12 @@ import { aborted, corrupt, ErrorCodes, RedisFileError } from './errors.js';
 import { type FileKeys, fileKeys, memoryEventsKey } from './format.js';
 import { WriterLease } from './lease.js';
 import { MemoryGuard } from './memory-guard.js';
-import { checkClientAndKey, resolveWriteOptions, type ResolvedWriteOptions, type WriteStreamOptions } from './options.js';
+import {
+  checkClientAndKey,
+  type ResolvedWriteOptions,
+  resolveWriteOptions,
+  type WriteStreamOptions,
+} from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
 import { Pauses } from './retry.js';
 import { run, TRIM } from './scripts/index.js';
@@ -28,14 +33,16 @@ const ABORT_WAIT_MS = 5000;
  * with the writes before it (as zlib's does); told apart from an empty write by identity.
  */
 const FLUSH = Buffer.alloc(0);
-/** The events of a {@link RedisWriteStream} beyond those of every Writable. */
+/**
+ * The events of a {@link RedisWriteStream} beyond those of every Writable: `ready` (the key is
+ * claimed and the file exists, in state `writing`: readers can open it now) and `progress` (how many
+ * bytes Redis has acknowledged, at most once per `progressInterval`, and once at the end).
+ */
 export interface RedisWriteStream {
-  /** The key is claimed and the file exists (in state `writing`): readers can open it now. */
   on(event: 'ready', listener: () => void): this;
-  once(event: 'ready', listener: () => void): this;
-  /** How many bytes Redis has acknowledged, at most once per `progressInterval`, and once at the end. */
   on(event: 'progress', listener: (progress: Progress) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'ready', listener: () => void): this;
   once(event: 'progress', listener: (progress: Progress) => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
@@ -46,6 +53,7 @@ export interface RedisWriteStream {
  *
  * 'finish' fires only once every chunk and the end record are acknowledged by Redis.
  */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: typed events, declared as Node's own streams declare theirs
 export class RedisWriteStream extends Writable {
   /** The file's key. */
   readonly key: string;
@@ -113,9 +121,21 @@ export class RedisWriteStream extends Writable {
         opts.consumers === undefined
           ? undefined
           : async () =>
-              (await run(client, TRIM, { meta: this.#keys.meta, chunks: this.#chunksKey }, { gen: this.#gen, consumer: '', position: 0 }))
-                .trimmed > 0;
-      this.#guard = new MemoryGuard(client, opts.maxRedisMemory, memoryEventsKey(opts.prefix), this.#keys.meta, relieve);
+              (
+                await run(
+                  client,
+                  TRIM,
+                  { meta: this.#keys.meta, chunks: this.#chunksKey },
+                  { gen: this.#gen, consumer: '', position: 0 },
+                )
+              ).trimmed > 0;
+      this.#guard = new MemoryGuard(
+        client,
+        opts.maxRedisMemory,
+        memoryEventsKey(opts.prefix),
+        this.#keys.meta,
+        relieve,
+      );
     }
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
     // the fields above.
@@ -247,7 +267,8 @@ export class RedisWriteStream extends Writable {
       // The gzip's own write callback provides the backpressure: it only fires once the compressor
       // has consumed the input, which it stops doing while its output is paused.
       const last = data.length - 1;
-      data.forEach((d, i) => this.#gzip!.write(d, i === last ? (err) => callback(err ?? this.#failure) : undefined));
+      for (const [i, d] of data.entries())
+        this.#gzip.write(d, i === last ? (err) => callback(err ?? this.#failure) : undefined);
       this.#flushTimer.arm();
       return;
     }
@@ -384,8 +405,9 @@ export class RedisWriteStream extends Writable {
     // Compressed output may still wait for room in the window: it goes in as the window drains.
     while (!this.#failure && !this.#chunker.take()) await this.#whenDrained();
     this.#sendPartial();
-    // With waitReplicas a piece counts only once replicas confirm it: the end record waits for that.
-    if (this.#opts.waitReplicas > 0) await this.#whenDrained();
+    // With waitReplicas a piece counts only once replicas confirm it, and under a memory limit
+    // pieces may wait to be sent: the end record then waits for every acknowledgement.
+    if (this.#opts.waitReplicas > 0 || this.#guard) await this.#whenDrained();
     if (this.#failure) throw this.#failure;
     const cut = window.cut;
     const args = {
@@ -412,18 +434,21 @@ export class RedisWriteStream extends Writable {
       reply = await this.#lease.commit(this.#gen, args);
     }
     this.#lease.stopHeartbeat();
-    if (reply.status === 'lease') throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
+    if (reply.status === 'lease')
+      throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
     if (reply.status === 'corrupt') throw corrupt(this.key, `cannot commit: ${reply.detail}`);
     this.#committed = true;
     this.#opts.signal?.removeEventListener('abort', this.#onAbort);
     this.#progress.tick(cut.bytes, cut.bytes, true);
   }
-
 }
 
 /** The error of an aborted stream, as Node's own streams give it. */
 function abortError(signal: AbortSignal): Error {
-  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' });
+  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), {
+    name: 'AbortError',
+    code: 'ABORT_ERR',
+  });
 }
 
 /**
@@ -441,7 +466,11 @@ function abortError(signal: AbortSignal): Error {
  * await pipeline(fs.createReadStream('access.log.gz'), createRedisWriteStream(redis, 'logs/2026-11-30.gz'));
  * ```
  */
-export function createRedisWriteStream(client: RedisClient, key: string, options?: WriteStreamOptions): RedisWriteStream {
+export function createRedisWriteStream(
+  client: RedisClient,
+  key: string,
+  options?: WriteStreamOptions,
+): RedisWriteStream {
   checkClientAndKey(client, key);
   return new RedisWriteStream(client, key, resolveWriteOptions(options));
 }

@@ -5,8 +5,8 @@
 // declarations agree on the essentials.
 import type { Readable, Writable } from 'node:stream';
 import type { Cluster, Redis } from 'ioredis';
-import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd';
 import type * as Cjs from 'redis-file-stream' with { 'resolution-mode': 'require' };
+import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd';
 
 declare const cjs: typeof Cjs;
 declare const redis: Redis;
@@ -28,7 +28,9 @@ expectAssignable<Cjs.RedisClient>(redis);
 expectAssignable<Cjs.RedisClient>(cluster);
 
 expectType<Cjs.RedisWriteStream>(cjs.createRedisWriteStream(redis, 'k'));
-expectType<Cjs.RedisWriteStream>(cjs.createRedisWriteStream(cluster, 'k', { chunkSize: 1024, compress: true, metadata: { a: 'b' } }));
+expectType<Cjs.RedisWriteStream>(
+  cjs.createRedisWriteStream(cluster, 'k', { chunkSize: 1024, compress: true, metadata: { a: 'b' } }),
+);
 expectAssignable<Writable>(cjs.createRedisWriteStream(redis, 'k'));
 expectType<Cjs.RedisReadStream>(cjs.createRedisReadStream(redis, 'k'));
 expectType<Cjs.RedisReadStream>(cjs.createRedisReadStream(cluster, 'k', { start: 1, end: 2, follow: false }));

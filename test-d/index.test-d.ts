@@ -5,7 +5,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Cluster, Redis } from 'ioredis';
-import { expectAssignable, expectError, expectNotAssignable, expectNotType, expectType } from 'tsd';
 import {
   type AnnouncedFile,
   closeChannel,
@@ -17,25 +16,26 @@ import {
   type FileStat,
   type FileState,
   type KeyOptions,
-  list,
   type ListOptions,
+  list,
   type Progress,
   type ReadStreamOptions,
   type ReceivedFile,
-  receiveFiles,
+  type RedisClient,
   RedisFileError,
   type RedisFileErrorCode,
-  type RedisClient,
-  RedisReadStream,
-  RedisWriteStream,
+  type RedisReadStream,
+  type RedisWriteStream,
+  type RenameOptions,
+  receiveFiles,
   remove,
   rename,
-  type RenameOptions,
   type SentFile,
   sendFiles,
   stat,
   type WriteStreamOptions,
 } from 'redis-file-stream';
+import { expectAssignable, expectError, expectNotAssignable, expectNotType, expectType } from 'tsd';
 
 declare const redis: Redis;
 declare const cluster: Cluster;
@@ -286,7 +286,9 @@ expectNotAssignable<RedisFileError['code']>('ERR_REDIS_FILE_UNKNOWN');
 expectNotAssignable<RedisFileError['code']>('ERR_INVALID_ARG_TYPE');
 
 // RedisFileError: an Error with a code (the documented union) and a key.
-const notFound = new RedisFileError('ERR_REDIS_FILE_NOT_FOUND', 'File "k": no file is stored at this key', { key: 'k' });
+const notFound = new RedisFileError('ERR_REDIS_FILE_NOT_FOUND', 'File "k": no file is stored at this key', {
+  key: 'k',
+});
 expectType<RedisFileError>(notFound);
 expectType<DocumentedCode>(notFound.code);
 expectAssignable<Error>(notFound);

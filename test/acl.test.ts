@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   closeChannel,
@@ -21,8 +21,8 @@ import {
   ErrorCodes,
   expire,
   list,
-  receiveFiles,
   type RedisReadStream,
+  receiveFiles,
   remove,
   removeChannel,
   rename,
@@ -87,16 +87,18 @@ async function commandsRun(admin: Redis): Promise<Set<string>> {
 /** ACL LOG entries for `user`, as "context:object". */
 async function denials(admin: Redis, user: string): Promise<string[]> {
   const log = (await admin.acl('LOG')) as unknown[][];
-  return log
-    .map((entry) => {
-      const fields = new Map<string, unknown>();
-      for (let i = 0; i + 1 < entry.length; i += 2) fields.set(String(entry[i]), entry[i + 1]);
-      return fields;
-    })
-    .filter((f) => f.get('username') === user)
-    .map((f) => `${String(f.get('context'))}:${String(f.get('object'))}`)
-    // ioredis sends CLIENT SETINFO (Redis 7.2+) when it connects and ignores a refusal.
-    .filter((d) => d !== 'toplevel:client|setinfo');
+  return (
+    log
+      .map((entry) => {
+        const fields = new Map<string, unknown>();
+        for (let i = 0; i + 1 < entry.length; i += 2) fields.set(String(entry[i]), entry[i + 1]);
+        return fields;
+      })
+      .filter((f) => f.get('username') === user)
+      .map((f) => `${String(f.get('context'))}:${String(f.get('object'))}`)
+      // ioredis sends CLIENT SETINFO (Redis 7.2+) when it connects and ignores a refusal.
+      .filter((d) => d !== 'toplevel:client|setinfo')
+  );
 }
 
 /** How many connections of `user` are blocked in `command`. */
@@ -135,7 +137,10 @@ describe('docs/format.md, section ACL', () => {
   it('the rules grant commands one by one, never a category, and only keys under the prefix', () => {
     for (const user of USERS.values()) {
       expect(grants(user.rules).categories, user.name).toEqual([]);
-      expect(user.rules.filter((r) => /^(%[RW]+)?~/.test(r)), user.name).toHaveLength(1);
+      expect(
+        user.rules.filter((r) => /^(%[RW]+)?~/.test(r)),
+        user.name,
+      ).toHaveLength(1);
       expect(user.rules, user.name).toEqual(expect.arrayContaining(['on', 'resetkeys', 'resetchannels', '-@all']));
     }
     expect(USERS.get('rfs-app')!.rules).toContain('~rfs:*');

@@ -6,6 +6,7 @@
  */
 import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
+import { channelLogKey, DEFAULT_PREFIX } from '../src/format.js';
 import {
   closeChannel,
   expire,
@@ -17,7 +18,6 @@ import {
   sendFiles,
   stat,
 } from '../src/index.js';
-import { channelLogKey, DEFAULT_PREFIX } from '../src/format.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 
 const redis = connect();

@@ -16,7 +16,12 @@ describe('backpressure', () => {
     const chunkSize = 1000;
     const maxInFlight = 4;
     const highWaterMark = 2000;
-    const writer = createRedisWriteStream(redis, key, { chunkSize, maxInFlight, highWaterMark, contentEncoding: 'identity' });
+    const writer = createRedisWriteStream(redis, key, {
+      chunkSize,
+      maxInFlight,
+      highWaterMark,
+      contentEncoding: 'identity',
+    });
     await once(writer, 'ready');
     const data = bytes(200 * chunkSize, 2);
     // Redis stops answering write commands: nothing is acknowledged while paused.

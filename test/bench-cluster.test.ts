@@ -34,10 +34,16 @@ it('bench:cluster --quick measures 1 node and 3 shards', { timeout: RUN_TIMEOUT_
   const out = join(tmp, 'cluster.json');
   await new Promise<void>((resolve, reject) => {
     const args = ['benchmarks/cluster.mjs', '--quick', '--no-replicas', '--files', '6', '--size', '1', '--out', out];
-    execFile(process.execPath, args, { cwd: root, timeout: RUN_TIMEOUT_MS, encoding: 'utf8' }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`node ${args.join(' ')} failed (${error.code ?? error.signal})\n${stdout}\n${stderr}`));
-      else resolve();
-    });
+    execFile(
+      process.execPath,
+      args,
+      { cwd: root, timeout: RUN_TIMEOUT_MS, encoding: 'utf8' },
+      (error, stdout, stderr) => {
+        if (error)
+          reject(new Error(`node ${args.join(' ')} failed (${error.code ?? error.signal})\n${stdout}\n${stderr}`));
+        else resolve();
+      },
+    );
   });
   const output = JSON.parse(await readFile(out, 'utf8')) as { setup: { files: number }; topologies: Topology[] };
   expect(output.topologies.map((t) => t.name)).toEqual(['1 node', '3 shards']);

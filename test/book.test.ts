@@ -24,7 +24,8 @@ afterAll(async () => {
 });
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
-const log = (lines: number, tag: string): string => Array.from({ length: lines }, (_, i) => `${tag},${i},2026-11-30,GET /item/${i % 977}`).join('\n') + '\n';
+const log = (lines: number, tag: string): string =>
+  Array.from({ length: lines }, (_, i) => `${tag},${i},2026-11-30,GET /item/${i % 977}`).join('\n') + '\n';
 
 describe('the book test', () => {
   it('files of 1, 10,000 and 100,000 lines, one gzipped, reach 10 receiver processes whole', async () => {
@@ -36,15 +37,28 @@ describe('the book test', () => {
       return path;
     });
     // The receivers first, each a process standing for a machine; then the sender.
-    const receivers = Array.from({ length: 10 }, (_, i) => receiver(redisUrlForProcesses(), channel, `r${i}`, { decompress: true }));
+    const receivers = Array.from({ length: 10 }, (_, i) =>
+      receiver(redisUrlForProcesses(), channel, `r${i}`, { decompress: true }),
+    );
     await Promise.all(receivers.map((r) => r.waitFor((e) => e.event === 'ready')));
-    const send = sender(redisUrlForProcesses(), channel, { files: paths.map((path) => ({ path })), send: { consumers: 10, chunkSize: 64 * 1024 }, close: true });
+    const send = sender(redisUrlForProcesses(), channel, {
+      files: paths.map((path) => ({ path })),
+      send: { consumers: 10, chunkSize: 64 * 1024 },
+      close: true,
+    });
     await send.waitFor((e) => e.event === 'closed', 'the close');
     const started = send.all('started');
     expect(started.map((e) => e.name)).toEqual(Object.keys(texts));
     for (const [i, r] of receivers.entries()) {
       const files = await finish(r);
-      const got = files.map((f) => ({ name: f.name, key: f.key, lines: f.lines, sha256: f.sha256, offset: f.offset, contentEncoding: f.contentEncoding }));
+      const got = files.map((f) => ({
+        name: f.name,
+        key: f.key,
+        lines: f.lines,
+        sha256: f.sha256,
+        offset: f.offset,
+        contentEncoding: f.contentEncoding,
+      }));
       expect(got, `receiver r${i}`).toEqual(
         Object.entries(texts).map(([name, text], n) => ({
           name,

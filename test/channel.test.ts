@@ -43,7 +43,12 @@ function file(name: string, data: Buffer | string): string {
 }
 
 /** Receive until the channel closes; each file's bytes (or its error's code), acknowledged. */
-async function receiveAll(client: Redis | Cluster, channel: string, consumer: string, options: { decompress?: boolean } = {}) {
+async function receiveAll(
+  client: Redis | Cluster,
+  channel: string,
+  consumer: string,
+  options: { decompress?: boolean } = {},
+) {
   const got: { name: string; data?: Buffer; error?: string }[] = [];
   for await (const f of receiveFiles(client, channel, { consumer, ...options })) {
     try {
@@ -125,15 +130,25 @@ describe('channels', () => {
     const channel = uniqueKey('onstart');
     const started: AnnouncedFile[] = [];
     const source = new PassThrough();
-    const sending = sendFiles(redis, channel, [{ name: 'slow.txt', stream: source }, file('b.txt', 'bee')], { onStart: (f) => started.push(f) });
+    const sending = sendFiles(redis, channel, [{ name: 'slow.txt', stream: source }, file('b.txt', 'bee')], {
+      onStart: (f) => started.push(f),
+    });
     source.write('the first part');
     await eventually(() => started.length > 0, 'the first upload to start');
     // Announced, with its key, while its upload is still open.
-    expect(started).toEqual([{ name: 'slow.txt', key: expect.stringMatching(new RegExp(`^${channel}/[0-9a-z]+-[0-9a-f]{8}/slow\\.txt$`)), size: undefined }]);
+    expect(started).toEqual([
+      {
+        name: 'slow.txt',
+        key: expect.stringMatching(new RegExp(`^${channel}/[0-9a-z]+-[0-9a-f]{8}/slow\\.txt$`)),
+        size: undefined,
+      },
+    ]);
     expect((await stat(redis, started[0]!.key)).state).toBe('writing');
     source.end(', and the rest');
     const sent = await sending;
-    expect(started.map((f) => [f.name, f.key, f.size])).toEqual(sent.map((f, i) => [f.name, f.key, i === 0 ? undefined : 3]));
+    expect(started.map((f) => [f.name, f.key, f.size])).toEqual(
+      sent.map((f, i) => [f.name, f.key, i === 0 ? undefined : 3]),
+    );
   });
 
   it('an exception thrown by onStart aborts that file and rejects sendFiles', async () => {
@@ -152,4 +167,3 @@ describe('channels', () => {
     expect((await stat(redis, key)).state).toBe('aborted');
   });
 });
-

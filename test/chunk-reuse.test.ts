@@ -1,9 +1,9 @@
-import { once } from 'node:events';
 /**
  * The writer fills its chunk buffers again once Redis has stored them for good, and never earlier:
  * a chunk acknowledged out of order may still be sent again by a repair, so its bytes must stay.
  */
 import { Buffer } from 'node:buffer';
+import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { ChunkWindow } from '../src/chunk-window.js';
@@ -97,7 +97,10 @@ describe('chunk buffer reuse', () => {
     const maxInFlight = 4;
     const data = bytes(64 * chunkSize, 41);
     const allocUnsafe = vi.spyOn(Buffer, 'allocUnsafe');
-    await pipeline(splitSource(data, [5000, chunkSize, 1000]), createRedisWriteStream(redis, key, { chunkSize, maxInFlight }));
+    await pipeline(
+      splitSource(data, [5000, chunkSize, 1000]),
+      createRedisWriteStream(redis, key, { chunkSize, maxInFlight }),
+    );
     const chunkBuffers = allocUnsafe.mock.calls.filter(([size]) => size === chunkSize).length;
     allocUnsafe.mockRestore();
     // In flight: maxInFlight chunks, and one more when writes buffered while the window was full

@@ -9,8 +9,18 @@ import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeChannel, sendFiles, stat } from '../src/index.js';
+import {
+  announced,
+  expectOneLine,
+  joined,
+  receivedNames,
+  run,
+  start,
+  stateOf,
+  useTempDir,
+  waitUntil,
+} from './helpers/cli.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
-import { announced, expectOneLine, joined, receivedNames, run, start, stateOf, useTempDir, waitUntil } from './helpers/cli.js';
 
 const redis = connect();
 const dir = useTempDir();
@@ -33,7 +43,16 @@ describe('send and receive (channels)', () => {
     const receivers = outs.map((out, i) => start(['receive', channel, '--consumer', `r${i + 1}`, '--out', out]));
     await joined(redis, channel, 2);
 
-    const sent = await run(['send', channel, '--consumers', '2', '--chunk-size', '64k', '--close', ...files.map(([name]) => join(src, name))]);
+    const sent = await run([
+      'send',
+      channel,
+      '--consumers',
+      '2',
+      '--chunk-size',
+      '64k',
+      '--close',
+      ...files.map(([name]) => join(src, name)),
+    ]);
     expect(sent).toMatchObject({ code: 0, stderr: '' });
     expect(sent.stdout.length).toBe(0);
 
@@ -70,10 +89,16 @@ describe('send and receive (channels)', () => {
     const keys = await announced(redis, channel);
     // --gzip compresses on the way in, except a file already gzipped, which is sent as is.
     expect(await stat(redis, keys[0]!)).toMatchObject({ contentEncoding: 'gzip' });
-    expect(await stat(redis, keys[1]!)).toMatchObject({ contentEncoding: 'gzip', size: statSync(join(src, 'data.csv.gz')).size });
+    expect(await stat(redis, keys[1]!)).toMatchObject({
+      contentEncoding: 'gzip',
+      size: statSync(join(src, 'data.csv.gz')).size,
+    });
 
     const out = mkdtempSync(join(dir(), 'exec-out-'));
-    const copy = await run(['receive', channel, '--consumer', 'copier', '--decompress', '--exec', 'cat > "$OUT/$RFS_NAME"'], { env: { OUT: out } });
+    const copy = await run(
+      ['receive', channel, '--consumer', 'copier', '--decompress', '--exec', 'cat > "$OUT/$RFS_NAME"'],
+      { env: { OUT: out } },
+    );
     expect(copy.code, copy.stderr).toBe(0);
     expect(receivedNames(copy.stderr)).toEqual(['app.log', 'data.csv.gz']);
     expect(readdirSync(out).sort()).toEqual(['app.log', 'data.csv']);
@@ -97,9 +122,14 @@ describe('send and receive (channels)', () => {
     await joined(redis, channel, 1);
     // The library sends, so that the test holds the second file's upload back.
     const second = new PassThrough();
-    const sending = sendFiles(redis, channel, [join(src, 'one.bin'), { name: 'two.bin', stream: second, size: two.length }, join(src, 'three.bin')], {
-      chunkSize: 1024,
-    });
+    const sending = sendFiles(
+      redis,
+      channel,
+      [join(src, 'one.bin'), { name: 'two.bin', stream: second, size: two.length }, join(src, 'three.bin')],
+      {
+        chunkSize: 1024,
+      },
+    );
     second.write(two.subarray(0, 20_000));
     await waitUntil('the receiver is writing two.bin', () =>
       readdirSync(out).some((f) => f.startsWith('.two.bin.') && f.endsWith('.part') && statSync(join(out, f)).size > 0),
@@ -119,7 +149,9 @@ describe('send and receive (channels)', () => {
     expect(receivedNames(r.stderr)).toEqual(['two.bin', 'three.bin']);
     // No temporary file is left behind: the restart wrote to the same one and renamed it.
     expect(readdirSync(out).sort()).toEqual(['one.bin', 'three.bin', 'two.bin']);
-    expect([one, two, three].map((data, i) => readFileSync(join(out, ['one.bin', 'two.bin', 'three.bin'][i]!)).equals(data))).toEqual([true, true, true]);
+    expect(
+      [one, two, three].map((data, i) => readFileSync(join(out, ['one.bin', 'two.bin', 'three.bin'][i]!)).equals(data)),
+    ).toEqual([true, true, true]);
   });
 
   it('a failing --exec command: exit 1, one line naming the file and the exit code; a restart delivers that file again', async () => {
@@ -130,9 +162,12 @@ describe('send and receive (channels)', () => {
     expect((await run(['send', '--close', channel, ...names.map((name) => join(src, name))])).code).toBe(0);
 
     const out = mkdtempSync(join(dir(), 'fail-out-'));
-    const failing = await run(['receive', channel, '--consumer', 'f', '--exec', 'test "$RFS_NAME" != b.txt || exit 3; cat > "$OUT/$RFS_NAME"'], {
-      env: { OUT: out },
-    });
+    const failing = await run(
+      ['receive', channel, '--consumer', 'f', '--exec', 'test "$RFS_NAME" != b.txt || exit 3; cat > "$OUT/$RFS_NAME"'],
+      {
+        env: { OUT: out },
+      },
+    );
     expect(failing.code).toBe(1);
     expect(receivedNames(failing.stderr)).toEqual(['a.txt']);
     const line = expectOneLine(failing.stderr.replace(/^received .*\n/gm, ''));
@@ -140,7 +175,9 @@ describe('send and receive (channels)', () => {
     expect(line).toContain('code 3');
     expect(readdirSync(out)).toEqual(['a.txt']);
 
-    const retry = await run(['receive', channel, '--consumer', 'f', '--exec', 'cat > "$OUT/$RFS_NAME"'], { env: { OUT: out } });
+    const retry = await run(['receive', channel, '--consumer', 'f', '--exec', 'cat > "$OUT/$RFS_NAME"'], {
+      env: { OUT: out },
+    });
     expect(retry.code, retry.stderr).toBe(0);
     expect(receivedNames(retry.stderr)).toEqual(['b.txt', 'c.txt']);
     expect(readdirSync(out).sort()).toEqual(names);

@@ -33,9 +33,14 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Result> 
   const e: NodeJS.ProcessEnv = { ...process.env, ...env };
   if (!('REDIS_URL' in env)) delete e.REDIS_URL;
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: e, encoding: 'buffer', timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr: stderr.toString() });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: e, encoding: 'buffer', timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr: stderr.toString() });
+      },
+    );
   });
 }
 
@@ -58,7 +63,11 @@ describe('redis-file on a cluster', () => {
     for (const k of others) expect((await cli([...urls, 'put', source, k])).code).toBe(0);
     const ls = await cli([...urls, 'ls', `${key.replace(/:cli:\d+$/, '')}:*`, '--json']);
     expect(ls.code).toBe(0);
-    const listed = ls.stdout.toString().trim().split('\n').map((line) => (JSON.parse(line) as { key: string }).key);
+    const listed = ls.stdout
+      .toString()
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { key: string }).key);
     expect(listed).toEqual(expect.arrayContaining([key, ...others]));
     const moved = uniqueKey('cli-moved');
     expect((await cli([...urls, 'mv', key, moved])).code).toBe(0);
@@ -71,8 +80,11 @@ describe('redis-file on a cluster', () => {
     const key = uniqueKey('cli-env');
     const one = { REDIS_URL: seeds()[0]! };
     const put = await new Promise<Result>((resolve) => {
-      const child = execFile(process.execPath, [CLI, '--cluster', 'put', '-', key], { env: { ...process.env, ...one }, encoding: 'buffer' }, (err, stdout, stderr) =>
-        resolve({ code: err ? 1 : 0, stdout, stderr: stderr.toString() }),
+      const child = execFile(
+        process.execPath,
+        [CLI, '--cluster', 'put', '-', key],
+        { env: { ...process.env, ...one }, encoding: 'buffer' },
+        (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr: stderr.toString() }),
       );
       child.stdin!.end('hello, cluster\n');
     });
@@ -95,7 +107,8 @@ describe('redis-file on a cluster', () => {
     const out = mkdtempSync(join(dir, 'recv-'));
     const received = await cli([...urls, 'receive', channel, '--consumer', 'c1', '--out', out]);
     expect(received.code).toBe(0);
-    for (const path of files) expect(readFileSync(join(out, path.split('/').pop()!)).equals(readFileSync(path))).toBe(true);
+    for (const path of files)
+      expect(readFileSync(join(out, path.split('/').pop()!)).equals(readFileSync(path))).toBe(true);
     expect((await cli([...urls, 'rm-channel', channel])).code).toBe(0);
   });
 

@@ -4,8 +4,8 @@
 import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisWriteStream, stat } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { run } from './helpers/cli.js';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
 

@@ -7,8 +7,8 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { expectOneLine, run, stateOf, useTempDir } from './helpers/cli.js';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { put } from './helpers/streams.js';
 
 const redis = connect();
@@ -30,9 +30,15 @@ describe('exit codes and messages', () => {
     ['an empty key', ['rm', '']],
     ['a prefix the library refuses', ['stat', 'k', '--prefix', 'a{b}']],
     ['a prefix the library refuses, listing', ['ls', '*', '--prefix', 'a{b}']],
-    ['a prefix the library refuses, receiving', ['receive', 'ch', '--consumer', 'r', '--exec', 'cat', '--prefix', 'a{']],
+    [
+      'a prefix the library refuses, receiving',
+      ['receive', 'ch', '--consumer', 'r', '--exec', 'cat', '--prefix', 'a{'],
+    ],
     ['receive with neither --out nor --exec', ['receive', 'ch', '--consumer', 'r']],
-    ['receive with both --out and --exec', ['receive', 'ch', '--consumer', 'r', '--out', 'never-created', '--exec', 'cat']],
+    [
+      'receive with both --out and --exec',
+      ['receive', 'ch', '--consumer', 'r', '--out', 'never-created', '--exec', 'cat'],
+    ],
     ['receive without --consumer', ['receive', 'ch', '--out', 'never-created']],
     ['send without files', ['send', 'ch']],
     ['send with a bad --consumers', ['send', 'ch', 'f', '--consumers', '0']],
@@ -48,7 +54,12 @@ describe('exit codes and messages', () => {
 
   it('a missing file: exit 1, one line naming the key, no stack trace', async () => {
     const key = uniqueKey('missing');
-    for (const args of [['get', key], ['cat', key], ['stat', key], ['get', key, join(dir(), 'never.bin')]]) {
+    for (const args of [
+      ['get', key],
+      ['cat', key],
+      ['stat', key],
+      ['get', key, join(dir(), 'never.bin')],
+    ]) {
       const r = await run(args);
       expect(r.code).toBe(1);
       expect(r.stdout.length).toBe(0);

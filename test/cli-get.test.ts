@@ -8,8 +8,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { expectOneLine, run, start, stateOf, useTempDir, waitUntil } from './helpers/cli.js';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { put } from './helpers/streams.js';
 
 const redis = connect();
@@ -48,7 +48,6 @@ describe('get', () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
   });
-
 });
 
 describe('cat', () => {
@@ -141,7 +140,9 @@ describe('get of a pattern', () => {
     const p = uniqueKey('nomatch');
     const none = await run(['get', `${p}/*`, mkdtempSync(join(dir(), 'nomatch-'))]);
     expect(none.code).toBe(1);
-    expect(expectOneLine(none.stderr)).toBe(`redis-file: get ${JSON.stringify(`${p}/*`)}: no file matches this pattern`);
+    expect(expectOneLine(none.stderr)).toBe(
+      `redis-file: get ${JSON.stringify(`${p}/*`)}: no file matches this pattern`,
+    );
     const toStdout = await run(['get', `${p}/*`]);
     expect(toStdout.code).toBe(2);
     expect(toStdout.stderr).toMatch(/^error: .* is a pattern: give a directory/);

@@ -12,7 +12,21 @@ describe('redis-file --help', () => {
     expect(r.code).toBe(0);
     const help = r.stdout.toString();
     expect(help).toMatch(/^Usage: redis-file \[options\] \[command\]/);
-    for (const command of ['put', 'get', 'cat', 'stat', 'ls', 'rm', 'expire', 'mv', 'send', 'receive', 'close', 'rm-channel']) expect(help).toMatch(new RegExp(`^  ${command} `, 'm'));
+    for (const command of [
+      'put',
+      'get',
+      'cat',
+      'stat',
+      'ls',
+      'rm',
+      'expire',
+      'mv',
+      'send',
+      'receive',
+      'close',
+      'rm-channel',
+    ])
+      expect(help).toMatch(new RegExp(`^  ${command} `, 'm'));
     expect(help).toContain('REDIS_URL');
     expect(help).toContain('Examples:');
     expect(help).toContain('Exit codes:');

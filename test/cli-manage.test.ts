@@ -4,8 +4,8 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stat } from '../src/index.js';
-import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
 import { CLI, expectOneLine, run, storedKeys } from './helpers/cli.js';
+import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
 import { put } from './helpers/streams.js';
 
 const redis = connect();
@@ -25,7 +25,9 @@ describe('ls', () => {
     expect(json).toMatchObject({ code: 0, stderr: '' });
     const lines = json.stdout.toString().trim().split('\n');
     expect(lines).toHaveLength(keys.length);
-    const files = lines.map((line) => JSON.parse(line) as { key: string; state: string; size: number; created: string });
+    const files = lines.map(
+      (line) => JSON.parse(line) as { key: string; state: string; size: number; created: string },
+    );
     expect(files.map((f) => f.key).sort()).toEqual(keys);
     for (const f of files) {
       expect(f.state).toBe('complete');
@@ -135,11 +137,15 @@ describe('rm and ls of a pattern', () => {
     await files(p, ['a', 'b', 'c']);
     const size = `file ${p}/a`.length * 3;
     // script(1) gives the command a terminal; stdout and stderr both go to it.
-    const r = spawnSync('script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} ls '${p}/*'`, '/dev/null'], {
-      env: { ...process.env, REDIS_URL: sharedRedisUrl() },
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+    const r = spawnSync(
+      'script',
+      ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} ls '${p}/*'`, '/dev/null'],
+      {
+        env: { ...process.env, REDIS_URL: sharedRedisUrl() },
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stdout.trim().split(/\r?\n/);
     expect(lines.slice(0, 3).map((line) => line.split(/\s+/).at(-1))).toEqual([`${p}/a`, `${p}/b`, `${p}/c`]);

@@ -11,7 +11,12 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 
-const labels = ['a', 'logs/access.log', 'x'.repeat(28), `backups/${'very-long-directory-name/'.repeat(4)}2026-11-30.tar.gz`];
+const labels = [
+  'a',
+  'logs/access.log',
+  'x'.repeat(28),
+  `backups/${'very-long-directory-name/'.repeat(4)}2026-11-30.tar.gz`,
+];
 const sizes: [number, number | undefined][] = [
   [0, 0],
   [0, undefined],
@@ -51,8 +56,13 @@ describe('the progress bar line', () => {
   });
 
   it('shows the key, a bar, the share, the sizes, the rate and the time left', () => {
-    const line = progressLine({ label: 'logs/access.log', bytes: 96 * MiB, total: 190.7 * MiB, rate: 85.1 * MiB, seconds: 1.1 }, 80);
-    expect(line).toBe(`logs/access.log ${'\u2588'.repeat(8)}${'\u2591'.repeat(7)}  50%   96.0/190.7 MiB  85.1 MiB/s  ETA 1.1s`);
+    const line = progressLine(
+      { label: 'logs/access.log', bytes: 96 * MiB, total: 190.7 * MiB, rate: 85.1 * MiB, seconds: 1.1 },
+      80,
+    );
+    expect(line).toBe(
+      `logs/access.log ${'\u2588'.repeat(8)}${'\u2591'.repeat(7)}  50%   96.0/190.7 MiB  85.1 MiB/s  ETA 1.1s`,
+    );
   });
 
   it('keeps the bar as wide as it was while the rate and the time left change, and on the last line', () => {

@@ -2,15 +2,16 @@
  * `redis-file put`: a file or standard input stored at a key, with the write options, --overwrite,
  * --prefix and --gzip (read back with get); several files under a key prefix; a directory with -r.
  */
-import { randomBytes } from 'node:crypto';
+
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stat } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { expectOneLine, run, storedKeys, useTempDir } from './helpers/cli.js';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { get } from './helpers/streams.js';
 
 const redis = connect();
@@ -39,21 +40,50 @@ describe('put and get', () => {
 
     const s = await run(['stat', key, '--json']);
     expect(s.code).toBe(0);
-    expect(JSON.parse(s.stdout.toString())).toMatchObject({ key, state: 'complete', size: data.length, chunkSize: 256 * 1024, contentEncoding: 'identity' });
+    expect(JSON.parse(s.stdout.toString())).toMatchObject({
+      key,
+      state: 'complete',
+      size: data.length,
+      chunkSize: 256 * 1024,
+      contentEncoding: 'identity',
+    });
   });
 
   it('round-trips standard input, with the write options', async () => {
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const key = uniqueKey('stdin');
-    const stored = await run(['put', '-', key, '--chunk-size', '64k', '--ttl', '1h', '--content-type', 'application/x-test', '--meta', 'a=1', '--meta', 'b=x=y'], {
-      input: data,
-    });
+    const stored = await run(
+      [
+        'put',
+        '-',
+        key,
+        '--chunk-size',
+        '64k',
+        '--ttl',
+        '1h',
+        '--content-type',
+        'application/x-test',
+        '--meta',
+        'a=1',
+        '--meta',
+        'b=x=y',
+      ],
+      {
+        input: data,
+      },
+    );
     expect(stored).toMatchObject({ code: 0, stderr: '' });
     const got = await run(['get', key, '-']);
     expect(got.code).toBe(0);
     expect(got.stdout.equals(data)).toBe(true);
     const s = await stat(redis, key);
-    expect(s).toMatchObject({ state: 'complete', size: data.length, chunkSize: 64 * 1024, contentType: 'application/x-test', metadata: { a: '1', b: 'x=y' } });
+    expect(s).toMatchObject({
+      state: 'complete',
+      size: data.length,
+      chunkSize: 64 * 1024,
+      contentType: 'application/x-test',
+      metadata: { a: '1', b: 'x=y' },
+    });
     expect(s.ttl).toBeGreaterThan(0);
     expect(s.ttl).toBeLessThanOrEqual(3600);
   });
@@ -79,7 +109,6 @@ describe('put and get', () => {
     expect((await run(['rm', '--prefix', 'cli-test:', key])).code).toBe(0);
   });
 });
-
 
 describe('gzip', () => {
   const text = Buffer.from(Array.from({ length: 40_000 }, (_, i) => `line ${i},${i * 7},value ${i % 13}\n`).join(''));
@@ -131,12 +160,16 @@ describe('several files, and a directory', () => {
     expect(await run(['put', join(src, 'a.log'), prefix])).toMatchObject({ code: 0, stderr: '' });
     expect(await run(['put', join(src, 'b.log'), join(src, 'c.csv'), prefix])).toMatchObject({ code: 0, stderr: '' });
     expect(await storedKeys(redis, `${prefix}*`)).toEqual([`${prefix}a.log`, `${prefix}b.log`, `${prefix}c.csv`]);
-    for (const name of ['a.log', 'b.log', 'c.csv']) expect((await get(redis, `${prefix}${name}`)).toString()).toBe(name[0]);
+    for (const name of ['a.log', 'b.log', 'c.csv'])
+      expect((await get(redis, `${prefix}${name}`)).toString()).toBe(name[0]);
   });
 
   it.each([
     ['a prefix that does not end in /', (src: string, key: string) => [join(src, 'a.log'), join(src, 'b.log'), key]],
-    ['two files of the same name', (src: string, key: string) => [join(src, 'a.log'), join(src, 'sub', 'a.log'), `${key}/`]],
+    [
+      'two files of the same name',
+      (src: string, key: string) => [join(src, 'a.log'), join(src, 'sub', 'a.log'), `${key}/`],
+    ],
     ['standard input among several', (src: string, key: string) => [join(src, 'a.log'), '-', `${key}/`]],
     ['standard input under a prefix', (_: string, key: string) => ['-', `${key}/`]],
     ['--recursive with two directories', (src: string, key: string) => ['-r', src, join(src, 'sub'), key]],
@@ -165,12 +198,19 @@ describe('several files, and a directory', () => {
     const r = await run(['put', join(src, 'a.log'), join(src, 'b.log'), join(src, 'c.log'), prefix]);
     expect(r.code).toBe(1);
     const line = expectOneLine(r.stderr);
-    expect(line).toContain(`File ${JSON.stringify(`${prefix}b.log`)}: a complete file is stored at this key; use -f/--overwrite`);
+    expect(line).toContain(
+      `File ${JSON.stringify(`${prefix}b.log`)}: a complete file is stored at this key; use -f/--overwrite`,
+    );
     expect(await storedKeys(redis, `${prefix}*`)).toEqual([`${prefix}a.log`, `${prefix}b.log`, `${prefix}c.log`]);
   });
 
   it('-r stores the files of a directory at the prefix + their relative paths; links to files count, the rest is skipped', async () => {
-    const src = tree('recursive', { 'index.html': 'index', 'css/site.css': 'css', 'img/logo/small.png': 'png', 'empty/.keep': '' });
+    const src = tree('recursive', {
+      'index.html': 'index',
+      'css/site.css': 'css',
+      'img/logo/small.png': 'png',
+      'empty/.keep': '',
+    });
     symlinkSync(join(src, 'index.html'), join(src, 'home.html'));
     symlinkSync(src, join(src, 'loop'));
     execFileSync('mkfifo', [join(src, 'pipe')]);

@@ -39,7 +39,11 @@ afterAll(async () => {
 
 /** `redis-file ...args` against the private server; resolves with its exit code and stderr. */
 function start(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: root, env: { ...process.env, REDIS_URL: server.url, ...env }, stdio: 'pipe' });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: root,
+    env: { ...process.env, REDIS_URL: server.url, ...env },
+    stdio: 'pipe',
+  });
   children.add(child);
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -82,7 +86,9 @@ describe('redis-file receive, killed in the middle of a file that Redis then tri
       return Number(trimmed) > 0 && trimmed === position;
     }, 'r2 to pass r1 and the chunks both consumed to be trimmed');
     // The command runs in a process group of its own: it goes with its receiver.
-    const command = Number(spawnSync('ps', ['-o', 'pid=', '--ppid', String(r1.child.pid)], { encoding: 'utf8' }).stdout.trim());
+    const command = Number(
+      spawnSync('ps', ['-o', 'pid=', '--ppid', String(r1.child.pid)], { encoding: 'utf8' }).stdout.trim(),
+    );
     r1.child.kill('SIGKILL');
     // It holds receive's stdout and stderr: receive is closed only once it is gone too.
     if (command > 0) process.kill(-command, 'SIGKILL');
@@ -94,7 +100,9 @@ describe('redis-file receive, killed in the middle of a file that Redis then tri
     const r = await again.done;
     expect(r.code, r.stderr).toBe(0);
     const [skipped, received] = r.stderr.trim().split('\n');
-    expect(skipped).toMatch(/^redis-file: skipped "big\.bin": this receiver stopped in the middle of it, and Redis no longer holds its first \d+ bytes/);
+    expect(skipped).toMatch(
+      /^redis-file: skipped "big\.bin": this receiver stopped in the middle of it, and Redis no longer holds its first \d+ bytes/,
+    );
     expect(received).toMatch(/^received after\.txt /);
     expect(readdirSync(out)).toEqual(['after.txt']);
     expect(readFileSync(join(out, 'after.txt'), 'utf8')).toBe('after\n');

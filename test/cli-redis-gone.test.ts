@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { joined, run, start, stateOf, waitForStderrLine, waitUntil } from './helpers/cli.js';
+import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const servers: RedisServer[] = [];
@@ -42,7 +42,9 @@ describe('Redis goes away', () => {
     const where = `127.0.0.1:${server.port}`;
     for (const command of [writer, reader]) {
       const line = await waitForStderrLine(command, /lost the connection/);
-      const retrying = new RegExp(`^redis-file: lost the connection to ${where.replace(/\./g, '\\.')}, retrying \\(\\d+ s so far\\)`);
+      const retrying = new RegExp(
+        `^redis-file: lost the connection to ${where.replace(/\./g, '\\.')}, retrying \\(\\d+ s so far\\)`,
+      );
       expect(line).toMatch(retrying);
     }
     const [w, r] = await Promise.all([writer.done, reader.done]);
@@ -52,7 +54,10 @@ describe('Redis goes away', () => {
     ] as const) {
       expect(result.code, result.stderr).toBe(1);
       const lines = result.stderr.trim().split('\n');
-      expect(lines.slice(0, -1).every((l) => /^redis-file: lost the connection to .*, retrying/.test(l)), result.stderr).toBe(true);
+      expect(
+        lines.slice(0, -1).every((l) => /^redis-file: lost the connection to .*, retrying/.test(l)),
+        result.stderr,
+      ).toBe(true);
       expect(lines.at(-1)).toBe(
         `redis-file: ${context}: lost the connection to Redis at ${where} and could not reconnect within 2 s (--redis-timeout): ` +
           `connect ECONNREFUSED ${where}`,
@@ -74,7 +79,9 @@ describe('Redis goes away', () => {
     const r = await receiver.done;
     expect(r.code).toBe(1);
     const last = r.stderr.trim().split('\n').at(-1);
-    expect(last).toMatch(/^redis-file: receive ".*": lost the connection to Redis at .* within 1 s \(--redis-timeout\)/);
+    expect(last).toMatch(
+      /^redis-file: receive ".*": lost the connection to Redis at .* within 1 s \(--redis-timeout\)/,
+    );
     expect(r.stderr).not.toMatch(IOREDIS_WORDS);
   });
 
@@ -84,9 +91,14 @@ describe('Redis goes away', () => {
     const redis = connect(server.url);
     const key = uniqueKey('back');
     const parts = [randomBytes(3000), randomBytes(3000)];
-    const writer = start(['put', '--redis-timeout', '30s', '--chunk-size', '1k', '-', key], { env: { REDIS_URL: server.url } });
+    const writer = start(['put', '--redis-timeout', '30s', '--chunk-size', '1k', '-', key], {
+      env: { REDIS_URL: server.url },
+    });
     writer.child.stdin.write(parts[0]);
-    await waitUntil('the put has stored its first chunks', async () => ((await stateOf(redis, key))?.size ?? 0) >= 2048);
+    await waitUntil(
+      'the put has stored its first chunks',
+      async () => ((await stateOf(redis, key))?.size ?? 0) >= 2048,
+    );
     await server.kill();
     await waitForStderrLine(writer, /lost the connection/);
     await server.restart();
@@ -94,7 +106,9 @@ describe('Redis goes away', () => {
     writer.child.stdin.end(parts[1]);
     const w = await writer.done;
     expect(w.code, w.stderr).toBe(0);
-    expect(w.stderr).toMatch(new RegExp(`^redis-file: reconnected to 127\\.0\\.0\\.1:${server.port} after \\d+ s$`, 'm'));
+    expect(w.stderr).toMatch(
+      new RegExp(`^redis-file: reconnected to 127\\.0\\.0\\.1:${server.port} after \\d+ s$`, 'm'),
+    );
     const back = await run(['get', key], { env: { REDIS_URL: server.url } });
     expect(back.code, back.stderr).toBe(0);
     expect(back.stdout.equals(Buffer.concat(parts))).toBe(true);

@@ -8,8 +8,18 @@ import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, 
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stat } from '../src/index.js';
+import {
+  announced,
+  expectOneLine,
+  joined,
+  receivedNames,
+  run,
+  start,
+  stateOf,
+  useTempDir,
+  waitUntil,
+} from './helpers/cli.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
-import { announced, expectOneLine, joined, receivedNames, run, start, stateOf, useTempDir, waitUntil } from './helpers/cli.js';
 
 const redis = connect();
 const dir = useTempDir();
@@ -120,13 +130,17 @@ describe('Ctrl-C on channels', () => {
     writeFileSync(join(src, 'only.txt'), 'only\n');
     expect((await run(['send', '--close', channel, join(src, 'only.txt')])).code).toBe(0);
     const out = mkdtempSync(join(dir(), 'sigint-receive-out-'));
-    const busy = start(['receive', channel, '--consumer', 'c', '--exec', 'touch "$OUT/started"; sleep 60'], { env: { OUT: out } });
+    const busy = start(['receive', channel, '--consumer', 'c', '--exec', 'touch "$OUT/started"; sleep 60'], {
+      env: { OUT: out },
+    });
     await waitUntil('the command has started', () => existsSync(join(out, 'started')));
     busy.child.kill('SIGINT');
     const b = await busy.done;
     expect(b).toMatchObject({ code: 130, stderr: '' });
 
-    const again = await run(['receive', channel, '--consumer', 'c', '--exec', 'cat > "$OUT/$RFS_NAME"'], { env: { OUT: out } });
+    const again = await run(['receive', channel, '--consumer', 'c', '--exec', 'cat > "$OUT/$RFS_NAME"'], {
+      env: { OUT: out },
+    });
     expect(again.code, again.stderr).toBe(0);
     expect(receivedNames(again.stderr)).toEqual(['only.txt']);
     expect(readFileSync(join(out, 'only.txt'), 'utf8')).toBe('only\n');
@@ -143,7 +157,9 @@ describe('SIGTERM', () => {
     const r = await writer.done;
     expect(r.code).toBe(143);
     const line = expectOneLine(r.stderr);
-    expect(line).toBe(`redis-file: File ${JSON.stringify(key)}: put interrupted by SIGTERM: the file is marked aborted`);
+    expect(line).toBe(
+      `redis-file: File ${JSON.stringify(key)}: put interrupted by SIGTERM: the file is marked aborted`,
+    );
     expect((await stat(redis, key)).state).toBe('aborted');
   });
 
@@ -154,7 +170,15 @@ describe('SIGTERM', () => {
     // A FIFO: its producer (this test) decides when its bytes come.
     execFileSync('mkfifo', [join(src, 'b.log')]);
     const prefix = `${uniqueKey('sigterm-several')}/`;
-    const writer = start(['put', '--chunk-size', '1k', join(src, 'a.txt'), join(src, 'b.log'), join(src, 'c.txt'), prefix]);
+    const writer = start([
+      'put',
+      '--chunk-size',
+      '1k',
+      join(src, 'a.txt'),
+      join(src, 'b.log'),
+      join(src, 'c.txt'),
+      prefix,
+    ]);
     const producer = createWriteStream(join(src, 'b.log'));
     producer.on('error', () => {});
     producer.write(randomBytes(5000));
@@ -202,7 +226,14 @@ describe('SIGTERM', () => {
 
   it('during receive waiting for a file: exit 143', async () => {
     const channel = uniqueKey('sigterm-receive');
-    const receiver = start(['receive', channel, '--consumer', 'r', '--out', mkdtempSync(join(dir(), 'sigterm-receive-'))]);
+    const receiver = start([
+      'receive',
+      channel,
+      '--consumer',
+      'r',
+      '--out',
+      mkdtempSync(join(dir(), 'sigterm-receive-')),
+    ]);
     await joined(redis, channel, 1);
     receiver.child.kill('SIGTERM');
     expect(await receiver.done).toMatchObject({ code: 143, stderr: '' });

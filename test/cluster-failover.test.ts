@@ -6,11 +6,11 @@
  * `waitReplicas` keeps such chunks from counting before a replica has them. Each test starts a
  * cluster of its own.
  */
-import { Redis, type Cluster } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
 import { eventually } from './helpers/eventually.js';
-import { clusterClient, startCluster, type RedisCluster } from './helpers/redis-cluster.js';
+import { clusterClient, type RedisCluster, startCluster } from './helpers/redis-cluster.js';
 import type { RedisServer } from './helpers/redis-server.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
 

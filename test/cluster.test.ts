@@ -11,8 +11,8 @@ import { createRedisReadStream, createRedisWriteStream, list, stat } from '../sr
 import { blockedIn, closeAll, connect, keysOf } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf, fileKeysOf, keyPattern } from './helpers/keys.js';
-import { clusterClient, startCluster, type RedisCluster } from './helpers/redis-cluster.js';
-import { startRedis, type RedisServer } from './helpers/redis-server.js';
+import { clusterClient, type RedisCluster, startCluster } from './helpers/redis-cluster.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, collect, put, sha256 } from './helpers/streams.js';
 
 let cluster: RedisCluster;
@@ -60,7 +60,9 @@ async function slotRefusals(nodes: Redis[]): Promise<number> {
  */
 async function moveSlot(key: string, between: () => Promise<void> = async () => {}): Promise<RedisServer> {
   const from = await cluster.masterOf(key);
-  const masters = await Promise.all(cluster.nodes.map(async (n) => ((await node(n)).role() as Promise<unknown[]>).then((r) => [n, r[0]] as const)));
+  const masters = await Promise.all(
+    cluster.nodes.map(async (n) => ((await node(n)).role() as Promise<unknown[]>).then((r) => [n, r[0]] as const)),
+  );
   const to = masters.find(([n, role]) => role === 'master' && n !== from)![0];
   const src = await node(from);
   const dst = await node(to);
@@ -103,7 +105,7 @@ describe('Redis Cluster', () => {
     expect(found.sort()).toEqual(Array.from({ length: 24 }, (_, i) => `spread/${i}.log`).sort());
   });
 
-  it('a writer and a following reader go on while the file\'s slot moves to another node', async () => {
+  it("a writer and a following reader go on while the file's slot moves to another node", async () => {
     const redis = client();
     const key = 'moving/slot.bin';
     const data = bytes(3 * 1024 * 1024, 7);
@@ -159,11 +161,19 @@ describe('Redis Cluster', () => {
     const [replica] = await cluster.replicasOf(key);
     process.kill(replica!.pid!, 'SIGSTOP');
     try {
-      const writer = createRedisWriteStream(redis, key, { chunkSize: 1000, waitReplicas: 1, waitTimeout: 100, retryTimeout: 600 });
+      const writer = createRedisWriteStream(redis, key, {
+        chunkSize: 1000,
+        waitReplicas: 1,
+        waitTimeout: 100,
+        retryTimeout: 600,
+      });
       const failed = once(writer, 'error');
       writer.end(bytes(3000));
       const [err] = await failed;
-      expect(err).toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT', message: expect.stringMatching(/reached 0 of 1 replicas/) });
+      expect(err).toMatchObject({
+        code: 'ERR_REDIS_FILE_TIMEOUT',
+        message: expect.stringMatching(/reached 0 of 1 replicas/),
+      });
     } finally {
       process.kill(replica!.pid!, 'SIGCONT');
     }
@@ -176,7 +186,8 @@ describe('Redis Cluster', () => {
     const redis = client('memory-node');
     const key = 'memory/node.bin';
     const primary = await node(await cluster.masterOf(key));
-    const used = async (): Promise<number> => Number(/^used_memory:(\d+)/m.exec((await primary.info('memory')) as string)![1]);
+    const used = async (): Promise<number> =>
+      Number(/^used_memory:(\d+)/m.exec((await primary.info('memory')) as string)![1]);
     const MiB = 1024 * 1024;
     // A limit under what the node uses now: the writer must hold back until memory is freed.
     // Ballast on the file's own slot (same hash tag), so on the same node.
@@ -227,10 +238,18 @@ describe('waitReplicas on one server', () => {
   });
 
   it('asking for more replicas than exist fails with ERR_REDIS_FILE_TIMEOUT', async () => {
-    const writer = createRedisWriteStream(connect(primary.url), 'w/b', { chunkSize: 1000, waitReplicas: 2, waitTimeout: 50, retryTimeout: 300 });
+    const writer = createRedisWriteStream(connect(primary.url), 'w/b', {
+      chunkSize: 1000,
+      waitReplicas: 2,
+      waitTimeout: 50,
+      retryTimeout: 300,
+    });
     const failed = once(writer, 'error');
     writer.end(bytes(2500));
     const [err] = await failed;
-    expect(err).toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT', message: expect.stringMatching(/reached 1 of 2 replicas/) });
+    expect(err).toMatchObject({
+      code: 'ERR_REDIS_FILE_TIMEOUT',
+      message: expect.stringMatching(/reached 1 of 2 replicas/),
+    });
   });
 });

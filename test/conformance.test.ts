@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream } from '../src/index.js';
 import { render } from './conformance/generate.mjs';
-import { type FieldValue, referenceRead, type ReadRequest, type StreamEntry } from './conformance/reference-reader.js';
+import { type FieldValue, type ReadRequest, referenceRead, type StreamEntry } from './conformance/reference-reader.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 
 type Outcome = { bytes: { hex: string } } | { error: string; deliveredPrefixOf: { hex: string } };

@@ -5,7 +5,12 @@
  */
 import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRedisReadStream, createRedisWriteStream, type RedisReadStream, type RedisWriteStream } from '../src/index.js';
+import {
+  createRedisReadStream,
+  createRedisWriteStream,
+  type RedisReadStream,
+  type RedisWriteStream,
+} from '../src/index.js';
 import { closeAll, connectAny, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf, fileKeysOf, pieceFields } from './helpers/keys.js';
@@ -48,8 +53,11 @@ describe('damage met while following', () => {
     const f = follow(key);
     await eventually(() => f.data() === 'abcdefghij', 'the follower to catch up');
     // The next piece of chunk 1, with a CRC of other bytes.
-    await redis.xadd(stream, '1-3', 'd', 'XYZ', 'c', (pieceFields(Buffer.from('xyz'))[3] as string));
-    expect(await f.outcome).toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT', message: /checksum mismatch in piece 1-3/ });
+    await redis.xadd(stream, '1-3', 'd', 'XYZ', 'c', pieceFields(Buffer.from('xyz'))[3] as string);
+    expect(await f.outcome).toMatchObject({
+      code: 'ERR_REDIS_FILE_CORRUPT',
+      message: /checksum mismatch in piece 1-3/,
+    });
     expect(f.data()).toBe('abcdefghij');
     writer.destroy();
   });

@@ -109,12 +109,16 @@ describe('scripts/demo.mjs', () => {
     const channel = uniqueKey('demo-kill');
     const run = await runDemo(['--size-mib', '1', '--receivers', '2', '--channel', channel, '--kill-receiver', '2']);
     expect(run.code, show(run)).toBe(0);
-    expect(run.stdout, show(run)).toContain('demo: receiver 2 killed (SIGKILL) in the middle of access-2026-11-28.csv, after 1 acknowledged file');
+    expect(run.stdout, show(run)).toContain(
+      'demo: receiver 2 killed (SIGKILL) in the middle of access-2026-11-28.csv, after 1 acknowledged file',
+    );
     // It resumed at the file it had not acknowledged, from its beginning, and not earlier.
     expect(run.stdout, show(run)).toContain(
       "demo: receiver 2's new process resumed at access-2026-11-28.csv from byte 0 and received access-2026-11-28.csv, access-2026-11-29.csv, access-2026-11-30.csv",
     );
-    expect(run.stdout, show(run)).toContain('demo: all 2 receivers match the direct computation (receiver 2 was killed and restarted)');
+    expect(run.stdout, show(run)).toContain(
+      'demo: all 2 receivers match the direct computation (receiver 2 was killed and restarted)',
+    );
     expect(run.stderr, show(run)).toBe('');
     expect(await keysOf(channel)).toEqual([]);
   }, 120_000);
@@ -157,7 +161,10 @@ describe('scripts/demo.mjs', () => {
         sent = true;
         // The demo's children: the redis-server and the receiver processes.
         const ps = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
-        receivers = ps.stdout.split('\n').filter((l) => l.trim()).map(Number);
+        receivers = ps.stdout
+          .split('\n')
+          .filter((l) => l.trim())
+          .map(Number);
         process.kill(pid, 'SIGINT');
       },
     });

@@ -1,9 +1,9 @@
 import { once } from 'node:events';
 import { PassThrough, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
-import type { Cluster, Redis } from 'ioredis';
 import {
   blockedIn,
   clientList,
@@ -52,7 +52,9 @@ describe('destroy and abort', () => {
     writer.destroy();
     await once(writer, 'close');
     expect((await stat(redis, key)).state).toBe('aborted');
-    await expect(pipeline(createRedisReadStream(redis, key), sink())).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
+    await expect(pipeline(createRedisReadStream(redis, key), sink())).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_ABORTED',
+    });
   });
 
   it('a writer destroyed while it is still claiming the key leaves the file aborted, not writing', async () => {
@@ -114,7 +116,9 @@ describe('destroy and abort', () => {
     const key = uniqueKey('cb');
     const data = bytes(3000);
     await new Promise<void>((resolve, reject) =>
-      pipelineCb(splitSource(data, [700]), createRedisWriteStream(redis, key, { chunkSize: 1000 }), (err) => (err ? reject(err) : resolve())),
+      pipelineCb(splitSource(data, [700]), createRedisWriteStream(redis, key, { chunkSize: 1000 }), (err) =>
+        err ? reject(err) : resolve(),
+      ),
     );
     const out = sink();
     await new Promise<void>((resolve, reject) =>

@@ -10,8 +10,8 @@ import {
 } from '../src/index.js';
 import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
-import { bytes, collect, get, put } from './helpers/streams.js';
 import { chunkStreamOf, chunkStreamsPattern, fileKeysOf, keyPattern, pieceFields } from './helpers/keys.js';
+import { bytes, collect, get, put } from './helpers/streams.js';
 
 const redis = connectAny();
 afterAll(closeAll);
@@ -29,7 +29,6 @@ async function rewrite(stream: string, edit: (id: string, fields: Buffer[]) => B
   }
 }
 
-
 describe('bad arguments throw at the call', () => {
   const key = 'k';
   const cases: [string, () => unknown, string, string, RegExp?][] = [
@@ -44,8 +43,18 @@ describe('bad arguments throw at the call', () => {
       /Expected `chunkSize` to be an integer from 1 to 536870912, got 0/,
     ],
     ['chunkSize 1.5', () => createRedisWriteStream(redis, key, { chunkSize: 1.5 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
-    ['chunkSize as a string', () => createRedisWriteStream(redis, key, { chunkSize: '1' as never }), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
-    ['options not an object', () => createRedisWriteStream(redis, key, 5 as never), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    [
+      'chunkSize as a string',
+      () => createRedisWriteStream(redis, key, { chunkSize: '1' as never }),
+      'TypeError',
+      'ERR_INVALID_ARG_TYPE',
+    ],
+    [
+      'options not an object',
+      () => createRedisWriteStream(redis, key, 5 as never),
+      'TypeError',
+      'ERR_INVALID_ARG_TYPE',
+    ],
     [
       'an unknown option',
       () => createRedisWriteStream(redis, key, { chunksize: 5 } as never),
@@ -67,17 +76,57 @@ describe('bad arguments throw at the call', () => {
       'ERR_INVALID_ARG_VALUE',
       /^`resume` cannot be combined with `compress`: a gzip stream cannot be continued$/,
     ],
-    ['a bad encoding token', () => createRedisWriteStream(redis, key, { contentEncoding: 'g z' }), 'TypeError', 'ERR_INVALID_ARG_VALUE'],
-    ['compress not a boolean', () => createRedisWriteStream(redis, key, { compress: 'yes' as never }), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
-    ['metadata with a number', () => createRedisWriteStream(redis, key, { metadata: { a: 1 } as never }), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    [
+      'a bad encoding token',
+      () => createRedisWriteStream(redis, key, { contentEncoding: 'g z' }),
+      'TypeError',
+      'ERR_INVALID_ARG_VALUE',
+    ],
+    [
+      'compress not a boolean',
+      () => createRedisWriteStream(redis, key, { compress: 'yes' as never }),
+      'TypeError',
+      'ERR_INVALID_ARG_TYPE',
+    ],
+    [
+      'metadata with a number',
+      () => createRedisWriteStream(redis, key, { metadata: { a: 1 } as never }),
+      'TypeError',
+      'ERR_INVALID_ARG_TYPE',
+    ],
     ['ttl 0', () => createRedisWriteStream(redis, key, { ttl: 0 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
-    ['waitReplicas -1', () => createRedisWriteStream(redis, key, { waitReplicas: -1 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    [
+      'waitReplicas -1',
+      () => createRedisWriteStream(redis, key, { waitReplicas: -1 }),
+      'RangeError',
+      'ERR_OUT_OF_RANGE',
+    ],
     ['waitTimeout 0', () => createRedisWriteStream(redis, key, { waitTimeout: 0 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
-    ['waitReplicas "1"', () => createRedisWriteStream(redis, key, { waitReplicas: '1' as unknown as number }), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
-    ['a prefix with a brace', () => createRedisWriteStream(redis, key, { prefix: 'a{' }), 'TypeError', 'ERR_INVALID_ARG_VALUE'],
-    ['signal not a signal', () => createRedisWriteStream(redis, key, { signal: {} as never }), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    [
+      'waitReplicas "1"',
+      () => createRedisWriteStream(redis, key, { waitReplicas: '1' as unknown as number }),
+      'TypeError',
+      'ERR_INVALID_ARG_TYPE',
+    ],
+    [
+      'a prefix with a brace',
+      () => createRedisWriteStream(redis, key, { prefix: 'a{' }),
+      'TypeError',
+      'ERR_INVALID_ARG_VALUE',
+    ],
+    [
+      'signal not a signal',
+      () => createRedisWriteStream(redis, key, { signal: {} as never }),
+      'TypeError',
+      'ERR_INVALID_ARG_TYPE',
+    ],
     ['a negative start', () => createRedisReadStream(redis, key, { start: -1 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
-    ['end before start', () => createRedisReadStream(redis, key, { start: 10, end: 5 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    [
+      'end before start',
+      () => createRedisReadStream(redis, key, { start: 10, end: 5 }),
+      'RangeError',
+      'ERR_OUT_OF_RANGE',
+    ],
     [
       'decompress with a range',
       () => createRedisReadStream(redis, key, { decompress: true, start: 5 }),
@@ -85,8 +134,18 @@ describe('bad arguments throw at the call', () => {
       'ERR_INVALID_ARG_VALUE',
       /^`decompress` cannot be combined with `start` or `end`: gzip cannot be decoded from the middle$/,
     ],
-    ['follow not a boolean', () => createRedisReadStream(redis, key, { follow: 1 as never }), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
-    ['a negative waitForCreate', () => createRedisReadStream(redis, key, { waitForCreate: -1 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    [
+      'follow not a boolean',
+      () => createRedisReadStream(redis, key, { follow: 1 as never }),
+      'TypeError',
+      'ERR_INVALID_ARG_TYPE',
+    ],
+    [
+      'a negative waitForCreate',
+      () => createRedisReadStream(redis, key, { waitForCreate: -1 }),
+      'RangeError',
+      'ERR_OUT_OF_RANGE',
+    ],
     ['idleTimeout 0', () => createRedisReadStream(redis, key, { idleTimeout: 0 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
   ];
   for (const [name, call, type, code, message] of cases) {
@@ -163,7 +222,9 @@ describe('coded errors on the stream', () => {
     const first = createRedisWriteStream(redis, key);
     first.write(Buffer.from('hello'));
     await once(first, 'ready');
-    await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
+    await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_EXISTS',
+    });
     first.end(Buffer.from(' world'));
     await once(first, 'finish');
     expect((await get(redis, key)).toString()).toBe('hello world');
@@ -188,7 +249,9 @@ describe('coded errors on the stream', () => {
     await redis.set(fileKeysOf(key).meta, 'not a hash');
     await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
     await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
-    await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
+    await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_FORMAT',
+    });
     await expect(remove(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
     expect(await redis.get(fileKeysOf(key).meta)).toBe('not a hash');
   });
@@ -198,7 +261,9 @@ describe('coded errors on the stream', () => {
     await put(redis, key, Buffer.from('a file'));
     await redis.hset(fileKeysOf(key).meta, 'v', '99');
     await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
-    await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
+    await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_FORMAT',
+    });
     await redis.hset(fileKeysOf(key).meta, 'v', '2');
     expect((await get(redis, key)).toString()).toBe('a file');
   });

@@ -42,14 +42,25 @@ interface Run {
 
 function exec(file: string, args: string[], env: NodeJS.ProcessEnv, timeout: number): Promise<Run> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [file, ...args], { cwd: root, env, timeout, encoding: 'utf8' }, (error, stdout, stderr) => {
-      if (error) {
-        const why = error.killed ? `killed by ${error.signal} after ${timeout} ms` : `exit code ${error.code ?? error.signal}`;
-        reject(new Error(`${file} ${args.join(' ')} failed (${why})\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`));
-        return;
-      }
-      resolve({ stdout, lines: stdout.split('\n').filter((line, i, all) => line !== '' || i < all.length - 1) });
-    });
+    execFile(
+      process.execPath,
+      [file, ...args],
+      { cwd: root, env, timeout, encoding: 'utf8' },
+      (error, stdout, stderr) => {
+        if (error) {
+          const why = error.killed
+            ? `killed by ${error.signal} after ${timeout} ms`
+            : `exit code ${error.code ?? error.signal}`;
+          reject(
+            new Error(
+              `${file} ${args.join(' ')} failed (${why})\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`,
+            ),
+          );
+          return;
+        }
+        resolve({ stdout, lines: stdout.split('\n').filter((line, i, all) => line !== '' || i < all.length - 1) });
+      },
+    );
   });
 }
 
@@ -72,7 +83,8 @@ function exampleFailing(name: string, args: string[], env: NodeJS.ProcessEnv): P
     const options = { cwd: root, env: { ...process.env, ...env }, timeout: RUN_TIMEOUT_MS, encoding: 'utf8' as const };
     execFile(process.execPath, [file, ...args], options, (error, stdout, stderr) => {
       if (error === null) reject(new Error(`${name} exited 0\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`));
-      else if (error.killed) reject(new Error(`${name} was killed by ${error.signal}, still running after ${RUN_TIMEOUT_MS} ms`));
+      else if (error.killed)
+        reject(new Error(`${name} was killed by ${error.signal}, still running after ${RUN_TIMEOUT_MS} ms`));
       else resolve({ code: typeof error.code === 'number' ? error.code : null, stdout, stderr });
     });
   });
@@ -103,7 +115,11 @@ afterAll(async () => {
 
 describe('examples/', { timeout: 60_000 }, () => {
   it('holds exactly the recipes tested here', () => {
-    expect(readdirSync(examplesDir).filter((f) => f.endsWith('.mjs')).sort()).toEqual([...EXAMPLES, ...HELPERS].sort());
+    expect(
+      readdirSync(examplesDir)
+        .filter((f) => f.endsWith('.mjs'))
+        .sort(),
+    ).toEqual([...EXAMPLES, ...HELPERS].sort());
   });
 
   it('file-to-redis then redis-to-file round-trip a 1 MiB file byte for byte', async () => {
@@ -115,10 +131,21 @@ describe('examples/', { timeout: 60_000 }, () => {
 
     const stored = await example('file-to-redis.mjs', [input, 'backups/file.bin'], p);
     expect(stored.lines.at(-1)).toBe('ok');
-    const printed = JSON.parse(stored.stdout.slice(stored.stdout.indexOf('{'), stored.stdout.lastIndexOf('}') + 1)) as Record<string, unknown>;
-    expect(printed).toMatchObject({ key: `${p}backups/file.bin`, state: 'complete', size: data.length, contentEncoding: 'identity' });
+    const printed = JSON.parse(
+      stored.stdout.slice(stored.stdout.indexOf('{'), stored.stdout.lastIndexOf('}') + 1),
+    ) as Record<string, unknown>;
+    expect(printed).toMatchObject({
+      key: `${p}backups/file.bin`,
+      state: 'complete',
+      size: data.length,
+      contentEncoding: 'identity',
+    });
     // The recipe stored the file under the prefixed key, as the test's own client sees it.
-    expect(await stat(redis, `${p}backups/file.bin`)).toMatchObject({ state: 'complete', size: data.length, crc32: printed.crc32 });
+    expect(await stat(redis, `${p}backups/file.bin`)).toMatchObject({
+      state: 'complete',
+      size: data.length,
+      crc32: printed.crc32,
+    });
 
     // Run it again: `overwrite: true` replaces the complete file.
     expect((await example('file-to-redis.mjs', [input, 'backups/file.bin'], p)).lines.at(-1)).toBe('ok');
@@ -130,7 +157,9 @@ describe('examples/', { timeout: 60_000 }, () => {
 
   it('redis-to-file fails (exit code not 0) for a key that holds no file', async () => {
     const output = join(tmp, 'missing-out.bin');
-    await expect(example('redis-to-file.mjs', ['no/such/file', output], prefix('missing'))).rejects.toThrow(/ERR_REDIS_FILE_NOT_FOUND/);
+    await expect(example('redis-to-file.mjs', ['no/such/file', output], prefix('missing'))).rejects.toThrow(
+      /ERR_REDIS_FILE_NOT_FOUND/,
+    );
   });
 
   it('follow: the reader prints the first piece before the writer has finished', async () => {
@@ -154,7 +183,10 @@ describe('examples/', { timeout: 60_000 }, () => {
   it('zlib: compress/decompress, and a pre-gzipped file read raw then gunzipped', async () => {
     const p = prefix('zlib');
     const words = ['redis', 'stream', 'chunk', 'gzip', 'file', 'node', 'pipeline', 'reader', 'writer'];
-    const text = Array.from({ length: 20_000 }, (_, i) => `${i} ${words[i % words.length]} ${words[(i * 7) % words.length]}`).join('\n');
+    const text = Array.from(
+      { length: 20_000 },
+      (_, i) => `${i} ${words[i % words.length]} ${words[(i * 7) % words.length]}`,
+    ).join('\n');
     const original = Buffer.from(text);
     const input = join(tmp, 'zlib-in.txt');
     await writeFile(input, original);
@@ -185,7 +217,10 @@ describe('examples/', { timeout: 60_000 }, () => {
     const { lines } = await example('csv-parse.mjs', [], p);
     expect(lines).toHaveLength(2);
     expect(lines[1]).toBe('ok');
-    const printed = JSON.parse(lines[0]!) as { rows: number; byRegion: Record<string, { orders: number; quantity: number }> };
+    const printed = JSON.parse(lines[0]!) as {
+      rows: number;
+      byRegion: Record<string, { orders: number; quantity: number }>;
+    };
 
     // Aggregate the stored CSV independently: read it whole, parse it in one go.
     const info = await stat(redis, `${p}orders.csv`);
@@ -202,7 +237,9 @@ describe('examples/', { timeout: 60_000 }, () => {
     expect(records.length).toBeGreaterThan(0);
     expect(printed).toEqual({ rows: records.length, byRegion: expected });
     // The quoted fields (a comma, a quote, a newline) came through as single fields.
-    expect(new Set(records.map((r) => r.product))).toEqual(new Set(['Bolt, M6', 'Nut "hex"', 'Washer', 'Screw,\nwood']));
+    expect(new Set(records.map((r) => r.product))).toEqual(
+      new Set(['Bolt, M6', 'Nut "hex"', 'Washer', 'Screw,\nwood']),
+    );
   });
 
   it('with no Redis at REDIS_URL, each recipe prints one line saying so and exits 1', async () => {

@@ -87,11 +87,17 @@ describe('consumers and acknowledgements', () => {
   });
 
   it('rejects bad consumer options at the call', () => {
-    expect(() => createRedisWriteStream(redis, 'k', { consumers: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
-    expect(() => createRedisWriteStream(redis, 'k', { consumers: [] })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(() => createRedisWriteStream(redis, 'k', { consumers: 0 })).toThrow(
+      expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+    );
+    expect(() => createRedisWriteStream(redis, 'k', { consumers: [] })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    );
     expect(() => createRedisWriteStream(redis, 'k', { consumers: ['a', 'a'] })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
     );
-    expect(() => createRedisReadStream(redis, 'k', { consumer: '' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
+    expect(() => createRedisReadStream(redis, 'k', { consumer: '' })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
+    );
   });
 });

@@ -14,13 +14,13 @@ import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
 import { closeAll, connect } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf } from './helpers/keys.js';
-import { startProxy, type Proxy } from './helpers/proxy.js';
+import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
 
 let server: RedisServer;
 let admin: Redis;
-let proxy: Proxy;
+let proxy: TcpProxy;
 
 beforeAll(async () => {
   server = await startRedis();
@@ -74,9 +74,10 @@ describe('dropped connections', () => {
     const chunkSize = 64 * 1024;
     let done = false;
     let kills = 0;
-    const writing = pipeline(pacedSource(data, 256 * 1024, 2), createRedisWriteStream(writerClient, 'w1', { chunkSize })).finally(
-      () => (done = true),
-    );
+    const writing = pipeline(
+      pacedSource(data, 256 * 1024, 2),
+      createRedisWriteStream(writerClient, 'w1', { chunkSize }),
+    ).finally(() => (done = true));
     // The fault schedule: a kill every 15 ms until the upload is done (time is the subject).
     while (!done) {
       await sleep(15);
@@ -96,7 +97,10 @@ describe('dropped connections', () => {
     const data = bytes(2 * 1024 * 1024, 22);
     const reading = collect(createRedisReadStream(readerClient, 'r1', { waitForCreate: 10_000 }));
     let done = false;
-    const writing = pipeline(pacedSource(data, 64 * 1024, 10), createRedisWriteStream(writerClient, 'r1', { chunkSize: 16 * 1024 }));
+    const writing = pipeline(
+      pacedSource(data, 64 * 1024, 10),
+      createRedisWriteStream(writerClient, 'r1', { chunkSize: 16 * 1024 }),
+    );
     let kills = 0;
     const result = reading.finally(() => (done = true));
     // The fault schedule: a kill every 25 ms until the read is done (time is the subject).
@@ -115,7 +119,9 @@ describe('dropped connections', () => {
     const expected = sha256(data);
     // Half of the clients talk through the proxy, whose cuts drop every connection through it.
     const writerClient = connect(proxy.url, { connectionName: 'big-w' });
-    const readers = [0, 1, 2].map((i) => connect(i % 2 === 0 ? server.url : proxy.url, { connectionName: `big-r${i}` }));
+    const readers = [0, 1, 2].map((i) =>
+      connect(i % 2 === 0 ? server.url : proxy.url, { connectionName: `big-r${i}` }),
+    );
     const results = readers.map((client) => collect(createRedisReadStream(client, 'big', { waitForCreate: 30_000 })));
     let finished = 0;
     const all = Promise.all(results.map((r) => r.finally(() => finished++)));
@@ -123,7 +129,10 @@ describe('dropped connections', () => {
     let kills = 0;
     let cuts = 0;
     // A fixed seed: the fault schedule is random but reproducible.
-    const schedule = fc.sample(fc.tuple(fc.integer({ min: 10, max: 60 }), fc.integer({ min: 0, max: 4 })), { numRuns: 10_000, seed: 7 });
+    const schedule = fc.sample(fc.tuple(fc.integer({ min: 10, max: 60 }), fc.integer({ min: 0, max: 4 })), {
+      numRuns: 10_000,
+      seed: 7,
+    });
     for (let i = 0; finished < readers.length; i++) {
       const [pause, target] = schedule[i % schedule.length]!;
       await sleep(pause);
@@ -134,7 +143,9 @@ describe('dropped connections', () => {
     await writing;
     const outputs = await all;
     const mismatches = outputs.filter((o) => sha256(o) !== expected).length;
-    console.log(`faults: ${size / 1048576} MiB, ${readers.length} followers, ${kills} kills + ${cuts} proxy cuts, ${mismatches} mismatches`);
+    console.log(
+      `faults: ${size / 1048576} MiB, ${readers.length} followers, ${kills} kills + ${cuts} proxy cuts, ${mismatches} mismatches`,
+    );
     expect(kills + cuts).toBeGreaterThanOrEqual(20);
     expect(mismatches).toBe(0);
   }, 120_000);

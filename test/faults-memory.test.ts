@@ -10,10 +10,10 @@ import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
 import { blockedIn, closeAll, connect } from './helpers/clients.js';
-import { type RedisServer, startRedis } from './helpers/redis-server.js';
-import { bytes, collect, sha256 } from './helpers/streams.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf, fileKeysOf, pieceFields } from './helpers/keys.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { bytes, collect, sha256 } from './helpers/streams.js';
 
 const servers: RedisServer[] = [];
 afterEach(async () => {
@@ -82,7 +82,11 @@ describe('out of memory with noeviction', () => {
     const fillers = await fill(redis, 512 * 1024);
     await redis.del(fillers.pop()!, fillers.pop()!);
     const data = bytes(8 * 1024 * 1024, 52);
-    const writer = createRedisWriteStream(redis, 'oom-fail', { chunkSize: 64 * 1024, retryTimeout: 500, heartbeatInterval: 50 });
+    const writer = createRedisWriteStream(redis, 'oom-fail', {
+      chunkSize: 64 * 1024,
+      retryTimeout: 500,
+      heartbeatInterval: 50,
+    });
     const err = await settle(pipeline(Readable.from([data]), writer));
     expect(err).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
     expect((err as Error).message).toMatch(/OOM/);
@@ -91,7 +95,9 @@ describe('out of memory with noeviction', () => {
     // The abort is recorded even while Redis is out of memory.
     const s2 = await stat(redis, 'oom-fail');
     expect(s2.state).toBe('aborted');
-    expect(await settle(collect(createRedisReadStream(redis, 'oom-fail')))).toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
+    expect(await settle(collect(createRedisReadStream(redis, 'oom-fail')))).toMatchObject({
+      code: 'ERR_REDIS_FILE_ABORTED',
+    });
     // What was stored is a correct prefix, in order, with nothing after the abort record.
     const entries = await redis.xrangeBuffer(await chunkStreamOf(redis, 'oom-fail'), '-', '+');
     const chunks = entries.slice(1, -1);
@@ -115,7 +121,9 @@ describe('evicted chunks', () => {
     await fill(redis, 512 * 1024);
     expect(await redis.exists(stream)).toBe(0);
     expect(await redis.exists(fileKeysOf('evict').meta)).toBe(1);
-    expect(await settle(collect(createRedisReadStream(redis, 'evict')))).toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
+    expect(await settle(collect(createRedisReadStream(redis, 'evict')))).toMatchObject({
+      code: 'ERR_REDIS_FILE_CORRUPT',
+    });
   });
 });
 

@@ -9,9 +9,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
 import { closeAll, connect } from './helpers/clients.js';
-import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
 
 const servers: RedisServer[] = [];
@@ -110,7 +110,10 @@ describe('files that vanish mid-read', () => {
   it('a complete file that expires mid-read fails with NOT_FOUND', async () => {
     const s = await server();
     const client = connect(s.url);
-    await pipeline(Readable.from([bytes(100_000)]), createRedisWriteStream(client, 'ttl2', { chunkSize: 1000, ttl: 1 }));
+    await pipeline(
+      Readable.from([bytes(100_000)]),
+      createRedisWriteStream(client, 'ttl2', { chunkSize: 1000, ttl: 1 }),
+    );
     const reader = createRedisReadStream(client, 'ttl2', { readAhead: 1, highWaterMark: 1000 });
     await new Promise((resolve) => reader.once('data', resolve));
     reader.pause();

@@ -14,9 +14,9 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
 import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
-import { bytes, collect, sha256 } from './helpers/streams.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf, fileKeysOf } from './helpers/keys.js';
+import { bytes, collect, sha256 } from './helpers/streams.js';
 
 let redis: Redis;
 let dir: string;
@@ -41,12 +41,30 @@ function settle(p: Promise<unknown>): Promise<unknown> {
 }
 
 /** Start a writer process that stores the first `stallAt` bytes of `data` and then waits. */
-async function stallingWriter(key: string, data: Buffer, stallAt: number, chunkSize: number, heartbeatInterval = 50): Promise<ChildProcess> {
+async function stallingWriter(
+  key: string,
+  data: Buffer,
+  stallAt: number,
+  chunkSize: number,
+  heartbeatInterval = 50,
+): Promise<ChildProcess> {
   const path = join(dir, `${key.replace(/[^a-z0-9]/gi, '_')}.bin`);
   writeFileSync(path, data);
-  const child = spawn(process.execPath, ['test/fixtures/stalling-writer.mjs', sharedRedisUrl(), key, path, String(stallAt), String(chunkSize), String(heartbeatInterval)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      'test/fixtures/stalling-writer.mjs',
+      sharedRedisUrl(),
+      key,
+      path,
+      String(stallAt),
+      String(chunkSize),
+      String(heartbeatInterval),
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   children.add(child);
   await new Promise<void>((resolve, reject) => {
     let out = '';
@@ -74,7 +92,9 @@ describe('a writer process killed mid-file', () => {
     const data = bytes(100_000, 41);
     const child = await stallingWriter(key, data, 40_000, 1000);
     let failedAt = 0;
-    const reading = settle(collect(createRedisReadStream(redis, key, { idleTimeout: 400 })).finally(() => (failedAt = Date.now())));
+    const reading = settle(
+      collect(createRedisReadStream(redis, key, { idleTimeout: 400 })).finally(() => (failedAt = Date.now())),
+    );
     // The live writer waits on its source for many idle timeouts: its heartbeat keeps readers on.
     // Time is the subject.
     await sleep(1200);
@@ -98,7 +118,10 @@ describe('a writer process killed mid-file', () => {
     // Heartbeats every 300 ms: the lease lapses 900 ms after the last one.
     const child = await stallingWriter(key, data, 170_000, chunkSize, 300);
     // A heartbeat records the committed size of whole chunks (in the hash: stat counts every byte stored).
-    await eventually(async () => Number(await redis.hget(fileKeysOf(key).meta, 'size')) > 0, 'a heartbeat with the committed size');
+    await eventually(
+      async () => Number(await redis.hget(fileKeysOf(key).meta, 'size')) > 0,
+      'a heartbeat with the committed size',
+    );
     child.kill('SIGKILL');
     await once(child, 'exit');
     // Restarted at once, as a supervisor restarts a crashed process: the dead writer's lease has not
@@ -129,7 +152,10 @@ describe('resume', () => {
     const before = await stat(redis, key);
     expect(before).toMatchObject({ state: 'writing' });
     // At once, as a supervisor restarts: the lease (3 x 200 ms) has not lapsed yet.
-    await pipeline(Readable.from([Buffer.from('new content')]), createRedisWriteStream(redis, key, { overwrite: true }));
+    await pipeline(
+      Readable.from([Buffer.from('new content')]),
+      createRedisWriteStream(redis, key, { overwrite: true }),
+    );
     expect((await collect(createRedisReadStream(redis, key))).toString()).toBe('new content');
   });
 
@@ -143,7 +169,7 @@ describe('resume', () => {
     expect(await redis.hget(fileKeysOf(key).meta, 'size')).toBe('10000');
     child.kill('SIGKILL');
     await once(child, 'exit');
-    await eventually(async () => !(await stat(redis, key)).writerAlive, 'the dead writer\'s lease to lapse');
+    await eventually(async () => !(await stat(redis, key)).writerAlive, "the dead writer's lease to lapse");
     expect(await stat(redis, key)).toMatchObject({ state: 'writing', writerAlive: false, size: 10_500 });
   });
 

@@ -31,7 +31,7 @@ async function ids(key: string): Promise<string[]> {
 }
 
 describe('flushInterval and flush()', () => {
-  it('a follower receives a slow writer\'s bytes with default options, long before a chunk fills', async () => {
+  it("a follower receives a slow writer's bytes with default options, long before a chunk fills", async () => {
     const key = uniqueKey('late');
     const writer = createRedisWriteStream(redis, key);
     await once(writer, 'ready');
@@ -99,7 +99,10 @@ describe('flushInterval and flush()', () => {
     const got = received(reader);
     for (const line of ['first\n', 'second\n']) {
       writer.write(line);
-      await eventually(() => got.data().toString().endsWith(line), `the decompressing follower to receive ${JSON.stringify(line)}`);
+      await eventually(
+        () => got.data().toString().endsWith(line),
+        `the decompressing follower to receive ${JSON.stringify(line)}`,
+      );
     }
     writer.end();
     await once(reader, 'end');
@@ -133,7 +136,9 @@ describe('flushInterval and flush()', () => {
   });
 
   it('rejects a bad flushInterval at the call', () => {
-    expect(() => createRedisWriteStream(redis, 'k', { flushInterval: -1 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => createRedisWriteStream(redis, 'k', { flushInterval: -1 })).toThrow(
+      expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
+    );
     expect(() => createRedisWriteStream(redis, 'k', { flushInterval: '100' as unknown as number })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
     );

@@ -1,5 +1,5 @@
-import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
+import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, stat } from '../src/index.js';
 import { closeAll, connectAny, uniqueKey } from './helpers/clients.js';
@@ -8,7 +8,9 @@ import { bytes, get, put, sink } from './helpers/streams.js';
 const redis = connectAny();
 afterAll(closeAll);
 
-const text = Buffer.from(Array.from({ length: 5000 }, (_, i) => `2026-11-30T10:${i % 60},GET,/item/${i},${i % 7}\n`).join(''));
+const text = Buffer.from(
+  Array.from({ length: 5000 }, (_, i) => `2026-11-30T10:${i % 60},GET,/item/${i},${i % 7}\n`).join(''),
+);
 
 describe('gzip passthrough', () => {
   it('stores a declared .gz byte for byte, ready for zlib', async () => {

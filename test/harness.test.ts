@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
-import { isPortFree, startRedis, type RedisServer } from './helpers/redis-server.js';
+import { isPortFree, type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const servers: RedisServer[] = [];
 
@@ -41,7 +41,9 @@ describe('startRedis', () => {
   });
 
   it('passes extra args to redis-server, after the defaults', async () => {
-    const server = await start({ args: ['--maxmemory', '3mb', '--maxmemory-policy', 'noeviction', '--appendonly', 'yes'] });
+    const server = await start({
+      args: ['--maxmemory', '3mb', '--maxmemory-policy', 'noeviction', '--appendonly', 'yes'],
+    });
     const redis = connect(server.url);
     expect(await redis.config('GET', 'maxmemory')).toEqual(['maxmemory', String(3 * 1024 * 1024)]);
     expect(await redis.config('GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'noeviction']);

@@ -8,7 +8,8 @@ import { put } from './helpers/streams.js';
 
 async function split(parts: (string | Buffer)[], maxLineLength?: number): Promise<string[]> {
   const out: string[] = [];
-  for await (const line of Readable.from(parts.map((p) => Buffer.from(p))).pipe(lines({ maxLineLength }))) out.push(line as string);
+  for await (const line of Readable.from(parts.map((p) => Buffer.from(p))).pipe(lines({ maxLineLength })))
+    out.push(line as string);
   return out;
 }
 
@@ -35,7 +36,9 @@ describe('lines()', () => {
   });
 
   it('fails on a line longer than maxLineLength, whole in one chunk or spread over many', async () => {
-    await expect(split(['short\n' + 'x'.repeat(101) + '\n'], 100)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_LINE_TOO_LONG' });
+    await expect(split(['short\n' + 'x'.repeat(101) + '\n'], 100)).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_LINE_TOO_LONG',
+    });
     const spread = Array.from({ length: 50 }, () => 'y'.repeat(10));
     await expect(split(spread, 100)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_LINE_TOO_LONG' });
     expect(await split(['x'.repeat(100) + '\r\n'], 100)).toEqual(['x'.repeat(100)]);
@@ -63,7 +66,9 @@ describe('lines()', () => {
 
   it('rejects bad options at the call', () => {
     expect(() => lines({ maxLineLength: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
-    expect(() => lines({ maxLineLength: '5' as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => lines({ maxLineLength: '5' as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+    );
   });
 });
 
@@ -73,12 +78,17 @@ describe('lines() after a Redis read stream', () => {
 
   it('yields every line of a stored gzipped log', async () => {
     const key = uniqueKey('log');
-    const text = Array.from({ length: 20_000 }, (_, i) => `2026-11-30T00:00:${i % 60},GET,/x/${i}`).join('\r\n') + '\r\n';
+    const text =
+      Array.from({ length: 20_000 }, (_, i) => `2026-11-30T00:00:${i % 60},GET,/x/${i}`).join('\r\n') + '\r\n';
     await put(redis, key, Buffer.from(text), { compress: true, chunkSize: 4096 });
     const got: string[] = [];
-    await pipeline(createRedisReadStream(redis, key, { decompress: true }), lines(), async (source: AsyncIterable<string>) => {
-      for await (const line of source) got.push(line);
-    });
+    await pipeline(
+      createRedisReadStream(redis, key, { decompress: true }),
+      lines(),
+      async (source: AsyncIterable<string>) => {
+        for await (const line of source) got.push(line);
+      },
+    );
     expect(got.length).toBe(20_000);
     expect(got[123]).toBe('2026-11-30T00:00:3,GET,/x/123');
   });

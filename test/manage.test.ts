@@ -19,16 +19,22 @@ describe('list', () => {
   it('iterates over the stored files that match, with their stat', async () => {
     const base = uniqueKey('ls');
     const names = ['a.log', 'b.log', 'c.csv', 'sub/d.log', 'we{ir}d 100%.log'];
-    for (const [i, name] of names.entries()) await put(redis, `${base}/${name}`, bytes(100 * (i + 1)), { chunkSize: 64 });
+    for (const [i, name] of names.entries())
+      await put(redis, `${base}/${name}`, bytes(100 * (i + 1)), { chunkSize: 64 });
     const logs = await all(list(redis, { match: `${base}/*.log`, count: 3 }));
     expect(logs.map((f) => f.key).sort()).toEqual(
       ['a.log', 'b.log', 'sub/d.log', 'we{ir}d 100%.log'].map((n) => `${base}/${n}`).sort(),
     );
     const a = logs.find((f) => f.key === `${base}/a.log`)!;
     expect(a).toMatchObject({ state: 'complete', size: 100, chunkSize: 64 });
-    expect((await all(list(redis, { match: `${base}/[ab].log` }))).map((f) => f.key).sort()).toEqual([`${base}/a.log`, `${base}/b.log`]);
+    expect((await all(list(redis, { match: `${base}/[ab].log` }))).map((f) => f.key).sort()).toEqual([
+      `${base}/a.log`,
+      `${base}/b.log`,
+    ]);
     expect((await all(list(redis, { match: `${base}/?.csv` }))).map((f) => f.key)).toEqual([`${base}/c.csv`]);
-    expect((await all(list(redis, { match: `${base}/we\\{ir\\}d*` }))).map((f) => f.key)).toEqual([`${base}/we{ir}d 100%.log`]);
+    expect((await all(list(redis, { match: `${base}/we\\{ir\\}d*` }))).map((f) => f.key)).toEqual([
+      `${base}/we{ir}d 100%.log`,
+    ]);
   });
 
   it('uses SCAN: thousands of files come in many small batches, none missed', async () => {
@@ -46,7 +52,9 @@ describe('list', () => {
     await put(redis, `${base}/y`, Buffer.from('y'), { prefix: 'elsewhere:' });
     await redis.set(fileKeysOf(`${base}/z`).meta, 'a string, not a file');
     expect((await all(list(redis, { match: `${base}/*` }))).map((f) => f.key)).toEqual([`${base}/x`]);
-    expect((await all(list(redis, { match: `${base}/*`, prefix: 'elsewhere:' }))).map((f) => f.key)).toEqual([`${base}/y`]);
+    expect((await all(list(redis, { match: `${base}/*`, prefix: 'elsewhere:' }))).map((f) => f.key)).toEqual([
+      `${base}/y`,
+    ]);
   });
 });
 
@@ -116,7 +124,13 @@ describe('rename', () => {
     const from = uniqueKey('mv-keep');
     const to = uniqueKey('mv-keep-to');
     const text = 'day,country\n'.repeat(2000);
-    await put(redis, from, Buffer.from(text), { compress: true, chunkSize: 1024, contentType: 'text/csv', metadata: { source: 'host-1' }, consumers: 2 });
+    await put(redis, from, Buffer.from(text), {
+      compress: true,
+      chunkSize: 1024,
+      contentType: 'text/csv',
+      metadata: { source: 'host-1' },
+      consumers: 2,
+    });
     const before = await stat(redis, from);
     await rename(redis, from, to);
     const after = await stat(redis, to);
@@ -143,7 +157,9 @@ describe('rename', () => {
     await expect(rename(redis, from, uniqueKey('mv-x'))).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
     writer.end();
     await new Promise((resolve) => writer.on('finish', resolve));
-    await expect(rename(redis, uniqueKey('mv-none'), uniqueKey('mv-y'))).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    await expect(rename(redis, uniqueKey('mv-none'), uniqueKey('mv-y'))).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_NOT_FOUND',
+    });
     await remove(redis, from);
   });
 });

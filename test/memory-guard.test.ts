@@ -64,13 +64,20 @@ describe('maxRedisMemory', () => {
     await eventually(async () => (await blockedIn(admin, 'big-reader')) === 2, 'both consumers to wait for the file');
     await pipeline(
       Readable.from([data]),
-      createRedisWriteStream(connect(server.url), 'big', { consumers: ['a', 'b'], maxRedisMemory: limit, chunkSize: 256 * 1024, maxInFlight: 4 }),
+      createRedisWriteStream(connect(server.url), 'big', {
+        consumers: ['a', 'b'],
+        maxRedisMemory: limit,
+        chunkSize: 256 * 1024,
+        maxInFlight: 4,
+      }),
     );
     const outputs = await Promise.all(readers);
     sampling = false;
     await sampler;
     for (const out of outputs) expect(sha256(out)).toBe(sha256(data));
-    console.log(`memory guard: limit ${(limit / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, file ${data.length / MiB} MiB`);
+    console.log(
+      `memory guard: limit ${(limit / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, file ${data.length / MiB} MiB`,
+    );
     // Over the limit by at most the window of chunks in flight and what the consumers have not yet passed.
     expect(peak).toBeLessThan(limit + 8 * MiB);
     expect(await admin.keys(keyPattern('big'))).toEqual([]);
@@ -107,15 +114,24 @@ describe('maxRedisMemory', () => {
     const path = join(dir, 'big.bin');
     writeFileSync(path, data);
     const receivers = ['r1', 'r2'].map((consumer) => receiver(server.url, 'big-chan', consumer));
-    const send = sender(server.url, 'big-chan', { files: [{ path }], send: { consumers: 2, maxRedisMemory: limit }, close: true });
-    for (const r of receivers) expect((await finish(r)).map((f) => [f.name, f.offset, f.sha256])).toEqual([['big.bin', 0, sha256(data)]]);
+    const send = sender(server.url, 'big-chan', {
+      files: [{ path }],
+      send: { consumers: 2, maxRedisMemory: limit },
+      close: true,
+    });
+    for (const r of receivers)
+      expect((await finish(r)).map((f) => [f.name, f.offset, f.sha256])).toEqual([['big.bin', 0, sha256(data)]]);
     expect((await send.exited).code).toBe(0);
     expect(await removeChannel(admin, 'big-chan')).toBe(true);
     expect(await admin.keys(filesPattern('big-chan/*'))).toEqual([]);
   });
 
   it('a reader that is not a consumer cannot read chunks already trimmed', async () => {
-    const writer = createRedisWriteStream(admin, 'trimmed', { consumers: ['c'], maxRedisMemory: 1024 * 1024 * 1024, chunkSize: 1000 });
+    const writer = createRedisWriteStream(admin, 'trimmed', {
+      consumers: ['c'],
+      maxRedisMemory: 1024 * 1024 * 1024,
+      chunkSize: 1000,
+    });
     await once(writer, 'ready');
     // As a writer held back by its limit marks the file: from then on consumed chunks are trimmed.
     await admin.hset(fileKeysOf('trimmed').meta, 'pressure', '1');
@@ -125,7 +141,10 @@ describe('maxRedisMemory', () => {
       async () => Number(await admin.hget(fileKeysOf('trimmed').meta, 'trimmed')) > 0,
       'the consumer to trim a chunk',
     );
-    await expect(collect(createRedisReadStream(admin, 'trimmed'))).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND', message: /trimmed/ });
+    await expect(collect(createRedisReadStream(admin, 'trimmed'))).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_NOT_FOUND',
+      message: /trimmed/,
+    });
     writer.end(bytes(5000));
     await once(writer, 'finish');
     expect((await reading).length).toBe(10_000);

@@ -19,7 +19,9 @@ afterAll(closeAll);
  */
 async function blocked(name: string): Promise<number> {
   const list = await clientList(redis);
-  return list.split('\n').filter((line) => line.includes(` name=${name} `) && /cmd=xread\b/.test(line) && /flags=b/.test(line)).length;
+  return list
+    .split('\n')
+    .filter((line) => line.includes(` name=${name} `) && /cmd=xread\b/.test(line) && /flags=b/.test(line)).length;
 }
 
 /** A client of its own, named after the key, and that name. */
@@ -33,7 +35,12 @@ describe('opening', () => {
     const key = uniqueKey('ready');
     const writer = createRedisWriteStream(redis, key, { contentType: 'text/plain' });
     await once(writer, 'ready');
-    expect(await stat(redis, key)).toMatchObject({ state: 'writing', size: 0, writerAlive: true, contentType: 'text/plain' });
+    expect(await stat(redis, key)).toMatchObject({
+      state: 'writing',
+      size: 0,
+      writerAlive: true,
+      contentType: 'text/plain',
+    });
     const reading = collect(createRedisReadStream(redis, key));
     writer.end('written after ready');
     expect((await reading).toString()).toBe('written after ready');
@@ -47,7 +54,13 @@ describe('opening', () => {
     reader.on('file', () => seen.push('file'));
     reader.on('data', () => seen.push('data'));
     const [file] = await once(reader, 'file');
-    expect(file).toMatchObject({ key, state: 'complete', size: 10, contentType: 'text/csv', metadata: { day: '2026-12-05' } });
+    expect(file).toMatchObject({
+      key,
+      state: 'complete',
+      size: 10,
+      contentType: 'text/csv',
+      metadata: { day: '2026-12-05' },
+    });
     expect(reader.file).toBe(file);
     await once(reader, 'end');
     expect(seen[0]).toBe('file');
@@ -99,13 +112,13 @@ describe('cancelling while waiting for the file', () => {
 
   it('AbortSignal.timeout() ends the wait when it fires', async () => {
     const key = uniqueKey('wait-timeout');
-    const failed = collect(createRedisReadStream(redis, key, { waitForCreate: 600_000, signal: AbortSignal.timeout(200) })).catch(
-      (err: unknown) => err,
-    );
+    const failed = collect(
+      createRedisReadStream(redis, key, { waitForCreate: 600_000, signal: AbortSignal.timeout(200) }),
+    ).catch((err: unknown) => err);
     expect(await failed).toMatchObject({ name: 'AbortError' });
   });
 
-  it('a writer destroyed while it waits out another writer\'s lease closes at once and leaves the file to it', async () => {
+  it("a writer destroyed while it waits out another writer's lease closes at once and leaves the file to it", async () => {
     const key = uniqueKey('lease-destroy');
     const holder = createRedisWriteStream(redis, key, { heartbeatInterval: 60_000 });
     await once(holder, 'ready');
@@ -115,8 +128,8 @@ describe('cancelling while waiting for the file', () => {
     await eventually(async () => (await stat(redis, key)).writerAlive, 'the holder to hold its lease');
     second.destroy();
     await once(second, 'close');
-    holder.end('the holder\'s bytes');
+    holder.end("the holder's bytes");
     await once(holder, 'finish');
-    expect((await get(redis, key)).toString()).toBe('the holder\'s bytes');
+    expect((await get(redis, key)).toString()).toBe("the holder's bytes");
   });
 });

@@ -12,8 +12,8 @@
  * `npm run build` after changing src/).
  */
 import { execFile } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,7 +55,13 @@ interface Result {
 /** Run a command; resolves with its output whatever its exit code (a signal counts as failure). */
 function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Result> {
   return new Promise((resolve) => {
-    const options = { cwd, env: { ...process.env, ...env }, encoding: 'utf8' as const, timeout: 240_000, maxBuffer: 2 ** 24 };
+    const options = {
+      cwd,
+      env: { ...process.env, ...env },
+      encoding: 'utf8' as const,
+      timeout: 240_000,
+      maxBuffer: 2 ** 24,
+    };
     execFile(command, args, options, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
       resolve({ code, stdout, stderr: error && code === -1 ? `${stderr}\n${error.message}` : stderr });
@@ -100,7 +106,15 @@ describe('instanceof RedisFileError across copies of the class, in this process'
 
   it('other values are not instances', () => {
     const lookalike = Object.assign(new Error('m'), { name: 'RedisFileError', code: ErrorCodes.NOT_FOUND });
-    const others = [lookalike, new TypeError('m'), { code: ErrorCodes.NOT_FOUND }, null, undefined, 'RedisFileError', 42];
+    const others = [
+      lookalike,
+      new TypeError('m'),
+      { code: ErrorCodes.NOT_FOUND },
+      null,
+      undefined,
+      'RedisFileError',
+      42,
+    ];
     for (const value of others) {
       expect(value instanceof RedisFileError).toBe(false);
       expect(value instanceof cjs.RedisFileError).toBe(false);
@@ -145,7 +159,10 @@ describe('the packed tarball, installed into a scratch project', { timeout: 120_
 
     app = join(tmp, 'app');
     await mkdir(app);
-    await writeFile(join(app, 'package.json'), `${JSON.stringify({ name: 'scratch', version: '1.0.0', private: true })}\n`);
+    await writeFile(
+      join(app, 'package.json'),
+      `${JSON.stringify({ name: 'scratch', version: '1.0.0', private: true })}\n`,
+    );
     await ok(
       'npm',
       [
@@ -190,7 +207,7 @@ describe('the packed tarball, installed into a scratch project', { timeout: 120_
     expect(nested).not.toContain('ioredis');
   });
 
-  it('an ES module imports it and stores a file through the project\'s ioredis', async () => {
+  it("an ES module imports it and stores a file through the project's ioredis", async () => {
     const key = uniqueKey('pack-esm');
     const out = await ok(process.execPath, ['esm.mjs'], app, { REDIS_URL: sharedRedisUrl(), KEY: key });
     expect(lastJson(out)).toEqual({
@@ -211,7 +228,10 @@ describe('the packed tarball, installed into a scratch project', { timeout: 120_
   });
 
   it('instanceof RedisFileError holds across the ES module and CommonJS builds, both ways', async () => {
-    const out = await ok(process.execPath, ['errors.mjs'], app, { REDIS_URL: sharedRedisUrl(), KEY: uniqueKey('pack-none') });
+    const out = await ok(process.execPath, ['errors.mjs'], app, {
+      REDIS_URL: sharedRedisUrl(),
+      KEY: uniqueKey('pack-none'),
+    });
     const failure = {
       name: 'RedisFileError',
       code: 'ERR_REDIS_FILE_NOT_FOUND',
@@ -231,7 +251,13 @@ describe('the packed tarball, installed into a scratch project', { timeout: 120_
     it(`a consumer passes strict tsc under ${what}`, async () => {
       const tsc = join(app, 'node_modules/typescript/bin/tsc');
       const r = await run(process.execPath, [tsc, '-p', config, '--listFiles'], app);
-      expect(r.stdout.split('\n').filter((line) => !line.startsWith('/')).join('\n'), 'tsc errors').toBe('');
+      expect(
+        r.stdout
+          .split('\n')
+          .filter((line) => !line.startsWith('/'))
+          .join('\n'),
+        'tsc errors',
+      ).toBe('');
       expect(r.code).toBe(0);
       // The consumer was checked against the ioredis this config is about, and only that one.
       const ioredisFiles = r.stdout.split('\n').filter((f) => /\/node_modules\/ioredis(-oldest)?\//.test(f));
@@ -243,7 +269,9 @@ describe('the packed tarball, installed into a scratch project', { timeout: 120_
 
   it('the redis-file binary runs through npx', async () => {
     // @node-rs/crc32, an optional dependency, is installed with the package and loads here.
-    expect(await ok('npx', ['--no', '--', 'redis-file', '--version'], app)).toBe(`${pkg.version} (CRC-32 by @node-rs/crc32)\n`);
+    expect(await ok('npx', ['--no', '--', 'redis-file', '--version'], app)).toBe(
+      `${pkg.version} (CRC-32 by @node-rs/crc32)\n`,
+    );
     expect(await ok('npx', ['--no', '--', 'redis-file', '--help'], app)).toMatch(/^Usage: redis-file /);
   });
 });

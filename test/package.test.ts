@@ -64,7 +64,6 @@ function lastJson<T>(stdout: string): T {
   return JSON.parse(lines[lines.length - 1]!) as T;
 }
 
-
 describe('the built package, loaded by name', () => {
   it('exports the complete public API to ES module consumers', () => {
     const out = esm("import * as m from 'redis-file-stream'; console.log(JSON.stringify(Object.keys(m).sort()))");
@@ -92,7 +91,9 @@ describe('the built package, loaded by name', () => {
   });
 
   it('exposes the same error codes to both', () => {
-    const fromEsm = lastJson(esm("import { ErrorCodes } from 'redis-file-stream'; console.log(JSON.stringify(ErrorCodes))"));
+    const fromEsm = lastJson(
+      esm("import { ErrorCodes } from 'redis-file-stream'; console.log(JSON.stringify(ErrorCodes))"),
+    );
     const fromCjs = lastJson(cjs("console.log(JSON.stringify(require('redis-file-stream').ErrorCodes))"));
     expect(fromCjs).toEqual(fromEsm);
     expect(Object.values(fromEsm as Record<string, string>).sort()).toEqual(

@@ -61,7 +61,12 @@ describe('consumer positions', () => {
     // Random bytes do not compress: about one decoded byte per stored byte.
     const gz = gzipSync(bytes(200_000, 92), { level: 1 });
     const key = await trimmedFile(gz, 10_000, 'gzip');
-    const reader = createRedisReadStream(redis, key, { consumer: 'c', decompress: true, readAhead: 16, highWaterMark: 16 * 1024 });
+    const reader = createRedisReadStream(redis, key, {
+      consumer: 'c',
+      decompress: true,
+      readAhead: 16,
+      highWaterMark: 16 * 1024,
+    });
     await once(reader, 'readable');
     // Fetched, decoded and buffered up to the high-water mark, but nothing taken.
     await eventually(() => reader.readableLength >= 16 * 1024, 'the reader to fill its buffer');

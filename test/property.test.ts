@@ -20,10 +20,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   createRedisReadStream,
   createRedisWriteStream,
+  type ReadStreamOptions,
   RedisFileError,
   remove,
   stat,
-  type ReadStreamOptions,
   type WriteStreamOptions,
 } from '../src/index.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
@@ -111,7 +111,12 @@ function ranges(size: number): fc.Arbitrary<Range[]> {
     { start: size + 1, end: undefined },
   ].filter((r) => r.start >= 0 && (r.end === undefined || r.end >= r.start));
   const range = fc.oneof(
-    { weight: 5, arbitrary: fc.integer({ min: 0, max: size + 2 }).chain((start) => fc.record({ start: fc.constant(start), end: end(start) })) },
+    {
+      weight: 5,
+      arbitrary: fc
+        .integer({ min: 0, max: size + 2 })
+        .chain((start) => fc.record({ start: fc.constant(start), end: end(start) })),
+    },
     { weight: 1, arbitrary: fc.record({ start: fc.constant(undefined), end: end(0) }) },
     { weight: 1, arbitrary: fc.constantFrom(...edges) },
   );
@@ -124,14 +129,23 @@ function ranges(size: number): fc.Arbitrary<Range[]> {
  * Unlike fs, which reads short (or nothing), a range reaching past the end is an error: `start`
  * after the last byte (start == size is an empty read), or a finite `end` at or after the size.
  */
-function rangeOutcome(data: Buffer, { start = 0, end = Infinity }: Range): { bytes: Buffer } | { error: 'ERR_REDIS_FILE_RANGE' } {
+function rangeOutcome(
+  data: Buffer,
+  { start = 0, end = Infinity }: Range,
+): { bytes: Buffer } | { error: 'ERR_REDIS_FILE_RANGE' } {
   // As fs: an end past the end reads to the end; a start past it is an error here (fs reads nothing).
   if (start > data.length) return { error: 'ERR_REDIS_FILE_RANGE' };
   return { bytes: data.subarray(start, end === Infinity ? undefined : end + 1) };
 }
 
 /** Write `data` in parts of the given sizes, flushing after the parts the flags (cycled) say. */
-async function putWithFlushes(key: string, data: Buffer, options: WriteStreamOptions, sizes: number[], flushes: boolean[]): Promise<void> {
+async function putWithFlushes(
+  key: string,
+  data: Buffer,
+  options: WriteStreamOptions,
+  sizes: number[],
+  flushes: boolean[],
+): Promise<void> {
   const writer = createRedisWriteStream(redis, key, { ...options, flushInterval: 0 });
   const done = finished(writer);
   done.catch(() => {});
@@ -140,7 +154,8 @@ async function putWithFlushes(key: string, data: Buffer, options: WriteStreamOpt
     const n = Math.max(1, sizes[i % sizes.length]!);
     const room = writer.write(data.subarray(offset, offset + n));
     offset += n;
-    if (flushes[i % flushes.length]) await new Promise<void>((resolve, reject) => writer.flush((err) => (err ? reject(err) : resolve())));
+    if (flushes[i % flushes.length])
+      await new Promise<void>((resolve, reject) => writer.flush((err) => (err ? reject(err) : resolve())));
     else if (!room) await once(writer, 'drain');
   }
   writer.end();
@@ -183,7 +198,13 @@ describe('round-trip laws (property-based)', () => {
             fc.pre(fewEnoughChunks(data.length, chunkSize));
             const key = uniqueKey('rt');
             // Flushes after some writes store chunks as several pieces.
-            await putWithFlushes(key, data, { chunkSize, ...wopts, ...(gzipMagic ? { contentEncoding: 'gzip' } : {}) }, splits, flushes);
+            await putWithFlushes(
+              key,
+              data,
+              { chunkSize, ...wopts, ...(gzipMagic ? { contentEncoding: 'gzip' } : {}) },
+              splits,
+              flushes,
+            );
 
             const back = await get(redis, key, ropts);
             expect(back.length).toBe(data.length);

@@ -15,10 +15,10 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stat } from '../src/index.js';
 import { closeAll, connect } from './helpers/clients.js';
-import { type FixtureProcess, finish, killAll, receiver, sender } from './helpers/processes.js';
-import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf, filesPattern } from './helpers/keys.js';
+import { type FixtureProcess, finish, killAll, receiver, sender } from './helpers/processes.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes } from './helpers/streams.js';
 
 const MiB = 1024 * 1024;

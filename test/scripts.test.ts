@@ -15,7 +15,9 @@ const redis = connect();
 afterAll(closeAll);
 
 const scripts = [consumers, file, stat, writer].flatMap((module) =>
-  Object.values(module).filter((v): v is Script<never, string, unknown> => typeof v === 'object' && v !== null && 'sha' in v),
+  Object.values(module).filter(
+    (v): v is Script<never, string, unknown> => typeof v === 'object' && v !== null && 'sha' in v,
+  ),
 );
 
 /** A script's Lua without the generated tables of the format's names (which are the one place they are spelled). */
@@ -29,7 +31,23 @@ function body(source: string): string {
 describe('scripts', () => {
   it('there are scripts to check', () => {
     expect(scripts.map((s) => s.name).sort()).toEqual(
-      ['abandon', 'abort', 'ack', 'commit', 'create', 'expire', 'join', 'remove', 'rename', 'repair', 'resume', 'stored', 'touch', 'trim', 'used-memory'].sort(),
+      [
+        'abandon',
+        'abort',
+        'ack',
+        'commit',
+        'create',
+        'expire',
+        'join',
+        'remove',
+        'rename',
+        'repair',
+        'resume',
+        'stored',
+        'touch',
+        'trim',
+        'used-memory',
+      ].sort(),
     );
   });
 
@@ -53,7 +71,9 @@ describe('scripts', () => {
   });
 
   it('keys are declared in the one order every script uses', () => {
-    expect(() => defineScript({ name: 'bad', keys: ['events', 'meta'], args: [], lua: 'return 1' })).toThrow(/keys must follow the order/);
+    expect(() => defineScript({ name: 'bad', keys: ['events', 'meta'], args: [], lua: 'return 1' })).toThrow(
+      /keys must follow the order/,
+    );
     for (const s of scripts) expect(s.source, s.name).toContain('local K = {');
   });
 

@@ -11,7 +11,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis, ReplyError, type RedisOptions } from 'ioredis';
+import { Redis, type RedisOptions, ReplyError } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRedisReadStream,
@@ -23,8 +23,8 @@ import {
   stat,
 } from '../src/index.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
-import { startRedis, type RedisServer } from './helpers/redis-server.js';
 import { eventually } from './helpers/eventually.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 import { answersPlainPing, startTlsRedis, type TlsRedisServer } from './helpers/tls.js';
 
@@ -103,7 +103,12 @@ function slowSource(data: Buffer, parts: number, pauseMs: number): Readable {
  * Start a follower that waits for `key` (which must not exist yet); resolves once it is blocked in
  * XREAD, with what it will receive (wrapped: an async function would wait for a returned promise).
  */
-async function startFollower(client: Redis, admin: Redis, key: string, options: KeyOptions = {}): Promise<{ received: Promise<Buffer> }> {
+async function startFollower(
+  client: Redis,
+  admin: Redis,
+  key: string,
+  options: KeyOptions = {},
+): Promise<{ received: Promise<Buffer> }> {
   const blockedBefore = (await clientList(admin)).filter((c) => c.cmd === 'xread').length;
   const received = collect(createRedisReadStream(client, key, { ...options, waitForCreate: 15_000 }));
   received.catch(() => {}); // awaited by the caller; do not report it as unhandled meanwhile
@@ -127,10 +132,15 @@ async function scenario(client: Redis, admin: Redis, options: KeyOptions = {}): 
   const chunkSize = 16 * 1024;
 
   const { received: follower } = await startFollower(client, admin, key, options);
-  await pipeline(slowSource(data, 8, 15), createRedisWriteStream(client, key, { ...options, chunkSize, heartbeatInterval: 10 }));
+  await pipeline(
+    slowSource(data, 8, 15),
+    createRedisWriteStream(client, key, { ...options, chunkSize, heartbeatInterval: 10 }),
+  );
   expect((await follower).equals(data)).toBe(true);
   expect((await get(client, key, options)).equals(data)).toBe(true);
-  expect((await get(client, key, { ...options, start: 1000, end: 99_999 })).equals(data.subarray(1000, 100_000))).toBe(true);
+  expect((await get(client, key, { ...options, start: 1000, end: 99_999 })).equals(data.subarray(1000, 100_000))).toBe(
+    true,
+  );
   expect(await stat(client, key, options)).toMatchObject({ key, state: 'complete', size: data.length, ttl: undefined });
 
   // Overwrite, with a TTL.
@@ -153,7 +163,10 @@ async function scenario(client: Redis, admin: Redis, options: KeyOptions = {}): 
   await new Promise((resolve) => writer.once('close', resolve));
   const partial = await stat(client, key, options);
   expect(partial).toMatchObject({ state: 'aborted', size: 64 * 1024 });
-  await pipeline(Readable.from([third.subarray(partial.size)]), createRedisWriteStream(client, key, { ...options, resume: true }));
+  await pipeline(
+    Readable.from([third.subarray(partial.size)]),
+    createRedisWriteStream(client, key, { ...options, resume: true }),
+  );
   expect((await get(client, key, options)).equals(third)).toBe(true);
 
   expect(await remove(client, key, options)).toBe(true);
@@ -258,9 +271,28 @@ describe('TLS with client certificates', () => {
  * No MULTI/EXEC: the reader and stat read without transactions (before 0b533b3 they used them).
  */
 const PACKAGE_COMMANDS = [
-  'hget', 'hgetall', 'hmget', 'hset', 'del', 'exists', 'type', 'ttl', 'expire', 'pexpire', 'persist', 'time',
-  'xadd', 'xrange', 'xrevrange', 'xread', 'xlen', 'xdel', 'xsetid', 'xinfo|stream',
-  'evalsha', 'eval',
+  'hget',
+  'hgetall',
+  'hmget',
+  'hset',
+  'del',
+  'exists',
+  'type',
+  'ttl',
+  'expire',
+  'pexpire',
+  'persist',
+  'time',
+  'xadd',
+  'xrange',
+  'xrevrange',
+  'xread',
+  'xlen',
+  'xdel',
+  'xsetid',
+  'xinfo|stream',
+  'evalsha',
+  'eval',
 ];
 
 /**
@@ -282,16 +314,18 @@ describe('ACL: a user confined to the package namespace', () => {
   /** ACL LOG entries (denials) for `user`, as "context:object". */
   async function denials(user: string): Promise<string[]> {
     const log = (await admin.acl('LOG')) as unknown[][];
-    return log
-      .map((entry) => {
-        const fields = new Map<string, unknown>();
-        for (let i = 0; i + 1 < entry.length; i += 2) fields.set(String(entry[i]), entry[i + 1]);
-        return fields;
-      })
-      .filter((f) => f.get('username') === user)
-      .map((f) => `${String(f.get('context'))}:${String(f.get('object'))}`)
-      // ioredis sends CLIENT SETINFO (Redis 7.2+) when it connects and ignores a refusal.
-      .filter((d) => d !== 'toplevel:client|setinfo');
+    return (
+      log
+        .map((entry) => {
+          const fields = new Map<string, unknown>();
+          for (let i = 0; i + 1 < entry.length; i += 2) fields.set(String(entry[i]), entry[i + 1]);
+          return fields;
+        })
+        .filter((f) => f.get('username') === user)
+        .map((f) => `${String(f.get('context'))}:${String(f.get('object'))}`)
+        // ioredis sends CLIENT SETINFO (Redis 7.2+) when it connects and ignores a refusal.
+        .filter((d) => d !== 'toplevel:client|setinfo')
+    );
   }
 
   /** Every key on the server matching `pattern` (as the admin). */
@@ -305,7 +339,10 @@ describe('ACL: a user confined to the package namespace', () => {
     await admin.acl('SETUSER', 'rfs-app', 'reset', 'on', '>app-secret', ...APP_RULES);
     await admin.acl('SETUSER', 'rfs-noscripts', 'reset', 'on', '>noscripts-secret', ...APP_RULES, '-@scripting');
     app = connect(`redis://127.0.0.1:${server.port}`, { username: 'rfs-app', password: 'app-secret' });
-    noScripts = connect(`redis://127.0.0.1:${server.port}`, { username: 'rfs-noscripts', password: 'noscripts-secret' });
+    noScripts = connect(`redis://127.0.0.1:${server.port}`, {
+      username: 'rfs-noscripts',
+      password: 'noscripts-secret',
+    });
     await admin.acl('SETUSER', 'rfs-notime', 'reset', 'on', '>notime-secret', ...APP_RULES, '-time');
     noTime = connect(`redis://127.0.0.1:${server.port}`, { username: 'rfs-notime', password: 'notime-secret' });
   });
@@ -370,7 +407,9 @@ describe('ACL: a user confined to the package namespace', () => {
     expect(err).toMatchObject({ code: ErrorCodes.REDIS, key });
     // Redis 7.0: "NOPERM this user has no permissions to run the 'evalsha' command" (7.2+ names the user).
     expect(err.message).toMatch(
-      new RegExp(`^File ${JSON.stringify(key)}: creating the file failed: NOPERM .*has no permissions to run the 'evalsha' command \\(check the ACL rules of the Redis user: ACL LOG names what was denied\\)$`),
+      new RegExp(
+        `^File ${JSON.stringify(key)}: creating the file failed: NOPERM .*has no permissions to run the 'evalsha' command \\(check the ACL rules of the Redis user: ACL LOG names what was denied\\)$`,
+      ),
     );
     expect(err.cause).toBeInstanceOf(ReplyError);
     expect((err.cause as Error).message).toMatch(/^NOPERM .*'evalsha'/);
@@ -400,7 +439,9 @@ describe('ACL: a user confined to the package namespace', () => {
     expect(err).toBeInstanceOf(RedisFileError);
     expect(err).toMatchObject({ code: ErrorCodes.REDIS, key });
     expect(err.message).toMatch(
-      new RegExp(`^File ${JSON.stringify(key)}: creating the file failed: ERR (The user executing the script can't run this command|ACL failure in script)`),
+      new RegExp(
+        `^File ${JSON.stringify(key)}: creating the file failed: ERR (The user executing the script can't run this command|ACL failure in script)`,
+      ),
     );
     expect(err.cause).toBeInstanceOf(ReplyError);
     expect(await denials('rfs-notime')).toEqual(['lua:time']);

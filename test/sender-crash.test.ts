@@ -43,7 +43,10 @@ describe('a sender process killed in the middle of a file', () => {
     const send = { consumers: 3, chunkSize: 64 * 1024, heartbeatInterval: 100, ttl: 600 };
     const early = [receiver(url, channel, 'r1'), receiver(url, channel, 'r2')];
 
-    const dying = sender(url, channel, { files: [{ path: paths.first }, { path: paths.big, stallAfter: 700_000 }], send });
+    const dying = sender(url, channel, {
+      files: [{ path: paths.first }, { path: paths.big, stallAfter: 700_000 }],
+      send,
+    });
     const started = await dying.waitFor((e) => e.event === 'started' && e.name === 'big.bin');
     const key = started.key as string;
     // The heartbeat recorded the bytes stored: the upload is well under way.

@@ -5,8 +5,8 @@
 import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
-import { run } from '../src/scripts/define.js';
 import { TRIM } from '../src/scripts/consumers.js';
+import { run } from '../src/scripts/define.js';
 import { COMMIT } from '../src/scripts/writer.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
@@ -30,7 +30,10 @@ describe('trimming under a memory limit', () => {
     expect(await redis.hmget(meta, 'pos:c', 'trimmed')).toEqual(['10', '0']);
     // Restarted, it reads the whole file from its first byte.
     const back = createRedisReadStream(redis, key, { consumer: 'c' });
-    const [file] = await Promise.all([once(back, 'file'), collect(back).then((got) => expect(got.equals(data)).toBe(true))]);
+    const [file] = await Promise.all([
+      once(back, 'file'),
+      collect(back).then((got) => expect(got.equals(data)).toBe(true)),
+    ]);
     expect(file[0]).toMatchObject({ size: data.length });
     // A writer held back by its limit marks the file (the writer's own trim, without a name): from
     // then on what every consumer consumed is trimmed.

@@ -3,8 +3,19 @@
 // one batch ahead and one at a time), to justify the default of 256 KiB.
 
 import { pipeline } from 'node:stream/promises';
+import {
+  alternate,
+  compare,
+  countingSink,
+  KiB,
+  MiB,
+  medians,
+  poolSource,
+  rawXadd,
+  rawXrange,
+  throughputContenders,
+} from '../lib/util.mjs';
 import { rawXrangeAhead } from './read.mjs';
-import { alternate, compare, countingSink, KiB, medians, MiB, poolSource, rawXadd, rawXrange, throughputContenders } from '../lib/util.mjs';
 
 export const id = 'chunk-size';
 export const title = 'Chunk size sweep';
@@ -31,16 +42,26 @@ export async function run(ctx) {
           name: `write @${L}`,
           run: (rep) =>
             ctx.timed(async () => {
-              await pipeline(poolSource(pool, size), pkg.createRedisWriteStream(redis, `sweep-w-${rep}`, { prefix: ctx.prefix, chunkSize }));
+              await pipeline(
+                poolSource(pool, size),
+                pkg.createRedisWriteStream(redis, `sweep-w-${rep}`, { prefix: ctx.prefix, chunkSize }),
+              );
               return size;
             }, size),
         },
-        { name: `raw XADD @${L}`, run: (rep) => ctx.timed(() => rawXadd(redis, ctx.rawKey(`sweep-xadd-${rep}`), pool, size, chunkSize, 16), size) },
+        {
+          name: `raw XADD @${L}`,
+          run: (rep) =>
+            ctx.timed(() => rawXadd(redis, ctx.rawKey(`sweep-xadd-${rep}`), pool, size, chunkSize, 16), size),
+        },
       ],
       { after: () => ctx.dropKeys(), log: ctx.log, warmup: ctx.warmup },
     );
     // The files the reads use: one of each kind at this chunk size.
-    await pipeline(poolSource(pool, size), pkg.createRedisWriteStream(redis, 'sweep-file', { prefix: ctx.prefix, chunkSize }));
+    await pipeline(
+      poolSource(pool, size),
+      pkg.createRedisWriteStream(redis, 'sweep-file', { prefix: ctx.prefix, chunkSize }),
+    );
     await rawXadd(redis, ctx.rawKey('sweep-raw'), pool, size, chunkSize, 16);
     const r = await alternate(
       reps,
@@ -54,19 +75,39 @@ export async function run(ctx) {
               return sink.bytes;
             }, size),
         },
-        { name: `raw XRANGE @${L}`, run: () => ctx.timed(() => rawXrangeAhead(redis, ctx.rawKey('sweep-raw'), 16), size) },
-        { name: `raw XRANGE 1 at a time @${L}`, run: () => ctx.timed(() => rawXrange(redis, ctx.rawKey('sweep-raw'), 16), size) },
+        {
+          name: `raw XRANGE @${L}`,
+          run: () => ctx.timed(() => rawXrangeAhead(redis, ctx.rawKey('sweep-raw'), 16), size),
+        },
+        {
+          name: `raw XRANGE 1 at a time @${L}`,
+          run: () => ctx.timed(() => rawXrange(redis, ctx.rawKey('sweep-raw'), 16), size),
+        },
       ],
       { log: ctx.log, warmup: ctx.warmup },
     );
     await ctx.dropKeys();
     Object.assign(runs, w, r);
-    const cw = compare({ id: `sweep-write-${chunkSize / KiB}k`, label: `write @${L} vs raw XADD`, runs, contender: `write @${L}`, baseline: `raw XADD @${L}`, field: 'mibps' });
+    const cw = compare({
+      id: `sweep-write-${chunkSize / KiB}k`,
+      label: `write @${L} vs raw XADD`,
+      runs,
+      contender: `write @${L}`,
+      baseline: `raw XADD @${L}`,
+      field: 'mibps',
+    });
     // The read ceiling: the faster of the two raw loops (as in the read case).
     const ahead = medians(runs[`raw XRANGE @${L}`]).mibps;
     const serial = medians(runs[`raw XRANGE 1 at a time @${L}`]).mibps;
     const rawReadName = ahead >= serial ? `raw XRANGE @${L}` : `raw XRANGE 1 at a time @${L}`;
-    const cr = compare({ id: `sweep-read-${chunkSize / KiB}k`, label: `read @${L} vs raw XRANGE`, runs, contender: `read @${L}`, baseline: rawReadName, field: 'mibps' });
+    const cr = compare({
+      id: `sweep-read-${chunkSize / KiB}k`,
+      label: `read @${L} vs raw XRANGE`,
+      runs,
+      contender: `read @${L}`,
+      baseline: rawReadName,
+      field: 'mibps',
+    });
     comparisons.push(cw, cr);
     sweep.push({
       chunkSize,

@@ -109,7 +109,11 @@ export async function run(ctx) {
 
   let runs;
   try {
-    runs = await alternate(reps, [contender(fanout), contender(1)], { after: () => ctx.dropKeys(), log: ctx.log, warmup: ctx.warmup });
+    runs = await alternate(reps, [contender(fanout), contender(1)], {
+      after: () => ctx.dropKeys(),
+      log: ctx.log,
+      warmup: ctx.warmup,
+    });
   } finally {
     await readers.stop();
   }

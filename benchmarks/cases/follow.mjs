@@ -136,7 +136,12 @@ export function packageFollower(ctx, key, writeOptions, flushEach) {
       await Promise.race([once(writer, 'ready'), writerDone]);
       reader = pkg.createRedisReadStream(readerClient, key, { prefix: ctx.prefix });
       ended = settled(reader, 'end');
-      primed = new Promise((resolve) => reader.on('data', recordParser(SMALL, latencies, (i) => i === 0 && resolve())));
+      primed = new Promise((resolve) =>
+        reader.on(
+          'data',
+          recordParser(SMALL, latencies, (i) => i === 0 && resolve()),
+        ),
+      );
       this.send(0);
       await Promise.race([primed, ended, writerDone]);
     },
@@ -323,7 +328,7 @@ export async function run(ctx) {
   const bulkReps = ctx.reps(3, 1);
   // The writer's default, as the built package resolves it (not a copy that could drift from it).
   const flushInterval = (await builtWriteOptions())?.flushInterval;
-  if (typeof flushInterval !== 'number') throw new Error('cannot tell the writer\'s default flushInterval');
+  if (typeof flushInterval !== 'number') throw new Error("cannot tell the writer's default flushInterval");
 
   const runs = { [DEFAULTS]: [], [FLUSHED]: [], [RAW]: [] };
   if (ctx.warmup) await slowRun(ctx, 'warmup', 3, flushInterval);

@@ -43,14 +43,21 @@ export async function run(ctx) {
   const csv = makeCsv(size);
   const gz = gzipSync(csv);
   const piece = 64 * KiB;
-  const gzSource = () => Readable.from((function* () {
-    for (let off = 0; off < gz.length; off += piece) yield gz.subarray(off, off + piece);
-  })(), { objectMode: false });
+  const gzSource = () =>
+    Readable.from(
+      (function* () {
+        for (let off = 0; off < gz.length; off += piece) yield gz.subarray(off, off + piece);
+      })(),
+      { objectMode: false },
+    );
 
   // One stored compressed file for the decompress runs (written by the package, so that it is the
   // package's own gzip output that is read back).
   const stored = 'gzip-stored';
-  await pipeline(poolSource(csv, size, piece), pkg.createRedisWriteStream(redis, stored, { prefix: ctx.prefix, compress: true }));
+  await pipeline(
+    poolSource(csv, size, piece),
+    pkg.createRedisWriteStream(redis, stored, { prefix: ctx.prefix, compress: true }),
+  );
   const storedSize = (await pkg.stat(redis, stored, { prefix: ctx.prefix })).size;
 
   const compressRuns = await alternate(
@@ -61,7 +68,10 @@ export async function run(ctx) {
         run: (rep) =>
           ctx.timed(async () => {
             const key = `gzip-write-${rep}`;
-            await pipeline(poolSource(csv, size, piece), pkg.createRedisWriteStream(redis, key, { prefix: ctx.prefix, compress: true }));
+            await pipeline(
+              poolSource(csv, size, piece),
+              pkg.createRedisWriteStream(redis, key, { prefix: ctx.prefix, compress: true }),
+            );
             await pkg.remove(redis, key, { prefix: ctx.prefix });
             return size;
           }, size),

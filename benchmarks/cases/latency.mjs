@@ -24,7 +24,17 @@ import { track } from '../lib/cleanup.mjs';
 import { calibrate, pingSummary, pingTimes, startDelayProxy } from '../lib/latency-proxy.mjs';
 import { loadavg } from '../lib/machine.mjs';
 import {
-  alternate, compare, countingSink, KiB, median, medians, MiB, now, poolSource, rawXadd, round,
+  alternate,
+  compare,
+  countingSink,
+  KiB,
+  MiB,
+  median,
+  medians,
+  now,
+  poolSource,
+  rawXadd,
+  round,
 } from '../lib/util.mjs';
 import { packageFollower, rawFollower, steady, summary } from './follow.mjs';
 import { rawXrangeAhead } from './read.mjs';
@@ -384,7 +394,7 @@ function bestOf(runs, names, field) {
 }
 
 /** A measured count against a bound (round trips), as a comparison of its own kind. */
-function valueOf({ id, label, runs, contender, field, unit, target }) {
+function figureOf({ id, label, runs, contender, field, unit, target }) {
   const value = round(median(runs[contender].map((r) => r[field])), 3);
   const all = runs[contender].map((r) => r[field]);
   const result = { id, label, kind: 'value', contender, field, unit, better: 'lower', value, runs: all };
@@ -397,8 +407,16 @@ function comparisonsAt(rtt, plan, runs, name, described) {
   const at20 = rtt === 20;
   const target = (op, value, on, text) => (at20 ? { op, value, on, text: `RTT 20 ms: ${text}` } : undefined);
   const out = [];
-  const bestWrite = bestOf(runs, plan.windows.map((w) => name('write', rawWrite(w))), 'mibps');
-  const bestRead = bestOf(runs, [RAW_AHEAD, ...plan.depths.map(rawRead)].map((n) => name('read', n)), 'mibps');
+  const bestWrite = bestOf(
+    runs,
+    plan.windows.map((w) => name('write', rawWrite(w))),
+    'mibps',
+  );
+  const bestRead = bestOf(
+    runs,
+    [RAW_AHEAD, ...plan.depths.map(rawRead)].map((n) => name('read', n)),
+    'mibps',
+  );
   const short = (full) => described.get(full).label;
   const ratio = (fields) => compare({ runs, field: 'mibps', extra: { unit: 'MiB/s' }, ...fields });
   out.push(
@@ -446,7 +464,7 @@ function comparisonsAt(rtt, plan, runs, name, described) {
     );
   }
   out.push(
-    valueOf({
+    figureOf({
       id: `latency-${rtt}-one-byte-write`,
       label: `RTT ${rtt} ms: round trips to write a 1-byte file (request bursts)`,
       runs,
@@ -455,7 +473,7 @@ function comparisonsAt(rtt, plan, runs, name, described) {
       unit: 'round trips',
       target: target('<=', 2, 'value', 'a 1-byte file written in <= 2 round trips'),
     }),
-    valueOf({
+    figureOf({
       id: `latency-${rtt}-one-byte-read`,
       label: `RTT ${rtt} ms: round trips to read a 1-byte file (request bursts)`,
       runs,
@@ -469,7 +487,8 @@ function comparisonsAt(rtt, plan, runs, name, described) {
     out.push(
       compare({
         id: `latency-${rtt}-small-files-${c === PKG ? 'write' : 'channel'}`,
-        label: `RTT ${rtt} ms: 1 KiB files/s, ${c === PKG ? 'written one after another' : 'through a channel'}, ` +
+        label:
+          `RTT ${rtt} ms: 1 KiB files/s, ${c === PKG ? 'written one after another' : 'through a channel'}, ` +
           'vs raw XADD pipelined',
         runs,
         contender: name('1 KiB files', c),
@@ -486,7 +505,9 @@ export async function run(ctx) {
   const plan = planOf(ctx);
   const proxy = await startDelayProxy(ctx.url);
   const clients = {};
-  const untrack = track('latency case clients', () => Object.values(clients).forEach((c) => c.disconnect()));
+  const untrack = track('latency case clients', () => {
+    for (const c of Object.values(clients)) c.disconnect();
+  });
   const runs = {};
   /** Every contender's name -> { rtt, section, label }. */
   const described = new Map();

@@ -3,11 +3,11 @@
 // the file size (the target: none, i.e. under 16 MiB).
 
 import { fork } from 'node:child_process';
-import { openSync, closeSync, writeSync, rmSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { trackChild } from '../lib/cleanup.mjs';
-import { alternate, checkTarget, median, MiB, round } from '../lib/util.mjs';
+import { alternate, checkTarget, MiB, median, round } from '../lib/util.mjs';
 
 export const id = 'memory';
 export const title = 'Memory: peak RSS, disk -> Redis -> disk';
@@ -47,7 +47,9 @@ export async function run(ctx) {
   // A 1 GiB file needs ~1.1 GiB of Redis memory: refuse early on a server that cannot hold it.
   const maxmemory = await ctx.maxmemory();
   if (maxmemory > 0 && maxmemory < large * 1.3) {
-    throw new Error(`the Redis server's maxmemory (${round(maxmemory / MiB, 0)} MiB) is too small for a ${large / MiB} MiB file`);
+    throw new Error(
+      `the Redis server's maxmemory (${round(maxmemory / MiB, 0)} MiB) is too small for a ${large / MiB} MiB file`,
+    );
   }
 
   const files = {};
@@ -88,7 +90,8 @@ export async function run(ctx) {
   const growth = median(L.map((r) => r.peakRssMiB)) - median(S.map((r) => r.peakRssMiB));
   const growthMax = median(L.map((r) => r.vmHwmMiB)) - median(S.map((r) => r.vmHwmMiB));
   const target = { op: '<', value: 16, on: 'value', text: `RSS growth ${label(small)} -> ${label(large)} < 16 MiB` };
-  const medianOf = (rs) => Object.fromEntries(Object.keys(rs[0]).map((k) => [k, round(median(rs.map((r) => r[k])), 2)]));
+  const medianOf = (rs) =>
+    Object.fromEntries(Object.keys(rs[0]).map((k) => [k, round(median(rs.map((r) => r[k])), 2)]));
 
   return {
     id,

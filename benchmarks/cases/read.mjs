@@ -7,7 +7,18 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import redisRStream from 'redis-rstream';
-import { alternate, compare, countingSink, KiB, medians, MiB, poolSource, rawXadd, rawXrange, throughputContenders } from '../lib/util.mjs';
+import {
+  alternate,
+  compare,
+  countingSink,
+  KiB,
+  MiB,
+  medians,
+  poolSource,
+  rawXadd,
+  rawXrange,
+  throughputContenders,
+} from '../lib/util.mjs';
 
 export const id = 'read';
 export const title = 'Read a complete file from Redis';
@@ -72,7 +83,10 @@ export async function run(ctx) {
   await pipeline(poolSource(pool, size), pkg.createRedisWriteStream(redis, fileKey, { prefix: ctx.prefix, chunkSize }));
   await rawXadd(redis, rawKey, pool, size, chunkSize, 16);
   for (let off = 0; off < size; off += 4 * MiB) {
-    await redis.append(stringKey, pool.subarray(off % pool.length, (off % pool.length) + Math.min(4 * MiB, size - off)));
+    await redis.append(
+      stringKey,
+      pool.subarray(off % pool.length, (off % pool.length) + Math.min(4 * MiB, size - off)),
+    );
   }
 
   const contenders = [
@@ -103,7 +117,10 @@ export async function run(ctx) {
 
   // The ceiling is the faster of the two raw loops in this run: overlapping two requests does not
   // always pay on loopback, where the reading process, not Redis, is the bottleneck.
-  const best = medians(runs['raw XRANGE']).mibps >= medians(runs['raw XRANGE (1 at a time)']).mibps ? 'raw XRANGE' : 'raw XRANGE (1 at a time)';
+  const best =
+    medians(runs['raw XRANGE']).mibps >= medians(runs['raw XRANGE (1 at a time)']).mibps
+      ? 'raw XRANGE'
+      : 'raw XRANGE (1 at a time)';
 
   return {
     id,

@@ -23,7 +23,10 @@ export async function run(ctx) {
       run: (rep) =>
         ctx.timed(async () => {
           const key = `write-${rep}`;
-          await pipeline(poolSource(pool, size, piece), pkg.createRedisWriteStream(redis, key, { prefix: ctx.prefix, chunkSize }));
+          await pipeline(
+            poolSource(pool, size, piece),
+            pkg.createRedisWriteStream(redis, key, { prefix: ctx.prefix, chunkSize }),
+          );
           const st = await pkg.stat(redis, key, { prefix: ctx.prefix });
           if (st.state !== 'complete') throw new Error(`file is ${st.state}`);
           return st.size;

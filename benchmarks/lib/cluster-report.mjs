@@ -28,7 +28,14 @@ function spread(t) {
 /** A plain-text table with columns padded to their widest cell. */
 function textTable(rows) {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
-  return rows.map((r) => r.map((cell, i) => String(cell).padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => String(cell).padEnd(widths[i]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** The short table printed at the end of a run. */
@@ -42,10 +49,20 @@ export function formatClusterSummary(output) {
     'read CPU % node/redis/other',
     'files per primary',
   ];
-  const cpu = (m, phase) => [m[`${phase}NodeCpuPct`], m[`${phase}RedisCpuPct`], m[`${phase}OtherCpuPct`]].map((x) => (x === undefined ? '?' : Math.round(x))).join(' / ');
+  const cpu = (m, phase) =>
+    [m[`${phase}NodeCpuPct`], m[`${phase}RedisCpuPct`], m[`${phase}OtherCpuPct`]]
+      .map((x) => (x === undefined ? '?' : Math.round(x)))
+      .join(' / ');
   const rows = [head];
   for (const t of output.topologies) {
-    rows.push([t.name, fmt(t.median.writeMiBps), fmt(t.median.readMiBps), cpu(t.median, 'write'), cpu(t.median, 'read'), spread(t)]);
+    rows.push([
+      t.name,
+      fmt(t.median.writeMiBps),
+      fmt(t.median.readMiBps),
+      cpu(t.median, 'write'),
+      cpu(t.median, 'read'),
+      spread(t),
+    ]);
   }
   for (const t of output.topologies.slice(1)) {
     const w = comparison(output, t.name, 'write');
@@ -63,7 +80,11 @@ export function formatClusterSummary(output) {
 // Markdown
 
 function table(head, rows) {
-  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return [
+    `| ${head.join(' | ')} |`,
+    `| ${head.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
 }
 
 function verdict(ratio) {
@@ -154,9 +175,13 @@ function reading(output) {
 
   const replicated = output.topologies.find((t) => t.name === '3 shards + 3 replicas');
   if (replicated) {
-    const replicaCpu = replicated.serverCpuMedian.write.filter((s) => s.role === 'replica').reduce((a, s) => a + s.cpuPct, 0);
+    const replicaCpu = replicated.serverCpuMedian.write
+      .filter((s) => s.role === 'replica')
+      .reduce((a, s) => a + s.cpuPct, 0);
     const c = comparison(output, replicated.name, 'write');
-    const vsSharded = sharded ? ` and ${times(c.contenderMedian / sharded.median.writeMiBps)} the figure without replicas` : '';
+    const vsSharded = sharded
+      ? ` and ${times(c.contenderMedian / sharded.median.writeMiBps)} the figure without replicas`
+      : '';
     const perMiB = replicated.median.writeRedisCpuMsPerMiB;
     const perMiBText =
       perMiB === undefined
@@ -201,7 +226,9 @@ export function renderClusterMarkdown(output, { resultsFile }) {
   for (const t of output.topologies) {
     for (const phase of PHASES) {
       const md = t.median;
-      const perServer = t.serverCpuMedian[phase].map((x) => `${x.role === 'replica' ? 'r' : ''}${Math.round(x.cpuPct)}`).join(' / ');
+      const perServer = t.serverCpuMedian[phase]
+        .map((x) => `${x.role === 'replica' ? 'r' : ''}${Math.round(x.cpuPct)}`)
+        .join(' / ');
       cpuRows.push([
         t.name,
         phase,
@@ -209,13 +236,19 @@ export function renderClusterMarkdown(output, { resultsFile }) {
         pct(md[`${phase}RedisCpuPct`]),
         t.servers.length > 1 ? perServer : '-',
         pct((md[`${phase}NodeCpuPct`] + md[`${phase}RedisCpuPct`]) / cores),
-        md[`${phase}NodeCpuMsPerMiB`] === undefined ? '?' : `${fmt(md[`${phase}NodeCpuMsPerMiB`])} / ${fmt(md[`${phase}RedisCpuMsPerMiB`])}`,
+        md[`${phase}NodeCpuMsPerMiB`] === undefined
+          ? '?'
+          : `${fmt(md[`${phase}NodeCpuMsPerMiB`])} / ${fmt(md[`${phase}RedisCpuMsPerMiB`])}`,
         md[`${phase}MachineBusyPct`] === undefined ? '?' : pct(md[`${phase}MachineBusyPct`]),
         md[`${phase}OtherCpuPct`] === undefined ? '?' : pct(md[`${phase}OtherCpuPct`]),
       ]);
     }
   }
-  const runRows = output.topologies.map((t) => [t.name, t.runs.map((r) => fmt(r.writeMiBps)).join(', '), t.runs.map((r) => fmt(r.readMiBps)).join(', ')]);
+  const runRows = output.topologies.map((t) => [
+    t.name,
+    t.runs.map((r) => fmt(r.writeMiBps)).join(', '),
+    t.runs.map((r) => fmt(r.readMiBps)).join(', '),
+  ]);
 
   const parts = [
     '# Scaling benchmark: many files over shards',
@@ -241,7 +274,20 @@ export function renderClusterMarkdown(output, { resultsFile }) {
       'whole machine. Per redis-server: primaries in the order of the files-per-primary column, then the replicas (r). ' +
       'CPU ms per MiB: CPU time spent per MiB moved, which does not depend on the share of the CPUs the run got.',
     '',
-    table(['topology', 'phase', 'Node process', 'redis-servers (sum)', 'per redis-server', 'Node + Redis (% of machine)', 'CPU ms per MiB (Node / Redis)', 'machine busy (% of machine)', 'other processes'], cpuRows),
+    table(
+      [
+        'topology',
+        'phase',
+        'Node process',
+        'redis-servers (sum)',
+        'per redis-server',
+        'Node + Redis (% of machine)',
+        'CPU ms per MiB (Node / Redis)',
+        'machine busy (% of machine)',
+        'other processes',
+      ],
+      cpuRows,
+    ),
     '',
     '## Reading',
     '',

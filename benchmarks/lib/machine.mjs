@@ -21,7 +21,8 @@ export function versionOf(name) {
 /** HEAD of the repository at `root`, and whether src/ has uncommitted changes. */
 export function gitCommit(root) {
   try {
-    const git = (...args) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const git = (...args) =>
+      execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     return { commit: git('rev-parse', 'HEAD'), srcDirty: git('status', '--porcelain', '--', 'src').length > 0 };
   } catch {
     return { commit: undefined, srcDirty: undefined };

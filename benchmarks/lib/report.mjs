@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import { esc, fmt, table, times } from './format.mjs';
 import { LATENCY_SVG, latencySection, renderLatencySvg } from './latency-report.mjs';
 
-export const MARKER = '<!-- GENERATED: everything below this line is written by benchmarks/run.mjs (or benchmarks/report.mjs) from the results JSON. Edit above it only. -->';
+export const MARKER =
+  '<!-- GENERATED: everything below this line is written by benchmarks/run.mjs (or benchmarks/report.mjs) from the results JSON. Edit above it only. -->';
 
 const DEFAULT_INTRO = `# Benchmarks
 
 \`npm run bench\` builds the package, starts a private redis-server (or uses \`REDIS_URL\`) and runs
 each case below several times, alternating the contenders. See \`benchmarks/run.mjs\`.
 `;
-
 
 /** Comparisons worth a summary row: every targeted one, and the informational ones outside the sweep. */
 function summaryRows(output) {
@@ -126,30 +126,48 @@ export function renderSvg(output) {
   const H = notesY + noteLines.length * 20 + (sweep ? 20 : 0) + 44;
 
   const out = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="13">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="13">`,
+  );
   out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
-  out.push(`<text x="16" y="26" font-size="16" font-weight="600" fill="#1f2328">redis-file-stream ${esc(output.machine.package)} vs baselines — ${esc(output.date)}${output.quick ? ' (quick run)' : ''}</text>`);
-  out.push(`<text x="16" y="46" fill="#59636e">times better than the baseline (medians, log scale; right of 1x: redis-file-stream better). Black tick: target.</text>`);
-  out.push(`<text x="16" y="${top + plotH + 34}" fill="#59636e" font-size="12"><tspan fill="#2da44e" font-weight="600">■</tspan> target met   <tspan fill="#cf222e" font-weight="600">■</tspan> target missed   <tspan fill="#8c959f" font-weight="600">■</tspan> no target</text>`);
+  out.push(
+    `<text x="16" y="26" font-size="16" font-weight="600" fill="#1f2328">redis-file-stream ${esc(output.machine.package)} vs baselines — ${esc(output.date)}${output.quick ? ' (quick run)' : ''}</text>`,
+  );
+  out.push(
+    `<text x="16" y="46" fill="#59636e">times better than the baseline (medians, log scale; right of 1x: redis-file-stream better). Black tick: target.</text>`,
+  );
+  out.push(
+    `<text x="16" y="${top + plotH + 34}" fill="#59636e" font-size="12"><tspan fill="#2da44e" font-weight="600">■</tspan> target met   <tspan fill="#cf222e" font-weight="600">■</tspan> target missed   <tspan fill="#8c959f" font-weight="600">■</tspan> no target</text>`,
+  );
   // Grid.
   for (let f = lo; f <= hi + 1e-9; f *= 2) {
     const gx = x(f).toFixed(1);
-    out.push(`<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${top + plotH}" stroke="${f === 1 ? '#1f2328' : '#d1d9e0'}" stroke-width="${f === 1 ? 1.5 : 1}"/>`);
-    out.push(`<text x="${gx}" y="${top + plotH + 16}" text-anchor="middle" fill="#59636e" font-size="11">${f >= 1 ? f : `1/${1 / f}`}x</text>`);
+    out.push(
+      `<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${top + plotH}" stroke="${f === 1 ? '#1f2328' : '#d1d9e0'}" stroke-width="${f === 1 ? 1.5 : 1}"/>`,
+    );
+    out.push(
+      `<text x="${gx}" y="${top + plotH + 16}" text-anchor="middle" fill="#59636e" font-size="11">${f >= 1 ? f : `1/${1 / f}`}x</text>`,
+    );
   }
   bars.forEach((b, i) => {
     const y = top + i * rowH;
     const color = b.target ? (b.met ? '#2da44e' : '#cf222e') : '#8c959f';
     const x1 = x(Math.min(1, b.factor));
     const x2 = x(Math.max(1, b.factor));
-    out.push(`<text x="${left - 10}" y="${y + rowH / 2 + 4}" text-anchor="end" fill="#1f2328">${esc(chartLabel(b))}</text>`);
-    out.push(`<rect x="${x1.toFixed(1)}" y="${y + 5}" width="${Math.max(1.5, x2 - x1).toFixed(1)}" height="${rowH - 10}" fill="${color}" rx="2"><title>${esc(`${b.label}: ${fmt(b.factor)}x (${b.contender} ${b.contenderMedian} vs ${b.baseline} ${b.baselineMedian})`)}</title></rect>`);
+    out.push(
+      `<text x="${left - 10}" y="${y + rowH / 2 + 4}" text-anchor="end" fill="#1f2328">${esc(chartLabel(b))}</text>`,
+    );
+    out.push(
+      `<rect x="${x1.toFixed(1)}" y="${y + 5}" width="${Math.max(1.5, x2 - x1).toFixed(1)}" height="${rowH - 10}" fill="${color}" rx="2"><title>${esc(`${b.label}: ${fmt(b.factor)}x (${b.contender} ${b.contenderMedian} vs ${b.baseline} ${b.baselineMedian})`)}</title></rect>`,
+    );
     const tf = targetFactor(b);
     if (tf !== undefined) {
       const tx = x(tf).toFixed(1);
       out.push(`<line x1="${tx}" y1="${y + 1}" x2="${tx}" y2="${y + rowH - 1}" stroke="#1f2328" stroke-width="2.5"/>`);
     }
-    out.push(`<text x="${(x2 + 6).toFixed(1)}" y="${y + rowH / 2 + 4}" fill="#1f2328" font-weight="600" stroke="#ffffff" stroke-width="4" paint-order="stroke">${fmt(b.factor)}x</text>`);
+    out.push(
+      `<text x="${(x2 + 6).toFixed(1)}" y="${y + rowH / 2 + 4}" fill="#1f2328" font-weight="600" stroke="#ffffff" stroke-width="4" paint-order="stroke">${fmt(b.factor)}x</text>`,
+    );
   });
   let ny = notesY;
   for (const { text, color, indent = 0 } of noteLines) {
@@ -159,11 +177,15 @@ export function renderSvg(output) {
   if (sweep) {
     const best = (k) => sweep.sweep.reduce((a, r) => (r[k] > a[k] ? r : a));
     const lbl = (cs) => (cs >= 1048576 ? `${cs / 1048576} MiB` : `${cs / 1024} KiB`);
-    out.push(`<text x="16" y="${ny}" fill="#1f2328">${esc(`chunk size sweep: fastest write at ${lbl(best('write').chunkSize)}, fastest read at ${lbl(best('read').chunkSize)} (default 256 KiB; table in docs/benchmarks.md)`)}</text>`);
+    out.push(
+      `<text x="16" y="${ny}" fill="#1f2328">${esc(`chunk size sweep: fastest write at ${lbl(best('write').chunkSize)}, fastest read at ${lbl(best('read').chunkSize)} (default 256 KiB; table in docs/benchmarks.md)`)}</text>`,
+    );
     ny += 20;
   }
   const m = output.machine;
-  out.push(`<text x="16" y="${H - 14}" fill="#59636e" font-size="11">${esc(`${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}, Redis ${m.redis}, ioredis ${m.ioredis}, CRC-32 ${m.crc32 ?? '?'}, commit ${(m.commit ?? '?').slice(0, 10)}`)}</text>`);
+  out.push(
+    `<text x="16" y="${H - 14}" fill="#59636e" font-size="11">${esc(`${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}, Redis ${m.redis}, ioredis ${m.ioredis}, CRC-32 ${m.crc32 ?? '?'}, commit ${(m.commit ?? '?').slice(0, 10)}`)}</text>`,
+  );
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }
@@ -225,7 +247,10 @@ function caseSection(c) {
       ),
       '',
     );
-    lines.push(`Runs (MiB/s): ${c.contenders.map((k) => `${k.name}: ${k.runs.map((r) => fmt(r.mibps)).join(', ')}`).join('; ')}.`, '');
+    lines.push(
+      `Runs (MiB/s): ${c.contenders.map((k) => `${k.name}: ${k.runs.map((r) => fmt(r.mibps)).join(', ')}`).join('; ')}.`,
+      '',
+    );
     return lines.join('\n');
   }
   const fields = Object.keys(c.contenders[0]?.median ?? {});
@@ -234,7 +259,11 @@ function caseSection(c) {
   lines.push(
     table(
       ['contender', ...ordered.map((f) => `${FIELD_NAMES[f] ?? f} (median)`), `runs (${FIELD_NAMES[main] ?? main})`],
-      c.contenders.map((k) => [k.name, ...ordered.map((f) => (f === main ? `**${fmt(k.median[f])}**` : fmt(k.median[f]))), k.runs.map((r) => fmt(r[main])).join(', ')]),
+      c.contenders.map((k) => [
+        k.name,
+        ...ordered.map((f) => (f === main ? `**${fmt(k.median[f])}**` : fmt(k.median[f]))),
+        k.runs.map((r) => fmt(r[main])).join(', '),
+      ]),
     ),
     '',
   );
@@ -244,14 +273,17 @@ function caseSection(c) {
       const sign = (x) => `${x >= 0 ? '+' : ''}${fmt(x)}`;
       const details = [`${fmt(cmp.contenderMedian)} vs ${fmt(cmp.baselineMedian)} ${c.unit}`];
       if (cmp.vmHwmGrowth !== undefined) details.push(`VmHWM: ${sign(cmp.vmHwmGrowth)} ${c.unit}`);
-      if (cmp.pairedDifferences) details.push(`per pair of runs: ${cmp.pairedDifferences.map((x) => fmt(x)).join(', ')}`);
+      if (cmp.pairedDifferences)
+        details.push(`per pair of runs: ${cmp.pairedDifferences.map((x) => fmt(x)).join(', ')}`);
       lines.push(`- ${cmp.label}: **${sign(cmp.value)} ${c.unit}** (${details.join('; ')})${verdict}`);
     } else {
       const how =
         cmp.better === 'lower'
           ? `${times(cmp.ratio)} the baseline's ${cmp.field}${cmp.factor >= 1 ? ` (${times(cmp.factor)} better)` : ''}`
           : times(cmp.ratio);
-      lines.push(`- ${cmp.label}: **${how}** (per pair of runs: ${cmp.pairedRatios.map((x) => fmt(x)).join(', ')})${verdict}`);
+      lines.push(
+        `- ${cmp.label}: **${how}** (per pair of runs: ${cmp.pairedRatios.map((x) => fmt(x)).join(', ')})${verdict}`,
+      );
     }
   }
   lines.push('');
@@ -286,7 +318,11 @@ export function renderMarkdown(output, { intro, resultsFile }) {
     '',
     table(
       ['target', 'measured (medians)', 'result'],
-      rows.map((r) => [r.target, r.measured, r.result === 'met' ? 'met' : r.result === 'MISSED' ? '**missed**' : r.result]),
+      rows.map((r) => [
+        r.target,
+        r.measured,
+        r.result === 'met' ? 'met' : r.result === 'MISSED' ? '**missed**' : r.result,
+      ]),
     ),
     '',
     ...output.cases.map(caseSection),
@@ -306,7 +342,9 @@ function sourceOf(from) {
 
 /** The newest results file of a full run in `dir` (`<date>.json`), or undefined. */
 export function newestFullResults(dir) {
-  const full = readdirSync(dir).filter((f) => /^\d{4}-\d{2}-\d{2}\.json$/.test(f)).sort();
+  const full = readdirSync(dir)
+    .filter((f) => /^\d{4}-\d{2}-\d{2}\.json$/.test(f))
+    .sort();
   return full.length ? join(dir, full[full.length - 1]) : undefined;
 }
 

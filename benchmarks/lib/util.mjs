@@ -106,7 +106,9 @@ function sliceCrc(pool, start, len) {
   const at = `${start}+${len}`;
   let crc = bySlice.get(at);
   if (crc === undefined) {
-    crc = zlibCrc32(pool.subarray(start, start + len)).toString(16).padStart(8, '0');
+    crc = zlibCrc32(pool.subarray(start, start + len))
+      .toString(16)
+      .padStart(8, '0');
     bySlice.set(at, crc);
   }
   return crc;
@@ -235,7 +237,11 @@ export async function timed(fn, expected, redis) {
   if (expected !== undefined && bytes !== expected) {
     throw new Error(`moved ${bytes} bytes, expected ${expected}`);
   }
-  const result = { mibps: round(mibps(bytes, ms), 1), ms: round(ms, 2), nodeCpuMs: round((c.user + c.system) / 1000, 1) };
+  const result = {
+    mibps: round(mibps(bytes, ms), 1),
+    ms: round(ms, 2),
+    nodeCpuMs: round((c.user + c.system) / 1000, 1),
+  };
   if (redis) result.redisCpuMs = round(r1 - r0, 1);
   result.load1 = load1;
   return result;
@@ -326,7 +332,9 @@ export async function importBuiltPackage(script) {
     return await import('redis-file-stream');
   } catch (err) {
     if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
-    console.error(`bench: the package is not built (dist/ is missing): run \`node scripts/build.mjs\` first, or \`npm run ${script}\`, which does`);
+    console.error(
+      `bench: the package is not built (dist/ is missing): run \`node scripts/build.mjs\` first, or \`npm run ${script}\`, which does`,
+    );
     return undefined;
   }
 }

@@ -47,24 +47,71 @@ function weighted(pairs) {
 
 // country, weight, first octet of its IPv4 addresses
 const COUNTRIES = [
-  ['US', 260, 23], ['DE', 95, 46], ['GB', 70, 51], ['IN', 80, 49], ['BR', 55, 177], ['FR', 50, 90],
-  ['JP', 45, 126], ['CA', 35, 99], ['NL', 30, 145], ['AU', 25, 1], ['ES', 25, 88], ['IT', 25, 79],
-  ['PL', 20, 83], ['SE', 15, 81], ['KR', 20, 121], ['MX', 20, 187], ['SG', 15, 103], ['ZA', 10, 41],
-  ['NG', 10, 105], ['AR', 10, 181], ['TR', 15, 78], ['ID', 20, 36], ['VN', 12, 113], ['UA', 10, 91],
+  ['US', 260, 23],
+  ['DE', 95, 46],
+  ['GB', 70, 51],
+  ['IN', 80, 49],
+  ['BR', 55, 177],
+  ['FR', 50, 90],
+  ['JP', 45, 126],
+  ['CA', 35, 99],
+  ['NL', 30, 145],
+  ['AU', 25, 1],
+  ['ES', 25, 88],
+  ['IT', 25, 79],
+  ['PL', 20, 83],
+  ['SE', 15, 81],
+  ['KR', 20, 121],
+  ['MX', 20, 187],
+  ['SG', 15, 103],
+  ['ZA', 10, 41],
+  ['NG', 10, 105],
+  ['AR', 10, 181],
+  ['TR', 15, 78],
+  ['ID', 20, 36],
+  ['VN', 12, 113],
+  ['UA', 10, 91],
 ];
 const pickCountry = weighted(COUNTRIES.map((c, i) => [i, c[1]]));
-const pickMethod = weighted([['GET', 800], ['POST', 120], ['HEAD', 30], ['PUT', 30], ['DELETE', 20]]);
+const pickMethod = weighted([
+  ['GET', 800],
+  ['POST', 120],
+  ['HEAD', 30],
+  ['PUT', 30],
+  ['DELETE', 20],
+]);
 // path template, weight, typical response size
 const PATHS = [
-  ['/', 60, 18_000], ['/index.html', 20, 18_000], ['/api/v1/items/{id}', 180, 2_400], ['/api/v1/items', 60, 24_000],
-  ['/api/v1/users/{id}/orders', 50, 6_000], ['/api/v1/cart', 40, 1_200], ['/search', 60, 9_000],
-  ['/static/app.{hash}.js', 90, 310_000], ['/static/styles.{hash}.css', 70, 48_000], ['/images/{id}.jpg', 200, 85_000],
-  ['/images/thumbs/{id}.webp', 150, 9_500], ['/login', 15, 4_000], ['/health', 25, 20], ['/favicon.ico', 25, 1_150],
+  ['/', 60, 18_000],
+  ['/index.html', 20, 18_000],
+  ['/api/v1/items/{id}', 180, 2_400],
+  ['/api/v1/items', 60, 24_000],
+  ['/api/v1/users/{id}/orders', 50, 6_000],
+  ['/api/v1/cart', 40, 1_200],
+  ['/search', 60, 9_000],
+  ['/static/app.{hash}.js', 90, 310_000],
+  ['/static/styles.{hash}.css', 70, 48_000],
+  ['/images/{id}.jpg', 200, 85_000],
+  ['/images/thumbs/{id}.webp', 150, 9_500],
+  ['/login', 15, 4_000],
+  ['/health', 25, 20],
+  ['/favicon.ico', 25, 1_150],
 ];
 const pickPath = weighted(PATHS.map((p, i) => [i, p[1]]));
 const pickStatus = weighted([
-  [200, 8400], [304, 700], [301, 80], [302, 60], [404, 380], [400, 60], [401, 70], [403, 40], [429, 50],
-  [500, 40], [502, 15], [503, 25], [504, 10],
+  [200, 8400],
+  [304, 700],
+  [301, 80],
+  [302, 60],
+  [404, 380],
+  [400, 60],
+  [401, 70],
+  [403, 40],
+  [429, 50],
+  [500, 40],
+  [502, 15],
+  [503, 25],
+  [504, 10],
 ]);
 const HASHES = ['3f9a1c', '7be204', 'c41d88'];
 const WORDS = ['shoes', 'laptop', 'coffee', 'garden', 'camera', 'books', 'lamp', 'tent', 'phone', 'desk'];
@@ -190,4 +237,3 @@ export async function generate(dir, sizeMiB, seed, signal) {
   }
   return { files, seconds: (performance.now() - started) / 1000 };
 }
-

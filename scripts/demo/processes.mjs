@@ -12,11 +12,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { addRow } from './aggregate.mjs';
 import {
-  checkInterrupted, DemoError, describeError, failRun, failure, interrupt, loadPackage, onCleanup, onExit,
+  checkInterrupted,
+  DemoError,
+  describeError,
+  failRun,
+  failure,
+  interrupt,
+  loadPackage,
+  onCleanup,
+  onExit,
   unlessInterrupted,
 } from './lifecycle.mjs';
-import { mib } from './report.mjs';
 import { usedMemory } from './redis.mjs';
+import { mib } from './report.mjs';
 
 /** Without any progress of the receivers for this long, the run is stuck: fail instead of hanging. */
 const STALL_MS = 60_000;
@@ -291,13 +299,17 @@ async function crashDrill(receiver, name) {
 
 /** Tell every receiver process to stop, then kill those that do not within STOP_MS. */
 async function stopReceivers(receivers) {
-  const procs = receivers.map((r) => {
-    r.stopping = true;
-    return r.proc;
-  }).filter((p) => p !== undefined && liveChildren.has(p.child));
+  const procs = receivers
+    .map((r) => {
+      r.stopping = true;
+      return r.proc;
+    })
+    .filter((p) => p !== undefined && liveChildren.has(p.child));
   for (const p of procs) if (p.child.connected) p.child.send({ type: 'stop' });
   const all = Promise.all(procs.map((p) => p.exited));
-  const timer = setTimeout(() => procs.forEach((p) => p.child.kill('SIGKILL')), STOP_MS);
+  const timer = setTimeout(() => {
+    for (const p of procs) p.child.kill('SIGKILL');
+  }, STOP_MS);
   await all;
   clearTimeout(timer);
 }

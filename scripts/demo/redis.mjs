@@ -181,8 +181,14 @@ export function sampleMemory(client, limit, senderName) {
         s.samples++;
         if (used > s.peak) s.peak = used;
         if (used > limit) s.over++;
-        if (listErr) s.clientList = false; // CLIENT LIST not allowed (ACL)
-        else if (String(clients).split('\n').some((line) => isWaitingSender(line, senderName))) s.waiting++;
+        if (listErr)
+          s.clientList = false; // CLIENT LIST not allowed (ACL)
+        else if (
+          String(clients)
+            .split('\n')
+            .some((line) => isWaitingSender(line, senderName))
+        )
+          s.waiting++;
       } catch {
         // a failed reading is not a sample
       }
@@ -195,4 +201,3 @@ export function sampleMemory(client, limit, senderName) {
   };
   return s;
 }
-

@@ -171,7 +171,10 @@ function printDays(files, agg) {
           int(requests),
           sizeOf(served),
           String(countries.length),
-          countries.slice(0, 3).map(([country, c]) => `${country} ${pct(c.requests, requests)}`).join(', '),
+          countries
+            .slice(0, 3)
+            .map(([country, c]) => `${country} ${pct(c.requests, requests)}`)
+            .join(', '),
         ];
       }),
       [false, true, true, true, false],

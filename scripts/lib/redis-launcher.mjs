@@ -6,5 +6,5 @@
 //   redis-launcher/cluster.mjs  startCluster and its helpers (masterOf, rejoinAsReplica, ...)
 //   redis-launcher/resp.mjs     a few commands over a plain socket, for checks and admin commands
 
-export { getFreePort, isPortFree, reapServers, RUN_DIR_ENV, startRedis } from './redis-launcher/server.mjs';
 export { startCluster } from './redis-launcher/cluster.mjs';
+export { getFreePort, isPortFree, RUN_DIR_ENV, reapServers, startRedis } from './redis-launcher/server.mjs';

@@ -31,7 +31,11 @@ export async function closeChannel(client: RedisClient, channel: string, options
  * @returns whether there was a channel
  * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments
  */
-export async function removeChannel(client: RedisClient, channel: string, options?: { prefix?: string }): Promise<boolean> {
+export async function removeChannel(
+  client: RedisClient,
+  channel: string,
+  options?: { prefix?: string },
+): Promise<boolean> {
   checkChannel(client, channel);
   const log = channelLogKey(resolveKeyOptions(options).prefix, channel);
   try {

@@ -7,15 +7,15 @@
 import type { Redis } from 'ioredis';
 import { closeConnection, openBlockingConnection, type RedisClient } from '../client.js';
 import { wrapRedisError } from '../errors.js';
-import { ChannelField, channelLogKey, fileKeys, Flag, memoryEventsKey, Meta } from '../format.js';
+import { ChannelField, channelLogKey, Flag, fileKeys, Meta, memoryEventsKey } from '../format.js';
 import { announceFreed } from '../memory-guard.js';
 import {
   failedIteration,
   invalidType,
   invalidValue,
   type ReadStreamOptions,
-  resolveReadOptions,
   type ResolvedReadOptions,
+  resolveReadOptions,
 } from '../options.js';
 import { openRedisReadStream, type RedisReadStream } from '../read-stream.js';
 import { ACK, JOIN, run } from '../scripts/index.js';
@@ -81,7 +81,11 @@ export interface ReceivedFile {
  * }
  * ```
  */
-export function receiveFiles(client: RedisClient, channel: string, options: ReceiveFilesOptions): AsyncIterableIterator<ReceivedFile> {
+export function receiveFiles(
+  client: RedisClient,
+  channel: string,
+  options: ReceiveFilesOptions,
+): AsyncIterableIterator<ReceivedFile> {
   let resolved: ResolvedReceiveOptions;
   try {
     resolved = resolveReceiveOptions(client, channel, options);
@@ -95,7 +99,8 @@ type ResolvedReceiveOptions = ResolvedReadOptions & { consumer: string };
 
 function resolveReceiveOptions(client: unknown, channel: unknown, options: unknown): ResolvedReceiveOptions {
   checkChannel(client, channel);
-  if (typeof options !== 'object' || options === null) throw invalidType('options', 'an object with a `consumer`', options);
+  if (typeof options !== 'object' || options === null)
+    throw invalidType('options', 'an object with a `consumer`', options);
   const { consumer, signal, ...readOptions } = options as ReceiveFilesOptions;
   if (typeof consumer !== 'string') throw invalidType('consumer', 'a string', consumer);
   if (consumer.length === 0) throw invalidValue('consumer', consumer, 'a non-empty name');
@@ -151,7 +156,11 @@ async function* receive(
       }
       const [id, fields] = entry;
       if (pending !== undefined) pending = id;
-      const ack = (): Promise<void> => client.xack(log, consumer, id).then(() => undefined, (err: unknown) => fail(err, 'acknowledging'));
+      const ack = (): Promise<void> =>
+        client.xack(log, consumer, id).then(
+          () => undefined,
+          (err: unknown) => fail(err, 'acknowledging'),
+        );
       if (fields.has(ChannelField.close)) {
         // A close ends the receiver only while nothing was announced after it.
         const later = await client.xrange(log, `(${id}`, '+', 'COUNT', 1);
@@ -167,12 +176,15 @@ async function* receive(
       const keys = fileKeys(prefix, key);
       const name = fields.get(ChannelField.name) ?? key;
       const sizeField = fields.get(ChannelField.size);
-      const [gen, encoding, chunkSize, trim] = await client.hmget(keys.meta, Meta.gen, Meta.encoding, Meta.chunkSize, Meta.trim).catch((err: unknown) =>
-        fail(err, `opening ${JSON.stringify(name)}`),
-      );
+      const [gen, encoding, chunkSize, trim] = await client
+        .hmget(keys.meta, Meta.gen, Meta.encoding, Meta.chunkSize, Meta.trim)
+        .catch((err: unknown) => fail(err, `opening ${JSON.stringify(name)}`));
       // Announced only once created: a missing file is gone (every consumer done, or expired).
       let start: number | undefined = 0;
-      if (gen !== null && trim === Flag.yes) start = await startChunk(client, keys.meta, gen, consumer).catch((err: unknown) => fail(err, `opening ${JSON.stringify(name)}`));
+      if (gen !== null && trim === Flag.yes)
+        start = await startChunk(client, keys.meta, gen, consumer).catch((err: unknown) =>
+          fail(err, `opening ${JSON.stringify(name)}`),
+        );
       if (gen === null || start === undefined) {
         await ack();
         continue;
@@ -189,7 +201,12 @@ async function* receive(
         stream,
         async ack() {
           try {
-            const reply = await run(client, ACK, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen, consumer, any: Flag.yes });
+            const reply = await run(
+              client,
+              ACK,
+              { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events },
+              { gen, consumer, any: Flag.yes },
+            );
             // Writers held back by a memory limit wait for this (the file deleted, or chunks trimmed
             // now that this receiver is done with them); others do not need it.
             const freed = reply.status === 'deleted' ? reply.trim : reply.status !== 'missing' && reply.trimmed > 0;
@@ -216,7 +233,12 @@ async function* receive(
  * trimmed under it. When the chunks it needs are gone (it never read the file, which was trimmed
  * meanwhile), 0: the stream then fails, saying so. `undefined` when the file is gone.
  */
-async function startChunk(client: RedisClient, meta: string, gen: string, consumer: string): Promise<number | undefined> {
+async function startChunk(
+  client: RedisClient,
+  meta: string,
+  gen: string,
+  consumer: string,
+): Promise<number | undefined> {
   const reply = await run(client, JOIN, { meta }, { gen, consumer, first: 0, restart: Flag.yes });
   if (reply.status === 'missing') return undefined;
   return reply.status === 'ok' ? reply.chunk : 0;

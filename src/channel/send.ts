@@ -6,7 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, stat as fsStat } from 'node:fs/promises';
+import { stat as fsStat, open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -63,14 +63,31 @@ export interface SentFile {
  * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments, all checked
  * before any I/O
  */
-export async function sendFiles(client: RedisClient, channel: string, files: readonly SendableFile[], options?: SendFilesOptions): Promise<SentFile[]> {
+export async function sendFiles(
+  client: RedisClient,
+  channel: string,
+  files: readonly SendableFile[],
+  options?: SendFilesOptions,
+): Promise<SentFile[]> {
   checkChannel(client, channel);
   if (!Array.isArray(files)) throw invalidType('files', 'an array of paths or { name, stream }', files);
   for (const [i, f] of files.entries()) {
-    const ok = typeof f === 'string' ? f.length > 0 : typeof f === 'object' && f !== null && typeof f.name === 'string' && f.name.length > 0 && typeof f.stream?.pipe === 'function';
+    const ok =
+      typeof f === 'string'
+        ? f.length > 0
+        : typeof f === 'object' &&
+          f !== null &&
+          typeof f.name === 'string' &&
+          f.name.length > 0 &&
+          typeof f.stream?.pipe === 'function';
     if (!ok) throw invalidValue(`files[${i}]`, f, 'a path, or { name, stream } with a non-empty name');
   }
-  if (typeof options === 'object' && options !== null && options.onStart !== undefined && typeof options.onStart !== 'function') {
+  if (
+    typeof options === 'object' &&
+    options !== null &&
+    options.onStart !== undefined &&
+    typeof options.onStart !== 'function'
+  ) {
     throw invalidType('onStart', 'a function', options.onStart);
   }
   const { signal, onStart, ...writeOptions } = options ?? {};
@@ -94,7 +111,8 @@ async function send(
     const name = typeof file === 'string' ? basename(file) : file.name;
     const size = typeof file === 'string' ? (await fsStat(file)).size : file.size;
     const source = typeof file === 'string' ? createReadStream(file) : file.stream;
-    const declared = typeof file === 'string' ? ((await startsGzipped(file)) ? 'gzip' : undefined) : file.contentEncoding;
+    const declared =
+      typeof file === 'string' ? ((await startsGzipped(file)) ? 'gzip' : undefined) : file.contentEncoding;
     // A key of its own for every upload: a sender run again never meets its earlier files.
     const key = `${channel}/${Date.now().toString(36)}-${randomBytes(4).toString('hex')}/${name}`;
     // Bytes already gzipped are stored as they are, declared as gzip, and not compressed again.

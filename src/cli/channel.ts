@@ -66,7 +66,13 @@ async function inspectLocal(path: string): Promise<LocalFile> {
  * Send files in order, one sendFiles call each: each is announced as its upload starts, and each
  * gets its own gzip decision and progress bar.
  */
-export async function sendCommand(redis: Client, g: GlobalOptions, channel: string, paths: string[], o: SendOptions): Promise<void> {
+export async function sendCommand(
+  redis: Client,
+  g: GlobalOptions,
+  channel: string,
+  paths: string[],
+  o: SendOptions,
+): Promise<void> {
   cleanUpOnSignal();
   // Every local file first: a missing one must fail before anything is sent.
   const files: LocalFile[] = [];
@@ -80,7 +86,8 @@ export async function sendCommand(redis: Client, g: GlobalOptions, channel: stri
     maxRedisMemory: o.maxRedisMemory,
     signal: interrupt.signal,
   };
-  const sentBefore = (i: number): string => `${i} of ${files.length} file${files.length === 1 ? '' : 's'} sent before it`;
+  const sentBefore = (i: number): string =>
+    `${i} of ${files.length} file${files.length === 1 ? '' : 's'} sent before it`;
   for (const [i, file] of files.entries()) {
     const stop = stopReason();
     if (stop instanceof Interrupted) {
@@ -109,7 +116,12 @@ export async function sendCommand(redis: Client, g: GlobalOptions, channel: stri
     try {
       const compress = (o.gzip ?? false) && !file.gzipped;
       // A file that is gzipped already is declared as such, and stored as it is.
-      const upload = { name: file.name, stream: source, size: file.size, ...(file.gzipped ? { contentEncoding: 'gzip' } : {}) };
+      const upload = {
+        name: file.name,
+        stream: source,
+        size: file.size,
+        ...(file.gzipped ? { contentEncoding: 'gzip' } : {}),
+      };
       await orStopped(checked(() => sendFiles(redis, channel, [upload], { ...options, compress })));
       bar?.update(bytes, bytes);
       bar?.stop(true);
@@ -117,7 +129,9 @@ export async function sendCommand(redis: Client, g: GlobalOptions, channel: stri
       source.destroy();
       const stopped = stopReason();
       if (stopped instanceof Interrupted) {
-        warn(`send ${quote(channel)} interrupted by ${stopped.signal} while sending ${quote(file.name)}: it is left aborted (receivers skip it); ${sentBefore(i)}`);
+        warn(
+          `send ${quote(channel)} interrupted by ${stopped.signal} while sending ${quote(file.name)}: it is left aborted (receivers skip it); ${sentBefore(i)}`,
+        );
         throw stopped;
       }
       // Redis gone: that is why, whatever the upload failed with on the way.
@@ -138,7 +152,12 @@ export async function closeCommand(redis: Client, g: GlobalOptions, channel: str
   await checked(() => closeChannel(redis, channel, { prefix: g.prefix }));
 }
 
-export async function rmChannelCommand(redis: Client, g: GlobalOptions, channel: string, o: { force?: boolean }): Promise<void> {
+export async function rmChannelCommand(
+  redis: Client,
+  g: GlobalOptions,
+  channel: string,
+  o: { force?: boolean },
+): Promise<void> {
   if (!(await checked(() => removeChannel(redis, channel, { prefix: g.prefix }))) && !o.force) {
     throw new Failure(`channel ${quote(channel)}: there is no channel of this name`);
   }

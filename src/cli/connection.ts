@@ -43,7 +43,9 @@ function checkUrl(url: string): void {
       // fall through
     }
   }
-  throw new UsageError(`--url / REDIS_URL: expected redis://[[user]:password@]host[:port][/db], rediss://… (TLS) or the path of a Unix socket, got ${JSON.stringify(safeUrl(url))}`);
+  throw new UsageError(
+    `--url / REDIS_URL: expected redis://[[user]:password@]host[:port][/db], rediss://… (TLS) or the path of a Unix socket, got ${JSON.stringify(safeUrl(url))}`,
+  );
 }
 
 /** Where Redis is, for messages: host:port (or the socket's path), without user or password. */
@@ -88,7 +90,8 @@ export async function connect(g: GlobalOptions): Promise<{ client: Client; lastE
  * apply to every node the cluster names (they all share them in a cluster).
  */
 async function connectCluster(urls: string[]): Promise<{ client: Cluster; lastError: () => Error | undefined }> {
-  if (urls.some((url) => url.startsWith('/'))) throw new UsageError('--cluster: a cluster is reached over TCP, not a Unix socket');
+  if (urls.some((url) => url.startsWith('/')))
+    throw new UsageError('--cluster: a cluster is reached over TCP, not a Unix socket');
   const { Cluster } = await import('ioredis');
   const first = new URL(urls[0]!);
   const seeds = urls.map((url) => {
@@ -130,7 +133,9 @@ function watchErrors(client: Client): () => Error | undefined {
 function connectError(err: unknown, lastError: Error | undefined, where: string): Error {
   if (err instanceof Interrupted) return err;
   const why = lastError ?? (err as Error);
-  const hint = /NOAUTH|WRONGPASS/.test(why.message) ? ' (give the user and password in the URL: redis://user:password@host:port)' : '';
+  const hint = /NOAUTH|WRONGPASS/.test(why.message)
+    ? ' (give the user and password in the URL: redis://user:password@host:port)'
+    : '';
   return new ConnectError(`cannot connect to Redis at ${where}: ${why.message}${hint}`, { cause: why });
 }
 
@@ -204,4 +209,3 @@ export async function disconnect(redis: Client): Promise<void> {
   }
   redis.disconnect();
 }
-

@@ -35,12 +35,18 @@ export class Interrupted extends Error {
 }
 
 export function notFound(key: string): RedisFileError {
-  return new RedisFileError(ErrorCodes.NOT_FOUND, `File ${JSON.stringify(key)}: no file is stored at this key`, { key });
+  return new RedisFileError(ErrorCodes.NOT_FOUND, `File ${JSON.stringify(key)}: no file is stored at this key`, {
+    key,
+  });
 }
 
 /** Node's system errors (ECONNREFUSED, ENOENT, …) carry a code and a syscall. */
 function isSystemError(err: unknown): boolean {
-  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+  return (
+    err instanceof Error &&
+    typeof (err as NodeJS.ErrnoException).code === 'string' &&
+    typeof (err as NodeJS.ErrnoException).syscall === 'string'
+  );
 }
 
 /** Errors that are the world's state, not a bug: reported in one line, without a stack. */
@@ -56,7 +62,10 @@ export function isExpected(err: unknown): boolean {
   }
   if (isSystemError(err)) return true;
   // ioredis: a reply error (NOAUTH, NOPERM, …), or the connection lost for good.
-  return err instanceof Error && (['ReplyError', 'MaxRetriesPerRequestError'].includes(err.name) || /^Connection is closed/.test(err.message));
+  return (
+    err instanceof Error &&
+    (['ReplyError', 'MaxRetriesPerRequestError'].includes(err.name) || /^Connection is closed/.test(err.message))
+  );
 }
 
 /**
@@ -76,4 +85,3 @@ export function describe(e: Error, context: string): string {
 export function usageHint(cmd: Command): string {
   return `Usage: redis-file ${cmd.name()} ${cmd.usage()}\nRun "redis-file ${cmd.name()} --help" for the options.`;
 }
-

@@ -38,12 +38,24 @@ export async function statCommand(redis: Client, g: GlobalOptions, key: string, 
   }
   const rows: [string, string][] = [
     ['key', showKey(s.key)],
-    ['state', s.state === 'writing' && !s.writerAlive ? 'writing, but its writer is dead (no heartbeat within its lease)' : s.state],
+    [
+      'state',
+      s.state === 'writing' && !s.writerAlive
+        ? 'writing, but its writer is dead (no heartbeat within its lease)'
+        : s.state,
+    ],
     ['size', `${formatBytes(s.size)} (${s.size} bytes)${s.state === 'writing' ? ' so far' : ''}`],
     ['chunks', `${s.chunks} of ${formatBytes(s.chunkSize, true)}`],
     ['encoding', s.contentEncoding],
     ['type', s.contentType ?? '-'],
-    ['metadata', Object.keys(s.metadata).length === 0 ? '-' : Object.entries(s.metadata).map(([k, v]) => `${k}=${v}`).join('\n          ')],
+    [
+      'metadata',
+      Object.keys(s.metadata).length === 0
+        ? '-'
+        : Object.entries(s.metadata)
+            .map(([k, v]) => `${k}=${v}`)
+            .join('\n          '),
+    ],
     ['crc32', s.crc32 ?? '-'],
     ['created', formatDate(s.created)],
     ['updated', formatDate(s.updated)],
@@ -52,7 +64,12 @@ export async function statCommand(redis: Client, g: GlobalOptions, key: string, 
   await out(rows.map(([name, value]) => `${`${name}:`.padEnd(10)}${value}\n`).join(''));
 }
 
-export async function lsCommand(redis: Client, g: GlobalOptions, pattern: string, o: { json?: boolean }): Promise<void> {
+export async function lsCommand(
+  redis: Client,
+  g: GlobalOptions,
+  pattern: string,
+  o: { json?: boolean },
+): Promise<void> {
   if (o.json) {
     // JSON lines stream as they come (SCAN may yield a file twice: print each once).
     const seen = new Set<string>();
@@ -148,10 +165,21 @@ export async function rmCommand(redis: Client, g: GlobalOptions, args: string[],
   return failed > 0 ? EXIT.failure : EXIT.ok;
 }
 
-export async function expireCommand(redis: Client, g: GlobalOptions, key: string, seconds: number | null): Promise<void> {
+export async function expireCommand(
+  redis: Client,
+  g: GlobalOptions,
+  key: string,
+  seconds: number | null,
+): Promise<void> {
   if (!(await checked(() => expire(redis, key, seconds, { prefix: g.prefix })))) throw notFound(key);
 }
 
-export async function mvCommand(redis: Client, g: GlobalOptions, from: string, to: string, o: { overwrite?: boolean }): Promise<void> {
+export async function mvCommand(
+  redis: Client,
+  g: GlobalOptions,
+  from: string,
+  to: string,
+  o: { overwrite?: boolean },
+): Promise<void> {
   await checked(() => rename(redis, from, to, { prefix: g.prefix, overwrite: o.overwrite ?? false }));
 }

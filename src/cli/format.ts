@@ -61,6 +61,7 @@ export function formatDuration(seconds: number): string {
 
 /** Keys may hold spaces or control characters: quote those so that one file stays one line. */
 export function showKey(key: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   return /[\s\x00-\x1f\x7f"]/.test(key) ? JSON.stringify(key) : key;
 }
 
@@ -170,7 +171,10 @@ export function cliWording(message: string): string {
         },
       )
       // ioredis gives up on a command after its reconnection attempts, naming an option of its own.
-      .replace(/Reached the max retries per request limit \(which is \d+\)\. Refer to "\w+" option for details\./g, LOST)
+      .replace(
+        /Reached the max retries per request limit \(which is \d+\)\. Refer to "\w+" option for details\./g,
+        LOST,
+      )
       .replace(/`(\w+)`/g, (whole, name: string) => FLAGS[name] ?? whole)
   );
 }
@@ -262,7 +266,9 @@ export function parseBytes(text: string, min: number): number {
   const unit = SIZE_UNITS[(m?.[2] ?? '').toLowerCase()];
   const value = m && unit !== undefined ? Number(m[1]) * unit : NaN;
   if (!Number.isSafeInteger(value) || value < min) {
-    throw new InvalidArgumentError(`expected a whole number of bytes${min > 0 ? ` of at least ${min}` : ''}, optionally with a suffix k, m, g (1024-based), as in 256k or 1m`);
+    throw new InvalidArgumentError(
+      `expected a whole number of bytes${min > 0 ? ` of at least ${min}` : ''}, optionally with a suffix k, m, g (1024-based), as in 256k or 1m`,
+    );
   }
   return value;
 }
@@ -306,13 +312,16 @@ export function parseConsumers(text: string): number | string[] {
   const t = text.trim();
   if (/^\d+$/.test(t)) {
     const n = Number(t);
-    if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a number of receivers of at least 1, or their names');
+    if (!Number.isSafeInteger(n) || n < 1)
+      throw new InvalidArgumentError('expected a number of receivers of at least 1, or their names');
     return n;
   }
   const names = t.split(',').map((name) => name.trim());
   if (names.at(-1) === '' && names.length > 1) names.pop();
   if (names.some((name) => name === '')) {
-    throw new InvalidArgumentError('expected a number of receivers (as in 3) or their --consumer names separated by commas (as in eu-1,eu-2)');
+    throw new InvalidArgumentError(
+      'expected a number of receivers (as in 3) or their --consumer names separated by commas (as in eu-1,eu-2)',
+    );
   }
   return [...new Set(names)];
 }

@@ -14,7 +14,7 @@ import { createRedisReadStream, type Progress } from '../index.js';
 import type { Client, GlobalOptions } from './connection.js';
 import { EXIT, Failure, LocalFileError, UsageError } from './errors.js';
 import { matching } from './files.js';
-import { patternBase, pathUnder } from './format.js';
+import { pathUnder, patternBase } from './format.js';
 import { report } from './output.js';
 import { ProgressBar, wantBar } from './progress.js';
 import { checked } from './runtime.js';
@@ -32,7 +32,13 @@ export interface ReadOptions {
 }
 
 /** Read one file into `dest` (stdout when `undefined`), with a progress bar when wanted. */
-async function readInto(redis: Client, g: GlobalOptions, key: string, o: ReadOptions, dest: Writable | undefined): Promise<void> {
+async function readInto(
+  redis: Client,
+  g: GlobalOptions,
+  key: string,
+  o: ReadOptions,
+  dest: Writable | undefined,
+): Promise<void> {
   const showBar = wantBar(o.quiet, dest === undefined);
   const reader = checked(() =>
     createRedisReadStream(redis, key, {
@@ -50,7 +56,8 @@ async function readInto(redis: Client, g: GlobalOptions, key: string, o: ReadOpt
   if (showBar) {
     reader.on('progress', ({ bytes, total }: Progress) => {
       // The stored size is known for a complete file; a range reads part of it.
-      const expected = total === undefined ? undefined : Math.max(0, Math.min(o.end ?? Infinity, total - 1) - (o.start ?? 0) + 1);
+      const expected =
+        total === undefined ? undefined : Math.max(0, Math.min(o.end ?? Infinity, total - 1) - (o.start ?? 0) + 1);
       bar ??= new ProgressBar(key, expected);
       bar.update(bytes, expected);
     });
@@ -68,7 +75,13 @@ async function readInto(redis: Client, g: GlobalOptions, key: string, o: ReadOpt
   }
 }
 
-export async function getCommand(redis: Client, g: GlobalOptions, key: string, path: string, o: ReadOptions): Promise<void> {
+export async function getCommand(
+  redis: Client,
+  g: GlobalOptions,
+  key: string,
+  path: string,
+  o: ReadOptions,
+): Promise<void> {
   cleanUpOnSignal();
   if (path === '-') {
     await readInto(redis, g, key, o, undefined);
@@ -79,7 +92,8 @@ export async function getCommand(redis: Client, g: GlobalOptions, key: string, p
   const existing = await statLocal(path).catch(() => undefined);
   if (existing?.isDirectory()) {
     const name = basename(key);
-    if (name === '' || name === '.' || name === '..') throw new UsageError(`${path} is a directory and the key has no file name to use in it`);
+    if (name === '' || name === '.' || name === '..')
+      throw new UsageError(`${path} is a directory and the key has no file name to use in it`);
     target = join(path, name);
   }
   await getFile(redis, g, key, target, o);

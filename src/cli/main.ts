@@ -30,9 +30,12 @@ const LINGER_MS = 2000;
 
 async function main(): Promise<number> {
   let exitCode: number = EXIT.ok;
-  const program = buildProgram((code) => {
-    exitCode = code;
-  }, await crcImplementation());
+  const program = buildProgram(
+    (code) => {
+      exitCode = code;
+    },
+    await crcImplementation(),
+  );
   try {
     await program.parseAsync(process.argv);
   } catch (err) {
@@ -58,7 +61,10 @@ main().then(
     // Everything is closed by now and the process ends by itself. Should anything (a bug) keep
     // it alive, this unref'd timer ends it without holding it open otherwise.
     setTimeout(() => {
-      if (DEBUG) process.stderr.write(`redis-file: still running after the end (a bug), held by: ${process.getActiveResourcesInfo().join(', ')}\n`);
+      if (DEBUG)
+        process.stderr.write(
+          `redis-file: still running after the end (a bug), held by: ${process.getActiveResourcesInfo().join(', ')}\n`,
+        );
       process.exit(code);
     }, LINGER_MS).unref();
   },

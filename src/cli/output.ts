@@ -46,4 +46,3 @@ export function report(err: unknown, context: string): boolean {
   if (DEBUG || !expected) process.stderr.write(`${inspect(err, { depth: 6 })}\n`);
   return expected;
 }
-

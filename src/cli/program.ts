@@ -8,14 +8,14 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, Help, InvalidArgumentError, Option } from 'commander';
-import { closeCommand, rmChannelCommand, sendCommand, type SendOptions } from './channel.js';
+import { closeCommand, rmChannelCommand, type SendOptions, sendCommand } from './channel.js';
 import { DEFAULT_PREFIX, DEFAULT_REDIS_TIMEOUT, DEFAULT_URL, type GlobalOptions } from './connection.js';
 import { usageHint } from './errors.js';
-import { expireCommand, lsCommand, mvCommand, rmCommand, type RmOptions, statCommand } from './files.js';
+import { expireCommand, lsCommand, mvCommand, type RmOptions, rmCommand, statCommand } from './files.js';
 import { bytesArg, isPattern, literalKey, parseConsumers, parseDuration, parseMeta } from './format.js';
 import { catCommand, getCommand, getPatternCommand, type ReadOptions } from './get.js';
-import { putCommand, type PutOptions, type PutState, reportInterruptedPut } from './put.js';
-import { receiveCommand, type ReceiveOptions } from './receive.js';
+import { type PutOptions, type PutState, putCommand, reportInterruptedPut } from './put.js';
+import { type ReceiveOptions, receiveCommand } from './receive.js';
 import { run } from './runtime.js';
 
 /** The default --url, as the list the option holds (compared by identity: a given --url replaces it). */
@@ -24,7 +24,9 @@ const DEFAULT_URLS: readonly string[] = Object.freeze([DEFAULT_URL]);
 function version(): string {
   try {
     // dist/esm/cli/program.js → the package's root.
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
     return pkg.version ?? 'unknown';
   } catch {
     return 'unknown';
@@ -35,8 +37,14 @@ function version(): string {
 export function buildProgram(setExit: (code: number) => void, crc: string): Command {
   const program = new Command('redis-file');
   program
-    .description('Store files in Redis and read them back, also while they are being written; send files to many receivers.')
-    .version(`${version()} (CRC-32 by ${crc})`, '-V, --version', 'print the version and which CRC-32 implementation runs')
+    .description(
+      'Store files in Redis and read them back, also while they are being written; send files to many receivers.',
+    )
+    .version(
+      `${version()} (CRC-32 by ${crc})`,
+      '-V, --version',
+      'print the version and which CRC-32 implementation runs',
+    )
     .helpOption('-h, --help', 'print help for the command')
     .helpCommand('help [command]', 'print help for a command')
     .exitOverride()
@@ -60,7 +68,12 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
         })
         .default(DEFAULT_URLS, DEFAULT_URL),
     )
-    .addOption(new Option('--cluster', 'Redis is a cluster: follow its slots and failovers from the --url seed(s) (implied by several URLs)'))
+    .addOption(
+      new Option(
+        '--cluster',
+        'Redis is a cluster: follow its slots and failovers from the --url seed(s) (implied by several URLs)',
+      ),
+    )
     .addOption(
       new Option(
         '--redis-timeout <seconds>',
@@ -81,17 +94,25 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
 
   const globals = (cmd: Command): GlobalOptions => cmd.optsWithGlobals<GlobalOptions>();
   const quiet = (): Option => new Option('-q, --quiet', 'no progress bar');
-  const gzip = (what: string): Option => new Option('-z, --gzip', `gzip on the way in (stored with content encoding gzip)${what}`);
+  const gzip = (what: string): Option =>
+    new Option('-z, --gzip', `gzip on the way in (stored with content encoding gzip)${what}`);
   const chunkSize = (): Option =>
-    new Option('--chunk-size <bytes>', 'bytes per stored chunk; suffixes k, m (1024-based)').argParser(bytesArg(1)).default(256 * 1024, '256k');
-  const ttl = (): Option => new Option('--ttl <seconds>', 'expire the file after this long (or 30m, 12h, 7d, …)').argParser((t) => parseDuration(t, 's', 1));
-  const waitReplicas = (): Option =>
-    new Option('--wait-replicas <n>', 'count each chunk as stored only once n replicas have it (WAIT): none is lost in a failover').argParser(
-      (text: string) => {
-        if (!/^\d+$/.test(text) || Number(text) > 1024) throw new InvalidArgumentError('expected a number of replicas, 0 to 1024');
-        return Number(text);
-      },
+    new Option('--chunk-size <bytes>', 'bytes per stored chunk; suffixes k, m (1024-based)')
+      .argParser(bytesArg(1))
+      .default(256 * 1024, '256k');
+  const ttl = (): Option =>
+    new Option('--ttl <seconds>', 'expire the file after this long (or 30m, 12h, 7d, …)').argParser((t) =>
+      parseDuration(t, 's', 1),
     );
+  const waitReplicas = (): Option =>
+    new Option(
+      '--wait-replicas <n>',
+      'count each chunk as stored only once n replicas have it (WAIT): none is lost in a failover',
+    ).argParser((text: string) => {
+      if (!/^\d+$/.test(text) || Number(text) > 1024)
+        throw new InvalidArgumentError('expected a number of replicas, 0 to 1024');
+      return Number(text);
+    });
 
   program
     .command('put')
@@ -112,7 +133,10 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
     .argument('<path|->', 'file to store, or - for standard input; with -r, a directory')
     .argument('<key>', 'name of the file in Redis; ending in /, a key prefix the file goes under by its base name')
     .argument('[more...]', 'more files to store, the last argument then being the key prefix, ending in /')
-    .option('-r, --recursive', 'store the files of a directory and its subdirectories, each at the key prefix + its path')
+    .option(
+      '-r, --recursive',
+      'store the files of a directory and its subdirectories, each at the key prefix + its path',
+    )
     .addOption(gzip(''))
     .addOption(chunkSize())
     .addOption(ttl())
@@ -167,8 +191,8 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
       }
       if (isPattern(key)) {
         if (path === '-') {
-          const escape = 'or escape * ? [ with \\ to name one file';
-          cmd.error(`error: ${JSON.stringify(key)} is a pattern: give a directory to write the files into (${escape})`);
+          const hint = 'or escape * ? [ with \\ to name one file';
+          cmd.error(`error: ${JSON.stringify(key)} is a pattern: give a directory to write the files into (${hint})`);
         }
         const flag = [
           o.start !== undefined && '--start',
@@ -197,7 +221,11 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
     .addOption(waitForCreate())
     .addOption(quiet())
     .action(async (keys: string[], o: ReadOptions, cmd: Command) => {
-      setExit(await run(cmd, `cat ${JSON.stringify(keys[0])}`, globals(cmd), (redis) => catCommand(redis, globals(cmd), keys, o)));
+      setExit(
+        await run(cmd, `cat ${JSON.stringify(keys[0])}`, globals(cmd), (redis) =>
+          catCommand(redis, globals(cmd), keys, o),
+        ),
+      );
     });
 
   program
@@ -207,7 +235,11 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
     .argument('<key>', 'name of the file in Redis')
     .option('--json', 'print one JSON object (dates in ISO 8601, absent values null)')
     .action(async (key: string, o: { json?: boolean }, cmd: Command) => {
-      setExit(await run(cmd, `stat ${JSON.stringify(key)}`, globals(cmd), (redis) => statCommand(redis, globals(cmd), key, o)));
+      setExit(
+        await run(cmd, `stat ${JSON.stringify(key)}`, globals(cmd), (redis) =>
+          statCommand(redis, globals(cmd), key, o),
+        ),
+      );
     });
 
   program
@@ -221,7 +253,11 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
     .argument('[pattern]', 'Redis glob on the keys (quote it in the shell)', '*')
     .option('--json', 'one JSON object per line, as stat --json prints, unsorted')
     .action(async (pattern: string, o: { json?: boolean }, cmd: Command) => {
-      setExit(await run(cmd, `ls ${JSON.stringify(pattern)}`, globals(cmd), (redis) => lsCommand(redis, globals(cmd), pattern, o)));
+      setExit(
+        await run(cmd, `ls ${JSON.stringify(pattern)}`, globals(cmd), (redis) =>
+          lsCommand(redis, globals(cmd), pattern, o),
+        ),
+      );
     });
 
   program
@@ -237,7 +273,11 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
     .option('-n, --dry-run', 'remove nothing: print the keys of the files that would be removed')
     .option('-q, --quiet', 'no line counting the files a pattern removed')
     .action(async (keys: string[], o: RmOptions, cmd: Command) => {
-      setExit(await run(cmd, `rm ${JSON.stringify(keys[0])}`, globals(cmd), (redis) => rmCommand(redis, globals(cmd), keys, o)));
+      setExit(
+        await run(cmd, `rm ${JSON.stringify(keys[0])}`, globals(cmd), (redis) =>
+          rmCommand(redis, globals(cmd), keys, o),
+        ),
+      );
     });
 
   program
@@ -249,7 +289,11 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
       t.toLowerCase() === 'none' ? null : parseDuration(t, 's', 1),
     )
     .action(async (key: string, seconds: number | null, _o: unknown, cmd: Command) => {
-      setExit(await run(cmd, `expire ${JSON.stringify(key)}`, globals(cmd), (redis) => expireCommand(redis, globals(cmd), key, seconds)));
+      setExit(
+        await run(cmd, `expire ${JSON.stringify(key)}`, globals(cmd), (redis) =>
+          expireCommand(redis, globals(cmd), key, seconds),
+        ),
+      );
     });
 
   program
@@ -260,7 +304,11 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
     .argument('<to>', 'new name')
     .option('-f, --overwrite', 'replace a complete or aborted file stored at the new name')
     .action(async (from: string, to: string, o: { overwrite?: boolean }, cmd: Command) => {
-      setExit(await run(cmd, `mv ${JSON.stringify(from)}`, globals(cmd), (redis) => mvCommand(redis, globals(cmd), from, to, o)));
+      setExit(
+        await run(cmd, `mv ${JSON.stringify(from)}`, globals(cmd), (redis) =>
+          mvCommand(redis, globals(cmd), from, to, o),
+        ),
+      );
     });
 
   program
@@ -278,17 +326,25 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
     .addOption(ttl())
     .addOption(waitReplicas())
     .addOption(
-      new Option('--consumers <n|names>', 'delete each file once this many receivers, or those named (eu-1,eu-2), acknowledged it').argParser(
-        parseConsumers,
-      ),
+      new Option(
+        '--consumers <n|names>',
+        'delete each file once this many receivers, or those named (eu-1,eu-2), acknowledged it',
+      ).argParser(parseConsumers),
     )
     .addOption(
-      new Option('--max-redis-memory <bytes>', "hold the upload back while Redis's used memory is above this (256m, 2g, …)").argParser(bytesArg(1)),
+      new Option(
+        '--max-redis-memory <bytes>',
+        "hold the upload back while Redis's used memory is above this (256m, 2g, …)",
+      ).argParser(bytesArg(1)),
     )
     .option('--close', 'close the channel once every file is sent: its receivers then end')
     .addOption(quiet())
     .action(async (channel: string, files: string[], o: SendOptions, cmd: Command) => {
-      setExit(await run(cmd, `send ${JSON.stringify(channel)}`, globals(cmd), (redis) => sendCommand(redis, globals(cmd), channel, files, o)));
+      setExit(
+        await run(cmd, `send ${JSON.stringify(channel)}`, globals(cmd), (redis) =>
+          sendCommand(redis, globals(cmd), channel, files, o),
+        ),
+      );
     });
 
   program
@@ -296,20 +352,28 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
     .summary("receive a channel's files (--out or --exec)")
     .description(
       'Receive the files sent to a channel, in order, until the channel is closed: each is written to a directory ' +
-        '(--out) or piped to a shell command (--exec), and acknowledged once that is done. The receiver\'s position ' +
+        "(--out) or piped to a shell command (--exec), and acknowledged once that is done. The receiver's position " +
         'is kept in Redis under its --consumer name: run again, it starts with the first file it had not acknowledged. ' +
         'Prints one line per file received on standard error.',
     )
     .argument('<channel>', 'name of the channel')
     .requiredOption('--consumer <name>', "this receiver's name, under which Redis keeps its position")
     .option('-o, --out <dir>', 'write each file to <dir>/<name> (whole files only: via a temporary file and a rename)')
-    .option('-e, --exec <command>', 'pipe each file to this shell command, its name in $RFS_NAME; a file counts as received once the command exits 0')
+    .option(
+      '-e, --exec <command>',
+      'pipe each file to this shell command, its name in $RFS_NAME; a file counts as received once the command exits 0',
+    )
     .addOption(new Option('-d, --decompress', 'gunzip the files stored gzipped, and drop their .gz'))
     .option('-q, --quiet', 'no line per file received')
     .action(async (channel: string, o: ReceiveOptions, cmd: Command) => {
-      if ((o.out === undefined) === (o.exec === undefined)) cmd.error('error: give exactly one of --out <dir> and --exec <command>');
+      if ((o.out === undefined) === (o.exec === undefined))
+        cmd.error('error: give exactly one of --out <dir> and --exec <command>');
       if (o.out === '' || o.exec?.trim() === '') cmd.error(`error: --${o.out === '' ? 'out' : 'exec'} cannot be empty`);
-      setExit(await run(cmd, `receive ${JSON.stringify(channel)}`, globals(cmd), (redis) => receiveCommand(redis, globals(cmd), channel, o)));
+      setExit(
+        await run(cmd, `receive ${JSON.stringify(channel)}`, globals(cmd), (redis) =>
+          receiveCommand(redis, globals(cmd), channel, o),
+        ),
+      );
     });
 
   program
@@ -321,12 +385,16 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
     )
     .argument('<channel>', 'name of the channel')
     .action(async (channel: string, _o: unknown, cmd: Command) => {
-      setExit(await run(cmd, `close ${JSON.stringify(channel)}`, globals(cmd), (redis) => closeCommand(redis, globals(cmd), channel)));
+      setExit(
+        await run(cmd, `close ${JSON.stringify(channel)}`, globals(cmd), (redis) =>
+          closeCommand(redis, globals(cmd), channel),
+        ),
+      );
     });
 
   program
     .command('rm-channel')
-    .summary('remove a channel with its receivers\' positions')
+    .summary("remove a channel with its receivers' positions")
     .description(
       "Remove a channel's log of announced files with every receiver's position in it. The files themselves go " +
         'with their acknowledgements (send --consumers) or their expiry (send --ttl).',
@@ -334,7 +402,11 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
     .argument('<channel>', 'name of the channel')
     .option('-f, --force', 'do not fail when there is no such channel')
     .action(async (channel: string, o: { force?: boolean }, cmd: Command) => {
-      setExit(await run(cmd, `rm-channel ${JSON.stringify(channel)}`, globals(cmd), (redis) => rmChannelCommand(redis, globals(cmd), channel, o)));
+      setExit(
+        await run(cmd, `rm-channel ${JSON.stringify(channel)}`, globals(cmd), (redis) =>
+          rmChannelCommand(redis, globals(cmd), channel, o),
+        ),
+      );
     });
 
   program.addHelpText(

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { fstatSync } from 'node:fs';
+import { type Dirent, fstatSync } from 'node:fs';
 import { type FileHandle, open, readdir, stat as statLocal } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -59,7 +59,8 @@ interface Upload {
  */
 async function plan(paths: string[], key: string, recursive: boolean): Promise<Upload[]> {
   if (recursive) {
-    if (paths.length !== 1 || paths[0] === '-') throw new UsageError('--recursive takes one directory and a key prefix');
+    if (paths.length !== 1 || paths[0] === '-')
+      throw new UsageError('--recursive takes one directory and a key prefix');
     const dir = paths[0]!;
     const st = await statLocal(dir).catch((err: Error) => {
       throw new LocalFileError(`cannot read ${dir}: ${err.message}`, { cause: err });
@@ -94,7 +95,7 @@ async function walk(root: string): Promise<string[]> {
   const found: string[] = [];
   const visit = async (rel: string): Promise<void> => {
     const dir = rel === '' ? root : join(root, ...rel.split('/'));
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (err) {
@@ -213,7 +214,8 @@ async function putFile(redis: Client, g: GlobalOptions, source: string, key: str
     throw err;
   }
   // No bar over what someone is typing into `put -`.
-  const bar = wantBar(o.quiet, false) && !(source === '-' && process.stdin.isTTY) ? new ProgressBar(key, size) : undefined;
+  const bar =
+    wantBar(o.quiet, false) && !(source === '-' && process.stdin.isTTY) ? new ProgressBar(key, size) : undefined;
   // Counts the bytes read from the source: with --gzip the stored bytes are fewer, and the file
   // size is what the bar runs to.
   let bytes = 0;
@@ -252,7 +254,12 @@ async function putFile(redis: Client, g: GlobalOptions, source: string, key: str
 }
 
 /** Say what an interrupted upload left behind: normally an aborted file; complete if the end record won the race. */
-export async function reportInterruptedPut(redis: Client, g: GlobalOptions, put: PutState, err: Interrupted): Promise<void> {
+export async function reportInterruptedPut(
+  redis: Client,
+  g: GlobalOptions,
+  put: PutState,
+  err: Interrupted,
+): Promise<void> {
   const key = put.key;
   let timer: NodeJS.Timeout | undefined;
   const state = await Promise.race([
@@ -300,5 +307,8 @@ async function sniffGzip(input: Readable): Promise<{ stream: Readable; gzipped: 
     if (ended) return;
     for (let next = await it.next(); !next.done; next = await it.next()) yield next.value;
   }
-  return { stream: Readable.from(all(), { objectMode: false }), gzipped: head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b };
+  return {
+    stream: Readable.from(all(), { objectMode: false }),
+    gzipped: head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b,
+  };
 }

@@ -11,7 +11,7 @@ import { type FileHandle, mkdir, open, rename as renameLocal, rm } from 'node:fs
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ErrorCodes, type ReceivedFile, receiveFiles, RedisFileError, stat } from '../index.js';
+import { ErrorCodes, type ReceivedFile, RedisFileError, receiveFiles, stat } from '../index.js';
 import type { Client, GlobalOptions } from './connection.js';
 import { Failure, isExpected, LocalFileError, UsageError } from './errors.js';
 import { formatBytes, showKey } from './format.js';
@@ -38,7 +38,12 @@ export interface ReceiveOptions {
  * (renamed into place, or the command exited 0): a failure or a signal leaves it unacknowledged,
  * and the next run with the same --consumer starts again with it.
  */
-export async function receiveCommand(redis: Client, g: GlobalOptions, channel: string, o: ReceiveOptions): Promise<void> {
+export async function receiveCommand(
+  redis: Client,
+  g: GlobalOptions,
+  channel: string,
+  o: ReceiveOptions,
+): Promise<void> {
   cleanUpOnSignal();
   if (o.out !== undefined) {
     try {
@@ -47,7 +52,14 @@ export async function receiveCommand(redis: Client, g: GlobalOptions, channel: s
       throw new LocalFileError(`cannot write to ${o.out}: ${(err as Error).message}`, { cause: err });
     }
   }
-  const files = checked(() => receiveFiles(redis, channel, { prefix: g.prefix, consumer: o.consumer, decompress: o.decompress ?? false, signal: interrupt.signal }));
+  const files = checked(() =>
+    receiveFiles(redis, channel, {
+      prefix: g.prefix,
+      consumer: o.consumer,
+      decompress: o.decompress ?? false,
+      signal: interrupt.signal,
+    }),
+  );
   // Iterated by hand: a wait for the next file that does not end with the signal (its connection
   // gone) must not hold up the command, and neither may ending the iterator.
   const iterator = files[Symbol.asyncIterator]();
@@ -68,7 +80,10 @@ export async function receiveCommand(redis: Client, g: GlobalOptions, channel: s
       let written: { name: string; bytes: number };
       try {
         const name = outputName(file, o.decompress ?? false);
-        const bytes = o.out !== undefined ? await receiveInto(file, name, o.out, o.consumer) : await receiveThrough(file, name, o.exec!, channel, o.consumer);
+        const bytes =
+          o.out !== undefined
+            ? await receiveInto(file, name, o.out, o.consumer)
+            : await receiveThrough(file, name, o.exec!, channel, o.consumer);
         written = { name, bytes };
       } catch (err) {
         if (interrupt.signal.aborted) throw interrupt.signal.reason;
@@ -98,17 +113,27 @@ export async function receiveCommand(redis: Client, g: GlobalOptions, channel: s
 /** The name to write the file under: with --decompress, a gzipped file loses its ".gz". */
 function outputName(file: ReceivedFile, decompress: boolean): string {
   // Only what was stored gzipped is gunzipped (a .gz sent as is is recognised as gzip).
-  return decompress && file.contentEncoding === 'gzip' && /.\.gz$/i.test(file.name) ? file.name.slice(0, -3) : file.name;
+  return decompress && file.contentEncoding === 'gzip' && /.\.gz$/i.test(file.name)
+    ? file.name.slice(0, -3)
+    : file.name;
 }
 
 /** Why a failed file can be skipped (it will never be there to receive), or `undefined`. */
-async function skippable(redis: Client, g: GlobalOptions, file: ReceivedFile, err: unknown): Promise<string | undefined> {
-  if (!(err instanceof RedisFileError && (err.code === ErrorCodes.ABORTED || err.code === ErrorCodes.NOT_FOUND))) return undefined;
+async function skippable(
+  redis: Client,
+  g: GlobalOptions,
+  file: ReceivedFile,
+  err: unknown,
+): Promise<string | undefined> {
+  if (!(err instanceof RedisFileError && (err.code === ErrorCodes.ABORTED || err.code === ErrorCodes.NOT_FOUND)))
+    return undefined;
   try {
     const s = await stat(redis, file.key, { prefix: g.prefix });
     return s.state === 'aborted' ? `its sender aborted it (${err.code})` : undefined;
   } catch (e) {
-    return e instanceof RedisFileError && e.code === ErrorCodes.NOT_FOUND ? `it is gone: removed, or expired (${err.code})` : undefined;
+    return e instanceof RedisFileError && e.code === ErrorCodes.NOT_FOUND
+      ? `it is gone: removed, or expired (${err.code})`
+      : undefined;
   }
 }
 
@@ -117,12 +142,21 @@ function failure(file: ReceivedFile, err: unknown): unknown {
   if (err instanceof UsageError || !isExpected(err)) return err;
   const e = err as Error;
   const why = e instanceof RedisFileError ? `${e.message} (${e.code})` : e.message;
-  return new Failure(`receive ${quote(file.name)}: ${why}; it is not acknowledged: the next receive with this --consumer gets it again`, { cause: err });
+  return new Failure(
+    `receive ${quote(file.name)}: ${why}; it is not acknowledged: the next receive with this --consumer gets it again`,
+    { cause: err },
+  );
 }
 
 /** A plain file name, which --out can write into its directory and nowhere else. */
 function isPlainName(name: string): boolean {
-  return name !== '' && name !== '.' && name !== '..' && !/[/\0]/.test(name) && !(process.platform === 'win32' && /[\\:]/.test(name));
+  return (
+    name !== '' &&
+    name !== '.' &&
+    name !== '..' &&
+    !/[/\0]/.test(name) &&
+    !(process.platform === 'win32' && /[\\:]/.test(name))
+  );
 }
 
 /**
@@ -132,11 +166,13 @@ function isPlainName(name: string): boolean {
  * a restart of this consumer, which overwrites the one a killed run left behind.
  */
 async function receiveInto(file: ReceivedFile, name: string, dir: string, consumer: string): Promise<number> {
-  if (!isPlainName(name)) throw new Failure('its name is not a plain file name, so --out cannot write it (--exec can take it)');
+  if (!isPlainName(name))
+    throw new Failure('its name is not a plain file name, so --out cannot write it (--exec can take it)');
   const target = join(dir, name);
   const tag = createHash('sha256').update(consumer).digest('hex').slice(0, 8);
   const temp = join(dir, `.${name.slice(0, 100)}.${tag}.part`);
-  const local = (err: unknown): LocalFileError => new LocalFileError(`cannot write ${target}: ${(err as Error).message}`, { cause: err });
+  const local = (err: unknown): LocalFileError =>
+    new LocalFileError(`cannot write ${target}: ${(err as Error).message}`, { cause: err });
   let handle: FileHandle;
   try {
     handle = await open(temp, 'w');
@@ -183,7 +219,13 @@ interface Exit {
  * reading early: the rest of the file is still read (and dropped), so that it is acknowledged only
  * once it was whole and checked. A command that fails stops the reading at once.
  */
-async function receiveThrough(file: ReceivedFile, name: string, command: string, channel: string, consumer: string): Promise<number> {
+async function receiveThrough(
+  file: ReceivedFile,
+  name: string,
+  command: string,
+  channel: string,
+  consumer: string,
+): Promise<number> {
   // Its own process group, so that a signal reaches whatever the shell started too.
   const group = process.platform !== 'win32';
   const child = spawn(command, {
@@ -205,7 +247,9 @@ async function receiveThrough(file: ReceivedFile, name: string, command: string,
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });
   const outcome = (r: Exit): Failure | undefined =>
-    r.code === 0 ? undefined : new Failure(r.signal ? `the command was killed by ${r.signal}` : `the command exited with code ${r.code}`);
+    r.code === 0
+      ? undefined
+      : new Failure(r.signal ? `the command was killed by ${r.signal}` : `the command exited with code ${r.code}`);
   exited.then(
     (r) => {
       const f = outcome(r);

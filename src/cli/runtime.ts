@@ -39,7 +39,9 @@ export function checked<T>(make: () => T): T {
 function asUsageError(err: unknown): unknown {
   const code = (err as { code?: unknown } | null)?.code;
   const isArgumentError = err instanceof TypeError || err instanceof RangeError;
-  return isArgumentError && typeof code === 'string' && code.startsWith('ERR_') ? new UsageError(cliWording(err.message)) : err;
+  return isArgumentError && typeof code === 'string' && code.startsWith('ERR_')
+    ? new UsageError(cliWording(err.message))
+    : err;
 }
 
 /** An async iterator such as list() returns; not a stream (a Readable is async iterable too, but has no `next`). */
@@ -77,6 +79,7 @@ export async function run(
   cmd: Command,
   context: string,
   g: GlobalOptions,
+  // biome-ignore lint/suspicious/noConfusingVoidType: an action returns its exit code, or nothing for success
   action: (redis: Client) => Promise<number | void>,
   onInterrupt?: (redis: Client, err: Interrupted) => Promise<void>,
 ): Promise<number> {

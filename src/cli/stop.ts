@@ -90,4 +90,3 @@ export function closed(stream: Readable | Writable, graceMs = CLOSE_GRACE_MS): P
     stream.once('close', done);
   });
 }
-

@@ -74,7 +74,14 @@ export type Entry =
       readonly chunkSize: number;
       readonly encoding: string;
     }
-  | { readonly kind: 'piece'; readonly id: string; readonly n: number; readonly s: number; readonly data: Buffer; readonly crc: number }
+  | {
+      readonly kind: 'piece';
+      readonly id: string;
+      readonly n: number;
+      readonly s: number;
+      readonly data: Buffer;
+      readonly crc: number;
+    }
   | {
       readonly kind: 'end';
       readonly id: string;
@@ -111,9 +118,10 @@ export function decodeEntry(rawId: Buffer | string, fields: Buffer[]): Entry {
   const bad = (detail: string): Entry => ({ kind: 'bad', id, n, s, detail });
   if (parsed === undefined) return bad(`entry ${id} has an id this format never writes`);
   if (id === HEADER_ID) {
-    if (!fieldsAre(fields, HEADER_FIELDS)) return bad('the header entry does not hold exactly rfs, gen, chunkSize, encoding');
+    if (!fieldsAre(fields, HEADER_FIELDS))
+      return bad('the header entry does not hold exactly rfs, gen, chunkSize, encoding');
     const chunkSize = parseNumber(fields[5]!.toString('latin1'));
-    if (chunkSize === undefined || chunkSize < 1) return bad('the header\'s chunkSize is not a positive number');
+    if (chunkSize === undefined || chunkSize < 1) return bad("the header's chunkSize is not a positive number");
     return {
       kind: 'header',
       id,
@@ -137,7 +145,8 @@ export function decodeEntry(rawId: Buffer | string, fields: Buffer[]): Entry {
     const size = parseNumber(fields[1]!.toString('latin1'));
     const chunks = parseNumber(fields[3]!.toString('latin1'));
     const crc32 = parseCrc(fields[5]!.toString('latin1'));
-    if (size === undefined || chunks === undefined) return bad(`the end record ${id} holds a size or chunk count that is not a number`);
+    if (size === undefined || chunks === undefined)
+      return bad(`the end record ${id} holds a size or chunk count that is not a number`);
     if (crc32 === undefined) return bad(`the end record ${id} has a CRC-32 that is not 8 lowercase hex digits`);
     return { kind: 'end', id, n, s, size, chunks, crc32 };
   }

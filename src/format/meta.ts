@@ -140,11 +140,23 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
   const corrupt = (detail: string): MetaProblem => ({ problem: 'corrupt', detail: `the metadata hash ${detail}` });
   const num = (field: string): number | undefined => parseNumber(raw[field]);
   const state = raw[Meta.state];
-  if (state !== State.writing && state !== State.complete && state !== State.aborted) return corrupt(`has an unknown state ${JSON.stringify(state)}`);
+  if (state !== State.writing && state !== State.complete && state !== State.aborted)
+    return corrupt(`has an unknown state ${JSON.stringify(state)}`);
   const gen = raw[Meta.gen];
   if (gen === undefined || !/^[0-9a-f]{16}$/.test(gen)) return corrupt('has no generation of 16 lowercase hex digits');
-  const numbers = [Meta.chunkSize, Meta.size, Meta.chunks, Meta.created, Meta.updated, Meta.heartbeat, Meta.heartbeatInterval, Meta.trimmed, Meta.dropped];
-  for (const field of numbers) if (num(field) === undefined) return corrupt(`field ${field} is missing or not a number`);
+  const numbers = [
+    Meta.chunkSize,
+    Meta.size,
+    Meta.chunks,
+    Meta.created,
+    Meta.updated,
+    Meta.heartbeat,
+    Meta.heartbeatInterval,
+    Meta.trimmed,
+    Meta.dropped,
+  ];
+  for (const field of numbers)
+    if (num(field) === undefined) return corrupt(`field ${field} is missing or not a number`);
   if (num(Meta.chunkSize)! < 1) return corrupt('has a chunk size of 0');
   const crc = raw[Meta.crc32];
   if (parseCrc(crc) === undefined) return corrupt('field crc32 is missing or not 8 lowercase hex digits');
@@ -156,7 +168,8 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
   }
   if (!/^[0-9a-f]{16}$/.test(raw[Meta.writer] ?? '')) return corrupt('has no writer token of 16 lowercase hex digits');
   if (raw[Meta.lost] !== undefined && raw[Meta.lost] !== Flag.yes) return corrupt('field lost is neither 1 nor absent');
-  if (raw[Meta.pressure] !== undefined && raw[Meta.pressure] !== Flag.yes) return corrupt('field pressure is neither 1 nor absent');
+  if (raw[Meta.pressure] !== undefined && raw[Meta.pressure] !== Flag.yes)
+    return corrupt('field pressure is neither 1 nor absent');
   let metadata: Record<string, string> = {};
   let consumers: number | readonly string[] | undefined;
   try {
@@ -165,7 +178,12 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
   } catch {
     return corrupt('holds user metadata or consumers that are not valid JSON');
   }
-  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata) || Object.values(metadata).some((v) => typeof v !== 'string')) {
+  if (
+    typeof metadata !== 'object' ||
+    metadata === null ||
+    Array.isArray(metadata) ||
+    Object.values(metadata).some((v) => typeof v !== 'string')
+  ) {
     return corrupt('holds user metadata that is not an object of strings');
   }
   const acknowledgedBy = Object.keys(raw)
@@ -198,4 +216,3 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
 export function isMetaProblem(meta: MetaRecord | MetaProblem | undefined): meta is MetaProblem {
   return meta !== undefined && 'problem' in meta;
 }
-

@@ -105,6 +105,7 @@ export function checkClientAndKey(client: unknown, key: unknown): asserts client
  * reports a bad argument, found at the call, without throwing there.
  * @internal
  */
+// biome-ignore lint/correctness/useYield: it fails at its first step, and yields nothing by design
 export async function* failedIteration(err: unknown): AsyncGenerator<never, never> {
   throw err;
 }

@@ -41,7 +41,11 @@ export function resolveKeyOptions(options: KeyOptions | undefined): { readonly p
 export function resolveListOptions(options: ListOptions | undefined): { prefix: string; match: string; count: number } {
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', ['prefix', 'match', 'count']);
-  return Object.freeze({ prefix: prefix(o), match: str(o, 'match') ?? '*', count: int(o, 'count', 1000, 1, 1_000_000) });
+  return Object.freeze({
+    prefix: prefix(o),
+    match: str(o, 'match') ?? '*',
+    count: int(o, 'count', 1000, 1, 1_000_000),
+  });
 }
 
 /** @internal */
@@ -60,4 +64,3 @@ export function checkSeconds(seconds: unknown): number | null {
   }
   return seconds;
 }
-

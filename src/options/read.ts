@@ -17,8 +17,8 @@ import {
   invalidType,
   invalidValue,
   type KeyOptions,
-  prefix,
   PROGRESS_INTERVAL,
+  prefix,
   signal,
 } from './common.js';
 
@@ -156,8 +156,21 @@ const READ_DEFAULTS = Object.freeze({
 export function resolveReadOptions(options: ReadStreamOptions | undefined): ResolvedReadOptions {
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', [
-    'prefix', 'start', 'end', 'follow', 'decompress', 'waitForCreate', 'idleTimeout', 'checksum', 'consumer', 'readAhead', 'readAheadBytes',
-    'progressInterval', 'signal', 'highWaterMark', 'encoding',
+    'prefix',
+    'start',
+    'end',
+    'follow',
+    'decompress',
+    'waitForCreate',
+    'idleTimeout',
+    'checksum',
+    'consumer',
+    'readAhead',
+    'readAheadBytes',
+    'progressInterval',
+    'signal',
+    'highWaterMark',
+    'encoding',
   ]);
   const start = int(o, 'start', READ_DEFAULTS.start, 0, Number.MAX_SAFE_INTEGER);
   const end = o.end === undefined || o.end === Infinity ? Infinity : int(o, 'end', 0, start, Number.MAX_SAFE_INTEGER);
@@ -172,7 +185,8 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
     follow: bool(o, 'follow', READ_DEFAULTS.follow),
     decompress,
     waitForCreate: int(o, 'waitForCreate', READ_DEFAULTS.waitForCreate, 0, 2 ** 31 - 1),
-    idleTimeout: o.idleTimeout === Infinity ? Infinity : int(o, 'idleTimeout', READ_DEFAULTS.idleTimeout, 1, 2 ** 31 - 1),
+    idleTimeout:
+      o.idleTimeout === Infinity ? Infinity : int(o, 'idleTimeout', READ_DEFAULTS.idleTimeout, 1, 2 ** 31 - 1),
     checksum: bool(o, 'checksum', READ_DEFAULTS.checksum),
     consumer: consumerName(o.consumer, 'consumer'),
     ackAtEnd: true,
@@ -189,7 +203,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
 function encoding(o: Bag): BufferEncoding | undefined {
   const v = o.encoding;
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw invalidType('encoding', 'a character encoding such as \'utf8\'', v);
-  if (!Buffer.isEncoding(v)) throw invalidValue('encoding', v, 'a character encoding Node knows, such as \'utf8\'');
+  if (typeof v !== 'string') throw invalidType('encoding', "a character encoding such as 'utf8'", v);
+  if (!Buffer.isEncoding(v)) throw invalidValue('encoding', v, "a character encoding Node knows, such as 'utf8'");
   return v;
 }

@@ -18,8 +18,8 @@ import {
   invalidType,
   invalidValue,
   type KeyOptions,
-  prefix,
   PROGRESS_INTERVAL,
+  prefix,
   signal,
   str,
 } from './common.js';
@@ -192,8 +192,25 @@ const WRITE_DEFAULTS = Object.freeze({
 export function resolveWriteOptions(options: WriteStreamOptions | undefined): ResolvedWriteOptions {
   const o = checkObject(options, 'options');
   checkKnown(o, 'options', [
-    'prefix', 'chunkSize', 'compress', 'contentEncoding', 'contentType', 'metadata', 'overwrite', 'consumers', 'maxRedisMemory', 'resume',
-    'retryTimeout', 'ttl', 'maxInFlight', 'waitReplicas', 'waitTimeout', 'heartbeatInterval', 'flushInterval', 'progressInterval', 'signal',
+    'prefix',
+    'chunkSize',
+    'compress',
+    'contentEncoding',
+    'contentType',
+    'metadata',
+    'overwrite',
+    'consumers',
+    'maxRedisMemory',
+    'resume',
+    'retryTimeout',
+    'ttl',
+    'maxInFlight',
+    'waitReplicas',
+    'waitTimeout',
+    'heartbeatInterval',
+    'flushInterval',
+    'progressInterval',
+    'signal',
     'highWaterMark',
   ]);
   const chunkSize = int(o, 'chunkSize', WRITE_DEFAULTS.chunkSize, 1, MAX_CHUNK_SIZE);
@@ -215,7 +232,8 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
     metadata: metadata(o),
     overwrite: bool(o, 'overwrite', WRITE_DEFAULTS.overwrite),
     consumers: consumers(o),
-    maxRedisMemory: o.maxRedisMemory === undefined ? undefined : int(o, 'maxRedisMemory', 0, 1, Number.MAX_SAFE_INTEGER),
+    maxRedisMemory:
+      o.maxRedisMemory === undefined ? undefined : int(o, 'maxRedisMemory', 0, 1, Number.MAX_SAFE_INTEGER),
     resume,
     retryTimeout: int(o, 'retryTimeout', WRITE_DEFAULTS.retryTimeout, 0, 2 ** 31 - 1),
     ttl: o.ttl === undefined ? 0 : int(o, 'ttl', 0, 1, 2 ** 31 - 1),
@@ -260,4 +278,3 @@ function consumers(o: Bag): number | readonly string[] | undefined {
   if (new Set(names).size !== names.length) throw invalidValue('consumers', v, 'an array of distinct names');
   return Object.freeze(names);
 }
-

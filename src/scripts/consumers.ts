@@ -104,7 +104,11 @@ return cjson.encode({status='ok', chunk=want})
 });
 
 /** @internal The reply of {@link ABANDON}. */
-export type AbandonReply = { status: 'marked' } | { status: 'alive' } | { status: 'settled'; state: string } | { status: 'missing' };
+export type AbandonReply =
+  | { status: 'marked' }
+  | { status: 'alive' }
+  | { status: 'settled'; state: string }
+  | { status: 'missing' };
 
 /**
  * A reader found the writer silent: if its lease has lapsed by the server's clock and the file is

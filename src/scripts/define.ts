@@ -9,7 +9,20 @@
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { RedisClient } from '../client.js';
-import { EMPTY_CRC, Event, Field, FIRST_PIECE, Flag, FORMAT_VERSION, HEADER_ID, Limits, MAX_SEQ, Meta, POSITION_DONE, State } from '../format.js';
+import {
+  EMPTY_CRC,
+  Event,
+  FIRST_PIECE,
+  Field,
+  Flag,
+  FORMAT_VERSION,
+  HEADER_ID,
+  Limits,
+  MAX_SEQ,
+  Meta,
+  POSITION_DONE,
+  State,
+} from '../format.js';
 
 /**
  * Every key a script can take, in the one order all scripts pass them: a script's KEYS are the
@@ -120,7 +133,10 @@ function parseReply(name: string, raw: unknown): Record<string, unknown> {
 
 type Call<K extends KeyName, A extends string> = { keys: Record<K, string>; args: Record<A, string | number> };
 
-function positional<K extends KeyName, A extends string>(s: Script<K, A, unknown>, call: Call<K, A>): (string | number)[] {
+function positional<K extends KeyName, A extends string>(
+  s: Script<K, A, unknown>,
+  call: Call<K, A>,
+): (string | number)[] {
   return [s.keys.length, ...s.keys.map((k) => call.keys[k]), ...s.args.map((a) => call.args[a])];
 }
 

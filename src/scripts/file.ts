@@ -47,11 +47,7 @@ return cjson.encode({status='ok'})
 });
 
 /** @internal The reply of {@link RENAME}. */
-export type RenameReply =
-  | { status: 'ok' }
-  | { status: 'busy' }
-  | { status: 'exists'; state: string }
-  | FileRefusal;
+export type RenameReply = { status: 'ok' } | { status: 'busy' } | { status: 'exists'; state: string } | FileRefusal;
 
 /**
  * Rename a file: move its three keys to the new name's in one step. Only a complete or aborted

@@ -12,5 +12,5 @@
 export { ABANDON, ACK, JOIN, TRIM, USED_MEMORY } from './consumers.js';
 export { run, runAndWait, type Script } from './define.js';
 export { EXPIRE, REMOVE, RENAME } from './file.js';
-export { ABORT, COMMIT, CREATE, REPAIR, RESUME, TOUCH } from './writer.js';
 export { STORED } from './stat.js';
+export { ABORT, COMMIT, CREATE, REPAIR, RESUME, TOUCH } from './writer.js';

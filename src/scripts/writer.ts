@@ -23,12 +23,36 @@ export type CreateReply =
  */
 export const CREATE = defineScript<
   'meta' | 'chunks' | 'events' | 'old',
-  'gen' | 'writer' | 'overwrite' | 'oldGen' | 'chunkSize' | 'encoding' | 'contentType' | 'metadata' | 'ttl' | 'hbi' | 'consumers' | 'trim',
+  | 'gen'
+  | 'writer'
+  | 'overwrite'
+  | 'oldGen'
+  | 'chunkSize'
+  | 'encoding'
+  | 'contentType'
+  | 'metadata'
+  | 'ttl'
+  | 'hbi'
+  | 'consumers'
+  | 'trim',
   CreateReply
 >({
   name: 'create',
   keys: ['meta', 'chunks', 'events', 'old'],
-  args: ['gen', 'writer', 'overwrite', 'oldGen', 'chunkSize', 'encoding', 'contentType', 'metadata', 'ttl', 'hbi', 'consumers', 'trim'],
+  args: [
+    'gen',
+    'writer',
+    'overwrite',
+    'oldGen',
+    'chunkSize',
+    'encoding',
+    'contentType',
+    'metadata',
+    'ttl',
+    'hbi',
+    'consumers',
+    'trim',
+  ],
   includes: [NOW, KIND, LEASE, LOG_EVENT],
   lua: `
 if kind(K.meta) ~= 'none' and kind(K.meta) ~= 'hash' then
@@ -94,7 +118,11 @@ export type CommitReply = { status: 'ok' } | { status: 'lease' } | { status: 'co
  * append the end record and mark the file complete (or delete it at once, when its consumers have
  * all acknowledged it already).
  */
-export const COMMIT = defineScript<'meta' | 'chunks' | 'events', 'writer' | 'last' | 'pieces' | 'size' | 'chunks' | 'crc32' | 'ttl', CommitReply>({
+export const COMMIT = defineScript<
+  'meta' | 'chunks' | 'events',
+  'writer' | 'last' | 'pieces' | 'size' | 'chunks' | 'crc32' | 'ttl',
+  CommitReply
+>({
   name: 'commit',
   keys: ['meta', 'chunks', 'events'],
   args: ['writer', 'last', 'pieces', 'size', 'chunks', 'crc32', 'ttl'],
@@ -147,7 +175,11 @@ return cjson.encode({status='ok'})
  * prefix of whole chunks (where a resume continues). `lost` is '1' when Redis lost acknowledged
  * pieces. `done` is false when the writer no longer held the key.
  */
-export const ABORT = defineScript<'meta' | 'chunks', 'writer' | 'reason' | 'size' | 'chunks' | 'crc32' | 'lost', { done: boolean }>({
+export const ABORT = defineScript<
+  'meta' | 'chunks',
+  'writer' | 'reason' | 'size' | 'chunks' | 'crc32' | 'lost',
+  { done: boolean }
+>({
   name: 'abort',
   keys: ['meta', 'chunks'],
   args: ['writer', 'reason', 'size', 'chunks', 'crc32', 'lost'],

@@ -66,7 +66,13 @@ function file({ chunkSize = 4, chunks = [], encoding = 'identity', state = 'comp
     chunk.forEach((piece, i) => {
       const bytes = toBuffer(piece);
       pieces.push(bytes);
-      stream.push({ id: `${n}-${i + 2}`, fields: [['d', bytes], ['c', crcHex(bytes)]] });
+      stream.push({
+        id: `${n}-${i + 2}`,
+        fields: [
+          ['d', bytes],
+          ['c', crcHex(bytes)],
+        ],
+      });
     });
   });
   const content = Buffer.concat(pieces);
@@ -510,7 +516,7 @@ function headerGroup() {
     ),
     vector(
       'header-gen-uppercase',
-      'The header spells the generation in uppercase: 16 lowercase hex digits (Keys), and not the hash\'s.',
+      "The header spells the generation in uppercase: 16 lowercase hex digits (Keys), and not the hash's.",
       header(short(), fields({ gen: GEN.toUpperCase() })),
       fails(CORRUPT),
     ),
@@ -529,7 +535,7 @@ function headerGroup() {
     ),
     vector(
       'header-chunk-size-leading-zero',
-      'The header\'s chunkSize written `04`: numbers have no leading zeros (Conventions: numbers).',
+      "The header's chunkSize written `04`: numbers have no leading zeros (Conventions: numbers).",
       header(short(), fields({ chunkSize: '04' })),
       fails(CORRUPT),
     ),
@@ -554,12 +560,7 @@ function hashGroup() {
       setMeta(base(), { v: '1' }),
       fails(FORMAT),
     ),
-    vector(
-      'hash-v3',
-      'A hash of format version 3: ERR_REDIS_FILE_FORMAT.',
-      setMeta(base(), { v: '3' }),
-      fails(FORMAT),
-    ),
+    vector('hash-v3', 'A hash of format version 3: ERR_REDIS_FILE_FORMAT.', setMeta(base(), { v: '3' }), fails(FORMAT)),
     vector(
       'hash-without-v',
       'A hash without `v`: ERR_REDIS_FILE_FORMAT (What a reader must reject: `v` not 2, or missing).',
@@ -568,7 +569,7 @@ function hashGroup() {
     ),
     vector(
       'hash-without-gen',
-      'A hash without `gen` (the chunk stream is stored under the header\'s generation): a required field ' +
+      "A hash without `gen` (the chunk stream is stored under the header's generation): a required field " +
         'missing (The metadata hash).',
       setMeta(base(), { gen: undefined }),
       fails(CORRUPT, all),
@@ -746,14 +747,14 @@ function endRecordGroup() {
     ),
     vector(
       'end-chunks-disagree',
-      'End record `3-2` says `chunks 4` (the hash too): chunks must equal N, the end record\'s own record number ' +
+      "End record `3-2` says `chunks 4` (the hash too): chunks must equal N, the end record's own record number " +
         '(The end record).',
       setMeta(end(mixed(), endFields({ chunks: '4' })), { chunks: '4' }),
       fails(CORRUPT, all),
     ),
     vector(
       'end-crc32-mismatch',
-      'Every piece is intact, but the end record\'s whole-file CRC (and the hash\'s) is another file\'s: a reader ' +
+      "Every piece is intact, but the end record's whole-file CRC (and the hash's) is another file's: a reader " +
         'that read from byte 0 checks it (The end record).',
       setMeta(end(mixed(), endFields({ crc32: other })), { crc32: other }),
       fails(CORRUPT, all),
@@ -795,7 +796,7 @@ function endRecordGroup() {
     ),
     vector(
       'hash-crc32-disagrees',
-      'The hash\'s crc32 has one bit flipped against the end record\'s (Which record wins).',
+      "The hash's crc32 has one bit flipped against the end record's (Which record wins).",
       setMeta(mixed(), { crc32: flipHex(crcOfAll) }),
       fails(CORRUPT, all),
     ),
@@ -932,14 +933,14 @@ function gapsGroup() {
   return [
     vector(
       'gap-writing-dead-writer',
-      'A file in state writing whose writer\'s last heartbeat is long past, with chunk 1 missing, read with ' +
+      "A file in state writing whose writer's last heartbeat is long past, with chunk 1 missing, read with " +
         'follow: false: the gap is ERR_REDIS_FILE_CORRUPT at once, not a wait (Gaps).',
       removeEntries(writing(), '1-2'),
       fails(CORRUPT, 'abcd'),
     ),
     vector(
       'gap-writing-dead-writer-follow',
-      'The same, followed: the writer\'s lease has lapsed (hb far more than 3 × hbi in the past), so the gap is ' +
+      "The same, followed: the writer's lease has lapsed (hb far more than 3 × hbi in the past), so the gap is " +
         'ERR_REDIS_FILE_CORRUPT at once (Gaps).',
       removeEntries(writing(), '1-2'),
       fails(CORRUPT, 'abcd'),
@@ -1021,17 +1022,14 @@ function rangesGroup() {
       fails(RANGE),
       { start: 15, end: null },
     ),
-    vector(
-      'range-empty-file-end',
-      '`end` 0 of an empty file: nothing, as fs reads (Reading).',
-      file(),
-      ok(''),
-      { start: 0, end: 0 },
-    ),
+    vector('range-empty-file-end', '`end` 0 of an empty file: nothing, as fs reads (Reading).', file(), ok(''), {
+      start: 0,
+      end: 0,
+    }),
     vector(
       'range-bit-flip',
       'Bytes 4 to 9 where piece `2-2` ("i") has a flipped bit: the CRC is checked on byte ranges too, and none of ' +
-        'the piece\'s bytes is delivered (Pieces).',
+        "the piece's bytes is delivered (Pieces).",
       setField(layout(), '2-2', 'd', flip('i', 0)),
       fails(CORRUPT, 'efgh'),
       { start: 4, end: 9 },
@@ -1046,7 +1044,7 @@ function rangesGroup() {
     ),
     vector(
       'range-whole-crc-from-chunk-0',
-      'From byte 1 to the end of a file whose whole-file CRC (end record and hash alike) is another file\'s: ' +
+      "From byte 1 to the end of a file whose whole-file CRC (end record and hash alike) is another file's: " +
         'the read took every piece from the first one, so it checks the whole-file CRC (The end record).',
       setMeta(setField(layout(), '4-2', 'crc32', otherCrc), { crc32: otherCrc }),
       fails(CORRUPT, all.slice(1)),

@@ -177,7 +177,10 @@ function checkHeader(entry: StreamEntry, meta: Meta): void {
   const first = entry.fields[0];
   if (first && first[0] === 'rfs' && textOf(first[1]) !== '2') fail(FORMAT, `header version ${textOf(first[1])}`);
   const values = exactFields(entry, ['rfs', 'gen', 'chunkSize', 'encoding']);
-  if (!values) return fail(CORRUPT, 'header fields');
+  if (!values) {
+    fail(CORRUPT, 'header fields');
+    return;
+  }
   const [, gen, chunkSize, encoding] = values.map(textOf) as [string, string, string, string];
   if (!HEX16.test(gen) || gen !== meta.gen) fail(CORRUPT, 'header gen');
   if (number(chunkSize, 'header chunkSize') !== meta.chunkSize) fail(CORRUPT, 'header chunkSize');
@@ -211,7 +214,10 @@ function readInto(
   request: ReadRequest,
   now: number,
 ): void {
-  if (hash === null) return fail(NOT_FOUND, 'no hash');
+  if (hash === null) {
+    fail(NOT_FOUND, 'no hash');
+    return;
+  }
   const meta = readMeta(hash);
   // The hash is the authority on the state: an aborted file is not read.
   if (meta.state === 'aborted') fail(meta.lost ? CORRUPT : ABORTED, 'the hash says aborted');
@@ -304,7 +310,8 @@ function readInto(
       if (i + 1 < stream.length) fail(CORRUPT, 'an entry follows the abort record');
       if (meta.state !== 'aborted') fail(CORRUPT, `abort record in a file the hash says is ${meta.state}`);
       if (meta.lost) fail(CORRUPT, 'the writer lost acknowledged pieces');
-      return fail(ABORTED, 'abort record');
+      fail(ABORTED, 'abort record');
+      return;
     }
     // Not an allowed entry. Past the next piece id `n-s` it can follow missing entries: a gap. (Read
     // to the letter, "larger than every allowed id" would make a piece missing inside a chunk, `n-(s+1)`

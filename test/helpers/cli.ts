@@ -106,7 +106,8 @@ export async function waitForStderrLine(running: Running, pattern: RegExp): Prom
       .find((l) => pattern.test(l));
     return line !== undefined || running.child.exitCode !== null || running.child.signalCode !== null;
   });
-  if (line === undefined) throw new Error(`the command exited without a stderr line matching ${pattern}; stderr: ${running.stderr()}`);
+  if (line === undefined)
+    throw new Error(`the command exited without a stderr line matching ${pattern}; stderr: ${running.stderr()}`);
   return line;
 }
 

@@ -149,7 +149,10 @@ let counter = 0;
 function testFileName(): string {
   try {
     const path = expect.getState().testPath;
-    if (path) return basename(path).replace(/\.test\.[cm]?[jt]s$/, '').replace(/[^A-Za-z0-9_.-]/g, '_');
+    if (path)
+      return basename(path)
+        .replace(/\.test\.[cm]?[jt]s$/, '')
+        .replace(/[^A-Za-z0-9_.-]/g, '_');
   } catch {
     // not inside a test
   }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { ensureBuilt, ensureRedisInstalled } from './global-setup.js';
-import { startCluster, type RedisCluster } from './redis-cluster.js';
+import { type RedisCluster, startCluster } from './redis-cluster.js';
 import { RUN_DIR_ENV, reapServers } from './redis-server.js';
 
 declare module 'vitest' {

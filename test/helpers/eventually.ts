@@ -7,7 +7,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * Resolve once `check` returns true (or a truthy value, which is returned), polling every `every`
  * ms; reject with `what` when it has not held within `within` ms.
  */
-export async function eventually<T>(check: () => T | Promise<T>, what: string, within = 10_000, every = 10): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
+export async function eventually<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  within = 10_000,
+  every = 10,
+): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
   const deadline = Date.now() + within;
   for (;;) {
     const value = await check();

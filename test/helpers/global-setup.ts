@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { RUN_DIR_ENV, reapServers, startRedis, type RedisServer } from './redis-server.js';
+import { type RedisServer, RUN_DIR_ENV, reapServers, startRedis } from './redis-server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -3,15 +3,15 @@
  * format module rather than spelled out by hand.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { formatCrc, crc32 } from '../../src/crc.js';
+import { crc32, formatCrc } from '../../src/crc.js';
 import {
   channelLogKey,
   DEFAULT_PREFIX,
   encodeKey,
   Field,
   type FileKeys,
-  fileKeys,
   FORMAT_VERSION,
+  fileKeys,
   Meta,
 } from '../../src/format.js';
 
@@ -61,10 +61,14 @@ export function pieceFields(data: Buffer): (string | Buffer)[] {
 /** The fields of the header entry (`0-1`) of a file of generation `gen`, as the format stores them. */
 export function headerFields(gen: string, chunkSize: number, encoding = 'identity'): string[] {
   return [
-    Field.version, String(FORMAT_VERSION),
-    Field.gen, gen,
-    Field.chunkSize, String(chunkSize),
-    Field.encoding, encoding,
+    Field.version,
+    String(FORMAT_VERSION),
+    Field.gen,
+    gen,
+    Field.chunkSize,
+    String(chunkSize),
+    Field.encoding,
+    encoding,
   ];
 }
 

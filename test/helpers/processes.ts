@@ -80,11 +80,20 @@ export function fixture(script: string, args: string[]): FixtureProcess {
     },
     waitFor(match, what = 'an event') {
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => done(new Error(`${describe()}: no ${what} within ${HANG_MS} ms; events: ${JSON.stringify(events)}; stderr: ${err}`)), HANG_MS);
+        const timer = setTimeout(
+          () =>
+            done(
+              new Error(
+                `${describe()}: no ${what} within ${HANG_MS} ms; events: ${JSON.stringify(events)}; stderr: ${err}`,
+              ),
+            ),
+          HANG_MS,
+        );
         const check = (): void => {
           const found = events.find(match);
           if (found) done(undefined, found);
-          else if (gone) done(new Error(`${describe()} exited without ${what}; events: ${JSON.stringify(events)}; stderr: ${err}`));
+          else if (gone)
+            done(new Error(`${describe()} exited without ${what}; events: ${JSON.stringify(events)}; stderr: ${err}`));
         };
         const done = (error?: Error, found?: FixtureEvent): void => {
           clearTimeout(timer);

@@ -2,7 +2,7 @@
  * A TCP proxy on loopback that forwards to a Redis server and can cut or stall the connections
  * passing through it: real network faults, for the fault tests.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export interface Proxy {
   readonly port: number;

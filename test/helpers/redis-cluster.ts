@@ -5,7 +5,7 @@
 import { Cluster, type ClusterOptions } from 'ioredis';
 import type { RedisCluster } from '../../scripts/lib/redis-launcher.mjs';
 
-export { startCluster, type RedisCluster, type StartClusterOptions } from '../../scripts/lib/redis-launcher.mjs';
+export { type RedisCluster, type StartClusterOptions, startCluster } from '../../scripts/lib/redis-launcher.mjs';
 
 /**
  * An ioredis `Cluster` client for `cluster`, with the options the package's users would pick for a

@@ -6,10 +6,10 @@
 export {
   getFreePort,
   isPortFree,
-  reapServers,
-  RUN_DIR_ENV,
-  startRedis,
   type RedisServer,
   type RedisTlsFiles,
+  RUN_DIR_ENV,
+  reapServers,
   type StartRedisOptions,
+  startRedis,
 } from '../../scripts/lib/redis-launcher.mjs';

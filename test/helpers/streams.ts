@@ -5,7 +5,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Cluster, Redis } from 'ioredis';
-import { createRedisReadStream, createRedisWriteStream, type ReadStreamOptions, type WriteStreamOptions } from '../../src/index.js';
+import {
+  createRedisReadStream,
+  createRedisWriteStream,
+  type ReadStreamOptions,
+  type WriteStreamOptions,
+} from '../../src/index.js';
 
 /** Deterministic pseudo-random bytes (xorshift), so that failures reproduce. */
 export function bytes(size: number, seed = 1): Buffer {
@@ -60,7 +65,13 @@ export function sink(): Writable & { data(): Buffer } {
 }
 
 /** Store `data` at `key`, written in parts of the given sizes. */
-export async function put(redis: Redis | Cluster, key: string, data: Buffer, options?: WriteStreamOptions, sizes?: number[]): Promise<void> {
+export async function put(
+  redis: Redis | Cluster,
+  key: string,
+  data: Buffer,
+  options?: WriteStreamOptions,
+  sizes?: number[],
+): Promise<void> {
   await pipeline(splitSource(data, sizes), createRedisWriteStream(redis, key, options));
 }
 

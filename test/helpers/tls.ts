@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { generate } from 'selfsigned';
-import { RUN_DIR_ENV, startRedis, type RedisServer } from './redis-server.js';
+import { type RedisServer, RUN_DIR_ENV, startRedis } from './redis-server.js';
 
 /** PEM texts and the files holding them. */
 export interface TestCertificates {

@@ -71,12 +71,16 @@ const isServingPrimary = (row) =>
 export async function startCluster({ masters = 3, replicas = 1, args = [], nodeTimeout = 1000 } = {}) {
   const count = masters * (1 + replicas);
   const nodeArgs = [
-    '--cluster-enabled', 'yes',
-    '--cluster-config-file', 'nodes.conf',
-    '--cluster-node-timeout', String(nodeTimeout),
+    '--cluster-enabled',
+    'yes',
+    '--cluster-config-file',
+    'nodes.conf',
+    '--cluster-node-timeout',
+    String(nodeTimeout),
     // A replica may take over however long ago it last heard from its primary: the failover
     // tests stop replicas on purpose.
-    '--cluster-replica-validity-factor', '0',
+    '--cluster-replica-validity-factor',
+    '0',
     ...args,
   ];
   const started = await Promise.allSettled(
@@ -93,9 +97,11 @@ export async function startCluster({ masters = 3, replicas = 1, args = [], nodeT
   }
   try {
     await run('redis-cli', [
-      '--cluster', 'create',
+      '--cluster',
+      'create',
       ...nodes.map((n) => `127.0.0.1:${n.port}`),
-      '--cluster-replicas', String(replicas),
+      '--cluster-replicas',
+      String(replicas),
       '--cluster-yes',
     ]);
   } catch (err) {
@@ -147,7 +153,11 @@ export async function startCluster({ masters = 3, replicas = 1, args = [], nodeT
           port: n.port,
           ok: /cluster_state:ok/.test(info?.text ?? ''),
           // Every node must name the same primaries, none of them failed ...
-          primaries: parseNodes(nodesText?.text ?? '').filter(isServingPrimary).map((row) => row.port).sort().join(','),
+          primaries: parseNodes(nodesText?.text ?? '')
+            .filter(isServingPrimary)
+            .map((row) => row.port)
+            .sort()
+            .join(','),
           // ... and every replica must be in sync with its primary (WAIT counts only those).
           synced: !/^role:slave/m.test(replication?.text ?? '') || /^master_link_status:up/m.test(replication.text),
         };

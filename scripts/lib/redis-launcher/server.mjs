@@ -11,7 +11,14 @@
 
 import { spawn } from 'node:child_process';
 import {
-  existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -143,21 +150,35 @@ class RedisServer {
     this.#readyTries = readyTries;
     this.#detached = detached;
     this.args = [
-      '--port', String(port),
-      '--bind', '127.0.0.1',
-      '--dir', dir,
-      '--save', '',
-      '--appendonly', 'no',
-      '--daemonize', 'no',
-      '--logfile', '',
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--logfile',
+      '',
       ...(password === undefined ? [] : ['--requirepass', password]),
-      ...(tls === undefined ? [] : [
-        '--tls-port', String(tlsPort),
-        '--tls-cert-file', tls.certFile,
-        '--tls-key-file', tls.keyFile,
-        '--tls-ca-cert-file', tls.caFile,
-        '--tls-auth-clients', tls.authClients ?? 'no',
-      ]),
+      ...(tls === undefined
+        ? []
+        : [
+            '--tls-port',
+            String(tlsPort),
+            '--tls-cert-file',
+            tls.certFile,
+            '--tls-key-file',
+            tls.keyFile,
+            '--tls-ca-cert-file',
+            tls.caFile,
+            '--tls-auth-clients',
+            tls.authClients ?? 'no',
+          ]),
       ...args,
     ];
     const auth = password === undefined ? '' : `:${encodeURIComponent(password)}@`;
