@@ -36,14 +36,16 @@ export default defineConfig({
     // would be one worker on a 2-core machine.
     fileParallelism: true,
     maxWorkers: 2,
-    // `npm test` runs with --coverage: the src/ lines the suite runs in-process (the CLI and the
-    // process fixtures run the built dist/ in child processes, which this does not count).
+    // `npm test` runs with --coverage: the library's lines the suite runs in-process. The CLI is
+    // left out: its tests run the built binary (dist/) in child processes, which V8 coverage of
+    // this process does not see.
     coverage: {
       provider: 'v8',
       include: ['src/**/*.ts'],
+      exclude: ['src/cli/**'],
       reporter: ['text-summary', 'json-summary'],
       reportsDirectory: 'coverage',
-      thresholds: { lines: 80, statements: 80, functions: 80, branches: 70 },
+      thresholds: { lines: 90, statements: 88, functions: 90, branches: 84 },
     },
     projects: [
       {
