@@ -163,7 +163,9 @@ async function* receive(
         );
       if (fields.has(ChannelField.close)) {
         // A close ends the receiver only while nothing was announced after it.
-        const later = await client.xrange(log, `(${id}`, '+', 'COUNT', 1);
+        const later = await client
+          .xrange(log, `(${id}`, '+', 'COUNT', 1)
+          .catch((err: unknown) => fail(err, 'reading the channel'));
         await ack();
         if (later.length === 0) return;
         continue;
