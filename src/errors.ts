@@ -147,6 +147,22 @@ export function wrapRedisError(err: unknown, key: string, operation: string): Re
   });
 }
 
+/** @internal The error of a stream aborted by its signal, as Node's own streams give it. */
+export function signalAbortError(signal: AbortSignal): Error {
+  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), {
+    name: 'AbortError',
+    code: 'ABORT_ERR',
+  });
+}
+
+/**
+ * @internal Whether a writer failed because what Redis holds no longer matches what it acknowledged
+ * (pieces lost in a failover): readers must then report the file corrupt, not merely aborted.
+ */
+export function lostChunks(error: Error | null): boolean {
+  return error instanceof RedisFileError && error.code === ErrorCodes.CORRUPT;
+}
+
 /**
  * Whether Redis refused a command for a passing reason, so that trying again later may succeed:
  * out of memory (`maxmemory` with `noeviction`), a busy script, a cluster in transition or failing

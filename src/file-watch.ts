@@ -8,9 +8,20 @@
 
 import type { Buffer } from 'node:buffer';
 import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
-import { aborted, corrupt, notFound, timeout, wrapRedisError } from './errors.js';
+import { aborted, badFormat, corrupt, notFound, timeout, wrapRedisError } from './errors.js';
 import { serverMs } from './file-stat.js';
-import { Event, type FileKeys, Flag, Limits, leaseLapsed, Meta, type MetaRecord, State } from './format.js';
+import {
+  Event,
+  type FileKeys,
+  Flag,
+  isMetaProblem,
+  Limits,
+  leaseLapsed,
+  Meta,
+  type MetaRecord,
+  parseMeta,
+  State,
+} from './format.js';
 import { ABANDON, run } from './scripts/index.js';
 import type { Step } from './sequence.js';
 
@@ -89,6 +100,47 @@ export class FileWatch {
       await this.#blockingConnection().xread('BLOCK', ms, 'STREAMS', this.#keys.events, this.#lastEventId);
     } catch (err) {
       if (!this.#closed) throw wrapRedisError(err, this.#key, what);
+    }
+  }
+
+  /**
+   * Find the file: its parsed hash, TTL (s) and the server's clock (ms); waiting up to
+   * `waitForCreate` ms for it to be created. Undefined when closed meanwhile.
+   */
+  async find(waitForCreate: number): Promise<{ meta: MetaRecord; ttl: number; now: number } | undefined> {
+    const deadline = Date.now() + waitForCreate;
+    for (;;) {
+      let rawMeta: Record<string, string>;
+      let lastEvent: [string, string[]][];
+      let ttl: number;
+      let time: (string | number)[];
+      try {
+        // Sent together, in this order on one connection: the event position first, then the
+        // metadata, so that a file created in between is seen by the second, and one created after
+        // it logs an event past the position. One round trip.
+        [lastEvent, rawMeta, ttl, time] = await Promise.all([
+          this.#client.xrevrange(this.#keys.events, '+', '-', 'COUNT', 1) as Promise<[string, string[]][]>,
+          this.#client.hgetall(this.#keys.meta),
+          this.#client.ttl(this.#keys.meta),
+          this.#client.time() as Promise<(string | number)[]>,
+        ]);
+      } catch (err) {
+        throw wrapRedisError(err, this.#key, 'reading the metadata');
+      }
+      if (this.#closed) return undefined;
+      this.#lastEventId = lastEvent[0]?.[0] ?? '0-0';
+      const meta = parseMeta(rawMeta);
+      if (isMetaProblem(meta)) {
+        throw meta.problem === 'format' ? badFormat(this.#key, meta.detail) : corrupt(this.#key, meta.detail);
+      }
+      if (meta !== undefined) return { meta, ttl, now: serverMs(time) };
+      if (waitForCreate === 0) throw notFound(this.#key);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw timeout(this.#key, `no file appeared at this key within waitForCreate (${waitForCreate} ms)`);
+      }
+      await this.waitForEvent(remaining, 'waiting for the file to be created');
+      if (this.#closed) return undefined;
     }
   }
 

@@ -263,8 +263,15 @@ export class WriterLease {
     whole: { bytes: number; chunks: number; crc: number },
     reason: string,
     lost: boolean,
+    within: number,
   ): Promise<unknown> {
-    return run(
+    // Readers must learn of the abort, but a dead connection must not hold the writer's close up
+    // for longer than `within` ms.
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, within);
+    });
+    const done = run(
       this.#client,
       ABORT,
       { meta: this.#keys.meta, chunks: this.#keys.chunks(gen) },
@@ -277,6 +284,7 @@ export class WriterLease {
         lost: lost ? Flag.yes : Flag.no,
       },
     );
+    return Promise.race([done, bound]).finally(() => clearTimeout(timer));
   }
 }
 

@@ -7,8 +7,8 @@
 
 import type { Redis } from 'ioredis';
 import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
-import { FREED_FIELD, Limits } from './format.js';
-import { run, USED_MEMORY } from './scripts/index.js';
+import { FREED_FIELD, Limits, memoryEventsKey } from './format.js';
+import { run, TRIM, USED_MEMORY } from './scripts/index.js';
 
 /** How long, and for how many bytes sent, a reading of `used_memory` under the limit is trusted. */
 const CHECK_EVERY_MS = 100;
@@ -85,6 +85,29 @@ export class MemoryGuard {
     closeConnection(this.#blocking);
     this.#blocking = undefined;
   }
+}
+
+/**
+ * @internal The memory guard of a writer with `maxRedisMemory` (else undefined). While it holds the
+ * writer back, the writer trims what its consumers are all done with itself (consumers that failed
+ * on the file or gave it up trim nothing more of it), which also marks the file under pressure.
+ * `file()` names the chunk stream and generation being written (a resume may change them).
+ */
+export function writerGuard(
+  client: RedisClient,
+  opts: { maxRedisMemory: number | undefined; consumers: unknown; prefix: string },
+  meta: string,
+  file: () => { chunks: string; gen: string },
+): MemoryGuard | undefined {
+  if (opts.maxRedisMemory === undefined) return undefined;
+  const relieve =
+    opts.consumers === undefined
+      ? undefined
+      : async () => {
+          const { chunks, gen } = file();
+          return (await run(client, TRIM, { meta, chunks }, { gen, consumer: '', position: 0 })).trimmed > 0;
+        };
+  return new MemoryGuard(client, opts.maxRedisMemory, memoryEventsKey(opts.prefix), meta, relieve);
 }
 
 /**

@@ -9,30 +9,10 @@ import { addAbortSignal, Readable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import type { RedisClient } from './client.js';
 import { ConsumerBook } from './consumer.js';
-import {
-  aborted,
-  badFormat,
-  corrupt,
-  decodeFailed,
-  isRetryable,
-  notFound,
-  outOfRange,
-  timeout,
-  wrapRedisError,
-} from './errors.js';
-import { type FileStat, serverMs, toFileStat } from './file-stat.js';
+import { aborted, corrupt, decodeFailed, isRetryable, notFound, outOfRange, wrapRedisError } from './errors.js';
+import { type FileStat, toFileStat } from './file-stat.js';
 import { abortedError, FileWatch, type RawEntry, trimmedError } from './file-watch.js';
-import {
-  decodeEntry,
-  type Entry,
-  type FileKeys,
-  Flag,
-  fileKeys,
-  isMetaProblem,
-  type MetaRecord,
-  parseMeta,
-  State,
-} from './format.js';
+import { decodeEntry, type Entry, type FileKeys, Flag, fileKeys, type MetaRecord, State } from './format.js';
 import { checkClientAndKey, type ReadStreamOptions, type ResolvedReadOptions, resolveReadOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
 import { Pauses, RETRY_MAX_MS, RETRY_MIN_MS } from './retry.js';
@@ -141,46 +121,13 @@ export class RedisReadStream extends Readable {
   // Opening
 
   async #open(): Promise<void> {
-    const deadline = Date.now() + this.#opts.waitForCreate;
-    for (;;) {
-      let rawMeta: Record<string, string>;
-      let lastEvent: [string, string[]][];
-      let ttl: number;
-      let time: (string | number)[];
-      try {
-        // Sent together, in this order on one connection: the event position first, then the
-        // metadata, so that a file created in between is seen by the second, and one created after
-        // it logs an event past the position. One round trip.
-        [lastEvent, rawMeta, ttl, time] = await Promise.all([
-          this.#client.xrevrange(this.#keys.events, '+', '-', 'COUNT', 1) as Promise<[string, string[]][]>,
-          this.#client.hgetall(this.#keys.meta),
-          this.#client.ttl(this.#keys.meta),
-          this.#client.time() as Promise<(string | number)[]>,
-        ]);
-      } catch (err) {
-        throw wrapRedisError(err, this.key, 'reading the metadata');
-      }
-      if (this.#done) return;
-      this.#watch.lastEventId = lastEvent[0]?.[0] ?? '0-0';
-      const meta = parseMeta(rawMeta);
-      if (isMetaProblem(meta))
-        throw meta.problem === 'format' ? badFormat(this.key, meta.detail) : corrupt(this.key, meta.detail);
-      if (meta !== undefined) {
-        this.#start(meta);
-        await this.#consumer?.join(this.#seq.chunk);
-        this.#opened = true;
-        this.file = toFileStat(this.key, meta, ttl, serverMs(time));
-        this.emit('file', this.file);
-        return;
-      }
-      if (this.#opts.waitForCreate === 0) throw notFound(this.key);
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) {
-        throw timeout(this.key, `no file appeared at this key within waitForCreate (${this.#opts.waitForCreate} ms)`);
-      }
-      await this.#watch.waitForEvent(remaining, 'waiting for the file to be created');
-      if (this.#done) return;
-    }
+    const found = await this.#watch.find(this.#opts.waitForCreate);
+    if (found === undefined || this.#done) return;
+    this.#start(found.meta);
+    await this.#consumer?.join(this.#seq.chunk);
+    this.#opened = true;
+    this.file = toFileStat(this.key, found.meta, found.ttl, found.now);
+    this.emit('file', this.file);
   }
 
   #start(meta: MetaRecord): void {

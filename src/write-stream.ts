@@ -12,10 +12,10 @@ import { ChunkWindow } from './chunk-window.js';
 import { Chunker, FlushTimer } from './chunker.js';
 import type { RedisClient } from './client.js';
 import { formatCrc, parseCrc } from './crc.js';
-import { aborted, corrupt, ErrorCodes, RedisFileError } from './errors.js';
-import { type FileKeys, fileKeys, memoryEventsKey } from './format.js';
+import { aborted, corrupt, lostChunks, signalAbortError } from './errors.js';
+import { type FileKeys, fileKeys } from './format.js';
 import { WriterLease } from './lease.js';
-import { MemoryGuard } from './memory-guard.js';
+import { type MemoryGuard, writerGuard } from './memory-guard.js';
 import {
   checkClientAndKey,
   type ResolvedWriteOptions,
@@ -24,7 +24,6 @@ import {
 } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
 import { Pauses } from './retry.js';
-import { run, TRIM } from './scripts/index.js';
 
 /** How long `destroy()` waits for the abort record to be stored before it lets go. */
 const ABORT_WAIT_MS = 5000;
@@ -87,7 +86,7 @@ export class RedisWriteStream extends Writable {
   /** The end record is on its way: an abort now is too late to take back, and is ignored. */
   #committing = false;
   readonly #onAbort = (): void => {
-    if (!this.#committing) this.destroy(abortError(this.#opts.signal!));
+    if (!this.#committing) this.destroy(signalAbortError(this.#opts.signal!));
   };
 
   /** @internal Use {@link createRedisWriteStream}. */
@@ -114,32 +113,10 @@ export class RedisWriteStream extends Writable {
       },
     });
     this.#progress = new ProgressTicker(opts.progressInterval, (p) => this.emit('progress', p));
-    if (opts.maxRedisMemory !== undefined) {
-      // Consumers that are all done with the file (they failed on it, or gave it up) trim nothing
-      // more of it: the writer trims what it writes after that itself.
-      const relieve =
-        opts.consumers === undefined
-          ? undefined
-          : async () =>
-              (
-                await run(
-                  client,
-                  TRIM,
-                  { meta: this.#keys.meta, chunks: this.#chunksKey },
-                  { gen: this.#gen, consumer: '', position: 0 },
-                )
-              ).trimmed > 0;
-      this.#guard = new MemoryGuard(
-        client,
-        opts.maxRedisMemory,
-        memoryEventsKey(opts.prefix),
-        this.#keys.meta,
-        relieve,
-      );
-    }
+    this.#guard = writerGuard(client, opts, this.#keys.meta, () => ({ chunks: this.#chunksKey, gen: this.#gen }));
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
     // the fields above.
-    if (opts.signal?.aborted) this.destroy(abortError(opts.signal));
+    if (opts.signal?.aborted) this.destroy(signalAbortError(opts.signal));
     else opts.signal?.addEventListener('abort', this.#onAbort, { once: true });
   }
 
@@ -234,24 +211,17 @@ export class RedisWriteStream extends Writable {
     this.#failure ??= error ?? aborted(this.key, 'the writer was destroyed');
     this.#wake();
     // A claim still on its way may yet succeed: wait for it, so that the file it creates is marked
-    // aborted instead of being left in state writing.
+    // aborted instead of being left in state writing; but a dead connection must not keep the
+    // stream open forever.
     const claimed = this.#creating?.catch(() => {}) ?? Promise.resolve();
-    let timer: NodeJS.Timeout | undefined;
-    const wait = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ABORT_WAIT_MS);
-    });
-    const abort = claimed.then(() => {
-      if (!this.#window || this.#committed) return;
-      const reason = error ? `${error.name}: ${error.message}` : 'the writer was destroyed';
-      return this.#lease.abort(this.#gen, this.#window.whole, reason, lostChunks(error));
-    });
-    // Readers must learn of the abort, but a dead connection must not keep the stream open forever.
-    Promise.race([abort, wait])
+    claimed
+      .then(() => {
+        if (!this.#window || this.#committed) return;
+        const reason = error ? `${error.name}: ${error.message}` : 'the writer was destroyed';
+        return this.#lease.abort(this.#gen, this.#window.whole, reason, lostChunks(error), ABORT_WAIT_MS);
+      })
       .catch(() => {})
-      .finally(() => {
-        clearTimeout(timer);
-        callback(error);
-      });
+      .finally(() => callback(error));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -443,14 +413,6 @@ export class RedisWriteStream extends Writable {
   }
 }
 
-/** The error of an aborted stream, as Node's own streams give it. */
-function abortError(signal: AbortSignal): Error {
-  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), {
-    name: 'AbortError',
-    code: 'ABORT_ERR',
-  });
-}
-
 /**
  * Open a Writable that stores the written bytes as a file at `key`.
  *
@@ -473,12 +435,4 @@ export function createRedisWriteStream(
 ): RedisWriteStream {
   checkClientAndKey(client, key);
   return new RedisWriteStream(client, key, resolveWriteOptions(options));
-}
-
-/**
- * The writer failed because what Redis holds no longer matches what it acknowledged (chunks lost in
- * a failover): readers must then report the file corrupt, not merely aborted.
- */
-function lostChunks(error: Error | null): boolean {
-  return error instanceof RedisFileError && error.code === ErrorCodes.CORRUPT;
 }
