@@ -350,6 +350,12 @@ export class RedisWriteStream extends Writable {
     }
     // Destroyed while claiming: _destroy aborts the file; no heartbeat may keep it alive.
     if (this.destroyed) return;
+    this.#beat();
+    this.emit('ready');
+  }
+
+  /** Keep the lease with a heartbeat that records the whole chunks acknowledged (where a resume continues). */
+  #beat(): void {
     this.#lease.startHeartbeat(
       () => {
         const whole = this.#window!.whole;
@@ -357,7 +363,6 @@ export class RedisWriteStream extends Writable {
       },
       () => this.#fail(aborted(this.key, 'the file was removed or taken over by another writer while being written')),
     );
-    this.emit('ready');
   }
 
   async #finish(): Promise<void> {
@@ -395,15 +400,19 @@ export class RedisWriteStream extends Writable {
     // connection, without waiting for their acknowledgements: a small file costs one round trip less. The script checks that
     // every piece is stored; when one was not (refused, and being written again), it stores
     // nothing, and the commit is sent again once the window has drained.
+    // The heartbeat stops first: one that ran after the commit would find the file complete, and
+    // take that for a lost lease.
+    this.#lease.stopHeartbeat();
     let reply = await this.#lease.commit(this.#gen, args);
     if (reply.status === 'corrupt' && window.pending > 0 && !this.#failure) {
       this.#committing = false;
+      this.#beat();
       await this.#whenDrained();
+      this.#lease.stopHeartbeat();
       if (this.#failure) throw this.#failure;
       this.#committing = true;
       reply = await this.#lease.commit(this.#gen, args);
     }
-    this.#lease.stopHeartbeat();
     if (reply.status === 'lease')
       throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
     if (reply.status === 'corrupt') throw corrupt(this.key, `cannot commit: ${reply.detail}`);
