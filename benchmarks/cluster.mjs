@@ -41,6 +41,7 @@ import {
   alternate,
   compare,
   countingSink,
+  headerComment,
   importBuiltPackage,
   MiB,
   median,
@@ -69,18 +70,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  const head = readFileSync(fileURLToPath(import.meta.url), 'utf8')
-    .split('\n')
-    .slice(1);
-  console.log(
-    head
-      .slice(
-        0,
-        head.findIndex((l) => !l.startsWith('//')),
-      )
-      .map((l) => l.replace(/^\/\/ ?/, ''))
-      .join('\n'),
-  );
+  console.log(headerComment(import.meta.url));
   process.exit(0);
 }
 

@@ -33,7 +33,14 @@ import { startRedis } from '../scripts/lib/redis-launcher.mjs';
 import { cleanupAll, track, trackDir, trackServer, wasInterrupted } from './lib/cleanup.mjs';
 import { describeMachine, loadavg, versionOf } from './lib/machine.mjs';
 import { formatSummary, mergeResults, newestFullResults, writeDocs } from './lib/report.mjs';
-import { builtCrcImplementation, deleteMatching, importBuiltPackage, randomPool, timed } from './lib/util.mjs';
+import {
+  builtCrcImplementation,
+  deleteMatching,
+  headerComment,
+  importBuiltPackage,
+  randomPool,
+  timed,
+} from './lib/util.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -50,18 +57,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  const head = readFileSync(fileURLToPath(import.meta.url), 'utf8')
-    .split('\n')
-    .slice(1);
-  console.log(
-    head
-      .slice(
-        0,
-        head.findIndex((l) => !l.startsWith('//')),
-      )
-      .map((l) => l.replace(/^\/\/ ?/, ''))
-      .join('\n'),
-  );
+  console.log(headerComment(import.meta.url));
   process.exit(0);
 }
 const only = args.only ? args.only.split(',').map((s) => s.trim()) : CASES;

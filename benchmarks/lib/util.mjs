@@ -2,13 +2,27 @@
 // ioredis ceilings, and the runner that alternates contenders.
 
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { crc32 as zlibCrc32 } from 'node:zlib';
+
+/** The comment lines that open the script at `url` (after its shebang): its --help text. */
+export function headerComment(url) {
+  const lines = readFileSync(fileURLToPath(url), 'utf8').split('\n').slice(1);
+  return lines
+    .slice(
+      0,
+      lines.findIndex((l) => !l.startsWith('//')),
+    )
+    .map((l) => l.replace(/^\/\/ ?/, ''))
+    .join('\n');
+}
 
 export const KiB = 1024;
 export const MiB = 1024 * 1024;
