@@ -133,6 +133,11 @@ export class Chunker {
  * @internal Sends what waits once the oldest byte not yet sent is `interval` ms old (0: never):
  * `pending` says whether anything waits, `busy` defers the flush while the writer is held back (it
  * then fills whole chunks), `flush` sends.
+ *
+ * A bulk writer fills a chunk every few hundred microseconds: setting and clearing a timer for each
+ * write costs more CPU than the rest of the write path. So one timer runs while bytes may wait; a
+ * full chunk only marks that nothing waits, and the timer, when it fires, looks at how old the
+ * oldest waiting byte is and waits again for the rest of the interval.
  */
 export class FlushTimer {
   readonly #interval: number;
@@ -140,6 +145,8 @@ export class FlushTimer {
   readonly #busy: () => boolean;
   readonly #flush: () => void;
   #timer: NodeJS.Timeout | undefined;
+  /** When the oldest byte that waits was written (performance.now()); undefined while nothing waits. */
+  #since: number | undefined;
 
   constructor(interval: number, hooks: { pending: () => boolean; busy: () => boolean; flush: () => void }) {
     this.#interval = interval;
@@ -148,19 +155,36 @@ export class FlushTimer {
     this.#flush = hooks.flush;
   }
 
-  /** Start the interval when something waits and it is not running yet. */
+  /** Bytes were written: the interval starts now, unless older bytes wait already. */
   arm(): void {
-    if (this.#interval === 0 || this.#timer || !this.#pending()) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      if (this.#busy()) this.arm();
-      else this.#flush();
-    }, this.#interval);
+    if (this.#interval === 0 || this.#since !== undefined || !this.#pending()) return;
+    this.#since = performance.now();
+    this.#timer ??= setTimeout(this.#fire, this.#interval);
   }
 
-  /** Nothing waits any more (a flush, a full chunk, the end): the interval starts again with new bytes. */
+  /** Nothing waits any more (a flush, a full chunk): the interval starts again with new bytes. */
   cancel(): void {
+    this.#since = undefined;
+  }
+
+  /** The stream ends or is destroyed: no timer may outlive it. */
+  stop(): void {
+    this.#since = undefined;
     clearTimeout(this.#timer);
     this.#timer = undefined;
   }
+
+  readonly #fire = (): void => {
+    this.#timer = undefined;
+    if (this.#since === undefined) return;
+    const age = performance.now() - this.#since;
+    if (age < this.#interval) {
+      this.#timer = setTimeout(this.#fire, Math.ceil(this.#interval - age));
+    } else if (this.#busy()) {
+      this.#timer = setTimeout(this.#fire, this.#interval);
+    } else {
+      this.#since = undefined;
+      if (this.#pending()) this.#flush();
+    }
+  };
 }

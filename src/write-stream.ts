@@ -202,7 +202,7 @@ export class RedisWriteStream extends Writable {
     this.#opts.signal?.removeEventListener('abort', this.#onAbort);
     this.#lease.stopHeartbeat();
     this.#pauses.cancel();
-    this.#flushTimer.cancel();
+    this.#flushTimer.stop();
     this.#window?.stop();
     this.#guard?.close();
     this.#gzip?.destroy();
@@ -375,7 +375,7 @@ export class RedisWriteStream extends Writable {
       });
     }
     if (this.#failure) throw this.#failure;
-    this.#flushTimer.cancel();
+    this.#flushTimer.stop();
     const window = this.#window!;
     // Compressed output may still wait for room in the window: it goes in as the window drains.
     while (!this.#failure && !this.#chunker.take()) await this.#whenDrained();
