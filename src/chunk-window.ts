@@ -13,6 +13,19 @@ import { aborted, corrupt, isRetryable, RedisFileError, timeout, wrapRedisError 
 import { FIRST_PIECE, Field, type FileKeys, HEADER_ID, pieceId } from './format.js';
 import { nextDelay, RETRY_MIN_MS } from './retry.js';
 import { REPAIR, run } from './scripts/index.js';
+import { LinkEstimate, linkMemory, type Sent } from './window-size.js';
+
+/**
+ * The window's least size, in chunks: what a window of fixed size held before it followed the link,
+ * and all that loopback needs (deeper windows only make Redis hold replies there).
+ */
+export const WINDOW_FLOOR_CHUNKS = 16;
+/**
+ * Bytes in flight, as a multiple of what the link holds in a round trip: room for the round trips
+ * that run longer than the shortest one (a busy proxy, Redis at work), and for the window to grow
+ * while the throughput grows with it.
+ */
+const WINDOW_GAIN = 3;
 
 /** A piece cut from the input and not yet acknowledged by Redis. */
 interface PendingPiece {
@@ -27,6 +40,8 @@ interface PendingPiece {
   /** The chunk's buffer, when this piece fills the chunk. */
   readonly chunk: Buffer | undefined;
   acked: boolean;
+  /** When it was last sent, for the link's estimate (not for a check of a retried write). */
+  sent: Sent | undefined;
 }
 
 /** @internal What the window needs from the stream that owns it. */
@@ -38,7 +53,9 @@ export interface ChunkWindowOwner {
   readonly chunksKey: string;
   readonly writer: string;
   readonly chunkSize: number;
+  /** The most pieces in flight, and the most bytes (the window grows up to these, with the link). */
   readonly maxInFlight: number;
+  readonly maxInFlightBytes: number;
   readonly retryTimeout: number;
   /** Replicas that must hold a chunk before it counts (`WAIT`), 0 for none; and how long to wait. */
   readonly waitReplicas: number;
@@ -74,7 +91,13 @@ export class ChunkWindow {
   #lastId: string = HEADER_ID;
   /** Pieces cut and not yet acknowledged, by number. */
   readonly #pending = new Map<number, PendingPiece>();
+  #pendingBytes = 0;
   #inFlight = 0;
+  #inFlightBytes = 0;
+  /** The bytes that may be in flight now: between the floor and the budget, following the link. */
+  #windowBytes: number;
+  readonly #floorBytes: number;
+  readonly #link: LinkEstimate;
   /** The acknowledged prefix: pieces, bytes, the last one's id; and its whole chunks (what a resume continues). */
   #committedPieces = 0;
   #committedBytes = 0;
@@ -90,6 +113,10 @@ export class ChunkWindow {
 
   constructor(owner: ChunkWindowOwner) {
     this.#owner = owner;
+    this.#floorBytes = Math.min(WINDOW_FLOOR_CHUNKS * owner.chunkSize, owner.maxInFlightBytes);
+    // What earlier streams on this connection learned: a stream across a long link starts deep.
+    this.#link = new LinkEstimate(linkMemory(owner.client, 'write'));
+    this.#windowBytes = this.#sized();
   }
 
   /**
@@ -130,8 +157,33 @@ export class ChunkWindow {
     return this.#pending.size;
   }
 
+  /** Bytes that may be in flight at once now (the window follows the link). */
+  get windowBytes(): number {
+    return this.#windowBytes;
+  }
+
+  /** Bytes of the pieces sent and not yet acknowledged. */
+  get inFlightBytes(): number {
+    return this.#inFlightBytes;
+  }
+
+  /**
+   * Whether another chunk may be cut: there is room for a whole one in the window (pieces cut by a
+   * flush may be smaller), or nothing is pending at all, however small the budget.
+   */
   hasRoom(): boolean {
-    return this.#pending.size < this.#owner.maxInFlight;
+    const pending = this.#pending.size;
+    if (pending === 0) return true;
+    return pending < this.#owner.maxInFlight && this.#pendingBytes + this.#owner.chunkSize <= this.#windowBytes;
+  }
+
+  /**
+   * `gain` × the link's bandwidth-delay product, within the floor and the budget. The budget bounds
+   * the chunk buffers kept for re-sends: they are the writer's memory.
+   */
+  #sized(): number {
+    const wanted = Math.max(this.#floorBytes, this.#link.product(WINDOW_GAIN));
+    return Math.min(this.#owner.maxInFlightBytes, wanted);
   }
 
   /**
@@ -152,6 +204,7 @@ export class ChunkWindow {
       this.#seq++;
     }
     this.#lastId = id;
+    this.#pendingBytes += data.length;
     this.#pending.set(this.#next++, {
       n,
       s,
@@ -161,6 +214,7 @@ export class ChunkWindow {
       fileCrc: this.#crc,
       chunk,
       acked: false,
+      sent: undefined,
     });
     this.#sendQueued();
   }
@@ -172,8 +226,9 @@ export class ChunkWindow {
   }
 
   /**
-   * Send queued chunks while fewer than `maxInFlight` are in flight: one large write queues many
-   * chunks at once, and they still go out a window at a time (and past the memory guard).
+   * Send queued chunks while the window has room for them (pieces and bytes): one large write
+   * queues many chunks at once, and they still go out a window at a time, each past the memory
+   * guard.
    */
   #sendQueued(): void {
     while (
@@ -181,7 +236,9 @@ export class ChunkWindow {
       !this.#stopped &&
       !this.#admitting &&
       this.#nextToSend < this.#next &&
-      this.#inFlight < this.#owner.maxInFlight
+      this.#inFlight < this.#owner.maxInFlight &&
+      (this.#inFlight === 0 ||
+        this.#inFlightBytes + (this.#pending.get(this.#nextToSend)?.data.length ?? 0) <= this.#windowBytes)
     ) {
       const admitted = this.#owner.admit?.(this.#pending.get(this.#nextToSend)?.data.length ?? 0) ?? true;
       if (admitted !== true) {
@@ -204,6 +261,8 @@ export class ChunkWindow {
   #send(i: number, piece: PendingPiece): void {
     const { client, chunksKey, waitReplicas } = this.#owner;
     this.#inFlight++;
+    this.#inFlightBytes += piece.data.length;
+    piece.sent = this.#link.sent(piece.data.length);
     const stored =
       waitReplicas > 0
         ? this.#storeReplicated(piece)
@@ -211,11 +270,14 @@ export class ChunkWindow {
     stored.then(
       (id) => {
         this.#inFlight--;
+        this.#inFlightBytes -= piece.data.length;
         if (id === null) this.#fail(aborted(this.#owner.key, 'the file was removed while it was being written'));
         else this.#ack(i);
       },
       (err: unknown) => {
         this.#inFlight--;
+        this.#inFlightBytes -= piece.data.length;
+        piece.sent = undefined;
         this.#onWriteError(i, piece, err);
       },
     );
@@ -302,12 +364,17 @@ export class ChunkWindow {
     if (!piece || this.#stopped) return;
     piece.acked = true;
     this.#troubleSince = 0;
+    if (piece.sent) {
+      this.#link.answered(piece.sent);
+      this.#windowBytes = this.#sized();
+    }
     for (
       let next = this.#pending.get(this.#committedPieces);
       next?.acked;
       next = this.#pending.get(this.#committedPieces)
     ) {
       this.#pending.delete(this.#committedPieces);
+      this.#pendingBytes -= next.data.length;
       this.#committedPieces++;
       this.#committedBytes += next.data.length;
       this.#committedId = next.id;

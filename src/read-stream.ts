@@ -12,11 +12,29 @@ import { ConsumerBook } from './consumer.js';
 import { aborted, corrupt, decodeFailed, isRetryable, notFound, outOfRange, wrapRedisError } from './errors.js';
 import { type FileStat, toFileStat } from './file-stat.js';
 import { abortedError, FileWatch, type RawEntry, trimmedError } from './file-watch.js';
-import { decodeEntry, type Entry, type FileKeys, Flag, fileKeys, type MetaRecord, State } from './format.js';
+import {
+  decodeEntry,
+  type Entry,
+  FIRST_PIECE,
+  type FileKeys,
+  Flag,
+  fileKeys,
+  HEADER_ID,
+  type MetaRecord,
+  pieceId,
+  State,
+} from './format.js';
 import { checkClientAndKey, type ReadStreamOptions, type ResolvedReadOptions, resolveReadOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
 import { Pauses, RETRY_MAX_MS, RETRY_MIN_MS } from './retry.js';
 import { EntrySequence, type Step } from './sequence.js';
+import { LinkEstimate, linkMemory } from './window-size.js';
+
+/**
+ * Batches read ahead, as a multiple of what the link holds in a round trip (rounded down: on
+ * loopback and at a round trip of about a millisecond one batch ahead stays the best).
+ */
+const READ_AHEAD_GAIN = 2;
 
 /**
  * The events of a {@link RedisReadStream} beyond those of every Readable: `file` (the file is open:
@@ -66,6 +84,16 @@ export class RedisReadStream extends Readable {
   #batch = 1;
   /** The batch after the one being consumed, already requested, and where it starts. */
   #prefetched: { after: string; entries: Promise<RawEntry[]> } | undefined;
+  /**
+   * Batches requested beyond `#prefetched`, in order, on a link whose round trip calls for more
+   * read-ahead: each starts where the one before it ends if every entry is a whole chunk (the
+   * usual file, written a chunk at a time), and is used only when it does.
+   */
+  #further: { after: string; entries: Promise<RawEntry[]> }[] = [];
+  /** Whether the ids of batches not yet read may be guessed: not once a guess was wrong. */
+  #guessing = true;
+  /** The link's round trip and throughput, which size the read-ahead. */
+  #link: LinkEstimate | undefined;
   #done = false;
   /** Since when Redis has been unavailable for a passing reason (0: it is not), and the pause. */
   #troubleSince = 0;
@@ -292,18 +320,19 @@ export class RedisReadStream extends Readable {
       const after = this.#seq.lastId;
       const prefetched = this.#prefetched?.after === after ? this.#prefetched.entries : undefined;
       this.#prefetched = undefined;
-      const raw = await (prefetched ?? this.#rangeAfter(after, readAhead));
+      // A gap, a rewind or a retry: whatever was asked for further ahead starts elsewhere.
+      if (prefetched === undefined) this.#further = [];
+      const raw = await (prefetched ?? this.#request(after, readAhead));
       if (raw.length === readAhead) {
-        // Ask for the next batch now, so that Redis works while this one is consumed. One batch
-        // ahead at most: the read-ahead stays bounded.
+        // Ask for the next batches now, so that Redis works while this one is consumed. As many
+        // as the link calls for, within `maxReadAheadBytes`: the read-ahead stays bounded.
         const next = raw[raw.length - 1]![0].toString('latin1');
-        if (this.#seq.position <= this.#opts.end) {
-          const entries = this.#rangeAfter(next, readAhead);
-          entries.catch(() => {});
-          this.#prefetched = { after: next, entries };
-        }
+        if (this.#seq.position <= this.#opts.end) this.#readAhead(next, readAhead);
+        else this.#further = [];
         return { entries: decode(raw), reachedEnd: false };
       }
+      // The stream ends here: nothing lies further.
+      this.#further = [];
       this.#atTail = true;
       if (raw.length > 0) return { entries: decode(raw), reachedEnd: true };
       if (!this.#follow) {
@@ -320,6 +349,56 @@ export class RedisReadStream extends Readable {
     if (raw.length === readAhead) this.#atTail = false;
     // A blocking read returns what arrived, not the stream's end.
     return { entries: decode(raw), reachedEnd: false };
+  }
+
+  /**
+   * Have the batch after `next` requested, and as many after it as the link calls for. The first
+   * starts at a known id; the others at guessed ones (a batch of whole chunks ends `count` chunks
+   * on), each checked when its turn comes: entries are consumed in order, each batch only where
+   * the one before it ended.
+   */
+  #readAhead(next: string, count: number): void {
+    const known = this.#further[0]?.after === next ? this.#further.shift() : undefined;
+    if (known === undefined && this.#further.length > 0) {
+      this.#further = [];
+      this.#guessing = false;
+    }
+    this.#prefetched = known ?? { after: next, entries: this.#request(next, count) };
+    // Only a stored file is read ahead deeper: a follower near the writer would ask for nothing.
+    if (!this.#guessing || this.#meta.state !== State.complete) return;
+    const depth = this.#depth(count);
+    let after = (this.#further.at(-1) ?? this.#prefetched).after;
+    while (this.#further.length + 1 < depth) {
+      const guess = guessLast(after, count);
+      if (guess === undefined || (guess.chunk + 1) * this.#meta.chunkSize > this.#opts.end) return;
+      after = guess.id;
+      this.#further.push({ after, entries: this.#request(after, count) });
+    }
+  }
+
+  /** Batches to have requested ahead of the one consumed: at least 1, within the budget. */
+  #depth(count: number): number {
+    const bytes = count * this.#meta.chunkSize;
+    const most = Math.max(1, Math.floor(this.#opts.maxReadAheadBytes / bytes));
+    const link = this.#link?.product(READ_AHEAD_GAIN) ?? 0;
+    return Math.min(most, 1 + Math.floor(link / bytes));
+  }
+
+  /** `#rangeAfter` for a batch: timed, for the estimate of the link. */
+  #request(after: string, count: number): Promise<RawEntry[]> {
+    this.#link ??= new LinkEstimate(linkMemory(this.#client, 'read'));
+    const link = this.#link;
+    const sent = link.sent(0);
+    const entries = this.#rangeAfter(after, count);
+    entries.then(
+      (raw) => {
+        let bytes = 0;
+        for (const [, fields] of raw) for (const f of fields) bytes += f.length;
+        link.answered({ ...sent, bytes });
+      },
+      () => {},
+    );
+    return entries;
   }
 
   /** Up to `count` entries after the id `after` (exclusive; `0-0` takes the header too). */
@@ -383,6 +462,17 @@ export class RedisReadStream extends Readable {
       (err: unknown) => this.destroy(err as Error),
     );
   }
+}
+
+/**
+ * The id that ends a batch of `count` entries after `after`, and its chunk, if every entry is a
+ * whole chunk; undefined when `after` is a piece of a chunk (its chunk's other pieces follow).
+ */
+function guessLast(after: string, count: number): { id: string; chunk: number } | undefined {
+  if (after === HEADER_ID) return { id: pieceId(count - 1), chunk: count - 1 };
+  const [n, s] = after.split('-').map(Number);
+  if (s !== FIRST_PIECE || !Number.isSafeInteger(n)) return undefined;
+  return { id: pieceId(n! + count), chunk: n! + count };
 }
 
 /** Resolve when a writable drains, or when it is closed (a destroyed stream never drains). */

@@ -8,7 +8,7 @@ import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { createGzip, type Gzip, constants as zlibConstants } from 'node:zlib';
-import { ChunkWindow } from './chunk-window.js';
+import { ChunkWindow, WINDOW_FLOOR_CHUNKS } from './chunk-window.js';
 import { Chunker, FlushTimer } from './chunker.js';
 import type { RedisClient } from './client.js';
 import { formatCrc, parseCrc } from './crc.js';
@@ -100,7 +100,9 @@ export class RedisWriteStream extends Writable {
     this.#chunksKey = this.#keys.chunks(this.#gen);
     this.#chunkSize = opts.chunkSize;
     this.#encoding = opts.contentEncoding ?? 'identity';
-    this.#chunker = new Chunker(opts.chunkSize, opts.maxInFlight, () => this.#flushTimer.cancel());
+    // Spare buffers for the window's floor: a window grown deeper allocates the rest.
+    const spares = Math.min(opts.maxInFlight, WINDOW_FLOOR_CHUNKS);
+    this.#chunker = new Chunker(opts.chunkSize, spares, () => this.#flushTimer.cancel());
     this.#flushTimer = new FlushTimer(opts.flushInterval, {
       pending: () => this.#chunker.waiting || this.#gzip !== undefined,
       // Writes wait behind a full window: the writer fills chunks faster than they are stored, and
@@ -331,6 +333,7 @@ export class RedisWriteStream extends Writable {
       writer: this.#lease.token,
       chunkSize: this.#chunkSize,
       maxInFlight: this.#opts.maxInFlight,
+      maxInFlightBytes: this.#opts.maxInFlightBytes,
       retryTimeout: this.#opts.retryTimeout,
       waitReplicas: this.#opts.waitReplicas,
       waitTimeout: this.#opts.waitTimeout,

@@ -46,6 +46,7 @@ describe('chunk buffer reuse', () => {
       writer,
       chunkSize: 4,
       maxInFlight: 4,
+      maxInFlightBytes: 16,
       retryTimeout: 10_000,
       waitReplicas: 0,
       waitTimeout: 5000,

@@ -82,11 +82,18 @@ export interface ReadStreamOptions extends KeyOptions {
   /**
    * How many bytes one read request fetches at most, whatever the chunk size: a request asks for
    * `readAheadBytes / chunkSize` entries (at least 1, at most `readAhead`), so that larger chunks
-   * make fewer, not larger, replies. One request is read ahead while another is consumed, so a
-   * reader holds at most about twice this, besides `highWaterMark`.
+   * make fewer, not larger, replies.
    * @default 4194304 (4 MiB)
    */
   readAheadBytes?: number;
+  /**
+   * The most bytes asked for ahead of those being consumed: the reader's memory budget for its
+   * read-ahead (a reader holds at most this plus one request, besides `highWaterMark`). One request
+   * is read ahead while another is consumed; on a link with a long round trip more are, as many as
+   * its round trip and throughput call for, up to this; at least one always is.
+   * @default 33554432 (32 MiB)
+   */
+  maxReadAheadBytes?: number;
   /**
    * Least milliseconds between two `progress` events.
    * @default 250
@@ -132,6 +139,7 @@ export interface ResolvedReadOptions {
   readonly abandonStale: boolean;
   readonly readAhead: number;
   readonly readAheadBytes: number;
+  readonly maxReadAheadBytes: number;
   readonly progressInterval: number;
   readonly signal: AbortSignal | undefined;
   readonly highWaterMark: number;
@@ -149,6 +157,7 @@ const READ_DEFAULTS = Object.freeze({
   checksum: true,
   readAhead: 16,
   readAheadBytes: 4 * 1024 * 1024,
+  maxReadAheadBytes: 32 * 1024 * 1024,
   highWaterMark: 1024 * 1024,
 });
 
@@ -167,6 +176,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
     'consumer',
     'readAhead',
     'readAheadBytes',
+    'maxReadAheadBytes',
     'progressInterval',
     'signal',
     'highWaterMark',
@@ -193,6 +203,7 @@ export function resolveReadOptions(options: ReadStreamOptions | undefined): Reso
     abandonStale: false,
     readAhead: int(o, 'readAhead', READ_DEFAULTS.readAhead, 1, 1024),
     readAheadBytes: int(o, 'readAheadBytes', READ_DEFAULTS.readAheadBytes, 1, 2 ** 31 - 1),
+    maxReadAheadBytes: int(o, 'maxReadAheadBytes', READ_DEFAULTS.maxReadAheadBytes, 1, Number.MAX_SAFE_INTEGER),
     progressInterval: int(o, 'progressInterval', PROGRESS_INTERVAL, 0, 3_600_000),
     signal: signal(o),
     highWaterMark: int(o, 'highWaterMark', READ_DEFAULTS.highWaterMark, 1, 2 ** 31 - 1),

@@ -99,10 +99,21 @@ export interface WriteStreamOptions extends KeyOptions {
    */
   retryTimeout?: number;
   /**
-   * How many chunk writes may wait for Redis's acknowledgement at once.
-   * @default 16
+   * The most piece writes (chunks, or the pieces a flush cut) that may wait for Redis's
+   * acknowledgement at once. The window holds 16 chunks, and grows past that on a link with a long
+   * round trip, up to this and `maxInFlightBytes`; set 16 for the window of fixed size of old.
+   * @default 1024
    */
   maxInFlight?: number;
+  /**
+   * The most bytes of piece writes that may wait for Redis's acknowledgement at once: the
+   * writer's memory budget for its window (it keeps each piece until Redis acknowledged it, to
+   * send it again after a fault). The window starts at 16 chunks (less when this is smaller), grows
+   * while the link's round trip and throughput call for more (about 3 times their product), and
+   * shrinks again when they no longer do; at least one piece is always sent.
+   * @default 33554432 (32 MiB)
+   */
+  maxInFlightBytes?: number;
   /**
    * Count a chunk (and the end record) as stored only once this many replicas of the node that
    * holds the file have it, checked with `WAIT` after each write. Redis replicates asynchronously:
@@ -165,6 +176,7 @@ export interface ResolvedWriteOptions {
   readonly retryTimeout: number;
   readonly ttl: number;
   readonly maxInFlight: number;
+  readonly maxInFlightBytes: number;
   readonly waitReplicas: number;
   readonly waitTimeout: number;
   readonly heartbeatInterval: number;
@@ -181,7 +193,8 @@ const WRITE_DEFAULTS = Object.freeze({
   overwrite: false,
   resume: false,
   retryTimeout: 30_000,
-  maxInFlight: 16,
+  maxInFlight: 1024,
+  maxInFlightBytes: 32 * 1024 * 1024,
   waitReplicas: 0,
   waitTimeout: 5000,
   heartbeatInterval: 1000,
@@ -205,6 +218,7 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
     'retryTimeout',
     'ttl',
     'maxInFlight',
+    'maxInFlightBytes',
     'waitReplicas',
     'waitTimeout',
     'heartbeatInterval',
@@ -238,6 +252,7 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
     retryTimeout: int(o, 'retryTimeout', WRITE_DEFAULTS.retryTimeout, 0, 2 ** 31 - 1),
     ttl: o.ttl === undefined ? 0 : int(o, 'ttl', 0, 1, 2 ** 31 - 1),
     maxInFlight: int(o, 'maxInFlight', WRITE_DEFAULTS.maxInFlight, 1, 1024),
+    maxInFlightBytes: int(o, 'maxInFlightBytes', WRITE_DEFAULTS.maxInFlightBytes, 1, Number.MAX_SAFE_INTEGER),
     waitReplicas: int(o, 'waitReplicas', WRITE_DEFAULTS.waitReplicas, 0, 1024),
     waitTimeout: int(o, 'waitTimeout', WRITE_DEFAULTS.waitTimeout, 1, 3_600_000),
     heartbeatInterval: int(o, 'heartbeatInterval', WRITE_DEFAULTS.heartbeatInterval, 10, 3_600_000),
