@@ -34,7 +34,7 @@ import { LinkEstimate, linkMemory } from './window-size.js';
  * Batches read ahead, as a multiple of what the link holds in a round trip (rounded down: on
  * loopback and at a round trip of about a millisecond one batch ahead stays the best).
  */
-const READ_AHEAD_GAIN = 2;
+const READ_AHEAD_GAIN = 3;
 
 /**
  * The events of a {@link RedisReadStream} beyond those of every Readable: `file` (the file is open:
@@ -92,8 +92,9 @@ export class RedisReadStream extends Readable {
   #further: { after: string; entries: Promise<RawEntry[]> }[] = [];
   /** Whether the ids of batches not yet read may be guessed: not once a guess was wrong. */
   #guessing = true;
-  /** The link's round trip and throughput, which size the read-ahead. */
+  /** The link's round trip and throughput, which size the read-ahead; and whether it was probed. */
   #link: LinkEstimate | undefined;
+  #probed = false;
   #done = false;
   /** Since when Redis has been unavailable for a passing reason (0: it is not), and the pause. */
   #troubleSince = 0;
@@ -367,10 +368,12 @@ export class RedisReadStream extends Readable {
     // Only a stored file is read ahead deeper: a follower near the writer would ask for nothing.
     if (!this.#guessing || this.#meta.state !== State.complete) return;
     const depth = this.#depth(count);
+    // Nothing past the last byte wanted (the end record is at the file's size).
+    const last = Math.min(this.#opts.end, this.#meta.size);
     let after = (this.#further.at(-1) ?? this.#prefetched).after;
     while (this.#further.length + 1 < depth) {
       const guess = guessLast(after, count);
-      if (guess === undefined || (guess.chunk + 1) * this.#meta.chunkSize > this.#opts.end) return;
+      if (guess === undefined || (guess.chunk + 1) * this.#meta.chunkSize > last) return;
       after = guess.id;
       this.#further.push({ after, entries: this.#request(after, count) });
     }
@@ -388,6 +391,14 @@ export class RedisReadStream extends Readable {
   #request(after: string, count: number): Promise<RawEntry[]> {
     this.#link ??= new LinkEstimate(linkMemory(this.#client, 'read'));
     const link = this.#link;
+    if (!this.#probed && this.#meta.state === State.complete && this.#meta.size > count * this.#meta.chunkSize) {
+      this.#probed = true;
+      // A request with a reply of a few bytes, sent before the batch: the latency alone, which the
+      // batch's own round trip mixes with the transfer of its bytes. Only for a file of more than
+      // one batch: a small file needs no read-ahead.
+      const answered = link.probe();
+      this.#client.exists(this.#chunksKey).then(answered, () => {});
+    }
     const sent = link.sent(0);
     const entries = this.#rangeAfter(after, count);
     entries.then(

@@ -29,7 +29,7 @@ export interface Sent {
  * streams go; several streams at once each write their own view.
  */
 export interface LinkMemory {
-  /** ms of the round trip that does not depend on the size of a request; Infinity when unknown. */
+  /** ms of the round trip of a request with a small reply (the last probe's); Infinity when unknown. */
   latency: number;
   /** Bytes per ms delivered at best lately; 0 when unknown. */
   rate: number;
@@ -38,13 +38,16 @@ export interface LinkMemory {
 /** Rates are kept as the best of the current period and the one before it: 0.5 to 1 s of history. */
 const RATE_PERIOD_MS = 500;
 
-/** @internal The round trip and throughput of a link, from requests and their answers. */
+/**
+ * @internal The latency and throughput of a link. The latency comes from probes (small requests
+ * sent while nothing else is in flight): the round trip of a large request or of one queued behind
+ * others mixes the latency with transfer and queueing, which more depth does not hide. The
+ * throughput comes from every answer.
+ */
 export class LinkEstimate {
   readonly #memory: LinkMemory | undefined;
   #delivered = 0;
-  /** The least round trip seen, and the bytes of that request (their transfer is part of it). */
-  #minRtt = Infinity;
-  #minRttBytes = 0;
+  #latency = Infinity;
   /** The best delivery rate of this period and of the one before, bytes per ms. */
   #rate = 0;
   #previousRate = 0;
@@ -53,9 +56,26 @@ export class LinkEstimate {
   constructor(memory?: LinkMemory) {
     this.#memory = memory;
     if (memory) {
-      this.#minRtt = memory.latency;
+      this.#latency = memory.latency;
       this.#previousRate = memory.rate;
     }
+  }
+
+  /**
+   * A probe goes out now: call the function returned when it is answered. What counts is the time
+   * the event loop spent idle meanwhile, not the whole round trip: while the loop was busy (cutting
+   * and checking the chunks sent with it) an answer that had arrived could not be taken, so on
+   * loopback the round trip measures the loop's work, which a deeper window would not hide; while
+   * the loop was idle the answer had not arrived.
+   */
+  probe(): () => void {
+    const start = performance.eventLoopUtilization();
+    return () => {
+      // This stream's own measure, over what earlier streams learned: a probe taken while the
+      // machine was busy says 0 (no deeper window), and must not hold back the streams after it.
+      this.#latency = performance.eventLoopUtilization(start).idle;
+      this.#remember();
+    };
   }
 
   /** A request of `bytes` goes out now. */
@@ -67,24 +87,24 @@ export class LinkEstimate {
   answered(sent: Sent): void {
     const now = performance.now();
     this.#delivered += sent.bytes;
-    const rtt = now - sent.at;
-    if (rtt < this.#minRtt) {
-      this.#minRtt = rtt;
-      this.#minRttBytes = sent.bytes;
-    }
     // The bytes delivered while this request was out, over the time it was out (BBR's delivery
     // rate sample): what the link carries at the depth in use, whatever the size of each request.
-    const rate = (this.#delivered - sent.delivered) / Math.max(rtt, 0.001);
+    // No request is out for less than the latency: answers taken in a burst, after the event loop
+    // was busy, would otherwise count as delivered in no time.
+    const elapsed = Math.max(now - sent.at, this.#latency === Infinity ? 0 : this.#latency, 0.001);
+    const rate = (this.#delivered - sent.delivered) / elapsed;
     if (now - this.#periodStart > RATE_PERIOD_MS) {
       this.#previousRate = this.#rate;
       this.#rate = 0;
       this.#periodStart = now;
     }
     if (rate > this.#rate) this.#rate = rate;
-    if (this.#memory) {
-      this.#memory.latency = this.latency;
-      this.#memory.rate = this.rate;
-    }
+    this.#remember();
+  }
+
+  /** Whether the latency is known (from a probe of this stream or of an earlier one). */
+  get probed(): boolean {
+    return this.#latency !== Infinity;
   }
 
   /** Bytes per ms delivered at best lately (0 until the first answer). */
@@ -92,21 +112,20 @@ export class LinkEstimate {
     return Math.max(this.#rate, this.#previousRate);
   }
 
-  /**
-   * ms of the round trip that bytes in flight must cover: the least round trip less the transfer
-   * of that request's own bytes at the best rate (on loopback a 4 MiB reply takes ms to transfer,
-   * which more depth does not hide). Infinity until the first answer.
-   */
+  /** ms of a round trip that bytes in flight must cover; Infinity until probed. */
   get latency(): number {
-    const rate = this.rate;
-    if (this.#minRtt === Infinity || rate === 0) return this.#minRtt;
-    return Math.max(0, this.#minRtt - this.#minRttBytes / rate);
+    return this.#latency;
   }
 
   /** `gain` times the bytes the link holds in one round trip at the best rate; 0 while unknown. */
   product(gain: number): number {
-    const latency = this.latency;
-    return latency === Infinity ? 0 : gain * this.rate * latency;
+    return this.#latency === Infinity ? 0 : gain * this.rate * this.#latency;
+  }
+
+  #remember(): void {
+    if (!this.#memory) return;
+    this.#memory.latency = this.#latency;
+    this.#memory.rate = this.rate;
   }
 }
 

@@ -17,15 +17,33 @@ export interface Proxy {
   close(): Promise<void>;
 }
 
-export async function startProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<Proxy> {
+/**
+ * `delayMs`: each chunk, either way, is passed on that many ms after it arrived (in order), as a
+ * network with that one-way latency would (no bandwidth limit).
+ */
+export async function startProxy(
+  targetPort: number,
+  targetHost = '127.0.0.1',
+  { delayMs = 0 }: { delayMs?: number } = {},
+): Promise<Proxy> {
   const pairs = new Set<[Socket, Socket]>();
   let stalled = false;
   const server: Server = createServer((client) => {
     const upstream = connect(targetPort, targetHost);
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    if (delayMs > 0) {
+      // Timers of the same duration fire in the order they were set: the bytes keep their order.
+      const later = (from: Socket, to: Socket): void => {
+        from.on('data', (chunk: Buffer) => setTimeout(() => to.destroyed || to.write(chunk), delayMs));
+        from.on('end', () => setTimeout(() => to.destroyed || to.end(), delayMs));
+      };
+      later(client, upstream);
+      later(upstream, client);
+    } else {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    }
     if (stalled) {
       client.pause();
       upstream.pause();

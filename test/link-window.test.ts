@@ -1,0 +1,186 @@
+/**
+ * Windows sized to the link: across a link with a long round trip (a proxy that delays every
+ * byte) the writer puts more than its floor in flight and the reader asks for more than one batch
+ * ahead, never more than their byte budgets; on loopback both stay at the floor. What is observed
+ * is what the client was asked to send: the XADDs and XRANGEs not yet answered, counted as they go.
+ */
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
+import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
+import { bytes, collect, get, put } from './helpers/streams.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+const redis = connect();
+/** Every byte takes 25 ms each way through it: a round trip of 50 ms. */
+let slow: TcpProxy;
+
+beforeAll(async () => {
+  slow = await startProxy(Number(new URL(sharedRedisUrl()).port), '127.0.0.1', { delayMs: 25 });
+});
+afterAll(async () => {
+  await closeAll();
+  await slow.close();
+});
+
+/** The most bytes of piece writes that `client` had sent and Redis had not answered, at once. */
+function watchWrites(client: Redis): { readonly most: number } {
+  let now = 0;
+  const seen = { most: 0 };
+  const xaddBuffer = client.xaddBuffer.bind(client) as (...args: unknown[]) => Promise<unknown>;
+  (client as unknown as { xaddBuffer: unknown }).xaddBuffer = (...args: unknown[]) => {
+    const size = args.find((a): a is Buffer => Buffer.isBuffer(a))?.length ?? 0;
+    now += size;
+    seen.most = Math.max(seen.most, now);
+    return xaddBuffer(...args).finally(() => (now -= size));
+  };
+  return seen;
+}
+
+/** The most batch reads (XRANGE with a COUNT above 1) that `client` had sent and not had answered, at once. */
+function watchReads(client: Redis): { readonly most: number; readonly count: number } {
+  let now = 0;
+  const seen = { most: 0, count: 0 };
+  const xrangeBuffer = client.xrangeBuffer.bind(client) as (...args: unknown[]) => Promise<unknown>;
+  (client as unknown as { xrangeBuffer: unknown }).xrangeBuffer = (...args: unknown[]) => {
+    const at = args.findIndex((a) => String(a).toUpperCase() === 'COUNT');
+    if (at < 0 || Number(args[at + 1]) <= 1) return xrangeBuffer(...args);
+    seen.count = Number(args[at + 1]);
+    now++;
+    seen.most = Math.max(seen.most, now);
+    return xrangeBuffer(...args).finally(() => now--);
+  };
+  return seen;
+}
+
+describe('the writer across a link with a long round trip', () => {
+  it('puts more than its floor of 16 chunks in flight, and never more than maxInFlightBytes', async () => {
+    const client = connect(slow.url);
+    const writes = watchWrites(client);
+    const key = uniqueKey('link-write');
+    const data = bytes(16 * MiB, 141);
+    const chunkSize = 64 * KiB;
+    await put(client, key, data, { chunkSize, maxInFlightBytes: 4 * MiB });
+    expect(writes.most).toBeGreaterThan(16 * chunkSize);
+    expect(writes.most).toBeLessThanOrEqual(4 * MiB);
+    expect((await get(redis, key)).equals(data)).toBe(true);
+  });
+
+  it('keeps to maxInFlight pieces whatever the link', async () => {
+    const client = connect(slow.url);
+    const writes = watchWrites(client);
+    const key = uniqueKey('link-write-pieces');
+    const data = bytes(4 * MiB, 142);
+    const chunkSize = 64 * KiB;
+    await put(client, key, data, { chunkSize, maxInFlight: 4 });
+    expect(writes.most).toBeLessThanOrEqual(4 * chunkSize);
+    expect((await get(redis, key)).equals(data)).toBe(true);
+  });
+
+  it('sends one piece at a time when the budget is smaller than a chunk', async () => {
+    const client = connect(slow.url);
+    const writes = watchWrites(client);
+    const key = uniqueKey('link-write-small-budget');
+    const data = bytes(300 * KiB, 143);
+    const chunkSize = 64 * KiB;
+    await put(client, key, data, { chunkSize, maxInFlightBytes: 1000 });
+    expect(writes.most).toBe(chunkSize);
+    expect((await get(redis, key)).equals(data)).toBe(true);
+  });
+});
+
+describe('the reader across a link with a long round trip', () => {
+  const chunkSize = 64 * KiB;
+  /** Batches of 4 chunks: 256 KiB. */
+  const batch = { readAhead: 4 };
+
+  it('asks for more than one batch ahead, and never for more than maxReadAheadBytes', async () => {
+    const key = uniqueKey('link-read');
+    const data = bytes(16 * MiB, 144);
+    await put(redis, key, data, { chunkSize });
+    const client = connect(slow.url);
+    const reads = watchReads(client);
+    expect((await get(client, key, { ...batch, maxReadAheadBytes: 1 * MiB })).equals(data)).toBe(true);
+    expect(reads.count).toBe(4);
+    expect(reads.most).toBeGreaterThan(1);
+    expect(reads.most * 4 * chunkSize).toBeLessThanOrEqual(1 * MiB);
+  });
+
+  it('reads a file of pieces (the ids of later batches cannot be guessed) exactly', async () => {
+    const key = uniqueKey('link-read-pieces');
+    const data = bytes(2 * MiB, 145);
+    // Each write flushed: chunks of several pieces.
+    const writer = createRedisWriteStream(redis, key, { chunkSize, flushInterval: 0 });
+    for (let at = 0; at < data.length; at += 40 * KiB) {
+      writer.write(data.subarray(at, at + 40 * KiB));
+      await new Promise<void>((resolve, reject) => writer.flush((err) => (err ? reject(err) : resolve())));
+    }
+    await new Promise<void>((resolve, reject) => writer.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    const client = connect(slow.url);
+    // Read twice: the second read starts from what the first learned of the link.
+    expect((await get(client, key, batch)).equals(data)).toBe(true);
+    expect((await get(client, key, batch)).equals(data)).toBe(true);
+  });
+
+  it('reads a range exactly, asking for nothing past its end', async () => {
+    const key = uniqueKey('link-read-range');
+    const data = bytes(8 * MiB, 146);
+    await put(redis, key, data, { chunkSize });
+    const client = connect(slow.url);
+    expect((await get(client, key, batch)).equals(data)).toBe(true);
+    const start = 1 * MiB + 17;
+    const end = 5 * MiB + 3;
+    const part = await collect(createRedisReadStream(client, key, { ...batch, start, end }));
+    expect(part.equals(data.subarray(start, end + 1))).toBe(true);
+  });
+});
+
+describe('on loopback', () => {
+  // Large chunks and batches: the floor (16 chunks, one batch ahead) stays far above what a round
+  // trip of loopback holds, even on a busy machine.
+  const chunkSize = 1 * MiB;
+
+  it('the writer stays at its floor of 16 chunks', async () => {
+    const client = connect();
+    const writes = watchWrites(client);
+    const key = uniqueKey('loopback-write');
+    const data = bytes(48 * MiB, 147);
+    await put(client, key, data, { chunkSize });
+    expect(writes.most).toBeLessThanOrEqual(16 * chunkSize);
+    expect((await get(redis, key)).equals(data)).toBe(true);
+  });
+
+  it('the reader asks for one batch ahead', async () => {
+    const key = uniqueKey('loopback-read');
+    const data = bytes(48 * MiB, 148);
+    await put(redis, key, data, { chunkSize });
+    const client = connect();
+    const reads = watchReads(client);
+    const options = { readAhead: 16, readAheadBytes: 16 * MiB };
+    expect((await get(client, key, options)).equals(data)).toBe(true);
+    expect(reads.count).toBe(16);
+    expect(reads.most).toBe(1);
+  });
+});
+
+describe('the budgets are checked at the call', () => {
+  it('maxInFlightBytes and maxReadAheadBytes take positive integers', () => {
+    for (const bad of [0, -1, 1.5]) {
+      expect(() => createRedisWriteStream(redis, 'k', { maxInFlightBytes: bad })).toThrow(
+        expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }),
+      );
+      expect(() => createRedisReadStream(redis, 'k', { maxReadAheadBytes: bad })).toThrow(
+        expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }),
+      );
+    }
+    expect(() => createRedisWriteStream(redis, 'k', { maxInFlightBytes: '1' as never })).toThrow(
+      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }),
+    );
+    expect(() => createRedisReadStream(redis, 'k', { maxReadAheadBytes: '1' as never })).toThrow(
+      expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }),
+    );
+  });
+});
