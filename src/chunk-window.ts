@@ -21,11 +21,11 @@ import { LinkEstimate, linkMemory, type Sent } from './window-size.js';
  */
 export const WINDOW_FLOOR_CHUNKS = 16;
 /**
- * Bytes in flight, as a multiple of what the link holds in a round trip: room for the round trips
- * that run longer than the shortest one (a busy proxy, Redis at work), and for the window to grow
- * while the throughput grows with it.
+ * Bytes in flight, as a multiple of what the link holds in a round trip: the probe measures the
+ * latency short by the time the event loop was busy, round trips under load run longer than the
+ * probe's, and the window must lead the throughput for the throughput to grow with it.
  */
-const WINDOW_GAIN = 3;
+const WINDOW_GAIN = 4;
 
 /** A piece cut from the input and not yet acknowledged by Redis. */
 interface PendingPiece {

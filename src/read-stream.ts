@@ -31,10 +31,11 @@ import { EntrySequence, type Step } from './sequence.js';
 import { LinkEstimate, linkMemory } from './window-size.js';
 
 /**
- * Batches read ahead, as a multiple of what the link holds in a round trip (rounded down: on
- * loopback and at a round trip of about a millisecond one batch ahead stays the best).
+ * Bytes read ahead beyond one batch, as a multiple of what the link holds in a round trip, in
+ * whole batches rounded down: on loopback and at a round trip of about a millisecond one batch
+ * ahead stays (deeper, Redis holds replies it cannot send yet).
  */
-const READ_AHEAD_GAIN = 3;
+const READ_AHEAD_GAIN = 4;
 
 /**
  * The events of a {@link RedisReadStream} beyond those of every Readable: `file` (the file is open:

@@ -29,7 +29,7 @@ export interface Sent {
  * streams go; several streams at once each write their own view.
  */
 export interface LinkMemory {
-  /** ms of the round trip of a request with a small reply (the last probe's); Infinity when unknown. */
+  /** ms of the round trip of a request with a small reply, as probes measured it; Infinity when unknown. */
   latency: number;
   /** Bytes per ms delivered at best lately; 0 when unknown. */
   rate: number;
@@ -71,9 +71,12 @@ export class LinkEstimate {
   probe(): () => void {
     const start = performance.eventLoopUtilization();
     return () => {
-      // This stream's own measure, over what earlier streams learned: a probe taken while the
-      // machine was busy says 0 (no deeper window), and must not hold back the streams after it.
-      this.#latency = performance.eventLoopUtilization(start).idle;
+      // The idle time can only fall short of the latency (never exceed the time the answer took),
+      // by as much as the loop was busy: so a probe counts at least half of what the one before it
+      // measured, and one taken while the machine was busy does not undo what earlier ones learned.
+      const idle = performance.eventLoopUtilization(start).idle;
+      const before = this.#memory?.latency ?? Infinity;
+      this.#latency = before === Infinity ? idle : Math.max(idle, before / 2);
       this.#remember();
     };
   }

@@ -563,8 +563,9 @@ export async function run(ctx) {
       `127.0.0.1): each chunk, either way, is released at its arrival + the one-way delay, in order, without ` +
       `a bandwidth limit; the delay is calibrated so that the median PING through the proxy takes the RTT ` +
       `(${p.pings} PINGs a try). Write and read: files of ${p.size / MiB} MiB in ${CHUNK / KiB} KiB chunks, ` +
-      `createRedisWriteStream / createRedisReadStream with the default options (maxInFlight ${WINDOW}, readAhead ` +
-      `${WINDOW}), against raw XADD loops of the same ${CHUNK / KiB} KiB format 2 pieces (d <bytes> c <crc>) with ` +
+      `createRedisWriteStream / createRedisReadStream with the default options (windows sized to the link: at ` +
+      `least ${WINDOW} pieces in flight and one batch of ${WINDOW} read ahead, at most 32 MiB each), against raw ` +
+      `XADD loops of the same ${CHUNK / KiB} KiB format 2 pieces (d <bytes> c <crc>) with ` +
       `${p.windows.join(', ')} commands in flight and raw XRANGE loops of ${WINDOW}-entry batches: ` +
       `"next batch ahead" is the package's pattern (the next batch asked for when one arrives), "N batches in ` +
       `flight" names each ` +
