@@ -110,7 +110,6 @@ export class ChunkWindow {
   #troubleSince = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #stopped = false;
-  #probed = false;
 
   constructor(owner: ChunkWindowOwner) {
     this.#owner = owner;
@@ -205,7 +204,6 @@ export class ChunkWindow {
       this.#seq++;
     }
     this.#lastId = id;
-    this.#probe(chunk !== undefined);
     this.#pendingBytes += data.length;
     this.#pending.set(this.#next++, {
       n,
@@ -219,19 +217,6 @@ export class ChunkWindow {
       sent: undefined,
     });
     this.#sendQueued();
-  }
-
-  /**
-   * Measure the link's latency with a small request sent before the stream's first piece, while
-   * nothing else is in flight: by a writer that fills whole chunks (a bulk writer, which a deeper
-   * window may help), or one on a connection not probed before.
-   */
-  #probe(whole: boolean): void {
-    if (this.#probed || this.#stopped) return;
-    this.#probed = true;
-    if (this.#inFlight > 0 || (!whole && this.#link.probed)) return;
-    const answered = this.#link.probe();
-    this.#owner.client.exists(this.#owner.chunksKey).then(answered, () => {});
   }
 
   /** Send nothing more and drop any retry timer. */

@@ -28,7 +28,7 @@ import { checkClientAndKey, type ReadStreamOptions, type ResolvedReadOptions, re
 import { type Progress, ProgressTicker } from './progress.js';
 import { Pauses, RETRY_MAX_MS, RETRY_MIN_MS } from './retry.js';
 import { EntrySequence, type Step } from './sequence.js';
-import { LinkEstimate, linkMemory } from './window-size.js';
+import { LinkEstimate, linkMemory, probeLink } from './window-size.js';
 
 /**
  * Bytes read ahead beyond one batch, as a multiple of what the link holds in a round trip, in
@@ -397,8 +397,7 @@ export class RedisReadStream extends Readable {
       // A request with a reply of a few bytes, sent before the batch: the latency alone, which the
       // batch's own round trip mixes with the transfer of its bytes. Only for a file of more than
       // one batch: a small file needs no read-ahead.
-      const answered = link.probe();
-      this.#client.exists(this.#chunksKey).then(answered, () => {});
+      probeLink(this.#client, 'read', () => this.#client.exists(this.#chunksKey));
     }
     const sent = link.sent(0);
     const entries = this.#rangeAfter(after, count);

@@ -31,54 +31,34 @@ export interface Sent {
 export interface LinkMemory {
   /** ms of the round trip of a request with a small reply, as probes measured it; Infinity when unknown. */
   latency: number;
+  /** What the last probes measured, newest last (at most {@link PROBES_KEPT}). */
+  readonly probes: number[];
   /** Bytes per ms delivered at best lately; 0 when unknown. */
   rate: number;
 }
 
+/** Probes kept per connection and direction: their median is the latency. */
+const PROBES_KEPT = 3;
 /** Rates are kept as the best of the current period and the one before it: 0.5 to 1 s of history. */
 const RATE_PERIOD_MS = 500;
 
 /**
  * @internal The latency and throughput of a link. The latency comes from probes (small requests
- * sent while nothing else is in flight): the round trip of a large request or of one queued behind
- * others mixes the latency with transfer and queueing, which more depth does not hide. The
- * throughput comes from every answer.
+ * sent while nothing else is in flight: see {@link probeLink}), kept with the connection: the round
+ * trip of a large request or of one queued behind others mixes the latency with transfer and
+ * queueing, which more depth does not hide. The throughput comes from every answer.
  */
 export class LinkEstimate {
-  readonly #memory: LinkMemory | undefined;
+  readonly #memory: LinkMemory;
   #delivered = 0;
-  #latency = Infinity;
   /** The best delivery rate of this period and of the one before, bytes per ms. */
   #rate = 0;
-  #previousRate = 0;
+  #previousRate: number;
   #periodStart = performance.now();
 
-  constructor(memory?: LinkMemory) {
+  constructor(memory: LinkMemory) {
     this.#memory = memory;
-    if (memory) {
-      this.#latency = memory.latency;
-      this.#previousRate = memory.rate;
-    }
-  }
-
-  /**
-   * A probe goes out now: call the function returned when it is answered. What counts is the time
-   * the event loop spent idle meanwhile, not the whole round trip: while the loop was busy (cutting
-   * and checking the chunks sent with it) an answer that had arrived could not be taken, so on
-   * loopback the round trip measures the loop's work, which a deeper window would not hide; while
-   * the loop was idle the answer had not arrived.
-   */
-  probe(): () => void {
-    const start = performance.eventLoopUtilization();
-    return () => {
-      // The idle time can only fall short of the latency (never exceed the time the answer took),
-      // by as much as the loop was busy: so a probe counts at least half of what the one before it
-      // measured, and one taken while the machine was busy does not undo what earlier ones learned.
-      const idle = performance.eventLoopUtilization(start).idle;
-      const before = this.#memory?.latency ?? Infinity;
-      this.#latency = before === Infinity ? idle : Math.max(idle, before / 2);
-      this.#remember();
-    };
+    this.#previousRate = memory.rate;
   }
 
   /** A request of `bytes` goes out now. */
@@ -94,7 +74,8 @@ export class LinkEstimate {
     // rate sample): what the link carries at the depth in use, whatever the size of each request.
     // No request is out for less than the latency: answers taken in a burst, after the event loop
     // was busy, would otherwise count as delivered in no time.
-    const elapsed = Math.max(now - sent.at, this.#latency === Infinity ? 0 : this.#latency, 0.001);
+    const latency = this.latency;
+    const elapsed = Math.max(now - sent.at, latency === Infinity ? 0 : latency, 0.001);
     const rate = (this.#delivered - sent.delivered) / elapsed;
     if (now - this.#periodStart > RATE_PERIOD_MS) {
       this.#previousRate = this.#rate;
@@ -102,12 +83,7 @@ export class LinkEstimate {
       this.#periodStart = now;
     }
     if (rate > this.#rate) this.#rate = rate;
-    this.#remember();
-  }
-
-  /** Whether the latency is known (from a probe of this stream or of an earlier one). */
-  get probed(): boolean {
-    return this.#latency !== Infinity;
+    this.#memory.rate = this.rate;
   }
 
   /** Bytes per ms delivered at best lately (0 until the first answer). */
@@ -117,19 +93,39 @@ export class LinkEstimate {
 
   /** ms of a round trip that bytes in flight must cover; Infinity until probed. */
   get latency(): number {
-    return this.#latency;
+    return this.#memory.latency;
   }
 
   /** `gain` times the bytes the link holds in one round trip at the best rate; 0 while unknown. */
   product(gain: number): number {
-    return this.#latency === Infinity ? 0 : gain * this.rate * this.#latency;
+    const latency = this.latency;
+    return latency === Infinity ? 0 : gain * this.rate * latency;
   }
+}
 
-  #remember(): void {
-    if (!this.#memory) return;
-    this.#memory.latency = this.#latency;
-    this.#memory.rate = this.rate;
-  }
+/**
+ * @internal Measure the latency of `client`'s link with the small request `send` makes, sent now,
+ * while nothing else is in flight on it for this stream (with the writer's claim, before the
+ * reader's first batch). What counts is the time the event loop spent idle until the answer, not
+ * the whole round trip: while the loop was busy an answer that had arrived could not be taken (on
+ * loopback the round trip would measure the loop's own work, which a deeper window would not
+ * hide); while it was idle the answer had not arrived.
+ */
+export function probeLink(client: object, direction: 'write' | 'read', send: () => Promise<unknown>): void {
+  const memory = linkMemory(client, direction);
+  const start = performance.eventLoopUtilization();
+  send().then(
+    () => {
+      // One probe can be off either way: short, by as much as the loop was busy, or long, when
+      // Redis itself was busy (freeing a large file). The latency is the median of the last three,
+      // the least of the first two: one probe off does not undo what the others learned.
+      memory.probes.push(performance.eventLoopUtilization(start).idle);
+      if (memory.probes.length > PROBES_KEPT) memory.probes.shift();
+      const sorted = [...memory.probes].sort((a, b) => a - b);
+      memory.latency = sorted.length === PROBES_KEPT ? sorted[1]! : sorted[0]!;
+    },
+    () => {},
+  );
 }
 
 /** What was learned per connection, by direction. */
@@ -139,7 +135,10 @@ const links = new WeakMap<object, { write: LinkMemory; read: LinkMemory }>();
 export function linkMemory(client: object, direction: 'write' | 'read'): LinkMemory {
   let memory = links.get(client);
   if (!memory) {
-    memory = { write: { latency: Infinity, rate: 0 }, read: { latency: Infinity, rate: 0 } };
+    memory = {
+      write: { latency: Infinity, rate: 0, probes: [] },
+      read: { latency: Infinity, rate: 0, probes: [] },
+    };
     links.set(client, memory);
   }
   return memory[direction];

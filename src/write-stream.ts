@@ -24,6 +24,7 @@ import {
 } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
 import { Pauses } from './retry.js';
+import { probeLink } from './window-size.js';
 
 /** How long `destroy()` waits for the abort record to be stored before it lets go. */
 const ABORT_WAIT_MS = 5000;
@@ -315,6 +316,8 @@ export class RedisWriteStream extends Writable {
   // Lifecycle
 
   async #claim(): Promise<void> {
+    // The link's latency, measured while the claim is out and nothing else is (window-size.ts).
+    probeLink(this.#client, 'write', () => this.#client.exists(this.#keys.meta));
     const claimed = await this.#lease.claim(this.#gen, { chunkSize: this.#chunkSize, encoding: this.#encoding });
     // Destroyed meanwhile: nothing was claimed (or, with a claim already under way, _destroy
     // marks what it created aborted).
