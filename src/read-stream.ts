@@ -367,7 +367,9 @@ export class RedisReadStream extends Readable {
     }
     this.#prefetched = known ?? { after: next, entries: this.#request(next, count) };
     // Only a stored file is read ahead deeper: a follower near the writer would ask for nothing.
-    if (!this.#guessing || this.#meta.state !== State.complete) return;
+    // Nor one written under a memory limit: Redis holds every reply not yet taken, and the
+    // writer's memory guard counts on one batch per reader.
+    if (!this.#guessing || this.#meta.state !== State.complete || this.#meta.trim) return;
     const depth = this.#depth(count);
     // Nothing past the last byte wanted (the end record is at the file's size).
     const last = Math.min(this.#opts.end, this.#meta.size);

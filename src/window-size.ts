@@ -112,17 +112,21 @@ export class LinkEstimate {
  * hide); while it was idle the answer had not arrived.
  */
 export function probeLink(client: object, direction: 'write' | 'read', send: () => Promise<unknown>): void {
+  // A command sent before the connection is ready waits for the connection as well.
+  if ((client as { status?: string }).status !== 'ready') return;
   const memory = linkMemory(client, direction);
   const start = performance.eventLoopUtilization();
   send().then(
     () => {
       // One probe can be off either way: short, by as much as the loop was busy, or long, when
-      // Redis itself was busy (freeing a large file). The latency is the median of the last three,
-      // the least of the first two: one probe off does not undo what the others learned.
+      // Redis itself was busy (another client's large command, a large file freed). So none is
+      // taken alone: the latency is the least of the first two, then the median of the last three,
+      // and one probe off does not move the windows (the first stream on a connection keeps to
+      // its floor).
       memory.probes.push(performance.eventLoopUtilization(start).idle);
       if (memory.probes.length > PROBES_KEPT) memory.probes.shift();
       const sorted = [...memory.probes].sort((a, b) => a - b);
-      memory.latency = sorted.length === PROBES_KEPT ? sorted[1]! : sorted[0]!;
+      if (sorted.length > 1) memory.latency = sorted.length === PROBES_KEPT ? sorted[1]! : sorted[0]!;
     },
     () => {},
   );

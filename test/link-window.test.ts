@@ -3,6 +3,7 @@
  * byte) the writer puts more than its floor in flight and the reader asks for more than one batch
  * ahead, never more than their byte budgets; on loopback both stay at the floor. What is observed
  * is what the client was asked to send: the XADDs and XRANGEs not yet answered, counted as they go.
+ * The latency is trusted from the second probe on a connection: each test runs two streams on one.
  */
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,13 +61,16 @@ describe('the writer across a link with a long round trip', () => {
   it('puts more than its floor of 16 chunks in flight, and never more than maxInFlightBytes', async () => {
     const client = connect(slow.url);
     const writes = watchWrites(client);
-    const key = uniqueKey('link-write');
+    // Connected first: a probe sent while connecting would time the connection too, and is not sent.
+    await client.ping();
     const data = bytes(16 * MiB, 141);
     const chunkSize = 64 * KiB;
-    await put(client, key, data, { chunkSize, maxInFlightBytes: 4 * MiB });
+    for (const key of [uniqueKey('link-write'), uniqueKey('link-write')]) {
+      await put(client, key, data, { chunkSize, maxInFlightBytes: 4 * MiB });
+      expect((await get(redis, key)).equals(data)).toBe(true);
+    }
     expect(writes.most).toBeGreaterThan(16 * chunkSize);
     expect(writes.most).toBeLessThanOrEqual(4 * MiB);
-    expect((await get(redis, key)).equals(data)).toBe(true);
   });
 
   it('keeps to maxInFlight pieces whatever the link', async () => {
@@ -103,7 +107,9 @@ describe('the reader across a link with a long round trip', () => {
     await put(redis, key, data, { chunkSize });
     const client = connect(slow.url);
     const reads = watchReads(client);
-    expect((await get(client, key, { ...batch, maxReadAheadBytes: 1 * MiB })).equals(data)).toBe(true);
+    for (let i = 0; i < 2; i++) {
+      expect((await get(client, key, { ...batch, maxReadAheadBytes: 1 * MiB })).equals(data)).toBe(true);
+    }
     expect(reads.count).toBe(4);
     expect(reads.most).toBeGreaterThan(1);
     expect(reads.most * 4 * chunkSize).toBeLessThanOrEqual(1 * MiB);
@@ -146,11 +152,13 @@ describe('on loopback', () => {
   it('the writer stays at its floor of 16 chunks', async () => {
     const client = connect();
     const writes = watchWrites(client);
-    const key = uniqueKey('loopback-write');
+    await client.ping();
     const data = bytes(48 * MiB, 147);
-    await put(client, key, data, { chunkSize });
+    for (const key of [uniqueKey('loopback-write'), uniqueKey('loopback-write')]) {
+      await put(client, key, data, { chunkSize });
+      expect((await get(redis, key)).equals(data)).toBe(true);
+    }
     expect(writes.most).toBeLessThanOrEqual(16 * chunkSize);
-    expect((await get(redis, key)).equals(data)).toBe(true);
   });
 
   it('the reader asks for one batch ahead', async () => {
@@ -160,7 +168,7 @@ describe('on loopback', () => {
     const client = connect();
     const reads = watchReads(client);
     const options = { readAhead: 16, readAheadBytes: 16 * MiB };
-    expect((await get(client, key, options)).equals(data)).toBe(true);
+    for (let i = 0; i < 2; i++) expect((await get(client, key, options)).equals(data)).toBe(true);
     expect(reads.count).toBe(16);
     expect(reads.most).toBe(1);
   });
