@@ -157,16 +157,6 @@ export class ChunkWindow {
     return this.#pending.size;
   }
 
-  /** Bytes that may be in flight at once now (the window follows the link). */
-  get windowBytes(): number {
-    return this.#windowBytes;
-  }
-
-  /** Bytes of the pieces sent and not yet acknowledged. */
-  get inFlightBytes(): number {
-    return this.#inFlightBytes;
-  }
-
   /**
    * Whether another chunk may be cut: there is room for a whole one in the window (pieces cut by a
    * flush may be smaller), or nothing is pending at all, however small the budget.
