@@ -16,11 +16,6 @@ import { REPAIR, run } from './scripts/index.js';
 import { LinkEstimate, linkMemory, type Sent } from './window-size.js';
 
 /**
- * The window's least size, in chunks: what a window of fixed size held before it followed the link,
- * and all that loopback needs (deeper windows only make Redis hold replies there).
- */
-export const WINDOW_FLOOR_CHUNKS = 16;
-/**
  * Bytes in flight, as a multiple of what the link holds in a round trip: the probe measures the
  * latency short by the time the event loop was busy, round trips under load run longer than the
  * probe's, and the window must lead the throughput for the throughput to grow with it.
@@ -53,9 +48,13 @@ export interface ChunkWindowOwner {
   readonly chunksKey: string;
   readonly writer: string;
   readonly chunkSize: number;
-  /** The most pieces in flight, and the most bytes (the window grows up to these, with the link). */
+  /**
+   * The most pieces in flight and the most bytes (the window grows up to these, with the link), and
+   * the pieces the window holds at least (as whole chunks, within the bytes).
+   */
   readonly maxInFlight: number;
   readonly maxInFlightBytes: number;
+  readonly minInFlight: number;
   readonly retryTimeout: number;
   /** Replicas that must hold a chunk before it counts (`WAIT`), 0 for none; and how long to wait. */
   readonly waitReplicas: number;
@@ -113,7 +112,7 @@ export class ChunkWindow {
 
   constructor(owner: ChunkWindowOwner) {
     this.#owner = owner;
-    this.#floorBytes = Math.min(WINDOW_FLOOR_CHUNKS * owner.chunkSize, owner.maxInFlightBytes);
+    this.#floorBytes = Math.min(owner.minInFlight * owner.chunkSize, owner.maxInFlightBytes);
     // What earlier streams on this connection learned: a stream across a long link starts deep.
     this.#link = new LinkEstimate(linkMemory(owner.client, 'write'));
     this.#windowBytes = this.#sized();

@@ -8,7 +8,7 @@ import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { createGzip, type Gzip, constants as zlibConstants } from 'node:zlib';
-import { ChunkWindow, WINDOW_FLOOR_CHUNKS } from './chunk-window.js';
+import { ChunkWindow } from './chunk-window.js';
 import { Chunker, FlushTimer } from './chunker.js';
 import type { RedisClient } from './client.js';
 import { formatCrc, parseCrc } from './crc.js';
@@ -102,8 +102,7 @@ export class RedisWriteStream extends Writable {
     this.#chunkSize = opts.chunkSize;
     this.#encoding = opts.contentEncoding ?? 'identity';
     // Spare buffers for the window's floor: a window grown deeper allocates the rest.
-    const spares = Math.min(opts.maxInFlight, WINDOW_FLOOR_CHUNKS);
-    this.#chunker = new Chunker(opts.chunkSize, spares, () => this.#flushTimer.cancel());
+    this.#chunker = new Chunker(opts.chunkSize, opts.minInFlight, () => this.#flushTimer.cancel());
     this.#flushTimer = new FlushTimer(opts.flushInterval, {
       pending: () => this.#chunker.waiting || this.#gzip !== undefined,
       // Writes wait behind a full window: the writer fills chunks faster than they are stored, and
@@ -337,6 +336,7 @@ export class RedisWriteStream extends Writable {
       chunkSize: this.#chunkSize,
       maxInFlight: this.#opts.maxInFlight,
       maxInFlightBytes: this.#opts.maxInFlightBytes,
+      minInFlight: this.#opts.minInFlight,
       retryTimeout: this.#opts.retryTimeout,
       waitReplicas: this.#opts.waitReplicas,
       waitTimeout: this.#opts.waitTimeout,

@@ -47,6 +47,7 @@ describe('chunk buffer reuse', () => {
       chunkSize: 4,
       maxInFlight: 4,
       maxInFlightBytes: 16,
+      minInFlight: 4,
       retryTimeout: 10_000,
       waitReplicas: 0,
       waitTimeout: 5000,

@@ -73,7 +73,7 @@ describe('the writer across a link with a long round trip', () => {
     expect(writes.most).toBeLessThanOrEqual(4 * MiB);
   });
 
-  it('keeps to maxInFlight pieces whatever the link', async () => {
+  it('keeps a window of maxInFlight pieces whatever the link', async () => {
     const client = connect(slow.url);
     const writes = watchWrites(client);
     const key = uniqueKey('link-write-pieces');

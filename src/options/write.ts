@@ -99,10 +99,11 @@ export interface WriteStreamOptions extends KeyOptions {
    */
   retryTimeout?: number;
   /**
-   * The most piece writes (chunks, or the pieces a flush cut) that may wait for Redis's
-   * acknowledgement at once. The window holds 16 chunks, and grows past that on a link with a long
-   * round trip, up to this and `maxInFlightBytes`; set 16 for the window of fixed size of old.
-   * @default 1024
+   * How many piece writes (chunks, or the pieces a flush cut) may wait for Redis's acknowledgement
+   * at once: a window of fixed size (within `maxInFlightBytes`). Unset, the window holds 16 chunks
+   * and grows past that as far as the link's round trip and throughput call for, up to 1024 pieces
+   * and `maxInFlightBytes`.
+   * @default undefined (a window sized to the link)
    */
   maxInFlight?: number;
   /**
@@ -175,7 +176,9 @@ export interface ResolvedWriteOptions {
   readonly resume: boolean;
   readonly retryTimeout: number;
   readonly ttl: number;
+  /** The most pieces in flight, and the least the window holds (both `maxInFlight` when set). */
   readonly maxInFlight: number;
+  readonly minInFlight: number;
   readonly maxInFlightBytes: number;
   readonly waitReplicas: number;
   readonly waitTimeout: number;
@@ -194,6 +197,7 @@ const WRITE_DEFAULTS = Object.freeze({
   resume: false,
   retryTimeout: 30_000,
   maxInFlight: 1024,
+  minInFlight: 16,
   maxInFlightBytes: 32 * 1024 * 1024,
   waitReplicas: 0,
   waitTimeout: 5000,
@@ -252,6 +256,7 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
     retryTimeout: int(o, 'retryTimeout', WRITE_DEFAULTS.retryTimeout, 0, 2 ** 31 - 1),
     ttl: o.ttl === undefined ? 0 : int(o, 'ttl', 0, 1, 2 ** 31 - 1),
     maxInFlight: int(o, 'maxInFlight', WRITE_DEFAULTS.maxInFlight, 1, 1024),
+    minInFlight: int(o, 'maxInFlight', WRITE_DEFAULTS.minInFlight, 1, 1024),
     maxInFlightBytes: int(o, 'maxInFlightBytes', WRITE_DEFAULTS.maxInFlightBytes, 1, Number.MAX_SAFE_INTEGER),
     waitReplicas: int(o, 'waitReplicas', WRITE_DEFAULTS.waitReplicas, 0, 1024),
     waitTimeout: int(o, 'waitTimeout', WRITE_DEFAULTS.waitTimeout, 1, 3_600_000),
