@@ -37,6 +37,12 @@ export interface LinkMemory {
   rate: number;
 }
 
+/**
+ * ms of round trip that a window's floor covers (16 chunks, one batch ahead: 4 MiB over 2 ms is
+ * faster than one connection carries), and that a busy machine adds on loopback (a probe waiting
+ * for Redis to be scheduled): only the latency beyond it calls for more depth.
+ */
+const LOCAL_MS = 2;
 /** Probes kept per connection and direction: their median is the latency. */
 const PROBES_KEPT = 3;
 /** Rates are kept as the best of the current period and the one before it: 0.5 to 1 s of history. */
@@ -96,10 +102,13 @@ export class LinkEstimate {
     return this.#memory.latency;
   }
 
-  /** `gain` times the bytes the link holds in one round trip at the best rate; 0 while unknown. */
+  /**
+   * `gain` times the bytes the link holds in one round trip at the best rate, less the round trip
+   * the floor covers; 0 while unknown.
+   */
   product(gain: number): number {
     const latency = this.latency;
-    return latency === Infinity ? 0 : gain * this.rate * latency;
+    return latency === Infinity ? 0 : gain * this.rate * Math.max(0, latency - LOCAL_MS);
   }
 }
 
