@@ -111,8 +111,8 @@ export interface WriteStreamOptions extends KeyOptions {
    * writer's memory budget for its window (it keeps each piece until Redis acknowledged it, to
    * send it again after a fault). The window starts at 16 chunks (less when this is smaller), grows
    * while the link's round trip and throughput call for more (about 4 times their product, for a
-   * round trip over 2 ms), and
-   * shrinks again when they no longer do; at least one piece is always sent.
+   * round trip over 2 ms), and shrinks again when they no longer do; at least one piece is always
+   * sent.
    * @default 33554432 (32 MiB)
    */
   maxInFlightBytes?: number;
