@@ -95,8 +95,8 @@ export class MemoryGuard {
 
   /**
    * Before `bytes` more are sent: true when they fit under the limit by the estimate (the last
-   * reading, what was sent since, and the readers' reserve), else a promise that resolves once
-   * a reading says they fit.
+   * reading, what was sent since, and the readers' reserve), and they count as sent; else a
+   * promise that resolves once a reading says they fit, after which the caller asks again.
    */
   admit(bytes: number): true | Promise<void> {
     const cost = entryCost(bytes);
@@ -152,10 +152,8 @@ export class MemoryGuard {
       } else {
         await this.#read();
       }
-      if (this.#fits(this.#used, this.#sentAtReading, cost) || this.#closed) {
-        this.#sent += cost;
-        return;
-      }
+      // The piece is counted when the window asks again, as it does once this resolves.
+      if (this.#fits(this.#used, this.#sentAtReading, cost) || this.#closed) return;
       if (relieve) {
         relieve = false;
         if (await this.#relieve!()) continue;
