@@ -2,7 +2,8 @@
  * The memory guard holds: with receivers in processes of their own that are slower than the
  * sender (their CPU busy with what they read, so that Redis holds their replies meanwhile), Redis's
  * `used_memory`, sampled every few milliseconds, never exceeds the sender's `maxRedisMemory` by more
- * than one chunk as Redis stores it.
+ * than one chunk as Redis stores it. And the guard's estimate of what a chunk costs in Redis is
+ * never below what Redis really stores for it.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeChannel } from '../src/index.js';
+import { entryCost } from '../src/memory-guard.js';
 import { closeAll, connect } from './helpers/clients.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -45,6 +47,22 @@ afterAll(async () => {
 async function usedMemory(client: Redis): Promise<number> {
   return Number(/^used_memory:(\d+)/m.exec(await client.info('memory'))![1]);
 }
+
+describe('what a chunk costs in Redis', () => {
+  it('the guard counts a chunk at no less than Redis stores it, and at most a quarter more and 1 KiB', async () => {
+    for (const size of [4096, 65_536, 100_000, CHUNK, MiB]) {
+      const key = `cost-${size}`;
+      await admin.xadd(key, '1-0', 'h', 'x');
+      const before = Number(await admin.memory('USAGE', key, 'SAMPLES', 0));
+      const n = 8;
+      for (let i = 0; i < n; i++) await admin.xadd(key, `${i + 2}-1`, 'data', bytes(size, i), 'crc', '0123abcd');
+      const perEntry = (Number(await admin.memory('USAGE', key, 'SAMPLES', 0)) - before) / n;
+      expect(entryCost(size)).toBeGreaterThanOrEqual(perEntry);
+      expect(entryCost(size)).toBeLessThanOrEqual(size + size / 4 + 1024);
+      await admin.del(key);
+    }
+  });
+});
 
 describe('maxRedisMemory with slow receivers in other processes', () => {
   it('used_memory never exceeds the limit by more than one chunk', async () => {
