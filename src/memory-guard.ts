@@ -141,17 +141,13 @@ export class MemoryGuard {
     // woke (its consumers' own reports trim, and wake it, meanwhile).
     let relieve = this.#relieve !== undefined;
     for (;;) {
+      // The position first (once: later waits go on from the last event seen), then the reading:
+      // memory freed in between wakes the wait at once.
       if (this.#last === undefined) {
-        // The position first, then the reading (one connection keeps their order): memory freed
-        // in between wakes the wait at once.
-        const [top] = await Promise.all([
-          this.#client.xrevrange(this.#events, '+', '-', 'COUNT', 1) as Promise<[string, string[]][]>,
-          this.#read(),
-        ]);
+        const top = (await this.#client.xrevrange(this.#events, '+', '-', 'COUNT', 1)) as [string, string[]][];
         this.#last = top[0]?.[0] ?? '0-0';
-      } else {
-        await this.#read();
       }
+      await this.#read();
       // The piece is counted when the window asks again, as it does once this resolves.
       if (this.#fits(this.#used, this.#sentAtReading, cost) || this.#closed) return;
       if (relieve) {
