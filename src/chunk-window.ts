@@ -55,7 +55,7 @@ export interface ChunkWindowOwner {
   release?(chunk: Buffer): void;
   /**
    * When set, chunks are sent only once this says so: returns true when sending may go on now,
-   * or a promise that resolves when it may (a memory limit).
+   * or a promise that resolves when it may (a memory limit), and the window then asks again.
    */
   admit?(bytes: number): true | Promise<void>;
 }

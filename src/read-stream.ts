@@ -13,6 +13,7 @@ import { aborted, corrupt, decodeFailed, isRetryable, notFound, outOfRange, wrap
 import { type FileStat, toFileStat } from './file-stat.js';
 import { abortedError, FileWatch, type RawEntry, trimmedError } from './file-watch.js';
 import { decodeEntry, type Entry, type FileKeys, Flag, fileKeys, type MetaRecord, State } from './format.js';
+import { guardedBatch } from './memory-guard.js';
 import { checkClientAndKey, type ReadStreamOptions, type ResolvedReadOptions, resolveReadOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
 import { Pauses, RETRY_MAX_MS, RETRY_MIN_MS } from './retry.js';
@@ -149,6 +150,8 @@ export class RedisReadStream extends Readable {
       );
     }
     this.#batch = Math.max(1, Math.min(this.#opts.readAhead, Math.floor(this.#opts.readAheadBytes / meta.chunkSize)));
+    // Redis holds a reply until the reader takes it: under the writer's memory limit, small ones.
+    if (meta.trim) this.#batch = Math.min(this.#batch, guardedBatch(meta.chunkSize));
     this.#seq = new EntrySequence(this.key, meta, {
       firstChunk,
       withHeader: firstChunk === 0,
