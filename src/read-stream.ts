@@ -121,9 +121,16 @@ export class RedisReadStream extends Readable {
   // Opening
 
   async #open(): Promise<void> {
-    const found = await this.#watch.find(this.#opts.waitForCreate);
+    const { start, readAhead, readAheadBytes, waitForCreate } = this.#opts;
+    const found = await this.#watch.find(waitForCreate, { start, readAhead, readAheadBytes });
     if (found === undefined || this.#done) return;
     this.#start(found.meta);
+    // The first batch came with the hash: the first fetch takes it instead of asking for it (a
+    // small file is then read in one round trip). Taken only when it is the batch the fetch would
+    // have asked for, so that whether it reached the stream's end is told as for any other.
+    if (found.first?.count === this.#batch) {
+      this.#prefetched = { after: this.#seq.lastId, entries: Promise.resolve(found.first.entries) };
+    }
     await this.#consumer?.join(this.#seq.chunk);
     this.#opened = true;
     this.file = toFileStat(this.key, found.meta, found.ttl, found.now);
