@@ -11,7 +11,7 @@ import type { RedisClient } from './client.js';
 import { ConsumerBook } from './consumer.js';
 import { aborted, corrupt, decodeFailed, isRetryable, notFound, outOfRange, wrapRedisError } from './errors.js';
 import { type FileStat, toFileStat } from './file-stat.js';
-import { abortedError, FileWatch, type RawEntry, trimmedError } from './file-watch.js';
+import { abortedError, FileWatch, type Found, type RawEntry, trimmedError } from './file-watch.js';
 import { decodeEntry, type Entry, type FileKeys, Flag, fileKeys, type MetaRecord, State } from './format.js';
 import { checkClientAndKey, type ReadStreamOptions, type ResolvedReadOptions, resolveReadOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
@@ -75,6 +75,8 @@ export class RedisReadStream extends Readable {
   #readToEnd = false;
   #gunzip: Gunzip | undefined;
   readonly #progress: ProgressTicker;
+  /** An open started before the first read (see {@link RedisReadStream.openEarly}), for #open to take. */
+  #early: Promise<Found | undefined> | undefined;
 
   /** @internal Use {@link createRedisReadStream}. */
   constructor(client: RedisClient, key: string, opts: ResolvedReadOptions) {
@@ -120,9 +122,31 @@ export class RedisReadStream extends Readable {
   // ---------------------------------------------------------------------------------------------
   // Opening
 
+  /**
+   * @internal Start opening the file now, before anything reads it, without waiting for it to be
+   * created (a channel receiver opens its next file while the application processes the current
+   * one). Resolves to the file's hash (undefined when the stream was destroyed meanwhile), or
+   * rejects as opening would (`ERR_REDIS_FILE_NOT_FOUND` when there is no file). The stream itself
+   * says nothing until it is read: then it takes what was found, or the failure, and goes on as
+   * usual. Called once, before the first read.
+   */
+  openEarly(): Promise<MetaRecord | undefined> {
+    if (this.#early === undefined && !this.#opened && !this.#pumping && !this.destroyed) {
+      this.#early = this.#find(0);
+      this.#early.catch(() => {});
+    }
+    return (this.#early ?? Promise.resolve(undefined)).then((found) => found?.meta);
+  }
+
+  #find(waitForCreate: number): Promise<Found | undefined> {
+    const { start, readAhead, readAheadBytes } = this.#opts;
+    return this.#watch.find(waitForCreate, { start, readAhead, readAheadBytes });
+  }
+
   async #open(): Promise<void> {
-    const { start, readAhead, readAheadBytes, waitForCreate } = this.#opts;
-    const found = await this.#watch.find(waitForCreate, { start, readAhead, readAheadBytes });
+    const early = this.#early;
+    this.#early = undefined;
+    const found = await (early ?? this.#find(this.#opts.waitForCreate));
     if (found === undefined || this.#done) return;
     this.#start(found.meta);
     // The first batch came with the hash: the first fetch takes it instead of asking for it (a
