@@ -5,9 +5,20 @@
  * other make one. Each client is connected, and every script loaded, before the counting starts.
  */
 import { once } from 'node:events';
+import { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisReadStream, createRedisWriteStream, type WriteStreamOptions } from '../src/index.js';
+import {
+  closeChannel,
+  createRedisReadStream,
+  createRedisWriteStream,
+  list,
+  receiveFiles,
+  type SentFile,
+  sendFiles,
+  stat,
+  type WriteStreamOptions,
+} from '../src/index.js';
 import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
 import { collect } from './helpers/streams.js';
@@ -83,5 +94,64 @@ describe('round trips of a small file', () => {
     let data: Buffer = Buffer.alloc(0);
     expect(await bursts(async () => (data = await read(client, key)))).toBe(1);
     expect(data).toEqual(Buffer.from('x'));
+  });
+});
+
+describe('round trips of a channel of small files', () => {
+  const FILES = 10;
+  const files = (prefix: string) =>
+    Array.from({ length: FILES }, (_, i) => ({
+      name: `${prefix}-${i}`,
+      stream: Readable.from([Buffer.alloc(1024, i)]),
+      size: 1024,
+    }));
+
+  it("sending: each file's claim goes with the announcement and end record of the file before it", async () => {
+    const sender = await proxied();
+    const channel = uniqueKey('rtt-send');
+    await sendFiles(sender, channel, files('warm').slice(0, 1));
+    let sent: SentFile[] = [];
+    // One round trip per file, and one more for the last file's announcement and end record.
+    expect(await bursts(async () => (sent = await sendFiles(sender, channel, files('f'))))).toBeLessThanOrEqual(
+      FILES + 1,
+    );
+    for (const f of sent) expect(await stat(direct, f.key)).toMatchObject({ state: 'complete', size: 1024 });
+  });
+
+  it('receiving: the next files are opened while one is processed; two round trips per file, its acknowledgements', async () => {
+    const receiver = await proxied();
+    const channel = uniqueKey('rtt-receive');
+    await sendFiles(direct, channel, [...files('warm').slice(0, 1), ...files('f')]);
+    await closeChannel(direct, channel);
+    const received: string[] = [];
+    let count = 0;
+    for await (const f of receiveFiles(receiver, channel, { consumer: 'c' })) {
+      if (received.length === 1) proxy.markBursts();
+      expect((await collect(f.stream)).length).toBe(1024);
+      await f.ack();
+      received.push(f.name);
+    }
+    count = proxy.bursts;
+    expect(received).toEqual(['warm-0', ...files('f').map((f) => f.name)]);
+    // About two per file, and the close: one round trip to see that nothing follows it, one to
+    // acknowledge it (five per file when each file's announcement, hash and entries came in turn).
+    expect(count).toBeLessThanOrEqual(2 * FILES + 3);
+  });
+
+  it('a file begun early is removed when the sending fails before it is announced', async () => {
+    const channel = uniqueKey('rtt-send-fails');
+    const started: string[] = [];
+    const err = await sendFiles(direct, channel, files('f').slice(0, 2), {
+      onStart(f) {
+        started.push(f.key);
+        throw new Error('no thanks');
+      },
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ message: 'no thanks' });
+    // The first file, whose end record went with its announcement, stays; the second is gone.
+    expect(started).toHaveLength(1);
+    const keys: string[] = [];
+    for await (const f of list(direct, { match: `${channel}/*` })) keys.push(f.key);
+    expect(keys).toEqual(started);
   });
 });
