@@ -20,7 +20,9 @@ import {
   type WriteStreamOptions,
 } from '../src/index.js';
 import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { collect } from './helpers/streams.js';
 
 let proxy: TcpProxy;
@@ -94,6 +96,40 @@ describe('round trips of a small file', () => {
     let data: Buffer = Buffer.alloc(0);
     expect(await bursts(async () => (data = await read(client, key)))).toBe(1);
     expect(data).toEqual(Buffer.from('x'));
+  });
+});
+
+describe('round trips of a small file written with waitReplicas', () => {
+  let server: RedisServer;
+  let replica: RedisServer;
+  let replicated: TcpProxy;
+
+  beforeAll(async () => {
+    server = await startRedis();
+    replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(server.port)] });
+    const admin = connect(server.url);
+    await eventually(
+      async () => /^slave0:.*state=online/m.test(await admin.info('replication')),
+      'the replica to be online',
+    );
+    replicated = await startProxy(server.port);
+  });
+  afterAll(async () => {
+    await replicated?.close();
+    await replica?.stop();
+    await server?.stop();
+  });
+
+  it('takes 3 request bursts: the claim, the piece with its WAIT, the end record with its WAIT', async () => {
+    const client = connect(replicated.url);
+    await client.ping();
+    const options = { waitReplicas: 1 };
+    await write(client, uniqueKey('rtt-warm'), Buffer.from('w'), options);
+    const key = uniqueKey('rtt-replicated');
+    replicated.markBursts();
+    await write(client, key, Buffer.from('x'), options);
+    expect(replicated.bursts).toBe(3);
+    expect(await read(client, key)).toEqual(Buffer.from('x'));
   });
 });
 
