@@ -36,6 +36,7 @@ describe('scripts', () => {
         'abandon',
         'abort',
         'ack',
+        'ack-announced',
         'commit',
         'create',
         'expire',

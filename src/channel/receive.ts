@@ -18,7 +18,8 @@ import {
   resolveReadOptions,
 } from '../options.js';
 import { openRedisReadStream, type RedisReadStream } from '../read-stream.js';
-import { ACK, JOIN, run } from '../scripts/index.js';
+import type { AckReply } from '../scripts/consumers.js';
+import { ACK, ACK_ANNOUNCED, JOIN, run } from '../scripts/index.js';
 import { checkChannel } from './log.js';
 
 /** Options of {@link receiveFiles}. */
@@ -144,6 +145,9 @@ async function* receive(
   const onAbort = (): void => closeConnection(blocking);
   signal?.addEventListener('abort', onAbort, { once: true });
   let current: RedisReadStream | undefined;
+  // A file and the channel's log lie on different cluster slots: there, a file's acknowledgement
+  // and its announcement's take a step each; on a single server, one script does both.
+  let separately = (client as { isCluster?: boolean }).isCluster === true;
   // First what this receiver was given before and never acknowledged (a restart), walking its
   // pending entries in order, then new ones.
   let pending: string | undefined = '0';
@@ -249,13 +253,25 @@ async function* receive(
         offset,
         stream,
         async ack() {
+          const fileKeys = { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events };
+          const args = { gen, consumer, any: Flag.yes };
+          let logged = false;
           try {
-            const reply = await run(
-              client,
-              ACK,
-              { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events },
-              { gen, consumer, any: Flag.yes },
-            );
+            let reply: AckReply | undefined;
+            if (!separately) {
+              reply = await run(
+                client,
+                ACK_ANNOUNCED,
+                { ...fileKeys, log },
+                { ...args, group: consumer, entry: id },
+              ).catch((err: unknown) => {
+                if (!(err instanceof Error && /CROSSSLOT|same slot/.test(err.message))) throw err;
+                separately = true;
+                return undefined;
+              });
+              logged = reply !== undefined;
+            }
+            reply ??= await run(client, ACK, fileKeys, args);
             // Writers held back by a memory limit wait for this (the file deleted, or chunks trimmed
             // now that this receiver is done with them); others do not need it.
             const freed = reply.status === 'deleted' ? reply.trim : reply.status !== 'missing' && reply.trimmed > 0;
@@ -263,7 +279,7 @@ async function* receive(
           } catch (err) {
             fail(err, `acknowledging ${JSON.stringify(name)}`);
           }
-          await ack();
+          if (!logged) await ack();
         },
       };
       if (!stream.destroyed && !stream.readableEnded) stream.destroy();

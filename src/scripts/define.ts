@@ -29,7 +29,7 @@ import {
  * subset it declares, in this order. On a cluster the client routes by the first key; every key of
  * one call shares a hash tag (or, for `rename`, Redis itself refuses keys of two slots).
  */
-const KEY_ORDER = ['meta', 'chunks', 'events', 'toMeta', 'toChunks', 'toEvents', 'toOld', 'old'] as const;
+const KEY_ORDER = ['meta', 'chunks', 'events', 'toMeta', 'toChunks', 'toEvents', 'toOld', 'old', 'log'] as const;
 /** @internal */
 export type KeyName = (typeof KEY_ORDER)[number];
 

@@ -10,7 +10,7 @@
  * @module
  */
 
-export { ABANDON, ACK, JOIN, TRIM, USED_MEMORY } from './consumers.js';
+export { ABANDON, ACK, ACK_ANNOUNCED, JOIN, TRIM, USED_MEMORY } from './consumers.js';
 export { run, runAndWait, type Script } from './define.js';
 export { EXPIRE, REMOVE, RENAME } from './file.js';
 export { OPEN } from './read.js';
