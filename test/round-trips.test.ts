@@ -70,7 +70,7 @@ describe('round trips of a small file', () => {
     expect(await read(direct, key)).toEqual(Buffer.from('x'));
   });
 
-  it('a user refused EVALSHA_RO reads with plain commands: one round trip more, and the refusal only once', async () => {
+  it('a user refused EVALSHA_RO reads with plain commands: one round trip more, refused once', async () => {
     const user = uniqueKey('rtt-no-ro').replace(/[^A-Za-z0-9]/g, '-');
     await direct.acl('SETUSER', user, 'on', '>secret', '~*', '&*', '+@all', '-evalsha_ro', '-eval_ro');
     const url = new URL(proxy.url);
@@ -154,7 +154,7 @@ describe('round trips of a channel of small files', () => {
     for (const f of sent) expect(await stat(direct, f.key)).toMatchObject({ state: 'complete', size: 1024 });
   });
 
-  it('receiving: the next file is opened while one is processed; one round trip per file, its acknowledgements', async () => {
+  it('receiving: the next file opens while one is processed; a round trip per file, its acknowledgement', async () => {
     const receiver = await proxied();
     const channel = uniqueKey('rtt-receive');
     await sendFiles(direct, channel, [...files('warm').slice(0, 1), ...files('f')]);

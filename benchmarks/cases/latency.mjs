@@ -648,10 +648,10 @@ export async function run(ctx) {
       `one per round trip) from the stream's creation to 'finish' (write) or 'end' (read), and that time in ` +
       `calibrated RTTs; ${nRuns(p.roundTripReps)} of each. Channel round trips: the bursts of one sendFiles of ` +
       `${p.files} files of 1 KiB (no receiver running), and of a receiver reading and acknowledging them all ` +
-      `(sent beforehand without the proxy, the channel closed), divided by ${p.files}. 1 KiB files: ${p.files} files written one after another ` +
-      `(each createRedisWriteStream, end(), 'finish'), or sent with one sendFiles call to a receiver that reads ` +
-      `and acknowledges each (timed until the last ack; the receiver started and primed with one file first), ` +
-      `against ${p.files} XADDs of a 1 KiB piece pipelined in one go, and one after another; ` +
+      `(sent beforehand without the proxy, the channel closed), divided by ${p.files}. 1 KiB files: ` +
+      `${p.files} files written one after another (each createRedisWriteStream, end(), 'finish'), or sent ` +
+      `with one sendFiles call to a receiver that reads and acknowledges each (timed until the last ack; the ` +
+      `receiver started and primed with one file first), against ${p.files} XADDs of a 1 KiB piece pipelined in one go, and one after another; ` +
       `${nRuns(p.fileReps)} of each, alternated.`,
     params: {
       rttsMs: p.rtts,

@@ -26,7 +26,9 @@ local function ack()
     redis.call('HSET', K.meta, M.posPrefix .. A.consumer, C.done)
     trimmed = trim_consumed(K.meta, K.chunks)
   end
-  if cur[2] ~= S.complete and A.any ~= C.yes then return cjson.encode({status='unfinished', state=tostring(cur[2]), trimmed=trimmed}) end
+  if cur[2] ~= S.complete and A.any ~= C.yes then
+    return cjson.encode({status='unfinished', state=tostring(cur[2]), trimmed=trimmed})
+  end
   if redis.call('HSETNX', K.meta, M.ackPrefix .. A.consumer, now) == 1 then redis.call('HINCRBY', K.meta, M.acks, 1) end
   local count = tonumber(redis.call('HGET', K.meta, M.acks))
   if cur[2] ~= S.writing and all_acknowledged(K.meta) then
