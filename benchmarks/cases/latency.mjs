@@ -651,7 +651,8 @@ export async function run(ctx) {
       `(sent beforehand without the proxy, the channel closed), divided by ${p.files}. 1 KiB files: ` +
       `${p.files} files written one after another (each createRedisWriteStream, end(), 'finish'), or sent ` +
       `with one sendFiles call to a receiver that reads and acknowledges each (timed until the last ack; the ` +
-      `receiver started and primed with one file first), against ${p.files} XADDs of a 1 KiB piece pipelined in one go, and one after another; ` +
+      `receiver started and primed with one file first), against ${p.files} XADDs of a 1 KiB piece pipelined ` +
+      `in one go, and one after another; ` +
       `${nRuns(p.fileReps)} of each, alternated.`,
     params: {
       rttsMs: p.rtts,
