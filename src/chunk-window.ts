@@ -130,6 +130,11 @@ export class ChunkWindow {
     return this.#pending.size;
   }
 
+  /** Pieces cut and not sent yet: held back by the memory guard, or by a repair under way. */
+  get unsent(): number {
+    return this.#next - this.#nextToSend;
+  }
+
   hasRoom(): boolean {
     return this.#pending.size < this.#owner.maxInFlight;
   }

@@ -22,7 +22,7 @@ import {
   parseMeta,
   State,
 } from './format.js';
-import { ABANDON, run } from './scripts/index.js';
+import { ABANDON, OPEN, run } from './scripts/index.js';
 import type { Step } from './sequence.js';
 
 /**
@@ -34,6 +34,27 @@ const LIVENESS_INTERVAL_MS = 1000;
 
 /** @internal An entry as XRANGE / XREAD return it in buffer mode. */
 export type RawEntry = [Buffer, Buffer[]];
+
+/** @internal Where a read starts and how many entries it asks for at once (see the open script). */
+export interface FirstBatch {
+  readonly start: number;
+  readonly readAhead: number;
+  readonly readAheadBytes: number;
+}
+
+/** @internal What {@link FileWatch.find} found: `first`, the first entries read with the hash, when it could. */
+export interface Found {
+  readonly meta: MetaRecord;
+  readonly ttl: number;
+  readonly now: number;
+  readonly first?: { readonly entries: RawEntry[]; readonly count: number };
+}
+
+/**
+ * Clients whose user may not run scripts (an ACL without EVALSHA, or with read access to the keys
+ * only): their readers open a file command by command, without trying the script again each time.
+ */
+const scriptsRefused = new WeakSet<RedisClient>();
 
 /** @internal */
 export class FileWatch {
@@ -105,35 +126,21 @@ export class FileWatch {
 
   /**
    * Find the file: its parsed hash, TTL (s) and the server's clock (ms); waiting up to
-   * `waitForCreate` ms for it to be created. Undefined when closed meanwhile.
+   * `waitForCreate` ms for it to be created. With `batch`, also the first entries a read from
+   * `batch.start` asks for, read in the same round trip (by the open script). Undefined when
+   * closed meanwhile.
    */
-  async find(waitForCreate: number): Promise<{ meta: MetaRecord; ttl: number; now: number } | undefined> {
+  async find(waitForCreate: number, batch?: FirstBatch): Promise<Found | undefined> {
     const deadline = Date.now() + waitForCreate;
     for (;;) {
-      let rawMeta: Record<string, string>;
-      let lastEvent: [string, string[]][];
-      let ttl: number;
-      let time: (string | number)[];
-      try {
-        // Sent together, in this order on one connection: the event position first, then the
-        // metadata, so that a file created in between is seen by the second, and one created after
-        // it logs an event past the position. One round trip.
-        [lastEvent, rawMeta, ttl, time] = await Promise.all([
-          this.#client.xrevrange(this.#keys.events, '+', '-', 'COUNT', 1) as Promise<[string, string[]][]>,
-          this.#client.hgetall(this.#keys.meta),
-          this.#client.ttl(this.#keys.meta),
-          this.#client.time() as Promise<(string | number)[]>,
-        ]);
-      } catch (err) {
-        throw wrapRedisError(err, this.#key, 'reading the metadata');
-      }
+      const { lastEvent, rawMeta, ttl, time, first } = await this.#look(batch);
       if (this.#closed) return undefined;
-      this.#lastEventId = lastEvent[0]?.[0] ?? '0-0';
+      this.#lastEventId = lastEvent;
       const meta = parseMeta(rawMeta);
       if (isMetaProblem(meta)) {
         throw meta.problem === 'format' ? badFormat(this.#key, meta.detail) : corrupt(this.#key, meta.detail);
       }
-      if (meta !== undefined) return { meta, ttl, now: serverMs(time) };
+      if (meta !== undefined) return { meta, ttl, now: serverMs(time), ...(first ? { first } : {}) };
       if (waitForCreate === 0) throw notFound(this.#key);
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
@@ -142,6 +149,62 @@ export class FileWatch {
       await this.waitForEvent(remaining, 'waiting for the file to be created');
       if (this.#closed) return undefined;
     }
+  }
+
+  /**
+   * The event position, the hash, its TTL and the server's clock, in one round trip: with `batch`,
+   * the open script, which adds the first entries; else (or where scripts are refused, or a key
+   * holds another type) four commands sent together.
+   */
+  async #look(batch: FirstBatch | undefined): Promise<{
+    lastEvent: string;
+    rawMeta: Record<string, string>;
+    ttl: number;
+    time: (string | number)[];
+    first?: Found['first'];
+  }> {
+    if (batch && !scriptsRefused.has(this.#client)) {
+      try {
+        const reply = await run(
+          this.#client,
+          OPEN,
+          { meta: this.#keys.meta, events: this.#keys.events },
+          {
+            chunks: this.#keys.chunks(''),
+            start: batch.start,
+            readAhead: batch.readAhead,
+            readAheadBytes: batch.readAheadBytes,
+          },
+        );
+        if (reply.status === 'ok') {
+          const { lastEvent, meta: rawMeta, ttl, time, first } = reply;
+          return { lastEvent, rawMeta, ttl, time, first };
+        }
+      } catch (err) {
+        if (!(err instanceof Error && err.message.startsWith('NOPERM'))) {
+          throw wrapRedisError(err, this.#key, 'reading the metadata');
+        }
+        scriptsRefused.add(this.#client);
+      }
+    }
+    let rawMeta: Record<string, string>;
+    let lastEvent: [string, string[]][];
+    let ttl: number;
+    let time: (string | number)[];
+    try {
+      // Sent together, in this order on one connection: the event position first, then the
+      // metadata, so that a file created in between is seen by the second, and one created after
+      // it logs an event past the position. One round trip.
+      [lastEvent, rawMeta, ttl, time] = await Promise.all([
+        this.#client.xrevrange(this.#keys.events, '+', '-', 'COUNT', 1) as Promise<[string, string[]][]>,
+        this.#client.hgetall(this.#keys.meta),
+        this.#client.ttl(this.#keys.meta),
+        this.#client.time() as Promise<(string | number)[]>,
+      ]);
+    } catch (err) {
+      throw wrapRedisError(err, this.#key, 'reading the metadata');
+    }
+    return { lastEvent: lastEvent[0]?.[0] ?? '0-0', rawMeta, ttl, time };
   }
 
   /** The chunk a new writer cut the file back to, once: the reader reads again from there. */

@@ -295,6 +295,8 @@ const PACKAGE_COMMANDS = [
   'xinfo|stream',
   'evalsha',
   'eval',
+  'evalsha_ro',
+  'eval_ro',
 ];
 
 /**
