@@ -110,6 +110,18 @@ export class MemoryGuard {
     return this.#wait(cost);
   }
 
+  /**
+   * A reading of `used_memory` taken before anything was sent (the claim returns one): the first
+   * pieces are admitted on it, without a reading of their own (a small file then costs no round
+   * trip more than without a limit).
+   */
+  note(used: number): void {
+    if (this.#sent > 0 || this.#readAt > 0) return;
+    this.#used = used;
+    this.#sentAtReading = 0;
+    this.#readAt = Date.now();
+  }
+
   #fits(used: number, sentAtReading: number, cost: number): boolean {
     return used + (this.#sent - sentAtReading) + this.#reserve + cost <= this.#limit;
   }

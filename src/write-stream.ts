@@ -317,6 +317,7 @@ export class RedisWriteStream extends Writable {
     // Destroyed meanwhile: nothing was claimed (or, with a claim already under way, _destroy
     // marks what it created aborted).
     if (claimed === undefined) return;
+    if (claimed.kind === 'created' && claimed.used !== undefined) this.#guard?.note(claimed.used);
     if (claimed.kind === 'resumed') {
       this.#gen = claimed.gen;
       this.#chunksKey = this.#keys.chunks(claimed.gen);

@@ -70,6 +70,16 @@ describe('round trips of a small file', () => {
     expect(await read(direct, key)).toEqual(Buffer.from('x'));
   });
 
+  it('under a memory limit too: the claim brings the reading of used_memory the first piece is admitted on', async () => {
+    const client = await proxied();
+    const used = Number(/^used_memory:(\d+)/m.exec(await direct.info('memory'))![1]);
+    const options = { maxRedisMemory: used + 64 * 1024 * 1024 };
+    await write(client, uniqueKey('rtt-guard-warm'), Buffer.from('w'), options);
+    const key = uniqueKey('rtt-guard');
+    expect(await bursts(() => write(client, key, Buffer.from('x'), options))).toBe(2);
+    expect(await read(direct, key)).toEqual(Buffer.from('x'));
+  });
+
   it('a user refused EVALSHA_RO reads with plain commands: one round trip more, refused once', async () => {
     const user = uniqueKey('rtt-no-ro').replace(/[^A-Za-z0-9]/g, '-');
     await direct.acl('SETUSER', user, 'on', '>secret', '~*', '&*', '+@all', '-evalsha_ro', '-eval_ro');
