@@ -93,13 +93,6 @@ export function joinBlockingReads(client: RedisClient, key: string): BlockingMem
   return lane.join();
 }
 
-/** @internal How many blocking connections the shared reads of `client` hold open now (for tests). */
-export function blockingConnectionsOf(client: RedisClient): number {
-  let n = 0;
-  for (const lane of hubs.get(client)?.values() ?? []) if (lane.connected) n++;
-  return n;
-}
-
 interface Waiter {
   resolve(entries: StreamEntries | null): void;
   reject(err: unknown): void;
@@ -256,10 +249,6 @@ class Lane {
     this.#client = client;
     this.#slot = slot;
     this.#onClose = onClose;
-  }
-
-  get connected(): boolean {
-    return this.#conn !== undefined;
   }
 
   join(): BlockingMember {
