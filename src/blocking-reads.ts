@@ -53,6 +53,16 @@ const MOVING = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY|UNBLOCKED|MAST
 
 const hubs = new WeakMap<RedisClient, Map<number, Lane>>();
 
+let sharing = true;
+
+/**
+ * @internal For the benchmark only: with `false`, every follower gets a lane (and a connection) of
+ * its own, as before followers shared them, so that both can be measured in one run.
+ */
+export function shareBlockingReads(on: boolean): void {
+  sharing = on;
+}
+
 /** @internal The hash slot of a key, as Redis Cluster computes it (CRC16 of the hash tag). */
 export function hashSlot(key: string): number {
   const open = key.indexOf('{');
@@ -76,6 +86,7 @@ export function hashSlot(key: string): number {
 export function joinBlockingReads(client: RedisClient, key: string): BlockingMember {
   const cluster = client.isCluster;
   const slot = cluster ? hashSlot(key) : 0;
+  if (!sharing) return new Lane(client, cluster ? slot : undefined, () => {}).join();
   let lanes = hubs.get(client);
   if (lanes === undefined) {
     lanes = new Map();
