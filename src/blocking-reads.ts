@@ -2,9 +2,11 @@
  * Blocking reads shared by every follower of one client object. Each follower (a reader at the
  * stored tail of a file being written, or one waiting for a file to be created) is a member of a
  * lane; a lane holds one blocking connection and runs one `XREAD COUNT c BLOCK ms STREAMS ...` over
- * the streams of all its members. On a single server a client has one lane; on a cluster, where
- * XREAD refuses keys of different hash slots, one lane per slot in use, on a plain connection to
- * the node that serves the slot (not a copy of the whole Cluster client).
+ * the streams of all its members. On a single server a client has one lane per
+ * {@link FOLLOWERS_PER_CONNECTION} followers; on a cluster, where XREAD refuses keys of different
+ * hash slots, the same per slot in use, on a plain connection to the node that serves the slot (not
+ * a copy of the whole Cluster client). A lane that met MOVED or lost its node asks the cluster where
+ * the slot is now and connects there.
  *
  * - Backpressure per member: a member is read for only while it waits, or while it is parked right
  *   after a delivery (its next wait is then covered by the read already running). Entries that come
@@ -51,16 +53,31 @@ const RETRY_MAX_MS = 1000;
 /** Reply errors of a cluster that mean: ask the cluster where the slot is now, and try again. */
 const MOVING = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY|UNBLOCKED|MASTERDOWN)\b/;
 
-const hubs = new WeakMap<RedisClient, Map<number, Lane>>();
+const hubs = new WeakMap<RedisClient, Map<number, Set<Lane>>>();
+
+/** Clients whose user may not run CLIENT ID (ACL): their lanes are woken by a new connection. */
+const unblockRefused = new WeakSet<RedisClient>();
 
 let sharing = true;
+/**
+ * @internal Followers one blocking connection serves at most; then the next connection is opened.
+ * One XREAD costs Redis (and this process) work for every stream it names, at every wake-up: with
+ * 1,000 followers on one connection, each write made Redis register 2,000 keys again, and
+ * deliveries queued behind it. 64 keeps a follower's latency and Redis's CPU near those of a
+ * connection per follower, with 1/64 of the connections (see the `followers` benchmark case).
+ */
+export const FOLLOWERS_PER_CONNECTION = 64;
+
+let membersPerLane = FOLLOWERS_PER_CONNECTION;
 
 /**
  * @internal For the benchmark only: with `false`, every follower gets a lane (and a connection) of
- * its own, as before followers shared them, so that both can be measured in one run.
+ * its own, as before followers shared them; `perLane` sets how many followers a lane takes. So
+ * that the designs can be measured in one run.
  */
-export function shareBlockingReads(on: boolean): void {
+export function shareBlockingReads(on: boolean, perLane = FOLLOWERS_PER_CONNECTION): void {
   sharing = on;
+  membersPerLane = perLane;
 }
 
 /** @internal The hash slot of a key, as Redis Cluster computes it (CRC16 of the hash tag). */
@@ -92,14 +109,22 @@ export function joinBlockingReads(client: RedisClient, key: string): BlockingMem
     lanes = new Map();
     hubs.set(client, lanes);
   }
-  let lane = lanes.get(slot);
+  let group = lanes.get(slot);
+  if (group === undefined) {
+    group = new Set();
+    lanes.set(slot, group);
+  }
+  let lane = [...group].find((l) => l.size < membersPerLane);
   if (lane === undefined) {
-    const own = lanes;
-    lane = new Lane(client, cluster ? slot : undefined, () => {
+    const [own, mine] = [lanes, group];
+    const made: Lane = new Lane(client, cluster ? slot : undefined, () => {
+      mine.delete(made);
+      if (mine.size > 0) return;
       own.delete(slot);
       if (own.size === 0) hubs.delete(client);
     });
-    lanes.set(slot, lane);
+    lane = made;
+    group.add(lane);
   }
   return lane.join();
 }
@@ -249,7 +274,6 @@ class Lane {
   /** The id of `#conn` (CLIENT ID), asked for once the lane needed a wake-up. */
   #connId: Promise<number | undefined> | undefined;
   #wantId = false;
-  #unblockRefused = false;
   #pending: PendingRead | undefined;
   #running = false;
   #wakeQueued = false;
@@ -260,6 +284,10 @@ class Lane {
     this.#client = client;
     this.#slot = slot;
     this.#onClose = onClose;
+  }
+
+  get size(): number {
+    return this.#members.size;
   }
 
   join(): BlockingMember {
@@ -306,7 +334,12 @@ class Lane {
     if (p === undefined || this.#closed || !this.#stale(p)) return;
     this.#wantId = true;
     const via = this.#unblockVia();
-    if (p.id === undefined || via === undefined || this.#unblockRefused || p.unblockTries >= UNBLOCK_TRIES) {
+    if (
+      p.id === undefined ||
+      via === undefined ||
+      unblockRefused.has(this.#client) ||
+      p.unblockTries >= UNBLOCK_TRIES
+    ) {
       // The blocked read is dropped with its connection; the loop reads again on a new one.
       this.#dropConnection();
       return;
@@ -318,7 +351,7 @@ class Lane {
         if (Number(unblocked) === 0 && this.#pending === p) setImmediate(() => this.#wake());
       },
       () => {
-        this.#unblockRefused = true;
+        unblockRefused.add(this.#client);
         if (this.#pending === p) this.#wake();
       },
     );
@@ -355,9 +388,9 @@ class Lane {
     }
     conn.on('error', () => {});
     this.#conn = conn;
-    if (this.#wantId && !this.#unblockRefused) {
+    if (this.#wantId && !unblockRefused.has(this.#client)) {
       this.#connId = (conn.client('ID') as Promise<number>).then(Number, () => {
-        this.#unblockRefused = true;
+        unblockRefused.add(this.#client);
         return undefined;
       });
     }
@@ -378,7 +411,7 @@ class Lane {
       // Taken after the last await, so that the read covers every member that waits by now.
       const included = [...this.#members].filter((m) => m.active);
       if (included.length === 0) break;
-      const { keys, ids, count } = merge(included);
+      const { keys, ids, count, readers } = merge(included);
       const p: PendingRead = {
         conn,
         covered: new Map(included.map((m) => [m, m.sig])),
@@ -399,7 +432,7 @@ class Lane {
       if (this.#pending === p) this.#pending = undefined;
       if (this.#closed) break;
       this.#retryMs = 0;
-      distribute(streamsOf(reply), included);
+      distribute(streamsOf(reply), readers);
     }
     this.#running = false;
     // A member may have asked between the last check and now.
@@ -429,10 +462,10 @@ class Lane {
     let failed = 0;
     await Promise.all(
       included.map(async (m) => {
-        const { keys, ids } = merge([m]);
+        const { keys, ids, readers } = merge([m]);
         try {
           const reply = await conn.xreadBuffer('COUNT', m.count, 'STREAMS', ...keys, ...ids);
-          distribute(streamsOf(reply), [m]);
+          distribute(streamsOf(reply), readers);
         } catch (err) {
           failed++;
           if (conn === this.#conn) m.fail(err as Error);
@@ -458,26 +491,46 @@ function signature(spec: readonly StreamPosition[]): string {
   return spec.map(([key, after]) => `${key}\n${after}`).join('\n');
 }
 
-/** The streams of the given members, each once, from the earliest position any of them reads from. */
-function merge(members: BlockingMember[]): { keys: string[]; ids: string[]; count: number } {
+/**
+ * The streams of the given members, each once, from the earliest position any of them reads from;
+ * and which members read each stream.
+ */
+function merge(members: BlockingMember[]): {
+  keys: string[];
+  ids: string[];
+  count: number;
+  readers: Map<string, BlockingMember[]>;
+} {
   const from = new Map<string, string>();
+  const readers = new Map<string, BlockingMember[]>();
   let count = 1;
   for (const m of members) {
     count = Math.max(count, m.count);
     for (const [key, after] of m.spec) {
       const seen = from.get(key);
       if (seen === undefined || compareIds(after, seen) < 0) from.set(key, after);
+      const list = readers.get(key);
+      if (list === undefined) readers.set(key, [m]);
+      else list.push(m);
     }
   }
-  return { keys: [...from.keys()], ids: [...from.values()], count };
+  return { keys: [...from.keys()], ids: [...from.values()], count, readers };
 }
 
-/** Hand each member what the reply holds for it: entries after its own positions, at most its count. */
-function distribute(streams: [Buffer | string, RawEntry[]][], members: BlockingMember[]): void {
+/**
+ * Hand each member that reads a stream of the reply what it holds for it: entries after the
+ * member's own positions, at most its count. Members of other streams are not looked at.
+ */
+function distribute(streams: [Buffer | string, RawEntry[]][], readers: Map<string, BlockingMember[]>): void {
   if (streams.length === 0) return;
   const byKey = new Map<string, RawEntry[]>();
-  for (const [key, items] of streams) byKey.set(key.toString(), items);
-  for (const m of members) {
+  const touched = new Set<BlockingMember>();
+  for (const [key, items] of streams) {
+    const k = key.toString();
+    byKey.set(k, items);
+    for (const m of readers.get(k) ?? []) touched.add(m);
+  }
+  for (const m of touched) {
     if (m.left) continue;
     let got: StreamEntries | undefined;
     for (const [key, after] of m.spec) {

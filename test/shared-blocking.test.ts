@@ -7,6 +7,7 @@
 import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FOLLOWERS_PER_CONNECTION } from '../src/blocking-reads.js';
 import { createRedisReadStream, createRedisWriteStream, type RedisWriteStream } from '../src/index.js';
 import { blockedIn, clientList, closeAll, connect, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
@@ -60,17 +61,19 @@ async function stored(w: RedisWriteStream, n: number): Promise<void> {
 }
 
 describe('followers of one client', () => {
-  it('200 followers share one blocking connection, and each gets exactly its own file', async () => {
+  it('200 followers share a blocking connection per 64, and each gets exactly its own file', async () => {
     const name = uniqueConnectionName('many');
     const client = connect(server.url, { connectionName: name });
     await client.ping();
     const n = 200;
+    const shared = Math.ceil(n / FOLLOWERS_PER_CONNECTION);
+    expect(shared).toBe(4);
     const keys = Array.from({ length: n }, (_, i) => uniqueKey(`many-${i}`));
     const data = keys.map((_, i) => bytes(1500, i + 1));
     // Every follower waits for its file to be created ...
     const followers = keys.map((key) => follow(client, key));
-    await eventually(async () => (await blockedIn(admin, name)) === 1, 'the followers to wait on one connection');
-    expect(await connectionsNamed(name)).toBe(2);
+    await eventually(async () => (await blockedIn(admin, name)) === shared, 'the followers to wait, 64 a connection');
+    expect(await connectionsNamed(name)).toBe(1 + shared);
     // ... then for its bytes, while its writer is still writing ...
     const ws = keys.map((key, i) => {
       const w = write(key);
@@ -82,13 +85,13 @@ describe('followers of one client', () => {
       'every follower to get its first chunk',
       20_000,
     );
-    await eventually(async () => (await blockedIn(admin, name)) === 1, 'the followers to wait again on one connection');
-    expect(await connectionsNamed(name)).toBe(2);
+    await eventually(async () => (await blockedIn(admin, name)) === shared, 'the followers to wait again');
+    expect(await connectionsNamed(name)).toBe(1 + shared);
     // ... and to the end.
     for (const [i, w] of ws.entries()) w.end(data[i]!.subarray(1000));
     const got = await Promise.all(followers.map((f) => f.done));
     for (const [i, bytesOf] of got.entries()) expect(bytesOf.equals(data[i]!), keys[i]).toBe(true);
-    await eventually(async () => (await connectionsNamed(name)) === 1, 'the blocking connection to be closed');
+    await eventually(async () => (await connectionsNamed(name)) === 1, 'the blocking connections to be closed');
   });
 
   it('a follower that does not read holds back no other', async () => {

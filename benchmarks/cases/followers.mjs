@@ -4,9 +4,13 @@
 //
 // Contenders, alternated:
 // - "shared": the package as it is: the followers of one client share their blocking reads (one
-//   connection, one XREAD over every waiting follower's streams, src/blocking-reads.ts);
-// - "one connection per follower": the design before it (each follower blocks on a connection of
-//   its own), switched on for the benchmark only through an internal function of the built package.
+//   connection and one XREAD over the waiting followers' streams per 64 followers,
+//   src/blocking-reads.ts);
+// - "shared, one connection for all": the same with no limit of followers per connection;
+// - "one connection per follower": the design before (each follower blocks on a connection of its
+//   own).
+// The last two are switched on for the benchmark only, through an internal function of the built
+// package.
 //
 // Per run: the server's connected_clients while the followers follow (over the count before they
 // were made), connections opened during the run (total_connections_received), this process's RSS
@@ -28,6 +32,7 @@ const SIZE = 100;
 const INTERVAL_MS = 500;
 
 const SHARED = 'shared blocking reads';
+const ALL_IN_ONE = 'shared, one connection for all';
 const PER_FOLLOWER = 'one connection per follower (before)';
 const ONE = 'one follower, shared reads';
 const RAW = 'one follower, raw XREAD BLOCK';
@@ -43,7 +48,8 @@ function record(file, i) {
 
 async function clientsInfo(redis) {
   const info = await redis.info('all');
-  const field = (name) => Number(new RegExp(`^${name.replace('|', '\\|')}:(?:calls=)?(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+  const field = (name) =>
+    Number(new RegExp(`^${name.replace('|', '\\|')}:(?:calls=)?(\\d+)`, 'm').exec(info)?.[1] ?? 0);
   return {
     connected: field('connected_clients'),
     received: field('total_connections_received'),
@@ -62,11 +68,12 @@ async function until(check, ms = 10_000) {
   return false;
 }
 
+/** `shared`: true (the package), 'one' (one connection for all), false (one per follower). */
 async function manyRun(ctx, rep, n, writes, shared) {
   const { pkg, redis } = ctx;
   const internal = await importBuiltInternal('blocking-reads.js');
   if (typeof internal?.shareBlockingReads !== 'function') throw new Error('the build has no shareBlockingReads');
-  internal.shareBlockingReads(shared);
+  internal.shareBlockingReads(shared !== false, shared === 'one' ? Number.POSITIVE_INFINITY : undefined);
   const writerClient = redis.duplicate();
   const readerClient = redis.duplicate();
   writerClient.on('error', () => {});
@@ -76,7 +83,7 @@ async function manyRun(ctx, rep, n, writes, shared) {
   const latencies = [];
   try {
     await Promise.all([writerClient.ping(), readerClient.ping()]);
-    const keys = Array.from({ length: n }, (_, j) => `followers-${shared ? 's' : 'p'}-${rep}-${j}`);
+    const keys = Array.from({ length: n }, (_, j) => `followers-${shared}-${rep}-${j}`);
     for (const key of keys) {
       const w = pkg.createRedisWriteStream(writerClient, key, { prefix: ctx.prefix, flushInterval: 0 });
       w.on('error', () => {});
@@ -213,6 +220,7 @@ export async function run(ctx) {
     reps,
     [
       { name: SHARED, run: (rep) => manyRun(ctx, rep, n, writes, true) },
+      { name: ALL_IN_ONE, run: (rep) => manyRun(ctx, rep, n, writes, 'one') },
       { name: PER_FOLLOWER, run: (rep) => manyRun(ctx, rep, n, writes, false) },
     ],
     { after: () => ctx.dropKeys(), log: ctx.log },
@@ -246,10 +254,46 @@ export async function run(ctx) {
     mainField: 'p99',
     contenders: Object.entries(runs).map(([name, r]) => ({ name, runs: r, median: medians(r) })),
     comparisons: [
-      compare({ ...many, id: 'followers-connections', label: `connections while ${n} follow`, field: 'connections' }),
-      compare({ ...many, id: 'followers-rss', label: `RSS growth with ${n} followers`, field: 'rssMiB' }),
-      compare({ ...many, id: 'followers-p99', label: `p99 write-to-delivery, ${n} followers`, field: 'p99' }),
-      compare({ ...many, id: 'followers-redis-cpu', label: `Redis CPU, ${n} followers`, field: 'redisCpuMs' }),
+      compare({
+        ...many,
+        id: 'followers-connections',
+        label: `connections while ${n} follow, shared vs one per follower`,
+        field: 'connections',
+        extra: { unit: 'connections' },
+      }),
+      compare({
+        ...many,
+        id: 'followers-rss',
+        label: `RSS growth with ${n} followers, shared vs one per follower`,
+        field: 'rssMiB',
+        extra: { unit: 'MiB' },
+      }),
+      compare({
+        ...many,
+        id: 'followers-p50',
+        label: `p50 write-to-delivery, ${n} followers, shared vs one per follower`,
+        field: 'p50',
+      }),
+      compare({
+        ...many,
+        id: 'followers-p99',
+        label: `p99 write-to-delivery, ${n} followers, shared vs one per follower`,
+        field: 'p99',
+      }),
+      compare({
+        ...many,
+        id: 'followers-redis-cpu',
+        label: `Redis CPU, ${n} followers, shared vs one per follower`,
+        field: 'redisCpuMs',
+        extra: { unit: 'ms CPU' },
+      }),
+      compare({
+        ...many,
+        baseline: ALL_IN_ONE,
+        id: 'followers-p50-vs-one-connection',
+        label: `p50 write-to-delivery, ${n} followers, shared vs one connection for all`,
+        field: 'p50',
+      }),
       difference({
         id: 'followers-one-p99-over-xread',
         label: 'one follower p99 over raw XREAD BLOCK',
