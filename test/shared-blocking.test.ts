@@ -251,6 +251,40 @@ describe('followers of one client', () => {
   });
 });
 
+describe('a user whose ACL refuses CLIENT ID and CLIENT UNBLOCK', () => {
+  it('followers that join while the shared read blocks are served all the same', async () => {
+    const user = uniqueConnectionName('no-unblock');
+    // The read-only rule of docs/format.md.
+    await admin.acl('SETUSER', user, 'on', '>pw', 'resetkeys', '%R~rfs:*', 'resetchannels', '-@all');
+    await admin.acl(
+      'SETUSER',
+      user,
+      ...'+info +time +ttl +exists +hgetall +hmget +xrange +xrevrange +xread +scan'.split(' '),
+    );
+    await admin.acl('LOG', 'RESET');
+    const client = connect(`redis://127.0.0.1:${server.port}`, { username: user, password: 'pw' });
+    const followers: { data: Buffer; w: RedisWriteStream; f: ReturnType<typeof follow> }[] = [];
+    for (let i = 0; i < 4; i++) {
+      const data = bytes(3000, 110 + i);
+      const w = write(uniqueKey(`no-unblock-${i}`));
+      w.write(data.subarray(0, 1000));
+      await stored(w, 1000);
+      const f = follow(client, w.key);
+      await eventually(() => f.received().length === 1000, 'the follower to read what is stored');
+      w.write(data.subarray(1000, 2000));
+      await eventually(() => f.received().length === 2000, 'the follower to get bytes written while it waits');
+      followers.push({ data, w, f });
+    }
+    for (const { data, w } of followers) w.end(data.subarray(2000));
+    for (const { data, f } of followers) expect((await f.done).equals(data)).toBe(true);
+    // ACL LOG folds repeated denials into one entry with a count: asked once for this client.
+    const refused = ((await admin.acl('LOG')) as unknown[][])
+      .map((entry) => new Map(Array.from({ length: entry.length / 2 }, (_, i) => [entry[2 * i], entry[2 * i + 1]])))
+      .filter((f) => f.get('username') === user && f.get('object') === 'client|id');
+    expect(refused.map((f) => Number(f.get('count')))).toEqual([1]);
+  });
+});
+
 describe('a reader left alone', () => {
   it('opens no blocking connection before it waits, and none once it is done', async () => {
     const name = uniqueConnectionName('alone');
