@@ -432,7 +432,11 @@ class Lane {
       if (this.#pending === p) this.#pending = undefined;
       if (this.#closed) break;
       this.#retryMs = 0;
-      distribute(streamsOf(reply), readers);
+      const streams = streamsOf(reply);
+      distribute(streams, readers);
+      // The followers take their entries first (their bytes reach the application within this
+      // turn); the next read, whose sending costs a few tens of µs, goes out after them.
+      if (streams.length > 0) await new Promise((resolve) => setImmediate(resolve));
     }
     this.#running = false;
     // A member may have asked between the last check and now.
