@@ -148,7 +148,7 @@ describe('followers of one client', () => {
     expect((await collect(reader)).equals(data)).toBe(true);
   });
 
-  it('a follower that joins while the shared read blocks gets its bytes; later joins wake it with CLIENT UNBLOCK', async () => {
+  it('a follower that joins while the shared read blocks gets its bytes (woken by CLIENT UNBLOCK)', async () => {
     const name = uniqueConnectionName('join');
     const client = connect(server.url, { connectionName: name });
     const first = uniqueKey('join-first');
