@@ -148,7 +148,7 @@ export class BlockingMember {
   parked = false;
   waiter: Waiter | undefined;
   /** What a read brought while the member was not waiting, relative to `spec`. */
-  stored: StreamEntries | Error | undefined;
+  stored: StreamEntries | undefined;
   left = false;
 
   constructor(lane: Lane) {
@@ -177,11 +177,6 @@ export class BlockingMember {
     this.count = count;
     this.park = park;
     const stored = this.stored;
-    if (stored instanceof Error) {
-      this.stored = undefined;
-      this.parked = false;
-      return Promise.reject(stored);
-    }
     if (stored !== undefined) {
       this.stored = undefined;
       this.delivered(stored);
@@ -226,13 +221,14 @@ export class BlockingMember {
     w.resolve(entries);
   }
 
+  /**
+   * The shared read failed for this member. One that waits gets the error; one that does not leaves
+   * the reads, and meets the error (or not, once it has passed) when it asks again.
+   */
   fail(err: Error): void {
     const w = this.waiter;
     this.parked = false;
-    if (w === undefined) {
-      this.stored = err;
-      return;
-    }
+    if (w === undefined) return;
     this.waiter = undefined;
     clearTimeout(w.timer);
     w.reject(err);
