@@ -267,7 +267,7 @@ class Lane {
   readonly #onClose: () => void;
   readonly #members = new Set<BlockingMember>();
   #conn: Redis | undefined;
-  /** The id of `#conn` (CLIENT ID), asked for once the lane needed a wake-up. */
+  /** The id of `#conn` (CLIENT ID), for CLIENT UNBLOCK; see `#connection()` for when it is asked. */
   #connId: Promise<number | undefined> | undefined;
   #wantId = false;
   #pending: PendingRead | undefined;
@@ -384,7 +384,10 @@ class Lane {
     }
     conn.on('error', () => {});
     this.#conn = conn;
-    if (this.#wantId && !unblockRefused.has(this.#client)) {
+    // Its id lets a follower that joins later wake the read with CLIENT UNBLOCK. Asked for when the
+    // lane has had to wake a read, or serves several followers already; a lone follower (the
+    // usual case) never needs it.
+    if ((this.#wantId || this.#members.size > 1) && !unblockRefused.has(this.#client)) {
       this.#connId = (conn.client('ID') as Promise<number>).then(Number, () => {
         unblockRefused.add(this.#client);
         return undefined;
