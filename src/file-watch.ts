@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { Buffer } from 'node:buffer';
-import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
+import { type BlockingMember, joinBlockingReads, type RawEntry, type StreamPosition } from './blocking-reads.js';
+import type { RedisClient } from './client.js';
 import { aborted, badFormat, corrupt, notFound, timeout, wrapRedisError } from './errors.js';
 import { serverMs } from './file-stat.js';
 import {
@@ -32,8 +32,7 @@ import type { Step } from './sequence.js';
  */
 const LIVENESS_INTERVAL_MS = 1000;
 
-/** @internal An entry as XRANGE / XREAD return it in buffer mode. */
-export type RawEntry = [Buffer, Buffer[]];
+export type { RawEntry };
 
 /** @internal Where a read starts and how many entries it asks for at once (see the open script). */
 export interface FirstBatch {
@@ -66,7 +65,8 @@ export class FileWatch {
   readonly #abandonStale: boolean;
   #meta: MetaRecord | undefined;
   #chunksKey = '';
-  #blocking: RedisClient | undefined;
+  /** This reader's place in the blocking reads shared by every follower of the client. */
+  #reads: BlockingMember | undefined;
   #lastEventId = '0-0';
   #lastHeartbeat: number | undefined;
   /** When the writer last showed progress (entries or a heartbeat), by this process's clock. */
@@ -103,22 +103,28 @@ export class FileWatch {
     this.#lastProgress = Date.now();
   }
 
-  /** Close the blocking connection at once; a pending blocking read is dropped with it. */
+  /**
+   * Leave the shared blocking reads at once: a pending wait ends, and the blocking connection is
+   * closed when no other follower of the client waits on it.
+   */
   close(): void {
     this.#closed = true;
-    closeConnection(this.#blocking);
-    this.#blocking = undefined;
+    this.#reads?.leave();
+    this.#reads = undefined;
   }
 
-  #blockingConnection(): RedisClient {
-    this.#blocking ??= openBlockingConnection(this.#client);
-    return this.#blocking;
+  /** Wait in the client's shared blocking reads; null when the time ran out or the watch closed. */
+  #wait(streams: StreamPosition[], count: number, ms: number, park: boolean): Promise<Map<string, RawEntry[]> | null> {
+    if (this.#closed) return Promise.resolve(null);
+    this.#reads ??= joinBlockingReads(this.#client, this.#keys.events);
+    return this.#reads.wait(streams, count, ms, park);
   }
 
   /** Block until an event is logged, at most `ms`. */
   async waitForEvent(ms: number, what: string): Promise<void> {
     try {
-      await this.#blockingConnection().xread('BLOCK', ms, 'STREAMS', this.#keys.events, this.#lastEventId);
+      // Not parked: the caller reads the file again before it waits from elsewhere.
+      await this.#wait([[this.#keys.events, this.#lastEventId]], 1, ms, false);
     } catch (err) {
       if (!this.#closed) throw wrapRedisError(err, this.#key, what);
     }
@@ -227,29 +233,25 @@ export class FileWatch {
   async waitForEntries(after: string, count: number): Promise<RawEntry[]> {
     const idleLeft = this.#idleTimeout - (Date.now() - this.#lastProgress);
     const block = Math.max(1, Math.min(LIVENESS_INTERVAL_MS, idleLeft));
-    let reply: unknown;
+    let reply: Map<string, RawEntry[]> | null;
     try {
-      reply = await this.#blockingConnection().xreadBuffer(
-        'COUNT',
+      reply = await this.#wait(
+        [
+          [this.#chunksKey, after],
+          [this.#keys.events, this.#lastEventId],
+        ],
         count,
-        'BLOCK',
         block,
-        'STREAMS',
-        this.#chunksKey,
-        this.#keys.events,
-        after,
-        this.#lastEventId,
+        true,
       );
     } catch (err) {
       if (this.#closed) return [];
       throw wrapRedisError(err, this.#key, `waiting for entries after ${after}`);
     }
     if (this.#closed) return [];
-    let entries: RawEntry[] = [];
-    for (const [streamKey, items] of streamsOf(reply)) {
-      if (streamKey.toString() === this.#keys.events) this.#onEvents(items);
-      else entries = items;
-    }
+    const events = reply?.get(this.#keys.events);
+    if (events !== undefined) this.#onEvents(events);
+    const entries = reply?.get(this.#chunksKey) ?? [];
     if (entries.length > 0) this.#lastProgress = Date.now();
     else if (reply === null) await this.checkFile(true, after);
     return entries;
@@ -474,15 +476,4 @@ export function trimmedError(key: string, trimmed: number, wanted: number): Erro
     key,
     `chunks 0 to ${trimmed - 1} were trimmed once every consumer had read them; this read needs chunk ${wanted}`,
   );
-}
-
-/**
- * The per-stream part of an XREAD reply: an array of [key, entries] pairs, or, from a client set
- * to `replyMapping: 'resp3'`, an object keyed by stream.
- */
-function streamsOf(reply: unknown): [Buffer | string, RawEntry[]][] {
-  if (reply == null) return [];
-  if (Array.isArray(reply)) return reply as [Buffer, RawEntry[]][];
-  if (reply instanceof Map) return [...(reply as Map<string, RawEntry[]>)];
-  return Object.entries(reply as Record<string, RawEntry[]>);
 }

@@ -115,7 +115,7 @@ export class RedisReadStream extends Readable {
     this.#done = true;
     this.#pauses.cancel();
     this.#gunzip?.destroy();
-    // Frees the blocking connection at once; its pending XREAD is dropped with it.
+    // Leaves the shared blocking reads at once (the last follower of a connection closes it).
     this.#watch.close();
     callback(error);
   }
@@ -435,8 +435,8 @@ function drainOrClose(stream: Gunzip): Promise<void> {
 /**
  * Open a Readable that yields the bytes of the file stored at `key`, exactly and in order.
  *
- * While the file is being written the reader follows it with blocking reads on a connection of its
- * own (set `follow: false` to stop at what is stored now). Every piece is checked before any of its
+ * While the file is being written the reader follows it with blocking reads on connections of their
+ * own, shared by the followers of one client (set `follow: false` to stop at what is stored now). Every piece is checked before any of its
  * bytes go out: its place in the file, its size and its CRC-32; a full read also checks the end
  * record's CRC-32 of the whole file.
  *
