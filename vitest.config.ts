@@ -23,7 +23,7 @@ const onBothTopologies = [
 ];
 
 /** Test files that need the shared cluster and run only there. */
-const onClusterOnly = ['test/cli-cluster.test.ts'];
+const onClusterOnly = ['test/cli-cluster.test.ts', 'test/shared-blocking-cluster.test.ts'];
 
 export default defineConfig({
   test: {

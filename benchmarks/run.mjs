@@ -9,7 +9,7 @@
 // Options:
 //   --quick          small sizes, one repetition: a smoke check (< 1 minute); writes
 //                    benchmarks/results/<date>-quick.json and leaves docs/ alone
-//   --only a,b       run only these cases (write, read, checksum, follow, fanout, gzip, chunk-size, memory,
+//   --only a,b       run only these cases (write, read, checksum, follow, followers, fanout, gzip, chunk-size, memory,
 //                    latency): writes benchmarks/results/<date>-only-<cases>.json, and the docs with these
 //                    cases in place of theirs in the newest full results (see benchmarks/report.mjs)
 //   --reps N         repetitions per contender, overriding every case's default
@@ -44,7 +44,7 @@ import {
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-const CASES = ['write', 'read', 'checksum', 'follow', 'fanout', 'gzip', 'chunk-size', 'memory', 'latency'];
+const CASES = ['write', 'read', 'checksum', 'follow', 'followers', 'fanout', 'gzip', 'chunk-size', 'memory', 'latency'];
 
 const { values: args } = parseArgs({
   options: {

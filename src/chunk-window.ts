@@ -71,7 +71,7 @@ export interface ChunkWindowOwner {
   release?(chunk: Buffer): void;
   /**
    * When set, chunks are sent only once this says so: returns true when sending may go on now,
-   * or a promise that resolves when it may (a memory limit).
+   * or a promise that resolves when it may (a memory limit), and the window then asks again.
    */
   admit?(bytes: number): true | Promise<void>;
 }
@@ -154,6 +154,11 @@ export class ChunkWindow {
   /** Pieces not yet acknowledged. */
   get pending(): number {
     return this.#pending.size;
+  }
+
+  /** Pieces cut and not sent yet: held back by the memory guard, or by a repair under way. */
+  get unsent(): number {
+    return this.#next - this.#nextToSend;
   }
 
   /**

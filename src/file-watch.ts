@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { Buffer } from 'node:buffer';
-import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
+import { type BlockingMember, joinBlockingReads, type RawEntry, type StreamPosition } from './blocking-reads.js';
+import type { RedisClient } from './client.js';
 import { aborted, badFormat, corrupt, notFound, timeout, wrapRedisError } from './errors.js';
 import { serverMs } from './file-stat.js';
 import {
@@ -22,7 +22,7 @@ import {
   parseMeta,
   State,
 } from './format.js';
-import { ABANDON, run } from './scripts/index.js';
+import { ABANDON, OPEN, run } from './scripts/index.js';
 import type { Step } from './sequence.js';
 
 /**
@@ -32,8 +32,28 @@ import type { Step } from './sequence.js';
  */
 const LIVENESS_INTERVAL_MS = 1000;
 
-/** @internal An entry as XRANGE / XREAD return it in buffer mode. */
-export type RawEntry = [Buffer, Buffer[]];
+export type { RawEntry };
+
+/** @internal Where a read starts and how many entries it asks for at once (see the open script). */
+export interface FirstBatch {
+  readonly start: number;
+  readonly readAhead: number;
+  readonly readAheadBytes: number;
+}
+
+/** @internal What {@link FileWatch.find} found: `first`, the first entries read with the hash, when it could. */
+export interface Found {
+  readonly meta: MetaRecord;
+  readonly ttl: number;
+  readonly now: number;
+  readonly first?: { readonly entries: RawEntry[]; readonly count: number };
+}
+
+/**
+ * Clients whose user may not run scripts (an ACL without EVALSHA, or with read access to the keys
+ * only): their readers open a file command by command, without trying the script again each time.
+ */
+const scriptsRefused = new WeakSet<RedisClient>();
 
 /** @internal */
 export class FileWatch {
@@ -45,7 +65,8 @@ export class FileWatch {
   readonly #abandonStale: boolean;
   #meta: MetaRecord | undefined;
   #chunksKey = '';
-  #blocking: RedisClient | undefined;
+  /** This reader's place in the blocking reads shared by every follower of the client. */
+  #reads: BlockingMember | undefined;
   #lastEventId = '0-0';
   #lastHeartbeat: number | undefined;
   /** When the writer last showed progress (entries or a heartbeat), by this process's clock. */
@@ -82,22 +103,28 @@ export class FileWatch {
     this.#lastProgress = Date.now();
   }
 
-  /** Close the blocking connection at once; a pending blocking read is dropped with it. */
+  /**
+   * Leave the shared blocking reads at once: a pending wait ends, and the blocking connection is
+   * closed when no other follower of the client waits on it.
+   */
   close(): void {
     this.#closed = true;
-    closeConnection(this.#blocking);
-    this.#blocking = undefined;
+    this.#reads?.leave();
+    this.#reads = undefined;
   }
 
-  #blockingConnection(): RedisClient {
-    this.#blocking ??= openBlockingConnection(this.#client);
-    return this.#blocking;
+  /** Wait in the client's shared blocking reads; null when the time ran out or the watch closed. */
+  #wait(streams: StreamPosition[], count: number, ms: number, park: boolean): Promise<Map<string, RawEntry[]> | null> {
+    if (this.#closed) return Promise.resolve(null);
+    this.#reads ??= joinBlockingReads(this.#client, this.#keys.events);
+    return this.#reads.wait(streams, count, ms, park);
   }
 
   /** Block until an event is logged, at most `ms`. */
   async waitForEvent(ms: number, what: string): Promise<void> {
     try {
-      await this.#blockingConnection().xread('BLOCK', ms, 'STREAMS', this.#keys.events, this.#lastEventId);
+      // Not parked: the caller reads the file again before it waits from elsewhere.
+      await this.#wait([[this.#keys.events, this.#lastEventId]], 1, ms, false);
     } catch (err) {
       if (!this.#closed) throw wrapRedisError(err, this.#key, what);
     }
@@ -105,35 +132,21 @@ export class FileWatch {
 
   /**
    * Find the file: its parsed hash, TTL (s) and the server's clock (ms); waiting up to
-   * `waitForCreate` ms for it to be created. Undefined when closed meanwhile.
+   * `waitForCreate` ms for it to be created. With `batch`, also the first entries a read from
+   * `batch.start` asks for, read in the same round trip (by the open script). Undefined when
+   * closed meanwhile.
    */
-  async find(waitForCreate: number): Promise<{ meta: MetaRecord; ttl: number; now: number } | undefined> {
+  async find(waitForCreate: number, batch?: FirstBatch): Promise<Found | undefined> {
     const deadline = Date.now() + waitForCreate;
     for (;;) {
-      let rawMeta: Record<string, string>;
-      let lastEvent: [string, string[]][];
-      let ttl: number;
-      let time: (string | number)[];
-      try {
-        // Sent together, in this order on one connection: the event position first, then the
-        // metadata, so that a file created in between is seen by the second, and one created after
-        // it logs an event past the position. One round trip.
-        [lastEvent, rawMeta, ttl, time] = await Promise.all([
-          this.#client.xrevrange(this.#keys.events, '+', '-', 'COUNT', 1) as Promise<[string, string[]][]>,
-          this.#client.hgetall(this.#keys.meta),
-          this.#client.ttl(this.#keys.meta),
-          this.#client.time() as Promise<(string | number)[]>,
-        ]);
-      } catch (err) {
-        throw wrapRedisError(err, this.#key, 'reading the metadata');
-      }
+      const { lastEvent, rawMeta, ttl, time, first } = await this.#look(batch);
       if (this.#closed) return undefined;
-      this.#lastEventId = lastEvent[0]?.[0] ?? '0-0';
+      this.#lastEventId = lastEvent;
       const meta = parseMeta(rawMeta);
       if (isMetaProblem(meta)) {
         throw meta.problem === 'format' ? badFormat(this.#key, meta.detail) : corrupt(this.#key, meta.detail);
       }
-      if (meta !== undefined) return { meta, ttl, now: serverMs(time) };
+      if (meta !== undefined) return { meta, ttl, now: serverMs(time), ...(first ? { first } : {}) };
       if (waitForCreate === 0) throw notFound(this.#key);
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
@@ -142,6 +155,62 @@ export class FileWatch {
       await this.waitForEvent(remaining, 'waiting for the file to be created');
       if (this.#closed) return undefined;
     }
+  }
+
+  /**
+   * The event position, the hash, its TTL and the server's clock, in one round trip: with `batch`,
+   * the open script, which adds the first entries; else (or where scripts are refused, or a key
+   * holds another type) four commands sent together.
+   */
+  async #look(batch: FirstBatch | undefined): Promise<{
+    lastEvent: string;
+    rawMeta: Record<string, string>;
+    ttl: number;
+    time: (string | number)[];
+    first?: Found['first'];
+  }> {
+    if (batch && !scriptsRefused.has(this.#client)) {
+      try {
+        const reply = await run(
+          this.#client,
+          OPEN,
+          { meta: this.#keys.meta, events: this.#keys.events },
+          {
+            chunks: this.#keys.chunks(''),
+            start: batch.start,
+            readAhead: batch.readAhead,
+            readAheadBytes: batch.readAheadBytes,
+          },
+        );
+        if (reply.status === 'ok') {
+          const { lastEvent, meta: rawMeta, ttl, time, first } = reply;
+          return { lastEvent, rawMeta, ttl, time, first };
+        }
+      } catch (err) {
+        if (!(err instanceof Error && err.message.startsWith('NOPERM'))) {
+          throw wrapRedisError(err, this.#key, 'reading the metadata');
+        }
+        scriptsRefused.add(this.#client);
+      }
+    }
+    let rawMeta: Record<string, string>;
+    let lastEvent: [string, string[]][];
+    let ttl: number;
+    let time: (string | number)[];
+    try {
+      // Sent together, in this order on one connection: the event position first, then the
+      // metadata, so that a file created in between is seen by the second, and one created after
+      // it logs an event past the position. One round trip.
+      [lastEvent, rawMeta, ttl, time] = await Promise.all([
+        this.#client.xrevrange(this.#keys.events, '+', '-', 'COUNT', 1) as Promise<[string, string[]][]>,
+        this.#client.hgetall(this.#keys.meta),
+        this.#client.ttl(this.#keys.meta),
+        this.#client.time() as Promise<(string | number)[]>,
+      ]);
+    } catch (err) {
+      throw wrapRedisError(err, this.#key, 'reading the metadata');
+    }
+    return { lastEvent: lastEvent[0]?.[0] ?? '0-0', rawMeta, ttl, time };
   }
 
   /** The chunk a new writer cut the file back to, once: the reader reads again from there. */
@@ -164,29 +233,25 @@ export class FileWatch {
   async waitForEntries(after: string, count: number): Promise<RawEntry[]> {
     const idleLeft = this.#idleTimeout - (Date.now() - this.#lastProgress);
     const block = Math.max(1, Math.min(LIVENESS_INTERVAL_MS, idleLeft));
-    let reply: unknown;
+    let reply: Map<string, RawEntry[]> | null;
     try {
-      reply = await this.#blockingConnection().xreadBuffer(
-        'COUNT',
+      reply = await this.#wait(
+        [
+          [this.#chunksKey, after],
+          [this.#keys.events, this.#lastEventId],
+        ],
         count,
-        'BLOCK',
         block,
-        'STREAMS',
-        this.#chunksKey,
-        this.#keys.events,
-        after,
-        this.#lastEventId,
+        true,
       );
     } catch (err) {
       if (this.#closed) return [];
       throw wrapRedisError(err, this.#key, `waiting for entries after ${after}`);
     }
     if (this.#closed) return [];
-    let entries: RawEntry[] = [];
-    for (const [streamKey, items] of streamsOf(reply)) {
-      if (streamKey.toString() === this.#keys.events) this.#onEvents(items);
-      else entries = items;
-    }
+    const events = reply?.get(this.#keys.events);
+    if (events !== undefined) this.#onEvents(events);
+    const entries = reply?.get(this.#chunksKey) ?? [];
     if (entries.length > 0) this.#lastProgress = Date.now();
     else if (reply === null) await this.checkFile(true, after);
     return entries;
@@ -411,15 +476,4 @@ export function trimmedError(key: string, trimmed: number, wanted: number): Erro
     key,
     `chunks 0 to ${trimmed - 1} were trimmed once every consumer had read them; this read needs chunk ${wanted}`,
   );
-}
-
-/**
- * The per-stream part of an XREAD reply: an array of [key, entries] pairs, or, from a client set
- * to `replyMapping: 'resp3'`, an object keyed by stream.
- */
-function streamsOf(reply: unknown): [Buffer | string, RawEntry[]][] {
-  if (reply == null) return [];
-  if (Array.isArray(reply)) return reply as [Buffer, RawEntry[]][];
-  if (reply instanceof Map) return [...(reply as Map<string, RawEntry[]>)];
-  return Object.entries(reply as Record<string, RawEntry[]>);
 }

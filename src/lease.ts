@@ -18,7 +18,8 @@ import type { CommitReply } from './scripts/writer.js';
 
 /** @internal What a claim gives the writer: a new file, or where a resumed one continues. */
 export type Claimed =
-  | { readonly kind: 'created'; readonly gen: string }
+  /** `used`: Redis's used_memory right after the creation, for a writer under a memory limit. */
+  | { readonly kind: 'created'; readonly gen: string; readonly used?: number }
   | {
       readonly kind: 'resumed';
       readonly gen: string;
@@ -103,7 +104,7 @@ export class WriterLease {
       });
       switch (reply.status) {
         case 'ok':
-          return { kind: 'created', gen };
+          return { kind: 'created', gen, used: reply.used };
         case 'exists':
           throw exists(this.#key, `a ${reply.state} file is stored at this key and \`overwrite\` is off`);
         case 'busy':

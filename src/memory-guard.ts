@@ -10,11 +10,34 @@ import { closeConnection, openBlockingConnection, type RedisClient } from './cli
 import { FREED_FIELD, Limits, memoryEventsKey } from './format.js';
 import { run, TRIM, USED_MEMORY } from './scripts/index.js';
 
-/** How long, and for how many bytes sent, a reading of `used_memory` under the limit is trusted. */
+/** How old a reading of `used_memory` may get before it is read again (in the background while there is room). */
 const CHECK_EVERY_MS = 100;
-const CHECK_EVERY_BYTES = 1024 * 1024;
 /** Longest blocking wait for a `freed` event before reading `used_memory` again (other clients free memory silently). */
 const WAIT_MS = 1000;
+/**
+ * Bytes a reader of a file written under a memory limit asks for at once (at least one chunk): Redis
+ * holds a reply in its memory until the reader's socket has taken it, which a reader busy with
+ * what it read does late, so every reader's reply counts against the writer's limit.
+ * @internal
+ */
+export const GUARDED_READ_BYTES = 256 * 1024;
+
+/** @internal Entries a reader of a file written under a memory limit asks for at once. */
+export function guardedBatch(chunkSize: number): number {
+  return Math.max(1, Math.floor(GUARDED_READ_BYTES / chunkSize));
+}
+
+/**
+ * @internal What `bytes` of data cost in Redis's `used_memory`, stored in a stream entry or held in
+ * a reply: jemalloc rounds an allocation up to its size class (four classes per power of two, so at
+ * most a quarter more), plus the entry's fields and its node in the radix tree (measured: under 512
+ * bytes). Never less than what Redis really uses, so that the guard's estimate stays on the safe side.
+ */
+export function entryCost(bytes: number): number {
+  const n = bytes + 64;
+  const step = 2 ** Math.max(3, Math.floor(Math.log2(n - 1)) - 2);
+  return Math.ceil(n / step) * step + 512;
+}
 
 /** @internal */
 export class MemoryGuard {
@@ -22,8 +45,26 @@ export class MemoryGuard {
   readonly #limit: number;
   readonly #events: string;
   readonly #routeKey: string;
-  #checkedAt = 0;
-  #bytesSince = 0;
+  /**
+   * What the readers' replies may add to Redis's memory at any moment: Redis holds each reader's
+   * pending reply (one batch of `guardedBatch` entries) until its socket has taken it.
+   */
+  readonly #reserve: number;
+  /**
+   * The last reading of `used_memory`, when it was taken, and `#sent` when it was asked for: the
+   * reading runs on the writer's connection after every piece sent before it, so it counts them.
+   */
+  #used = Number.POSITIVE_INFINITY;
+  #readAt = 0;
+  #sentAtReading = 0;
+  /** The cost (`entryCost`) of every piece admitted so far. */
+  #sent = 0;
+  #refreshing = false;
+  /**
+   * The last `freed` event seen: a wait wakes on any event after it, so that memory freed since
+   * the last reading is never missed (at worst the guard reads once more).
+   */
+  #last: string | undefined;
   readonly #relieve: (() => Promise<boolean>) | undefined;
   #blocking: Redis | undefined;
   #closed = false;
@@ -31,48 +72,107 @@ export class MemoryGuard {
   /**
    * @param routeKey a key of the file being written: on a cluster, the limit applies to the node
    *   that holds the file.
+   * @param reserve - bytes kept free for what the file's readers have asked for and Redis has not
+   *   yet sent them
    * @param relieve - run while over the limit, before waiting: frees what the writer itself may
    *   free (chunks its consumers are done with), and says whether it freed anything
    */
-  constructor(client: RedisClient, limit: number, events: string, routeKey: string, relieve?: () => Promise<boolean>) {
+  constructor(
+    client: RedisClient,
+    limit: number,
+    events: string,
+    routeKey: string,
+    reserve: number,
+    relieve?: () => Promise<boolean>,
+  ) {
     this.#client = client;
     this.#limit = limit;
     this.#events = events;
     this.#routeKey = routeKey;
+    this.#reserve = reserve;
     this.#relieve = relieve;
   }
 
   /**
-   * Before `bytes` more are sent: true when a recent reading was under the limit, else a promise
-   * that resolves once Redis is under it.
+   * Before `bytes` more are sent: true when they fit under the limit by the estimate (the last
+   * reading, what was sent since, and the readers' reserve), and they count as sent; else a
+   * promise that resolves once a reading says they fit, after which the caller asks again.
    */
   admit(bytes: number): true | Promise<void> {
-    this.#bytesSince += bytes;
-    if (Date.now() - this.#checkedAt < CHECK_EVERY_MS && this.#bytesSince < CHECK_EVERY_BYTES) return true;
-    return this.#wait();
+    const cost = entryCost(bytes);
+    if (this.#fits(this.#used, this.#sentAtReading, cost)) {
+      // Other clients change Redis's memory too: a reading now and then, in the background while
+      // there is room. Asked before this piece is sent, so it does not count it.
+      if (Date.now() - this.#readAt >= CHECK_EVERY_MS) void this.#refresh();
+      this.#sent += cost;
+      return true;
+    }
+    return this.#wait(cost);
   }
 
-  async #wait(): Promise<void> {
-    let last = '$';
+  /**
+   * A reading of `used_memory` taken before anything was sent (the claim returns one): the first
+   * pieces are admitted on it, without a reading of their own (a small file then costs no round
+   * trip more than without a limit).
+   */
+  note(used: number): void {
+    if (this.#sent > 0 || this.#readAt > 0) return;
+    this.#used = used;
+    this.#sentAtReading = 0;
+    this.#readAt = Date.now();
+  }
+
+  #fits(used: number, sentAtReading: number, cost: number): boolean {
+    return used + (this.#sent - sentAtReading) + this.#reserve + cost <= this.#limit;
+  }
+
+  async #refresh(): Promise<void> {
+    if (this.#refreshing) return;
+    this.#refreshing = true;
+    try {
+      await this.#read();
+    } catch {
+      // A failed reading leaves the estimate as it was: it only grows until the next reading.
+    } finally {
+      this.#refreshing = false;
+    }
+  }
+
+  /** Read `used_memory`, and keep the reading unless a newer one came meanwhile. */
+  async #read(): Promise<void> {
+    const sent = this.#sent;
+    const used = await this.#usedMemory();
+    if (sent < this.#sentAtReading) return;
+    this.#used = used;
+    this.#sentAtReading = sent;
+    this.#readAt = Date.now();
+  }
+
+  async #wait(cost: number): Promise<void> {
+    // Trimming by the writer itself: once when held back, and again after a wait that nothing
+    // woke (its consumers' own reports trim, and wake it, meanwhile).
+    let relieve = this.#relieve !== undefined;
     for (;;) {
-      // The position first, then the reading: memory freed in between wakes the wait at once.
-      if (last === '$') {
+      // The position first (once: later waits go on from the last event seen), then the reading:
+      // memory freed in between wakes the wait at once.
+      if (this.#last === undefined) {
         const top = (await this.#client.xrevrange(this.#events, '+', '-', 'COUNT', 1)) as [string, string[]][];
-        last = top[0]?.[0] ?? '0-0';
+        this.#last = top[0]?.[0] ?? '0-0';
       }
-      if ((await this.#usedMemory()) <= this.#limit) {
-        this.#checkedAt = Date.now();
-        this.#bytesSince = 0;
-        return;
+      await this.#read();
+      // The piece is counted when the window asks again, as it does once this resolves.
+      if (this.#fits(this.#used, this.#sentAtReading, cost) || this.#closed) return;
+      if (relieve) {
+        relieve = false;
+        if (await this.#relieve!()) continue;
       }
-      if (this.#closed) return;
-      if (this.#relieve && (await this.#relieve())) continue;
       this.#blocking ??= openBlockingConnection(this.#client) as Redis;
-      const reply = (await this.#blocking.xread('BLOCK', WAIT_MS, 'STREAMS', this.#events, last).catch(() => null)) as
-        | [string, [string, string[]][]][]
-        | null;
+      const reply = (await this.#blocking
+        .xread('BLOCK', WAIT_MS, 'STREAMS', this.#events, this.#last)
+        .catch(() => null)) as [string, [string, string[]][]][] | null;
       const entries = reply?.[0]?.[1];
-      if (entries && entries.length > 0) last = entries[entries.length - 1]![0];
+      if (entries && entries.length > 0) this.#last = entries[entries.length - 1]![0];
+      else relieve = this.#relieve !== undefined;
     }
   }
 
@@ -95,7 +195,12 @@ export class MemoryGuard {
  */
 export function writerGuard(
   client: RedisClient,
-  opts: { maxRedisMemory: number | undefined; consumers: unknown; prefix: string },
+  opts: {
+    maxRedisMemory: number | undefined;
+    consumers: number | readonly string[] | undefined;
+    prefix: string;
+    chunkSize: number;
+  },
   meta: string,
   file: () => { chunks: string; gen: string },
 ): MemoryGuard | undefined {
@@ -107,7 +212,10 @@ export function writerGuard(
           const { chunks, gen } = file();
           return (await run(client, TRIM, { meta, chunks }, { gen, consumer: '', position: 0 })).trimmed > 0;
         };
-  return new MemoryGuard(client, opts.maxRedisMemory, memoryEventsKey(opts.prefix), meta, relieve);
+  // Each consumer reads the file as it is written (any other reader of it is not counted: one at least).
+  const readers = Math.max(1, typeof opts.consumers === 'number' ? opts.consumers : (opts.consumers?.length ?? 0));
+  const reserve = readers * guardedBatch(opts.chunkSize) * entryCost(opts.chunkSize);
+  return new MemoryGuard(client, opts.maxRedisMemory, memoryEventsKey(opts.prefix), meta, reserve, relieve);
 }
 
 /**

@@ -11,7 +11,7 @@ import type { RedisClient } from './client.js';
 import { ConsumerBook } from './consumer.js';
 import { aborted, corrupt, decodeFailed, isRetryable, notFound, outOfRange, wrapRedisError } from './errors.js';
 import { type FileStat, toFileStat } from './file-stat.js';
-import { abortedError, FileWatch, type RawEntry, trimmedError } from './file-watch.js';
+import { abortedError, FileWatch, type Found, type RawEntry, trimmedError } from './file-watch.js';
 import {
   decodeEntry,
   type Entry,
@@ -24,6 +24,7 @@ import {
   pieceId,
   State,
 } from './format.js';
+import { guardedBatch } from './memory-guard.js';
 import { checkClientAndKey, type ReadStreamOptions, type ResolvedReadOptions, resolveReadOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
 import { Pauses, RETRY_MAX_MS, RETRY_MIN_MS } from './retry.js';
@@ -105,6 +106,8 @@ export class RedisReadStream extends Readable {
   #readToEnd = false;
   #gunzip: Gunzip | undefined;
   readonly #progress: ProgressTicker;
+  /** An open started before the first read (see {@link RedisReadStream.openEarly}), for #open to take. */
+  #early: Promise<Found | undefined> | undefined;
 
   /** @internal Use {@link createRedisReadStream}. */
   constructor(client: RedisClient, key: string, opts: ResolvedReadOptions) {
@@ -142,7 +145,7 @@ export class RedisReadStream extends Readable {
     this.#done = true;
     this.#pauses.cancel();
     this.#gunzip?.destroy();
-    // Frees the blocking connection at once; its pending XREAD is dropped with it.
+    // Leaves the shared blocking reads at once (the last follower of a connection closes it).
     this.#watch.close();
     callback(error);
   }
@@ -150,10 +153,39 @@ export class RedisReadStream extends Readable {
   // ---------------------------------------------------------------------------------------------
   // Opening
 
+  /**
+   * @internal Start opening the file now, before anything reads it, without waiting for it to be
+   * created (a channel receiver opens its next file while the application processes the current
+   * one). Resolves to the file's hash (undefined when the stream was destroyed meanwhile), or
+   * rejects as opening would (`ERR_REDIS_FILE_NOT_FOUND` when there is no file). The stream itself
+   * says nothing until it is read: then it takes what was found, or the failure, and goes on as
+   * usual. Called once, before the first read.
+   */
+  openEarly(): Promise<MetaRecord | undefined> {
+    if (this.#early === undefined && !this.#opened && !this.#pumping && !this.destroyed) {
+      this.#early = this.#find(0);
+      this.#early.catch(() => {});
+    }
+    return (this.#early ?? Promise.resolve(undefined)).then((found) => found?.meta);
+  }
+
+  #find(waitForCreate: number): Promise<Found | undefined> {
+    const { start, readAhead, readAheadBytes } = this.#opts;
+    return this.#watch.find(waitForCreate, { start, readAhead, readAheadBytes });
+  }
+
   async #open(): Promise<void> {
-    const found = await this.#watch.find(this.#opts.waitForCreate);
+    const early = this.#early;
+    this.#early = undefined;
+    const found = await (early ?? this.#find(this.#opts.waitForCreate));
     if (found === undefined || this.#done) return;
     this.#start(found.meta);
+    // The first batch came with the hash: the first fetch takes it instead of asking for it (a
+    // small file is then read in one round trip). Taken only when it is the batch the fetch would
+    // have asked for, so that whether it reached the stream's end is told as for any other.
+    if (found.first?.count === this.#batch) {
+      this.#prefetched = { after: this.#seq.lastId, entries: Promise.resolve(found.first.entries) };
+    }
     await this.#consumer?.join(this.#seq.chunk);
     this.#opened = true;
     this.file = toFileStat(this.key, found.meta, found.ttl, found.now);
@@ -179,6 +211,8 @@ export class RedisReadStream extends Readable {
       );
     }
     this.#batch = Math.max(1, Math.min(this.#opts.readAhead, Math.floor(this.#opts.readAheadBytes / meta.chunkSize)));
+    // Redis holds a reply until the reader takes it: under the writer's memory limit, small ones.
+    if (meta.trim) this.#batch = Math.min(this.#batch, guardedBatch(meta.chunkSize));
     this.#seq = new EntrySequence(this.key, meta, {
       firstChunk,
       withHeader: firstChunk === 0,
@@ -504,8 +538,8 @@ function drainOrClose(stream: Gunzip): Promise<void> {
 /**
  * Open a Readable that yields the bytes of the file stored at `key`, exactly and in order.
  *
- * While the file is being written the reader follows it with blocking reads on a connection of its
- * own (set `follow: false` to stop at what is stored now). Every piece is checked before any of its
+ * While the file is being written the reader follows it with blocking reads on connections of their
+ * own, shared by the followers of one client (set `follow: false` to stop at what is stored now). Every piece is checked before any of its
  * bytes go out: its place in the file, its size and its CRC-32; a full read also checks the end
  * record's CRC-32 of the whole file.
  *

@@ -321,6 +321,7 @@ export class RedisWriteStream extends Writable {
     // Destroyed meanwhile: nothing was claimed (or, with a claim already under way, _destroy
     // marks what it created aborted).
     if (claimed === undefined) return;
+    if (claimed.kind === 'created' && claimed.used !== undefined) this.#guard?.note(claimed.used);
     if (claimed.kind === 'resumed') {
       this.#gen = claimed.gen;
       this.#chunksKey = this.#keys.chunks(claimed.gen);
@@ -386,9 +387,10 @@ export class RedisWriteStream extends Writable {
     // Compressed output may still wait for room in the window: it goes in as the window drains.
     while (!this.#failure && !this.#chunker.take()) await this.#whenDrained();
     this.#sendPartial();
-    // With waitReplicas a piece counts only once replicas confirm it, and under a memory limit
-    // pieces may wait to be sent: the end record then waits for every acknowledgement.
-    if (this.#opts.waitReplicas > 0 || this.#guard) await this.#whenDrained();
+    // With waitReplicas a piece counts only once replicas confirm it; pieces a memory limit (or a
+    // repair) holds back would reach Redis after the end record: the end record then waits for
+    // every acknowledgement.
+    if (this.#opts.waitReplicas > 0 || window.unsent > 0) await this.#whenDrained();
     if (this.#failure) throw this.#failure;
     const cut = window.cut;
     const args = {
@@ -409,8 +411,11 @@ export class RedisWriteStream extends Writable {
     // The heartbeat stops first: one that ran after the commit would find the file complete, and
     // take that for a lost lease.
     this.#lease.stopHeartbeat();
+    // Whether pieces were unacknowledged when the end record went: the replies of pieces sent just
+    // before it may be handled before its own, so window.pending after the reply cannot tell.
+    const early = window.pending > 0;
     let reply = await this.#lease.commit(this.#gen, args);
-    if (reply.status === 'corrupt' && window.pending > 0 && !this.#failure) {
+    if (reply.status === 'corrupt' && early && !this.#failure) {
       this.#committing = false;
       this.#beat();
       await this.#whenDrained();

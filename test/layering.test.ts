@@ -20,7 +20,16 @@ const SRC = fileURLToPath(new URL('../src', import.meta.url));
 const LAYERS: readonly { readonly name: string; readonly members: readonly string[] }[] = [
   {
     name: 'foundation',
-    members: ['errors.ts', 'crc.ts', 'client.ts', 'retry.ts', 'progress.ts', 'consumed.ts', 'window-size.ts'],
+    members: [
+      'errors.ts',
+      'crc.ts',
+      'client.ts',
+      'blocking-reads.ts',
+      'retry.ts',
+      'progress.ts',
+      'consumed.ts',
+      'window-size.ts',
+    ],
   },
   { name: 'format', members: ['format.ts', 'format/'] },
   { name: 'options and scripts', members: ['options.ts', 'options/', 'scripts/'] },

@@ -7,6 +7,7 @@ import { EMPTY_CRC, Event, Field, Flag, Meta, POSITION_DONE, State } from '../sr
 import * as consumers from '../src/scripts/consumers.js';
 import { defineScript, type Script } from '../src/scripts/define.js';
 import * as file from '../src/scripts/file.js';
+import * as read from '../src/scripts/read.js';
 import * as stat from '../src/scripts/stat.js';
 import * as writer from '../src/scripts/writer.js';
 import { closeAll, connect } from './helpers/clients.js';
@@ -14,7 +15,7 @@ import { closeAll, connect } from './helpers/clients.js';
 const redis = connect();
 afterAll(closeAll);
 
-const scripts = [consumers, file, stat, writer].flatMap((module) =>
+const scripts = [consumers, file, read, stat, writer].flatMap((module) =>
   Object.values(module).filter(
     (v): v is Script<never, string, unknown> => typeof v === 'object' && v !== null && 'sha' in v,
   ),
@@ -35,10 +36,12 @@ describe('scripts', () => {
         'abandon',
         'abort',
         'ack',
+        'ack-announced',
         'commit',
         'create',
         'expire',
         'join',
+        'open',
         'remove',
         'rename',
         'repair',

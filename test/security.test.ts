@@ -14,11 +14,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions, ReplyError } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  closeChannel,
   createRedisReadStream,
   createRedisWriteStream,
   ErrorCodes,
   type KeyOptions,
   RedisFileError,
+  receiveFiles,
   remove,
   stat,
 } from '../src/index.js';
@@ -293,6 +295,8 @@ const PACKAGE_COMMANDS = [
   'xinfo|stream',
   'evalsha',
   'eval',
+  'evalsha_ro',
+  'eval_ro',
 ];
 
 /**
@@ -310,6 +314,7 @@ describe('ACL: a user confined to the package namespace', () => {
   let app: Redis;
   let noScripts: Redis;
   let noTime: Redis;
+  let noXrange: Redis;
 
   /** ACL LOG entries (denials) for `user`, as "context:object". */
   async function denials(user: string): Promise<string[]> {
@@ -345,6 +350,10 @@ describe('ACL: a user confined to the package namespace', () => {
     });
     await admin.acl('SETUSER', 'rfs-notime', 'reset', 'on', '>notime-secret', ...APP_RULES, '-time');
     noTime = connect(`redis://127.0.0.1:${server.port}`, { username: 'rfs-notime', password: 'notime-secret' });
+    // The package's commands and a channel receiver's, but no XRANGE.
+    const receiverRules = ['+xgroup', '+xreadgroup', '+xack', '-xrange'];
+    await admin.acl('SETUSER', 'rfs-noxrange', 'reset', 'on', '>noxrange-secret', ...APP_RULES, ...receiverRules);
+    noXrange = connect(`redis://127.0.0.1:${server.port}`, { username: 'rfs-noxrange', password: 'noxrange-secret' });
   });
   afterAll(async () => {
     await closeAll();
@@ -425,6 +434,30 @@ describe('ACL: a user confined to the package namespace', () => {
     expect((await get(app, key)).equals(data)).toBe(true);
     expect(await remove(app, key)).toBe(true);
     expect(await keys(`*${key}*`)).toSatisfy((left: string[]) => left.every((k) => k.endsWith(':events')));
+  });
+
+  it('a range read that Redis refuses fails with ERR_REDIS_FILE_REDIS naming the read, for a file and a channel', async () => {
+    const check = (err: Error, key: string, operation: string): void => {
+      expect(err).toBeInstanceOf(RedisFileError);
+      expect(err).toMatchObject({ code: ErrorCodes.REDIS, key });
+      expect(err.message).toContain(`${JSON.stringify(key)}: ${operation} failed: NOPERM`);
+      expect(err.message).toMatch(/'xrange'/);
+      expect(err.cause).toBeInstanceOf(ReplyError);
+    };
+    const key = uniqueKey('no-xrange');
+    await put(app, key, bytes(10_000, 4));
+    check(await rejection(get(noXrange, key)), key, 'reading after entry 0-0');
+
+    // A receiver meets a close announcement and reads the channel on to see whether anything
+    // was announced after it.
+    const channel = uniqueKey('no-xrange-channel');
+    await closeChannel(app, channel);
+    const received: string[] = [];
+    const receiving = (async () => {
+      for await (const f of receiveFiles(noXrange, channel, { consumer: 'r' })) received.push(f.key);
+    })();
+    check(await rejection(receiving), channel, 'reading the channel');
+    expect(received).toEqual([]);
   });
 
   it('a command missing inside a script fails the call with ERR_REDIS_FILE_REDIS, and nothing is stored', async () => {

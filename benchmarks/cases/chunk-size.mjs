@@ -121,6 +121,19 @@ export async function run(ctx) {
     });
   }
 
+  // In the summary: what reading at 1 MiB chunks gains over the default 256 KiB.
+  comparisons.push({
+    ...compare({
+      id: 'sweep-read-1m-vs-256k',
+      label: 'read MiB/s @1 MiB chunks vs @256 KiB',
+      runs,
+      contender: `read @${label(MiB)}`,
+      baseline: `read @${label(256 * KiB)}`,
+      field: 'mibps',
+    }),
+    unit: 'MiB/s',
+    summary: true,
+  });
   return {
     id,
     title,

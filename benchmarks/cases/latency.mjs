@@ -12,6 +12,8 @@
 //   and a reader in XREAD BLOCK;
 // - round trips of a 1-byte file: the request bursts the proxy sees (client-to-server traffic
 //   after a quiet gap of half the RTT), and the time in RTTs, to write one and to read it;
+// - round trips per 1 KiB file through a channel: sendFiles alone, and a receiver alone (reading
+//   and acknowledging each file), the proxy's request bursts divided by the files;
 // - 1 KiB files per second: written one after another, sent through a channel (sendFiles, and a
 //   receiver reading and acknowledging each file), against N XADDs pipelined.
 //
@@ -213,15 +215,16 @@ async function followSection(ctx, plan, at, client) {
 
 /**
  * Runs `fn` between a mark and a count of the proxy: its request bursts (and when each began, ms
- * after the mark), its time, that time in RTTs.
+ * after the mark), the exchanges (requests sent after a reply reached the client: the same count
+ * without a clock), its time, that time in RTTs.
  */
 async function counted(at, fn) {
   await at.proxy.mark();
   const t0 = now();
   await fn();
   const ms = now() - t0;
-  const { bursts, burstsAtMs } = await at.proxy.count();
-  return { roundTrips: bursts, ms: round(ms, 3), rtts: round(ms / at.pingMs, 3), burstsAtMs };
+  const { bursts, exchanges, burstsAtMs } = await at.proxy.count();
+  return { roundTrips: bursts, exchanges, ms: round(ms, 3), rtts: round(ms / at.pingMs, 3), burstsAtMs };
 }
 
 async function roundTripSection(ctx, plan, at, client) {
@@ -283,6 +286,62 @@ async function roundTripSection(ctx, plan, at, client) {
   } finally {
     await ctx.dropKeys();
   }
+}
+
+/**
+ * Round trips per 1 KiB file through a channel, each side on its own: `sendFiles` of the files (no
+ * receiver running), and a receiver that reads and acknowledges them all (sent beforehand without
+ * the proxy, the channel closed), counted by the proxy and divided by the number of files.
+ */
+async function channelRoundTripSection(ctx, plan, at, client) {
+  const { pkg, pool } = ctx;
+  const { files } = plan;
+  const buf = pool.subarray(0, SMALL);
+  const list = (prefix) =>
+    Array.from({ length: files }, (_, i) => ({
+      name: `${prefix}-${i}`,
+      stream: poolSource(buf, buf.length),
+      size: SMALL,
+    }));
+  const perFile = (r) => ({
+    ...r,
+    roundTrips: round(r.roundTrips / files, 3),
+    exchanges: round(r.exchanges / files, 3),
+  });
+  const channel = (side, rep) => `latency-channel-rtt-${at.rtt}-${side}-${rep}`;
+  return alternate(
+    plan.roundTripReps,
+    [
+      {
+        name: at.name('channel, per file', 'send'),
+        run: async (rep) =>
+          perFile(
+            await counted(at, () => pkg.sendFiles(client, channel('send', rep), list('f'), { prefix: ctx.prefix })),
+          ),
+      },
+      {
+        name: at.name('channel, per file', 'receive'),
+        run: async (rep) => {
+          const name = channel('receive', rep);
+          await pkg.sendFiles(ctx.redis, name, list('f'), { prefix: ctx.prefix });
+          await pkg.closeChannel(ctx.redis, name, { prefix: ctx.prefix });
+          let n = 0;
+          const r = await counted(at, async () => {
+            for await (const file of pkg.receiveFiles(client, name, { prefix: ctx.prefix, consumer: 'bench' })) {
+              const sink = countingSink();
+              await pipeline(file.stream, sink);
+              if (sink.bytes !== SMALL) throw new Error(`received ${sink.bytes} bytes of ${file.name}`);
+              await file.ack();
+              n++;
+            }
+          });
+          if (n !== files) throw new Error(`received ${n} files of ${files}`);
+          return perFile(r);
+        },
+      },
+    ],
+    { after: () => ctx.dropKeys(), log: ctx.log, warmup: ctx.warmup },
+  );
 }
 
 /**
@@ -385,6 +444,7 @@ const SECTIONS = {
   follow: { unit: 'ms', mainField: 'p50', better: 'lower' },
   '1-byte write': { unit: 'round trips', mainField: 'roundTrips', better: 'lower' },
   '1-byte read': { unit: 'round trips', mainField: 'roundTrips', better: 'lower' },
+  'channel, per file': { unit: 'round trips', mainField: 'roundTrips', better: 'lower' },
   '1 KiB files': { unit: 'files/s', mainField: 'filesPerSecond', better: 'higher' },
 };
 
@@ -483,6 +543,18 @@ function comparisonsAt(rtt, plan, runs, name, described) {
       target: target('<=', 1, 'value', 'a 1-byte file read in <= 1 round trip'),
     }),
   );
+  for (const side of ['send', 'receive']) {
+    out.push(
+      figureOf({
+        id: `latency-${rtt}-channel-${side}-per-file`,
+        label: `RTT ${rtt} ms: round trips per 1 KiB file through a channel, ${side} (request bursts / files)`,
+        runs,
+        contender: name('channel, per file', side),
+        field: 'roundTrips',
+        unit: 'round trips',
+      }),
+    );
+  }
   for (const c of [PKG, CHANNEL]) {
     out.push(
       compare({
@@ -535,6 +607,7 @@ export async function run(ctx) {
         ['read', readSection],
         ['follow', followSection],
         ['round trips', roundTripSection],
+        ['channel round trips', channelRoundTripSection],
         ['1 KiB files', smallFilesSection],
       ]) {
         ctx.log(`  RTT ${rtt} ms: ${section}`);
@@ -574,10 +647,13 @@ export async function run(ctx) {
       `each, to a following reader, against XADD and a reader in XREAD BLOCK, the two interleaved. 1-byte file: ` +
       `request bursts the proxy sees (client-to-server bytes after a quiet gap longer than half the RTT, ` +
       `one per round trip) from the stream's creation to 'finish' (write) or 'end' (read), and that time in ` +
-      `calibrated RTTs; ${nRuns(p.roundTripReps)} of each. 1 KiB files: ${p.files} files written one after another ` +
-      `(each createRedisWriteStream, end(), 'finish'), or sent with one sendFiles call to a receiver that reads ` +
-      `and acknowledges each (timed until the last ack; the receiver started and primed with one file first), ` +
-      `against ${p.files} XADDs of a 1 KiB piece pipelined in one go, and one after another; ` +
+      `calibrated RTTs; ${nRuns(p.roundTripReps)} of each. Channel round trips: the bursts of one sendFiles of ` +
+      `${p.files} files of 1 KiB (no receiver running), and of a receiver reading and acknowledging them all ` +
+      `(sent beforehand without the proxy, the channel closed), divided by ${p.files}. 1 KiB files: ` +
+      `${p.files} files written one after another (each createRedisWriteStream, end(), 'finish'), or sent ` +
+      `with one sendFiles call to a receiver that reads and acknowledges each (timed until the last ack; the ` +
+      `receiver started and primed with one file first), against ${p.files} XADDs of a 1 KiB piece pipelined ` +
+      `in one go, and one after another; ` +
       `${nRuns(p.fileReps)} of each, alternated.`,
     params: {
       rttsMs: p.rtts,

@@ -16,13 +16,15 @@
 //
 // Request bursts: the client-to-server chunks that arrive after a quiet gap (longer than `gapMs`,
 // on every connection together) start a new burst; a client that waits for a reply before sending
-// the next request makes one burst per round trip, a pipeline of requests makes one.
+// the next request makes one burst per round trip, a pipeline of requests makes one. Exchanges
+// count the same without a clock: client-to-server chunks that arrive first, or after the proxy
+// has passed reply bytes on to a client (a client can only act on a reply once it has it).
 //
 // Usage: node delay-proxy.mjs <target host> <target port> [one-way delay ms] [gap ms]
 // IPC: sends { type: 'listening', port } once listening; answers each request with its `id`:
 //   { type: 'set', oneWayMs?, gapMs? }  the delay (and burst gap) for the chunks that arrive next
 //   { type: 'mark' }                    start counting request bursts afresh
-//   { type: 'count' }                   -> { bursts, requestBytes, replyBytes, burstsAtMs } since the mark
+//   { type: 'count' }                   -> { bursts, exchanges, requestBytes, replyBytes, burstsAtMs } since the mark
 //                                          (burstsAtMs: when each burst began, ms after the mark, first 100)
 //   { type: 'stats' }                   -> connections, bytes each way, the longest queue
 
@@ -92,9 +94,9 @@ let maxQueued = 0;
 /** A chunk due within this much is released now: waking up again for it would only be later. */
 const EARLY_MS = 0.02;
 
-function enqueue(socket, chunk) {
+function enqueue(socket, chunk, toClient = false) {
   const at = now() + oneWayMs;
-  queue.push({ at, socket, chunk });
+  queue.push({ at, socket, chunk, toClient });
   maxQueued = Math.max(maxQueued, queue.length - head);
   if (oneWayMs <= 0) release();
   else if (alarmAt === 0) {
@@ -106,11 +108,14 @@ function enqueue(socket, chunk) {
 function release() {
   const t = now() + EARLY_MS;
   while (head < queue.length && queue[head].at <= t) {
-    const { socket, chunk } = queue[head];
+    const { socket, chunk, toClient } = queue[head];
     queue[head++] = undefined;
     if (socket.destroyed) continue;
     if (chunk === null) socket.end();
-    else socket.write(chunk);
+    else {
+      socket.write(chunk);
+      if (toClient) replied = true;
+    }
   }
   if (head === queue.length) {
     queue = [];
@@ -140,6 +145,9 @@ let markedAt = 0;
 let burstsAt = [];
 let requestBytes = 0;
 let replyBytes = 0;
+let exchanges = 0;
+/** Reply bytes reached a client since the last request chunk (true at the mark). */
+let replied = true;
 
 const server = createServer({ noDelay: true }, (client) => {
   connections++;
@@ -158,6 +166,8 @@ const server = createServer({ noDelay: true }, (client) => {
     const t = now();
     if (t - lastRequestAt > gapMs && bursts++ < 100) burstsAt.push(Math.round((t - markedAt) * 1000) / 1000);
     lastRequestAt = t;
+    if (replied) exchanges++;
+    replied = false;
     bytesUp += chunk.length;
     requestBytes += chunk.length;
     enqueue(upstream, chunk);
@@ -165,7 +175,7 @@ const server = createServer({ noDelay: true }, (client) => {
   upstream.on('data', (chunk) => {
     bytesDown += chunk.length;
     replyBytes += chunk.length;
-    enqueue(client, chunk);
+    enqueue(client, chunk, true);
   });
   // A half close travels with the same delay, after the bytes sent before it.
   client.on('end', () => enqueue(upstream, null));
@@ -195,9 +205,11 @@ process.on('message', (m) => {
       requestBytes = 0;
       replyBytes = 0;
       lastRequestAt = -Infinity;
+      exchanges = 0;
+      replied = true;
       return reply({});
     case 'count':
-      return reply({ bursts, requestBytes, replyBytes, burstsAtMs: burstsAt });
+      return reply({ bursts, exchanges, requestBytes, replyBytes, burstsAtMs: burstsAt });
     case 'stats':
       return reply({ connections, bytesUp, bytesDown, maxQueued, queued: queue.length - head });
     default:

@@ -18,7 +18,7 @@ const PROXY = fileURLToPath(new URL('./delay-proxy.mjs', import.meta.url));
  *   url: string,
  *   set: (oneWayMs: number, gapMs: number) => Promise<object>,
  *   mark: () => Promise<void>,
- *   count: () => Promise<{ bursts: number, requestBytes: number, replyBytes: number }>,
+ *   count: () => Promise<{ bursts: number, exchanges: number, requestBytes: number, replyBytes: number }>,
  *   stats: () => Promise<object>,
  *   stop: () => Promise<void>,
  * }>} `url` is `url` with the proxy's host and port (user, password and db kept).

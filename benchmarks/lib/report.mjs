@@ -24,7 +24,13 @@ function summaryRows(output) {
       rows.push({ caseId: c.id, target: `${c.id}: FAILED`, measured: c.error.slice(0, 60), result: 'error' });
       continue;
     }
-    if (c.sweep) continue;
+    // A sweep shows in its own table; in the summary, only the comparisons it marks for it.
+    if (c.sweep) {
+      for (const cmp of c.comparisons.filter((x) => x.summary)) {
+        rows.push({ caseId: c.id, cmp, target: cmp.label, measured: measured(cmp, c.unit), result: '(no target)' });
+      }
+      continue;
+    }
     // The latency case has a dozen comparisons per RTT: its targets, and all those at the longest RTT.
     const longest = c.latency ? Math.max(...c.latency.rtts.map((at) => at.rttMs)) : undefined;
     const shown = c.latency
@@ -207,6 +213,11 @@ const FIELD_NAMES = {
   writeMiBps: 'write MiB/s',
   readMiBps: 'read MiB/s',
   samples: 'RSS samples',
+  beforeRssMiB: 'RSS before the write MiB',
+  peakMiB: 'peak used_memory MiB',
+  limitMiB: 'maxRedisMemory MiB',
+  overMiB: 'peak - limit MiB',
+  usedMemorySamples: 'used_memory samples',
   p50: 'p50 ms',
   p90: 'p90 ms',
   p99: 'p99 ms',
@@ -253,16 +264,18 @@ function caseSection(c) {
     );
     return lines.join('\n');
   }
-  const fields = Object.keys(c.contenders[0]?.median ?? {});
+  // Contenders may differ in their fields (and their main one): every field, blank where missing.
+  const fields = [...new Set(c.contenders.flatMap((k) => Object.keys(k.median)))];
   const main = c.mainField;
   const ordered = [main, ...fields.filter((f) => f !== main)];
+  const cell = (k, f) => (k.median[f] === undefined ? '' : fmt(k.median[f]));
   lines.push(
     table(
       ['contender', ...ordered.map((f) => `${FIELD_NAMES[f] ?? f} (median)`), `runs (${FIELD_NAMES[main] ?? main})`],
       c.contenders.map((k) => [
         k.name,
-        ...ordered.map((f) => (f === main ? `**${fmt(k.median[f])}**` : fmt(k.median[f]))),
-        k.runs.map((r) => fmt(r[main])).join(', '),
+        ...ordered.map((f) => (f === (k.mainField ?? main) ? `**${cell(k, f)}**` : cell(k, f))),
+        k.runs.map((r) => fmt(r[k.mainField ?? main])).join(', '),
       ]),
     ),
     '',

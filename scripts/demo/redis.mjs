@@ -8,7 +8,7 @@ import { checkInterrupted, DemoError, onCleanup } from './lifecycle.mjs';
 
 /** The package's default key prefix: every key the demo creates starts with it. */
 const PREFIX = 'rfs:';
-export const SAMPLE_MS = 20;
+export const SAMPLE_MS = 5;
 
 /**
  * The server of the run: the one at REDIS_URL, or a private redis-server (free 127.0.0.1 port, temp

@@ -6,8 +6,8 @@
 
 import type { Redis } from 'ioredis';
 import { closeConnection, openBlockingConnection, type RedisClient } from '../client.js';
-import { wrapRedisError } from '../errors.js';
-import { ChannelField, channelLogKey, Flag, fileKeys, Meta, memoryEventsKey } from '../format.js';
+import { ErrorCodes, wrapRedisError } from '../errors.js';
+import { ChannelField, channelLogKey, Flag, fileKeys, Meta, type MetaRecord, memoryEventsKey } from '../format.js';
 import { announceFreed } from '../memory-guard.js';
 import {
   failedIteration,
@@ -18,7 +18,8 @@ import {
   resolveReadOptions,
 } from '../options.js';
 import { openRedisReadStream, type RedisReadStream } from '../read-stream.js';
-import { ACK, JOIN, run } from '../scripts/index.js';
+import type { AckReply } from '../scripts/consumers.js';
+import { ACK, ACK_ANNOUNCED, JOIN, run } from '../scripts/index.js';
 import { checkChannel } from './log.js';
 
 /** Options of {@link receiveFiles}. */
@@ -114,6 +115,17 @@ function resolveReceiveOptions(client: unknown, channel: unknown, options: unkno
 
 /** How long one blocking wait for the next announcement lasts before it looks again. */
 const WAIT_MS = 5000;
+/** Announcements read at once: waiting ones come several to a round trip. */
+const BATCH = 16;
+
+type Announcement = [id: string, fields: Map<string, string>];
+
+/** An announcement, and for a file its read stream, already opening (see `openEarly`). */
+interface Prepared {
+  readonly id: string;
+  readonly fields: Map<string, string>;
+  readonly file?: { readonly key: string; readonly stream: RedisReadStream; readonly meta: Promise<unknown> };
+}
 
 async function* receive(
   client: RedisClient,
@@ -133,29 +145,53 @@ async function* receive(
   const onAbort = (): void => closeConnection(blocking);
   signal?.addEventListener('abort', onAbort, { once: true });
   let current: RedisReadStream | undefined;
-  try {
-    // First what this receiver was given before and never acknowledged (a restart), walking its
-    // pending entries in order, then new ones.
-    let pending: string | undefined = '0';
+  // A file and the channel's log lie on different cluster slots: there, a file's acknowledgement
+  // and its announcement's take a step each; on a single server, one script does both.
+  let separately = (client as { isCluster?: boolean }).isCluster === true;
+  // First what this receiver was given before and never acknowledged (a restart), walking its
+  // pending entries in order, then new ones.
+  let pending: string | undefined = '0';
+  const queue: Announcement[] = [];
+  const nextAnnouncement = async (): Promise<Announcement> => {
     for (;;) {
+      const queued = queue.shift();
+      if (queued) return queued;
       signal?.throwIfAborted();
       let reply: unknown;
       try {
         reply =
           pending !== undefined
-            ? await client.xreadgroup('GROUP', consumer, 'c', 'COUNT', 1, 'STREAMS', log, pending)
-            : await blocking.xreadgroup('GROUP', consumer, 'c', 'COUNT', 1, 'BLOCK', WAIT_MS, 'STREAMS', log, '>');
+            ? await client.xreadgroup('GROUP', consumer, 'c', 'COUNT', BATCH, 'STREAMS', log, pending)
+            : await blocking.xreadgroup('GROUP', consumer, 'c', 'COUNT', BATCH, 'BLOCK', WAIT_MS, 'STREAMS', log, '>');
       } catch (err) {
         signal?.throwIfAborted();
         return fail(err, 'waiting for the next file');
       }
-      const entry = firstEntry(reply);
-      if (!entry) {
-        pending = undefined;
-        continue;
-      }
-      const [id, fields] = entry;
-      if (pending !== undefined) pending = id;
+      const entries = entriesOf(reply);
+      if (entries.length === 0) pending = undefined;
+      else if (pending !== undefined) pending = entries[entries.length - 1]![0];
+      queue.push(...entries);
+    }
+  };
+  // A file's read stream starts opening as soon as its announcement is read: its hash and first
+  // entries come while the application still processes the file before it.
+  const prepare = ([id, fields]: Announcement): Prepared => {
+    const key = fields.get(ChannelField.file);
+    if (fields.has(ChannelField.close) || key === undefined) return { id, fields };
+    const stream = openRedisReadStream(client, key, { ...readOptions, start: 0 });
+    const meta = stream.openEarly();
+    meta.catch(() => {});
+    return { id, fields, file: { key, stream, meta } };
+  };
+  const prepareNext = (): Promise<Prepared> => {
+    const next = nextAnnouncement().then(prepare);
+    next.catch(() => {});
+    return next;
+  };
+  let next = prepareNext();
+  try {
+    for (;;) {
+      const { id, fields, file } = await next;
       const ack = (): Promise<void> =>
         client.xack(log, consumer, id).then(
           () => undefined,
@@ -163,52 +199,79 @@ async function* receive(
         );
       if (fields.has(ChannelField.close)) {
         // A close ends the receiver only while nothing was announced after it.
-        const later = await client
-          .xrange(log, `(${id}`, '+', 'COUNT', 1)
-          .catch((err: unknown) => fail(err, 'reading the channel'));
+        const later =
+          queue.length > 0 ||
+          (
+            await client
+              .xrange(log, `(${id}`, '+', 'COUNT', 1)
+              .catch((err: unknown) => fail(err, 'reading the channel'))
+          ).length > 0;
         await ack();
-        if (later.length === 0) return;
+        if (!later) return;
+        next = prepareNext();
         continue;
       }
-      const key = fields.get(ChannelField.file);
-      if (key === undefined) {
+      if (!file) {
         await ack();
+        next = prepareNext();
         continue;
       }
+      const { key } = file;
       const keys = fileKeys(prefix, key);
       const name = fields.get(ChannelField.name) ?? key;
       const sizeField = fields.get(ChannelField.size);
-      const [gen, encoding, chunkSize, trim] = await client
-        .hmget(keys.meta, Meta.gen, Meta.encoding, Meta.chunkSize, Meta.trim)
-        .catch((err: unknown) => fail(err, `opening ${JSON.stringify(name)}`));
+      let stream = file.stream;
+      current = stream;
+      const opened = await opening(client, keys.meta, file.meta).catch((err: unknown) =>
+        fail(err, `opening ${JSON.stringify(name)}`),
+      );
       // Announced only once created: a missing file is gone (every consumer done, or expired).
       let start: number | undefined = 0;
-      if (gen !== null && trim === Flag.yes)
-        start = await startChunk(client, keys.meta, gen, consumer).catch((err: unknown) =>
+      if (opened.gen !== null && opened.trim === Flag.yes)
+        start = await startChunk(client, keys.meta, opened.gen, consumer).catch((err: unknown) =>
           fail(err, `opening ${JSON.stringify(name)}`),
         );
-      if (gen === null || start === undefined) {
+      if (opened.gen === null || start === undefined) {
+        stream.destroy();
         await ack();
+        next = prepareNext();
         continue;
       }
-      const offset = start * Number(chunkSize);
-      current = openRedisReadStream(client, key, { ...readOptions, start: offset });
-      const stream = current;
+      const { gen } = opened;
+      const offset = start * Number(opened.chunkSize);
+      if (offset > 0) {
+        stream.destroy();
+        stream = openRedisReadStream(client, key, { ...readOptions, start: offset });
+        current = stream;
+      }
+      next = prepareNext();
       yield {
         name,
         key,
         size: sizeField === undefined ? undefined : Number(sizeField),
-        contentEncoding: encoding || 'identity',
+        contentEncoding: opened.encoding || 'identity',
         offset,
         stream,
         async ack() {
+          const fileKeys = { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events };
+          const args = { gen, consumer, any: Flag.yes };
+          let logged = false;
           try {
-            const reply = await run(
-              client,
-              ACK,
-              { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events },
-              { gen, consumer, any: Flag.yes },
-            );
+            let reply: AckReply | undefined;
+            if (!separately) {
+              reply = await run(
+                client,
+                ACK_ANNOUNCED,
+                { ...fileKeys, log },
+                { ...args, group: consumer, entry: id },
+              ).catch((err: unknown) => {
+                if (!(err instanceof Error && /CROSSSLOT|same slot/.test(err.message))) throw err;
+                separately = true;
+                return undefined;
+              });
+              logged = reply !== undefined;
+            }
+            reply ??= await run(client, ACK, fileKeys, args);
             // Writers held back by a memory limit wait for this (the file deleted, or chunks trimmed
             // now that this receiver is done with them); others do not need it.
             const freed = reply.status === 'deleted' ? reply.trim : reply.status !== 'missing' && reply.trimmed > 0;
@@ -216,7 +279,7 @@ async function* receive(
           } catch (err) {
             fail(err, `acknowledging ${JSON.stringify(name)}`);
           }
-          await ack();
+          if (!logged) await ack();
         },
       };
       if (!stream.destroyed && !stream.readableEnded) stream.destroy();
@@ -224,8 +287,37 @@ async function* receive(
   } finally {
     signal?.removeEventListener('abort', onAbort);
     current?.destroy();
+    // The next file, opening already: nobody reads it now (a restart delivers it again).
+    void next.then(
+      (p) => p.file?.stream.destroy(),
+      () => {},
+    );
     closeConnection(blocking);
   }
+}
+
+/**
+ * What the receiver needs of a file's hash, from the stream's early open: its generation
+ * (null when the file is gone), encoding, chunk size and whether it is trimmed. When that open
+ * failed for another reason than Redis (a damaged hash, which the stream reports when read), the
+ * fields are read on their own, as far as they are there.
+ */
+async function opening(
+  client: RedisClient,
+  meta: string,
+  early: Promise<unknown>,
+): Promise<{ gen: string | null; encoding: string | null; chunkSize: string | null; trim: string | null }> {
+  try {
+    const m = (await early) as MetaRecord | undefined;
+    if (m === undefined) return { gen: null, encoding: null, chunkSize: null, trim: null };
+    return { gen: m.gen, encoding: m.encoding, chunkSize: String(m.chunkSize), trim: m.trim ? Flag.yes : Flag.no };
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === ErrorCodes.NOT_FOUND) return { gen: null, encoding: null, chunkSize: null, trim: null };
+    if (code === ErrorCodes.REDIS) throw (err as { cause?: unknown }).cause ?? err;
+  }
+  const [gen, encoding, chunkSize, trim] = await client.hmget(meta, Meta.gen, Meta.encoding, Meta.chunkSize, Meta.trim);
+  return { gen, encoding, chunkSize, trim };
 }
 
 /**
@@ -246,13 +338,12 @@ async function startChunk(
   return reply.status === 'ok' ? reply.chunk : 0;
 }
 
-function firstEntry(reply: unknown): [string, Map<string, string>] | undefined {
-  if (!Array.isArray(reply) || reply.length === 0) return undefined;
+function entriesOf(reply: unknown): Announcement[] {
+  if (!Array.isArray(reply) || reply.length === 0) return [];
   const entries = (reply[0] as [string, [string, string[] | null][]])[1];
-  const first = entries[0];
-  if (!first) return undefined;
-  const [id, raw] = first;
-  const fields = new Map<string, string>();
-  for (let i = 0; raw && i + 1 < raw.length; i += 2) fields.set(raw[i]!, raw[i + 1]!);
-  return [id, fields];
+  return entries.map(([id, raw]) => {
+    const fields = new Map<string, string>();
+    for (let i = 0; raw && i + 1 < raw.length; i += 2) fields.set(raw[i]!, raw[i + 1]!);
+    return [id, fields];
+  });
 }

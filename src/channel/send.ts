@@ -13,8 +13,9 @@ import { pipeline } from 'node:stream/promises';
 import type { RedisClient } from '../client.js';
 import { wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, looksGzipped } from '../format.js';
+import { remove } from '../manage.js';
 import { invalidType, invalidValue, resolveWriteOptions, type WriteStreamOptions } from '../options.js';
-import { createRedisWriteStream } from '../write-stream.js';
+import { createRedisWriteStream, type RedisWriteStream } from '../write-stream.js';
 import { checkChannel } from './log.js';
 
 /**
@@ -58,7 +59,9 @@ export interface SentFile {
 
 /**
  * Upload files in order to a channel, announcing each one as its upload starts, so that receivers
- * begin at once. Running a sender again on the same channel appends to it.
+ * begin at once. A file's upload begins once the one before has all its bytes (its end record
+ * then on its way), so that small files cost about one round trip each; on a failure, a file begun
+ * and not announced yet is removed. Running a sender again on the same channel appends to it.
  * @returns the files sent, with their keys
  * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments, all checked
  * before any I/O
@@ -96,6 +99,61 @@ export async function sendFiles(
   return send(client, channelLogKey(prefix, channel), channel, files, writeOptions, signal, onStart);
 }
 
+/** One file's upload, under way. */
+interface Upload {
+  readonly name: string;
+  readonly key: string;
+  readonly size: number | undefined;
+  readonly writer: RedisWriteStream;
+  /** Settles with the upload: 'finish' of the writer, or its failure. */
+  readonly uploading: Promise<void>;
+  /** True once the file exists (the writer's 'ready'), false when the upload failed first. */
+  readonly claimed: Promise<boolean>;
+  /** Resolves once the writer has every byte (its source ended), or the upload settled. */
+  readonly handedOver: Promise<void>;
+  /** Whether {@link Upload.handedOver} has resolved. */
+  readonly isHandedOver: () => boolean;
+}
+
+/** Start uploading `file`: the writer claims its key at once. */
+async function begin(
+  client: RedisClient,
+  channel: string,
+  file: SendableFile,
+  options: Omit<WriteStreamOptions, 'signal'>,
+  signal: AbortSignal | undefined,
+): Promise<Upload> {
+  signal?.throwIfAborted();
+  const name = typeof file === 'string' ? basename(file) : file.name;
+  const size = typeof file === 'string' ? (await fsStat(file)).size : file.size;
+  const declared = typeof file === 'string' ? ((await startsGzipped(file)) ? 'gzip' : undefined) : file.contentEncoding;
+  const source = typeof file === 'string' ? createReadStream(file) : file.stream;
+  // A key of its own for every upload: a sender run again never meets its earlier files.
+  const key = `${channel}/${Date.now().toString(36)}-${randomBytes(4).toString('hex')}/${name}`;
+  // Bytes already gzipped are stored as they are, declared as gzip, and not compressed again.
+  const encoding = declared === undefined ? {} : { contentEncoding: declared, compress: false };
+  const writer = createRedisWriteStream(client, key, { ...options, ...encoding, signal });
+  const uploading = pipeline(source, writer);
+  uploading.catch(() => {});
+  const settled = uploading.then(
+    () => true,
+    () => false,
+  );
+  const claimed = Promise.race([new Promise<boolean>((resolve) => writer.once('ready', () => resolve(true))), settled]);
+  let handed = false;
+  const handedOver = Promise.race([new Promise<void>((resolve) => source.once('end', resolve)), settled]).then(() => {
+    handed = true;
+  });
+  return { name, key, size, writer, uploading, claimed, handedOver, isHandedOver: () => handed };
+}
+
+/**
+ * Files go one after another, announced in order. To spare round trips, the next file starts
+ * (its writer claims its key) once the current one has every byte, while its end record is on
+ * its way: a small file's claim then travels with the announcement and the end record of the file
+ * before it. At most two uploads run at once: the next starts only after the one before the
+ * current has finished.
+ */
 async function send(
   client: RedisClient,
   log: string,
@@ -106,50 +164,79 @@ async function send(
   onStart: ((file: AnnouncedFile) => void) | undefined,
 ): Promise<SentFile[]> {
   const sent: SentFile[] = [];
-  for (const file of files) {
-    signal?.throwIfAborted();
-    const name = typeof file === 'string' ? basename(file) : file.name;
-    const size = typeof file === 'string' ? (await fsStat(file)).size : file.size;
-    const source = typeof file === 'string' ? createReadStream(file) : file.stream;
-    const declared =
-      typeof file === 'string' ? ((await startsGzipped(file)) ? 'gzip' : undefined) : file.contentEncoding;
-    // A key of its own for every upload: a sender run again never meets its earlier files.
-    const key = `${channel}/${Date.now().toString(36)}-${randomBytes(4).toString('hex')}/${name}`;
-    // Bytes already gzipped are stored as they are, declared as gzip, and not compressed again.
-    const encoding = declared === undefined ? {} : { contentEncoding: declared, compress: false };
-    const writer = createRedisWriteStream(client, key, { ...options, ...encoding, signal });
-    const uploading = pipeline(source, writer);
-    // Announced once the file exists, so that a receiver finds it at once: a file announced and
-    // missing is then one that is gone (read by all its consumers, or expired).
-    const claimed = await Promise.race([
-      new Promise<boolean>((resolve) => writer.once('ready', () => resolve(true))),
-      uploading.then(
-        () => true,
-        () => false,
+  const done = (up: Upload): void => {
+    sent.push({ name: up.name, key: up.key, size: up.writer.committedBytes });
+  };
+  let upcoming: Promise<Upload> | undefined;
+  let finishing: Upload | undefined;
+  let current: Upload | undefined;
+  let announced = false;
+  try {
+    for (let i = 0; i < files.length; i++) {
+      announced = false;
+      current = await (upcoming ?? begin(client, channel, files[i]!, options, signal));
+      upcoming = undefined;
+      const up = current;
+      const claimed = await up.claimed;
+      if (finishing) {
+        await finishing.uploading;
+        done(finishing);
+        finishing = undefined;
+      }
+      const startNext = (): void => {
+        if (upcoming || i + 1 >= files.length) return;
+        upcoming = begin(client, channel, files[i + 1]!, options, signal);
+        upcoming.catch(() => {});
+      };
+      if (up.isHandedOver()) startNext();
+      // Announced once the file exists, so that a receiver finds it at once: a file announced and
+      // missing is then one that is gone (read by all its consumers, or expired).
+      if (claimed) {
+        const fields: (string | number)[] = [ChannelField.file, up.key, ChannelField.name, up.name];
+        if (up.size !== undefined) fields.push(ChannelField.size, up.size);
+        try {
+          await client.xadd(log, '*', ...fields);
+        } catch (err) {
+          throw wrapRedisError(err, channel, `announcing ${JSON.stringify(up.name)} on the channel`);
+        }
+        announced = true;
+        onStart?.({ name: up.name, key: up.key, size: up.size });
+      }
+      await up.handedOver;
+      startNext();
+      // A failure of this upload before it had every byte is reported now, not after the next
+      // file was begun.
+      if (!claimed) await up.uploading;
+      finishing = up;
+      current = undefined;
+    }
+    if (finishing) {
+      await finishing.uploading;
+      done(finishing);
+    }
+    return sent;
+  } catch (err) {
+    // A file announced is aborted, as a lone upload would be; one begun early and not announced
+    // yet is removed: receivers never hear of it. The file before, which has all its bytes,
+    // finishes.
+    const removeIt = (up: Upload) => () => remove(client, up.key, { prefix: options.prefix });
+    await Promise.all([
+      current && stopUpload(current, err, announced ? undefined : removeIt(current)),
+      finishing?.uploading.catch(() => {}),
+      upcoming?.then(
+        (up) => stopUpload(up, err, removeIt(up)),
+        () => {},
       ),
     ]);
-    if (claimed) {
-      const fields: (string | number)[] = [ChannelField.file, key, ChannelField.name, name];
-      if (size !== undefined) fields.push(ChannelField.size, size);
-      try {
-        await client.xadd(log, '*', ...fields);
-      } catch (err) {
-        writer.destroy();
-        await uploading.catch(() => {});
-        throw wrapRedisError(err, channel, `announcing ${JSON.stringify(name)} on the channel`);
-      }
-      try {
-        onStart?.({ name, key, size });
-      } catch (err) {
-        writer.destroy(err as Error);
-        await uploading.catch(() => {});
-        throw err;
-      }
-    }
-    await uploading;
-    sent.push({ name, key, size: writer.committedBytes });
+    throw err;
   }
-  return sent;
+}
+
+/** Destroy an upload that is not finished yet (marking its file aborted), then run `after`. */
+async function stopUpload(up: Upload, err: unknown, after?: () => Promise<unknown>): Promise<void> {
+  if (!up.writer.writableFinished) up.writer.destroy(err instanceof Error ? err : undefined);
+  await up.uploading.catch(() => {});
+  await after?.().catch(() => {});
 }
 
 /** Whether the file at `path` starts with gzip's magic bytes. */

@@ -99,7 +99,7 @@ export interface ReadStreamOptions extends KeyOptions {
    * @default 250
    */
   progressInterval?: number;
-  /** Aborts the read: the stream is destroyed and its blocking connection closed. */
+  /** Aborts the read: the stream is destroyed and leaves its blocking read at once. */
   signal?: AbortSignal;
   /**
    * Bytes buffered in the stream before fetching pauses.

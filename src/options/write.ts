@@ -81,7 +81,10 @@ export interface WriteStreamOptions extends KeyOptions {
    * Hold back (backpressure, not an error) while Redis's `used_memory` is above this many bytes,
    * until acknowledgements or trimming free memory. With `consumers`, chunks that every consumer
    * has consumed (taken out of its stream, not merely fetched) are trimmed, so that a file larger
-   * than the limit still goes through while its consumers follow it.
+   * than the limit still goes through while its consumers follow it. `used_memory` passes the limit
+   * by at most one chunk: the writer counts what it sent since its last reading and keeps room for
+   * a pending reply (256 KiB) per consumer, so leave at least that much, and a chunk, above the
+   * memory Redis uses when the write starts.
    * @default undefined (no limit)
    */
   maxRedisMemory?: number;

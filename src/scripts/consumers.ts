@@ -16,6 +16,29 @@ export type AckReply =
   | { status: 'missing' }
   | { status: 'unfinished'; state: string; trimmed: number };
 
+/** The acknowledgement, as a Lua function `ack()` that returns the reply. */
+const ACK_FUNCTION = `
+local function ack()
+  local cur = redis.call('HMGET', K.meta, M.gen, M.state, M.trim)
+  if cur[1] ~= A.gen then return cjson.encode({status='missing'}) end
+  local trimmed = 0
+  if cur[3] == C.yes then
+    redis.call('HSET', K.meta, M.posPrefix .. A.consumer, C.done)
+    trimmed = trim_consumed(K.meta, K.chunks)
+  end
+  if cur[2] ~= S.complete and A.any ~= C.yes then
+    return cjson.encode({status='unfinished', state=tostring(cur[2]), trimmed=trimmed})
+  end
+  if redis.call('HSETNX', K.meta, M.ackPrefix .. A.consumer, now) == 1 then redis.call('HINCRBY', K.meta, M.acks, 1) end
+  local count = tonumber(redis.call('HGET', K.meta, M.acks))
+  if cur[2] ~= S.writing and all_acknowledged(K.meta) then
+    redis.call('DEL', K.meta, K.chunks, K.events)
+    return cjson.encode({status='deleted', count=count, trim=cur[3] == C.yes})
+  end
+  return cjson.encode({status='acked', count=count, trimmed=trimmed})
+end
+`;
+
 /**
  * A consumer acknowledges a complete file, once per name; when the writer's `consumers` are all
  * done, every key of the file is deleted. A channel receiver (`any` '1') acknowledges a file in
@@ -28,23 +51,29 @@ export const ACK = defineScript<'meta' | 'chunks' | 'events', 'gen' | 'consumer'
   keys: ['meta', 'chunks', 'events'],
   args: ['gen', 'consumer', 'any'],
   flags: 'allow-oom',
-  includes: [NOW, ALL_ACKNOWLEDGED, TRIM_CONSUMED],
+  includes: [NOW, ALL_ACKNOWLEDGED, TRIM_CONSUMED, ACK_FUNCTION],
+  lua: `return ack()`,
+});
+
+/**
+ * {@link ACK} for a channel receiver, then the acknowledgement of the file's announcement in the
+ * channel's log (`XACK log group entry`) in the same step: one round trip, and never the log's
+ * without the file's. The log is not on the file's cluster slot: only for a single server.
+ */
+export const ACK_ANNOUNCED = defineScript<
+  'meta' | 'chunks' | 'events' | 'log',
+  'gen' | 'consumer' | 'any' | 'group' | 'entry',
+  AckReply
+>({
+  name: 'ack-announced',
+  keys: ['meta', 'chunks', 'events', 'log'],
+  args: ['gen', 'consumer', 'any', 'group', 'entry'],
+  flags: 'allow-oom',
+  includes: [NOW, ALL_ACKNOWLEDGED, TRIM_CONSUMED, ACK_FUNCTION],
   lua: `
-local cur = redis.call('HMGET', K.meta, M.gen, M.state, M.trim)
-if cur[1] ~= A.gen then return cjson.encode({status='missing'}) end
-local trimmed = 0
-if cur[3] == C.yes then
-  redis.call('HSET', K.meta, M.posPrefix .. A.consumer, C.done)
-  trimmed = trim_consumed(K.meta, K.chunks)
-end
-if cur[2] ~= S.complete and A.any ~= C.yes then return cjson.encode({status='unfinished', state=tostring(cur[2]), trimmed=trimmed}) end
-if redis.call('HSETNX', K.meta, M.ackPrefix .. A.consumer, now) == 1 then redis.call('HINCRBY', K.meta, M.acks, 1) end
-local count = tonumber(redis.call('HGET', K.meta, M.acks))
-if cur[2] ~= S.writing and all_acknowledged(K.meta) then
-  redis.call('DEL', K.meta, K.chunks, K.events)
-  return cjson.encode({status='deleted', count=count, trim=cur[3] == C.yes})
-end
-return cjson.encode({status='acked', count=count, trimmed=trimmed})
+local reply = ack()
+redis.call('XACK', K.log, A.group, A.entry)
+return reply
 `,
 });
 

@@ -29,7 +29,7 @@ import {
  * subset it declares, in this order. On a cluster the client routes by the first key; every key of
  * one call shares a hash tag (or, for `rename`, Redis itself refuses keys of two slots).
  */
-const KEY_ORDER = ['meta', 'chunks', 'events', 'toMeta', 'toChunks', 'toEvents', 'toOld', 'old'] as const;
+const KEY_ORDER = ['meta', 'chunks', 'events', 'toMeta', 'toChunks', 'toEvents', 'toOld', 'old', 'log'] as const;
 /** @internal */
 export type KeyName = (typeof KEY_ORDER)[number];
 
@@ -43,8 +43,15 @@ export interface Script<K extends KeyName, A extends string, R> {
   readonly args: readonly A[];
   readonly source: string;
   readonly sha: string;
-  /** The raw reply (a JSON text) to the typed reply. */
+  /** The raw reply (a JSON text, or for a binary script the reply as it is) to the typed reply. */
   readonly decode: (raw: unknown) => R;
+  /** Whether the script is run for a reply of Buffers (`EVALSHA` in ioredis's buffer mode). */
+  readonly binary: boolean;
+  /**
+   * Whether it is run with `EVALSHA_RO` (a script that only reads): Redis then lets a user with
+   * read access to the keys alone run it, where `EVALSHA` declares its keys as written to.
+   */
+  readonly readOnly: boolean;
 }
 
 /** A Lua table constructor for a frozen object of names: `{key='value', …}`. */
@@ -87,7 +94,8 @@ local C = ${luaTable({
  * Define a script. `lua` sees its keys as `K.<name>` and its arguments as `A.<name>` (strings, as
  * Redis passes them), the format's names (see {@link FORMAT_PRELUDE}), and the shared functions in
  * `includes`; it returns `cjson.encode(...)` of a table with named fields, which `decode` turns into
- * the typed reply.
+ * the typed reply. A script that returns bytes (JSON text cannot carry them) returns an array
+ * instead, and names `decodeBinary`, which gets the reply with every string as a Buffer.
  */
 export function defineScript<K extends KeyName, A extends string, R>(def: {
   name: string;
@@ -97,7 +105,12 @@ export function defineScript<K extends KeyName, A extends string, R>(def: {
   includes?: readonly string[];
   lua: string;
   decode?: (reply: Record<string, unknown>) => R;
+  decodeBinary?: (reply: unknown) => R;
+  readOnly?: boolean;
 }): Script<K, A, R> {
+  if (def.readOnly && def.flags !== 'no-writes,allow-oom') {
+    throw new Error(`script ${def.name}: a script run as read-only must be flagged no-writes`);
+  }
   const positions = def.keys.map((k) => KEY_ORDER.indexOf(k));
   if (positions.some((p, i) => p < 0 || (i > 0 && p <= positions[i - 1]!))) {
     throw new Error(`script ${def.name}: keys must follow the order ${KEY_ORDER.join(', ')}`);
@@ -121,7 +134,9 @@ export function defineScript<K extends KeyName, A extends string, R>(def: {
     args: def.args,
     source,
     sha: createHash('sha1').update(source).digest('hex'),
-    decode: (raw: unknown) => decode(parseReply(def.name, raw)),
+    decode: def.decodeBinary ?? ((raw: unknown) => decode(parseReply(def.name, raw))),
+    binary: def.decodeBinary !== undefined,
+    readOnly: def.readOnly ?? false,
   };
 }
 
@@ -152,12 +167,19 @@ export async function run<K extends KeyName, A extends string, R>(
   args: Record<A, string | number>,
 ): Promise<R> {
   const params = positional(s, { keys, args });
+  const spread = params as [number, ...string[]];
+  const suffix = s.readOnly ? '_ro' : '';
+  const call = (command: 'evalsha' | 'eval', script: string): Promise<unknown> => {
+    if (s.binary) return client.callBuffer(command + suffix, script, ...params);
+    if (s.readOnly) return client.call(command + suffix, script, ...params);
+    return command === 'evalsha' ? client.evalsha(script, ...spread) : client.eval(script, ...spread);
+  };
   let raw: unknown;
   try {
-    raw = await client.evalsha(s.sha, ...(params as [number, ...string[]]));
+    raw = await call('evalsha', s.sha);
   } catch (err) {
     if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err;
-    raw = await client.eval(s.source, ...(params as [number, ...string[]]));
+    raw = await call('eval', s.source);
   }
   return s.decode(raw);
 }

@@ -10,7 +10,8 @@ import { ALL_ACKNOWLEDGED, KIND, LEASE, LOG_EVENT, NEXT_RECORD, NOW, TRUNCATE, W
 
 /** @internal The reply of {@link CREATE}. `lapseIn`: ms until a silent holder's lease lapses. */
 export type CreateReply =
-  | { status: 'ok' }
+  /** `used`: Redis's used_memory after the file was created, when `trim` is set (a memory limit). */
+  | { status: 'ok'; used?: number }
   | { status: 'exists'; state: string }
   | { status: 'busy'; lapseIn: number }
   | { status: 'retry' }
@@ -87,6 +88,10 @@ if ttl > 0 then
   redis.call('EXPIRE', K.meta, ttl); redis.call('EXPIRE', K.chunks, ttl); redis.call('EXPIRE', K.events, ttl)
 else
   redis.call('PERSIST', K.events)
+end
+-- A writer under a memory limit starts from this reading: its first pieces need not wait for one.
+if A.trim == C.yes then
+  return cjson.encode({status='ok', used=tonumber(string.match(redis.call('INFO', 'memory'), 'used_memory:(%d+)'))})
 end
 return cjson.encode({status='ok'})
 `,

@@ -9,6 +9,15 @@ export interface Proxy {
   readonly url: string;
   /** Connections currently open through the proxy. */
   readonly connections: number;
+  /**
+   * Request bursts since {@link Proxy.markBursts}: client-to-server bytes that arrive first, or
+   * after server-to-client bytes, on any connection. A client that waits for each reply makes one
+   * burst per round trip; commands pipelined behind each other make one. Counted on every
+   * connection together, in the order the proxy sees the bytes.
+   */
+  readonly bursts: number;
+  /** Start counting request bursts afresh. */
+  markBursts(): void;
   /** Destroy every open connection (both sides), as a network cut would. Returns how many. */
   cut(): number;
   /** Stop forwarding in both directions until `resume()`: bytes pile up, nothing is lost. */
@@ -28,10 +37,19 @@ export async function startProxy(
 ): Promise<Proxy> {
   const pairs = new Set<[Socket, Socket]>();
   let stalled = false;
+  let bursts = 0;
+  let replied = true;
   const server: Server = createServer((client) => {
     const upstream = connect(targetPort, targetHost);
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
+    client.on('data', () => {
+      if (replied) bursts++;
+      replied = false;
+    });
+    upstream.on('data', () => {
+      replied = true;
+    });
     if (delayMs > 0) {
       // Timers of the same duration fire in the order they were set: the bytes keep their order.
       const later = (from: Socket, to: Socket): void => {
@@ -65,6 +83,13 @@ export async function startProxy(
     url: `redis://127.0.0.1:${port}`,
     get connections() {
       return pairs.size;
+    },
+    get bursts() {
+      return bursts;
+    },
+    markBursts() {
+      bursts = 0;
+      replied = true;
     },
     cut() {
       const n = pairs.size;

@@ -1,6 +1,6 @@
 // Redis commands over a plain socket to 127.0.0.1, for the launcher's readiness checks and admin
 // commands: no client library, no retries, no reconnects. It reads the replies those commands
-// give (simple strings, errors, integers, bulk strings), nothing else.
+// give (simple strings, errors, integers, bulk strings, arrays).
 
 import { connect } from 'node:net';
 
@@ -10,36 +10,50 @@ function encode(args) {
 }
 
 /**
- * The first `count` replies in `buf`, or undefined while they are incomplete. A reply of another
- * type (an array) ends the list with an error entry.
+ * One reply at `pos` in `buf`: `[reply, next position]`, or undefined while it is incomplete.
+ * Arrays (CLUSTER SLOTS) come as `{ type: 'array', items }`, every other reply with its text.
+ */
+function parseReply(buf, pos) {
+  const eol = buf.indexOf('\r\n', pos);
+  if (eol === -1) return undefined;
+  const head = buf.toString('latin1', pos, eol);
+  const kind = head[0];
+  if (kind === '+' || kind === '-' || kind === ':') {
+    return [{ type: kind === '-' ? 'error' : 'simple', text: head.slice(1) }, eol + 2];
+  }
+  if (kind === '$') {
+    const len = Number.parseInt(head.slice(1), 10);
+    if (len < 0) return [{ type: 'bulk', text: '' }, eol + 2];
+    if (buf.length < eol + 2 + len + 2) return undefined;
+    return [{ type: 'bulk', text: buf.toString('utf8', eol + 2, eol + 2 + len) }, eol + 2 + len + 2];
+  }
+  if (kind === '*') {
+    const items = [];
+    let next = eol + 2;
+    for (let i = Number.parseInt(head.slice(1), 10); i > 0; i--) {
+      const parsed = parseReply(buf, next);
+      if (parsed === undefined) return undefined;
+      items.push(parsed[0]);
+      next = parsed[1];
+    }
+    return [{ type: 'array', items, text: '' }, next];
+  }
+  return [{ type: 'error', text: `unexpected reply ${JSON.stringify(head)}` }, buf.length];
+}
+
+/**
+ * The first `count` replies in `buf`, or undefined while they are incomplete.
  *
- * @returns {{ type: 'simple' | 'error' | 'bulk', text: string }[] | undefined}
+ * @returns {{ type: 'simple' | 'error' | 'bulk' | 'array', text: string, items?: object[] }[] | undefined}
  */
 function parseReplies(buf, count) {
   const replies = [];
   let pos = 0;
   while (replies.length < count) {
-    const eol = buf.indexOf('\r\n', pos);
-    if (eol === -1) return undefined;
-    const head = buf.toString('latin1', pos, eol);
-    const kind = head[0];
-    if (kind === '+' || kind === '-' || kind === ':') {
-      replies.push({ type: kind === '-' ? 'error' : 'simple', text: head.slice(1) });
-      pos = eol + 2;
-    } else if (kind === '$') {
-      const len = Number.parseInt(head.slice(1), 10);
-      if (len < 0) {
-        replies.push({ type: 'bulk', text: '' });
-        pos = eol + 2;
-        continue;
-      }
-      if (buf.length < eol + 2 + len + 2) return undefined;
-      replies.push({ type: 'bulk', text: buf.toString('utf8', eol + 2, eol + 2 + len) });
-      pos = eol + 2 + len + 2;
-    } else {
-      replies.push({ type: 'error', text: `unexpected reply ${JSON.stringify(head)}` });
-      return replies;
-    }
+    const parsed = parseReply(buf, pos);
+    if (parsed === undefined) return undefined;
+    replies.push(parsed[0]);
+    pos = parsed[1];
   }
   return replies;
 }

@@ -1,0 +1,88 @@
+/**
+ * The reader's script: open a file in one round trip, its hash and the first entries of its
+ * chunk stream together.
+ * @internal
+ * @module
+ */
+
+import type { Buffer } from 'node:buffer';
+import { defineScript } from './define.js';
+
+/** @internal Entries as XRANGE returns them in buffer mode: `[id, [field, value, …]]`. */
+export type BinaryEntry = [Buffer, Buffer[]];
+
+/**
+ * @internal The reply of {@link OPEN}. `format`: a key holds another type (the caller reads
+ * again command by command, which says what is wrong). `first`: the first entries of the chunk
+ * stream from the read's start (at most `count`), when the file is being written or complete.
+ */
+export type OpenReply =
+  | { status: 'format' }
+  | {
+      status: 'ok';
+      lastEvent: string;
+      meta: Record<string, string>;
+      ttl: number;
+      time: string[];
+      first: { entries: BinaryEntry[]; count: number } | undefined;
+    };
+
+/**
+ * Open: the last event's id, the hash, its TTL, the server's time, and the first `count` entries
+ * of the chunk stream of the generation the hash names, from chunk `start / chunkSize` on, where
+ * `count` is `readAhead`, fewer for large chunks (at least 1, at most `readAheadBytes` of chunks):
+ * the reader's batch. All read in one step, so that the entries belong to the hash read with
+ * them. Pieces are bytes, which JSON cannot carry: the reply is an array, `{1, last event or
+ * false, HGETALL, TTL, TIME[, entries, count]}`, or `{0}` for a key of another type.
+ *
+ * The chunk stream's name is known only once the hash is read: the script builds it from
+ * `chunks` (the name of the chunk stream without its generation) and the hash's `gen`. It is the
+ * one key a script touches without declaring it; it shares the file's hash tag, so it is on the
+ * same cluster slot as the declared keys (Redis checks that), and under the same ACL key pattern.
+ * Run with `EVALSHA_RO`, so that a user with read access alone may run it.
+ */
+export const OPEN = defineScript<'meta' | 'events', 'chunks' | 'start' | 'readAhead' | 'readAheadBytes', OpenReply>({
+  name: 'open',
+  keys: ['meta', 'events'],
+  args: ['chunks', 'start', 'readAhead', 'readAheadBytes'],
+  flags: 'no-writes,allow-oom',
+  readOnly: true,
+  lua: `
+-- pcall, not TYPE: a reader's ACL rule grants the commands it reads with, not TYPE.
+local top = redis.pcall('XREVRANGE', K.events, '+', '-', 'COUNT', 1)
+local hash = redis.pcall('HGETALL', K.meta)
+if top.err or hash.err then return {0} end
+local reply = {1, false, hash, redis.call('TTL', K.meta), redis.call('TIME')}
+if #top > 0 then reply[2] = top[1][1] end
+local cur = redis.call('HMGET', K.meta, M.gen, M.state, M.chunkSize)
+local chunkSize = tonumber(cur[3])
+if cur[1] and (cur[2] == S.writing or cur[2] == S.complete) and chunkSize and chunkSize >= 1 then
+  local first = math.floor(tonumber(A.start) / chunkSize)
+  local count = math.max(1, math.min(tonumber(A.readAhead), math.floor(tonumber(A.readAheadBytes) / chunkSize)))
+  local from = '-'
+  if first > 0 then from = '(' .. string.format('%d', first - 1) .. '-' .. C.maxSeq end
+  local entries = redis.pcall('XRANGE', A.chunks .. cur[1], from, '+', 'COUNT', count)
+  -- Missing or of another type: the read finds that out as it would without this batch.
+  if not entries.err and #entries > 0 then
+    reply[6] = entries
+    reply[7] = count
+  end
+end
+return reply
+`,
+  decodeBinary: (raw) => {
+    const r = raw as unknown[];
+    if (Number(r[0]) !== 1) return { status: 'format' };
+    const flat = r[2] as Buffer[];
+    const meta: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) meta[flat[i]!.toString()] = flat[i + 1]!.toString();
+    return {
+      status: 'ok',
+      lastEvent: r[1] == null ? '0-0' : String(r[1]),
+      meta,
+      ttl: Number(r[3]),
+      time: (r[4] as Buffer[]).map(String),
+      first: r[5] === undefined ? undefined : { entries: r[5] as BinaryEntry[], count: Number(r[6]) },
+    };
+  },
+});

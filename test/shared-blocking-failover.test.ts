@@ -1,0 +1,85 @@
+/**
+ * Shared blocking reads through a failover: followers of one cluster client, of files on every
+ * primary, and the primary of some of them dies mid-file. The shared read of each slot on the dead
+ * node asks the cluster where the slot went and carries on there; the others never notice. The
+ * writers write the rest once the replica has taken over (writers through a failover are the
+ * subject of cluster-failover.test.ts). On a cluster of its own.
+ */
+import { once } from 'node:events';
+import { type Cluster, Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
+import { eventually } from './helpers/eventually.js';
+import { clusterClient, type RedisCluster, startCluster } from './helpers/redis-cluster.js';
+import type { RedisServer } from './helpers/redis-server.js';
+import { bytes, sha256 } from './helpers/streams.js';
+
+let cluster: RedisCluster | undefined;
+const clients: Cluster[] = [];
+
+function client(): Cluster {
+  const c = clusterClient(cluster!);
+  clients.push(c);
+  return c;
+}
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.disconnect();
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+/** Once the primary's replica holds everything of `key`'s slot (see cluster-failover.test.ts). */
+async function replicaCaughtUp(primary: RedisServer, key: string): Promise<void> {
+  const admin = new Redis(primary.url);
+  admin.on('error', () => {});
+  await admin.set(`{${key}}:synced`, '1');
+  expect(await admin.wait(1, 5000)).toBe(1);
+  admin.disconnect();
+}
+
+describe('shared blocking reads through a failover', { timeout: 90_000 }, () => {
+  it('followers of files on the dead primary go on through its replica, the others undisturbed', async () => {
+    cluster = await startCluster();
+    const keys = Array.from({ length: 9 }, (_, i) => `shared-failover/f${i}.bin`);
+    const data = keys.map((_, i) => bytes(40_000, 60 + i));
+    const half = 20_000;
+    const writerClient = client();
+    const readerClient = client();
+    // A lease that outlasts the failover, as in cluster-failover.test.ts.
+    const writers = keys.map((key) =>
+      createRedisWriteStream(writerClient, key, { chunkSize: 4096, heartbeatInterval: 5000 }),
+    );
+    const followers = keys.map((key) => {
+      const reader = createRedisReadStream(readerClient, key, { waitForCreate: 10_000 });
+      const parts: Buffer[] = [];
+      reader.on('data', (d: Buffer) => parts.push(d));
+      const done = once(reader, 'end').then(() => Buffer.concat(parts));
+      done.catch(() => {});
+      return { reader, done };
+    });
+    for (const [i, w] of writers.entries()) w.write(data[i]!.subarray(0, half));
+    await eventually(() => writers.every((w) => w.committedBytes === half), 'the first halves stored');
+    await eventually(() => followers.every((f) => f.reader.deliveredBytes >= 16_384), 'the followers at the tail');
+
+    const victim = await cluster.masterOf(keys[0]!);
+    const onVictim: number[] = [];
+    for (const [i, key] of keys.entries()) if ((await cluster.masterOf(key)).port === victim.port) onVictim.push(i);
+    expect(onVictim.length).toBeLessThan(keys.length);
+    for (const i of onVictim) await replicaCaughtUp(victim, keys[i]!);
+    await victim.kill();
+    // The followers of the dead node's files wait through the failover; the writers go on after it.
+    await eventually(
+      async () => (await cluster!.masterOf(keys[0]!).catch(() => victim)).port !== victim.port,
+      'a replica to take over',
+      30_000,
+      100,
+    );
+
+    const ended = writers.map((w) => once(w, 'finish'));
+    for (const [i, w] of writers.entries()) w.end(data[i]!.subarray(half));
+    await Promise.all(ended);
+    const got = await Promise.all(followers.map((f) => f.done));
+    for (const [i, b] of got.entries()) expect(sha256(b), keys[i]).toBe(sha256(data[i]!));
+  });
+});
