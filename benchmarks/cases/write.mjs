@@ -60,11 +60,12 @@ export async function run(ctx) {
     title,
     description:
       `${size / MiB} MiB from an in-memory source of ${piece / KiB} KiB buffers. redis-file-stream: defaults ` +
-      `(chunkSize ${chunkSize / KiB} KiB, maxInFlight 16), timed until 'finish' (end record committed). raw XADD: ` +
+      `(chunkSize ${chunkSize / KiB} KiB, the window sized to the link: 16 chunks on loopback), timed until 'finish' ` +
+      `(end record committed). raw XADD: ` +
       `${chunkSize / KiB} KiB entries with explicit ids <n>-2 in the package's layout (d <bytes> c <crc-32>, the ` +
       `CRCs computed before the timed runs), 16 commands in flight (the ceiling). redis-wstream: ` +
       `one APPEND per ${piece / KiB} KiB buffer, then RENAME, on the same ioredis client.`,
-    params: { size, chunkSize, sourcePiece: piece, reps, maxInFlight: 16 },
+    params: { size, chunkSize, sourcePiece: piece, reps, rawInFlight: 16 },
     ...throughputContenders(runs),
     comparisons: [
       compare({
