@@ -2,12 +2,24 @@
  * The read-ahead is bounded in bytes as well as in entries: larger chunks make fewer entries per
  * request, not larger replies.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, get, put } from './helpers/streams.js';
 
-const redis = connect();
-afterAll(closeAll);
+// A server of this file's own: MONITOR on the shared one would also stream every other test's
+// writes (MiB of chunks) into the monitor connection, which ioredis then chokes on.
+let server: RedisServer;
+let redis: Redis;
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connect(server.url);
+});
+afterAll(async () => {
+  await closeAll();
+  await server?.stop();
+});
 
 /** The COUNT of every XRANGE on `key`'s chunk stream that Redis ran while `during` ran. */
 async function xrangeCounts(key: string, during: () => Promise<unknown>): Promise<number[]> {
