@@ -49,7 +49,8 @@ export class MemoryGuard {
    * What the readers' replies may add to Redis's memory at any moment: Redis holds each reader's
    * pending reply (one batch of `guardedBatch` entries) until its socket has taken it.
    */
-  readonly #reserve: number;
+  #reserve: number;
+  readonly #reserveFor: (chunkSize: number) => number;
   /**
    * The last reading of `used_memory`, when it was taken, and `#sent` when it was asked for: the
    * reading runs on the writer's connection after every piece sent before it, so it counts them.
@@ -72,8 +73,10 @@ export class MemoryGuard {
   /**
    * @param routeKey a key of the file being written: on a cluster, the limit applies to the node
    *   that holds the file.
-   * @param reserve - bytes kept free for what the file's readers have asked for and Redis has not
-   *   yet sent them
+   * @param reserve - bytes kept free, for chunks of a given size, for what the file's readers have
+   *   asked for and Redis has not yet sent them
+   * @param chunkSize - the size of the file's chunks (a resumed file's may differ: see
+   *   {@link MemoryGuard.useChunkSize})
    * @param relieve - run while over the limit, before waiting: frees what the writer itself may
    *   free (chunks its consumers are done with), and says whether it freed anything
    */
@@ -82,15 +85,27 @@ export class MemoryGuard {
     limit: number,
     events: string,
     routeKey: string,
-    reserve: number,
+    reserve: (chunkSize: number) => number,
+    chunkSize: number,
     relieve?: () => Promise<boolean>,
   ) {
     this.#client = client;
     this.#limit = limit;
     this.#events = events;
     this.#routeKey = routeKey;
-    this.#reserve = reserve;
+    this.#reserveFor = reserve;
+    this.#reserve = reserve(chunkSize);
     this.#relieve = relieve;
+  }
+
+  /** The file's chunks are of `chunkSize` (a resumed file keeps its own): the readers' batches, and the reserve, follow it. */
+  useChunkSize(chunkSize: number): void {
+    this.#reserve = this.#reserveFor(chunkSize);
+  }
+
+  /** @internal Bytes kept free for the readers' pending replies. */
+  get reserve(): number {
+    return this.#reserve;
   }
 
   /**
@@ -214,8 +229,16 @@ export function writerGuard(
         };
   // Each consumer reads the file as it is written (any other reader of it is not counted: one at least).
   const readers = Math.max(1, typeof opts.consumers === 'number' ? opts.consumers : (opts.consumers?.length ?? 0));
-  const reserve = readers * guardedBatch(opts.chunkSize) * entryCost(opts.chunkSize);
-  return new MemoryGuard(client, opts.maxRedisMemory, memoryEventsKey(opts.prefix), meta, reserve, relieve);
+  const reserve = (chunkSize: number): number => readers * guardedBatch(chunkSize) * entryCost(chunkSize);
+  return new MemoryGuard(
+    client,
+    opts.maxRedisMemory,
+    memoryEventsKey(opts.prefix),
+    meta,
+    reserve,
+    opts.chunkSize,
+    relieve,
+  );
 }
 
 /**

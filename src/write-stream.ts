@@ -326,6 +326,7 @@ export class RedisWriteStream extends Writable {
       this.#gen = claimed.gen;
       this.#chunksKey = this.#keys.chunks(claimed.gen);
       this.#chunkSize = claimed.chunkSize;
+      this.#guard?.useChunkSize(claimed.chunkSize);
       this.#encoding = claimed.encoding;
     }
     this.#window = new ChunkWindow({

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeChannel } from '../src/index.js';
-import { entryCost } from '../src/memory-guard.js';
+import { entryCost, guardedBatch, writerGuard } from '../src/memory-guard.js';
 import { closeAll, connect } from './helpers/clients.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -61,6 +61,19 @@ describe('what a chunk costs in Redis', () => {
       expect(entryCost(size)).toBeLessThanOrEqual(size + size / 4 + 1024);
       await admin.del(key);
     }
+  });
+});
+
+describe("the readers' reserve", () => {
+  it("is one batch of chunks per consumer, of the file's own chunk size once a resume says which", () => {
+    const opts = { maxRedisMemory: 64 * MiB, consumers: ['a', 'b', 'c'], prefix: 'rfs:', chunkSize: 64 * 1024 };
+    const guard = writerGuard(admin, opts, 'rfs:{x}:meta', () => ({ chunks: 'rfs:{x}:chunks:0', gen: '0' }))!;
+    expect(guard.reserve).toBe(3 * guardedBatch(64 * 1024) * entryCost(64 * 1024));
+    // A resumed file keeps the chunk size it was written with.
+    guard.useChunkSize(MiB);
+    expect(guard.reserve).toBe(3 * guardedBatch(MiB) * entryCost(MiB));
+    expect(guardedBatch(MiB)).toBe(1);
+    guard.close();
   });
 });
 
