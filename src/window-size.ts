@@ -43,6 +43,8 @@ export interface LinkMemory {
  * for Redis to be scheduled): only the latency beyond it calls for more depth.
  */
 const LOCAL_MS = 2;
+/** How long a probe waits for a connecting client to be ready before it is given up. */
+const PROBE_WAIT_MS = 10_000;
 /** Probes kept per connection and direction: their median is the latency. */
 const PROBES_KEPT = 3;
 /** Rates are kept as the best of the current period and the one before it: 0.5 to 1 s of history. */
@@ -121,24 +123,46 @@ export class LinkEstimate {
  * hide); while it was idle the answer had not arrived.
  */
 export function probeLink(client: object, direction: 'write' | 'read', send: () => Promise<unknown>): void {
-  // A command sent before the connection is ready waits for the connection as well.
-  if ((client as { status?: string }).status !== 'ready') return;
   const memory = linkMemory(client, direction);
-  const start = performance.eventLoopUtilization();
-  send().then(
-    () => {
-      // One probe can be off either way: short, by as much as the loop was busy, or long, when
-      // Redis itself was busy (another client's large command, a large file freed). So none is
-      // taken alone: the latency is the least of the first two, then the median of the last three,
-      // and one probe off does not move the windows (the first stream on a connection keeps to
-      // its floor).
-      memory.probes.push(performance.eventLoopUtilization(start).idle);
-      if (memory.probes.length > PROBES_KEPT) memory.probes.shift();
-      const sorted = [...memory.probes].sort((a, b) => a - b);
-      if (sorted.length > 1) memory.latency = sorted.length === PROBES_KEPT ? sorted[1]! : sorted[0]!;
-    },
-    () => {},
-  );
+  const probe = (): void => {
+    const start = performance.eventLoopUtilization();
+    send().then(
+      () => {
+        // One probe can be off either way: short, by as much as the loop was busy, or long, when
+        // Redis itself was busy (another client's large command, a large file freed). The first
+        // is taken alone (a stream that is the only one on its connection, as a command-line
+        // transfer is, gets a window sized to the link), then the least of the first two, then
+        // the median of the last three: one probe off does not move the windows for long.
+        memory.probes.push(performance.eventLoopUtilization(start).idle);
+        if (memory.probes.length > PROBES_KEPT) memory.probes.shift();
+        const sorted = [...memory.probes].sort((a, b) => a - b);
+        memory.latency = sorted.length === PROBES_KEPT ? sorted[1]! : sorted[0]!;
+      },
+      () => {},
+    );
+  };
+  const emitter = client as {
+    status?: string;
+    once?(event: 'ready', listener: () => void): unknown;
+    off?(event: 'ready', listener: () => void): unknown;
+  };
+  if (emitter.status === 'ready') {
+    probe();
+    return;
+  }
+  // A command sent before the connection is ready would time the connecting too. A client that is
+  // connecting (created just before the stream, as a command-line tool does) is probed once it is
+  // ready: the first requests of the stream wait for the connection then, so nothing of it is in
+  // flight yet. The listener goes if the client is not ready soon.
+  if (emitter.status !== 'connecting' && emitter.status !== 'connect') return;
+  if (typeof emitter.once !== 'function' || typeof emitter.off !== 'function') return;
+  const onReady = (): void => {
+    clearTimeout(timer);
+    probe();
+  };
+  const timer = setTimeout(() => emitter.off!('ready', onReady), PROBE_WAIT_MS);
+  timer.unref();
+  emitter.once('ready', onReady);
 }
 
 /** What was learned per connection, by direction. */

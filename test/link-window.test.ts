@@ -3,7 +3,8 @@
  * byte) the writer puts more than its floor in flight and the reader asks for more than one batch
  * ahead, never more than their byte budgets; on loopback both stay at the floor. What is observed
  * is what the client was asked to send: the XADDs and XRANGEs not yet answered, counted as they go.
- * The latency is trusted from the second probe on a connection: each test runs two streams on one.
+ * Most tests run two streams on one connection (the second starts from what the first learned);
+ * the first stream on a new connection, one that is still connecting, follows the link too.
  */
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,7 +62,7 @@ describe('the writer across a link with a long round trip', () => {
   it('puts more than its floor of 16 chunks in flight, and never more than maxInFlightBytes', async () => {
     const client = connect(slow.url);
     const writes = watchWrites(client);
-    // Connected first: a probe sent while connecting would time the connection too, and is not sent.
+    // Connected first: the second stream starts from what the first learned.
     await client.ping();
     const data = bytes(16 * MiB, 141);
     const chunkSize = 64 * KiB;
@@ -69,6 +70,19 @@ describe('the writer across a link with a long round trip', () => {
       await put(client, key, data, { chunkSize, maxInFlightBytes: 4 * MiB });
       expect((await get(redis, key)).equals(data)).toBe(true);
     }
+    expect(writes.most).toBeGreaterThan(16 * chunkSize);
+    expect(writes.most).toBeLessThanOrEqual(4 * MiB);
+  });
+
+  it('grows past its floor as the only stream of a client created just before it', async () => {
+    // As a command-line tool does: the client still connecting when the stream starts.
+    const client = connect(slow.url, { lazyConnect: false });
+    const writes = watchWrites(client);
+    const data = bytes(16 * MiB, 142);
+    const chunkSize = 64 * KiB;
+    const key = uniqueKey('link-write-first');
+    await put(client, key, data, { chunkSize, maxInFlightBytes: 4 * MiB });
+    expect((await get(redis, key)).equals(data)).toBe(true);
     expect(writes.most).toBeGreaterThan(16 * chunkSize);
     expect(writes.most).toBeLessThanOrEqual(4 * MiB);
   });
@@ -111,6 +125,17 @@ describe('the reader across a link with a long round trip', () => {
       expect((await get(client, key, { ...batch, maxReadAheadBytes: 1 * MiB })).equals(data)).toBe(true);
     }
     expect(reads.count).toBe(4);
+    expect(reads.most).toBeGreaterThan(1);
+    expect(reads.most * 4 * chunkSize).toBeLessThanOrEqual(1 * MiB);
+  });
+
+  it('asks for more than one batch ahead as the only stream of a client created just before it', async () => {
+    const key = uniqueKey('link-read-first');
+    const data = bytes(16 * MiB, 145);
+    await put(redis, key, data, { chunkSize });
+    const client = connect(slow.url, { lazyConnect: false });
+    const reads = watchReads(client);
+    expect((await get(client, key, { ...batch, maxReadAheadBytes: 1 * MiB })).equals(data)).toBe(true);
     expect(reads.most).toBeGreaterThan(1);
     expect(reads.most * 4 * chunkSize).toBeLessThanOrEqual(1 * MiB);
   });
