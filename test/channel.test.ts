@@ -126,6 +126,21 @@ describe('channels', () => {
     ]);
   });
 
+  it('a file whose hash is damaged is an error for that file when read; the receiver goes on with the others', async () => {
+    const channel = uniqueKey('bad-hash');
+    const sent = await sendFiles(redis, channel, [file('1.txt', 'one'), file('2.txt', 'two'), file('3.txt', 'three')]);
+    // Strict decoding refuses a size that is not decimal: the receiver's early open fails on it,
+    // and the file's fields are read apart to go on.
+    await redis.hset(fileKeysOf(sent[1]!.key).meta, 'size', 'three');
+    await closeChannel(redis, channel);
+    const got = await receiveAll(redis, channel, 'r');
+    expect(got.map((f) => [f.name, f.error ?? f.data!.toString()])).toEqual([
+      ['1.txt', 'one'],
+      ['2.txt', 'ERR_REDIS_FILE_CORRUPT'],
+      ['3.txt', 'three'],
+    ]);
+  });
+
   it('sendFiles reports each file with its key as its upload starts', async () => {
     const channel = uniqueKey('onstart');
     const started: AnnouncedFile[] = [];
