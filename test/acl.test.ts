@@ -29,6 +29,7 @@ import {
   sendFiles,
   stat,
 } from '../src/index.js';
+import { denials } from './helpers/acl.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
@@ -81,23 +82,6 @@ async function commandsRun(admin: Redis): Promise<Set<string>> {
   const stats = await admin.info('commandstats');
   return new Set(
     [...stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].filter((m) => Number(m[2]) > 0).map((m) => m[1]!),
-  );
-}
-
-/** ACL LOG entries for `user`, as "context:object". */
-async function denials(admin: Redis, user: string): Promise<string[]> {
-  const log = (await admin.acl('LOG')) as unknown[][];
-  return (
-    log
-      .map((entry) => {
-        const fields = new Map<string, unknown>();
-        for (let i = 0; i + 1 < entry.length; i += 2) fields.set(String(entry[i]), entry[i + 1]);
-        return fields;
-      })
-      .filter((f) => f.get('username') === user)
-      .map((f) => `${String(f.get('context'))}:${String(f.get('object'))}`)
-      // ioredis sends CLIENT SETINFO (Redis 7.2+) when it connects and ignores a refusal.
-      .filter((d) => d !== 'toplevel:client|setinfo')
   );
 }
 

@@ -6,12 +6,11 @@
  * `waitReplicas` keeps such chunks from counting before a replica has them. Each test starts a
  * cluster of its own.
  */
-import { type Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
 import { eventually } from './helpers/eventually.js';
-import { clusterClient, type RedisCluster, startCluster } from './helpers/redis-cluster.js';
-import type { RedisServer } from './helpers/redis-server.js';
+import { clusterClient, type RedisCluster, replicaCaughtUp, startCluster } from './helpers/redis-cluster.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
 
 let cluster: RedisCluster | undefined;
@@ -48,19 +47,6 @@ function finished(writer: NodeJS.WritableStream): Promise<void> {
 /** How many WAIT commands `node` has answered. */
 async function waits(node: Redis): Promise<number> {
   return Number(/^cmdstat_wait:calls=(\d+)/m.exec((await node.info('commandstats')) as string)?.[1] ?? 0);
-}
-
-/**
- * A connection to `primary` once its replica holds everything the primary holds in `key`'s slot:
- * a write of this connection in that slot, confirmed by the replica, comes after every earlier
- * write in the replication stream.
- */
-async function replicaCaughtUp(primary: RedisServer, key: string): Promise<Redis> {
-  const admin = new Redis(primary.url);
-  admin.on('error', () => {});
-  await admin.set(`{${key}}:synced`, '1');
-  expect(await admin.wait(1, 5000)).toBe(1);
-  return admin;
 }
 
 describe('failover', { timeout: 90_000 }, () => {

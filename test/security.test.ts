@@ -24,6 +24,7 @@ import {
   remove,
   stat,
 } from '../src/index.js';
+import { denials } from './helpers/acl.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -316,23 +317,6 @@ describe('ACL: a user confined to the package namespace', () => {
   let noTime: Redis;
   let noXrange: Redis;
 
-  /** ACL LOG entries (denials) for `user`, as "context:object". */
-  async function denials(user: string): Promise<string[]> {
-    const log = (await admin.acl('LOG')) as unknown[][];
-    return (
-      log
-        .map((entry) => {
-          const fields = new Map<string, unknown>();
-          for (let i = 0; i + 1 < entry.length; i += 2) fields.set(String(entry[i]), entry[i + 1]);
-          return fields;
-        })
-        .filter((f) => f.get('username') === user)
-        .map((f) => `${String(f.get('context'))}:${String(f.get('object'))}`)
-        // ioredis sends CLIENT SETINFO (Redis 7.2+) when it connects and ignores a refusal.
-        .filter((d) => d !== 'toplevel:client|setinfo')
-    );
-  }
-
   /** Every key on the server matching `pattern` (as the admin). */
   function keys(pattern: string): Promise<string[]> {
     return admin.keys(pattern);
@@ -374,7 +358,7 @@ describe('ACL: a user confined to the package namespace', () => {
     await admin.acl('LOG', 'RESET');
     await admin.script('FLUSH'); // so that the first EVALSHA meets NOSCRIPT and EVAL runs too
     await scenario(app, admin);
-    expect(await denials('rfs-app')).toEqual([]);
+    expect(await denials(admin, 'rfs-app')).toEqual([]);
     expect(await keys('*')).toSatisfy((all: string[]) => all.every((k) => k.startsWith('rfs:')));
   });
 
@@ -477,7 +461,7 @@ describe('ACL: a user confined to the package namespace', () => {
       ),
     );
     expect(err.cause).toBeInstanceOf(ReplyError);
-    expect(await denials('rfs-notime')).toEqual(['lua:time']);
+    expect(await denials(admin, 'rfs-notime')).toEqual(['lua:time']);
     expect(await keys(`*${key}*`)).toEqual([]);
   });
 });

@@ -6,12 +6,11 @@
  * subject of cluster-failover.test.ts). On a cluster of its own.
  */
 import { once } from 'node:events';
-import { type Cluster, Redis } from 'ioredis';
+import type { Cluster } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
 import { eventually } from './helpers/eventually.js';
-import { clusterClient, type RedisCluster, startCluster } from './helpers/redis-cluster.js';
-import type { RedisServer } from './helpers/redis-server.js';
+import { clusterClient, type RedisCluster, replicaCaughtUp, startCluster } from './helpers/redis-cluster.js';
 import { bytes, sha256 } from './helpers/streams.js';
 
 let cluster: RedisCluster | undefined;
@@ -28,15 +27,6 @@ afterEach(async () => {
   await cluster?.stop();
   cluster = undefined;
 });
-
-/** Once the primary's replica holds everything of `key`'s slot (see cluster-failover.test.ts). */
-async function replicaCaughtUp(primary: RedisServer, key: string): Promise<void> {
-  const admin = new Redis(primary.url);
-  admin.on('error', () => {});
-  await admin.set(`{${key}}:synced`, '1');
-  expect(await admin.wait(1, 5000)).toBe(1);
-  admin.disconnect();
-}
 
 describe('shared blocking reads through a failover', { timeout: 90_000 }, () => {
   it('followers of files on the dead primary go on through its replica, the others undisturbed', async () => {
@@ -66,7 +56,7 @@ describe('shared blocking reads through a failover', { timeout: 90_000 }, () => 
     const onVictim: number[] = [];
     for (const [i, key] of keys.entries()) if ((await cluster.masterOf(key)).port === victim.port) onVictim.push(i);
     expect(onVictim.length).toBeLessThan(keys.length);
-    for (const i of onVictim) await replicaCaughtUp(victim, keys[i]!);
+    for (const i of onVictim) (await replicaCaughtUp(victim, keys[i]!)).disconnect();
     await victim.kill();
     // The followers of the dead node's files wait through the failover; the writers go on after it.
     await eventually(

@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FOLLOWERS_PER_CONNECTION } from '../src/blocking-reads.js';
 import { createRedisReadStream, createRedisWriteStream, type RedisWriteStream } from '../src/index.js';
+import { aclLog } from './helpers/acl.js';
 import { blockedIn, clientList, closeAll, connect, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
@@ -281,9 +282,7 @@ describe('a user whose ACL refuses CLIENT ID and CLIENT UNBLOCK', () => {
     for (const { data, w } of followers) w.end(data.subarray(2000));
     for (const { data, f } of followers) expect((await f.done).equals(data)).toBe(true);
     // ACL LOG folds repeated denials into one entry with a count: asked once for this client.
-    const refused = ((await admin.acl('LOG')) as unknown[][])
-      .map((entry) => new Map(Array.from({ length: entry.length / 2 }, (_, i) => [entry[2 * i], entry[2 * i + 1]])))
-      .filter((f) => f.get('username') === user && f.get('object') === 'client|id');
+    const refused = (await aclLog(admin)).filter((f) => f.get('username') === user && f.get('object') === 'client|id');
     expect(refused.map((f) => Number(f.get('count')))).toEqual([1]);
   });
 });
