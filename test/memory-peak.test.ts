@@ -8,9 +8,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleUsedMemory, usedMemory } from '../scripts/lib/used-memory.mjs';
 import { removeChannel } from '../src/index.js';
 import { entryCost, guardedBatch, writerGuard } from '../src/memory-guard.js';
 import { closeAll, connect } from './helpers/clients.js';
@@ -43,10 +43,6 @@ afterAll(async () => {
   await server?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function usedMemory(client: Redis): Promise<number> {
-  return Number(/^used_memory:(\d+)/m.exec(await client.info('memory'))![1]);
-}
 
 describe('what a chunk costs in Redis', () => {
   it('the guard counts a chunk at no less than Redis stores it, and at most a quarter more and 1 KiB', async () => {
@@ -86,25 +82,15 @@ describe('maxRedisMemory with slow receivers in other processes', () => {
     const receivers = ['r1', 'r2'].map((consumer) => receiver(server.url, 'peak-chan', consumer, { busyMsPerMiB: 40 }));
     await Promise.all(receivers.map((r) => r.waitFor((e) => e.event === 'ready', 'ready')));
     const monitor = connect(server.url);
-    let peak = 0;
-    let samples = 0;
-    let sampling = true;
-    // Time is the subject of this loop: a sample of used_memory every 2 ms during the transfer.
-    const sampler = (async () => {
-      while (sampling) {
-        peak = Math.max(peak, await usedMemory(monitor));
-        samples++;
-        await sleep(2);
-      }
-    })();
+    // A sample of used_memory every 2 ms during the transfer.
+    const sampler = sampleUsedMemory(monitor, 2);
     const send = sender(server.url, 'peak-chan', {
       files: [{ path }],
       send: { consumers: 2, maxRedisMemory: limit, chunkSize: CHUNK },
       close: true,
     });
     const results = await Promise.all(receivers.map((r) => finish(r)));
-    sampling = false;
-    await sampler;
+    const { peak, samples } = await sampler.stop();
     for (const files of results) expect(files.map((f) => f.sha256)).toEqual([sha256(data)]);
     expect((await send.exited).code).toBe(0);
     console.log(

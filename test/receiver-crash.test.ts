@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { usedMemory } from '../scripts/lib/used-memory.mjs';
 import { stat } from '../src/index.js';
 import { closeAll, connect } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
@@ -45,10 +46,6 @@ function file(name: string, data: Buffer): string {
   const path = join(dir, name);
   writeFileSync(path, data);
   return path;
-}
-
-async function usedMemory(): Promise<number> {
-  return Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))![1]);
 }
 
 /** Kill the receiver once it paused in the middle of its file; what it had consumed by then. */
@@ -88,7 +85,7 @@ describe('a receiver process killed in the middle of a file', () => {
     const data = bytes(16 * MiB, 4);
     const after = bytes(5000, 5);
     // A limit a quarter of the file: the sender goes on only as far as both receivers let it.
-    const limit = (await usedMemory()) + 4 * MiB;
+    const limit = (await usedMemory(admin)) + 4 * MiB;
     const r1 = receiver(server.url, channel, 'r1', { pause: { file: 'big.bin', after: 5 * MiB } });
     const r2 = receiver(server.url, channel, 'r2');
     const send = sender(server.url, channel, {
@@ -132,7 +129,7 @@ describe('a receiver process killed in the middle of a file', () => {
     // Random bytes do not compress: the stored file is larger than the limit.
     const gz = gzipSync(bytes(8 * MiB, 6), { level: 1 });
     const after = Buffer.from('still here\n');
-    const limit = (await usedMemory()) + 3 * MiB;
+    const limit = (await usedMemory(admin)) + 3 * MiB;
     const r1 = receiver(server.url, channel, 'r1', { decompress: true, pause: { file: 'big.bin.gz', after: 3 * MiB } });
     const r2 = receiver(server.url, channel, 'r2', { decompress: true });
     const send = sender(server.url, channel, {

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { usedMemory } from '../scripts/lib/used-memory.mjs';
 import {
   closeChannel,
   createRedisReadStream,
@@ -72,7 +73,7 @@ describe('round trips of a small file', () => {
 
   it('under a memory limit too: the claim brings the reading of used_memory the first piece is admitted on', async () => {
     const client = await proxied();
-    const used = Number(/^used_memory:(\d+)/m.exec(await direct.info('memory'))![1]);
+    const used = await usedMemory(direct);
     const options = { maxRedisMemory: used + 64 * 1024 * 1024 };
     await write(client, uniqueKey('rtt-guard-warm'), Buffer.from('w'), options);
     const key = uniqueKey('rtt-guard');

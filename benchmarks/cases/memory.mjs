@@ -11,8 +11,8 @@ import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { sampleUsedMemory, usedMemory } from '../../scripts/lib/used-memory.mjs';
 import { trackChild } from '../lib/cleanup.mjs';
 import { alternate, checkTarget, compare, MiB, median, poolSource, round } from '../lib/util.mjs';
 
@@ -59,10 +59,6 @@ const runChild = (args) => startChild(args).done;
 const GUARD_CHUNK = 256 * 1024;
 const GUARD_ALLOWANCE = GUARD_CHUNK + GUARD_CHUNK / 4 + 1024;
 
-async function usedMemory(client) {
-  return Number(/^used_memory:(\d+)/m.exec(await client.info('memory'))[1]);
-}
-
 /**
  * A file written with `maxRedisMemory` = used_memory + `room`, read by two consumers in processes
  * of their own that are slower than the writer; used_memory sampled every 2 ms meanwhile.
@@ -78,16 +74,7 @@ async function guardRun(ctx, { key, size, room, busyMsPerMiB }) {
   monitor.on('error', () => {});
   try {
     const limit = (await usedMemory(monitor)) + room;
-    let peak = 0;
-    let samples = 0;
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        peak = Math.max(peak, await usedMemory(monitor));
-        samples++;
-        await sleep(2);
-      }
-    })();
+    const sampler = sampleUsedMemory(monitor, 2);
     const t0 = performance.now();
     await pipeline(
       poolSource(ctx.pool, size),
@@ -100,8 +87,7 @@ async function guardRun(ctx, { key, size, room, busyMsPerMiB }) {
     );
     const writeMs = performance.now() - t0;
     const reports = await Promise.all(readers.map((r) => r.done));
-    sampling = false;
-    await sampler;
+    const { peak, samples } = await sampler.stop();
     for (const r of reports) if (r.bytes !== size) throw new Error(`a slow reader read ${r.bytes} bytes of ${size}`);
     return {
       peakMiB: round(peak / MiB, 3),

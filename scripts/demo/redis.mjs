@@ -4,6 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { startRedis } from '../lib/redis-launcher.mjs';
+import { parseUsedMemory, usedMemory } from '../lib/used-memory.mjs';
 import { checkInterrupted, DemoError, onCleanup } from './lifecycle.mjs';
 
 /** The package's default key prefix: every key the demo creates starts with it. */
@@ -82,9 +83,7 @@ export async function printVersion(client) {
   if (version) console.log(`demo: Redis ${version}`);
 }
 
-export async function usedMemory(client) {
-  return Number(/^used_memory:(\d+)/m.exec(await client.info('memory'))?.[1] ?? Number.NaN);
-}
+export { usedMemory };
 
 /** A Redis glob matching exactly `text`. */
 export const globEscape = (text) => text.replace(/[*?[\]\\]/g, '\\$&');
@@ -177,7 +176,7 @@ export function sampleMemory(client, limit, senderName) {
       try {
         const [[memErr, memory], [listErr, clients]] = await client.pipeline().info('memory').client('LIST').exec();
         if (memErr) throw memErr;
-        const used = Number(/^used_memory:(\d+)/m.exec(memory)?.[1]);
+        const used = parseUsedMemory(memory);
         s.samples++;
         if (used > s.peak) s.peak = used;
         if (used > limit) s.over++;
