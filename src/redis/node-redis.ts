@@ -230,11 +230,13 @@ function onceReady(client: Client, listener: () => void): () => void {
 }
 
 /**
- * A connection that closed under the command while the client stays open (it reconnects), or a
- * cluster that ran out of redirections while a replica took over.
+ * A failure of the connection under the command (the socket's own error, ECONNRESET and the like,
+ * or "Socket closed unexpectedly") while the client stays open: it reconnects, and a command sent
+ * again goes out on the new connection. Or a cluster that ran out of redirections while a replica
+ * took over. An error reply of Redis is never one; a client that is closed fails for good.
  */
 function transient(err: unknown, client: { readonly isOpen: boolean }): boolean {
-  if (!(err instanceof Error)) return false;
+  if (!(err instanceof Error) || isReply(err)) return false;
   if (/^(Too many Cluster redirections|All the root nodes are unavailable)/.test(err.message)) return true;
-  return client.isOpen && /^(Socket closed unexpectedly|The client is offline|Connection timeout)/.test(err.message);
+  return client.isOpen && err.message !== 'The client is closed';
 }
