@@ -309,6 +309,12 @@ function contenderTable(c) {
 /** The clients case: a table per client library, the package against that client's raw loops. */
 function clientTables(c) {
   const runs = (xs) => xs.map((x) => fmt(x)).join(', ');
+  // Where the time went (the machine may be shared): this process's CPU time, package; raw loop.
+  const median = (name) => c.contenders.find((x) => x.name === name)?.median ?? {};
+  const cpu = (kind, client) => {
+    const cmp = c.comparisons.find((x) => x.id === `clients-${client}-${kind}`);
+    return cmp ? `${fmt(median(cmp.contender).nodeCpuMs)}; ${fmt(median(cmp.baseline).nodeCpuMs)}` : '';
+  };
   const parts = [];
   for (const k of c.clients) {
     parts.push(
@@ -317,13 +323,21 @@ function clientTables(c) {
       `Raw loops: ${k.rawLoops}.`,
       '',
       table(
-        ['', 'redis-file-stream MiB/s (median)', 'raw loop MiB/s (median)', 'ratio', 'runs (MiB/s): package; raw'],
+        [
+          '',
+          'redis-file-stream MiB/s (median)',
+          'raw loop MiB/s (median)',
+          'ratio',
+          'Node CPU ms (median): package; raw',
+          'runs (MiB/s): package; raw',
+        ],
         [
           [
             'write',
             `**${fmt(k.write)}**`,
             `${fmt(k.rawWrite)} (XADD, 16 in flight)`,
             `**${times(k.writeRatio)}**`,
+            cpu('write', k.client),
             `${runs(k.writeRuns)}; ${runs(k.rawWriteRuns)}`,
           ],
           [
@@ -331,6 +345,7 @@ function clientTables(c) {
             `**${fmt(k.read)}**`,
             `${fmt(k.rawRead)} (XRANGE, ${k.rawReadLoop})`,
             `**${times(k.readRatio)}**`,
+            cpu('read', k.client),
             `${runs(k.readRuns)}; ${runs(k.rawReadRuns)}`,
           ],
         ],
