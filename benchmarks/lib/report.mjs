@@ -317,10 +317,11 @@ function clientTables(c) {
   };
   const parts = [];
   for (const k of c.clients) {
+    const apis = k.rawApis;
     parts.push(
       `#### ${k.client} ${k.version ?? ''}`.trimEnd(),
       '',
-      `Raw loops: ${k.rawLoops}.`,
+      `Raw loops: ${apis.join('; ')}.`,
       '',
       table(
         [
@@ -335,7 +336,7 @@ function clientTables(c) {
           [
             'write',
             `**${fmt(k.write)}**`,
-            `${fmt(k.rawWrite)} (XADD, 16 in flight)`,
+            `${fmt(k.rawWrite)} (XADD, 16 in flight${apis.length > 1 ? `, ${k.rawWriteApi}` : ''})`,
             `**${times(k.writeRatio)}**`,
             cpu('write', k.client),
             `${runs(k.writeRuns)}; ${runs(k.rawWriteRuns)}`,
@@ -343,7 +344,7 @@ function clientTables(c) {
           [
             'read',
             `**${fmt(k.read)}**`,
-            `${fmt(k.rawRead)} (XRANGE, ${k.rawReadLoop})`,
+            `${fmt(k.rawRead)} (XRANGE, ${k.rawReadLoop}${apis.length > 1 ? `, ${k.rawReadApi}` : ''})`,
             `**${times(k.readRatio)}**`,
             cpu('read', k.client),
             `${runs(k.readRuns)}; ${runs(k.rawReadRuns)}`,
