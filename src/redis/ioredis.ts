@@ -42,8 +42,12 @@ export function isIoredisLike(value: unknown): value is IoredisLikeClient {
 }
 
 function sender(client: Client): Connection['send'] {
-  return (_key, [command, ...args], buffers) =>
-    buffers ? client.callBuffer(String(command), ...args) : client.call(String(command), ...args);
+  return (_key, [command, ...args], buffers) => {
+    // In lower case: a cluster client finds a command's keys (and so its node) by its name, and
+    // iovalkey looks the name up as given (ioredis lower-cases it first).
+    const name = String(command).toLowerCase();
+    return buffers ? client.callBuffer(name, ...args) : client.call(name, ...args);
+  };
 }
 
 /** @internal */
