@@ -10,6 +10,7 @@ import {
   closeAll,
   connectAny,
   onEveryNode,
+  subject,
   uniqueConnectionName,
   uniqueKey,
 } from './helpers/clients.js';
@@ -46,13 +47,13 @@ function timers(): number {
 describe('destroy and abort', () => {
   it('a destroyed writer marks the file aborted: nothing partial reads as complete', async () => {
     const key = uniqueKey('wdestroy');
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 100 });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 100 });
     writer.write(bytes(250));
     await eventually(() => writer.committedBytes >= 200, 'two chunks stored');
     writer.destroy();
     await once(writer, 'close');
-    expect((await stat(redis, key)).state).toBe('aborted');
-    await expect(pipeline(createRedisReadStream(redis, key), sink())).rejects.toMatchObject({
+    expect((await stat(subject(redis), key)).state).toBe('aborted');
+    await expect(pipeline(createRedisReadStream(subject(redis), key), sink())).rejects.toMatchObject({
       code: 'ERR_REDIS_FILE_ABORTED',
     });
   });
@@ -60,15 +61,17 @@ describe('destroy and abort', () => {
   it('a writer destroyed while it is still claiming the key leaves the file aborted, not writing', async () => {
     const key = uniqueKey('wdestroy-early');
     const timersBefore = timers();
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 16 });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 16 });
     writer.write(Buffer.from('0123456789abcdef')); // enough to settle the encoding: the claim starts
     await new Promise((resolve) => setImmediate(resolve));
     writer.destroy();
     await once(writer, 'close');
-    expect((await stat(redis, key)).state).toBe('aborted');
+    expect((await stat(subject(redis), key)).state).toBe('aborted');
     expect(timers()).toBeLessThanOrEqual(timersBefore);
     // Nothing was stored after the destroy, and a reader fails at once.
-    await expect(pipeline(createRedisReadStream(redis, key, { idleTimeout: 60_000 }), sink())).rejects.toMatchObject({
+    await expect(
+      pipeline(createRedisReadStream(subject(redis), key, { idleTimeout: 60_000 }), sink()),
+    ).rejects.toMatchObject({
       code: 'ERR_REDIS_FILE_ABORTED',
     });
   });
@@ -78,33 +81,36 @@ describe('destroy and abort', () => {
     const ac = new AbortController();
     const source = new PassThrough();
     source.write(bytes(1000));
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 100, signal: ac.signal });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 100, signal: ac.signal });
     const done = pipeline(source, writer);
     await once(writer, 'ready');
     ac.abort();
     await expect(done).rejects.toMatchObject({ name: 'AbortError' });
-    await eventually(async () => (await stat(redis, key)).state === 'aborted', 'the file to be marked aborted');
+    await eventually(
+      async () => (await stat(subject(redis), key)).state === 'aborted',
+      'the file to be marked aborted',
+    );
   });
 
   it('an already aborted signal stops the writer before it creates anything', async () => {
     const key = uniqueKey('wpreaborted');
-    const writer = createRedisWriteStream(redis, key, { signal: AbortSignal.abort() });
+    const writer = createRedisWriteStream(subject(redis), key, { signal: AbortSignal.abort() });
     const errors: Error[] = [];
     writer.on('error', (err) => errors.push(err));
     await new Promise((resolve) => writer.on('close', resolve));
     expect(errors.map((e) => e.name)).toEqual(['AbortError']);
-    await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    await expect(stat(subject(redis), key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
   });
 
   it('an AbortSignal stops a following reader and frees its blocking connection', async () => {
     const key = uniqueKey('rsignal');
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 100 });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 100 });
     writer.write(bytes(100));
     await once(writer, 'ready');
     const { client, name } = await named('rsignal');
     const ac = new AbortController();
     const out = sink();
-    const done = pipeline(createRedisReadStream(client, key, { signal: ac.signal }), out);
+    const done = pipeline(createRedisReadStream(subject(client), key, { signal: ac.signal }), out);
     await eventually(async () => (await blockedIn(redis, name)) === 1, 'the follower to block');
     ac.abort();
     await expect(done).rejects.toMatchObject({ name: 'AbortError' });
@@ -116,13 +122,13 @@ describe('destroy and abort', () => {
     const key = uniqueKey('cb');
     const data = bytes(3000);
     await new Promise<void>((resolve, reject) =>
-      pipelineCb(splitSource(data, [700]), createRedisWriteStream(redis, key, { chunkSize: 1000 }), (err) =>
+      pipelineCb(splitSource(data, [700]), createRedisWriteStream(subject(redis), key, { chunkSize: 1000 }), (err) =>
         err ? reject(err) : resolve(),
       ),
     );
     const out = sink();
     await new Promise<void>((resolve, reject) =>
-      pipelineCb(createRedisReadStream(redis, key), out, (err) => (err ? reject(err) : resolve())),
+      pipelineCb(createRedisReadStream(subject(redis), key), out, (err) => (err ? reject(err) : resolve())),
     );
     expect(out.data().equals(data)).toBe(true);
   });
@@ -131,13 +137,13 @@ describe('destroy and abort', () => {
     const key = uniqueKey('iter');
     await put(redis, key, bytes(10_000), { chunkSize: 100 });
     const { client, name } = await named('iter');
-    const writer = createRedisWriteStream(client, uniqueKey('iter-live'), { chunkSize: 100 });
+    const writer = createRedisWriteStream(subject(client), uniqueKey('iter-live'), { chunkSize: 100 });
     writer.write(bytes(100));
     await once(writer, 'ready');
     const conns = await connections(name);
     const listeners = client.eventNames().map((e) => client.listenerCount(e));
     const timersBefore = timers();
-    const reader = createRedisReadStream(client, key);
+    const reader = createRedisReadStream(subject(client), key);
     for await (const _part of reader) break;
     expect(reader.destroyed).toBe(true);
     writer.destroy();
@@ -152,7 +158,7 @@ describe('destroy and abort', () => {
     const { client, name } = await named('clean');
     const conns = await connections(name);
     const timersBefore = timers();
-    const reader = createRedisReadStream(client, key, { waitForCreate: 5000 });
+    const reader = createRedisReadStream(subject(client), key, { waitForCreate: 5000 });
     const out = sink();
     const reading = pipeline(reader, out);
     await put(client, key, bytes(5000), { chunkSize: 1000 });
@@ -169,7 +175,7 @@ describe('an abort while the end record is being committed', () => {
     const { client, name } = await named('late-abort');
     const ac = new AbortController();
     // No heartbeat within the test: after its pieces, the only script the writer runs is the commit.
-    const writer = createRedisWriteStream(client, key, {
+    const writer = createRedisWriteStream(subject(client), key, {
       signal: ac.signal,
       chunkSize: 100,
       heartbeatInterval: 60_000,
@@ -195,7 +201,7 @@ describe('an abort while the end record is being committed', () => {
     }
     await finished;
     expect(errors).toEqual([]);
-    expect((await stat(redis, key)).state).toBe('complete');
+    expect((await stat(subject(redis), key)).state).toBe('complete');
     expect((await get(redis, key)).equals(data)).toBe(true);
   });
 });

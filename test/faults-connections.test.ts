@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
-import { closeAll, connect } from './helpers/clients.js';
+import { closeAll, connect, subject } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf } from './helpers/keys.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
@@ -76,7 +76,7 @@ describe('dropped connections', () => {
     let kills = 0;
     const writing = pipeline(
       pacedSource(data, 256 * 1024, 2),
-      createRedisWriteStream(writerClient, 'w1', { chunkSize }),
+      createRedisWriteStream(subject(writerClient), 'w1', { chunkSize }),
     ).finally(() => (done = true));
     // The fault schedule: a kill every 15 ms until the upload is done (time is the subject).
     while (!done) {
@@ -85,7 +85,7 @@ describe('dropped connections', () => {
     }
     await writing;
     expect(kills).toBeGreaterThanOrEqual(3);
-    const got = await collect(createRedisReadStream(admin, 'w1'));
+    const got = await collect(createRedisReadStream(subject(admin), 'w1'));
     expect(sha256(got)).toBe(sha256(data));
     // The header, one entry per chunk, the end record: no chunk stored twice.
     expect(await chunkCount('w1')).toBe(data.length / chunkSize + 2);
@@ -95,11 +95,11 @@ describe('dropped connections', () => {
     const writerClient = connect(server.url);
     const readerClient = connect(server.url, { connectionName: 'r1' });
     const data = bytes(2 * 1024 * 1024, 22);
-    const reading = collect(createRedisReadStream(readerClient, 'r1', { waitForCreate: 10_000 }));
+    const reading = collect(createRedisReadStream(subject(readerClient), 'r1', { waitForCreate: 10_000 }));
     let done = false;
     const writing = pipeline(
       pacedSource(data, 64 * 1024, 10),
-      createRedisWriteStream(writerClient, 'r1', { chunkSize: 16 * 1024 }),
+      createRedisWriteStream(subject(writerClient), 'r1', { chunkSize: 16 * 1024 }),
     );
     let kills = 0;
     const result = reading.finally(() => (done = true));
@@ -122,10 +122,12 @@ describe('dropped connections', () => {
     const readers = [0, 1, 2].map((i) =>
       connect(i % 2 === 0 ? server.url : proxy.url, { connectionName: `big-r${i}` }),
     );
-    const results = readers.map((client) => collect(createRedisReadStream(client, 'big', { waitForCreate: 30_000 })));
+    const results = readers.map((client) =>
+      collect(createRedisReadStream(subject(client), 'big', { waitForCreate: 30_000 })),
+    );
     let finished = 0;
     const all = Promise.all(results.map((r) => r.finally(() => finished++)));
-    const writing = pipeline(pacedSource(data, 512 * 1024, 8), createRedisWriteStream(writerClient, 'big'));
+    const writing = pipeline(pacedSource(data, 512 * 1024, 8), createRedisWriteStream(subject(writerClient), 'big'));
     let kills = 0;
     let cuts = 0;
     // A fixed seed: the fault schedule is random but reproducible.
@@ -153,7 +155,7 @@ describe('dropped connections', () => {
   it('a connection stalled in both directions delays but does not corrupt', async () => {
     const writerClient = connect(proxy.url);
     const data = bytes(1024 * 1024, 24);
-    const writer = createRedisWriteStream(writerClient, 'stall', { chunkSize: 32 * 1024 });
+    const writer = createRedisWriteStream(subject(writerClient), 'stall', { chunkSize: 32 * 1024 });
     const writing = pipeline(pacedSource(data, 64 * 1024, 1), writer);
     await eventually(() => writer.committedBytes > 0, 'the upload to be under way');
     proxy.stall();
@@ -161,7 +163,7 @@ describe('dropped connections', () => {
     await sleep(200);
     proxy.resume();
     await writing;
-    expect(sha256(await collect(createRedisReadStream(admin, 'stall')))).toBe(sha256(data));
+    expect(sha256(await collect(createRedisReadStream(subject(admin), 'stall')))).toBe(sha256(data));
   });
 
   it('property: any input, any chunk size, under a random schedule of connection kills', async () => {
@@ -176,8 +178,11 @@ describe('dropped connections', () => {
           const data = bytes(size, run);
           const w = connect(server.url, { connectionName: `${key}-w` });
           const r = connect(server.url, { connectionName: `${key}-r` });
-          const reading = collect(createRedisReadStream(r, key, { waitForCreate: 10_000 }));
-          const writing = pipeline(pacedSource(data, 16 * 1024, 1), createRedisWriteStream(w, key, { chunkSize }));
+          const reading = collect(createRedisReadStream(subject(r), key, { waitForCreate: 10_000 }));
+          const writing = pipeline(
+            pacedSource(data, 16 * 1024, 1),
+            createRedisWriteStream(subject(w), key, { chunkSize }),
+          );
           // The fault schedule drawn by fast-check (time is the subject).
           for (const ms of killAfter) {
             await sleep(ms);
@@ -199,9 +204,9 @@ describe('writer heartbeat across a dropped connection', () => {
   it('a follower does not time out while the writer reconnects', async () => {
     const writerClient = connect(server.url, { connectionName: 'hb-w' });
     const data = bytes(64 * 1024, 25);
-    const writer = createRedisWriteStream(writerClient, 'hb', { chunkSize: 1024, heartbeatInterval: 50 });
+    const writer = createRedisWriteStream(subject(writerClient), 'hb', { chunkSize: 1024, heartbeatInterval: 50 });
     writer.write(data.subarray(0, 1024));
-    const reading = collect(createRedisReadStream(admin, 'hb', { idleTimeout: 500, waitForCreate: 5000 }));
+    const reading = collect(createRedisReadStream(subject(admin), 'hb', { idleTimeout: 500, waitForCreate: 5000 }));
     // Five kills 150 ms apart, three idle timeouts in all: time is the subject.
     for (let i = 0; i < 5; i++) {
       await sleep(150);

@@ -9,7 +9,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
-import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import { closeAll, connect, sharedRedisUrl, subject, uniqueKey } from './helpers/clients.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
@@ -144,7 +144,7 @@ describe('the reader across a link with a long round trip', () => {
     const key = uniqueKey('link-read-pieces');
     const data = bytes(2 * MiB, 145);
     // Each write flushed: chunks of several pieces.
-    const writer = createRedisWriteStream(redis, key, { chunkSize, flushInterval: 0 });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize, flushInterval: 0 });
     for (let at = 0; at < data.length; at += 40 * KiB) {
       writer.write(data.subarray(at, at + 40 * KiB));
       await new Promise<void>((resolve, reject) => writer.flush((err) => (err ? reject(err) : resolve())));
@@ -164,7 +164,7 @@ describe('the reader across a link with a long round trip', () => {
     expect((await get(client, key, batch)).equals(data)).toBe(true);
     const start = 1 * MiB + 17;
     const end = 5 * MiB + 3;
-    const part = await collect(createRedisReadStream(client, key, { ...batch, start, end }));
+    const part = await collect(createRedisReadStream(subject(client), key, { ...batch, start, end }));
     expect(part.equals(data.subarray(start, end + 1))).toBe(true);
   });
 });
@@ -202,17 +202,17 @@ describe('on loopback', () => {
 describe('the budgets are checked at the call', () => {
   it('maxInFlightBytes and maxReadAheadBytes take positive integers', () => {
     for (const bad of [0, -1, 1.5]) {
-      expect(() => createRedisWriteStream(redis, 'k', { maxInFlightBytes: bad })).toThrow(
+      expect(() => createRedisWriteStream(subject(redis), 'k', { maxInFlightBytes: bad })).toThrow(
         expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }),
       );
-      expect(() => createRedisReadStream(redis, 'k', { maxReadAheadBytes: bad })).toThrow(
+      expect(() => createRedisReadStream(subject(redis), 'k', { maxReadAheadBytes: bad })).toThrow(
         expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }),
       );
     }
-    expect(() => createRedisWriteStream(redis, 'k', { maxInFlightBytes: '1' as never })).toThrow(
+    expect(() => createRedisWriteStream(subject(redis), 'k', { maxInFlightBytes: '1' as never })).toThrow(
       expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }),
     );
-    expect(() => createRedisReadStream(redis, 'k', { maxReadAheadBytes: '1' as never })).toThrow(
+    expect(() => createRedisReadStream(subject(redis), 'k', { maxReadAheadBytes: '1' as never })).toThrow(
       expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }),
     );
   });

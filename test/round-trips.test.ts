@@ -20,7 +20,7 @@ import {
   stat,
   type WriteStreamOptions,
 } from '../src/index.js';
-import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import { closeAll, connect, sharedRedisUrl, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -53,13 +53,13 @@ async function bursts(fn: () => Promise<unknown>): Promise<number> {
 }
 
 async function write(client: Redis, key: string, data: Buffer, options?: WriteStreamOptions): Promise<void> {
-  const ws = createRedisWriteStream(client, key, options);
+  const ws = createRedisWriteStream(subject(client), key, options);
   ws.end(data);
   await once(ws, 'finish');
 }
 
 async function read(client: Redis, key: string): Promise<Buffer> {
-  return collect(createRedisReadStream(client, key));
+  return collect(createRedisReadStream(subject(client), key));
 }
 
 describe('round trips of a small file', () => {
@@ -156,23 +156,23 @@ describe('round trips of a channel of small files', () => {
   it("sending: each file's claim goes with the announcement and end record of the file before it", async () => {
     const sender = await proxied();
     const channel = uniqueKey('rtt-send');
-    await sendFiles(sender, channel, files('warm').slice(0, 1));
+    await sendFiles(subject(sender), channel, files('warm').slice(0, 1));
     let sent: SentFile[] = [];
     // One round trip per file, and one more for the last file's announcement and end record.
-    expect(await bursts(async () => (sent = await sendFiles(sender, channel, files('f'))))).toBeLessThanOrEqual(
-      FILES + 1,
-    );
-    for (const f of sent) expect(await stat(direct, f.key)).toMatchObject({ state: 'complete', size: 1024 });
+    expect(
+      await bursts(async () => (sent = await sendFiles(subject(sender), channel, files('f')))),
+    ).toBeLessThanOrEqual(FILES + 1);
+    for (const f of sent) expect(await stat(subject(direct), f.key)).toMatchObject({ state: 'complete', size: 1024 });
   });
 
   it('receiving: the next file opens while one is processed; a round trip per file, its acknowledgement', async () => {
     const receiver = await proxied();
     const channel = uniqueKey('rtt-receive');
-    await sendFiles(direct, channel, [...files('warm').slice(0, 1), ...files('f')]);
-    await closeChannel(direct, channel);
+    await sendFiles(subject(direct), channel, [...files('warm').slice(0, 1), ...files('f')]);
+    await closeChannel(subject(direct), channel);
     const received: string[] = [];
     let count = 0;
-    for await (const f of receiveFiles(receiver, channel, { consumer: 'c' })) {
+    for await (const f of receiveFiles(subject(receiver), channel, { consumer: 'c' })) {
       if (received.length === 1) proxy.markBursts();
       expect((await collect(f.stream)).length).toBe(1024);
       await f.ack();
@@ -189,7 +189,7 @@ describe('round trips of a channel of small files', () => {
   it('a file begun early is removed when the sending fails before it is announced', async () => {
     const channel = uniqueKey('rtt-send-fails');
     const started: string[] = [];
-    const err = await sendFiles(direct, channel, files('f').slice(0, 2), {
+    const err = await sendFiles(subject(direct), channel, files('f').slice(0, 2), {
       onStart(f) {
         started.push(f.key);
         throw new Error('no thanks');
@@ -199,7 +199,7 @@ describe('round trips of a channel of small files', () => {
     // The first file, whose end record went with its announcement, stays; the second is gone.
     expect(started).toHaveLength(1);
     const keys: string[] = [];
-    for await (const f of list(direct, { match: `${channel}/*` })) keys.push(f.key);
+    for await (const f of list(subject(direct), { match: `${channel}/*` })) keys.push(f.key);
     expect(keys).toEqual(started);
   });
 });

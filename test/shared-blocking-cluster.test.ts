@@ -8,7 +8,7 @@ import type { Cluster } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hashSlot } from '../src/blocking-reads.js';
 import { createRedisReadStream, createRedisWriteStream, type RedisWriteStream } from '../src/index.js';
-import { blockedIn, closeAll, connectAny, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
+import { blockedIn, closeAll, connectAny, subject, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
 import { bytes } from './helpers/streams.js';
@@ -32,7 +32,7 @@ async function blockedPerNode(name: string): Promise<Map<string, number>> {
 }
 
 function follow(client: Cluster, key: string) {
-  const reader = createRedisReadStream(client, key, { waitForCreate: 20_000 });
+  const reader = createRedisReadStream(subject(client), key, { waitForCreate: 20_000 });
   const parts: Buffer[] = [];
   reader.on('data', (d: Buffer) => parts.push(d));
   const done = once(reader, 'end').then(() => Buffer.concat(parts));
@@ -41,7 +41,7 @@ function follow(client: Cluster, key: string) {
 }
 
 function write(key: string): RedisWriteStream {
-  const w = createRedisWriteStream(redis, key, { chunkSize: 1000 });
+  const w = createRedisWriteStream(subject(redis), key, { chunkSize: 1000 });
   w.on('error', () => {});
   return w;
 }

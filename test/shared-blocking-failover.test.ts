@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import type { Cluster } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
+import { subject } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { clusterClient, type RedisCluster, replicaCaughtUp, startCluster } from './helpers/redis-cluster.js';
 import { bytes, sha256 } from './helpers/streams.js';
@@ -38,10 +39,10 @@ describe('shared blocking reads through a failover', { timeout: 90_000 }, () => 
     const readerClient = client();
     // A lease that outlasts the failover, as in cluster-failover.test.ts.
     const writers = keys.map((key) =>
-      createRedisWriteStream(writerClient, key, { chunkSize: 4096, heartbeatInterval: 5000 }),
+      createRedisWriteStream(subject(writerClient), key, { chunkSize: 4096, heartbeatInterval: 5000 }),
     );
     const followers = keys.map((key) => {
-      const reader = createRedisReadStream(readerClient, key, { waitForCreate: 10_000 });
+      const reader = createRedisReadStream(subject(readerClient), key, { waitForCreate: 10_000 });
       const parts: Buffer[] = [];
       reader.on('data', (d: Buffer) => parts.push(d));
       const done = once(reader, 'end').then(() => Buffer.concat(parts));

@@ -10,7 +10,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FOLLOWERS_PER_CONNECTION } from '../src/blocking-reads.js';
 import { createRedisReadStream, createRedisWriteStream, type RedisWriteStream } from '../src/index.js';
 import { aclLog } from './helpers/acl.js';
-import { blockedIn, clientList, closeAll, connect, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
+import {
+  blockedIn,
+  clientList,
+  closeAll,
+  connect,
+  subject,
+  uniqueConnectionName,
+  uniqueKey,
+} from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -43,7 +51,7 @@ async function calls(command: string): Promise<number> {
 
 /** A follower that keeps what it delivers; `done` settles with its end (or its error). */
 function follow(client: Redis, key: string, options = {}) {
-  const reader = createRedisReadStream(client, key, { waitForCreate: 20_000, ...options });
+  const reader = createRedisReadStream(subject(client), key, { waitForCreate: 20_000, ...options });
   const parts: Buffer[] = [];
   reader.on('data', (d: Buffer) => parts.push(d));
   const done = once(reader, 'end').then(() => Buffer.concat(parts));
@@ -52,7 +60,7 @@ function follow(client: Redis, key: string, options = {}) {
 }
 
 function write(key: string, options = {}): RedisWriteStream {
-  const w = createRedisWriteStream(writers, key, { chunkSize: 1000, ...options });
+  const w = createRedisWriteStream(subject(writers), key, { chunkSize: 1000, ...options });
   w.on('error', () => {});
   return w;
 }
@@ -132,7 +140,7 @@ describe('followers of one client', () => {
     // 15 chunks: less than one read (16), and less than the reader's highWaterMark (1 MiB).
     w.write(data.subarray(0, 15 * chunk));
     await stored(w, 15 * chunk);
-    const reader = createRedisReadStream(client, key);
+    const reader = createRedisReadStream(subject(client), key);
     // Read into the buffer, never out of it.
     reader.on('readable', () => {});
     await eventually(() => reader.deliveredBytes === 15 * chunk, 'the stored chunks buffered');
@@ -227,7 +235,7 @@ describe('followers of one client', () => {
     await Promise.all(live.map(({ w }) => stored(w, 1000)));
     // Freeze the writer: take its lease away without marking the file aborted.
     await writers.hset(fileKeysOf(frozen).meta, 'writer', '00000000deadbeef');
-    const stopped = createRedisReadStream(client, frozen, { idleTimeout: 300 });
+    const stopped = createRedisReadStream(subject(client), frozen, { idleTimeout: 300 });
     const followers = live.map(({ key }) => follow(client, key, { idleTimeout: 30_000 }));
     await expect(collect(stopped)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT' });
     for (const { data, w } of live) w.end(data.subarray(1000));
@@ -295,7 +303,7 @@ describe('a reader left alone', () => {
     const w = write(key);
     w.end(bytes(3000, 5));
     await once(w, 'finish');
-    expect((await collect(createRedisReadStream(client, key))).length).toBe(3000);
+    expect((await collect(createRedisReadStream(subject(client), key))).length).toBe(3000);
     expect(await connectionsNamed(name)).toBe(1);
   });
 });
