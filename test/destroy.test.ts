@@ -1,16 +1,17 @@
 import { once } from 'node:events';
 import { PassThrough, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
+import { createRedisReadStream, createRedisWriteStream, type RedisClient, stat } from '../src/index.js';
 import {
   blockedIn,
   clientList,
   closeAll,
   connectAny,
+  connectAnySubject,
   onEveryNode,
   subject,
+  subjectReady,
   uniqueConnectionName,
   uniqueKey,
 } from './helpers/clients.js';
@@ -21,17 +22,15 @@ const redis = connectAny();
 afterAll(closeAll);
 
 /**
- * A client whose connections (and the blocking connections the package duplicates from it) carry
- * a name of their own, so that they can be counted while other test files use the same server.
- * Connected to every primary already: a cluster client opens a node's connection when it first
- * sends it a command, and keeps it.
+ * A client of the library under test whose connections (and the blocking connections the package
+ * duplicates from it) carry a name of their own, so that they can be counted while other test files
+ * use the same server. Connected to every primary already: a cluster client opens a node's
+ * connection when it first sends it a command, and keeps it.
  */
-async function named(what: string): Promise<{ client: Redis | Cluster; name: string }> {
+async function named(what: string): Promise<{ client: RedisClient; name: string }> {
   const name = uniqueConnectionName(what);
-  const client = connectAny({ connectionName: name });
-  // A cluster client knows its primaries once it is ready.
-  await client.ping();
-  await onEveryNode(client, (node) => node.ping());
+  const client = connectAnySubject({ connectionName: name });
+  await subjectReady(client);
   return { client, name };
 }
 
@@ -110,7 +109,7 @@ describe('destroy and abort', () => {
     const { client, name } = await named('rsignal');
     const ac = new AbortController();
     const out = sink();
-    const done = pipeline(createRedisReadStream(subject(client), key, { signal: ac.signal }), out);
+    const done = pipeline(createRedisReadStream(client, key, { signal: ac.signal }), out);
     await eventually(async () => (await blockedIn(redis, name)) === 1, 'the follower to block');
     ac.abort();
     await expect(done).rejects.toMatchObject({ name: 'AbortError' });
@@ -137,13 +136,13 @@ describe('destroy and abort', () => {
     const key = uniqueKey('iter');
     await put(redis, key, bytes(10_000), { chunkSize: 100 });
     const { client, name } = await named('iter');
-    const writer = createRedisWriteStream(subject(client), uniqueKey('iter-live'), { chunkSize: 100 });
+    const writer = createRedisWriteStream(client, uniqueKey('iter-live'), { chunkSize: 100 });
     writer.write(bytes(100));
     await once(writer, 'ready');
     const conns = await connections(name);
     const listeners = client.eventNames().map((e) => client.listenerCount(e));
     const timersBefore = timers();
-    const reader = createRedisReadStream(subject(client), key);
+    const reader = createRedisReadStream(client, key);
     for await (const _part of reader) break;
     expect(reader.destroyed).toBe(true);
     writer.destroy();
@@ -158,7 +157,7 @@ describe('destroy and abort', () => {
     const { client, name } = await named('clean');
     const conns = await connections(name);
     const timersBefore = timers();
-    const reader = createRedisReadStream(subject(client), key, { waitForCreate: 5000 });
+    const reader = createRedisReadStream(client, key, { waitForCreate: 5000 });
     const out = sink();
     const reading = pipeline(reader, out);
     await put(client, key, bytes(5000), { chunkSize: 1000 });
@@ -175,7 +174,7 @@ describe('an abort while the end record is being committed', () => {
     const { client, name } = await named('late-abort');
     const ac = new AbortController();
     // No heartbeat within the test: after its pieces, the only script the writer runs is the commit.
-    const writer = createRedisWriteStream(subject(client), key, {
+    const writer = createRedisWriteStream(client, key, {
       signal: ac.signal,
       chunkSize: 100,
       heartbeatInterval: 60_000,

@@ -14,13 +14,22 @@ import {
   createRedisReadStream,
   createRedisWriteStream,
   list,
+  type RedisClient,
   receiveFiles,
   type SentFile,
   sendFiles,
   stat,
   type WriteStreamOptions,
 } from '../src/index.js';
-import { closeAll, connect, sharedRedisUrl, subject, uniqueKey } from './helpers/clients.js';
+import {
+  closeAll,
+  connect,
+  connectSubject,
+  sharedRedisUrl,
+  subject,
+  subjectReady,
+  uniqueKey,
+} from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -38,10 +47,10 @@ afterAll(async () => {
   await proxy.close();
 });
 
-/** A client through the proxy, connected and past its ready check. */
-async function proxied(): Promise<Redis> {
-  const client = connect(proxy.url);
-  await client.ping();
+/** A client of the library under test through the proxy, connected and past its ready check. */
+async function proxied(url = proxy.url): Promise<RedisClient> {
+  const client = connectSubject(url);
+  await subjectReady(client);
   return client;
 }
 
@@ -52,13 +61,18 @@ async function bursts(fn: () => Promise<unknown>): Promise<number> {
   return proxy.bursts;
 }
 
-async function write(client: Redis, key: string, data: Buffer, options?: WriteStreamOptions): Promise<void> {
+async function write(
+  client: Redis | RedisClient,
+  key: string,
+  data: Buffer,
+  options?: WriteStreamOptions,
+): Promise<void> {
   const ws = createRedisWriteStream(subject(client), key, options);
   ws.end(data);
   await once(ws, 'finish');
 }
 
-async function read(client: Redis, key: string): Promise<Buffer> {
+async function read(client: Redis | RedisClient, key: string): Promise<Buffer> {
   return collect(createRedisReadStream(subject(client), key));
 }
 
@@ -87,8 +101,7 @@ describe('round trips of a small file', () => {
     const url = new URL(proxy.url);
     url.username = user;
     url.password = 'secret';
-    const client = connect(url.href);
-    await client.ping();
+    const client = await proxied(url.href);
     const key = uniqueKey('rtt-no-ro');
     await write(direct, key, Buffer.from('x'));
     let data: Buffer = Buffer.alloc(0);
@@ -132,8 +145,7 @@ describe('round trips of a small file written with waitReplicas', () => {
   });
 
   it('takes 3 request bursts: the claim, the piece with its WAIT, the end record with its WAIT', async () => {
-    const client = connect(replicated.url);
-    await client.ping();
+    const client = await proxied(replicated.url);
     const options = { waitReplicas: 1 };
     await write(client, uniqueKey('rtt-warm'), Buffer.from('w'), options);
     const key = uniqueKey('rtt-replicated');
@@ -156,12 +168,12 @@ describe('round trips of a channel of small files', () => {
   it("sending: each file's claim goes with the announcement and end record of the file before it", async () => {
     const sender = await proxied();
     const channel = uniqueKey('rtt-send');
-    await sendFiles(subject(sender), channel, files('warm').slice(0, 1));
+    await sendFiles(sender, channel, files('warm').slice(0, 1));
     let sent: SentFile[] = [];
     // One round trip per file, and one more for the last file's announcement and end record.
-    expect(
-      await bursts(async () => (sent = await sendFiles(subject(sender), channel, files('f')))),
-    ).toBeLessThanOrEqual(FILES + 1);
+    expect(await bursts(async () => (sent = await sendFiles(sender, channel, files('f'))))).toBeLessThanOrEqual(
+      FILES + 1,
+    );
     for (const f of sent) expect(await stat(subject(direct), f.key)).toMatchObject({ state: 'complete', size: 1024 });
   });
 
@@ -172,7 +184,7 @@ describe('round trips of a channel of small files', () => {
     await closeChannel(subject(direct), channel);
     const received: string[] = [];
     let count = 0;
-    for await (const f of receiveFiles(subject(receiver), channel, { consumer: 'c' })) {
+    for await (const f of receiveFiles(receiver, channel, { consumer: 'c' })) {
       if (received.length === 1) proxy.markBursts();
       expect((await collect(f.stream)).length).toBe(1024);
       await f.ack();

@@ -217,8 +217,29 @@ function nodeRedisClient(client: Redis | Cluster): RedisClient {
   // As for connect(): a failed connection also fails the commands sent on it.
   made.on('error', () => {});
   // Commands sent before the connection is open wait in node-redis's queue, so nothing waits here.
-  made.connect().catch(() => {});
+  const connected = made.connect();
+  connected.catch(() => {});
+  nodeRedisConnects.set(made, connected);
   return made as unknown as RedisClient;
+}
+
+const nodeRedisConnects = new WeakMap<object, Promise<unknown>>();
+
+/**
+ * Resolves once `client` (a subject, or an ioredis client) is connected to the server or to every
+ * primary of a cluster: a cluster client of ioredis or iovalkey opens a node's connection when it
+ * first sends it a command, so a test that counts connections warms it up first.
+ */
+export async function subjectReady(client: Redis | Cluster | RedisClient): Promise<void> {
+  const connecting = nodeRedisConnects.get(client);
+  if (connecting) {
+    // node-redis connects to every primary of a cluster in connect().
+    await connecting;
+    return;
+  }
+  const io = client as unknown as Redis | Cluster;
+  await io.ping();
+  if ('nodes' in io) await Promise.all(io.nodes('master').map((node) => node.ping()));
 }
 
 /** `object` without its undefined fields. */
