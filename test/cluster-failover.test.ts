@@ -9,7 +9,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
-import { subject } from './helpers/clients.js';
+import { closeAll, subject } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { clusterClient, type RedisCluster, replicaCaughtUp, startCluster } from './helpers/redis-cluster.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
@@ -25,6 +25,8 @@ function client(): Cluster {
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect();
+  // The clients handed to the package (subject()), before their cluster goes.
+  await closeAll();
   await cluster?.stop();
   cluster = undefined;
 });

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
-import { closeAll, connect, subject } from './helpers/clients.js';
+import { closeAll, connect, connectSubject, disconnectSubject, subject } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf } from './helpers/keys.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
@@ -69,14 +69,14 @@ async function chunkCount(key: string): Promise<number> {
 
 describe('dropped connections', () => {
   it('a writer whose connection is killed mid-file reconnects; nothing is lost or stored twice', async () => {
-    const writerClient = connect(server.url, { connectionName: 'w1' });
+    const writerClient = connectSubject(server.url, { connectionName: 'w1' });
     const data = bytes(8 * 1024 * 1024, 21);
     const chunkSize = 64 * 1024;
     let done = false;
     let kills = 0;
     const writing = pipeline(
       pacedSource(data, 256 * 1024, 2),
-      createRedisWriteStream(subject(writerClient), 'w1', { chunkSize }),
+      createRedisWriteStream(writerClient, 'w1', { chunkSize }),
     ).finally(() => (done = true));
     // The fault schedule: a kill every 15 ms until the upload is done (time is the subject).
     while (!done) {
@@ -92,14 +92,14 @@ describe('dropped connections', () => {
   });
 
   it('a reader whose connections are killed, also while blocked waiting, resumes where it was', async () => {
-    const writerClient = connect(server.url);
-    const readerClient = connect(server.url, { connectionName: 'r1' });
+    const writerClient = connectSubject(server.url);
+    const readerClient = connectSubject(server.url, { connectionName: 'r1' });
     const data = bytes(2 * 1024 * 1024, 22);
-    const reading = collect(createRedisReadStream(subject(readerClient), 'r1', { waitForCreate: 10_000 }));
+    const reading = collect(createRedisReadStream(readerClient, 'r1', { waitForCreate: 10_000 }));
     let done = false;
     const writing = pipeline(
       pacedSource(data, 64 * 1024, 10),
-      createRedisWriteStream(subject(writerClient), 'r1', { chunkSize: 16 * 1024 }),
+      createRedisWriteStream(writerClient, 'r1', { chunkSize: 16 * 1024 }),
     );
     let kills = 0;
     const result = reading.finally(() => (done = true));
@@ -118,16 +118,14 @@ describe('dropped connections', () => {
     const data = bytes(size, 23);
     const expected = sha256(data);
     // Half of the clients talk through the proxy, whose cuts drop every connection through it.
-    const writerClient = connect(proxy.url, { connectionName: 'big-w' });
+    const writerClient = connectSubject(proxy.url, { connectionName: 'big-w' });
     const readers = [0, 1, 2].map((i) =>
-      connect(i % 2 === 0 ? server.url : proxy.url, { connectionName: `big-r${i}` }),
+      connectSubject(i % 2 === 0 ? server.url : proxy.url, { connectionName: `big-r${i}` }),
     );
-    const results = readers.map((client) =>
-      collect(createRedisReadStream(subject(client), 'big', { waitForCreate: 30_000 })),
-    );
+    const results = readers.map((client) => collect(createRedisReadStream(client, 'big', { waitForCreate: 30_000 })));
     let finished = 0;
     const all = Promise.all(results.map((r) => r.finally(() => finished++)));
-    const writing = pipeline(pacedSource(data, 512 * 1024, 8), createRedisWriteStream(subject(writerClient), 'big'));
+    const writing = pipeline(pacedSource(data, 512 * 1024, 8), createRedisWriteStream(writerClient, 'big'));
     let kills = 0;
     let cuts = 0;
     // A fixed seed: the fault schedule is random but reproducible.
@@ -153,9 +151,9 @@ describe('dropped connections', () => {
   }, 120_000);
 
   it('a connection stalled in both directions delays but does not corrupt', async () => {
-    const writerClient = connect(proxy.url);
+    const writerClient = connectSubject(proxy.url);
     const data = bytes(1024 * 1024, 24);
-    const writer = createRedisWriteStream(subject(writerClient), 'stall', { chunkSize: 32 * 1024 });
+    const writer = createRedisWriteStream(writerClient, 'stall', { chunkSize: 32 * 1024 });
     const writing = pipeline(pacedSource(data, 64 * 1024, 1), writer);
     await eventually(() => writer.committedBytes > 0, 'the upload to be under way');
     proxy.stall();
@@ -176,13 +174,10 @@ describe('dropped connections', () => {
         async (size, chunkSize, killAfter) => {
           const key = `prop-${run++}`;
           const data = bytes(size, run);
-          const w = connect(server.url, { connectionName: `${key}-w` });
-          const r = connect(server.url, { connectionName: `${key}-r` });
-          const reading = collect(createRedisReadStream(subject(r), key, { waitForCreate: 10_000 }));
-          const writing = pipeline(
-            pacedSource(data, 16 * 1024, 1),
-            createRedisWriteStream(subject(w), key, { chunkSize }),
-          );
+          const w = connectSubject(server.url, { connectionName: `${key}-w` });
+          const r = connectSubject(server.url, { connectionName: `${key}-r` });
+          const reading = collect(createRedisReadStream(r, key, { waitForCreate: 10_000 }));
+          const writing = pipeline(pacedSource(data, 16 * 1024, 1), createRedisWriteStream(w, key, { chunkSize }));
           // The fault schedule drawn by fast-check (time is the subject).
           for (const ms of killAfter) {
             await sleep(ms);
@@ -190,8 +185,8 @@ describe('dropped connections', () => {
           }
           await writing;
           const got = await reading;
-          w.disconnect();
-          r.disconnect();
+          disconnectSubject(w);
+          disconnectSubject(r);
           return got.equals(data);
         },
       ),
@@ -202,9 +197,9 @@ describe('dropped connections', () => {
 
 describe('writer heartbeat across a dropped connection', () => {
   it('a follower does not time out while the writer reconnects', async () => {
-    const writerClient = connect(server.url, { connectionName: 'hb-w' });
+    const writerClient = connectSubject(server.url, { connectionName: 'hb-w' });
     const data = bytes(64 * 1024, 25);
-    const writer = createRedisWriteStream(subject(writerClient), 'hb', { chunkSize: 1024, heartbeatInterval: 50 });
+    const writer = createRedisWriteStream(writerClient, 'hb', { chunkSize: 1024, heartbeatInterval: 50 });
     writer.write(data.subarray(0, 1024));
     const reading = collect(createRedisReadStream(subject(admin), 'hb', { idleTimeout: 500, waitForCreate: 5000 }));
     // Five kills 150 ms apart, three idle timeouts in all: time is the subject.

@@ -289,6 +289,16 @@ export function uniqueConnectionName(name = 'conn'): string {
   return uniqueKey(name).replace(/[^A-Za-z0-9_.-]/g, '-');
 }
 
+/** Disconnect one client (a subject or any client made here) at once, whatever its library. */
+export function disconnectSubject(client: Redis | Cluster | RedisClient): void {
+  const nodeRedis = client as unknown as NodeRedisClient;
+  if (nodeRedisClients.delete(nodeRedis)) {
+    nodeRedis.destroy();
+    return;
+  }
+  (client as unknown as IoClient).disconnect();
+}
+
 function ended(client: IoClient): Promise<void> {
   return new Promise((resolve) => {
     if (client.status === 'end') resolve();
