@@ -27,6 +27,7 @@ const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
   version: string;
   dependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
   devDependencies: Record<string, string>;
 };
 
@@ -194,7 +195,10 @@ describe('the packed tarball, installed into a scratch project', { timeout: 120_
   });
 
   it('takes ioredis as a peer: one ioredis in the project, none nested under the package', async () => {
-    expect(pkg.peerDependencies).toEqual({ ioredis: '^6' });
+    // Each client library is an optional peer: a project installs the one it uses.
+    expect(pkg.peerDependencies).toEqual({ ioredis: '^6', iovalkey: '^0.4', redis: '^6' });
+    const optional = { optional: true };
+    expect(pkg.peerDependenciesMeta).toEqual({ ioredis: optional, iovalkey: optional, redis: optional });
     expect(pkg.dependencies ?? {}).not.toHaveProperty('ioredis');
     const installed = JSON.parse(await ok('npm', ['ls', 'ioredis', '--all', '--json'], app)) as {
       dependencies: Record<string, { version: string; dependencies?: Record<string, { version: string }> }>;
