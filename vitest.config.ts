@@ -27,14 +27,14 @@ const onClusterOnly = ['test/cli-cluster.test.ts', 'test/shared-blocking-cluster
 
 /**
  * Test files that hand the package no client of their own choosing, so they run with ioredis only:
- * the CLI (ioredis only) and the built package, demo and examples run in child processes, the Lua
- * scripts run through an internal wrapper, the test helpers and the source's layering.
+ * the CLI (ioredis only), the built package and the demo run in child processes, the Lua scripts'
+ * own behaviour, and the source's layering. (The examples take the library under test from
+ * REDIS_CLIENT, and run in every project.)
  */
 const ioredisOnly = [
   'test/cli*.test.ts',
   'test/bench-cluster.test.ts',
   'test/demo.test.ts',
-  'test/examples.test.ts',
   'test/layering.test.ts',
   'test/pack.test.ts',
   'test/package.test.ts',

@@ -24,8 +24,7 @@
  */
 
 import { Buffer } from 'node:buffer';
-import type { Cluster, Redis } from 'ioredis';
-import type { RedisClient } from './client.js';
+import type { BlockingConnection, RedisPort } from './redis/port.js';
 
 /** @internal An entry as XRANGE / XREAD return it in buffer mode. */
 export type RawEntry = [Buffer, Buffer[]];
@@ -53,10 +52,10 @@ const RETRY_MAX_MS = 1000;
 /** Reply errors of a cluster that mean: ask the cluster where the slot is now, and try again. */
 const MOVING = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY|UNBLOCKED|MASTERDOWN)\b/;
 
-const hubs = new WeakMap<RedisClient, Map<number, Set<Lane>>>();
+const hubs = new WeakMap<RedisPort, Map<number, Set<Lane>>>();
 
 /** Clients whose user may not run CLIENT ID (ACL): their lanes are woken by a new connection. */
-const unblockRefused = new WeakSet<RedisClient>();
+const unblockRefused = new WeakSet<RedisPort>();
 
 let sharing = true;
 /**
@@ -100,8 +99,8 @@ export function hashSlot(key: string): number {
  * waits on must share that slot). Leave with {@link BlockingMember.leave}.
  * @internal
  */
-export function joinBlockingReads(client: RedisClient, key: string): BlockingMember {
-  const cluster = client.isCluster;
+export function joinBlockingReads(client: RedisPort, key: string): BlockingMember {
+  const cluster = client.cluster;
   const slot = cluster ? hashSlot(key) : 0;
   if (!sharing) return new Lane(client, cluster ? slot : undefined, () => {}).join();
   let lanes = hubs.get(client);
@@ -251,7 +250,7 @@ export class BlockingMember {
 }
 
 interface PendingRead {
-  readonly conn: Redis;
+  readonly conn: BlockingConnection;
   /** What the read covers: each member's signature when it was sent. */
   readonly covered: Map<BlockingMember, string>;
   /** The connection's id, once known (for CLIENT UNBLOCK). */
@@ -261,12 +260,12 @@ interface PendingRead {
 
 /** @internal One blocking connection and the members whose streams it reads. */
 class Lane {
-  readonly #client: RedisClient;
+  readonly #client: RedisPort;
   /** The slot this lane reads, on a cluster. */
   readonly #slot: number | undefined;
   readonly #onClose: () => void;
   readonly #members = new Set<BlockingMember>();
-  #conn: Redis | undefined;
+  #conn: BlockingConnection | undefined;
   /** The id of `#conn` (CLIENT ID), for CLIENT UNBLOCK; see `#connection()` for when it is asked. */
   #connId: Promise<number | undefined> | undefined;
   #wantId = false;
@@ -276,7 +275,7 @@ class Lane {
   #retryMs = 0;
   #closed = false;
 
-  constructor(client: RedisClient, slot: number | undefined, onClose: () => void) {
+  constructor(client: RedisPort, slot: number | undefined, onClose: () => void) {
     this.#client = client;
     this.#slot = slot;
     this.#onClose = onClose;
@@ -329,19 +328,13 @@ class Lane {
     const p = this.#pending;
     if (p === undefined || this.#closed || !this.#stale(p)) return;
     this.#wantId = true;
-    const via = this.#unblockVia();
-    if (
-      p.id === undefined ||
-      via === undefined ||
-      unblockRefused.has(this.#client) ||
-      p.unblockTries >= UNBLOCK_TRIES
-    ) {
+    if (p.id === undefined || unblockRefused.has(this.#client) || p.unblockTries >= UNBLOCK_TRIES) {
       // The blocked read is dropped with its connection; the loop reads again on a new one.
       this.#dropConnection();
       return;
     }
     p.unblockTries++;
-    via.client('UNBLOCK', p.id).then(
+    p.conn.unblock(p.id).then(
       (unblocked) => {
         // 0: the XREAD had not reached the server yet (or has just returned): try again.
         if (Number(unblocked) === 0 && this.#pending === p) setImmediate(() => this.#wake());
@@ -353,42 +346,27 @@ class Lane {
     );
   }
 
-  /** A connection of the caller's to the server of this lane's blocking connection. */
-  #unblockVia(): Redis | undefined {
-    if (this.#slot === undefined) return this.#client as Redis;
-    const conn = this.#conn;
-    if (conn === undefined) return undefined;
-    return nodeAt(this.#client as Cluster, `${conn.options.host}:${conn.options.port}`);
-  }
-
   #dropConnection(): void {
     const conn = this.#conn;
     this.#conn = undefined;
     this.#connId = undefined;
     // A closed blocking connection rejects its pending command; the loop knows it replaced it.
-    conn?.disconnect();
+    conn?.close();
   }
 
   /** The blocking connection, opened when missing. Undefined while a cluster slot has no known node. */
-  #connection(): Redis | undefined {
+  #connection(): BlockingConnection | undefined {
     if (this.#conn !== undefined) return this.#conn;
-    let conn: Redis;
-    if (this.#slot === undefined) conn = (this.#client as Redis).duplicate();
-    else {
-      const cluster = this.#client as Cluster;
-      const node = nodeAt(cluster, cluster.slots[this.#slot]?.[0]);
-      if (node === undefined) return undefined;
-      // A plain connection to the node: it does not follow the slot by itself (no reconnection);
-      // the lane asks the cluster where the slot went and connects there.
-      conn = node.duplicate({ lazyConnect: false, readOnly: false, retryStrategy: () => null });
-    }
-    conn.on('error', () => {});
+    // On a cluster, a plain connection to the slot's primary: it does not follow the slot by itself
+    // (no reconnection); the lane asks the cluster where the slot went and connects there.
+    const conn = this.#client.openBlocking(this.#slot);
+    if (conn === undefined) return undefined;
     this.#conn = conn;
     // Its id lets a follower that joins later wake the read with CLIENT UNBLOCK. Asked for when the
     // lane has had to wake a read, or serves several followers already; a lone follower (the
     // usual case) never needs it.
     if ((this.#wantId || this.#members.size > 1) && !unblockRefused.has(this.#client)) {
-      this.#connId = (conn.client('ID') as Promise<number>).then(Number, () => {
+      this.#connId = conn.send(undefined, ['CLIENT', 'ID']).then(Number, () => {
         unblockRefused.add(this.#client);
         return undefined;
       });
@@ -420,7 +398,11 @@ class Lane {
       this.#pending = p;
       let reply: unknown;
       try {
-        reply = await conn.xreadBuffer('COUNT', count, 'BLOCK', READ_BLOCK_MS, 'STREAMS', ...keys, ...ids);
+        reply = await conn.send(
+          keys[0],
+          ['XREAD', 'COUNT', count, 'BLOCK', READ_BLOCK_MS, 'STREAMS', ...keys, ...ids],
+          true,
+        );
       } catch (err) {
         if (this.#pending === p) this.#pending = undefined;
         if (this.#closed) break;
@@ -444,10 +426,11 @@ class Lane {
 
   /** A read failed: a cluster slot that moved is looked up again; a reply error is looked into per member. */
   async #failed(err: Error, included: BlockingMember[]): Promise<void> {
-    const reply = err.name === 'ReplyError';
+    const reply = this.#client.isReplyError(err);
     if (this.#slot !== undefined && (!reply || MOVING.test(err.message))) {
       this.#dropConnection();
-      (this.#client as Cluster).refreshSlotsCache();
+      const [key] = merge(included).keys;
+      if (key !== undefined) this.#client.refreshSlots(key);
       await this.#retryLater();
       return;
     }
@@ -467,7 +450,7 @@ class Lane {
       included.map(async (m) => {
         const { keys, ids, readers } = merge([m]);
         try {
-          const reply = await conn.xreadBuffer('COUNT', m.count, 'STREAMS', ...keys, ...ids);
+          const reply = await conn.send(keys[0], ['XREAD', 'COUNT', m.count, 'STREAMS', ...keys, ...ids], true);
           distribute(streamsOf(reply), readers);
         } catch (err) {
           failed++;
@@ -482,12 +465,6 @@ class Lane {
     this.#retryMs = Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, this.#retryMs * 2));
     return new Promise((resolve) => setTimeout(resolve, this.#retryMs).unref());
   }
-}
-
-/** The primary of a cluster at `hostPort` ("host:port", as `cluster.slots` names nodes). */
-function nodeAt(cluster: Cluster, hostPort: string | undefined): Redis | undefined {
-  if (hostPort === undefined) return undefined;
-  return cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === hostPort);
 }
 
 function signature(spec: readonly StreamPosition[]): string {

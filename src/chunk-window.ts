@@ -7,10 +7,11 @@
  */
 
 import type { Buffer } from 'node:buffer';
-import type { RedisClient } from './client.js';
+import type { RawEntry } from './blocking-reads.js';
 import { crc32, crc32Combine, formatCrc } from './crc.js';
 import { aborted, corrupt, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
 import { FIRST_PIECE, Field, type FileKeys, HEADER_ID, pieceId } from './format.js';
+import type { RedisPort } from './redis/port.js';
 import { nextDelay, RETRY_MIN_MS } from './retry.js';
 import { REPAIR, run } from './scripts/index.js';
 import { LinkEstimate, linkMemory, type Sent } from './window-size.js';
@@ -41,7 +42,7 @@ interface PendingPiece {
 
 /** @internal What the window needs from the stream that owns it. */
 export interface ChunkWindowOwner {
-  readonly client: RedisClient;
+  readonly client: RedisPort;
   /** The file's key, for error messages. */
   readonly key: string;
   readonly keys: FileKeys;
@@ -260,7 +261,16 @@ export class ChunkWindow {
     const stored =
       waitReplicas > 0
         ? this.#storeReplicated(piece)
-        : client.xaddBuffer(chunksKey, 'NOMKSTREAM', piece.id, Field.data, piece.data, Field.crc, piece.crc);
+        : client.send(chunksKey, [
+            'XADD',
+            chunksKey,
+            'NOMKSTREAM',
+            piece.id,
+            Field.data,
+            piece.data,
+            Field.crc,
+            piece.crc,
+          ]);
     stored.then(
       (id) => {
         this.#inFlight--;
@@ -283,13 +293,11 @@ export class ChunkWindow {
    */
   async #storeReplicated(piece: PendingPiece): Promise<unknown> {
     const { client, chunksKey, waitReplicas, waitTimeout, key } = this.#owner;
-    const replies = await client
-      .pipeline([
-        ['xadd', chunksKey, 'NOMKSTREAM', piece.id, Field.data, piece.data, Field.crc, piece.crc],
-        ['wait', waitReplicas, waitTimeout],
-      ])
-      .exec();
-    const [[addError, id] = [null, null], [waitError, replicas] = [null, 0]] = replies ?? [];
+    const replies = await client.batch(chunksKey, [
+      ['XADD', chunksKey, 'NOMKSTREAM', piece.id, Field.data, piece.data, Field.crc, piece.crc],
+      ['WAIT', waitReplicas, waitTimeout],
+    ]);
+    const [[addError, id] = [null, null], [waitError, replicas] = [null, 0]] = replies;
     if (addError) throw addError;
     if (id === null) return null;
     if (waitError) throw waitError;
@@ -314,7 +322,8 @@ export class ChunkWindow {
         this.#recover(err);
         return;
       }
-      // ioredis re-sends commands left unanswered by a dropped connection. If the first try did
+      // ioredis re-sends commands left unanswered by a dropped connection (other clients fail them,
+      // and the window sends them again). If the first try did
       // reach Redis, the retry is refused, because its id is not above the top: the chunk is then
       // already stored, and is compared byte for byte instead of being stored twice. If it is not
       // there, later chunks overtook it across reconnections (ioredis does not always keep the
@@ -342,7 +351,8 @@ export class ChunkWindow {
   }
 
   async #verifyStored(piece: PendingPiece): Promise<boolean> {
-    const found = await this.#owner.client.xrangeBuffer(this.#owner.chunksKey, piece.id, piece.id);
+    const { client, chunksKey } = this.#owner;
+    const found = (await client.send(chunksKey, ['XRANGE', chunksKey, piece.id, piece.id], true)) as RawEntry[];
     const stored = found[0]?.[1];
     return (
       stored?.length === 4 &&

@@ -5,17 +5,17 @@
  * @module
  */
 
-import type { RedisClient } from './client.js';
 import { ConsumedChunks } from './consumed.js';
 import { aborted, notFound, wrapRedisError } from './errors.js';
 import { trimmedError } from './file-watch.js';
 import { type FileKeys, Flag, type MetaRecord, memoryEventsKey } from './format.js';
 import { announceFreed } from './memory-guard.js';
+import type { RedisPort } from './redis/port.js';
 import { ACK, JOIN, run, TRIM } from './scripts/index.js';
 
 /** @internal */
 export class ConsumerBook {
-  readonly #client: RedisClient;
+  readonly #client: RedisPort;
   readonly #key: string;
   readonly #keys: FileKeys;
   readonly #prefix: string;
@@ -31,7 +31,7 @@ export class ConsumerBook {
    * @param decoding - whether what the application takes out comes out of a decompressor
    */
   constructor(
-    client: RedisClient,
+    client: RedisPort,
     key: string,
     keys: FileKeys,
     options: { prefix: string; consumer: string; meta: MetaRecord; start: number; decoding: boolean },

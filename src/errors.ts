@@ -11,6 +11,8 @@
  * @module
  */
 
+import type { RedisPort } from './redis/port.js';
+
 /** Every code a {@link RedisFileError} can carry. */
 export const ErrorCodes = Object.freeze({
   /** The key holds no file (never written, removed, expired, or lost in a restart). */
@@ -166,22 +168,15 @@ export function lostChunks(error: Error | null): boolean {
 /**
  * Whether Redis refused a command for a passing reason, so that trying again later may succeed:
  * out of memory (`maxmemory` with `noeviction`), a busy script, a cluster in transition or failing
- * over. With `client`, also a cluster connection closed under the command while the cluster client
- * itself is still open: a node failed and its replica is about to take over.
+ * over. With `client`, also the client's own failures that its adapter knows to pass (a cluster
+ * connection closed under the command while the cluster client itself is still open: a node failed
+ * and its replica is about to take over; see `RedisPort.isTransient`).
  * @internal
  */
-export function isRetryable(err: unknown, client?: { readonly status: string; readonly isCluster?: boolean }): boolean {
+export function isRetryable(err: unknown, client?: Pick<RedisPort, 'isTransient'>): boolean {
   if (!(err instanceof Error)) return false;
   if (/^(OOM|BUSY|TRYAGAIN|LOADING|CLUSTERDOWN|MASTERDOWN)\b/.test(err.message)) return true;
-  // ioredis's own, when a cluster node that held a slot is gone and no replica has taken over yet:
-  // its redirections and slot refreshes ran out first.
-  if (/^(Too many Cluster redirections|Failed to refresh slots cache)/.test(err.message)) return true;
-  return (
-    client?.isCluster === true &&
-    client.status !== 'end' &&
-    client.status !== 'close' &&
-    /^(Command aborted due to connection close|Connection is closed)/.test(err.message)
-  );
+  return client?.isTransient(err) === true;
 }
 
 /** Keys may hold newlines and other control characters: show them escaped. */

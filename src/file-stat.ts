@@ -3,8 +3,8 @@
  * @module
  */
 
-import type { RedisClient } from './client.js';
 import { type FileKeys, type FileState, leaseLapsed, type MetaRecord, State } from './format.js';
+import type { RedisPort } from './redis/port.js';
 import { run, STORED } from './scripts/index.js';
 
 /** What {@link stat} tells about a stored file. */
@@ -81,7 +81,7 @@ export function toFileStat(key: string, meta: MetaRecord, ttl: number, now: numb
  * @internal The bytes stored so far of a file being written (undefined when it changed meanwhile):
  * the hash's size is only the last heartbeat's.
  */
-export async function storedSize(client: RedisClient, keys: FileKeys, meta: MetaRecord): Promise<number | undefined> {
+export async function storedSize(client: RedisPort, keys: FileKeys, meta: MetaRecord): Promise<number | undefined> {
   const reply = await run(client, STORED, { meta: keys.meta, chunks: keys.chunks(meta.gen) }, { gen: meta.gen });
   return reply.status === 'ok' ? reply.size : undefined;
 }

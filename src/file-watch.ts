@@ -7,7 +7,6 @@
  */
 
 import { type BlockingMember, joinBlockingReads, type RawEntry, type StreamPosition } from './blocking-reads.js';
-import type { RedisClient } from './client.js';
 import { aborted, badFormat, corrupt, notFound, timeout, wrapRedisError } from './errors.js';
 import { serverMs } from './file-stat.js';
 import {
@@ -22,6 +21,7 @@ import {
   parseMeta,
   State,
 } from './format.js';
+import { type RedisPort, toRecord } from './redis/port.js';
 import { ABANDON, OPEN, run } from './scripts/index.js';
 import type { Step } from './sequence.js';
 
@@ -53,11 +53,11 @@ export interface Found {
  * Clients whose user may not run scripts (an ACL without EVALSHA, or with read access to the keys
  * only): their readers open a file command by command, without trying the script again each time.
  */
-const scriptsRefused = new WeakSet<RedisClient>();
+const scriptsRefused = new WeakSet<RedisPort>();
 
 /** @internal */
 export class FileWatch {
-  readonly #client: RedisClient;
+  readonly #client: RedisPort;
   readonly #key: string;
   readonly #keys: FileKeys;
   readonly #idleTimeout: number;
@@ -77,12 +77,7 @@ export class FileWatch {
   #rewindTo: number | undefined;
   #closed = false;
 
-  constructor(
-    client: RedisClient,
-    key: string,
-    keys: FileKeys,
-    options: { idleTimeout: number; abandonStale: boolean },
-  ) {
+  constructor(client: RedisPort, key: string, keys: FileKeys, options: { idleTimeout: number; abandonStale: boolean }) {
     this.#client = client;
     this.#key = key;
     this.#keys = keys;
@@ -201,11 +196,13 @@ export class FileWatch {
       // Sent together, in this order on one connection: the event position first, then the
       // metadata, so that a file created in between is seen by the second, and one created after
       // it logs an event past the position. One round trip.
+      const { events, meta } = this.#keys;
+      const client = this.#client;
       [lastEvent, rawMeta, ttl, time] = await Promise.all([
-        this.#client.xrevrange(this.#keys.events, '+', '-', 'COUNT', 1) as Promise<[string, string[]][]>,
-        this.#client.hgetall(this.#keys.meta),
-        this.#client.ttl(this.#keys.meta),
-        this.#client.time() as Promise<(string | number)[]>,
+        client.send(events, ['XREVRANGE', events, '+', '-', 'COUNT', 1]) as Promise<[string, string[]][]>,
+        client.send(meta, ['HGETALL', meta]).then(toRecord),
+        client.send(meta, ['TTL', meta]).then(Number),
+        client.send(meta, ['TIME']) as Promise<(string | number)[]>,
       ]);
     } catch (err) {
       throw wrapRedisError(err, this.#key, 'reading the metadata');
@@ -276,7 +273,8 @@ export class FileWatch {
   async resumedMeanwhile(): Promise<boolean> {
     let items: RawEntry[];
     try {
-      items = (await this.#client.xrangeBuffer(this.#keys.events, `(${this.#lastEventId}`, '+')) as RawEntry[];
+      const { events } = this.#keys;
+      items = (await this.#client.send(events, ['XRANGE', events, `(${this.#lastEventId}`, '+'], true)) as RawEntry[];
     } catch (err) {
       throw wrapRedisError(err, this.#key, 'reading the events of the file');
     }
@@ -301,16 +299,11 @@ export class FileWatch {
     let fields: (string | null)[];
     let time: (string | number)[];
     try {
+      const { meta } = this.#keys;
+      const names = [Meta.state, Meta.trimmed, Meta.lost, Meta.heartbeat, Meta.heartbeatInterval];
       [fields, time] = await Promise.all([
-        this.#client.hmget(
-          this.#keys.meta,
-          Meta.state,
-          Meta.trimmed,
-          Meta.lost,
-          Meta.heartbeat,
-          Meta.heartbeatInterval,
-        ),
-        this.#client.time() as Promise<(string | number)[]>,
+        this.#client.send(meta, ['HMGET', meta, ...names]) as Promise<(string | null)[]>,
+        this.#client.send(meta, ['TIME']) as Promise<(string | number)[]>,
       ]);
     } catch (err) {
       throw wrapRedisError(err, this.#key, 'checking the file');
@@ -349,15 +342,12 @@ export class FileWatch {
     ];
     if (m.state !== State.complete) {
       try {
-        [gen, state, size, chunks, crc, lost] = await this.#client.hmget(
-          this.#keys.meta,
-          Meta.gen,
-          Meta.state,
-          Meta.size,
-          Meta.chunks,
-          Meta.crc32,
-          Meta.lost,
-        );
+        const { meta } = this.#keys;
+        const names = [Meta.gen, Meta.state, Meta.size, Meta.chunks, Meta.crc32, Meta.lost];
+        [gen, state, size, chunks, crc, lost] = (await this.#client.send(meta, ['HMGET', meta, ...names])) as (
+          | string
+          | null
+        )[];
       } catch (err) {
         throw wrapRedisError(err, this.#key, 'checking the file');
       }
@@ -388,8 +378,15 @@ export class FileWatch {
     let gen: string | null, state: string | null, heartbeat: string | null, lost: string | null, streamExists: number;
     try {
       [[gen, state, heartbeat, lost], streamExists] = await Promise.all([
-        this.#client.hmget(this.#keys.meta, Meta.gen, Meta.state, Meta.heartbeat, Meta.lost),
-        this.#client.exists(this.#chunksKey),
+        this.#client.send(this.#keys.meta, [
+          'HMGET',
+          this.#keys.meta,
+          Meta.gen,
+          Meta.state,
+          Meta.heartbeat,
+          Meta.lost,
+        ]) as Promise<(string | null)[]>,
+        this.#client.send(this.#chunksKey, ['EXISTS', this.#chunksKey]).then(Number),
       ]);
     } catch (err) {
       throw wrapRedisError(err, this.#key, 'checking the file');
@@ -420,14 +417,9 @@ export class FileWatch {
 
   async #anythingAfter(after: string): Promise<boolean> {
     try {
-      const next = await this.#client.xrangeBuffer(
-        this.#chunksKey,
-        after === '0-0' ? '-' : `(${after}`,
-        '+',
-        'COUNT',
-        1,
-      );
-      return next.length > 0;
+      const key = this.#chunksKey;
+      const next = await this.#client.send(key, ['XRANGE', key, after === '0-0' ? '-' : `(${after}`, '+', 'COUNT', 1]);
+      return (next as unknown[]).length > 0;
     } catch (err) {
       throw wrapRedisError(err, this.#key, `reading after entry ${after}`);
     }

@@ -15,7 +15,6 @@ export {
   type SentFile,
   sendFiles,
 } from './channel.js';
-export type { RedisClient } from './client.js';
 export { type CrcImplementation, crcImplementation } from './crc.js';
 export { ErrorCodes, RedisFileError, type RedisFileErrorCode } from './errors.js';
 export type { FileStat } from './file-stat.js';
@@ -26,4 +25,5 @@ export { expire, remove, rename, stat } from './manage.js';
 export type { KeyOptions, ListOptions, ReadStreamOptions, RenameOptions, WriteStreamOptions } from './options.js';
 export type { Progress } from './progress.js';
 export { createRedisReadStream, RedisReadStream } from './read-stream.js';
+export type { IoredisLikeClient, NodeRedisLikeClient, RedisClient } from './redis/port.js';
 export { createRedisWriteStream, RedisWriteStream } from './write-stream.js';

@@ -7,11 +7,11 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import type { RedisClient } from './client.js';
 import { formatCrc } from './crc.js';
 import { badFormat, corrupt, exists, isRetryable, timeout, wrapRedisError } from './errors.js';
 import { type FileKeys, Flag, Meta } from './format.js';
 import type { ResolvedWriteOptions } from './options.js';
+import type { RedisPort } from './redis/port.js';
 import { MAX_ATTEMPTS, type Pauses, withRetries } from './retry.js';
 import { ABORT, COMMIT, CREATE, RESUME, run, runAndWait, TOUCH } from './scripts/index.js';
 import type { CommitReply } from './scripts/writer.js';
@@ -43,7 +43,7 @@ export interface Progress {
 export class WriterLease {
   /** The random token that names this writer in the hash; every state change checks it. */
   readonly token = randomBytes(8).toString('hex');
-  readonly #client: RedisClient;
+  readonly #client: RedisPort;
   readonly #key: string;
   readonly #keys: FileKeys;
   readonly #opts: ResolvedWriteOptions;
@@ -51,7 +51,7 @@ export class WriterLease {
   #heartbeat: NodeJS.Timeout | undefined;
   #touching = false;
 
-  constructor(client: RedisClient, key: string, keys: FileKeys, opts: ResolvedWriteOptions, pauses: Pauses) {
+  constructor(client: RedisPort, key: string, keys: FileKeys, opts: ResolvedWriteOptions, pauses: Pauses) {
     this.#client = client;
     this.#key = key;
     this.#keys = keys;
@@ -76,7 +76,8 @@ export class WriterLease {
       // one, the script answers 'retry', and the next try reads its generation first.
       const first = attempt === 0;
       const reply = await this.#script('creating the file', async () => {
-        const oldGen = first ? null : await this.#client.hget(this.#keys.meta, Meta.gen);
+        const { meta } = this.#keys;
+        const oldGen = first ? null : ((await this.#client.send(meta, ['HGET', meta, Meta.gen])) as string | null);
         return run(
           this.#client,
           CREATE,
@@ -124,7 +125,8 @@ export class WriterLease {
     let waited = false;
     for (let attempt = 0; attempt < MAX_ATTEMPTS && !this.#pauses.cancelled; attempt++) {
       const reply = await this.#script('resuming the file', async () => {
-        const gen = (await this.#client.hget(this.#keys.meta, Meta.gen)) ?? '';
+        const { meta } = this.#keys;
+        const gen = ((await this.#client.send(meta, ['HGET', meta, Meta.gen])) as string | null) ?? '';
         return run(
           this.#client,
           RESUME,

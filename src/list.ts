@@ -4,12 +4,11 @@
  * @module
  */
 
-import type { Cluster, Redis } from 'ioredis';
-import type { RedisClient } from './client.js';
 import { wrapRedisError } from './errors.js';
 import { type FileStat, serverMs, toFileStat } from './file-stat.js';
 import { decodeMetaKey, fileKeys, isMetaProblem, parseMeta, scanPattern } from './format.js';
 import { failedIteration, invalidType, type ListOptions, resolveListOptions } from './options.js';
+import { CLIENT_EXPECTED, isRedisClient, portOf, type RedisClient, type RedisPort, toRecord } from './redis/port.js';
 
 /**
  * Iterate over the files stored under the prefix whose keys match `match` (a Redis glob: `*`, `?`,
@@ -33,31 +32,43 @@ import { failedIteration, invalidType, type ListOptions, resolveListOptions } fr
 export function list(client: RedisClient, options?: ListOptions): AsyncIterableIterator<FileStat> {
   let opts: ReturnType<typeof resolveListOptions>;
   try {
-    if (typeof client !== 'object' || client === null || typeof (client as Redis).scan !== 'function') {
-      throw invalidType('client', 'an ioredis Redis or Cluster instance', client);
-    }
+    if (!isRedisClient(client)) throw invalidType('client', CLIENT_EXPECTED, client);
     opts = resolveListOptions(options);
   } catch (err) {
     return failedIteration(err);
   }
-  return scanFiles(client, opts.prefix, opts.match, opts.count);
+  return scanFiles(portOf(client), opts.prefix, opts.match, opts.count);
 }
 
 async function* scanFiles(
-  client: RedisClient,
+  client: RedisPort,
   prefix: string,
   match: string,
   count: number,
 ): AsyncIterableIterator<FileStat> {
   const matcher = globToRegExp(match);
   const pattern = scanPattern(prefix, match);
-  const nodes: Redis[] = isCluster(client) ? client.nodes('master') : [client as Redis];
+  let nodes: Awaited<ReturnType<RedisPort['primaries']>>;
+  try {
+    nodes = await client.primaries();
+  } catch (err) {
+    throw wrapRedisError(err, match, 'listing files');
+  }
   for (const node of nodes) {
     let cursor = '0';
     do {
       let keys: string[];
       try {
-        [cursor, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', count, 'TYPE', 'hash');
+        [cursor, keys] = (await node.send(undefined, [
+          'SCAN',
+          cursor,
+          'MATCH',
+          pattern,
+          'COUNT',
+          count,
+          'TYPE',
+          'hash',
+        ])) as [string, string[]];
       } catch (err) {
         throw wrapRedisError(err, match, 'listing files');
       }
@@ -65,29 +76,31 @@ async function* scanFiles(
         const key = decodeMetaKey(prefix, redisKey);
         return key !== undefined && matcher.test(key) ? [key] : [];
       });
-      // One round trip per batch: the metadata and TTL of every file SCAN returned.
-      const pipeline = client.pipeline();
-      for (const key of found) {
+      // One round trip per batch: the metadata and TTL of every file SCAN returned, sent at once.
+      const asked = found.map((key) => {
         const meta = fileKeys(prefix, key).meta;
-        pipeline.hgetall(meta).ttl(meta);
+        const both = Promise.all([client.send(meta, ['HGETALL', meta]), client.send(meta, ['TTL', meta])]);
+        return both.catch((err: unknown) => {
+          throw wrapRedisError(err, key, 'listing files');
+        });
+      });
+      for (const a of asked) a.catch(() => {});
+      let time: (string | number)[] = [0, 0];
+      try {
+        if (found.length > 0) time = (await node.send(undefined, ['TIME'])) as string[];
+      } catch (err) {
+        throw wrapRedisError(err, match, 'listing files');
       }
-      const [replies, time] = found.length > 0 ? await Promise.all([pipeline.exec(), node.time()]) : [[], [0, 0]];
       const now = serverMs(time);
       for (let i = 0; i < found.length; i++) {
-        const [metaErr, raw] = replies?.[2 * i] ?? [];
-        const [, ttl] = replies?.[2 * i + 1] ?? [];
-        if (metaErr) throw wrapRedisError(metaErr, found[i]!, 'listing files');
-        const meta = parseMeta(raw as Record<string, string>);
+        const [raw, ttl] = await asked[i]!;
+        const meta = parseMeta(toRecord(raw));
         // Removed since SCAN saw it, or in a format this version does not read.
         if (meta === undefined || isMetaProblem(meta)) continue;
-        yield toFileStat(found[i]!, meta, ttl as number, now);
+        yield toFileStat(found[i]!, meta, Number(ttl), now);
       }
     } while (cursor !== '0');
   }
-}
-
-function isCluster(client: RedisClient): client is Cluster {
-  return typeof (client as Cluster).nodes === 'function' && (client as Cluster).isCluster === true;
 }
 
 /**

@@ -7,7 +7,6 @@
  */
 
 import { pipeline } from 'node:stream/promises';
-import type { RedisClient } from './client.js';
 import { badFormat, corrupt, exists, notFound, wrapRedisError } from './errors.js';
 import { type FileStat, serverMs, storedSize, toFileStat } from './file-stat.js';
 import { type FileKeys, fileKeys, isMetaProblem, Meta, parseMeta, State } from './format.js';
@@ -20,6 +19,7 @@ import {
   resolveRenameOptions,
 } from './options.js';
 import { createRedisReadStream } from './read-stream.js';
+import { portOf, type RedisClient, toRecord } from './redis/port.js';
 import { MAX_ATTEMPTS } from './retry.js';
 import type { FileRefusal, RenameReply } from './scripts/file.js';
 import { EXPIRE, REMOVE, RENAME, run } from './scripts/index.js';
@@ -39,11 +39,17 @@ export async function stat(client: RedisClient, key: string, options?: KeyOption
 async function statFile(client: RedisClient, key: string, keys: FileKeys): Promise<FileStat> {
   try {
     // One round trip; a file being written takes a second one, for the bytes stored so far.
-    const [raw, ttl, time] = await Promise.all([client.hgetall(keys.meta), client.ttl(keys.meta), client.time()]);
+    const port = portOf(client);
+    const { meta: m } = keys;
+    const [raw, ttl, time] = await Promise.all([
+      port.send(m, ['HGETALL', m]).then(toRecord),
+      port.send(m, ['TTL', m]).then(Number),
+      port.send(m, ['TIME']) as Promise<string[]>,
+    ]);
     const meta = parseMeta(raw);
     if (meta === undefined) throw notFound(key);
     if (isMetaProblem(meta)) throw meta.problem === 'format' ? badFormat(key, meta.detail) : corrupt(key, meta.detail);
-    const size = meta.state === State.writing ? await storedSize(client, keys, meta) : meta.size;
+    const size = meta.state === State.writing ? await storedSize(portOf(client), keys, meta) : meta.size;
     return toFileStat(key, meta, ttl, serverMs(time), size ?? meta.size);
   } catch (err) {
     throw wrapRedisError(err, key, 'stat');
@@ -63,7 +69,7 @@ export async function remove(client: RedisClient, key: string, options?: KeyOpti
 
 async function removeFile(client: RedisClient, key: string, keys: FileKeys): Promise<boolean> {
   return onFile(client, key, keys, 'remove', (gen) =>
-    run(client, REMOVE, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen }),
+    run(portOf(client), REMOVE, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen }),
   );
 }
 
@@ -80,7 +86,8 @@ async function onFile(
 ): Promise<boolean> {
   try {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const reply = await call((await client.hget(keys.meta, Meta.gen)) ?? '');
+      const gen = (await portOf(client).send(keys.meta, ['HGET', keys.meta, Meta.gen])) as string | null;
+      const reply = await call(gen ?? '');
       if (reply.status === 'ok' || reply.status === 'missing') return reply.status === 'ok';
       if (reply.status === 'format') throw badFormat(key, `will not ${operation} this key: ${reply.detail}`);
     }
@@ -108,7 +115,7 @@ export async function expire(
 
 function expireFile(client: RedisClient, key: string, keys: FileKeys, ttl: number): Promise<boolean> {
   return onFile(client, key, keys, 'expire', (gen) =>
-    run(client, EXPIRE, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen, ttl }),
+    run(portOf(client), EXPIRE, { meta: keys.meta, chunks: keys.chunks(gen), events: keys.events }, { gen, ttl }),
   );
 }
 
@@ -163,7 +170,7 @@ async function copyAcrossSlots(
   );
   // Only the generation that was copied goes: a file stored at the old name meanwhile stays.
   try {
-    await run(client, REMOVE, { meta: src.meta, chunks: src.chunks(gen), events: src.events }, { gen });
+    await run(portOf(client), REMOVE, { meta: src.meta, chunks: src.chunks(gen), events: src.events }, { gen });
   } catch (err) {
     throw wrapRedisError(err, from, `removing the old name after copying it to ${JSON.stringify(to)}`);
   }
@@ -183,9 +190,13 @@ async function renameFile(
     let gen: string | null = null;
     try {
       let targetGen: string | null;
-      [gen, targetGen] = await Promise.all([client.hget(src.meta, Meta.gen), client.hget(dst.meta, Meta.gen)]);
+      const port = portOf(client);
+      [gen, targetGen] = (await Promise.all([
+        port.send(src.meta, ['HGET', src.meta, Meta.gen]),
+        port.send(dst.meta, ['HGET', dst.meta, Meta.gen]),
+      ])) as (string | null)[];
       reply = await run(
-        client,
+        portOf(client),
         RENAME,
         {
           meta: src.meta,

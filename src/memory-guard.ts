@@ -5,15 +5,17 @@
  * @module
  */
 
-import type { Redis } from 'ioredis';
-import { closeConnection, openBlockingConnection, type RedisClient } from './client.js';
+import { hashSlot } from './blocking-reads.js';
 import { FREED_FIELD, Limits, memoryEventsKey } from './format.js';
+import type { BlockingConnection, RedisPort } from './redis/port.js';
 import { run, TRIM, USED_MEMORY } from './scripts/index.js';
 
 /** How old a reading of `used_memory` may get before it is read again (in the background while there is room). */
 const CHECK_EVERY_MS = 100;
 /** Longest blocking wait for a `freed` event before reading `used_memory` again (other clients free memory silently). */
 const WAIT_MS = 1000;
+/** Pause before a blocking read that failed is tried again on a new connection. */
+const RETRY_MS = 100;
 /**
  * Bytes a reader of a file written under a memory limit asks for at once (at least one chunk): Redis
  * holds a reply in its memory until the reader's socket has taken it, which a reader busy with
@@ -41,7 +43,7 @@ export function entryCost(bytes: number): number {
 
 /** @internal */
 export class MemoryGuard {
-  readonly #client: RedisClient;
+  readonly #client: RedisPort;
   readonly #limit: number;
   readonly #events: string;
   readonly #routeKey: string;
@@ -67,7 +69,7 @@ export class MemoryGuard {
    */
   #last: string | undefined;
   readonly #relieve: (() => Promise<boolean>) | undefined;
-  #blocking: Redis | undefined;
+  #blocking: BlockingConnection | undefined;
   #closed = false;
 
   /**
@@ -81,7 +83,7 @@ export class MemoryGuard {
    *   free (chunks its consumers are done with), and says whether it freed anything
    */
   constructor(
-    client: RedisClient,
+    client: RedisPort,
     limit: number,
     events: string,
     routeKey: string,
@@ -171,7 +173,11 @@ export class MemoryGuard {
       // The position first (once: later waits go on from the last event seen), then the reading:
       // memory freed in between wakes the wait at once.
       if (this.#last === undefined) {
-        const top = (await this.#client.xrevrange(this.#events, '+', '-', 'COUNT', 1)) as [string, string[]][];
+        const events = this.#events;
+        const top = (await this.#client.send(events, ['XREVRANGE', events, '+', '-', 'COUNT', 1])) as [
+          string,
+          string[],
+        ][];
         this.#last = top[0]?.[0] ?? '0-0';
       }
       await this.#read();
@@ -181,13 +187,33 @@ export class MemoryGuard {
         relieve = false;
         if (await this.#relieve!()) continue;
       }
-      this.#blocking ??= openBlockingConnection(this.#client) as Redis;
-      const reply = (await this.#blocking
-        .xread('BLOCK', WAIT_MS, 'STREAMS', this.#events, this.#last)
-        .catch(() => null)) as [string, [string, string[]][]][] | null;
+      const reply = await this.#waitForEvent();
       const entries = reply?.[0]?.[1];
       if (entries && entries.length > 0) this.#last = entries[entries.length - 1]![0];
       else relieve = this.#relieve !== undefined;
+    }
+  }
+
+  /**
+   * One blocking read of the events stream, on a connection of the guard's own (on a cluster, to
+   * the primary of the stream's slot). Null when nothing came; after a failure (the slot moved,
+   * the connection dropped) the connection is replaced, after a pause.
+   */
+  async #waitForEvent(): Promise<[string, [string, string[]][]][] | null> {
+    const events = this.#events;
+    this.#blocking ??= this.#client.openBlocking(hashSlot(events));
+    const blocking = this.#blocking;
+    try {
+      if (blocking === undefined) throw new Error('no primary is known for the slot of the events');
+      const command = ['XREAD', 'BLOCK', WAIT_MS, 'STREAMS', events, this.#last!];
+      return (await blocking.send(events, command)) as [string, [string, string[]][]][] | null;
+    } catch {
+      if (this.#closed || blocking !== this.#blocking) return null;
+      blocking?.close();
+      this.#blocking = undefined;
+      this.#client.refreshSlots(events);
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
+      return null;
     }
   }
 
@@ -197,7 +223,7 @@ export class MemoryGuard {
 
   close(): void {
     this.#closed = true;
-    closeConnection(this.#blocking);
+    this.#blocking?.close();
     this.#blocking = undefined;
   }
 }
@@ -209,7 +235,7 @@ export class MemoryGuard {
  * `file()` names the chunk stream and generation being written (a resume may change them).
  */
 export function writerGuard(
-  client: RedisClient,
+  client: RedisPort,
   opts: {
     maxRedisMemory: number | undefined;
     consumers: number | readonly string[] | undefined;
@@ -245,11 +271,11 @@ export function writerGuard(
  * Tell writers held back by a memory limit that memory was freed (chunks trimmed, a file deleted).
  * @internal
  */
-export function announceFreed(client: RedisClient, events: string, what: string): Promise<unknown> {
+export function announceFreed(client: RedisPort, events: string, what: string): Promise<unknown> {
   // The stream only wakes writers waiting now (they read used_memory again at least every
   // second anyway): it expires a minute after its last event instead of staying behind.
   return Promise.all([
-    client.xadd(events, 'MAXLEN', '~', Limits.freedMaxLen, '*', FREED_FIELD, what),
-    client.pexpire(events, Limits.freedTtl),
+    client.send(events, ['XADD', events, 'MAXLEN', '~', Limits.freedMaxLen, '*', FREED_FIELD, what]),
+    client.send(events, ['PEXPIRE', events, Limits.freedTtl]),
   ]).catch(() => undefined);
 }

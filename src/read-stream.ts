@@ -7,7 +7,6 @@
 import type { Buffer } from 'node:buffer';
 import { addAbortSignal, Readable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
-import type { RedisClient } from './client.js';
 import { ConsumerBook } from './consumer.js';
 import { aborted, corrupt, decodeFailed, isRetryable, notFound, outOfRange, wrapRedisError } from './errors.js';
 import { type FileStat, toFileStat } from './file-stat.js';
@@ -27,6 +26,7 @@ import {
 import { guardedBatch } from './memory-guard.js';
 import { checkClientAndKey, type ReadStreamOptions, type ResolvedReadOptions, resolveReadOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
+import { portOf, type RedisClient, type RedisPort } from './redis/port.js';
 import { Pauses, RETRY_MAX_MS, RETRY_MIN_MS } from './retry.js';
 import { EntrySequence, type Step } from './sequence.js';
 import { LinkEstimate, linkMemory, probeLink } from './window-size.js';
@@ -66,7 +66,7 @@ export class RedisReadStream extends Readable {
    * size, type, encoding, metadata. Also given by the `file` event.
    */
   file: FileStat | undefined;
-  readonly #client: RedisClient;
+  readonly #client: RedisPort;
   readonly #opts: ResolvedReadOptions;
   readonly #keys: FileKeys;
   readonly #watch: FileWatch;
@@ -110,7 +110,7 @@ export class RedisReadStream extends Readable {
   #early: Promise<Found | undefined> | undefined;
 
   /** @internal Use {@link createRedisReadStream}. */
-  constructor(client: RedisClient, key: string, opts: ResolvedReadOptions) {
+  constructor(client: RedisPort, key: string, opts: ResolvedReadOptions) {
     super({ highWaterMark: opts.highWaterMark, ...(opts.encoding ? { encoding: opts.encoding } : {}) });
     this.key = key;
     this.#client = client;
@@ -433,7 +433,7 @@ export class RedisReadStream extends Readable {
       // A request with a reply of a few bytes, sent before the batch: the latency alone, which the
       // batch's own round trip mixes with the transfer of its bytes. Only for a file of more than
       // one batch: a small file needs no read-ahead.
-      probeLink(this.#client, 'read', () => this.#client.exists(this.#chunksKey));
+      probeLink(this.#client, 'read', () => this.#client.send(this.#chunksKey, ['EXISTS', this.#chunksKey]));
     }
     const sent = link.sent(0);
     const entries = this.#rangeAfter(after, count);
@@ -451,7 +451,9 @@ export class RedisReadStream extends Readable {
   /** Up to `count` entries after the id `after` (exclusive; `0-0` takes the header too). */
   async #rangeAfter(after: string, count: number): Promise<RawEntry[]> {
     try {
-      return await this.#client.xrangeBuffer(this.#chunksKey, after === '0-0' ? '-' : `(${after}`, '+', 'COUNT', count);
+      const key = this.#chunksKey;
+      const from = after === '0-0' ? '-' : `(${after}`;
+      return (await this.#client.send(key, ['XRANGE', key, from, '+', 'COUNT', count], true)) as RawEntry[];
     } catch (err) {
       throw wrapRedisError(err, this.key, `reading after entry ${after}`);
     }
@@ -543,7 +545,8 @@ function drainOrClose(stream: Gunzip): Promise<void> {
  * bytes go out: its place in the file, its size and its CRC-32; a full read also checks the end
  * record's CRC-32 of the whole file.
  *
- * @param client - an ioredis `Redis` (or `Cluster`) connection, shared with the caller
+ * @param client - the caller's Redis client, shared with the caller: an ioredis or iovalkey `Redis` or
+ *   `Cluster`, or a node-redis client or cluster (`createClient()`, `createCluster()`)
  * @param key - the file's name
  * @throws TypeError / RangeError for bad arguments, at the call
  * @example
@@ -553,13 +556,13 @@ function drainOrClose(stream: Gunzip): Promise<void> {
  */
 export function createRedisReadStream(client: RedisClient, key: string, options?: ReadStreamOptions): RedisReadStream {
   checkClientAndKey(client, key);
-  return new RedisReadStream(client, key, resolveReadOptions(options));
+  return new RedisReadStream(portOf(client), key, resolveReadOptions(options));
 }
 
 /**
  * A read stream with options already resolved (and possibly adjusted by the package itself).
  * @internal
  */
-export function openRedisReadStream(client: RedisClient, key: string, options: ResolvedReadOptions): RedisReadStream {
+export function openRedisReadStream(client: RedisPort, key: string, options: ResolvedReadOptions): RedisReadStream {
   return new RedisReadStream(client, key, options);
 }

@@ -12,6 +12,7 @@
  */
 
 import { performance } from 'node:perf_hooks';
+import type { RedisPort } from './redis/port.js';
 
 /** @internal What one request records when it is sent, for the estimate when it is answered. */
 export interface Sent {
@@ -122,7 +123,7 @@ export class LinkEstimate {
  * loopback the round trip would measure the loop's own work, which a deeper window would not
  * hide); while it was idle the answer had not arrived.
  */
-export function probeLink(client: object, direction: 'write' | 'read', send: () => Promise<unknown>): void {
+export function probeLink(client: RedisPort, direction: 'write' | 'read', send: () => Promise<unknown>): void {
   const memory = linkMemory(client, direction);
   const probe = (): void => {
     const start = performance.eventLoopUtilization();
@@ -141,12 +142,8 @@ export function probeLink(client: object, direction: 'write' | 'read', send: () 
       () => {},
     );
   };
-  const emitter = client as {
-    status?: string;
-    once?(event: 'ready', listener: () => void): unknown;
-    off?(event: 'ready', listener: () => void): unknown;
-  };
-  if (emitter.status === 'ready') {
+  const state = client.state();
+  if (state === 'ready') {
     probe();
     return;
   }
@@ -154,15 +151,13 @@ export function probeLink(client: object, direction: 'write' | 'read', send: () 
   // connecting (created just before the stream, as a command-line tool does) is probed once it is
   // ready: the first requests of the stream wait for the connection then, so nothing of it is in
   // flight yet. The listener goes if the client is not ready soon.
-  if (emitter.status !== 'connecting' && emitter.status !== 'connect') return;
-  if (typeof emitter.once !== 'function' || typeof emitter.off !== 'function') return;
-  const onReady = (): void => {
+  if (state !== 'connecting') return;
+  const cancel = client.onceReady(() => {
     clearTimeout(timer);
     probe();
-  };
-  const timer = setTimeout(() => emitter.off!('ready', onReady), PROBE_WAIT_MS);
+  });
+  const timer = setTimeout(cancel, PROBE_WAIT_MS);
   timer.unref();
-  emitter.once('ready', onReady);
 }
 
 /** What was learned per connection, by direction. */

@@ -10,7 +10,6 @@ import { Writable } from 'node:stream';
 import { createGzip, type Gzip, constants as zlibConstants } from 'node:zlib';
 import { ChunkWindow } from './chunk-window.js';
 import { Chunker, FlushTimer } from './chunker.js';
-import type { RedisClient } from './client.js';
 import { formatCrc, parseCrc } from './crc.js';
 import { aborted, corrupt, lostChunks, signalAbortError } from './errors.js';
 import { type FileKeys, fileKeys } from './format.js';
@@ -23,6 +22,7 @@ import {
   type WriteStreamOptions,
 } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
+import { portOf, type RedisClient, type RedisPort } from './redis/port.js';
 import { Pauses } from './retry.js';
 import { probeLink } from './window-size.js';
 
@@ -57,7 +57,7 @@ export interface RedisWriteStream {
 export class RedisWriteStream extends Writable {
   /** The file's key. */
   readonly key: string;
-  readonly #client: RedisClient;
+  readonly #client: RedisPort;
   readonly #opts: ResolvedWriteOptions;
   readonly #keys: FileKeys;
   readonly #lease: WriterLease;
@@ -91,7 +91,7 @@ export class RedisWriteStream extends Writable {
   };
 
   /** @internal Use {@link createRedisWriteStream}. */
-  constructor(client: RedisClient, key: string, opts: ResolvedWriteOptions) {
+  constructor(client: RedisPort, key: string, opts: ResolvedWriteOptions) {
     super({ highWaterMark: opts.highWaterMark, decodeStrings: true, objectMode: false });
     this.key = key;
     this.#client = client;
@@ -316,7 +316,7 @@ export class RedisWriteStream extends Writable {
 
   async #claim(): Promise<void> {
     // The link's latency, measured while the claim is out and nothing else is (window-size.ts).
-    probeLink(this.#client, 'write', () => this.#client.exists(this.#keys.meta));
+    probeLink(this.#client, 'write', () => this.#client.send(this.#keys.meta, ['EXISTS', this.#keys.meta]));
     const claimed = await this.#lease.claim(this.#gen, { chunkSize: this.#chunkSize, encoding: this.#encoding });
     // Destroyed meanwhile: nothing was claimed (or, with a claim already under way, _destroy
     // marks what it created aborted).
@@ -441,7 +441,8 @@ export class RedisWriteStream extends Writable {
  * once every chunk and the end record are acknowledged by Redis. Destroying or aborting the stream
  * marks the file aborted, so that a partial file never reads as complete.
  *
- * @param client - an ioredis `Redis` (or `Cluster`) connection, shared with the caller
+ * @param client - the caller's Redis client, shared with the caller: an ioredis or iovalkey `Redis` or
+ *   `Cluster`, or a node-redis client or cluster (`createClient()`, `createCluster()`)
  * @param key - the file's name
  * @throws TypeError / RangeError for bad arguments, at the call
  * @example
@@ -455,5 +456,5 @@ export function createRedisWriteStream(
   options?: WriteStreamOptions,
 ): RedisWriteStream {
   checkClientAndKey(client, key);
-  return new RedisWriteStream(client, key, resolveWriteOptions(options));
+  return new RedisWriteStream(portOf(client), key, resolveWriteOptions(options));
 }

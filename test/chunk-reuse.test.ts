@@ -9,6 +9,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { ChunkWindow } from '../src/chunk-window.js';
 import { HEADER_ID, Meta, pieceId } from '../src/format.js';
 import { createRedisWriteStream } from '../src/index.js';
+import { portOf } from '../src/redis/port.js';
 import { closeAll, connect, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf, headerFields, pieceFields } from './helpers/keys.js';
@@ -39,7 +40,7 @@ describe('chunk buffer reuse', () => {
     const released: string[] = [];
     let failure: Error | undefined;
     const window = new ChunkWindow({
-      client: redis,
+      client: portOf(subject(redis)),
       key,
       keys,
       chunksKey,

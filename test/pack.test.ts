@@ -197,8 +197,11 @@ describe('the packed tarball, installed into a scratch project', { timeout: 120_
   it('takes ioredis as a peer: one ioredis in the project, none nested under the package', async () => {
     // Each client library is an optional peer: a project installs the one it uses.
     expect(pkg.peerDependencies).toEqual({ ioredis: '^6', iovalkey: '^0.4', redis: '^6' });
-    const optional = { optional: true };
-    expect(pkg.peerDependenciesMeta).toEqual({ ioredis: optional, iovalkey: optional, redis: optional });
+    expect(pkg.peerDependenciesMeta).toEqual({
+      ioredis: { optional: true },
+      iovalkey: { optional: true },
+      redis: { optional: true },
+    });
     expect(pkg.dependencies ?? {}).not.toHaveProperty('ioredis');
     const installed = JSON.parse(await ok('npm', ['ls', 'ioredis', '--all', '--json'], app)) as {
       dependencies: Record<string, { version: string; dependencies?: Record<string, { version: string }> }>;

@@ -5,6 +5,7 @@
 import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
+import { portOf } from '../src/redis/port.js';
 import { TRIM } from '../src/scripts/consumers.js';
 import { run } from '../src/scripts/define.js';
 import { COMMIT } from '../src/scripts/writer.js';
@@ -26,7 +27,7 @@ describe('trimming under a memory limit', () => {
     const keys = { meta, chunks: chunks(gen) };
     // Consumer c reports that it consumed ten chunks, then goes away (a crash): its position is
     // recorded, and nothing is trimmed, as the limit never held the writer back.
-    expect(await run(redis, TRIM, keys, { gen, consumer: 'c', position: 10 })).toEqual({ trimmed: 0 });
+    expect(await run(portOf(subject(redis)), TRIM, keys, { gen, consumer: 'c', position: 10 })).toEqual({ trimmed: 0 });
     expect(await redis.hmget(meta, 'pos:c', 'trimmed')).toEqual(['10', '0']);
     // Restarted, it reads the whole file from its first byte.
     const back = createRedisReadStream(subject(redis), key, { consumer: 'c' });
@@ -42,8 +43,12 @@ describe('trimming under a memory limit', () => {
     const m2 = fileKeysOf(k2);
     const g2 = (await redis.hget(m2.meta, 'gen'))!;
     const keys2 = { meta: m2.meta, chunks: m2.chunks(g2) };
-    expect(await run(redis, TRIM, keys2, { gen: g2, consumer: 'c', position: 10 })).toEqual({ trimmed: 0 });
-    expect(await run(redis, TRIM, keys2, { gen: g2, consumer: '', position: 0 })).toEqual({ trimmed: 10 });
+    expect(await run(portOf(subject(redis)), TRIM, keys2, { gen: g2, consumer: 'c', position: 10 })).toEqual({
+      trimmed: 0,
+    });
+    expect(await run(portOf(subject(redis)), TRIM, keys2, { gen: g2, consumer: '', position: 0 })).toEqual({
+      trimmed: 10,
+    });
     expect(await redis.hmget(m2.meta, 'pressure', 'trimmed')).toEqual(['1', '10']);
   });
 });
@@ -61,11 +66,13 @@ describe('a commit retried after a dropped connection', () => {
     const args = { writer: token!, last: '0-1', pieces: 0, size: 0, chunks: 0, crc32: '00000000', ttl: 0 };
     // The first run commits and deletes the file at once; its reply is lost with the connection,
     // and the client runs it again.
-    expect(await run(redis, COMMIT, keys, args)).toEqual({ status: 'ok' });
+    expect(await run(portOf(subject(redis)), COMMIT, keys, args)).toEqual({ status: 'ok' });
     expect(await redis.exists(meta)).toBe(0);
-    expect(await run(redis, COMMIT, keys, args)).toEqual({ status: 'ok' });
+    expect(await run(portOf(subject(redis)), COMMIT, keys, args)).toEqual({ status: 'ok' });
     // Another writer's commit is not taken for this one.
-    expect(await run(redis, COMMIT, keys, { ...args, writer: '0000000000000000' })).toEqual({ status: 'lease' });
+    expect(await run(portOf(subject(redis)), COMMIT, keys, { ...args, writer: '0000000000000000' })).toEqual({
+      status: 'lease',
+    });
     writer.destroy();
     await once(writer, 'close');
     await expect(stat(subject(redis), key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });

@@ -5,10 +5,10 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { isRedisClient, type RedisClient } from '../client.js';
 import { wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey } from '../format.js';
 import { invalidType, invalidValue, resolveKeyOptions } from '../options.js';
+import { CLIENT_EXPECTED, isRedisClient, portOf, type RedisClient } from '../redis/port.js';
 
 /**
  * Close a channel: every receiver ends once it has processed all files announced before the close.
@@ -19,7 +19,7 @@ export async function closeChannel(client: RedisClient, channel: string, options
   checkChannel(client, channel);
   const log = channelLogKey(resolveKeyOptions(options).prefix, channel);
   try {
-    await client.xadd(log, '*', ChannelField.close, randomBytes(8).toString('hex'));
+    await portOf(client).send(log, ['XADD', log, '*', ChannelField.close, randomBytes(8).toString('hex')]);
   } catch (err) {
     throw wrapRedisError(err, channel, 'closing the channel');
   }
@@ -39,7 +39,7 @@ export async function removeChannel(
   checkChannel(client, channel);
   const log = channelLogKey(resolveKeyOptions(options).prefix, channel);
   try {
-    return (await client.del(log)) > 0;
+    return Number(await portOf(client).send(log, ['DEL', log])) > 0;
   } catch (err) {
     throw wrapRedisError(err, channel, 'removing the channel');
   }
@@ -47,7 +47,7 @@ export async function removeChannel(
 
 /** @internal The client and channel arguments every channel call takes. */
 export function checkChannel(client: unknown, channel: unknown): void {
-  if (!isRedisClient(client)) throw invalidType('client', 'an ioredis Redis or Cluster instance', client);
+  if (!isRedisClient(client)) throw invalidType('client', CLIENT_EXPECTED, client);
   if (typeof channel !== 'string') throw invalidType('channel', 'a string', channel);
   if (channel.length === 0) throw invalidValue('channel', channel, 'a non-empty string');
 }

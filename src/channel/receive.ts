@@ -4,8 +4,7 @@
  * @module
  */
 
-import type { Redis } from 'ioredis';
-import { closeConnection, openBlockingConnection, type RedisClient } from '../client.js';
+import { hashSlot } from '../blocking-reads.js';
 import { ErrorCodes, wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, Flag, fileKeys, Meta, type MetaRecord, memoryEventsKey } from '../format.js';
 import { announceFreed } from '../memory-guard.js';
@@ -18,6 +17,7 @@ import {
   resolveReadOptions,
 } from '../options.js';
 import { openRedisReadStream, type RedisReadStream } from '../read-stream.js';
+import { portOf, type RedisClient, type RedisPort } from '../redis/port.js';
 import type { AckReply } from '../scripts/consumers.js';
 import { ACK, ACK_ANNOUNCED, JOIN, run } from '../scripts/index.js';
 import { checkChannel } from './log.js';
@@ -93,7 +93,7 @@ export function receiveFiles(
   } catch (err) {
     return failedIteration(err);
   }
-  return receive(client, channelLogKey(resolved.prefix, channel), channel, resolved.consumer, resolved);
+  return receive(portOf(client), channelLogKey(resolved.prefix, channel), channel, resolved.consumer, resolved);
 }
 
 type ResolvedReceiveOptions = ResolvedReadOptions & { consumer: string };
@@ -128,7 +128,7 @@ interface Prepared {
 }
 
 async function* receive(
-  client: RedisClient,
+  client: RedisPort,
   log: string,
   channel: string,
   consumer: string,
@@ -138,16 +138,18 @@ async function* receive(
   const fail = (err: unknown, what: string): never => {
     throw wrapRedisError(err, channel, what);
   };
-  await client.xgroup('CREATE', log, consumer, '0', 'MKSTREAM').catch((err: unknown) => {
+  await client.send(log, ['XGROUP', 'CREATE', log, consumer, '0', 'MKSTREAM']).catch((err: unknown) => {
     if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) fail(err, 'joining the channel');
   });
-  const blocking = openBlockingConnection(client) as Redis;
-  const onAbort = (): void => closeConnection(blocking);
+  // The log's slot: on a cluster, a connection to the primary that holds the log.
+  const blocking = client.openBlocking(hashSlot(log));
+  if (blocking === undefined) fail(new Error('no primary of the cluster serves the channel'), 'joining the channel');
+  const onAbort = (): void => blocking?.close();
   signal?.addEventListener('abort', onAbort, { once: true });
   let current: RedisReadStream | undefined;
   // A file and the channel's log lie on different cluster slots: there, a file's acknowledgement
   // and its announcement's take a step each; on a single server, one script does both.
-  let separately = (client as { isCluster?: boolean }).isCluster === true;
+  let separately = client.cluster;
   // First what this receiver was given before and never acknowledged (a restart), walking its
   // pending entries in order, then new ones.
   let pending: string | undefined = '0';
@@ -161,8 +163,20 @@ async function* receive(
       try {
         reply =
           pending !== undefined
-            ? await client.xreadgroup('GROUP', consumer, 'c', 'COUNT', BATCH, 'STREAMS', log, pending)
-            : await blocking.xreadgroup('GROUP', consumer, 'c', 'COUNT', BATCH, 'BLOCK', WAIT_MS, 'STREAMS', log, '>');
+            ? await client.send(log, ['XREADGROUP', 'GROUP', consumer, 'c', 'COUNT', BATCH, 'STREAMS', log, pending])
+            : await blocking!.send(log, [
+                'XREADGROUP',
+                'GROUP',
+                consumer,
+                'c',
+                'COUNT',
+                BATCH,
+                'BLOCK',
+                WAIT_MS,
+                'STREAMS',
+                log,
+                '>',
+              ]);
       } catch (err) {
         signal?.throwIfAborted();
         return fail(err, 'waiting for the next file');
@@ -193,7 +207,7 @@ async function* receive(
     for (;;) {
       const { id, fields, file } = await next;
       const ack = (): Promise<void> =>
-        client.xack(log, consumer, id).then(
+        client.send(log, ['XACK', log, consumer, id]).then(
           () => undefined,
           (err: unknown) => fail(err, 'acknowledging'),
         );
@@ -202,9 +216,9 @@ async function* receive(
         const later =
           queue.length > 0 ||
           (
-            await client
-              .xrange(log, `(${id}`, '+', 'COUNT', 1)
-              .catch((err: unknown) => fail(err, 'reading the channel'))
+            (await client
+              .send(log, ['XRANGE', log, `(${id}`, '+', 'COUNT', 1])
+              .catch((err: unknown) => fail(err, 'reading the channel'))) as unknown[]
           ).length > 0;
         await ack();
         if (!later) return;
@@ -292,7 +306,7 @@ async function* receive(
       (p) => p.file?.stream.destroy(),
       () => {},
     );
-    closeConnection(blocking);
+    blocking?.close();
   }
 }
 
@@ -303,7 +317,7 @@ async function* receive(
  * fields are read on their own, as far as they are there.
  */
 async function opening(
-  client: RedisClient,
+  client: RedisPort,
   meta: string,
   early: Promise<unknown>,
 ): Promise<{ gen: string | null; encoding: string | null; chunkSize: string | null; trim: string | null }> {
@@ -316,7 +330,8 @@ async function opening(
     if (code === ErrorCodes.NOT_FOUND) return { gen: null, encoding: null, chunkSize: null, trim: null };
     if (code === ErrorCodes.REDIS) throw (err as { cause?: unknown }).cause ?? err;
   }
-  const [gen, encoding, chunkSize, trim] = await client.hmget(meta, Meta.gen, Meta.encoding, Meta.chunkSize, Meta.trim);
+  const fields = [Meta.gen, Meta.encoding, Meta.chunkSize, Meta.trim];
+  const [gen, encoding, chunkSize, trim] = (await client.send(meta, ['HMGET', meta, ...fields])) as (string | null)[];
   return { gen, encoding, chunkSize, trim };
 }
 
@@ -327,12 +342,7 @@ async function opening(
  * trimmed under it. When the chunks it needs are gone (it never read the file, which was trimmed
  * meanwhile), 0: the stream then fails, saying so. `undefined` when the file is gone.
  */
-async function startChunk(
-  client: RedisClient,
-  meta: string,
-  gen: string,
-  consumer: string,
-): Promise<number | undefined> {
+async function startChunk(client: RedisPort, meta: string, gen: string, consumer: string): Promise<number | undefined> {
   const reply = await run(client, JOIN, { meta }, { gen, consumer, first: 0, restart: Flag.yes });
   if (reply.status === 'missing') return undefined;
   return reply.status === 'ok' ? reply.chunk : 0;

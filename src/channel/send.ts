@@ -10,11 +10,11 @@ import { stat as fsStat, open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { RedisClient } from '../client.js';
 import { wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, looksGzipped } from '../format.js';
 import { remove } from '../manage.js';
 import { invalidType, invalidValue, resolveWriteOptions, type WriteStreamOptions } from '../options.js';
+import { portOf, type RedisClient } from '../redis/port.js';
 import { createRedisWriteStream, type RedisWriteStream } from '../write-stream.js';
 import { checkChannel } from './log.js';
 
@@ -195,7 +195,7 @@ async function send(
         const fields: (string | number)[] = [ChannelField.file, up.key, ChannelField.name, up.name];
         if (up.size !== undefined) fields.push(ChannelField.size, up.size);
         try {
-          await client.xadd(log, '*', ...fields);
+          await portOf(client).send(log, ['XADD', log, '*', ...fields]);
         } catch (err) {
           throw wrapRedisError(err, channel, `announcing ${JSON.stringify(up.name)} on the channel`);
         }

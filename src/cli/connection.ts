@@ -54,6 +54,25 @@ export function address(g: GlobalOptions): string {
 }
 
 /**
+ * The client library of the command-line tool: ioredis, or iovalkey (its fork, with the same API)
+ * when only that one is installed. Both are optional peers of the package: a project that uses
+ * node-redis has neither, and the tool then says what to install.
+ */
+async function clientLibrary(): Promise<Pick<typeof import('ioredis'), 'Redis' | 'Cluster'>> {
+  try {
+    return await import('ioredis');
+  } catch (first) {
+    try {
+      return (await import('iovalkey' as string)) as Pick<typeof import('ioredis'), 'Redis' | 'Cluster'>;
+    } catch {
+      throw new ConnectError(
+        `redis-file needs ioredis (or iovalkey) installed beside it: npm install ioredis (${(first as Error).message})`,
+      );
+    }
+  }
+}
+
+/**
  * Connect, failing at once (not after retries) when Redis cannot be reached at all; once
  * connected, ioredis reconnects as usual and the streams carry on across dropped connections,
  * for as long as {@link watchConnection} lets them.
@@ -64,7 +83,7 @@ export async function connect(g: GlobalOptions): Promise<{ client: Client; lastE
   if (g.cluster || g.url.length > 1) return connectCluster(g.url);
   const url = g.url[0]!;
   // Loaded here, not at the top: --help and usage errors need no Redis client and answer faster.
-  const { Redis } = await import('ioredis');
+  const { Redis } = await clientLibrary();
   // No retries for the first connection: a failure ends the client at once, with no reconnect
   // timer left (and no disconnect() needed, which would arm a 2 s timer of ioredis's own).
   // A command waits for a lost connection to come back for as long as --redis-timeout says,
@@ -92,7 +111,7 @@ export async function connect(g: GlobalOptions): Promise<{ client: Client; lastE
 async function connectCluster(urls: string[]): Promise<{ client: Cluster; lastError: () => Error | undefined }> {
   if (urls.some((url) => url.startsWith('/')))
     throw new UsageError('--cluster: a cluster is reached over TCP, not a Unix socket');
-  const { Cluster } = await import('ioredis');
+  const { Cluster } = await clientLibrary();
   const first = new URL(urls[0]!);
   const seeds = urls.map((url) => {
     const u = new URL(url);

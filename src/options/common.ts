@@ -7,8 +7,8 @@
  * @module
  */
 
-import { isRedisClient, type RedisClient } from '../client.js';
 import { DEFAULT_PREFIX } from '../format.js';
+import { CLIENT_EXPECTED, isRedisClient, type RedisClient } from '../redis/port.js';
 
 /** Options shared by every call that names a file. */
 export interface KeyOptions {
@@ -94,7 +94,7 @@ export function signal(o: Bag): AbortSignal | undefined {
 /** @internal Check the client and key arguments every call takes. */
 export function checkClientAndKey(client: unknown, key: unknown): asserts client is RedisClient {
   if (!isRedisClient(client)) {
-    throw invalidType('client', 'an ioredis Redis or Cluster instance', client);
+    throw invalidType('client', CLIENT_EXPECTED, client);
   }
   if (typeof key !== 'string') throw invalidType('key', 'a string', key);
   if (key.length === 0) throw invalidValue('key', key, 'a non-empty string');

@@ -8,7 +8,6 @@
 
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import type { RedisClient } from '../client.js';
 import {
   EMPTY_CRC,
   Event,
@@ -23,6 +22,7 @@ import {
   POSITION_DONE,
   State,
 } from '../format.js';
+import type { RedisPort } from '../redis/port.js';
 
 /**
  * Every key a script can take, in the one order all scripts pass them: a script's KEYS are the
@@ -161,25 +161,22 @@ function positional<K extends KeyName, A extends string>(
  * @internal
  */
 export async function run<K extends KeyName, A extends string, R>(
-  client: RedisClient,
+  client: RedisPort,
   s: Script<K, A, R>,
   keys: Record<K, string>,
   args: Record<A, string | number>,
 ): Promise<R> {
   const params = positional(s, { keys, args });
-  const spread = params as [number, ...string[]];
-  const suffix = s.readOnly ? '_ro' : '';
-  const call = (command: 'evalsha' | 'eval', script: string): Promise<unknown> => {
-    if (s.binary) return client.callBuffer(command + suffix, script, ...params);
-    if (s.readOnly) return client.call(command + suffix, script, ...params);
-    return command === 'evalsha' ? client.evalsha(script, ...spread) : client.eval(script, ...spread);
-  };
+  const route = s.keys.length > 0 ? keys[s.keys[0]!] : undefined;
+  const suffix = s.readOnly ? '_RO' : '';
+  const call = (command: 'EVALSHA' | 'EVAL', script: string): Promise<unknown> =>
+    client.send(route, [command + suffix, script, ...params], s.binary);
   let raw: unknown;
   try {
-    raw = await call('evalsha', s.sha);
+    raw = await call('EVALSHA', s.sha);
   } catch (err) {
     if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err;
-    raw = await call('eval', s.source);
+    raw = await call('EVAL', s.source);
   }
   return s.decode(raw);
 }
@@ -191,7 +188,7 @@ export async function run<K extends KeyName, A extends string, R>(
  * @internal
  */
 export async function runAndWait<K extends KeyName, A extends string, R>(
-  client: RedisClient,
+  client: RedisPort,
   s: Script<K, A, R>,
   keys: Record<K, string>,
   args: Record<A, string | number>,
@@ -199,15 +196,14 @@ export async function runAndWait<K extends KeyName, A extends string, R>(
   timeoutMs: number,
 ): Promise<{ reply: R; replicas: number }> {
   const params = positional(s, { keys, args });
-  for (const how of ['evalsha', 'eval'] as const) {
-    const replies = await client
-      .pipeline([
-        [how, how === 'evalsha' ? s.sha : s.source, ...params],
-        ['wait', replicas, timeoutMs],
-      ])
-      .exec();
-    const [[scriptError, reply] = [null, null], [waitError, confirmed] = [null, 0]] = replies ?? [];
-    if (scriptError instanceof Error && how === 'evalsha' && scriptError.message.startsWith('NOSCRIPT')) continue;
+  const route = keys[s.keys[0]!];
+  for (const how of ['EVALSHA', 'EVAL'] as const) {
+    const replies = await client.batch(route, [
+      [how, how === 'EVALSHA' ? s.sha : s.source, ...params],
+      ['WAIT', replicas, timeoutMs],
+    ]);
+    const [[scriptError, reply] = [null, null], [waitError, confirmed] = [null, 0]] = replies;
+    if (scriptError instanceof Error && how === 'EVALSHA' && scriptError.message.startsWith('NOSCRIPT')) continue;
     if (scriptError) throw scriptError;
     if (waitError) throw waitError;
     return { reply: s.decode(reply), replicas: confirmed as number };

@@ -1,0 +1,242 @@
+/**
+ * The adapter for node-redis (`redis`, `@redis/client`): a client from `createClient()` or a
+ * cluster from `createCluster()`. The library is not imported: the caller's client is used
+ * through `sendCommand`, with a type mapping that returns bulk strings as Buffers where the
+ * package asks for them and maps as flat arrays (RESP3), as RESP2 gives them.
+ * @internal
+ * @module
+ */
+
+import type { Arg, BlockingConnection, Connection, NodeRedisLikeClient, RedisPort, Settled } from './port.js';
+
+/** node-redis's RESP type codes (`RESP_TYPES`), for `withTypeMapping`. */
+const BLOB_STRING = 36;
+const MAP = 37;
+
+type Args = (string | Buffer)[];
+
+/** The members of a node-redis client the adapter uses. */
+interface Client {
+  readonly isOpen: boolean;
+  readonly isReady: boolean;
+  readonly options?: { socket?: object };
+  sendCommand(args: Args): Promise<unknown>;
+  withTypeMapping(mapping: Record<number, unknown>): Client;
+  duplicate(overrides?: object): Client;
+  connect(): Promise<unknown>;
+  destroy(): void;
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  once(event: string, listener: (...args: unknown[]) => void): unknown;
+  off(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+
+interface Node {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The members of a node-redis cluster the adapter uses. */
+interface ClusterClient {
+  readonly isOpen: boolean;
+  readonly isReady: boolean;
+  readonly slots: ({ master: Node } | undefined)[];
+  readonly masters: Node[];
+  sendCommand(firstKey: string | undefined, isReadonly: boolean, args: Args): Promise<unknown>;
+  withTypeMapping(mapping: Record<number, unknown>): ClusterClient;
+  nodeClient(node: Node): Promise<Client>;
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  once(event: string, listener: (...args: unknown[]) => void): unknown;
+  off(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+
+/** @internal */
+export function isNodeRedisLike(value: unknown): value is NodeRedisLikeClient {
+  const v = value as Partial<Client> | null;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.sendCommand === 'function' &&
+    typeof v.withTypeMapping === 'function' &&
+    typeof v.duplicate === 'function'
+  );
+}
+
+function isCluster(value: unknown): value is ClusterClient {
+  return typeof (value as ClusterClient).nodeClient === 'function';
+}
+
+function strings(args: readonly Arg[]): Args {
+  return args.map((a) => (typeof a === 'number' ? String(a) : a));
+}
+
+/** XREAD and XREADGROUP answer a map of streams: a flat array under RESP3, pairs under RESP2. */
+const STREAM_MAPS = new Set(['XREAD', 'XREADGROUP']);
+
+function normalise(command: Arg | undefined, reply: unknown): unknown {
+  if (!Array.isArray(reply) || reply.length === 0 || Array.isArray(reply[0])) return reply;
+  if (!STREAM_MAPS.has(String(command).toUpperCase())) return reply;
+  const pairs: unknown[] = [];
+  for (let i = 0; i + 1 < reply.length; i += 2) pairs.push([reply[i], reply[i + 1]]);
+  return pairs;
+}
+
+/** A client's two views: bulk strings as strings, or as Buffers. */
+function views<C extends { withTypeMapping(mapping: Record<number, unknown>): C }>(client: C): [C, C] {
+  return [client.withTypeMapping({ [MAP]: Array }), client.withTypeMapping({ [MAP]: Array, [BLOB_STRING]: Buffer })];
+}
+
+function sender(client: Client): Connection['send'] {
+  const [text, binary] = views(client);
+  return async (_key, args, buffers) => normalise(args[0], await (buffers ? binary : text).sendCommand(strings(args)));
+}
+
+function isReply(err: unknown): boolean {
+  // node-redis's error replies (SimpleError, BlobError) extend its ErrorReply.
+  for (let p = err instanceof Error ? Object.getPrototypeOf(err) : null; p; p = Object.getPrototypeOf(p)) {
+    if (p.constructor?.name === 'ErrorReply') return true;
+  }
+  return false;
+}
+
+/**
+ * A connection of the package's own, made from `source` (a client of the caller's, or of a
+ * cluster's node) with its options, connected at once. Commands wait for the connection.
+ */
+function ownConnection(
+  source: Promise<Client>,
+  overrides: (client: Client) => object | undefined,
+  unblockVia: () => Promise<Client>,
+): BlockingConnection {
+  let closed = false;
+  const made = source.then((c) => {
+    const own = c.duplicate(overrides(c));
+    own.on('error', () => {});
+    if (closed) return own;
+    return own.connect().then(() => {
+      if (closed) own.destroy();
+      return own;
+    });
+  });
+  made.catch(() => {});
+  const send = made.then(sender);
+  send.catch(() => {});
+  return {
+    send: async (key, args, buffers) => {
+      const s = await send;
+      if (closed) throw new Error('Connection is closed');
+      return s(key, args, buffers);
+    },
+    unblock: async (id) => Number(await (await unblockVia()).sendCommand(['CLIENT', 'UNBLOCK', String(id)])),
+    close: () => {
+      closed = true;
+      made.then(
+        (own) => {
+          if (own.isOpen) own.destroy();
+        },
+        () => {},
+      );
+    },
+  };
+}
+
+/** @internal */
+export function nodeRedisPort(value: NodeRedisLikeClient): RedisPort {
+  if (isCluster(value)) return clusterPort(value);
+  const client = value as unknown as Client;
+  const send = sender(client);
+  const [text] = views(client);
+  return {
+    library: 'node-redis',
+    cluster: false,
+    send,
+    async batch(_key, commands) {
+      // Sent in one turn: node-redis writes them together, in order, on its one connection.
+      const sent = commands.map((c) => text.sendCommand(strings(c)));
+      return settle(sent, commands);
+    },
+    openBlocking() {
+      return ownConnection(
+        Promise.resolve(client),
+        () => undefined,
+        async () => client,
+      );
+    },
+    refreshSlots() {},
+    async primaries() {
+      return [{ send }];
+    },
+    state: () => state(client),
+    onceReady: (listener) => onceReady(client, listener),
+    isReplyError: isReply,
+    isTransient: (err) => transient(err, client),
+  };
+}
+
+function clusterPort(cluster: ClusterClient): RedisPort {
+  const [text, binary] = views(cluster);
+  const send: Connection['send'] = async (key, args, buffers) =>
+    normalise(args[0], await (buffers ? binary : text).sendCommand(key, false, strings(args)));
+  return {
+    library: 'node-redis',
+    cluster: true,
+    send,
+    async batch(key, commands) {
+      // Routed by the same key, in one turn: they go out together on the connection to its node.
+      const sent = commands.map((c) => text.sendCommand(key, false, strings(c)));
+      return settle(sent, commands);
+    },
+    openBlocking(slot) {
+      const master = cluster.slots[slot ?? 0]?.master;
+      if (master === undefined) return undefined;
+      const node = cluster.nodeClient(master);
+      // A plain connection to the node: it does not follow the slot by itself (no reconnection);
+      // the owner asks the cluster where the slot went and connects there.
+      return ownConnection(
+        node,
+        (c) => ({ socket: { ...c.options?.socket, reconnectStrategy: false } }),
+        () => node,
+      );
+    },
+    refreshSlots(key) {
+      // A command for the key through the cluster client: a MOVED reply makes it look up the slots.
+      text.sendCommand(key, true, ['EXISTS', key]).catch(() => {});
+    },
+    async primaries() {
+      const nodes = await Promise.all(cluster.masters.map((m) => cluster.nodeClient(m)));
+      return nodes.map((node) => ({ send: sender(node) }));
+    },
+    state: () => state(cluster),
+    onceReady: () => () => {},
+    isReplyError: isReply,
+    isTransient: (err) => transient(err, cluster),
+  };
+}
+
+async function settle(sent: Promise<unknown>[], commands: readonly (readonly Arg[])[]): Promise<Settled[]> {
+  const outcomes = await Promise.allSettled(sent);
+  return outcomes.map((o, i) =>
+    o.status === 'fulfilled' ? [null, normalise(commands[i]![0], o.value)] : [o.reason as Error, undefined],
+  );
+}
+
+function state(client: { readonly isOpen: boolean; readonly isReady: boolean }): 'ready' | 'connecting' | 'down' {
+  if (client.isReady) return 'ready';
+  return client.isOpen ? 'connecting' : 'down';
+}
+
+function onceReady(client: Client, listener: () => void): () => void {
+  client.once('ready', listener);
+  return () => client.off('ready', listener);
+}
+
+/**
+ * A failure of the connection under the command (the socket's own error, ECONNRESET and the like,
+ * or "Socket closed unexpectedly") while the client stays open: it reconnects, and a command sent
+ * again goes out on the new connection. Or a cluster that ran out of redirections while a replica
+ * took over. An error reply of Redis is never one; a client that is closed fails for good.
+ */
+function transient(err: unknown, client: { readonly isOpen: boolean }): boolean {
+  if (!(err instanceof Error) || isReply(err)) return false;
+  if (/^(Too many Cluster redirections|All the root nodes are unavailable)/.test(err.message)) return true;
+  return client.isOpen && err.message !== 'The client is closed';
+}

@@ -1,0 +1,124 @@
+/**
+ * What the package needs from a Redis client, and nothing more: commands with string or Buffer
+ * replies, a few commands written together on one connection, connections of its own for
+ * blocking reads, the primaries of a cluster, and whether the client is connected. Each client
+ * library the package accepts has one small adapter (./ioredis.ts, ./node-redis.ts); no other
+ * module knows which library a caller holds.
+ *
+ * Replies keep the shapes of RESP2 whatever protocol the caller's client speaks: a map is a flat
+ * array of keys and values (HGETALL), and XREAD's streams are an array of `[key, entries]` pairs.
+ * @internal
+ * @module
+ */
+
+import { ioredisPort, isIoredisLike } from './ioredis.js';
+import { isNodeRedisLike, nodeRedisPort } from './node-redis.js';
+
+/** An argument of a command. */
+export type Arg = string | number | Buffer;
+
+/** One command's outcome in {@link Connection.batch}: its error, or null and its reply. */
+export type Settled = [Error | null, unknown];
+
+/** A connection to Redis, or a cluster client that routes each command by its first key. */
+export interface Connection {
+  /**
+   * Send one command. `key` is its first key (a cluster routes by it; undefined for a keyless
+   * command). Bulk strings come back as strings, or as Buffers when `buffers` is set.
+   */
+  send(key: string | undefined, args: readonly Arg[], buffers?: boolean): Promise<unknown>;
+}
+
+/** A connection the package opened for blocking reads, closed by the package. */
+export interface BlockingConnection extends Connection {
+  /** CLIENT UNBLOCK `id` through another connection to the same server: 1 when it woke a command. */
+  unblock(id: number): Promise<number>;
+  /** Close at once, rejecting what is pending. */
+  close(): void;
+}
+
+/** The caller's client, as the package uses it. One per client (see {@link portOf}). */
+export interface RedisPort extends Connection {
+  /** Which library the client comes from, for messages. */
+  readonly library: 'ioredis' | 'node-redis';
+  /** Whether the client is a cluster client. */
+  readonly cluster: boolean;
+  /**
+   * Send commands in order, written together on one connection (on a cluster, the node of
+   * `key`), so that a keyless command such as WAIT runs where the others did. Bulk strings come
+   * back as strings.
+   */
+  batch(key: string, commands: readonly (readonly Arg[])[]): Promise<Settled[]>;
+  /**
+   * A connection of its own: to the server, or on a cluster to the primary that serves `slot`
+   * (undefined while no primary is known for it). It carries the caller's options (address,
+   * TLS, user, password, name); on a cluster it does not follow the slot by itself.
+   */
+  openBlocking(slot?: number): BlockingConnection | undefined;
+  /** Have the cluster client look up where slots live, after a blocking read met MOVED. */
+  refreshSlots(key: string): void;
+  /** One connection per primary (all one for a single server), for SCAN. */
+  primaries(): Promise<Connection[]>;
+  /** 'ready', 'connecting' (a first connection on its way), or 'down' (closed, or reconnecting). */
+  state(): 'ready' | 'connecting' | 'down';
+  /** Call `listener` once when the client is next ready; returns a function that cancels it. */
+  onceReady(listener: () => void): () => void;
+  /** Whether `err` is an error reply from Redis (as opposed to a connection or client failure). */
+  isReplyError(err: unknown): boolean;
+  /**
+   * Whether `err` is the client's own failure that a retry of the same command may overcome (a
+   * cluster connection that closed under the command while the cluster client stays open, a
+   * cluster client that ran out of redirections while a replica took over).
+   */
+  isTransient(err: unknown): boolean;
+}
+
+/**
+ * A Redis client the package accepts: an ioredis or iovalkey `Redis` or `Cluster`, or a node-redis
+ * client from `createClient()` or `createCluster()` (connected by its owner). Described by shape,
+ * so that the package's types name no client library: a project installs only the one it uses.
+ */
+export type RedisClient = IoredisLikeClient | NodeRedisLikeClient;
+
+/** The shape of an ioredis or iovalkey `Redis` or `Cluster`. */
+export interface IoredisLikeClient {
+  call(...args: never[]): Promise<unknown>;
+  callBuffer(...args: never[]): Promise<unknown>;
+  duplicate(...args: never[]): unknown;
+  pipeline(...args: never[]): unknown;
+}
+
+/** The shape of a node-redis client or cluster (`createClient()`, `createCluster()`). */
+export interface NodeRedisLikeClient {
+  sendCommand(...args: never[]): Promise<unknown>;
+  withTypeMapping(...args: never[]): unknown;
+  duplicate(...args: never[]): unknown;
+}
+
+const ports = new WeakMap<object, RedisPort>();
+
+/** Whether `value` is a client the package accepts (checked at the call, before any I/O). */
+export function isRedisClient(value: unknown): value is RedisClient {
+  return isIoredisLike(value) || isNodeRedisLike(value);
+}
+
+/** The port of a client that {@link isRedisClient} accepted; the same object for the same client. */
+export function portOf(client: RedisClient): RedisPort {
+  let port = ports.get(client);
+  if (port === undefined) {
+    port = isIoredisLike(client) ? ioredisPort(client) : nodeRedisPort(client);
+    ports.set(client, port);
+  }
+  return port;
+}
+
+/** A flat array of fields and values (HGETALL) as a record. */
+export function toRecord(reply: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!Array.isArray(reply)) return out;
+  for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = String(reply[i + 1]);
+  return out;
+}
+
+/** The description of what the `client` argument must be, for the TypeError of a bad one. */
+export const CLIENT_EXPECTED = 'an ioredis, iovalkey or node-redis client (Redis or Cluster)';
