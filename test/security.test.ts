@@ -11,7 +11,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis, type RedisOptions, ReplyError } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   closeChannel,
@@ -25,7 +25,7 @@ import {
   stat,
 } from '../src/index.js';
 import { denials } from './helpers/acl.js';
-import { closeAll, connect, subject, uniqueKey } from './helpers/clients.js';
+import { closeAll, connect, replyErrorClass, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
@@ -384,7 +384,7 @@ describe('ACL: a user confined to the package namespace', () => {
       expect(err).toMatchObject({ code: ErrorCodes.REDIS, key });
       expect(err.message).toContain(`File ${JSON.stringify(key)}: ${operation} failed: NOPERM`);
       expect(err.message).toMatch(noKeyAccess);
-      expect(err.cause).toBeInstanceOf(ReplyError);
+      expect(err.cause).toBeInstanceOf(replyErrorClass());
       expect((err.cause as Error).message).toMatch(noKeyAccess);
     };
 
@@ -414,7 +414,7 @@ describe('ACL: a user confined to the package namespace', () => {
         `^File ${JSON.stringify(key)}: creating the file failed: NOPERM .*has no permissions to run the 'evalsha' command \\(check the ACL rules of the Redis user: ACL LOG names what was denied\\)$`,
       ),
     );
-    expect(err.cause).toBeInstanceOf(ReplyError);
+    expect(err.cause).toBeInstanceOf(replyErrorClass());
     expect((err.cause as Error).message).toMatch(/^NOPERM .*'evalsha'/);
     expect(await keys(`*${key}*`)).toEqual([]);
 
@@ -436,7 +436,7 @@ describe('ACL: a user confined to the package namespace', () => {
       expect(err).toMatchObject({ code: ErrorCodes.REDIS, key });
       expect(err.message).toContain(`${JSON.stringify(key)}: ${operation} failed: NOPERM`);
       expect(err.message).toMatch(/'xrange'/);
-      expect(err.cause).toBeInstanceOf(ReplyError);
+      expect(err.cause).toBeInstanceOf(replyErrorClass());
     };
     const key = uniqueKey('no-xrange');
     await put(app, key, bytes(10_000, 4));
@@ -470,7 +470,7 @@ describe('ACL: a user confined to the package namespace', () => {
         `^File ${JSON.stringify(key)}: creating the file failed: ERR (The user executing the script can't run this command|ACL failure in script)`,
       ),
     );
-    expect(err.cause).toBeInstanceOf(ReplyError);
+    expect(err.cause).toBeInstanceOf(replyErrorClass());
     expect(await denials(admin, 'rfs-notime')).toEqual(['lua:time']);
     expect(await keys(`*${key}*`)).toEqual([]);
   });

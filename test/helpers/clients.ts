@@ -14,9 +14,14 @@
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
-import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
-import { Cluster as ValkeyCluster, Redis as ValkeyRedis, type RedisOptions as ValkeyRedisOptions } from 'iovalkey';
-import { createClient, createCluster } from 'redis';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions, ReplyError } from 'ioredis';
+import {
+  Cluster as ValkeyCluster,
+  Redis as ValkeyRedis,
+  type RedisOptions as ValkeyRedisOptions,
+  ReplyError as ValkeyReplyError,
+} from 'iovalkey';
+import { createClient, createCluster, ErrorReply } from 'redis';
 import { expect, inject } from 'vitest';
 import type { RedisClient } from '../../src/index.js';
 
@@ -98,6 +103,16 @@ export function subjectClientName(): ClientLibrary {
     throw new Error(`RFS_CLIENT must be one of ${LIBRARIES.join(', ')}, got ${JSON.stringify(name)}`);
   }
   return name as ClientLibrary;
+}
+
+/**
+ * The class of an error reply (NOPERM, WRONGTYPE, …) in the library under test: what the package
+ * keeps as the `cause` of the RedisFileError it wraps it in.
+ */
+export function replyErrorClass(): abstract new (...args: never[]) => Error {
+  const library = subjectClientName();
+  if (library === 'node-redis') return ErrorReply;
+  return library === 'iovalkey' ? ValkeyReplyError : ReplyError;
 }
 
 const subjects = new WeakMap<Redis | Cluster, RedisClient>();
