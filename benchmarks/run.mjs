@@ -10,7 +10,7 @@
 //   --quick          small sizes, one repetition: a smoke check (< 1 minute); writes
 //                    benchmarks/results/<date>-quick.json and leaves docs/ alone
 //   --only a,b       run only these cases (write, read, checksum, follow, followers, fanout, gzip, chunk-size, memory,
-//                    latency): writes benchmarks/results/<date>-only-<cases>.json, and the docs with these
+//                    latency, clients): writes benchmarks/results/<date>-only-<cases>.json, and the docs with these
 //                    cases in place of theirs in the newest full results (see benchmarks/report.mjs)
 //   --reps N         repetitions per contender, overriding every case's default
 //   --no-docs        do not regenerate docs/benchmarks.md and docs/benchmarks.svg
@@ -44,7 +44,19 @@ import {
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-const CASES = ['write', 'read', 'checksum', 'follow', 'followers', 'fanout', 'gzip', 'chunk-size', 'memory', 'latency'];
+const CASES = [
+  'write',
+  'read',
+  'checksum',
+  'follow',
+  'followers',
+  'fanout',
+  'gzip',
+  'chunk-size',
+  'memory',
+  'latency',
+  'clients',
+];
 
 const { values: args } = parseArgs({
   options: {

@@ -5,12 +5,18 @@
 // declarations agree on the essentials.
 import type { Readable, Writable } from 'node:stream';
 import type { Cluster, Redis } from 'ioredis';
+import type { Cluster as IovalkeyCluster, Redis as Iovalkey } from 'iovalkey';
+import type { RedisClientType, RedisClusterType } from 'redis';
 import type * as Cjs from 'redis-file-stream' with { 'resolution-mode': 'require' };
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd';
 
 declare const cjs: typeof Cjs;
 declare const redis: Redis;
 declare const cluster: Cluster;
+declare const iovalkey: Iovalkey;
+declare const iovalkeyCluster: IovalkeyCluster;
+declare const nodeRedis: RedisClientType;
+declare const nodeRedisCluster: RedisClusterType;
 declare function typeOf<T>(): T;
 
 type DocumentedCode =
@@ -26,6 +32,12 @@ type DocumentedCode =
 
 expectAssignable<Cjs.RedisClient>(redis);
 expectAssignable<Cjs.RedisClient>(cluster);
+expectAssignable<Cjs.RedisClient>(iovalkey);
+expectAssignable<Cjs.RedisClient>(iovalkeyCluster);
+expectAssignable<Cjs.RedisClient>(nodeRedis);
+expectAssignable<Cjs.RedisClient>(nodeRedisCluster);
+expectNotAssignable<Cjs.RedisClient>({});
+expectNotAssignable<Cjs.RedisClient>('redis://127.0.0.1:6379');
 
 expectType<Cjs.RedisWriteStream>(cjs.createRedisWriteStream(redis, 'k'));
 expectType<Cjs.RedisWriteStream>(
@@ -37,6 +49,13 @@ expectType<Cjs.RedisReadStream>(cjs.createRedisReadStream(cluster, 'k', { start:
 expectAssignable<Readable>(cjs.createRedisReadStream(redis, 'k'));
 expectType<Promise<Cjs.FileStat>>(cjs.stat(redis, 'k'));
 expectType<Promise<boolean>>(cjs.remove(cluster, 'k'));
+expectType<Cjs.RedisWriteStream>(cjs.createRedisWriteStream(iovalkey, 'k'));
+expectType<Cjs.RedisReadStream>(cjs.createRedisReadStream(iovalkeyCluster, 'k'));
+expectType<Cjs.RedisWriteStream>(cjs.createRedisWriteStream(nodeRedis, 'k'));
+expectType<Cjs.RedisReadStream>(cjs.createRedisReadStream(nodeRedisCluster, 'k'));
+expectType<Promise<Cjs.FileStat>>(cjs.stat(nodeRedis, 'k'));
+expectError(cjs.createRedisWriteStream({}, 'k'));
+expectError(cjs.stat('redis://127.0.0.1:6379', 'k'));
 
 expectError(cjs.createRedisWriteStream(redis, 'k', { chunkSize: '1' }));
 expectError(cjs.createRedisWriteStream(redis, 'k', { chunksize: 1 }));

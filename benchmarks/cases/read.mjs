@@ -15,6 +15,7 @@ import {
   MiB,
   medians,
   poolSource,
+  rawCommands,
   rawXadd,
   rawXrange,
   throughputContenders,
@@ -25,11 +26,13 @@ export const title = 'Read a complete file from Redis';
 
 /**
  * The read ceiling with the package's request pattern: XRANGE COUNT `count`, and the next batch
- * asked for as soon as a full batch arrives (two requests in flight at most).
+ * asked for as soon as a full batch arrives (two requests in flight at most). `redis`: a client or
+ * the commands of one (rawCommands).
  */
 export async function rawXrangeAhead(redis, key, count = 16) {
+  const { xrange } = rawCommands(redis);
   let bytes = 0;
-  const range = (from) => redis.xrangeBuffer(key, from, '+', 'COUNT', count);
+  const range = (from) => xrange(key, from, count);
   let pending = range('-');
   for (;;) {
     const entries = await pending;

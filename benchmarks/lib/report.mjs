@@ -264,22 +264,8 @@ function caseSection(c) {
     );
     return lines.join('\n');
   }
-  // Contenders may differ in their fields (and their main one): every field, blank where missing.
-  const fields = [...new Set(c.contenders.flatMap((k) => Object.keys(k.median)))];
-  const main = c.mainField;
-  const ordered = [main, ...fields.filter((f) => f !== main)];
-  const cell = (k, f) => (k.median[f] === undefined ? '' : fmt(k.median[f]));
-  lines.push(
-    table(
-      ['contender', ...ordered.map((f) => `${FIELD_NAMES[f] ?? f} (median)`), `runs (${FIELD_NAMES[main] ?? main})`],
-      c.contenders.map((k) => [
-        k.name,
-        ...ordered.map((f) => (f === (k.mainField ?? main) ? `**${cell(k, f)}**` : cell(k, f))),
-        k.runs.map((r) => fmt(r[k.mainField ?? main])).join(', '),
-      ]),
-    ),
-    '',
-  );
+  if (c.clients) lines.push(clientTables(c));
+  else lines.push(contenderTable(c), '');
   for (const cmp of c.comparisons) {
     const verdict = cmp.target ? ` — target ${cmp.target.text}: **${cmp.met ? 'met' : 'missed'}**` : '';
     if (cmp.kind === 'difference') {
@@ -301,6 +287,74 @@ function caseSection(c) {
   }
   lines.push('');
   return lines.join('\n');
+}
+
+/** Every contender with the medians of all its fields and its runs. */
+function contenderTable(c) {
+  // Contenders may differ in their fields (and their main one): every field, blank where missing.
+  const fields = [...new Set(c.contenders.flatMap((k) => Object.keys(k.median)))];
+  const main = c.mainField;
+  const ordered = [main, ...fields.filter((f) => f !== main)];
+  const cell = (k, f) => (k.median[f] === undefined ? '' : fmt(k.median[f]));
+  return table(
+    ['contender', ...ordered.map((f) => `${FIELD_NAMES[f] ?? f} (median)`), `runs (${FIELD_NAMES[main] ?? main})`],
+    c.contenders.map((k) => [
+      k.name,
+      ...ordered.map((f) => (f === (k.mainField ?? main) ? `**${cell(k, f)}**` : cell(k, f))),
+      k.runs.map((r) => fmt(r[k.mainField ?? main])).join(', '),
+    ]),
+  );
+}
+
+/** The clients case: a table per client library, the package against that client's raw loops. */
+function clientTables(c) {
+  const runs = (xs) => xs.map((x) => fmt(x)).join(', ');
+  // Where the time went (the machine may be shared): this process's CPU time, package; raw loop.
+  const median = (name) => c.contenders.find((x) => x.name === name)?.median ?? {};
+  const cpu = (kind, client) => {
+    const cmp = c.comparisons.find((x) => x.id === `clients-${client}-${kind}`);
+    return cmp ? `${fmt(median(cmp.contender).nodeCpuMs)}; ${fmt(median(cmp.baseline).nodeCpuMs)}` : '';
+  };
+  const parts = [];
+  for (const k of c.clients) {
+    const apis = k.rawApis;
+    parts.push(
+      `#### ${k.client} ${k.version ?? ''}`.trimEnd(),
+      '',
+      `Raw loops: ${apis.join('; ')}.`,
+      '',
+      table(
+        [
+          '',
+          'redis-file-stream MiB/s (median)',
+          'raw loop MiB/s (median)',
+          'ratio',
+          'Node CPU ms (median): package; raw',
+          'runs (MiB/s): package; raw',
+        ],
+        [
+          [
+            'write',
+            `**${fmt(k.write)}**`,
+            `${fmt(k.rawWrite)} (XADD, 16 in flight${apis.length > 1 ? `, ${k.rawWriteApi}` : ''})`,
+            `**${times(k.writeRatio)}**`,
+            cpu('write', k.client),
+            `${runs(k.writeRuns)}; ${runs(k.rawWriteRuns)}`,
+          ],
+          [
+            'read',
+            `**${fmt(k.read)}**`,
+            `${fmt(k.rawRead)} (XRANGE, ${k.rawReadLoop}${apis.length > 1 ? `, ${k.rawReadApi}` : ''})`,
+            `**${times(k.readRatio)}**`,
+            cpu('read', k.client),
+            `${runs(k.readRuns)}; ${runs(k.rawReadRuns)}`,
+          ],
+        ],
+      ),
+      '',
+    );
+  }
+  return parts.join('\n');
 }
 
 export function renderMarkdown(output, { intro, resultsFile }) {

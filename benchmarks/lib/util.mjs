@@ -1,5 +1,5 @@
 // Small helpers shared by the benchmark cases: statistics, in-memory sources and sinks, the raw
-// ioredis ceilings, and the runner that alternates contenders.
+// ceilings (ioredis, or any client through rawCommands), and the runner that alternates contenders.
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -129,13 +129,29 @@ function sliceCrc(pool, start, len) {
 }
 
 /**
+ * The two commands the raw loops send, on an ioredis client (or an iovalkey one: the same API):
+ * `xadd(key, id, data, crc)` stores one entry `d <data> c <crc>`, `xrange(key, from, count)` resolves
+ * to `[id, [field, value, ...]][]` with Buffers. The raw loops take a client or such an object
+ * (benchmarks/cases/clients.mjs builds one for node-redis).
+ */
+export function rawCommands(client) {
+  if (typeof client.xaddBuffer !== 'function') return client;
+  return {
+    xadd: (key, id, data, crc) => client.xaddBuffer(key, id, 'd', data, 'c', crc),
+    xrange: (key, from, count) => client.xrangeBuffer(key, from, '+', 'COUNT', count),
+  };
+}
+
+/**
  * The write ceiling: XADD with explicit ids `<n>-2`, each entry a piece of storage format 2
  * (`d <bytes> c <crc>`, as the package stores a chunk written in one go), `inFlight` commands
  * waiting for Redis at once, chunks cut from the pool without copies. The CRC-32s are those of the
  * pool's slices, computed on the first call for a pool and chunk size and reused after it (a warm-up
  * run pays for them): the ceiling stores what the package stores, and does none of its work.
+ * `redis`: a client or the commands of one (rawCommands).
  */
 export function rawXadd(redis, key, pool, total, chunkSize, inFlight = 16) {
+  const { xadd } = rawCommands(redis);
   const chunks = Math.ceil(total / chunkSize);
   const crcs = [];
   for (let n = 0; n < chunks; n++) {
@@ -152,7 +168,7 @@ export function rawXadd(redis, key, pool, total, chunkSize, inFlight = 16) {
         const start = (n * chunkSize) % pool.length;
         const len = Math.min(chunkSize, total - n * chunkSize);
         pending++;
-        redis.xaddBuffer(key, `${n}-2`, 'd', pool.subarray(start, start + len), 'c', crcs[n]).then(
+        xadd(key, `${n}-2`, pool.subarray(start, start + len), crcs[n]).then(
           () => {
             pending--;
             if (next >= chunks && pending === 0) resolve(total);
@@ -171,13 +187,15 @@ export function rawXadd(redis, key, pool, total, chunkSize, inFlight = 16) {
 
 /**
  * The read ceiling: XRANGE batches of `count` entries, one after another (each request waits for
- * the previous reply), the bytes counted and thrown away. Returns the byte count.
+ * the previous reply), the bytes counted and thrown away. Returns the byte count. `redis`: a client
+ * or the commands of one (rawCommands).
  */
 export async function rawXrange(redis, key, count = 16) {
+  const { xrange } = rawCommands(redis);
   let from = '-';
   let bytes = 0;
   for (;;) {
-    const entries = await redis.xrangeBuffer(key, from, '+', 'COUNT', count);
+    const entries = await xrange(key, from, count);
     for (const [, fields] of entries) bytes += fields[1].length;
     if (entries.length < count) return bytes;
     const last = entries[entries.length - 1][0].toString();

@@ -5,7 +5,7 @@
  */
 
 import { hashSlot } from '../blocking-reads.js';
-import { ErrorCodes, wrapRedisError } from '../errors.js';
+import { ErrorCodes, isRetryable, wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, Flag, fileKeys, Meta, type MetaRecord, memoryEventsKey } from '../format.js';
 import { announceFreed } from '../memory-guard.js';
 import {
@@ -117,6 +117,11 @@ function resolveReceiveOptions(client: unknown, channel: unknown, options: unkno
 const WAIT_MS = 5000;
 /** Announcements read at once: waiting ones come several to a round trip. */
 const BATCH = 16;
+/** Pauses between attempts to read the log again after a failure. */
+const RETRY_MIN_MS = 50;
+const RETRY_MAX_MS = 1000;
+/** Error replies of a blocking read that mean: the log's slot is served elsewhere now. */
+const MOVING = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY|MASTERDOWN)\b/;
 
 type Announcement = [id: string, fields: Map<string, string>];
 
@@ -141,9 +146,10 @@ async function* receive(
   await client.send(log, ['XGROUP', 'CREATE', log, consumer, '0', 'MKSTREAM']).catch((err: unknown) => {
     if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) fail(err, 'joining the channel');
   });
-  // The log's slot: on a cluster, a connection to the primary that holds the log.
-  const blocking = client.openBlocking(hashSlot(log));
-  if (blocking === undefined) fail(new Error('no primary of the cluster serves the channel'), 'joining the channel');
+  // The blocking reads go on a connection of the receiver's own: on a cluster, to the primary of
+  // the log's slot. Replaced when it fails (see below).
+  const slot = hashSlot(log);
+  let blocking = client.openBlocking(slot);
   const onAbort = (): void => blocking?.close();
   signal?.addEventListener('abort', onAbort, { once: true });
   let current: RedisReadStream | undefined;
@@ -153,6 +159,11 @@ async function* receive(
   // First what this receiver was given before and never acknowledged (a restart), walking its
   // pending entries in order, then new ones.
   let pending: string | undefined = '0';
+  // The last announcement read: after a failed blocking read, the pending entries after it are what
+  // a lost reply may have delivered to this receiver.
+  let lastRead = '0';
+  let failingSince = 0;
+  let pause = 0;
   const queue: Announcement[] = [];
   const nextAnnouncement = async (): Promise<Announcement> => {
     for (;;) {
@@ -160,28 +171,46 @@ async function* receive(
       if (queued) return queued;
       signal?.throwIfAborted();
       let reply: unknown;
+      const waiting = pending === undefined;
       try {
-        reply =
-          pending !== undefined
-            ? await client.send(log, ['XREADGROUP', 'GROUP', consumer, 'c', 'COUNT', BATCH, 'STREAMS', log, pending])
-            : await blocking!.send(log, [
-                'XREADGROUP',
-                'GROUP',
-                consumer,
-                'c',
-                'COUNT',
-                BATCH,
-                'BLOCK',
-                WAIT_MS,
-                'STREAMS',
-                log,
-                '>',
-              ]);
+        if (waiting && blocking === undefined) throw new Error('no primary of the cluster is known for the channel');
+        reply = !waiting
+          ? await client.send(log, ['XREADGROUP', 'GROUP', consumer, 'c', 'COUNT', BATCH, 'STREAMS', log, pending!])
+          : await blocking!.send(log, [
+              'XREADGROUP',
+              'GROUP',
+              consumer,
+              'c',
+              'COUNT',
+              BATCH,
+              'BLOCK',
+              WAIT_MS,
+              'STREAMS',
+              log,
+              '>',
+            ]);
       } catch (err) {
         signal?.throwIfAborted();
-        return fail(err, 'waiting for the next file');
+        // A blocking connection that failed (dropped, or its cluster slot moved) or a passing
+        // refusal: the read is made again, on a new connection, for up to idleTimeout.
+        const passing =
+          isRetryable(err, client) || (waiting && (!client.isReplyError(err) || MOVING.test((err as Error).message)));
+        failingSince ||= Date.now();
+        if (!passing || Date.now() - failingSince > readOptions.idleTimeout) fail(err, 'waiting for the next file');
+        if (waiting) {
+          blocking?.close();
+          client.refreshSlots(log);
+          blocking = client.openBlocking(slot);
+          pending = lastRead;
+        }
+        pause = Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, pause * 2));
+        await new Promise((resolve) => setTimeout(resolve, pause).unref());
+        continue;
       }
+      failingSince = 0;
+      pause = 0;
       const entries = entriesOf(reply);
+      if (entries.length > 0) lastRead = entries[entries.length - 1]![0];
       if (entries.length === 0) pending = undefined;
       else if (pending !== undefined) pending = entries[entries.length - 1]![0];
       queue.push(...entries);

@@ -90,13 +90,27 @@ function sender(client: Client): Connection['send'] {
   return async (_key, args, buffers) => normalise(args[0], await (buffers ? binary : text).sendCommand(strings(args)));
 }
 
+/** The names of an error's classes, its own first. */
+function classNames(err: unknown): string[] {
+  const names: string[] = [];
+  for (let p = err instanceof Error ? Object.getPrototypeOf(err) : null; p; p = Object.getPrototypeOf(p)) {
+    if (typeof p.constructor?.name === 'string') names.push(p.constructor.name);
+  }
+  return names;
+}
+
 function isReply(err: unknown): boolean {
   // node-redis's error replies (SimpleError, BlobError) extend its ErrorReply.
-  for (let p = err instanceof Error ? Object.getPrototypeOf(err) : null; p; p = Object.getPrototypeOf(p)) {
-    if (p.constructor?.name === 'ErrorReply') return true;
-  }
-  return false;
+  return classNames(err).includes('ErrorReply');
 }
+
+/** node-redis's errors for a connection that failed under a command, or that is not up yet. */
+const CONNECTION_FAILURES = new Set([
+  'SocketClosedUnexpectedlyError',
+  'ConnectionTimeoutError',
+  'SocketTimeoutError',
+  'ClientOfflineError',
+]);
 
 /**
  * A connection of the package's own, made from `source` (a client of the caller's, or of a
@@ -231,12 +245,14 @@ function onceReady(client: Client, listener: () => void): () => void {
 
 /**
  * A failure of the connection under the command (the socket's own error, ECONNRESET and the like,
- * or "Socket closed unexpectedly") while the client stays open: it reconnects, and a command sent
- * again goes out on the new connection. Or a cluster that ran out of redirections while a replica
- * took over. An error reply of Redis is never one; a client that is closed fails for good.
+ * or node-redis's "Socket closed unexpectedly") while the client stays open: it reconnects, and a
+ * command sent again goes out on the new connection. Or a cluster that ran out of redirections
+ * while a replica took over. Nothing else: not an error reply, not a closed client, not an error
+ * of the package's own.
  */
 function transient(err: unknown, client: { readonly isOpen: boolean }): boolean {
-  if (!(err instanceof Error) || isReply(err)) return false;
+  if (!(err instanceof Error)) return false;
   if (/^(Too many Cluster redirections|All the root nodes are unavailable)/.test(err.message)) return true;
-  return client.isOpen && err.message !== 'The client is closed';
+  const socket = typeof (err as { syscall?: unknown }).syscall === 'string';
+  return client.isOpen && (socket || classNames(err).some((name) => CONNECTION_FAILURES.has(name)));
 }

@@ -1,0 +1,67 @@
+/**
+ * A channel's receiver whose connections are killed while it waits for the next announcement
+ * (its blocking XREADGROUP on a connection of its own) reads again on a new connection and gets
+ * every file once: a reply the kill lost is read again from the receiver's pending entries.
+ */
+import { Readable } from 'node:stream';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeChannel, receiveFiles, sendFiles } from '../src/index.js';
+import { blockedIn, closeAll, connect } from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
+import { type RedisServer, startRedis } from './helpers/redis-server.js';
+
+let server: RedisServer;
+let admin: Redis;
+
+beforeAll(async () => {
+  server = await startRedis();
+  admin = connect(server.url);
+});
+
+afterAll(async () => {
+  await closeAll();
+  await server?.stop();
+});
+
+/** Kill every connection named `name`. Returns how many. */
+async function killNamed(name: string): Promise<number> {
+  const list = (await admin.client('LIST')) as string;
+  let killed = 0;
+  for (const line of list.split('\n')) {
+    const id = /\bid=(\d+)/.exec(line)?.[1];
+    if (id && line.includes(` name=${name} `)) killed += Number(await admin.client('KILL', 'ID', id).catch(() => 0));
+  }
+  return killed;
+}
+
+describe('a receiver whose connections are killed while it waits', () => {
+  it('reads again on a new connection and gets every file once', async () => {
+    const senderClient = connect(server.url);
+    const receiverClient = connect(server.url, { connectionName: 'receiver' });
+    const channel = 'killed-while-waiting';
+    const got: string[] = [];
+    const receiving = (async () => {
+      for await (const file of receiveFiles(receiverClient, channel, { consumer: 'r' })) {
+        const parts: Buffer[] = [];
+        for await (const part of file.stream) parts.push(part as Buffer);
+        got.push(`${file.name}=${Buffer.concat(parts).toString()}`);
+        await file.ack();
+      }
+    })();
+    const sent: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      // Blocked in its wait for the next announcement, then cut off.
+      await eventually(async () => (await blockedIn(admin, 'receiver', 'xreadgroup')) === 1, 'the receiver waits');
+      expect(await killNamed('receiver')).toBeGreaterThan(0);
+      const name = `file-${round}`;
+      await sendFiles(senderClient, channel, [{ name, stream: Readable.from([Buffer.from(`bytes of ${round}`)]) }]);
+      sent.push(`${name}=bytes of ${round}`);
+      await eventually(() => got.length === sent.length, `${name} is received`);
+      expect(got).toEqual(sent);
+    }
+    await closeChannel(senderClient, channel);
+    await receiving;
+    expect(got).toEqual(sent);
+  });
+});
