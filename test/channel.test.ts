@@ -10,11 +10,20 @@ import { PassThrough, Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AnnouncedFile, closeChannel, receiveFiles, removeChannel, sendFiles, stat } from '../src/index.js';
+import {
+  type AnnouncedFile,
+  closeChannel,
+  type RedisClient,
+  receiveFiles,
+  removeChannel,
+  sendFiles,
+  stat,
+} from '../src/index.js';
 import {
   blockedIn,
   closeAll,
   connectAny,
+  readyAnySubject,
   redisUrlForProcesses,
   subject,
   uniqueConnectionName,
@@ -45,7 +54,7 @@ function file(name: string, data: Buffer | string): string {
 
 /** Receive until the channel closes; each file's bytes (or its error's code), acknowledged. */
 async function receiveAll(
-  client: Redis | Cluster,
+  client: Redis | Cluster | RedisClient,
   channel: string,
   consumer: string,
   options: { decompress?: boolean } = {},
@@ -69,9 +78,9 @@ describe('channels', () => {
     const b = Buffer.from('b'.repeat(1000));
     const c = bytes(5, 72);
     const name = uniqueConnectionName('chan');
-    const receivers = ['r1', 'r2', 'r3'].map((consumer) =>
-      receiveAll(connectAny({ connectionName: name }), channel, consumer),
-    );
+    const consumers = ['r1', 'r2', 'r3'];
+    const clients = await Promise.all(consumers.map(() => readyAnySubject({ connectionName: name })));
+    const receivers = consumers.map((consumer, i) => receiveAll(clients[i]!, channel, consumer));
     await eventually(
       async () => (await blockedIn(redis, name, 'xreadgroup')) === 3,
       'the three receivers to wait for a file',

@@ -9,8 +9,8 @@ import {
   blockedIn,
   closeAll,
   connectAny,
-  connectAnySubject,
   keysOf,
+  readyAnySubject,
   subject,
   uniqueConnectionName,
   uniqueKey,
@@ -32,10 +32,9 @@ describe('consumers and acknowledgements', () => {
     const data = bytes(50_000, 61);
     // Two of the three consumers follow the file from before it exists.
     const name = uniqueConnectionName('count');
-    const readers = ['a', 'b'].map((consumer) =>
-      collect(
-        createRedisReadStream(connectAnySubject({ connectionName: name }), key, { consumer, waitForCreate: 10_000 }),
-      ),
+    const clients = await Promise.all(['a', 'b'].map(() => readyAnySubject({ connectionName: name })));
+    const readers = ['a', 'b'].map((consumer, i) =>
+      collect(createRedisReadStream(clients[i]!, key, { consumer, waitForCreate: 10_000 })),
     );
     await eventually(async () => (await blockedIn(redis, name)) === 2, 'both readers to wait for the file');
     const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 4096, consumers: 3 });

@@ -6,7 +6,7 @@ import {
   blockedIn,
   closeAll,
   connectAny,
-  connectAnySubject,
+  readyAnySubject,
   subject,
   uniqueConnectionName,
   uniqueKey,
@@ -53,7 +53,9 @@ describe('following a file that is being written', () => {
     const key = uniqueKey('late');
     const data = bytes(10_000, 4);
     const name = uniqueConnectionName('late');
-    const reader = createRedisReadStream(connectAnySubject({ connectionName: name }), key, { waitForCreate: 10_000 });
+    const reader = createRedisReadStream(await readyAnySubject({ connectionName: name }), key, {
+      waitForCreate: 10_000,
+    });
     const result = collect(reader);
     await eventually(async () => (await blockedIn(redis, name)) === 1, 'the reader to wait for the file');
     const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 1000 });
@@ -86,7 +88,7 @@ describe('following a file that is being written', () => {
     writer.write(bytes(1000));
     await once(writer, 'ready');
     const name = uniqueConnectionName('blocking');
-    const reader = createRedisReadStream(connectAnySubject({ connectionName: name }), key);
+    const reader = createRedisReadStream(await readyAnySubject({ connectionName: name }), key);
     const parts: Buffer[] = [];
     await firstBytes(reader, 1000, parts);
     // Meanwhile the shared connection stays usable.

@@ -5,8 +5,8 @@ import {
   blockedIn,
   closeAll,
   connectAny,
-  connectAnySubject,
   keysOf,
+  readyAnySubject,
   subject,
   uniqueConnectionName,
   uniqueKey,
@@ -113,7 +113,7 @@ describe('rename', () => {
     await put(redis, from, Buffer.from('hello'));
     const name = uniqueConnectionName('mv-wake');
     const waiting = collect(
-      createRedisReadStream(connectAnySubject({ connectionName: name }), to, { waitForCreate: 10_000 }),
+      createRedisReadStream(await readyAnySubject({ connectionName: name }), to, { waitForCreate: 10_000 }),
     );
     await eventually(async () => (await blockedIn(redis, name)) === 1, 'the reader to wait for the new name');
     await rename(subject(redis), from, to);

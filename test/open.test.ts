@@ -5,8 +5,8 @@
  */
 import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
-import { clientList, closeAll, connectAny, subject, uniqueKey } from './helpers/clients.js';
+import { createRedisReadStream, createRedisWriteStream, type RedisClient, stat } from '../src/index.js';
+import { clientList, closeAll, connectAny, readyAnySubject, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { collect, get, put } from './helpers/streams.js';
 
@@ -25,9 +25,9 @@ async function blocked(name: string): Promise<number> {
 }
 
 /** A client of its own, named after the key, and that name. */
-function named(key: string): [ReturnType<typeof connectAny>, string] {
+async function named(key: string): Promise<[RedisClient, string]> {
   const name = key.replace(/[^A-Za-z0-9]/g, '-');
-  return [connectAny({ connectionName: name }), name];
+  return [await readyAnySubject({ connectionName: name }), name];
 }
 
 describe('opening', () => {
@@ -89,8 +89,8 @@ describe('opening', () => {
 describe('cancelling while waiting for the file', () => {
   it('destroy() ends the wait at once: close follows and the blocking connection is gone', async () => {
     const key = uniqueKey('wait-destroy');
-    const [client, name] = named(key);
-    const reader = createRedisReadStream(subject(client), key, { waitForCreate: 600_000 });
+    const [client, name] = await named(key);
+    const reader = createRedisReadStream(client, key, { waitForCreate: 600_000 });
     reader.resume();
     await eventually(async () => (await blocked(name)) === 1, 'the reader to block waiting for the file');
     reader.destroy();
@@ -100,11 +100,9 @@ describe('cancelling while waiting for the file', () => {
 
   it('an AbortSignal ends the wait with an AbortError', async () => {
     const key = uniqueKey('wait-signal');
-    const [client, name] = named(key);
+    const [client, name] = await named(key);
     const controller = new AbortController();
-    const reading = collect(
-      createRedisReadStream(subject(client), key, { waitForCreate: 600_000, signal: controller.signal }),
-    );
+    const reading = collect(createRedisReadStream(client, key, { waitForCreate: 600_000, signal: controller.signal }));
     const failed = reading.catch((err: unknown) => err);
     await eventually(async () => (await blocked(name)) === 1, 'the reader to block waiting for the file');
     controller.abort();

@@ -17,7 +17,7 @@ import {
   blockedIn,
   closeAll,
   connectAny,
-  connectAnySubject,
+  readyAnySubject,
   subject,
   uniqueConnectionName,
   uniqueKey,
@@ -62,7 +62,7 @@ function write(key: string): RedisWriteStream {
 describe('followers of one cluster client', () => {
   it('share one blocking connection per slot, on the primary that serves it', async () => {
     const name = uniqueConnectionName('slots');
-    const client = connectAnySubject({ connectionName: name });
+    const client = await readyAnySubject({ connectionName: name });
     const keys = Array.from({ length: 30 }, (_, i) => uniqueKey(`slots-${i}`));
     const data = keys.map((_, i) => bytes(1500, i + 1));
     const ws = keys.map((key, i) => {
@@ -95,7 +95,7 @@ describe('followers of one cluster client', () => {
 
   it('followers of files in one slot share one connection', async () => {
     const name = uniqueConnectionName('one-slot');
-    const client = connectAnySubject({ connectionName: name });
+    const client = await readyAnySubject({ connectionName: name });
     const key = uniqueKey('one-slot');
     const w = write(key);
     w.write(bytes(1000, 5));

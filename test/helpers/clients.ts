@@ -22,7 +22,7 @@ import {
   ReplyError as ValkeyReplyError,
 } from 'iovalkey';
 import { createClient, createCluster, ErrorReply } from 'redis';
-import { expect, inject } from 'vitest';
+import { beforeEach, expect, inject } from 'vitest';
 import type { RedisClient } from '../../src/index.js';
 
 /** The part of the ioredis and iovalkey API that {@link closeAll} uses. */
@@ -73,6 +73,9 @@ export function connectAny(options: RedisOptions = {}): Redis | Cluster {
   clients.add(client);
   client.on('error', () => {});
   client.once('end', () => clients.delete(client));
+  // A node-redis cluster refuses commands until connected: its subject starts connecting now, and
+  // each test waits for it (see the beforeEach below).
+  if (subjectClientName() === 'node-redis') subject(client);
   return client;
 }
 
@@ -152,6 +155,11 @@ export function connectAnySubject(options: RedisOptions = {}): RedisClient {
   if (!seeds) return connectSubject(undefined, options);
   if (subjectClientName() === 'ioredis') return connectAny(options) as RedisClient;
   return subject(new Cluster(seeds, { lazyConnect: true, redisOptions: options }));
+}
+
+/** {@link connectAnySubject}, connected (see {@link subjectConnected}). */
+export async function readyAnySubject(options: RedisOptions = {}): Promise<RedisClient> {
+  return subjectConnected(connectAnySubject(options));
 }
 
 /** The options of an ioredis connection that say where and as whom it connects. */
@@ -235,10 +243,31 @@ function nodeRedisClient(client: Redis | Cluster): RedisClient {
   const connected = made.connect();
   connected.catch(() => {});
   nodeRedisConnects.set(made, connected);
+  pendingConnects.add(connected);
+  const settled = (): void => void pendingConnects.delete(connected);
+  connected.then(settled, settled);
   return made as unknown as RedisClient;
 }
 
 const nodeRedisConnects = new WeakMap<object, Promise<unknown>>();
+const pendingConnects = new Set<Promise<unknown>>();
+
+// A node-redis client sent commands while connecting queues them, but a node-redis cluster fails
+// them ("The client is offline"), as documented: hand it over connected. The clients made before a
+// test (at the top of a file, in beforeAll) are connected when it starts; one made inside a test
+// is awaited there (subjectConnected()).
+beforeEach(async () => {
+  await Promise.allSettled([...pendingConnects]);
+});
+
+/**
+ * Resolves once a node-redis subject has connected (a node-redis cluster refuses commands before);
+ * at once for ioredis and iovalkey, whose clients queue commands while they connect.
+ */
+export async function subjectConnected(client: RedisClient): Promise<RedisClient> {
+  await nodeRedisConnects.get(client);
+  return client;
+}
 
 /**
  * Resolves once `client` (a subject, or an ioredis client) is connected to the server or to every
