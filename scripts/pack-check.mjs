@@ -260,6 +260,19 @@ async function checkProject(p, tarball, tmp, url) {
     run(process.execPath, ['check.cjs'], { cwd: dir, env: { ...env, MODULE_SYSTEM: 'cjs' } }),
   );
   await step('tsc --noEmit (strict, .ts and .cts)', () => run(process.execPath, [tsc, '-p', dir], { cwd: dir }));
+  // The command-line tool connects with ioredis or iovalkey: where neither is installed it says
+  // what to install, in one line, and fails.
+  const cli = join(dir, 'node_modules', 'redis-file-stream', 'dist', 'esm', 'cli', 'main.js');
+  await step('redis-file ls', async () => {
+    const listed = run(process.execPath, [cli, '--url', url, 'ls', 'pack-check-*'], { cwd: dir });
+    if (p.name !== 'node-redis') return listed.then(() => 'lists the files');
+    const err = await listed.then(
+      () => new Error('redis-file ran without ioredis or iovalkey'),
+      (e) => e,
+    );
+    if (!/npm install ioredis/.test(err.message)) throw err;
+    return 'says to install ioredis';
+  });
   return steps;
 }
 

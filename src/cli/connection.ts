@@ -66,7 +66,7 @@ async function clientLibrary(): Promise<Pick<typeof import('ioredis'), 'Redis' |
       return (await import('iovalkey' as string)) as Pick<typeof import('ioredis'), 'Redis' | 'Cluster'>;
     } catch {
       throw new ConnectError(
-        `redis-file needs ioredis (or iovalkey) installed beside it: npm install ioredis (${(first as Error).message})`,
+        `the command connects with ioredis or iovalkey, and neither is installed beside redis-file-stream: npm install ioredis (${(first as Error).message.split('\n')[0]})`,
       );
     }
   }

@@ -87,7 +87,37 @@ function views<C extends { withTypeMapping(mapping: Record<number, unknown>): C 
 
 function sender(client: Client): Connection['send'] {
   const [text, binary] = views(client);
-  return async (_key, args, buffers) => normalise(args[0], await (buffers ? binary : text).sendCommand(strings(args)));
+  return resending(client, (_key, args, buffers) => (buffers ? binary : text).sendCommand(strings(args)));
+}
+
+/** How often a command that a dropped connection failed is sent again (ioredis: maxRetriesPerRequest). */
+const RESENDS = 20;
+const RESEND_MAX_MS = 1000;
+
+/**
+ * Send commands as ioredis does after a dropped connection: node-redis fails a command the
+ * connection dropped under (and a cluster one whose node it replaced), where ioredis sends it
+ * again once reconnected. The package is built for that (a piece stored twice is refused and
+ * compared, every script recognises its own retry), so the adapter sends it again, queued until
+ * the client has reconnected: at once, then after growing pauses, while the client stays open.
+ */
+function resending(
+  client: { readonly isOpen: boolean },
+  send: (key: string | undefined, args: readonly Arg[], buffers?: boolean) => Promise<unknown>,
+): Connection['send'] {
+  return async (key, args, buffers) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return normalise(args[0], await send(key, args, buffers));
+      } catch (err) {
+        if (attempt >= RESENDS || !transient(err, client)) throw err;
+        if (attempt > 0) {
+          const pause = Math.min(RESEND_MAX_MS, 25 * 2 ** attempt);
+          await new Promise((resolve) => setTimeout(resolve, pause).unref());
+        }
+      }
+    }
+  };
 }
 
 /** The names of an error's classes, its own first. */
@@ -110,6 +140,10 @@ const CONNECTION_FAILURES = new Set([
   'ConnectionTimeoutError',
   'SocketTimeoutError',
   'ClientOfflineError',
+  // A command that waited too long (while a cluster failed over, say).
+  'TimeoutError',
+  // A cluster's node client replaced while it looked the slots up again.
+  'DisconnectsClientError',
 ]);
 
 /**
@@ -188,8 +222,9 @@ export function nodeRedisPort(value: NodeRedisLikeClient): RedisPort {
 
 function clusterPort(cluster: ClusterClient): RedisPort {
   const [text, binary] = views(cluster);
-  const send: Connection['send'] = async (key, args, buffers) =>
-    normalise(args[0], await (buffers ? binary : text).sendCommand(key, false, strings(args)));
+  const send = resending(cluster, (key, args, buffers) =>
+    (buffers ? binary : text).sendCommand(key, false, strings(args)),
+  );
   return {
     library: 'node-redis',
     cluster: true,
