@@ -25,6 +25,59 @@ const onBothTopologies = [
 /** Test files that need the shared cluster and run only there. */
 const onClusterOnly = ['test/cli-cluster.test.ts', 'test/shared-blocking-cluster.test.ts'];
 
+/**
+ * Test files that hand the package no client of their own choosing, so they run with ioredis only:
+ * the CLI (ioredis only), the built package and the demo run in child processes, the Lua scripts'
+ * own behaviour, and the source's layering. (The examples take the library under test from
+ * REDIS_CLIENT, and run in every project.)
+ */
+const ioredisOnly = [
+  'test/cli*.test.ts',
+  'test/bench-cluster.test.ts',
+  'test/demo.test.ts',
+  'test/layering.test.ts',
+  'test/pack.test.ts',
+  'test/package.test.ts',
+  'test/scripts.test.ts',
+];
+
+/**
+ * The libraries whose clients the package accepts. Each test file (but {@link ioredisOnly}) runs
+ * once per library: the tests hand the package `subject(client)` (test/helpers/clients.ts), a client
+ * of the library that `RFS_CLIENT` names.
+ */
+const libraries = ['ioredis', 'node-redis', 'iovalkey'] as const;
+
+/** The projects of one library: `standalone` and `cluster`, suffixed `:<library>` but for ioredis. */
+function projectsOf(library: (typeof libraries)[number]) {
+  const suffix = library === 'ioredis' ? '' : `:${library}`;
+  const others = library === 'ioredis' ? [] : ioredisOnly;
+  return [
+    {
+      extends: true as const,
+      test: {
+        name: `standalone${suffix}`,
+        include: ['test/**/*.test.ts'],
+        exclude: [...onClusterOnly, ...others],
+        env: { RFS_CLIENT: library },
+        // Starts one shared redis-server for the run (inject('redisUrl')) and stops it.
+        globalSetup: ['./test/helpers/global-setup.ts'],
+      },
+    },
+    {
+      extends: true as const,
+      test: {
+        name: `cluster${suffix}`,
+        include: [...onBothTopologies, ...onClusterOnly],
+        exclude: others,
+        env: { RFS_CLIENT: library },
+        // Starts one shared cluster for the run (inject('clusterSeeds')) and stops it.
+        globalSetup: ['./test/helpers/cluster-setup.ts'],
+      },
+    },
+  ];
+}
+
 export default defineConfig({
   test: {
     environment: 'node',
@@ -47,26 +100,6 @@ export default defineConfig({
       reportsDirectory: 'coverage',
       thresholds: { lines: 90, statements: 88, functions: 90, branches: 84 },
     },
-    projects: [
-      {
-        extends: true,
-        test: {
-          name: 'standalone',
-          include: ['test/**/*.test.ts'],
-          exclude: onClusterOnly,
-          // Starts one shared redis-server for the run (inject('redisUrl')) and stops it.
-          globalSetup: ['./test/helpers/global-setup.ts'],
-        },
-      },
-      {
-        extends: true,
-        test: {
-          name: 'cluster',
-          include: [...onBothTopologies, ...onClusterOnly],
-          // Starts one shared cluster for the run (inject('clusterSeeds')) and stops it.
-          globalSetup: ['./test/helpers/cluster-setup.ts'],
-        },
-      },
-    ],
+    projects: libraries.flatMap(projectsOf),
   },
 });

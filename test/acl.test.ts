@@ -30,7 +30,7 @@ import {
   stat,
 } from '../src/index.js';
 import { denials } from './helpers/acl.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connect, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -187,8 +187,8 @@ describe('a user made with the documented rule', () => {
     // Follow: a reader waits for a file that does not exist yet, and gets its bytes while it is written.
     const key = uniqueKey('acl-file');
     const data = bytes(100 * 1024 + 7, 31);
-    const follower = track(createRedisReadStream(app, key, { waitForCreate: 15_000 }));
-    const writer = createRedisWriteStream(app, key, { chunkSize: 16 * 1024, heartbeatInterval: 20 });
+    const follower = track(createRedisReadStream(subject(app), key, { waitForCreate: 15_000 }));
+    const writer = createRedisWriteStream(subject(app), key, { chunkSize: 16 * 1024, heartbeatInterval: 20 });
     writer.write(data.subarray(0, 40 * 1024));
     await eventually(() => follower.received().length > 0, 'the follower to get bytes while the file is written');
     writer.end(data.subarray(40 * 1024));
@@ -199,49 +199,52 @@ describe('a user made with the documented rule', () => {
     // Read, range, stat, list.
     expect((await get(app, key)).equals(data)).toBe(true);
     expect((await get(app, key, { start: 1000, end: 49_999 })).equals(data.subarray(1000, 50_000))).toBe(true);
-    expect(await stat(app, key)).toMatchObject({ state: 'complete', size: data.length });
+    expect(await stat(subject(app), key)).toMatchObject({ state: 'complete', size: data.length });
     const listed: string[] = [];
-    for await (const file of list(app, { match: key })) listed.push(file.key);
+    for await (const file of list(subject(app), { match: key })) listed.push(file.key);
     expect(listed).toEqual([key]);
 
     // Rename, expire and its removal, overwrite with a TTL.
     const renamed = `${key}-renamed`;
-    await rename(app, key, renamed);
-    expect(await expire(app, renamed, 600)).toBe(true);
-    expect((await stat(app, renamed)).ttl).toBeGreaterThan(500);
-    expect(await expire(app, renamed, null)).toBe(true);
-    expect((await stat(app, renamed)).ttl).toBeUndefined();
+    await rename(subject(app), key, renamed);
+    expect(await expire(subject(app), renamed, 600)).toBe(true);
+    expect((await stat(subject(app), renamed)).ttl).toBeGreaterThan(500);
+    expect(await expire(subject(app), renamed, null)).toBe(true);
+    expect((await stat(subject(app), renamed)).ttl).toBeUndefined();
     await put(app, renamed, bytes(20_000, 32), { overwrite: true, ttl: 600 });
 
     // An upload destroyed half-way (marked aborted), continued with resume.
     const third = bytes(80 * 1024, 33);
-    const aborted = createRedisWriteStream(app, renamed, {
+    const aborted = createRedisWriteStream(subject(app), renamed, {
       chunkSize: 16 * 1024,
       overwrite: true,
       heartbeatInterval: 20,
     });
     aborted.on('error', () => {});
     aborted.write(third.subarray(0, 40 * 1024));
-    await eventually(async () => (await stat(app, renamed)).size >= 32 * 1024, 'the heartbeat to record progress');
+    await eventually(
+      async () => (await stat(subject(app), renamed)).size >= 32 * 1024,
+      'the heartbeat to record progress',
+    );
     aborted.destroy();
     await once(aborted, 'close');
-    const partial = await stat(app, renamed);
+    const partial = await stat(subject(app), renamed);
     expect(partial).toMatchObject({ state: 'aborted', size: 32 * 1024 });
-    const resumed = createRedisWriteStream(app, renamed, { resume: true });
+    const resumed = createRedisWriteStream(subject(app), renamed, { resume: true });
     await pipeline(Readable.from([third.subarray(partial.size)]), resumed);
     expect((await get(app, renamed)).equals(third)).toBe(true);
-    expect(await remove(app, renamed)).toBe(true);
+    expect(await remove(subject(app), renamed)).toBe(true);
 
     // A file deleted once its one consumer has read it.
     const consumed = uniqueKey('acl-consumed');
     await put(app, consumed, bytes(30_000, 34), { consumers: ['c1'] });
     expect((await get(app, consumed, { consumer: 'c1' })).length).toBe(30_000);
-    await expect(stat(app, consumed)).rejects.toMatchObject({ code: ErrorCodes.NOT_FOUND });
+    await expect(stat(subject(app), consumed)).rejects.toMatchObject({ code: ErrorCodes.NOT_FOUND });
 
     // A writer that waits for the replica.
     const replicated = uniqueKey('acl-replicated');
     await put(app, replicated, bytes(50_000, 35), { chunkSize: 16 * 1024, waitReplicas: 1 });
-    expect(await remove(app, replicated)).toBe(true);
+    expect(await remove(subject(app), replicated)).toBe(true);
 
     // A channel: the receiver waits, the sender sends under a memory limit, so that the receiver
     // reports its position and trims what it consumed (a file larger than its read-ahead and its
@@ -251,7 +254,7 @@ describe('a user made with the documented rule', () => {
     const sent = bytes(2 * MiB, 36);
     const received: { name: string; data: Buffer }[] = [];
     const receiving = (async () => {
-      for await (const file of receiveFiles(app, channel, { consumer: 'r1' })) {
+      for await (const file of receiveFiles(subject(app), channel, { consumer: 'r1' })) {
         received.push({ name: file.name, data: await collect(file.stream) });
         await file.ack();
       }
@@ -260,15 +263,15 @@ describe('a user made with the documented rule', () => {
     // A limit the 2 MiB file does not fit in: the sender is held back, and the receiver trims what
     // it consumed (XTRIM). The room above what Redis uses now holds the receiver's pending reply,
     // a chunk on its way, and what the transfer adds besides (connections, scripts, streams).
-    await sendFiles(app, channel, [{ name: 'a.bin', stream: Readable.from([sent]), size: sent.length }], {
+    await sendFiles(subject(app), channel, [{ name: 'a.bin', stream: Readable.from([sent]), size: sent.length }], {
       consumers: 1,
       maxRedisMemory: (await usedMemory(admin)) + 2 * MiB,
       chunkSize: 64 * 1024,
     });
-    await closeChannel(app, channel);
+    await closeChannel(subject(app), channel);
     await receiving;
     expect(received.map((f) => [f.name, f.data.equals(sent)])).toEqual([['a.bin', true]]);
-    expect(await removeChannel(app, channel)).toBe(true);
+    expect(await removeChannel(subject(app), channel)).toBe(true);
 
     // A writer held back by maxRedisMemory (it waits on the freed-memory stream), woken when the
     // acknowledgement of its one consumer deletes a file that fills Redis.
@@ -276,7 +279,9 @@ describe('a user made with the documented rule', () => {
     await put(app, filler, bytes(8 * MiB, 37), { consumers: 1, maxRedisMemory: 1024 * MiB, chunkSize: 256 * 1024 });
     const held = uniqueKey('acl-held');
     const heldData = bytes(MiB, 38);
-    const heldWriter = createRedisWriteStream(app, held, { maxRedisMemory: (await usedMemory(admin)) - 2 * MiB });
+    const heldWriter = createRedisWriteStream(subject(app), held, {
+      maxRedisMemory: (await usedMemory(admin)) - 2 * MiB,
+    });
     const writing = pipeline(Readable.from([heldData]), heldWriter);
     await eventually(
       async () => (await blockedOf(admin, appUser.name, 'xread')) === 1,
@@ -286,7 +291,7 @@ describe('a user made with the documented rule', () => {
     expect((await get(app, filler, { consumer: 'only' })).length).toBe(8 * MiB);
     await writing;
     expect((await get(app, held)).equals(heldData)).toBe(true);
-    expect(await remove(app, held)).toBe(true);
+    expect(await remove(subject(app), held)).toBe(true);
 
     expect(await denials(admin, appUser.name)).toEqual([]);
     // Every command the rule grants was run (by the user: the admin sends none of them but INFO,
@@ -307,8 +312,8 @@ describe('a user made with the documented rule', () => {
     const reader = login(readerUser);
 
     // A follower that waits for the file, and gets its bytes while it is written.
-    const follower = track(createRedisReadStream(reader, key, { waitForCreate: 15_000 }));
-    const writer = createRedisWriteStream(app, key, { chunkSize: 16 * 1024 });
+    const follower = track(createRedisReadStream(subject(reader), key, { waitForCreate: 15_000 }));
+    const writer = createRedisWriteStream(subject(app), key, { chunkSize: 16 * 1024 });
     writer.write(data.subarray(0, 20 * 1024));
     // All of it, its last piece stored by the writer's flushInterval.
     await eventually(() => follower.received().length === 20 * 1024, 'the follower to get what was written so far');
@@ -319,47 +324,47 @@ describe('a user made with the documented rule', () => {
     await follower.ended;
     expect(follower.received().equals(data)).toBe(true);
 
-    expect(await stat(reader, key)).toMatchObject({ state: 'complete', size: data.length });
+    expect(await stat(subject(reader), key)).toMatchObject({ state: 'complete', size: data.length });
     const listed: string[] = [];
-    for await (const file of list(reader, { match: key })) listed.push(file.key);
+    for await (const file of list(subject(reader), { match: key })) listed.push(file.key);
     expect(listed).toEqual([key]);
     expect((await get(reader, key)).equals(data)).toBe(true);
     expect((await get(reader, key, { start: 100, end: 20_000 })).equals(data.subarray(100, 20_001))).toBe(true);
 
     // An aborted file: stat tells what its writer committed.
     const abortedKey = uniqueKey('acl-read-aborted');
-    const aborted = createRedisWriteStream(app, abortedKey, { chunkSize: 16 * 1024 });
+    const aborted = createRedisWriteStream(subject(app), abortedKey, { chunkSize: 16 * 1024 });
     aborted.on('error', () => {});
     aborted.write(bytes(20 * 1024, 42));
     await once(aborted, 'ready');
     aborted.destroy();
     await once(aborted, 'close');
-    expect(await stat(reader, abortedKey)).toMatchObject({ state: 'aborted' });
+    expect(await stat(subject(reader), abortedKey)).toMatchObject({ state: 'aborted' });
 
     expect(await denials(admin, readerUser.name)).toEqual([]);
     const run = await commandsRun(admin);
     expect(grants(readerUser.rules).commands.filter((c) => !run.has(c))).toEqual([]);
-    expect(await remove(app, key)).toBe(true);
-    expect(await remove(app, abortedKey)).toBe(true);
+    expect(await remove(subject(app), key)).toBe(true);
+    expect(await remove(subject(app), abortedKey)).toBe(true);
   });
 
   it('the read-only rule is refused every write, and every script (stat of a file being written)', async () => {
     const app = login(appUser);
     const reader = login(readerUser);
     const key = uniqueKey('acl-read-refused');
-    const writer = createRedisWriteStream(app, key, { chunkSize: 16 * 1024 });
+    const writer = createRedisWriteStream(subject(app), key, { chunkSize: 16 * 1024 });
     writer.write(bytes(20 * 1024, 43));
     await once(writer, 'ready');
     // Redis refuses EVALSHA to a user with read access alone: it declares its keys as written.
-    await expect(stat(reader, key)).rejects.toMatchObject({ code: ErrorCodes.REDIS, message: /NOPERM/ });
+    await expect(stat(subject(reader), key)).rejects.toMatchObject({ code: ErrorCodes.REDIS, message: /NOPERM/ });
     await expect(put(reader, uniqueKey('acl-read-put'), bytes(100))).rejects.toMatchObject({ code: ErrorCodes.REDIS });
-    await expect(remove(reader, key)).rejects.toMatchObject({ code: ErrorCodes.REDIS });
-    await expect(expire(reader, key, 60)).rejects.toMatchObject({ code: ErrorCodes.REDIS });
+    await expect(remove(subject(reader), key)).rejects.toMatchObject({ code: ErrorCodes.REDIS });
+    await expect(expire(subject(reader), key, 60)).rejects.toMatchObject({ code: ErrorCodes.REDIS });
     await expect(reader.hset(fileKeysOf(key).meta, 'state', 'aborted')).rejects.toThrow(/NOPERM/);
     await expect(reader.del(fileKeysOf(key).meta)).rejects.toThrow(/NOPERM/);
     writer.end();
     await once(writer, 'finish');
-    expect(await stat(app, key)).toMatchObject({ state: 'complete', size: 20 * 1024, ttl: undefined });
-    expect(await remove(app, key)).toBe(true);
+    expect(await stat(subject(app), key)).toMatchObject({ state: 'complete', size: 20 * 1024, ttl: undefined });
+    expect(await remove(subject(app), key)).toBe(true);
   });
 });

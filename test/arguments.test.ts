@@ -18,7 +18,7 @@ import {
   sendFiles,
   stat,
 } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connect, subject, uniqueKey } from './helpers/clients.js';
 
 const redis = connect();
 afterAll(closeAll);
@@ -53,24 +53,36 @@ describe('promise-returning functions reject on bad arguments, never throw', () 
   const cases: [string, () => Promise<unknown>, Expected][] = [
     ['stat with a non-client', () => stat({} as never, key), TYPE],
     ['stat with null as the client', () => stat(null as never, key), TYPE],
-    ['stat with a non-string key', () => stat(redis, 42 as never), TYPE],
-    ['stat with an empty key', () => stat(redis, ''), VALUE],
-    ['stat with an unknown option', () => stat(redis, key, { chunkSize: 1 } as never), VALUE],
-    ['remove with a bad prefix', () => remove(redis, key, { prefix: 1 as never }), TYPE],
-    ['remove with a prefix holding a brace', () => remove(redis, key, { prefix: 'a{' }), VALUE],
-    ['rename with an empty new name', () => rename(redis, key, ''), VALUE],
-    ['rename with overwrite not a boolean', () => rename(redis, key, 'k2', { overwrite: 'yes' as never }), TYPE],
-    ['expire with 0 seconds', () => expire(redis, key, 0), RANGE],
-    ['expire with seconds as a string', () => expire(redis, key, '5' as never), TYPE],
-    ['sendFiles with an empty channel', () => sendFiles(redis, '', []), VALUE],
-    ['sendFiles with files not an array', () => sendFiles(redis, 'c', 'a.log' as never), TYPE],
-    ['sendFiles with a file neither a path nor { name, stream }', () => sendFiles(redis, 'c', [42 as never]), VALUE],
-    ['sendFiles with an empty file name', () => sendFiles(redis, 'c', [{ name: '', stream: stream() }]), VALUE],
-    ['sendFiles with onStart not a function', () => sendFiles(redis, 'c', [], { onStart: 42 as never }), TYPE],
-    ['sendFiles with chunkSize 0', () => sendFiles(redis, 'c', [], { chunkSize: 0 }), RANGE],
+    ['stat with a non-string key', () => stat(subject(redis), 42 as never), TYPE],
+    ['stat with an empty key', () => stat(subject(redis), ''), VALUE],
+    ['stat with an unknown option', () => stat(subject(redis), key, { chunkSize: 1 } as never), VALUE],
+    ['remove with a bad prefix', () => remove(subject(redis), key, { prefix: 1 as never }), TYPE],
+    ['remove with a prefix holding a brace', () => remove(subject(redis), key, { prefix: 'a{' }), VALUE],
+    ['rename with an empty new name', () => rename(subject(redis), key, ''), VALUE],
+    [
+      'rename with overwrite not a boolean',
+      () => rename(subject(redis), key, 'k2', { overwrite: 'yes' as never }),
+      TYPE,
+    ],
+    ['expire with 0 seconds', () => expire(subject(redis), key, 0), RANGE],
+    ['expire with seconds as a string', () => expire(subject(redis), key, '5' as never), TYPE],
+    ['sendFiles with an empty channel', () => sendFiles(subject(redis), '', []), VALUE],
+    ['sendFiles with files not an array', () => sendFiles(subject(redis), 'c', 'a.log' as never), TYPE],
+    [
+      'sendFiles with a file neither a path nor { name, stream }',
+      () => sendFiles(subject(redis), 'c', [42 as never]),
+      VALUE,
+    ],
+    [
+      'sendFiles with an empty file name',
+      () => sendFiles(subject(redis), 'c', [{ name: '', stream: stream() }]),
+      VALUE,
+    ],
+    ['sendFiles with onStart not a function', () => sendFiles(subject(redis), 'c', [], { onStart: 42 as never }), TYPE],
+    ['sendFiles with chunkSize 0', () => sendFiles(subject(redis), 'c', [], { chunkSize: 0 }), RANGE],
     ['closeChannel with a non-client', () => closeChannel({} as never, 'c'), TYPE],
-    ['closeChannel with a bad prefix', () => closeChannel(redis, 'c', { prefix: 'a}' }), VALUE],
-    ['removeChannel with a non-string channel', () => removeChannel(redis, 7 as never), TYPE],
+    ['closeChannel with a bad prefix', () => closeChannel(subject(redis), 'c', { prefix: 'a}' }), VALUE],
+    ['removeChannel with a non-string channel', () => removeChannel(subject(redis), 7 as never), TYPE],
   ];
   for (const [name, call, expected] of cases) {
     it(`${name}: ${expected.name} ${expected.code}`, async () => {
@@ -84,7 +96,7 @@ describe('promise-returning functions reject on bad arguments, never throw', () 
     const channel = uniqueKey('args-send');
     const source = stream();
     source.end('never read');
-    const sending = sendFiles(redis, channel, [{ name: 'a.log', stream: source }], { chunkSize: 0 });
+    const sending = sendFiles(subject(redis), channel, [{ name: 'a.log', stream: source }], { chunkSize: 0 });
     await expect(sending).rejects.toMatchObject(matches(RANGE));
     expect(await redis.exists(channelLogKey(DEFAULT_PREFIX, channel))).toBe(0);
     expect(source.readableLength).toBe('never read'.length);
@@ -94,15 +106,23 @@ describe('promise-returning functions reject on bad arguments, never throw', () 
 describe('functions that return an async iterator reject its first step on bad arguments, never throw', () => {
   const cases: [string, () => AsyncIterableIterator<unknown>, Expected][] = [
     ['list with a non-client', () => list({} as never), TYPE],
-    ['list with count 0', () => list(redis, { count: 0 }), RANGE],
-    ['list with match not a string', () => list(redis, { match: 5 as never }), TYPE],
-    ['list with an unknown option', () => list(redis, { pattern: '*' } as never), VALUE],
-    ['receiveFiles with an empty channel', () => receiveFiles(redis, '', { consumer: 'x' }), VALUE],
-    ['receiveFiles without options', () => receiveFiles(redis, 'c', undefined as never), TYPE],
-    ['receiveFiles without a consumer', () => receiveFiles(redis, 'c', {} as never), TYPE],
-    ['receiveFiles with an empty consumer', () => receiveFiles(redis, 'c', { consumer: '' }), VALUE],
-    ['receiveFiles with idleTimeout 0', () => receiveFiles(redis, 'c', { consumer: 'x', idleTimeout: 0 }), RANGE],
-    ['receiveFiles with a non-signal', () => receiveFiles(redis, 'c', { consumer: 'x', signal: {} as never }), TYPE],
+    ['list with count 0', () => list(subject(redis), { count: 0 }), RANGE],
+    ['list with match not a string', () => list(subject(redis), { match: 5 as never }), TYPE],
+    ['list with an unknown option', () => list(subject(redis), { pattern: '*' } as never), VALUE],
+    ['receiveFiles with an empty channel', () => receiveFiles(subject(redis), '', { consumer: 'x' }), VALUE],
+    ['receiveFiles without options', () => receiveFiles(subject(redis), 'c', undefined as never), TYPE],
+    ['receiveFiles without a consumer', () => receiveFiles(subject(redis), 'c', {} as never), TYPE],
+    ['receiveFiles with an empty consumer', () => receiveFiles(subject(redis), 'c', { consumer: '' }), VALUE],
+    [
+      'receiveFiles with idleTimeout 0',
+      () => receiveFiles(subject(redis), 'c', { consumer: 'x', idleTimeout: 0 }),
+      RANGE,
+    ],
+    [
+      'receiveFiles with a non-signal',
+      () => receiveFiles(subject(redis), 'c', { consumer: 'x', signal: {} as never }),
+      TYPE,
+    ],
   ];
   for (const [name, call, expected] of cases) {
     it(`${name}: ${expected.name} ${expected.code} from the first next(), then the iteration is done`, async () => {
@@ -116,7 +136,7 @@ describe('functions that return an async iterator reject its first step on bad a
   it('a for await over list with bad arguments rejects with the coded error', async () => {
     const loop = async (): Promise<number> => {
       let n = 0;
-      for await (const _ of list(redis, { count: -1 })) n++;
+      for await (const _ of list(subject(redis), { count: -1 })) n++;
       return n;
     };
     await expect(loop()).rejects.toMatchObject(matches(RANGE));
@@ -124,7 +144,7 @@ describe('functions that return an async iterator reject its first step on bad a
 
   it('receiveFiles with bad options creates no consumer group on the channel', async () => {
     const channel = uniqueKey('args-receive');
-    const first = receiveFiles(redis, channel, { consumer: 'x', readAhead: 0 }).next();
+    const first = receiveFiles(subject(redis), channel, { consumer: 'x', readAhead: 0 }).next();
     await expect(first).rejects.toMatchObject(matches(RANGE));
     expect(await redis.exists(channelLogKey(DEFAULT_PREFIX, channel))).toBe(0);
   });

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
-import { closeAll, connectAny, onEveryNode, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, onEveryNode, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
@@ -16,7 +16,7 @@ describe('backpressure', () => {
     const chunkSize = 1000;
     const maxInFlight = 4;
     const highWaterMark = 2000;
-    const writer = createRedisWriteStream(redis, key, {
+    const writer = createRedisWriteStream(subject(redis), key, {
       chunkSize,
       maxInFlight,
       highWaterMark,
@@ -53,7 +53,7 @@ describe('backpressure', () => {
     await put(redis, key, data, { chunkSize });
     const readAhead = 4;
     const highWaterMark = 2000;
-    const reader = createRedisReadStream(redis, key, { readAhead, highWaterMark });
+    const reader = createRedisReadStream(subject(redis), key, { readAhead, highWaterMark });
     const first = await new Promise<Buffer>((resolve) =>
       reader.once('data', (d: Buffer) => {
         reader.pause();
@@ -74,7 +74,11 @@ describe('backpressure', () => {
     const key = uniqueKey('rbp-follow');
     const chunkSize = 1000;
     const data = bytes(100 * chunkSize, 4);
-    const reader = createRedisReadStream(redis, key, { readAhead: 2, highWaterMark: 1000, waitForCreate: 5000 });
+    const reader = createRedisReadStream(subject(redis), key, {
+      readAhead: 2,
+      highWaterMark: 1000,
+      waitForCreate: 5000,
+    });
     // The consumer takes one piece and then stops pulling, while the whole file arrives.
     const first = new Promise<Buffer>((resolve) =>
       reader.once('data', (d: Buffer) => {
@@ -82,7 +86,7 @@ describe('backpressure', () => {
         resolve(d);
       }),
     );
-    const writer = createRedisWriteStream(redis, key, { chunkSize });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize });
     writer.end(data);
     await once(writer, 'finish');
     const head = await first;

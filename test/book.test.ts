@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { removeChannel } from '../src/index.js';
-import { closeAll, connectAny, redisUrlForProcesses, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, redisUrlForProcesses, subject, uniqueKey } from './helpers/clients.js';
 import { fileKeysOf } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
 
@@ -72,6 +72,6 @@ describe('the book test', () => {
     }
     expect((await send.exited).code).toBe(0);
     for (const { key } of started) expect(await redis.exists(fileKeysOf(key as string).meta)).toBe(0);
-    expect(await removeChannel(redis, channel)).toBe(true);
+    expect(await removeChannel(subject(redis), channel)).toBe(true);
   }, 120_000);
 });

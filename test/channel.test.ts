@@ -10,12 +10,22 @@ import { PassThrough, Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AnnouncedFile, closeChannel, receiveFiles, removeChannel, sendFiles, stat } from '../src/index.js';
+import {
+  type AnnouncedFile,
+  closeChannel,
+  type RedisClient,
+  receiveFiles,
+  removeChannel,
+  sendFiles,
+  stat,
+} from '../src/index.js';
 import {
   blockedIn,
   closeAll,
   connectAny,
+  readyAnySubject,
   redisUrlForProcesses,
+  subject,
   uniqueConnectionName,
   uniqueKey,
 } from './helpers/clients.js';
@@ -44,13 +54,13 @@ function file(name: string, data: Buffer | string): string {
 
 /** Receive until the channel closes; each file's bytes (or its error's code), acknowledged. */
 async function receiveAll(
-  client: Redis | Cluster,
+  client: Redis | Cluster | RedisClient,
   channel: string,
   consumer: string,
   options: { decompress?: boolean } = {},
 ) {
   const got: { name: string; data?: Buffer; error?: string }[] = [];
-  for await (const f of receiveFiles(client, channel, { consumer, ...options })) {
+  for await (const f of receiveFiles(subject(client), channel, { consumer, ...options })) {
     try {
       got.push({ name: f.name, data: await collect(f.stream) });
     } catch (err) {
@@ -68,15 +78,15 @@ describe('channels', () => {
     const b = Buffer.from('b'.repeat(1000));
     const c = bytes(5, 72);
     const name = uniqueConnectionName('chan');
-    const receivers = ['r1', 'r2', 'r3'].map((consumer) =>
-      receiveAll(connectAny({ connectionName: name }), channel, consumer),
-    );
+    const consumers = ['r1', 'r2', 'r3'];
+    const clients = await Promise.all(consumers.map(() => readyAnySubject({ connectionName: name })));
+    const receivers = consumers.map((consumer, i) => receiveAll(clients[i]!, channel, consumer));
     await eventually(
       async () => (await blockedIn(redis, name, 'xreadgroup')) === 3,
       'the three receivers to wait for a file',
     );
     const sent = await sendFiles(
-      redis,
+      subject(redis),
       channel,
       [file('a.bin', a), { name: 'b.txt', stream: Readable.from([b]) }, file('c.bin', c)],
       { consumers: 3, chunkSize: 16 * 1024 },
@@ -86,14 +96,14 @@ describe('channels', () => {
       ['b.txt', b.length],
       ['c.bin', c.length],
     ]);
-    await closeChannel(redis, channel);
+    await closeChannel(subject(redis), channel);
     for (const got of await Promise.all(receivers)) {
       expect(got.map((f) => f.name)).toEqual(['a.bin', 'b.txt', 'c.bin']);
       // Buffer.equals: a deep toEqual over 300 KB is slow.
       expect(got.map((f, i) => f.data!.equals([a, b, c][i]!))).toEqual([true, true, true]);
     }
     for (const f of sent) expect(await redis.exists(fileKeysOf(f.key).meta)).toBe(0);
-    expect(await removeChannel(redis, channel)).toBe(true);
+    expect(await removeChannel(subject(redis), channel)).toBe(true);
   });
 
   it('a late receiver process gets every file still held; a sender process run again appends without resetting anyone', async () => {
@@ -116,8 +126,8 @@ describe('channels', () => {
     const good = gzipSync('fine\n'.repeat(100));
     const bad = Buffer.from(gzipSync('broken\n'.repeat(100)));
     bad.fill(0x41, 12, 30);
-    await sendFiles(redis, channel, [file('1.gz', good), file('2.gz', bad), file('3.gz', good)]);
-    await closeChannel(redis, channel);
+    await sendFiles(subject(redis), channel, [file('1.gz', good), file('2.gz', bad), file('3.gz', good)]);
+    await closeChannel(subject(redis), channel);
     const got = await finish(receiver(redisUrlForProcesses(), channel, 'z', { decompress: true }));
     expect(got.map((f) => [f.name, f.error ?? f.lines])).toEqual([
       ['1.gz', 100],
@@ -128,11 +138,15 @@ describe('channels', () => {
 
   it('a file whose hash is damaged is an error for that file when read; the receiver goes on with the others', async () => {
     const channel = uniqueKey('bad-hash');
-    const sent = await sendFiles(redis, channel, [file('1.txt', 'one'), file('2.txt', 'two'), file('3.txt', 'three')]);
+    const sent = await sendFiles(subject(redis), channel, [
+      file('1.txt', 'one'),
+      file('2.txt', 'two'),
+      file('3.txt', 'three'),
+    ]);
     // Strict decoding refuses a size that is not decimal: the receiver's early open fails on it,
     // and the file's fields are read apart to go on.
     await redis.hset(fileKeysOf(sent[1]!.key).meta, 'size', 'three');
-    await closeChannel(redis, channel);
+    await closeChannel(subject(redis), channel);
     const got = await receiveAll(redis, channel, 'r');
     expect(got.map((f) => [f.name, f.error ?? f.data!.toString()])).toEqual([
       ['1.txt', 'one'],
@@ -145,7 +159,7 @@ describe('channels', () => {
     const channel = uniqueKey('onstart');
     const started: AnnouncedFile[] = [];
     const source = new PassThrough();
-    const sending = sendFiles(redis, channel, [{ name: 'slow.txt', stream: source }, file('b.txt', 'bee')], {
+    const sending = sendFiles(subject(redis), channel, [{ name: 'slow.txt', stream: source }, file('b.txt', 'bee')], {
       onStart: (f) => started.push(f),
     });
     source.write('the first part');
@@ -158,7 +172,7 @@ describe('channels', () => {
         size: undefined,
       },
     ]);
-    expect((await stat(redis, started[0]!.key)).state).toBe('writing');
+    expect((await stat(subject(redis), started[0]!.key)).state).toBe('writing');
     source.end(', and the rest');
     const sent = await sending;
     expect(started.map((f) => [f.name, f.key, f.size])).toEqual(
@@ -172,13 +186,13 @@ describe('channels', () => {
     // A source that stays open: the file cannot be complete before onStart runs.
     const source = new PassThrough();
     source.write('some bytes');
-    const err = await sendFiles(redis, channel, [{ name: 'a.txt', stream: source }, file('b.txt', 'b')], {
+    const err = await sendFiles(subject(redis), channel, [{ name: 'a.txt', stream: source }, file('b.txt', 'b')], {
       onStart(f) {
         key = f.key;
         throw new Error('no thanks');
       },
     }).catch((e: unknown) => e);
     expect(err).toMatchObject({ message: 'no thanks' });
-    expect((await stat(redis, key)).state).toBe('aborted');
+    expect((await stat(subject(redis), key)).state).toBe('aborted');
   });
 });

@@ -10,7 +10,7 @@ import { ChunkWindow } from '../src/chunk-window.js';
 import { HEADER_ID, Meta, pieceId } from '../src/format.js';
 import { createRedisWriteStream } from '../src/index.js';
 import { portOf } from '../src/redis/port.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connect, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf, headerFields, pieceFields } from './helpers/keys.js';
 import { bytes, get, splitSource } from './helpers/streams.js';
@@ -40,7 +40,7 @@ describe('chunk buffer reuse', () => {
     const released: string[] = [];
     let failure: Error | undefined;
     const window = new ChunkWindow({
-      client: portOf(redis),
+      client: portOf(subject(redis)),
       key,
       keys,
       chunksKey,
@@ -84,7 +84,7 @@ describe('chunk buffer reuse', () => {
     const maxInFlight = 4;
     const data = bytes(64 * chunkSize + 100, 42);
     const allocUnsafe = vi.spyOn(Buffer, 'allocUnsafe');
-    const writer = createRedisWriteStream(redis, key, { chunkSize, maxInFlight });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize, maxInFlight });
     writer.end(data);
     await once(writer, 'finish');
     const chunkBuffers = allocUnsafe.mock.calls.filter(([size]) => size === chunkSize).length;
@@ -102,7 +102,7 @@ describe('chunk buffer reuse', () => {
     const allocUnsafe = vi.spyOn(Buffer, 'allocUnsafe');
     await pipeline(
       splitSource(data, [5000, chunkSize, 1000]),
-      createRedisWriteStream(redis, key, { chunkSize, maxInFlight }),
+      createRedisWriteStream(subject(redis), key, { chunkSize, maxInFlight }),
     );
     const chunkBuffers = allocUnsafe.mock.calls.filter(([size]) => size === chunkSize).length;
     allocUnsafe.mockRestore();

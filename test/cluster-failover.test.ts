@@ -9,6 +9,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
+import { closeAll, subject, subjectConnected } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { clusterClient, type RedisCluster, replicaCaughtUp, startCluster } from './helpers/redis-cluster.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
@@ -16,14 +17,18 @@ import { bytes, collect, sha256 } from './helpers/streams.js';
 let cluster: RedisCluster | undefined;
 const clients: Cluster[] = [];
 
-function client(): Cluster {
+/** A client of the cluster; its subject, for a node-redis cluster, connected: it refuses commands before. */
+async function client(): Promise<Cluster> {
   const c = clusterClient(cluster!);
   clients.push(c);
+  await subjectConnected(subject(c));
   return c;
 }
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect();
+  // The clients handed to the package (subject()), before their cluster goes.
+  await closeAll();
   await cluster?.stop();
   cluster = undefined;
 });
@@ -58,9 +63,12 @@ describe('failover', { timeout: 90_000 }, () => {
     const half = data.length / 2;
     // A lease that outlasts the failover: while the slot has no primary, the writer's heartbeats
     // fail, and a follower must not take it for dead.
-    const writer = createRedisWriteStream(client(), key, { chunkSize: 64 * 1024, heartbeatInterval: 5000 });
+    const writer = createRedisWriteStream(subject(await client()), key, {
+      chunkSize: 64 * 1024,
+      heartbeatInterval: 5000,
+    });
     const writing = outcome(finished(writer));
-    const reading = outcome(collect(createRedisReadStream(client(), key, { waitForCreate: 10_000 })));
+    const reading = outcome(collect(createRedisReadStream(subject(await client()), key, { waitForCreate: 10_000 })));
     writer.write(data.subarray(0, half));
     await eventually(() => writer.committedBytes === half, 'the first half stored');
     const primary = await cluster.masterOf(key);
@@ -72,14 +80,14 @@ describe('failover', { timeout: 90_000 }, () => {
     expect(w).toEqual({ ok: true, value: undefined });
     expect(r.ok ? sha256(r.value) : r.error).toBe(sha256(data));
     // A reader that starts after the failover reads it whole too.
-    expect(sha256(await collect(createRedisReadStream(client(), key)))).toBe(sha256(data));
+    expect(sha256(await collect(createRedisReadStream(subject(await client()), key)))).toBe(sha256(data));
     // The cluster serves the slot through the promoted replica.
     expect((await cluster.masterOf(key)).port).not.toBe(primary.port);
     const again = bytes(300_000, 12);
-    const w2 = createRedisWriteStream(client(), key, { overwrite: true });
+    const w2 = createRedisWriteStream(subject(await client()), key, { overwrite: true });
     w2.end(again);
     await finished(w2);
-    expect(sha256(await collect(createRedisReadStream(client(), key)))).toBe(sha256(again));
+    expect(sha256(await collect(createRedisReadStream(subject(await client()), key)))).toBe(sha256(again));
   });
 
   /**
@@ -91,8 +99,13 @@ describe('failover', { timeout: 90_000 }, () => {
     const key = `failover/lost-${options.waitReplicas ?? 0}.bin`;
     const chunkSize = 16 * 1024;
     const data = bytes(64 * chunkSize, 13);
-    const redis = client();
-    const writer = createRedisWriteStream(redis, key, { chunkSize, maxInFlight: 4, waitTimeout: 200, ...options });
+    const redis = await client();
+    const writer = createRedisWriteStream(subject(redis), key, {
+      chunkSize,
+      maxInFlight: 4,
+      waitTimeout: 200,
+      ...options,
+    });
     const writing = outcome(finished(writer));
     writer.write(data.subarray(0, 16 * chunkSize));
     await eventually(() => writer.committedChunks === 16, 'the first 16 chunks stored');
@@ -128,10 +141,10 @@ describe('failover', { timeout: 90_000 }, () => {
     const w = await writing;
     expect(w.ok).toBe(false);
     expect(w.ok ? undefined : w.error).toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
-    const r = await outcome(collect(createRedisReadStream(client(), key, { idleTimeout: 3000 })));
+    const r = await outcome(collect(createRedisReadStream(subject(await client()), key, { idleTimeout: 3000 })));
     expect(r.ok).toBe(false);
     expect(r.ok ? undefined : r.error).toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
-    expect((await stat(client(), key)).state).not.toBe('complete');
+    expect((await stat(subject(await client()), key)).state).not.toBe('complete');
   });
 
   it('with waitReplicas, no acknowledged chunk is lost: the writer re-sends them to the new primary', async () => {
@@ -143,6 +156,6 @@ describe('failover', { timeout: 90_000 }, () => {
     writer.end(data.subarray(32 * 16 * 1024));
     const w = await writing;
     expect(w).toEqual({ ok: true, value: undefined });
-    expect(sha256(await collect(createRedisReadStream(client(), key)))).toBe(sha256(data));
+    expect(sha256(await collect(createRedisReadStream(subject(await client()), key)))).toBe(sha256(data));
   });
 });

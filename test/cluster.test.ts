@@ -8,7 +8,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { Redis as RedisClass } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, list, stat } from '../src/index.js';
-import { blockedIn, closeAll, connect, keysOf } from './helpers/clients.js';
+import { blockedIn, closeAll, connect, connectSubject, keysOf, subject, subjectConnected } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf, fileKeysOf, keyPattern } from './helpers/keys.js';
 import { clusterClient, type RedisCluster, startCluster } from './helpers/redis-cluster.js';
@@ -18,9 +18,11 @@ import { bytes, collect, put, sha256 } from './helpers/streams.js';
 let cluster: RedisCluster;
 const clients: Cluster[] = [];
 
-function client(connectionName?: string): Cluster {
+/** A client of the cluster; its subject, for a node-redis cluster, connected: it refuses commands before. */
+async function client(connectionName?: string): Promise<Cluster> {
   const c = clusterClient(cluster, connectionName === undefined ? {} : { redisOptions: { connectionName } });
   clients.push(c);
+  await subjectConnected(subject(c));
   return c;
 }
 
@@ -87,7 +89,7 @@ async function moveSlot(key: string, between: () => Promise<void> = async () => 
 
 describe('Redis Cluster', () => {
   it('keeps every key of a file in one slot, and spreads files over the primaries', async () => {
-    const redis = client();
+    const redis = await client();
     const masters = new Set<number>();
     for (let i = 0; i < 24; i++) {
       const key = `spread/${i}.log`;
@@ -101,16 +103,16 @@ describe('Redis Cluster', () => {
     expect(masters.size).toBe(3);
     // list() scans every primary.
     const found: string[] = [];
-    for await (const f of list(redis, { match: 'spread/*' })) found.push(f.key);
+    for await (const f of list(subject(redis), { match: 'spread/*' })) found.push(f.key);
     expect(found.sort()).toEqual(Array.from({ length: 24 }, (_, i) => `spread/${i}.log`).sort());
   });
 
   it("a writer and a following reader go on while the file's slot moves to another node", async () => {
-    const redis = client();
+    const redis = await client();
     const key = 'moving/slot.bin';
     const data = bytes(3 * 1024 * 1024, 7);
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 16 * 1024, maxInFlight: 4 });
-    const reader = collect(createRedisReadStream(client(), key, { waitForCreate: 10_000 }));
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 16 * 1024, maxInFlight: 4 });
+    const reader = collect(createRedisReadStream(subject(await client()), key, { waitForCreate: 10_000 }));
     // Write a third, move the slot (writing more while it is half moved), write the rest.
     const third = data.length / 3;
     writer.write(data.subarray(0, third));
@@ -132,12 +134,12 @@ describe('Redis Cluster', () => {
     writer.end(data.subarray(2 * third));
     await once(writer, 'finish');
     expect(sha256(await reader)).toBe(sha256(data));
-    expect(sha256(await collect(createRedisReadStream(client(), key)))).toBe(sha256(data));
+    expect(sha256(await collect(createRedisReadStream(subject(await client()), key)))).toBe(sha256(data));
     expect((await cluster.masterOf(key)).port).toBe(after.port);
   });
 
   it('waitReplicas: every chunk and the end record wait for the replica', async () => {
-    const redis = client();
+    const redis = await client();
     const key = 'replicated/a.bin';
     const primary = await node(await cluster.masterOf(key));
     const waits = async (): Promise<number> =>
@@ -156,12 +158,12 @@ describe('Redis Cluster', () => {
   });
 
   it('waitReplicas: a replica that does not answer fails the writer with ERR_REDIS_FILE_TIMEOUT', async () => {
-    const redis = client();
+    const redis = await client();
     const key = 'replicated/stopped.bin';
     const [replica] = await cluster.replicasOf(key);
     process.kill(replica!.pid!, 'SIGSTOP');
     try {
-      const writer = createRedisWriteStream(redis, key, {
+      const writer = createRedisWriteStream(subject(redis), key, {
         chunkSize: 1000,
         waitReplicas: 1,
         waitTimeout: 100,
@@ -177,13 +179,13 @@ describe('Redis Cluster', () => {
     } finally {
       process.kill(replica!.pid!, 'SIGCONT');
     }
-    const s = await stat(redis, key);
+    const s = await stat(subject(redis), key);
     expect(s.state).toBe('aborted');
     await cluster.waitUntilHealthy();
   });
 
   it('maxRedisMemory holds for the node that stores the file', async () => {
-    const redis = client('memory-node');
+    const redis = await client('memory-node');
     const key = 'memory/node.bin';
     const primary = await node(await cluster.masterOf(key));
     const used = async (): Promise<number> =>
@@ -196,7 +198,7 @@ describe('Redis Cluster', () => {
     for (const k of ballast) fill.set(k, 'x'.repeat(1024));
     await fill.exec();
     const limit = (await used()) - MiB / 2;
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 64 * 1024, maxRedisMemory: limit });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 64 * 1024, maxRedisMemory: limit });
     writer.end(bytes(256 * 1024));
     await eventually(async () => (await blockedIn(redis, 'memory-node')) === 1, 'the writer to wait for freed memory');
     expect(writer.committedBytes).toBe(0);
@@ -231,14 +233,16 @@ describe('waitReplicas on one server', () => {
     await put(connect(primary.url), 'w/a', data, { chunkSize: 1000, waitReplicas: 1 });
     const fromReplica = new RedisClass(replica.url);
     try {
-      expect(sha256(await collect(createRedisReadStream(fromReplica, 'w/a', { follow: false })))).toBe(sha256(data));
+      expect(sha256(await collect(createRedisReadStream(subject(fromReplica), 'w/a', { follow: false })))).toBe(
+        sha256(data),
+      );
     } finally {
       fromReplica.disconnect();
     }
   });
 
   it('asking for more replicas than exist fails with ERR_REDIS_FILE_TIMEOUT', async () => {
-    const writer = createRedisWriteStream(connect(primary.url), 'w/b', {
+    const writer = createRedisWriteStream(connectSubject(primary.url), 'w/b', {
       chunkSize: 1000,
       waitReplicas: 2,
       waitTimeout: 50,

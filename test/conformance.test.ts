@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream } from '../src/index.js';
 import { render } from './conformance/generate.mjs';
 import { type FieldValue, type ReadRequest, referenceRead, type StreamEntry } from './conformance/reference-reader.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connect, subject, uniqueKey } from './helpers/clients.js';
 
 type Outcome = { bytes: { hex: string } } | { error: string; deliveredPrefixOf: { hex: string } };
 
@@ -111,7 +111,7 @@ describe('package reader on Redis', () => {
     const parts: Buffer[] = [];
     return new Promise((resolve) => {
       // A reader that waited instead of failing would fail the test with ERR_REDIS_FILE_TIMEOUT.
-      const stream = createRedisReadStream(redis, key, {
+      const stream = createRedisReadStream(subject(redis), key, {
         start,
         ...(end === null ? {} : { end }),
         follow,

@@ -11,7 +11,7 @@ import {
   type RedisReadStream,
   type RedisWriteStream,
 } from '../src/index.js';
-import { closeAll, connectAny, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf, fileKeysOf, pieceFields } from './helpers/keys.js';
 
@@ -20,7 +20,7 @@ afterAll(closeAll);
 
 /** A follower of `key` that keeps what it delivered and how it ended. */
 function follow(key: string, options = {}): { reader: RedisReadStream; data(): string; outcome: Promise<unknown> } {
-  const reader = createRedisReadStream(redis, key, { idleTimeout: 60_000, ...options });
+  const reader = createRedisReadStream(subject(redis), key, { idleTimeout: 60_000, ...options });
   const parts: Buffer[] = [];
   reader.on('data', (d: Buffer) => parts.push(d));
   const outcome = new Promise((resolve) => {
@@ -33,7 +33,7 @@ function follow(key: string, options = {}): { reader: RedisReadStream; data(): s
 /** A live writer of 8-byte chunks that has stored "abcdefgh" + "ij" (pieces 0-2 and 1-2), flushing by hand. */
 async function liveFile(name: string): Promise<{ key: string; writer: RedisWriteStream; stream: string }> {
   const key = uniqueKey(name);
-  const writer = createRedisWriteStream(redis, key, { chunkSize: 8, flushInterval: 0 });
+  const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 8, flushInterval: 0 });
   writer.on('error', () => {});
   writer.write('abcdefghij');
   await new Promise<void>((resolve, reject) => writer.flush((err) => (err ? reject(err) : resolve())));
@@ -107,7 +107,7 @@ describe('damage met while following', () => {
     const { key, writer, stream } = await liveFile('after-end');
     // A follower that opened the file while it was being written, and holds what it fetched:
     // it reads on only once the end record and an entry after it are both stored.
-    const reader = createRedisReadStream(redis, key, { highWaterMark: 1, idleTimeout: 60_000 });
+    const reader = createRedisReadStream(subject(redis), key, { highWaterMark: 1, idleTimeout: 60_000 });
     const opened = once(reader, 'file');
     reader.read(0);
     expect((await opened)[0]).toMatchObject({ state: 'writing' });

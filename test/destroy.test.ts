@@ -1,15 +1,17 @@
-import { once } from 'node:events';
+import { type EventEmitter, once } from 'node:events';
 import { PassThrough, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
+import { createRedisReadStream, createRedisWriteStream, type RedisClient, stat } from '../src/index.js';
 import {
   blockedIn,
   clientList,
   closeAll,
   connectAny,
+  connectAnySubject,
   onEveryNode,
+  subject,
+  subjectReady,
   uniqueConnectionName,
   uniqueKey,
 } from './helpers/clients.js';
@@ -20,17 +22,15 @@ const redis = connectAny();
 afterAll(closeAll);
 
 /**
- * A client whose connections (and the blocking connections the package duplicates from it) carry
- * a name of their own, so that they can be counted while other test files use the same server.
- * Connected to every primary already: a cluster client opens a node's connection when it first
- * sends it a command, and keeps it.
+ * A client of the library under test whose connections (and the blocking connections the package
+ * duplicates from it) carry a name of their own, so that they can be counted while other test files
+ * use the same server. Connected to every primary already: a cluster client opens a node's
+ * connection when it first sends it a command, and keeps it.
  */
-async function named(what: string): Promise<{ client: Redis | Cluster; name: string }> {
+async function named(what: string): Promise<{ client: RedisClient; name: string }> {
   const name = uniqueConnectionName(what);
-  const client = connectAny({ connectionName: name });
-  // A cluster client knows its primaries once it is ready.
-  await client.ping();
-  await onEveryNode(client, (node) => node.ping());
+  const client = connectAnySubject({ connectionName: name });
+  await subjectReady(client);
   return { client, name };
 }
 
@@ -46,13 +46,13 @@ function timers(): number {
 describe('destroy and abort', () => {
   it('a destroyed writer marks the file aborted: nothing partial reads as complete', async () => {
     const key = uniqueKey('wdestroy');
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 100 });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 100 });
     writer.write(bytes(250));
     await eventually(() => writer.committedBytes >= 200, 'two chunks stored');
     writer.destroy();
     await once(writer, 'close');
-    expect((await stat(redis, key)).state).toBe('aborted');
-    await expect(pipeline(createRedisReadStream(redis, key), sink())).rejects.toMatchObject({
+    expect((await stat(subject(redis), key)).state).toBe('aborted');
+    await expect(pipeline(createRedisReadStream(subject(redis), key), sink())).rejects.toMatchObject({
       code: 'ERR_REDIS_FILE_ABORTED',
     });
   });
@@ -60,15 +60,17 @@ describe('destroy and abort', () => {
   it('a writer destroyed while it is still claiming the key leaves the file aborted, not writing', async () => {
     const key = uniqueKey('wdestroy-early');
     const timersBefore = timers();
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 16 });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 16 });
     writer.write(Buffer.from('0123456789abcdef')); // enough to settle the encoding: the claim starts
     await new Promise((resolve) => setImmediate(resolve));
     writer.destroy();
     await once(writer, 'close');
-    expect((await stat(redis, key)).state).toBe('aborted');
+    expect((await stat(subject(redis), key)).state).toBe('aborted');
     expect(timers()).toBeLessThanOrEqual(timersBefore);
     // Nothing was stored after the destroy, and a reader fails at once.
-    await expect(pipeline(createRedisReadStream(redis, key, { idleTimeout: 60_000 }), sink())).rejects.toMatchObject({
+    await expect(
+      pipeline(createRedisReadStream(subject(redis), key, { idleTimeout: 60_000 }), sink()),
+    ).rejects.toMatchObject({
       code: 'ERR_REDIS_FILE_ABORTED',
     });
   });
@@ -78,27 +80,30 @@ describe('destroy and abort', () => {
     const ac = new AbortController();
     const source = new PassThrough();
     source.write(bytes(1000));
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 100, signal: ac.signal });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 100, signal: ac.signal });
     const done = pipeline(source, writer);
     await once(writer, 'ready');
     ac.abort();
     await expect(done).rejects.toMatchObject({ name: 'AbortError' });
-    await eventually(async () => (await stat(redis, key)).state === 'aborted', 'the file to be marked aborted');
+    await eventually(
+      async () => (await stat(subject(redis), key)).state === 'aborted',
+      'the file to be marked aborted',
+    );
   });
 
   it('an already aborted signal stops the writer before it creates anything', async () => {
     const key = uniqueKey('wpreaborted');
-    const writer = createRedisWriteStream(redis, key, { signal: AbortSignal.abort() });
+    const writer = createRedisWriteStream(subject(redis), key, { signal: AbortSignal.abort() });
     const errors: Error[] = [];
     writer.on('error', (err) => errors.push(err));
     await new Promise((resolve) => writer.on('close', resolve));
     expect(errors.map((e) => e.name)).toEqual(['AbortError']);
-    await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    await expect(stat(subject(redis), key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
   });
 
   it('an AbortSignal stops a following reader and frees its blocking connection', async () => {
     const key = uniqueKey('rsignal');
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 100 });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 100 });
     writer.write(bytes(100));
     await once(writer, 'ready');
     const { client, name } = await named('rsignal');
@@ -116,13 +121,13 @@ describe('destroy and abort', () => {
     const key = uniqueKey('cb');
     const data = bytes(3000);
     await new Promise<void>((resolve, reject) =>
-      pipelineCb(splitSource(data, [700]), createRedisWriteStream(redis, key, { chunkSize: 1000 }), (err) =>
+      pipelineCb(splitSource(data, [700]), createRedisWriteStream(subject(redis), key, { chunkSize: 1000 }), (err) =>
         err ? reject(err) : resolve(),
       ),
     );
     const out = sink();
     await new Promise<void>((resolve, reject) =>
-      pipelineCb(createRedisReadStream(redis, key), out, (err) => (err ? reject(err) : resolve())),
+      pipelineCb(createRedisReadStream(subject(redis), key), out, (err) => (err ? reject(err) : resolve())),
     );
     expect(out.data().equals(data)).toBe(true);
   });
@@ -135,7 +140,9 @@ describe('destroy and abort', () => {
     writer.write(bytes(100));
     await once(writer, 'ready');
     const conns = await connections(name);
-    const listeners = client.eventNames().map((e) => client.listenerCount(e));
+    // Every client library's client is an EventEmitter.
+    const emitter = client as unknown as EventEmitter;
+    const listeners = emitter.eventNames().map((e) => emitter.listenerCount(e));
     const timersBefore = timers();
     const reader = createRedisReadStream(client, key);
     for await (const _part of reader) break;
@@ -143,7 +150,7 @@ describe('destroy and abort', () => {
     writer.destroy();
     await once(writer, 'close');
     await eventually(async () => (await connections(name)) === conns, 'the connections to be back to what they were');
-    expect(client.eventNames().map((e) => client.listenerCount(e))).toEqual(listeners);
+    expect(emitter.eventNames().map((e) => emitter.listenerCount(e))).toEqual(listeners);
     expect(timers()).toBeLessThanOrEqual(timersBefore);
   });
 
@@ -195,7 +202,7 @@ describe('an abort while the end record is being committed', () => {
     }
     await finished;
     expect(errors).toEqual([]);
-    expect((await stat(redis, key)).state).toBe('complete');
+    expect((await stat(subject(redis), key)).state).toBe('complete');
     expect((await get(redis, key)).equals(data)).toBe(true);
   });
 });

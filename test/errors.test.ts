@@ -8,7 +8,7 @@ import {
   remove,
   stat,
 } from '../src/index.js';
-import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, keysOf, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf, chunkStreamsPattern, fileKeysOf, keyPattern, pieceFields } from './helpers/keys.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
@@ -33,120 +33,140 @@ describe('bad arguments throw at the call', () => {
   const key = 'k';
   const cases: [string, () => unknown, string, string, RegExp?][] = [
     ['a non-client', () => createRedisWriteStream({} as never, key), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
-    ['a non-string key', () => createRedisReadStream(redis, 42 as never), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
-    ['an empty key', () => createRedisReadStream(redis, ''), 'TypeError', 'ERR_INVALID_ARG_VALUE'],
+    ['a non-string key', () => createRedisReadStream(subject(redis), 42 as never), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    ['an empty key', () => createRedisReadStream(subject(redis), ''), 'TypeError', 'ERR_INVALID_ARG_VALUE'],
     [
       'chunkSize 0',
-      () => createRedisWriteStream(redis, key, { chunkSize: 0 }),
+      () => createRedisWriteStream(subject(redis), key, { chunkSize: 0 }),
       'RangeError',
       'ERR_OUT_OF_RANGE',
       /Expected `chunkSize` to be an integer from 1 to 536870912, got 0/,
     ],
-    ['chunkSize 1.5', () => createRedisWriteStream(redis, key, { chunkSize: 1.5 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    [
+      'chunkSize 1.5',
+      () => createRedisWriteStream(subject(redis), key, { chunkSize: 1.5 }),
+      'RangeError',
+      'ERR_OUT_OF_RANGE',
+    ],
     [
       'chunkSize as a string',
-      () => createRedisWriteStream(redis, key, { chunkSize: '1' as never }),
+      () => createRedisWriteStream(subject(redis), key, { chunkSize: '1' as never }),
       'TypeError',
       'ERR_INVALID_ARG_TYPE',
     ],
     [
       'options not an object',
-      () => createRedisWriteStream(redis, key, 5 as never),
+      () => createRedisWriteStream(subject(redis), key, 5 as never),
       'TypeError',
       'ERR_INVALID_ARG_TYPE',
     ],
     [
       'an unknown option',
-      () => createRedisWriteStream(redis, key, { chunksize: 5 } as never),
+      () => createRedisWriteStream(subject(redis), key, { chunksize: 5 } as never),
       'TypeError',
       'ERR_INVALID_ARG_VALUE',
       /^Expected `options` to hold only known options \(prefix, chunkSize, .*\), got `chunksize`$/,
     ],
     [
       'compress with a declared encoding',
-      () => createRedisWriteStream(redis, key, { compress: true, contentEncoding: 'gzip' }),
+      () => createRedisWriteStream(subject(redis), key, { compress: true, contentEncoding: 'gzip' }),
       'TypeError',
       'ERR_INVALID_ARG_VALUE',
       /^`contentEncoding` "gzip" cannot be combined with `compress`, which stores gzip$/,
     ],
     [
       'resume with compress',
-      () => createRedisWriteStream(redis, key, { compress: true, resume: true }),
+      () => createRedisWriteStream(subject(redis), key, { compress: true, resume: true }),
       'TypeError',
       'ERR_INVALID_ARG_VALUE',
       /^`resume` cannot be combined with `compress`: a gzip stream cannot be continued$/,
     ],
     [
       'a bad encoding token',
-      () => createRedisWriteStream(redis, key, { contentEncoding: 'g z' }),
+      () => createRedisWriteStream(subject(redis), key, { contentEncoding: 'g z' }),
       'TypeError',
       'ERR_INVALID_ARG_VALUE',
     ],
     [
       'compress not a boolean',
-      () => createRedisWriteStream(redis, key, { compress: 'yes' as never }),
+      () => createRedisWriteStream(subject(redis), key, { compress: 'yes' as never }),
       'TypeError',
       'ERR_INVALID_ARG_TYPE',
     ],
     [
       'metadata with a number',
-      () => createRedisWriteStream(redis, key, { metadata: { a: 1 } as never }),
+      () => createRedisWriteStream(subject(redis), key, { metadata: { a: 1 } as never }),
       'TypeError',
       'ERR_INVALID_ARG_TYPE',
     ],
-    ['ttl 0', () => createRedisWriteStream(redis, key, { ttl: 0 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    ['ttl 0', () => createRedisWriteStream(subject(redis), key, { ttl: 0 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
     [
       'waitReplicas -1',
-      () => createRedisWriteStream(redis, key, { waitReplicas: -1 }),
+      () => createRedisWriteStream(subject(redis), key, { waitReplicas: -1 }),
       'RangeError',
       'ERR_OUT_OF_RANGE',
     ],
-    ['waitTimeout 0', () => createRedisWriteStream(redis, key, { waitTimeout: 0 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    [
+      'waitTimeout 0',
+      () => createRedisWriteStream(subject(redis), key, { waitTimeout: 0 }),
+      'RangeError',
+      'ERR_OUT_OF_RANGE',
+    ],
     [
       'waitReplicas "1"',
-      () => createRedisWriteStream(redis, key, { waitReplicas: '1' as unknown as number }),
+      () => createRedisWriteStream(subject(redis), key, { waitReplicas: '1' as unknown as number }),
       'TypeError',
       'ERR_INVALID_ARG_TYPE',
     ],
     [
       'a prefix with a brace',
-      () => createRedisWriteStream(redis, key, { prefix: 'a{' }),
+      () => createRedisWriteStream(subject(redis), key, { prefix: 'a{' }),
       'TypeError',
       'ERR_INVALID_ARG_VALUE',
     ],
     [
       'signal not a signal',
-      () => createRedisWriteStream(redis, key, { signal: {} as never }),
+      () => createRedisWriteStream(subject(redis), key, { signal: {} as never }),
       'TypeError',
       'ERR_INVALID_ARG_TYPE',
     ],
-    ['a negative start', () => createRedisReadStream(redis, key, { start: -1 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    [
+      'a negative start',
+      () => createRedisReadStream(subject(redis), key, { start: -1 }),
+      'RangeError',
+      'ERR_OUT_OF_RANGE',
+    ],
     [
       'end before start',
-      () => createRedisReadStream(redis, key, { start: 10, end: 5 }),
+      () => createRedisReadStream(subject(redis), key, { start: 10, end: 5 }),
       'RangeError',
       'ERR_OUT_OF_RANGE',
     ],
     [
       'decompress with a range',
-      () => createRedisReadStream(redis, key, { decompress: true, start: 5 }),
+      () => createRedisReadStream(subject(redis), key, { decompress: true, start: 5 }),
       'TypeError',
       'ERR_INVALID_ARG_VALUE',
       /^`decompress` cannot be combined with `start` or `end`: gzip cannot be decoded from the middle$/,
     ],
     [
       'follow not a boolean',
-      () => createRedisReadStream(redis, key, { follow: 1 as never }),
+      () => createRedisReadStream(subject(redis), key, { follow: 1 as never }),
       'TypeError',
       'ERR_INVALID_ARG_TYPE',
     ],
     [
       'a negative waitForCreate',
-      () => createRedisReadStream(redis, key, { waitForCreate: -1 }),
+      () => createRedisReadStream(subject(redis), key, { waitForCreate: -1 }),
       'RangeError',
       'ERR_OUT_OF_RANGE',
     ],
-    ['idleTimeout 0', () => createRedisReadStream(redis, key, { idleTimeout: 0 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
+    [
+      'idleTimeout 0',
+      () => createRedisReadStream(subject(redis), key, { idleTimeout: 0 }),
+      'RangeError',
+      'ERR_OUT_OF_RANGE',
+    ],
   ];
   for (const [name, call, type, code, message] of cases) {
     it(`rejects ${name} with ${type} ${code}`, () => {
@@ -164,7 +184,7 @@ describe('bad arguments throw at the call', () => {
   }
 
   it('refuses non-Buffer writes in binary mode', async () => {
-    const writer = createRedisWriteStream(redis, uniqueKey('nonbuf'));
+    const writer = createRedisWriteStream(subject(redis), uniqueKey('nonbuf'));
     writer.on('error', () => {});
     expect(() => writer.write(42 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     writer.destroy();
@@ -177,8 +197,8 @@ describe('coded errors on the stream', () => {
     const err = await get(redis, key).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RedisFileError);
     expect(err).toMatchObject({ code: ErrorCodes.NOT_FOUND, key, name: 'RedisFileError' });
-    await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
-    expect(await remove(redis, key)).toBe(false);
+    await expect(stat(subject(redis), key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    expect(await remove(subject(redis), key)).toBe(false);
   });
 
   it('refuses to write over an existing file without overwrite, and replaces it with overwrite', async () => {
@@ -197,7 +217,7 @@ describe('coded errors on the stream', () => {
     // Both claim the key at once. The loser, with overwrite, waits out the winner's lease once (a
     // writer that died moments ago must not block the key) and finds its heartbeat still going.
     const writers = [1, 2].map(() =>
-      createRedisWriteStream(redis, key, { overwrite: true, chunkSize: 100, heartbeatInterval: 250 }),
+      createRedisWriteStream(subject(redis), key, { overwrite: true, chunkSize: 100, heartbeatInterval: 250 }),
     );
     const outcomes = await Promise.all(
       writers.map(
@@ -219,7 +239,7 @@ describe('coded errors on the stream', () => {
 
   it('a second writer on a key being written gets ERR_REDIS_FILE_EXISTS, even with overwrite', async () => {
     const key = uniqueKey('busy');
-    const first = createRedisWriteStream(redis, key);
+    const first = createRedisWriteStream(subject(redis), key);
     first.write(Buffer.from('hello'));
     await once(first, 'ready');
     await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({
@@ -232,7 +252,7 @@ describe('coded errors on the stream', () => {
 
   it('takes over the key of a writer whose heartbeat stopped, when overwriting', async () => {
     const key = uniqueKey('stale');
-    const dead = createRedisWriteStream(redis, key, { heartbeatInterval: 20 });
+    const dead = createRedisWriteStream(subject(redis), key, { heartbeatInterval: 20 });
     dead.on('error', () => {});
     dead.write(Buffer.from('partial'));
     await once(dead, 'ready');
@@ -248,11 +268,11 @@ describe('coded errors on the stream', () => {
     const key = uniqueKey('wrongtype');
     await redis.set(fileKeysOf(key).meta, 'not a hash');
     await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
-    await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
+    await expect(stat(subject(redis), key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
     await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({
       code: 'ERR_REDIS_FILE_FORMAT',
     });
-    await expect(remove(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
+    await expect(remove(subject(redis), key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
     expect(await redis.get(fileKeysOf(key).meta)).toBe('not a hash');
   });
 
@@ -319,14 +339,14 @@ describe('coded errors on the stream', () => {
 
   it('a reader of a file removed mid-read fails with ERR_REDIS_FILE_NOT_FOUND', async () => {
     const key = uniqueKey('removed');
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 100 });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 100 });
     const writerError = once(writer, 'error');
     writer.write(bytes(300));
     await once(writer, 'ready');
-    const reader = createRedisReadStream(redis, key);
+    const reader = createRedisReadStream(subject(redis), key);
     const reading = collect(reader).catch((e: unknown) => e);
     await eventually(() => reader.deliveredBytes === 300, 'the follower to deliver what is stored');
-    expect(await remove(redis, key)).toBe(true);
+    expect(await remove(subject(redis), key)).toBe(true);
     expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
     // The writer learns it at its next chunk or heartbeat, whichever comes first.
     writer.write(bytes(300));
@@ -338,14 +358,14 @@ describe('coded errors on the stream', () => {
 
   it('a reader of a file replaced mid-read fails instead of mixing two files', async () => {
     const key = uniqueKey('replaced');
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 100, heartbeatInterval: 20 });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 100, heartbeatInterval: 20 });
     writer.on('error', () => {});
     writer.write(bytes(300));
     await once(writer, 'ready');
-    const reader = createRedisReadStream(redis, key);
+    const reader = createRedisReadStream(subject(redis), key);
     const reading = collect(reader).catch((e: unknown) => e);
     await eventually(() => reader.deliveredBytes === 300, 'the follower to deliver what is stored');
-    await remove(redis, key);
+    await remove(subject(redis), key);
     await put(redis, key, bytes(1000, 2), { chunkSize: 100 });
     expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
     writer.destroy();
@@ -360,7 +380,7 @@ describe('keys', () => {
       const data = bytes(500);
       await put(redis, key, data, { chunkSize: 100 });
       expect((await get(redis, key)).equals(data)).toBe(true);
-      expect((await stat(redis, key)).key).toBe(key);
+      expect((await stat(subject(redis), key)).key).toBe(key);
       // The key in the hash tag is percent-encoded as docs/format.md says (spelled out here, to
       // hold the format module to the document) ...
       const encoded = key.replace(/%/g, '%25').replace(/\{/g, '%7B').replace(/\}/g, '%7D');
@@ -371,8 +391,8 @@ describe('keys', () => {
       expect(fileKeys).toHaveLength(3);
       const tags = new Set(fileKeys.map((k) => k.slice(k.indexOf('{') + 1, k.indexOf('}', k.indexOf('{')))));
       expect([...tags]).toEqual([encoded]);
-      expect(await remove(redis, key)).toBe(true);
-      await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+      expect(await remove(subject(redis), key)).toBe(true);
+      await expect(stat(subject(redis), key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
     });
   }
 });

@@ -20,7 +20,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, stat } from '../src/index.js';
-import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import { closeAll, connect, sharedRedisUrl, subject, subjectClientName, uniqueKey } from './helpers/clients.js';
 import { collect } from './helpers/streams.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -66,7 +66,12 @@ function exec(file: string, args: string[], env: NodeJS.ProcessEnv, timeout: num
 
 /** Run `node examples/<name> ...args` with the test server and the given key prefix; it must exit 0. */
 function example(name: string, args: string[], prefix: string): Promise<Run> {
-  const env = { ...process.env, REDIS_URL: sharedRedisUrl(), EXAMPLE_KEY_PREFIX: prefix };
+  const env = {
+    ...process.env,
+    REDIS_URL: sharedRedisUrl(),
+    REDIS_CLIENT: subjectClientName(),
+    EXAMPLE_KEY_PREFIX: prefix,
+  };
   return exec(join(examplesDir, name), args, env, RUN_TIMEOUT_MS);
 }
 
@@ -80,7 +85,8 @@ interface Failed {
 function exampleFailing(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<Failed> {
   const file = join(examplesDir, name);
   return new Promise((resolve, reject) => {
-    const options = { cwd: root, env: { ...process.env, ...env }, timeout: RUN_TIMEOUT_MS, encoding: 'utf8' as const };
+    const all = { ...process.env, REDIS_CLIENT: subjectClientName(), ...env };
+    const options = { cwd: root, env: all, timeout: RUN_TIMEOUT_MS, encoding: 'utf8' as const };
     execFile(process.execPath, [file, ...args], options, (error, stdout, stderr) => {
       if (error === null) reject(new Error(`${name} exited 0\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`));
       else if (error.killed)
@@ -141,7 +147,7 @@ describe('examples/', { timeout: 60_000 }, () => {
       contentEncoding: 'identity',
     });
     // The recipe stored the file under the prefixed key, as the test's own client sees it.
-    expect(await stat(redis, `${p}backups/file.bin`)).toMatchObject({
+    expect(await stat(subject(redis), `${p}backups/file.bin`)).toMatchObject({
       state: 'complete',
       size: data.length,
       crc32: printed.crc32,
@@ -193,7 +199,7 @@ describe('examples/', { timeout: 60_000 }, () => {
 
     const { lines } = await example('zlib.mjs', [input], p);
     const gzipped = gzipSync(original);
-    const compressed = await stat(redis, `${p}zlib:compressed`);
+    const compressed = await stat(subject(redis), `${p}zlib:compressed`);
     expect(compressed.contentEncoding).toBe('gzip');
     expect(compressed.size).toBeLessThan(original.length);
     expect(lines).toEqual([
@@ -205,8 +211,10 @@ describe('examples/', { timeout: 60_000 }, () => {
       'ok',
     ]);
     // What is stored is what the lines say: real gzip of the original, and the gzip bytes as given.
-    expect(gunzipSync(await collect(createRedisReadStream(redis, `${p}zlib:compressed`))).equals(original)).toBe(true);
-    expect((await collect(createRedisReadStream(redis, `${p}zlib:pre-gzipped`))).equals(gzipped)).toBe(true);
+    expect(
+      gunzipSync(await collect(createRedisReadStream(subject(redis), `${p}zlib:compressed`))).equals(original),
+    ).toBe(true);
+    expect((await collect(createRedisReadStream(subject(redis), `${p}zlib:pre-gzipped`))).equals(gzipped)).toBe(true);
 
     // Without a path it stores its own source.
     expect((await example('zlib.mjs', [], prefix('zlib-self'))).lines.at(-1)).toBe('ok');
@@ -223,9 +231,9 @@ describe('examples/', { timeout: 60_000 }, () => {
     };
 
     // Aggregate the stored CSV independently: read it whole, parse it in one go.
-    const info = await stat(redis, `${p}orders.csv`);
+    const info = await stat(subject(redis), `${p}orders.csv`);
     expect(info).toMatchObject({ state: 'complete', contentType: 'text/csv' });
-    const csv = await collect(createRedisReadStream(redis, `${p}orders.csv`));
+    const csv = await collect(createRedisReadStream(subject(redis), `${p}orders.csv`));
     const records = parse(csv, { columns: true }) as Record<string, string>[];
     const expected: Record<string, { orders: number; quantity: number }> = {};
     for (const record of records) {
@@ -269,7 +277,7 @@ describe('examples/', { timeout: 60_000 }, () => {
     expect(lines).toContain('writer: AbortError: The operation was aborted');
     expect(lines).toContain('stat: aborted');
     expect(lines).toContain('reading it now: ERR_REDIS_FILE_ABORTED');
-    expect((await stat(redis, `${p}abort`)).state).toBe('aborted');
+    expect((await stat(subject(redis), `${p}abort`)).state).toBe('aborted');
     // Again over the aborted file of the first run: the reader must follow the new file.
     const withoutData = (all: string[]): string[] => all.filter((line) => !line.startsWith('reader got '));
     expect(withoutData((await example('abort.mjs', [], p)).lines)).toEqual(withoutData(lines));

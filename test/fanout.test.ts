@@ -5,7 +5,16 @@
 import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
-import { blockedIn, closeAll, connectAny, keysOf, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
+import {
+  blockedIn,
+  closeAll,
+  connectAny,
+  keysOf,
+  readyAnySubject,
+  subject,
+  uniqueConnectionName,
+  uniqueKey,
+} from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { keyPattern } from './helpers/keys.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
@@ -23,18 +32,19 @@ describe('consumers and acknowledgements', () => {
     const data = bytes(50_000, 61);
     // Two of the three consumers follow the file from before it exists.
     const name = uniqueConnectionName('count');
-    const readers = ['a', 'b'].map((consumer) =>
-      collect(createRedisReadStream(connectAny({ connectionName: name }), key, { consumer, waitForCreate: 10_000 })),
+    const clients = await Promise.all(['a', 'b'].map(() => readyAnySubject({ connectionName: name })));
+    const readers = ['a', 'b'].map((consumer, i) =>
+      collect(createRedisReadStream(clients[i]!, key, { consumer, waitForCreate: 10_000 })),
     );
     await eventually(async () => (await blockedIn(redis, name)) === 2, 'both readers to wait for the file');
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 4096, consumers: 3 });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 4096, consumers: 3 });
     writer.end(data);
     await once(writer, 'finish');
     for (const got of await Promise.all(readers)) expect(got.equals(data)).toBe(true);
-    expect([...(await stat(redis, key)).acknowledgedBy].sort()).toEqual(['a', 'b']);
+    expect([...(await stat(subject(redis), key)).acknowledgedBy].sort()).toEqual(['a', 'b']);
     // A second full read by 'a' does not count twice.
     expect((await get(redis, key, { consumer: 'a' })).equals(data)).toBe(true);
-    expect((await stat(redis, key)).acknowledgedBy).toHaveLength(2);
+    expect((await stat(subject(redis), key)).acknowledgedBy).toHaveLength(2);
     expect((await get(redis, key, { consumer: 'c' })).equals(data)).toBe(true);
     expect(await fileKeys(key)).toEqual([]);
   });
@@ -42,7 +52,7 @@ describe('consumers and acknowledgements', () => {
   it('with a list of names, only those names count', async () => {
     const key = uniqueKey('names');
     await put(redis, key, bytes(1000), { consumers: ['eu', 'us'] });
-    expect((await stat(redis, key)).consumers).toEqual(['eu', 'us']);
+    expect((await stat(subject(redis), key)).consumers).toEqual(['eu', 'us']);
     await get(redis, key, { consumer: 'eu' });
     await get(redis, key, { consumer: 'asia' });
     expect(await fileKeys(key)).toHaveLength(3);
@@ -54,11 +64,11 @@ describe('consumers and acknowledgements', () => {
     const key = uniqueKey('partial');
     await put(redis, key, bytes(100_000), { consumers: 1, chunkSize: 1000 });
     await get(redis, key, { consumer: 'r', start: 0, end: 99 });
-    const reader = createRedisReadStream(redis, key, { consumer: 'r', highWaterMark: 1000, readAhead: 1 });
+    const reader = createRedisReadStream(subject(redis), key, { consumer: 'r', highWaterMark: 1000, readAhead: 1 });
     await new Promise((resolve) => reader.once('data', resolve));
     reader.destroy();
     await once(reader, 'close');
-    expect((await stat(redis, key)).acknowledgedBy).toEqual([]);
+    expect((await stat(subject(redis), key)).acknowledgedBy).toEqual([]);
     // The restarted reader reads it all and acknowledges.
     await get(redis, key, { consumer: 'r' });
     expect(await fileKeys(key)).toEqual([]);
@@ -68,7 +78,7 @@ describe('consumers and acknowledgements', () => {
     const key = uniqueKey('keep');
     await put(redis, key, bytes(100));
     await get(redis, key, { consumer: 'x' });
-    expect((await stat(redis, key)).acknowledgedBy).toEqual(['x']);
+    expect((await stat(subject(redis), key)).acknowledgedBy).toEqual(['x']);
   });
 
   it('a decompressing consumer acknowledges after the whole file is decoded', async () => {
@@ -87,16 +97,16 @@ describe('consumers and acknowledgements', () => {
   });
 
   it('rejects bad consumer options at the call', () => {
-    expect(() => createRedisWriteStream(redis, 'k', { consumers: 0 })).toThrow(
+    expect(() => createRedisWriteStream(subject(redis), 'k', { consumers: 0 })).toThrow(
       expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
     );
-    expect(() => createRedisWriteStream(redis, 'k', { consumers: [] })).toThrow(
+    expect(() => createRedisWriteStream(subject(redis), 'k', { consumers: [] })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
     );
-    expect(() => createRedisWriteStream(redis, 'k', { consumers: ['a', 'a'] })).toThrow(
+    expect(() => createRedisWriteStream(subject(redis), 'k', { consumers: ['a', 'a'] })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
     );
-    expect(() => createRedisReadStream(redis, 'k', { consumer: '' })).toThrow(
+    expect(() => createRedisReadStream(subject(redis), 'k', { consumer: '' })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
     );
   });

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
-import { closeAll, connect } from './helpers/clients.js';
+import { closeAll, connect, connectSubject, disconnectSubject, subject } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf } from './helpers/keys.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
@@ -69,7 +69,7 @@ async function chunkCount(key: string): Promise<number> {
 
 describe('dropped connections', () => {
   it('a writer whose connection is killed mid-file reconnects; nothing is lost or stored twice', async () => {
-    const writerClient = connect(server.url, { connectionName: 'w1' });
+    const writerClient = connectSubject(server.url, { connectionName: 'w1' });
     const data = bytes(8 * 1024 * 1024, 21);
     const chunkSize = 64 * 1024;
     let done = false;
@@ -85,15 +85,15 @@ describe('dropped connections', () => {
     }
     await writing;
     expect(kills).toBeGreaterThanOrEqual(3);
-    const got = await collect(createRedisReadStream(admin, 'w1'));
+    const got = await collect(createRedisReadStream(subject(admin), 'w1'));
     expect(sha256(got)).toBe(sha256(data));
     // The header, one entry per chunk, the end record: no chunk stored twice.
     expect(await chunkCount('w1')).toBe(data.length / chunkSize + 2);
   });
 
   it('a reader whose connections are killed, also while blocked waiting, resumes where it was', async () => {
-    const writerClient = connect(server.url);
-    const readerClient = connect(server.url, { connectionName: 'r1' });
+    const writerClient = connectSubject(server.url);
+    const readerClient = connectSubject(server.url, { connectionName: 'r1' });
     const data = bytes(2 * 1024 * 1024, 22);
     const reading = collect(createRedisReadStream(readerClient, 'r1', { waitForCreate: 10_000 }));
     let done = false;
@@ -118,13 +118,15 @@ describe('dropped connections', () => {
     const data = bytes(size, 23);
     const expected = sha256(data);
     // Half of the clients talk through the proxy, whose cuts drop every connection through it.
-    const writerClient = connect(proxy.url, { connectionName: 'big-w' });
+    const writerClient = connectSubject(proxy.url, { connectionName: 'big-w' });
     const readers = [0, 1, 2].map((i) =>
-      connect(i % 2 === 0 ? server.url : proxy.url, { connectionName: `big-r${i}` }),
+      connectSubject(i % 2 === 0 ? server.url : proxy.url, { connectionName: `big-r${i}` }),
     );
     const results = readers.map((client) => collect(createRedisReadStream(client, 'big', { waitForCreate: 30_000 })));
     let finished = 0;
     const all = Promise.all(results.map((r) => r.finally(() => finished++)));
+    // Awaited below, after the writer: a reader that fails first is reported there, not as unhandled.
+    all.catch(() => {});
     const writing = pipeline(pacedSource(data, 512 * 1024, 8), createRedisWriteStream(writerClient, 'big'));
     let kills = 0;
     let cuts = 0;
@@ -151,7 +153,7 @@ describe('dropped connections', () => {
   }, 120_000);
 
   it('a connection stalled in both directions delays but does not corrupt', async () => {
-    const writerClient = connect(proxy.url);
+    const writerClient = connectSubject(proxy.url);
     const data = bytes(1024 * 1024, 24);
     const writer = createRedisWriteStream(writerClient, 'stall', { chunkSize: 32 * 1024 });
     const writing = pipeline(pacedSource(data, 64 * 1024, 1), writer);
@@ -161,7 +163,7 @@ describe('dropped connections', () => {
     await sleep(200);
     proxy.resume();
     await writing;
-    expect(sha256(await collect(createRedisReadStream(admin, 'stall')))).toBe(sha256(data));
+    expect(sha256(await collect(createRedisReadStream(subject(admin), 'stall')))).toBe(sha256(data));
   });
 
   it('property: any input, any chunk size, under a random schedule of connection kills', async () => {
@@ -174,9 +176,10 @@ describe('dropped connections', () => {
         async (size, chunkSize, killAfter) => {
           const key = `prop-${run++}`;
           const data = bytes(size, run);
-          const w = connect(server.url, { connectionName: `${key}-w` });
-          const r = connect(server.url, { connectionName: `${key}-r` });
+          const w = connectSubject(server.url, { connectionName: `${key}-w` });
+          const r = connectSubject(server.url, { connectionName: `${key}-r` });
           const reading = collect(createRedisReadStream(r, key, { waitForCreate: 10_000 }));
+          reading.catch(() => {}); // awaited below, after the writer
           const writing = pipeline(pacedSource(data, 16 * 1024, 1), createRedisWriteStream(w, key, { chunkSize }));
           // The fault schedule drawn by fast-check (time is the subject).
           for (const ms of killAfter) {
@@ -185,8 +188,8 @@ describe('dropped connections', () => {
           }
           await writing;
           const got = await reading;
-          w.disconnect();
-          r.disconnect();
+          disconnectSubject(w);
+          disconnectSubject(r);
           return got.equals(data);
         },
       ),
@@ -197,11 +200,11 @@ describe('dropped connections', () => {
 
 describe('writer heartbeat across a dropped connection', () => {
   it('a follower does not time out while the writer reconnects', async () => {
-    const writerClient = connect(server.url, { connectionName: 'hb-w' });
+    const writerClient = connectSubject(server.url, { connectionName: 'hb-w' });
     const data = bytes(64 * 1024, 25);
     const writer = createRedisWriteStream(writerClient, 'hb', { chunkSize: 1024, heartbeatInterval: 50 });
     writer.write(data.subarray(0, 1024));
-    const reading = collect(createRedisReadStream(admin, 'hb', { idleTimeout: 500, waitForCreate: 5000 }));
+    const reading = collect(createRedisReadStream(subject(admin), 'hb', { idleTimeout: 500, waitForCreate: 5000 }));
     // Five kills 150 ms apart, three idle timeouts in all: time is the subject.
     for (let i = 0; i < 5; i++) {
       await sleep(150);

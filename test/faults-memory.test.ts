@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
-import { blockedIn, closeAll, connect } from './helpers/clients.js';
+import { blockedIn, closeAll, connect, connectSubject, subject } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf, fileKeysOf, pieceFields } from './helpers/keys.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -62,7 +62,7 @@ describe('out of memory with noeviction', () => {
     await redis.del(fillers.pop()!, fillers.pop()!);
     const refused = await oomErrors(redis);
     const data = bytes(8 * 1024 * 1024, 51);
-    const writer = createRedisWriteStream(redis, 'oom', { chunkSize: 64 * 1024, retryTimeout: 20_000 });
+    const writer = createRedisWriteStream(subject(redis), 'oom', { chunkSize: 64 * 1024, retryTimeout: 20_000 });
     const writing = pipeline(Readable.from([data]), writer);
     // The writer is stuck: Redis has refused its writes, more than once (it retries).
     await eventually(
@@ -73,7 +73,7 @@ describe('out of memory with noeviction', () => {
     expect(writer.destroyed).toBe(false);
     await redis.del(...fillers);
     await writing;
-    expect(sha256(await collect(createRedisReadStream(redis, 'oom')))).toBe(sha256(data));
+    expect(sha256(await collect(createRedisReadStream(subject(redis), 'oom')))).toBe(sha256(data));
   });
 
   it('after retryTimeout the writer fails clearly, and the file is marked aborted, not corrupt', async () => {
@@ -82,7 +82,7 @@ describe('out of memory with noeviction', () => {
     const fillers = await fill(redis, 512 * 1024);
     await redis.del(fillers.pop()!, fillers.pop()!);
     const data = bytes(8 * 1024 * 1024, 52);
-    const writer = createRedisWriteStream(redis, 'oom-fail', {
+    const writer = createRedisWriteStream(subject(redis), 'oom-fail', {
       chunkSize: 64 * 1024,
       retryTimeout: 500,
       heartbeatInterval: 50,
@@ -93,9 +93,9 @@ describe('out of memory with noeviction', () => {
     expect((err as Error).message).toMatch(/oom-fail/);
     expect((err as Error).cause).toBeInstanceOf(Error);
     // The abort is recorded even while Redis is out of memory.
-    const s2 = await stat(redis, 'oom-fail');
+    const s2 = await stat(subject(redis), 'oom-fail');
     expect(s2.state).toBe('aborted');
-    expect(await settle(collect(createRedisReadStream(redis, 'oom-fail')))).toMatchObject({
+    expect(await settle(collect(createRedisReadStream(subject(redis), 'oom-fail')))).toMatchObject({
       code: 'ERR_REDIS_FILE_ABORTED',
     });
     // What was stored is a correct prefix, in order, with nothing after the abort record.
@@ -114,14 +114,14 @@ describe('evicted chunks', () => {
     const s = await server(['--maxmemory', '16mb', '--maxmemory-policy', 'volatile-lru']);
     const redis = connect(s.url);
     const data = bytes(2 * 1024 * 1024, 53);
-    await pipeline(Readable.from([data]), createRedisWriteStream(redis, 'evict', { chunkSize: 64 * 1024 }));
+    await pipeline(Readable.from([data]), createRedisWriteStream(subject(redis), 'evict', { chunkSize: 64 * 1024 }));
     // Only the chunk stream carries a TTL, so only it can be evicted under volatile-lru.
     const stream = await chunkStreamOf(redis, 'evict');
     await redis.expire(stream, 3600);
     await fill(redis, 512 * 1024);
     expect(await redis.exists(stream)).toBe(0);
     expect(await redis.exists(fileKeysOf('evict').meta)).toBe(1);
-    expect(await settle(collect(createRedisReadStream(redis, 'evict')))).toMatchObject({
+    expect(await settle(collect(createRedisReadStream(subject(redis), 'evict')))).toMatchObject({
       code: 'ERR_REDIS_FILE_CORRUPT',
     });
   });
@@ -132,7 +132,7 @@ describe('a gap while the file is being written', () => {
     const s = await server([]);
     const redis = connect(s.url);
     const data = bytes(10 * 1000, 54);
-    const writer = createRedisWriteStream(redis, 'gap', { chunkSize: 1000 });
+    const writer = createRedisWriteStream(subject(redis), 'gap', { chunkSize: 1000 });
     await once(writer, 'ready');
     writer.write(data.subarray(0, 3000));
     const stream = await chunkStreamOf(redis, 'gap');
@@ -141,7 +141,7 @@ describe('a gap while the file is being written', () => {
     await eventually(async () => (await redis.xlen(stream)) === 4, 'the first three chunks');
     // Chunk 4 stored while chunk 3 was refused: what a write refused for lack of memory leaves.
     await redis.xadd(stream, '4-2', ...pieceFields(data.subarray(4000, 5000)));
-    const reader = createRedisReadStream(connect(s.url, { connectionName: 'gap-reader' }), 'gap');
+    const reader = createRedisReadStream(connectSubject(s.url, { connectionName: 'gap-reader' }), 'gap');
     const reading = collect(reader);
     // The follower has delivered everything before the gap and waits for the repair.
     await eventually(
@@ -160,10 +160,12 @@ describe('a gap while the file is being written', () => {
   it('a gap in a complete file is corruption at once', async () => {
     const s = await server([]);
     const redis = connect(s.url);
-    await pipeline(Readable.from([bytes(5000)]), createRedisWriteStream(redis, 'gap2', { chunkSize: 1000 }));
+    await pipeline(Readable.from([bytes(5000)]), createRedisWriteStream(subject(redis), 'gap2', { chunkSize: 1000 }));
     await redis.xdel(await chunkStreamOf(redis, 'gap2'), '2-2');
-    expect(await settle(collect(createRedisReadStream(redis, 'gap2', { idleTimeout: 60_000 })))).toMatchObject({
-      code: 'ERR_REDIS_FILE_CORRUPT',
-    });
+    expect(await settle(collect(createRedisReadStream(subject(redis), 'gap2', { idleTimeout: 60_000 })))).toMatchObject(
+      {
+        code: 'ERR_REDIS_FILE_CORRUPT',
+      },
+    );
   });
 });

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeChannel, receiveFiles, sendFiles } from '../src/index.js';
-import { blockedIn, closeAll, connect } from './helpers/clients.js';
+import { blockedIn, closeAll, connect, connectSubject } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
@@ -37,8 +37,8 @@ async function killNamed(name: string): Promise<number> {
 
 describe('a receiver whose connections are killed while it waits', () => {
   it('reads again on a new connection and gets every file once', async () => {
-    const senderClient = connect(server.url);
-    const receiverClient = connect(server.url, { connectionName: 'receiver' });
+    const senderClient = connectSubject(server.url);
+    const receiverClient = connectSubject(server.url, { connectionName: 'receiver' });
     const channel = 'killed-while-waiting';
     const got: string[] = [];
     const receiving = (async () => {

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, expire, stat } from '../src/index.js';
-import { closeAll, connect } from './helpers/clients.js';
+import { closeAll, connect, connectSubject, subject } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -52,25 +52,25 @@ describe('server restarts', () => {
     const writerClient = connect(s.url);
     const readers = [connect(s.url), connect(s.url)];
     const data = bytes(4 * 1024 * 1024, 31);
-    const results = readers.map((r) => collect(createRedisReadStream(r, 'aof', { waitForCreate: 10_000 })));
-    const writer = createRedisWriteStream(writerClient, 'aof', { chunkSize: 64 * 1024 });
+    const results = readers.map((r) => collect(createRedisReadStream(subject(r), 'aof', { waitForCreate: 10_000 })));
+    const writer = createRedisWriteStream(subject(writerClient), 'aof', { chunkSize: 64 * 1024 });
     const writing = pipeline(pacedSource(data, 128 * 1024, 10), writer);
     await eventually(() => writer.committedBytes >= 512 * 1024, 'the upload to be under way');
     expect(writer.committedBytes).toBeLessThan(data.length);
     await s.restart();
     await writing;
     for (const got of await Promise.all(results)) expect(sha256(got)).toBe(sha256(data));
-    expect((await stat(connect(s.url), 'aof')).state).toBe('complete');
+    expect((await stat(connectSubject(s.url), 'aof')).state).toBe('complete');
   });
 
   it('without persistence, followers fail promptly with ERR_REDIS_FILE_NOT_FOUND', async () => {
     const s = await server();
     const writerClient = connect(s.url);
-    const writer = createRedisWriteStream(writerClient, 'lost', { chunkSize: 1024 });
+    const writer = createRedisWriteStream(subject(writerClient), 'lost', { chunkSize: 1024 });
     const writerFailed = failure(once(writer, 'close').then(() => writer.errored && Promise.reject(writer.errored)));
     writer.write(bytes(10_000));
     await once(writer, 'ready');
-    const reader = createRedisReadStream(connect(s.url), 'lost');
+    const reader = createRedisReadStream(connectSubject(s.url), 'lost');
     const reading = failure(collect(reader));
     await eventually(() => reader.deliveredBytes >= 9 * 1024, 'the follower to deliver the chunks stored');
     await s.restart();
@@ -84,8 +84,8 @@ describe('server restarts', () => {
     const s = await server();
     const client = connect(s.url);
     const data = bytes(2 * 1024 * 1024, 32);
-    await pipeline(Readable.from([data]), createRedisWriteStream(client, 'gone', { chunkSize: 16 * 1024 }));
-    const reader = createRedisReadStream(connect(s.url), 'gone', { readAhead: 1, highWaterMark: 16 * 1024 });
+    await pipeline(Readable.from([data]), createRedisWriteStream(subject(client), 'gone', { chunkSize: 16 * 1024 }));
+    const reader = createRedisReadStream(connectSubject(s.url), 'gone', { readAhead: 1, highWaterMark: 16 * 1024 });
     const first = await new Promise<Buffer>((resolve) => reader.once('data', resolve));
     reader.pause();
     expect(first.length).toBeGreaterThan(0);
@@ -98,10 +98,10 @@ describe('files that vanish mid-read', () => {
   it('a file that expires while being followed fails its readers with NOT_FOUND and its writer with ABORTED', async () => {
     const s = await server();
     const client = connect(s.url);
-    const writer = createRedisWriteStream(client, 'ttl', { chunkSize: 1000, ttl: 1 });
+    const writer = createRedisWriteStream(subject(client), 'ttl', { chunkSize: 1000, ttl: 1 });
     const writerFailed = failure(once(writer, 'close').then(() => writer.errored && Promise.reject(writer.errored)));
     writer.write(bytes(2500));
-    const reading = failure(collect(createRedisReadStream(connect(s.url), 'ttl', { waitForCreate: 5000 })));
+    const reading = failure(collect(createRedisReadStream(connectSubject(s.url), 'ttl', { waitForCreate: 5000 })));
     expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
     writer.write(bytes(2500));
     expect(await writerFailed).toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED' });
@@ -110,13 +110,16 @@ describe('files that vanish mid-read', () => {
   it('a complete file that expires mid-read fails with NOT_FOUND', async () => {
     const s = await server();
     const client = connect(s.url);
-    await pipeline(Readable.from([bytes(100_000)]), createRedisWriteStream(client, 'ttl2', { chunkSize: 1000 }));
-    const reader = createRedisReadStream(client, 'ttl2', { readAhead: 1, highWaterMark: 1000 });
+    await pipeline(
+      Readable.from([bytes(100_000)]),
+      createRedisWriteStream(subject(client), 'ttl2', { chunkSize: 1000 }),
+    );
+    const reader = createRedisReadStream(subject(client), 'ttl2', { readAhead: 1, highWaterMark: 1000 });
     await new Promise((resolve) => reader.once('data', resolve));
     reader.pause();
     // The time to live is set once the reader is under way (set at the write, it could run out
     // before the reader opened the file on a slow machine).
-    expect(await expire(client, 'ttl2', 1)).toBe(true);
+    expect(await expire(subject(client), 'ttl2', 1)).toBe(true);
     await eventually(async () => (await client.exists(fileKeysOf('ttl2').meta)) === 0, 'the file to expire');
     expect(await failure(collect(reader))).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
   });

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
-import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import { closeAll, connect, sharedRedisUrl, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf, fileKeysOf } from './helpers/keys.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
@@ -93,7 +93,7 @@ describe('a writer process killed mid-file', () => {
     const child = await stallingWriter(key, data, 40_000, 1000);
     let failedAt = 0;
     const reading = settle(
-      collect(createRedisReadStream(redis, key, { idleTimeout: 400 })).finally(() => (failedAt = Date.now())),
+      collect(createRedisReadStream(subject(redis), key, { idleTimeout: 400 })).finally(() => (failedAt = Date.now())),
     );
     // The live writer waits on its source for many idle timeouts: its heartbeat keeps readers on.
     // Time is the subject.
@@ -104,7 +104,7 @@ describe('a writer process killed mid-file', () => {
     await once(child, 'exit');
     expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT' });
     expect(failedAt).toBeGreaterThanOrEqual(killedAt);
-    const s = await stat(redis, key);
+    const s = await stat(subject(redis), key);
     expect(s.state).toBe('writing');
     expect(s.size).toBeLessThanOrEqual(40_000);
   });
@@ -114,7 +114,9 @@ describe('a writer process killed mid-file', () => {
     const data = bytes(300_000, 42);
     const chunkSize = 4096;
     // A follower that outlives the crash and the resume.
-    const following = collect(createRedisReadStream(redis, key, { waitForCreate: 10_000, idleTimeout: 20_000 }));
+    const following = collect(
+      createRedisReadStream(subject(redis), key, { waitForCreate: 10_000, idleTimeout: 20_000 }),
+    );
     // Heartbeats every 300 ms: the lease lapses 900 ms after the last one.
     const child = await stallingWriter(key, data, 170_000, chunkSize, 300);
     // A heartbeat records the committed size of whole chunks (in the hash: stat counts every byte stored).
@@ -126,7 +128,7 @@ describe('a writer process killed mid-file', () => {
     await once(child, 'exit');
     // Restarted at once, as a supervisor restarts a crashed process: the dead writer's lease has not
     // lapsed yet, so the new writer waits it out (three heartbeat intervals), then takes over.
-    const writer = createRedisWriteStream(redis, key, { resume: true });
+    const writer = createRedisWriteStream(subject(redis), key, { resume: true });
     await once(writer, 'ready');
     const size = writer.committedBytes;
     expect(size % chunkSize).toBe(0);
@@ -135,7 +137,7 @@ describe('a writer process killed mid-file', () => {
     const path = join(dir, `${key.replace(/[^a-z0-9]/gi, '_')}.bin`);
     await pipeline(createReadStream(path, { start: size }), writer);
     expect(writer.committedBytes).toBe(data.length);
-    const got = await collect(createRedisReadStream(redis, key));
+    const got = await collect(createRedisReadStream(subject(redis), key));
     expect(sha256(got)).toBe(sha256(data));
     expect(sha256(await following)).toBe(sha256(data));
     // The header, one piece per chunk (the dead writer's flushed partial chunk was cut), the end record.
@@ -149,14 +151,14 @@ describe('resume', () => {
     const child = await stallingWriter(key, bytes(20_000, 44), 10_000, 1000, 200);
     child.kill('SIGKILL');
     await once(child, 'exit');
-    const before = await stat(redis, key);
+    const before = await stat(subject(redis), key);
     expect(before).toMatchObject({ state: 'writing' });
     // At once, as a supervisor restarts: the lease (3 x 200 ms) has not lapsed yet.
     await pipeline(
       Readable.from([Buffer.from('new content')]),
-      createRedisWriteStream(redis, key, { overwrite: true }),
+      createRedisWriteStream(subject(redis), key, { overwrite: true }),
     );
-    expect((await collect(createRedisReadStream(redis, key))).toString()).toBe('new content');
+    expect((await collect(createRedisReadStream(subject(redis), key))).toString()).toBe('new content');
   });
 
   it('stat tells a dead writer from a live one', async () => {
@@ -164,32 +166,32 @@ describe('resume', () => {
     const child = await stallingWriter(key, bytes(20_000, 45), 10_500, 1000, 50);
     // Every byte stored so far, the flushed part of chunk 10 included (a heartbeat records only
     // the whole chunks).
-    await eventually(async () => (await stat(redis, key)).size === 10_500, 'the flushed part of chunk 10');
-    expect(await stat(redis, key)).toMatchObject({ state: 'writing', writerAlive: true, chunks: 11 });
+    await eventually(async () => (await stat(subject(redis), key)).size === 10_500, 'the flushed part of chunk 10');
+    expect(await stat(subject(redis), key)).toMatchObject({ state: 'writing', writerAlive: true, chunks: 11 });
     expect(await redis.hget(fileKeysOf(key).meta, 'size')).toBe('10000');
     child.kill('SIGKILL');
     await once(child, 'exit');
-    await eventually(async () => !(await stat(redis, key)).writerAlive, "the dead writer's lease to lapse");
-    expect(await stat(redis, key)).toMatchObject({ state: 'writing', writerAlive: false, size: 10_500 });
+    await eventually(async () => !(await stat(subject(redis), key)).writerAlive, "the dead writer's lease to lapse");
+    expect(await stat(subject(redis), key)).toMatchObject({ state: 'writing', writerAlive: false, size: 10_500 });
   });
 
   it('continues an aborted upload', async () => {
     const key = uniqueKey('resume-aborted');
     const data = bytes(50_000, 43);
-    const first = createRedisWriteStream(redis, key, { chunkSize: 1000, heartbeatInterval: 20 });
+    const first = createRedisWriteStream(subject(redis), key, { chunkSize: 1000, heartbeatInterval: 20 });
     first.write(data.subarray(0, 20_500));
     await eventually(() => first.committedBytes >= 20_000, 'twenty chunks stored');
     first.destroy();
     await once(first, 'close');
-    const { state, size } = await stat(redis, key);
+    const { state, size } = await stat(subject(redis), key);
     expect(state).toBe('aborted');
     await pipeline(
       (async function* () {
         yield data.subarray(size);
       })(),
-      createRedisWriteStream(redis, key, { resume: true }),
+      createRedisWriteStream(subject(redis), key, { resume: true }),
     );
-    expect((await collect(createRedisReadStream(redis, key))).equals(data)).toBe(true);
+    expect((await collect(createRedisReadStream(subject(redis), key))).equals(data)).toBe(true);
   });
 
   it('creates the file when there is none', async () => {
@@ -198,15 +200,15 @@ describe('resume', () => {
       (async function* () {
         yield Buffer.from('fresh');
       })(),
-      createRedisWriteStream(redis, key, { resume: true }),
+      createRedisWriteStream(subject(redis), key, { resume: true }),
     );
-    expect((await collect(createRedisReadStream(redis, key))).toString()).toBe('fresh');
+    expect((await collect(createRedisReadStream(subject(redis), key))).toString()).toBe('fresh');
   });
 
   it('refuses a complete file and a file a live writer holds', async () => {
     const key = uniqueKey('resume-refused');
     // A short lease: a resume waits it out once, finds the heartbeat still going, and gives up.
-    const live = createRedisWriteStream(redis, key, { heartbeatInterval: 50 });
+    const live = createRedisWriteStream(subject(redis), key, { heartbeatInterval: 50 });
     await once(live, 'ready');
     live.write(Buffer.from('abc'));
     const write = (): Promise<void> =>
@@ -214,7 +216,7 @@ describe('resume', () => {
         (async function* () {
           yield Buffer.from('x');
         })(),
-        createRedisWriteStream(redis, key, { resume: true }),
+        createRedisWriteStream(subject(redis), key, { resume: true }),
       );
     expect(await settle(write())).toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
     live.end();

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
-import { closeAll, connectAny, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf } from './helpers/keys.js';
 import { bytes, collect, get } from './helpers/streams.js';
@@ -33,9 +33,9 @@ async function ids(key: string): Promise<string[]> {
 describe('flushInterval and flush()', () => {
   it("a follower receives a slow writer's bytes with default options, long before a chunk fills", async () => {
     const key = uniqueKey('late');
-    const writer = createRedisWriteStream(redis, key);
+    const writer = createRedisWriteStream(subject(redis), key);
     await once(writer, 'ready');
-    const reader = createRedisReadStream(redis, key);
+    const reader = createRedisReadStream(subject(redis), key);
     const got = received(reader);
     for (const line of ['line 1\n', 'line 2\n', 'line 3\n']) {
       writer.write(line);
@@ -51,11 +51,11 @@ describe('flushInterval and flush()', () => {
 
   it('with flushInterval 0 nothing is stored before a chunk fills, until flush() sends it', async () => {
     const key = uniqueKey('manual');
-    const writer = createRedisWriteStream(redis, key, { flushInterval: 0, chunkSize: 1024 });
+    const writer = createRedisWriteStream(subject(redis), key, { flushInterval: 0, chunkSize: 1024 });
     await once(writer, 'ready');
     await new Promise<void>((resolve, reject) => writer.write('held back', (err) => (err ? reject(err) : resolve())));
     expect(await ids(key)).toEqual(['0-1']);
-    const reader = createRedisReadStream(redis, key);
+    const reader = createRedisReadStream(subject(redis), key);
     const got = received(reader);
     await flush(writer);
     // Stored once the flush calls back, and delivered to the follower.
@@ -68,7 +68,7 @@ describe('flushInterval and flush()', () => {
 
   it('a flush comes in order after the writes before it, and an empty flush stores nothing', async () => {
     const key = uniqueKey('order');
-    const writer = createRedisWriteStream(redis, key, { flushInterval: 0, chunkSize: 8 });
+    const writer = createRedisWriteStream(subject(redis), key, { flushInterval: 0, chunkSize: 8 });
     writer.write('abc');
     writer.write('defghij');
     await flush(writer);
@@ -83,7 +83,7 @@ describe('flushInterval and flush()', () => {
   it('a bulk writer stores one piece per chunk, as if it never flushed', async () => {
     const key = uniqueKey('bulk');
     const data = bytes(10 * 4096 + 100, 17);
-    const writer = createRedisWriteStream(redis, key, { chunkSize: 4096, flushInterval: 1 });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 4096, flushInterval: 1 });
     writer.end(data);
     await once(writer, 'finish');
     const stored = await ids(key);
@@ -93,9 +93,9 @@ describe('flushInterval and flush()', () => {
 
   it('compress: a slow gzip writer is flushed too, so a decompressing follower sees each line', async () => {
     const key = uniqueKey('gz-late');
-    const writer = createRedisWriteStream(redis, key, { compress: true });
+    const writer = createRedisWriteStream(subject(redis), key, { compress: true });
     await once(writer, 'ready');
-    const reader = createRedisReadStream(redis, key, { decompress: true });
+    const reader = createRedisReadStream(subject(redis), key, { decompress: true });
     const got = received(reader);
     for (const line of ['first\n', 'second\n']) {
       writer.write(line);
@@ -111,7 +111,7 @@ describe('flushInterval and flush()', () => {
 
   it('a reader of pieces written one byte at a time gets the bytes and the checked end', async () => {
     const key = uniqueKey('bytes');
-    const writer = createRedisWriteStream(redis, key, { flushInterval: 0, chunkSize: 4 });
+    const writer = createRedisWriteStream(subject(redis), key, { flushInterval: 0, chunkSize: 4 });
     const text = 'abcdefghij';
     for (const c of text) {
       writer.write(c);
@@ -120,12 +120,12 @@ describe('flushInterval and flush()', () => {
     writer.end();
     await once(writer, 'finish');
     expect((await ids(key)).length).toBe(1 + text.length + 1);
-    expect((await collect(createRedisReadStream(redis, key, { start: 3, end: 6 }))).toString()).toBe('defg');
+    expect((await collect(createRedisReadStream(subject(redis), key, { start: 3, end: 6 }))).toString()).toBe('defg');
     expect((await get(redis, key)).toString()).toBe(text);
     // The stored gzip of a declared file goes through a flushing writer unchanged.
     const gz = gzipSync(text);
     const k2 = uniqueKey('bytes-gz');
-    const w2 = createRedisWriteStream(redis, k2, { contentEncoding: 'gzip', flushInterval: 0, chunkSize: 7 });
+    const w2 = createRedisWriteStream(subject(redis), k2, { contentEncoding: 'gzip', flushInterval: 0, chunkSize: 7 });
     for (let i = 0; i < gz.length; i += 5) {
       w2.write(gz.subarray(i, i + 5));
       await flush(w2);
@@ -136,10 +136,10 @@ describe('flushInterval and flush()', () => {
   });
 
   it('rejects a bad flushInterval at the call', () => {
-    expect(() => createRedisWriteStream(redis, 'k', { flushInterval: -1 })).toThrow(
+    expect(() => createRedisWriteStream(subject(redis), 'k', { flushInterval: -1 })).toThrow(
       expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }),
     );
-    expect(() => createRedisWriteStream(redis, 'k', { flushInterval: '100' as unknown as number })).toThrow(
+    expect(() => createRedisWriteStream(subject(redis), 'k', { flushInterval: '100' as unknown as number })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
     );
   });

@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, stat } from '../src/index.js';
-import { closeAll, connectAny, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, subject, uniqueKey } from './helpers/clients.js';
 import { bytes, get, put, sink } from './helpers/streams.js';
 
 const redis = connectAny();
@@ -17,17 +17,17 @@ describe('gzip passthrough', () => {
     const key = uniqueKey('gz');
     const gz = gzipSync(text);
     await put(redis, key, gz, { chunkSize: 4096, contentEncoding: 'gzip' }, [1000]);
-    expect((await stat(redis, key)).contentEncoding).toBe('gzip');
+    expect((await stat(subject(redis), key)).contentEncoding).toBe('gzip');
     expect((await get(redis, key)).equals(gz)).toBe(true);
     const out = sink();
-    await pipeline(createRedisReadStream(redis, key), createGunzip(), out);
+    await pipeline(createRedisReadStream(subject(redis), key), createGunzip(), out);
     expect(out.data().equals(text)).toBe(true);
   });
 
   it('stores plain bytes as identity', async () => {
     const key = uniqueKey('plain');
     await put(redis, key, text, { chunkSize: 4096 });
-    expect((await stat(redis, key)).contentEncoding).toBe('identity');
+    expect((await stat(subject(redis), key)).contentEncoding).toBe('identity');
     // decompress is a no-op for identity files
     expect((await get(redis, key, { decompress: true })).equals(text)).toBe(true);
   });
@@ -36,7 +36,7 @@ describe('gzip passthrough', () => {
     const key = uniqueKey('gz1');
     const gz = gzipSync(text);
     await put(redis, key, gz, { chunkSize: 7, contentEncoding: 'gzip' }, [1, 1, 2, 4096]);
-    expect((await stat(redis, key)).contentEncoding).toBe('gzip');
+    expect((await stat(subject(redis), key)).contentEncoding).toBe('gzip');
     expect((await get(redis, key, { decompress: true })).equals(text)).toBe(true);
   });
 
@@ -44,14 +44,14 @@ describe('gzip passthrough', () => {
     const key = uniqueKey('undeclared');
     const gz = gzipSync(text);
     await put(redis, key, gz);
-    expect((await stat(redis, key)).contentEncoding).toBe('identity');
+    expect((await stat(subject(redis), key)).contentEncoding).toBe('identity');
     expect((await get(redis, key, { decompress: true })).equals(gz)).toBe(true);
   });
 
   it('compress: true gzips on the way in; decompress: true gunzips on the way out', async () => {
     const key = uniqueKey('compress');
     await put(redis, key, text, { compress: true, chunkSize: 2048 }, [100, 5000]);
-    const s = await stat(redis, key);
+    const s = await stat(subject(redis), key);
     expect(s.contentEncoding).toBe('gzip');
     expect(s.size).toBeLessThan(text.length);
     const stored = await get(redis, key);
@@ -96,7 +96,7 @@ describe('gzip passthrough', () => {
     await put(redis, key, gz, { contentEncoding: 'gzip' });
     let total = 0;
     let maxBuffered = 0;
-    const reader = createRedisReadStream(redis, key, { decompress: true, highWaterMark: 64 * 1024 });
+    const reader = createRedisReadStream(subject(redis), key, { decompress: true, highWaterMark: 64 * 1024 });
     for await (const part of reader) {
       total += (part as Buffer).length;
       maxBuffered = Math.max(maxBuffered, reader.readableLength);

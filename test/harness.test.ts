@@ -1,12 +1,25 @@
 /**
- * Proves the test harness itself: private servers from startRedis() and the shared server
- * from the global setup.
+ * Proves the test harness itself: private servers from startRedis(), the shared server
+ * from the global setup, and the clients of the library under test that the tests hand the package.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { Redis as ValkeyRedis } from 'iovalkey';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import {
+  clientList,
+  closeAll,
+  connect,
+  connectSubject,
+  sharedRedisUrl,
+  subject,
+  subjectClientName,
+  subjectReady,
+  uniqueConnectionName,
+  uniqueKey,
+} from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
 import { isPortFree, type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const servers: RedisServer[] = [];
@@ -169,5 +182,51 @@ describe('shared server (global setup)', () => {
     await closeAll();
     expect(one.status).toBe('end');
     expect(two.status).toBe('end');
+  });
+});
+
+describe('the client under test (subject)', () => {
+  it('is a client of the library RFS_CLIENT names, the same one for the same client', () => {
+    const library = subjectClientName();
+    expect(library).toBe(process.env.RFS_CLIENT || 'ioredis');
+    const redis = connect();
+    const made = subject(redis);
+    expect(subject(redis)).toBe(made);
+    expect(subject(made)).toBe(made);
+    if (library === 'ioredis') expect(made).toBe(redis);
+    if (library === 'iovalkey') expect(made).toBeInstanceOf(ValkeyRedis);
+    // node-redis's clients are made by createClient(), not by a class of its API.
+    if (library === 'node-redis') expect(made).toHaveProperty('sendCommand', expect.any(Function));
+  });
+
+  it('connects to the same server under the same name, and only it (connectSubject)', async () => {
+    const name = uniqueConnectionName('subject');
+    const made = connectSubject(undefined, { connectionName: name });
+    await subjectReady(made);
+    const named = (await clientList(connect())).split('\n').filter((line) => line.includes(` name=${name} `));
+    expect(named).toHaveLength(1);
+  });
+
+  it('logs in as the same user, on the same database', async () => {
+    const server = await start();
+    const admin = connect(server.url);
+    await admin.acl('SETUSER', 'app', 'on', '>secret', '~*', '&*', '+@all');
+    const name = uniqueConnectionName('subject-user');
+    const made = connectSubject(`redis://app:secret@127.0.0.1:${server.port}/3`, { connectionName: name });
+    await subjectReady(made);
+    const line = (await clientList(admin)).split('\n').find((l) => l.includes(` name=${name} `));
+    expect(line).toMatch(/ user=app /);
+    expect(line).toMatch(/ db=3 /);
+  });
+
+  it('closeAll() closes the subjects too', async () => {
+    const name = uniqueConnectionName('subject-close');
+    await subjectReady(connectSubject(undefined, { connectionName: name }));
+    await closeAll();
+    const probe = connect();
+    await eventually(
+      async () => !(await clientList(probe)).includes(` name=${name} `),
+      'the subject connection to be closed',
+    );
   });
 });

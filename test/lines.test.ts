@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, lines } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connect, subject, uniqueKey } from './helpers/clients.js';
 import { put } from './helpers/streams.js';
 
 async function split(parts: (string | Buffer)[], maxLineLength?: number): Promise<string[]> {
@@ -83,7 +83,7 @@ describe('lines() after a Redis read stream', () => {
     await put(redis, key, Buffer.from(text), { compress: true, chunkSize: 4096 });
     const got: string[] = [];
     await pipeline(
-      createRedisReadStream(redis, key, { decompress: true }),
+      createRedisReadStream(subject(redis), key, { decompress: true }),
       lines(),
       async (source: AsyncIterable<string>) => {
         for await (const line of source) got.push(line);

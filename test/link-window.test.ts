@@ -10,7 +10,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
 import { type Arg, portOf, type RedisClient } from '../src/redis/port.js';
-import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import {
+  closeAll,
+  connect,
+  connectSubject,
+  sharedRedisUrl,
+  subject,
+  subjectReady,
+  uniqueKey,
+} from './helpers/clients.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
@@ -75,10 +83,10 @@ function watchReads(client: RedisClient): { readonly most: number; readonly coun
 
 describe('the writer across a link with a long round trip', () => {
   it('puts more than its floor of 16 chunks in flight, and never more than maxInFlightBytes', async () => {
-    const client = connect(slow.url);
+    const client = connectSubject(slow.url);
     const writes = watchWrites(client);
     // Connected first: the second stream starts from what the first learned.
-    await client.ping();
+    await subjectReady(client);
     const data = bytes(16 * MiB, 141);
     const chunkSize = 64 * KiB;
     for (const key of [uniqueKey('link-write'), uniqueKey('link-write')]) {
@@ -91,7 +99,7 @@ describe('the writer across a link with a long round trip', () => {
 
   it('grows past its floor as the only stream of a client created just before it', async () => {
     // As a command-line tool does: the client still connecting when the stream starts.
-    const client = connect(slow.url, { lazyConnect: false });
+    const client = connectSubject(slow.url, { lazyConnect: false });
     const writes = watchWrites(client);
     const data = bytes(16 * MiB, 142);
     const chunkSize = 64 * KiB;
@@ -103,7 +111,7 @@ describe('the writer across a link with a long round trip', () => {
   });
 
   it('keeps a window of maxInFlight pieces whatever the link', async () => {
-    const client = connect(slow.url);
+    const client = connectSubject(slow.url);
     const writes = watchWrites(client);
     const key = uniqueKey('link-write-pieces');
     const data = bytes(4 * MiB, 142);
@@ -114,7 +122,7 @@ describe('the writer across a link with a long round trip', () => {
   });
 
   it('sends one piece at a time when the budget is smaller than a chunk', async () => {
-    const client = connect(slow.url);
+    const client = connectSubject(slow.url);
     const writes = watchWrites(client);
     const key = uniqueKey('link-write-small-budget');
     const data = bytes(300 * KiB, 143);
@@ -134,7 +142,7 @@ describe('the reader across a link with a long round trip', () => {
     const key = uniqueKey('link-read');
     const data = bytes(16 * MiB, 144);
     await put(redis, key, data, { chunkSize });
-    const client = connect(slow.url);
+    const client = connectSubject(slow.url);
     const reads = watchReads(client);
     for (let i = 0; i < 2; i++) {
       expect((await get(client, key, { ...batch, maxReadAheadBytes: 1 * MiB })).equals(data)).toBe(true);
@@ -148,7 +156,7 @@ describe('the reader across a link with a long round trip', () => {
     const key = uniqueKey('link-read-first');
     const data = bytes(16 * MiB, 145);
     await put(redis, key, data, { chunkSize });
-    const client = connect(slow.url, { lazyConnect: false });
+    const client = connectSubject(slow.url, { lazyConnect: false });
     const reads = watchReads(client);
     expect((await get(client, key, { ...batch, maxReadAheadBytes: 1 * MiB })).equals(data)).toBe(true);
     expect(reads.most).toBeGreaterThan(1);
@@ -159,13 +167,13 @@ describe('the reader across a link with a long round trip', () => {
     const key = uniqueKey('link-read-pieces');
     const data = bytes(2 * MiB, 145);
     // Each write flushed: chunks of several pieces.
-    const writer = createRedisWriteStream(redis, key, { chunkSize, flushInterval: 0 });
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize, flushInterval: 0 });
     for (let at = 0; at < data.length; at += 40 * KiB) {
       writer.write(data.subarray(at, at + 40 * KiB));
       await new Promise<void>((resolve, reject) => writer.flush((err) => (err ? reject(err) : resolve())));
     }
     await new Promise<void>((resolve, reject) => writer.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    const client = connect(slow.url);
+    const client = connectSubject(slow.url);
     // Read twice: the second read starts from what the first learned of the link.
     expect((await get(client, key, batch)).equals(data)).toBe(true);
     expect((await get(client, key, batch)).equals(data)).toBe(true);
@@ -175,7 +183,7 @@ describe('the reader across a link with a long round trip', () => {
     const key = uniqueKey('link-read-range');
     const data = bytes(8 * MiB, 146);
     await put(redis, key, data, { chunkSize });
-    const client = connect(slow.url);
+    const client = connectSubject(slow.url);
     expect((await get(client, key, batch)).equals(data)).toBe(true);
     const start = 1 * MiB + 17;
     const end = 5 * MiB + 3;
@@ -190,9 +198,9 @@ describe('on loopback', () => {
   const chunkSize = 1 * MiB;
 
   it('the writer stays at its floor of 16 chunks', async () => {
-    const client = connect();
+    const client = connectSubject();
     const writes = watchWrites(client);
-    await client.ping();
+    await subjectReady(client);
     const data = bytes(48 * MiB, 147);
     for (const key of [uniqueKey('loopback-write'), uniqueKey('loopback-write')]) {
       await put(client, key, data, { chunkSize });
@@ -205,7 +213,7 @@ describe('on loopback', () => {
     const key = uniqueKey('loopback-read');
     const data = bytes(48 * MiB, 148);
     await put(redis, key, data, { chunkSize });
-    const client = connect();
+    const client = connectSubject();
     const reads = watchReads(client);
     const options = { readAhead: 16, readAheadBytes: 16 * MiB };
     for (let i = 0; i < 2; i++) expect((await get(client, key, options)).equals(data)).toBe(true);
@@ -217,17 +225,17 @@ describe('on loopback', () => {
 describe('the budgets are checked at the call', () => {
   it('maxInFlightBytes and maxReadAheadBytes take positive integers', () => {
     for (const bad of [0, -1, 1.5]) {
-      expect(() => createRedisWriteStream(redis, 'k', { maxInFlightBytes: bad })).toThrow(
+      expect(() => createRedisWriteStream(subject(redis), 'k', { maxInFlightBytes: bad })).toThrow(
         expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }),
       );
-      expect(() => createRedisReadStream(redis, 'k', { maxReadAheadBytes: bad })).toThrow(
+      expect(() => createRedisReadStream(subject(redis), 'k', { maxReadAheadBytes: bad })).toThrow(
         expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }),
       );
     }
-    expect(() => createRedisWriteStream(redis, 'k', { maxInFlightBytes: '1' as never })).toThrow(
+    expect(() => createRedisWriteStream(subject(redis), 'k', { maxInFlightBytes: '1' as never })).toThrow(
       expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }),
     );
-    expect(() => createRedisReadStream(redis, 'k', { maxReadAheadBytes: '1' as never })).toThrow(
+    expect(() => createRedisReadStream(subject(redis), 'k', { maxReadAheadBytes: '1' as never })).toThrow(
       expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }),
     );
   });

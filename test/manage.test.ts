@@ -1,7 +1,16 @@
 import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, expire, list, remove, rename, stat } from '../src/index.js';
-import { blockedIn, closeAll, connectAny, keysOf, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
+import {
+  blockedIn,
+  closeAll,
+  connectAny,
+  keysOf,
+  readyAnySubject,
+  subject,
+  uniqueConnectionName,
+  uniqueKey,
+} from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamsPattern, fileKeysOf, keyPattern } from './helpers/keys.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
@@ -21,18 +30,18 @@ describe('list', () => {
     const names = ['a.log', 'b.log', 'c.csv', 'sub/d.log', 'we{ir}d 100%.log'];
     for (const [i, name] of names.entries())
       await put(redis, `${base}/${name}`, bytes(100 * (i + 1)), { chunkSize: 64 });
-    const logs = await all(list(redis, { match: `${base}/*.log`, count: 3 }));
+    const logs = await all(list(subject(redis), { match: `${base}/*.log`, count: 3 }));
     expect(logs.map((f) => f.key).sort()).toEqual(
       ['a.log', 'b.log', 'sub/d.log', 'we{ir}d 100%.log'].map((n) => `${base}/${n}`).sort(),
     );
     const a = logs.find((f) => f.key === `${base}/a.log`)!;
     expect(a).toMatchObject({ state: 'complete', size: 100, chunkSize: 64 });
-    expect((await all(list(redis, { match: `${base}/[ab].log` }))).map((f) => f.key).sort()).toEqual([
+    expect((await all(list(subject(redis), { match: `${base}/[ab].log` }))).map((f) => f.key).sort()).toEqual([
       `${base}/a.log`,
       `${base}/b.log`,
     ]);
-    expect((await all(list(redis, { match: `${base}/?.csv` }))).map((f) => f.key)).toEqual([`${base}/c.csv`]);
-    expect((await all(list(redis, { match: `${base}/we\\{ir\\}d*` }))).map((f) => f.key)).toEqual([
+    expect((await all(list(subject(redis), { match: `${base}/?.csv` }))).map((f) => f.key)).toEqual([`${base}/c.csv`]);
+    expect((await all(list(subject(redis), { match: `${base}/we\\{ir\\}d*` }))).map((f) => f.key)).toEqual([
       `${base}/we{ir}d 100%.log`,
     ]);
   });
@@ -41,7 +50,7 @@ describe('list', () => {
     const base = uniqueKey('many');
     const n = 2000;
     await Promise.all(Array.from({ length: n }, (_, i) => put(redis, `${base}/${i}`, Buffer.from(String(i)))));
-    const found = await all(list(redis, { match: `${base}/*`, count: 100 }));
+    const found = await all(list(subject(redis), { match: `${base}/*`, count: 100 }));
     expect(new Set(found.map((f) => f.key)).size).toBe(n);
     expect(found.every((f) => f.size === f.key.split('/').pop()!.length)).toBe(true);
   });
@@ -51,8 +60,8 @@ describe('list', () => {
     await put(redis, `${base}/x`, Buffer.from('x'));
     await put(redis, `${base}/y`, Buffer.from('y'), { prefix: 'elsewhere:' });
     await redis.set(fileKeysOf(`${base}/z`).meta, 'a string, not a file');
-    expect((await all(list(redis, { match: `${base}/*` }))).map((f) => f.key)).toEqual([`${base}/x`]);
-    expect((await all(list(redis, { match: `${base}/*`, prefix: 'elsewhere:' }))).map((f) => f.key)).toEqual([
+    expect((await all(list(subject(redis), { match: `${base}/*` }))).map((f) => f.key)).toEqual([`${base}/x`]);
+    expect((await all(list(subject(redis), { match: `${base}/*`, prefix: 'elsewhere:' }))).map((f) => f.key)).toEqual([
       `${base}/y`,
     ]);
   });
@@ -62,26 +71,26 @@ describe('expire', () => {
   it('sets and removes the TTL of every key of the file', async () => {
     const key = uniqueKey('ttl');
     await put(redis, key, bytes(1000), { chunkSize: 100 });
-    expect(await expire(redis, key, 100)).toBe(true);
-    expect((await stat(redis, key)).ttl).toBeGreaterThan(90);
+    expect(await expire(subject(redis), key, 100)).toBe(true);
+    expect((await stat(subject(redis), key)).ttl).toBeGreaterThan(90);
     const keys = await keysOf(redis, keyPattern(key));
     expect(keys).toHaveLength(3);
     for (const k of keys) expect(await redis.ttl(k)).toBeGreaterThan(90);
-    expect(await expire(redis, key, null)).toBe(true);
+    expect(await expire(subject(redis), key, null)).toBe(true);
     for (const k of keys) expect(await redis.ttl(k)).toBe(-1);
-    expect((await stat(redis, key)).ttl).toBeUndefined();
-    expect(await expire(redis, uniqueKey('none'), 10)).toBe(false);
+    expect((await stat(subject(redis), key)).ttl).toBeUndefined();
+    expect(await expire(subject(redis), uniqueKey('none'), 10)).toBe(false);
   });
 
   it('a file expires as a whole', async () => {
     const key = uniqueKey('ttl-gone');
     await put(redis, key, bytes(1000), { chunkSize: 100 });
-    await expire(redis, key, 1);
+    await expire(subject(redis), key, 1);
     await eventually(
       async () => (await keysOf(redis, keyPattern(key))).length === 0,
       'every key of the file to expire',
     );
-    await expect(stat(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    await expect(stat(subject(redis), key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
   });
 });
 
@@ -91,11 +100,11 @@ describe('rename', () => {
     const to = uniqueKey('mv-to');
     const data = bytes(5000);
     await put(redis, from, data, { chunkSize: 1000, ttl: 100 });
-    await rename(redis, from, to);
+    await rename(subject(redis), from, to);
     expect(await keysOf(redis, keyPattern(from))).toEqual([]);
     expect((await get(redis, to)).equals(data)).toBe(true);
-    expect((await stat(redis, to)).ttl).toBeGreaterThan(90);
-    await expect(stat(redis, from)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    expect((await stat(subject(redis), to)).ttl).toBeGreaterThan(90);
+    await expect(stat(subject(redis), from)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
   });
 
   it('wakes a reader waiting for the new name', async () => {
@@ -103,9 +112,11 @@ describe('rename', () => {
     const to = uniqueKey('mv-wake-to');
     await put(redis, from, Buffer.from('hello'));
     const name = uniqueConnectionName('mv-wake');
-    const waiting = collect(createRedisReadStream(connectAny({ connectionName: name }), to, { waitForCreate: 10_000 }));
+    const waiting = collect(
+      createRedisReadStream(await readyAnySubject({ connectionName: name }), to, { waitForCreate: 10_000 }),
+    );
     await eventually(async () => (await blockedIn(redis, name)) === 1, 'the reader to wait for the new name');
-    await rename(redis, from, to);
+    await rename(subject(redis), from, to);
     expect((await waiting).toString()).toBe('hello');
   });
 
@@ -114,8 +125,8 @@ describe('rename', () => {
     const to = uniqueKey('mv-b');
     await put(redis, from, Buffer.from('new'));
     await put(redis, to, Buffer.from('old'));
-    await expect(rename(redis, from, to)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
-    await rename(redis, from, to, { overwrite: true });
+    await expect(rename(subject(redis), from, to)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
+    await rename(subject(redis), from, to, { overwrite: true });
     expect((await get(redis, to)).toString()).toBe('new');
     expect((await keysOf(redis, chunkStreamsPattern(to))).length).toBe(1);
   });
@@ -131,9 +142,9 @@ describe('rename', () => {
       metadata: { source: 'host-1' },
       consumers: 2,
     });
-    const before = await stat(redis, from);
-    await rename(redis, from, to);
-    const after = await stat(redis, to);
+    const before = await stat(subject(redis), from);
+    await rename(subject(redis), from, to);
+    const after = await stat(subject(redis), to);
     expect(after).toMatchObject({
       state: 'complete',
       size: before.size,
@@ -151,15 +162,17 @@ describe('rename', () => {
 
   it('refuses a file that is being written, and a missing one', async () => {
     const from = uniqueKey('mv-busy');
-    const writer = createRedisWriteStream(redis, from);
+    const writer = createRedisWriteStream(subject(redis), from);
     writer.write(Buffer.from('abc'));
     await once(writer, 'ready');
-    await expect(rename(redis, from, uniqueKey('mv-x'))).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS' });
+    await expect(rename(subject(redis), from, uniqueKey('mv-x'))).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_EXISTS',
+    });
     writer.end();
     await new Promise((resolve) => writer.on('finish', resolve));
-    await expect(rename(redis, uniqueKey('mv-none'), uniqueKey('mv-y'))).rejects.toMatchObject({
+    await expect(rename(subject(redis), uniqueKey('mv-none'), uniqueKey('mv-y'))).rejects.toMatchObject({
       code: 'ERR_REDIS_FILE_NOT_FOUND',
     });
-    await remove(redis, from);
+    await remove(subject(redis), from);
   });
 });

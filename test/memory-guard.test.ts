@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, removeChannel } from '../src/index.js';
-import { blockedIn, closeAll, connect } from './helpers/clients.js';
+import { blockedIn, closeAll, connect, connectSubject, subject } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf, filesPattern, keyPattern } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
@@ -50,7 +50,7 @@ describe('maxRedisMemory', () => {
     const data = bytes(32 * MiB, 81);
     const readers = ['a', 'b'].map((consumer) => {
       const client = connect(server.url, { connectionName: 'big-reader' });
-      return collect(createRedisReadStream(client, 'big', { consumer, waitForCreate: 10_000 }));
+      return collect(createRedisReadStream(subject(client), 'big', { consumer, waitForCreate: 10_000 }));
     });
     let peak = 0;
     let sampling = true;
@@ -64,7 +64,7 @@ describe('maxRedisMemory', () => {
     await eventually(async () => (await blockedIn(admin, 'big-reader')) === 2, 'both consumers to wait for the file');
     await pipeline(
       Readable.from([data]),
-      createRedisWriteStream(connect(server.url), 'big', {
+      createRedisWriteStream(connectSubject(server.url), 'big', {
         consumers: ['a', 'b'],
         maxRedisMemory: limit,
         chunkSize: 256 * 1024,
@@ -86,10 +86,13 @@ describe('maxRedisMemory', () => {
   it('holds back while over the limit, without polling, and resumes when an acknowledgement frees memory', async () => {
     const MiB = 1024 * 1024;
     // A file nobody has read yet fills Redis past the writer's limit.
-    await pipeline(Readable.from([bytes(16 * MiB, 82)]), createRedisWriteStream(admin, 'filler', { consumers: 1 }));
+    await pipeline(
+      Readable.from([bytes(16 * MiB, 82)]),
+      createRedisWriteStream(subject(admin), 'filler', { consumers: 1 }),
+    );
     const limit = (await usedMemory()) - 4 * MiB;
     const data = bytes(4 * MiB, 83);
-    const writer = createRedisWriteStream(connect(server.url, { connectionName: 'held' }), 'held', {
+    const writer = createRedisWriteStream(connectSubject(server.url, { connectionName: 'held' }), 'held', {
       maxRedisMemory: limit,
       chunkSize: 64 * 1024,
     });
@@ -101,10 +104,10 @@ describe('maxRedisMemory', () => {
     expect(writer.committedBytes).toBeLessThan(data.length);
     // Waiting is a blocking read on the freed-memory events: a reading of INFO per second at most.
     expect((await infoCalls()) - callsBefore).toBeLessThanOrEqual(4);
-    await collect(createRedisReadStream(admin, 'filler', { consumer: 'only' }));
+    await collect(createRedisReadStream(subject(admin), 'filler', { consumer: 'only' }));
     expect(await admin.exists(fileKeysOf('filler').meta)).toBe(0);
     await writing;
-    expect(sha256(await collect(createRedisReadStream(admin, 'held')))).toBe(sha256(data));
+    expect(sha256(await collect(createRedisReadStream(subject(admin), 'held')))).toBe(sha256(data));
   });
 
   it('through a channel too: a file larger than the limit reaches every receiver process', async () => {
@@ -122,12 +125,12 @@ describe('maxRedisMemory', () => {
     for (const r of receivers)
       expect((await finish(r)).map((f) => [f.name, f.offset, f.sha256])).toEqual([['big.bin', 0, sha256(data)]]);
     expect((await send.exited).code).toBe(0);
-    expect(await removeChannel(admin, 'big-chan')).toBe(true);
+    expect(await removeChannel(subject(admin), 'big-chan')).toBe(true);
     expect(await admin.keys(filesPattern('big-chan/*'))).toEqual([]);
   });
 
   it('a reader that is not a consumer cannot read chunks already trimmed', async () => {
-    const writer = createRedisWriteStream(admin, 'trimmed', {
+    const writer = createRedisWriteStream(subject(admin), 'trimmed', {
       consumers: ['c'],
       maxRedisMemory: 1024 * 1024 * 1024,
       chunkSize: 1000,
@@ -135,13 +138,13 @@ describe('maxRedisMemory', () => {
     await once(writer, 'ready');
     // As a writer held back by its limit marks the file: from then on consumed chunks are trimmed.
     await admin.hset(fileKeysOf('trimmed').meta, 'pressure', '1');
-    const reading = collect(createRedisReadStream(admin, 'trimmed', { consumer: 'c', waitForCreate: 5000 }));
+    const reading = collect(createRedisReadStream(subject(admin), 'trimmed', { consumer: 'c', waitForCreate: 5000 }));
     writer.write(bytes(5000));
     await eventually(
       async () => Number(await admin.hget(fileKeysOf('trimmed').meta, 'trimmed')) > 0,
       'the consumer to trim a chunk',
     );
-    await expect(collect(createRedisReadStream(admin, 'trimmed'))).rejects.toMatchObject({
+    await expect(collect(createRedisReadStream(subject(admin), 'trimmed'))).rejects.toMatchObject({
       code: 'ERR_REDIS_FILE_NOT_FOUND',
       message: /trimmed/,
     });

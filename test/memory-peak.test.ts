@@ -14,7 +14,7 @@ import { sampleUsedMemory, usedMemory } from '../scripts/lib/used-memory.mjs';
 import { removeChannel } from '../src/index.js';
 import { entryCost, guardedBatch, writerGuard } from '../src/memory-guard.js';
 import { portOf } from '../src/redis/port.js';
-import { closeAll, connect } from './helpers/clients.js';
+import { closeAll, connect, subject } from './helpers/clients.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, sha256 } from './helpers/streams.js';
@@ -64,7 +64,10 @@ describe('what a chunk costs in Redis', () => {
 describe("the readers' reserve", () => {
   it("is one batch of chunks per consumer, of the file's own chunk size once a resume says which", () => {
     const opts = { maxRedisMemory: 64 * MiB, consumers: ['a', 'b', 'c'], prefix: 'rfs:', chunkSize: 64 * 1024 };
-    const guard = writerGuard(portOf(admin), opts, 'rfs:{x}:meta', () => ({ chunks: 'rfs:{x}:chunks:0', gen: '0' }))!;
+    const guard = writerGuard(portOf(subject(admin)), opts, 'rfs:{x}:meta', () => ({
+      chunks: 'rfs:{x}:chunks:0',
+      gen: '0',
+    }))!;
     expect(guard.reserve).toBe(3 * guardedBatch(64 * 1024) * entryCost(64 * 1024));
     // A resumed file keeps the chunk size it was written with.
     guard.useChunkSize(MiB);
@@ -99,6 +102,6 @@ describe('maxRedisMemory with slow receivers in other processes', () => {
         `(${((peak - limit) / MiB).toFixed(2)} MiB over, allowance ${(ALLOWANCE / MiB).toFixed(2)} MiB, ${samples} samples)`,
     );
     expect(peak - limit).toBeLessThanOrEqual(ALLOWANCE);
-    expect(await removeChannel(admin, 'peak-chan')).toBe(true);
+    expect(await removeChannel(subject(admin), 'peak-chan')).toBe(true);
   });
 });

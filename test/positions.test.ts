@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, type RedisReadStream } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connect, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
 import { bytes, put } from './helpers/streams.js';
@@ -46,7 +46,7 @@ async function take(reader: RedisReadStream, n: number): Promise<void> {
 describe('consumer positions', () => {
   it('count the chunks the application took out of the stream, not those fetched', async () => {
     const key = await trimmedFile(bytes(50_000, 91), 1000);
-    const reader = createRedisReadStream(redis, key, { consumer: 'c', readAhead: 16, highWaterMark: 20_000 });
+    const reader = createRedisReadStream(subject(redis), key, { consumer: 'c', readAhead: 16, highWaterMark: 20_000 });
     await once(reader, 'readable');
     await eventually(() => reader.readableLength >= 16_000, 'the reader to fetch and buffer 16 chunks');
     // Fetched and buffered, but nothing taken: nothing may be trimmed.
@@ -61,7 +61,7 @@ describe('consumer positions', () => {
     // Random bytes do not compress: about one decoded byte per stored byte.
     const gz = gzipSync(bytes(200_000, 92), { level: 1 });
     const key = await trimmedFile(gz, 10_000, 'gzip');
-    const reader = createRedisReadStream(redis, key, {
+    const reader = createRedisReadStream(subject(redis), key, {
       consumer: 'c',
       decompress: true,
       readAhead: 16,

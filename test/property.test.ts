@@ -26,7 +26,7 @@ import {
   stat,
   type WriteStreamOptions,
 } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { closeAll, connect, subject, uniqueKey } from './helpers/clients.js';
 import { get, put } from './helpers/streams.js';
 
 const redis = connect();
@@ -146,7 +146,7 @@ async function putWithFlushes(
   sizes: number[],
   flushes: boolean[],
 ): Promise<void> {
-  const writer = createRedisWriteStream(redis, key, { ...options, flushInterval: 0 });
+  const writer = createRedisWriteStream(subject(redis), key, { ...options, flushInterval: 0 });
   const done = finished(writer);
   done.catch(() => {});
   let offset = 0;
@@ -210,7 +210,7 @@ describe('round-trip laws (property-based)', () => {
             expect(back.length).toBe(data.length);
             expect(back.equals(data)).toBe(true);
 
-            const s = await stat(redis, key);
+            const s = await stat(subject(redis), key);
             expect(s).toMatchObject({
               key,
               state: 'complete',
@@ -220,7 +220,7 @@ describe('round-trip laws (property-based)', () => {
               contentEncoding: gzipMagic ? 'gzip' : 'identity',
               crc32: crcHex(data),
             });
-            expect(await remove(redis, key)).toBe(true);
+            expect(await remove(subject(redis), key)).toBe(true);
           },
         ),
         runner(200),
@@ -257,7 +257,7 @@ describe('round-trip laws (property-based)', () => {
                 expect(got.equals(expected.bytes), what).toBe(true);
               }
             }
-            expect(await remove(redis, key)).toBe(true);
+            expect(await remove(subject(redis), key)).toBe(true);
           },
         ),
         runner(120),
@@ -270,7 +270,7 @@ describe('round-trip laws (property-based)', () => {
     fc.assert(
       fc.property(fc.nat({ max: 2 * MAX_SIZE }), fc.integer({ min: 1, max: 2 * MAX_SIZE }), (end, gap) => {
         const start = end + gap;
-        expect(() => createRedisReadStream(redis, uniqueKey('bad-range'), { start, end })).toThrow(
+        expect(() => createRedisReadStream(subject(redis), uniqueKey('bad-range'), { start, end })).toThrow(
           expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }),
         );
       }),
@@ -295,14 +295,14 @@ describe('round-trip laws (property-based)', () => {
           // Without decompress the reader yields the stored gzip bytes, which are a valid gzip of the input.
           const stored = await get(redis, key);
           expect(gunzipSync(stored).equals(data)).toBe(true);
-          expect(await stat(redis, key)).toMatchObject({
+          expect(await stat(subject(redis), key)).toMatchObject({
             state: 'complete',
             contentEncoding: 'gzip',
             size: stored.length,
             chunks: Math.ceil(stored.length / chunkSize),
             crc32: crcHex(stored),
           });
-          expect(await remove(redis, key)).toBe(true);
+          expect(await remove(subject(redis), key)).toBe(true);
         }),
         runner(120),
       );

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream } from '../src/index.js';
-import { closeAll, connectAny, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, subject, uniqueKey } from './helpers/clients.js';
 import { chunkStreamOf } from './helpers/keys.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
@@ -58,7 +58,7 @@ describe('byte ranges', () => {
 
   it('checks the range of a file that completes while being followed', async () => {
     const k = uniqueKey('range-follow');
-    const reader = createRedisReadStream(redis, k, { start: 50, waitForCreate: 5000 });
+    const reader = createRedisReadStream(subject(redis), k, { start: 50, waitForCreate: 5000 });
     const result = collect(reader).catch((e: unknown) => e);
     await put(redis, k, bytes(40), { chunkSize: 10 });
     expect(await result).toMatchObject({ code: 'ERR_REDIS_FILE_RANGE' });

@@ -15,7 +15,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { usedMemory } from '../scripts/lib/used-memory.mjs';
 import { stat } from '../src/index.js';
-import { closeAll, connect } from './helpers/clients.js';
+import { closeAll, connect, subject } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf, filesPattern } from './helpers/keys.js';
 import { type FixtureProcess, finish, killAll, receiver, sender } from './helpers/processes.js';
@@ -107,7 +107,7 @@ describe('a receiver process killed in the middle of a file', () => {
     );
     const trimmed = Number(await admin.hget(meta, 'trimmed'));
     // The sender is held back by the dead receiver: the file cannot be complete without it.
-    expect((await stat(admin, key as string)).state).toBe('writing');
+    expect((await stat(subject(admin), key as string)).state).toBe('writing');
     expect(trimmed * CHUNK).toBeLessThanOrEqual(consumed);
 
     const again = receiver(server.url, channel, 'r1');

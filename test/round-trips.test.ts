@@ -14,13 +14,22 @@ import {
   createRedisReadStream,
   createRedisWriteStream,
   list,
+  type RedisClient,
   receiveFiles,
   type SentFile,
   sendFiles,
   stat,
   type WriteStreamOptions,
 } from '../src/index.js';
-import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import {
+  closeAll,
+  connect,
+  connectSubject,
+  sharedRedisUrl,
+  subject,
+  subjectReady,
+  uniqueKey,
+} from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -38,10 +47,10 @@ afterAll(async () => {
   await proxy.close();
 });
 
-/** A client through the proxy, connected and past its ready check. */
-async function proxied(): Promise<Redis> {
-  const client = connect(proxy.url);
-  await client.ping();
+/** A client of the library under test through the proxy, connected and past its ready check. */
+async function proxied(url = proxy.url): Promise<RedisClient> {
+  const client = connectSubject(url);
+  await subjectReady(client);
   return client;
 }
 
@@ -52,14 +61,19 @@ async function bursts(fn: () => Promise<unknown>): Promise<number> {
   return proxy.bursts;
 }
 
-async function write(client: Redis, key: string, data: Buffer, options?: WriteStreamOptions): Promise<void> {
-  const ws = createRedisWriteStream(client, key, options);
+async function write(
+  client: Redis | RedisClient,
+  key: string,
+  data: Buffer,
+  options?: WriteStreamOptions,
+): Promise<void> {
+  const ws = createRedisWriteStream(subject(client), key, options);
   ws.end(data);
   await once(ws, 'finish');
 }
 
-async function read(client: Redis, key: string): Promise<Buffer> {
-  return collect(createRedisReadStream(client, key));
+async function read(client: Redis | RedisClient, key: string): Promise<Buffer> {
+  return collect(createRedisReadStream(subject(client), key));
 }
 
 describe('round trips of a small file', () => {
@@ -87,8 +101,7 @@ describe('round trips of a small file', () => {
     const url = new URL(proxy.url);
     url.username = user;
     url.password = 'secret';
-    const client = connect(url.href);
-    await client.ping();
+    const client = await proxied(url.href);
     const key = uniqueKey('rtt-no-ro');
     await write(direct, key, Buffer.from('x'));
     let data: Buffer = Buffer.alloc(0);
@@ -132,8 +145,7 @@ describe('round trips of a small file written with waitReplicas', () => {
   });
 
   it('takes 3 request bursts: the claim, the piece with its WAIT, the end record with its WAIT', async () => {
-    const client = connect(replicated.url);
-    await client.ping();
+    const client = await proxied(replicated.url);
     const options = { waitReplicas: 1 };
     await write(client, uniqueKey('rtt-warm'), Buffer.from('w'), options);
     const key = uniqueKey('rtt-replicated');
@@ -162,14 +174,14 @@ describe('round trips of a channel of small files', () => {
     expect(await bursts(async () => (sent = await sendFiles(sender, channel, files('f'))))).toBeLessThanOrEqual(
       FILES + 1,
     );
-    for (const f of sent) expect(await stat(direct, f.key)).toMatchObject({ state: 'complete', size: 1024 });
+    for (const f of sent) expect(await stat(subject(direct), f.key)).toMatchObject({ state: 'complete', size: 1024 });
   });
 
   it('receiving: the next file opens while one is processed; a round trip per file, its acknowledgement', async () => {
     const receiver = await proxied();
     const channel = uniqueKey('rtt-receive');
-    await sendFiles(direct, channel, [...files('warm').slice(0, 1), ...files('f')]);
-    await closeChannel(direct, channel);
+    await sendFiles(subject(direct), channel, [...files('warm').slice(0, 1), ...files('f')]);
+    await closeChannel(subject(direct), channel);
     const received: string[] = [];
     let count = 0;
     for await (const f of receiveFiles(receiver, channel, { consumer: 'c' })) {
@@ -189,7 +201,7 @@ describe('round trips of a channel of small files', () => {
   it('a file begun early is removed when the sending fails before it is announced', async () => {
     const channel = uniqueKey('rtt-send-fails');
     const started: string[] = [];
-    const err = await sendFiles(direct, channel, files('f').slice(0, 2), {
+    const err = await sendFiles(subject(direct), channel, files('f').slice(0, 2), {
       onStart(f) {
         started.push(f.key);
         throw new Error('no thanks');
@@ -199,7 +211,7 @@ describe('round trips of a channel of small files', () => {
     // The first file, whose end record went with its announcement, stays; the second is gone.
     expect(started).toHaveLength(1);
     const keys: string[] = [];
-    for await (const f of list(direct, { match: `${channel}/*` })) keys.push(f.key);
+    for await (const f of list(subject(direct), { match: `${channel}/*` })) keys.push(f.key);
     expect(keys).toEqual(started);
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { stat } from '../src/index.js';
-import { closeAll, connectAny, keysOf, uniqueKey } from './helpers/clients.js';
+import { closeAll, connectAny, keysOf, subject, uniqueKey } from './helpers/clients.js';
 import { chunkStreamsPattern } from './helpers/keys.js';
 import { bytes, get, put } from './helpers/streams.js';
 
@@ -24,7 +24,7 @@ describe('round trip', () => {
       const data = bytes(size, size + 7);
       await put(redis, key, data, { chunkSize }, splits);
       expect((await get(redis, key)).equals(data)).toBe(true);
-      const s = await stat(redis, key);
+      const s = await stat(subject(redis), key);
       expect(s).toMatchObject({ state: 'complete', size, chunks: Math.ceil(size / chunkSize), chunkSize });
     });
   }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { removeChannel, stat } from '../src/index.js';
-import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
+import { closeAll, connect, sharedRedisUrl, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { filesPattern } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
@@ -50,11 +50,11 @@ describe('a sender process killed in the middle of a file', () => {
     const started = await dying.waitFor((e) => e.event === 'started' && e.name === 'big.bin');
     const key = started.key as string;
     // The heartbeat recorded the bytes stored: the upload is well under way.
-    await eventually(async () => (await stat(redis, key)).size >= 640 * 1024, 'a heartbeat to record 640 KiB');
+    await eventually(async () => (await stat(subject(redis), key)).size >= 640 * 1024, 'a heartbeat to record 640 KiB');
     // A live sender waiting on its source keeps its file, however long it waits (here five
     // times the time after which a silent one is taken for dead): time is the subject.
     await sleep(1500);
-    expect((await stat(redis, key)).state).toBe('writing');
+    expect((await stat(subject(redis), key)).state).toBe('writing');
     expect(early.flatMap((r) => r.all('file')).filter((f) => f.name === 'big.bin')).toEqual([]);
     await dying.kill();
 
@@ -63,7 +63,7 @@ describe('a sender process killed in the middle of a file', () => {
       const failed = await r.waitFor((e) => e.event === 'file' && e.name === 'big.bin', 'the dead file');
       expect(failed).toMatchObject({ key, error: 'ERR_REDIS_FILE_ABORTED' });
     }
-    expect((await stat(redis, key)).state).toBe('aborted');
+    expect((await stat(subject(redis), key)).state).toBe('aborted');
     // A receiver that comes later finds it aborted.
     const late = receiver(url, channel, 'r3');
     expect(await late.waitFor((e) => e.event === 'file' && e.name === 'big.bin', 'the dead file')).toMatchObject({
@@ -88,6 +88,6 @@ describe('a sender process killed in the middle of a file', () => {
     expect((await again.exited).code).toBe(0);
     // Every file, the dead one included, went with the third acknowledgement.
     expect(await redis.keys(filesPattern(`${channel}/*`))).toEqual([]);
-    expect(await removeChannel(redis, channel)).toBe(true);
+    expect(await removeChannel(subject(redis), channel)).toBe(true);
   }, 120_000);
 });

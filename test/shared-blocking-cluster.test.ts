@@ -7,8 +7,21 @@ import { once } from 'node:events';
 import type { Cluster } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hashSlot } from '../src/blocking-reads.js';
-import { createRedisReadStream, createRedisWriteStream, type RedisWriteStream } from '../src/index.js';
-import { blockedIn, closeAll, connectAny, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
+import {
+  createRedisReadStream,
+  createRedisWriteStream,
+  type RedisClient,
+  type RedisWriteStream,
+} from '../src/index.js';
+import {
+  blockedIn,
+  closeAll,
+  connectAny,
+  readyAnySubject,
+  subject,
+  uniqueConnectionName,
+  uniqueKey,
+} from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
 import { bytes } from './helpers/streams.js';
@@ -31,7 +44,7 @@ async function blockedPerNode(name: string): Promise<Map<string, number>> {
   return counts;
 }
 
-function follow(client: Cluster, key: string) {
+function follow(client: RedisClient, key: string) {
   const reader = createRedisReadStream(client, key, { waitForCreate: 20_000 });
   const parts: Buffer[] = [];
   reader.on('data', (d: Buffer) => parts.push(d));
@@ -41,7 +54,7 @@ function follow(client: Cluster, key: string) {
 }
 
 function write(key: string): RedisWriteStream {
-  const w = createRedisWriteStream(redis, key, { chunkSize: 1000 });
+  const w = createRedisWriteStream(subject(redis), key, { chunkSize: 1000 });
   w.on('error', () => {});
   return w;
 }
@@ -49,7 +62,7 @@ function write(key: string): RedisWriteStream {
 describe('followers of one cluster client', () => {
   it('share one blocking connection per slot, on the primary that serves it', async () => {
     const name = uniqueConnectionName('slots');
-    const client = connectAny({ connectionName: name }) as Cluster;
+    const client = await readyAnySubject({ connectionName: name });
     const keys = Array.from({ length: 30 }, (_, i) => uniqueKey(`slots-${i}`));
     const data = keys.map((_, i) => bytes(1500, i + 1));
     const ws = keys.map((key, i) => {
@@ -82,7 +95,7 @@ describe('followers of one cluster client', () => {
 
   it('followers of files in one slot share one connection', async () => {
     const name = uniqueConnectionName('one-slot');
-    const client = connectAny({ connectionName: name }) as Cluster;
+    const client = await readyAnySubject({ connectionName: name });
     const key = uniqueKey('one-slot');
     const w = write(key);
     w.write(bytes(1000, 5));

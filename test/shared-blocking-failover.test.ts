@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import type { Cluster } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
+import { closeAll, subject, subjectConnected } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { clusterClient, type RedisCluster, replicaCaughtUp, startCluster } from './helpers/redis-cluster.js';
 import { bytes, sha256 } from './helpers/streams.js';
@@ -16,14 +17,18 @@ import { bytes, sha256 } from './helpers/streams.js';
 let cluster: RedisCluster | undefined;
 const clients: Cluster[] = [];
 
-function client(): Cluster {
+/** A client of the cluster; its subject, for a node-redis cluster, connected: it refuses commands before. */
+async function client(): Promise<Cluster> {
   const c = clusterClient(cluster!);
   clients.push(c);
+  await subjectConnected(subject(c));
   return c;
 }
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.disconnect();
+  // The clients handed to the package (subject()), before their cluster goes.
+  await closeAll();
   await cluster?.stop();
   cluster = undefined;
 });
@@ -34,14 +39,14 @@ describe('shared blocking reads through a failover', { timeout: 90_000 }, () => 
     const keys = Array.from({ length: 9 }, (_, i) => `shared-failover/f${i}.bin`);
     const data = keys.map((_, i) => bytes(40_000, 60 + i));
     const half = 20_000;
-    const writerClient = client();
-    const readerClient = client();
+    const writerClient = await client();
+    const readerClient = await client();
     // A lease that outlasts the failover, as in cluster-failover.test.ts.
     const writers = keys.map((key) =>
-      createRedisWriteStream(writerClient, key, { chunkSize: 4096, heartbeatInterval: 5000 }),
+      createRedisWriteStream(subject(writerClient), key, { chunkSize: 4096, heartbeatInterval: 5000 }),
     );
     const followers = keys.map((key) => {
-      const reader = createRedisReadStream(readerClient, key, { waitForCreate: 10_000 });
+      const reader = createRedisReadStream(subject(readerClient), key, { waitForCreate: 10_000 });
       const parts: Buffer[] = [];
       reader.on('data', (d: Buffer) => parts.push(d));
       const done = once(reader, 'end').then(() => Buffer.concat(parts));

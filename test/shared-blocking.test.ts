@@ -8,9 +8,24 @@ import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FOLLOWERS_PER_CONNECTION } from '../src/blocking-reads.js';
-import { createRedisReadStream, createRedisWriteStream, type RedisWriteStream } from '../src/index.js';
+import {
+  createRedisReadStream,
+  createRedisWriteStream,
+  type RedisClient,
+  type RedisWriteStream,
+} from '../src/index.js';
 import { aclLog } from './helpers/acl.js';
-import { blockedIn, clientList, closeAll, connect, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
+import {
+  blockedIn,
+  clientList,
+  closeAll,
+  connect,
+  connectSubject,
+  subject,
+  subjectReady,
+  uniqueConnectionName,
+  uniqueKey,
+} from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -42,7 +57,7 @@ async function calls(command: string): Promise<number> {
 }
 
 /** A follower that keeps what it delivers; `done` settles with its end (or its error). */
-function follow(client: Redis, key: string, options = {}) {
+function follow(client: RedisClient, key: string, options = {}) {
   const reader = createRedisReadStream(client, key, { waitForCreate: 20_000, ...options });
   const parts: Buffer[] = [];
   reader.on('data', (d: Buffer) => parts.push(d));
@@ -52,7 +67,7 @@ function follow(client: Redis, key: string, options = {}) {
 }
 
 function write(key: string, options = {}): RedisWriteStream {
-  const w = createRedisWriteStream(writers, key, { chunkSize: 1000, ...options });
+  const w = createRedisWriteStream(subject(writers), key, { chunkSize: 1000, ...options });
   w.on('error', () => {});
   return w;
 }
@@ -64,8 +79,8 @@ async function stored(w: RedisWriteStream, n: number): Promise<void> {
 describe('followers of one client', () => {
   it('200 followers share a blocking connection per 64, and each gets exactly its own file', async () => {
     const name = uniqueConnectionName('many');
-    const client = connect(server.url, { connectionName: name });
-    await client.ping();
+    const client = connectSubject(server.url, { connectionName: name });
+    await subjectReady(client);
     const n = 200;
     const shared = Math.ceil(n / FOLLOWERS_PER_CONNECTION);
     expect(shared).toBe(4);
@@ -97,7 +112,7 @@ describe('followers of one client', () => {
   });
 
   it('a follower that does not read holds back no other', async () => {
-    const client = connect(server.url);
+    const client = connectSubject(server.url);
     const keys = Array.from({ length: 4 }, (_, i) => uniqueKey(`slow-${i}`));
     // Larger than what a paused stream buffers (its highWaterMark is 1 MiB): the paused follower
     // stops asking for more.
@@ -124,7 +139,7 @@ describe('followers of one client', () => {
 
   it('a follower whose buffer is full is read for one batch ahead at most, then left out of the reads', async () => {
     const name = uniqueConnectionName('full');
-    const client = connect(server.url, { connectionName: name });
+    const client = connectSubject(server.url, { connectionName: name });
     const key = uniqueKey('full');
     const chunk = 64 * 1024;
     const data = bytes(18 * chunk, 9);
@@ -152,7 +167,7 @@ describe('followers of one client', () => {
 
   it('a follower that joins while the shared read blocks gets its bytes (woken by CLIENT UNBLOCK)', async () => {
     const name = uniqueConnectionName('join');
-    const client = connect(server.url, { connectionName: name });
+    const client = connectSubject(server.url, { connectionName: name });
     const first = uniqueKey('join-first');
     const w0 = write(first);
     w0.write(bytes(1000, 7));
@@ -185,7 +200,7 @@ describe('followers of one client', () => {
 
   it('destroying followers while the shared read blocks: the others go on; the last frees the connection', async () => {
     const name = uniqueConnectionName('leave');
-    const client = connect(server.url, { connectionName: name });
+    const client = connectSubject(server.url, { connectionName: name });
     const keys = Array.from({ length: 20 }, (_, i) => uniqueKey(`leave-${i}`));
     const ws = keys.map((key) => {
       const w = write(key);
@@ -212,7 +227,7 @@ describe('followers of one client', () => {
   });
 
   it('each follower keeps its own liveness: the one whose writer stopped times out, the others complete', async () => {
-    const client = connect(server.url);
+    const client = connectSubject(server.url);
     const frozen = uniqueKey('frozen');
     const fw = write(frozen, { heartbeatInterval: 50 });
     fw.write(bytes(1500));
@@ -235,7 +250,7 @@ describe('followers of one client', () => {
   });
 
   it('a key of another type fails only the follower whose file it belongs to', async () => {
-    const client = connect(server.url);
+    const client = connectSubject(server.url);
     const keys = [uniqueKey('bad'), uniqueKey('good-1'), uniqueKey('good-2')];
     const data = keys.map((_, i) => bytes(2000, 20 + i));
     const ws = keys.map((key, i) => {
@@ -266,7 +281,7 @@ describe('a user whose ACL refuses CLIENT ID and CLIENT UNBLOCK', () => {
       ...'+info +time +ttl +exists +hgetall +hmget +xrange +xrevrange +xread +scan'.split(' '),
     );
     await admin.acl('LOG', 'RESET');
-    const client = connect(`redis://127.0.0.1:${server.port}`, { username: user, password: 'pw' });
+    const client = connectSubject(`redis://127.0.0.1:${server.port}`, { username: user, password: 'pw' });
     const followers: { data: Buffer; w: RedisWriteStream; f: ReturnType<typeof follow> }[] = [];
     for (let i = 0; i < 4; i++) {
       const data = bytes(3000, 110 + i);
@@ -290,7 +305,7 @@ describe('a user whose ACL refuses CLIENT ID and CLIENT UNBLOCK', () => {
 describe('a reader left alone', () => {
   it('opens no blocking connection before it waits, and none once it is done', async () => {
     const name = uniqueConnectionName('alone');
-    const client = connect(server.url, { connectionName: name });
+    const client = connectSubject(server.url, { connectionName: name });
     const key = uniqueKey('alone');
     const w = write(key);
     w.end(bytes(3000, 5));

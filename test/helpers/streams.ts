@@ -9,8 +9,10 @@ import {
   createRedisReadStream,
   createRedisWriteStream,
   type ReadStreamOptions,
+  type RedisClient,
   type WriteStreamOptions,
 } from '../../src/index.js';
+import { subject } from './clients.js';
 
 /** Deterministic pseudo-random bytes (xorshift), so that failures reproduce. */
 export function bytes(size: number, seed = 1): Buffer {
@@ -64,18 +66,22 @@ export function sink(): Writable & { data(): Buffer } {
   return w;
 }
 
-/** Store `data` at `key`, written in parts of the given sizes. */
+/** Store `data` at `key`, written in parts of the given sizes, through the client under test (subject()). */
 export async function put(
-  redis: Redis | Cluster,
+  redis: Redis | Cluster | RedisClient,
   key: string,
   data: Buffer,
   options?: WriteStreamOptions,
   sizes?: number[],
 ): Promise<void> {
-  await pipeline(splitSource(data, sizes), createRedisWriteStream(redis, key, options));
+  await pipeline(splitSource(data, sizes), createRedisWriteStream(subject(redis), key, options));
 }
 
-/** Read the whole file at `key`. */
-export async function get(redis: Redis | Cluster, key: string, options?: ReadStreamOptions): Promise<Buffer> {
-  return collect(createRedisReadStream(redis, key, options));
+/** Read the whole file at `key`, through the client under test (subject()). */
+export async function get(
+  redis: Redis | Cluster | RedisClient,
+  key: string,
+  options?: ReadStreamOptions,
+): Promise<Buffer> {
+  return collect(createRedisReadStream(subject(redis), key, options));
 }
