@@ -112,9 +112,16 @@ export function portOf(client: RedisClient): RedisPort {
   return port;
 }
 
-/** A flat array of fields and values (HGETALL) as a record. */
+/**
+ * A hash's fields and values (HGETALL) as a record: from a flat array, or from the object ioredis
+ * and iovalkey make of it (their reply transformer for `hgetall`).
+ */
 export function toRecord(reply: unknown): Record<string, string> {
   const out: Record<string, string> = {};
+  if (typeof reply === 'object' && reply !== null && !Array.isArray(reply)) {
+    for (const [field, value] of Object.entries(reply)) out[field] = String(value);
+    return out;
+  }
   if (!Array.isArray(reply)) return out;
   for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = String(reply[i + 1]);
   return out;
