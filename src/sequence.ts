@@ -173,11 +173,13 @@ export class EntrySequence {
         `entry ${entry.id} came after ${this.#lastId}, where ${pieceId(piece.n, piece.s)} was expected`,
       );
     }
+    // A piece where the record would come: the rest of a partly filled chunk is missing. While its
+    // writer lives that is a gap it may yet repair (a piece re-sent after a dropped connection or a
+    // failover lands after later ones); the reader decides as for any gap.
+    if (entry.kind === 'piece' && !isPiece) return { kind: 'gap', expected: pieceId(piece.n, piece.s) };
     this.#lastId = entry.id;
     switch (entry.kind) {
       case 'piece': {
-        if (!isPiece)
-          throw corrupt(key, `chunk ${this.#n} is short but piece ${entry.id} of the next chunk follows it`);
         const { data } = entry;
         const { chunkSize } = this.#layout;
         if (this.#filled + data.length > chunkSize) {
