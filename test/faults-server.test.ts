@@ -46,6 +46,36 @@ function failure(p: Promise<unknown>): Promise<unknown> {
   );
 }
 
+describe('a server that is gone for good', () => {
+  // node-redis reconnects without end by default: the package's adapter gives a command 10 s to be
+  // answered while the client is down. ioredis and iovalkey give up after `maxRetriesPerRequest`
+  // reconnections (their defaults take 40 s and more once the back-off has grown; set here to what
+  // an application that wants a prompt failure sets).
+  it('fails a writer and its follower with ERR_REDIS_FILE_REDIS, within seconds', async () => {
+    const s = await server();
+    const prompt = { maxRetriesPerRequest: 5, retryStrategy: () => 200 };
+    const writerClient = connectSubject(s.url, prompt);
+    const readerClient = connectSubject(s.url, prompt);
+    const writer = createRedisWriteStream(writerClient, 'gone', { chunkSize: 64 * 1024 });
+    writer.write(bytes(1000, 1));
+    await once(writer, 'ready');
+    const reader = createRedisReadStream(readerClient, 'gone');
+    reader.resume();
+    const writerFailed = failure(once(writer, 'close').then(() => Promise.reject(writer.errored)));
+    const readerFailed = failure(once(reader, 'close').then(() => Promise.reject(reader.errored)));
+    // A log written slowly, as the server goes.
+    const logging = setInterval(() => writer.write('a line\n'), 100);
+    try {
+      await eventually(() => writer.committedBytes > 1000, 'lines to be stored');
+      await s.kill();
+      expect(await writerFailed).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
+      expect(await readerFailed).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
+    } finally {
+      clearInterval(logging);
+    }
+  }, 60_000);
+});
+
 describe('server restarts', () => {
   it('with persistence (AOF), writer and followers carry on once the server is back', async () => {
     const s = await server(['--appendonly', 'yes', '--appendfsync', 'always']);

@@ -22,6 +22,7 @@ interface Client {
   readonly options?: { socket?: object };
   sendCommand(args: Args): Promise<unknown>;
   withTypeMapping(mapping: Record<number, unknown>): Client;
+  withCommandOptions(options: { typeMapping: Record<number, unknown>; timeout?: number }): Client;
   duplicate(overrides?: object): Client;
   connect(): Promise<unknown>;
   destroy(): void;
@@ -43,6 +44,7 @@ interface ClusterClient {
   readonly masters: Node[];
   sendCommand(firstKey: string | undefined, isReadonly: boolean, args: Args): Promise<unknown>;
   withTypeMapping(mapping: Record<number, unknown>): ClusterClient;
+  withCommandOptions(options: { typeMapping: Record<number, unknown>; timeout?: number }): ClusterClient;
   nodeClient(node: Node): Promise<Client>;
   on(event: string, listener: (...args: unknown[]) => void): unknown;
   once(event: string, listener: (...args: unknown[]) => void): unknown;
@@ -80,19 +82,44 @@ function normalise(command: Arg | undefined, reply: unknown): unknown {
   return pairs;
 }
 
-/** A client's two views: bulk strings as strings, or as Buffers. */
-function views<C extends { withTypeMapping(mapping: Record<number, unknown>): C }>(client: C): [C, C] {
-  return [client.withTypeMapping({ [MAP]: Array }), client.withTypeMapping({ [MAP]: Array, [BLOB_STRING]: Buffer })];
+const TEXT = { [MAP]: Array };
+const BINARY = { [MAP]: Array, [BLOB_STRING]: Buffer };
+
+/** What the adapter needs to make a view of a client or cluster with its own command options. */
+interface Views<C> {
+  withTypeMapping(mapping: Record<number, unknown>): C;
+  withCommandOptions(options: { typeMapping: Record<number, unknown>; timeout?: number }): C;
+}
+
+/**
+ * The view of `client` a command goes through: bulk strings as strings or as Buffers; with
+ * `timeout`, a command that has not been answered by then fails (a TimeoutError).
+ */
+function viewer<C extends Views<C>>(client: C): (buffers: boolean | undefined, timeout: number | undefined) => C {
+  const text = client.withTypeMapping(TEXT);
+  const binary = client.withTypeMapping(BINARY);
+  return (buffers, timeout) =>
+    timeout === undefined
+      ? buffers
+        ? binary
+        : text
+      : client.withCommandOptions({ typeMapping: buffers ? BINARY : TEXT, timeout });
 }
 
 function sender(client: Client): Connection['send'] {
-  const [text, binary] = views(client);
-  return resending(client, (_key, args, buffers) => (buffers ? binary : text).sendCommand(strings(args)));
+  const view = viewer(client);
+  return resending(client, (_key, args, buffers, timeout) => view(buffers, timeout).sendCommand(strings(args)));
 }
 
 /** How often a command that a dropped connection failed is sent again (ioredis: maxRetriesPerRequest). */
 const RESENDS = 20;
 const RESEND_MAX_MS = 1000;
+/**
+ * How long a command may wait for a client that is down (reconnecting) to come back, as
+ * ioredis's 20 retries per request last about 10 s: node-redis keeps it queued for as long as it
+ * reconnects, by default for ever, and a stream would wait without a word while Redis is gone.
+ */
+const DOWN_WAIT_MS = 10_000;
 
 /**
  * Send commands as ioredis does after a dropped connection: node-redis fails a command the
@@ -102,15 +129,30 @@ const RESEND_MAX_MS = 1000;
  * the client has reconnected: at once, then after growing pauses, while the client stays open.
  */
 function resending(
-  client: { readonly isOpen: boolean },
-  send: (key: string | undefined, args: readonly Arg[], buffers?: boolean) => Promise<unknown>,
+  client: { readonly isOpen: boolean; readonly isReady: boolean },
+  send: (
+    key: string | undefined,
+    args: readonly Arg[],
+    buffers: boolean | undefined,
+    timeout?: number,
+  ) => Promise<unknown>,
 ): Connection['send'] {
   return async (key, args, buffers) => {
+    // Sent while the client is down, or again after a failure: within DOWN_WAIT_MS.
+    let deadline = client.isReady ? undefined : Date.now() + DOWN_WAIT_MS;
     for (let attempt = 0; ; attempt++) {
       try {
-        return normalise(args[0], await send(key, args, buffers));
+        const timeout = deadline === undefined ? undefined : Math.max(1, deadline - Date.now());
+        return normalise(args[0], await send(key, args, buffers, timeout));
       } catch (err) {
         if (attempt >= RESENDS || !transient(err, client)) throw err;
+        deadline ??= Date.now() + DOWN_WAIT_MS;
+        if (Date.now() >= deadline) {
+          const why = `Redis did not answer within ${DOWN_WAIT_MS} ms while the client reconnected`;
+          throw Object.assign(new Error(`${why} (${err instanceof Error ? err.message || classNames(err)[0] : err})`), {
+            cause: err,
+          });
+        }
         if (attempt > 0) {
           const pause = Math.min(RESEND_MAX_MS, 25 * 2 ** attempt);
           await new Promise((resolve) => setTimeout(resolve, pause).unref());
@@ -192,7 +234,7 @@ export function nodeRedisPort(value: NodeRedisLikeClient): RedisPort {
   if (isCluster(value)) return clusterPort(value);
   const client = value as unknown as Client;
   const send = sender(client);
-  const [text] = views(client);
+  const text = viewer(client)(false, undefined);
   return {
     library: 'node-redis',
     cluster: false,
@@ -221,9 +263,10 @@ export function nodeRedisPort(value: NodeRedisLikeClient): RedisPort {
 }
 
 function clusterPort(cluster: ClusterClient): RedisPort {
-  const [text, binary] = views(cluster);
-  const send = resending(cluster, (key, args, buffers) =>
-    (buffers ? binary : text).sendCommand(key, false, strings(args)),
+  const view = viewer(cluster);
+  const text = view(false, undefined);
+  const send = resending(cluster, (key, args, buffers, timeout) =>
+    view(buffers, timeout).sendCommand(key, false, strings(args)),
   );
   return {
     library: 'node-redis',
