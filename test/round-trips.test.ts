@@ -1,6 +1,6 @@
 /**
  * Round trips per small file, counted on the wire: every client connects through a proxy that
- * delays nothing and counts request bursts (client bytes that come first or after a reply). A
+ * delays each way by 2 ms and counts request bursts (client bytes that come first or after a reply). A
  * client that waits for each reply makes one burst per round trip; commands pipelined behind each
  * other make one. Each client is connected, and every script loaded, before the counting starts.
  */
@@ -40,7 +40,9 @@ let direct: Redis;
 
 beforeAll(async () => {
   direct = connect();
-  proxy = await startProxy(Number(new URL(sharedRedisUrl()).port));
+  // 2 ms each way: commands a client sends in one turn, or in turns right after each other, reach the
+  // proxy before any reply can come back between them, however busy the machine.
+  proxy = await startProxy(Number(new URL(sharedRedisUrl()).port), '127.0.0.1', { delayMs: 2 });
 });
 afterAll(async () => {
   await closeAll();
@@ -136,7 +138,7 @@ describe('round trips of a small file written with waitReplicas', () => {
       async () => /^slave0:.*state=online/m.test(await admin.info('replication')),
       'the replica to be online',
     );
-    replicated = await startProxy(server.port);
+    replicated = await startProxy(server.port, '127.0.0.1', { delayMs: 2 });
   });
   afterAll(async () => {
     await replicated?.close();
