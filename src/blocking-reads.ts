@@ -25,6 +25,7 @@
 
 import { Buffer } from 'node:buffer';
 import type { BlockingConnection, RedisPort } from './redis/port.js';
+import { nextDelay, RETRY_MIN_MS } from './retry.js';
 
 /** @internal An entry as XRANGE / XREAD return it in buffer mode. */
 export type RawEntry = [Buffer, Buffer[]];
@@ -45,12 +46,11 @@ const READ_BLOCK_MS = 1000;
  * connection is replaced instead. */
 const UNBLOCK_TRIES = 20;
 
-/** Delays between attempts to reach the node of a cluster slot that moved or failed over. */
-const RETRY_MIN_MS = 50;
-const RETRY_MAX_MS = 1000;
-
-/** Reply errors of a cluster that mean: ask the cluster where the slot is now, and try again. */
-const MOVING = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY|UNBLOCKED|MASTERDOWN)\b/;
+/**
+ * @internal Reply errors of a blocking read on a cluster node that mean: ask the cluster where the
+ * slot is now, and try again.
+ */
+export const MOVING = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY|UNBLOCKED|MASTERDOWN)\b/;
 
 const hubs = new WeakMap<RedisPort, Map<number, Set<Lane>>>();
 
@@ -462,7 +462,8 @@ class Lane {
   }
 
   #retryLater(): Promise<void> {
-    this.#retryMs = Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, this.#retryMs * 2));
+    // Between attempts to reach the node of a slot that moved or failed over.
+    this.#retryMs = this.#retryMs === 0 ? RETRY_MIN_MS : nextDelay(this.#retryMs);
     return new Promise((resolve) => setTimeout(resolve, this.#retryMs).unref());
   }
 }

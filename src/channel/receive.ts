@@ -4,7 +4,7 @@
  * @module
  */
 
-import { hashSlot } from '../blocking-reads.js';
+import { hashSlot, MOVING } from '../blocking-reads.js';
 import { ErrorCodes, isRetryable, wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, Flag, fileKeys, Meta, type MetaRecord, memoryEventsKey } from '../format.js';
 import { announceFreed } from '../memory-guard.js';
@@ -18,6 +18,7 @@ import {
 } from '../options.js';
 import { openRedisReadStream, type RedisReadStream } from '../read-stream.js';
 import { portOf, type RedisClient, type RedisPort } from '../redis/port.js';
+import { nextDelay, RETRY_MIN_MS } from '../retry.js';
 import type { AckReply } from '../scripts/consumers.js';
 import { ACK, ACK_ANNOUNCED, JOIN, run } from '../scripts/index.js';
 import { checkChannel } from './log.js';
@@ -117,11 +118,6 @@ function resolveReceiveOptions(client: unknown, channel: unknown, options: unkno
 const WAIT_MS = 5000;
 /** Announcements read at once: waiting ones come several to a round trip. */
 const BATCH = 16;
-/** Pauses between attempts to read the log again after a failure. */
-const RETRY_MIN_MS = 50;
-const RETRY_MAX_MS = 1000;
-/** Error replies of a blocking read that mean: the log's slot is served elsewhere now. */
-const MOVING = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY|MASTERDOWN)\b/;
 
 type Announcement = [id: string, fields: Map<string, string>];
 
@@ -203,7 +199,7 @@ async function* receive(
           blocking = client.openBlocking(slot);
           pending = lastRead;
         }
-        pause = Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, pause * 2));
+        pause = pause === 0 ? RETRY_MIN_MS : nextDelay(pause);
         await new Promise((resolve) => setTimeout(resolve, pause).unref());
         continue;
       }
