@@ -6,32 +6,16 @@
  * `waitReplicas` keeps such chunks from counting before a replica has them. Each test starts a
  * cluster of its own.
  */
-import type { Cluster, Redis } from 'ioredis';
-import { afterEach, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
-import { closeAll, subject, subjectConnected } from './helpers/clients.js';
+import { subject } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
-import { clusterClient, type RedisCluster, replicaCaughtUp, startCluster } from './helpers/redis-cluster.js';
+import { clusterPerTest, replicaCaughtUp } from './helpers/redis-cluster.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
 
-let cluster: RedisCluster | undefined;
-const clients: Cluster[] = [];
-
-/** A client of the cluster; its subject, for a node-redis cluster, connected: it refuses commands before. */
-async function client(): Promise<Cluster> {
-  const c = clusterClient(cluster!);
-  clients.push(c);
-  await subjectConnected(subject(c));
-  return c;
-}
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.disconnect();
-  // The clients handed to the package (subject()), before their cluster goes.
-  await closeAll();
-  await cluster?.stop();
-  cluster = undefined;
-});
+const own = clusterPerTest();
+const client = own.client;
 
 /** Settle a stream's promise into what happened to it, never rejecting. */
 async function outcome<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
@@ -57,7 +41,7 @@ async function waits(node: Redis): Promise<number> {
 describe('failover', { timeout: 90_000 }, () => {
   const mid = 'the primary dies mid-transfer, its replica holding every acknowledged chunk';
   it(`${mid}: writer and follower complete byte for byte`, async () => {
-    cluster = await startCluster();
+    const cluster = await own.start();
     const key = 'failover/live.bin';
     const data = bytes(8 * 1024 * 1024, 11);
     const half = data.length / 2;
@@ -95,7 +79,7 @@ describe('failover', { timeout: 90_000 }, () => {
    * is killed and the replica resumed: it takes over without those chunks.
    */
   async function loseAcknowledgedChunks(options: { waitReplicas?: number }) {
-    cluster = await startCluster();
+    const cluster = await own.start();
     const key = `failover/lost-${options.waitReplicas ?? 0}.bin`;
     const chunkSize = 16 * 1024;
     const data = bytes(64 * chunkSize, 13);
@@ -131,7 +115,7 @@ describe('failover', { timeout: 90_000 }, () => {
     const acknowledged = writer.committedChunks;
     await primary.kill();
     process.kill(replica!.pid!, 'SIGCONT');
-    return { key, data, redis, writer, writing, primary, replica: replica!, acknowledged };
+    return { cluster, key, data, redis, writer, writing, primary, replica: replica!, acknowledged };
   }
   it('chunks acknowledged by a primary that dies before replicating them: readers report ERR_REDIS_FILE_CORRUPT', async () => {
     const { key, data, writer, writing, acknowledged } = await loseAcknowledgedChunks({});
@@ -148,11 +132,13 @@ describe('failover', { timeout: 90_000 }, () => {
   });
 
   it('with waitReplicas, no acknowledged chunk is lost: the writer re-sends them to the new primary', async () => {
-    const { key, data, writer, writing, primary, acknowledged } = await loseAcknowledgedChunks({ waitReplicas: 1 });
+    const { cluster, key, data, writer, writing, primary, acknowledged } = await loseAcknowledgedChunks({
+      waitReplicas: 1,
+    });
     // The stopped replica confirmed nothing: the writer still holds every chunk after the 16th.
     expect(acknowledged).toBe(16);
     // The old primary comes back (empty) as the new primary's replica, so WAIT can be answered again.
-    await cluster!.rejoinAsReplica(primary, key);
+    await cluster.rejoinAsReplica(primary, key);
     writer.end(data.subarray(32 * 16 * 1024));
     const w = await writing;
     expect(w).toEqual({ ok: true, value: undefined });

@@ -6,36 +6,19 @@
  * subject of cluster-failover.test.ts). On a cluster of its own.
  */
 import { once } from 'node:events';
-import type { Cluster } from 'ioredis';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
-import { closeAll, subject, subjectConnected } from './helpers/clients.js';
+import { subject } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
-import { clusterClient, type RedisCluster, replicaCaughtUp, startCluster } from './helpers/redis-cluster.js';
+import { clusterPerTest, replicaCaughtUp } from './helpers/redis-cluster.js';
 import { bytes, sha256 } from './helpers/streams.js';
 
-let cluster: RedisCluster | undefined;
-const clients: Cluster[] = [];
-
-/** A client of the cluster; its subject, for a node-redis cluster, connected: it refuses commands before. */
-async function client(): Promise<Cluster> {
-  const c = clusterClient(cluster!);
-  clients.push(c);
-  await subjectConnected(subject(c));
-  return c;
-}
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.disconnect();
-  // The clients handed to the package (subject()), before their cluster goes.
-  await closeAll();
-  await cluster?.stop();
-  cluster = undefined;
-});
+const own = clusterPerTest();
+const client = own.client;
 
 describe('shared blocking reads through a failover', { timeout: 90_000 }, () => {
   it('followers of files on the dead primary go on through its replica, the others undisturbed', async () => {
-    cluster = await startCluster();
+    const cluster = await own.start();
     const keys = Array.from({ length: 9 }, (_, i) => `shared-failover/f${i}.bin`);
     const data = keys.map((_, i) => bytes(40_000, 60 + i));
     const half = 20_000;
@@ -65,7 +48,7 @@ describe('shared blocking reads through a failover', { timeout: 90_000 }, () => 
     await victim.kill();
     // The followers of the dead node's files wait through the failover; the writers go on after it.
     await eventually(
-      async () => (await cluster!.masterOf(keys[0]!).catch(() => victim)).port !== victim.port,
+      async () => (await cluster.masterOf(keys[0]!).catch(() => victim)).port !== victim.port,
       'a replica to take over',
       30_000,
       100,
