@@ -10,8 +10,9 @@ import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
 import { subject } from './helpers/clients.js';
+import { clusterPerTest } from './helpers/cluster-per-test.js';
 import { eventually } from './helpers/eventually.js';
-import { clusterPerTest, replicaCaughtUp } from './helpers/redis-cluster.js';
+import { replicaCaughtUp } from './helpers/redis-cluster.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
 
 const own = clusterPerTest();

@@ -9,8 +9,9 @@ import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
 import { subject } from './helpers/clients.js';
+import { clusterPerTest } from './helpers/cluster-per-test.js';
 import { eventually } from './helpers/eventually.js';
-import { clusterPerTest, replicaCaughtUp } from './helpers/redis-cluster.js';
+import { replicaCaughtUp } from './helpers/redis-cluster.js';
 import { bytes, sha256 } from './helpers/streams.js';
 
 const own = clusterPerTest();

@@ -3,9 +3,7 @@
  * (scripts/lib/redis-launcher.mjs), under the names the tests import, plus an ioredis client for it.
  */
 import { Cluster, type ClusterOptions, Redis } from 'ioredis';
-import { afterEach } from 'vitest';
-import { type RedisCluster, startCluster } from '../../scripts/lib/redis-launcher.mjs';
-import { closeAll, subject, subjectConnected } from './clients.js';
+import type { RedisCluster } from '../../scripts/lib/redis-launcher.mjs';
 import type { RedisServer } from './redis-server.js';
 
 export { type RedisCluster, type StartClusterOptions, startCluster } from '../../scripts/lib/redis-launcher.mjs';
@@ -35,34 +33,4 @@ export async function replicaCaughtUp(primary: Pick<RedisServer, 'url'>, key: st
     throw new Error(`the replica of ${primary.url} did not confirm the slot of ${key} within 5 s`);
   }
   return admin;
-}
-
-/**
- * A cluster of a test's own, started with `start()`, and its clients from `client()`: an ioredis
- * `Cluster` whose subject (the client of the library under test) is connected, as a node-redis
- * cluster must be. After each test the clients close, then the cluster stops.
- */
-export function clusterPerTest(): { start(): Promise<RedisCluster>; client(): Promise<Cluster> } {
-  let cluster: RedisCluster | undefined;
-  const clients: Cluster[] = [];
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.disconnect();
-    // The clients handed to the package (subject()), before their cluster goes.
-    await closeAll();
-    await cluster?.stop();
-    cluster = undefined;
-  });
-  return {
-    async start() {
-      cluster = await startCluster();
-      return cluster;
-    },
-    async client() {
-      if (!cluster) throw new Error('start() the cluster first');
-      const c = clusterClient(cluster);
-      clients.push(c);
-      await subjectConnected(subject(c));
-      return c;
-    },
-  };
 }
