@@ -38,6 +38,8 @@ interface PendingPiece {
   acked: boolean;
   /** When it was last sent, for the link's estimate (not for a check of a retried write). */
   sent: Sent | undefined;
+  /** Last sent while the claim of the file was still on its way (see {@link ChunkWindow.claimed}). */
+  early: boolean;
 }
 
 /** @internal What the window needs from the stream that owns it. */
@@ -95,6 +97,10 @@ export class ChunkWindow {
   #inFlight = 0;
   #inFlightBytes = 0;
   /** The bytes that may be in flight now: between the floor and the budget, following the link. */
+  /** Whether the file's claim is still on its way (pieces are marked `early` then). */
+  #claimPending: boolean;
+  /** Whether a piece sent behind the claim was not stored. */
+  #lostEarly = false;
   #windowBytes: number;
   readonly #floorBytes: number;
   readonly #link: LinkEstimate;
@@ -111,8 +117,14 @@ export class ChunkWindow {
   #retryTimer: NodeJS.Timeout | undefined;
   #stopped = false;
 
-  constructor(owner: ChunkWindowOwner) {
+  /**
+   * @param claimPending - the file's claim is on its way, sent before any piece on the same
+   *   connection: pieces go out behind it without waiting for its answer. Call {@link claimed}
+   *   once it succeeded.
+   */
+  constructor(owner: ChunkWindowOwner, claimPending = false) {
     this.#owner = owner;
+    this.#claimPending = claimPending;
     this.#floorBytes = Math.min(owner.minInFlight * owner.chunkSize, owner.maxInFlightBytes);
     // What earlier streams on this connection learned: a stream across a long link starts deep.
     this.#link = new LinkEstimate(linkMemory(owner.client, 'write'));
@@ -210,8 +222,20 @@ export class ChunkWindow {
       chunk,
       acked: false,
       sent: undefined,
+      early: false,
     });
     this.#sendQueued();
+  }
+
+  /**
+   * The claim sent before the first pieces succeeded. A piece sent behind it that Redis did not
+   * store (the claim was refused at first, or ran again after NOSCRIPT, and the chunk stream did
+   * not exist yet) is sent again, as after any refused piece.
+   */
+  claimed(): void {
+    this.#claimPending = false;
+    if (this.#lostEarly) this.#recover(new Error('pieces sent behind the claim of the file were not stored'));
+    this.#lostEarly = false;
   }
 
   /** Send nothing more and drop any retry timer. */
@@ -258,6 +282,7 @@ export class ChunkWindow {
     this.#inFlight++;
     this.#inFlightBytes += piece.data.length;
     piece.sent = this.#link.sent(piece.data.length);
+    piece.early = this.#claimPending;
     const stored =
       waitReplicas > 0
         ? this.#storeReplicated(piece)
@@ -275,8 +300,14 @@ export class ChunkWindow {
       (id) => {
         this.#inFlight--;
         this.#inFlightBytes -= piece.data.length;
-        if (id === null) this.#fail(aborted(this.#owner.key, 'the file was removed while it was being written'));
-        else this.#ack(i);
+        if (id !== null) this.#ack(i);
+        else if (!piece.early) this.#fail(aborted(this.#owner.key, 'the file was removed while it was being written'));
+        else {
+          // Sent before the file existed (NOMKSTREAM stored nothing): sent again once it does.
+          piece.sent = undefined;
+          this.#lostEarly = true;
+          if (!this.#claimPending) this.#recover(new Error('a piece sent behind the claim of the file was not stored'));
+        }
       },
       (err: unknown) => {
         this.#inFlight--;

@@ -79,6 +79,8 @@ export class RedisWriteStream extends Writable {
   /** Called when the window empties or the stream fails. */
   #drained: (() => void) | undefined;
   #creating: Promise<void> | undefined;
+  /** Whether the claim succeeded (the file is this writer's). */
+  #claimed = false;
   #gzip: Gzip | undefined;
   #committed = false;
   #failure: Error | undefined;
@@ -168,9 +170,16 @@ export class RedisWriteStream extends Writable {
       this.#gzip.on('data', (data: Buffer) => this.#gzipped(data));
       this.#gzip.on('error', (err) => this.destroy(err));
     }
-    // The file exists before the first write: 'ready' follows, and a reader opened then finds it.
-    this.#creating = this.#claim();
-    this.#creating.then(() => callback(), callback);
+    // 'ready' follows once the file exists: a reader opened then finds it.
+    const early = this.#early;
+    this.#creating = this.#claim(early);
+    if (!early) {
+      this.#creating.then(() => callback(), callback);
+      return;
+    }
+    // Writes go on at once, their pieces behind the claim; a claim refused fails the stream.
+    this.#creating.catch((err: Error) => this.#fail(err));
+    callback();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -218,7 +227,7 @@ export class RedisWriteStream extends Writable {
     const claimed = this.#creating?.catch(() => {}) ?? Promise.resolve();
     claimed
       .then(() => {
-        if (!this.#window || this.#committed) return;
+        if (!this.#claimed || !this.#window || this.#committed) return;
         const reason = error ? `${error.name}: ${error.message}` : 'the writer was destroyed';
         return this.#lease.abort(this.#gen, this.#window.whole, reason, lostChunks(error), ABORT_WAIT_MS);
       })
@@ -314,10 +323,25 @@ export class RedisWriteStream extends Writable {
   // ---------------------------------------------------------------------------------------------
   // Lifecycle
 
-  async #claim(): Promise<void> {
+  /**
+   * Whether the first pieces go out behind the claim, without waiting for its answer: one round
+   * trip less per file. Not with `resume` (the file's generation and layout come with the
+   * answer), `maxRedisMemory` (the guard's first reading of used_memory too) or `waitReplicas`
+   * (a piece counts only once replicas confirm it, after the claim).
+   */
+  get #early(): boolean {
+    return !this.#opts.resume && this.#guard === undefined && this.#opts.waitReplicas === 0;
+  }
+
+  async #claim(early: boolean): Promise<void> {
     // The link's latency, measured while the claim is out and nothing else is (window-size.ts).
     probeLink(this.#client, 'write', () => this.#client.send(this.#keys.meta, ['EXISTS', this.#keys.meta]));
-    const claimed = await this.#lease.claim(this.#gen, { chunkSize: this.#chunkSize, encoding: this.#encoding });
+    // The claim's command is sent now, before any piece: on the connection (and on a cluster, the
+    // node) of every key of the file, Redis runs it first. A piece sent behind a claim that is
+    // refused stores nothing (the chunk stream of a new generation does not exist yet).
+    const claiming = this.#lease.claim(this.#gen, { chunkSize: this.#chunkSize, encoding: this.#encoding });
+    if (early) this.#openWindow(true);
+    const claimed = await claiming;
     // Destroyed meanwhile: nothing was claimed (or, with a claim already under way, _destroy
     // marks what it created aborted).
     if (claimed === undefined) return;
@@ -329,37 +353,46 @@ export class RedisWriteStream extends Writable {
       this.#guard?.useChunkSize(claimed.chunkSize);
       this.#encoding = claimed.encoding;
     }
-    this.#window = new ChunkWindow({
-      client: this.#client,
-      key: this.key,
-      keys: this.#keys,
-      chunksKey: this.#chunksKey,
-      writer: this.#lease.token,
-      chunkSize: this.#chunkSize,
-      maxInFlight: this.#opts.maxInFlight,
-      maxInFlightBytes: this.#opts.maxInFlightBytes,
-      minInFlight: this.#opts.minInFlight,
-      retryTimeout: this.#opts.retryTimeout,
-      waitReplicas: this.#opts.waitReplicas,
-      waitTimeout: this.#opts.waitTimeout,
-      onAck: () => {
-        this.#progress.tick(this.committedBytes, undefined);
-        this.#wake();
-      },
-      onFail: (err) => this.#fail(err),
-      release: (chunk) => this.#chunker.release(chunk),
-      // Over the memory limit, chunks wait in the window, and the window's being full holds back
-      // the writes: backpressure until memory is freed.
-      admit: this.#guard ? (bytes) => this.#guard!.admit(bytes) : undefined,
-    });
-    this.#chunker.start(this.#window, this.#chunkSize);
+    this.#claimed = true;
+    if (early) this.#window!.claimed();
+    else this.#openWindow(false);
     if (claimed.kind === 'resumed') {
-      this.#window.startAt(claimed.chunks, claimed.size, parseCrc(claimed.crc32) ?? 0, claimed.pieces, claimed.last);
+      this.#window!.startAt(claimed.chunks, claimed.size, parseCrc(claimed.crc32) ?? 0, claimed.pieces, claimed.last);
     }
     // Destroyed while claiming: _destroy aborts the file; no heartbeat may keep it alive.
     if (this.destroyed) return;
     this.#beat();
     this.emit('ready');
+  }
+
+  #openWindow(claimPending: boolean): void {
+    this.#window = new ChunkWindow(
+      {
+        client: this.#client,
+        key: this.key,
+        keys: this.#keys,
+        chunksKey: this.#chunksKey,
+        writer: this.#lease.token,
+        chunkSize: this.#chunkSize,
+        maxInFlight: this.#opts.maxInFlight,
+        maxInFlightBytes: this.#opts.maxInFlightBytes,
+        minInFlight: this.#opts.minInFlight,
+        retryTimeout: this.#opts.retryTimeout,
+        waitReplicas: this.#opts.waitReplicas,
+        waitTimeout: this.#opts.waitTimeout,
+        onAck: () => {
+          this.#progress.tick(this.committedBytes, undefined);
+          this.#wake();
+        },
+        onFail: (err) => this.#fail(err),
+        release: (chunk) => this.#chunker.release(chunk),
+        // Over the memory limit, chunks wait in the window, and the window's being full holds back
+        // the writes: backpressure until memory is freed.
+        admit: this.#guard ? (bytes) => this.#guard!.admit(bytes) : undefined,
+      },
+      claimPending,
+    );
+    this.#chunker.start(this.#window, this.#chunkSize);
   }
 
   /** Keep the lease with a heartbeat that records the whole chunks acknowledged (where a resume continues). */
@@ -374,6 +407,8 @@ export class RedisWriteStream extends Writable {
   }
 
   async #finish(): Promise<void> {
+    // The end record is written to a file that is this writer's: after the claim's answer.
+    await this.#creating;
     if (this.#gzip) {
       const gzip = this.#gzip;
       await new Promise<void>((resolve, reject) => {
