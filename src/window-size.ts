@@ -134,7 +134,12 @@ export function probeLink(client: RedisPort, direction: 'write' | 'read', send: 
         // is taken alone (a stream that is the only one on its connection, as a command-line
         // transfer is, gets a window sized to the link), then the least of the first two, then
         // the median of the last three: one probe off does not move the windows for long.
-        memory.probes.push(performance.eventLoopUtilization(start).idle);
+        const { idle, active } = performance.eventLoopUtilization(start);
+        // A probe during which the loop was busy longer than idle (a writer's first pieces sent
+        // behind its claim, other streams' work, the process descheduled) measures mostly the
+        // loop: it counts only when nothing better is known.
+        if (memory.probes.length > 0 && active > Math.max(LOCAL_MS, idle)) return;
+        memory.probes.push(idle);
         if (memory.probes.length > PROBES_KEPT) memory.probes.shift();
         const sorted = [...memory.probes].sort((a, b) => a - b);
         memory.latency = sorted.length === PROBES_KEPT ? sorted[1]! : sorted[0]!;

@@ -24,7 +24,7 @@ import {
 import { type Progress, ProgressTicker } from './progress.js';
 import { portOf, type RedisClient, type RedisPort } from './redis/port.js';
 import { Pauses } from './retry.js';
-import { probeLink } from './window-size.js';
+import { linkMemory, probeLink } from './window-size.js';
 
 /** How long `destroy()` waits for the abort record to be stored before it lets go. */
 const ABORT_WAIT_MS = 5000;
@@ -327,10 +327,18 @@ export class RedisWriteStream extends Writable {
    * Whether the first pieces go out behind the claim, without waiting for its answer: one round
    * trip less per file. Not with `resume` (the file's generation and layout come with the
    * answer), `maxRedisMemory` (the guard's first reading of used_memory too) or `waitReplicas`
-   * (a piece counts only once replicas confirm it, after the claim).
+   * (a piece counts only once replicas confirm it, after the claim). Nor on a connection whose
+   * latency is not known yet: its first probe goes out alone, while the event loop has nothing
+   * else to send (pieces sent meanwhile would keep the loop busy and the probe short, see
+   * window-size.ts).
    */
   get #early(): boolean {
-    return !this.#opts.resume && this.#guard === undefined && this.#opts.waitReplicas === 0;
+    return (
+      !this.#opts.resume &&
+      this.#guard === undefined &&
+      this.#opts.waitReplicas === 0 &&
+      linkMemory(this.#client, 'write').latency !== Infinity
+    );
   }
 
   async #claim(early: boolean): Promise<void> {

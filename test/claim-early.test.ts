@@ -7,8 +7,8 @@
 import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisWriteStream, type WriteStreamOptions } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { createRedisWriteStream, type RedisClient, type WriteStreamOptions } from '../src/index.js';
+import { closeAll, connect, connectSubject, subjectReady, uniqueKey } from './helpers/clients.js';
 import { chunkStreamOf } from './helpers/keys.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -17,10 +17,16 @@ import { bytes, get } from './helpers/streams.js';
 // A server of this file's own: the tests flush its scripts and watch it with MONITOR.
 let server: RedisServer;
 let redis: Redis;
+/** The library under test's client, on the same server. */
+let client: RedisClient;
 let proxy: TcpProxy;
 beforeAll(async () => {
   server = await startRedis();
   redis = connect(server.url);
+  client = connectSubject(server.url);
+  await subjectReady(client);
+  // Pieces go behind the claim only on a connection whose latency a first file has measured.
+  await write(client, uniqueKey('warm'), bytes(10, 1));
   // 5 ms each way: a piece sent on the turn after the claim reaches the proxy before any reply.
   proxy = await startProxy(server.port, '127.0.0.1', { delayMs: 5 });
 });
@@ -30,7 +36,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function write(client: Redis, key: string, data: Buffer, options?: WriteStreamOptions): Promise<void> {
+async function write(client: RedisClient, key: string, data: Buffer, options?: WriteStreamOptions): Promise<void> {
   const ws = createRedisWriteStream(client, key, options);
   ws.end(data);
   await once(ws, 'finish');
@@ -57,14 +63,15 @@ async function pieceWrites(key: string, during: () => Promise<unknown>): Promise
 describe('pieces behind the claim', () => {
   it('go out with the claim: one piece in flight at a time, a 3-chunk file takes 4 request bursts, not 5', async () => {
     // Through a proxy that counts request bursts (bytes sent first, or after a reply).
-    const client = connect(proxy.url);
-    await client.ping();
+    const proxied = connectSubject(proxy.url);
+    await subjectReady(proxied);
     const options = { chunkSize: 1000, maxInFlight: 1 };
-    await write(client, uniqueKey('warm'), bytes(10, 1), options); // every script loaded
+    // Every script loaded, and the latency of the connection measured.
+    await write(proxied, uniqueKey('warm'), bytes(10, 1), options);
     const key = uniqueKey('bursts');
     const data = bytes(3000, 2);
     proxy.markBursts();
-    await write(client, key, data, options);
+    await write(proxied, key, data, options);
     // The claim with piece 0; piece 1; piece 2; the end record (a piece the window holds back is
     // acknowledged before the end record goes). Without waiting for the claim's answer: 5.
     expect(proxy.bursts).toBe(4);
@@ -75,7 +82,7 @@ describe('pieces behind the claim', () => {
     const key = uniqueKey('noscript');
     const data = bytes(5000, 3);
     await redis.script('FLUSH');
-    const xadds = await pieceWrites(key, () => write(redis, key, data, { chunkSize: 1000 }));
+    const xadds = await pieceWrites(key, () => write(client, key, data, { chunkSize: 1000 }));
     // 5 pieces, sent behind the refused EVALSHA (they stored nothing), then again.
     expect(xadds).toBeGreaterThan(5);
     expect((await get(redis, key)).equals(data)).toBe(true);
@@ -93,7 +100,7 @@ describe('pieces behind the claim', () => {
     await once(first, 'ready');
     holder.disconnect();
     const data = bytes(3000, 5);
-    const xadds = await pieceWrites(key, () => write(redis, key, data, { chunkSize: 1000, overwrite: true }));
+    const xadds = await pieceWrites(key, () => write(client, key, data, { chunkSize: 1000, overwrite: true }));
     // 3 pieces, sent behind the first try of the claim (they stored nothing), then again.
     expect(xadds).toBeGreaterThan(3);
     expect((await get(redis, key)).equals(data)).toBe(true);

@@ -7,9 +7,13 @@
  * the first stream on a new connection, one that is still connecting, follows the link too.
  */
 
+import { type ChildProcess, fork } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
 import { type Arg, portOf, type RedisClient } from '../src/redis/port.js';
+import { linkMemory } from '../src/window-size.js';
 import {
   closeAll,
   connect,
@@ -238,5 +242,46 @@ describe('the budgets are checked at the call', () => {
     expect(() => createRedisReadStream(subject(redis), 'k', { maxReadAheadBytes: '1' as never })).toThrow(
       expect.objectContaining({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' }),
     );
+  });
+});
+
+describe('the latency of a link', () => {
+  // A delay in a process of its own, as a network's: in this process a busy event loop would hold
+  // the proxy's timers back too, and the round trip would grow by exactly the busy time.
+  let delay: ChildProcess;
+  let url: string;
+  beforeAll(async () => {
+    const script = fileURLToPath(new URL('../benchmarks/lib/delay-proxy.mjs', import.meta.url));
+    const target = new URL(sharedRedisUrl());
+    delay = fork(script, [target.hostname, target.port, '25'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const [message] = (await once(delay, 'message')) as [{ type: string; port: number }];
+    url = `redis://127.0.0.1:${message.port}`;
+  });
+  afterAll(async () => {
+    if (delay.exitCode === null && delay.signalCode === null) {
+      const exited = once(delay, 'exit');
+      delay.disconnect();
+      await exited;
+    }
+  });
+
+  it('is kept when the event loop is busy during a later probe', async () => {
+    const client = connectSubject(url);
+    await subjectReady(client);
+    const data = bytes(1 * MiB, 143);
+    // A first file: its probe goes out alone and measures the round trip of 50 ms.
+    await put(client, uniqueKey('link-probe'), data);
+    const memory = linkMemory(portOf(client), 'write');
+    expect(memory.latency).toBeGreaterThan(40);
+    // Later files go out behind their claims; here the loop is kept busy for 40 ms right after each
+    // probe is sent, as a large first window or other streams would keep it. Such a probe sees the
+    // loop idle for only the last 10 ms of the round trip: it must not count.
+    watchSends(client, (args) => {
+      if (String(args[0]).toUpperCase() !== 'EXISTS') return;
+      const until = performance.now() + 40;
+      while (performance.now() < until) {}
+    });
+    for (let i = 0; i < 3; i++) await put(client, uniqueKey('link-probe'), data);
+    expect(memory.latency).toBeGreaterThan(40);
   });
 });
