@@ -7,10 +7,11 @@
  */
 
 import { type BlockingMember, joinBlockingReads, type RawEntry, type StreamPosition } from './blocking-reads.js';
-import { aborted, badFormat, corrupt, notFound, timeout, wrapRedisError } from './errors.js';
+import { aborted, badFormat, corrupt, notFound, outOfRange, timeout, wrapRedisError } from './errors.js';
 import { serverMs } from './file-stat.js';
 import {
   Event,
+  FIRST_PIECE,
   type FileKeys,
   Flag,
   isMetaProblem,
@@ -376,8 +377,9 @@ export class FileWatch {
   async checkFile(following: boolean, after: string): Promise<boolean> {
     const meta = this.#meta!;
     let gen: string | null, state: string | null, heartbeat: string | null, lost: string | null, streamExists: number;
+    let size: string | null, chunks: string | null;
     try {
-      [[gen, state, heartbeat, lost], streamExists] = await Promise.all([
+      [[gen, state, heartbeat, lost, size, chunks], streamExists] = await Promise.all([
         this.#client.send(this.#keys.meta, [
           'HMGET',
           this.#keys.meta,
@@ -385,6 +387,8 @@ export class FileWatch {
           Meta.state,
           Meta.heartbeat,
           Meta.lost,
+          Meta.size,
+          Meta.chunks,
         ]) as Promise<(string | null)[]>,
         this.#client.send(this.#chunksKey, ['EXISTS', this.#chunksKey]).then(Number),
       ]);
@@ -401,6 +405,11 @@ export class FileWatch {
       // the gap before it).
       if (await this.#anythingAfter(after)) return true;
       if (state === State.aborted) throw abortedError(this.#key, lost === Flag.yes);
+      // A read that starts past the end of a file still being written when it opened: the end
+      // record lies before the read's first entry.
+      if (pastEnd(after, Number(chunks))) {
+        throw outOfRange(this.#key, `the read starts past the end of the file, which was completed with ${size} bytes`);
+      }
       throw corrupt(this.#key, `the file is complete but nothing is stored after entry ${after}`);
     }
     if (!following) return false;
@@ -468,4 +477,12 @@ export function trimmedError(key: string, trimmed: number, wanted: number): Erro
     key,
     `chunks 0 to ${trimmed - 1} were trimmed once every consumer had read them; this read needs chunk ${wanted}`,
   );
+}
+
+/** Whether the id `after` lies past the end record of a file of `chunks` chunks (`<chunks>-2`). */
+function pastEnd(after: string, chunks: number): boolean {
+  const dash = after.indexOf('-');
+  const n = Number(after.slice(0, dash));
+  if (!Number.isSafeInteger(chunks) || !Number.isSafeInteger(n)) return false;
+  return n > chunks || (n === chunks && BigInt(after.slice(dash + 1)) > BigInt(FIRST_PIECE));
 }

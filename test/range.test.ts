@@ -1,5 +1,6 @@
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisReadStream } from '../src/index.js';
+import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
 import { closeAll, connectAny, subject, uniqueKey } from './helpers/clients.js';
 import { chunkStreamOf } from './helpers/keys.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
@@ -54,6 +55,20 @@ describe('byte ranges', () => {
     const all = await get(redis, key);
     expect((await get(redis, key, { start: 5000, end: all.length })).equals(all.subarray(5000))).toBe(true);
     expect((await get(redis, key, { end: 1_000_000 })).equals(all)).toBe(true);
+  });
+
+  it('a read that starts past the end of a file being written fails with ERR_REDIS_FILE_RANGE once it completes', async () => {
+    const k = uniqueKey('range-past-writing');
+    const writer = createRedisWriteStream(subject(redis), k, { chunkSize: 10, flushInterval: 0 });
+    await new Promise<void>((resolve, reject) => writer.write(bytes(40), (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => writer.flush((err?: Error | null) => (err ? reject(err) : resolve())));
+    const reader = createRedisReadStream(subject(redis), k, { start: 50 });
+    const result = collect(reader).catch((e: unknown) => e);
+    // The reader has opened the file while it is being written, and waits past its end.
+    await once(reader, 'file');
+    writer.end();
+    await once(writer, 'finish');
+    expect(await result).toMatchObject({ code: 'ERR_REDIS_FILE_RANGE' });
   });
 
   it('checks the range of a file that completes while being followed', async () => {
