@@ -103,8 +103,15 @@ export class RedisWriteStream extends Writable {
     this.#chunksKey = this.#keys.chunks(this.#gen);
     this.#chunkSize = opts.chunkSize;
     this.#encoding = opts.contentEncoding ?? 'identity';
-    // Spare buffers for the window's floor: a window grown deeper allocates the rest.
-    this.#chunker = new Chunker(opts.chunkSize, opts.minInFlight, () => this.#flushTimer.cancel());
+    // Spare buffers for as many chunks as the window may hold: a window grown deep across a long
+    // link would otherwise allocate most of its chunks afresh (page faults, and collections for
+    // the external memory), which costs more CPU than the rest of the write path. They never hold
+    // more than the window did at its deepest.
+    const spares = Math.min(
+      opts.maxInFlight,
+      Math.max(opts.minInFlight, Math.floor(opts.maxInFlightBytes / opts.chunkSize)),
+    );
+    this.#chunker = new Chunker(opts.chunkSize, spares, () => this.#flushTimer.cancel());
     this.#flushTimer = new FlushTimer(opts.flushInterval, {
       pending: () => this.#chunker.waiting || this.#gzip !== undefined,
       // Writes wait behind a full window: the writer fills chunks faster than they are stored, and
