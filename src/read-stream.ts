@@ -19,6 +19,7 @@ import {
   Flag,
   fileKeys,
   HEADER_ID,
+  MAX_SEQ,
   type MetaRecord,
   pieceId,
   State,
@@ -29,7 +30,7 @@ import { type Progress, ProgressTicker } from './progress.js';
 import { portOf, type RedisClient, type RedisPort } from './redis/port.js';
 import { Pauses, RETRY_MAX_MS, RETRY_MIN_MS } from './retry.js';
 import { EntrySequence, type Step } from './sequence.js';
-import { LinkEstimate, linkMemory, probeLink } from './window-size.js';
+import { LinkEstimate, linkMemory, probeLink, timeAsProbe } from './window-size.js';
 
 /**
  * Bytes read ahead beyond one batch, as a multiple of what the link holds in a round trip, in
@@ -171,7 +172,22 @@ export class RedisReadStream extends Readable {
 
   #find(waitForCreate: number): Promise<Found | undefined> {
     const { start, readAhead, readAheadBytes } = this.#opts;
-    return this.#watch.find(waitForCreate, { start, readAhead, readAheadBytes });
+    // The open of a large complete file carries no entries (see the open script): a request of a
+    // few hundred bytes with nothing else in flight, timed as the link's probe. A probe sent with
+    // the first batch instead would wait for Redis to build that batch's reply too.
+    const timed = waitForCreate === 0 && !this.#probed ? timeAsProbe(this.#client, 'read') : undefined;
+    const found = this.#watch.find(waitForCreate, { start, readAhead, readAheadBytes });
+    if (timed) {
+      found.then(
+        (f) => {
+          if (f?.first !== undefined || f?.meta.state !== State.complete) return timed(false);
+          this.#probed = true;
+          timed(true);
+        },
+        () => timed(false),
+      );
+    }
+    return found;
   }
 
   async #open(): Promise<void> {
@@ -185,6 +201,9 @@ export class RedisReadStream extends Readable {
     // have asked for, so that whether it reached the stream's end is told as for any other.
     if (found.first?.count === this.#batch) {
       this.#prefetched = { after: this.#seq.lastId, entries: Promise.resolve(found.first.entries) };
+    } else if (found.meta.state === State.complete && this.#seq.position <= this.#opts.end) {
+      // A larger file: its first batches are asked for now, as deep as the link calls for.
+      this.#readAhead(this.#seq.lastId, this.#batch);
     }
     await this.#consumer?.join(this.#seq.chunk);
     this.#opened = true;
@@ -519,6 +538,13 @@ export class RedisReadStream extends Readable {
  */
 function guessLast(after: string, count: number): { id: string; chunk: number } | undefined {
   if (after === HEADER_ID) return { id: pieceId(count - 1), chunk: count - 1 };
+  // The file's first batch: the header, then chunks 0 to count - 2.
+  if (after === '0-0') return count >= 2 ? { id: pieceId(count - 2), chunk: count - 2 } : undefined;
+  // A range's first batch, from chunk n + 1 on.
+  if (after.endsWith(`-${MAX_SEQ}`)) {
+    const n = Number(after.slice(0, after.indexOf('-')));
+    return Number.isSafeInteger(n) ? { id: pieceId(n + count), chunk: n + count } : undefined;
+  }
   const [n, s] = after.split('-').map(Number);
   if (s !== FIRST_PIECE || !Number.isSafeInteger(n)) return undefined;
   return { id: pieceId(n! + count), chunk: n! + count };

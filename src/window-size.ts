@@ -11,7 +11,7 @@
  * @module
  */
 
-import { performance } from 'node:perf_hooks';
+import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import type { RedisPort } from './redis/port.js';
 
 /** @internal What one request records when it is sent, for the estimate when it is answered. */
@@ -128,22 +128,7 @@ export function probeLink(client: RedisPort, direction: 'write' | 'read', send: 
   const probe = (): void => {
     const start = performance.eventLoopUtilization();
     send().then(
-      () => {
-        // One probe can be off either way: short, by as much as the loop was busy, or long, when
-        // Redis itself was busy (another client's large command, a large file freed). The first
-        // is taken alone (a stream that is the only one on its connection, as a command-line
-        // transfer is, gets a window sized to the link), then the least of the first two, then
-        // the median of the last three: one probe off does not move the windows for long.
-        const { idle, active } = performance.eventLoopUtilization(start);
-        // A probe during which the loop was busy longer than idle (a writer's first pieces sent
-        // behind its claim, other streams' work, the process descheduled) measures mostly the
-        // loop: it counts only when nothing better is known.
-        if (memory.probes.length > 0 && active > Math.max(LOCAL_MS, idle)) return;
-        memory.probes.push(idle);
-        if (memory.probes.length > PROBES_KEPT) memory.probes.shift();
-        const sorted = [...memory.probes].sort((a, b) => a - b);
-        memory.latency = sorted.length === PROBES_KEPT ? sorted[1]! : sorted[0]!;
-      },
+      () => record(memory, start),
       () => {},
     );
   };
@@ -163,6 +148,51 @@ export function probeLink(client: RedisPort, direction: 'write' | 'read', send: 
   });
   const timer = setTimeout(cancel, PROBE_WAIT_MS);
   timer.unref();
+}
+
+/**
+ * @internal Time a small request of the stream's own that is going out now with nothing else of
+ * the stream in flight (the reader's open of a large file, which carries no entries) as a probe
+ * is timed: call the returned function once it is answered, with whether it counts (it was small
+ * after all). On a client still connecting the request waits in the client's queue: the time
+ * starts once the client is ready, or, with a client that answers queued requests before it says
+ * it is ready (node-redis), when the request was made: the connecting is counted then, and the
+ * estimate errs long (a deeper window, within its budget) until later probes correct it.
+ */
+export function timeAsProbe(client: RedisPort, direction: 'write' | 'read'): (counts: boolean) => void {
+  const memory = linkMemory(client, direction);
+  const made = performance.eventLoopUtilization();
+  const state = client.state();
+  if (state === 'ready') return (counts) => counts && record(memory, made);
+  if (state !== 'connecting') return () => {};
+  let ready: EventLoopUtilization | undefined;
+  const cancel = client.onceReady(() => {
+    ready = performance.eventLoopUtilization();
+  });
+  return (counts) => {
+    cancel();
+    if (!counts) return;
+    // Said ready after the answer (in the same turn, with no wait between): timed from the request.
+    record(memory, ready !== undefined && performance.eventLoopUtilization(ready).idle > 0 ? ready : made);
+  };
+}
+
+/** A probe that started at `start` was answered now. */
+function record(memory: LinkMemory, start: EventLoopUtilization): void {
+  // One probe can be off either way: short, by as much as the loop was busy, or long, when
+  // Redis itself was busy (another client's large command, a large file freed). The first is
+  // taken alone (a stream that is the only one on its connection, as a command-line transfer is,
+  // gets a window sized to the link), then the least of the first two, then the median of the
+  // last three: one probe off does not move the windows for long.
+  const { idle, active } = performance.eventLoopUtilization(start);
+  // A probe during which the loop was busy longer than idle (a writer's first pieces sent behind
+  // its claim, other streams' work, the process descheduled) measures mostly the loop: it counts
+  // only when nothing better is known.
+  if (memory.probes.length > 0 && active > Math.max(LOCAL_MS, idle)) return;
+  memory.probes.push(idle);
+  if (memory.probes.length > PROBES_KEPT) memory.probes.shift();
+  const sorted = [...memory.probes].sort((a, b) => a - b);
+  memory.latency = sorted.length === PROBES_KEPT ? sorted[1]! : sorted[0]!;
 }
 
 /** What was learned per connection, by direction. */

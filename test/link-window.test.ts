@@ -194,6 +194,18 @@ describe('the reader across a link with a long round trip', () => {
     const part = await collect(createRedisReadStream(client, key, { ...batch, start, end }));
     expect(part.equals(data.subarray(start, end + 1))).toBe(true);
   });
+  it('reads from the middle of a large file to its end exactly, its first batches asked for together', async () => {
+    const key = uniqueKey('link-read-tail');
+    const data = bytes(8 * MiB, 149);
+    await put(redis, key, data, { chunkSize });
+    const client = connectSubject(slow.url);
+    const reads = watchReads(client);
+    expect((await get(client, key, batch)).equals(data)).toBe(true);
+    const start = 2 * MiB + 5;
+    const part = await collect(createRedisReadStream(client, key, { ...batch, start }));
+    expect(part.equals(data.subarray(start))).toBe(true);
+    expect(reads.most).toBeGreaterThan(1);
+  });
 });
 
 describe('on loopback', () => {

@@ -31,7 +31,8 @@ export type OpenReply =
  * Open: the last event's id, the hash, its TTL, the server's time, and the first `count` entries
  * of the chunk stream of the generation the hash names, from chunk `start / chunkSize` on, where
  * `count` is `readAhead`, fewer for large chunks (at least 1, at most `readAheadBytes` of chunks):
- * the reader's batch. All read in one step, so that the entries belong to the hash read with
+ * the reader's batch. The entries come for a file being written and for a complete file of at
+ * most `count` chunks (read whole in this one round trip), not for a larger complete file. All read in one step, so that the entries belong to the hash read with
  * them. Pieces are bytes, which JSON cannot carry: the reply is an array, `{1, last event or
  * false, HGETALL, TTL, TIME[, entries, count]}`, or `{0}` for a key of another type.
  *
@@ -54,11 +55,18 @@ local hash = redis.pcall('HGETALL', K.meta)
 if top.err or hash.err then return {0} end
 local reply = {1, false, hash, redis.call('TTL', K.meta), redis.call('TIME')}
 if #top > 0 then reply[2] = top[1][1] end
-local cur = redis.call('HMGET', K.meta, M.gen, M.state, M.chunkSize)
+local cur = redis.call('HMGET', K.meta, M.gen, M.state, M.chunkSize, M.chunks)
 local chunkSize = tonumber(cur[3])
-if cur[1] and (cur[2] == S.writing or cur[2] == S.complete) and chunkSize and chunkSize >= 1 then
+local count = 0
+if chunkSize and chunkSize >= 1 then
+  count = math.max(1, math.min(tonumber(A.readAhead), math.floor(tonumber(A.readAheadBytes) / chunkSize)))
+end
+-- A complete file of more than one batch: no entries. Pieces pass through Lua as copies (several
+-- times the Redis CPU of an XRANGE of the same entries), and the reader asks for the first
+-- batches with plain XRANGEs as soon as it has the generation.
+local whole = cur[2] == S.writing or (cur[2] == S.complete and (tonumber(cur[4]) or 0) <= count)
+if cur[1] and whole and count >= 1 then
   local first = math.floor(tonumber(A.start) / chunkSize)
-  local count = math.max(1, math.min(tonumber(A.readAhead), math.floor(tonumber(A.readAheadBytes) / chunkSize)))
   local from = '-'
   if first > 0 then from = '(' .. string.format('%d', first - 1) .. '-' .. C.maxSeq end
   local entries = redis.pcall('XRANGE', A.chunks .. cur[1], from, '+', 'COUNT', count)

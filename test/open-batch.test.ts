@@ -1,0 +1,72 @@
+/**
+ * What the open script returns with the hash: the first batch of a file being written, and of a
+ * complete file of at most one batch (read whole in that one round trip); nothing for a larger
+ * complete file, whose pieces would pass through Lua as copies (an XRANGE of the same entries costs
+ * Redis a fraction of it): its reader asks for the first batches with XRANGEs right away.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { fileKeys } from '../src/format.js';
+import { createRedisWriteStream } from '../src/index.js';
+import { portOf } from '../src/redis/port.js';
+import { OPEN, run } from '../src/scripts/index.js';
+import { closeAll, connectAny, subject, uniqueKey } from './helpers/clients.js';
+import { bytes, get, put } from './helpers/streams.js';
+
+const redis = connectAny();
+afterAll(closeAll);
+
+const chunkSize = 1000;
+const readAhead = 16;
+
+function open(key: string) {
+  const keys = fileKeys('rfs:', key);
+  return run(
+    portOf(subject(redis)),
+    OPEN,
+    { meta: keys.meta, events: keys.events },
+    { chunks: keys.chunks(''), start: 0, readAhead, readAheadBytes: 1 << 30 },
+  );
+}
+
+describe('the open script', () => {
+  it('returns the whole of a complete file of one batch, with its header and end record', async () => {
+    const key = uniqueKey('open-small');
+    const data = bytes(12 * chunkSize, 1);
+    await put(subject(redis), key, data, { chunkSize });
+    const reply = await open(key);
+    expect(reply.status).toBe('ok');
+    if (reply.status !== 'ok') return;
+    // The header, 12 chunks and the end record: fewer than a batch, so the stream ends there.
+    expect(reply.first?.count).toBe(readAhead);
+    expect(reply.first?.entries).toHaveLength(14);
+  });
+
+  it('returns no entries of a complete file larger than one batch, which reads whole all the same', async () => {
+    const key = uniqueKey('open-large');
+    const data = bytes(40 * chunkSize + 7, 2);
+    await put(subject(redis), key, data, { chunkSize });
+    const reply = await open(key);
+    expect(reply.status).toBe('ok');
+    if (reply.status !== 'ok') return;
+    expect(reply.first).toBeUndefined();
+    expect((await get(subject(redis), key)).equals(data)).toBe(true);
+    // And from its middle.
+    expect(
+      (await get(subject(redis), key, { start: 17 * chunkSize + 3 })).equals(data.subarray(17 * chunkSize + 3)),
+    ).toBe(true);
+  });
+
+  it('returns the first batch of a file being written, however large', async () => {
+    const key = uniqueKey('open-writing');
+    const ws = createRedisWriteStream(subject(redis), key, { chunkSize, flushInterval: 0 });
+    const data = bytes(40 * chunkSize, 3);
+    await new Promise<void>((resolve, reject) => ws.write(data, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => ws.flush((err?: Error | null) => (err ? reject(err) : resolve())));
+    const reply = await open(key);
+    expect(reply.status).toBe('ok');
+    if (reply.status !== 'ok') return;
+    expect(reply.first?.entries).toHaveLength(readAhead);
+    ws.end();
+    await new Promise((resolve) => ws.on('finish', resolve));
+  });
+});
