@@ -374,9 +374,10 @@ export class RedisWriteStream extends Writable {
     if (claimed.kind === 'resumed') {
       this.#window!.startAt(claimed.chunks, claimed.size, parseCrc(claimed.crc32) ?? 0, claimed.pieces, claimed.last);
     }
-    // Destroyed while claiming: _destroy aborts the file; no heartbeat may keep it alive.
+    // Destroyed while claiming: _destroy aborts the file; no heartbeat may keep it alive. Nor may
+    // one start once the end record is on its way (sent behind the claim).
     if (this.destroyed) return;
-    this.#beat();
+    if (!this.#committing && !this.#committed) this.#beat();
     this.emit('ready');
   }
 
@@ -422,8 +423,11 @@ export class RedisWriteStream extends Writable {
   }
 
   async #finish(): Promise<void> {
-    // The end record is written to a file that is this writer's: after the claim's answer.
-    await this.#creating;
+    // Without a window yet, the claim's answer opens it. With pieces sent behind the claim (the
+    // window open before the answer), the end record may go behind them too: the script stores
+    // it only for the writer that holds the file with every piece stored, and it is sent again
+    // below once the claim is granted (a small file is written in one round trip).
+    if (this.#window === undefined) await this.#creating;
     if (this.#gzip) {
       const gzip = this.#gzip;
       await new Promise<void>((resolve, reject) => {
@@ -465,8 +469,13 @@ export class RedisWriteStream extends Writable {
     // Whether pieces were unacknowledged when the end record went: the replies of pieces sent just
     // before it may be handled before its own, so window.pending after the reply cannot tell.
     const early = window.pending > 0;
+    const beforeClaim = !this.#claimed;
     let reply = await this.#lease.commit(this.#gen, args);
-    if (reply.status === 'corrupt' && early && !this.#failure) {
+    // Sent before the claim's answer: the claim's outcome first (a refusal fails the stream with
+    // its own error); a claim granted only on a later try (another writer's lease waited out, the
+    // script loaded again) ran after this end record, which then found no lease or missing pieces.
+    if (beforeClaim) await this.#creating;
+    if (((reply.status === 'corrupt' && early) || (beforeClaim && reply.status !== 'ok')) && !this.#failure) {
       this.#committing = false;
       this.#beat();
       await this.#whenDrained();

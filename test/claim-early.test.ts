@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisWriteStream, type RedisClient, type WriteStreamOptions } from '../src/index.js';
+import { COMMIT } from '../src/scripts/index.js';
 import { closeAll, connect, connectSubject, subjectReady, uniqueKey } from './helpers/clients.js';
 import { chunkStreamOf } from './helpers/keys.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
@@ -42,13 +43,19 @@ async function write(client: RedisClient, key: string, data: Buffer, options?: W
   await once(ws, 'finish');
 }
 
+/** Commits of the end record (calls of the commit script) Redis ran while `pieceWrites` watched. */
+let commits = 0;
+
 /** The XADDs of pieces to `key`'s chunk streams that Redis ran while `during` ran (not those of scripts). */
 async function pieceWrites(key: string, during: () => Promise<unknown>): Promise<number> {
   const monitor = await redis.monitor();
   let count = 0;
+  commits = 0;
   monitor.on('monitor', (_time: string, args: string[], source: string) => {
     if (source === 'lua') return;
     if (args[0]?.toLowerCase() === 'xadd' && args[1]?.includes(key) && args[1].includes(':chunks:')) count++;
+    const name = args[0]?.toLowerCase();
+    if ((name === 'evalsha' && args[1] === COMMIT.sha) || (name === 'eval' && args[1] === COMMIT.source)) commits++;
   });
   try {
     await during();
@@ -101,8 +108,10 @@ describe('pieces behind the claim', () => {
     holder.disconnect();
     const data = bytes(3000, 5);
     const xadds = await pieceWrites(key, () => write(client, key, data, { chunkSize: 1000, overwrite: true }));
-    // 3 pieces, sent behind the first try of the claim (they stored nothing), then again.
+    // 3 pieces, sent behind the first try of the claim (they stored nothing), then again; and the
+    // end record, sent behind them (refused: the lease was not this writer's yet), then again.
     expect(xadds).toBeGreaterThan(3);
+    expect(commits).toBe(2);
     expect((await get(redis, key)).equals(data)).toBe(true);
   });
 });

@@ -80,11 +80,12 @@ async function read(client: Redis | RedisClient, key: string): Promise<Buffer> {
 }
 
 describe('round trips of a small file', () => {
-  it('writing a 1-byte file takes 2 request bursts: the claim, then the piece with the end record', async () => {
+  it('writing a 1-byte file takes 1 request burst: the claim, the piece and the end record together', async () => {
     const client = await proxied();
+    // The first file on a connection waits for the claim's answer (its latency is measured then).
     await write(client, uniqueKey('rtt-warm'), Buffer.from('w'));
     const key = uniqueKey('rtt-write');
-    expect(await bursts(() => write(client, key, Buffer.from('x')))).toBe(2);
+    expect(await bursts(() => write(client, key, Buffer.from('x')))).toBe(1);
     expect(await read(direct, key)).toEqual(Buffer.from('x'));
   });
 
