@@ -313,6 +313,13 @@ export class ChunkWindow {
         this.#inFlight--;
         this.#inFlightBytes -= piece.data.length;
         piece.sent = undefined;
+        if (piece.early && this.#claimPending) {
+          // Sent behind a claim not answered yet (an ACL that refuses the file's keys refuses
+          // both): the claim's outcome decides. Refused, it fails the stream with its own error;
+          // granted, the piece is sent again, and fails on its own if it must.
+          this.#lostEarly = true;
+          return;
+        }
         this.#onWriteError(i, piece, err);
       },
     );

@@ -470,7 +470,14 @@ export class RedisWriteStream extends Writable {
     // before it may be handled before its own, so window.pending after the reply cannot tell.
     const early = window.pending > 0;
     const beforeClaim = !this.#claimed;
-    let reply = await this.#lease.commit(this.#gen, args);
+    let reply: Awaited<ReturnType<WriterLease['commit']>>;
+    try {
+      reply = await this.#lease.commit(this.#gen, args);
+    } catch (err) {
+      // A claim refused (an ACL that refuses the file's keys refuses both) fails with its own error.
+      if (beforeClaim) await this.#creating;
+      throw err;
+    }
     // Sent before the claim's answer: the claim's outcome first (a refusal fails the stream with
     // its own error); a claim granted only on a later try (another writer's lease waited out, the
     // script loaded again) ran after this end record, which then found no lease or missing pieces.
