@@ -439,7 +439,8 @@ export class ChunkWindow {
    * and send again from there, retrying with backoff for at most `retryTimeout` ms.
    */
   #recover(cause: unknown): void {
-    if (this.#recovering) return;
+    // Stopped (the stream is destroyed): nothing is sent again, and no timer may outlive it.
+    if (this.#recovering || this.#stopped) return;
     this.#recovering = true;
     // A chunk still in flight may be acknowledged meanwhile (which clears the trouble mark): the
     // retry budget counts from here.
