@@ -96,11 +96,11 @@ export class ChunkWindow {
   #pendingBytes = 0;
   #inFlight = 0;
   #inFlightBytes = 0;
-  /** The bytes that may be in flight now: between the floor and the budget, following the link. */
   /** Whether the file's claim is still on its way (pieces are marked `early` then). */
   #claimPending: boolean;
   /** Whether a piece sent behind the claim was not stored. */
   #lostEarly = false;
+  /** The bytes that may be in flight now: between the floor and the budget, following the link. */
   #windowBytes: number;
   readonly #floorBytes: number;
   readonly #link: LinkEstimate;
@@ -238,6 +238,13 @@ export class ChunkWindow {
     this.#lostEarly = false;
   }
 
+  /** A piece sent behind the claim was not stored: sent again once the claim is granted. */
+  #lostBehindClaim(piece: PendingPiece): void {
+    piece.sent = undefined;
+    this.#lostEarly = true;
+    if (!this.#claimPending) this.#recover(new Error('a piece sent behind the claim of the file was not stored'));
+  }
+
   /** Send nothing more and drop any retry timer. */
   stop(): void {
     this.#stopped = true;
@@ -301,26 +308,21 @@ export class ChunkWindow {
         this.#inFlight--;
         this.#inFlightBytes -= piece.data.length;
         if (id !== null) this.#ack(i);
-        else if (!piece.early) this.#fail(aborted(this.#owner.key, 'the file was removed while it was being written'));
-        else {
-          // Sent before the file existed (NOMKSTREAM stored nothing): sent again once it does.
-          piece.sent = undefined;
-          this.#lostEarly = true;
-          if (!this.#claimPending) this.#recover(new Error('a piece sent behind the claim of the file was not stored'));
-        }
+        // Sent before the file existed (NOMKSTREAM stored nothing): sent again once it does.
+        else if (piece.early) this.#lostBehindClaim(piece);
+        else this.#fail(aborted(this.#owner.key, 'the file was removed while it was being written'));
       },
       (err: unknown) => {
         this.#inFlight--;
         this.#inFlightBytes -= piece.data.length;
-        piece.sent = undefined;
-        if (piece.early && this.#claimPending) {
-          // Sent behind a claim not answered yet (an ACL that refuses the file's keys refuses
-          // both): the claim's outcome decides. Refused, it fails the stream with its own error;
-          // granted, the piece is sent again, and fails on its own if it must.
-          this.#lostEarly = true;
-          return;
+        // Refused behind a claim not answered yet (an ACL that refuses the file's keys refuses
+        // both): the claim's outcome decides. Refused, it fails the stream with its own error;
+        // granted, the piece is sent again, and fails on its own if it must.
+        if (piece.early && this.#claimPending) this.#lostBehindClaim(piece);
+        else {
+          piece.sent = undefined;
+          this.#onWriteError(i, piece, err);
         }
-        this.#onWriteError(i, piece, err);
       },
     );
   }

@@ -6,12 +6,17 @@
  * @module
  */
 
-import { type BlockingMember, joinBlockingReads, type RawEntry, type StreamPosition } from './blocking-reads.js';
+import {
+  type BlockingMember,
+  compareIds,
+  joinBlockingReads,
+  type RawEntry,
+  type StreamPosition,
+} from './blocking-reads.js';
 import { aborted, badFormat, corrupt, notFound, outOfRange, timeout, wrapRedisError } from './errors.js';
 import { serverMs } from './file-stat.js';
 import {
   Event,
-  FIRST_PIECE,
   type FileKeys,
   Flag,
   isMetaProblem,
@@ -20,6 +25,7 @@ import {
   Meta,
   type MetaRecord,
   parseMeta,
+  pieceId,
   State,
 } from './format.js';
 import { type RedisPort, toRecord } from './redis/port.js';
@@ -407,7 +413,8 @@ export class FileWatch {
       if (state === State.aborted) throw abortedError(this.#key, lost === Flag.yes);
       // A read that starts past the end of a file still being written when it opened: the end
       // record lies before the read's first entry.
-      if (pastEnd(after, Number(chunks))) {
+      // The end record of a file of n chunks is record n.
+      if (chunks !== null && /^\d+$/.test(chunks) && compareIds(after, pieceId(Number(chunks))) > 0) {
         throw outOfRange(this.#key, `the read starts past the end of the file, which was completed with ${size} bytes`);
       }
       throw corrupt(this.#key, `the file is complete but nothing is stored after entry ${after}`);
@@ -477,12 +484,4 @@ export function trimmedError(key: string, trimmed: number, wanted: number): Erro
     key,
     `chunks 0 to ${trimmed - 1} were trimmed once every consumer had read them; this read needs chunk ${wanted}`,
   );
-}
-
-/** Whether the id `after` lies past the end record of a file of `chunks` chunks (`<chunks>-2`). */
-function pastEnd(after: string, chunks: number): boolean {
-  const dash = after.indexOf('-');
-  const n = Number(after.slice(0, dash));
-  if (!Number.isSafeInteger(chunks) || !Number.isSafeInteger(n)) return false;
-  return n > chunks || (n === chunks && BigInt(after.slice(dash + 1)) > BigInt(FIRST_PIECE));
 }

@@ -468,21 +468,19 @@ export class RedisWriteStream extends Writable {
     this.#lease.stopHeartbeat();
     // Whether pieces were unacknowledged when the end record went: the replies of pieces sent just
     // before it may be handled before its own, so window.pending after the reply cannot tell.
-    const early = window.pending > 0;
+    const unacknowledged = window.pending > 0;
     const beforeClaim = !this.#claimed;
-    let reply: Awaited<ReturnType<WriterLease['commit']>>;
-    try {
-      reply = await this.#lease.commit(this.#gen, args);
-    } catch (err) {
-      // A claim refused (an ACL that refuses the file's keys refuses both) fails with its own error.
-      if (beforeClaim) await this.#creating;
-      throw err;
+    const committing = this.#lease.commit(this.#gen, args);
+    // Sent before the claim's answer: the claim's outcome first, so that a refusal fails the
+    // stream with its own error (an ACL that refuses the file's keys refuses the end record too);
+    // a claim granted only on a later try (another writer's lease waited out, the script loaded
+    // again) ran after this end record, which then found no lease or missing pieces.
+    if (beforeClaim) {
+      await committing.catch(() => {});
+      await this.#creating;
     }
-    // Sent before the claim's answer: the claim's outcome first (a refusal fails the stream with
-    // its own error); a claim granted only on a later try (another writer's lease waited out, the
-    // script loaded again) ran after this end record, which then found no lease or missing pieces.
-    if (beforeClaim) await this.#creating;
-    if (((reply.status === 'corrupt' && early) || (beforeClaim && reply.status !== 'ok')) && !this.#failure) {
+    let reply = await committing;
+    if (((reply.status === 'corrupt' && unacknowledged) || (beforeClaim && reply.status !== 'ok')) && !this.#failure) {
       this.#committing = false;
       this.#beat();
       await this.#whenDrained();

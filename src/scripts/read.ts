@@ -32,9 +32,10 @@ export type OpenReply =
  * of the chunk stream of the generation the hash names, from chunk `start / chunkSize` on, where
  * `count` is `readAhead`, fewer for large chunks (at least 1, at most `readAheadBytes` of chunks):
  * the reader's batch. The entries come for a file being written and for a complete file of at
- * most `count` chunks (read whole in this one round trip), not for a larger complete file. All read in one step, so that the entries belong to the hash read with
- * them. Pieces are bytes, which JSON cannot carry: the reply is an array, `{1, last event or
- * false, HGETALL, TTL, TIME[, entries, count]}`, or `{0}` for a key of another type.
+ * most `count` chunks (read whole in this one round trip), not for a larger complete file. All
+ * read in one step, so that the entries belong to the hash read with them. Pieces are bytes, which
+ * JSON cannot carry: the reply is an array, `{1, last event or false, HGETALL, TTL, TIME[,
+ * entries, count]}`, or `{0}` for a key of another type.
  *
  * The chunk stream's name is known only once the hash is read: the script builds it from
  * `chunks` (the name of the chunk stream without its generation) and the hash's `gen`. It is the
