@@ -11,6 +11,7 @@ import { createRedisWriteStream, type RedisClient, type WriteStreamOptions } fro
 import { COMMIT } from '../src/scripts/index.js';
 import { closeAll, connect, connectSubject, subjectReady, uniqueKey } from './helpers/clients.js';
 import { chunkStreamOf } from './helpers/keys.js';
+import { commandsDuring, type Monitored } from './helpers/monitor.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, get } from './helpers/streams.js';
@@ -43,28 +44,20 @@ async function write(client: RedisClient, key: string, data: Buffer, options?: W
   await once(ws, 'finish');
 }
 
-/** Commits of the end record (calls of the commit script) Redis ran while `pieceWrites` watched. */
-let commits = 0;
+/** Of `commands`, the XADDs of pieces to `key`'s chunk streams (not those of scripts). */
+function pieceWrites(commands: Monitored[], key: string): number {
+  return commands.filter(
+    ({ args, source }) =>
+      source !== 'lua' && args[0]?.toLowerCase() === 'xadd' && args[1]?.includes(key) && args[1].includes(':chunks:'),
+  ).length;
+}
 
-/** The XADDs of pieces to `key`'s chunk streams that Redis ran while `during` ran (not those of scripts). */
-async function pieceWrites(key: string, during: () => Promise<unknown>): Promise<number> {
-  const monitor = await redis.monitor();
-  let count = 0;
-  commits = 0;
-  monitor.on('monitor', (_time: string, args: string[], source: string) => {
-    if (source === 'lua') return;
-    if (args[0]?.toLowerCase() === 'xadd' && args[1]?.includes(key) && args[1].includes(':chunks:')) count++;
-    const name = args[0]?.toLowerCase();
-    if ((name === 'evalsha' && args[1] === COMMIT.sha) || (name === 'eval' && args[1] === COMMIT.source)) commits++;
-  });
-  try {
-    await during();
-    // MONITOR replies follow the commands: a PING on the same server after them marks the end.
-    await redis.ping();
-  } finally {
-    monitor.disconnect();
-  }
-  return count;
+/** Of `commands`, the calls of the commit script (the end record). */
+function commits(commands: Monitored[]): number {
+  return commands.filter(({ args: [name, script] }) => {
+    const n = name?.toLowerCase();
+    return (n === 'evalsha' && script === COMMIT.sha) || (n === 'eval' && script === COMMIT.source);
+  }).length;
 }
 
 describe('pieces behind the claim', () => {
@@ -89,7 +82,8 @@ describe('pieces behind the claim', () => {
     const key = uniqueKey('noscript');
     const data = bytes(5000, 3);
     await redis.script('FLUSH');
-    const xadds = await pieceWrites(key, () => write(client, key, data, { chunkSize: 1000 }));
+    const commands = await commandsDuring(redis, () => write(client, key, data, { chunkSize: 1000 }));
+    const xadds = pieceWrites(commands, key);
     // 5 pieces, sent behind the refused EVALSHA (they stored nothing), then again.
     expect(xadds).toBeGreaterThan(5);
     expect((await get(redis, key)).equals(data)).toBe(true);
@@ -107,11 +101,12 @@ describe('pieces behind the claim', () => {
     await once(first, 'ready');
     holder.disconnect();
     const data = bytes(3000, 5);
-    const xadds = await pieceWrites(key, () => write(client, key, data, { chunkSize: 1000, overwrite: true }));
+    const commands = await commandsDuring(redis, () => write(client, key, data, { chunkSize: 1000, overwrite: true }));
+    const xadds = pieceWrites(commands, key);
     // 3 pieces, sent behind the first try of the claim (they stored nothing), then again; and the
     // end record, sent behind them (refused: the lease was not this writer's yet), then again.
     expect(xadds).toBeGreaterThan(3);
-    expect(commits).toBe(2);
+    expect(commits(commands)).toBe(2);
     expect((await get(redis, key)).equals(data)).toBe(true);
   });
 });

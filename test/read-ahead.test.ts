@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { commandsDuring } from './helpers/monitor.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, get, put } from './helpers/streams.js';
 
@@ -23,22 +24,9 @@ afterAll(async () => {
 
 /** The COUNT of every XRANGE on `key`'s chunk stream that Redis ran while `during` ran. */
 async function xrangeCounts(key: string, during: () => Promise<unknown>): Promise<number[]> {
-  const monitor = await redis.monitor();
-  const counts: number[] = [];
-  monitor.on('monitor', (_time: string, args: string[]) => {
-    if (args[0]?.toLowerCase() === 'xrange' && args[1]?.includes(key) && args[1].includes(':chunks:')) {
-      const at = args.findIndex((a) => a.toLowerCase() === 'count');
-      counts.push(Number(args[at + 1]));
-    }
-  });
-  try {
-    await during();
-    // MONITOR replies follow the commands: a PING on the same server after them marks the end.
-    await redis.ping();
-  } finally {
-    monitor.disconnect();
-  }
-  return counts;
+  return (await commandsDuring(redis, during))
+    .filter(({ args }) => args[0]?.toLowerCase() === 'xrange' && args[1]?.includes(key) && args[1].includes(':chunks:'))
+    .map(({ args }) => Number(args[args.findIndex((a) => a.toLowerCase() === 'count') + 1]));
 }
 
 describe('readAheadBytes', () => {
