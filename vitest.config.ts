@@ -20,6 +20,7 @@ const onBothTopologies = [
   'test/flush.test.ts',
   'test/damage-follow.test.ts',
   'test/open.test.ts',
+  'test/encoded-chunks.test.ts',
 ];
 
 /** Test files that need the shared cluster and run only there. */

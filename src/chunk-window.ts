@@ -8,10 +8,12 @@
 
 import type { Buffer } from 'node:buffer';
 import type { RawEntry } from './blocking-reads.js';
+import type { ChunkBuffer } from './chunker.js';
 import { crc32, crc32Combine, formatCrc } from './crc.js';
 import { aborted, corrupt, isRetryable, RedisFileError, timeout, wrapRedisError } from './errors.js';
 import { FIRST_PIECE, Field, type FileKeys, HEADER_ID, pieceId } from './format.js';
-import type { RedisPort } from './redis/port.js';
+import type { Arg, RedisPort } from './redis/port.js';
+import { encodeAround } from './redis/resp.js';
 import { nextDelay, RETRY_MIN_MS } from './retry.js';
 import { REPAIR, run } from './scripts/index.js';
 import { LinkEstimate, linkMemory, type Sent } from './window-size.js';
@@ -34,7 +36,7 @@ interface PendingPiece {
   /** CRC-32 of the file up to and including this piece. */
   readonly fileCrc: number;
   /** The chunk's buffer, when this piece fills the chunk. */
-  readonly chunk: Buffer | undefined;
+  readonly chunk: ChunkBuffer | undefined;
   acked: boolean;
   /** When it was last sent, for the link's estimate (not for a check of a retried write). */
   sent: Sent | undefined;
@@ -71,7 +73,7 @@ export interface ChunkWindowOwner {
    * sends them again (a repair only rewrites pieces past the acknowledged prefix, and ioredis
    * re-sends only commands left unanswered), so its buffer may be filled again.
    */
-  release?(chunk: Buffer): void;
+  release?(chunk: ChunkBuffer): void;
   /**
    * When set, chunks are sent only once this says so: returns true when sending may go on now,
    * or a promise that resolves when it may (a memory limit), and the window then asks again.
@@ -197,7 +199,7 @@ export class ChunkWindow {
    * Number the next piece and send it. `chunk` is the chunk's buffer when this piece fills it (the
    * next piece then starts the next chunk). The window keeps `data` until Redis acknowledged it.
    */
-  queue(data: Buffer, chunk?: Buffer): void {
+  queue(data: Buffer, chunk?: ChunkBuffer): void {
     const pieceCrc = crc32(data);
     this.#crc = crc32Combine(this.#crc, pieceCrc, data.length);
     this.#bytes += data.length;
@@ -285,24 +287,12 @@ export class ChunkWindow {
   }
 
   #send(i: number, piece: PendingPiece): void {
-    const { client, chunksKey, waitReplicas } = this.#owner;
+    const { waitReplicas } = this.#owner;
     this.#inFlight++;
     this.#inFlightBytes += piece.data.length;
     piece.sent = this.#link.sent(piece.data.length);
     piece.early = this.#claimPending;
-    const stored =
-      waitReplicas > 0
-        ? this.#storeReplicated(piece)
-        : client.send(chunksKey, [
-            'XADD',
-            chunksKey,
-            'NOMKSTREAM',
-            piece.id,
-            Field.data,
-            piece.data,
-            Field.crc,
-            piece.crc,
-          ]);
+    const stored = waitReplicas > 0 ? this.#storeReplicated(piece) : this.#store(piece);
     stored.then(
       (id) => {
         this.#inFlight--;
@@ -325,6 +315,25 @@ export class ChunkWindow {
         }
       },
     );
+  }
+
+  /**
+   * The XADD of a piece. A whole chunk goes out encoded in its own buffer where the client would
+   * copy it (see ./redis/resp.ts): the same bytes on the wire, one copy of the chunk fewer. The
+   * buffer is filled again only once the chunk is acknowledged, so it stays as encoded until then,
+   * and a piece sent again is encoded again with the same bytes.
+   */
+  #store(piece: PendingPiece): Promise<unknown> {
+    const { client, chunksKey } = this.#owner;
+    const before = ['XADD', chunksKey, 'NOMKSTREAM', piece.id, Field.data];
+    const after = [Field.crc, piece.crc];
+    const args: Arg[] = [...before, piece.data, ...after];
+    const chunk = piece.chunk;
+    if (client.sendEncoded !== undefined && chunk !== undefined && chunk.data === piece.data) {
+      const wire = encodeAround(chunk.whole, chunk.at, piece.data.length, before, after);
+      if (wire !== undefined) return client.sendEncoded(chunksKey, args, wire);
+    }
+    return client.send(chunksKey, args);
   }
 
   /**

@@ -8,11 +8,43 @@
 import { Buffer } from 'node:buffer';
 import type { ChunkWindow } from './chunk-window.js';
 
+/**
+ * @internal A chunk's buffer: its bytes (`data`, `chunkSize` long) inside `whole`, with room before
+ * and after them in which the command that stores the chunk can be encoded (see
+ * ./redis/resp.ts), so that the client sends the chunk without copying it.
+ */
+export interface ChunkBuffer {
+  readonly whole: Buffer;
+  readonly data: Buffer;
+  /** Where `data` starts in `whole`. */
+  readonly at: number;
+}
+
+/** @internal Room after a chunk's bytes: the end of its XADD (`\r\n`, the field `c` and an 8-digit CRC). */
+export const TAIL_ROOM = 64;
+
+/**
+ * @internal Room before a chunk's bytes for the start of its XADD, for chunks in a stream whose
+ * key is `chunksKeyBytes` long: the key, the piece id and the rest of the command, with margin. A
+ * chunk whose command does not fit is sent as usual.
+ */
+export function headRoomFor(chunksKeyBytes: number): number {
+  return 128 + chunksKeyBytes;
+}
+
+/** @internal A chunk buffer of `chunkSize` bytes with `headRoom` before them and TAIL_ROOM after. */
+export function allocChunk(chunkSize: number, headRoom: number): ChunkBuffer {
+  const whole = Buffer.allocUnsafe(headRoom + chunkSize + TAIL_ROOM);
+  return { whole, data: whole.subarray(headRoom, headRoom + chunkSize), at: headRoom };
+}
+
 /** @internal */
 export class Chunker {
   #chunkSize: number;
   readonly #maxSpares: number;
+  readonly #headRoom: number;
   /** The chunk being filled, how much of it is filled, and how much of that was sent as pieces. */
+  #chunk: ChunkBuffer;
   #buf: Buffer;
   #filled = 0;
   #sent = 0;
@@ -20,7 +52,7 @@ export class Chunker {
    * Chunk buffers that Redis has stored for good, filled again instead of allocating new ones: a
    * fresh 256 KiB buffer per chunk costs page faults and garbage collections that show as CPU time.
    */
-  readonly #spare: Buffer[] = [];
+  readonly #spare: ChunkBuffer[] = [];
   /**
    * Written bytes not yet copied into chunks, because the window is full: kept as the caller's own
    * buffers (never copied whole), and taken a chunk at a time as the window makes room.
@@ -31,10 +63,13 @@ export class Chunker {
   /** Called when a chunk fills and is sent whole: nothing waits to be sent any more. */
   readonly #onFull: () => void;
 
-  constructor(chunkSize: number, maxSpares: number, onFull: () => void) {
+  /** @param headRoom - room before each chunk's bytes for the start of the command that stores it. */
+  constructor(chunkSize: number, maxSpares: number, headRoom: number, onFull: () => void) {
     this.#chunkSize = chunkSize;
     this.#maxSpares = maxSpares;
-    this.#buf = Buffer.allocUnsafe(chunkSize);
+    this.#headRoom = headRoom;
+    this.#chunk = allocChunk(chunkSize, headRoom);
+    this.#buf = this.#chunk.data;
     this.#onFull = onFull;
   }
 
@@ -43,7 +78,8 @@ export class Chunker {
     this.#window = window;
     if (chunkSize !== this.#chunkSize) {
       this.#chunkSize = chunkSize;
-      this.#buf = Buffer.allocUnsafe(chunkSize);
+      this.#chunk = allocChunk(chunkSize, this.#headRoom);
+      this.#buf = this.#chunk.data;
     }
   }
 
@@ -95,8 +131,9 @@ export class Chunker {
 
   #sendFull(): void {
     // The rest of the chunk after what flushes sent: the whole chunk when nothing was.
-    this.#window!.queue(this.#sent === 0 ? this.#buf : this.#buf.subarray(this.#sent), this.#buf);
-    this.#buf = this.#spare.pop() ?? Buffer.allocUnsafe(this.#chunkSize);
+    this.#window!.queue(this.#sent === 0 ? this.#buf : this.#buf.subarray(this.#sent), this.#chunk);
+    this.#chunk = this.#spare.pop() ?? allocChunk(this.#chunkSize, this.#headRoom);
+    this.#buf = this.#chunk.data;
     this.#filled = this.#sent = 0;
     this.#onFull();
   }
@@ -119,8 +156,9 @@ export class Chunker {
    * A chunk is stored for good: its buffer may be filled again. At most `maxSpares` are kept, so
    * that one large write does not leave a large free list behind.
    */
-  release(chunk: Buffer): void {
-    if (this.#spare.length < this.#maxSpares) this.#spare.push(chunk);
+  release(chunk: ChunkBuffer): void {
+    // A resumed file may have changed the chunk size since: a buffer of the old size is dropped.
+    if (this.#spare.length < this.#maxSpares && chunk.data.length === this.#chunkSize) this.#spare.push(chunk);
   }
 
   /** Drop what is held (the stream is destroyed). */

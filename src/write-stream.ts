@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { createGzip, type Gzip, constants as zlibConstants } from 'node:zlib';
 import { ChunkWindow } from './chunk-window.js';
-import { Chunker, FlushTimer } from './chunker.js';
+import { Chunker, FlushTimer, headRoomFor } from './chunker.js';
 import { formatCrc, parseCrc } from './crc.js';
 import { aborted, corrupt, lostChunks, signalAbortError } from './errors.js';
 import { type FileKeys, fileKeys } from './format.js';
@@ -111,7 +111,10 @@ export class RedisWriteStream extends Writable {
       opts.maxInFlight,
       Math.max(opts.minInFlight, Math.floor(opts.maxInFlightBytes / opts.chunkSize)),
     );
-    this.#chunker = new Chunker(opts.chunkSize, spares, () => this.#flushTimer.cancel());
+    // Room before each chunk for the start of its XADD (a resumed file's generation, learned at the
+    // claim, has the same length as this one).
+    const headRoom = headRoomFor(Buffer.byteLength(this.#chunksKey));
+    this.#chunker = new Chunker(opts.chunkSize, spares, headRoom, () => this.#flushTimer.cancel());
     this.#flushTimer = new FlushTimer(opts.flushInterval, {
       pending: () => this.#chunker.waiting || this.#gzip !== undefined,
       // Writes wait behind a full window: the writer fills chunks faster than they are stored, and

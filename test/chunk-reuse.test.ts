@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { ChunkWindow } from '../src/chunk-window.js';
+import { allocChunk, headRoomFor, TAIL_ROOM } from '../src/chunker.js';
 import { HEADER_ID, Meta, pieceId } from '../src/format.js';
 import { createRedisWriteStream } from '../src/index.js';
 import { portOf } from '../src/redis/port.js';
@@ -20,6 +21,11 @@ afterAll(closeAll);
 afterEach(() => {
   vi.restoreAllMocks();
 });
+
+/** The size of a chunk buffer of the writer of `key`: the chunk with room for its XADD around it. */
+function chunkBufferBytes(key: string, chunkSize: number): number {
+  return headRoomFor(Buffer.byteLength(fileKeysOf(key).chunks('0123456789abcdef'))) + chunkSize + TAIL_ROOM;
+}
 
 describe('chunk buffer reuse', () => {
   it('a chunk acknowledged before an earlier one is released only once every chunk before it is stored', async () => {
@@ -56,15 +62,17 @@ describe('chunk buffer reuse', () => {
       onFail: (err) => (failure = err),
       // What a reuse does: the buffer is overwritten at once. Released too early, the repair would
       // send the overwritten bytes.
-      release: (data) => {
-        released.push(data.toString('latin1'));
-        data.fill('!');
+      release: (chunk) => {
+        released.push(chunk.data.toString('latin1'));
+        chunk.whole.fill('!');
       },
     });
     const chunks = ['aaaa', 'bbbb', 'cccc', 'dddd'];
     for (const c of chunks) {
-      const chunk = Buffer.from(c, 'latin1');
-      window.queue(chunk, chunk);
+      // With room for the XADD around the bytes, as the writer's chunks have.
+      const chunk = allocChunk(4, headRoomFor(Buffer.byteLength(chunksKey)));
+      chunk.data.write(c, 'latin1');
+      window.queue(chunk.data, chunk);
     }
     await eventually(() => window.committedChunks === chunks.length || failure !== undefined, 'every chunk stored');
     expect(failure).toBeUndefined();
@@ -87,7 +95,7 @@ describe('chunk buffer reuse', () => {
     const writer = createRedisWriteStream(subject(redis), key, { chunkSize, maxInFlight });
     writer.end(data);
     await once(writer, 'finish');
-    const chunkBuffers = allocUnsafe.mock.calls.filter(([size]) => size === chunkSize).length;
+    const chunkBuffers = allocUnsafe.mock.calls.filter(([size]) => size === chunkBufferBytes(key, chunkSize)).length;
     allocUnsafe.mockRestore();
     expect(chunkBuffers).toBeGreaterThan(0);
     expect(chunkBuffers).toBeLessThanOrEqual(maxInFlight + 2);
@@ -104,7 +112,7 @@ describe('chunk buffer reuse', () => {
       splitSource(data, [5000, chunkSize, 1000]),
       createRedisWriteStream(subject(redis), key, { chunkSize, maxInFlight }),
     );
-    const chunkBuffers = allocUnsafe.mock.calls.filter(([size]) => size === chunkSize).length;
+    const chunkBuffers = allocUnsafe.mock.calls.filter(([size]) => size === chunkBufferBytes(key, chunkSize)).length;
     allocUnsafe.mockRestore();
     // In flight: maxInFlight chunks, and one more when writes buffered while the window was full
     // (at most highWaterMark, a chunk by default) complete two chunks at once; and the one being filled.

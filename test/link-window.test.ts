@@ -43,7 +43,7 @@ afterAll(async () => {
 
 /**
  * Wrap the package's sending of commands on `client` (its port, which every stream of the client
- * uses), to count what is in flight.
+ * uses), to count what is in flight: commands sent as usual, and chunks handed over encoded.
  */
 function watchSends(client: RedisClient, watch: (args: readonly Arg[], sent: Promise<unknown>) => void): void {
   const port = portOf(client);
@@ -53,6 +53,14 @@ function watchSends(client: RedisClient, watch: (args: readonly Arg[], sent: Pro
     watch(args, sent);
     return sent;
   };
+  const sendEncoded = port.sendEncoded?.bind(port);
+  if (sendEncoded) {
+    port.sendEncoded = (key, args, wire) => {
+      const sent = sendEncoded(key, args, wire);
+      watch(args, sent);
+      return sent;
+    };
+  }
 }
 
 /** The most bytes of piece writes that `client` had sent and Redis had not answered, at once. */

@@ -11,10 +11,17 @@ import type { Arg, BlockingConnection, Connection, IoredisLikeClient, RedisPort,
 interface Client {
   readonly status: string;
   readonly isCluster?: boolean;
-  readonly options: { host?: string; port?: number };
+  readonly options: {
+    host?: string;
+    port?: number;
+    keyPrefix?: unknown;
+    enableAutoPipelining?: boolean;
+    redisOptions?: { keyPrefix?: unknown };
+  };
   call(command: string, ...args: Arg[]): Promise<unknown>;
   callBuffer(command: string, ...args: Arg[]): Promise<unknown>;
   pipeline(commands: Arg[][]): { exec(): Promise<Settled[] | null> };
+  sendCommand(command: Command): Promise<unknown>;
   duplicate(overrides?: object): Client;
   disconnect(): void;
   on(event: string, listener: (...args: unknown[]) => void): unknown;
@@ -22,9 +29,16 @@ interface Client {
   off(event: string, listener: (...args: unknown[]) => void): unknown;
 }
 
+/** An ioredis `Command`: what `call` builds and `sendCommand` sends; `toWritable` encodes it. */
+interface Command {
+  toWritable(socket: unknown): string | Buffer;
+}
+
+type CommandClass = new (name: string, args: readonly Arg[], options: { replyEncoding: 'utf8' | null }) => Command;
+
 interface ClusterClient extends Client {
   readonly slots: (string[] | undefined)[];
-  nodes(role: 'master'): Client[];
+  nodes(role?: 'master' | 'all'): Client[];
   refreshSlotsCache(): void;
 }
 
@@ -42,12 +56,70 @@ export function isIoredisLike(value: unknown): value is IoredisLikeClient {
 }
 
 function sender(client: Client): Connection['send'] {
+  // ioredis's `call` loses the command's name when it is auto-pipelined (the pipeline's `call` is
+  // handed the arguments without it): an auto-pipelining client is sent each command through the
+  // method named after it (`xadd`, `xaddBuffer`), which auto-pipelines correctly.
+  const methods = client.options.enableAutoPipelining === true ? (client as unknown as Methods) : undefined;
   return (_key, [command, ...args], buffers) => {
     // In lower case: a cluster client finds a command's keys (and so its node) by its name, and
     // iovalkey looks the name up as given (ioredis lower-cases it first).
     const name = String(command).toLowerCase();
+    const method = methods?.[buffers ? `${name}Buffer` : name];
+    if (typeof method === 'function') return method.apply(client, args);
     return buffers ? client.callBuffer(name, ...args) : client.call(name, ...args);
   };
+}
+
+/** A client's methods named after commands. */
+type Methods = Record<string, ((...args: Arg[]) => Promise<unknown>) | undefined>;
+
+/** What the package takes from the ioredis or iovalkey module a client comes from. */
+interface Library {
+  readonly Redis: abstract new (...args: never[]) => unknown;
+  readonly Cluster: abstract new (...args: never[]) => unknown;
+  readonly Command: CommandClass;
+}
+
+/**
+ * The ioredis and iovalkey modules the package resolves (peer dependencies, each loaded the first
+ * time it is looked for, never imported otherwise), by name; undefined for one that is missing.
+ */
+const libraries = new Map<string, Promise<Library | undefined>>();
+
+function library(name: string): Promise<Library | undefined> {
+  let loaded = libraries.get(name);
+  if (loaded === undefined) {
+    loaded = import(name).then(
+      (mod: Partial<Library>) =>
+        typeof mod.Redis === 'function' &&
+        typeof mod.Cluster === 'function' &&
+        typeof mod.Command === 'function' &&
+        typeof mod.Command.prototype.toWritable === 'function'
+          ? (mod as Library)
+          : undefined,
+      () => undefined,
+    );
+    libraries.set(name, loaded);
+  }
+  return loaded;
+}
+
+/**
+ * The client's `Command` class: the one of the module whose `Redis` or `Cluster` the client is an
+ * instance of (`client.constructor` is not that class: ioredis mixes EventEmitter's prototype in).
+ * Null when the client comes from a copy of the library the package does not resolve, or when
+ * commands could not be sent as encoded by the package: a `keyPrefix` rewrites keys as commands
+ * are built, and auto-pipelining defers `call`s to the next tick, which would put an encoded
+ * command ahead of ones called before it.
+ */
+async function commandClass(client: Client): Promise<CommandClass | null> {
+  const { keyPrefix, enableAutoPipelining, redisOptions } = client.options;
+  if (keyPrefix || redisOptions?.keyPrefix || enableAutoPipelining) return null;
+  for (const name of ['ioredis', 'iovalkey']) {
+    const lib = await library(name);
+    if (lib && (client instanceof lib.Redis || client instanceof lib.Cluster)) return lib.Command;
+  }
+  return null;
 }
 
 /** @internal */
@@ -59,10 +131,30 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
     hostPort === undefined
       ? undefined
       : (client as ClusterClient).nodes('master').find((n) => `${n.options.host}:${n.options.port}` === hostPort);
+  const send = sender(client);
+  // Looked up once; until it is known (a module loading), commands are sent as usual.
+  let Command: CommandClass | null = null;
+  const encodes = commandClass(client).then((found) => {
+    Command = found;
+    return found !== null;
+  });
   return {
     library: 'ioredis',
     cluster,
-    send: sender(client),
+    send,
+    encodes,
+    sendEncoded(key, args, wire) {
+      // ioredis copies each command with a Buffer argument into a new buffer (Command#toWritable)
+      // before writing it: for a chunk, a copy of its bytes and a fresh allocation per chunk. A
+      // command whose toWritable returns the encoding as written skips both; ioredis's own Script
+      // commands override toWritable the same way. Routing (the key's slot), the reply, retries
+      // and re-sends after a reconnection go as for any command.
+      if (Command === null) return send(key, args);
+      const [name, ...rest] = args;
+      const command = new Command(String(name).toLowerCase(), rest, { replyEncoding: 'utf8' });
+      command.toWritable = () => wire;
+      return client.sendCommand(command);
+    },
     async batch(_key, commands) {
       // A pipeline goes out on one connection; a cluster client sends a keyless command of it (WAIT)
       // to the node of the others.

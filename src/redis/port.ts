@@ -50,6 +50,19 @@ export interface RedisPort extends Connection {
    */
   batch(key: string, commands: readonly (readonly Arg[])[]): Promise<Settled[]>;
   /**
+   * Send one command whose RESP encoding the caller wrote already (`wire`, the exact encoding of
+   * `args`; see ./resp.ts): the client writes `wire` to its socket as it is, where it would
+   * otherwise copy every argument into an encoding of its own. Bulk strings come back as strings.
+   * Present only for clients that copy (ioredis, iovalkey) and can be handed an encoding; the
+   * caller keeps `wire` unchanged until the command is answered.
+   */
+  sendEncoded?(key: string, args: readonly Arg[], wire: Buffer): Promise<unknown>;
+  /**
+   * Settles once {@link sendEncoded} knows whether it writes encodings as they are (true) or sends
+   * commands as usual (false; it does so until then).
+   */
+  readonly encodes?: Promise<boolean>;
+  /**
    * A connection of its own: to the server, or on a cluster to the primary that serves `slot`
    * (undefined while no primary is known for it). It carries the caller's options (address,
    * TLS, user, password, name); on a cluster it does not follow the slot by itself.
