@@ -321,7 +321,9 @@ export class ChunkWindow {
    * The XADD of a piece. A whole chunk goes out encoded in its own buffer where the client would
    * copy it (see ./redis/resp.ts): the same bytes on the wire, one copy of the chunk fewer. The
    * buffer is filled again only once the chunk is acknowledged, so it stays as encoded until then,
-   * and a piece sent again is encoded again with the same bytes.
+   * and a piece sent again is encoded again with the same bytes. A command the client sends again
+   * after its buffer was released (re-sent after a reconnection although it had timed out) is
+   * encoded by the client from its arguments, never from bytes that changed under it.
    */
   #store(piece: PendingPiece): Promise<unknown> {
     const { client, chunksKey } = this.#owner;
@@ -331,7 +333,8 @@ export class ChunkWindow {
     const chunk = piece.chunk;
     if (client.sendEncoded !== undefined && chunk !== undefined && chunk.data === piece.data) {
       const wire = encodeAround(chunk.whole, chunk.at, piece.data.length, before, after);
-      if (wire !== undefined) return client.sendEncoded(chunksKey, args, wire);
+      const reuses = chunk.reuses;
+      if (wire !== undefined) return client.sendEncoded(chunksKey, args, wire, () => chunk.reuses === reuses);
     }
     return client.send(chunksKey, args);
   }

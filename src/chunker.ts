@@ -18,6 +18,11 @@ export interface ChunkBuffer {
   readonly data: Buffer;
   /** Where `data` starts in `whole`. */
   readonly at: number;
+  /**
+   * How many times the buffer was released to be filled again: an encoding written into it is
+   * current only while this is what it was then.
+   */
+  reuses: number;
 }
 
 /** @internal Room after a chunk's bytes: the end of its XADD (`\r\n`, the field `c` and an 8-digit CRC). */
@@ -35,7 +40,7 @@ export function headRoomFor(chunksKeyBytes: number): number {
 /** @internal A chunk buffer of `chunkSize` bytes with `headRoom` before them and TAIL_ROOM after. */
 export function allocChunk(chunkSize: number, headRoom: number): ChunkBuffer {
   const whole = Buffer.allocUnsafe(headRoom + chunkSize + TAIL_ROOM);
-  return { whole, data: whole.subarray(headRoom, headRoom + chunkSize), at: headRoom };
+  return { whole, data: whole.subarray(headRoom, headRoom + chunkSize), at: headRoom, reuses: 0 };
 }
 
 /** @internal */
@@ -157,6 +162,7 @@ export class Chunker {
    * that one large write does not leave a large free list behind.
    */
   release(chunk: ChunkBuffer): void {
+    chunk.reuses++;
     // A resumed file may have changed the chunk size since: a buffer of the old size is dropped.
     if (this.#spare.length < this.#maxSpares && chunk.data.length === this.#chunkSize) this.#spare.push(chunk);
   }

@@ -1,9 +1,11 @@
 /**
- * With ioredis and iovalkey, a whole chunk's XADD is encoded in the room around the chunk's bytes
- * and handed to the client as it is: those clients copy every command with a Buffer argument into
- * a new buffer otherwise. The bytes on the wire are the client's own encoding, every whole chunk
- * goes out that way, a re-sent chunk is stored intact, and a client whose commands cannot be
- * handed over encoded (a key prefix, auto-pipelining) sends them as usual.
+ * With an ioredis or iovalkey client of a single server, a whole chunk's XADD is encoded in the
+ * room around the chunk's bytes and handed to the client as it is: those clients copy every
+ * command with a Buffer argument into a new buffer otherwise. The bytes on the wire are the
+ * client's own encoding, every whole chunk goes out that way, a re-sent chunk is stored intact, a
+ * command the client writes again after its buffer was released is encoded from its arguments,
+ * and a client whose commands cannot be handed over encoded (a cluster, a key prefix,
+ * auto-pipelining) sends them as usual.
  */
 import { Buffer } from 'node:buffer';
 import { Readable } from 'node:stream';
@@ -15,7 +17,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisWriteStream, type RedisClient } from '../src/index.js';
 import { portOf } from '../src/redis/port.js';
 import { encodeAround } from '../src/redis/resp.js';
-import { closeAll, connect, connectAnySubject, subjectClientName, subjectReady, uniqueKey } from './helpers/clients.js';
+import {
+  closeAll,
+  clusterSeeds,
+  connect,
+  connectAnySubject,
+  subjectClientName,
+  subjectReady,
+  uniqueKey,
+} from './helpers/clients.js';
 import { chunkStreamOf } from './helpers/keys.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, get } from './helpers/streams.js';
@@ -94,23 +104,24 @@ describe('chunks sent as encoded', () => {
     }
   });
 
-  it('every whole chunk goes out encoded with ioredis and iovalkey; node-redis is handed the chunk as it is', async () => {
+  it('every whole chunk goes out encoded with ioredis and iovalkey on a single server, as usual on a cluster and with node-redis', async () => {
     const port = portOf(client);
     const chunkSize = 16 * 1024;
     const data = bytes(10 * chunkSize + 1000, 7);
     const key = uniqueKey('encoded');
+    const encodes = subjectClientName() !== 'node-redis' && !clusterSeeds();
     if (subjectClientName() === 'node-redis') {
       // node-redis writes a Buffer argument to its socket without copying it: nothing to encode.
       expect(port.sendEncoded).toBeUndefined();
     } else {
-      expect(await port.encodes).toBe(true);
+      expect(await port.encodes).toBe(encodes);
     }
     encoded = xadds = 0;
     await pipeline(Readable.from([data]), createRedisWriteStream(client, key, { chunkSize }));
     expect((await get(client, key)).equals(data)).toBe(true);
     if (subjectClientName() !== 'node-redis') {
       // The ten whole chunks encoded; the last piece, shorter than a chunk, sent as usual.
-      expect(encoded).toBe(10);
+      expect(encoded).toBe(encodes ? 10 : 0);
       expect(xadds).toBe(11);
     }
   });
@@ -136,6 +147,21 @@ describe('clients whose commands are sent as usual', () => {
 });
 
 describe('a chunk sent again', () => {
+  it('by the client once its buffer was released is encoded from its arguments', async () => {
+    const redis = connect(server.url);
+    const port = portOf(redis as unknown as RedisClient);
+    expect(await port.encodes).toBe(true);
+    const key = uniqueKey('stale');
+    const args = ['SET', key, 'from the arguments'];
+    const wire = Buffer.from(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$8\r\nfrom the\r\n`);
+    // Still current: the encoding goes out as it is (it says "from the").
+    await port.sendEncoded!(key, args, wire, () => true);
+    expect(await redis.get(key)).toBe('from the');
+    // Released since: the client encodes the arguments.
+    await port.sendEncoded!(key, args, wire, () => false);
+    expect(await redis.get(key)).toBe('from the arguments');
+  });
+
   it('after its connection was killed is stored intact, once', async () => {
     const admin = connect(server.url);
     const writer = connect(server.url, { connectionName: 'encoded-writer' }) as unknown as RedisClient;

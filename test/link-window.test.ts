@@ -55,8 +55,8 @@ function watchSends(client: RedisClient, watch: (args: readonly Arg[], sent: Pro
   };
   const sendEncoded = port.sendEncoded?.bind(port);
   if (sendEncoded) {
-    port.sendEncoded = (key, args, wire) => {
-      const sent = sendEncoded(key, args, wire);
+    port.sendEncoded = (key, args, wire, current) => {
+      const sent = sendEncoded(key, args, wire, current);
       watch(args, sent);
       return sent;
     };

@@ -76,7 +76,6 @@ type Methods = Record<string, ((...args: Arg[]) => Promise<unknown>) | undefined
 /** What the package takes from the ioredis or iovalkey module a client comes from. */
 interface Library {
   readonly Redis: abstract new (...args: never[]) => unknown;
-  readonly Cluster: abstract new (...args: never[]) => unknown;
   readonly Command: CommandClass;
 }
 
@@ -92,7 +91,6 @@ function library(name: string): Promise<Library | undefined> {
     loaded = import(name).then(
       (mod: Partial<Library>) =>
         typeof mod.Redis === 'function' &&
-        typeof mod.Cluster === 'function' &&
         typeof mod.Command === 'function' &&
         typeof mod.Command.prototype.toWritable === 'function'
           ? (mod as Library)
@@ -105,19 +103,24 @@ function library(name: string): Promise<Library | undefined> {
 }
 
 /**
- * The client's `Command` class: the one of the module whose `Redis` or `Cluster` the client is an
- * instance of (`client.constructor` is not that class: ioredis mixes EventEmitter's prototype in).
- * Null when the client comes from a copy of the library the package does not resolve, or when
- * commands could not be sent as encoded by the package: a `keyPrefix` rewrites keys as commands
- * are built, and auto-pipelining defers `call`s to the next tick, which would put an encoded
- * command ahead of ones called before it.
+ * The client's `Command` class: the one of the module whose `Redis` the client is an instance of
+ * (`client.constructor` is not that class: ioredis mixes EventEmitter's prototype in). Null when
+ * the client comes from a copy of the library the package does not resolve, or when commands
+ * could not be sent as encoded by the package:
+ * - a `keyPrefix` rewrites keys as commands are built;
+ * - auto-pipelining defers `call`s to the next tick, which would put an encoded command ahead of
+ *   ones called before it;
+ * - a cluster client writes to a connection per node: a command's bytes could still wait in the
+ *   socket of a node the slot left while the chunk, stored through another node, has its buffer
+ *   filled again. A single connection writes in order: a chunk is acknowledged only after every
+ *   byte written before it left, and a closed connection drops what it had not written.
  */
-async function commandClass(client: Client): Promise<CommandClass | null> {
+async function commandClass(client: Client, cluster: boolean): Promise<CommandClass | null> {
   const { keyPrefix, enableAutoPipelining, redisOptions } = client.options;
-  if (keyPrefix || redisOptions?.keyPrefix || enableAutoPipelining) return null;
+  if (cluster || keyPrefix || redisOptions?.keyPrefix || enableAutoPipelining) return null;
   for (const name of ['ioredis', 'iovalkey']) {
     const lib = await library(name);
-    if (lib && (client instanceof lib.Redis || client instanceof lib.Cluster)) return lib.Command;
+    if (lib && client instanceof lib.Redis) return lib.Command;
   }
   return null;
 }
@@ -134,7 +137,7 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
   const send = sender(client);
   // Looked up once; until it is known (a module loading), commands are sent as usual.
   let Command: CommandClass | null = null;
-  const encodes = commandClass(client).then((found) => {
+  const encodes = commandClass(client, cluster).then((found) => {
     Command = found;
     return found !== null;
   });
@@ -143,7 +146,7 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
     cluster,
     send,
     encodes,
-    sendEncoded(key, args, wire) {
+    sendEncoded(key, args, wire, current) {
       // ioredis copies each command with a Buffer argument into a new buffer (Command#toWritable)
       // before writing it: for a chunk, a copy of its bytes and a fresh allocation per chunk. A
       // command whose toWritable returns the encoding as written skips both; ioredis's own Script
@@ -152,7 +155,8 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       if (Command === null) return send(key, args);
       const [name, ...rest] = args;
       const command = new Command(String(name).toLowerCase(), rest, { replyEncoding: 'utf8' });
-      command.toWritable = () => wire;
+      const encode = command.toWritable;
+      command.toWritable = (socket) => (current() ? wire : encode.call(command, socket));
       return client.sendCommand(command);
     },
     async batch(_key, commands) {

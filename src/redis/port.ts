@@ -53,10 +53,12 @@ export interface RedisPort extends Connection {
    * Send one command whose RESP encoding the caller wrote already (`wire`, the exact encoding of
    * `args`; see ./resp.ts): the client writes `wire` to its socket as it is, where it would
    * otherwise copy every argument into an encoding of its own. Bulk strings come back as strings.
-   * Present only for clients that copy (ioredis, iovalkey) and can be handed an encoding; the
-   * caller keeps `wire` unchanged until the command is answered.
+   * Whenever the client writes the command (again, after a reconnection), it writes `wire` only
+   * while `current()` says that `wire` still holds that encoding, else it encodes `args` itself.
+   * Present only for clients that copy (ioredis, iovalkey, single servers) and can be handed an
+   * encoding.
    */
-  sendEncoded?(key: string, args: readonly Arg[], wire: Buffer): Promise<unknown>;
+  sendEncoded?(key: string, args: readonly Arg[], wire: Buffer, current: () => boolean): Promise<unknown>;
   /**
    * Settles once {@link sendEncoded} knows whether it writes encodings as they are (true) or sends
    * commands as usual (false; it does so until then).
