@@ -292,16 +292,20 @@ describe('the latency of a link', () => {
     // A first file: its probe goes out alone and measures the round trip of 50 ms.
     await put(client, uniqueKey('link-probe'), data);
     const memory = linkMemory(portOf(client), 'write');
-    expect(memory.latency).toBeGreaterThan(40);
+    // The loop's idle time during the probe: less than the round trip when the machine is loaded
+    // (the process descheduled while it runs), yet well above what a busy probe below measures.
+    const first = memory.latency;
+    expect(first).toBeGreaterThan(20);
     // Later files go out behind their claims; here the loop is kept busy for 40 ms right after each
     // probe is sent, as a large first window or other streams would keep it. Such a probe sees the
-    // loop idle for only the last 10 ms of the round trip: it must not count.
+    // loop idle for only the last 10 ms of the round trip: it must not count (a probe that did
+    // count would bring the estimate down to about 10 ms).
     watchSends(client, (args) => {
       if (String(args[0]).toUpperCase() !== 'EXISTS') return;
       const until = performance.now() + 40;
       while (performance.now() < until) {}
     });
     for (let i = 0; i < 3; i++) await put(client, uniqueKey('link-probe'), data);
-    expect(memory.latency).toBeGreaterThan(40);
+    expect(memory.latency).toBeGreaterThanOrEqual(Math.min(first, 40));
   });
 });
