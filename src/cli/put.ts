@@ -21,7 +21,7 @@ import { cleanUpOnSignal, closed, interrupt, orStopped, stopReason } from './sto
 const quote = (text: string): string => JSON.stringify(text);
 const RECURSIVE = '-r/--recursive stores the files of a directory';
 
-/** How long `put` holds back the end of its input, for a signal that comes with it (see putCommand). */
+/** How long `put` holds back the end of a piped input, for a signal that comes with it (see putFile). */
 const END_GRACE_MS = 50;
 
 export interface PutOptions {
@@ -228,9 +228,12 @@ async function putFile(redis: Client, g: GlobalOptions, source: string, key: str
     // Ctrl-C in a terminal signals the whole pipeline (`producer | redis-file put - key`): the
     // producer dies, so our input ends at the moment the signal arrives, and the end may be seen
     // first. Let a signal in flight land before the end goes on to the writer, which would
-    // otherwise commit the cut input as a complete file.
+    // otherwise commit the cut input as a complete file. A regular file ends where it ends, so
+    // its end goes on at once (a put of many small files would wait for each).
     flush(callback) {
-      setTimeout(() => callback(interrupt.signal.aborted ? (interrupt.signal.reason as Error) : null), END_GRACE_MS);
+      const end = () => callback(interrupt.signal.aborted ? (interrupt.signal.reason as Error) : null);
+      if (size !== undefined) end();
+      else setTimeout(end, END_GRACE_MS);
     },
   });
   try {
