@@ -38,7 +38,7 @@ type CommandClass = new (name: string, args: readonly Arg[], options: { replyEnc
 
 interface ClusterClient extends Client {
   readonly slots: (string[] | undefined)[];
-  nodes(role?: 'master' | 'all'): Client[];
+  nodes(role: 'master'): Client[];
   refreshSlotsCache(): void;
 }
 
@@ -81,7 +81,8 @@ interface Library {
 
 /**
  * The ioredis and iovalkey modules the package resolves (peer dependencies, each loaded the first
- * time it is looked for, never imported otherwise), by name; undefined for one that is missing.
+ * time it is looked for: ioredis for any client of that shape, iovalkey for one that is not
+ * ioredis's), by name; undefined for one that is missing.
  */
 const libraries = new Map<string, Promise<Library | undefined>>();
 
@@ -150,8 +151,8 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       // ioredis copies each command with a Buffer argument into a new buffer (Command#toWritable)
       // before writing it: for a chunk, a copy of its bytes and a fresh allocation per chunk. A
       // command whose toWritable returns the encoding as written skips both; ioredis's own Script
-      // commands override toWritable the same way. Routing (the key's slot), the reply, retries
-      // and re-sends after a reconnection go as for any command.
+      // commands override toWritable the same way. The reply, the offline queue and re-sends
+      // after a reconnection go as for any command.
       if (Command === null) return send(key, args);
       const [name, ...rest] = args;
       const command = new Command(String(name).toLowerCase(), rest, { replyEncoding: 'utf8' });
