@@ -327,8 +327,7 @@ export class ChunkWindow {
    */
   #store(piece: PendingPiece): Promise<unknown> {
     const { client, chunksKey } = this.#owner;
-    const before = ['XADD', chunksKey, 'NOMKSTREAM', piece.id, Field.data];
-    const after = [Field.crc, piece.crc];
+    const { before, after } = this.#xadd(piece);
     const args: Arg[] = [...before, piece.data, ...after];
     const chunk = piece.chunk;
     if (client.sendEncoded !== undefined && chunk !== undefined && chunk.data === piece.data) {
@@ -339,14 +338,21 @@ export class ChunkWindow {
     return client.send(chunksKey, args);
   }
 
+  /** The XADD that stores a piece: its arguments before the piece's bytes, and after them. */
+  #xadd(piece: PendingPiece): { before: string[]; after: string[] } {
+    const { chunksKey } = this.#owner;
+    return { before: ['XADD', chunksKey, 'NOMKSTREAM', piece.id, Field.data], after: [Field.crc, piece.crc] };
+  }
+
   /**
    * XADD and WAIT in one pipeline: on one connection, to the node that holds the key (a cluster
    * client routes the keyless WAIT with the XADD), so the WAIT covers this very write.
    */
   async #storeReplicated(piece: PendingPiece): Promise<unknown> {
     const { client, chunksKey, waitReplicas, waitTimeout, key } = this.#owner;
+    const { before, after } = this.#xadd(piece);
     const replies = await client.batch(chunksKey, [
-      ['XADD', chunksKey, 'NOMKSTREAM', piece.id, Field.data, piece.data, Field.crc, piece.crc],
+      [...before, piece.data, ...after],
       ['WAIT', waitReplicas, waitTimeout],
     ]);
     const [[addError, id] = [null, null], [waitError, replicas] = [null, 0]] = replies;

@@ -50,7 +50,6 @@ export class Chunker {
   readonly #headRoom: number;
   /** The chunk being filled, how much of it is filled, and how much of that was sent as pieces. */
   #chunk: ChunkBuffer;
-  #buf: Buffer;
   #filled = 0;
   #sent = 0;
   /**
@@ -74,7 +73,6 @@ export class Chunker {
     this.#maxSpares = maxSpares;
     this.#headRoom = headRoom;
     this.#chunk = allocChunk(chunkSize, headRoom);
-    this.#buf = this.#chunk.data;
     this.#onFull = onFull;
   }
 
@@ -84,7 +82,6 @@ export class Chunker {
     if (chunkSize !== this.#chunkSize) {
       this.#chunkSize = chunkSize;
       this.#chunk = allocChunk(chunkSize, this.#headRoom);
-      this.#buf = this.#chunk.data;
     }
   }
 
@@ -125,7 +122,7 @@ export class Chunker {
       if (this.#held.length === 0) break;
       const data = this.#held[0]!;
       const n = Math.min(size - this.#filled, data.length);
-      data.copy(this.#buf, this.#filled, 0, n);
+      data.copy(this.#chunk.data, this.#filled, 0, n);
       this.#filled += n;
       if (n === data.length) this.#held.shift();
       // A view of the rest: the caller's buffer is never copied whole.
@@ -136,9 +133,9 @@ export class Chunker {
 
   #sendFull(): void {
     // The rest of the chunk after what flushes sent: the whole chunk when nothing was.
-    this.#window!.queue(this.#sent === 0 ? this.#buf : this.#buf.subarray(this.#sent), this.#chunk);
+    const { data } = this.#chunk;
+    this.#window!.queue(this.#sent === 0 ? data : data.subarray(this.#sent), this.#chunk);
     this.#chunk = this.#spare.pop() ?? allocChunk(this.#chunkSize, this.#headRoom);
-    this.#buf = this.#chunk.data;
     this.#filled = this.#sent = 0;
     this.#onFull();
   }
@@ -153,7 +150,7 @@ export class Chunker {
       this.#sendFull();
       return;
     }
-    this.#window.queue(this.#buf.subarray(this.#sent, this.#filled));
+    this.#window.queue(this.#chunk.data.subarray(this.#sent, this.#filled));
     this.#sent = this.#filled;
   }
 

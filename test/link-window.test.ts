@@ -202,6 +202,7 @@ describe('the reader across a link with a long round trip', () => {
     const part = await collect(createRedisReadStream(client, key, { ...batch, start, end }));
     expect(part.equals(data.subarray(start, end + 1))).toBe(true);
   });
+
   it('reads from the middle of a large file to its end exactly, its first batches asked for together', async () => {
     const key = uniqueKey('link-read-tail');
     const data = bytes(8 * MiB, 149);
