@@ -24,7 +24,12 @@ const onBothTopologies = [
 ];
 
 /** Test files that need the shared cluster and run only there. */
-const onClusterOnly = ['test/cli-cluster.test.ts', 'test/shared-blocking-cluster.test.ts', 'test/connecting.test.ts'];
+const onClusterOnly = [
+  'test/cli-cluster.test.ts',
+  'test/shared-blocking-cluster.test.ts',
+  'test/key-watch-cluster.test.ts',
+  'test/connecting.test.ts',
+];
 
 /**
  * Test files that hand the package no client of their own choosing, so they run with ioredis only:

@@ -24,7 +24,7 @@
  */
 
 import { Buffer } from 'node:buffer';
-import type { BlockingConnection, RedisPort } from './redis/port.js';
+import type { BlockingConnection, KeyWatch, RedisPort } from './redis/port.js';
 import { nextDelay, RETRY_MIN_MS } from './retry.js';
 
 /** @internal An entry as XRANGE / XREAD return it in buffer mode. */
@@ -53,6 +53,12 @@ const UNBLOCK_TRIES = 20;
 export const MOVING = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY|UNBLOCKED|MASTERDOWN)\b/;
 
 const hubs = new WeakMap<RedisPort, Map<number, Set<Lane>>>();
+
+/** On a cluster: per client, the lane of each node woken by a key watch, by node address. */
+const watchedHubs = new WeakMap<RedisPort, Map<string, WatchedLane>>();
+
+/** Clients whose user may not watch keys (CLIENT TRACKING, SUBSCRIBE: ACL): blocking lanes per slot only. */
+const watchRefused = new WeakSet<RedisPort>();
 
 /** Clients whose user may not run CLIENT ID (ACL): their lanes are woken by a new connection. */
 const unblockRefused = new WeakSet<RedisPort>();
@@ -103,6 +109,18 @@ export function joinBlockingReads(client: RedisPort, key: string): BlockingMembe
   const cluster = client.cluster;
   const slot = cluster ? hashSlot(key) : 0;
   if (!sharing) return new Lane(client, cluster ? slot : undefined, () => {}).join();
+  if (cluster && !hubs.get(client)?.has(slot) && !watchRefused.has(client)) {
+    // A node reads one slot's streams with blocking reads (XREAD refuses keys of several slots);
+    // the followers of its other slots are woken by what its key watch reports.
+    const watched = watchedLane(client, slot, key);
+    if (watched !== undefined) return watched;
+  }
+  return blockingLane(client, slot).join();
+}
+
+/** A lane of `client` for `slot` (0 on a single server) with room for one more member. */
+function blockingLane(client: RedisPort, slot: number): Lane {
+  const cluster = client.cluster;
   let lanes = hubs.get(client);
   if (lanes === undefined) {
     lanes = new Map();
@@ -125,7 +143,7 @@ export function joinBlockingReads(client: RedisPort, key: string): BlockingMembe
     lane = made;
     group.add(lane);
   }
-  return lane.join();
+  return lane;
 }
 
 interface Waiter {
@@ -134,9 +152,16 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
+/** What a member asks of the lane it is in. */
+interface LaneLike {
+  /** The member waits, parked, or moved on: read for it. */
+  kick(): void;
+  leave(m: BlockingMember): void;
+}
+
 /** @internal One follower's place in a lane. */
 export class BlockingMember {
-  readonly #lane: Lane;
+  #lane: LaneLike;
   spec: StreamPosition[] = [];
   /** The spec as one string, to compare with what a pending read covers. */
   sig = '';
@@ -150,7 +175,12 @@ export class BlockingMember {
   stored: StreamEntries | undefined;
   left = false;
 
-  constructor(lane: Lane) {
+  constructor(lane: LaneLike) {
+    this.#lane = lane;
+  }
+
+  /** Be read for by `lane` from now on (the lane the member was in has let it go). */
+  moveTo(lane: LaneLike): void {
     this.#lane = lane;
   }
 
@@ -259,7 +289,7 @@ interface PendingRead {
 }
 
 /** @internal One blocking connection and the members whose streams it reads. */
-class Lane {
+class Lane implements LaneLike {
   readonly #client: RedisPort;
   /** The slot this lane reads, on a cluster. */
   readonly #slot: number | undefined;
@@ -286,8 +316,14 @@ class Lane {
   }
 
   join(): BlockingMember {
-    const m = new BlockingMember(this);
+    return this.adopt(new BlockingMember(this));
+  }
+
+  /** Take `m` in (a member of a lane that closed under it), and read for it if it waits. */
+  adopt(m: BlockingMember): BlockingMember {
     this.#members.add(m);
+    m.moveTo(this);
+    if (m.active) this.kick();
     return m;
   }
 
@@ -463,6 +499,298 @@ class Lane {
 
   #retryLater(): Promise<void> {
     // Between attempts to reach the node of a slot that moved or failed over.
+    this.#retryMs = this.#retryMs === 0 ? RETRY_MIN_MS : nextDelay(this.#retryMs);
+    return new Promise((resolve) => setTimeout(resolve, this.#retryMs).unref());
+  }
+}
+
+/**
+ * The lane a follower of `key` (in `slot`) joins on a cluster when the node of its slot has a
+ * blocking lane for another slot already: the node's watched lane (made when missing). Undefined
+ * when the follower gets a blocking lane: the first slot of its node, or a client without key
+ * watches.
+ */
+function watchedLane(client: RedisPort, slot: number, key: string): BlockingMember | undefined {
+  const node = client.nodeOf(slot);
+  if (node === undefined) return undefined;
+  let watched = watchedHubs.get(client);
+  let lane = watched?.get(node);
+  if (lane === undefined) {
+    const lanes = hubs.get(client);
+    if (lanes === undefined || ![...lanes.keys()].some((s) => client.nodeOf(s) === node)) return undefined;
+    if (watched === undefined) {
+      watched = new Map();
+      watchedHubs.set(client, watched);
+    }
+    const own = watched;
+    const made: WatchedLane = new WatchedLane(client, slot, () => {
+      if (own.get(node) === made) own.delete(node);
+      if (own.size === 0) watchedHubs.delete(client);
+    });
+    lane = made;
+    own.set(node, lane);
+  }
+  return lane.join(key);
+}
+
+/**
+ * How long a follower's "nothing after this position" holds without a message of the key watch:
+ * then it is read for again. Covers a slot that moved to another node (whose changes this watch
+ * does not hear) and a watch that stopped hearing without closing.
+ */
+const WATCH_TRUST_MS = 5000;
+
+/**
+ * @internal The followers of one cluster node whose slots its blocking lane does not read. One
+ * connection watches the node's keys of the followers' namespaces (CLIENT TRACKING, broadcast
+ * mode): a follower is read for, without blocking and through the caller's client, when it starts
+ * to wait at a new position and whenever a key it reads changes; never between. A follower's wake-up
+ * costs one round trip more than a blocking read's (the message, then the read); one XREAD per
+ * slot serves every follower of that slot.
+ */
+class WatchedLane implements LaneLike {
+  readonly #client: RedisPort;
+  readonly #onClose: () => void;
+  /** A slot the node served when the lane was made: where the watch connects. */
+  readonly #slot: number;
+  readonly #members = new Set<BlockingMember>();
+  /** Namespaces watched (`<prefix>{`): the key watch covers every key that starts with one. */
+  readonly #prefixes = new Set<string>();
+  #watch: KeyWatch | undefined;
+  #watchedPrefixes = 0;
+  #ready = false;
+  /** Per member: the position read at last with nothing after it, and when. */
+  readonly #fresh = new Map<BlockingMember, { sig: string; at: number }>();
+  /** Per member: the count of key-watch messages for its keys, to tell whether one came during a read. */
+  readonly #heard = new Map<BlockingMember, number>();
+  /** Members by stream key, and the keys of each member. */
+  readonly #readers = new Map<string, Set<BlockingMember>>();
+  readonly #keysOf = new Map<BlockingMember, readonly string[]>();
+  /** The slot of each member's streams. */
+  readonly #slotOf = new Map<BlockingMember, number>();
+  #running = false;
+  #again = false;
+  #retryMs = 0;
+  #recheck: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(client: RedisPort, slot: number, onClose: () => void) {
+    this.#client = client;
+    this.#slot = slot;
+    this.#onClose = onClose;
+  }
+
+  join(key: string): BlockingMember {
+    const m = new BlockingMember(this);
+    this.#members.add(m);
+    this.#slotOf.set(m, hashSlot(key));
+    const prefix = key.slice(0, key.lastIndexOf('{') + 1) || key;
+    if (!this.#prefixes.has(prefix)) {
+      this.#prefixes.add(prefix);
+      // Tracking prefixes cannot be added on a subscribed connection: the watch is opened again.
+      if (this.#watch !== undefined) this.#dropWatch();
+    }
+    return m;
+  }
+
+  leave(m: BlockingMember): void {
+    this.#members.delete(m);
+    this.#fresh.delete(m);
+    this.#heard.delete(m);
+    this.#slotOf.delete(m);
+    this.#index(m, []);
+    if (this.#members.size > 0) return;
+    this.#close();
+  }
+
+  #close(): void {
+    this.#closed = true;
+    clearTimeout(this.#recheck);
+    this.#dropWatch();
+    this.#onClose();
+  }
+
+  /**
+   * The server refused the key watch (an ACL without CLIENT TRACKING or SUBSCRIBE): the client's
+   * followers get blocking lanes per slot from now on, these ones included.
+   */
+  #refused(): void {
+    watchRefused.add(this.#client);
+    const members = [...this.#members];
+    const slots = new Map(this.#slotOf);
+    this.#members.clear();
+    this.#close();
+    for (const m of members) blockingLane(this.#client, slots.get(m)!).adopt(m);
+  }
+
+  kick(): void {
+    if (this.#closed) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = true;
+    // On the next turn, so that members that ask in the same turn share the reads.
+    setImmediate(() => void this.#loop());
+  }
+
+  /** Keys changed on the node (null: all of them). */
+  #changed(keys: string[] | null): void {
+    const touched = new Set<BlockingMember>();
+    if (keys === null) for (const m of this.#members) touched.add(m);
+    else for (const k of keys) for (const m of this.#readers.get(k) ?? []) touched.add(m);
+    if (touched.size === 0) return;
+    for (const m of touched) {
+      this.#fresh.delete(m);
+      this.#heard.set(m, (this.#heard.get(m) ?? 0) + 1);
+    }
+    this.kick();
+  }
+
+  /** Keep `#readers` in step with the streams `m` reads (none once it left). */
+  #index(m: BlockingMember, keys: readonly string[]): void {
+    const before = this.#keysOf.get(m);
+    if (before !== undefined && before.length === keys.length && before.every((k, i) => k === keys[i])) return;
+    for (const key of before ?? []) {
+      const set = this.#readers.get(key);
+      if (set?.delete(m) && set.size === 0) this.#readers.delete(key);
+    }
+    if (keys.length === 0) this.#keysOf.delete(m);
+    else this.#keysOf.set(m, keys);
+    for (const key of keys) {
+      let set = this.#readers.get(key);
+      if (set === undefined) this.#readers.set(key, (set = new Set()));
+      set.add(m);
+    }
+  }
+
+  #dropWatch(): void {
+    this.#watch?.close();
+    this.#watch = undefined;
+    this.#ready = false;
+    // What was heard before is no proof of anything after a gap in hearing.
+    this.#fresh.clear();
+  }
+
+  /** The key watch, open and reporting; false while it cannot be (then retried later). */
+  async #watching(): Promise<boolean> {
+    if (this.#watch !== undefined && this.#ready && this.#watchedPrefixes === this.#prefixes.size) return true;
+    if (this.#watch === undefined || this.#watchedPrefixes !== this.#prefixes.size) {
+      this.#dropWatch();
+      this.#watchedPrefixes = this.#prefixes.size;
+      const watch = this.#client.openKeyWatch(
+        this.#slot,
+        [...this.#prefixes],
+        (keys) => {
+          if (this.#watch === watch) this.#changed(keys);
+        },
+        () => {
+          if (this.#watch !== watch) return;
+          this.#dropWatch();
+          this.kick();
+        },
+      );
+      if (watch === undefined) return false;
+      this.#watch = watch;
+    }
+    const watch = this.#watch;
+    try {
+      await watch.ready;
+    } catch (err) {
+      if (this.#watch !== watch) return false;
+      this.#dropWatch();
+      if (this.#client.isReplyError(err) && !MOVING.test((err as Error).message)) this.#refused();
+      return false;
+    }
+    if (this.#watch !== watch) return false;
+    this.#ready = true;
+    this.#fresh.clear();
+    return true;
+  }
+
+  async #loop(): Promise<void> {
+    while (!this.#closed) {
+      this.#again = false;
+      if (!(await this.#watching())) {
+        if (this.#closed) break;
+        await this.#retryLater();
+        continue;
+      }
+      if (this.#closed) break;
+      this.#retryMs = 0;
+      const now = Date.now();
+      const due: BlockingMember[] = [];
+      for (const m of this.#members) {
+        this.#index(
+          m,
+          m.spec.map(([key]) => key),
+        );
+        if (!m.active || m.spec.length === 0) continue;
+        const fresh = this.#fresh.get(m);
+        if (fresh !== undefined && fresh.sig === m.sig && now - fresh.at < WATCH_TRUST_MS) continue;
+        due.push(m);
+      }
+      if (due.length === 0) {
+        if (!this.#again) break;
+        continue;
+      }
+      const bySlot = new Map<number, BlockingMember[]>();
+      for (const m of due) {
+        const slot = this.#slotOf.get(m)!;
+        const list = bySlot.get(slot);
+        if (list === undefined) bySlot.set(slot, [m]);
+        else list.push(m);
+      }
+      await Promise.all([...bySlot.values()].map((members) => this.#read(members)));
+      // The followers take their entries first; the next reads go out after them.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    this.#running = false;
+    if (!this.#closed) this.#scheduleRecheck();
+  }
+
+  /** One XREAD, without blocking, for followers of one slot. */
+  async #read(members: BlockingMember[]): Promise<void> {
+    const { keys, ids, count, readers } = merge(members);
+    const asked = members.map((m) => ({ m, sig: m.sig, heard: this.#heard.get(m) ?? 0 }));
+    let reply: unknown;
+    try {
+      reply = await this.#client.send(keys[0], ['XREAD', 'COUNT', count, 'STREAMS', ...keys, ...ids], true);
+    } catch (err) {
+      if (this.#closed) return;
+      if (!this.#client.isReplyError(err) || MOVING.test((err as Error).message)) {
+        // The caller's client could not run it now (a failover, a slot on its way): again later.
+        this.#again = true;
+        await this.#retryLater();
+        return;
+      }
+      if (members.length > 1) {
+        await Promise.all(members.map((m) => this.#read([m])));
+        return;
+      }
+      for (const m of members) m.fail(err as Error);
+      return;
+    }
+    if (this.#closed) return;
+    const at = Date.now();
+    // Nothing after these positions as of the read, unless the watch heard of a change meanwhile.
+    for (const { m, sig, heard } of asked) {
+      if ((this.#heard.get(m) ?? 0) === heard) this.#fresh.set(m, { sig, at });
+    }
+    distribute(streamsOf(reply), readers);
+  }
+
+  /** Read again for followers whose "nothing new" has not been confirmed for a while. */
+  #scheduleRecheck(): void {
+    clearTimeout(this.#recheck);
+    this.#recheck = setTimeout(() => {
+      this.#recheck = undefined;
+      this.kick();
+    }, WATCH_TRUST_MS);
+    this.#recheck.unref();
+  }
+
+  #retryLater(): Promise<void> {
     this.#retryMs = this.#retryMs === 0 ? RETRY_MIN_MS : nextDelay(this.#retryMs);
     return new Promise((resolve) => setTimeout(resolve, this.#retryMs).unref());
   }

@@ -1,7 +1,9 @@
 /**
- * On a cluster, followers of one client share a blocking connection per hash slot in use (XREAD
- * takes keys of one slot only): a plain connection to the primary that serves the slot, not a copy
- * of the whole Cluster client per follower. Runs on the shared cluster of the `cluster` project.
+ * On a cluster, followers of one client share per primary one blocking connection (XREAD takes
+ * keys of one slot only: it reads the streams of the first slot that had followers there) and one
+ * key watch (CLIENT TRACKING, for the followers of its other slots): plain connections to the
+ * node, not a copy of the whole Cluster client per follower, nor a connection per slot. Runs on
+ * the shared cluster of the `cluster` project.
  */
 import { once } from 'node:events';
 import type { Cluster } from 'ioredis';
@@ -29,17 +31,15 @@ import { bytes } from './helpers/streams.js';
 const redis = connectAny() as Cluster;
 afterAll(closeAll);
 
-/** The XREADs blocked on each primary ("host:port") by connections named `name`. */
-async function blockedPerNode(name: string): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
+/** Per primary ("host:port"): the XREADs blocked, and the subscribed connections, of connections named `name`. */
+async function perNode(name: string): Promise<Map<string, { blocked: number; watches: number }>> {
+  const counts = new Map<string, { blocked: number; watches: number }>();
   for (const node of redis.nodes('master')) {
-    const list = (await node.client('LIST')) as string;
-    const n = list
-      .split('\n')
-      .filter(
-        (line) => line.includes(` name=${name} `) && /\bcmd=xread\b/.test(line) && /\bflags=\S*b/.test(line),
-      ).length;
-    counts.set(`${node.options.host}:${node.options.port}`, n);
+    const lines = ((await node.client('LIST')) as string).split('\n').filter((line) => line.includes(` name=${name} `));
+    counts.set(`${node.options.host}:${node.options.port}`, {
+      blocked: lines.filter((line) => /\bcmd=xread\b/.test(line) && /\bflags=\S*b/.test(line)).length,
+      watches: lines.filter((line) => /\bflags=\S*P/.test(line)).length,
+    });
   }
   return counts;
 }
@@ -60,37 +60,48 @@ function write(key: string): RedisWriteStream {
 }
 
 describe('followers of one cluster client', () => {
-  it('share one blocking connection per slot, on the primary that serves it', async () => {
+  it('share one blocking connection and one key watch per primary, whatever the slots', async () => {
     const name = uniqueConnectionName('slots');
     const client = await readyAnySubject({ connectionName: name });
     const keys = Array.from({ length: 30 }, (_, i) => uniqueKey(`slots-${i}`));
-    const data = keys.map((_, i) => bytes(1500, i + 1));
+    const data = keys.map((_, i) => bytes(2000, i + 1));
     const ws = keys.map((key, i) => {
       const w = write(key);
       w.write(data[i]!.subarray(0, 1000));
       return w;
     });
     await Promise.all(ws.map((w) => eventually(() => w.committedBytes === 1000, 'the first chunk stored')));
-    // Three followers for each file: the count of connections follows the slots, not the followers.
+    // Three followers for each file: the count of connections follows the nodes, not the
+    // followers or their slots.
     const followers = keys.flatMap((key) => [follow(client, key), follow(client, key), follow(client, key)]);
     await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
 
-    const slots = new Set(keys.map((key) => hashSlot(fileKeysOf(key).events)));
-    const perNode = new Map<string, number>();
-    for (const slot of slots) {
+    const slotsPerNode = new Map<string, Set<number>>();
+    for (const key of keys) {
+      const slot = hashSlot(fileKeysOf(key).events);
       const node = redis.slots[slot]![0]!;
-      perNode.set(node, (perNode.get(node) ?? 0) + 1);
+      slotsPerNode.set(node, (slotsPerNode.get(node) ?? new Set()).add(slot));
     }
-    expect(perNode.size).toBe(3);
+    expect(slotsPerNode.size).toBe(3);
+    expect([...slotsPerNode.values()].every((slots) => slots.size > 1)).toBe(true);
     await eventually(async () => {
-      const seen = await blockedPerNode(name);
-      return [...seen].every(([node, n]) => n === (perNode.get(node) ?? 0));
-    }, 'one blocked XREAD per slot, on the node of the slot');
+      const seen = await perNode(name);
+      return [...seen.values()].every(({ blocked, watches }) => blocked === 1 && watches === 1);
+    }, 'one blocked XREAD and one key watch on each primary').catch(async (err) => {
+      console.log(JSON.stringify([...(await perNode(name))]));
+      throw err;
+    });
 
-    for (const [i, w] of ws.entries()) w.end(data[i]!.subarray(1000));
+    // Each write reaches every follower, chunk by chunk.
+    for (const [i, w] of ws.entries()) w.write(data[i]!.subarray(1000, 1500));
+    await eventually(() => followers.every((f) => f.received().length === 1500), 'every follower to get the 2nd chunk');
+    for (const [i, w] of ws.entries()) w.end(data[i]!.subarray(1500));
     const got = await Promise.all(followers.map((f) => f.done));
     for (const [i, b] of got.entries()) expect(b.equals(data[Math.floor(i / 3)]!)).toBe(true);
-    await eventually(async () => (await blockedIn(redis, name)) === 0, 'the blocking connections to be closed');
+    await eventually(async () => {
+      const seen = await perNode(name);
+      return [...seen.values()].every(({ blocked, watches }) => blocked === 0 && watches === 0);
+    }, 'the blocking connections and key watches to be closed');
   });
 
   it('followers of files in one slot share one connection', async () => {

@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { Arg, BlockingConnection, Connection, IoredisLikeClient, RedisPort, Settled } from './port.js';
+import type { Arg, BlockingConnection, Connection, IoredisLikeClient, KeyWatch, RedisPort, Settled } from './port.js';
+import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
 /** The members of an ioredis `Redis` or `Cluster` the adapter uses. */
 interface Client {
@@ -23,6 +24,7 @@ interface Client {
   pipeline(commands: Arg[][]): { exec(): Promise<Settled[] | null> };
   sendCommand(command: Command): Promise<unknown>;
   duplicate(overrides?: object): Client;
+  subscribe(channel: string): Promise<unknown>;
   disconnect(): void;
   on(event: string, listener: (...args: unknown[]) => void): unknown;
   once(event: string, listener: (...args: unknown[]) => void): unknown;
@@ -190,6 +192,38 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
         },
         close: () => conn.disconnect(),
       } satisfies BlockingConnection;
+    },
+    nodeOf(slot) {
+      return cluster ? (client as ClusterClient).slots[slot]?.[0] : undefined;
+    },
+    openKeyWatch(slot, prefixes, onKeys, onEnd) {
+      const node = cluster ? nodeAt((client as ClusterClient).slots[slot]?.[0]) : undefined;
+      if (node === undefined) return undefined;
+      // RESP2 (ioredis 6 speaks RESP3 by default, and drops the invalidation pushes of RESP3):
+      // the invalidations come as messages of a channel, with the keys as an array.
+      const conn = node.duplicate({ lazyConnect: false, readOnly: false, retryStrategy: () => null, protocol: 2 });
+      let closed = false;
+      conn.on('error', () => {});
+      conn.on('messageBuffer', (channel: unknown, message: unknown) => {
+        if (String(channel) !== INVALIDATE_CHANNEL) return;
+        onKeys(Array.isArray(message) ? message.map(String) : null);
+      });
+      conn.once('end', () => {
+        if (!closed) onEnd();
+      });
+      const ready = (async () => {
+        const id = await conn.call('CLIENT', 'ID');
+        await conn.call(...trackingArgs(Number(id), prefixes));
+        await conn.subscribe(INVALIDATE_CHANNEL);
+      })();
+      ready.catch(() => {});
+      return {
+        ready,
+        close: () => {
+          closed = true;
+          conn.disconnect();
+        },
+      } satisfies KeyWatch;
     },
     refreshSlots() {
       (client as ClusterClient).refreshSlotsCache();

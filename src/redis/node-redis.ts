@@ -7,7 +7,17 @@
  * @module
  */
 
-import type { Arg, BlockingConnection, Connection, NodeRedisLikeClient, RedisPort, Settled } from './port.js';
+import type {
+  Arg,
+  BlockingConnection,
+  ChangedKeys,
+  Connection,
+  KeyWatch,
+  NodeRedisLikeClient,
+  RedisPort,
+  Settled,
+} from './port.js';
+import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
 /** node-redis's RESP type codes (`RESP_TYPES`), for `withTypeMapping`. */
 const BLOB_STRING = 36;
@@ -24,6 +34,7 @@ interface Client {
   withTypeMapping(mapping: Record<number, unknown>): Client;
   withCommandOptions(options: { typeMapping: Record<number, unknown>; timeout?: number }): Client;
   duplicate(overrides?: object): Client;
+  subscribe(channel: string, listener: (message: unknown, channel: unknown) => void): Promise<unknown>;
   connect(): Promise<unknown>;
   destroy(): void;
   on(event: string, listener: (...args: unknown[]) => void): unknown;
@@ -229,6 +240,61 @@ function ownConnection(
   };
 }
 
+/**
+ * A {@link KeyWatch} on a connection of its own to the server of `source`: RESP2, where node-redis
+ * hands the invalidation messages of CLIENT TRACKING to a subscriber as arrays of keys.
+ */
+function keyWatch(
+  source: Promise<Client>,
+  prefixes: readonly string[],
+  onKeys: ChangedKeys,
+  onEnd: () => void,
+): KeyWatch {
+  let closed = false;
+  let own: Client | undefined;
+  const ready = source.then(async (c) => {
+    // Without what RESP2 refuses (maintenance notifications, client-side caching), whatever the
+    // caller's client has.
+    const conn = c.duplicate({
+      socket: { ...c.options?.socket, reconnectStrategy: false },
+      RESP: 2,
+      maintNotifications: 'disabled',
+      clientSideCache: undefined,
+      emitInvalidate: undefined,
+    });
+    own = conn;
+    // Without reconnection, a connection that failed is closed: reported by an error, not 'end'.
+    let ended = false;
+    const end = () => {
+      if (ended || closed || conn.isOpen) return;
+      ended = true;
+      onEnd();
+    };
+    conn.on('error', end);
+    conn.on('end', end);
+    await conn.connect();
+    if (closed) throw new Error('Connection is closed');
+    const id = await conn.sendCommand(['CLIENT', 'ID']);
+    await conn.sendCommand(strings(trackingArgs(Number(id), prefixes)));
+    await conn.subscribe(INVALIDATE_CHANNEL, (message) => {
+      onKeys(Array.isArray(message) ? message.map(String) : null);
+    });
+  });
+  ready.catch(() => {});
+  return {
+    ready,
+    close: () => {
+      closed = true;
+      if (own?.isOpen) own.destroy();
+      else
+        ready.then(
+          () => own?.destroy(),
+          () => own?.isOpen && own.destroy(),
+        );
+    },
+  };
+}
+
 /** @internal */
 export function nodeRedisPort(value: NodeRedisLikeClient): RedisPort {
   if (isCluster(value)) return clusterPort(value);
@@ -251,6 +317,8 @@ export function nodeRedisPort(value: NodeRedisLikeClient): RedisPort {
         async () => client,
       );
     },
+    nodeOf: () => undefined,
+    openKeyWatch: () => undefined,
     refreshSlots() {},
     async primaries() {
       return [{ send }];
@@ -288,6 +356,14 @@ function clusterPort(cluster: ClusterClient): RedisPort {
         (c) => ({ socket: { ...c.options?.socket, reconnectStrategy: false } }),
         () => node,
       );
+    },
+    nodeOf(slot) {
+      const master = cluster.slots[slot]?.master;
+      return master === undefined ? undefined : `${master.host}:${master.port}`;
+    },
+    openKeyWatch(slot, prefixes, onKeys, onEnd) {
+      const master = cluster.slots[slot]?.master;
+      return master === undefined ? undefined : keyWatch(cluster.nodeClient(master), prefixes, onKeys, onEnd);
     },
     refreshSlots(key) {
       // A command for the key through the cluster client: a MOVED reply makes it look up the slots.

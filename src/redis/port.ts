@@ -37,6 +37,22 @@ export interface BlockingConnection extends Connection {
   close(): void;
 }
 
+/**
+ * A connection that hears which keys change on one server: CLIENT TRACKING in broadcast mode for
+ * some key prefixes, its invalidation messages redirected to itself and subscribed to. It costs the
+ * server one short message per modified key that matches, and needs no configuration of it
+ * (unlike keyspace notifications) and nothing of the writers.
+ */
+export interface KeyWatch {
+  /** Settles once changes are reported (tracking on and subscribed); rejects when that failed. */
+  readonly ready: Promise<void>;
+  /** Close at once; `onEnd` is not called for it. */
+  close(): void;
+}
+
+/** What a {@link KeyWatch} reports: changed keys, or null when the server dropped every key (FLUSHALL). */
+export type ChangedKeys = (keys: string[] | null) => void;
+
 /** The caller's client, as the package uses it. One per client (see {@link portOf}). */
 export interface RedisPort extends Connection {
   /** Which library the client comes from, for messages. */
@@ -70,6 +86,14 @@ export interface RedisPort extends Connection {
    * TLS, user, password, name); on a cluster it does not follow the slot by itself.
    */
   openBlocking(slot?: number): BlockingConnection | undefined;
+  /** On a cluster, the address of the primary that serves `slot` (undefined while none is known). */
+  nodeOf(slot: number): string | undefined;
+  /**
+   * A {@link KeyWatch} of its own on the primary that serves `slot` (a cluster only; undefined
+   * while no primary is known for it), reporting keys that start with one of `prefixes` to
+   * `onKeys`; `onEnd` is called once if the connection ends by itself.
+   */
+  openKeyWatch(slot: number, prefixes: readonly string[], onKeys: ChangedKeys, onEnd: () => void): KeyWatch | undefined;
   /** Have the cluster client look up where slots live, after a blocking read met MOVED. */
   refreshSlots(key: string): void;
   /** One connection per primary (all one for a single server), for SCAN. */
