@@ -3,10 +3,12 @@
  * stored tail of a file being written, or one waiting for a file to be created) is a member of a
  * lane; a lane holds one blocking connection and runs one `XREAD COUNT c BLOCK ms STREAMS ...` over
  * the streams of all its members. On a single server a client has one lane per
- * {@link FOLLOWERS_PER_CONNECTION} followers; on a cluster, where XREAD refuses keys of different
- * hash slots, the same per slot in use, on a plain connection to the node that serves the slot (not
- * a copy of the whole Cluster client). A lane that met MOVED or lost its node asks the cluster where
- * the slot is now and connects there.
+ * {@link FOLLOWERS_PER_CONNECTION} followers. On a cluster, where XREAD refuses keys of different
+ * hash slots, a primary's blocking lanes read the first slot that had followers there, on a plain
+ * connection to that node (not a copy of the whole Cluster client); the followers of the node's
+ * other slots are in its {@link WatchedLane}, woken by a key watch (CLIENT TRACKING) and read for
+ * without blocking. A lane that met MOVED or lost its node asks the cluster where the slot is now
+ * and connects there.
  *
  * - Backpressure per member: a member is read for only while it waits, or while it is parked right
  *   after a delivery (its next wait is then covered by the read already running). Entries that come
@@ -74,15 +76,18 @@ let sharing = true;
 export const FOLLOWERS_PER_CONNECTION = 64;
 
 let membersPerLane = FOLLOWERS_PER_CONNECTION;
+let keyWatches = true;
 
 /**
  * @internal For the benchmark only: with `false`, every follower gets a lane (and a connection) of
- * its own, as before followers shared them; `perLane` sets how many followers a lane takes. So
+ * its own, as before followers shared them; `perLane` sets how many followers a lane takes; with
+ * `watch` false, a cluster's followers get a blocking lane per slot, as before key watches. So
  * that the designs can be measured in one run.
  */
-export function shareBlockingReads(on: boolean, perLane = FOLLOWERS_PER_CONNECTION): void {
+export function shareBlockingReads(on: boolean, perLane = FOLLOWERS_PER_CONNECTION, watch = true): void {
   sharing = on;
   membersPerLane = perLane;
+  keyWatches = watch;
 }
 
 /** @internal The hash slot of a key, as Redis Cluster computes it (CRC16 of the hash tag). */
@@ -109,7 +114,7 @@ export function joinBlockingReads(client: RedisPort, key: string): BlockingMembe
   const cluster = client.cluster;
   const slot = cluster ? hashSlot(key) : 0;
   if (!sharing) return new Lane(client, cluster ? slot : undefined, () => {}).join();
-  if (cluster && !hubs.get(client)?.has(slot) && !watchRefused.has(client)) {
+  if (cluster && keyWatches && !hubs.get(client)?.has(slot) && !watchRefused.has(client)) {
     // A node reads one slot's streams with blocking reads (XREAD refuses keys of several slots);
     // the followers of its other slots are woken by what its key watch reports.
     const watched = watchedLane(client, slot, key);
@@ -154,8 +159,8 @@ interface Waiter {
 
 /** What a member asks of the lane it is in. */
 interface LaneLike {
-  /** The member waits, parked, or moved on: read for it. */
-  kick(): void;
+  /** The member `m` waits, parked, or moved on: read for it. */
+  kick(m?: BlockingMember): void;
   leave(m: BlockingMember): void;
 }
 
@@ -173,6 +178,8 @@ export class BlockingMember {
   waiter: Waiter | undefined;
   /** What a read brought while the member was not waiting, relative to `spec`. */
   stored: StreamEntries | undefined;
+  /** The last delivery gave some stream a full batch: more may be stored after it. */
+  full = false;
   left = false;
 
   constructor(lane: LaneLike) {
@@ -209,7 +216,7 @@ export class BlockingMember {
     if (stored !== undefined) {
       this.stored = undefined;
       this.delivered(stored);
-      this.#lane.kick();
+      this.#lane.kick(this);
       return Promise.resolve(stored);
     }
     return new Promise((resolve, reject) => {
@@ -220,7 +227,7 @@ export class BlockingMember {
         resolve(null);
       }, ms);
       this.waiter = { resolve, reject, timer };
-      this.#lane.kick();
+      this.#lane.kick(this);
     });
   }
 
@@ -275,6 +282,7 @@ export class BlockingMember {
     });
     this.spec = spec;
     this.sig = signature(spec);
+    this.full = full;
     this.parked = this.park && !full;
   }
 }
@@ -568,9 +576,16 @@ class WatchedLane implements LaneLike {
   readonly #keysOf = new Map<BlockingMember, readonly string[]>();
   /** The slot of each member's streams. */
   readonly #slotOf = new Map<BlockingMember, number>();
-  #running = false;
-  #again = false;
+  /** A pass over the members is due on the next turn. */
+  #queued = false;
+  /** The watch is being opened (a pass waits for it). */
+  #arming = false;
+  /** Members whose read is on its way: not read for twice at once. */
+  readonly #reading = new Set<BlockingMember>();
+  /** Members to look at in the next pass (the others are known to need nothing). */
+  #due = new Set<BlockingMember>();
   #retryMs = 0;
+  #retrying = false;
   #recheck: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -606,6 +621,7 @@ class WatchedLane implements LaneLike {
   #close(): void {
     this.#closed = true;
     clearTimeout(this.#recheck);
+    this.#recheck = undefined;
     this.#dropWatch();
     this.#onClose();
   }
@@ -623,15 +639,17 @@ class WatchedLane implements LaneLike {
     for (const m of members) blockingLane(this.#client, slots.get(m)!).adopt(m);
   }
 
-  kick(): void {
+  kick(m?: BlockingMember): void {
     if (this.#closed) return;
-    if (this.#running) {
-      this.#again = true;
-      return;
-    }
-    this.#running = true;
+    if (m === undefined) for (const each of this.#members) this.#due.add(each);
+    else this.#due.add(m);
+    if (this.#queued) return;
+    this.#queued = true;
     // On the next turn, so that members that ask in the same turn share the reads.
-    setImmediate(() => void this.#loop());
+    setImmediate(() => {
+      this.#queued = false;
+      this.#pass();
+    });
   }
 
   /** Keys changed on the node (null: all of them). */
@@ -643,8 +661,8 @@ class WatchedLane implements LaneLike {
     for (const m of touched) {
       this.#fresh.delete(m);
       this.#heard.set(m, (this.#heard.get(m) ?? 0) + 1);
+      this.kick(m);
     }
-    this.kick();
   }
 
   /** Keep `#readers` in step with the streams `m` reads (none once it left). */
@@ -672,14 +690,20 @@ class WatchedLane implements LaneLike {
     this.#fresh.clear();
   }
 
-  /** The key watch, open and reporting; false while it cannot be (then retried later). */
+  #isWatching(): boolean {
+    return this.#watch !== undefined && this.#ready && this.#watchedPrefixes === this.#prefixes.size;
+  }
+
+  /** The key watch, open and reporting; false while it cannot be (then tried again later). */
   async #watching(): Promise<boolean> {
-    if (this.#watch !== undefined && this.#ready && this.#watchedPrefixes === this.#prefixes.size) return true;
+    if (this.#isWatching()) return true;
     if (this.#watch === undefined || this.#watchedPrefixes !== this.#prefixes.size) {
       this.#dropWatch();
       this.#watchedPrefixes = this.#prefixes.size;
+      // On the node of a member's slot (the lane's first member may have left, and its slot moved).
+      const slot = this.#slotOf.values().next().value ?? this.#slot;
       const watch = this.#client.openKeyWatch(
-        this.#slot,
+        slot,
         [...this.#prefixes],
         (keys) => {
           if (this.#watch === watch) this.#changed(keys);
@@ -708,45 +732,61 @@ class WatchedLane implements LaneLike {
     return true;
   }
 
-  async #loop(): Promise<void> {
-    while (!this.#closed) {
-      this.#again = false;
-      if (!(await this.#watching())) {
-        if (this.#closed) break;
-        await this.#retryLater();
-        continue;
-      }
-      if (this.#closed) break;
-      this.#retryMs = 0;
-      const now = Date.now();
-      const due: BlockingMember[] = [];
-      for (const m of this.#members) {
-        this.#index(
-          m,
-          m.spec.map(([key]) => key),
-        );
-        if (!m.active || m.spec.length === 0) continue;
-        const fresh = this.#fresh.get(m);
-        if (fresh !== undefined && fresh.sig === m.sig && now - fresh.at < WATCH_TRUST_MS) continue;
-        due.push(m);
-      }
-      if (due.length === 0) {
-        if (!this.#again) break;
-        continue;
-      }
-      const bySlot = new Map<number, BlockingMember[]>();
-      for (const m of due) {
-        const slot = this.#slotOf.get(m)!;
-        const list = bySlot.get(slot);
-        if (list === undefined) bySlot.set(slot, [m]);
-        else list.push(m);
-      }
-      await Promise.all([...bySlot.values()].map((members) => this.#read(members)));
-      // The followers take their entries first; the next reads go out after them.
-      await new Promise((resolve) => setImmediate(resolve));
+  /**
+   * Read for every member that needs it and whose read is not on its way: one XREAD per slot, all
+   * sent at once, each settling on its own (a slow one holds back no other slot).
+   */
+  #pass(): void {
+    if (this.#closed || this.#arming || this.#retrying) return;
+    if (!this.#isWatching()) {
+      this.#arming = true;
+      this.#watching().then((ok) => {
+        this.#arming = false;
+        if (this.#closed) return;
+        if (ok) {
+          this.#retryMs = 0;
+          this.kick();
+        } else this.#later();
+      });
+      return;
     }
-    this.#running = false;
-    if (!this.#closed) this.#scheduleRecheck();
+    const now = Date.now();
+    const bySlot = new Map<number, BlockingMember[]>();
+    const due = this.#due;
+    this.#due = new Set();
+    for (const m of due) {
+      if (m.left) continue;
+      this.#index(
+        m,
+        m.spec.map(([key]) => key),
+      );
+      if (!m.active || m.spec.length === 0 || this.#reading.has(m)) continue;
+      const fresh = this.#fresh.get(m);
+      if (fresh !== undefined && fresh.sig === m.sig && now - fresh.at < WATCH_TRUST_MS) continue;
+      const slot = this.#slotOf.get(m)!;
+      const list = bySlot.get(slot);
+      if (list === undefined) bySlot.set(slot, [m]);
+      else list.push(m);
+    }
+    for (const members of bySlot.values()) {
+      for (const m of members) this.#reading.add(m);
+      void this.#read(members).finally(() => {
+        for (const m of members) this.#reading.delete(m);
+        // A member woken while its read was on its way, or one that got a full batch, is due.
+        for (const m of members) if (!m.left && this.#fresh.get(m)?.sig !== m.sig) this.kick(m);
+      });
+    }
+    this.#scheduleRecheck();
+  }
+
+  /** A pass after a pause, when the watch could not be opened or the client could not read. */
+  #later(): void {
+    if (this.#retrying || this.#closed) return;
+    this.#retrying = true;
+    this.#retryLater().then(() => {
+      this.#retrying = false;
+      this.kick();
+    });
   }
 
   /** One XREAD, without blocking, for followers of one slot. */
@@ -760,8 +800,7 @@ class WatchedLane implements LaneLike {
       if (this.#closed) return;
       if (!this.#client.isReplyError(err) || MOVING.test((err as Error).message)) {
         // The caller's client could not run it now (a failover, a slot on its way): again later.
-        this.#again = true;
-        await this.#retryLater();
+        this.#later();
         return;
       }
       if (members.length > 1) {
@@ -772,17 +811,22 @@ class WatchedLane implements LaneLike {
       return;
     }
     if (this.#closed) return;
-    const at = Date.now();
-    // Nothing after these positions as of the read, unless the watch heard of a change meanwhile.
-    for (const { m, sig, heard } of asked) {
-      if ((this.#heard.get(m) ?? 0) === heard) this.#fresh.set(m, { sig, at });
-    }
+    this.#retryMs = 0;
     distribute(streamsOf(reply), readers);
+    const at = Date.now();
+    // As of the read, nothing was stored after what it returned (unless it returned a full batch),
+    // and any later write is reported: a member is up to date until the watch says otherwise. One
+    // whose change was heard while the read was on its way is read for again.
+    for (const { m, sig, heard } of asked) {
+      if ((this.#heard.get(m) ?? 0) !== heard) continue;
+      if (m.sig === sig) this.#fresh.set(m, { sig, at });
+      else if (!m.full) this.#fresh.set(m, { sig: m.sig, at });
+    }
   }
 
   /** Read again for followers whose "nothing new" has not been confirmed for a while. */
   #scheduleRecheck(): void {
-    clearTimeout(this.#recheck);
+    if (this.#recheck !== undefined) return;
     this.#recheck = setTimeout(() => {
       this.#recheck = undefined;
       this.kick();

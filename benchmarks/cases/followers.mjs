@@ -19,9 +19,18 @@
 //
 // One follower against raw XREAD BLOCK: the single-follower latency of the shared reads, with the
 // writers and the interleaving of the follow case.
+//
+// The same many-follower run on a Redis Cluster of 3 primaries (started by the case, on loopback),
+// with ioredis `Cluster` clients: "cluster: key watch per primary", the package (per primary one
+// blocking connection and one key watch, src/blocking-reads.ts), against "cluster: a connection per
+// slot (before)" (a blocking connection per hash slot with followers, switched on for the
+// benchmark only). Counts and CPU are summed over the primaries.
 
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Cluster } from 'ioredis';
+import { startCluster } from '../../scripts/lib/redis-launcher.mjs';
+import { track, trackServer } from '../lib/cleanup.mjs';
 import { alternate, compare, importBuiltInternal, median, medians, redisCpuMs, round } from '../lib/util.mjs';
 import { difference, packageFollower, rawFollower, steady, summary } from './follow.mjs';
 
@@ -34,6 +43,8 @@ const INTERVAL_MS = 500;
 const SHARED = 'shared blocking reads';
 const ALL_IN_ONE = 'shared, one connection for all';
 const PER_FOLLOWER = 'one connection per follower (before)';
+const CLUSTER_WATCH = 'cluster: key watch per primary';
+const CLUSTER_PER_SLOT = 'cluster: a connection per slot (before)';
 const ONE = 'one follower, shared reads';
 const RAW = 'one follower, raw XREAD BLOCK';
 
@@ -68,21 +79,60 @@ async function until(check, ms = 10_000) {
   return false;
 }
 
-/** `shared`: true (the package), 'one' (one connection for all), false (one per follower). */
-async function manyRun(ctx, rep, n, writes, shared) {
-  const { pkg, redis } = ctx;
+/** The server of the case: clients of it, and its counts and CPU time. */
+function standalone(redis) {
+  return {
+    client: () => redis.duplicate(),
+    connect: (client) => client.ping(),
+    info: () => clientsInfo(redis),
+    cpuMs: () => redisCpuMs(redis),
+  };
+}
+
+/** A cluster: `Cluster` clients of its seeds, and its primaries' counts and CPU time summed. */
+function cluster(control, seeds) {
+  const sum = async (each) => {
+    const all = await Promise.all(control.nodes('master').map(each));
+    return all.reduce((a, b) =>
+      typeof a === 'number' ? a + b : Object.fromEntries(Object.keys(a).map((k) => [k, a[k] + b[k]])),
+    );
+  };
+  return {
+    client: () => new Cluster(seeds),
+    // Connected to every primary before the counts are taken: a Cluster client connects to a node
+    // when it first sends a command there.
+    connect: async (client) => {
+      await client.ping();
+      await Promise.all(client.nodes('master').map((node) => node.ping()));
+    },
+    info: () => sum((node) => clientsInfo(node)),
+    cpuMs: () => sum((node) => redisCpuMs(node)),
+  };
+}
+
+/**
+ * `shared`: true (the package), 'one' (one connection for all), false (one per follower),
+ * 'per-slot' (on a cluster: a blocking connection per slot, no key watch). `topo`: standalone() or
+ * cluster().
+ */
+async function manyRun(ctx, rep, n, writes, shared, topo = standalone(ctx.redis)) {
+  const { pkg } = ctx;
   const internal = await importBuiltInternal('blocking-reads.js');
   if (typeof internal?.shareBlockingReads !== 'function') throw new Error('the build has no shareBlockingReads');
-  internal.shareBlockingReads(shared !== false, shared === 'one' ? Number.POSITIVE_INFINITY : undefined);
-  const writerClient = redis.duplicate();
-  const readerClient = redis.duplicate();
+  internal.shareBlockingReads(
+    shared !== false,
+    shared === 'one' ? Number.POSITIVE_INFINITY : undefined,
+    shared !== 'per-slot',
+  );
+  const writerClient = topo.client();
+  const readerClient = topo.client();
   writerClient.on('error', () => {});
   readerClient.on('error', () => {});
   const writers = [];
   const readers = [];
   const latencies = [];
   try {
-    await Promise.all([writerClient.ping(), readerClient.ping()]);
+    await Promise.all([topo.connect(writerClient), topo.connect(readerClient)]);
     const keys = Array.from({ length: n }, (_, j) => `followers-${shared}-${rep}-${j}`);
     for (const key of keys) {
       const w = pkg.createRedisWriteStream(writerClient, key, { prefix: ctx.prefix, flushInterval: 0 });
@@ -90,7 +140,7 @@ async function manyRun(ctx, rep, n, writes, shared) {
       writers.push(w);
     }
     await Promise.all(writers.map((w) => new Promise((resolve) => w.once('ready', resolve))));
-    const before = await clientsInfo(redis);
+    const before = await topo.info();
     const mem0 = process.memoryUsage();
 
     const seen = new Array(n).fill(0);
@@ -123,17 +173,17 @@ async function manyRun(ctx, rep, n, writes, shared) {
       w.flush();
     }
     await Promise.race([allPrimed, Promise.all(ends)]);
-    const during = await clientsInfo(redis);
+    const during = await topo.info();
     const mem1 = process.memoryUsage();
 
-    const cpu0 = await redisCpuMs(redis);
-    const timedFrom = await clientsInfo(redis);
+    const cpu0 = await topo.cpuMs();
+    const timedFrom = await topo.info();
     // The most connections the server holds while the writes go on.
     let connections = during.connected - before.connected;
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        connections = Math.max(connections, (await clientsInfo(redis)).connected - before.connected);
+        connections = Math.max(connections, (await topo.info()).connected - before.connected);
         await sleep(100);
       }
     })();
@@ -153,15 +203,15 @@ async function manyRun(ctx, rep, n, writes, shared) {
     );
     sampling = false;
     await sampler;
-    const timedTo = await clientsInfo(redis);
-    const redisCpu = (await redisCpuMs(redis)) - cpu0;
+    const timedTo = await topo.info();
+    const redisCpu = (await topo.cpuMs()) - cpu0;
     for (const w of writers) w.end();
     await Promise.all(ends);
     if (latencies.length !== n * writes) throw new Error(`received ${latencies.length} of ${n * writes} writes`);
     for (const r of readers) r.destroy();
     // The blocking connections close as the followers end: wait (bounded) for the server to see it.
-    await until(async () => (await clientsInfo(redis)).connected <= before.connected);
-    const after = await clientsInfo(redis);
+    await until(async () => (await topo.info()).connected <= before.connected);
+    const after = await topo.info();
     const s = summary(latencies);
     return {
       p99: s.p99,
@@ -225,6 +275,28 @@ export async function run(ctx) {
     ],
     { after: () => ctx.dropKeys(), log: ctx.log },
   );
+  // The same on a cluster of 3 primaries, started for it.
+  const servers = await startCluster({ masters: 3, replicas: 0, nodeTimeout: 2000 });
+  trackServer(servers, 'cluster (3 shards)');
+  const control = new Cluster(servers.seeds);
+  control.on('error', () => {});
+  track('cluster client (followers)', () => control.disconnect());
+  try {
+    await control.ping();
+    const topo = cluster(control, servers.seeds);
+    const clusterRuns = await alternate(
+      reps,
+      [
+        { name: CLUSTER_WATCH, run: (rep) => manyRun(ctx, rep, n, writes, true, topo) },
+        { name: CLUSTER_PER_SLOT, run: (rep) => manyRun(ctx, rep, n, writes, 'per-slot', topo) },
+      ],
+      { log: ctx.log },
+    );
+    Object.assign(runs, clusterRuns);
+  } finally {
+    control.disconnect();
+    await servers.stop();
+  }
   runs[ONE] = [];
   runs[RAW] = [];
   for (let rep = 0; rep < reps; rep++) {
@@ -233,6 +305,7 @@ export async function run(ctx) {
   }
   const med = (name, field) => round(median(runs[name].map((r) => r[field])), 3);
   const many = { runs, contender: SHARED, baseline: PER_FOLLOWER, better: 'lower' };
+  const clusterMany = { runs, contender: CLUSTER_WATCH, baseline: CLUSTER_PER_SLOT, better: 'lower' };
   return {
     id,
     title,
@@ -247,7 +320,11 @@ export async function run(ctx) {
       'total_connections_received during the run; connectionsLeft = connected_clients after the followers ended, ' +
       'over the count before; rssMiB / heapMiB = growth of this process from before the followers were made to ' +
       `when all follow; redisCpuMs = the server's CPU time during the timed writes. Then "${ONE}" against ` +
-      `"${RAW}": ${oneCount} writes each, interleaved half an interval apart, as in the follow case.`,
+      `"${RAW}": ${oneCount} writes each, interleaved half an interval apart, as in the follow case. The many-follower ` +
+      `run again on a Redis Cluster of 3 primaries (no replicas) started by the case, with ioredis Cluster clients: ` +
+      `"${CLUSTER_WATCH}" (the package: per primary one blocking connection and one key watch) against ` +
+      `"${CLUSTER_PER_SLOT}" (a blocking connection per hash slot with followers, the design before key watches, ` +
+      'switched on for the benchmark only); counts and CPU summed over the primaries.',
     params: { followers: n, writeSize: SIZE, intervalMs: INTERVAL_MS, writes, reps, oneFollowerWrites: oneCount },
     unit: 'ms',
     better: 'lower',
@@ -293,6 +370,26 @@ export async function run(ctx) {
         id: 'followers-p50-vs-one-connection',
         label: `p50 write-to-delivery, ${n} followers, shared vs one connection for all`,
         field: 'p50',
+      }),
+      compare({
+        ...clusterMany,
+        id: 'followers-cluster-connections',
+        label: `connections while ${n} follow on 3 primaries, key watch vs a connection per slot`,
+        field: 'connections',
+        extra: { unit: 'connections' },
+      }),
+      compare({
+        ...clusterMany,
+        id: 'followers-cluster-p99',
+        label: `p99 write-to-delivery, ${n} followers on 3 primaries, key watch vs a connection per slot`,
+        field: 'p99',
+      }),
+      compare({
+        ...clusterMany,
+        id: 'followers-cluster-redis-cpu',
+        label: `Redis CPU (3 primaries), ${n} followers, key watch vs a connection per slot`,
+        field: 'redisCpuMs',
+        extra: { unit: 'ms CPU' },
       }),
       difference({
         id: 'followers-one-p99-over-xread',
