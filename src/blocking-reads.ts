@@ -547,6 +547,15 @@ function watchedLane(client: RedisPort, slot: number, key: string): BlockingMemb
  * does not hear) and a watch that stopped hearing without closing.
  */
 const WATCH_TRUST_MS = 5000;
+let watchTrustMs = WATCH_TRUST_MS;
+
+/**
+ * @internal For tests only: how long a key-watched follower's "nothing new" holds (default 5 s), so
+ * that a test can tell deliveries the watch woke from those of the periodic reads.
+ */
+export function setWatchTrust(ms = WATCH_TRUST_MS): void {
+  watchTrustMs = ms;
+}
 
 /**
  * @internal The followers of one cluster node whose slots its blocking lane does not read. One
@@ -762,7 +771,7 @@ class WatchedLane implements LaneLike {
       );
       if (!m.active || m.spec.length === 0 || this.#reading.has(m)) continue;
       const fresh = this.#fresh.get(m);
-      if (fresh !== undefined && fresh.sig === m.sig && now - fresh.at < WATCH_TRUST_MS) continue;
+      if (fresh !== undefined && fresh.sig === m.sig && now - fresh.at < watchTrustMs) continue;
       const slot = this.#slotOf.get(m)!;
       const list = bySlot.get(slot);
       if (list === undefined) bySlot.set(slot, [m]);
@@ -830,7 +839,7 @@ class WatchedLane implements LaneLike {
     this.#recheck = setTimeout(() => {
       this.#recheck = undefined;
       this.kick();
-    }, WATCH_TRUST_MS);
+    }, watchTrustMs);
     this.#recheck.unref();
   }
 

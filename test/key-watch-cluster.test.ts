@@ -9,7 +9,7 @@
 import { once } from 'node:events';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashSlot } from '../src/blocking-reads.js';
+import { hashSlot, setWatchTrust } from '../src/blocking-reads.js';
 import {
   createRedisReadStream,
   createRedisWriteStream,
@@ -67,6 +67,31 @@ async function started(key: string, data: Buffer, first: number): Promise<RedisW
 }
 
 describe('the key watch of a cluster node', () => {
+  it('wakes its followers for each write: no periodic read needed', async () => {
+    // A follower's "nothing new" held for an hour: what reaches the followers was reported.
+    setWatchTrust(3_600_000);
+    try {
+      const name = uniqueConnectionName('watch-wakes');
+      const client = await readyAnySubject({ connectionName: name });
+      const { node, keys } = keysOnOneNode(4, 'wakes');
+      const data = keys.map((_, i) => bytes(4000, i + 30));
+      const ws = await Promise.all(keys.map((key, i) => started(key, data[i]!, 1000)));
+      const followers = keys.map((key) => follow(client, key));
+      await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
+      await eventually(async () => watchesIn(await connectionsOn(node, name)).length === 1, 'the key watch');
+      for (let part = 1; part < 4; part++) {
+        for (const [i, w] of ws.entries()) w.write(data[i]!.subarray(part * 1000, (part + 1) * 1000));
+        const want = (part + 1) * 1000;
+        await eventually(() => followers.every((f) => f.received().length === want), `every follower at ${want}`);
+      }
+      for (const w of ws) w.end();
+      const got = await Promise.all(followers.map((f) => f.done));
+      for (const [i, b] of got.entries()) expect(b.equals(data[i]!)).toBe(true);
+    } finally {
+      setWatchTrust();
+    }
+  });
+
   it('is opened again when killed, and no write is missed', async () => {
     const name = uniqueConnectionName('watch-killed');
     const client = await readyAnySubject({ connectionName: name });
