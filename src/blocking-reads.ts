@@ -670,8 +670,10 @@ class WatchedLane implements LaneLike {
     for (const m of touched) {
       this.#fresh.delete(m);
       this.#heard.set(m, (this.#heard.get(m) ?? 0) + 1);
-      this.kick(m);
+      this.#due.add(m);
     }
+    // At once: a report already gathers the keys changed in one turn of the server's loop.
+    this.#pass();
   }
 
   /** Keep `#readers` in step with the streams `m` reads (none once it left). */
