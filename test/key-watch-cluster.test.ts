@@ -1,26 +1,12 @@
-/**
- * On a cluster, the followers of a node's slots other than the one its blocking connection reads
- * are woken by a key watch (CLIENT TRACKING in broadcast mode, see src/blocking-reads.ts): a watch
- * that is killed is opened again and misses no write; a paused follower holds back no other; a
- * follower destroyed while it waits leaves nothing open; and a user whose ACL refuses the watch
- * gets a blocking connection per slot instead, with every write delivered. Runs on the shared
- * cluster of the `cluster` project.
- */
-import { once } from 'node:events';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSlot, setWatchTrust } from '../src/blocking-reads.js';
-import {
-  createRedisReadStream,
-  createRedisWriteStream,
-  type RedisClient,
-  type RedisWriteStream,
-} from '../src/index.js';
+import { createRedisWriteStream, type RedisWriteStream } from '../src/index.js';
 import { denials } from './helpers/acl.js';
 import { closeAll, connectAny, readyAnySubject, subject, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
-import { bytes } from './helpers/streams.js';
+import { bytes, follower } from './helpers/streams.js';
 
 const redis = connectAny() as Cluster;
 // The slots of the cluster known before keys are placed on nodes.
@@ -48,15 +34,6 @@ function keysOnOneNode(count: number, label: string): { node: string; keys: stri
   }
 }
 
-function follow(client: RedisClient, key: string) {
-  const reader = createRedisReadStream(client, key, { waitForCreate: 20_000 });
-  const parts: Buffer[] = [];
-  reader.on('data', (d: Buffer) => parts.push(d));
-  const done = once(reader, 'end').then(() => Buffer.concat(parts));
-  done.catch(() => {});
-  return { reader, done, received: () => Buffer.concat(parts) };
-}
-
 /** A writer of `key` with 1000-byte chunks whose first `first` bytes of `data` are stored. */
 async function started(key: string, data: Buffer, first: number): Promise<RedisWriteStream> {
   const w = createRedisWriteStream(subject(redis), key, { chunkSize: 1000, flushInterval: 0 });
@@ -76,7 +53,7 @@ describe('the key watch of a cluster node', () => {
       const { node, keys } = keysOnOneNode(4, 'wakes');
       const data = keys.map((_, i) => bytes(4000, i + 30));
       const ws = await Promise.all(keys.map((key, i) => started(key, data[i]!, 1000)));
-      const followers = keys.map((key) => follow(client, key));
+      const followers = keys.map((key) => follower(client, key));
       await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
       await eventually(async () => watchesIn(await connectionsOn(node, name)).length === 1, 'the key watch');
       for (let part = 1; part < 4; part++) {
@@ -98,7 +75,7 @@ describe('the key watch of a cluster node', () => {
     const { node, keys } = keysOnOneNode(4, 'killed');
     const data = keys.map((_, i) => bytes(3000, i + 1));
     const ws = await Promise.all(keys.map((key, i) => started(key, data[i]!, 1000)));
-    const followers = keys.map((key) => follow(client, key));
+    const followers = keys.map((key) => follower(client, key));
     await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
     await eventually(async () => watchesIn(await connectionsOn(node, name)).length === 1, 'the key watch');
 
@@ -125,7 +102,7 @@ describe('the key watch of a cluster node', () => {
     const { node, keys } = keysOnOneNode(3, 'paused');
     const data = keys.map((_, i) => bytes(5000, i + 10));
     const ws = await Promise.all(keys.map((key, i) => started(key, data[i]!, 1000)));
-    const followers = keys.map((key) => follow(client, key));
+    const followers = keys.map((key) => follower(client, key));
     await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
     await eventually(async () => watchesIn(await connectionsOn(node, name)).length === 1, 'the key watch');
 
@@ -178,7 +155,7 @@ describe('the key watch of a cluster node', () => {
       const { node, keys } = keysOnOneNode(3, 'nowatch');
       const data = keys.map((_, i) => bytes(2000, i + 20));
       const ws = await Promise.all(keys.map((key, i) => started(key, data[i]!, 1000)));
-      const followers = keys.map((key) => follow(client, key));
+      const followers = keys.map((key) => follower(client, key));
       await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
       const slots = new Set(keys.map((key) => hashSlot(fileKeysOf(key).events)));
       await eventually(

@@ -1,20 +1,7 @@
-/**
- * On a cluster, followers of one client share per primary one blocking connection (XREAD takes
- * keys of one slot only: it reads the streams of the first slot that had followers there) and one
- * key watch (CLIENT TRACKING, for the followers of its other slots): plain connections to the
- * node, not a copy of the whole Cluster client per follower, nor a connection per slot. Runs on
- * the shared cluster of the `cluster` project.
- */
-import { once } from 'node:events';
 import type { Cluster } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hashSlot } from '../src/blocking-reads.js';
-import {
-  createRedisReadStream,
-  createRedisWriteStream,
-  type RedisClient,
-  type RedisWriteStream,
-} from '../src/index.js';
+import { createRedisWriteStream, type RedisWriteStream } from '../src/index.js';
 import {
   blockedIn,
   closeAll,
@@ -26,7 +13,7 @@ import {
 } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
-import { bytes } from './helpers/streams.js';
+import { bytes, follower } from './helpers/streams.js';
 
 const redis = connectAny() as Cluster;
 afterAll(closeAll);
@@ -42,15 +29,6 @@ async function perNode(name: string): Promise<Map<string, { blocked: number; wat
     });
   }
   return counts;
-}
-
-function follow(client: RedisClient, key: string) {
-  const reader = createRedisReadStream(client, key, { waitForCreate: 20_000 });
-  const parts: Buffer[] = [];
-  reader.on('data', (d: Buffer) => parts.push(d));
-  const done = once(reader, 'end').then(() => Buffer.concat(parts));
-  done.catch(() => {});
-  return { reader, done, received: () => Buffer.concat(parts) };
 }
 
 function write(key: string): RedisWriteStream {
@@ -73,7 +51,7 @@ describe('followers of one cluster client', () => {
     await Promise.all(ws.map((w) => eventually(() => w.committedBytes === 1000, 'the first chunk stored')));
     // Three followers for each file: the count of connections follows the nodes, not the
     // followers or their slots.
-    const followers = keys.flatMap((key) => [follow(client, key), follow(client, key), follow(client, key)]);
+    const followers = keys.flatMap((key) => [follower(client, key), follower(client, key), follower(client, key)]);
     await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
 
     const slotsPerNode = new Map<string, Set<number>>();
@@ -111,7 +89,7 @@ describe('followers of one cluster client', () => {
     const w = write(key);
     w.write(bytes(1000, 5));
     await eventually(() => w.committedBytes === 1000, 'the first chunk stored');
-    const followers = Array.from({ length: 20 }, () => follow(client, key));
+    const followers = Array.from({ length: 20 }, () => follower(client, key));
     await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
     await eventually(async () => (await blockedIn(redis, name)) === 1, 'the followers to wait on one connection');
     w.end(bytes(500, 6));

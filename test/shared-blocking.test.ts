@@ -8,12 +8,7 @@ import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FOLLOWERS_PER_CONNECTION } from '../src/blocking-reads.js';
-import {
-  createRedisReadStream,
-  createRedisWriteStream,
-  type RedisClient,
-  type RedisWriteStream,
-} from '../src/index.js';
+import { createRedisReadStream, createRedisWriteStream, type RedisWriteStream } from '../src/index.js';
 import { aclLog } from './helpers/acl.js';
 import {
   blockedIn,
@@ -29,7 +24,7 @@ import {
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
-import { bytes, collect } from './helpers/streams.js';
+import { bytes, collect, follower } from './helpers/streams.js';
 
 let server: RedisServer;
 let admin: Redis;
@@ -56,16 +51,6 @@ async function calls(command: string): Promise<number> {
   return Number(new RegExp(`^cmdstat_${command.replace('|', '\\|')}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0);
 }
 
-/** A follower that keeps what it delivers; `done` settles with its end (or its error). */
-function follow(client: RedisClient, key: string, options = {}) {
-  const reader = createRedisReadStream(client, key, { waitForCreate: 20_000, ...options });
-  const parts: Buffer[] = [];
-  reader.on('data', (d: Buffer) => parts.push(d));
-  const done = once(reader, 'end').then(() => Buffer.concat(parts));
-  done.catch(() => {});
-  return { reader, done, received: () => Buffer.concat(parts) };
-}
-
 function write(key: string, options = {}): RedisWriteStream {
   const w = createRedisWriteStream(subject(writers), key, { chunkSize: 1000, ...options });
   w.on('error', () => {});
@@ -87,7 +72,7 @@ describe('followers of one client', () => {
     const keys = Array.from({ length: n }, (_, i) => uniqueKey(`many-${i}`));
     const data = keys.map((_, i) => bytes(1500, i + 1));
     // Every follower waits for its file to be created ...
-    const followers = keys.map((key) => follow(client, key));
+    const followers = keys.map((key) => follower(client, key));
     // A wake-up may replace a blocked connection: the counts settle once every follower waits.
     const settled = async () =>
       (await blockedIn(admin, name)) === shared && (await connectionsNamed(name)) === 1 + shared;
@@ -124,7 +109,7 @@ describe('followers of one client', () => {
     });
     await Promise.all(ws.map((w) => stored(w, 1000)));
     // One chunk per read: what a paused follower holds stays far below the file.
-    const followers = keys.map((key) => follow(client, key, { readAhead: 1 }));
+    const followers = keys.map((key) => follower(client, key, { readAhead: 1 }));
     await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower to get 1000 bytes');
     const slow = followers[0]!;
     slow.reader.pause();
@@ -171,18 +156,18 @@ describe('followers of one client', () => {
     const first = uniqueKey('join-first');
     const w0 = write(first);
     w0.write(bytes(1000, 7));
-    const f0 = follow(client, first);
+    const f0 = follower(client, first);
     await eventually(() => f0.received().length === 1000, 'the first follower to get its bytes');
     await eventually(async () => (await blockedIn(admin, name)) === 1, 'the first follower to block');
     const unblocksBefore = await calls('client|unblock');
-    const late: { key: string; data: Buffer; w: RedisWriteStream; f: ReturnType<typeof follow> }[] = [];
+    const late: { key: string; data: Buffer; w: RedisWriteStream; f: ReturnType<typeof follower> }[] = [];
     for (let i = 0; i < 3; i++) {
       const key = uniqueKey(`join-${i}`);
       const data = bytes(3000, 70 + i);
       const w = write(key);
       w.write(data.subarray(0, 1000));
       await stored(w, 1000);
-      const f = follow(client, key);
+      const f = follower(client, key);
       await eventually(() => f.received().length === 1000, 'the late follower to read what is stored');
       // Written after the follower reached the tail: only the shared read can bring it.
       w.write(data.subarray(1000, 2000));
@@ -208,7 +193,7 @@ describe('followers of one client', () => {
       return w;
     });
     await Promise.all(ws.map((w) => stored(w, 1000)));
-    const followers = keys.map((key) => follow(client, key));
+    const followers = keys.map((key) => follower(client, key));
     await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
     const one = async () => (await blockedIn(admin, name)) === 1 && (await connectionsNamed(name)) === 2;
     await eventually(one, 'the followers to block on one connection');
@@ -243,7 +228,7 @@ describe('followers of one client', () => {
     // Freeze the writer: take its lease away without marking the file aborted.
     await writers.hset(fileKeysOf(frozen).meta, 'writer', '00000000deadbeef');
     const stopped = createRedisReadStream(client, frozen, { idleTimeout: 300 });
-    const followers = live.map(({ key }) => follow(client, key, { idleTimeout: 30_000 }));
+    const followers = live.map(({ key }) => follower(client, key, { idleTimeout: 30_000 }));
     await expect(collect(stopped)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT' });
     for (const { data, w } of live) w.end(data.subarray(1000));
     for (const [i, f] of followers.entries()) expect((await f.done).equals(live[i]!.data)).toBe(true);
@@ -259,7 +244,7 @@ describe('followers of one client', () => {
       return w;
     });
     await Promise.all(ws.map((w) => stored(w, 1000)));
-    const followers = keys.map((key) => follow(client, key));
+    const followers = keys.map((key) => follower(client, key));
     await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
     const { events } = fileKeysOf(keys[0]!);
     await writers.multi().del(events).set(events, 'not a stream').exec();
@@ -282,13 +267,13 @@ describe('a user whose ACL refuses CLIENT ID and CLIENT UNBLOCK', () => {
     );
     await admin.acl('LOG', 'RESET');
     const client = connectSubject(`redis://127.0.0.1:${server.port}`, { username: user, password: 'pw' });
-    const followers: { data: Buffer; w: RedisWriteStream; f: ReturnType<typeof follow> }[] = [];
+    const followers: { data: Buffer; w: RedisWriteStream; f: ReturnType<typeof follower> }[] = [];
     for (let i = 0; i < 4; i++) {
       const data = bytes(3000, 110 + i);
       const w = write(uniqueKey(`no-unblock-${i}`));
       w.write(data.subarray(0, 1000));
       await stored(w, 1000);
-      const f = follow(client, w.key);
+      const f = follower(client, w.key);
       await eventually(() => f.received().length === 1000, 'the follower to read what is stored');
       w.write(data.subarray(1000, 2000));
       await eventually(() => f.received().length === 2000, 'the follower to get bytes written while it waits');

@@ -2,6 +2,7 @@
  * Small stream utilities shared by the tests.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Cluster, Redis } from 'ioredis';
@@ -10,6 +11,7 @@ import {
   createRedisWriteStream,
   type ReadStreamOptions,
   type RedisClient,
+  type RedisReadStream,
   type WriteStreamOptions,
 } from '../../src/index.js';
 import { subject } from './clients.js';
@@ -84,4 +86,21 @@ export async function get(
   options?: ReadStreamOptions,
 ): Promise<Buffer> {
   return collect(createRedisReadStream(subject(redis), key, options));
+}
+
+/**
+ * A follower of `key` (waiting up to 20 s for it to be created) that keeps what it delivers:
+ * `received()` so far, and `done`, which settles with all of it at the end (or with its error).
+ */
+export function follower(
+  client: RedisClient,
+  key: string,
+  options: ReadStreamOptions = {},
+): { reader: RedisReadStream; done: Promise<Buffer>; received(): Buffer } {
+  const reader = createRedisReadStream(client, key, { waitForCreate: 20_000, ...options });
+  const parts: Buffer[] = [];
+  reader.on('data', (d: Buffer) => parts.push(d));
+  const done = once(reader, 'end').then(() => Buffer.concat(parts));
+  done.catch(() => {});
+  return { reader, done, received: () => Buffer.concat(parts) };
 }
