@@ -46,6 +46,11 @@ export interface FirstBatch {
   readonly start: number;
   readonly readAhead: number;
   readonly readAheadBytes: number;
+  /**
+   * Bytes of entries at most for a file written under a memory limit: Redis holds a reply until
+   * the reader takes it, and the writer's guard counts one such batch per consumer.
+   */
+  readonly guardedBytes: number;
 }
 
 /** @internal What {@link FileWatch.find} found: `first`, the first entries read with the hash, when it could. */
@@ -182,6 +187,7 @@ export class FileWatch {
             start: batch.start,
             readAhead: batch.readAhead,
             readAheadBytes: batch.readAheadBytes,
+            guardedBytes: batch.guardedBytes,
           },
         );
         if (reply.status === 'ok') {

@@ -24,7 +24,7 @@ import {
   pieceId,
   State,
 } from './format.js';
-import { guardedBatch } from './memory-guard.js';
+import { GUARDED_READ_BYTES, guardedBatch } from './memory-guard.js';
 import { checkClientAndKey, type ReadStreamOptions, type ResolvedReadOptions, resolveReadOptions } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
 import { portOf, type RedisClient, type RedisPort } from './redis/port.js';
@@ -172,11 +172,13 @@ export class RedisReadStream extends Readable {
 
   #find(waitForCreate: number): Promise<Found | undefined> {
     const { start, readAhead, readAheadBytes } = this.#opts;
+    // Of a file written under a memory limit, the batch its writer's guard counts on.
+    const guardedBytes = GUARDED_READ_BYTES;
     // The open of a large complete file carries no entries (see the open script): a request of a
     // few hundred bytes with nothing else in flight, timed as the link's probe. A probe sent with
     // the first batch instead would wait for Redis to build that batch's reply too.
     const timed = waitForCreate === 0 && !this.#probed ? timeAsProbe(this.#client, 'read') : undefined;
-    const found = this.#watch.find(waitForCreate, { start, readAhead, readAheadBytes });
+    const found = this.#watch.find(waitForCreate, { start, readAhead, readAheadBytes, guardedBytes });
     if (timed) {
       found.then(
         (f) => {

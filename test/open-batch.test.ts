@@ -2,11 +2,14 @@
  * What the open script returns with the hash: the first batch of a file being written, and of a
  * complete file of at most one batch (read whole in that one round trip); nothing for a larger
  * complete file, whose pieces would pass through Lua as copies (an XRANGE of the same entries costs
- * Redis a fraction of it): its reader asks for the first batches with XRANGEs right away.
+ * Redis a fraction of it): its reader asks for the first batches with XRANGEs right away. For a file
+ * written under a memory limit, a batch of the guarded size only (Redis holds the reply until the
+ * reader takes it, and the writer's guard counts on replies of that size).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { fileKeys } from '../src/format.js';
 import { createRedisWriteStream } from '../src/index.js';
+import { GUARDED_READ_BYTES, guardedBatch } from '../src/memory-guard.js';
 import { portOf } from '../src/redis/port.js';
 import { OPEN, run } from '../src/scripts/index.js';
 import { closeAll, connectAny, subject, uniqueKey } from './helpers/clients.js';
@@ -24,7 +27,7 @@ function open(key: string) {
     portOf(subject(redis)),
     OPEN,
     { meta: keys.meta, events: keys.events },
-    { chunks: keys.chunks(''), start: 0, readAhead, readAheadBytes: 1 << 30 },
+    { chunks: keys.chunks(''), start: 0, readAhead, readAheadBytes: 1 << 30, guardedBytes: GUARDED_READ_BYTES },
   );
 }
 
@@ -68,5 +71,32 @@ describe('the open script', () => {
     expect(reply.first?.entries).toHaveLength(readAhead);
     ws.end();
     await new Promise((resolve) => ws.on('finish', resolve));
+  });
+
+  it('returns a batch of the guarded size only of a file written under a memory limit', async () => {
+    const key = uniqueKey('open-guarded');
+    const big = 64 * 1024;
+    expect(guardedBatch(big)).toBe(4);
+    // A limit far above what the file needs: nothing waits; consumers trim what they all read.
+    const ws = createRedisWriteStream(subject(redis), key, {
+      chunkSize: big,
+      flushInterval: 0,
+      maxRedisMemory: 1 << 30,
+      consumers: ['a'],
+    });
+    ws.on('error', () => {});
+    const data = bytes(20 * big, 4);
+    await new Promise<void>((resolve, reject) => ws.write(data, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => ws.flush((err?: Error | null) => (err ? reject(err) : resolve())));
+    const reply = await open(key);
+    expect(reply.status).toBe('ok');
+    if (reply.status !== 'ok') return;
+    expect(reply.meta.trim).toBe('1');
+    // The header and 3 chunks: 4 entries, not 16.
+    expect(reply.first?.count).toBe(4);
+    expect(reply.first?.entries).toHaveLength(4);
+    ws.end();
+    await new Promise((resolve) => ws.on('finish', resolve));
+    expect((await get(subject(redis), key, { consumer: 'a' })).equals(data)).toBe(true);
   });
 });

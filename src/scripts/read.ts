@@ -30,8 +30,8 @@ export type OpenReply =
 /**
  * Open: the last event's id, the hash, its TTL, the server's time, and the first `count` entries
  * of the chunk stream of the generation the hash names, from chunk `start / chunkSize` on, where
- * `count` is `readAhead`, fewer for large chunks (at least 1, at most `readAheadBytes` of chunks):
- * the reader's batch. The entries come for a file being written and for a complete file of at
+ * `count` is `readAhead`, fewer for large chunks (at least 1, at most `readAheadBytes` of chunks,
+ * and at most `guardedBytes` for a file written under a memory limit): the reader's batch. The entries come for a file being written and for a complete file of at
  * most `count` chunks (read whole in this one round trip), not for a larger complete file. All
  * read in one step, so that the entries belong to the hash read with them. Pieces are bytes, which
  * JSON cannot carry: the reply is an array, `{1, last event or false, HGETALL, TTL, TIME[,
@@ -43,10 +43,14 @@ export type OpenReply =
  * same cluster slot as the declared keys (Redis checks that), and under the same ACL key pattern.
  * Run with `EVALSHA_RO`, so that a user with read access alone may run it.
  */
-export const OPEN = defineScript<'meta' | 'events', 'chunks' | 'start' | 'readAhead' | 'readAheadBytes', OpenReply>({
+export const OPEN = defineScript<
+  'meta' | 'events',
+  'chunks' | 'start' | 'readAhead' | 'readAheadBytes' | 'guardedBytes',
+  OpenReply
+>({
   name: 'open',
   keys: ['meta', 'events'],
-  args: ['chunks', 'start', 'readAhead', 'readAheadBytes'],
+  args: ['chunks', 'start', 'readAhead', 'readAheadBytes', 'guardedBytes'],
   flags: 'no-writes,allow-oom',
   readOnly: true,
   lua: `
@@ -56,11 +60,16 @@ local hash = redis.pcall('HGETALL', K.meta)
 if top.err or hash.err then return {0} end
 local reply = {1, false, hash, redis.call('TTL', K.meta), redis.call('TIME')}
 if #top > 0 then reply[2] = top[1][1] end
-local cur = redis.call('HMGET', K.meta, M.gen, M.state, M.chunkSize, M.chunks)
+local cur = redis.call('HMGET', K.meta, M.gen, M.state, M.chunkSize, M.chunks, M.trim)
 local chunkSize = tonumber(cur[3])
 local count = 0
 if chunkSize and chunkSize >= 1 then
   count = math.max(1, math.min(tonumber(A.readAhead), math.floor(tonumber(A.readAheadBytes) / chunkSize)))
+  -- Written under a memory limit: Redis holds this reply until the reader takes it, and the
+  -- writer's guard counts on replies of guardedBytes (at least one chunk).
+  if cur[5] == C.yes then
+    count = math.min(count, math.max(1, math.floor(tonumber(A.guardedBytes) / chunkSize)))
+  end
 end
 -- A complete file of more than one batch: no entries. Pieces pass through Lua as copies (several
 -- times the Redis CPU of an XRANGE of the same entries), and the reader asks for the first
