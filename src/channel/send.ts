@@ -60,8 +60,10 @@ export interface SentFile {
 /**
  * Upload files in order to a channel, announcing each one as its upload starts, so that receivers
  * begin at once. A file's upload begins once the one before has all its bytes (its end record
- * then on its way), so that small files cost about one round trip each; on a failure, a file begun
- * and not announced yet is removed. Running a sender again on the same channel appends to it.
+ * then on its way), so that small files cost about one round trip each; under `maxRedisMemory`,
+ * once the one before is stored whole (receivers take the files in order: a later file must not
+ * take the room an earlier one still needs). On a failure, a file begun and not announced yet is
+ * removed. Running a sender again on the same channel appends to it.
  * @returns the files sent, with their keys
  * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments, all checked
  * before any I/O
@@ -152,7 +154,7 @@ async function begin(
  * (its writer claims its key) once the current one has every byte, while its end record is on
  * its way: a small file's claim then travels with the announcement and the end record of the file
  * before it. At most two uploads run at once: the next starts only after the one before the
- * current has finished.
+ * current has finished. Under `maxRedisMemory`, the next starts once the current one has finished.
  */
 async function send(
   client: RedisClient,
@@ -171,6 +173,10 @@ async function send(
   let finishing: Upload | undefined;
   let current: Upload | undefined;
   let announced = false;
+  // Under a memory limit, one file at a time: receivers take the files in order, so the bytes of
+  // a later file stored early only take the room the file before still needs (both would wait
+  // for the other: the writer for memory, its receivers for its last bytes).
+  const oneAtATime = options.maxRedisMemory !== undefined;
   try {
     for (let i = 0; i < files.length; i++) {
       announced = false;
@@ -188,7 +194,7 @@ async function send(
         upcoming = begin(client, channel, files[i + 1]!, options, signal);
         upcoming.catch(() => {});
       };
-      if (up.isHandedOver()) startNext();
+      if (up.isHandedOver() && !oneAtATime) startNext();
       // Announced once the file exists, so that a receiver finds it at once: a file announced and
       // missing is then one that is gone (read by all its consumers, or expired).
       if (claimed) {
@@ -203,6 +209,7 @@ async function send(
         onStart?.({ name: up.name, key: up.key, size: up.size });
       }
       await up.handedOver;
+      if (oneAtATime) await up.uploading;
       startNext();
       // A failure of this upload before it had every byte is reported now, not after the next
       // file was begun.
