@@ -7,8 +7,8 @@
 import { wrapRedisError } from './errors.js';
 import { type FileStat, serverMs, toFileStat } from './file-stat.js';
 import { decodeMetaKey, fileKeys, isMetaProblem, parseMeta, scanPattern } from './format.js';
-import { failedIteration, invalidType, type ListOptions, resolveListOptions } from './options.js';
-import { CLIENT_EXPECTED, isRedisClient, portOf, type RedisClient, type RedisPort, toRecord } from './redis/port.js';
+import { checkClient, failedIteration, type ListOptions, resolveListOptions } from './options.js';
+import { portOf, type RedisClient, type RedisPort, toRecord } from './redis/port.js';
 
 /**
  * Iterate over the files stored under the prefix whose keys match `match` (a Redis glob: `*`, `?`,
@@ -32,7 +32,7 @@ import { CLIENT_EXPECTED, isRedisClient, portOf, type RedisClient, type RedisPor
 export function list(client: RedisClient, options?: ListOptions): AsyncIterableIterator<FileStat> {
   let opts: ReturnType<typeof resolveListOptions>;
   try {
-    if (!isRedisClient(client)) throw invalidType('client', CLIENT_EXPECTED, client);
+    checkClient(client);
     opts = resolveListOptions(options);
   } catch (err) {
     return failedIteration(err);

@@ -9,6 +9,7 @@
  */
 
 export {
+  checkClient,
   checkClientAndKey,
   failedIteration,
   incompatible,

@@ -5,12 +5,14 @@
  * in errors.test.ts.
  */
 import { PassThrough } from 'node:stream';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { channelLogKey, DEFAULT_PREFIX } from '../src/format.js';
 import {
   closeChannel,
   expire,
   list,
+  type RedisClient,
   receiveFiles,
   remove,
   removeChannel,
@@ -47,12 +49,21 @@ function matches(expected: Expected): Record<string, unknown> {
   return { name: expected.name, code: expected.code, message };
 }
 
+/** An ioredis client with a keyPrefix, never connected: only its options are looked at. */
+const prefixed = new Redis({ lazyConnect: true, keyPrefix: 'app:' }) as unknown as RedisClient;
+
 describe('promise-returning functions reject on bad arguments, never throw', () => {
   const key = 'k';
   const stream = (): PassThrough => new PassThrough();
   const cases: [string, () => Promise<unknown>, Expected][] = [
     ['stat with a non-client', () => stat({} as never, key), TYPE],
     ['stat with null as the client', () => stat(null as never, key), TYPE],
+    ['stat with a client that has a keyPrefix', () => stat(prefixed, key), { ...VALUE, message: /keyPrefix/ }],
+    [
+      'sendFiles with a client that has a keyPrefix',
+      () => sendFiles(prefixed, 'c', []),
+      { ...VALUE, message: /keyPrefix/ },
+    ],
     ['stat with a non-string key', () => stat(subject(redis), 42 as never), TYPE],
     ['stat with an empty key', () => stat(subject(redis), ''), VALUE],
     ['stat with an unknown option', () => stat(subject(redis), key, { chunkSize: 1 } as never), VALUE],
@@ -106,6 +117,7 @@ describe('promise-returning functions reject on bad arguments, never throw', () 
 describe('functions that return an async iterator reject its first step on bad arguments, never throw', () => {
   const cases: [string, () => AsyncIterableIterator<unknown>, Expected][] = [
     ['list with a non-client', () => list({} as never), TYPE],
+    ['list with a client that has a keyPrefix', () => list(prefixed), { ...VALUE, message: /keyPrefix/ }],
     ['list with count 0', () => list(subject(redis), { count: 0 }), RANGE],
     ['list with match not a string', () => list(subject(redis), { match: 5 as never }), TYPE],
     ['list with an unknown option', () => list(subject(redis), { pattern: '*' } as never), VALUE],

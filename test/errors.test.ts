@@ -1,9 +1,11 @@
 import { once } from 'node:events';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   createRedisReadStream,
   createRedisWriteStream,
   ErrorCodes,
+  type RedisClient,
   RedisFileError,
   remove,
   stat,
@@ -29,10 +31,32 @@ async function rewrite(stream: string, edit: (id: string, fields: Buffer[]) => B
   }
 }
 
+/** Never connected: only their options are looked at. */
+function prefixedClient(): RedisClient {
+  return new Redis({ lazyConnect: true, keyPrefix: 'app:' }) as unknown as RedisClient;
+}
+function prefixedCluster(): RedisClient {
+  return new Cluster([], { lazyConnect: true, redisOptions: { keyPrefix: 'app:' } }) as unknown as RedisClient;
+}
+
 describe('bad arguments throw at the call', () => {
   const key = 'k';
   const cases: [string, () => unknown, string, string, RegExp?][] = [
     ['a non-client', () => createRedisWriteStream({} as never, key), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+    [
+      'an ioredis client with a keyPrefix (not applied to key names in replies and scripts)',
+      () => createRedisReadStream(prefixedClient(), key),
+      'TypeError',
+      'ERR_INVALID_ARG_VALUE',
+      /without ioredis's `keyPrefix`/,
+    ],
+    [
+      'an ioredis Cluster whose nodes have a keyPrefix',
+      () => createRedisWriteStream(prefixedCluster(), key),
+      'TypeError',
+      'ERR_INVALID_ARG_VALUE',
+      /without ioredis's `keyPrefix`/,
+    ],
     ['a non-string key', () => createRedisReadStream(subject(redis), 42 as never), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
     ['an empty key', () => createRedisReadStream(subject(redis), ''), 'TypeError', 'ERR_INVALID_ARG_VALUE'],
     [

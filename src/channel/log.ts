@@ -7,8 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey } from '../format.js';
-import { invalidType, invalidValue, resolveKeyOptions } from '../options.js';
-import { CLIENT_EXPECTED, isRedisClient, portOf, type RedisClient } from '../redis/port.js';
+import { checkClient, invalidType, invalidValue, resolveKeyOptions } from '../options.js';
+import { portOf, type RedisClient } from '../redis/port.js';
 
 /**
  * Close a channel: every receiver ends once it has processed all files announced before the close.
@@ -47,7 +47,7 @@ export async function removeChannel(
 
 /** @internal The client and channel arguments every channel call takes. */
 export function checkChannel(client: unknown, channel: unknown): void {
-  if (!isRedisClient(client)) throw invalidType('client', CLIENT_EXPECTED, client);
+  checkClient(client);
   if (typeof channel !== 'string') throw invalidType('channel', 'a string', channel);
   if (channel.length === 0) throw invalidValue('channel', channel, 'a non-empty string');
 }

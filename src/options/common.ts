@@ -8,7 +8,7 @@
  */
 
 import { DEFAULT_PREFIX } from '../format.js';
-import { CLIENT_EXPECTED, isRedisClient, type RedisClient } from '../redis/port.js';
+import { CLIENT_EXPECTED, hasKeyPrefix, isRedisClient, type RedisClient } from '../redis/port.js';
 
 /** Options shared by every call that names a file. */
 export interface KeyOptions {
@@ -91,11 +91,24 @@ export function signal(o: Bag): AbortSignal | undefined {
   return v;
 }
 
+/**
+ * @internal Check the client argument every call takes: a client the package accepts, without
+ * ioredis's `keyPrefix` (see {@link hasKeyPrefix}; the `prefix` option names the keys instead).
+ */
+export function checkClient(client: unknown): asserts client is RedisClient {
+  if (!isRedisClient(client)) throw invalidType('client', CLIENT_EXPECTED, client);
+  if (hasKeyPrefix(client)) {
+    throw invalidValue(
+      'client',
+      client,
+      "a client without ioredis's `keyPrefix` (it is not applied to key names in replies or scripts: name the keys with the `prefix` option instead)",
+    );
+  }
+}
+
 /** @internal Check the client and key arguments every call takes. */
 export function checkClientAndKey(client: unknown, key: unknown): asserts client is RedisClient {
-  if (!isRedisClient(client)) {
-    throw invalidType('client', CLIENT_EXPECTED, client);
-  }
+  checkClient(client);
   if (typeof key !== 'string') throw invalidType('key', 'a string', key);
   if (key.length === 0) throw invalidValue('key', key, 'a non-empty string');
 }

@@ -141,6 +141,17 @@ export function isRedisClient(value: unknown): value is RedisClient {
   return isIoredisLike(value) || isNodeRedisLike(value);
 }
 
+/**
+ * Whether `value` is an ioredis or iovalkey client with a `keyPrefix`. The client prefixes the keys
+ * of commands but not the key names in replies (XREAD's streams), in SCAN patterns or built inside
+ * scripts: the package names its keys with its own `prefix` option instead.
+ */
+export function hasKeyPrefix(value: RedisClient): boolean {
+  if (!isIoredisLike(value)) return false;
+  const options = (value as { options?: { keyPrefix?: unknown; redisOptions?: { keyPrefix?: unknown } } }).options;
+  return Boolean(options?.keyPrefix || options?.redisOptions?.keyPrefix);
+}
+
 /** The port of a client that {@link isRedisClient} accepted; the same object for the same client. */
 export function portOf(client: RedisClient): RedisPort {
   let port = ports.get(client);
