@@ -531,7 +531,7 @@ function watchedLane(client: RedisPort, slot: number, key: string): BlockingMemb
       watchedHubs.set(client, watched);
     }
     const own = watched;
-    const made: WatchedLane = new WatchedLane(client, slot, () => {
+    const made: WatchedLane = new WatchedLane(client, () => {
       if (own.get(node) === made) own.delete(node);
       if (own.size === 0) watchedHubs.delete(client);
     });
@@ -568,8 +568,6 @@ export function setWatchTrust(ms = WATCH_TRUST_MS): void {
 class WatchedLane implements LaneLike {
   readonly #client: RedisPort;
   readonly #onClose: () => void;
-  /** A slot the node served when the lane was made: where the watch connects. */
-  readonly #slot: number;
   readonly #members = new Set<BlockingMember>();
   /** Namespaces watched (`<prefix>{`): the key watch covers every key that starts with one. */
   readonly #prefixes = new Set<string>();
@@ -598,9 +596,8 @@ class WatchedLane implements LaneLike {
   #recheck: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(client: RedisPort, slot: number, onClose: () => void) {
+  constructor(client: RedisPort, onClose: () => void) {
     this.#client = client;
-    this.#slot = slot;
     this.#onClose = onClose;
   }
 
@@ -711,8 +708,10 @@ class WatchedLane implements LaneLike {
     if (this.#watch === undefined || this.#watchedPrefixes !== this.#prefixes.size) {
       this.#dropWatch();
       this.#watchedPrefixes = this.#prefixes.size;
-      // On the node of a member's slot (the lane's first member may have left, and its slot moved).
-      const slot = this.#slotOf.values().next().value ?? this.#slot;
+      // On the node of a member's slot (a lane without members is closed; its first member may
+      // have left, and its slot moved).
+      const [slot] = this.#slotOf.values();
+      if (slot === undefined) return false;
       const watch = this.#client.openKeyWatch(
         slot,
         [...this.#prefixes],

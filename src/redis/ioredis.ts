@@ -105,12 +105,17 @@ function library(name: string): Promise<Library | undefined> {
   return loaded;
 }
 
+/** @internal Whether an ioredis or iovalkey client has a `keyPrefix` (its own, or its cluster nodes'). */
+export function hasIoredisKeyPrefix(value: IoredisLikeClient): boolean {
+  const { keyPrefix, redisOptions } = (value as unknown as Client).options;
+  return Boolean(keyPrefix || redisOptions?.keyPrefix);
+}
+
 /**
- * The client's `Command` class: the one of the module whose `Redis` the client is an instance of
- * (`client.constructor` is not that class: ioredis mixes EventEmitter's prototype in). Null when
- * the client comes from a copy of the library the package does not resolve, or when commands
- * could not be sent as encoded by the package:
- * - a `keyPrefix` rewrites keys as commands are built;
+ * Whether commands can be handed to the client encoded by the package (see `sendEncoded`), as far
+ * as its options tell; whether its library's `Command` class is found is told by
+ * {@link commandClass}. Not with:
+ * - a `keyPrefix`, which rewrites keys as commands are built;
  * - auto-pipelining defers `call`s to the next tick, which would put an encoded command ahead of
  *   ones called before it;
  * - a cluster client writes to a connection per node: a command's bytes could still wait in the
@@ -118,9 +123,18 @@ function library(name: string): Promise<Library | undefined> {
  *   filled again. A single connection writes in order: a chunk is acknowledged only after every
  *   byte written before it left, and a closed connection drops what it had not written.
  */
-async function commandClass(client: Client, cluster: boolean): Promise<CommandClass | null> {
-  const { keyPrefix, enableAutoPipelining, redisOptions } = client.options;
-  if (cluster || keyPrefix || redisOptions?.keyPrefix || enableAutoPipelining) return null;
+function encodable(client: Client, cluster: boolean): boolean {
+  return (
+    !cluster && !client.options.enableAutoPipelining && !hasIoredisKeyPrefix(client as unknown as IoredisLikeClient)
+  );
+}
+
+/**
+ * The client's `Command` class: the one of the module whose `Redis` the client is an instance of
+ * (`client.constructor` is not that class: ioredis mixes EventEmitter's prototype in). Null when
+ * the client comes from a copy of the library the package does not resolve.
+ */
+async function commandClass(client: Client): Promise<CommandClass | null> {
   for (const name of ['ioredis', 'iovalkey']) {
     const lib = await library(name);
     if (lib && client instanceof lib.Redis) return lib.Command;
@@ -137,31 +151,48 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
     hostPort === undefined
       ? undefined
       : (client as ClusterClient).nodes('master').find((n) => `${n.options.host}:${n.options.port}` === hostPort);
+  /**
+   * A plain connection of its own to the primary that serves `slot` (undefined while none is
+   * known): it does not follow the slot by itself (no reconnection); its owner asks the cluster
+   * where the slot went and connects there.
+   */
+  const nodeConnection = (slot: number, overrides: object = {}): Client | undefined =>
+    nodeAt((client as ClusterClient).slots[slot]?.[0])?.duplicate({
+      lazyConnect: false,
+      readOnly: false,
+      retryStrategy: () => null,
+      ...overrides,
+    });
   const send = sender(client);
   // Looked up once; until it is known (a module loading), commands are sent as usual.
   let Command: CommandClass | null = null;
-  const encodes = commandClass(client, cluster).then((found) => {
-    Command = found;
-    return found !== null;
-  });
+  const mayEncode = encodable(client, cluster);
+  const encodes = mayEncode
+    ? commandClass(client).then((found) => {
+        Command = found;
+        return found !== null;
+      })
+    : Promise.resolve(false);
+  // Absent where encodings are never taken: the window then does not write them for nothing.
+  const sendEncoded: RedisPort['sendEncoded'] = (key, args, wire, current) => {
+    // ioredis copies each command with a Buffer argument into a new buffer (Command#toWritable)
+    // before writing it: for a chunk, a copy of its bytes and a fresh allocation per chunk. A
+    // command whose toWritable returns the encoding as written skips both; ioredis's own Script
+    // commands override toWritable the same way. The reply, the offline queue and re-sends
+    // after a reconnection go as for any command.
+    if (Command === null) return send(key, args);
+    const [name, ...rest] = args;
+    const command = new Command(String(name).toLowerCase(), rest, { replyEncoding: 'utf8' });
+    const encode = command.toWritable;
+    command.toWritable = (socket) => (current() ? wire : encode.call(command, socket));
+    return client.sendCommand(command);
+  };
   return {
     library: 'ioredis',
     cluster,
     send,
     encodes,
-    sendEncoded(key, args, wire, current) {
-      // ioredis copies each command with a Buffer argument into a new buffer (Command#toWritable)
-      // before writing it: for a chunk, a copy of its bytes and a fresh allocation per chunk. A
-      // command whose toWritable returns the encoding as written skips both; ioredis's own Script
-      // commands override toWritable the same way. The reply, the offline queue and re-sends
-      // after a reconnection go as for any command.
-      if (Command === null) return send(key, args);
-      const [name, ...rest] = args;
-      const command = new Command(String(name).toLowerCase(), rest, { replyEncoding: 'utf8' });
-      const encode = command.toWritable;
-      command.toWritable = (socket) => (current() ? wire : encode.call(command, socket));
-      return client.sendCommand(command);
-    },
+    ...(mayEncode ? { sendEncoded } : {}),
     async batch(_key, commands) {
       // A pipeline goes out on one connection; a cluster client sends a keyless command of it (WAIT)
       // to the node of the others.
@@ -173,11 +204,9 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       let conn: Client;
       if (!cluster) conn = client.duplicate();
       else {
-        const node = nodeAt((client as ClusterClient).slots[slot ?? 0]?.[0]);
-        if (node === undefined) return undefined;
-        // A plain connection to the node: it does not follow the slot by itself (no reconnection);
-        // the owner asks the cluster where the slot went and connects there.
-        conn = node.duplicate({ lazyConnect: false, readOnly: false, retryStrategy: () => null });
+        const own = nodeConnection(slot ?? 0);
+        if (own === undefined) return undefined;
+        conn = own;
       }
       // A closed blocking connection rejects its pending command; its owner has moved on by then,
       // so the error event carries nothing the owner does not know.
@@ -197,11 +226,10 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       return cluster ? (client as ClusterClient).slots[slot]?.[0] : undefined;
     },
     openKeyWatch(slot, prefixes, onKeys, onEnd) {
-      const node = cluster ? nodeAt((client as ClusterClient).slots[slot]?.[0]) : undefined;
-      if (node === undefined) return undefined;
       // RESP2 (ioredis 6 speaks RESP3 by default, and drops the invalidation pushes of RESP3):
       // the invalidations come as messages of a channel, with the keys as an array.
-      const conn = node.duplicate({ lazyConnect: false, readOnly: false, retryStrategy: () => null, protocol: 2 });
+      const conn = cluster ? nodeConnection(slot, { protocol: 2 }) : undefined;
+      if (conn === undefined) return undefined;
       let closed = false;
       conn.on('error', () => {});
       conn.on('messageBuffer', (channel: unknown, message: unknown) => {

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { ioredisPort, isIoredisLike } from './ioredis.js';
+import { hasIoredisKeyPrefix, ioredisPort, isIoredisLike } from './ioredis.js';
 import { isNodeRedisLike, nodeRedisPort } from './node-redis.js';
 
 /** An argument of a command. */
@@ -147,9 +147,7 @@ export function isRedisClient(value: unknown): value is RedisClient {
  * scripts: the package names its keys with its own `prefix` option instead.
  */
 export function hasKeyPrefix(value: RedisClient): boolean {
-  if (!isIoredisLike(value)) return false;
-  const options = (value as { options?: { keyPrefix?: unknown; redisOptions?: { keyPrefix?: unknown } } }).options;
-  return Boolean(options?.keyPrefix || options?.redisOptions?.keyPrefix);
+  return isIoredisLike(value) && hasIoredisKeyPrefix(value);
 }
 
 /** The port of a client that {@link isRedisClient} accepted; the same object for the same client. */
