@@ -86,10 +86,19 @@ function x2nModP(n: number, k: number): number {
   return p;
 }
 
+// The operator for the last length combined: a reader combines every full chunk's CRC with the
+// same length, and x2nModP is the costly part (about 20 multiplications).
+let lastLength = -1;
+let lastOperator = 0;
+
 /** @internal The CRC-32 of A followed by B, given crc(A), crc(B) and B's length in bytes. */
 export function crc32Combine(crcA: number, crcB: number, lengthB: number): number {
   if (lengthB === 0) return crcA >>> 0;
-  return (multModP(x2nModP(lengthB, 3), crcA) ^ crcB) >>> 0;
+  if (lengthB !== lastLength) {
+    lastOperator = x2nModP(lengthB, 3);
+    lastLength = lengthB;
+  }
+  return (multModP(lastOperator, crcA) ^ crcB) >>> 0;
 }
 
 /** @internal A CRC-32 as stored: exactly 8 lowercase hex digits. */

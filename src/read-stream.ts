@@ -291,7 +291,9 @@ export class RedisReadStream extends Readable {
             break;
           }
           this.#watch.progressed();
-          await this.#take(step, batch.reachedEnd, entries.length - 1 - i);
+          // Bytes are handed on at once (no promise per piece); only a record waits for Redis.
+          if (step.kind === 'bytes') this.#takeBytes(step);
+          else await this.#take(step, batch.reachedEnd, entries.length - 1 - i);
         }
         if (this.#gunzip?.writableNeedDrain && !this.#done) await drainOrClose(this.#gunzip);
         if (entries.length > 0) await this.#reportPosition();
@@ -344,9 +346,7 @@ export class RedisReadStream extends Readable {
       case 'header':
         return;
       case 'bytes':
-        if (step.bytes.length > 0) this.#deliver(step.bytes);
-        if (step.pastEnd) this.#finish();
-        return;
+        return this.#takeBytes(step);
       case 'end': {
         // Nothing may follow the end record: in this batch, or in the stream, unless the batch is
         // known to reach the stream's end (an XRANGE that returned fewer entries than it asked for).
@@ -367,6 +367,11 @@ export class RedisReadStream extends Readable {
         throw aborted(this.key, `the writer aborted this file before it was complete (${step.reason})`);
       }
     }
+  }
+
+  #takeBytes(step: Extract<Step, { kind: 'bytes' }>): void {
+    if (step.bytes.length > 0) this.#deliver(step.bytes);
+    if (step.pastEnd) this.#finish();
   }
 
   /** The next entries, waiting for the writer when following. An empty batch means "look again". */

@@ -96,6 +96,11 @@ describe('CRC-32', () => {
       ['', 'b'],
       ['hello, ', 'world'],
       ['x'.repeat(100_000), 'y'.repeat(3)],
+      // The same length again, then another: the operator kept for the last length is reused only for it.
+      ['abc', 'xyz'],
+      ['q', 'hello'],
+      ['z'.repeat(70_000), 'w'.repeat(65_536)],
+      ['v', 'u'.repeat(65_536)],
     ] as const) {
       const [ba, bb] = [Buffer.from(a), Buffer.from(b)];
       expect(crc32(Buffer.concat([ba, bb]))).toBe(zlibCrc(Buffer.concat([ba, bb])));
