@@ -1,21 +1,24 @@
 #!/usr/bin/env node
 // Would a worker thread computing the CRC-32 bring a checked read within 0.9x of the raw loop?
-// node:zlib's crc32 is the only CRC-32 in Node, and in Node 20 it runs at about 5 GB/s on the main
-// thread (docs/benchmarks.md). This experiment, not used by the package, times the bare raw XRANGE
-// loop (COUNT 16, one request at a time, 256 KiB entries) three ways, alternating:
+// This experiment, not used by the package, times the bare raw XRANGE loop (COUNT 16, one request
+// at a time, 256 KiB entries) three ways, alternating:
 //   none    the Buffers counted and dropped (the read ceiling)
-//   main    crc32 of every Buffer on the main thread, as the package does
+//   main    the CRC-32 of every Buffer on the main thread, as the package does
 //   worker  every batch copied into a SharedArrayBuffer ring and its CRC-32 computed by a worker
 //           thread (one message per batch; the main thread waits only when the ring is full)
-// and checks that both CRCs agree. No stream, no other check: if the worker does not reach 0.9x
-// here, the package, which also hands every Buffer to a Readable, cannot either.
+// and checks that both CRCs agree. The CRC-32 is the package's: `@node-rs/crc32` where it loads,
+// else `node:zlib` (the same values); the output names it. The reply Buffers cannot be handed to a
+// worker without the copy: ioredis's parser slices them out of a pool it shares between replies.
+// No stream, no other check: if the worker does not reach 0.9x here, the package, which also
+// hands every Buffer to a Readable, cannot either.
 //
 // Usage: node benchmarks/crc-offload.mjs [--size MiB] [--reps N]   (REDIS_URL, or a private server)
 
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { crc32 } from 'node:zlib';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { Redis } from 'ioredis';
 import { startRedis } from '../scripts/lib/redis-launcher.mjs';
 import { cleanupAll, trackServer, trackWorker } from './lib/cleanup.mjs';
@@ -28,9 +31,15 @@ const size = Number(args.size) * MiB;
 const COUNT = 16;
 const RING = 2 * COUNT * 256 * KiB;
 
+// The package's choice: the native CRC-32 where its optional dependency loads.
+const NATIVE = await import('@node-rs/crc32').catch(() => undefined);
+const crc32 = NATIVE?.crc32 ?? zlibCrc32;
+const CRC_NAME = NATIVE ? '@node-rs/crc32' : 'zlib';
+
+// workerData: the native module's path, or null for zlib's.
 const WORKER = `
-const { parentPort } = require('node:worker_threads');
-const { crc32 } = require('node:zlib');
+const { parentPort, workerData } = require('node:worker_threads');
+const { crc32 } = require(workerData ?? 'node:zlib');
 let crc = 0;
 let ring;
 parentPort.on('message', (m) => {
@@ -51,7 +60,10 @@ async function main() {
 
   const shared = new SharedArrayBuffer(RING);
   const ring = Buffer.from(shared);
-  const worker = new Worker(WORKER, { eval: true });
+  const worker = new Worker(WORKER, {
+    eval: true,
+    workerData: NATIVE ? fileURLToPath(import.meta.resolve('@node-rs/crc32')) : null,
+  });
   trackWorker(worker);
   worker.postMessage({ ring: shared });
   let doneSeq = -1;
@@ -135,6 +147,7 @@ async function main() {
     }
   }
   const mibps = (ms) => size / MiB / (ms / 1000);
+  console.log(`CRC-32: ${CRC_NAME}`);
   for (const mode of modes) {
     const r = runs[mode];
     console.log(
