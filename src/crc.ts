@@ -108,5 +108,34 @@ export function formatCrc(crc: number): string {
 
 /** @internal The value of a stored CRC-32, or undefined when it is not 8 lowercase hex digits. */
 export function parseCrc(text: string | undefined): number | undefined {
-  return text !== undefined && /^[0-9a-f]{8}$/.test(text) ? parseInt(text, 16) : undefined;
+  if (text === undefined || text.length !== 8) return undefined;
+  let crc = 0;
+  for (let i = 0; i < 8; i++) {
+    const digit = hexDigit(text.charCodeAt(i));
+    if (digit < 0) return undefined;
+    crc = crc * 16 + digit;
+  }
+  return crc;
+}
+
+/**
+ * @internal {@link parseCrc} of the bytes of a reply, without making a string of them: a reader
+ * parses one per piece.
+ */
+export function parseCrcBytes(bytes: Uint8Array): number | undefined {
+  if (bytes.length !== 8) return undefined;
+  let crc = 0;
+  for (let i = 0; i < 8; i++) {
+    const digit = hexDigit(bytes[i]!);
+    if (digit < 0) return undefined;
+    crc = crc * 16 + digit;
+  }
+  return crc;
+}
+
+/** The value of a lowercase hex digit's character code, or -1. */
+function hexDigit(code: number): number {
+  if (code >= 0x30 && code <= 0x39) return code - 0x30;
+  if (code >= 0x61 && code <= 0x66) return code - 0x61 + 10;
+  return -1;
 }

@@ -6,8 +6,8 @@
  */
 
 import type { Buffer } from 'node:buffer';
-import { parseCrc } from '../crc.js';
-import { parseNumber } from './conventions.js';
+import { parseCrc, parseCrcBytes } from '../crc.js';
+import { parseDecimal, parseNumber } from './conventions.js';
 
 /**
  * Stream entry ids `<n>-<s>`: the millisecond part is the record number (the chunk a piece belongs
@@ -41,8 +41,8 @@ export function idBefore(n: number, s: number): string {
 export function parseId(id: string): { n: number; s: number } | undefined {
   const dash = id.indexOf('-');
   if (dash <= 0) return undefined;
-  const n = parseNumber(id.slice(0, dash));
-  const s = parseNumber(id.slice(dash + 1));
+  const n = parseDecimal(id, 0, dash);
+  const s = parseDecimal(id, dash + 1, id.length);
   return n === undefined || s === undefined ? undefined : { n, s };
 }
 
@@ -96,7 +96,14 @@ export type Entry =
 
 function fieldsAre(fields: Buffer[], names: readonly string[]): boolean {
   if (fields.length !== names.length * 2) return false;
-  for (let i = 0; i < names.length; i++) if (fields[i * 2]!.toString('latin1') !== names[i]) return false;
+  for (let i = 0; i < names.length; i++) if (!nameIs(fields[i * 2], names[i]!)) return false;
+  return true;
+}
+
+/** Whether a field name in a reply is `name` (ASCII), compared without making a string of it. */
+function nameIs(field: Buffer | undefined, name: string): boolean {
+  if (field === undefined || field.length !== name.length) return false;
+  for (let i = 0; i < name.length; i++) if (field[i] !== name.charCodeAt(i)) return false;
   return true;
 }
 
@@ -132,15 +139,15 @@ export function decodeEntry(rawId: Buffer | string, fields: Buffer[]): Entry {
     };
   }
   if (s < FIRST_PIECE) return bad(`entry ${id} has an id this format never writes`);
-  const first = fields[0]?.toString('latin1');
-  if (first === Field.data) {
+  const first = fields[0];
+  if (nameIs(first, Field.data)) {
     if (!fieldsAre(fields, PIECE_FIELDS)) return bad(`piece ${id} does not hold exactly d and c`);
-    const crc = parseCrc(fields[3]!.toString('latin1'));
+    const crc = parseCrcBytes(fields[3]!);
     if (crc === undefined) return bad(`piece ${id} has a CRC-32 that is not 8 lowercase hex digits`);
     if (fields[1]!.length === 0) return bad(`piece ${id} holds no bytes`);
     return { kind: 'piece', id, n, s, data: fields[1]!, crc };
   }
-  if (first === Field.size) {
+  if (nameIs(first, Field.size)) {
     if (!fieldsAre(fields, END_FIELDS)) return bad(`the end record ${id} does not hold exactly end, chunks, crc32`);
     const size = parseNumber(fields[1]!.toString('latin1'));
     const chunks = parseNumber(fields[3]!.toString('latin1'));
@@ -150,7 +157,7 @@ export function decodeEntry(rawId: Buffer | string, fields: Buffer[]): Entry {
     if (crc32 === undefined) return bad(`the end record ${id} has a CRC-32 that is not 8 lowercase hex digits`);
     return { kind: 'end', id, n, s, size, chunks, crc32 };
   }
-  if (first === Field.abort) {
+  if (nameIs(first, Field.abort)) {
     if (!fieldsAre(fields, ABORT_FIELDS)) return bad(`the abort record ${id} does not hold exactly abort`);
     return { kind: 'abort', id, n, s, reason: fields[1]!.toString('utf8') };
   }
