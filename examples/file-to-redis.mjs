@@ -18,8 +18,12 @@ const key = (process.env.EXAMPLE_KEY_PREFIX ?? 'example:') + name;
 const redis = await connect(); // REDIS_URL, or redis://127.0.0.1:6379
 
 // 'finish' (and so the pipeline) waits until Redis has acknowledged every chunk and the end
-// record: once it resolves, the whole file is stored and readable.
-await pipeline(fs.createReadStream(path), createRedisWriteStream(redis, key, { overwrite: true }));
+// record: once it resolves, the whole file is stored and readable. Reads of 1 MiB instead of fs's
+// default 64 KiB store a file about twice as fast (benchmarks/file-reads.mjs).
+await pipeline(
+  fs.createReadStream(path, { highWaterMark: 1024 * 1024 }),
+  createRedisWriteStream(redis, key, { overwrite: true }),
+);
 
 // { key, state: 'complete', size, chunks, chunkSize, contentEncoding, crc32, created, ... }
 console.log(JSON.stringify(await stat(redis, key), null, 2));

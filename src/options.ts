@@ -11,6 +11,7 @@
 export {
   checkClient,
   checkClientAndKey,
+  FILE_READ_BYTES,
   failedIteration,
   incompatible,
   invalidType,

@@ -13,7 +13,13 @@ import { pipeline } from 'node:stream/promises';
 import { wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, looksGzipped } from '../format.js';
 import { remove } from '../manage.js';
-import { invalidType, invalidValue, resolveWriteOptions, type WriteStreamOptions } from '../options.js';
+import {
+  FILE_READ_BYTES,
+  invalidType,
+  invalidValue,
+  resolveWriteOptions,
+  type WriteStreamOptions,
+} from '../options.js';
 import { portOf, type RedisClient } from '../redis/port.js';
 import { createRedisWriteStream, type RedisWriteStream } from '../write-stream.js';
 import { checkChannel } from './log.js';
@@ -129,7 +135,7 @@ async function begin(
   const name = typeof file === 'string' ? basename(file) : file.name;
   const size = typeof file === 'string' ? (await fsStat(file)).size : file.size;
   const declared = typeof file === 'string' ? ((await startsGzipped(file)) ? 'gzip' : undefined) : file.contentEncoding;
-  const source = typeof file === 'string' ? createReadStream(file) : file.stream;
+  const source = typeof file === 'string' ? createReadStream(file, { highWaterMark: FILE_READ_BYTES }) : file.stream;
   // A key of its own for every upload: a sender run again never meets its earlier files.
   const key = `${channel}/${Date.now().toString(36)}-${randomBytes(4).toString('hex')}/${name}`;
   // Bytes already gzipped are stored as they are, declared as gzip, and not compressed again.

@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { closeChannel, removeChannel, sendFiles } from '../index.js';
 import type { Client, GlobalOptions } from './connection.js';
 import { describe, Failure, Interrupted, isExpected, LocalFileError } from './errors.js';
+import { readLocal } from './local.js';
 import { warn } from './output.js';
 import { counter, ProgressBar, wantBar } from './progress.js';
 import { checked } from './runtime.js';
@@ -112,7 +113,7 @@ export async function sendCommand(
       bar?.update(bytes);
     });
     // A read error reaches sendFiles through `source`; a destroyed `source` closes the file.
-    pipeline(handle.createReadStream(), source).catch(() => {});
+    pipeline(readLocal(handle), source).catch(() => {});
     try {
       const compress = (o.gzip ?? false) && !file.gzipped;
       // A file that is gzipped already is declared as such, and stored as it is.

@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { createRedisWriteStream, ErrorCodes, RedisFileError, type RedisWriteStream, stat } from '../index.js';
 import type { Client, GlobalOptions } from './connection.js';
 import { EXIT, type Interrupted, LocalFileError, UsageError } from './errors.js';
+import { readLocal } from './local.js';
 import { report, warn } from './output.js';
 import { ProgressBar, wantBar } from './progress.js';
 import { checked } from './runtime.js';
@@ -180,7 +181,7 @@ async function putFile(redis: Client, g: GlobalOptions, source: string, key: str
       await handle?.close();
       throw new LocalFileError(`cannot read ${source}: ${(err as Error).message}`, { cause: err });
     }
-    input = handle.createReadStream();
+    input = readLocal(handle);
   }
   // Input that is gzipped already is stored as it is, declared as gzip (so that `get --decompress`
   // and readers with `decompress` decode it), and never compressed again.
