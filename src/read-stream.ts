@@ -369,6 +369,7 @@ export class RedisReadStream extends Readable {
     }
   }
 
+  /** Hand on a checked piece's bytes (those within the range); the read ends once they pass `end`. */
   #takeBytes(step: Extract<Step, { kind: 'bytes' }>): void {
     if (step.bytes.length > 0) this.#deliver(step.bytes);
     if (step.pastEnd) this.#finish();
