@@ -52,7 +52,7 @@ describe('exit codes and messages', () => {
     expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 
-  it('a missing file: exit 1, one line naming the key, no stack trace', async () => {
+  it('a missing file: exit 1, one line naming the key (a read: and how to wait for it), no stack trace', async () => {
     const key = uniqueKey('missing');
     for (const args of [
       ['get', key],
@@ -66,6 +66,9 @@ describe('exit codes and messages', () => {
       const line = expectOneLine(r.stderr);
       expect(line).toContain(JSON.stringify(key));
       expect(line).toContain('ERR_REDIS_FILE_NOT_FOUND');
+      // A read says how to wait for the file instead (a follower started before its writer).
+      if (args[0] === 'stat') expect(line).not.toContain('--wait-for-create');
+      else expect(line).toContain('to wait for it to be created, add --wait-for-create 30s');
     }
     expect(existsSync(join(dir(), 'never.bin'))).toBe(false);
   });
