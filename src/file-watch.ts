@@ -154,7 +154,9 @@ export class FileWatch {
         throw meta.problem === 'format' ? badFormat(this.#key, meta.detail) : corrupt(this.#key, meta.detail);
       }
       if (meta !== undefined) return { meta, ttl, now: serverMs(time), ...(first ? { first } : {}) };
-      if (waitForCreate === 0) throw notFound(this.#key);
+      // Only a reader finds a file: it may be one started before its writer.
+      if (waitForCreate === 0)
+        throw notFound(this.#key, 'no file is stored at this key (`waitForCreate` waits for one)');
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
         throw timeout(this.#key, `no file appeared at this key within waitForCreate (${waitForCreate} ms)`);

@@ -221,6 +221,8 @@ describe('coded errors on the stream', () => {
     const err = await get(redis, key).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RedisFileError);
     expect(err).toMatchObject({ code: ErrorCodes.NOT_FOUND, key, name: 'RedisFileError' });
+    // A reader that did not wait for the file is told how to (one started before its writer).
+    expect((err as Error).message).toContain('`waitForCreate` waits for one');
     await expect(stat(subject(redis), key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
     expect(await remove(subject(redis), key)).toBe(false);
   });
@@ -371,7 +373,10 @@ describe('coded errors on the stream', () => {
     const reading = collect(reader).catch((e: unknown) => e);
     await eventually(() => reader.deliveredBytes === 300, 'the follower to deliver what is stored');
     expect(await remove(subject(redis), key)).toBe(true);
-    expect(await reading).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    const removed = await reading;
+    expect(removed).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+    // Waiting would not have helped: no hint of it.
+    expect((removed as Error).message).not.toContain('waitForCreate');
     // The writer learns it at its next chunk or heartbeat, whichever comes first.
     writer.write(bytes(300));
     const [err] = (await writerError) as [Error];

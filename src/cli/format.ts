@@ -162,6 +162,8 @@ export function cliWording(message: string): string {
     message
       // "a complete file is stored at this key and `overwrite` is off"
       .replace(/ and `overwrite` is off\b/g, `; use ${FLAGS.overwrite} to replace it`)
+      // "no file is stored at this key (`waitForCreate` waits for one)"
+      .replace(/ \(`waitForCreate` waits for one\)/g, `; to wait for it to be created, add ${FLAGS.waitForCreate} 30s`)
       // "within waitForCreate (60000 ms)", "for idleTimeout (30000 ms)"
       .replace(
         /\b(within|for) (waitForCreate|idleTimeout|waitTimeout|retryTimeout) \((\d+) ms\)/g,

@@ -10,7 +10,7 @@ import { type FileHandle, mkdir, open, rename as renameLocal, rm, stat as statLo
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createRedisReadStream, ErrorCodes, type Progress, RedisFileError } from '../index.js';
+import { createRedisReadStream, type Progress } from '../index.js';
 import type { Client, GlobalOptions } from './connection.js';
 import { EXIT, Failure, LocalFileError, UsageError } from './errors.js';
 import { matching } from './files.js';
@@ -68,27 +68,11 @@ async function readInto(
   } catch (err) {
     if (!reader.destroyed) reader.destroy(err as Error);
     if (interrupt.signal.aborted) throw interrupt.signal.reason;
-    throw withWaitHint(err, key, o.waitForCreate);
+    throw err;
   } finally {
     bar?.stop(false);
     await closed(reader);
   }
-}
-
-/**
- * A file not found by a read that did not wait for it: the error says how to wait (a log's follower
- * started before its writer would otherwise have to find the option in the help).
- */
-function withWaitHint(err: unknown, key: string, waitForCreate: number | undefined): unknown {
-  if (!(err instanceof RedisFileError && err.code === ErrorCodes.NOT_FOUND) || (waitForCreate ?? 0) > 0) return err;
-  return new RedisFileError(
-    ErrorCodes.NOT_FOUND,
-    `${err.message}; to wait for it to be created, add --wait-for-create 30s`,
-    {
-      key,
-      cause: err,
-    },
-  );
 }
 
 export async function getCommand(
