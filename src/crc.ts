@@ -108,14 +108,7 @@ export function formatCrc(crc: number): string {
 
 /** @internal The value of a stored CRC-32, or undefined when it is not 8 lowercase hex digits. */
 export function parseCrc(text: string | undefined): number | undefined {
-  if (text === undefined || text.length !== 8) return undefined;
-  let crc = 0;
-  for (let i = 0; i < 8; i++) {
-    const digit = hexDigit(text.charCodeAt(i));
-    if (digit < 0) return undefined;
-    crc = crc * 16 + digit;
-  }
-  return crc;
+  return text === undefined ? undefined : parseHex8(text.length, (i) => text.charCodeAt(i));
 }
 
 /**
@@ -123,19 +116,20 @@ export function parseCrc(text: string | undefined): number | undefined {
  * parses one per piece.
  */
 export function parseCrcBytes(bytes: Uint8Array): number | undefined {
-  if (bytes.length !== 8) return undefined;
+  return parseHex8(bytes.length, (i) => bytes[i]!);
+}
+
+/** 8 lowercase hex digits, given the length and the character codes, as a number; else undefined. */
+function parseHex8(length: number, codeAt: (i: number) => number): number | undefined {
+  if (length !== 8) return undefined;
   let crc = 0;
   for (let i = 0; i < 8; i++) {
-    const digit = hexDigit(bytes[i]!);
-    if (digit < 0) return undefined;
+    const code = codeAt(i);
+    let digit: number;
+    if (code >= 0x30 && code <= 0x39) digit = code - 0x30;
+    else if (code >= 0x61 && code <= 0x66) digit = code - 0x61 + 10;
+    else return undefined;
     crc = crc * 16 + digit;
   }
   return crc;
-}
-
-/** The value of a lowercase hex digit's character code, or -1. */
-function hexDigit(code: number): number {
-  if (code >= 0x30 && code <= 0x39) return code - 0x30;
-  if (code >= 0x61 && code <= 0x66) return code - 0x61 + 10;
-  return -1;
 }

@@ -8,9 +8,8 @@ import type { ReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 /**
- * Bytes per read: with fs's default of 64 KiB, storing a file took about twice as long as with
- * 1 MiB reads (`benchmarks/file-reads.mjs`: 355 against 649 MiB/s for 256 MiB on loopback); 4 MiB
- * were no faster. The same as the library's own reads of a path given to `sendFiles`.
+ * Bytes per read, as the library reads a path given to `sendFiles` (its `FILE_READ_BYTES`, where
+ * the measurement is): fs's default of 64 KiB stores a file at about half the speed.
  */
 const READ_BYTES = 1024 * 1024;
 
