@@ -13,10 +13,14 @@ const redis = connectAny() as Cluster;
 beforeAll(() => redis.ping());
 afterAll(closeAll);
 
-/** Connections named `name` on the primary `node` ("host:port"), as CLIENT LIST lines. */
+/** The primary `node` ("host:port") of the cluster. */
+const primaryAt = (node: string) => redis.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === node)!;
+
+/** Connections named `name` on the primary `node`, as CLIENT LIST lines. */
 async function connectionsOn(node: string, name: string): Promise<string[]> {
-  const primary = redis.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === node)!;
-  return ((await primary.client('LIST')) as string).split('\n').filter((line) => line.includes(` name=${name} `));
+  return ((await primaryAt(node).client('LIST')) as string)
+    .split('\n')
+    .filter((line) => line.includes(` name=${name} `));
 }
 
 const watchesIn = (lines: string[]) => lines.filter((line) => /\bflags=\S*P/.test(line));
@@ -43,18 +47,27 @@ async function started(key: string, data: Buffer, first: number): Promise<RedisW
   return w;
 }
 
+/**
+ * `count` files on one primary, each `size` bytes (from `seed`) with its first 1000 stored, and a
+ * follower of each on a client of its own (named `name`, with `options`) at the tail.
+ */
+async function followedAtTheTail(label: string, count: number, size: number, seed: number, options: object = {}) {
+  const name = uniqueConnectionName(label);
+  const client = await readyAnySubject({ connectionName: name, ...options });
+  const { node, keys } = keysOnOneNode(count, label);
+  const data = keys.map((_, i) => bytes(size, i + seed));
+  const ws = await Promise.all(keys.map((key, i) => started(key, data[i]!, 1000)));
+  const followers = keys.map((key) => follower(client, key));
+  await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
+  return { name, node, keys, data, ws, followers };
+}
+
 describe('the key watch of a cluster node', () => {
   it('wakes its followers for each write: no periodic read needed', async () => {
     // A follower's "nothing new" held for an hour: what reaches the followers was reported.
     setWatchTrust(3_600_000);
     try {
-      const name = uniqueConnectionName('watch-wakes');
-      const client = await readyAnySubject({ connectionName: name });
-      const { node, keys } = keysOnOneNode(4, 'wakes');
-      const data = keys.map((_, i) => bytes(4000, i + 30));
-      const ws = await Promise.all(keys.map((key, i) => started(key, data[i]!, 1000)));
-      const followers = keys.map((key) => follower(client, key));
-      await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
+      const { name, node, data, ws, followers } = await followedAtTheTail('watch-wakes', 4, 4000, 30);
       await eventually(async () => watchesIn(await connectionsOn(node, name)).length === 1, 'the key watch');
       for (let part = 1; part < 4; part++) {
         for (const [i, w] of ws.entries()) w.write(data[i]!.subarray(part * 1000, (part + 1) * 1000));
@@ -70,19 +83,12 @@ describe('the key watch of a cluster node', () => {
   });
 
   it('is opened again when killed, and no write is missed', async () => {
-    const name = uniqueConnectionName('watch-killed');
-    const client = await readyAnySubject({ connectionName: name });
-    const { node, keys } = keysOnOneNode(4, 'killed');
-    const data = keys.map((_, i) => bytes(3000, i + 1));
-    const ws = await Promise.all(keys.map((key, i) => started(key, data[i]!, 1000)));
-    const followers = keys.map((key) => follower(client, key));
-    await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
+    const { name, node, data, ws, followers } = await followedAtTheTail('watch-killed', 4, 3000, 1);
     await eventually(async () => watchesIn(await connectionsOn(node, name)).length === 1, 'the key watch');
 
     const [watch] = watchesIn(await connectionsOn(node, name));
     const id = /\bid=(\d+)/.exec(watch!)![1]!;
-    const primary = redis.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === node)!;
-    expect(await primary.client('KILL', 'ID', id)).toBe(1);
+    expect(await primaryAt(node).client('KILL', 'ID', id)).toBe(1);
     // Written while no watch hears: read once the watch is back, from where each follower is.
     for (const [i, w] of ws.entries()) w.write(data[i]!.subarray(1000, 2000));
     await eventually(() => followers.every((f) => f.received().length === 2000), 'every follower to get the 2nd chunk');
@@ -97,13 +103,7 @@ describe('the key watch of a cluster node', () => {
   });
 
   it('a paused follower holds back no other; followers destroyed while waiting close it', async () => {
-    const name = uniqueConnectionName('watch-paused');
-    const client = await readyAnySubject({ connectionName: name });
-    const { node, keys } = keysOnOneNode(3, 'paused');
-    const data = keys.map((_, i) => bytes(5000, i + 10));
-    const ws = await Promise.all(keys.map((key, i) => started(key, data[i]!, 1000)));
-    const followers = keys.map((key) => follower(client, key));
-    await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
+    const { name, node, data, ws, followers } = await followedAtTheTail('watch-paused', 3, 5000, 10);
     await eventually(async () => watchesIn(await connectionsOn(node, name)).length === 1, 'the key watch');
 
     // The last follower is in the watched lane (its node's blocking connection reads the first
@@ -150,13 +150,10 @@ describe('the key watch of a cluster node', () => {
       );
     }
     try {
-      const name = uniqueConnectionName('nowatch');
-      const client = await readyAnySubject({ connectionName: name, username: user, password });
-      const { node, keys } = keysOnOneNode(3, 'nowatch');
-      const data = keys.map((_, i) => bytes(2000, i + 20));
-      const ws = await Promise.all(keys.map((key, i) => started(key, data[i]!, 1000)));
-      const followers = keys.map((key) => follower(client, key));
-      await eventually(() => followers.every((f) => f.received().length === 1000), 'every follower at the tail');
+      const { name, node, keys, data, ws, followers } = await followedAtTheTail('nowatch', 3, 2000, 20, {
+        username: user,
+        password,
+      });
       const slots = new Set(keys.map((key) => hashSlot(fileKeysOf(key).events)));
       await eventually(
         async () => blockedIn(await connectionsOn(node, name)).length === slots.size,
@@ -165,8 +162,7 @@ describe('the key watch of a cluster node', () => {
       for (const [i, w] of ws.entries()) w.end(data[i]!.subarray(1000));
       const got = await Promise.all(followers.map((f) => f.done));
       for (const [i, b] of got.entries()) expect(b.equals(data[i]!)).toBe(true);
-      const primary = redis.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === node)!;
-      expect((await denials(primary, user)).filter((d) => d.endsWith('client|tracking')).length).toBe(1);
+      expect((await denials(primaryAt(node), user)).filter((d) => d.endsWith('client|tracking')).length).toBe(1);
     } finally {
       for (const n of redis.nodes('all')) await n.call('ACL', 'DELUSER', user);
     }
