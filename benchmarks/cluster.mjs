@@ -33,7 +33,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startCluster, startRedis } from '../scripts/lib/redis-launcher.mjs';
-import { cleanupAll, track, trackServer, wasInterrupted } from './lib/cleanup.mjs';
+import { runScript, track, trackServer } from './lib/cleanup.mjs';
 import { formatClusterSummary, renderClusterMarkdown } from './lib/cluster-report.mjs';
 import { infoCpuMs, machineCpuMs, procCpuMs } from './lib/cpu.mjs';
 import { describeMachine, loadavg } from './lib/machine.mjs';
@@ -374,19 +374,12 @@ async function main() {
   return 0;
 }
 
-let code = 1;
-try {
-  if (args.render) {
-    const output = JSON.parse(readFileSync(args.render, 'utf8'));
-    writeFileSync(docsFile, renderClusterMarkdown(output, { resultsFile: relative(root, resolve(args.render)) }));
-    log(`docs: ${relative(process.cwd(), docsFile)}`);
-    code = 0;
-  } else {
-    code = await main();
-  }
-} catch (err) {
-  if (!wasInterrupted()) console.error(`bench: ${err?.stack ?? err}`);
-} finally {
-  await cleanupAll();
+/** --render: the docs from a results file, nothing run. */
+function render() {
+  const output = JSON.parse(readFileSync(args.render, 'utf8'));
+  writeFileSync(docsFile, renderClusterMarkdown(output, { resultsFile: relative(root, resolve(args.render)) }));
+  log(`docs: ${relative(process.cwd(), docsFile)}`);
+  return 0;
 }
-process.exitCode = code;
+
+await runScript('bench', args.render ? render : main);

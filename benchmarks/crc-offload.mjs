@@ -21,13 +21,14 @@ import { Worker } from 'node:worker_threads';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { Redis } from 'ioredis';
 import { startRedis } from '../scripts/lib/redis-launcher.mjs';
-import { cleanupAll, trackServer, trackWorker } from './lib/cleanup.mjs';
+import { runScript, trackServer, trackWorker } from './lib/cleanup.mjs';
 import { KiB, MiB, median, randomPool, rawXadd, round, settle } from './lib/util.mjs';
 
 const { values: args } = parseArgs({
   options: { size: { type: 'string', default: '256' }, reps: { type: 'string', default: '9' } },
 });
 const size = Number(args.size) * MiB;
+if (!(size > 0) || !(Number(args.reps) >= 1)) throw new Error('--size and --reps take positive numbers');
 const COUNT = 16;
 const RING = 2 * COUNT * 256 * KiB;
 
@@ -164,13 +165,4 @@ async function main() {
   redis.disconnect();
 }
 
-let code = 0;
-try {
-  await main();
-} catch (err) {
-  console.error(`crc-offload: ${err?.stack ?? err}`);
-  code = 1;
-} finally {
-  await cleanupAll();
-}
-process.exitCode = code;
+await runScript('crc-offload', main);

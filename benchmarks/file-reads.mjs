@@ -18,13 +18,14 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { createRedisWriteStream, remove } from 'redis-file-stream';
 import { startRedis } from '../scripts/lib/redis-launcher.mjs';
-import { cleanupAll, trackDir, trackServer } from './lib/cleanup.mjs';
+import { runScript, trackDir, trackServer } from './lib/cleanup.mjs';
 import { KiB, MiB, median, poolSource, randomPool, round, settle } from './lib/util.mjs';
 
 const { values: args } = parseArgs({
   options: { size: { type: 'string', default: '256' }, reps: { type: 'string', default: '5' } },
 });
 const size = Number(args.size) * MiB;
+if (!(size > 0) || !(Number(args.reps) >= 1)) throw new Error('--size and --reps take positive numbers');
 const READS = [64 * KiB, 256 * KiB, MiB, 4 * MiB];
 
 async function main() {
@@ -63,13 +64,4 @@ async function main() {
   redis.disconnect();
 }
 
-let code = 0;
-try {
-  await main();
-} catch (err) {
-  console.error(`file-reads: ${err?.stack ?? err}`);
-  code = 1;
-} finally {
-  await cleanupAll();
-}
-process.exitCode = code;
+await runScript('file-reads', main);

@@ -33,7 +33,7 @@ import { Redis } from 'ioredis';
 import { createRedisReadStream, createRedisWriteStream, remove, stat } from 'redis-file-stream';
 import { startRedis } from '../scripts/lib/redis-launcher.mjs';
 import { rawXrangeAhead, rawXrangeReadable } from './cases/read.mjs';
-import { cleanupAll, trackDir, trackServer } from './lib/cleanup.mjs';
+import { runScript, trackDir, trackServer } from './lib/cleanup.mjs';
 import { countingSink, deleteMatching, KiB, MiB, poolSource, randomPool, rawXadd, rawXrange } from './lib/util.mjs';
 
 const CONTENDERS = ['read', 'read-nocrc', 'raw-xrange', 'raw-xrange-ahead', 'raw-readable', 'write', 'raw-xadd'];
@@ -182,14 +182,5 @@ async function main() {
 if (args.child) {
   await child(args.child, Number(args.runs), args.ns);
 } else {
-  let code = 0;
-  try {
-    await main();
-  } catch (err) {
-    console.error(`instructions: ${err?.stack ?? err}`);
-    code = 1;
-  } finally {
-    await cleanupAll();
-  }
-  process.exitCode = code;
+  await runScript('instructions', main);
 }

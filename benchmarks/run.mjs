@@ -30,7 +30,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startRedis } from '../scripts/lib/redis-launcher.mjs';
-import { cleanupAll, track, trackDir, trackServer, wasInterrupted } from './lib/cleanup.mjs';
+import { runScript, track, trackDir, trackServer, wasInterrupted } from './lib/cleanup.mjs';
 import { describeMachine, loadavg, versionOf } from './lib/machine.mjs';
 import { formatSummary, mergeResults, newestFullResults, writeDocs } from './lib/report.mjs';
 import {
@@ -240,12 +240,4 @@ async function main() {
   return failed > 0 ? 1 : 0;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (err) {
-  if (!wasInterrupted()) console.error(`bench: ${err?.stack ?? err}`);
-} finally {
-  await cleanupAll();
-}
-process.exitCode = code;
+await runScript('bench', main);

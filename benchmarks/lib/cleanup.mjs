@@ -82,6 +82,23 @@ export function wasInterrupted() {
   return interrupted;
 }
 
+/**
+ * Run a script's `main` and stop everything it started, whatever happens; the exit code is what
+ * `main` returns (0 when nothing), else 1 on an error, which is printed under `name` unless Ctrl-C
+ * or a signal caused it.
+ */
+export async function runScript(name, main) {
+  let code = 1;
+  try {
+    code = (await main()) ?? 0;
+  } catch (err) {
+    if (!interrupted) console.error(`${name}: ${err?.stack ?? err}`);
+  } finally {
+    await cleanupAll();
+  }
+  process.exitCode = code;
+}
+
 function install() {
   if (installed) return;
   installed = true;
