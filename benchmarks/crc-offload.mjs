@@ -7,8 +7,9 @@
 //   worker  every batch copied into a SharedArrayBuffer ring and its CRC-32 computed by a worker
 //           thread (one message per batch; the main thread waits only when the ring is full)
 // and checks that both CRCs agree. The CRC-32 is the package's: `@node-rs/crc32` where it loads,
-// else `node:zlib` (the same values); the output names it. The reply Buffers cannot be handed to a
-// worker without the copy: ioredis's parser slices them out of a pool it shares between replies.
+// else `node:zlib` (the same values); the output names it. Moving the reply Buffers to the worker
+// instead of copying them (ioredis 6's can be transferred, iovalkey's cannot) was tried in the
+// reader and made the bench's read slower: docs/benchmarks.md, "The checked read on loopback".
 // No stream, no other check: if the worker does not reach 0.9x here, the package, which also
 // hands every Buffer to a Readable, cannot either.
 //
