@@ -44,6 +44,8 @@ export type { RawEntry };
 /** @internal Where a read starts and how many entries it asks for at once (see the open script). */
 export interface FirstBatch {
   readonly start: number;
+  /** The last byte of the range read (inclusive), Infinity for a read to the end. */
+  readonly end: number;
   readonly readAhead: number;
   readonly readAheadBytes: number;
   /**
@@ -187,6 +189,7 @@ export class FileWatch {
           {
             chunks: this.#keys.chunks(''),
             start: batch.start,
+            last: batch.end === Infinity ? -1 : batch.end,
             readAhead: batch.readAhead,
             readAheadBytes: batch.readAheadBytes,
             guardedBytes: batch.guardedBytes,

@@ -33,6 +33,7 @@ export {
   Field,
   HEADER_ID,
   idBefore,
+  isPartialPiece,
   looksGzipped,
   MAX_SEQ,
   parseId,

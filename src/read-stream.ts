@@ -19,6 +19,7 @@ import {
   Flag,
   fileKeys,
   HEADER_ID,
+  isPartialPiece,
   MAX_SEQ,
   type MetaRecord,
   pieceId,
@@ -85,16 +86,21 @@ export class RedisReadStream extends Readable {
   #wanted = false;
   /** Entries per read request: `readAhead`, fewer for large chunks (`readAheadBytes`). */
   #batch = 1;
-  /** The batch after the one being consumed, already requested, and where it starts. */
-  #prefetched: { after: string; entries: Promise<RawEntry[]> } | undefined;
+  /** The batch after the one being consumed, already requested: where it starts, and its COUNT. */
+  #prefetched: Request | undefined;
   /**
    * Batches requested beyond `#prefetched`, in order, on a link whose round trip calls for more
    * read-ahead: each starts where the one before it ends if every entry is a whole chunk (the
    * usual file, written a chunk at a time), and is used only when it does.
    */
-  #further: { after: string; entries: Promise<RawEntry[]> }[] = [];
+  #further: Request[] = [];
   /** Whether the ids of batches not yet read may be guessed: not once a guess was wrong. */
   #guessing = true;
+  /**
+   * Whether every piece read so far was a whole chunk, so that a range read can ask for just the
+   * chunks it still needs: not once a chunk came in pieces (a chunk's pieces are not counted ahead).
+   */
+  #wholeChunks = true;
   /** The link's round trip and throughput, which size the read-ahead; and whether it was probed. */
   #link: LinkEstimate | undefined;
   #probed = false;
@@ -171,14 +177,14 @@ export class RedisReadStream extends Readable {
   }
 
   #find(waitForCreate: number): Promise<Found | undefined> {
-    const { start, readAhead, readAheadBytes } = this.#opts;
+    const { start, end, readAhead, readAheadBytes } = this.#opts;
     // Of a file written under a memory limit, the batch its writer's guard counts on.
     const guardedBytes = GUARDED_READ_BYTES;
     // The open of a large complete file carries no entries (see the open script): a request of a
     // few hundred bytes with nothing else in flight, timed as the link's probe. A probe sent with
     // the first batch instead would wait for Redis to build that batch's reply too.
     const timed = waitForCreate === 0 && !this.#probed ? timeAsProbe(this.#client, 'read') : undefined;
-    const found = this.#watch.find(waitForCreate, { start, readAhead, readAheadBytes, guardedBytes });
+    const found = this.#watch.find(waitForCreate, { start, end, readAhead, readAheadBytes, guardedBytes });
     if (timed) {
       found.then(
         (f) => {
@@ -201,11 +207,12 @@ export class RedisReadStream extends Readable {
     // The first batch came with the hash: the first fetch takes it instead of asking for it (a
     // small file is then read in one round trip). Taken only when it is the batch the fetch would
     // have asked for, so that whether it reached the stream's end is told as for any other.
-    if (found.first?.count === this.#batch) {
-      this.#prefetched = { after: this.#seq.lastId, entries: Promise.resolve(found.first.entries) };
+    if (found.first !== undefined && found.first.count === this.#countAfter(this.#seq.lastId)) {
+      const { count, entries } = found.first;
+      this.#prefetched = { after: this.#seq.lastId, count, entries: Promise.resolve(entries) };
     } else if (found.meta.state === State.complete && this.#seq.position <= this.#opts.end) {
       // A larger file: its first batches are asked for now, as deep as the link calls for.
-      this.#readAhead(this.#seq.lastId, this.#batch);
+      this.#readAhead(this.#seq.lastId);
     }
     await this.#consumer?.join(this.#seq.chunk);
     this.#opened = true;
@@ -381,16 +388,25 @@ export class RedisReadStream extends Readable {
     const decode = (raw: RawEntry[]): Entry[] => raw.map(([id, fields]) => decodeEntry(id, fields));
     if (!(this.#follow && this.#atTail)) {
       const after = this.#seq.lastId;
-      const prefetched = this.#prefetched?.after === after ? this.#prefetched.entries : undefined;
+      let request = this.#prefetched?.after === after ? this.#prefetched : undefined;
       this.#prefetched = undefined;
       // A gap, a rewind or a retry: whatever was asked for further ahead starts elsewhere.
-      if (prefetched === undefined) this.#further = [];
-      const raw = await (prefetched ?? this.#request(after, readAhead));
-      if (raw.length === readAhead) {
+      if (request === undefined) {
+        this.#further = [];
+        const count = Math.max(1, this.#countAfter(after));
+        request = { after, count, entries: this.#request(after, count) };
+      }
+      const raw = await request.entries;
+      // Chunks stored in pieces: a range read asks for whole batches from now on.
+      if (this.#wholeChunks && this.#opts.end !== Infinity) {
+        const { chunkSize } = this.#meta;
+        if (raw.some(([, fields]) => isPartialPiece(fields, chunkSize))) this.#wholeChunks = false;
+      }
+      if (raw.length === request.count) {
         // Ask for the next batches now, so that Redis works while this one is consumed. As many
         // as the link calls for, within `maxReadAheadBytes`: the read-ahead stays bounded.
         const next = raw[raw.length - 1]![0].toString('latin1');
-        if (this.#seq.position <= this.#opts.end) this.#readAhead(next, readAhead);
+        if (this.#seq.position <= this.#opts.end) this.#readAhead(next);
         else this.#further = [];
         return { entries: decode(raw), reachedEnd: false };
       }
@@ -420,27 +436,58 @@ export class RedisReadStream extends Readable {
    * on), each checked when its turn comes: entries are consumed in order, each batch only where
    * the one before it ended.
    */
-  #readAhead(next: string, count: number): void {
+  #readAhead(next: string): void {
     const known = this.#further[0]?.after === next ? this.#further.shift() : undefined;
     if (known === undefined && this.#further.length > 0) {
       this.#further = [];
       this.#guessing = false;
     }
-    this.#prefetched = known ?? { after: next, entries: this.#request(next, count) };
+    if (known === undefined) {
+      const count = this.#countAfter(next);
+      // A range whose last chunk is in the batch just read: nothing more to ask for.
+      if (count === 0) return;
+      this.#prefetched = { after: next, count, entries: this.#request(next, count) };
+    } else {
+      this.#prefetched = known;
+    }
     // Only a stored file is read ahead deeper: a follower near the writer would ask for nothing.
     // Nor one written under a memory limit: Redis holds every reply not yet taken, and the
     // writer's memory guard counts on one batch per reader.
     if (!this.#guessing || this.#meta.state !== State.complete || this.#meta.trim) return;
-    const depth = this.#depth(count);
+    const depth = this.#depth(this.#batch);
     // Nothing past the last byte wanted (the end record is at the file's size).
     const last = Math.min(this.#opts.end, this.#meta.size);
-    let after = (this.#further.at(-1) ?? this.#prefetched).after;
+    let { after, count } = this.#further.at(-1) ?? this.#prefetched;
     while (this.#further.length + 1 < depth) {
       const guess = guessLast(after, count);
       if (guess === undefined || (guess.chunk + 1) * this.#meta.chunkSize > last) return;
       after = guess.id;
-      this.#further.push({ after, entries: this.#request(after, count) });
+      count = this.#countAfter(after);
+      if (count === 0) return;
+      this.#further.push({ after, count, entries: this.#request(after, count) });
     }
+  }
+
+  /**
+   * The COUNT to ask for after the id `after`: a batch, or fewer for a range read that ends
+   * sooner, so that a read of a few bytes does not fetch a batch of chunks it would not deliver.
+   * One entry per chunk up to the one holding `end` (and the header before chunk 0), as long as
+   * every chunk so far was stored whole: 0 when `after` is in or past that chunk. A read to the end
+   * of a complete file keeps whole batches, the last of which brings the end record.
+   */
+  #countAfter(after: string): number {
+    const batch = this.#batch;
+    const { end } = this.#opts;
+    if (end === Infinity || !this.#wholeChunks) return batch;
+    if (this.#meta.state === State.complete && end >= this.#meta.size - 1) return batch;
+    const from = chunkAfter(after);
+    if (from === undefined) {
+      // After a piece of a chunk stored in pieces: its other pieces come first, uncounted.
+      this.#wholeChunks = false;
+      return batch;
+    }
+    const needed = Math.floor(end / this.#meta.chunkSize) - from.chunk + 1 + (from.header ? 1 : 0);
+    return Math.max(0, Math.min(batch, needed));
   }
 
   /** Batches to have requested ahead of the one consumed: at least 1, within the budget. */
@@ -538,6 +585,27 @@ export class RedisReadStream extends Readable {
       (err: unknown) => this.destroy(err as Error),
     );
   }
+}
+
+/** A batch asked for: the entries after the id `after`, `count` at most. */
+interface Request {
+  readonly after: string;
+  readonly count: number;
+  readonly entries: Promise<RawEntry[]>;
+}
+
+/**
+ * The chunk the entries after the id `after` start at if every entry is a whole chunk, and whether
+ * the header comes before it; undefined when `after` is a later piece of a chunk.
+ */
+function chunkAfter(after: string): { chunk: number; header: boolean } | undefined {
+  if (after === '0-0') return { chunk: 0, header: true };
+  if (after === HEADER_ID) return { chunk: 0, header: false };
+  const dash = after.indexOf('-');
+  const n = Number(after.slice(0, dash));
+  if (!Number.isSafeInteger(n)) return undefined;
+  if (after.endsWith(`-${MAX_SEQ}`)) return { chunk: n + 1, header: false };
+  return Number(after.slice(dash + 1)) === FIRST_PIECE ? { chunk: n + 1, header: false } : undefined;
 }
 
 /**

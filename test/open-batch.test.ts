@@ -21,13 +21,21 @@ afterAll(closeAll);
 const chunkSize = 1000;
 const readAhead = 16;
 
-function open(key: string) {
+/** The open script for a read of `key` from byte `start` to byte `last` (-1: to the end). */
+function open(key: string, { start = 0, last = -1 } = {}) {
   const keys = fileKeys('rfs:', key);
   return run(
     portOf(subject(redis)),
     OPEN,
     { meta: keys.meta, events: keys.events },
-    { chunks: keys.chunks(''), start: 0, readAhead, readAheadBytes: 1 << 30, guardedBytes: GUARDED_READ_BYTES },
+    {
+      chunks: keys.chunks(''),
+      start,
+      last,
+      readAhead,
+      readAheadBytes: 1 << 30,
+      guardedBytes: GUARDED_READ_BYTES,
+    },
   );
 }
 
@@ -42,6 +50,32 @@ describe('the open script', () => {
     // The header, 12 chunks and the end record: fewer than a batch, so the stream ends there.
     expect(reply.first?.count).toBe(readAhead);
     expect(reply.first?.entries).toHaveLength(14);
+  });
+
+  it('returns no more of a range than the chunks it covers, counted as the reader counts them', async () => {
+    const key = uniqueKey('open-range');
+    const data = bytes(12 * chunkSize, 4);
+    await put(subject(redis), key, data, { chunkSize });
+    const count = async (start: number, last: number) => {
+      const reply = await open(key, { start, last });
+      if (reply.status !== 'ok') throw new Error(reply.status);
+      return [reply.first?.count, reply.first?.entries.length];
+    };
+    // From byte 0: the header, then chunks 0 to 2.
+    expect(await count(0, 2 * chunkSize + 5)).toEqual([4, 4]);
+    expect(await count(0, 0)).toEqual([2, 2]);
+    // From chunk 5 to chunk 7.
+    expect(await count(5 * chunkSize + 1, 7 * chunkSize)).toEqual([3, 3]);
+    // To the last byte or past it: the whole batch, the end record with it.
+    expect(await count(5 * chunkSize, 12 * chunkSize - 1)).toEqual([readAhead, 8]);
+    expect(await count(5 * chunkSize, 10 ** 9)).toEqual([readAhead, 8]);
+    // And the reads themselves.
+    expect(
+      (await get(subject(redis), key, { start: 5 * chunkSize + 1, end: 7 * chunkSize })).equals(
+        data.subarray(5 * chunkSize + 1, 7 * chunkSize + 1),
+      ),
+    ).toBe(true);
+    expect((await get(subject(redis), key, { end: 0 })).equals(data.subarray(0, 1))).toBe(true);
   });
 
   it('returns no entries of a complete file larger than one batch, which reads whole all the same', async () => {

@@ -82,7 +82,8 @@ export interface ReadStreamOptions extends KeyOptions {
   /**
    * How many bytes one read request fetches at most, whatever the chunk size: a request asks for
    * `readAheadBytes / chunkSize` entries (at least 1, at most `readAhead`), so that larger chunks
-   * make fewer, not larger, replies.
+   * make fewer, not larger, replies. A range that ends before the file does asks for no more
+   * chunks than it covers (as long as the file's chunks are stored whole, one entry each).
    * @default 4194304 (4 MiB)
    */
   readAheadBytes?: number;

@@ -31,8 +31,11 @@ export type OpenReply =
  * Open: the last event's id, the hash, its TTL, the server's time, and the first `count` entries
  * of the chunk stream of the generation the hash names, from chunk `start / chunkSize` on, where
  * `count` is `readAhead`, fewer for large chunks (at least 1, at most `readAheadBytes` of chunks,
- * and at most `guardedBytes` for a file written under a memory limit): the reader's batch. The entries come for a file being written and for a complete file of at
- * most `count` chunks (read whole in this one round trip), not for a larger complete file. All
+ * and at most `guardedBytes` for a file written under a memory limit): the reader's batch; for a
+ * range that ends at byte `last` before the file does (`last` is -1 for a read to the end), no
+ * more than the chunks up to the one holding `last`. The entries come for a file being written
+ * and for a complete file of at most `count` chunks (read whole in this one round trip), not for a
+ * larger complete file. All
  * read in one step, so that the entries belong to the hash read with them. Pieces are bytes, which
  * JSON cannot carry: the reply is an array, `{1, last event or false, HGETALL, TTL, TIME[,
  * entries, count]}`, or `{0}` for a key of another type.
@@ -45,12 +48,12 @@ export type OpenReply =
  */
 export const OPEN = defineScript<
   'meta' | 'events',
-  'chunks' | 'start' | 'readAhead' | 'readAheadBytes' | 'guardedBytes',
+  'chunks' | 'start' | 'last' | 'readAhead' | 'readAheadBytes' | 'guardedBytes',
   OpenReply
 >({
   name: 'open',
   keys: ['meta', 'events'],
-  args: ['chunks', 'start', 'readAhead', 'readAheadBytes', 'guardedBytes'],
+  args: ['chunks', 'start', 'last', 'readAhead', 'readAheadBytes', 'guardedBytes'],
   flags: 'no-writes,allow-oom',
   readOnly: true,
   lua: `
@@ -60,7 +63,7 @@ local hash = redis.pcall('HGETALL', K.meta)
 if top.err or hash.err then return {0} end
 local reply = {1, false, hash, redis.call('TTL', K.meta), redis.call('TIME')}
 if #top > 0 then reply[2] = top[1][1] end
-local cur = redis.call('HMGET', K.meta, M.gen, M.state, M.chunkSize, M.chunks, M.trim)
+local cur = redis.call('HMGET', K.meta, M.gen, M.state, M.chunkSize, M.chunks, M.trim, M.size)
 local chunkSize = tonumber(cur[3])
 local count = 0
 if chunkSize and chunkSize >= 1 then
@@ -77,6 +80,14 @@ end
 local whole = cur[2] == S.writing or (cur[2] == S.complete and (tonumber(cur[4]) or 0) <= count)
 if cur[1] and whole and count >= 1 then
   local first = math.floor(tonumber(A.start) / chunkSize)
+  -- A range read that ends before the file does: no more chunks than the range covers (and the
+  -- header before chunk 0), counted as the reader counts them.
+  local last = tonumber(A.last)
+  if last >= 0 and not (cur[2] == S.complete and last >= (tonumber(cur[6]) or 0) - 1) then
+    local need = math.floor(last / chunkSize) - first + 1
+    if first == 0 then need = need + 1 end
+    count = math.max(1, math.min(count, need))
+  end
   local from = '-'
   if first > 0 then from = '(' .. string.format('%d', first - 1) .. '-' .. C.maxSeq end
   local entries = redis.pcall('XRANGE', A.chunks .. cur[1], from, '+', 'COUNT', count)
