@@ -22,7 +22,6 @@ import {
   isPartialPiece,
   MAX_SEQ,
   type MetaRecord,
-  pieceId,
   State,
 } from './format.js';
 import { GUARDED_READ_BYTES, guardedBatch } from './memory-guard.js';
@@ -94,8 +93,8 @@ export class RedisReadStream extends Readable {
    * usual file, written a chunk at a time), and is used only when it does.
    */
   #further: Request[] = [];
-  /** Whether the ids of batches not yet read may be guessed: not once a guess was wrong. */
-  #guessing = true;
+  /** After a bounded request that found nothing: the next one reads on to the stream's end. */
+  #unbounded = false;
   /**
    * Whether every piece read so far was a whole chunk, so that a range read can ask for just the
    * chunks it still needs: not once a chunk came in pieces (a chunk's pieces are not counted ahead).
@@ -209,10 +208,11 @@ export class RedisReadStream extends Readable {
     // have asked for, so that whether it reached the stream's end is told as for any other.
     if (found.first !== undefined && found.first.count === this.#countAfter(this.#seq.lastId)) {
       const { count, entries } = found.first;
-      this.#prefetched = { after: this.#seq.lastId, count, entries: Promise.resolve(entries) };
+      this.#prefetched = { after: this.#seq.lastId, count, upTo: undefined, entries: Promise.resolve(entries) };
     } else if (found.meta.state === State.complete && this.#seq.position <= this.#opts.end) {
       // A larger file: its first batches are asked for now, as deep as the link calls for.
-      this.#readAhead(this.#seq.lastId);
+      this.#prefetched = this.#ask(this.#seq.lastId);
+      this.#askFurther();
     }
     await this.#consumer?.join(this.#seq.chunk);
     this.#opened = true;
@@ -393,8 +393,7 @@ export class RedisReadStream extends Readable {
       // A gap, a rewind or a retry: whatever was asked for further ahead starts elsewhere.
       if (request === undefined) {
         this.#further = [];
-        const count = Math.max(1, this.#countAfter(after));
-        request = { after, count, entries: this.#request(after, count) };
+        request = this.#ask(after);
       }
       const raw = await request.entries;
       // Chunks stored in pieces: a range read asks for whole batches from now on.
@@ -402,11 +401,22 @@ export class RedisReadStream extends Readable {
         const { chunkSize } = this.#meta;
         if (raw.some(([, fields]) => isPartialPiece(fields, chunkSize))) this.#wholeChunks = false;
       }
-      if (raw.length === request.count) {
+      if (request.upTo !== undefined && raw.length < request.count) {
+        const last = raw.length > 0 ? chunkOf(raw[raw.length - 1]![0].toString('latin1')) : -Infinity;
+        if (last < request.upTo && (raw.length === 0 || this.#meta.state !== State.complete)) {
+          // Everything stored up to the bound came, and stops short of it: of a file being
+          // written, the stream may end here; of a complete file (nothing came), chunks are
+          // missing. The next request reads on to the stream's end, which tells.
+          this.#further = [];
+          this.#unbounded = true;
+          return { entries: decode(raw), reachedEnd: false };
+        }
+      }
+      if (raw.length === request.count || request.upTo !== undefined) {
         // Ask for the next batches now, so that Redis works while this one is consumed. As many
         // as the link calls for, within `maxReadAheadBytes`: the read-ahead stays bounded.
         const next = raw[raw.length - 1]![0].toString('latin1');
-        if (this.#seq.position <= this.#opts.end) this.#readAhead(next);
+        if (this.#seq.position <= this.#opts.end) this.#readAhead(next, request, raw.length);
         else this.#further = [];
         return { entries: decode(raw), reachedEnd: false };
       }
@@ -431,41 +441,76 @@ export class RedisReadStream extends Readable {
   }
 
   /**
-   * Have the batch after `next` requested, and as many after it as the link calls for. The first
-   * starts at a known id; the others at guessed ones (a batch of whole chunks ends `count` chunks
-   * on), each checked when its turn comes: entries are consumed in order, each batch only where
-   * the one before it ended.
+   * Have the batch after `next` requested, `previous` having brought `got` entries ending there,
+   * and as many after it as the link calls for. The batches of a complete file are bounded by chunk
+   * (see {@link #ask}): the one after a batch that brought every entry up to its bound starts at
+   * that bound, known before the batch arrives, so that several can be asked for at once; entries
+   * are consumed in order, each batch only where the one before it ended.
    */
-  #readAhead(next: string): void {
-    const known = this.#further[0]?.after === next ? this.#further.shift() : undefined;
-    if (known === undefined && this.#further.length > 0) {
-      this.#further = [];
-      this.#guessing = false;
-    }
-    if (known === undefined) {
-      const count = this.#countAfter(next);
-      // A range whose last chunk is in the batch just read: nothing more to ask for.
-      if (count === 0) return;
-      this.#prefetched = { after: next, count, entries: this.#request(next, count) };
+  #readAhead(next: string, previous: Request, got: number): void {
+    const whole = previous.upTo !== undefined && got < previous.count;
+    const known = whole && this.#further[0]?.after === boundId(previous.upTo!) ? this.#further.shift() : undefined;
+    if (known !== undefined) {
+      // It starts at the bound, where everything up to `next` ends: the same place.
+      this.#prefetched = { ...known, after: next };
     } else {
-      this.#prefetched = known;
+      this.#further = [];
+      // A range read that has every chunk it needs asks for nothing more.
+      if (whole && previous.upTo === this.#lastChunkWanted()) return;
+      if (previous.upTo === undefined && this.#countAfter(next) === 0) return;
+      this.#prefetched = this.#ask(next);
     }
-    // Only a stored file is read ahead deeper: a follower near the writer would ask for nothing.
-    // Nor one written under a memory limit: Redis holds every reply not yet taken, and the
-    // writer's memory guard counts on one batch per reader.
-    if (!this.#guessing || this.#meta.state !== State.complete || this.#meta.trim) return;
+    this.#askFurther();
+  }
+
+  /**
+   * Ask for the batches after `#prefetched` that the link calls for: only of a stored file (a
+   * follower near the writer would ask for nothing), nor of one written under a memory limit
+   * (Redis holds every reply not yet taken, and the writer's memory guard counts on one batch per
+   * reader). Each starts at the bound of the one before it.
+   */
+  #askFurther(): void {
+    if (this.#meta.state !== State.complete || this.#meta.trim || this.#prefetched === undefined) return;
     const depth = this.#depth(this.#batch);
-    // Nothing past the last byte wanted (the end record is at the file's size).
-    const last = Math.min(this.#opts.end, this.#meta.size);
-    let { after, count } = this.#further.at(-1) ?? this.#prefetched;
-    while (this.#further.length + 1 < depth) {
-      const guess = guessLast(after, count);
-      if (guess === undefined || (guess.chunk + 1) * this.#meta.chunkSize > last) return;
-      after = guess.id;
-      count = this.#countAfter(after);
-      if (count === 0) return;
-      this.#further.push({ after, count, entries: this.#request(after, count) });
+    let last = this.#further.at(-1) ?? this.#prefetched;
+    while (this.#further.length + 1 < depth && last.upTo !== undefined && last.upTo < this.#lastChunkWanted()) {
+      last = this.#ask(boundId(last.upTo), last.upTo);
+      this.#further.push(last);
     }
+  }
+
+  /**
+   * The request for the entries after the id `after`. Of a complete file, every entry up to a
+   * chunk: `readAhead` chunks on from the chunk `after` is in (`from` when known), no further than
+   * the range wants, whatever number of pieces they were stored in (a slowly written log holds
+   * many small ones), at most `#entryCap` entries; and up to the stream's end once the end record
+   * is within reach. Of a file being written, `readAhead` entries (fewer for a range that ends
+   * sooner).
+   */
+  #ask(after: string, from?: number): Request {
+    // Under a memory limit the writer's guard counts on replies of a batch of entries; and after
+    // a bounded request that stopped short, only a request to the stream's end tells where it ends.
+    if (this.#meta.trim || this.#unbounded) {
+      this.#unbounded = false;
+      const count = Math.max(1, this.#countAfter(after));
+      return { after, count, upTo: undefined, entries: this.#request(after, count, undefined) };
+    }
+    const bound = Math.min((from ?? chunkOf(after)) + this.#batch, this.#lastChunkWanted());
+    // The end record is record `chunks`: a bound that reaches it reads to the stream's end.
+    const upTo = this.#meta.state === State.complete && bound >= this.#meta.chunks ? undefined : bound;
+    const count = Math.max(this.#batch + 2, ENTRY_CAP);
+    return { after, count, upTo, entries: this.#request(after, count, upTo) };
+  }
+
+  /**
+   * The last chunk the read needs: the one holding `end`; of a complete file read to its end, the
+   * end record's; of a file being written, none yet known.
+   */
+  #lastChunkWanted(): number {
+    const { end } = this.#opts;
+    const { size, chunks, chunkSize, state } = this.#meta;
+    if (state !== State.complete) return end === Infinity ? Infinity : Math.floor(end / chunkSize);
+    return end < size - 1 ? Math.floor(end / chunkSize) : chunks;
   }
 
   /**
@@ -499,10 +544,10 @@ export class RedisReadStream extends Readable {
   }
 
   /** `#rangeAfter` for a batch: timed, for the estimate of the link. */
-  #request(after: string, count: number): Promise<RawEntry[]> {
+  #request(after: string, count: number, upTo: number | undefined): Promise<RawEntry[]> {
     this.#link ??= new LinkEstimate(linkMemory(this.#client, 'read'));
     const link = this.#link;
-    if (!this.#probed && this.#meta.state === State.complete && this.#meta.size > count * this.#meta.chunkSize) {
+    if (!this.#probed && this.#meta.state === State.complete && this.#meta.size > this.#batch * this.#meta.chunkSize) {
       this.#probed = true;
       // A request with a reply of a few bytes, sent before the batch: the latency alone, which the
       // batch's own round trip mixes with the transfer of its bytes. Only for a file of more than
@@ -510,7 +555,7 @@ export class RedisReadStream extends Readable {
       probeLink(this.#client, 'read', () => this.#client.send(this.#chunksKey, ['EXISTS', this.#chunksKey]));
     }
     const sent = link.sent(0);
-    const entries = this.#rangeAfter(after, count);
+    const entries = this.#rangeAfter(after, count, upTo);
     entries.then(
       (raw) => {
         let bytes = 0;
@@ -522,12 +567,16 @@ export class RedisReadStream extends Readable {
     return entries;
   }
 
-  /** Up to `count` entries after the id `after` (exclusive; `0-0` takes the header too). */
-  async #rangeAfter(after: string, count: number): Promise<RawEntry[]> {
+  /**
+   * Up to `count` entries after the id `after` (exclusive; `0-0` takes the header too), up to the
+   * last piece of chunk `upTo` (undefined: to the stream's end).
+   */
+  async #rangeAfter(after: string, count: number, upTo?: number): Promise<RawEntry[]> {
     try {
       const key = this.#chunksKey;
       const from = after === '0-0' ? '-' : `(${after}`;
-      return (await this.#client.send(key, ['XRANGE', key, from, '+', 'COUNT', count], true)) as RawEntry[];
+      const to = upTo === undefined ? '+' : boundId(upTo);
+      return (await this.#client.send(key, ['XRANGE', key, from, to, 'COUNT', count], true)) as RawEntry[];
     } catch (err) {
       throw wrapRedisError(err, this.key, `reading after entry ${after}`);
     }
@@ -587,11 +636,33 @@ export class RedisReadStream extends Readable {
   }
 }
 
-/** A batch asked for: the entries after the id `after`, `count` at most. */
+/**
+ * Entries a request for a complete file's chunks takes at most: chunks stored whole are a batch
+ * of entries, but a slowly written log may hold thousands of small pieces per chunk. Bounds the
+ * objects one reply makes (its bytes are bounded by the chunks asked for).
+ */
+const ENTRY_CAP = 1024;
+
+/**
+ * A batch asked for: the entries after the id `after`, `count` at most, up to the last piece of
+ * chunk `upTo` (undefined: to the stream's end).
+ */
 interface Request {
   readonly after: string;
   readonly count: number;
+  readonly upTo: number | undefined;
   readonly entries: Promise<RawEntry[]>;
+}
+
+/** The last id of chunk `n`'s pieces: where a batch bounded at chunk `n` ends. */
+function boundId(n: number): string {
+  return `${n}-${MAX_SEQ}`;
+}
+
+/** The chunk the id `after` is in; -1 before chunk 0 (`0-0` and the header). */
+function chunkOf(after: string): number {
+  if (after === '0-0' || after === HEADER_ID) return -1;
+  return Number(after.slice(0, after.indexOf('-')));
 }
 
 /**
@@ -606,24 +677,6 @@ function chunkAfter(after: string): { chunk: number; header: boolean } | undefin
   if (!Number.isSafeInteger(n)) return undefined;
   if (after.endsWith(`-${MAX_SEQ}`)) return { chunk: n + 1, header: false };
   return Number(after.slice(dash + 1)) === FIRST_PIECE ? { chunk: n + 1, header: false } : undefined;
-}
-
-/**
- * The id that ends a batch of `count` entries after `after`, and its chunk, if every entry is a
- * whole chunk; undefined when `after` is a piece of a chunk (its chunk's other pieces follow).
- */
-function guessLast(after: string, count: number): { id: string; chunk: number } | undefined {
-  if (after === HEADER_ID) return { id: pieceId(count - 1), chunk: count - 1 };
-  // The file's first batch: the header, then chunks 0 to count - 2.
-  if (after === '0-0') return count >= 2 ? { id: pieceId(count - 2), chunk: count - 2 } : undefined;
-  // A range's first batch, from chunk n + 1 on.
-  if (after.endsWith(`-${MAX_SEQ}`)) {
-    const n = Number(after.slice(0, after.indexOf('-')));
-    return Number.isSafeInteger(n) ? { id: pieceId(n + count), chunk: n + count } : undefined;
-  }
-  const [n, s] = after.split('-').map(Number);
-  if (s !== FIRST_PIECE || !Number.isSafeInteger(n)) return undefined;
-  return { id: pieceId(n! + count), chunk: n! + count };
 }
 
 /** Resolve when a writable drains, or when it is closed (a destroyed stream never drains). */

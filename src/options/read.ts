@@ -75,15 +75,18 @@ export interface ReadStreamOptions extends KeyOptions {
    */
   consumer?: string;
   /**
-   * How many entries (chunks, or pieces of chunks) one read request fetches at most.
+   * How many chunks one read request fetches at most. A complete file's chunks are asked for by
+   * chunk, with all their pieces, so that a file stored in many small pieces (a slowly written
+   * log) takes as few requests as one stored in whole chunks (at most 1024 entries a request); a
+   * file being written is read this many entries (chunks, or pieces of chunks) at a time.
    * @default 16
    */
   readAhead?: number;
   /**
    * How many bytes one read request fetches at most, whatever the chunk size: a request asks for
-   * `readAheadBytes / chunkSize` entries (at least 1, at most `readAhead`), so that larger chunks
+   * `readAheadBytes / chunkSize` chunks (at least 1, at most `readAhead`), so that larger chunks
    * make fewer, not larger, replies. A range that ends before the file does asks for no more
-   * chunks than it covers (as long as the file's chunks are stored whole, one entry each).
+   * chunks than it covers.
    * @default 4194304 (4 MiB)
    */
   readAheadBytes?: number;

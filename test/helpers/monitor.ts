@@ -24,3 +24,32 @@ export async function commandsDuring(redis: Redis, during: () => Promise<unknown
   }
   return seen;
 }
+
+/**
+ * An XRANGE on a file's chunk stream, by chunk: the chunk its start id is in (`from`; -1 for `-`
+ * and the header), the chunk its end id bounds it at (`to`; Infinity for `+`), and its COUNT.
+ */
+export interface ChunkRange {
+  readonly from: number;
+  readonly to: number;
+  readonly count: number;
+}
+
+/** The XRANGEs on `key`'s chunk stream that Redis ran while `during` ran (scripts' included). */
+export async function chunkRangesDuring(
+  redis: Redis,
+  key: string,
+  during: () => Promise<unknown>,
+): Promise<ChunkRange[]> {
+  const chunkOf = (id: string): number => {
+    const bare = id.replace(/^\(/, '');
+    return bare === '-' || bare === '0-0' || bare === '0-1' ? -1 : Number(bare.slice(0, bare.indexOf('-')));
+  };
+  return (await commandsDuring(redis, during))
+    .filter(({ args }) => args[0]?.toLowerCase() === 'xrange' && args[1]?.includes(key) && args[1].includes(':chunks:'))
+    .map(({ args }) => ({
+      from: chunkOf(args[2]!),
+      to: args[3] === '+' ? Infinity : chunkOf(args[3]!),
+      count: Number(args[args.findIndex((a) => a.toLowerCase() === 'count') + 1]),
+    }));
+}
