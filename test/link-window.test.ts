@@ -23,6 +23,7 @@ import {
   subjectReady,
   uniqueKey,
 } from './helpers/clients.js';
+import { chunkOfId } from './helpers/monitor.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
@@ -81,17 +82,12 @@ function watchWrites(client: RedisClient): { readonly most: number } {
 function watchReads(client: RedisClient): { readonly most: number; readonly chunks: number } {
   let now = 0;
   const seen = { most: 0, chunks: 0 };
-  // The chunk an XRANGE's start or end id is in (-1 before chunk 0).
-  const chunkOf = (id: string): number => {
-    const bare = id.replace(/^\(/, '');
-    return bare === '-' || bare === '0-0' || bare === '0-1' ? -1 : Number(bare.slice(0, bare.indexOf('-')));
-  };
   watchSends(client, (args, sent) => {
     if (String(args[0]).toUpperCase() !== 'XRANGE') return;
     const at = args.findIndex((a) => String(a).toUpperCase() === 'COUNT');
     if (at < 0 || Number(args[at + 1]) <= 1) return;
     // A batch bounded by chunk: the chunks it asks for. (The last one reads to the stream's end.)
-    if (String(args[3]) !== '+') seen.chunks = chunkOf(String(args[3])) - chunkOf(String(args[2]));
+    if (String(args[3]) !== '+') seen.chunks = chunkOfId(String(args[3])) - chunkOfId(String(args[2]));
     now++;
     seen.most = Math.max(seen.most, now);
     sent.finally(() => now--).catch(() => {});

@@ -1,9 +1,11 @@
 /**
- * What a read asks Redis for. A range, the chunks it covers and no more: a few bytes from a large
- * file cost one chunk, not a batch of them (and not the batch after it, read ahead). A file stored
- * in pieces (a slowly written log), a batch of chunks per request, not a batch of pieces: its
- * requests are bounded by chunk, whether the file is complete or still being written. Counted
- * from every XRANGE Redis ran on the file's chunk stream, the open script's included.
+ * What a read asks Redis for. A batch is bounded in bytes as well as in chunks (`readAheadBytes`):
+ * larger chunks make fewer chunks per request, not larger replies. A range, the chunks it covers
+ * and no more: a few bytes from a large file cost one chunk, not a batch of them (and not the
+ * batch after it, read ahead). A file stored in pieces (a slowly written log), a batch of chunks
+ * per request, not a batch of pieces: its requests are bounded by chunk, whether the file is
+ * complete or still being written. Counted from every XRANGE Redis ran on the file's chunk stream,
+ * the open script's included.
  */
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,6 +42,13 @@ function readRange(key: string, data: Buffer, start: number, end: number): Promi
 
 /** The chunks the XRANGEs bounded by chunk asked for, as [after chunk, up to chunk] pairs. */
 const spans = (ranges: ChunkRange[]) => ranges.map(({ from, to }) => [from, to]);
+
+/** The chunks each XRANGE bounded by chunk on `key`'s chunk stream asked for while `during` ran. */
+async function chunksPerRequest(key: string, during: () => Promise<unknown>): Promise<number[]> {
+  return (await chunkRangesDuring(redis, key, during))
+    .filter(({ to }) => to !== Infinity)
+    .map(({ from, to }) => to - from);
+}
 
 /** Resolve once `writer` has stored what was written to it. */
 const flushed = (writer: RedisWriteStream) =>
@@ -183,5 +192,34 @@ describe('a file being written in pieces', () => {
     writer.write(more);
     await new Promise<void>((resolve, reject) => writer.end((err?: Error | null) => (err ? reject(err) : resolve())));
     expect((await following).equals(Buffer.concat([data, more]))).toBe(true);
+  });
+});
+
+describe('readAheadBytes: the bytes of one request', () => {
+  it('asks for readAheadBytes / chunkSize chunks per request, at most readAhead, at least one', async () => {
+    const key = uniqueKey('read-ahead');
+    const data = bytes(40 * 1000, 81);
+    await put(redis, key, data, { chunkSize: 1000 });
+    const chunks = await chunksPerRequest(key, async () => {
+      expect((await get(redis, key, { readAheadBytes: 3000 })).equals(data)).toBe(true);
+      expect((await get(redis, key, { readAheadBytes: 1_000_000, readAhead: 5 })).equals(data)).toBe(true);
+      expect((await get(redis, key, { readAheadBytes: 10 })).equals(data)).toBe(true);
+    });
+    expect(new Set(chunks)).toEqual(new Set([3, 5, 1]));
+  });
+
+  it('defaults to 4 MiB: 16 chunks of 256 KiB, 4 chunks of 1 MiB', async () => {
+    const key = uniqueKey('read-ahead-mib');
+    const data = bytes(10 * 1024 * 1024, 82);
+    await put(redis, key, data, { chunkSize: 1024 * 1024 });
+    const small = uniqueKey('read-ahead-kib');
+    await put(redis, small, data, { chunkSize: 256 * 1024 });
+    // Chunks 0 to 3 and 4 to 7; then the rest, and the end record, to the stream's end.
+    expect(await chunksPerRequest(key, async () => expect((await get(redis, key)).equals(data)).toBe(true))).toEqual([
+      4, 4,
+    ]);
+    expect(
+      await chunksPerRequest(small, async () => expect((await get(redis, small)).equals(data)).toBe(true)),
+    ).toEqual([16, 16]);
   });
 });

@@ -41,15 +41,17 @@ export async function chunkRangesDuring(
   key: string,
   during: () => Promise<unknown>,
 ): Promise<ChunkRange[]> {
-  const chunkOf = (id: string): number => {
-    const bare = id.replace(/^\(/, '');
-    return bare === '-' || bare === '0-0' || bare === '0-1' ? -1 : Number(bare.slice(0, bare.indexOf('-')));
-  };
   return (await commandsDuring(redis, during))
     .filter(({ args }) => args[0]?.toLowerCase() === 'xrange' && args[1]?.includes(key) && args[1].includes(':chunks:'))
     .map(({ args }) => ({
-      from: chunkOf(args[2]!),
-      to: args[3] === '+' ? Infinity : chunkOf(args[3]!),
+      from: chunkOfId(args[2]!),
+      to: args[3] === '+' ? Infinity : chunkOfId(args[3]!),
       count: Number(args[args.findIndex((a) => a.toLowerCase() === 'count') + 1]),
     }));
+}
+
+/** The chunk an XRANGE start or end id (`(` for exclusive) is in: -1 for `-`, `0-0` and the header. */
+export function chunkOfId(id: string): number {
+  const bare = id.replace(/^\(/, '');
+  return bare === '-' || bare === '0-0' || bare === '0-1' ? -1 : Number(bare.slice(0, bare.indexOf('-')));
 }
