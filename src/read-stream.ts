@@ -496,8 +496,9 @@ export class RedisReadStream extends Readable {
       return { after, count, upTo: undefined, entries: this.#request(after, count, undefined) };
     }
     const bound = Math.min((from ?? chunkOf(after)) + this.#batch, this.#lastChunkWanted());
-    // The end record is record `chunks`: a bound that reaches it reads to the stream's end.
-    const upTo = this.#meta.state === State.complete && bound >= this.#meta.chunks ? undefined : bound;
+    // A bound at the last chunk reads on to the stream's end: the end record (record `chunks`)
+    // comes with the last chunks rather than in a round trip of its own.
+    const upTo = this.#meta.state === State.complete && bound >= this.#meta.chunks - 1 ? undefined : bound;
     const count = Math.max(this.#batch + 2, ENTRY_CAP);
     return { after, count, upTo, entries: this.#request(after, count, upTo) };
   }
