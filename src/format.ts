@@ -33,7 +33,6 @@ export {
   Field,
   HEADER_ID,
   idBefore,
-  isPartialPiece,
   looksGzipped,
   MAX_SEQ,
   parseId,

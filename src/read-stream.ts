@@ -14,12 +14,10 @@ import { abortedError, FileWatch, type Found, type RawEntry, trimmedError } from
 import {
   decodeEntry,
   type Entry,
-  FIRST_PIECE,
   type FileKeys,
   Flag,
   fileKeys,
   HEADER_ID,
-  isPartialPiece,
   MAX_SEQ,
   type MetaRecord,
   State,
@@ -95,11 +93,6 @@ export class RedisReadStream extends Readable {
   #further: Request[] = [];
   /** After a bounded request that found nothing: the next one reads on to the stream's end. */
   #unbounded = false;
-  /**
-   * Whether every piece read so far was a whole chunk, so that a range read can ask for just the
-   * chunks it still needs: not once a chunk came in pieces (a chunk's pieces are not counted ahead).
-   */
-  #wholeChunks = true;
   /** The link's round trip and throughput, which size the read-ahead; and whether it was probed. */
   #link: LinkEstimate | undefined;
   #probed = false;
@@ -204,9 +197,9 @@ export class RedisReadStream extends Readable {
     if (found === undefined || this.#done) return;
     this.#start(found.meta);
     // The first batch came with the hash: the first fetch takes it instead of asking for it (a
-    // small file is then read in one round trip). Taken only when it is the batch the fetch would
-    // have asked for, so that whether it reached the stream's end is told as for any other.
-    if (found.first !== undefined && found.first.count === this.#countAfter(this.#seq.lastId)) {
+    // small file is then read in one round trip). Its COUNT comes with it, so that whether it
+    // reached the stream's end is told as for any other batch.
+    if (found.first !== undefined) {
       const { count, entries } = found.first;
       this.#prefetched = { after: this.#seq.lastId, count, upTo: undefined, entries: Promise.resolve(entries) };
     } else if (found.meta.state === State.complete && this.#seq.position <= this.#opts.end) {
@@ -396,13 +389,9 @@ export class RedisReadStream extends Readable {
         request = this.#ask(after);
       }
       const raw = await request.entries;
-      // Chunks stored in pieces: a range read asks for whole batches from now on.
-      if (this.#wholeChunks && this.#opts.end !== Infinity) {
-        const { chunkSize } = this.#meta;
-        if (raw.some(([, fields]) => isPartialPiece(fields, chunkSize))) this.#wholeChunks = false;
-      }
+      const next = raw.length > 0 ? raw[raw.length - 1]![0].toString('latin1') : undefined;
       if (request.upTo !== undefined && raw.length < request.count) {
-        const last = raw.length > 0 ? chunkOf(raw[raw.length - 1]![0].toString('latin1')) : -Infinity;
+        const last = next === undefined ? -Infinity : chunkOf(next);
         if (last < request.upTo && (raw.length === 0 || this.#meta.state !== State.complete)) {
           // Everything stored up to the bound came, and stops short of it: of a file being
           // written, the stream may end here; of a complete file (nothing came), chunks are
@@ -415,8 +404,7 @@ export class RedisReadStream extends Readable {
       if (raw.length === request.count || request.upTo !== undefined) {
         // Ask for the next batches now, so that Redis works while this one is consumed. As many
         // as the link calls for, within `maxReadAheadBytes`: the read-ahead stays bounded.
-        const next = raw[raw.length - 1]![0].toString('latin1');
-        if (this.#seq.position <= this.#opts.end) this.#readAhead(next, request, raw.length);
+        if (this.#seq.position <= this.#opts.end) this.#readAhead(next!, request, raw.length);
         else this.#further = [];
         return { entries: decode(raw), reachedEnd: false };
       }
@@ -455,9 +443,9 @@ export class RedisReadStream extends Readable {
       this.#prefetched = { ...known, after: next };
     } else {
       this.#further = [];
-      // A range read that has every chunk it needs asks for nothing more.
-      if (whole && previous.upTo === this.#lastChunkWanted()) return;
-      if (previous.upTo === undefined && this.#countAfter(next) === 0) return;
+      // A read whose last chunk is in the batch just read asks for nothing more now (should that
+      // chunk have pieces still to come, the next fetch asks for them).
+      if (chunkOf(next) >= this.#lastChunkWanted()) return;
       this.#prefetched = this.#ask(next);
     }
     this.#askFurther();
@@ -480,20 +468,19 @@ export class RedisReadStream extends Readable {
   }
 
   /**
-   * The request for the entries after the id `after`. Of a complete file, every entry up to a
-   * chunk: `readAhead` chunks on from the chunk `after` is in (`from` when known), no further than
-   * the range wants, whatever number of pieces they were stored in (a slowly written log holds
-   * many small ones), at most `#entryCap` entries; and up to the stream's end once the end record
-   * is within reach. Of a file being written, `readAhead` entries (fewer for a range that ends
-   * sooner).
+   * The request for the entries after the id `after`: every entry up to a chunk, `readAhead`
+   * chunks on from the chunk `after` is in (`from` when known), no further than the range wants,
+   * whatever number of pieces they were stored in (a slowly written log holds many small ones),
+   * at most `ENTRY_CAP` entries; of a complete file, up to the stream's end once the bound reaches
+   * its last chunk. A batch of `readAhead` entries up to the stream's end instead for a file
+   * written under a memory limit, and after a bounded request that stopped short.
    */
   #ask(after: string, from?: number): Request {
     // Under a memory limit the writer's guard counts on replies of a batch of entries; and after
     // a bounded request that stopped short, only a request to the stream's end tells where it ends.
     if (this.#meta.trim || this.#unbounded) {
       this.#unbounded = false;
-      const count = Math.max(1, this.#countAfter(after));
-      return { after, count, upTo: undefined, entries: this.#request(after, count, undefined) };
+      return { after, count: this.#batch, upTo: undefined, entries: this.#request(after, this.#batch, undefined) };
     }
     const bound = Math.min((from ?? chunkOf(after)) + this.#batch, this.#lastChunkWanted());
     // A bound at the last chunk reads on to the stream's end: the end record (record `chunks`)
@@ -512,28 +499,6 @@ export class RedisReadStream extends Readable {
     const { size, chunks, chunkSize, state } = this.#meta;
     if (state !== State.complete) return end === Infinity ? Infinity : Math.floor(end / chunkSize);
     return end < size - 1 ? Math.floor(end / chunkSize) : chunks;
-  }
-
-  /**
-   * The COUNT to ask for after the id `after`: a batch, or fewer for a range read that ends
-   * sooner, so that a read of a few bytes does not fetch a batch of chunks it would not deliver.
-   * One entry per chunk up to the one holding `end` (and the header before chunk 0), as long as
-   * every chunk so far was stored whole: 0 when `after` is in or past that chunk. A read to the end
-   * of a complete file keeps whole batches, the last of which brings the end record.
-   */
-  #countAfter(after: string): number {
-    const batch = this.#batch;
-    const { end } = this.#opts;
-    if (end === Infinity || !this.#wholeChunks) return batch;
-    if (this.#meta.state === State.complete && end >= this.#meta.size - 1) return batch;
-    const from = chunkAfter(after);
-    if (from === undefined) {
-      // After a piece of a chunk stored in pieces: its other pieces come first, uncounted.
-      this.#wholeChunks = false;
-      return batch;
-    }
-    const needed = Math.floor(end / this.#meta.chunkSize) - from.chunk + 1 + (from.header ? 1 : 0);
-    return Math.max(0, Math.min(batch, needed));
   }
 
   /** Batches to have requested ahead of the one consumed: at least 1, within the budget. */
@@ -664,20 +629,6 @@ function boundId(n: number): string {
 function chunkOf(after: string): number {
   if (after === '0-0' || after === HEADER_ID) return -1;
   return Number(after.slice(0, after.indexOf('-')));
-}
-
-/**
- * The chunk the entries after the id `after` start at if every entry is a whole chunk, and whether
- * the header comes before it; undefined when `after` is a later piece of a chunk.
- */
-function chunkAfter(after: string): { chunk: number; header: boolean } | undefined {
-  if (after === '0-0') return { chunk: 0, header: true };
-  if (after === HEADER_ID) return { chunk: 0, header: false };
-  const dash = after.indexOf('-');
-  const n = Number(after.slice(0, dash));
-  if (!Number.isSafeInteger(n)) return undefined;
-  if (after.endsWith(`-${MAX_SEQ}`)) return { chunk: n + 1, header: false };
-  return Number(after.slice(dash + 1)) === FIRST_PIECE ? { chunk: n + 1, header: false } : undefined;
 }
 
 /** Resolve when a writable drains, or when it is closed (a destroyed stream never drains). */

@@ -164,15 +164,6 @@ export function decodeEntry(rawId: Buffer | string, fields: Buffer[]): Entry {
   return bad(`entry ${id} is neither a piece nor an end or abort record`);
 }
 
-/**
- * @internal Whether the fields of an entry are a piece of other than `chunkSize` bytes: part of a
- * chunk stored in several pieces (or a file's last chunk). A range reader counts the chunks it
- * asks for as entries only while every piece is a whole chunk.
- */
-export function isPartialPiece(fields: readonly Buffer[], chunkSize: number): boolean {
-  return nameIs(fields[0], Field.data) && fields[1] !== undefined && fields[1].length !== chunkSize;
-}
-
 /** @internal The gzip magic bytes, used to detect gzip input that was not declared. */
 export function looksGzipped(bytes: Buffer): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
