@@ -75,10 +75,10 @@ export interface ReadStreamOptions extends KeyOptions {
    */
   consumer?: string;
   /**
-   * How many chunks one read request fetches at most. A complete file's chunks are asked for by
-   * chunk, with all their pieces, so that a file stored in many small pieces (a slowly written
-   * log) takes as few requests as one stored in whole chunks (at most 1024 entries a request); a
-   * file being written is read this many entries (chunks, or pieces of chunks) at a time.
+   * How many chunks one read request fetches at most. Chunks are asked for with all their pieces,
+   * so that a file stored in many small pieces (a slowly written log) takes as few requests as one
+   * stored in whole chunks (at most 1024 entries a request). A file written under
+   * `maxRedisMemory` is read this many entries (chunks, or pieces of chunks) at a time.
    * @default 16
    */
   readAhead?: number;
