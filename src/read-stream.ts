@@ -32,10 +32,19 @@ import { LinkEstimate, linkMemory, probeLink, timeAsProbe } from './window-size.
 
 /**
  * Bytes read ahead beyond one batch, as a multiple of what the link holds in a round trip, in
- * whole batches rounded down: on loopback and at a round trip of about a millisecond one batch
- * ahead stays (deeper, Redis holds replies it cannot send yet).
+ * whole batches rounded down: on loopback and at a round trip of about a millisecond the floor
+ * ({@link MIN_DEPTH}) stays.
  */
 const READ_AHEAD_GAIN = 4;
+
+/**
+ * Batches asked for ahead of the one being consumed, at least (when `maxReadAheadBytes` holds
+ * them): with two, Redis has the next request at hand when it is done with a reply, where with one
+ * it waits for the client to take that reply and ask again. On loopback a read runs faster with
+ * two than with one, and slower again with three (Redis holds replies it cannot send yet):
+ * docs/benchmarks.md has the figures.
+ */
+const MIN_DEPTH = 2;
 
 /**
  * The events of a {@link RedisReadStream} beyond those of every Readable: `file` (the file is open:
@@ -501,12 +510,15 @@ export class RedisReadStream extends Readable {
     return end < size - 1 ? Math.floor(end / chunkSize) : chunks;
   }
 
-  /** Batches to have requested ahead of the one consumed: at least 1, within the budget. */
+  /**
+   * Batches to have requested ahead of the one consumed: {@link MIN_DEPTH}, more as the link calls
+   * for, within the budget (at least 1).
+   */
   #depth(count: number): number {
     const bytes = count * this.#meta.chunkSize;
     const most = Math.max(1, Math.floor(this.#opts.maxReadAheadBytes / bytes));
     const link = this.#link?.product(READ_AHEAD_GAIN) ?? 0;
-    return Math.min(most, 1 + Math.floor(link / bytes));
+    return Math.min(most, Math.max(MIN_DEPTH, 1 + Math.floor(link / bytes)));
   }
 
   /** `#rangeAfter` for a batch: timed, for the estimate of the link. */

@@ -39,7 +39,7 @@ export interface LinkMemory {
 }
 
 /**
- * ms of round trip that a window's floor covers (16 chunks, one batch ahead: 4 MiB over 2 ms is
+ * ms of round trip that a window's floor covers (16 chunks written, or read ahead: 4 MiB over 2 ms is
  * faster than one connection carries), and that a busy machine adds on loopback (a probe waiting
  * for Redis to be scheduled): only the latency beyond it calls for more depth.
  */

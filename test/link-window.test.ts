@@ -1,7 +1,7 @@
 /**
  * Windows sized to the link: across a link with a long round trip (a proxy that delays every
- * byte) the writer puts more than its floor in flight and the reader asks for more than one batch
- * ahead, never more than their byte budgets; on loopback both stay at the floor. What is observed
+ * byte) the writer puts more than its floor in flight and the reader asks for more than its floor
+ * of two batches ahead, never more than their byte budgets; on loopback both stay at the floor. What is observed
  * is what the client was asked to send: the XADDs and XRANGEs not yet answered, counted as they go.
  * Most tests run two streams on one connection (the second starts from what the first learned);
  * the first stream on a new connection, one that is still connecting, follows the link too.
@@ -152,7 +152,7 @@ describe('the reader across a link with a long round trip', () => {
   /** Batches of 4 chunks: 256 KiB. */
   const batch = { readAhead: 4 };
 
-  it('asks for more than one batch ahead, and never for more than maxReadAheadBytes', async () => {
+  it('asks for more than two batches ahead, and never for more than maxReadAheadBytes', async () => {
     const key = uniqueKey('link-read');
     const data = bytes(16 * MiB, 144);
     await put(redis, key, data, { chunkSize });
@@ -162,18 +162,18 @@ describe('the reader across a link with a long round trip', () => {
       expect((await get(client, key, { ...batch, maxReadAheadBytes: 1 * MiB })).equals(data)).toBe(true);
     }
     expect(reads.chunks).toBe(4);
-    expect(reads.most).toBeGreaterThan(1);
+    expect(reads.most).toBeGreaterThan(2);
     expect(reads.most * 4 * chunkSize).toBeLessThanOrEqual(1 * MiB);
   });
 
-  it('asks for more than one batch ahead as the only stream of a client created just before it', async () => {
+  it('asks for more than two batches ahead as the only stream of a client created just before it', async () => {
     const key = uniqueKey('link-read-first');
     const data = bytes(16 * MiB, 145);
     await put(redis, key, data, { chunkSize });
     const client = connectSubject(slow.url, { lazyConnect: false });
     const reads = watchReads(client);
     expect((await get(client, key, { ...batch, maxReadAheadBytes: 1 * MiB })).equals(data)).toBe(true);
-    expect(reads.most).toBeGreaterThan(1);
+    expect(reads.most).toBeGreaterThan(2);
     expect(reads.most * 4 * chunkSize).toBeLessThanOrEqual(1 * MiB);
   });
 
@@ -215,7 +215,7 @@ describe('the reader across a link with a long round trip', () => {
     const start = 2 * MiB + 5;
     const part = await collect(createRedisReadStream(client, key, { ...batch, start }));
     expect(part.equals(data.subarray(start))).toBe(true);
-    expect(reads.most).toBeGreaterThan(1);
+    expect(reads.most).toBeGreaterThan(2);
   });
 });
 
@@ -236,13 +236,25 @@ describe('on loopback', () => {
     expect(writes.most).toBeLessThanOrEqual(16 * chunkSize);
   });
 
-  it('the reader asks for one batch ahead', async () => {
+  it('the reader asks for two batches ahead', async () => {
     const key = uniqueKey('loopback-read');
     const data = bytes(48 * MiB, 148);
     await put(redis, key, data, { chunkSize });
     const client = connectSubject();
     const reads = watchReads(client);
     const options = { readAhead: 16, readAheadBytes: 16 * MiB };
+    for (let i = 0; i < 2; i++) expect((await get(client, key, options)).equals(data)).toBe(true);
+    expect(reads.chunks).toBe(16);
+    expect(reads.most).toBe(2);
+  });
+
+  it('the reader asks for one batch ahead when maxReadAheadBytes holds one batch only', async () => {
+    const key = uniqueKey('loopback-read-budget');
+    const data = bytes(48 * MiB, 150);
+    await put(redis, key, data, { chunkSize });
+    const client = connectSubject();
+    const reads = watchReads(client);
+    const options = { readAhead: 16, readAheadBytes: 16 * MiB, maxReadAheadBytes: 31 * MiB };
     for (let i = 0; i < 2; i++) expect((await get(client, key, options)).equals(data)).toBe(true);
     expect(reads.chunks).toBe(16);
     expect(reads.most).toBe(1);

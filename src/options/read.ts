@@ -92,9 +92,9 @@ export interface ReadStreamOptions extends KeyOptions {
   readAheadBytes?: number;
   /**
    * The most bytes asked for ahead of those being consumed: the reader's memory budget for its
-   * read-ahead (a reader holds at most this plus one request, besides `highWaterMark`). One request
-   * is read ahead while another is consumed; on a link with a long round trip more are, as many as
-   * its round trip and throughput call for, up to this; at least one always is.
+   * read-ahead (a reader holds at most this plus one request, besides `highWaterMark`). Two
+   * requests are read ahead while another is consumed; on a link with a long round trip more are,
+   * as many as its round trip and throughput call for, up to this; at least one always is.
    * @default 33554432 (32 MiB)
    */
   maxReadAheadBytes?: number;
