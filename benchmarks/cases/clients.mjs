@@ -1,7 +1,7 @@
 // Case 11, clients: the package on each client library it accepts (ioredis, node-redis, iovalkey),
 // each against that client's own raw loops in the same run: write against raw XADD (the write
 // case's ceiling: the same chunk size and entries, 16 commands in flight), read against raw XRANGE
-// COUNT 16 (the read case's two loops, the faster one as the ceiling). So a client's ratio says what
+// COUNT 16 (the read case's three loops, the fastest one as the ceiling). So a client's ratio says what
 // the package costs on it, apart from how fast the client itself is.
 //
 // BENCH_CLIENTS=ioredis,iovalkey (environment) runs only the clients named.
@@ -22,7 +22,7 @@ import {
   rawXrange,
   throughputContenders,
 } from '../lib/util.mjs';
-import { rawXrangeAhead } from './read.mjs';
+import { rawXrangeAhead, rawXrangeBatches } from './read.mjs';
 
 export const id = 'clients';
 export const title = 'Each client library against its own raw loops';
@@ -62,6 +62,7 @@ export const CLIENTS = [
             names: { XADD: 'sendCommand', XRANGE: 'sendCommand' },
             xadd: (key, id, data, crc) => buffers.sendCommand(['XADD', key, id, 'd', data, 'c', crc]),
             xrange: (key, from, count) => buffers.sendCommand(['XRANGE', key, from, '+', 'COUNT', String(count)]),
+            xrangeIds: (key, start, end) => buffers.sendCommand(['XRANGE', key, start, end]),
           },
           {
             api: 'xAdd / xRange',
@@ -70,6 +71,8 @@ export const CLIENTS = [
             // The raw loops read an entry's id and its second field (the data).
             xrange: async (key, from, count) =>
               (await buffers.xRange(key, from, '+', { COUNT: count })).map((e) => [e.id, ['d', e.message.d]]),
+            xrangeIds: async (key, start, end) =>
+              (await buffers.xRange(key, start, end)).map((e) => [e.id, ['d', e.message.d]]),
           },
         ],
         close: () => client.destroy(),
@@ -191,6 +194,10 @@ export async function run(ctx) {
           name: rawName(name, raws, raw, 'XRANGE', '1 at a time'),
           run: () => ctx.timed(() => rawXrange(raw, rawKey, 16), size),
         },
+        {
+          name: rawName(name, raws, raw, 'XRANGE', '2 batches in flight'),
+          run: () => ctx.timed(() => rawXrangeBatches(raw, rawKey, 16, 2), size),
+        },
       ]),
     ]);
     Object.assign(runs, await alternate(reps, readers, { log: ctx.log, warmup: ctx.warmup }));
@@ -207,6 +214,11 @@ export async function run(ctx) {
         raws.flatMap((raw) => [
           { name: rawName(name, raws, raw, 'XRANGE'), api: raw.names.XRANGE, loop: 'next batch ahead' },
           { name: rawName(name, raws, raw, 'XRANGE', '1 at a time'), api: raw.names.XRANGE, loop: '1 at a time' },
+          {
+            name: rawName(name, raws, raw, 'XRANGE', '2 batches in flight'),
+            api: raw.names.XRANGE,
+            loop: '2 batches in flight',
+          },
         ]),
       );
       const write = compare({
@@ -259,7 +271,7 @@ export async function run(ctx) {
         `entries with explicit ids in the package's layout, ${inFlight} commands in flight). Read: a ` +
         `${size / MiB} MiB file through createRedisReadStream (defaults) into a sink that discards the bytes, ` +
         `against that client's raw XRANGE COUNT 16 loops on a raw stream of the same entries (next batch ahead, ` +
-        `and 1 at a time). Raw loops: ioredis and iovalkey xaddBuffer / xrangeBuffer; node-redis on a client ` +
+        `1 at a time, and 2 batches in flight). Raw loops: ioredis and iovalkey xaddBuffer / xrangeBuffer; node-redis on a client ` +
         `with withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }) (RESP3, its default), both with ` +
         `sendCommand and with the xAdd / xRange helpers. The ceiling of each client is the fastest of its raw ` +
         `loops, named in its table.`,

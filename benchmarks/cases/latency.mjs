@@ -39,7 +39,7 @@ import {
   round,
 } from '../lib/util.mjs';
 import { packageFollower, rawFollower, steady, summary } from './follow.mjs';
-import { rawXrangeAhead } from './read.mjs';
+import { rawXrangeAhead, rawXrangeBatches } from './read.mjs';
 
 export const id = 'latency';
 export const title = 'Across a network: through a delaying proxy at RTT 1, 5 and 20 ms';
@@ -85,27 +85,6 @@ function planOf(ctx) {
     fileReps: ctx.reps(3, 1),
     pings: 40,
   };
-}
-
-/**
- * The raw read at `depth` XRANGE batches of `count` in flight: the entries of a raw stream have the
- * ids `<n>-2`, so batch b is `XRANGE key <b*count> <b*count + count - 1>`, asked for without waiting
- * for the batch before it. Returns the byte count.
- */
-export async function rawXrangeBatches(redis, key, count, depth) {
-  let bytes = 0;
-  let next = 0;
-  let ended = false;
-  const batch = (b) => redis.xrangeBuffer(key, String(b * count), String(b * count + count - 1));
-  const inFlight = [];
-  for (let i = 0; i < depth; i++) inFlight.push(batch(next++));
-  while (inFlight.length > 0) {
-    const entries = await inFlight.shift();
-    for (const [, fields] of entries) bytes += fields[1].length;
-    if (entries.length < count) ended = true;
-    if (!ended) inFlight.push(batch(next++));
-  }
-  return bytes;
 }
 
 /** Resolves on the stream's 'finish', rejects on its 'error'. */

@@ -130,15 +130,16 @@ function sliceCrc(pool, start, len) {
 
 /**
  * The two commands the raw loops send, on an ioredis client (or an iovalkey one: the same API):
- * `xadd(key, id, data, crc)` stores one entry `d <data> c <crc>`, `xrange(key, from, count)` resolves
- * to `[id, [field, value, ...]][]` with Buffers. The raw loops take a client or such an object
- * (benchmarks/cases/clients.mjs builds one for node-redis).
+ * `xadd(key, id, data, crc)` stores one entry `d <data> c <crc>`, `xrange(key, from, count)` and
+ * `xrangeIds(key, start, end)` resolve to `[id, [field, value, ...]][]` with Buffers. The raw loops
+ * take a client or such an object (benchmarks/cases/clients.mjs builds one for node-redis).
  */
 export function rawCommands(client) {
   if (typeof client.xaddBuffer !== 'function') return client;
   return {
     xadd: (key, id, data, crc) => client.xaddBuffer(key, id, 'd', data, 'c', crc),
     xrange: (key, from, count) => client.xrangeBuffer(key, from, '+', 'COUNT', count),
+    xrangeIds: (key, start, end) => client.xrangeBuffer(key, start, end),
   };
 }
 
