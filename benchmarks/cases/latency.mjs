@@ -45,7 +45,7 @@ export const id = 'latency';
 export const title = 'Across a network: through a delaying proxy at RTT 1, 5 and 20 ms';
 
 const CHUNK = 256 * KiB;
-/** The package's defaults the same-window raw loops copy: maxInFlight and readAhead. */
+/** The package's defaults the fixed-window raw loops copy: its floor of pieces in flight, and readAhead. */
 const WINDOW = 16;
 const PKG = 'redis-file-stream';
 const CHANNEL = 'redis-file-stream, channel';
@@ -468,7 +468,7 @@ function comparisonsAt(rtt, plan, runs, name, described) {
     }),
     ratio({
       id: `latency-${rtt}-write-vs-same-window`,
-      label: `RTT ${rtt} ms: write vs ${rawWrite(WINDOW)} (the same window)`,
+      label: `RTT ${rtt} ms: write vs ${rawWrite(WINDOW)} (the fixed window)`,
       contender: name('write', PKG),
       baseline: name('write', rawWrite(WINDOW)),
     }),
@@ -481,7 +481,7 @@ function comparisonsAt(rtt, plan, runs, name, described) {
     }),
     ratio({
       id: `latency-${rtt}-read-vs-same-window`,
-      label: `RTT ${rtt} ms: read vs ${RAW_AHEAD} (the same window)`,
+      label: `RTT ${rtt} ms: read vs ${RAW_AHEAD} (the fixed window)`,
       contender: name('read', PKG),
       baseline: name('read', RAW_AHEAD),
     }),
@@ -616,11 +616,11 @@ export async function run(ctx) {
       `a bandwidth limit; the delay is calibrated so that the median PING through the proxy takes the RTT ` +
       `(${p.pings} PINGs a try). Write and read: files of ${p.size / MiB} MiB in ${CHUNK / KiB} KiB chunks, ` +
       `createRedisWriteStream / createRedisReadStream with the default options (windows sized to the link: at ` +
-      `least ${WINDOW} pieces in flight and one batch of ${WINDOW} read ahead, at most 32 MiB each), against raw ` +
+      `least ${WINDOW} pieces in flight and two batches of ${WINDOW} read ahead, at most 32 MiB each), against raw ` +
       `XADD loops of the same ${CHUNK / KiB} KiB format 2 pieces (d <bytes> c <crc>) with ` +
       `${p.windows.join(', ')} commands in flight and raw XRANGE loops of ${WINDOW}-entry batches: ` +
-      `"next batch ahead" is the package's pattern (the next batch asked for when one arrives), "N batches in ` +
-      `flight" names each ` +
+      `"next batch ahead" asks for the next batch when one arrives (with ${WINDOW} in flight for writes, the fixed ` +
+      `window the package had before its windows followed the link), "N batches in flight" names each ` +
       `batch's range by the known ids (N = ${p.depths.join(', ')}); ${nRuns(p.reps)} of each, alternated. Follow: ` +
       `${p.followWrites} writes of 100 bytes every ${p.followIntervalMs} ms, flushInterval 0 and flush() after ` +
       `each, to a following reader, against XADD and a reader in XREAD BLOCK, the two interleaved. 1-byte file: ` +

@@ -29,7 +29,7 @@ const ratioCell = (cmp) => (cmp ? times(cmp.ratio) : '');
 function throughputTable(c, section, bestKey) {
   const labels = labelsOf(c, section);
   const raw = labels.filter((l) => l !== PKG);
-  const head = ['RTT', `**${PKG}**`, ...raw, 'package / same window', 'package / best raw'];
+  const head = ['RTT', `**${PKG}**`, ...raw, 'package / fixed window', 'package / best raw'];
   const rows = c.latency.rtts.map((at) => {
     const rtt = at.rttMs;
     const best = at[bestKey];
@@ -159,7 +159,7 @@ export function renderLatencySvg(output, c) {
         rtt: at.rttMs,
         bars: [
           bar(at.rttMs, 'write', PKG, 'mibps', COLORS.pkg),
-          bar(at.rttMs, 'write', SAME_WRITE, 'mibps', COLORS.same, `${SAME_WRITE} (same window)`),
+          bar(at.rttMs, 'write', SAME_WRITE, 'mibps', COLORS.same, `${SAME_WRITE} (fixed window)`),
           bar(at.rttMs, 'write', at.bestWrite, 'mibps', COLORS.best, `best raw: ${at.bestWrite}`),
         ],
       })),
@@ -170,7 +170,7 @@ export function renderLatencySvg(output, c) {
         rtt: at.rttMs,
         bars: [
           bar(at.rttMs, 'read', PKG, 'mibps', COLORS.pkg),
-          bar(at.rttMs, 'read', SAME_READ, 'mibps', COLORS.same, `${SAME_READ} (same window)`),
+          bar(at.rttMs, 'read', SAME_READ, 'mibps', COLORS.same, `${SAME_READ} (fixed window)`),
           bar(at.rttMs, 'read', at.bestRead, 'mibps', COLORS.best, `best raw: ${at.bestRead}`),
         ],
       })),
@@ -261,7 +261,7 @@ export function renderLatencySvg(output, c) {
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
     text(16, 26, `redis-file-stream ${m.package} through a delaying proxy — ${date}`, `font-size="16" ${BOLD}`),
     text(16, 46, 'Medians. The PING through the proxy is calibrated to the RTT.', GREY),
-    text(16, 64, 'Blue: the package; grey: raw ioredis at the same window; dark: the best raw loop of the run.', GREY),
+    text(16, 64, 'Blue: the package; grey: raw ioredis at the fixed window; dark: the best raw loop of the run.', GREY),
   ];
   const commit = (c.from?.commit ?? m.commit ?? '?').slice(0, 10);
   const machine = `${m.cpus} x ${m.cpuModel}, Node ${m.node}, Redis ${m.redis}, ioredis ${m.ioredis}, commit ${commit}`;
