@@ -236,28 +236,19 @@ describe('on loopback', () => {
     expect(writes.most).toBeLessThanOrEqual(16 * chunkSize);
   });
 
-  it('the reader asks for two batches ahead', async () => {
+  it.each([
+    ['two batches ahead', undefined, 2],
+    ['one batch ahead when maxReadAheadBytes holds one batch only', 31 * MiB, 1],
+  ])('the reader asks for %s', async (_, budget, most) => {
     const key = uniqueKey('loopback-read');
     const data = bytes(48 * MiB, 148);
     await put(redis, key, data, { chunkSize });
     const client = connectSubject();
     const reads = watchReads(client);
-    const options = { readAhead: 16, readAheadBytes: 16 * MiB };
+    const options = { readAhead: 16, readAheadBytes: 16 * MiB, maxReadAheadBytes: budget };
     for (let i = 0; i < 2; i++) expect((await get(client, key, options)).equals(data)).toBe(true);
     expect(reads.chunks).toBe(16);
-    expect(reads.most).toBe(2);
-  });
-
-  it('the reader asks for one batch ahead when maxReadAheadBytes holds one batch only', async () => {
-    const key = uniqueKey('loopback-read-budget');
-    const data = bytes(48 * MiB, 150);
-    await put(redis, key, data, { chunkSize });
-    const client = connectSubject();
-    const reads = watchReads(client);
-    const options = { readAhead: 16, readAheadBytes: 16 * MiB, maxReadAheadBytes: 31 * MiB };
-    for (let i = 0; i < 2; i++) expect((await get(client, key, options)).equals(data)).toBe(true);
-    expect(reads.chunks).toBe(16);
-    expect(reads.most).toBe(1);
+    expect(reads.most).toBe(most);
   });
 });
 
