@@ -77,6 +77,29 @@ describe("the readers' reserve", () => {
   });
 });
 
+describe('what the guard admits on a reading', () => {
+  it("leaves room for the readers' reserve and for the query buffer Redis keeps for the next chunk", async () => {
+    const chunkSize = 256 * 1024;
+    const limit = 64 * MiB;
+    const opts = { maxRedisMemory: limit, consumers: ['a', 'b'], prefix: 'rfs:', chunkSize };
+    const guard = writerGuard(portOf(subject(admin)), opts, 'rfs:{x}:meta', () => ({
+      chunks: 'rfs:{x}:chunks:0',
+      gen: '0',
+    }))!;
+    const used = 40 * MiB;
+    guard.note(used);
+    const cost = entryCost(chunkSize);
+    let admitted = 0;
+    let held: true | Promise<void>;
+    while ((held = guard.admit(chunkSize)) === true) admitted++;
+    // Every chunk admitted, the reserve, and one chunk more (Redis's query buffer for the next
+    // one) fit under the limit; one chunk more would not.
+    expect(admitted).toBe(Math.floor((limit - used - guard.reserve - cost) / cost));
+    guard.close();
+    await held;
+  });
+});
+
 describe('maxRedisMemory with slow receivers in other processes', () => {
   it('used_memory never exceeds the limit by more than one chunk', async () => {
     const limit = (await usedMemory(admin)) + 6 * MiB;
