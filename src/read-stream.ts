@@ -14,11 +14,12 @@ import { abortedError, FileWatch, type Found, type RawEntry, trimmedError } from
 import {
   decodeEntry,
   type Entry,
+  FIRST_PIECE,
   type FileKeys,
   Flag,
   fileKeys,
   HEADER_ID,
-  MAX_SEQ,
+  idBefore,
   type MetaRecord,
   State,
 } from './format.js';
@@ -634,7 +635,7 @@ interface Request {
 
 /** The last id of chunk `n`'s pieces: where a batch bounded at chunk `n` ends. */
 function boundId(n: number): string {
-  return `${n}-${MAX_SEQ}`;
+  return idBefore(n + 1, FIRST_PIECE);
 }
 
 /** The chunk the id `after` is in; -1 before chunk 0 (`0-0` and the header). */

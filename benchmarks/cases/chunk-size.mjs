@@ -5,11 +5,11 @@
 import { pipeline } from 'node:stream/promises';
 import {
   alternate,
+  bestOf,
   compare,
   countingSink,
   KiB,
   MiB,
-  medians,
   poolSource,
   rawXadd,
   rawXrange,
@@ -106,7 +106,7 @@ export async function run(ctx) {
       [`raw XRANGE 1 at a time @${L}`]: '1 at a time',
       [`raw XRANGE 2 batches in flight @${L}`]: '2 batches in flight',
     };
-    const [rawReadName] = Object.keys(loops).sort((a, b) => medians(runs[b]).mibps - medians(runs[a]).mibps);
+    const rawReadName = bestOf(runs, Object.keys(loops), 'mibps');
     const cr = compare({
       id: `sweep-read-${chunkSize / KiB}k`,
       label: `read @${L} vs raw XRANGE`,

@@ -27,6 +27,7 @@ import { calibrate, pingSummary, pingTimes, startDelayProxy } from '../lib/laten
 import { loadavg } from '../lib/machine.mjs';
 import {
   alternate,
+  bestOf,
   compare,
   countingSink,
   KiB,
@@ -428,10 +429,6 @@ const SECTIONS = {
 };
 
 /** The contender of `runs` (names) with the best median `field`. */
-function bestOf(runs, names, field) {
-  return names.reduce((a, b) => (median(runs[b].map((r) => r[field])) > median(runs[a].map((r) => r[field])) ? b : a));
-}
-
 /** A measured count against a bound (round trips), as a comparison of its own kind. */
 function figureOf({ id, label, runs, contender, field, unit, target }) {
   const value = round(median(runs[contender].map((r) => r[field])), 3);

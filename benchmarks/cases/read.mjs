@@ -10,11 +10,11 @@ import { pipeline } from 'node:stream/promises';
 import redisRStream from 'redis-rstream';
 import {
   alternate,
+  bestOf,
   compare,
   countingSink,
   KiB,
   MiB,
-  medians,
   poolSource,
   rawCommands,
   rawXadd,
@@ -153,7 +153,8 @@ export async function run(ctx) {
     'raw XRANGE (1 at a time)': '1 at a time',
     'raw XRANGE (2 batches in flight)': '2 batches in flight',
   };
-  const [best, ...others] = Object.keys(loops).sort((a, b) => medians(runs[b]).mibps - medians(runs[a]).mibps);
+  const best = bestOf(runs, Object.keys(loops), 'mibps');
+  const others = Object.keys(loops).filter((name) => name !== best);
 
   return {
     id,

@@ -280,6 +280,11 @@ export async function timed(fn, expected, redis) {
   return result;
 }
 
+/** Of the contenders `names`, the one with the highest median `field` in `runs` (the first on a tie). */
+export function bestOf(runs, names, field) {
+  return names.reduce((a, b) => (median(runs[b].map((r) => r[field])) > median(runs[a].map((r) => r[field])) ? b : a));
+}
+
 /** Medians of every numeric field over a list of runs. */
 export function medians(runs) {
   const out = {};
