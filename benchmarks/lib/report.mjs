@@ -226,6 +226,7 @@ const FIELD_NAMES = {
   writes: 'writes counted',
   nodeCpuMs: 'Node CPU ms',
   redisCpuMs: 'Redis CPU ms',
+  pageFaults: 'page faults',
   load1: 'load avg',
 };
 

@@ -256,16 +256,20 @@ export async function redisCpuMs(redis) {
  * Timed throughput run: `fn` returns the byte count it moved; `expected` is checked. Besides the
  * wall time, records the CPU time of this Node process (all threads) and, given `redis`, of the
  * Redis server during the run: on a shared machine they say where the time went even when the
- * wall clock is disturbed by other work. `load1` is the 1-minute load average at the start.
+ * wall clock is disturbed by other work. `pageFaults`: the minor page faults of this process during
+ * the run (memory the allocator took from the kernel afresh, which a read of large Buffers pays
+ * for: see "Page faults" in docs/benchmarks.md). `load1` is the 1-minute load average at the start.
  */
 export async function timed(fn, expected, redis) {
   const load1 = round(os.loadavg()[0], 2);
   const r0 = redis ? await redisCpuMs(redis) : 0;
+  const f0 = process.resourceUsage().minorPageFault;
   const c0 = process.cpuUsage();
   const t0 = now();
   const bytes = await fn();
   const ms = now() - t0;
   const c = process.cpuUsage(c0);
+  const pageFaults = process.resourceUsage().minorPageFault - f0;
   const r1 = redis ? await redisCpuMs(redis) : 0;
   if (expected !== undefined && bytes !== expected) {
     throw new Error(`moved ${bytes} bytes, expected ${expected}`);
@@ -274,6 +278,7 @@ export async function timed(fn, expected, redis) {
     mibps: round(mibps(bytes, ms), 1),
     ms: round(ms, 2),
     nodeCpuMs: round((c.user + c.system) / 1000, 1),
+    pageFaults,
   };
   if (redis) result.redisCpuMs = round(r1 - r0, 1);
   result.load1 = load1;
