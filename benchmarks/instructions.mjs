@@ -10,7 +10,9 @@
 //   read            createRedisReadStream, defaults (checksum on)
 //   read-nocrc      createRedisReadStream, checksum: false
 //   raw-xrange      raw XRANGE COUNT 16, one request at a time, the replies' Buffers counted and dropped
-//   raw-xrange-ahead  the same with the next batch asked for ahead (the package's request pattern)
+//   raw-xrange-ahead  the same with the next batch asked for ahead (the package's request pattern before
+//                   it kept two batches ahead)
+//   raw-xrange-batches  batches named by their known ids, two in flight (the read case's ceiling)
 //   raw-readable    the one-at-a-time loop, its Buffers pushed into a Readable piped into a sink
 //   write           createRedisWriteStream, defaults, from 64 KiB buffers
 //   raw-xadd        raw XADD of 256 KiB entries, 16 in flight
@@ -32,11 +34,20 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { createRedisReadStream, createRedisWriteStream, remove, stat } from 'redis-file-stream';
 import { startRedis } from '../scripts/lib/redis-launcher.mjs';
-import { rawXrangeAhead, rawXrangeReadable } from './cases/read.mjs';
+import { rawXrangeAhead, rawXrangeBatches, rawXrangeReadable } from './cases/read.mjs';
 import { runScript, trackDir, trackServer } from './lib/cleanup.mjs';
 import { countingSink, deleteMatching, KiB, MiB, poolSource, randomPool, rawXadd, rawXrange } from './lib/util.mjs';
 
-const CONTENDERS = ['read', 'read-nocrc', 'raw-xrange', 'raw-xrange-ahead', 'raw-readable', 'write', 'raw-xadd'];
+const CONTENDERS = [
+  'read',
+  'read-nocrc',
+  'raw-xrange',
+  'raw-xrange-ahead',
+  'raw-xrange-batches',
+  'raw-readable',
+  'write',
+  'raw-xadd',
+];
 const CHUNK = 256 * KiB;
 
 const { values: args, positionals } = parseArgs({
@@ -69,6 +80,7 @@ async function child(name, runs, ns) {
     },
     'raw-xrange': () => rawXrange(redis, `${ns}raw`, 16),
     'raw-xrange-ahead': () => rawXrangeAhead(redis, `${ns}raw`, 16),
+    'raw-xrange-batches': () => rawXrangeBatches(redis, `${ns}raw`, 16, 2),
     'raw-readable': () => rawXrangeReadable(redis, `${ns}raw`, 16),
     write: async () => {
       const key = `w${n++}`;
