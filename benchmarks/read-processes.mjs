@@ -17,6 +17,7 @@
 //        (REDIS_URL, or a private server; build the package first: node scripts/build.mjs)
 
 import { spawn } from 'node:child_process';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
@@ -61,7 +62,6 @@ const CONTENDERS = {
 
 async function readPackage(redis, keys, pkg, options) {
   const sink = countingSink();
-  const { pipeline } = await import('node:stream/promises');
   await pipeline(pkg.createRedisReadStream(redis, keys.file, { prefix: keys.prefix, ...options }), sink);
   return sink.bytes;
 }
@@ -150,7 +150,6 @@ async function main() {
   const redis = new Redis(url);
   const prefix = `rfs-read-processes-${process.pid}:`;
   const pool = randomPool();
-  const { pipeline } = await import('node:stream/promises');
   await pipeline(poolSource(pool, size), pkg.createRedisWriteStream(redis, 'file', { prefix, chunkSize: 256 * KiB }));
   await rawXadd(redis, `${prefix}raw`, pool, size, 256 * KiB, 16);
   const names = Object.keys(CONTENDERS);
