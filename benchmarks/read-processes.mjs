@@ -25,16 +25,18 @@ import { startRedis } from '../scripts/lib/redis-launcher.mjs';
 import { rawXrangeBatches } from './cases/read.mjs';
 import { runScript, trackChild, trackServer } from './lib/cleanup.mjs';
 import {
+  alternate,
   countingSink,
   importBuiltPackage,
   KiB,
   MiB,
-  median,
+  medians,
   poolSource,
   randomPool,
   rawXadd,
   round,
   settle,
+  timed,
 } from './lib/util.mjs';
 
 const { values: args } = parseArgs({
@@ -66,27 +68,23 @@ async function readPackage(redis, keys, pkg, options) {
   return sink.bytes;
 }
 
-/** In a child: one untimed read, then `reps` timed ones; prints the medians as one JSON line. */
+/**
+ * In a child: one untimed read, then `reps` timed ones (`timed`: MiB/s, Node CPU, page faults);
+ * prints their medians as one JSON line.
+ */
 async function child(name) {
   const pkg = await importBuiltPackage('bench');
   const redis = new Redis(args.url);
   const keys = { prefix: args.prefix, file: 'file', raw: `${args.prefix}raw` };
+  const read = () => CONTENDERS[name](redis, keys, pkg);
+  await read();
   const runs = [];
-  for (let i = -1; i < reps; i++) {
+  for (let i = 0; i < reps; i++) {
     await settle();
-    const f0 = process.resourceUsage().minorPageFault;
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    const bytes = await CONTENDERS[name](redis, keys, pkg);
-    const ms = performance.now() - t0;
-    const c = process.cpuUsage(c0);
-    const faults = process.resourceUsage().minorPageFault - f0;
-    if (bytes !== size) throw new Error(`${name}: read ${bytes} bytes, expected ${size}`);
-    if (i >= 0) runs.push({ mibps: size / MiB / (ms / 1000), cpuMs: (c.user + c.system) / 1000, faults });
+    runs.push(await timed(read, size));
   }
   redis.disconnect();
-  const med = (field) => median(runs.map((r) => r[field]));
-  console.log(JSON.stringify({ mibps: med('mibps'), cpuMs: med('cpuMs'), faults: med('faults') }));
+  console.log(JSON.stringify(medians(runs)));
 }
 
 /** Milliseconds to fill a fresh 64 MiB Buffer and to fill it again, and the faults the first took. */
@@ -152,29 +150,21 @@ async function main() {
   const pool = randomPool();
   await pipeline(poolSource(pool, size), pkg.createRedisWriteStream(redis, 'file', { prefix, chunkSize: 256 * KiB }));
   await rawXadd(redis, `${prefix}raw`, pool, size, 256 * KiB, 16);
-  const names = Object.keys(CONTENDERS);
-  const results = Object.fromEntries(names.map((n) => [n, []]));
+  // Rounds alternated as the bench alternates runs: round r starts r contenders further on.
+  const contenders = Object.keys(CONTENDERS).map((name) => ({ name, run: () => runChild(name, url, prefix) }));
+  let results;
   try {
-    for (let r = 0; r < rounds; r++) {
-      for (let j = 0; j < names.length; j++) {
-        const name = names[(r + j) % names.length];
-        const res = await runChild(name, url, prefix);
-        results[name].push(res);
-        console.log(
-          `  round ${r + 1} ${name}: ${round(res.mibps, 0)} MiB/s, ${round(res.cpuMs, 0)} ms CPU, ${round(res.faults, 0)} faults per read`,
-        );
-      }
-    }
+    results = await alternate(rounds, contenders, { log: console.log });
   } finally {
     await pkg.remove(redis, 'file', { prefix }).catch(() => {});
     await redis.del(`${prefix}raw`);
     redis.disconnect();
   }
   console.log(`\n${size / MiB} MiB, ${reps} reads per process after 1 untimed, ${rounds} rounds; medians over rounds:`);
-  for (const name of names) {
-    const med = (field) => round(median(results[name].map((x) => x[field])), 0);
+  for (const [name, runs] of Object.entries(results)) {
+    const med = medians(runs);
     console.log(
-      `  ${name.padEnd(16)} ${med('mibps')} MiB/s, ${med('cpuMs')} ms Node CPU, ${med('faults')} page faults per read`,
+      `  ${name.padEnd(16)} ${round(med.mibps, 0)} MiB/s, ${round(med.nodeCpuMs, 0)} ms Node CPU, ${round(med.pageFaults, 0)} page faults per read`,
     );
   }
 }
