@@ -13,6 +13,7 @@ import {
   bestOf,
   compare,
   countingSink,
+  importBuiltInternal,
   KiB,
   MiB,
   poolSource,
@@ -23,6 +24,8 @@ import {
 } from '../lib/util.mjs';
 
 export const id = 'read';
+/** The two-batches loop checking every entry's CRC-32, as the package checks a piece. */
+const CHECKED = 'raw XRANGE checked (2 batches in flight)';
 export const title = 'Read a complete file from Redis';
 
 /**
@@ -46,10 +49,12 @@ export async function rawXrangeAhead(redis, key, count = 16) {
 /**
  * The raw read at `depth` XRANGE batches of `count` in flight: the entries of a raw stream have the
  * ids `<n>-2`, so batch b is `XRANGE key <b*count> <b*count + count - 1>`, asked for without waiting
- * for the batch before it. `redis`: a client or the commands of one (rawCommands). Returns the byte
- * count.
+ * for the batch before it. With `crc32` (the package's implementation), each entry's bytes are
+ * checked against the CRC-32 stored with them (`c`, 8 hex digits), as the package checks a piece:
+ * the loop then does the one piece of work a checked read cannot skip, and nothing else of the
+ * package's. `redis`: a client or the commands of one (rawCommands). Returns the byte count.
  */
-export async function rawXrangeBatches(redis, key, count, depth) {
+export async function rawXrangeBatches(redis, key, count, depth, crc32) {
   const { xrangeIds } = rawCommands(redis);
   let bytes = 0;
   let next = 0;
@@ -59,7 +64,12 @@ export async function rawXrangeBatches(redis, key, count, depth) {
   for (let i = 0; i < depth; i++) inFlight.push(batch(next++));
   while (inFlight.length > 0) {
     const entries = await inFlight.shift();
-    for (const [, fields] of entries) bytes += fields[1].length;
+    for (const [id, fields] of entries) {
+      if (crc32 !== undefined && crc32(fields[1]) !== Number.parseInt(fields[3].toString('latin1'), 16)) {
+        throw new Error(`entry ${id} does not match its CRC-32`);
+      }
+      bytes += fields[1].length;
+    }
     if (entries.length < count) ended = true;
     if (!ended) inFlight.push(batch(next++));
   }
@@ -116,6 +126,8 @@ export async function run(ctx) {
     );
   }
 
+  // The package's own CRC-32 (the native one when it loads), for the checked raw loop.
+  const { crc32 } = (await importBuiltInternal('crc.js')) ?? {};
   const contenders = [
     {
       name: 'redis-file-stream',
@@ -132,6 +144,14 @@ export async function run(ctx) {
       name: 'raw XRANGE (2 batches in flight)',
       run: () => ctx.timed(() => rawXrangeBatches(redis, rawKey, 16, 2), size),
     },
+    ...(crc32 === undefined
+      ? []
+      : [
+          {
+            name: CHECKED,
+            run: () => ctx.timed(() => rawXrangeBatches(redis, rawKey, 16, 2, crc32), size),
+          },
+        ]),
     { name: 'raw XRANGE into a Readable', run: () => ctx.timed(() => rawXrangeReadable(redis, rawKey, 16), size) },
     {
       name: 'redis-rstream',
@@ -166,7 +186,10 @@ export async function run(ctx) {
       `d <bytes> c <crc-32>, unchecked), the next batch requested as soon as one arrives; "1 at a time" ` +
       `waits for each reply before sending the next request; "2 batches in flight" names each batch's range ` +
       `by the known ids and keeps two requested beyond the one being counted (the package's depth on ` +
-      `loopback). The target is checked against the fastest of the three (the ceiling). "into a Readable": ` +
+      `loopback). The target is checked against the fastest of the three (the ceiling). "checked": the ` +
+      `two-batches loop computing each entry's CRC-32 with the package's implementation and comparing it ` +
+      `with the stored one, as the package checks a piece (the one cost a checked read cannot skip; not a ` +
+      `ceiling). "into a Readable": ` +
       `the 1-at-a-time loop pushing its ` +
       `Buffers into a Readable piped into the same sink, without any check (what handing the Buffers to a ` +
       `stream consumer costs). redis-rstream: default options on a string key holding the same bytes ` +
@@ -193,6 +216,26 @@ export async function run(ctx) {
           field: 'mibps',
         }),
       ),
+      ...(crc32 === undefined
+        ? []
+        : [
+            compare({
+              id: 'read-vs-raw-checked',
+              label: 'read vs raw XRANGE checked by CRC-32, 2 batches in flight',
+              runs,
+              contender: 'redis-file-stream',
+              baseline: CHECKED,
+              field: 'mibps',
+            }),
+            compare({
+              id: 'raw-checked-vs-raw',
+              label: 'raw XRANGE checked by CRC-32 vs unchecked, 2 batches in flight',
+              runs,
+              contender: CHECKED,
+              baseline: 'raw XRANGE (2 batches in flight)',
+              field: 'mibps',
+            }),
+          ]),
       compare({
         id: 'read-vs-raw-readable',
         label: 'read vs raw XRANGE into a Readable',
