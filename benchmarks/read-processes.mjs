@@ -150,7 +150,7 @@ async function main() {
   const pool = randomPool();
   await pipeline(poolSource(pool, size), pkg.createRedisWriteStream(redis, 'file', { prefix, chunkSize: 256 * KiB }));
   await rawXadd(redis, `${prefix}raw`, pool, size, 256 * KiB, 16);
-  // Rounds alternated as the bench alternates runs: round r starts r contenders further on.
+  // Rounds alternated as the bench alternates runs (runOrder: a balanced order per round).
   const contenders = Object.keys(CONTENDERS).map((name) => ({ name, run: () => runChild(name, url, prefix) }));
   let results;
   try {

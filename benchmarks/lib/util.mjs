@@ -205,8 +205,30 @@ export async function rawXrange(redis, key, count = 16) {
 }
 
 /**
- * Run every contender `reps` times, alternating: rep i runs them in an order rotated by i
- * (A B C, B C A, C A B, …), so that no contender always runs first or right after another.
+ * The order in which repetition `rep` runs `n` contenders (their indexes): the rows of a Williams
+ * design, a Latin square balanced for what one run leaves to the next. Whatever a run leaves behind
+ * (garbage collected on the next run's time, code V8 deoptimizes when that garbage goes, a grown
+ * heap) then falls on a different contender from repetition to repetition. A rotated order (A B C,
+ * B C A, C A B) would have each contender follow the same one every time and pay for it every
+ * time. Row r is `0, 1, n-1, 2, n-2, …` plus r, modulo n; for an odd n, every other repetition runs
+ * a row in reverse, which the square needs to be balanced. Over n repetitions (2n for an odd n),
+ * each contender runs once in every position and follows every other one equally often.
+ */
+export function runOrder(n, rep) {
+  const first = [0];
+  for (let k = 1; first.length < n; k++) {
+    first.push(k);
+    if (first.length < n) first.push(n - k);
+  }
+  const row = (r) => first.map((i) => (i + r) % n);
+  if (n % 2 === 0) return row(rep % n);
+  const r = row((rep >> 1) % n);
+  return rep % 2 === 1 ? r.reverse() : r;
+}
+
+/**
+ * Run every contender `reps` times, alternating in the orders of {@link runOrder}, so that no
+ * contender always runs first, or right after the same other one.
  * `after` runs after every single run (untimed), e.g. to delete the keys it made. With `warmup`,
  * each contender first runs once untimed (not recorded).
  *
@@ -225,8 +247,8 @@ export async function alternate(reps, contenders, { after, log, warmup = false }
     }
   }
   for (let rep = 0; rep < reps; rep++) {
-    for (let j = 0; j < contenders.length; j++) {
-      const c = contenders[(rep + j) % contenders.length];
+    for (const i of runOrder(contenders.length, rep)) {
+      const c = contenders[i];
       await settle();
       const result = await c.run(rep);
       runs[c.name].push(result);
