@@ -34,12 +34,13 @@ const onClusterOnly = [
 /**
  * Test files that hand the package no client of their own choosing, so they run with ioredis only:
  * the CLI (ioredis only), the built package and the demo run in child processes, the Lua scripts'
- * own behaviour, the format's parsers alone, and the source's layering. (The examples take the library under test from
+ * own behaviour, the format's parsers alone, the benchmarks' run order, and the source's layering. (The examples take the library under test from
  * REDIS_CLIENT, and run in every project.)
  */
 const ioredisOnly = [
   'test/cli*.test.ts',
   'test/bench-cluster.test.ts',
+  'test/bench-run-order.test.ts',
   'test/demo.test.ts',
   'test/format-numbers.test.ts',
   'test/layering.test.ts',
