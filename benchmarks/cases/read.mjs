@@ -24,9 +24,10 @@ import {
 } from '../lib/util.mjs';
 
 export const id = 'read';
+export const title = 'Read a complete file from Redis';
+
 /** The two-batches loop checking every entry's CRC-32, as the package checks a piece. */
 const CHECKED = 'raw XRANGE checked (2 batches in flight)';
-export const title = 'Read a complete file from Redis';
 
 /**
  * A raw read: XRANGE COUNT `count`, and the next batch asked for as soon as a full batch arrives
