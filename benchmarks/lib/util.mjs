@@ -13,8 +13,6 @@ import { runInNewContext } from 'node:vm';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { runOrder } from './run-order.mjs';
 
-export { runOrder };
-
 /** The comment lines that open the script at `url` (after its shebang): its --help text. */
 export function headerComment(url) {
   const lines = readFileSync(fileURLToPath(url), 'utf8').split('\n').slice(1);
