@@ -6,6 +6,7 @@
  */
 
 import type { Arg, BlockingConnection, Connection, IoredisLikeClient, KeyWatch, RedisPort, Settled } from './port.js';
+import { onceReady } from './ready.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
 /** The members of an ioredis `Redis` or `Cluster` the adapter uses. */
@@ -265,10 +266,7 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
         ? 'connecting'
         : 'down';
     },
-    onceReady(listener) {
-      client.once('ready', listener);
-      return () => client.off('ready', listener);
-    },
+    onceReady: (listener) => onceReady(client, listener),
     isReplyError(err) {
       return err instanceof Error && err.name === 'ReplyError';
     },

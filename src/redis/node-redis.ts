@@ -17,6 +17,7 @@ import type {
   RedisPort,
   Settled,
 } from './port.js';
+import { onceReady } from './ready.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
 /** node-redis's RESP type codes (`RESP_TYPES`), for `withTypeMapping`. */
@@ -390,11 +391,6 @@ async function settle(sent: Promise<unknown>[], commands: readonly (readonly Arg
 function state(client: { readonly isOpen: boolean; readonly isReady: boolean }): 'ready' | 'connecting' | 'down' {
   if (client.isReady) return 'ready';
   return client.isOpen ? 'connecting' : 'down';
-}
-
-function onceReady(client: Client, listener: () => void): () => void {
-  client.once('ready', listener);
-  return () => client.off('ready', listener);
 }
 
 /**
