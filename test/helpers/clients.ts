@@ -15,13 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions, ReplyError } from 'ioredis';
-import {
-  Cluster as ValkeyCluster,
-  Redis as ValkeyRedis,
-  type RedisOptions as ValkeyRedisOptions,
-  ReplyError as ValkeyReplyError,
-} from 'iovalkey';
-import { createClient, createCluster, ErrorReply } from 'redis';
+import type { RedisOptions as ValkeyRedisOptions } from 'iovalkey';
 import { beforeEach, expect, inject } from 'vitest';
 import type { RedisClient } from '../../src/index.js';
 
@@ -108,14 +102,26 @@ export function subjectClientName(): ClientLibrary {
   return name as ClientLibrary;
 }
 
+// Only the library under test is loaded besides ioredis (which the tests inspect Redis with): each
+// takes a few hundred milliseconds to import, in every test file.
+const iovalkey = subjectClientName() === 'iovalkey' ? await import('iovalkey') : undefined;
+const nodeRedis = subjectClientName() === 'node-redis' ? await import('redis') : undefined;
+
+/** A library that is loaded only when it is the one under test: `lib`, or a clear error. */
+function loaded<T>(lib: T | undefined, name: ClientLibrary): T {
+  if (lib === undefined)
+    throw new Error(`${name} is loaded only when it is the library under test (RFS_CLIENT=${name})`);
+  return lib;
+}
+
 /**
  * The class of an error reply (NOPERM, WRONGTYPE, …) in the library under test: what the package
  * keeps as the `cause` of the RedisFileError it wraps it in.
  */
 export function replyErrorClass(): abstract new (...args: never[]) => Error {
   const library = subjectClientName();
-  if (library === 'node-redis') return ErrorReply;
-  return library === 'iovalkey' ? ValkeyReplyError : ReplyError;
+  if (library === 'node-redis') return loaded(nodeRedis, library).ErrorReply;
+  return library === 'iovalkey' ? loaded(iovalkey, library).ReplyError : ReplyError;
 }
 
 const subjects = new WeakMap<Redis | Cluster, RedisClient>();
@@ -185,8 +191,10 @@ function trackIo<T extends IoClient & { on(event: 'error', listener: () => void)
 function iovalkeyClient(client: Redis | Cluster): RedisClient {
   if (client instanceof Cluster) {
     const { seeds, redisOptions } = clusterParts(client);
+    const { Cluster: ValkeyCluster } = loaded(iovalkey, 'iovalkey');
     return trackIo(new ValkeyCluster(seeds, { redisOptions: valkeyOptions(redisOptions) })) as unknown as RedisClient;
   }
+  const { Redis: ValkeyRedis } = loaded(iovalkey, 'iovalkey');
   return trackIo(new ValkeyRedis(valkeyOptions(client.options))) as unknown as RedisClient;
 }
 
@@ -229,12 +237,15 @@ function nodeRedisClient(client: Redis | Cluster): RedisClient {
   };
   if (client instanceof Cluster) {
     const { seeds, redisOptions } = clusterParts(client);
-    made = createCluster({
+    made = loaded(nodeRedis, 'node-redis').createCluster({
       rootNodes: seeds.map(({ host, port }) => ({ url: `redis://${host}:${port}` })),
       defaults: { ...nodeRedisOptions(redisOptions), socket: socketOf(identity(redisOptions)) },
     });
   } else {
-    made = createClient({ ...nodeRedisOptions(client.options), socket: socketOf(client.options) });
+    made = loaded(nodeRedis, 'node-redis').createClient({
+      ...nodeRedisOptions(client.options),
+      socket: socketOf(client.options),
+    });
   }
   nodeRedisClients.add(made);
   // As for connect(): a failed connection also fails the commands sent on it.
