@@ -52,16 +52,13 @@ export async function rawXrangeAhead(redis, key, count = 16) {
 }
 
 /**
- * The raw read at `depth` XRANGE batches of `count` in flight: the entries of a raw stream have the
- * ids `<n>-2`, so batch b is `XRANGE key <b*count> <b*count + count - 1>`, asked for without waiting
- * for the batch before it. With `crc32` (the package's implementation), each entry's bytes are
- * checked against the CRC-32 stored with them (`c`, 8 hex digits), as the package checks a piece:
- * the loop then does the one piece of work a checked read cannot skip, and nothing else of the
- * package's. `redis`: a client or the commands of one (rawCommands). Returns the byte count.
+ * XRANGE batches of `count` entries of a raw stream whose entries have the ids `<n>-2`, by those
+ * known ids: batch b is `XRANGE key <b*count> <b*count + count - 1>`, `depth` of them requested
+ * without waiting for the ones before them. Yields each batch's entries in order; the next batch
+ * is requested once the one yielded was consumed (`depth` in flight while none is consumed).
  */
-export async function rawXrangeBatches(redis, key, count, depth, crc32) {
+async function* xrangeBatches(redis, key, count, depth) {
   const { xrangeIds } = rawCommands(redis);
-  let bytes = 0;
   let next = 0;
   let ended = false;
   const batch = (b) => xrangeIds(key, String(b * count), String(b * count + count - 1));
@@ -69,14 +66,31 @@ export async function rawXrangeBatches(redis, key, count, depth, crc32) {
   for (let i = 0; i < depth; i++) inFlight.push(batch(next++));
   while (inFlight.length > 0) {
     const entries = await inFlight.shift();
-    for (const [id, fields] of entries) {
-      if (crc32 !== undefined && crc32(fields[1]) !== Number.parseInt(fields[3].toString('latin1'), 16)) {
-        throw new Error(`entry ${id} does not match its CRC-32`);
-      }
-      bytes += fields[1].length;
-    }
+    yield entries;
     if (entries.length < count) ended = true;
     if (!ended) inFlight.push(batch(next++));
+  }
+}
+
+/** An entry's bytes, once their CRC-32 (`crc32`, when given) matches the one stored with them (`c`, 8 hex digits). */
+function checked(id, fields, crc32) {
+  if (crc32 !== undefined && crc32(fields[1]) !== Number.parseInt(fields[3].toString('latin1'), 16)) {
+    throw new Error(`entry ${id} does not match its CRC-32`);
+  }
+  return fields[1];
+}
+
+/**
+ * The raw read at `depth` XRANGE batches of `count` in flight ({@link xrangeBatches}). With
+ * `crc32` (the package's implementation), each entry's bytes are checked against the CRC-32 stored
+ * with them, as the package checks a piece: the loop then does the one piece of work a checked
+ * read cannot skip, and nothing else of the package's. `redis`: a client or the commands of one
+ * (rawCommands). Returns the byte count.
+ */
+export async function rawXrangeBatches(redis, key, count, depth, crc32) {
+  let bytes = 0;
+  for await (const entries of xrangeBatches(redis, key, count, depth)) {
+    for (const [id, fields] of entries) bytes += checked(id, fields, crc32).length;
   }
   return bytes;
 }
@@ -88,41 +102,13 @@ export async function rawXrangeBatches(redis, key, count, depth, crc32) {
  * Returns the byte count.
  */
 export function rawXrangeBatchesReadable(redis, key, count, depth, crc32) {
-  const { xrangeIds } = rawCommands(redis);
-  let next = 0;
-  let ended = false;
-  let busy = false;
-  const batch = (b) => xrangeIds(key, String(b * count), String(b * count + count - 1));
-  const inFlight = [];
-  for (let i = 0; i < depth; i++) inFlight.push(batch(next++));
-  const readable = new Readable({
-    highWaterMark: MiB,
-    read() {
-      if (busy) return;
-      busy = true;
-      (async () => {
-        while (inFlight.length > 0) {
-          const entries = await inFlight.shift();
-          let more = true;
-          for (const [id, fields] of entries) {
-            if (crc32(fields[1]) !== Number.parseInt(fields[3].toString('latin1'), 16)) {
-              throw new Error(`entry ${id} does not match its CRC-32`);
-            }
-            more = this.push(fields[1]);
-          }
-          if (entries.length < count) ended = true;
-          if (!ended) inFlight.push(batch(next++));
-          if (!more && inFlight.length > 0) {
-            busy = false;
-            return;
-          }
-        }
-        this.push(null);
-      })().catch((err) => this.destroy(err));
-    },
-  });
-  const sink = countingSink();
-  return pipeline(readable, sink).then(() => sink.bytes);
+  return intoReadable(
+    (async function* () {
+      for await (const entries of xrangeBatches(redis, key, count, depth)) {
+        yield entries.map(([id, fields]) => checked(id, fields, crc32));
+      }
+    })(),
+  );
 }
 
 /**
@@ -131,7 +117,26 @@ export function rawXrangeBatchesReadable(redis, key, count, depth, crc32) {
  * 256 KiB Buffers through a stream costs by itself, without the package's checks.
  */
 export function rawXrangeReadable(redis, key, count = 16) {
-  let from = '-';
+  return intoReadable(
+    (async function* () {
+      let from = '-';
+      for (;;) {
+        const entries = await redis.xrangeBuffer(key, from, '+', 'COUNT', count);
+        yield entries.map(([, fields]) => fields[1]);
+        if (entries.length < count) return;
+        from = `(${entries[entries.length - 1][0].toString()}`;
+      }
+    })(),
+  );
+}
+
+/**
+ * The Buffers of `batches` (an async iterable of arrays of them) pushed into a Readable piped into
+ * a counting sink, as a stream of the replies would hand them to its consumer: the next array is
+ * taken only while the Readable wants more. Resolves to the byte count.
+ */
+function intoReadable(batches) {
+  const iterator = batches[Symbol.asyncIterator]();
   let busy = false;
   const readable = new Readable({
     highWaterMark: MiB,
@@ -140,11 +145,10 @@ export function rawXrangeReadable(redis, key, count = 16) {
       busy = true;
       (async () => {
         for (;;) {
-          const entries = await redis.xrangeBuffer(key, from, '+', 'COUNT', count);
+          const { value, done } = await iterator.next();
+          if (done) return void this.push(null);
           let more = true;
-          for (const [, fields] of entries) more = this.push(fields[1]);
-          if (entries.length < count) return void this.push(null);
-          from = `(${entries[entries.length - 1][0].toString()}`;
+          for (const buffer of value) more = this.push(buffer);
           if (!more) break;
         }
         busy = false;
