@@ -237,7 +237,7 @@ describe('on loopback', () => {
   });
 
   it.each([
-    ['two batches ahead', undefined, 2],
+    ['two batches ahead when maxReadAheadBytes holds them', 32 * MiB, 2],
     ['one batch ahead when maxReadAheadBytes holds one batch only', 31 * MiB, 1],
   ])('the reader asks for %s', async (_, budget, most) => {
     const key = uniqueKey('loopback-read');
