@@ -613,7 +613,7 @@ export async function run(ctx) {
       `a bandwidth limit; the delay is calibrated so that the median PING through the proxy takes the RTT ` +
       `(${p.pings} PINGs a try). Write and read: files of ${p.size / MiB} MiB in ${CHUNK / KiB} KiB chunks, ` +
       `createRedisWriteStream / createRedisReadStream with the default options (windows sized to the link: at ` +
-      `least ${WINDOW} pieces in flight and two batches of ${WINDOW} read ahead, at most 32 MiB each), against raw ` +
+      `least ${WINDOW} pieces in flight and two batches of ${WINDOW} read ahead, at most 32 MiB of pieces and 16 MiB read ahead), against raw ` +
       `XADD loops of the same ${CHUNK / KiB} KiB format 2 pieces (d <bytes> c <crc>) with ` +
       `${p.windows.join(', ')} commands in flight and raw XRANGE loops of ${WINDOW}-entry batches: ` +
       `"next batch ahead" asks for the next batch when one arrives (with ${WINDOW} in flight for writes, the fixed ` +
