@@ -94,11 +94,9 @@ export default defineConfig({
     teardownTimeout: 60_000,
     pool: 'forks',
     // Test files run in parallel (each uses its own keys, see uniqueKey()); the default
-    // would be one worker on a 2-core machine. Three on two cores: the files spend much of their
-    // time waiting (for servers they start, child processes, followers), and with two workers
-    // the cores were idle about a quarter of the run.
+    // would be one worker on a 2-core machine.
     fileParallelism: true,
-    maxWorkers: 3,
+    maxWorkers: 2,
     // `npm test` runs with --coverage: the library's lines the suite runs in-process. The CLI is
     // left out: its tests run the built binary (dist/) in child processes, which V8 coverage of
     // this process does not see.
