@@ -115,13 +115,15 @@ export function rawXrangeBatchesReadable(redis, key, count, depth, crc32) {
  * The one-at-a-time loop handing its Buffers to a consumer: pushed into a Readable piped into a
  * counting sink, as any stream of the replies would. Not a ceiling: it measures what delivering
  * 256 KiB Buffers through a stream costs by itself, without the package's checks.
+ * `redis`: a client or the commands of one (rawCommands).
  */
 export function rawXrangeReadable(redis, key, count = 16) {
+  const { xrange } = rawCommands(redis);
   return intoReadable(
     (async function* () {
       let from = '-';
       for (;;) {
-        const entries = await redis.xrangeBuffer(key, from, '+', 'COUNT', count);
+        const entries = await xrange(key, from, count);
         yield entries.map(([, fields]) => fields[1]);
         if (entries.length < count) return;
         from = `(${entries[entries.length - 1][0].toString()}`;
