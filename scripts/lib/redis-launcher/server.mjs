@@ -160,6 +160,10 @@ class RedisServer {
       '',
       '--appendonly',
       'no',
+      // A replica's first sync starts at once: by default a primary waits 5 s for more replicas
+      // to share it, and a new cluster, or a replica rejoining one, waited those 5 s every time.
+      '--repl-diskless-sync-delay',
+      '0',
       '--daemonize',
       'no',
       '--logfile',
