@@ -16,7 +16,7 @@ import { basename } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions, ReplyError } from 'ioredis';
 import type { RedisOptions as ValkeyRedisOptions } from 'iovalkey';
-import { beforeEach, expect, inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import type { RedisClient } from '../../src/index.js';
 
 /** The part of the ioredis and iovalkey API that {@link closeAll} uses. */
@@ -263,13 +263,16 @@ function nodeRedisClient(client: Redis | Cluster): RedisClient {
 const nodeRedisConnects = new WeakMap<object, Promise<unknown>>();
 const pendingConnects = new Set<Promise<unknown>>();
 
-// A node-redis client sent commands while connecting queues them, but a node-redis cluster fails
-// them ("The client is offline"), as documented: hand it over connected. The clients made before a
-// test (at the top of a file, in beforeAll) are connected when it starts; one made inside a test
-// is awaited there (subjectConnected()).
-beforeEach(async () => {
+/**
+ * Resolves once every node-redis client made so far has connected or failed to. A node-redis client
+ * sent commands while connecting queues them, but a node-redis cluster fails them ("The client is
+ * offline"), as documented: hand it over connected. test/helpers/setup.ts runs this before each
+ * test, so the clients made before a test (at the top of a file, in beforeAll) are connected when
+ * it starts; one made inside a test is awaited there (subjectConnected()).
+ */
+export async function pendingConnections(): Promise<void> {
   await Promise.allSettled([...pendingConnects]);
-});
+}
 
 /**
  * Resolves once a node-redis subject has connected (a node-redis cluster refuses commands before);
@@ -397,7 +400,7 @@ export async function closeAll(): Promise<void> {
   );
 }
 
-// One random tag per test file (each file gets its own module instance) ...
+// One random tag per module instance (per worker process: modules are not isolated per file) ...
 const fileTag = randomBytes(4).toString('hex');
 // ... and a counter per call, so two calls never return the same key.
 let counter = 0;
