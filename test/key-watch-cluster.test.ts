@@ -1,11 +1,11 @@
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashSlot, setWatchTrust } from '../src/blocking-reads.js';
+import { setWatchTrust } from '../src/blocking-reads.js';
 import { createRedisWriteStream, type RedisWriteStream } from '../src/index.js';
 import { denials } from './helpers/acl.js';
 import { closeAll, connectAny, readyAnySubject, subject, uniqueConnectionName, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
-import { fileKeysOf } from './helpers/keys.js';
+import { slotOfFile } from './helpers/keys.js';
 import { bytes, follower } from './helpers/streams.js';
 
 const redis = connectAny() as Cluster;
@@ -31,7 +31,7 @@ function keysOnOneNode(count: number, label: string): { node: string; keys: stri
   const byNode = new Map<string, string[]>();
   for (let i = 0; ; i++) {
     const key = uniqueKey(`${label}-${i}`);
-    const node = redis.slots[hashSlot(fileKeysOf(key).events)]![0]!;
+    const node = redis.slots[slotOfFile(key)]![0]!;
     const list = byNode.get(node) ?? [];
     byNode.set(node, [...list, key]);
     if (list.length + 1 === count) return { node, keys: [...list, key] };
@@ -154,7 +154,7 @@ describe('the key watch of a cluster node', () => {
         username: user,
         password,
       });
-      const slots = new Set(keys.map((key) => hashSlot(fileKeysOf(key).events)));
+      const slots = new Set(keys.map((key) => slotOfFile(key)));
       await eventually(
         async () => blockedIn(await connectionsOn(node, name)).length === slots.size,
         'a blocked XREAD per slot',

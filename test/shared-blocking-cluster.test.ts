@@ -1,6 +1,5 @@
 import type { Cluster } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { hashSlot } from '../src/blocking-reads.js';
 import { createRedisWriteStream, type RedisWriteStream } from '../src/index.js';
 import {
   blockedIn,
@@ -13,7 +12,7 @@ import {
   uniqueKey,
 } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
-import { fileKeysOf } from './helpers/keys.js';
+import { slotOfFile } from './helpers/keys.js';
 import { bytes, follower } from './helpers/streams.js';
 
 const redis = connectAny() as Cluster;
@@ -32,11 +31,6 @@ async function perNode(name: string): Promise<Map<string, { blocked: number; wat
   return counts;
 }
 
-/** The primary ("host:port") that serves the file `key`'s slot. */
-function nodeOf(key: string): string {
-  return redis.slots[hashSlot(fileKeysOf(key).events)]![0]!;
-}
-
 /**
  * `perNode` file keys for each primary, each in a slot of its own. Keys that differ in a counter
  * only are not spread evenly over the slots (CRC16 is linear): they are picked, not left to chance.
@@ -49,8 +43,8 @@ async function spreadKeys(name: string, perNode: number): Promise<string[]> {
   const picked = new Map(primaries.map((node) => [node, new Map<number, string>()]));
   while ([...picked.values()].some((slots) => slots.size < perNode)) {
     const key = uniqueKey(name);
-    const slots = picked.get(nodeOf(key))!;
-    const slot = hashSlot(fileKeysOf(key).events);
+    const slot = slotOfFile(key);
+    const slots = picked.get(redis.slots[slot]![0]!)!;
     if (slots.size < perNode && !slots.has(slot)) slots.set(slot, key);
   }
   return [...picked.values()].flatMap((slots) => [...slots.values()]);

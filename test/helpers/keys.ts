@@ -3,6 +3,7 @@
  * format module rather than spelled out by hand.
  */
 import type { Cluster, Redis } from 'ioredis';
+import { hashSlot } from '../../src/blocking-reads.js';
 import { crc32, formatCrc } from '../../src/crc.js';
 import {
   channelLogKey,
@@ -20,6 +21,14 @@ export type { FileKeys };
 /** The keys of the file `key` (metadata hash, events, and the chunk stream of a generation). */
 export function fileKeysOf(key: string, prefix = DEFAULT_PREFIX): FileKeys {
   return fileKeys(prefix, key);
+}
+
+/**
+ * The cluster slot of the file `key`: the slot of its keys, which share one hash tag (its events
+ * key is the one a follower watches).
+ */
+export function slotOfFile(key: string, prefix = DEFAULT_PREFIX): number {
+  return hashSlot(fileKeys(prefix, key).events);
 }
 
 /** The key of the file's current chunk stream (from the generation its hash names). */
