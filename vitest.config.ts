@@ -95,7 +95,8 @@ export default defineConfig({
     pool: 'forks',
     // A worker runs its test files one after another in one process, with the modules they import
     // (the package, the client libraries, the helpers) loaded once: a fresh process and module
-    // graph for each of the ~200 files cost about a quarter of the suite's time. Every file closes
+    // graph for each of the ~200 files cost 15% of the suite's time (28% of the ioredis standalone
+    // project's). Every file closes
     // what it opened (clients in afterAll, servers and child processes in their helpers), and a
     // hook every file needs is registered by the setup file, which runs before each file.
     isolate: false,
