@@ -26,6 +26,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
   version: string;
   dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
   peerDependenciesMeta?: Record<string, { optional?: boolean }>;
   devDependencies: Record<string, string>;
@@ -212,6 +213,12 @@ describe('the packed tarball, installed into a scratch project', { timeout: 120_
     expect(own).toMatchObject({ version: NEWEST_IOREDIS });
     const nested = await readdir(join(app, 'node_modules/redis-file-stream/node_modules')).catch(() => []);
     expect(nested).not.toContain('ioredis');
+  });
+
+  it('asks for its own dependencies by caret range, so that a project shares its copies and gets their fixes', () => {
+    const own = { ...pkg.dependencies, ...pkg.optionalDependencies };
+    expect(Object.keys(own).sort()).toEqual(['@node-rs/crc32', 'cli-progress', 'commander']);
+    for (const [name, range] of Object.entries(own)) expect(range, name).toMatch(/^\^\d+\.\d+\.\d+$/);
   });
 
   it("an ES module imports it and stores a file through the project's ioredis", async () => {
