@@ -2,6 +2,7 @@
  * What Redis ran while a test's step ran, as MONITOR reports it: for tests that count the commands
  * the package sends (on a server of their own: other tests' commands would flood the monitor).
  */
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
 /** A command as MONITOR reports it: its arguments, and `lua` when a script called it. */
@@ -12,13 +13,24 @@ export interface Monitored {
 
 /** The commands `redis`'s server ran while `during` ran, in order. */
 export async function commandsDuring(redis: Redis, during: () => Promise<unknown>): Promise<Monitored[]> {
+  // Resolves once MONITOR is on: every command from here on is reported.
   const monitor = await redis.monitor();
+  const marker = `commands-during-end-${randomUUID()}`;
   const seen: Monitored[] = [];
-  monitor.on('monitor', (_time: string, args: string[], source: string) => seen.push({ args, source }));
+  let markerSeen!: () => void;
+  const ended = new Promise<void>((resolve) => {
+    markerSeen = resolve;
+  });
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) markerSeen();
+    else seen.push({ args, source });
+  });
   try {
     await during();
-    // MONITOR replies follow the commands: a PING on the same server after them marks the end.
-    await redis.ping();
+    // The end: a command sent after the step's, once the monitor has reported it. The reply to it
+    // on `redis` is no end: the report comes on the monitor's own connection, maybe later.
+    await redis.echo(marker);
+    await ended;
   } finally {
     monitor.disconnect();
   }
