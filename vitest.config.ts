@@ -96,9 +96,9 @@ export default defineConfig({
     // A worker runs its test files one after another in one process, with the modules they import
     // (the package, the client libraries, the helpers) loaded once: a fresh process and module
     // graph for each of the ~200 files cost 15% of the suite's time (28% of the ioredis standalone
-    // project's). Every file closes
-    // what it opened (clients in afterAll, servers and child processes in their helpers), and a
-    // hook every file needs is registered by the setup file, which runs before each file.
+    // project's). Every file closes what it opened (clients in afterAll, servers and child
+    // processes in their helpers), and a hook every file needs is registered by the setup file,
+    // which runs before each file.
     isolate: false,
     setupFiles: ['./test/helpers/setup.ts'],
     // Test files run in parallel (each uses its own keys, see uniqueKey()); the default

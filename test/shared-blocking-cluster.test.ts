@@ -32,20 +32,20 @@ async function perNode(name: string): Promise<Map<string, { blocked: number; wat
 }
 
 /**
- * `perNode` file keys for each primary, each in a slot of its own. Keys that differ in a counter
+ * `count` file keys for each primary, each in a slot of its own. Keys that differ in a counter
  * only are not spread evenly over the slots (CRC16 is linear): they are picked, not left to chance.
  */
-async function spreadKeys(name: string, perNode: number): Promise<string[]> {
+async function spreadKeys(name: string, count: number): Promise<string[]> {
   // The slot map is the one the cluster client loaded on connecting.
   await subjectReady(redis);
   const primaries = redis.nodes('master').map((node) => `${node.options.host}:${node.options.port}`);
   expect(primaries).toHaveLength(3);
   const picked = new Map(primaries.map((node) => [node, new Map<number, string>()]));
-  while ([...picked.values()].some((slots) => slots.size < perNode)) {
+  while ([...picked.values()].some((slots) => slots.size < count)) {
     const key = uniqueKey(name);
     const slot = slotOfFile(key);
     const slots = picked.get(redis.slots[slot]![0]!)!;
-    if (slots.size < perNode && !slots.has(slot)) slots.set(slot, key);
+    if (slots.size < count && !slots.has(slot)) slots.set(slot, key);
   }
   return [...picked.values()].flatMap((slots) => [...slots.values()]);
 }

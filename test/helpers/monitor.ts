@@ -17,13 +17,11 @@ export async function commandsDuring(redis: Redis, during: () => Promise<unknown
   const monitor = await redis.monitor();
   const marker = `commands-during-end-${randomUUID()}`;
   const seen: Monitored[] = [];
-  let markerSeen!: () => void;
   const ended = new Promise<void>((resolve) => {
-    markerSeen = resolve;
-  });
-  monitor.on('monitor', (_time: string, args: string[], source: string) => {
-    if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) markerSeen();
-    else seen.push({ args, source });
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) resolve();
+      else seen.push({ args, source });
+    });
   });
   try {
     await during();
