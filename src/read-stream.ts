@@ -91,6 +91,8 @@ export class RedisReadStream extends Readable {
   #follow = true;
   #pumping = false;
   #wanted = false;
+  /** A report of the consumer's position is queued (see {@link RedisReadStream.read}). */
+  #reportQueued = false;
   /** Entries per read request: `readAhead`, fewer for large chunks (`readAheadBytes`). */
   #batch = 1;
   /** The batch after the one being consumed, already requested: where it starts, and its COUNT. */
@@ -144,10 +146,26 @@ export class RedisReadStream extends Readable {
     this.#wanted = true;
     if (this.#gunzip?.isPaused()) this.#gunzip.resume();
     if (!this.#pumping && !this.#done) void this.#pump();
-    // The application is taking bytes out: a consumer's position may move. Readable calls _read
-    // before it removes them from its buffer, hence the report once read() is done.
-    else if (this.#consumer?.tracking)
-      queueMicrotask(() => this.#reportPosition().catch((err: unknown) => this.destroy(err as Error)));
+  }
+
+  /**
+   * Every way of taking bytes out (`read()`, `'data'` in flowing mode, pipes, async iteration)
+   * goes through this method, so a consumer's position is reported from here: Node calls
+   * `_read` only while the buffer is below `highWaterMark`, and a consumer that takes part of a
+   * full buffer and stops would otherwise keep its position, and the chunks it passed, forever.
+   */
+  override read(size?: number): ReturnType<Readable['read']> {
+    const taken = super.read(size);
+    if (this.#consumer?.tracking && !this.#reportQueued) {
+      // After the caller's synchronous work (an `unshift` of what it did not want) is done; one
+      // report for any number of reads meanwhile.
+      this.#reportQueued = true;
+      queueMicrotask(() => {
+        this.#reportQueued = false;
+        this.#reportPosition().catch((err: unknown) => this.destroy(err as Error));
+      });
+    }
+    return taken;
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

@@ -57,6 +57,22 @@ describe('consumer positions', () => {
     reader.destroy();
   });
 
+  it('count what read(n) took from a buffer that stays above highWaterMark', async () => {
+    // Node calls _read only below the high-water mark: taking 3,500 of about 30,000 buffered bytes
+    // leaves the buffer above it, so the position must move without any _read.
+    const key = await trimmedFile(bytes(50_000, 93), 1000);
+    const reader = createRedisReadStream(subject(redis), key, { consumer: 'c', readAhead: 16, highWaterMark: 20_000 });
+    await once(reader, 'readable');
+    await eventually(() => reader.readableLength >= 20_000, 'the reader to fill its buffer past highWaterMark');
+    expect(await position(key)).toEqual(['0', '0']);
+    // The reader fetches whole batches of 16 chunks: about 31,000 bytes are buffered by now.
+    expect(reader.readableLength - 3500).toBeGreaterThanOrEqual(20_000);
+    expect((reader.read(3500) as Buffer).length).toBe(3500);
+    await eventually(async () => (await position(key))[0] === '3', 'the position to reach 3');
+    expect(await position(key)).toEqual(['3', '3']);
+    reader.destroy();
+  });
+
   it('with decompress, count the chunks whose decoded bytes the application took', async () => {
     // Random bytes do not compress: about one decoded byte per stored byte.
     const gz = gzipSync(bytes(200_000, 92), { level: 1 });
