@@ -43,14 +43,22 @@ async function take(reader: RedisReadStream, n: number): Promise<void> {
   }
 }
 
+/**
+ * Consumer `c` of a trimmed file of 50 chunks of 1,000 bytes, once its reader buffered at least
+ * `buffered` bytes (highWaterMark 20,000) of which nothing was taken: nothing may be trimmed yet.
+ */
+async function bufferedReader(seed: number, buffered: number): Promise<{ key: string; reader: RedisReadStream }> {
+  const key = await trimmedFile(bytes(50_000, seed), 1000);
+  const reader = createRedisReadStream(subject(redis), key, { consumer: 'c', readAhead: 16, highWaterMark: 20_000 });
+  await once(reader, 'readable');
+  await eventually(() => reader.readableLength >= buffered, `the reader to buffer ${buffered} bytes`);
+  expect(await position(key)).toEqual(['0', '0']);
+  return { key, reader };
+}
+
 describe('consumer positions', () => {
   it('count the chunks the application took out of the stream, not those fetched', async () => {
-    const key = await trimmedFile(bytes(50_000, 91), 1000);
-    const reader = createRedisReadStream(subject(redis), key, { consumer: 'c', readAhead: 16, highWaterMark: 20_000 });
-    await once(reader, 'readable');
-    await eventually(() => reader.readableLength >= 16_000, 'the reader to fetch and buffer 16 chunks');
-    // Fetched and buffered, but nothing taken: nothing may be trimmed.
-    expect(await position(key)).toEqual(['0', '0']);
+    const { key, reader } = await bufferedReader(91, 16_000);
     await take(reader, 3500);
     await eventually(async () => (await position(key))[0] === '3', 'the position to reach 3');
     expect(await position(key)).toEqual(['3', '3']);
@@ -60,11 +68,7 @@ describe('consumer positions', () => {
   it('count what read(n) took from a buffer that stays above highWaterMark', async () => {
     // Node calls _read only below the high-water mark: taking 3,500 of about 30,000 buffered bytes
     // leaves the buffer above it, so the position must move without any _read.
-    const key = await trimmedFile(bytes(50_000, 93), 1000);
-    const reader = createRedisReadStream(subject(redis), key, { consumer: 'c', readAhead: 16, highWaterMark: 20_000 });
-    await once(reader, 'readable');
-    await eventually(() => reader.readableLength >= 20_000, 'the reader to fill its buffer past highWaterMark');
-    expect(await position(key)).toEqual(['0', '0']);
+    const { key, reader } = await bufferedReader(93, 20_000);
     // The reader fetches whole batches of 16 chunks: about 31,000 bytes are buffered by now.
     expect(reader.readableLength - 3500).toBeGreaterThanOrEqual(20_000);
     expect((reader.read(3500) as Buffer).length).toBe(3500);
