@@ -149,10 +149,11 @@ export class RedisReadStream extends Readable {
   }
 
   /**
-   * Every way of taking bytes out (`read()`, `'data'` in flowing mode, pipes, async iteration)
-   * goes through this method, so a consumer's position is reported from here: Node calls
-   * `_read` only while the buffer is below `highWaterMark`, and a consumer that takes part of a
-   * full buffer and stops would otherwise keep its position, and the chunks it passed, forever.
+   * A consumer's position is reported from here: every way of taking bytes out calls `read()`
+   * (flowing mode, pipes and async iteration too; a chunk handed straight to a `'data'` listener
+   * is followed by a `read(0)`). Node calls `_read` only while the buffer is below
+   * `highWaterMark`: a consumer that took part of a full buffer and stopped would keep its old
+   * position, and the chunks it passed untrimmed, until it read on.
    */
   override read(size?: number): ReturnType<Readable['read']> {
     const taken = super.read(size);
