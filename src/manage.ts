@@ -130,6 +130,9 @@ function expireFile(client: RedisClient, key: string, keys: FileKeys, ttl: numbe
  * do not carry over), and the old name is removed once the copy is complete. That move is not
  * atomic: for its duration both names exist, readers of the new name follow the copy as it is
  * written, and a move that fails part way leaves the old name whole and the new name aborted.
+ *
+ * A file renamed to its own name stays as it is, whatever `overwrite` says (as `fs.rename` and
+ * Redis's `RENAME` do); it must still be there and not being written.
  * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments
  * @throws RedisFileError (as a rejection) `ERR_REDIS_FILE_NOT_FOUND` when there is no file at
  * `from`, `ERR_REDIS_FILE_EXISTS` when `to` holds a file (without `overwrite`) or `from` is being written

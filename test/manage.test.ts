@@ -175,4 +175,18 @@ describe('rename', () => {
     });
     await remove(subject(redis), from);
   });
+
+  it('leaves a file renamed to its own name as it is, with or without overwrite', async () => {
+    const key = uniqueKey('mv-self');
+    const data = bytes(3000);
+    await put(redis, key, data, { chunkSize: 1000 });
+    const keys = (await keysOf(redis, keyPattern(key))).sort();
+    for (const overwrite of [false, true]) {
+      await rename(subject(redis), key, key, { overwrite });
+      expect((await get(redis, key)).equals(data)).toBe(true);
+      expect((await keysOf(redis, keyPattern(key))).sort()).toEqual(keys);
+    }
+    const none = uniqueKey('mv-self-none');
+    await expect(rename(subject(redis), none, none)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+  });
 });

@@ -73,6 +73,9 @@ local cur = redis.call('HMGET', K.meta, M.version, M.gen, M.state)
 if cur[1] ~= C.version then return cjson.encode({status='format', detail='stored in format version ' .. tostring(cur[1])}) end
 if cur[2] ~= A.gen then return cjson.encode({status='retry'}) end
 if cur[3] == S.writing then return cjson.encode({status='busy'}) end
+-- A file renamed to its own name stays as it is (the steps below would remove it as the file at
+-- the new name).
+if K.toMeta == K.meta then return cjson.encode({status='ok'}) end
 if redis.call('EXISTS', K.toMeta) == 1 then
   local t = redis.call('HMGET', K.toMeta, M.version, M.gen, M.state)
   if t[1] ~= C.version then
