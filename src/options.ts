@@ -9,11 +9,15 @@
  */
 
 export {
+  type Bag,
   checkClient,
   checkClientAndKey,
+  checkKnown,
+  checkObject,
   FILE_READ_BYTES,
   failedIteration,
   incompatible,
+  int,
   invalidType,
   invalidValue,
   type KeyOptions,
@@ -27,10 +31,11 @@ export {
   resolveListOptions,
   resolveRenameOptions,
 } from './options/manage.js';
-export { type ReadStreamOptions, type ResolvedReadOptions, resolveReadOptions } from './options/read.js';
+export { READ_OPTIONS, type ReadStreamOptions, type ResolvedReadOptions, resolveReadOptions } from './options/read.js';
 export {
   MAX_CHUNK_SIZE,
   type ResolvedWriteOptions,
   resolveWriteOptions,
+  WRITE_OPTIONS,
   type WriteStreamOptions,
 } from './options/write.js';

@@ -91,6 +91,29 @@ describe('promise-returning functions reject on bad arguments, never throw', () 
     ],
     ['sendFiles with onStart not a function', () => sendFiles(subject(redis), 'c', [], { onStart: 42 as never }), TYPE],
     ['sendFiles with chunkSize 0', () => sendFiles(subject(redis), 'c', [], { chunkSize: 0 }), RANGE],
+    ['sendFiles with options not an object', () => sendFiles(subject(redis), 'c', [], 5 as never), TYPE],
+    ['sendFiles with overwrite', () => sendFiles(subject(redis), 'c', [], { overwrite: true } as never), VALUE],
+    ['sendFiles with resume', () => sendFiles(subject(redis), 'c', [], { resume: true } as never), VALUE],
+    [
+      'sendFiles with a stream that only has pipe()',
+      () => sendFiles(subject(redis), 'c', [{ name: 'a', stream: { pipe: () => {} } as never }]),
+      TYPE,
+    ],
+    [
+      'sendFiles with a negative size',
+      () => sendFiles(subject(redis), 'c', [{ name: 'a', stream: stream(), size: -1 }]),
+      RANGE,
+    ],
+    [
+      'sendFiles with a size not a number',
+      () => sendFiles(subject(redis), 'c', [{ name: 'a', stream: stream(), size: 'big' as never }]),
+      TYPE,
+    ],
+    [
+      'sendFiles with a bad contentEncoding',
+      () => sendFiles(subject(redis), 'c', [{ name: 'a', stream: stream(), contentEncoding: 'not valid!' }]),
+      VALUE,
+    ],
     ['closeChannel with a non-client', () => closeChannel({} as never, 'c'), TYPE],
     ['closeChannel with a bad prefix', () => closeChannel(subject(redis), 'c', { prefix: 'a}' }), VALUE],
     ['removeChannel with a non-string channel', () => removeChannel(subject(redis), 7 as never), TYPE],
@@ -112,6 +135,19 @@ describe('promise-returning functions reject on bad arguments, never throw', () 
     expect(await redis.exists(channelLogKey(DEFAULT_PREFIX, channel))).toBe(0);
     expect(source.readableLength).toBe('never read'.length);
   });
+
+  it('sendFiles checks every file before any I/O: a bad second file stops the first one too', async () => {
+    const channel = uniqueKey('args-send-files');
+    const first = stream();
+    first.end('never read');
+    const files = [
+      { name: 'a.log', stream: first },
+      { name: 'b.log', stream: stream(), contentEncoding: 'not valid!' },
+    ];
+    await expect(sendFiles(subject(redis), channel, files)).rejects.toMatchObject(matches(VALUE));
+    expect(await redis.exists(channelLogKey(DEFAULT_PREFIX, channel))).toBe(0);
+    expect(first.readableLength).toBe('never read'.length);
+  });
 });
 
 describe('functions that return an async iterator reject its first step on bad arguments, never throw', () => {
@@ -130,6 +166,8 @@ describe('functions that return an async iterator reject its first step on bad a
       () => receiveFiles(subject(redis), 'c', { consumer: 'x', idleTimeout: 0 }),
       RANGE,
     ],
+    ['receiveFiles with end', () => receiveFiles(subject(redis), 'c', { consumer: 'x', end: 2 } as never), VALUE],
+    ['receiveFiles with start', () => receiveFiles(subject(redis), 'c', { consumer: 'x', start: 6 } as never), VALUE],
     [
       'receiveFiles with a non-signal',
       () => receiveFiles(subject(redis), 'c', { consumer: 'x', signal: {} as never }),

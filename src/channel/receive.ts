@@ -9,9 +9,12 @@ import { ErrorCodes, isRetryable, wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, Flag, fileKeys, Meta, type MetaRecord, memoryEventsKey } from '../format.js';
 import { announceFreed } from '../memory-guard.js';
 import {
+  type Bag,
+  checkKnown,
   failedIteration,
   invalidType,
   invalidValue,
+  READ_OPTIONS,
   type ReadStreamOptions,
   type ResolvedReadOptions,
   resolveReadOptions,
@@ -103,6 +106,12 @@ function resolveReceiveOptions(client: unknown, channel: unknown, options: unkno
   checkChannel(client, channel);
   if (typeof options !== 'object' || options === null)
     throw invalidType('options', 'an object with a `consumer`', options);
+  // The read options but the range: a receiver reads each file whole.
+  checkKnown(
+    options as Bag,
+    'options',
+    READ_OPTIONS.filter((name) => name !== 'start' && name !== 'end'),
+  );
   const { consumer, signal, ...readOptions } = options as ReceiveFilesOptions;
   if (typeof consumer !== 'string') throw invalidType('consumer', 'a string', consumer);
   if (consumer.length === 0) throw invalidValue('consumer', consumer, 'a non-empty name');

@@ -14,10 +14,15 @@ import { wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, looksGzipped } from '../format.js';
 import { remove } from '../manage.js';
 import {
+  type Bag,
+  checkKnown,
+  checkObject,
   FILE_READ_BYTES,
+  int,
   invalidType,
   invalidValue,
   resolveWriteOptions,
+  WRITE_OPTIONS,
   type WriteStreamOptions,
 } from '../options.js';
 import { portOf, type RedisClient } from '../redis/port.js';
@@ -82,28 +87,27 @@ export async function sendFiles(
 ): Promise<SentFile[]> {
   checkChannel(client, channel);
   if (!Array.isArray(files)) throw invalidType('files', 'an array of paths or { name, stream }', files);
-  for (const [i, f] of files.entries()) {
-    const ok =
-      typeof f === 'string'
-        ? f.length > 0
-        : typeof f === 'object' &&
-          f !== null &&
-          typeof f.name === 'string' &&
-          f.name.length > 0 &&
-          typeof f.stream?.pipe === 'function';
-    if (!ok) throw invalidValue(`files[${i}]`, f, 'a path, or { name, stream } with a non-empty name');
-  }
-  if (
-    typeof options === 'object' &&
-    options !== null &&
-    options.onStart !== undefined &&
-    typeof options.onStart !== 'function'
-  ) {
-    throw invalidType('onStart', 'a function', options.onStart);
-  }
-  const { signal, onStart, ...writeOptions } = options ?? {};
-  // Every write option is checked now, before any I/O.
+  const o = checkObject(options, 'options');
+  checkKnown(o, 'options', [...WRITE_OPTIONS.filter((name) => name !== 'resume' && name !== 'overwrite'), 'onStart']);
+  if (o.onStart !== undefined && typeof o.onStart !== 'function') throw invalidType('onStart', 'a function', o.onStart);
+  const { signal, onStart, ...writeOptions } = o as SendFilesOptions;
+  // Every write option is checked now, before any I/O: for each file as it will be written.
   const { prefix } = resolveWriteOptions({ ...writeOptions, signal });
+  for (const [i, f] of files.entries()) {
+    if (typeof f === 'string') {
+      if (f.length === 0) throw invalidValue(`files[${i}]`, f, 'a path, or { name, stream } with a non-empty name');
+      continue;
+    }
+    if (typeof f !== 'object' || f === null || typeof f.name !== 'string' || f.name.length === 0)
+      throw invalidValue(`files[${i}]`, f, 'a path, or { name, stream } with a non-empty name');
+    // What pipeline() and the upload use of a Readable.
+    const { stream, size } = f;
+    if (!['pipe', 'on', 'once'].every((m) => typeof (stream as unknown as Bag | undefined)?.[m] === 'function'))
+      throw invalidType(`files[${i}].stream`, 'a Readable stream', stream);
+    int({ [`files[${i}].size`]: size }, `files[${i}].size`, 0, 0, Number.MAX_SAFE_INTEGER);
+    if (f.contentEncoding !== undefined)
+      resolveWriteOptions({ ...writeOptions, signal, contentEncoding: f.contentEncoding, compress: false });
+  }
   return send(client, channelLogKey(prefix, channel), channel, files, writeOptions, signal, onStart);
 }
 

@@ -167,27 +167,30 @@ const READ_DEFAULTS = Object.freeze({
   highWaterMark: 1024 * 1024,
 });
 
+/** @internal The names of {@link ReadStreamOptions}. */
+export const READ_OPTIONS = [
+  'prefix',
+  'start',
+  'end',
+  'follow',
+  'decompress',
+  'waitForCreate',
+  'idleTimeout',
+  'checksum',
+  'consumer',
+  'readAhead',
+  'readAheadBytes',
+  'maxReadAheadBytes',
+  'progressInterval',
+  'signal',
+  'highWaterMark',
+  'encoding',
+];
+
 /** @internal */
 export function resolveReadOptions(options: ReadStreamOptions | undefined): ResolvedReadOptions {
   const o = checkObject(options, 'options');
-  checkKnown(o, 'options', [
-    'prefix',
-    'start',
-    'end',
-    'follow',
-    'decompress',
-    'waitForCreate',
-    'idleTimeout',
-    'checksum',
-    'consumer',
-    'readAhead',
-    'readAheadBytes',
-    'maxReadAheadBytes',
-    'progressInterval',
-    'signal',
-    'highWaterMark',
-    'encoding',
-  ]);
+  checkKnown(o, 'options', READ_OPTIONS);
   const start = int(o, 'start', READ_DEFAULTS.start, 0, Number.MAX_SAFE_INTEGER);
   const end = o.end === undefined || o.end === Infinity ? Infinity : int(o, 'end', 0, start, Number.MAX_SAFE_INTEGER);
   const decompress = bool(o, 'decompress', READ_DEFAULTS.decompress);

@@ -209,32 +209,35 @@ const WRITE_DEFAULTS = Object.freeze({
   flushInterval: 100,
 });
 
+/** @internal The names of {@link WriteStreamOptions}. */
+export const WRITE_OPTIONS = [
+  'prefix',
+  'chunkSize',
+  'compress',
+  'contentEncoding',
+  'contentType',
+  'metadata',
+  'overwrite',
+  'consumers',
+  'maxRedisMemory',
+  'resume',
+  'retryTimeout',
+  'ttl',
+  'maxInFlight',
+  'maxInFlightBytes',
+  'waitReplicas',
+  'waitTimeout',
+  'heartbeatInterval',
+  'flushInterval',
+  'progressInterval',
+  'signal',
+  'highWaterMark',
+];
+
 /** @internal */
 export function resolveWriteOptions(options: WriteStreamOptions | undefined): ResolvedWriteOptions {
   const o = checkObject(options, 'options');
-  checkKnown(o, 'options', [
-    'prefix',
-    'chunkSize',
-    'compress',
-    'contentEncoding',
-    'contentType',
-    'metadata',
-    'overwrite',
-    'consumers',
-    'maxRedisMemory',
-    'resume',
-    'retryTimeout',
-    'ttl',
-    'maxInFlight',
-    'maxInFlightBytes',
-    'waitReplicas',
-    'waitTimeout',
-    'heartbeatInterval',
-    'flushInterval',
-    'progressInterval',
-    'signal',
-    'highWaterMark',
-  ]);
+  checkKnown(o, 'options', WRITE_OPTIONS);
   const chunkSize = int(o, 'chunkSize', WRITE_DEFAULTS.chunkSize, 1, MAX_CHUNK_SIZE);
   const compress = bool(o, 'compress', WRITE_DEFAULTS.compress);
   const contentEncoding = token(o, 'contentEncoding');
