@@ -123,6 +123,13 @@ describe('bad arguments throw at the call', () => {
       'TypeError',
       'ERR_INVALID_ARG_TYPE',
     ],
+    [
+      'metadata as a Map, which has no own entries to store',
+      () => createRedisWriteStream(subject(redis), key, { metadata: new Map([['a', 'b']]) as never }),
+      'TypeError',
+      'ERR_INVALID_ARG_TYPE',
+      /^Expected `metadata` to be a plain object of strings, got an instance of Map$/,
+    ],
     ['ttl 0', () => createRedisWriteStream(subject(redis), key, { ttl: 0 }), 'RangeError', 'ERR_OUT_OF_RANGE'],
     [
       'waitReplicas -1',

@@ -106,6 +106,12 @@ describe('consumers and acknowledgements', () => {
     expect(() => createRedisWriteStream(subject(redis), 'k', { consumers: ['a', 'a'] })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
     );
+    // An undefined name, and a hole in the array (the second one's index 0), are no names.
+    for (const consumers of [[undefined, 'a'], Object.assign(new Array(2), { 1: 'a' })]) {
+      expect(() => createRedisWriteStream(subject(redis), 'k', { consumers: consumers as string[] })).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('consumers[0]') }),
+      );
+    }
     expect(() => createRedisReadStream(subject(redis), 'k', { consumer: '' })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }),
     );

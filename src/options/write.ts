@@ -286,13 +286,13 @@ function token(o: Bag, name: string): string | undefined {
 function metadata(o: Bag): Readonly<Record<string, string>> {
   const v = o.metadata;
   if (v === undefined) return Object.freeze({});
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalidType('metadata', 'an object of strings', v);
-  const out: Record<string, string> = {};
-  for (const [k, val] of Object.entries(v)) {
-    if (typeof val !== 'string') throw invalidType(`metadata.${k}`, 'a string', val);
-    out[k] = val;
-  }
-  return Object.freeze(out);
+  // A plain object only: a Map, a Date or a class instance would be stored as {} (no own entries).
+  const proto = typeof v === 'object' && v !== null ? Object.getPrototypeOf(v) : undefined;
+  if (proto !== Object.prototype && proto !== null) throw invalidType('metadata', 'a plain object of strings', v);
+  const entries = Object.entries(v as object);
+  for (const [k, val] of entries) if (typeof val !== 'string') throw invalidType(`metadata.${k}`, 'a string', val);
+  // fromEntries defines each key, `__proto__` too (an assignment would drop it).
+  return Object.freeze(Object.fromEntries(entries));
 }
 
 function consumers(o: Bag): number | readonly string[] | undefined {
@@ -301,7 +301,11 @@ function consumers(o: Bag): number | readonly string[] | undefined {
   if (typeof v === 'number') return int(o, 'consumers', 1, 1, 1_000_000);
   if (!Array.isArray(v)) throw invalidType('consumers', 'a positive integer or an array of names', v);
   if (v.length === 0) throw invalidValue('consumers', v, 'a non-empty array of names');
-  const names = v.map((n, i) => consumerName(n, `consumers[${i}]`)!);
+  // Array.from visits holes too (map skips them), so that each one is refused as undefined.
+  const names = Array.from(v, (n: unknown, i) => {
+    if (n === undefined) throw invalidType(`consumers[${i}]`, 'a string', n);
+    return consumerName(n, `consumers[${i}]`)!;
+  });
   if (new Set(names).size !== names.length) throw invalidValue('consumers', v, 'an array of distinct names');
   return Object.freeze(names);
 }
