@@ -34,7 +34,7 @@ const onClusterOnly = [
 /**
  * Test files that hand the package no client of their own choosing, so they run with ioredis only:
  * the CLI (ioredis only), the built package and the demo run in child processes, the Lua scripts'
- * own behaviour, the format's parsers alone, the benchmarks' run order, and the source's layering. (The examples take the library under test from
+ * own behaviour, the format's parsers and glob alone, the benchmarks' run order, and the source's layering. (The examples take the library under test from
  * REDIS_CLIENT, and run in every project.)
  */
 const ioredisOnly = [
@@ -43,6 +43,7 @@ const ioredisOnly = [
   'test/bench-run-order.test.ts',
   'test/demo.test.ts',
   'test/format-numbers.test.ts',
+  'test/glob.test.ts',
   'test/layering.test.ts',
   'test/pack.test.ts',
   'test/package.test.ts',

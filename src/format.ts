@@ -39,6 +39,7 @@ export {
   pieceId,
 } from './format/chunks.js';
 export { FORMAT_VERSION, parseNumber } from './format/conventions.js';
+export { globMatcher } from './format/glob.js';
 export {
   DEFAULT_PREFIX,
   decodeKey,

@@ -6,7 +6,7 @@
 
 import { wrapRedisError } from './errors.js';
 import { type FileStat, serverMs, toFileStat } from './file-stat.js';
-import { decodeMetaKey, fileKeys, isMetaProblem, parseMeta, scanPattern } from './format.js';
+import { decodeMetaKey, fileKeys, globMatcher, isMetaProblem, parseMeta, scanPattern } from './format.js';
 import { checkClient, failedIteration, type ListOptions, resolveListOptions } from './options.js';
 import { portOf, type RedisClient, type RedisPort, toRecord } from './redis/port.js';
 
@@ -46,7 +46,7 @@ async function* scanFiles(
   match: string,
   count: number,
 ): AsyncIterableIterator<FileStat> {
-  const matcher = globToRegExp(match);
+  const matches = globMatcher(match);
   const pattern = scanPattern(prefix, match);
   let nodes: Awaited<ReturnType<RedisPort['primaries']>>;
   try {
@@ -74,7 +74,7 @@ async function* scanFiles(
       }
       const found = keys.flatMap((redisKey) => {
         const key = decodeMetaKey(prefix, redisKey);
-        return key !== undefined && matcher.test(key) ? [key] : [];
+        return key !== undefined && matches(key) ? [key] : [];
       });
       // One round trip per batch: the metadata and TTL of every file SCAN returned, sent at once.
       const asked = found.map((key) => {
@@ -101,36 +101,4 @@ async function* scanFiles(
       }
     } while (cursor !== '0');
   }
-}
-
-/**
- * A Redis glob as a RegExp on the whole key: `*` any run, `?` any one character, `[...]` a class
- * (`^` negates, `a-z` ranges), `\` takes the next character literally.
- * @internal
- */
-export function globToRegExp(glob: string): RegExp {
-  let out = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*') out += '[\\s\\S]*';
-    else if (c === '?') out += '[\\s\\S]';
-    else if (c === '\\' && i + 1 < glob.length) out += escapeRegExp(glob[++i]!);
-    else if (c === '[') {
-      const end = glob.indexOf(']', i + 2);
-      if (end < 0) {
-        out += '\\[';
-        continue;
-      }
-      let body = glob.slice(i + 1, end);
-      const negate = body.startsWith('^');
-      if (negate) body = body.slice(1);
-      out += `[${negate ? '^' : ''}${body.replace(/[\\\]^[]/g, (x) => `\\${x}`)}]`;
-      i = end;
-    } else out += escapeRegExp(c);
-  }
-  return new RegExp(`^${out}$`);
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/-]/g, (c) => `\\${c}`);
 }

@@ -45,15 +45,17 @@ export function fileKeys(prefix: string, key: string): FileKeys {
 export const META_SUFFIX = ':meta';
 
 /**
- * The SCAN pattern for the metadata keys of files whose key matches the Redis glob `match`.
- * Literal `%`, `{` and `}` are encoded like keys; where that cannot be done exactly (inside a
- * bracket class or after an escape) the pattern widens to `*`, and the caller filters by
- * {@link decodeMetaKey} and its own match.
+ * The SCAN pattern for the metadata keys of files whose key matches the Redis glob `match`: one
+ * that every such key matches, for the caller to filter by {@link decodeMetaKey} and its own match
+ * (`globMatcher`). Literal `%`, `{` and `}` are encoded like keys. Redis's `?` takes one byte of the
+ * Redis key, where a character of the file's key may take several (UTF-8, and `%7B` for `{`): it
+ * widens to `*`; and where the pattern cannot be encoded exactly (a bracket class, an escape), the
+ * whole pattern does.
  * @internal
  */
 export function scanPattern(prefix: string, match: string): string {
-  const exact = !/[[\\]/.test(match);
-  return `${escapeGlob(prefix)}{${exact ? encodeKey(match) : '*'}}${META_SUFFIX}`;
+  const encodable = !/[[\\]/.test(match);
+  return `${escapeGlob(prefix)}{${encodable ? encodeKey(match).replaceAll('?', '*') : '*'}}${META_SUFFIX}`;
 }
 
 /** @internal The file key of a metadata key found by SCAN, or undefined for any other key. */

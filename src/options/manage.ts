@@ -10,7 +10,8 @@ import { bool, checkKnown, checkObject, int, invalidType, type KeyOptions, outOf
 /** Options of {@link list}. */
 export interface ListOptions extends KeyOptions {
   /**
-   * Redis glob on the file keys: `*`, `?`, `[abc]`, `\` to escape.
+   * Redis glob on the file keys, with Redis's syntax (`*`, `?`, `[abc]`, `[^a-z]`, `\` to escape),
+   * matched against each key's characters: `?` is one character, however many bytes it takes.
    * @default '*'
    */
   match?: string;
