@@ -21,6 +21,7 @@ const onBothTopologies = [
   'test/damage-follow.test.ts',
   'test/open.test.ts',
   'test/encoded-chunks.test.ts',
+  'test/closed-client.test.ts',
 ];
 
 /** Test files that need the shared cluster and run only there. */

@@ -54,6 +54,14 @@ const UNBLOCK_TRIES = 20;
  */
 export const MOVING = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY|UNBLOCKED|MASTERDOWN)\b/;
 
+/**
+ * @internal What a follower's wait fails with once its client is closed for good: the lanes look
+ * before each read (at least every {@link READ_BLOCK_MS}, or every recheck of a watched lane).
+ */
+export function clientClosedError(): Error {
+  return new Error('the Redis client was closed (quit or disconnected by its owner)');
+}
+
 const hubs = new WeakMap<RedisPort, Map<number, Set<Lane>>>();
 
 /** On a cluster: per client, the lane of each node woken by a key watch, by node address. */
@@ -421,6 +429,13 @@ class Lane implements LaneLike {
   async #loop(): Promise<void> {
     while (!this.#closed) {
       if (![...this.#members].some((m) => m.active)) break;
+      if (this.#client.closed()) {
+        // No new connection for a client its owner closed: what waits fails instead.
+        this.#dropConnection();
+        const err = clientClosedError();
+        for (const m of this.#members) m.fail(err);
+        break;
+      }
       const conn = this.#connection();
       if (conn === undefined) {
         await this.#retryLater();
@@ -748,6 +763,12 @@ class WatchedLane implements LaneLike {
    */
   #pass(): void {
     if (this.#closed || this.#arming || this.#retrying) return;
+    if (this.#client.closed()) {
+      this.#dropWatch();
+      const err = clientClosedError();
+      for (const m of this.#members) m.fail(err);
+      return;
+    }
     if (!this.#isWatching()) {
       this.#arming = true;
       this.#watching().then((ok) => {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { hashSlot, MOVING } from '../blocking-reads.js';
+import { clientClosedError, hashSlot, MOVING } from '../blocking-reads.js';
 import { ErrorCodes, isRetryable, wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, Flag, fileKeys, Meta, type MetaRecord, memoryEventsKey } from '../format.js';
 import { announceFreed } from '../memory-guard.js';
@@ -175,6 +175,8 @@ async function* receive(
       const queued = queue.shift();
       if (queued) return queued;
       signal?.throwIfAborted();
+      // A blocking read returns at least every WAIT_MS: a client closed meanwhile ends the receiver.
+      if (client.closed()) fail(clientClosedError(), 'waiting for the next file');
       let reply: unknown;
       const waiting = pending === undefined;
       try {

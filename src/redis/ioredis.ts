@@ -266,6 +266,7 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
         ? 'connecting'
         : 'down';
     },
+    closed: () => client.status === 'end',
     onceReady: (listener) => onceReady(client, listener),
     isReplyError(err) {
       return err instanceof Error && err.name === 'ReplyError';

@@ -325,6 +325,7 @@ export function nodeRedisPort(value: NodeRedisLikeClient): RedisPort {
       return [{ send }];
     },
     state: () => state(client),
+    closed: () => !client.isOpen,
     onceReady: (listener) => onceReady(client, listener),
     isReplyError: isReply,
     isTransient: (err) => transient(err, client),
@@ -375,6 +376,7 @@ function clusterPort(cluster: ClusterClient): RedisPort {
       return nodes.map((node) => ({ send: sender(node) }));
     },
     state: () => state(cluster),
+    closed: () => !cluster.isOpen,
     onceReady: () => () => {},
     isReplyError: isReply,
     isTransient: (err) => transient(err, cluster),

@@ -100,6 +100,12 @@ export interface RedisPort extends Connection {
   primaries(): Promise<Connection[]>;
   /** 'ready', 'connecting' (a first connection on its way), or 'down' (closed, or reconnecting). */
   state(): 'ready' | 'connecting' | 'down';
+  /**
+   * Whether the client is closed for good: its owner quit or disconnected it (or it gave up
+   * reconnecting). The package's own connections for blocking reads then close too, and what
+   * waits on them fails, rather than waiting on for a client nobody can use.
+   */
+  closed(): boolean;
   /** Call `listener` once when the client is next ready; returns a function that cancels it. */
   onceReady(listener: () => void): () => void;
   /** Whether `err` is an error reply from Redis (as opposed to a connection or client failure). */

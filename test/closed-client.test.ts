@@ -1,0 +1,76 @@
+// A caller that closes its client (quit, disconnect) under what waits on it: a reader waiting for a
+// file to be created, a follower at the tail of an idle writer's file, and a receiver waiting for
+// the next file. Each fails with ERR_REDIS_FILE_REDIS, rather than waiting out its timeout (or for
+// ever, the receiver), and the connections the package opened for it close.
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { createRedisReadStream, createRedisWriteStream, type RedisClient, receiveFiles } from '../src/index.js';
+import {
+  blockedIn,
+  closeAll,
+  connectAny,
+  disconnectSubject,
+  readyAnySubject,
+  subject,
+  uniqueConnectionName,
+  uniqueKey,
+} from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
+
+const redis = connectAny();
+afterAll(closeAll);
+
+/** A client of the library under test, its connections named `name`, and its blocking reads seen. */
+async function caller(name: string): Promise<RedisClient> {
+  return readyAnySubject({ connectionName: name });
+}
+
+/** Blocking reads (XREAD or XREADGROUP) on connections named `name`, on every node. */
+async function blocked(name: string): Promise<number> {
+  return (await blockedIn(redis, name)) + (await blockedIn(redis, name, 'xreadgroup'));
+}
+
+describe('a client closed by its owner', () => {
+  it('fails a reader waiting for the file to be created, at once rather than after waitForCreate', async () => {
+    const name = uniqueConnectionName('closed-wait');
+    const client = await caller(name);
+    const reader = createRedisReadStream(client, uniqueKey('closed-wait'), { waitForCreate: 120_000 });
+    reader.resume();
+    const failed = new Promise<unknown>((resolve) => reader.on('error', resolve));
+    await eventually(async () => (await blocked(name)) === 1, 'the reader to wait in a blocking read');
+    disconnectSubject(client);
+    expect(await failed).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS', message: expect.stringMatching(/closed/) });
+    await eventually(async () => (await blocked(name)) === 0, 'its blocking connection to close');
+  });
+
+  it('fails a follower at the tail of a file whose writer is idle', async () => {
+    const key = uniqueKey('closed-follow');
+    const writer = createRedisWriteStream(subject(redis), key);
+    writer.write('a line\n');
+    await new Promise((resolve) => writer.once('ready', resolve));
+    const name = uniqueConnectionName('closed-follow');
+    const client = await caller(name);
+    const reader = createRedisReadStream(client, key);
+    const failed = new Promise<unknown>((resolve) => reader.on('error', resolve));
+    reader.resume();
+    await eventually(async () => (await blocked(name)) === 1, 'the follower to wait at the tail');
+    disconnectSubject(client);
+    expect(await failed).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
+    await eventually(async () => (await blocked(name)) === 0, 'its blocking connection to close');
+    writer.destroy();
+  });
+
+  it('ends a receiver waiting for the next file with a rejection', async () => {
+    const name = uniqueConnectionName('closed-receive');
+    const client = await caller(name);
+    const next = receiveFiles(client, uniqueKey('closed-receive'), { consumer: 'r' }).next();
+    next.catch(() => {});
+    await eventually(async () => (await blocked(name)) === 1, 'the receiver to wait for a file');
+    disconnectSubject(client);
+    await expect(next).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_REDIS',
+      message: expect.stringMatching(/closed/),
+    });
+    await eventually(async () => (await blocked(name)) === 0, 'its blocking connection to close');
+  });
+});
