@@ -5,7 +5,7 @@
 
 import { Transform, type TransformCallback } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { invalidType, outOfRange } from './options.js';
+import { checkKnown, checkObject, invalidType, outOfRange } from './options.js';
 
 /** Options of {@link lines}. */
 export interface LinesOptions {
@@ -36,9 +36,9 @@ export interface LineTooLongError extends Error {
  * ```
  */
 export function lines(options?: LinesOptions): Transform {
-  if (options !== undefined && (typeof options !== 'object' || options === null))
-    throw invalidType('options', 'an object', options);
-  const max = options?.maxLineLength ?? 1024 * 1024;
+  const o = checkObject(options, 'options');
+  checkKnown(o, 'options', ['maxLineLength']);
+  const max = o.maxLineLength === undefined ? 1024 * 1024 : o.maxLineLength;
   if (typeof max !== 'number') throw invalidType('maxLineLength', 'a positive integer', max);
   if (!Number.isInteger(max) || max < 1) throw outOfRange('maxLineLength', 'a positive integer', max);
   const decoder = new StringDecoder('utf8');

@@ -21,6 +21,7 @@ export {
   invalidType,
   invalidValue,
   type KeyOptions,
+  LONE_SURROGATE,
   outOfRange,
 } from './options/common.js';
 export {

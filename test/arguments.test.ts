@@ -66,6 +66,13 @@ describe('promise-returning functions reject on bad arguments, never throw', () 
     ],
     ['stat with a non-string key', () => stat(subject(redis), 42 as never), TYPE],
     ['stat with an empty key', () => stat(subject(redis), ''), VALUE],
+    ['stat with a key holding a lone surrogate', () => stat(subject(redis), 'a\uD800b'), VALUE],
+    [
+      'stat with an object that has the methods of an ioredis client and no options',
+      () => stat({ callBuffer() {}, call() {}, duplicate() {}, pipeline() {} } as never, key),
+      TYPE,
+    ],
+    ['removeChannel with a lone surrogate', () => removeChannel(subject(redis), '\uDC00'), VALUE],
     ['stat with an unknown option', () => stat(subject(redis), key, { chunkSize: 1 } as never), VALUE],
     ['remove with a bad prefix', () => remove(subject(redis), key, { prefix: 1 as never }), TYPE],
     ['remove with a prefix holding a brace', () => remove(subject(redis), key, { prefix: 'a{' }), VALUE],

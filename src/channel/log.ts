@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey } from '../format.js';
-import { checkClient, invalidType, invalidValue, resolveKeyOptions } from '../options.js';
+import { checkClient, invalidType, invalidValue, LONE_SURROGATE, resolveKeyOptions } from '../options.js';
 import { portOf, type RedisClient } from '../redis/port.js';
 
 /**
@@ -50,4 +50,5 @@ export function checkChannel(client: unknown, channel: unknown): void {
   checkClient(client);
   if (typeof channel !== 'string') throw invalidType('channel', 'a string', channel);
   if (channel.length === 0) throw invalidValue('channel', channel, 'a non-empty string');
+  if (LONE_SURROGATE.test(channel)) throw invalidValue('channel', channel, 'a string without lone surrogates');
 }

@@ -114,11 +114,16 @@ export function checkClient(client: unknown): asserts client is RedisClient {
   }
 }
 
+/** @internal A UTF-16 surrogate that is not half of a pair (a pair matches as one code point). */
+export const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
 /** @internal Check the client and key arguments every call takes. */
 export function checkClientAndKey(client: unknown, key: unknown): asserts client is RedisClient {
   checkClient(client);
   if (typeof key !== 'string') throw invalidType('key', 'a string', key);
   if (key.length === 0) throw invalidValue('key', key, 'a non-empty string');
+  // A lone surrogate has no UTF-8 form: two such keys would name one Redis key.
+  if (LONE_SURROGATE.test(key)) throw invalidValue('key', key, 'a string without lone surrogates');
 }
 
 /**

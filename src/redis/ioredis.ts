@@ -54,7 +54,9 @@ export function isIoredisLike(value: unknown): value is IoredisLikeClient {
     typeof v.callBuffer === 'function' &&
     typeof v.call === 'function' &&
     typeof v.duplicate === 'function' &&
-    typeof v.pipeline === 'function'
+    typeof v.pipeline === 'function' &&
+    typeof v.options === 'object' &&
+    v.options !== null
   );
 }
 
