@@ -106,6 +106,16 @@ describe('channels', () => {
     expect(await removeChannel(subject(redis), channel)).toBe(true);
   });
 
+  it('a channel removed under a waiting receiver ends it with a coded error', async () => {
+    const channel = uniqueKey('removed');
+    const name = uniqueConnectionName('removed');
+    const next = receiveFiles(await readyAnySubject({ connectionName: name }), channel, { consumer: 'r' }).next();
+    next.catch(() => {});
+    await eventually(async () => (await blockedIn(redis, name, 'xreadgroup')) === 1, 'the receiver to wait');
+    expect(await removeChannel(subject(redis), channel)).toBe(true);
+    await expect(next).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
+  });
+
   it('a late receiver process gets every file still held; a sender process run again appends without resetting anyone', async () => {
     const channel = uniqueKey('late');
     const url = redisUrlForProcesses();

@@ -257,7 +257,8 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       } satisfies KeyWatch;
     },
     refreshSlots() {
-      (client as ClusterClient).refreshSlotsCache();
+      // A single server has no slots (a blocking read woken by UNBLOCKED or LOADING asks too).
+      if (cluster) (client as ClusterClient).refreshSlotsCache();
     },
     async primaries() {
       return (cluster ? (client as ClusterClient).nodes('master') : [client]).map((node) => ({ send: sender(node) }));
