@@ -62,6 +62,12 @@ export function clientClosedError(): Error {
   return new Error('the Redis client was closed (quit or disconnected by its owner)');
 }
 
+/** The lane's client is closed: every member that waits fails (the others when they wait next). */
+function failClosed(members: Iterable<BlockingMember>): void {
+  const err = clientClosedError();
+  for (const m of members) m.fail(err);
+}
+
 const hubs = new WeakMap<RedisPort, Map<number, Set<Lane>>>();
 
 /** On a cluster: per client, the lane of each node woken by a key watch, by node address. */
@@ -432,8 +438,7 @@ class Lane implements LaneLike {
       if (this.#client.closed()) {
         // No new connection for a client its owner closed: what waits fails instead.
         this.#dropConnection();
-        const err = clientClosedError();
-        for (const m of this.#members) m.fail(err);
+        failClosed(this.#members);
         break;
       }
       const conn = this.#connection();
@@ -765,8 +770,7 @@ class WatchedLane implements LaneLike {
     if (this.#closed || this.#arming || this.#retrying) return;
     if (this.#client.closed()) {
       this.#dropWatch();
-      const err = clientClosedError();
-      for (const m of this.#members) m.fail(err);
+      failClosed(this.#members);
       return;
     }
     if (!this.#isWatching()) {

@@ -94,12 +94,10 @@ export async function sendFiles(
   // Every write option is checked now, before any I/O: for each file as it will be written.
   const { prefix } = resolveWriteOptions({ ...writeOptions, signal });
   for (const [i, f] of files.entries()) {
-    if (typeof f === 'string') {
-      if (f.length === 0) throw invalidValue(`files[${i}]`, f, 'a path, or { name, stream } with a non-empty name');
-      continue;
-    }
-    if (typeof f !== 'object' || f === null || typeof f.name !== 'string' || f.name.length === 0)
+    const named = typeof f === 'string' ? f : typeof f === 'object' && f !== null ? f.name : undefined;
+    if (typeof named !== 'string' || named.length === 0)
       throw invalidValue(`files[${i}]`, f, 'a path, or { name, stream } with a non-empty name');
+    if (typeof f === 'string') continue;
     // What pipeline() and the upload use of a Readable.
     const { stream, size } = f;
     if (!['pipe', 'on', 'once'].every((m) => typeof (stream as unknown as Bag | undefined)?.[m] === 'function'))
