@@ -188,6 +188,8 @@ export class FlushTimer {
   #timer: NodeJS.Timeout | undefined;
   /** When the oldest byte that waits was written (performance.now()); undefined while nothing waits. */
   #since: number | undefined;
+  /** Stopped for good: a write still held when the stream was destroyed arms nothing any more. */
+  #stopped = false;
 
   constructor(interval: number, hooks: { pending: () => boolean; busy: () => boolean; flush: () => void }) {
     this.#interval = interval;
@@ -198,7 +200,7 @@ export class FlushTimer {
 
   /** Bytes were written: the interval starts now, unless older bytes wait already. */
   arm(): void {
-    if (this.#interval === 0 || this.#since !== undefined || !this.#pending()) return;
+    if (this.#interval === 0 || this.#stopped || this.#since !== undefined || !this.#pending()) return;
     this.#since = performance.now();
     this.#timer ??= setTimeout(this.#fire, this.#interval);
   }
@@ -210,6 +212,7 @@ export class FlushTimer {
 
   /** The stream ends or is destroyed: no timer may outlive it. */
   stop(): void {
+    this.#stopped = true;
     this.#since = undefined;
     clearTimeout(this.#timer);
     this.#timer = undefined;

@@ -75,6 +75,20 @@ describe('destroy and abort', () => {
     });
   });
 
+  it('a writer destroyed while a write waits for room in its window leaves no timer behind', async () => {
+    const key = uniqueKey('wdestroy-held');
+    const timersBefore = timers();
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 16 * 1024, maxInFlightBytes: 64 * 1024 });
+    writer.on('error', () => {});
+    await once(writer, 'ready');
+    writer.write(bytes(1024 * 1024 + 1000)); // far more than the window holds: the write is held
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writer.writableLength).toBeGreaterThan(0);
+    writer.destroy();
+    await once(writer, 'close');
+    expect(timers()).toBeLessThanOrEqual(timersBefore);
+  });
+
   it('an AbortSignal aborts an upload in a pipeline', async () => {
     const key = uniqueKey('wsignal');
     const ac = new AbortController();
