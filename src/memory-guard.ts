@@ -210,6 +210,8 @@ export class MemoryGuard {
    * the connection dropped) the connection is replaced, after a pause.
    */
   async #waitForEvent(): Promise<[string, [string, string[]][]][] | null> {
+    // Closed while the reading or the relief was on its way: no connection may open after close().
+    if (this.#closed) return null;
     const events = this.#events;
     this.#blocking ??= this.#client.openBlocking(hashSlot(events));
     const blocking = this.#blocking;

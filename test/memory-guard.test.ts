@@ -13,7 +13,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, removeChannel } from '../src/index.js';
-import { blockedIn, closeAll, connect, connectSubject, subject } from './helpers/clients.js';
+import { MemoryGuard } from '../src/memory-guard.js';
+import { portOf } from '../src/redis/port.js';
+import { blockedIn, closeAll, connect, connectSubject, subject, uniqueConnectionName } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf, filesPattern, keyPattern } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
@@ -44,6 +46,38 @@ async function infoCalls(): Promise<number> {
 }
 
 describe('maxRedisMemory', () => {
+  it('a guard closed while it frees memory opens no connection afterwards', async () => {
+    const name = uniqueConnectionName('guard-closed');
+    const client = connectSubject(server.url, { connectionName: name });
+    const named = async (): Promise<number> =>
+      (await admin.client('LIST'))
+        .toString()
+        .split('\n')
+        .filter((l) => l.includes(` name=${name} `)).length;
+    let relieved!: (freed: boolean) => void;
+    let relieving!: () => void;
+    const asked = new Promise<void>((resolve) => (relieving = resolve));
+    // A limit of 1 byte: always over it, so the guard frees what it can, then would wait.
+    const guard = new MemoryGuard(
+      portOf(client),
+      1,
+      'guard-closed:events',
+      'guard-closed',
+      () => 0,
+      1024,
+      () => {
+        relieving();
+        return new Promise<boolean>((resolve) => (relieved = resolve));
+      },
+    );
+    const admitted = guard.admit(1000) as Promise<void>;
+    await asked;
+    guard.close(); // the writer is destroyed while the relief is on its way
+    relieved(false);
+    await admitted;
+    expect(await named()).toBe(1); // the client's own connection only: no blocking one
+  });
+
   it('a file four times larger than the limit goes through while its consumers follow it', async () => {
     const MiB = 1024 * 1024;
     const limit = (await usedMemory()) + 8 * MiB;
