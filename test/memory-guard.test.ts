@@ -15,7 +15,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, removeChannel } from '../src/index.js';
 import { MemoryGuard } from '../src/memory-guard.js';
 import { portOf } from '../src/redis/port.js';
-import { blockedIn, closeAll, connect, connectSubject, subject, uniqueConnectionName } from './helpers/clients.js';
+import {
+  blockedIn,
+  clientList,
+  closeAll,
+  connect,
+  connectSubject,
+  subject,
+  uniqueConnectionName,
+} from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf, filesPattern, keyPattern } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
@@ -50,10 +58,7 @@ describe('maxRedisMemory', () => {
     const name = uniqueConnectionName('guard-closed');
     const client = connectSubject(server.url, { connectionName: name });
     const named = async (): Promise<number> =>
-      (await admin.client('LIST'))
-        .toString()
-        .split('\n')
-        .filter((l) => l.includes(` name=${name} `)).length;
+      (await clientList(admin)).split('\n').filter((l) => l.includes(` name=${name} `)).length;
     let relieved!: (freed: boolean) => void;
     let relieving!: () => void;
     const asked = new Promise<void>((resolve) => (relieving = resolve));
