@@ -8,7 +8,8 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, expire, stat } from '../src/index.js';
-import { closeAll, connect, connectSubject, subject } from './helpers/clients.js';
+import { portOf } from '../src/redis/port.js';
+import { closeAll, connect, connectSubject, subject, subjectReady } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { fileKeysOf } from './helpers/keys.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
@@ -74,6 +75,23 @@ describe('a server that is gone for good', () => {
       clearInterval(logging);
     }
   }, 60_000);
+});
+
+describe("a connection of the package's own, closed while the server is down", () => {
+  // Each client library retries connecting (node-redis for ever): a close must not wait for it.
+  it('settles what was sent on it, at once', async () => {
+    const s = await server();
+    const client = connectSubject(s.url);
+    await subjectReady(client);
+    await s.kill();
+    const conn = portOf(client).openBlocking()!;
+    const sent = conn.send(undefined, ['PING']);
+    sent.catch(() => {});
+    // Closed once it has started to connect (and, the server being gone, to retry).
+    await new Promise((resolve) => setImmediate(resolve));
+    conn.close();
+    await expect(sent).rejects.toThrow();
+  });
 });
 
 describe('server restarts', () => {

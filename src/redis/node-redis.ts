@@ -210,15 +210,24 @@ function ownConnection(
   unblockVia: () => Promise<Client>,
 ): BlockingConnection {
   let closed = false;
-  const made = source.then((c) => {
-    const own = c.duplicate(overrides(c));
+  let own: Client | undefined;
+  let closeNow!: () => void;
+  // A close does not wait for the connection: node-redis may retry connecting for ever.
+  const closing = new Promise<never>((_, reject) => {
+    closeNow = () => reject(new Error('Connection is closed'));
+  });
+  closing.catch(() => {});
+  const connected = source.then((c) => {
+    own = c.duplicate(overrides(c));
     own.on('error', () => {});
     if (closed) return own;
-    return own.connect().then(() => {
-      if (closed) own.destroy();
-      return own;
+    const conn = own;
+    return conn.connect().then(() => {
+      if (closed) conn.destroy();
+      return conn;
     });
   });
+  const made = Promise.race([connected, closing]);
   made.catch(() => {});
   const send = made.then(sender);
   send.catch(() => {});
@@ -231,12 +240,9 @@ function ownConnection(
     unblock: async (id) => Number(await (await unblockVia()).sendCommand(['CLIENT', 'UNBLOCK', String(id)])),
     close: () => {
       closed = true;
-      made.then(
-        (own) => {
-          if (own.isOpen) own.destroy();
-        },
-        () => {},
-      );
+      closeNow();
+      // Connected, or still connecting (or reconnecting): either way it goes now.
+      if (own?.isOpen) own.destroy();
     },
   };
 }
