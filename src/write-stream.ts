@@ -79,6 +79,8 @@ export class RedisWriteStream extends Writable {
   /** Called when the window empties or the stream fails. */
   #drained: (() => void) | undefined;
   #creating: Promise<void> | undefined;
+  /** Ends `_construct` while the claim is on its way (see {@link destroy}). */
+  #constructed: ((err?: Error) => void) | undefined;
   /** Whether the claim succeeded (the file is this writer's). */
   #claimed = false;
   #gzip: Gzip | undefined;
@@ -166,6 +168,8 @@ export class RedisWriteStream extends Writable {
   override destroy(error?: Error): this {
     super.destroy(error);
     this.#pauses.cancel();
+    // A claim Redis has not answered (it may be unreachable for long): _destroy bounds its wait.
+    this.#constructed?.();
     return this;
   }
 
@@ -184,7 +188,16 @@ export class RedisWriteStream extends Writable {
     const early = this.#early;
     this.#creating = this.#claim(early);
     if (!early) {
-      this.#creating.then(() => callback(), callback);
+      // Once: when the claim settles, or at once on destroy() (the claim's outcome then goes to
+      // _destroy, and no second error to the stream).
+      this.#constructed = (err?: Error) => {
+        this.#constructed = undefined;
+        callback(this.destroyed ? undefined : err);
+      };
+      this.#creating.then(
+        () => this.#constructed?.(),
+        (err: Error) => this.#constructed?.(err),
+      );
       return;
     }
     // Writes go on at once, their pieces behind the claim; a claim refused fails the stream.
@@ -233,13 +246,21 @@ export class RedisWriteStream extends Writable {
     this.#wake();
     // A claim still on its way may yet succeed: wait for it, so that the file it creates is marked
     // aborted instead of being left in state writing; but a dead connection must not keep the
-    // stream open forever.
+    // stream open: the claim and the abort record share ABORT_WAIT_MS. (A claim that succeeds
+    // later leaves a file whose lease lapses, as a crashed writer's does.)
+    const deadline = Date.now() + ABORT_WAIT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), ABORT_WAIT_MS);
+    });
     const claimed = this.#creating?.catch(() => {}) ?? Promise.resolve();
-    claimed
-      .then(() => {
-        if (!this.#claimed || !this.#window || this.#committed) return;
+    Promise.race([claimed, late])
+      .then((outcome) => {
+        clearTimeout(timer);
+        if (outcome === 'late' || !this.#claimed || !this.#window || this.#committed) return;
         const reason = error ? `${error.name}: ${error.message}` : 'the writer was destroyed';
-        return this.#lease.abort(this.#gen, this.#window.whole, reason, lostChunks(error), ABORT_WAIT_MS);
+        const within = Math.max(0, deadline - Date.now());
+        return this.#lease.abort(this.#gen, this.#window.whole, reason, lostChunks(error), within);
       })
       .catch(() => {})
       .finally(() => callback(error));

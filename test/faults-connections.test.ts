@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
-import { closeAll, connect, connectSubject, disconnectSubject, subject } from './helpers/clients.js';
+import { closeAll, connect, connectSubject, disconnectSubject, subject, subjectReady } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf } from './helpers/keys.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
@@ -165,6 +165,31 @@ describe('dropped connections', () => {
     await writing;
     expect(sha256(await collect(createRedisReadStream(subject(admin), 'stall')))).toBe(sha256(data));
   });
+
+  // The claim goes out before the first write when the client's link is not known yet (a fresh
+  // client), and beside the first writes once it is (a warm one).
+  for (const warm of [false, true]) {
+    it(`a writer aborted while its claim gets no answer closes with AbortError, Redis still silent (${warm ? 'warm' : 'fresh'} client)`, async () => {
+      const client = connectSubject(proxy.url);
+      await subjectReady(client);
+      if (warm)
+        await pipeline(Readable.from([Buffer.from('warm')]), createRedisWriteStream(client, `warm-${Date.now()}`));
+      proxy.stall();
+      try {
+        const ac = new AbortController();
+        const writer = createRedisWriteStream(client, `silent-${warm}`, { signal: ac.signal });
+        const failed = new Promise((resolve) => writer.on('error', resolve));
+        const closed = new Promise((resolve) => writer.on('close', resolve));
+        writer.write('a line\n');
+        await new Promise((resolve) => setImmediate(resolve)); // the claim is on its way
+        ac.abort();
+        await closed;
+        expect(await failed).toMatchObject({ name: 'AbortError' });
+      } finally {
+        proxy.resume();
+      }
+    });
+  }
 
   it('property: any input, any chunk size, under a random schedule of connection kills', async () => {
     let run = 0;
