@@ -27,6 +27,8 @@ describe('exit codes and messages', () => {
     ['options that cannot go together', ['get', 'k', '--decompress', '--start', '10']],
     ['a range that ends before it starts', ['get', 'k', '--start', '10', '--end', '5']],
     ['a URL that is not Redis', ['stat', 'k', '--url', 'http://example.com']],
+    ['a URL whose database is not a number', ['stat', 'k', '--url', 'redis://127.0.0.1:6379/abc']],
+    ['a --redis-timeout longer than a timer holds', ['stat', 'k', '--redis-timeout', '25d']],
     ['an empty key', ['rm', '']],
     ['a prefix the library refuses', ['stat', 'k', '--prefix', 'a{b}']],
     ['a prefix the library refuses, listing', ['ls', '*', '--prefix', 'a{b}']],

@@ -5,9 +5,10 @@
  * Each test kills a private redis-server of its own.
  */
 import { randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { joined, run, start, stateOf, waitForStderrLine, waitUntil } from './helpers/cli.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { blockedIn, closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const servers: RedisServer[] = [];
@@ -83,6 +84,49 @@ describe('Redis goes away', () => {
       /^redis-file: receive ".*": lost the connection to Redis at .* within 1 s \(--redis-timeout\)/,
     );
     expect(r.stderr).not.toMatch(IOREDIS_WORDS);
+  });
+
+  it('a Redis that keeps the connection and answers nothing (stopped): exit 1 once --redis-timeout and a grace have passed', async () => {
+    const server = await privateServer();
+    const key = uniqueKey('frozen');
+    const reader = start(['cat', '--redis-timeout', '1s', '--wait-for-create', '10m', key], {
+      env: { REDIS_URL: server.url },
+    });
+    await waitUntil('cat to wait for the file', async () => (await blockedIn(connect(server.url), undefined)) > 0);
+    process.kill(server.pid!, 'SIGSTOP');
+    try {
+      const r = await reader.done;
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n').at(-1)).toMatch(
+        /^redis-file: File ".*": waiting for the file to be created failed: Redis did not answer in time \(--redis-timeout\)/,
+      );
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    } finally {
+      process.kill(server.pid!, 'SIGCONT');
+    }
+  });
+
+  it('a server that accepts the connection and never answers: exit 1 with one line, before any command', async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const r = await run(['stat', 'k', '--url', `redis://127.0.0.1:${port}`]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim()).toMatch(
+        /^redis-file: cannot connect to Redis at redis:\/\/127\.0\.0\.1:\d+: no answer within 10 s of connecting$/,
+      );
+    } finally {
+      silent.close();
+    }
+  });
+
+  it("a database past the server's count in the URL: exit 1 with one line, nothing stored in another", async () => {
+    const server = await privateServer();
+    const r = await run(['put', '-', 'k', '--url', `${server.url}/42`], { input: 'data' });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^redis-file: cannot connect to Redis at .*: ERR DB index is out of range$/);
+    expect(await connect(server.url).dbsize()).toBe(0);
   });
 
   it('Redis back within --redis-timeout: the command says it reconnected, and the upload completes', async () => {

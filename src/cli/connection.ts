@@ -16,9 +16,31 @@ export const DEFAULT_URL = 'redis://127.0.0.1:6379';
 export const DEFAULT_PREFIX = 'rfs:';
 /** How long Redis may stay unreachable while a command runs before it fails (--redis-timeout), in seconds. */
 export const DEFAULT_REDIS_TIMEOUT = 20;
+/** The longest --redis-timeout, in seconds: a timer holds at most 2^31 - 1 ms (about 24.8 days). */
+export const MAX_REDIS_TIMEOUT = Math.floor((2 ** 31 - 1) / 1000);
 /** How long the connection is lost before a line says so, and how often the line comes again. */
 const LOST_FIRST_LINE_MS = 1000;
 const LOST_LINE_EVERY_MS = 5000;
+/** How long connecting may take, up to Redis's first answers (ioredis's own bound stops at TCP). */
+const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * A command unanswered this long past --redis-timeout fails: a server that keeps the connection
+ * open and answers nothing (stopped, hung) is as unreachable as one that dropped it.
+ */
+const COMMAND_GRACE_MS = 5000;
+
+/** Rejects after {@link CONNECT_TIMEOUT_MS}; `stop` clears the timer. */
+function connectDeadline(): { expired: Promise<never>; stop: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s of connecting`)),
+      CONNECT_TIMEOUT_MS,
+    );
+  });
+  expired.catch(() => {});
+  return { expired, stop: () => clearTimeout(timer) };
+}
 
 /** The options every command takes (before or after its name). */
 export interface GlobalOptions {
@@ -37,8 +59,8 @@ export type Client = Redis | Cluster;
 function checkUrl(url: string): void {
   if (/^rediss?:\/\/./i.test(url) || url.startsWith('/')) {
     try {
-      if (!url.startsWith('/')) new URL(url);
-      return;
+      // The path names a database: a number, or nothing.
+      if (url.startsWith('/') || /^\/?(\d+)?$/.test(new URL(url).pathname)) return;
     } catch {
       // fall through
     }
@@ -80,7 +102,7 @@ async function clientLibrary(): Promise<Pick<typeof import('ioredis'), 'Redis' |
  */
 export async function connect(g: GlobalOptions): Promise<{ client: Client; lastError: () => Error | undefined }> {
   for (const url of g.url) checkUrl(url);
-  if (g.cluster || g.url.length > 1) return connectCluster(g.url);
+  if (g.cluster || g.url.length > 1) return connectCluster(g.url, g.redisTimeout);
   const url = g.url[0]!;
   // Loaded here, not at the top: --help and usage errors need no Redis client and answer faster.
   const { Redis } = await clientLibrary();
@@ -88,15 +110,35 @@ export async function connect(g: GlobalOptions): Promise<{ client: Client; lastE
   // timer left (and no disconnect() needed, which would arm a 2 s timer of ioredis's own).
   // A command waits for a lost connection to come back for as long as --redis-timeout says,
   // not for a number of reconnection attempts.
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 10_000, maxRetriesPerRequest: null });
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    commandTimeout: g.redisTimeout * 1000 + COMMAND_GRACE_MS,
+    maxRetriesPerRequest: null,
+  });
   const reconnect = redis.options.retryStrategy;
   redis.options.retryStrategy = () => null;
   const lastError = watchErrors(redis);
+  const deadline = connectDeadline();
   try {
-    await Promise.race([redis.connect(), interrupted]);
+    await Promise.race([redis.connect(), interrupted, deadline.expired]);
   } catch (err) {
     if (redis.status !== 'end') redis.disconnect();
     throw connectError(err, lastError(), safeUrl(url));
+  } finally {
+    deadline.stop();
+  }
+  // ioredis selects the URL's database as it connects, and only reports a refusal (a number past
+  // `databases`) as an 'error' event: the commands would go to database 0. Selected again here,
+  // where a refusal fails the command.
+  const db = redis.options.db ?? 0;
+  if (db !== 0) {
+    try {
+      await redis.select(db);
+    } catch (err) {
+      redis.disconnect();
+      throw connectError(err, undefined, safeUrl(url));
+    }
   }
   // Connected: from now on a dropped connection is reconnected as ioredis does by default (the
   // blocking connections of readers, duplicated from this client, inherit it).
@@ -108,7 +150,10 @@ export async function connect(g: GlobalOptions): Promise<{ client: Client; lastE
  * A cluster client with every URL as a seed. User, password and TLS come from the first URL and
  * apply to every node the cluster names (they all share them in a cluster).
  */
-async function connectCluster(urls: string[]): Promise<{ client: Cluster; lastError: () => Error | undefined }> {
+async function connectCluster(
+  urls: string[],
+  redisTimeout: number,
+): Promise<{ client: Cluster; lastError: () => Error | undefined }> {
   if (urls.some((url) => url.startsWith('/')))
     throw new UsageError('--cluster: a cluster is reached over TCP, not a Unix socket');
   const { Cluster } = await clientLibrary();
@@ -122,18 +167,22 @@ async function connectCluster(urls: string[]): Promise<{ client: Cluster; lastEr
     // No retries for the first connection, as for one server.
     clusterRetryStrategy: () => null,
     redisOptions: {
-      connectTimeout: 10_000,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      commandTimeout: redisTimeout * 1000 + COMMAND_GRACE_MS,
       ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
       ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
       ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
     },
   });
   const lastError = watchErrors(cluster);
+  const deadline = connectDeadline();
   try {
-    await Promise.race([cluster.connect(), interrupted]);
+    await Promise.race([cluster.connect(), interrupted, deadline.expired]);
   } catch (err) {
     cluster.disconnect();
     throw connectError(err, lastError(), urls.map(safeUrl).join(', '));
+  } finally {
+    deadline.stop();
   }
   // Connected: from now on ioredis follows slot moves and failovers as usual.
   cluster.options.clusterRetryStrategy = (times: number) => Math.min(100 + times * 2, 2000);

@@ -177,6 +177,8 @@ export function cliWording(message: string): string {
         /Reached the max retries per request limit \(which is \d+\)\. Refer to "\w+" option for details\./g,
         LOST,
       )
+      // ioredis's commandTimeout, which the tool sets past --redis-timeout (see connection.ts).
+      .replace(/\bCommand timed out\b/g, 'Redis did not answer in time (--redis-timeout)')
       .replace(/`(\w+)`/g, (whole, name: string) => FLAGS[name] ?? whole)
   );
 }
@@ -283,18 +285,22 @@ export const bytesArg =
 
 const TIME_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
 
-/** A duration: a plain number in `plainUnit` ('ms' or 's'), or with a unit (500ms, 30s, 5m, 2h, 1d). */
-export function parseDuration(text: string, plainUnit: 'ms' | 's', min: number): number {
+/**
+ * A duration: a plain number in `plainUnit` ('ms' or 's'), or with a unit (500ms, 30s, 5m, 2h, 1d),
+ * from `min` to `max` (in `plainUnit`).
+ */
+export function parseDuration(text: string, plainUnit: 'ms' | 's', min: number, max = 2 ** 31 - 1): number {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/i.exec(text.trim());
   let value = NaN;
   if (m) {
     const seconds = Number(m[1]) * TIME_UNITS[(m[2] ?? plainUnit).toLowerCase()]!;
     value = Math.round(plainUnit === 'ms' ? seconds * 1000 : seconds);
   }
-  if (!Number.isSafeInteger(value) || value < min || value > 2 ** 31 - 1) {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
     const units = plainUnit === 'ms' ? 'ms, s, m, h' : 's, m, h, d';
+    const bounds = [min > 0 ? `at least ${min}` : '', max < 2 ** 31 - 1 ? `at most ${max}` : ''].filter(Boolean);
     throw new InvalidArgumentError(
-      `expected ${plainUnit === 'ms' ? 'milliseconds' : 'seconds'}${min > 0 ? ` (at least ${min})` : ''}, or a number with a unit: ${units} (as in 30s or 5m)`,
+      `expected ${plainUnit === 'ms' ? 'milliseconds' : 'seconds'}${bounds.length > 0 ? ` (${bounds.join(', ')})` : ''}, or a number with a unit: ${units} (as in 30s or 5m)`,
     );
   }
   return value;

@@ -9,7 +9,13 @@
 import { readFileSync } from 'node:fs';
 import { Command, Help, InvalidArgumentError, Option } from 'commander';
 import { closeCommand, rmChannelCommand, type SendOptions, sendCommand } from './channel.js';
-import { DEFAULT_PREFIX, DEFAULT_REDIS_TIMEOUT, DEFAULT_URL, type GlobalOptions } from './connection.js';
+import {
+  DEFAULT_PREFIX,
+  DEFAULT_REDIS_TIMEOUT,
+  DEFAULT_URL,
+  type GlobalOptions,
+  MAX_REDIS_TIMEOUT,
+} from './connection.js';
 import { usageHint } from './errors.js';
 import { expireCommand, lsCommand, mvCommand, type RmOptions, rmCommand, statCommand } from './files.js';
 import { bytesArg, isPattern, literalKey, parseConsumers, parseDuration, parseMeta } from './format.js';
@@ -81,7 +87,7 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
         'once connected, how long Redis may stay unreachable before the command fails (or 30s, 2m, …)',
       )
         .env('REDIS_FILE_REDIS_TIMEOUT')
-        .argParser((t: string) => parseDuration(t, 's', 1))
+        .argParser((t: string) => parseDuration(t, 's', 1, MAX_REDIS_TIMEOUT))
         .default(DEFAULT_REDIS_TIMEOUT, '20s'),
     )
     .addOption(
