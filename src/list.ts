@@ -5,8 +5,17 @@
  */
 
 import { wrapRedisError } from './errors.js';
-import { type FileStat, serverMs, toFileStat } from './file-stat.js';
-import { decodeMetaKey, fileKeys, globMatcher, isMetaProblem, parseMeta, scanPattern } from './format.js';
+import { type FileStat, serverMs, storedSize, toFileStat } from './file-stat.js';
+import {
+  decodeMetaKey,
+  fileKeys,
+  globMatcher,
+  isMetaProblem,
+  type MetaRecord,
+  parseMeta,
+  State,
+  scanPattern,
+} from './format.js';
 import { checkClient, failedIteration, type ListOptions, resolveListOptions } from './options.js';
 import { portOf, type RedisClient, type RedisPort, toRecord } from './redis/port.js';
 
@@ -92,13 +101,27 @@ async function* scanFiles(
         throw wrapRedisError(err, match, 'listing files');
       }
       const now = serverMs(time);
+      const files: { key: string; meta: MetaRecord; ttl: number }[] = [];
       for (let i = 0; i < found.length; i++) {
         const [raw, ttl] = await asked[i]!;
         const meta = parseMeta(toRecord(raw));
         // Removed since SCAN saw it, or in a format this version does not read.
         if (meta === undefined || isMetaProblem(meta)) continue;
-        yield toFileStat(found[i]!, meta, Number(ttl), now);
+        files.push({ key: found[i]!, meta, ttl: Number(ttl) });
       }
+      // A file being written: what is stored so far, as stat() says (its hash has the size as of
+      // the last heartbeat). Asked for together, one round trip for the batch.
+      const sizes = await Promise.all(
+        files.map(({ key, meta }) =>
+          meta.state === State.writing
+            ? storedSize(client, fileKeys(prefix, key), meta).catch((err: unknown) => {
+                throw wrapRedisError(err, key, 'listing files');
+              })
+            : meta.size,
+        ),
+      );
+      for (const [i, { key, meta, ttl }] of files.entries())
+        yield toFileStat(key, meta, ttl, now, sizes[i] ?? meta.size);
     } while (cursor !== '0');
   }
 }

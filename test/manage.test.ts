@@ -94,6 +94,20 @@ describe('expire', () => {
   });
 });
 
+describe('list of a file being written', () => {
+  it('gives the size stored so far, as stat does', async () => {
+    const key = uniqueKey('ls-writing');
+    const writer = createRedisWriteStream(subject(redis), key);
+    writer.write(bytes(1000)); // part of a chunk: the hash's size (whole chunks) stays 0
+    await new Promise<void>((resolve, reject) => writer.flush((err) => (err ? reject(err) : resolve())));
+    const listed = [];
+    for await (const file of list(subject(redis), { match: key })) listed.push(file);
+    expect(listed).toMatchObject([{ key, state: 'writing', size: 1000 }]);
+    expect((await stat(subject(redis), key)).size).toBe(1000);
+    writer.destroy();
+  });
+});
+
 describe('rename', () => {
   it('moves a file atomically; the old name is gone and the new one reads the same bytes', async () => {
     const from = uniqueKey('mv-from');
