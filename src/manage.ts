@@ -220,8 +220,15 @@ async function renameFile(
     if (reply.status === 'ok') return;
     if (reply.status === 'missing') throw notFound(from);
     if (reply.status === 'busy') throw exists(from, 'the file is still being written and cannot be renamed');
-    if (reply.status === 'exists')
-      throw exists(to, `a ${reply.state} file is stored at the new name and \`overwrite\` is off`);
+    if (reply.status === 'exists') {
+      // A file being written is never replaced, `overwrite` or not: its writer holds it.
+      throw exists(
+        to,
+        reply.state === State.writing
+          ? 'a file is being written at the new name, and cannot be replaced while its writer holds it'
+          : `a ${reply.state} file is stored at the new name and \`overwrite\` is off`,
+      );
+    }
     if (reply.status === 'format') throw badFormat(from, `will not rename: ${reply.detail}`);
   }
   throw wrapRedisError(new Error('the files keep changing'), from, 'rename');

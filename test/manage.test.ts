@@ -174,6 +174,25 @@ describe('rename', () => {
     expect(await keysOf(redis, keyPattern(from))).toEqual([]);
   });
 
+  it('never replaces a file being written at the new name, and does not offer overwrite for it', async () => {
+    const from = uniqueKey('mv-onto-busy-from');
+    const to = uniqueKey('mv-onto-busy');
+    await put(redis, from, Buffer.from('new'));
+    const writer = createRedisWriteStream(subject(redis), to);
+    writer.write(Buffer.from('abc'));
+    await once(writer, 'ready');
+    for (const overwrite of [false, true]) {
+      const refused = await rename(subject(redis), from, to, { overwrite }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      // (On a cluster the names may lie on two nodes: the copy's writer is refused, in its words.)
+      expect(refused).toMatchObject({ code: 'ERR_REDIS_FILE_EXISTS', message: expect.stringMatching(/writ/) });
+      expect((refused as Error).message).not.toMatch(/overwrite/);
+    }
+    writer.destroy();
+  });
+
   it('refuses a file that is being written, and a missing one', async () => {
     const from = uniqueKey('mv-busy');
     const writer = createRedisWriteStream(subject(redis), from);
