@@ -38,6 +38,16 @@ describe('get', () => {
     expect(readdirSync(target)).toEqual(['name.txt']);
   });
 
+  it('a target named as a directory (dir/) that does not exist fails before anything is read', async () => {
+    const key = uniqueKey('no-dir');
+    await put(redis, key, Buffer.from('hello'));
+    const parent = mkdtempSync(join(dir(), 'parent-'));
+    const r = await run(['get', key, `${join(parent, 'none')}/`]);
+    expect(r.code).toBe(1);
+    expect(expectOneLine(r.stderr)).toMatch(/^redis-file: .*cannot write .*none\/: no such directory/);
+    expect(readdirSync(parent)).toEqual([]);
+  });
+
   it('a closed stdout (| head -c 10) ends get quietly', async () => {
     const key = uniqueKey('epipe');
     await put(redis, key, randomBytes(4 * 1024 * 1024));

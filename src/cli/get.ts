@@ -95,6 +95,9 @@ export async function getCommand(
     if (name === '' || name === '.' || name === '..')
       throw new UsageError(`${path} is a directory and the key has no file name to use in it`);
     target = join(path, name);
+  } else if (/[/\\]$/.test(path)) {
+    // Named as a directory (as cp takes `dir/`), and there is none: said before anything is read.
+    throw new LocalFileError(`cannot write ${path}: ${existing ? 'not a directory' : 'no such directory'}`);
   }
   await getFile(redis, g, key, target, o);
 }
