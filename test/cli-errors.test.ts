@@ -54,6 +54,21 @@ describe('exit codes and messages', () => {
     expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 
+  it('usage errors are told before connecting: exit 2 with Redis unreachable, and nothing made locally', async () => {
+    const nowhere = ['--url', 'redis://127.0.0.1:1'];
+    const out = join(dir(), 'never-made');
+    for (const args of [
+      ['put', 'f1', 'f2', 'no-slash', ...nowhere],
+      ['put', 'f1', '-', 'logs/', ...nowhere],
+      ['receive', '', '--consumer', 'r', '--out', out, ...nowhere],
+    ]) {
+      const r = await run(args);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/^error: /);
+    }
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('a missing file: exit 1, one line naming the key (a read: and how to wait for it), no stack trace', async () => {
     const key = uniqueKey('missing');
     for (const args of [

@@ -21,7 +21,7 @@ import { expireCommand, lsCommand, mvCommand, type RmOptions, rmCommand, statCom
 import { bytesArg, isPattern, literalKey, parseConsumers, parseDuration, parseMeta } from './format.js';
 import { catCommand, getCommand, getPatternCommand, type ReadOptions } from './get.js';
 import { EXAMPLES } from './help.js';
-import { type PutOptions, type PutState, putCommand, reportInterruptedPut } from './put.js';
+import { type PutOptions, type PutState, putCommand, putUsage, reportInterruptedPut } from './put.js';
 import { type ReceiveOptions, receiveCommand } from './receive.js';
 import { run } from './runtime.js';
 
@@ -156,6 +156,8 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
       const g = globals(cmd);
       const paths = [first, second, ...more];
       const key = paths.pop()!;
+      const wrong = putUsage(paths, key, o.recursive ?? false);
+      if (wrong !== undefined) cmd.error(`error: ${wrong}`);
       const state: PutState = { key, count: 1, stored: 0 };
       setExit(
         await run(
@@ -376,6 +378,8 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
       if ((o.out === undefined) === (o.exec === undefined))
         cmd.error('error: give exactly one of --out <dir> and --exec <command>');
       if (o.out === '' || o.exec?.trim() === '') cmd.error(`error: --${o.out === '' ? 'out' : 'exec'} cannot be empty`);
+      // Before --out is created.
+      if (channel === '') cmd.error('error: the channel name cannot be empty');
       setExit(
         await run(cmd, `receive ${JSON.stringify(channel)}`, globals(cmd), (redis) =>
           receiveCommand(redis, globals(cmd), channel, o),

@@ -58,10 +58,31 @@ interface Upload {
  * prefix (which must end in `/`) by its base name. --recursive: the one directory's files, each
  * under the key prefix (a `/` added if missing) by its path relative to the directory.
  */
+/**
+ * What is wrong with the arguments themselves, if anything: told as a usage error before the
+ * command connects or reads a file.
+ */
+export function putUsage(paths: string[], key: string, recursive: boolean): string | undefined {
+  if (recursive)
+    return paths.length !== 1 || paths[0] === '-' ? '--recursive takes one directory and a key prefix' : undefined;
+  if (paths.length === 1 && !key.endsWith('/')) return undefined;
+  if (!key.endsWith('/'))
+    return `several files are stored under a key prefix ending in /, as in logs/; got ${quote(key)}`;
+  if (paths.includes('-')) return 'standard input has no name to store it under a key prefix: give it a key of its own';
+  const seen = new Map<string, string>();
+  for (const source of paths) {
+    const k = `${key}${basename(source)}`;
+    const other = seen.get(k);
+    if (other !== undefined) return `${other} and ${source} would both be stored at ${quote(k)}`;
+    seen.set(k, source);
+  }
+  return undefined;
+}
+
 async function plan(paths: string[], key: string, recursive: boolean): Promise<Upload[]> {
+  const wrong = putUsage(paths, key, recursive);
+  if (wrong !== undefined) throw new UsageError(wrong);
   if (recursive) {
-    if (paths.length !== 1 || paths[0] === '-')
-      throw new UsageError('--recursive takes one directory and a key prefix');
     const dir = paths[0]!;
     const st = await statLocal(dir).catch((err: Error) => {
       throw new LocalFileError(`cannot read ${dir}: ${err.message}`, { cause: err });
@@ -71,20 +92,7 @@ async function plan(paths: string[], key: string, recursive: boolean): Promise<U
     return (await walk(dir)).map((name) => ({ source: join(dir, ...name.split('/')), key: `${prefix}${name}` }));
   }
   if (paths.length === 1 && !key.endsWith('/')) return [{ source: paths[0]!, key }];
-  if (!key.endsWith('/')) {
-    throw new UsageError(`several files are stored under a key prefix ending in /, as in logs/; got ${quote(key)}`);
-  }
-  if (paths.includes('-')) {
-    throw new UsageError('standard input has no name to store it under a key prefix: give it a key of its own');
-  }
-  const uploads = paths.map((source) => ({ source, key: `${key}${basename(source)}` }));
-  const seen = new Map<string, string>();
-  for (const { source, key: k } of uploads) {
-    const other = seen.get(k);
-    if (other !== undefined) throw new UsageError(`${other} and ${source} would both be stored at ${quote(k)}`);
-    seen.set(k, source);
-  }
-  return uploads;
+  return paths.map((source) => ({ source, key: `${key}${basename(source)}` }));
 }
 
 /**
