@@ -98,6 +98,15 @@ describe('exit codes and messages', () => {
     expect(await stateOf(redis, key)).toBeUndefined();
   });
 
+  it('send of a directory: exit 1, one line naming it once', async () => {
+    const folder = mkdtempSync(join(dir(), 'a-folder-'));
+    const r = await run(['send', uniqueKey('send-dir'), folder]);
+    expect(r.code).toBe(1);
+    const line = expectOneLine(r.stderr);
+    expect(line).toContain(`cannot read ${folder}: is a directory`);
+    expect(line.split(folder).length - 1).toBe(1);
+  });
+
   it('no Redis at the URL: exit 1, one line naming the URL without its password', async () => {
     // A port nobody listens on: take a free one and let it go.
     const server = createServer();

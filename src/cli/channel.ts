@@ -45,7 +45,7 @@ async function inspectLocal(path: string): Promise<LocalFile> {
   let handle: FileHandle | undefined;
   try {
     const st = await statLocal(path);
-    if (st.isDirectory()) throw Object.assign(new Error(`${path}: is a directory`), { code: 'EISDIR' });
+    if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
     const file: LocalFile = { path, name: basename(path), size: undefined, gzipped: false };
     if (!st.isFile()) {
       // A FIFO or a device (`<(…)`): opening one for reading may wait for its writer, so not now.
