@@ -86,7 +86,7 @@ describe('Redis goes away', () => {
     expect(r.stderr).not.toMatch(IOREDIS_WORDS);
   });
 
-  it('a Redis that keeps the connection and answers nothing (stopped): exit 1 once --redis-timeout and a grace have passed', async () => {
+  it('a Redis that keeps the connection and answers nothing (stopped): exit 1 once twice --redis-timeout and 5 s have passed', async () => {
     const server = await privateServer();
     const key = uniqueKey('frozen');
     const reader = start(['cat', '--redis-timeout', '1s', '--wait-for-create', '10m', key], {

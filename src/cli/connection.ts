@@ -24,10 +24,14 @@ const LOST_LINE_EVERY_MS = 5000;
 /** How long connecting may take, up to Redis's first answers (ioredis's own bound stops at TCP). */
 const CONNECT_TIMEOUT_MS = 10_000;
 /**
- * A command unanswered this long past --redis-timeout fails: a server that keeps the connection
- * open and answers nothing (stopped, hung) is as unreachable as one that dropped it.
+ * How long a command may go unanswered, for a --redis-timeout of `seconds`: a server that keeps the
+ * connection open and answers nothing (stopped, hung) is as unreachable as one that dropped it.
+ * Twice the timeout and 5 s more, because on a slow link an answer may wait behind the read-ahead
+ * and the writes in flight (several MiB) without anything being wrong.
  */
-const COMMAND_GRACE_MS = 5000;
+function commandTimeout(seconds: number): number {
+  return 2 * seconds * 1000 + 5000;
+}
 
 /** Rejects after {@link CONNECT_TIMEOUT_MS}; `stop` clears the timer. */
 function connectDeadline(): { expired: Promise<never>; stop: () => void } {
@@ -113,7 +117,7 @@ export async function connect(g: GlobalOptions): Promise<{ client: Client; lastE
   const redis = new Redis(url, {
     lazyConnect: true,
     connectTimeout: CONNECT_TIMEOUT_MS,
-    commandTimeout: g.redisTimeout * 1000 + COMMAND_GRACE_MS,
+    commandTimeout: commandTimeout(g.redisTimeout),
     maxRetriesPerRequest: null,
   });
   const reconnect = redis.options.retryStrategy;
@@ -168,7 +172,7 @@ async function connectCluster(
     clusterRetryStrategy: () => null,
     redisOptions: {
       connectTimeout: CONNECT_TIMEOUT_MS,
-      commandTimeout: redisTimeout * 1000 + COMMAND_GRACE_MS,
+      commandTimeout: commandTimeout(redisTimeout),
       ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
       ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
       ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
