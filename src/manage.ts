@@ -6,7 +6,6 @@
  * @module
  */
 
-import { pipeline } from 'node:stream/promises';
 import { badFormat, corrupt, exists, notFound, wrapRedisError } from './errors.js';
 import { type FileStat, serverMs, storedSize, toFileStat } from './file-stat.js';
 import { type FileKeys, fileKeys, isMetaProblem, Meta, parseMeta, State } from './format.js';
@@ -23,6 +22,7 @@ import { portOf, type RedisClient, toRecord } from './redis/port.js';
 import { MAX_ATTEMPTS } from './retry.js';
 import type { FileRefusal, RenameReply } from './scripts/file.js';
 import { EXPIRE, REMOVE, RENAME, run } from './scripts/index.js';
+import { upload } from './upload.js';
 import { createRedisWriteStream } from './write-stream.js';
 
 /**
@@ -129,7 +129,8 @@ function expireFile(client: RedisClient, key: string, keys: FileKeys, ttl: numbe
  * new name (content, encoding, type, metadata, `consumers` and TTL; acknowledgements already given
  * do not carry over), and the old name is removed once the copy is complete. That move is not
  * atomic: for its duration both names exist, readers of the new name follow the copy as it is
- * written, and a move that fails part way leaves the old name whole and the new name aborted.
+ * written, and a move that fails part way leaves the old name whole and the new name aborted (marked
+ * so by the time the promise rejects).
  *
  * A file renamed to its own name stays as it is, whatever `overwrite` says (as `fs.rename` and
  * Redis's `RENAME` do); it must still be there and not being written.
@@ -156,10 +157,11 @@ async function copyAcrossSlots(
 ): Promise<void> {
   const before = await statFile(client, from, src);
   if (before.state === 'writing') throw exists(from, 'the file is still being written and cannot be renamed');
-  await pipeline(
+  await upload(
     // The stored bytes go across untouched (no decompression, no compression), checked against
     // the CRC-32 of the end record on the way.
     createRedisReadStream(client, from, { prefix, decompress: false }),
+    [],
     createRedisWriteStream(client, to, {
       prefix,
       overwrite,

@@ -1,9 +1,11 @@
 import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Field } from '../src/format.js';
 import { createRedisReadStream, createRedisWriteStream, expire, list, remove, rename, stat } from '../src/index.js';
 import {
   blockedIn,
   closeAll,
+  clusterSeeds,
   connectAny,
   keysOf,
   readyAnySubject,
@@ -12,7 +14,7 @@ import {
   uniqueKey,
 } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
-import { chunkStreamsPattern, fileKeysOf, keyPattern } from './helpers/keys.js';
+import { chunkStreamOf, chunkStreamsPattern, fileKeysOf, keyPattern, slotOfFile } from './helpers/keys.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
 const redis = connectAny();
@@ -221,5 +223,32 @@ describe('rename', () => {
     }
     const none = uniqueKey('mv-self-none');
     await expect(rename(subject(redis), none, none)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+  });
+
+  it('a damaged piece travels with a file moved in one script; a copy across slots stops at it, the new name aborted when rename rejects', async () => {
+    const from = uniqueKey('mv-damaged');
+    let to = uniqueKey('mv-damaged-to');
+    while (slotOfFile(to) === slotOfFile(from)) to = uniqueKey('mv-damaged-to');
+    const data = bytes(10_000, 7);
+    await put(redis, from, data, { chunkSize: 1000 });
+    // Store the chunk stream again under the same ids, one bit of the fifth piece's bytes flipped.
+    const stream = await chunkStreamOf(redis, from);
+    const entries = await redis.xrangeBuffer(stream, '-', '+');
+    await redis.del(stream);
+    let pieces = 0;
+    for (const [id, fields] of entries) {
+      const at = fields.findIndex((f, i) => i % 2 === 0 && f.toString() === Field.data);
+      if (at >= 0 && ++pieces === 5) fields[at + 1]![0]! ^= 1;
+      await redis.xadd(stream, id.toString(), ...fields);
+    }
+    const renaming = rename(subject(redis), from, to);
+    if (clusterSeeds() === undefined) {
+      await renaming;
+      await expect(get(redis, to)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
+    } else {
+      await expect(renaming).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
+      expect((await stat(subject(redis), to)).state).toBe('aborted');
+      expect((await stat(subject(redis), from)).state).toBe('complete');
+    }
   });
 });
