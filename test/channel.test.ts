@@ -3,7 +3,7 @@
  * tests run receivers (and senders) as processes of their own, as on separate machines; so do
  * book.test.ts (10 receivers), receiver-crash.test.ts and sender-crash.test.ts.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -204,5 +204,47 @@ describe('channels', () => {
     }).catch((e: unknown) => e);
     expect(err).toMatchObject({ message: 'no thanks' });
     expect((await stat(subject(redis), key)).state).toBe('aborted');
+  });
+
+  it.each([
+    ['more', 'hello', ' world'],
+    ['fewer', 'hi', ''],
+  ])('a stream that gives %s bytes than its declared size aborts its file', async (_, first, rest) => {
+    const channel = uniqueKey('size');
+    let key = '';
+    const source = new PassThrough();
+    source.write(first);
+    const sending = sendFiles(subject(redis), channel, [{ name: 'a.txt', stream: source, size: 5 }], {
+      onStart: (f) => {
+        key = f.key;
+      },
+    });
+    sending.catch(() => {});
+    // Announced with its declared size; the bytes that disagree with it come later.
+    await eventually(() => key !== '', 'the file to be announced');
+    source.end(rest);
+    await expect(sending).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_ABORTED', key });
+    expect((await stat(subject(redis), key)).state).toBe('aborted');
+    await closeChannel(subject(redis), channel);
+    expect(await receiveAll(redis, channel, 'r')).toEqual([{ name: 'a.txt', error: 'ERR_REDIS_FILE_ABORTED' }]);
+  });
+
+  it('a path is sent at the size it had when announced, though it grows meanwhile', async () => {
+    const channel = uniqueKey('grows');
+    const data = bytes(16 << 20, 73);
+    const path = file('grows.log', data);
+    const announced: (number | undefined)[] = [];
+    const sent = await sendFiles(subject(redis), channel, [path], {
+      onStart: (f) => {
+        announced.push(f.size);
+        // The upload is under way (the writer claimed the file), its reading not finished.
+        appendFileSync(path, 'appended after the announcement');
+      },
+    });
+    expect(announced).toEqual([data.length]);
+    expect(sent.map((f) => f.size)).toEqual([data.length]);
+    await closeChannel(subject(redis), channel);
+    const [got] = await receiveAll(redis, channel, 'r');
+    expect(got!.data!.equals(data)).toBe(true);
   });
 });

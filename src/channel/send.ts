@@ -8,9 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat as fsStat, open } from 'node:fs/promises';
 import { basename } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { wrapRedisError } from '../errors.js';
+import { Readable, Transform } from 'node:stream';
+import { ErrorCodes, RedisFileError, wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, looksGzipped } from '../format.js';
 import { remove } from '../manage.js';
 import {
@@ -26,13 +25,16 @@ import {
   type WriteStreamOptions,
 } from '../options.js';
 import { portOf, type RedisClient } from '../redis/port.js';
+import { upload } from '../upload.js';
 import { createRedisWriteStream, type RedisWriteStream } from '../write-stream.js';
 import { checkChannel } from './log.js';
 
 /**
  * A file to send: a path on disk (a file that starts with gzip's magic bytes is stored as gzip,
- * never compressed again), or a name with a stream of its bytes and, when they are already
- * encoded, their `contentEncoding`.
+ * never compressed again; a file that grows while it is sent, such as a log, is sent at the size it
+ * had when its upload started), or a name with a stream of its bytes, its `size` when known, and,
+ * when they are already encoded, their `contentEncoding`. A size is announced to receivers before
+ * the bytes: a stream that then gives more or fewer bytes aborts its file.
  */
 export type SendableFile =
   | string
@@ -78,6 +80,9 @@ export interface SentFile {
  * @returns the files sent, with their keys
  * @throws TypeError / RangeError (as a rejection, never at the call) for bad arguments, all checked
  * before any I/O
+ * @throws RedisFileError (as a rejection) `ERR_REDIS_FILE_ABORTED` when a stream gives other than
+ * its declared `size`; the codes of the write stream for its failures. The promise settles once the
+ * file that failed is marked aborted (or removed, when it was not announced yet).
  */
 export async function sendFiles(
   client: RedisClient,
@@ -137,13 +142,24 @@ async function begin(
   const name = typeof file === 'string' ? basename(file) : file.name;
   const size = typeof file === 'string' ? (await fsStat(file)).size : file.size;
   const declared = typeof file === 'string' ? ((await startsGzipped(file)) ? 'gzip' : undefined) : file.contentEncoding;
-  const source = typeof file === 'string' ? createReadStream(file, { highWaterMark: FILE_READ_BYTES }) : file.stream;
+  // A path is read to the size it had when announced (a log that grows meanwhile is sent as it
+  // was), so that receivers get the size they were told.
+  const source =
+    typeof file !== 'string'
+      ? file.stream
+      : size === 0
+        ? Readable.from([])
+        : createReadStream(file, { highWaterMark: FILE_READ_BYTES, start: 0, end: size! - 1 });
   // A key of its own for every upload: a sender run again never meets its earlier files.
   const key = `${channel}/${Date.now().toString(36)}-${randomBytes(4).toString('hex')}/${name}`;
   // Bytes already gzipped are stored as they are, declared as gzip, and not compressed again.
   const encoding = declared === undefined ? {} : { contentEncoding: declared, compress: false };
   const writer = createRedisWriteStream(client, key, { ...options, ...encoding, signal });
-  const uploading = pipeline(source, writer);
+  // The declared size is announced to receivers before any byte is sent; a source that gives
+  // other than that many aborts the file before its end record.
+  const check = size === undefined ? undefined : sizeCheck(name, key, size);
+  const fed: Readable = check ?? source;
+  const uploading = upload(source, check ? [check] : [], writer);
   uploading.catch(() => {});
   const settled = uploading.then(
     () => true,
@@ -151,7 +167,7 @@ async function begin(
   );
   const claimed = Promise.race([new Promise<boolean>((resolve) => writer.once('ready', () => resolve(true))), settled]);
   let handed = false;
-  const handedOver = Promise.race([new Promise<void>((resolve) => source.once('end', resolve)), settled]).then(() => {
+  const handedOver = Promise.race([new Promise<void>((resolve) => fed.once('end', resolve)), settled]).then(() => {
     handed = true;
   });
   return { name, key, size, writer, uploading, claimed, handedOver, isHandedOver: () => handed };
@@ -252,6 +268,26 @@ async function stopUpload(up: Upload, err: unknown, after?: () => Promise<unknow
   if (!up.writer.writableFinished) up.writer.destroy(err instanceof Error ? err : undefined);
   await up.uploading.catch(() => {});
   await after?.().catch(() => {});
+}
+
+/** A pass-through that fails (the upload then aborts) when the bytes through it are not `size`. */
+function sizeCheck(name: string, key: string, size: number): Transform {
+  let seen = 0;
+  const mismatch = (what: string) =>
+    new RedisFileError(
+      ErrorCodes.ABORTED,
+      `${JSON.stringify(name)}: its source gave ${what} than the ${size} bytes announced as its size; the file is aborted`,
+      { key },
+    );
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length;
+      callback(seen > size ? mismatch('more') : null, chunk);
+    },
+    flush(callback) {
+      callback(seen < size ? mismatch(`${seen} bytes, fewer`) : null);
+    },
+  });
 }
 
 /** Whether the file at `path` starts with gzip's magic bytes. */
