@@ -43,6 +43,7 @@ describe('exit codes and messages', () => {
     ],
     ['receive without --consumer', ['receive', 'ch', '--out', 'never-created']],
     ['send without files', ['send', 'ch']],
+    ['help for a command that does not exist', ['help', 'frob']],
     ['send with a bad --consumers', ['send', 'ch', 'f', '--consumers', '0']],
     ['send with a bad --max-redis-memory', ['send', 'ch', 'f', '--max-redis-memory', 'lots']],
   ])('%s is a usage error: exit 2 with the usage', async (_, args) => {

@@ -16,7 +16,7 @@ import {
   type GlobalOptions,
   MAX_REDIS_TIMEOUT,
 } from './connection.js';
-import { usageHint } from './errors.js';
+import { EXIT, usageHint } from './errors.js';
 import { expireCommand, lsCommand, mvCommand, type RmOptions, rmCommand, statCommand } from './files.js';
 import { bytesArg, isPattern, literalKey, parseConsumers, parseDuration, parseMeta } from './format.js';
 import { catCommand, getCommand, getPatternCommand, type ReadOptions } from './get.js';
@@ -53,7 +53,9 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
       'print the version and which CRC-32 implementation runs',
     )
     .helpOption('-h, --help', 'print help for the command')
-    .helpCommand('help [command]', 'print help for a command')
+    // A command of our own, not commander's: commander's printed the whole help, and no error, for
+    // a command that does not exist.
+    .helpCommand(false)
     .exitOverride()
     .configureHelp({
       showGlobalOptions: true,
@@ -418,6 +420,18 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
           rmChannelCommand(redis, globals(cmd), channel, o),
         ),
       );
+    });
+
+  program
+    .command('help')
+    .argument('[command]')
+    .description('print help for a command')
+    .action((name: string | undefined) => {
+      const cmd = program.commands.find((c) => name !== undefined && (c.name() === name || c.aliases().includes(name)));
+      if (name === undefined) program.help();
+      else if (cmd === undefined)
+        program.error(`error: unknown command '${name}'`, { exitCode: EXIT.usage, code: 'commander.unknownCommand' });
+      else cmd.help();
     });
 
   program.addHelpText('after', EXAMPLES);
