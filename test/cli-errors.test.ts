@@ -99,6 +99,26 @@ describe('exit codes and messages', () => {
     expect(await stateOf(redis, key)).toBeUndefined();
   });
 
+  it('a directory that cannot be made: exit 1, one line, also where mkdir -p of fs loops (/proc)', async () => {
+    const name = `rfs-${randomBytes(4).toString('hex')}`;
+    const plain = join(dir(), 'plain-file');
+    writeFileSync(plain, 'x');
+    const cases: [string[], string][] = [
+      [
+        ['receive', uniqueKey('mkdir'), '--consumer', 'r', '--out', `/proc/${name}/in`],
+        `cannot write to /proc/${name}/in`,
+      ],
+      [['receive', uniqueKey('mkdir'), '--consumer', 'r', '--out', join(plain, 'in')], 'ENOTDIR'],
+      [['get', `${uniqueKey('mkdir')}/*`, `/proc/${name}/`], `/proc/${name}`],
+    ];
+    for (const [args, expected] of cases) {
+      if (args[0] === 'get') await put(redis, args[1]!.replace('*', 'a/b'), Buffer.from('x'));
+      const r = await run(args);
+      expect(r.code).toBe(1);
+      expect(expectOneLine(r.stderr)).toContain(expected);
+    }
+  });
+
   it('send of a directory: exit 1, one line naming it once', async () => {
     const folder = mkdtempSync(join(dir(), 'a-folder-'));
     const r = await run(['send', uniqueKey('send-dir'), folder]);

@@ -6,7 +6,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, rename as renameLocal, rm, stat as statLocal } from 'node:fs/promises';
+import { type FileHandle, open, rename as renameLocal, rm, stat as statLocal } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +15,7 @@ import type { Client, GlobalOptions } from './connection.js';
 import { EXIT, Failure, LocalFileError, UsageError } from './errors.js';
 import { matching } from './files.js';
 import { pathUnder, patternBase } from './format.js';
+import { makeDirectories } from './local.js';
 import { report } from './output.js';
 import { ProgressBar, wantBar } from './progress.js';
 import { checked } from './runtime.js';
@@ -158,7 +159,7 @@ export async function getPatternCommand(
       }
       const target = join(dir, ...parts);
       try {
-        await mkdir(dirname(target), { recursive: true });
+        await makeDirectories(dirname(target));
       } catch (err) {
         throw new LocalFileError(`cannot write ${target}: ${(err as Error).message}`, { cause: err });
       }

@@ -7,7 +7,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { type FileHandle, mkdir, open, rename as renameLocal, rm } from 'node:fs/promises';
+import { type FileHandle, open, rename as renameLocal, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +15,7 @@ import { ErrorCodes, type ReceivedFile, RedisFileError, receiveFiles, stat } fro
 import type { Client, GlobalOptions } from './connection.js';
 import { Failure, isExpected, LocalFileError, UsageError } from './errors.js';
 import { formatBytes, showKey } from './format.js';
+import { makeDirectories } from './local.js';
 import { warn } from './output.js';
 import { counter } from './progress.js';
 import { checked } from './runtime.js';
@@ -47,7 +48,7 @@ export async function receiveCommand(
   cleanUpOnSignal();
   if (o.out !== undefined) {
     try {
-      await mkdir(o.out, { recursive: true });
+      await makeDirectories(o.out);
     } catch (err) {
       throw new LocalFileError(`cannot write to ${o.out}: ${(err as Error).message}`, { cause: err });
     }
