@@ -116,6 +116,32 @@ describe('channels', () => {
     await expect(next).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
   });
 
+  it('a receiver run again after it ended on the close ends at once; one more file, and it waits again', async () => {
+    const channel = uniqueKey('rerun');
+    await sendFiles(subject(redis), channel, [file('r1.txt', 'one')]);
+    await closeChannel(subject(redis), channel);
+    expect((await receiveAll(redis, channel, 'r')).map((f) => f.name)).toEqual(['r1.txt']);
+    expect(await receiveAll(redis, channel, 'r')).toEqual([]);
+    await sendFiles(subject(redis), channel, [file('r2.txt', 'two')]);
+    const name = uniqueConnectionName('rerun');
+    const files = receiveFiles(await readyAnySubject({ connectionName: name }), channel, { consumer: 'r' });
+    const first = await files.next();
+    expect(first.done ? undefined : [first.value.name, (await collect(first.value.stream)).toString()]).toEqual([
+      'r2.txt',
+      'two',
+    ]);
+    if (!first.done) await first.value.ack();
+    const second = files.next();
+    let ended = false;
+    second.then(() => {
+      ended = true;
+    });
+    await eventually(async () => (await blockedIn(redis, name, 'xreadgroup')) === 1, 'the receiver to wait');
+    expect(ended).toBe(false);
+    await closeChannel(subject(redis), channel);
+    expect(await second).toMatchObject({ done: true });
+  });
+
   it('a late receiver process gets every file still held; a sender process run again appends without resetting anyone', async () => {
     const channel = uniqueKey('late');
     const url = redisUrlForProcesses();
