@@ -47,6 +47,7 @@ const LAYERS: readonly { readonly name: string; readonly members: readonly strin
       'file-stat.ts',
       'consumer.ts',
       'lines.ts',
+      'upload.ts',
     ],
   },
   { name: 'operations', members: ['manage.ts', 'list.ts', 'channel.ts', 'channel/'] },
