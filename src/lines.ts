@@ -24,7 +24,8 @@ export interface LineTooLongError extends Error {
 
 /**
  * A Transform from bytes (UTF-8) to lines: one string per line, without its `\n` or `\r\n`. A last
- * line without a line ending is emitted too; an empty input yields no line.
+ * line without a line ending is emitted too, without a `\r` it ends with (the input cut inside a
+ * `\r\n`); an empty input yields no line.
  *
  * split2 was the obvious candidate; it bounds only the unfinished line it keeps between chunks, so
  * a long line that arrives whole inside one chunk passes. Here every line is measured.

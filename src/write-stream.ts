@@ -527,7 +527,10 @@ export class RedisWriteStream extends Writable {
  *
  * Bytes are stored as numbered chunks of `chunkSize` (only the last may be shorter); 'finish' fires
  * once every chunk and the end record are acknowledged by Redis. Destroying or aborting the stream
- * marks the file aborted, so that a partial file never reads as complete.
+ * marks the file aborted, so that a partial file never reads as complete. Once `end()` was called
+ * and the end record is on its way, an abort by `signal` is too late and ignored: the stream
+ * finishes. `destroy()` then still ends the stream (with its error, without 'finish'), but the file
+ * is complete if the end record reached Redis first: `stat()` tells.
  *
  * @param client - the caller's Redis client, shared with the caller: an ioredis or iovalkey `Redis` or
  *   `Cluster`, or a node-redis client or cluster (`createClient()`, `createCluster()`)

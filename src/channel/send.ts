@@ -47,7 +47,9 @@ export type SendFilesOptions = Omit<WriteStreamOptions, 'signal' | 'resume' | 'o
   /**
    * Called as each file's upload starts, once the file is announced on the channel (receivers
    * may already be reading it), with its name and its key in Redis. An exception thrown here
-   * aborts that file and rejects {@link sendFiles}.
+   * rejects {@link sendFiles} and aborts that file, unless its end record is already on its way
+   * (a small file's may be: every byte was given to the writer before it was announced); such a
+   * file stays complete.
    * @example (file) => console.error(`sending ${file.name} as ${file.key}`)
    */
   onStart?: (file: AnnouncedFile) => void;
