@@ -219,4 +219,38 @@ describe('an abort while the end record is being committed', () => {
     expect((await stat(subject(redis), key)).state).toBe('complete');
     expect((await get(redis, key)).equals(data)).toBe(true);
   });
+
+  it('a destroy() then still ends the stream with its error, and the file is complete, as documented', async () => {
+    const key = uniqueKey('late-destroy');
+    const data = bytes(250);
+    const { client, name } = await named('late-destroy');
+    const writer = createRedisWriteStream(client, key, { chunkSize: 100, heartbeatInterval: 60_000 });
+    let finishes = 0;
+    writer.on('finish', () => finishes++);
+    const closed = new Promise<Error | undefined>((resolve) => {
+      let error: Error | undefined;
+      writer.on('error', (err) => {
+        error = err;
+      });
+      writer.on('close', () => resolve(error));
+    });
+    writer.write(data);
+    writer.flush();
+    await eventually(() => writer.committedBytes === data.length, 'every piece stored');
+    await onEveryNode(redis, (node) => node.client('PAUSE', 10_000, 'WRITE'));
+    try {
+      writer.end();
+      await eventually(
+        async () => (await blockedIn(redis, name, '(?:evalsha|eval)')) === 1,
+        'the commit to wait in Redis',
+      );
+      writer.destroy(new Error('changed my mind'));
+    } finally {
+      await onEveryNode(redis, (node) => node.client('UNPAUSE'));
+    }
+    expect((await closed)?.message).toBe('changed my mind');
+    expect(finishes).toBe(0);
+    expect((await stat(subject(redis), key)).state).toBe('complete');
+    expect((await get(redis, key)).equals(data)).toBe(true);
+  });
 });
