@@ -26,7 +26,9 @@ import { portOf, type RedisClient, type RedisPort, toRecord } from './redis/port
  *
  * Like SCAN, it sees every file that exists for the whole iteration; one created or removed
  * meanwhile may or may not be seen, and in rare cases (while Redis resizes its tables) a file may
- * be yielded twice. On a cluster every master is scanned.
+ * be yielded twice. On a cluster every master is scanned: the master of every slot, as the cluster
+ * tells it when the listing starts; while a slot has none (a failover under way), the first step
+ * rejects with `ERR_REDIS_FILE_REDIS` rather than leaving its files out.
  *
  * The arguments are checked at the call, before any I/O, but a bad one never throws there: the
  * first step of the iteration (the first `next()`, so the `for await`) rejects with it, as with any

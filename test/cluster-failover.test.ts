@@ -8,7 +8,7 @@
  */
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
+import { createRedisReadStream, createRedisWriteStream, list, stat } from '../src/index.js';
 import { subject } from './helpers/clients.js';
 import { clusterPerTest } from './helpers/cluster-per-test.js';
 import { eventually } from './helpers/eventually.js';
@@ -40,6 +40,32 @@ async function waits(node: Redis): Promise<number> {
 }
 
 describe('failover', { timeout: 90_000 }, () => {
+  it('list() after a failover never ends with a shard left out: every file, or a coded error and then every file', async () => {
+    const cluster = await own.start();
+    const redis = await client();
+    const keys = Array.from({ length: 30 }, (_, i) => `listed/${i}`).sort();
+    for (const key of keys) {
+      const writer = createRedisWriteStream(subject(redis), key);
+      writer.end(key);
+      await finished(writer);
+    }
+    const listed = async (): Promise<string[]> => {
+      const found: string[] = [];
+      for await (const f of list(subject(redis), { match: 'listed/*' })) found.push(f.key);
+      return found.sort();
+    };
+    expect(await listed()).toEqual(keys);
+    const primary = await cluster.masterOf(keys[0]!);
+    (await replicaCaughtUp(primary, keys[0]!)).disconnect();
+    await primary.kill();
+    await cluster.waitUntilHealthy();
+    // The client saw its connection to the old primary end, and was told of no new one.
+    const first = await listed().catch((err: unknown) => err);
+    if (first instanceof Error) expect(first).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
+    else expect(first).toEqual(keys);
+    expect(await listed()).toEqual(keys);
+  });
+
   const mid = 'the primary dies mid-transfer, its replica holding every acknowledged chunk';
   it(`${mid}: writer and follower complete byte for byte`, async () => {
     const cluster = await own.start();

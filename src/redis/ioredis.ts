@@ -42,8 +42,13 @@ type CommandClass = new (name: string, args: readonly Arg[], options: { replyEnc
 interface ClusterClient extends Client {
   readonly slots: (string[] | undefined)[];
   nodes(role: 'master'): Client[];
-  refreshSlotsCache(): void;
+  refreshSlotsCache(callback?: (err?: Error | null) => void): void;
 }
+
+/** The slots of a Redis Cluster. */
+const SLOTS = 16384;
+/** Slot refreshes {@link RedisPort.primaries} makes before it gives up on a slot without a primary. */
+const PRIMARY_LOOKUPS = 4;
 
 /** @internal */
 export function isIoredisLike(value: unknown): value is IoredisLikeClient {
@@ -261,7 +266,27 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       if (cluster) (client as ClusterClient).refreshSlotsCache();
     },
     async primaries() {
-      return (cluster ? (client as ClusterClient).nodes('master') : [client]).map((node) => ({ send: sender(node) }));
+      if (!cluster) return [{ send }];
+      const c = client as ClusterClient;
+      // The client's own list of primaries can miss one: after a failover it drops the old primary
+      // at once and learns of the new one only at its next slot refresh (a listing then skipped a
+      // shard and ended as if complete). So the slots are refreshed, and every slot's primary must
+      // be known; while one is not (a failover under way), refreshed again, then an error.
+      for (let lookup = 1; ; lookup++) {
+        await new Promise<void>((resolve) => c.refreshSlotsCache(() => resolve()));
+        const masters = new Map(c.nodes('master').map((n) => [`${n.options.host}:${n.options.port}`, n]));
+        const serving = new Set<string>();
+        let missing = 0;
+        for (let slot = 0; slot < SLOTS; slot++) {
+          const key = c.slots[slot]?.[0];
+          if (key !== undefined && masters.has(key)) serving.add(key);
+          else missing++;
+        }
+        if (missing === 0) return [...serving].map((key) => ({ send: sender(masters.get(key)!) }));
+        if (lookup === PRIMARY_LOOKUPS)
+          throw new Error(`no primary of the cluster is known for ${missing} of its ${SLOTS} slots`);
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** lookup));
+      }
     },
     state() {
       if (client.status === 'ready') return 'ready';
