@@ -43,6 +43,7 @@ interface ClusterClient extends Client {
   readonly slots: (string[] | undefined)[];
   nodes(role: 'master'): Client[];
   refreshSlotsCache(callback?: (err?: Error | null) => void): void;
+  connect(): Promise<void>;
 }
 
 /** The slots of a Redis Cluster. */
@@ -272,6 +273,8 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       // at once and learns of the new one only at its next slot refresh (a listing then skipped a
       // shard and ended as if complete). So the slots are refreshed, and every slot's primary must
       // be known; while one is not (a failover under way), refreshed again, then an error.
+      // A client made with lazyConnect connects at its first command; asking for its slots is none.
+      if (c.status === 'wait') await c.connect().catch(() => {});
       for (let lookup = 1; ; lookup++) {
         await new Promise<void>((resolve) => c.refreshSlotsCache(() => resolve()));
         const masters = new Map(c.nodes('master').map((n) => [`${n.options.host}:${n.options.port}`, n]));

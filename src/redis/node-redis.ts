@@ -63,6 +63,9 @@ interface ClusterClient {
   off(event: string, listener: (...args: unknown[]) => void): unknown;
 }
 
+/** The slots of a Redis Cluster. */
+const SLOTS = 16384;
+
 /** @internal */
 export function isNodeRedisLike(value: unknown): value is NodeRedisLikeClient {
   const v = value as Partial<Client> | null;
@@ -378,7 +381,20 @@ function clusterPort(cluster: ClusterClient): RedisPort {
       text.sendCommand(key, true, ['EXISTS', key]).catch(() => {});
     },
     async primaries() {
-      const nodes = await Promise.all(cluster.masters.map((m) => cluster.nodeClient(m)));
+      // A cluster still connecting knows no primary yet (a listing found nothing): a command
+      // through it waits until it is ready, as every command of the adapter does.
+      if (!cluster.isReady) await send(undefined, ['PING']);
+      // The primary of every slot: a slot without one (a failover under way) is an error, never a
+      // shard left out.
+      const serving = new Map<string, Node>();
+      let missing = 0;
+      for (let slot = 0; slot < SLOTS; slot++) {
+        const master = cluster.slots[slot]?.master;
+        if (master === undefined) missing++;
+        else serving.set(`${master.host}:${master.port}`, master);
+      }
+      if (missing > 0) throw new Error(`no primary of the cluster is known for ${missing} of its ${SLOTS} slots`);
+      const nodes = await Promise.all([...serving.values()].map((m) => cluster.nodeClient(m)));
       return nodes.map((node) => ({ send: sender(node) }));
     },
     state: () => state(cluster),
