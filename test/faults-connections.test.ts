@@ -166,6 +166,27 @@ describe('dropped connections', () => {
     expect(sha256(await collect(createRedisReadStream(subject(admin), 'stall')))).toBe(sha256(data));
   });
 
+  it('a follower whose connection stops answering fails with ERR_REDIS_FILE_TIMEOUT, Redis still silent', async () => {
+    const key = `quiet-${Date.now()}`;
+    // A writer that is alive and quiet: one write, then nothing; its heartbeat far apart.
+    const writer = createRedisWriteStream(subject(admin), key, { heartbeatInterval: 60_000 });
+    writer.on('error', () => {});
+    writer.write('first');
+    writer.flush();
+    const reader = createRedisReadStream(connectSubject(proxy.url), key, { idleTimeout: 2000, waitForCreate: 10_000 });
+    const got: Buffer[] = [];
+    reader.on('data', (chunk: Buffer) => got.push(chunk));
+    const failed = new Promise((resolve) => reader.on('error', resolve));
+    await eventually(() => Buffer.concat(got).toString() === 'first', 'the follower to have the first write');
+    proxy.stall();
+    try {
+      expect(await failed).toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT' });
+    } finally {
+      proxy.resume();
+      writer.destroy();
+    }
+  });
+
   // The claim goes out before the first write when the client's link is not known yet (a fresh
   // client), and beside the first writes once it is (a warm one).
   for (const warm of [false, true]) {
