@@ -2,7 +2,13 @@ import { type EventEmitter, once } from 'node:events';
 import { PassThrough, pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRedisReadStream, createRedisWriteStream, type RedisClient, stat } from '../src/index.js';
+import {
+  createRedisReadStream,
+  createRedisWriteStream,
+  type RedisClient,
+  type RedisWriteStream,
+  stat,
+} from '../src/index.js';
 import {
   blockedIn,
   clientList,
@@ -183,6 +189,32 @@ describe('destroy and abort', () => {
   });
 });
 
+/**
+ * Store `data` through `writer`, then end it while Redis holds write commands back: the end record
+ * is sent and waits in Redis, uncommitted, while `meanwhile` runs; then Redis goes on.
+ */
+async function whileCommitWaits(
+  writer: RedisWriteStream,
+  data: Buffer,
+  name: string,
+  meanwhile: () => void,
+): Promise<void> {
+  writer.write(data);
+  writer.flush();
+  await eventually(() => writer.committedBytes === data.length, 'every piece stored');
+  await onEveryNode(redis, (node) => node.client('PAUSE', 10_000, 'WRITE'));
+  try {
+    writer.end();
+    await eventually(
+      async () => (await blockedIn(redis, name, '(?:evalsha|eval)')) === 1,
+      'the commit to wait in Redis',
+    );
+    meanwhile();
+  } finally {
+    await onEveryNode(redis, (node) => node.client('UNPAUSE'));
+  }
+}
+
 describe('an abort while the end record is being committed', () => {
   it('is too late: the upload completes and the stream says so, matching what Redis holds', async () => {
     const key = uniqueKey('late-abort');
@@ -198,22 +230,7 @@ describe('an abort while the end record is being committed', () => {
     const errors: Error[] = [];
     writer.on('error', (err) => errors.push(err));
     const finished = once(writer, 'finish');
-    writer.write(data);
-    writer.flush();
-    await eventually(() => writer.committedBytes === data.length, 'every piece stored');
-    // Redis holds write commands back: the end record is sent and waits in Redis, uncommitted,
-    // while the signal fires.
-    await onEveryNode(redis, (node) => node.client('PAUSE', 10_000, 'WRITE'));
-    try {
-      writer.end();
-      await eventually(
-        async () => (await blockedIn(redis, name, '(?:evalsha|eval)')) === 1,
-        'the commit to wait in Redis',
-      );
-      ac.abort();
-    } finally {
-      await onEveryNode(redis, (node) => node.client('UNPAUSE'));
-    }
+    await whileCommitWaits(writer, data, name, () => ac.abort());
     await finished;
     expect(errors).toEqual([]);
     expect((await stat(subject(redis), key)).state).toBe('complete');
@@ -234,20 +251,7 @@ describe('an abort while the end record is being committed', () => {
       });
       writer.on('close', () => resolve(error));
     });
-    writer.write(data);
-    writer.flush();
-    await eventually(() => writer.committedBytes === data.length, 'every piece stored');
-    await onEveryNode(redis, (node) => node.client('PAUSE', 10_000, 'WRITE'));
-    try {
-      writer.end();
-      await eventually(
-        async () => (await blockedIn(redis, name, '(?:evalsha|eval)')) === 1,
-        'the commit to wait in Redis',
-      );
-      writer.destroy(new Error('changed my mind'));
-    } finally {
-      await onEveryNode(redis, (node) => node.client('UNPAUSE'));
-    }
+    await whileCommitWaits(writer, data, name, () => writer.destroy(new Error('changed my mind')));
     expect((await closed)?.message).toBe('changed my mind');
     expect(finishes).toBe(0);
     expect((await stat(subject(redis), key)).state).toBe('complete');
