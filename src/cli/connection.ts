@@ -118,6 +118,7 @@ export async function connect(g: GlobalOptions): Promise<{ client: Client; lastE
     lazyConnect: true,
     connectTimeout: CONNECT_TIMEOUT_MS,
     commandTimeout: commandTimeout(g.redisTimeout),
+    disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     maxRetriesPerRequest: null,
   });
   const reconnect = redis.options.retryStrategy;
@@ -173,6 +174,7 @@ async function connectCluster(
     redisOptions: {
       connectTimeout: CONNECT_TIMEOUT_MS,
       commandTimeout: commandTimeout(redisTimeout),
+      disconnectTimeout: DISCONNECT_TIMEOUT_MS,
       ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
       ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
       ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
@@ -266,6 +268,12 @@ export function watchConnection(
     client.off('ready', back);
   };
 }
+
+/**
+ * How long a closing socket may wait for the server's side to close before it is destroyed (ioredis
+ * waits 2 s): a server that has stopped answering never closes its side, and the command has ended.
+ */
+const DISCONNECT_TIMEOUT_MS = 200;
 
 /** QUIT when connected (bounded), then close the socket: nothing may keep the process alive. */
 export async function disconnect(redis: Client): Promise<void> {
