@@ -53,12 +53,6 @@ interface Upload {
 }
 
 /**
- * What put stores where. One source and a key: the file at that key, or, when the key ends in `/`,
- * under it by its base name (as cp does with a directory). Several sources: each under the key
- * prefix (which must end in `/`) by its base name. --recursive: the one directory's files, each
- * under the key prefix (a `/` added if missing) by its path relative to the directory.
- */
-/**
  * What is wrong with the arguments themselves, if anything: told as a usage error before the
  * command connects or reads a file.
  */
@@ -79,6 +73,12 @@ export function putUsage(paths: string[], key: string, recursive: boolean): stri
   return undefined;
 }
 
+/**
+ * What put stores where. One source and a key: the file at that key, or, when the key ends in `/`,
+ * under it by its base name (as cp does with a directory). Several sources: each under the key
+ * prefix (which must end in `/`) by its base name. --recursive: the one directory's files, each
+ * under the key prefix (a `/` added if missing) by its path relative to the directory.
+ */
 async function plan(paths: string[], key: string, recursive: boolean): Promise<Upload[]> {
   const wrong = putUsage(paths, key, recursive);
   if (wrong !== undefined) throw new UsageError(wrong);
