@@ -20,7 +20,7 @@ import {
   resolveReadOptions,
 } from '../options.js';
 import { openRedisReadStream, type RedisReadStream } from '../read-stream.js';
-import { portOf, type RedisClient, type RedisPort } from '../redis/port.js';
+import { fieldsOf, portOf, type RedisClient, type RedisPort, toRecord } from '../redis/port.js';
 import { nextDelay, RETRY_MIN_MS } from '../retry.js';
 import type { AckReply } from '../scripts/consumers.js';
 import { ACK, ACK_ANNOUNCED, JOIN, run } from '../scripts/index.js';
@@ -181,12 +181,10 @@ async function* receive(
     const [last] = entriesOf([[log, await client.send(log, ['XREVRANGE', log, '+', '-', 'COUNT', 1])]]);
     if (last === undefined || !last[1].has(ChannelField.close)) return undefined;
     // XINFO STREAM (the subcommand the documented ACL grants) with FULL: each group's position.
-    const info = pairsOf(await client.send(log, ['XINFO', 'STREAM', log, 'FULL', 'COUNT', 1]));
-    const group = (info.get('groups') as unknown[] | undefined)
-      ?.map(pairsOf)
-      .find((g) => String(g.get('name')) === consumer);
-    const delivered = group?.get('last-delivered-id');
-    return delivered !== undefined && compareIds(String(delivered), last[0]) >= 0 ? last : undefined;
+    const info = fieldsOf(await client.send(log, ['XINFO', 'STREAM', log, 'FULL', 'COUNT', 1]));
+    const group = (info.get('groups') as unknown[] | undefined)?.map(toRecord).find((g) => g.name === consumer);
+    const delivered = group?.['last-delivered-id'];
+    return delivered !== undefined && compareIds(delivered, last[0]) >= 0 ? last : undefined;
   };
   const nextAnnouncement = async (): Promise<Announcement> => {
     for (;;) {
@@ -407,15 +405,6 @@ async function startChunk(client: RedisPort, meta: string, gen: string, consumer
   const reply = await run(client, JOIN, { meta }, { gen, consumer, first: 0, restart: Flag.yes });
   if (reply.status === 'missing') return undefined;
   return reply.status === 'ok' ? reply.chunk : 0;
-}
-
-/** A reply's map: a flat array of fields and values (RESP2, or mapped so), a Map or an object. */
-function pairsOf(reply: unknown): Map<string, unknown> {
-  if (reply instanceof Map) return new Map([...reply].map(([k, v]) => [String(k), v]));
-  if (!Array.isArray(reply)) return new Map(typeof reply === 'object' && reply !== null ? Object.entries(reply) : []);
-  const out = new Map<string, unknown>();
-  for (let i = 0; i + 1 < reply.length; i += 2) out.set(String(reply[i]), reply[i + 1]);
-  return out;
 }
 
 function entriesOf(reply: unknown): Announcement[] {

@@ -172,12 +172,20 @@ export function portOf(client: RedisClient): RedisPort {
  */
 export function toRecord(reply: unknown): Record<string, string> {
   const out: Record<string, string> = {};
-  if (typeof reply === 'object' && reply !== null && !Array.isArray(reply)) {
-    for (const [field, value] of Object.entries(reply)) out[field] = String(value);
-    return out;
-  }
+  for (const [field, value] of fieldsOf(reply)) out[field] = String(value);
+  return out;
+}
+
+/**
+ * @internal The fields of a map reply, their values as they came (a nested reply stays one): from a
+ * flat array of fields and values (RESP2, or a map mapped so), a Map, or an object.
+ */
+export function fieldsOf(reply: unknown): Map<string, unknown> {
+  if (reply instanceof Map) return new Map([...reply].map(([field, value]) => [String(field), value]));
+  if (typeof reply === 'object' && reply !== null && !Array.isArray(reply)) return new Map(Object.entries(reply));
+  const out = new Map<string, unknown>();
   if (!Array.isArray(reply)) return out;
-  for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = String(reply[i + 1]);
+  for (let i = 0; i + 1 < reply.length; i += 2) out.set(String(reply[i]), reply[i + 1]);
   return out;
 }
 
