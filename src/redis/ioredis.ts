@@ -277,17 +277,10 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       if (c.status === 'wait') await c.connect().catch(() => {});
       for (let lookup = 1; ; lookup++) {
         await new Promise<void>((resolve) => c.refreshSlotsCache(() => resolve()));
-        const masters = new Map(c.nodes('master').map((n) => [`${n.options.host}:${n.options.port}`, n]));
-        const serving = new Set<string>();
-        let missing = 0;
-        for (let slot = 0; slot < SLOTS; slot++) {
-          const key = c.slots[slot]?.[0];
-          if (key !== undefined && masters.has(key)) serving.add(key);
-          else missing++;
-        }
-        if (missing === 0) return [...serving].map((key) => ({ send: sender(masters.get(key)!) }));
-        if (lookup === PRIMARY_LOOKUPS)
-          throw new Error(`no primary of the cluster is known for ${missing} of its ${SLOTS} slots`);
+        const primaries = new Set(Array.from({ length: SLOTS }, (_, slot) => c.slots[slot]?.[0]));
+        const nodes = [...primaries].map(nodeAt);
+        if (nodes.every((node) => node !== undefined)) return nodes.map((node) => ({ send: sender(node) }));
+        if (lookup === PRIMARY_LOOKUPS) throw new Error('no primary of the cluster is known for some of its slots');
         await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** lookup));
       }
     },
