@@ -29,6 +29,7 @@ import {
   State,
 } from './format.js';
 import { type RedisPort, toRecord } from './redis/port.js';
+import { within } from './retry.js';
 import { ABANDON, OPEN, run } from './scripts/index.js';
 import type { Step } from './sequence.js';
 
@@ -268,30 +269,16 @@ export class FileWatch {
     if (events !== undefined) this.#onEvents(events);
     const entries = reply?.get(this.#chunksKey) ?? [];
     if (entries.length > 0) this.#lastProgress = Date.now();
-    else if (reply === null) await this.#answeredWithinIdle(this.checkFile(true, after));
-    return entries;
-  }
-
-  /**
-   * `checking`, bounded by idleTimeout (and at least the liveness interval): a connection that stops
-   * answering (a stalled link, a stopped server) must not hold a follower longer than a writer
-   * that stops writing does.
-   */
-  async #answeredWithinIdle<T>(checking: Promise<T>): Promise<T> {
-    checking.catch(() => {}); // settled later when the time runs out first
-    const left = Math.max(LIVENESS_INTERVAL_MS, this.#lastProgress + this.#idleTimeout - Date.now());
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(timeout(this.#key, `Redis did not answer for idleTimeout (${this.#idleTimeout} ms)`)),
-        left,
-      );
-    });
-    try {
-      return await Promise.race([checking, late]);
-    } finally {
-      clearTimeout(timer);
+    else if (reply === null) {
+      // Bounded by idleTimeout (at least the liveness interval): a connection that stops answering
+      // (a stalled link, a stopped server) must not hold a follower longer than a writer that
+      // stops writing does.
+      const left = Math.max(LIVENESS_INTERVAL_MS, this.#lastProgress + this.#idleTimeout - Date.now());
+      await within(this.checkFile(true, after), left, () => {
+        throw timeout(this.#key, `Redis did not answer for idleTimeout (${this.#idleTimeout} ms)`);
+      });
     }
+    return entries;
   }
 
   #onEvents(items: RawEntry[]): void {

@@ -12,7 +12,7 @@ import { badFormat, corrupt, exists, isRetryable, timeout, wrapRedisError } from
 import { type FileKeys, Flag, Meta } from './format.js';
 import type { ResolvedWriteOptions } from './options.js';
 import type { RedisPort } from './redis/port.js';
-import { MAX_ATTEMPTS, type Pauses, withRetries } from './retry.js';
+import { MAX_ATTEMPTS, type Pauses, within, withRetries } from './retry.js';
 import { ABORT, COMMIT, CREATE, RESUME, run, runAndWait, TOUCH } from './scripts/index.js';
 import type { CommitReply } from './scripts/writer.js';
 
@@ -266,14 +266,10 @@ export class WriterLease {
     whole: { bytes: number; chunks: number; crc: number },
     reason: string,
     lost: boolean,
-    within: number,
+    withinMs: number,
   ): Promise<unknown> {
     // Readers must learn of the abort, but a dead connection must not hold the writer's close up
-    // for longer than `within` ms.
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, within);
-    });
+    // for longer than `withinMs`.
     const done = run(
       this.#client,
       ABORT,
@@ -287,7 +283,7 @@ export class WriterLease {
         lost: lost ? Flag.yes : Flag.no,
       },
     );
-    return Promise.race([done, bound]).finally(() => clearTimeout(timer));
+    return within(done, withinMs, () => undefined);
   }
 }
 

@@ -21,6 +21,29 @@ export function nextDelay(delay: number): number {
 }
 
 /**
+ * `work`'s outcome, or `late()`'s when `ms` pass first (work's own outcome then ignored): a bound on
+ * a wait for Redis, whose timer never outlives the race.
+ */
+export async function within<T, L>(work: Promise<T>, ms: number, late: () => L): Promise<T | L> {
+  work.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<L>((resolve, reject) => {
+    timer = setTimeout(() => {
+      try {
+        resolve(late());
+      } catch (err) {
+        reject(err);
+      }
+    }, ms);
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Pauses between retries that end at once when cancelled (a stream destroyed meanwhile), so that
  * no timer outlives the stream and no wait holds up its close.
  */

@@ -23,7 +23,7 @@ import {
 } from './options.js';
 import { type Progress, ProgressTicker } from './progress.js';
 import { portOf, type RedisClient, type RedisPort } from './redis/port.js';
-import { Pauses } from './retry.js';
+import { Pauses, within } from './retry.js';
 import { linkMemory, probeLink } from './window-size.js';
 
 /** How long `destroy()` waits for the abort record to be stored before it lets go. */
@@ -249,18 +249,13 @@ export class RedisWriteStream extends Writable {
     // stream open: the claim and the abort record share ABORT_WAIT_MS. (A claim that succeeds
     // later leaves a file whose lease lapses, as a crashed writer's does.)
     const deadline = Date.now() + ABORT_WAIT_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), ABORT_WAIT_MS);
-    });
     const claimed = this.#creating?.catch(() => {}) ?? Promise.resolve();
-    Promise.race([claimed, late])
+    within(claimed, ABORT_WAIT_MS, () => 'late' as const)
       .then((outcome) => {
-        clearTimeout(timer);
         if (outcome === 'late' || !this.#claimed || !this.#window || this.#committed) return;
         const reason = error ? `${error.name}: ${error.message}` : 'the writer was destroyed';
-        const within = Math.max(0, deadline - Date.now());
-        return this.#lease.abort(this.#gen, this.#window.whole, reason, lostChunks(error), within);
+        const left = Math.max(0, deadline - Date.now());
+        return this.#lease.abort(this.#gen, this.#window.whole, reason, lostChunks(error), left);
       })
       .catch(() => {})
       .finally(() => callback(error));
