@@ -16,7 +16,7 @@ import { readLocal } from './local.js';
 import { warn } from './output.js';
 import { counter, ProgressBar, wantBar } from './progress.js';
 import { checked } from './runtime.js';
-import { cleanUpOnSignal, interrupt, orStopped, stopReason } from './stop.js';
+import { cleanUpOnSignal, interrupt, orStopped, settled, stopReason } from './stop.js';
 
 const quote = (text: string): string => JSON.stringify(text);
 
@@ -114,6 +114,7 @@ export async function sendCommand(
     });
     // A read error reaches sendFiles through `source`; a destroyed `source` closes the file.
     pipeline(readLocal(handle), source).catch(() => {});
+    let sending: Promise<unknown> | undefined;
     try {
       const compress = (o.gzip ?? false) && !file.gzipped;
       // A file that is gzipped already is declared as such, and stored as it is.
@@ -123,13 +124,18 @@ export async function sendCommand(
         size: file.size,
         ...(file.gzipped ? { contentEncoding: 'gzip' } : {}),
       };
-      await orStopped(checked(() => sendFiles(redis, channel, [upload], { ...options, compress })));
+      sending = checked(() => sendFiles(redis, channel, [upload], { ...options, compress }));
+      sending.catch(() => {});
+      await orStopped(sending);
       bar?.update(bytes, bytes);
       bar?.stop(true);
     } catch (err) {
       source.destroy();
       const stopped = stopReason();
       if (stopped instanceof Interrupted) {
+        // The signal aborts the upload: sendFiles settles once the file is marked aborted, which
+        // must happen before the command exits (a while at most).
+        if (sending) await settled(sending);
         warn(
           `send ${quote(channel)} interrupted by ${stopped.signal} while sending ${quote(file.name)}: it is left aborted (receivers skip it); ${sentBefore(i)}`,
         );

@@ -90,3 +90,19 @@ export function closed(stream: Readable | Writable, graceMs = CLOSE_GRACE_MS): P
     stream.once('close', done);
   });
 }
+
+/**
+ * Resolves once `work` has settled, or after `graceMs` if it has not: as {@link closed}, for an
+ * upload the command does not hold the stream of (`sendFiles` settles once its file is marked).
+ */
+export function settled(work: Promise<unknown>, graceMs = CLOSE_GRACE_MS): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, graceMs);
+  });
+  const done = work.then(
+    () => {},
+    () => {},
+  );
+  return Promise.race([done, grace]).finally(() => clearTimeout(timer));
+}
