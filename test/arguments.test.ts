@@ -155,6 +155,27 @@ describe('promise-returning functions reject on bad arguments, never throw', () 
     expect(await redis.exists(channelLogKey(DEFAULT_PREFIX, channel))).toBe(0);
     expect(first.readableLength).toBe('never read'.length);
   });
+
+  it('sendFiles checks every name before any I/O: a second name with a lone surrogate stops the first file too', async () => {
+    const channel = uniqueKey('args-send-names');
+    const first = stream();
+    first.end('never read');
+    const files = [
+      { name: 'a.log', stream: first },
+      { name: 'b\uD800.log', stream: stream() },
+    ];
+    await expect(sendFiles(subject(redis), channel, files)).rejects.toMatchObject({
+      ...matches(VALUE),
+      message: expect.stringMatching(/^Expected `files\[1\]\.name`/),
+    });
+    await expect(sendFiles(subject(redis), channel, ['/tmp/ok.log', '/tmp/\uDC00'])).rejects.toMatchObject({
+      ...matches(VALUE),
+      message: expect.stringMatching(/^Expected `files\[1\]` /),
+    });
+    await expect(sendFiles(subject(redis), channel, ['/'])).rejects.toMatchObject(matches(VALUE));
+    expect(await redis.exists(channelLogKey(DEFAULT_PREFIX, channel))).toBe(0);
+    expect(first.readableLength).toBe('never read'.length);
+  });
 });
 
 describe('functions that return an async iterator reject its first step on bad arguments, never throw', () => {

@@ -20,6 +20,7 @@ import {
   int,
   invalidType,
   invalidValue,
+  LONE_SURROGATE,
   resolveWriteOptions,
   WRITE_OPTIONS,
   type WriteStreamOptions,
@@ -104,7 +105,13 @@ export async function sendFiles(
     const named = typeof f === 'string' ? f : typeof f === 'object' && f !== null ? f.name : undefined;
     if (typeof named !== 'string' || named.length === 0)
       throw invalidValue(`files[${i}]`, f, 'a path, or { name, stream } with a non-empty name');
-    if (typeof f === 'string') continue;
+    // The name ends the file's key (a path's base name): a lone surrogate has no UTF-8 form.
+    const argument = typeof f === 'string' ? `files[${i}]` : `files[${i}].name`;
+    if (LONE_SURROGATE.test(named)) throw invalidValue(argument, named, 'a name without lone surrogates');
+    if (typeof f === 'string') {
+      if (basename(f).length === 0) throw invalidValue(argument, f, 'a path that names a file');
+      continue;
+    }
     // What pipeline() and the upload use of a Readable.
     const { stream, size } = f;
     if (!['pipe', 'on', 'once'].every((m) => typeof (stream as unknown as Bag | undefined)?.[m] === 'function'))
