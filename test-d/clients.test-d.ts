@@ -4,7 +4,14 @@
 // (run `npm run build` first).
 import { Redis as Ioredis, Cluster as IoredisCluster } from 'ioredis';
 import { Redis as Iovalkey, Cluster as IovalkeyCluster, Valkey } from 'iovalkey';
-import { createClient, createCluster, RESP_TYPES, type RedisClientType, type RedisClusterType } from 'redis';
+import {
+  createClient,
+  createCluster,
+  createSentinel,
+  RESP_TYPES,
+  type RedisClientType,
+  type RedisClusterType,
+} from 'redis';
 import {
   closeChannel,
   createRedisReadStream,
@@ -118,6 +125,11 @@ expectNotAssignable<RedisClient>('redis://127.0.0.1:6379');
 expectNotAssignable<RedisClient>({ xadd() {}, duplicate() {} });
 expectNotAssignable<RedisClient>(null);
 expectNotAssignable<RedisClient>(undefined);
+// A node-redis sentinel sends commands with other arguments, and lends its connections.
+const nodeRedisSentinel = createSentinel({ name: 'mymaster', sentinelRootNodes: [{ host: '127.0.0.1', port: 26379 }] });
+expectNotAssignable<RedisClient>(nodeRedisSentinel);
+expectError(createRedisWriteStream(nodeRedisSentinel, 'k'));
+expectError(stat(nodeRedisSentinel, 'k'));
 expectError(createRedisWriteStream({}, 'k'));
 expectError(createRedisWriteStream('redis://127.0.0.1:6379', 'k'));
 expectError(createRedisReadStream({}, 'k'));

@@ -6,6 +6,7 @@
  */
 import { PassThrough } from 'node:stream';
 import { Redis } from 'ioredis';
+import { createSentinel } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { channelLogKey, DEFAULT_PREFIX } from '../src/format.js';
 import {
@@ -52,6 +53,15 @@ function matches(expected: Expected): Record<string, unknown> {
 /** An ioredis client with a keyPrefix, never connected: only its options are looked at. */
 const prefixed = new Redis({ lazyConnect: true, keyPrefix: 'app:' }) as unknown as RedisClient;
 
+/**
+ * A node-redis sentinel, never connected: it has the members a node-redis client is told by, but
+ * sends commands with other arguments.
+ */
+const sentinel = createSentinel({
+  name: 'mymaster',
+  sentinelRootNodes: [{ host: '127.0.0.1', port: 1 }],
+}) as unknown as RedisClient;
+
 describe('promise-returning functions reject on bad arguments, never throw', () => {
   const key = 'k';
   const stream = (): PassThrough => new PassThrough();
@@ -71,6 +81,16 @@ describe('promise-returning functions reject on bad arguments, never throw', () 
       'stat with an object that has the methods of an ioredis client and no options',
       () => stat({ callBuffer() {}, call() {}, duplicate() {}, pipeline() {} } as never, key),
       TYPE,
+    ],
+    [
+      'stat with a node-redis sentinel (never connected: only its shape is looked at)',
+      () => stat(sentinel, key),
+      { ...TYPE, message: /not a node-redis sentinel/ },
+    ],
+    [
+      'sendFiles with a node-redis sentinel',
+      () => sendFiles(sentinel, 'c', []),
+      { ...TYPE, message: /not a node-redis sentinel/ },
     ],
     ['removeChannel with a lone surrogate', () => removeChannel(subject(redis), '\uDC00'), VALUE],
     ['stat with an unknown option', () => stat(subject(redis), key, { chunkSize: 1 } as never), VALUE],

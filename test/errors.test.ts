@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { Cluster, Redis } from 'ioredis';
+import { createSentinel } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   createRedisReadStream,
@@ -39,6 +40,14 @@ function prefixedCluster(): RedisClient {
   return new Cluster([], { lazyConnect: true, redisOptions: { keyPrefix: 'app:' } }) as unknown as RedisClient;
 }
 
+/** Never connected: only its shape is looked at. */
+function sentinel(): RedisClient {
+  return createSentinel({
+    name: 'mymaster',
+    sentinelRootNodes: [{ host: '127.0.0.1', port: 1 }],
+  }) as unknown as RedisClient;
+}
+
 describe('bad arguments throw at the call', () => {
   const key = 'k';
   const cases: [string, () => unknown, string, string, RegExp?][] = [
@@ -56,6 +65,13 @@ describe('bad arguments throw at the call', () => {
       'TypeError',
       'ERR_INVALID_ARG_VALUE',
       /without ioredis's `keyPrefix`/,
+    ],
+    [
+      'a node-redis sentinel (it sends commands with other arguments)',
+      () => createRedisWriteStream(sentinel(), key),
+      'TypeError',
+      'ERR_INVALID_ARG_TYPE',
+      /not a node-redis sentinel/,
     ],
     ['a non-string key', () => createRedisReadStream(subject(redis), 42 as never), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
     ['an empty key', () => createRedisReadStream(subject(redis), ''), 'TypeError', 'ERR_INVALID_ARG_VALUE'],

@@ -74,7 +74,9 @@ export function isNodeRedisLike(value: unknown): value is NodeRedisLikeClient {
     v !== null &&
     typeof v.sendCommand === 'function' &&
     typeof v.withTypeMapping === 'function' &&
-    typeof v.duplicate === 'function'
+    typeof v.duplicate === 'function' &&
+    // A sentinel (createSentinel()): its sendCommand takes other arguments (see NodeRedisLikeClient).
+    typeof (v as { getMasterNode?: unknown }).getMasterNode !== 'function'
   );
 }
 

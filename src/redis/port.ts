@@ -133,11 +133,16 @@ export interface IoredisLikeClient {
   pipeline(...args: never[]): unknown;
 }
 
-/** The shape of a node-redis client or cluster (`createClient()`, `createCluster()`). */
+/**
+ * The shape of a node-redis client or cluster (`createClient()`, `createCluster()`). A node-redis
+ * sentinel (`createSentinel()`) has these members too, but sends commands with other arguments and
+ * gives its connections out by lease: it is not accepted (`getMasterNode` tells it apart).
+ */
 export interface NodeRedisLikeClient {
   sendCommand(...args: never[]): Promise<unknown>;
   withTypeMapping(...args: never[]): unknown;
   duplicate(...args: never[]): unknown;
+  readonly getMasterNode?: never;
 }
 
 const ports = new WeakMap<object, RedisPort>();
@@ -190,4 +195,5 @@ export function fieldsOf(reply: unknown): Map<string, unknown> {
 }
 
 /** The description of what the `client` argument must be, for the TypeError of a bad one. */
-export const CLIENT_EXPECTED = 'an ioredis, iovalkey or node-redis client (Redis or Cluster)';
+export const CLIENT_EXPECTED =
+  'an ioredis, iovalkey or node-redis client (Redis or Cluster; not a node-redis sentinel: give a client of its master)';
