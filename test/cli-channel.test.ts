@@ -111,6 +111,28 @@ describe('send and receive (channels)', () => {
     expect(count.stdout.toString().trim().split(/\s+/).map(Number)).toEqual([3000, 500]);
   });
 
+  it('--out writes names that take all 255 bytes a name may, and -d keeps the names ..gz and ...gz', async () => {
+    const channel = uniqueKey('names');
+    const src = mkdtempSync(join(dir(), 'names-src-'));
+    const out = join(dir(), `names-out-${randomBytes(4).toString('hex')}`);
+    const files: [string, Buffer][] = [
+      ['b'.repeat(255), Buffer.from('long')],
+      [`${'字'.repeat(84)}.z`, Buffer.from('wide')],
+      ['..gz', gzipSync('two dots')],
+      ['...gz', gzipSync('three dots')],
+    ];
+    for (const [name, data] of files) writeFileSync(join(src, name), data);
+    const sent = await run(['send', '--close', channel, ...files.map(([name]) => join(src, name))]);
+    expect(sent).toMatchObject({ code: 0, stderr: '' });
+    const r = await run(['receive', channel, '--consumer', 'names', '--decompress', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(files.map(([name]) => name).sort());
+    expect(readFileSync(join(out, files[0]![0]), 'utf8')).toBe('long');
+    expect(readFileSync(join(out, files[1]![0]), 'utf8')).toBe('wide');
+    expect(readFileSync(join(out, '..gz'), 'utf8')).toBe('two dots');
+    expect(readFileSync(join(out, '...gz'), 'utf8')).toBe('three dots');
+  });
+
   it('a receiver killed (SIGKILL) in the middle of a file and started again with the same --consumer ends with every file', async () => {
     const channel = uniqueKey('kill');
     const src = mkdtempSync(join(dir(), 'kill-src-'));

@@ -38,6 +38,19 @@ describe('get', () => {
     expect(readdirSync(target)).toEqual(['name.txt']);
   });
 
+  it('writes a file whose name takes all 255 bytes a name may: its temporary name is cut to fit', async () => {
+    const key = uniqueKey('long');
+    const names = ['a'.repeat(255), `${'字'.repeat(84)}.z`];
+    for (const name of names) await put(redis, `${key}/${name}`, Buffer.from(name));
+    const one = mkdtempSync(join(dir(), 'long-one-'));
+    expect(await run(['get', `${key}/${names[0]}`, one])).toMatchObject({ code: 0, stderr: '' });
+    const all = mkdtempSync(join(dir(), 'long-all-'));
+    expect(await run(['get', `${key}/*`, `${all}/`])).toMatchObject({ code: 0 });
+    expect(readdirSync(one)).toEqual([names[0]]);
+    expect(readdirSync(all).sort()).toEqual([...names].sort());
+    for (const name of names) expect(readFileSync(join(all, name), 'utf8')).toBe(name);
+  });
+
   it('a target named as a directory (dir/) that does not exist fails before anything is read', async () => {
     const key = uniqueKey('no-dir');
     await put(redis, key, Buffer.from('hello'));

@@ -15,7 +15,7 @@ import type { Client, GlobalOptions } from './connection.js';
 import { EXIT, Failure, LocalFileError, UsageError } from './errors.js';
 import { matching } from './files.js';
 import { pathUnder, patternBase } from './format.js';
-import { makeDirectories } from './local.js';
+import { makeDirectories, partName } from './local.js';
 import { report } from './output.js';
 import { ProgressBar, wantBar } from './progress.js';
 import { checked } from './runtime.js';
@@ -111,7 +111,7 @@ export async function getCommand(
 async function getFile(redis: Client, g: GlobalOptions, key: string, target: string, o: ReadOptions): Promise<void> {
   const targetStat = await statLocal(target).catch(() => undefined);
   const direct = targetStat !== undefined && !targetStat.isFile() && !targetStat.isDirectory();
-  const temp = direct ? target : join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.part`);
+  const temp = direct ? target : join(dirname(target), partName(basename(target), randomBytes(6).toString('hex')));
   let handle: FileHandle;
   try {
     if (targetStat?.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });

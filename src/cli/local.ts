@@ -52,3 +52,24 @@ async function exists(path: string): Promise<boolean> {
     throw err;
   }
 }
+
+/** The longest name most file systems take, in bytes (NAME_MAX on Linux, macOS and Windows). */
+const NAME_MAX = 255;
+
+/**
+ * The hidden temporary name a file is written to before it is renamed to `name`: `.<name>.<tag>.part`,
+ * with as much of `name` as keeps it within {@link NAME_MAX} bytes (cut between characters), so that
+ * a name that fits its directory gets a temporary name that fits too.
+ */
+export function partName(name: string, tag: string): string {
+  const room = NAME_MAX - Buffer.byteLength(`..${tag}.part`);
+  let used = 0;
+  let end = 0;
+  for (const char of name) {
+    const size = Buffer.byteLength(char);
+    if (used + size > room) break;
+    used += size;
+    end += char.length;
+  }
+  return `.${name.slice(0, end)}.${tag}.part`;
+}

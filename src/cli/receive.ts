@@ -15,7 +15,7 @@ import { ErrorCodes, type ReceivedFile, RedisFileError, receiveFiles, stat } fro
 import type { Client, GlobalOptions } from './connection.js';
 import { Failure, isExpected, LocalFileError, UsageError } from './errors.js';
 import { formatBytes, showKey } from './format.js';
-import { makeDirectories } from './local.js';
+import { makeDirectories, partName } from './local.js';
 import { warn } from './output.js';
 import { counter } from './progress.js';
 import { checked } from './runtime.js';
@@ -114,8 +114,10 @@ export async function receiveCommand(
 /** The name to write the file under: with --decompress, a gzipped file loses its ".gz". */
 function outputName(file: ReceivedFile, decompress: boolean): string {
   // Only what was stored gzipped is gunzipped (a .gz sent as is is recognised as gzip).
-  return decompress && file.contentEncoding === 'gzip' && /.\.gz$/i.test(file.name)
-    ? file.name.slice(0, -3)
+  const stem = file.name.slice(0, -3);
+  // "..gz" and "...gz" keep their names: "." and ".." name no file.
+  return decompress && file.contentEncoding === 'gzip' && /.\.gz$/i.test(file.name) && stem !== '.' && stem !== '..'
+    ? stem
     : file.name;
 }
 
@@ -171,7 +173,7 @@ async function receiveInto(file: ReceivedFile, name: string, dir: string, consum
     throw new Failure('its name is not a plain file name, so --out cannot write it (--exec can take it)');
   const target = join(dir, name);
   const tag = createHash('sha256').update(consumer).digest('hex').slice(0, 8);
-  const temp = join(dir, `.${name.slice(0, 100)}.${tag}.part`);
+  const temp = join(dir, partName(name, tag));
   const local = (err: unknown): LocalFileError =>
     new LocalFileError(`cannot write ${target}: ${(err as Error).message}`, { cause: err });
   let handle: FileHandle;
