@@ -3,7 +3,7 @@
  * tests run receivers (and senders) as processes of their own, as on separate machines; so do
  * book.test.ts (10 receivers), receiver-crash.test.ts and sender-crash.test.ts.
  */
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -272,5 +272,24 @@ describe('channels', () => {
     await closeChannel(subject(redis), channel);
     const [got] = await receiveAll(redis, channel, 'r');
     expect(got!.data!.equals(data)).toBe(true);
+  });
+
+  it('a path whose size reads 0 and that has bytes (/proc) is read to its end, its size not announced; an empty file is announced at 0', async () => {
+    const channel = uniqueKey('proc');
+    const empty = file('empty.txt', Buffer.alloc(0));
+    const announced: (number | undefined)[] = [];
+    const sent = await sendFiles(subject(redis), channel, ['/proc/version', empty], {
+      onStart: (f) => announced.push(f.size),
+    });
+    const version = readFileSync('/proc/version');
+    expect(statSync('/proc/version').size).toBe(0);
+    expect(announced).toEqual([undefined, 0]);
+    expect(sent.map((f) => f.size)).toEqual([version.length, 0]);
+    await closeChannel(subject(redis), channel);
+    const got = await receiveAll(redis, channel, 'r');
+    expect(got.map((f) => [f.name, f.data?.toString()])).toEqual([
+      ['version', version.toString()],
+      ['empty.txt', ''],
+    ]);
   });
 });

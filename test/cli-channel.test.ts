@@ -2,8 +2,11 @@
  * `redis-file send` and `receive`: files in order to many receivers, --out and --exec, a receiver
  * killed and restarted, a failing command.
  */
+
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
@@ -109,6 +112,34 @@ describe('send and receive (channels)', () => {
     const count = await run(['receive', channel, '--consumer', 'counter', '-d', '--quiet', '--exec', 'wc -l']);
     expect(count).toMatchObject({ code: 0, stderr: '' });
     expect(count.stdout.toString().trim().split(/\s+/).map(Number)).toEqual([3000, 500]);
+  });
+
+  it('sends a file at the size it has when its turn comes (it grew once send had looked at it), and a file of /proc to its end', async () => {
+    const channel = uniqueKey('grows');
+    const src = mkdtempSync(join(dir(), 'grows-src-'));
+    // A FIFO first: its producer (this test) decides when send goes on to the next file.
+    const fifo = join(src, 'first.log');
+    execFileSync('mkfifo', [fifo]);
+    const log = join(src, 'app.log');
+    writeFileSync(log, 'written before send started\n');
+    const sender = start(['send', '--close', channel, fifo, log, '/proc/version']);
+    // Open once send opened it for reading, after it looked at every file.
+    const producer = await open(fifo, 'w');
+    appendFileSync(log, 'written once send had looked at it\n');
+    await producer.writeFile('the first file\n');
+    await producer.close();
+    const s = await sender.done;
+    expect(s).toMatchObject({ code: 0, stderr: '' });
+    const keys = await announced(redis, channel);
+    expect(keys).toHaveLength(3);
+    expect(await stat(redis, keys[1]!)).toMatchObject({ state: 'complete', size: statSync(log).size });
+
+    const out = mkdtempSync(join(dir(), 'grows-out-'));
+    const r = await run(['receive', channel, '--consumer', 'r', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(join(out, 'first.log'), 'utf8')).toBe('the first file\n');
+    expect(readFileSync(join(out, 'app.log')).equals(readFileSync(log))).toBe(true);
+    expect(readFileSync(join(out, 'version')).equals(readFileSync('/proc/version'))).toBe(true);
   });
 
   it('--out writes names that take all 255 bytes a name may, and -d keeps the names ..gz and ...gz', async () => {

@@ -6,7 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat as fsStat, open } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { ErrorCodes, RedisFileError, wrapRedisError } from '../errors.js';
@@ -33,7 +33,8 @@ import { checkChannel } from './log.js';
 /**
  * A file to send: a path on disk (a file that starts with gzip's magic bytes is stored as gzip,
  * never compressed again; a file that grows while it is sent, such as a log, is sent at the size it
- * had when its upload started), or a name with a stream of its bytes, its `size` when known, and,
+ * had when its upload started; one whose size reads 0 and that has bytes, as those of /proc do, is
+ * read to its end, its size not announced), or a name with a stream of its bytes, its `size` when known, and,
  * when they are already encoded, their `contentEncoding`. A size is announced to receivers before
  * the bytes: a stream that then gives more or fewer bytes aborts its file.
  */
@@ -149,8 +150,13 @@ async function begin(
 ): Promise<Upload> {
   signal?.throwIfAborted();
   const name = typeof file === 'string' ? basename(file) : file.name;
-  const size = typeof file === 'string' ? (await fsStat(file)).size : file.size;
-  const declared = typeof file === 'string' ? ((await startsGzipped(file)) ? 'gzip' : undefined) : file.contentEncoding;
+  const local = typeof file === 'string' ? await inspect(file) : undefined;
+  const size = local ? local.size : (file as Exclude<SendableFile, string>).size;
+  const declared = local
+    ? local.gzipped
+      ? 'gzip'
+      : undefined
+    : (file as Exclude<SendableFile, string>).contentEncoding;
   // A path is read to the size it had when announced (a log that grows meanwhile is sent as it
   // was), so that receivers get the size they were told.
   const source =
@@ -158,7 +164,7 @@ async function begin(
       ? file.stream
       : size === 0
         ? Readable.from([])
-        : createReadStream(file, { highWaterMark: FILE_READ_BYTES, start: 0, end: size! - 1 });
+        : createReadStream(file, { highWaterMark: FILE_READ_BYTES, ...(size === undefined ? {} : { end: size - 1 }) });
   // A key of its own for every upload: a sender run again never meets its earlier files.
   const key = `${channel}/${Date.now().toString(36)}-${randomBytes(4).toString('hex')}/${name}`;
   // Bytes already gzipped are stored as they are, declared as gzip, and not compressed again.
@@ -299,13 +305,17 @@ function sizeCheck(name: string, key: string, size: number): Transform {
   });
 }
 
-/** Whether the file at `path` starts with gzip's magic bytes. */
-async function startsGzipped(path: string): Promise<boolean> {
+/**
+ * The size of the file at `path` (`undefined` when it says 0 bytes and has some, as the files of
+ * /proc do: such a file is read to its end), and whether it starts with gzip's magic bytes.
+ */
+async function inspect(path: string): Promise<{ size: number | undefined; gzipped: boolean }> {
   const handle = await open(path, 'r');
   try {
+    const { size } = await handle.stat();
     const head = Buffer.alloc(2);
     const { bytesRead } = await handle.read(head, 0, 2, 0);
-    return bytesRead === 2 && looksGzipped(head);
+    return { size: size > 0 || bytesRead === 0 ? size : undefined, gzipped: bytesRead === 2 && looksGzipped(head) };
   } finally {
     await handle.close();
   }

@@ -40,6 +40,17 @@ interface LocalFile {
   gzipped: boolean;
 }
 
+/**
+ * The size of the regular file behind `handle`, or `undefined` when it says 0 bytes and has some (as
+ * the files of /proc do: it is then read to its end, its size not announced).
+ */
+async function sizeToSend(handle: FileHandle): Promise<number | undefined> {
+  const { size } = await handle.stat();
+  if (size > 0) return size;
+  const { bytesRead } = await handle.read(Buffer.alloc(1), 0, 1, 0);
+  return bytesRead === 0 ? 0 : undefined;
+}
+
 /** Check that a local file can be read, before anything is sent. */
 async function inspectLocal(path: string): Promise<LocalFile> {
   let handle: FileHandle | undefined;
@@ -105,7 +116,16 @@ export async function sendCommand(
     } catch (err) {
       throw new LocalFileError(`cannot read ${file.path}: ${(err as Error).message}`, { cause: err });
     }
-    const bar = wantBar(o.quiet, false) ? new ProgressBar(file.name, file.size) : undefined;
+    let size: number | undefined;
+    try {
+      // A regular file is sent at the size it has now, read to that size and no further (a log that
+      // grows meanwhile is sent as it was, at the size announced).
+      size = file.size === undefined ? undefined : await sizeToSend(handle);
+    } catch (err) {
+      await handle.close().catch(() => {});
+      throw new LocalFileError(`cannot read ${file.path}: ${(err as Error).message}`, { cause: err });
+    }
+    const bar = wantBar(o.quiet, false) ? new ProgressBar(file.name, size) : undefined;
     // Counts the bytes read from the file: with --gzip the stored bytes are fewer.
     let bytes = 0;
     const source = counter((n) => {
@@ -113,7 +133,10 @@ export async function sendCommand(
       bar?.update(bytes);
     });
     // A read error reaches sendFiles through `source`; a destroyed `source` closes the file.
-    pipeline(readLocal(handle), source).catch(() => {});
+    if (size === 0) {
+      await handle.close().catch(() => {});
+      source.end();
+    } else pipeline(readLocal(handle, size), source).catch(() => {});
     let sending: Promise<unknown> | undefined;
     try {
       const compress = (o.gzip ?? false) && !file.gzipped;
@@ -121,7 +144,7 @@ export async function sendCommand(
       const upload = {
         name: file.name,
         stream: source,
-        size: file.size,
+        size,
         ...(file.gzipped ? { contentEncoding: 'gzip' } : {}),
       };
       sending = checked(() => sendFiles(redis, channel, [upload], { ...options, compress }));

@@ -14,9 +14,12 @@ import { dirname, resolve } from 'node:path';
  */
 const READ_BYTES = 1024 * 1024;
 
-/** A stream of the file behind `handle`, from its start, in reads of {@link READ_BYTES}. */
-export function readLocal(handle: FileHandle): ReadStream {
-  return handle.createReadStream({ highWaterMark: READ_BYTES });
+/**
+ * A stream of the file behind `handle`, from its start, in reads of {@link READ_BYTES}: its first
+ * `size` bytes when a size is given (at least 1), else to its end.
+ */
+export function readLocal(handle: FileHandle, size?: number): ReadStream {
+  return handle.createReadStream({ highWaterMark: READ_BYTES, ...(size === undefined ? {} : { end: size - 1 }) });
 }
 
 /**
