@@ -2,16 +2,36 @@
  * What `redis-file` says when something is wrong: usage errors (exit 2), a missing file, an unreadable
  * local file, no Redis at the URL (exit 1, one line each), and nothing left running at the end.
  */
+
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { closeSync, existsSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { expectOneLine, run, stateOf, useTempDir } from './helpers/cli.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { CLI, expectOneLine, run, stateOf, useTempDir } from './helpers/cli.js';
+import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
 import { put } from './helpers/streams.js';
 
 const redis = connect();
+
+/** Run the command with `path` opened (a directory too) as its standard input, as `< path` does. */
+async function runIn(args: string[], path: string): Promise<{ code: number | null; stderr: string }> {
+  const input = openSync(path, 'r');
+  try {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, REDIS_URL: sharedRedisUrl() },
+      stdio: [input, 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const [code] = (await once(child, 'close')) as [number | null];
+    return { code, stderr };
+  } finally {
+    closeSync(input);
+  }
+}
 const dir = useTempDir();
 afterAll(closeAll);
 
@@ -96,6 +116,14 @@ describe('exit codes and messages', () => {
     const r = await run(['put', join(dir(), 'no-such-file'), key]);
     expect(r.code).toBe(1);
     expect(expectOneLine(r.stderr)).toContain('no-such-file');
+    expect(await stateOf(redis, key)).toBeUndefined();
+  });
+
+  it('a directory as standard input (put - key < dir): exit 1, one line, nothing stored', async () => {
+    const key = uniqueKey('stdin-dir');
+    const r = await runIn(['put', '-', key], dir());
+    expect(r.code).toBe(1);
+    expect(expectOneLine(r.stderr)).toMatch(/^redis-file: cannot read standard input: it is a directory$/);
     expect(await stateOf(redis, key)).toBeUndefined();
   });
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type Dirent, fstatSync } from 'node:fs';
+import { type Dirent, fstatSync, type Stats } from 'node:fs';
 import { type FileHandle, open, readdir, stat as statLocal } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -172,13 +172,16 @@ async function putFile(redis: Client, g: GlobalOptions, source: string, key: str
   let size: number | undefined;
   let handle: FileHandle | undefined;
   if (source === '-') {
-    input = process.stdin;
+    let st: Stats | undefined;
     try {
-      const st = fstatSync(0);
-      if (st.isFile()) size = st.size;
+      st = fstatSync(0);
     } catch {
       // not a regular file: the size is unknown
     }
+    // Node reads a directory given as standard input as if it were empty.
+    if (st?.isDirectory()) throw new LocalFileError('cannot read standard input: it is a directory');
+    if (st?.isFile()) size = st.size;
+    input = process.stdin;
   } else {
     try {
       handle = await open(source, 'r');
