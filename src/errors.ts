@@ -142,7 +142,9 @@ export function wrapRedisError(err: unknown, key: string, operation: string): Re
   // Redis 7.0 does not name a command denied inside a script; ACL LOG does.
   const hint = /NOPERM|can't run this command/.test(why)
     ? ' (check the ACL rules of the Redis user: ACL LOG names what was denied)'
-    : '';
+    : /^(MOVED|ASK) /.test(why)
+      ? ' (the client is connected to one node of a Redis Cluster: give the package a cluster client)'
+      : '';
   return new RedisFileError(ErrorCodes.REDIS, `File ${quote(key)}: ${operation} failed: ${why}${hint}`, {
     key,
     cause: err,

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { wrapRedisError } from './errors.js';
+import { ErrorCodes, RedisFileError, wrapRedisError } from './errors.js';
 import { type FileStat, serverMs, storedSize, toFileStat } from './file-stat.js';
 import {
   decodeMetaKey,
@@ -17,7 +17,7 @@ import {
   scanPattern,
 } from './format.js';
 import { checkClient, failedIteration, type ListOptions, resolveListOptions } from './options.js';
-import { portOf, type RedisClient, type RedisPort, toRecord } from './redis/port.js';
+import { type Connection, portOf, type RedisClient, type RedisPort, toRecord } from './redis/port.js';
 
 /**
  * Iterate over the files stored under the prefix whose keys match `match` (a Redis glob: `*`, `?`,
@@ -28,7 +28,8 @@ import { portOf, type RedisClient, type RedisPort, toRecord } from './redis/port
  * meanwhile may or may not be seen, and in rare cases (while Redis resizes its tables) a file may
  * be yielded twice. On a cluster every master is scanned: the master of every slot, as the cluster
  * tells it when the listing starts; while a slot has none (a failover under way), the first step
- * rejects with `ERR_REDIS_FILE_REDIS` rather than leaving its files out.
+ * rejects with `ERR_REDIS_FILE_REDIS` rather than leaving its files out. So does a client of one
+ * server that is a node of a Redis Cluster (`INFO cluster`): it would see that node's files only.
  *
  * The arguments are checked at the call, before any I/O, but a bad one never throws there: the
  * first step of the iteration (the first `next()`, so the `for await`) rejects with it, as with any
@@ -62,6 +63,12 @@ async function* scanFiles(
   let nodes: Awaited<ReturnType<RedisPort['primaries']>>;
   try {
     nodes = await client.primaries();
+    if (!client.cluster && (await isClusterNode(client, nodes[0]!))) {
+      throw new RedisFileError(
+        ErrorCodes.REDIS,
+        'listing files: the client is connected to one node of a Redis Cluster, which holds only the files of its slots: list them with a cluster client',
+      );
+    }
   } catch (err) {
     throw wrapRedisError(err, match, 'listing files');
   }
@@ -125,5 +132,19 @@ async function* scanFiles(
       for (const [i, { key, meta, ttl }] of files.entries())
         yield toFileStat(key, meta, ttl, now, sizes[i] ?? meta.size);
     } while (cursor !== '0');
+  }
+}
+
+/**
+ * Whether the server behind a client of one server is a node of a Redis Cluster (`INFO cluster`):
+ * its SCAN would see the keys of its own slots only. A user whose ACL denies INFO is not asked.
+ */
+async function isClusterNode(client: RedisPort, node: Connection): Promise<boolean> {
+  try {
+    const info = await node.send(undefined, ['INFO', 'cluster']);
+    return /^cluster_enabled:1\s*$/m.test(String(info));
+  } catch (err) {
+    if (client.isReplyError(err)) return false;
+    throw err;
   }
 }

@@ -112,6 +112,41 @@ describe('redis-file on a cluster', () => {
     expect((await cli([...urls, 'rm-channel', channel])).code).toBe(0);
   });
 
+  it("one node's URL without --cluster: ls and rm of a pattern fail rather than see that node's files only; get names --cluster", async () => {
+    const prefix = uniqueKey('cli-one-node');
+    const urls = seeds().flatMap((url) => ['--url', url]);
+    const keys = Array.from({ length: 6 }, (_, i) => `${prefix}/${i}.log`);
+    for (const key of keys) {
+      const put = await new Promise<Result>((resolve) => {
+        const child = execFile(
+          process.execPath,
+          [CLI, ...urls, 'put', '-', key],
+          { encoding: 'buffer' },
+          (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr: stderr.toString() }),
+        );
+        child.stdin!.end(key);
+      });
+      expect(put.code, put.stderr).toBe(0);
+    }
+    const one = { REDIS_URL: seeds()[0]! };
+    for (const args of [
+      ['ls', `${prefix}/*`],
+      ['rm', `${prefix}/*`],
+    ]) {
+      const r = await cli(args, one);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/one node of a Redis Cluster, .*: add --cluster \(ERR_REDIS_FILE_REDIS\)/);
+    }
+    const moved = await Promise.all(keys.map((key) => cli(['get', key], one)));
+    const refused = moved.filter((r) => r.code !== 0);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const r of refused) expect(r.stderr).toMatch(/MOVED .*one node of a Redis Cluster: add --cluster/);
+    const listed = await cli([...urls, 'ls', `${prefix}/*`]);
+    expect(listed.stdout.toString().trim().split('\n')).toHaveLength(keys.length);
+    expect((await cli([...urls, 'rm', `${prefix}/*`])).code).toBe(0);
+  });
+
   it('a URL that is no cluster node fails with one line, exit 1', async () => {
     const result = await cli(['--cluster', '--url', 'redis://127.0.0.1:1', 'ls']);
     expect(result.code).toBe(1);

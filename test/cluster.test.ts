@@ -107,6 +107,27 @@ describe('Redis Cluster', () => {
     expect(found.sort()).toEqual(Array.from({ length: 24 }, (_, i) => `spread/${i}.log`).sort());
   });
 
+  it("a client of one node: list() refuses (it would see that node's files only), a write elsewhere names the cause", async () => {
+    const redis = await client();
+    for (let i = 0; i < 6; i++) await put(redis, `one-node/${i}.log`, bytes(100, i));
+    const primary = await cluster.masterOf('one-node/0.log');
+    const single = connectSubject(primary.url);
+    const listing = (async () => {
+      for await (const _ of list(single, { match: 'one-node/*' }));
+    })();
+    await expect(listing).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_REDIS',
+      message: expect.stringMatching(/one node of a Redis Cluster.*cluster client/),
+    });
+    // A key the node does not serve: Redis answers MOVED.
+    let elsewhere = 0;
+    while ((await cluster.masterOf(`one-node/x${elsewhere}`)).port === primary.port) elsewhere++;
+    await expect(stat(single, `one-node/x${elsewhere}`)).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_REDIS',
+      message: expect.stringMatching(/MOVED .*one node of a Redis Cluster: give the package a cluster client/),
+    });
+  });
+
   it("a writer and a following reader go on while the file's slot moves to another node", async () => {
     const redis = await client();
     const key = 'moving/slot.bin';

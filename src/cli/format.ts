@@ -179,6 +179,8 @@ export function cliWording(message: string): string {
       )
       // ioredis's commandTimeout, which the tool sets past --redis-timeout (see connection.ts).
       .replace(/\bCommand timed out\b/g, 'Redis did not answer in time (--redis-timeout)')
+      // A URL of one node of a cluster, given without --cluster.
+      .replace(/: (list them with|give the package) a cluster client\b/g, ': add --cluster')
       .replace(/`(\w+)`/g, (whole, name: string) => FLAGS[name] ?? whole)
   );
 }
