@@ -495,7 +495,7 @@ export class ChunkWindow {
                 corrupt(
                   key,
                   `pieces that Redis acknowledged are missing: the last stored entry is ${reply.top}, ${this.#committedId} was expected ` +
-                    '(lost when a replica without them took over from a failed primary? `waitReplicas` prevents that)',
+                    '(lost in a failover to a replica that had not got them, or in a restart from an older snapshot? `waitReplicas` prevents the first)',
                 ),
               );
               return;

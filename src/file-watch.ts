@@ -426,6 +426,15 @@ export class FileWatch {
     // The metadata is there but the chunks are not: evicted under memory pressure, or lost.
     if (streamExists === 0)
       throw corrupt(this.#key, 'its chunk stream is gone (evicted or deleted) while its metadata remains');
+    // Of one file (the same generation), a state goes from writing to complete or aborted, never
+    // back: Redis lost the end of the file (a restart from an older snapshot, or a failover to a
+    // replica that had not got it). What is stored now is not the file that was complete.
+    if (meta.state === State.complete && state !== State.complete) {
+      throw corrupt(
+        this.#key,
+        `the file was complete when the read began and Redis now holds it in state ${state}: its end was lost (a restart from an older snapshot, or a failover)`,
+      );
+    }
     if (state === State.aborted || state === State.complete) {
       // The end or abort record is stored in the same step as the state: read on to it (or to
       // the gap before it).
@@ -493,7 +502,7 @@ export function abortedError(key: string, lost: boolean): Error {
   return lost
     ? corrupt(
         key,
-        'Redis lost pieces that it had acknowledged to the writer (a replica without them took over from a failed primary), and the writer aborted',
+        'Redis lost pieces that it had acknowledged to the writer (in a failover to a replica that had not got them, or in a restart from an older snapshot), and the writer aborted',
       )
     : aborted(key, 'the writer aborted this file before it was complete');
 }

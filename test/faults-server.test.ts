@@ -4,7 +4,7 @@
  */
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, expire, stat } from '../src/index.js';
@@ -139,6 +139,30 @@ describe('server restarts', () => {
     expect(first.length).toBeGreaterThan(0);
     await s.restart();
     expect(await failure(collect(reader))).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND' });
+  });
+});
+
+describe('a restart from an older snapshot', () => {
+  it('rolls a complete file back to one being written: a reader that began on it fails with CORRUPT, not a short read', async () => {
+    const s = await server();
+    const client = connect(s.url);
+    const data = bytes(2 * 1024 * 1024, 33);
+    const writer = createRedisWriteStream(subject(client), 'rolled', { chunkSize: 16 * 1024 });
+    writer.write(data.subarray(0, 256 * 1024));
+    await eventually(() => writer.committedBytes >= 256 * 1024, 'the first bytes to be stored');
+    // The snapshot the server comes back from: the file as it was being written.
+    await client.call('SAVE');
+    writer.end(data.subarray(256 * 1024));
+    await finished(writer);
+    const reader = createRedisReadStream(connectSubject(s.url), 'rolled', { readAhead: 1, highWaterMark: 16 * 1024 });
+    await new Promise((resolve) => reader.once('data', resolve));
+    reader.pause();
+    await s.restart();
+    expect((await stat(connectSubject(s.url), 'rolled')).state).toBe('writing');
+    expect(await failure(collect(reader))).toMatchObject({
+      code: 'ERR_REDIS_FILE_CORRUPT',
+      message: expect.stringMatching(/complete when the read began/),
+    });
   });
 });
 
