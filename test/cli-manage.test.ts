@@ -65,6 +65,22 @@ describe('rm, mv, expire', () => {
     expect((await run(['rm', '--force', keys[0]!])).code).toBe(0);
   });
 
+  it('stat shows a content type and metadata holding newlines quoted, one line each', async () => {
+    const key = uniqueKey('stat-text');
+    await put(redis, key, Buffer.from('x'), {
+      contentType: 'text/x\nsize:     0 B',
+      metadata: { 'a\nstate': 'aborted', b: 'two words' },
+    });
+    const s = await run(['stat', key]);
+    expect(s.code, s.stderr).toBe(0);
+    const lines = s.stdout.toString().trimEnd().split('\n');
+    expect(lines.filter((line) => line.startsWith('size:'))).toHaveLength(1);
+    expect(lines.filter((line) => line.startsWith('state:'))).toEqual(['state:    complete']);
+    expect(lines).toContain(`type:     ${JSON.stringify('text/x\nsize:     0 B')}`);
+    expect(lines).toContain(`metadata: ${JSON.stringify('a\nstate')}=aborted`);
+    expect(lines).toContain('          b=two words');
+  });
+
   it('renames, and sets and removes the expiry', async () => {
     const from = uniqueKey('mv-from');
     const to = uniqueKey('mv-to');

@@ -8,7 +8,16 @@
 import { ErrorCodes, expire, type FileStat, list, RedisFileError, remove, rename, stat } from '../index.js';
 import type { Client, GlobalOptions } from './connection.js';
 import { EXIT, Failure, notFound, UsageError } from './errors.js';
-import { formatBytes, formatDate, formatDuration, isPattern, literalKey, showKey, statJson } from './format.js';
+import {
+  formatBytes,
+  formatDate,
+  formatDuration,
+  isPattern,
+  literalKey,
+  showKey,
+  showText,
+  statJson,
+} from './format.js';
 import { out, report } from './output.js';
 import { checked } from './runtime.js';
 import { interrupt, stopReason } from './stop.js';
@@ -47,13 +56,13 @@ export async function statCommand(redis: Client, g: GlobalOptions, key: string, 
     ['size', `${formatBytes(s.size)} (${s.size} bytes)${s.state === 'writing' ? ' so far' : ''}`],
     ['chunks', `${s.chunks} of ${formatBytes(s.chunkSize, true)}`],
     ['encoding', s.contentEncoding],
-    ['type', s.contentType ?? '-'],
+    ['type', s.contentType === undefined ? '-' : showText(s.contentType)],
     [
       'metadata',
       Object.keys(s.metadata).length === 0
         ? '-'
         : Object.entries(s.metadata)
-            .map(([k, v]) => `${k}=${v}`)
+            .map(([k, v]) => `${showText(k)}=${showText(v)}`)
             .join('\n          '),
     ],
     ['crc32', s.crc32 ?? '-'],

@@ -65,6 +65,15 @@ export function showKey(key: string): string {
   return /[\s\x00-\x1f\x7f"]/.test(key) ? JSON.stringify(key) : key;
 }
 
+/**
+ * A stored text (a content type, a metadata entry) shown on a line of its own: quoted when it holds
+ * control characters, so that a newline in it cannot pass for lines of the output.
+ */
+export function showText(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+  return /[\x00-\x1f\x7f]/.test(text) ? JSON.stringify(text) : text;
+}
+
 /** What `stat --json` and `ls --json` print for a file: the FileStat, dates in ISO 8601. */
 export function statJson(s: FileStat): string {
   return JSON.stringify({
