@@ -107,7 +107,11 @@ export class WriterLease {
         case 'ok':
           return { kind: 'created', gen, used: reply.used };
         case 'exists':
-          throw exists(this.#key, `a ${reply.state} file is stored at this key and \`overwrite\` is off`);
+          // A damaged hash may have no state.
+          throw exists(
+            this.#key,
+            `a ${typeof reply.state === 'string' ? `${reply.state} ` : ''}file is stored at this key and \`overwrite\` is off`,
+          );
         case 'busy':
           if (!(await this.#waitOut(reply.lapseIn, waited))) return this.#busy();
           waited = true;

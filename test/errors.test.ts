@@ -337,6 +337,29 @@ describe('coded errors on the stream', () => {
     expect((await get(redis, key)).toString()).toBe('a file');
   });
 
+  it('a hash without its format version is refused as such, by name; one without its generation can be removed or replaced', async () => {
+    const key = uniqueKey('no-version');
+    await put(redis, key, Buffer.from('a file'));
+    await redis.hdel(fileKeysOf(key).meta, 'v');
+    const unversioned = { code: 'ERR_REDIS_FILE_FORMAT', message: expect.stringMatching(/carries no format version/) };
+    await expect(remove(subject(redis), key)).rejects.toMatchObject(unversioned);
+    await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject(unversioned);
+
+    // A hash left with its version alone: what reads it says it is damaged; remove() clears it.
+    const damaged = uniqueKey('no-gen');
+    await redis.hset(fileKeysOf(damaged).meta, 'v', '2');
+    await expect(get(redis, damaged)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
+    await expect(put(redis, damaged, Buffer.from('x'))).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_EXISTS',
+      message: expect.stringMatching(/a file is stored at this key/),
+    });
+    expect(await remove(subject(redis), damaged)).toBe(true);
+    expect(await redis.exists(fileKeysOf(damaged).meta)).toBe(0);
+    await redis.hset(fileKeysOf(damaged).meta, 'v', '2');
+    await put(redis, damaged, Buffer.from('fresh'), { overwrite: true });
+    expect((await get(redis, damaged)).toString()).toBe('fresh');
+  });
+
   describe('integrity', () => {
     const chunkSize = 100;
     const data = bytes(1050, 9);

@@ -141,7 +141,7 @@ export function parseMeta(raw: Record<string, string> | null | undefined): MetaR
   const num = (field: string): number | undefined => parseNumber(raw[field]);
   const state = raw[Meta.state];
   if (state !== State.writing && state !== State.complete && state !== State.aborted)
-    return corrupt(`has an unknown state ${JSON.stringify(state)}`);
+    return corrupt(state === undefined ? 'has no state' : `has an unknown state ${JSON.stringify(state)}`);
   const gen = raw[Meta.gen];
   if (gen === undefined || !/^[0-9a-f]{16}$/.test(gen)) return corrupt('has no generation of 16 lowercase hex digits');
   const numbers = [

@@ -6,7 +6,7 @@
  */
 
 import { defineScript } from './define.js';
-import { CHECK_FILE, KIND, LOG_EVENT } from './lib.js';
+import { CHECK_FILE, KIND, LOG_EVENT, VERSION_DETAIL } from './lib.js';
 
 /** @internal A whole-file script's refusal: no file, another format, or the file changed. */
 export type FileRefusal = { status: 'missing' } | { status: 'retry' } | { status: 'format'; detail: string };
@@ -63,15 +63,15 @@ export const RENAME = defineScript<
   name: 'rename',
   keys: ['meta', 'chunks', 'events', 'toMeta', 'toChunks', 'toEvents', 'toOld'],
   args: ['gen', 'overwrite', 'toGen'],
-  includes: [KIND, LOG_EVENT],
+  includes: [KIND, VERSION_DETAIL, LOG_EVENT],
   lua: `
 if kind(K.meta) == 'none' then return cjson.encode({status='missing'}) end
 for _, k in ipairs({K.meta, K.toMeta}) do
   if kind(k) ~= 'none' and kind(k) ~= 'hash' then return cjson.encode({status='format', detail='a metadata key holds a ' .. kind(k)}) end
 end
 local cur = redis.call('HMGET', K.meta, M.version, M.gen, M.state)
-if cur[1] ~= C.version then return cjson.encode({status='format', detail='stored in format version ' .. tostring(cur[1])}) end
-if cur[2] ~= A.gen then return cjson.encode({status='retry'}) end
+if cur[1] ~= C.version then return cjson.encode({status='format', detail=version_detail(cur[1])}) end
+if (cur[2] or '') ~= A.gen then return cjson.encode({status='retry'}) end
 if cur[3] == S.writing then return cjson.encode({status='busy'}) end
 -- A file renamed to its own name stays as it is (the steps below would remove it as the file at
 -- the new name).
@@ -79,9 +79,9 @@ if K.toMeta == K.meta then return cjson.encode({status='ok'}) end
 if redis.call('EXISTS', K.toMeta) == 1 then
   local t = redis.call('HMGET', K.toMeta, M.version, M.gen, M.state)
   if t[1] ~= C.version then
-    return cjson.encode({status='format', detail='the new name holds a file in format version ' .. tostring(t[1])})
+    return cjson.encode({status='format', detail='at the new name: ' .. version_detail(t[1])})
   end
-  if t[2] ~= A.toGen then return cjson.encode({status='retry'}) end
+  if (t[2] or '') ~= A.toGen then return cjson.encode({status='retry'}) end
   if A.overwrite ~= C.yes or t[3] == S.writing then return cjson.encode({status='exists', state=t[3]}) end
   redis.call('DEL', K.toMeta, K.toOld)
   log_event(K.toEvents, E.removed, t[2])

@@ -17,16 +17,28 @@ local function kind(k) local r = redis.call('TYPE', k); if type(r) == 'table' th
 `;
 
 /**
+ * `version_detail(v)`: why a metadata hash whose format version field holds `v` (false when it has
+ * none) is not one this version reads.
+ */
+export const VERSION_DETAIL = `
+local function version_detail(v)
+  if not v then return 'the metadata hash carries no format version' end
+  return 'stored in format version ' .. v
+end
+`;
+
+/**
  * `check_file(meta, gen)`: for scripts on a whole file: nil when meta holds a file of this format
  * version and generation, else the reply to give (no file, the generation changed, not ours).
  */
-export const CHECK_FILE = `${KIND}
+export const CHECK_FILE = `${KIND}${VERSION_DETAIL}
 local function check_file(meta, gen)
   if kind(meta) == 'none' then return {status='missing'} end
   if kind(meta) ~= 'hash' then return {status='format', detail='the metadata key holds a ' .. kind(meta)} end
   local cur = redis.call('HMGET', meta, M.version, M.gen)
-  if cur[1] ~= C.version then return {status='format', detail='stored in format version ' .. tostring(cur[1])} end
-  if cur[2] ~= gen then return {status='retry'} end
+  if cur[1] ~= C.version then return {status='format', detail=version_detail(cur[1])} end
+  -- A hash without its generation (damaged) is the caller's '' (it read none): it can be removed.
+  if (cur[2] or '') ~= gen then return {status='retry'} end
   return nil
 end
 `;

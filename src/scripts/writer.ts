@@ -6,7 +6,17 @@
  */
 
 import { defineScript } from './define.js';
-import { ALL_ACKNOWLEDGED, KIND, LEASE, LOG_EVENT, NEXT_RECORD, NOW, TRUNCATE, WRONG_TAIL } from './lib.js';
+import {
+  ALL_ACKNOWLEDGED,
+  KIND,
+  LEASE,
+  LOG_EVENT,
+  NEXT_RECORD,
+  NOW,
+  TRUNCATE,
+  VERSION_DETAIL,
+  WRONG_TAIL,
+} from './lib.js';
 
 /** @internal The reply of {@link CREATE}. `lapseIn`: ms until a silent holder's lease lapses. */
 export type CreateReply =
@@ -54,7 +64,7 @@ export const CREATE = defineScript<
     'consumers',
     'trim',
   ],
-  includes: [NOW, KIND, LEASE, LOG_EVENT],
+  includes: [NOW, KIND, VERSION_DETAIL, LEASE, LOG_EVENT],
   lua: `
 if kind(K.meta) ~= 'none' and kind(K.meta) ~= 'hash' then
   return cjson.encode({status='format', detail='the metadata key holds a ' .. kind(K.meta)})
@@ -66,8 +76,8 @@ if redis.call('EXISTS', K.meta) == 1 then
   local cur = redis.call('HMGET', K.meta, M.version, M.gen, M.state, M.heartbeat, M.heartbeatInterval, M.writer)
   -- A retry of this very script (re-sent after a dropped connection) finds its own work done.
   if cur[2] == A.gen and cur[6] == A.writer and cur[3] == S.writing then return cjson.encode({status='ok'}) end
-  if cur[1] ~= C.version then return cjson.encode({status='format', detail='stored in format version ' .. tostring(cur[1])}) end
-  if cur[2] ~= A.oldGen then return cjson.encode({status='retry'}) end
+  if cur[1] ~= C.version then return cjson.encode({status='format', detail=version_detail(cur[1])}) end
+  if (cur[2] or '') ~= A.oldGen then return cjson.encode({status='retry'}) end
   if cur[3] == S.writing and lease_live(cur[4], cur[5]) then
     return cjson.encode({status='busy', lapseIn=lease_left(cur[4], cur[5])})
   end
@@ -258,13 +268,13 @@ export const RESUME = defineScript<'meta' | 'chunks' | 'events', 'gen' | 'writer
   name: 'resume',
   keys: ['meta', 'chunks', 'events'],
   args: ['gen', 'writer', 'hbi'],
-  includes: [NOW, KIND, LEASE, TRUNCATE, LOG_EVENT],
+  includes: [NOW, KIND, VERSION_DETAIL, LEASE, TRUNCATE, LOG_EVENT],
   lua: `
 if kind(K.meta) == 'none' then return cjson.encode({status='missing'}) end
 if kind(K.meta) ~= 'hash' then return cjson.encode({status='format', detail='the metadata key holds a ' .. kind(K.meta)}) end
 local cur = redis.call('HMGET', K.meta, M.version, M.gen, M.state, M.heartbeat, M.heartbeatInterval, M.writer,
   M.chunkSize, M.chunks, M.size, M.crc32, M.encoding, M.dropped, M.lost)
-if cur[1] ~= C.version then return cjson.encode({status='format', detail='stored in format version ' .. tostring(cur[1])}) end
+if cur[1] ~= C.version then return cjson.encode({status='format', detail=version_detail(cur[1])}) end
 if cur[2] ~= A.gen then return cjson.encode({status='retry'}) end
 local mine = cur[6] == A.writer and cur[3] == S.writing
 if not mine then
