@@ -75,6 +75,18 @@ describe('exit codes and messages', () => {
     expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 
+  it('a duration past what a timer holds says the most it may be', async () => {
+    for (const [args, most] of [
+      [['put', '--ttl', '100000d', '-', 'k'], 'at most 2147483647 (24855d03h)'],
+      [['expire', 'k', '30000d'], 'at most 2147483647 (24855d03h)'],
+      [['get', 'k', '--wait-for-create', '25d'], 'at most 2147483647 (24d20h)'],
+    ] as const) {
+      const r = await run([...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.split('\n')[0]).toContain(most);
+    }
+  });
+
   it('usage errors are told before connecting: exit 2 with Redis unreachable, and nothing made locally', async () => {
     const nowhere = ['--url', 'redis://127.0.0.1:1'];
     const out = join(dir(), 'never-made');

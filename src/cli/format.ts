@@ -282,7 +282,7 @@ export function parseBytes(text: string, min: number): number {
   const value = m && unit !== undefined ? Number(m[1]) * unit : NaN;
   if (!Number.isSafeInteger(value) || value < min) {
     throw new InvalidArgumentError(
-      `expected a whole number of bytes${min > 0 ? ` of at least ${min}` : ''}, optionally with a suffix k, m, g (1024-based), as in 256k or 1m`,
+      `expected a whole number of bytes${min > 0 ? ` of at least ${min}` : ''}, optionally with a suffix k, m, g, t (1024-based), as in 256k or 1m`,
     );
   }
   return value;
@@ -308,8 +308,10 @@ export function parseDuration(text: string, plainUnit: 'ms' | 's', min: number, 
     value = Math.round(plainUnit === 'ms' ? seconds * 1000 : seconds);
   }
   if (!Number.isSafeInteger(value) || value < min || value > max) {
-    const units = plainUnit === 'ms' ? 'ms, s, m, h' : 's, m, h, d';
-    const bounds = [min > 0 ? `at least ${min}` : '', max < 2 ** 31 - 1 ? `at most ${max}` : ''].filter(Boolean);
+    const units = plainUnit === 'ms' ? 'ms, s, m, h, d' : 's, m, h, d';
+    // The most a timer holds is said whenever it is what was passed (25d in ms, 100000d in s).
+    const most = `at most ${max}${value > max ? ` (${formatDuration(plainUnit === 'ms' ? max / 1000 : max)})` : ''}`;
+    const bounds = [min > 0 ? `at least ${min}` : '', max < 2 ** 31 - 1 || value > max ? most : ''].filter(Boolean);
     throw new InvalidArgumentError(
       `expected ${plainUnit === 'ms' ? 'milliseconds' : 'seconds'}${bounds.length > 0 ? ` (${bounds.join(', ')})` : ''}, or a number with a unit: ${units} (as in 30s or 5m)`,
     );

@@ -106,7 +106,7 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
   const gzip = (what: string): Option =>
     new Option('-z, --gzip', `gzip on the way in (stored with content encoding gzip)${what}`);
   const chunkSize = (): Option =>
-    new Option('--chunk-size <bytes>', 'bytes per stored chunk; suffixes k, m (1024-based)')
+    new Option('--chunk-size <bytes>', 'bytes per stored chunk; suffixes k, m, g (1024-based)')
       .argParser(bytesArg(1))
       .default(256 * 1024, '256k');
   const ttl = (): Option =>
