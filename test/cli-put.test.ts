@@ -229,6 +229,17 @@ describe('several files, and a directory', () => {
     expect((await get(redis, `${key}/home.html`)).toString()).toBe('index');
   });
 
+  it('-r with a file whose name is not UTF-8: exit 1 before anything is stored, one line naming it', async () => {
+    const src = tree('not-utf8', { 'a.log': 'a', 'b.log': 'b' });
+    // fs takes a Buffer path as raw bytes: a name a key cannot hold.
+    writeFileSync(Buffer.concat([Buffer.from(`${src}/bad`), Buffer.from([0xff]), Buffer.from('.log')]), 'x');
+    const key = uniqueKey('not-utf8');
+    const r = await run(['put', '-r', src, key]);
+    expect(r.code).toBe(1);
+    expect(expectOneLine(r.stderr)).toMatch(/cannot store .*bad\uFFFD\.log: its name is not UTF-8/);
+    expect(await storedKeys(redis, `${key}/*`)).toEqual([]);
+  });
+
   it('a directory without -r: exit 1, one line that names -r/--recursive', async () => {
     const src = tree('no-r', { 'a.log': 'a' });
     const r = await run(['put', src, uniqueKey('no-r')]);

@@ -6,7 +6,7 @@
  */
 
 import { type Dirent, fstatSync, type Stats } from 'node:fs';
-import { type FileHandle, open, readdir, stat as statLocal } from 'node:fs/promises';
+import { type FileHandle, lstat as lstatLocal, open, readdir, stat as statLocal } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -114,6 +114,10 @@ async function walk(root: string): Promise<string[]> {
     for (const entry of entries) {
       const name = rel === '' ? entry.name : `${rel}/${entry.name}`;
       const path = join(dir, entry.name);
+      // A name that is not UTF-8 comes with U+FFFD in place of its bytes, and names no file then.
+      if (entry.name.includes('\uFFFD') && !(await lstatLocal(path).catch(() => undefined))) {
+        throw new LocalFileError(`cannot store ${path}: its name is not UTF-8, and a key is text (rename it)`);
+      }
       const link = entry.isSymbolicLink();
       if (entry.isDirectory()) await visit(name);
       else if (entry.isFile() || (link && (await statLocal(path).catch(() => undefined))?.isFile())) found.push(name);
