@@ -30,7 +30,7 @@ import {
   uniqueKey,
 } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
-import { fileKeysOf } from './helpers/keys.js';
+import { channelLogOf, fileKeysOf } from './helpers/keys.js';
 import { finish, killAll, receiver, sender } from './helpers/processes.js';
 import { bytes, collect } from './helpers/streams.js';
 
@@ -272,6 +272,14 @@ describe('channels', () => {
     await closeChannel(subject(redis), channel);
     const [got] = await receiveAll(redis, channel, 'r');
     expect(got!.data!.equals(data)).toBe(true);
+  });
+
+  it('a receiver given an aborted signal rejects with its reason and joins nothing', async () => {
+    const channel = uniqueKey('aborted-join');
+    const reason = new Error('stopped before it began');
+    const files = receiveFiles(subject(redis), channel, { consumer: 'r', signal: AbortSignal.abort(reason) });
+    await expect(files.next()).rejects.toBe(reason);
+    expect(await redis.exists(channelLogOf(channel))).toBe(0);
   });
 
   it('a path whose size reads 0 and that has bytes (/proc) is read to its end, its size not announced; an empty file is announced at 0', async () => {

@@ -7,8 +7,9 @@ import { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeChannel, receiveFiles, sendFiles } from '../src/index.js';
-import { blockedIn, closeAll, connect, connectSubject } from './helpers/clients.js';
+import { blockedIn, closeAll, connect, connectSubject, uniqueConnectionName } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
+import { killAll, receiver } from './helpers/processes.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 let server: RedisServer;
@@ -20,6 +21,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  killAll();
   await closeAll();
   await server?.stop();
 });
@@ -65,3 +67,25 @@ describe('a receiver whose connections are killed while it waits', () => {
     expect(got).toEqual(sent);
   });
 });
+
+describe('a receiver left early', () => {
+  it('break while it waits for the next file: its connection closes, none opens again, and the process exits', async () => {
+    const name = uniqueConnectionName('left-early');
+    const channel = 'left-early';
+    const p = receiver(server.url, channel, 'r', { name, stopAfter: 1 });
+    await p.waitFor((e) => e.event === 'ready', 'ready');
+    await sendFiles(connectSubject(server.url), channel, [
+      { name: 'a.txt', stream: Readable.from([Buffer.from('a')]) },
+    ]);
+    await p.waitFor((e) => e.event === 'stopped', 'stopped');
+    // It exits by itself once it has closed its own client: nothing of the package holds it.
+    expect((await p.exited).code).toBe(0);
+    expect(await named(name)).toBe(0);
+  });
+});
+
+/** How many connections named `name` the server has. */
+async function named(name: string): Promise<number> {
+  const list = (await admin.client('LIST')) as string;
+  return list.split('\n').filter((line) => line.includes(` name=${name} `)).length;
+}

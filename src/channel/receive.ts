@@ -148,6 +148,8 @@ async function* receive(
   const fail = (err: unknown, what: string): never => {
     throw wrapRedisError(err, channel, what);
   };
+  // An aborted signal joins nothing (the group would be made for a receiver that never reads).
+  signal?.throwIfAborted();
   await client.send(log, ['XGROUP', 'CREATE', log, consumer, '0', 'MKSTREAM']).catch((err: unknown) => {
     if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) fail(err, 'joining the channel');
   });
@@ -155,6 +157,9 @@ async function* receive(
   // the log's slot. Replaced when it fails (see below).
   const slot = hashSlot(log);
   let blocking = client.openBlocking(slot);
+  // Set once the iteration is over (its end, `break`, an error): a read still under way in the
+  // background then stops, and opens no connection again.
+  let over = false;
   const onAbort = (): void => blocking?.close();
   signal?.addEventListener('abort', onAbort, { once: true });
   let current: RedisReadStream | undefined;
@@ -191,6 +196,7 @@ async function* receive(
       const queued = queue.shift();
       if (queued) return queued;
       signal?.throwIfAborted();
+      if (over) throw new Error('the receiver has ended');
       // A blocking read returns at least every WAIT_MS: a client closed meanwhile ends the receiver.
       if (client.closed()) fail(clientClosedError(), 'waiting for the next file');
       let reply: unknown;
@@ -214,6 +220,8 @@ async function* receive(
             ]);
       } catch (err) {
         signal?.throwIfAborted();
+        // Its connection was closed because the iteration is over.
+        if (over) throw err;
         // A blocking connection that failed (dropped, or its cluster slot moved) or a passing
         // refusal: the read is made again, on a new connection, for up to idleTimeout.
         const passing =
@@ -358,6 +366,7 @@ async function* receive(
       if (!stream.destroyed && !stream.readableEnded) stream.destroy();
     }
   } finally {
+    over = true;
     signal?.removeEventListener('abort', onAbort);
     current?.destroy();
     // The next file, opening already: nobody reads it now (a restart delivers it again).
