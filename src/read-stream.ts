@@ -93,6 +93,12 @@ export class RedisReadStream extends Readable {
   #wanted = false;
   /** A report of the consumer's position is queued (see {@link RedisReadStream.read}). */
   #reportQueued = false;
+  /**
+   * Every byte is pushed and the consumer acknowledges the file once the application has taken
+   * them all out of the stream's buffer (see {@link RedisReadStream.read}): bytes fetched and not
+   * taken are not consumed.
+   */
+  #ackWhenTaken = false;
   /** Entries per read request: `readAhead`, fewer for large chunks (`readAheadBytes`). */
   #batch = 1;
   /** The batch after the one being consumed, already requested: where it starts, and its COUNT. */
@@ -157,13 +163,14 @@ export class RedisReadStream extends Readable {
    */
   override read(size?: number): ReturnType<Readable['read']> {
     const taken = super.read(size);
-    if (this.#consumer?.tracking && !this.#reportQueued) {
+    if ((this.#consumer?.tracking || this.#ackWhenTaken) && !this.#reportQueued) {
       // After the caller's synchronous work (an `unshift` of what it did not want) is done; one
       // report for any number of reads meanwhile.
       this.#reportQueued = true;
       queueMicrotask(() => {
         this.#reportQueued = false;
-        this.#reportPosition().catch((err: unknown) => this.destroy(err as Error));
+        if (this.#ackWhenTaken && this.readableLength === 0 && !this.destroyed) this.#ackThenEnd();
+        else this.#reportPosition().catch((err: unknown) => this.destroy(err as Error));
       });
     }
     return taken;
@@ -619,15 +626,22 @@ export class RedisReadStream extends Readable {
   }
 
   /**
-   * The last bytes are out (and decoded): a consumer acknowledges the file, then the stream ends.
-   * Only a read of the whole file, checked by its end record, counts.
+   * The last bytes are out (and decoded): a consumer acknowledges the file once the application
+   * has taken them all, then the stream ends. Only a read of the whole file, checked by its end
+   * record, counts; a stream destroyed before its buffer was emptied acknowledges nothing.
    */
   #end(): void {
     if (!this.#consumer || !this.#readToEnd || !this.#opts.ackAtEnd) {
       this.push(null);
       return;
     }
-    this.#consumer.ack().then(
+    if (this.readableLength === 0) this.#ackThenEnd();
+    else this.#ackWhenTaken = true;
+  }
+
+  #ackThenEnd(): void {
+    this.#ackWhenTaken = false;
+    this.#consumer!.ack().then(
       () => this.push(null),
       (err: unknown) => this.destroy(err as Error),
     );

@@ -74,6 +74,34 @@ describe('consumers and acknowledgements', () => {
     expect(await fileKeys(key)).toEqual([]);
   });
 
+  it('a reader that fetched every byte acknowledges only once the application has taken them all', async () => {
+    const key = uniqueKey('taken');
+    const data = bytes(40_000, 62);
+    await put(redis, key, data, { consumers: 1, chunkSize: 4096 });
+    const client = subject(redis);
+    const reader = createRedisReadStream(client, key, { consumer: 'r' });
+    await once(reader, 'readable');
+    const first = reader.read(4096) as Buffer;
+    await eventually(() => reader.deliveredBytes === data.length, 'every byte to be fetched');
+    // On the reader's client, after anything it sent on fetching the last bytes.
+    expect((await stat(client, key)).acknowledgedBy).toEqual([]);
+    reader.destroy();
+    await once(reader, 'close');
+    expect((await stat(client, key)).acknowledgedBy).toEqual([]);
+    expect(first.equals(data.subarray(0, 4096))).toBe(true);
+    // Taken to the last byte, by read() with a size, it counts: the file goes.
+    const again = createRedisReadStream(client, key, { consumer: 'r' });
+    const parts: Buffer[] = [];
+    for (;;) {
+      const part = again.read(1000) as Buffer | null;
+      if (part) parts.push(part);
+      else if (again.readableEnded) break;
+      else await Promise.race([once(again, 'readable'), once(again, 'end')]);
+    }
+    expect(Buffer.concat(parts).equals(data)).toBe(true);
+    expect(await fileKeys(key)).toEqual([]);
+  });
+
   it('a file without consumers records acknowledgements and stays', async () => {
     const key = uniqueKey('keep');
     await put(redis, key, bytes(100));

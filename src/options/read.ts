@@ -67,8 +67,9 @@ export interface ReadStreamOptions extends KeyOptions {
    */
   checksum?: boolean;
   /**
-   * This reader's name as a consumer of the file: after a complete, verified read it acknowledges
-   * the file (once per name, however often it reads), which deletes the file when the writer's
+   * This reader's name as a consumer of the file: after a complete, verified read, once the
+   * application has taken the last byte out of the stream (before `'end'`), it acknowledges the
+   * file (once per name, however often it reads), which deletes the file when the writer's
    * `consumers` are all done. Under the writer's `maxRedisMemory` it reports how far the
    * application has consumed (the whole chunks taken out of the stream), so that the chunks every
    * consumer consumed are trimmed; one reader per name at a time.
