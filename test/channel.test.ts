@@ -52,6 +52,11 @@ function file(name: string, data: Buffer | string): string {
   return path;
 }
 
+/** Node's AbortError, as an aborted stream gives it: `reason` is the signal's. */
+function abortError(reason: Error): Record<string, unknown> {
+  return { name: 'AbortError', code: 'ABORT_ERR', cause: reason };
+}
+
 /** Receive until the channel closes; each file's bytes (or its error's code), acknowledged. */
 async function receiveAll(
   client: Redis | Cluster | RedisClient,
@@ -274,12 +279,39 @@ describe('channels', () => {
     expect(got!.data!.equals(data)).toBe(true);
   });
 
-  it('a receiver given an aborted signal rejects with its reason and joins nothing', async () => {
+  it('a receiver given an aborted signal rejects with an AbortError and joins nothing', async () => {
     const channel = uniqueKey('aborted-join');
     const reason = new Error('stopped before it began');
     const files = receiveFiles(subject(redis), channel, { consumer: 'r', signal: AbortSignal.abort(reason) });
-    await expect(files.next()).rejects.toBe(reason);
+    await expect(files.next()).rejects.toMatchObject(abortError(reason));
     expect(await redis.exists(channelLogOf(channel))).toBe(0);
+  });
+
+  it("an abort rejects sendFiles and receiveFiles with Node's AbortError, the signal's reason as its cause, at any moment", async () => {
+    const channel = uniqueKey('abort-shape');
+    const reasons = [new Error('one'), new Error('two'), new Error('three')];
+    // Before anything is sent.
+    const source = () => Readable.from([Buffer.from('x')]);
+    await expect(
+      sendFiles(subject(redis), channel, [{ name: 'a', stream: source() }], { signal: AbortSignal.abort(reasons[0]) }),
+    ).rejects.toMatchObject(abortError(reasons[0]!));
+    // In the middle of a file.
+    const slow = new PassThrough();
+    slow.write('part of it');
+    const mid = new AbortController();
+    const sending = sendFiles(subject(redis), channel, [{ name: 'b', stream: slow }], {
+      signal: mid.signal,
+      onStart: () => mid.abort(reasons[1]),
+    });
+    await expect(sending).rejects.toMatchObject(abortError(reasons[1]!));
+    // A receiver waiting for the next file.
+    const waiting = new AbortController();
+    const files = receiveFiles(subject(redis), channel, { consumer: 'r', signal: waiting.signal });
+    const first = await files.next();
+    expect(first.done ? undefined : first.value.name).toBe('b');
+    const next = files.next();
+    waiting.abort(reasons[2]);
+    await expect(next).rejects.toMatchObject(abortError(reasons[2]!));
   });
 
   it('a path whose size reads 0 and that has bytes (/proc) is read to its end, its size not announced; an empty file is announced at 0', async () => {

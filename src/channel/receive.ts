@@ -5,7 +5,7 @@
  */
 
 import { clientClosedError, compareIds, hashSlot, MOVING } from '../blocking-reads.js';
-import { ErrorCodes, isRetryable, wrapRedisError } from '../errors.js';
+import { ErrorCodes, isRetryable, signalAbortError, wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, Flag, fileKeys, Meta, type MetaRecord, memoryEventsKey } from '../format.js';
 import { announceFreed } from '../memory-guard.js';
 import {
@@ -30,7 +30,10 @@ import { checkChannel } from './log.js';
 export type ReceiveFilesOptions = Omit<ReadStreamOptions, 'consumer' | 'start' | 'end' | 'signal'> & {
   /** The receiver's name: its position in the channel is kept in Redis under this name. */
   consumer: string;
-  /** Ends the iteration; a file being read is destroyed. */
+  /**
+   * Ends the iteration; a file being read is destroyed. The step under way rejects with Node's
+   * `AbortError` (code `ABORT_ERR`, the signal's reason as its `cause`), as an aborted stream fails.
+   */
   signal?: AbortSignal;
 };
 
@@ -149,7 +152,7 @@ async function* receive(
     throw wrapRedisError(err, channel, what);
   };
   // An aborted signal joins nothing (the group would be made for a receiver that never reads).
-  signal?.throwIfAborted();
+  if (signal?.aborted) throw signalAbortError(signal);
   await client.send(log, ['XGROUP', 'CREATE', log, consumer, '0', 'MKSTREAM']).catch((err: unknown) => {
     if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) fail(err, 'joining the channel');
   });
@@ -195,7 +198,7 @@ async function* receive(
     for (;;) {
       const queued = queue.shift();
       if (queued) return queued;
-      signal?.throwIfAborted();
+      if (signal?.aborted) throw signalAbortError(signal);
       if (over) throw new Error('the receiver has ended');
       // A blocking read returns at least every WAIT_MS: a client closed meanwhile ends the receiver.
       if (client.closed()) fail(clientClosedError(), 'waiting for the next file');
@@ -219,7 +222,7 @@ async function* receive(
               '>',
             ]);
       } catch (err) {
-        signal?.throwIfAborted();
+        if (signal?.aborted) throw signalAbortError(signal);
         // Its connection was closed because the iteration is over.
         if (over) throw err;
         // A blocking connection that failed (dropped, or its cluster slot moved) or a passing

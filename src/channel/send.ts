@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable, Transform } from 'node:stream';
-import { ErrorCodes, RedisFileError, wrapRedisError } from '../errors.js';
+import { ErrorCodes, RedisFileError, signalAbortError, wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, looksGzipped } from '../format.js';
 import { remove } from '../manage.js';
 import {
@@ -44,7 +44,10 @@ export type SendableFile =
 
 /** Options of {@link sendFiles}: those of the write stream, for every file. */
 export type SendFilesOptions = Omit<WriteStreamOptions, 'signal' | 'resume' | 'overwrite'> & {
-  /** Stops the sending: the file being sent is aborted. */
+  /**
+   * Stops the sending: the file being sent is aborted, and the promise rejects with Node's
+   * `AbortError` (code `ABORT_ERR`, the signal's reason as its `cause`), as an aborted stream fails.
+   */
   signal?: AbortSignal;
   /**
    * Called as each file's upload starts, once the file is announced on the channel (receivers
@@ -148,7 +151,7 @@ async function begin(
   options: Omit<WriteStreamOptions, 'signal'>,
   signal: AbortSignal | undefined,
 ): Promise<Upload> {
-  signal?.throwIfAborted();
+  if (signal?.aborted) throw signalAbortError(signal);
   const name = typeof file === 'string' ? basename(file) : file.name;
   const local = typeof file === 'string' ? await inspect(file) : undefined;
   const size = local ? local.size : (file as Exclude<SendableFile, string>).size;
