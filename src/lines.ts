@@ -33,7 +33,9 @@ export interface LineTooLongError extends Error {
  * @throws TypeError / RangeError for bad arguments, at the call
  * @example
  * ```ts
- * for await (const line of createRedisReadStream(redis, 'app.log', { decompress: true }).pipe(lines())) { ... }
+ * await pipeline(createRedisReadStream(redis, 'app.log', { decompress: true }), lines(), async (text) => {
+ *   for await (const line of text) handle(line);
+ * });
  * ```
  */
 export function lines(options?: LinesOptions): Transform {
