@@ -153,13 +153,13 @@ async function begin(
 ): Promise<Upload> {
   if (signal?.aborted) throw signalAbortError(signal);
   const name = typeof file === 'string' ? basename(file) : file.name;
-  const local = typeof file === 'string' ? await inspect(file) : undefined;
-  const size = local ? local.size : (file as Exclude<SendableFile, string>).size;
-  const declared = local
-    ? local.gzipped
-      ? 'gzip'
-      : undefined
-    : (file as Exclude<SendableFile, string>).contentEncoding;
+  let size: number | undefined;
+  let declared: string | undefined;
+  if (typeof file === 'string') {
+    const local = await inspect(file);
+    size = local.size;
+    declared = local.gzipped ? 'gzip' : undefined;
+  } else ({ size, contentEncoding: declared } = file);
   // A path is read to the size it had when announced (a log that grows meanwhile is sent as it
   // was), so that receivers get the size they were told.
   const source =
