@@ -295,6 +295,9 @@ describe('channels', () => {
     await expect(
       sendFiles(subject(redis), channel, [{ name: 'a', stream: source() }], { signal: AbortSignal.abort(reasons[0]) }),
     ).rejects.toMatchObject(abortError(reasons[0]!));
+    await expect(
+      sendFiles(subject(redis), channel, [], { signal: AbortSignal.abort(reasons[0]) }),
+    ).rejects.toMatchObject(abortError(reasons[0]!));
     // In the middle of a file.
     const slow = new PassThrough();
     slow.write('part of it');

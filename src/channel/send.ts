@@ -124,6 +124,8 @@ export async function sendFiles(
     if (f.contentEncoding !== undefined)
       resolveWriteOptions({ ...writeOptions, signal, contentEncoding: f.contentEncoding, compress: false });
   }
+  // Aborted already: rejects as an abort does at any later moment, whatever the files.
+  if (signal?.aborted) throw signalAbortError(signal);
   return send(client, channelLogKey(prefix, channel), channel, files, writeOptions, signal, onStart);
 }
 
