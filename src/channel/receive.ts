@@ -20,6 +20,7 @@ import {
   resolveReadOptions,
 } from '../options.js';
 import { openRedisReadStream, type RedisReadStream } from '../read-stream.js';
+import { LONGEST_BLOCK_MS } from '../redis/limits.js';
 import { fieldsOf, portOf, type RedisClient, type RedisPort, toRecord } from '../redis/port.js';
 import { nextDelay, RETRY_MIN_MS } from '../retry.js';
 import type { AckReply } from '../scripts/consumers.js';
@@ -127,7 +128,7 @@ function resolveReceiveOptions(client: unknown, channel: unknown, options: unkno
 }
 
 /** How long one blocking wait for the next announcement lasts before it looks again. */
-const WAIT_MS = 5000;
+const WAIT_MS = LONGEST_BLOCK_MS;
 /** Announcements read at once: waiting ones come several to a round trip. */
 const BATCH = 16;
 

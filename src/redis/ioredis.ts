@@ -5,6 +5,7 @@
  * @module
  */
 
+import { LONGEST_BLOCK_MS, SLOTS } from './limits.js';
 import type { Arg, BlockingConnection, Connection, IoredisLikeClient, KeyWatch, RedisPort, Settled } from './port.js';
 import { onceReady } from './ready.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
@@ -16,10 +17,14 @@ interface Client {
   readonly options: {
     host?: string;
     port?: number;
+    db?: number;
+    commandTimeout?: number;
     keyPrefix?: unknown;
     enableAutoPipelining?: boolean;
     redisOptions?: { keyPrefix?: unknown };
   };
+  /** The connection's state: `select`, the database selected now (a SELECT changes it). */
+  readonly condition?: { readonly select?: number } | null;
   call(command: string, ...args: Arg[]): Promise<unknown>;
   callBuffer(command: string, ...args: Arg[]): Promise<unknown>;
   pipeline(commands: Arg[][]): { exec(): Promise<Settled[] | null> };
@@ -46,10 +51,22 @@ interface ClusterClient extends Client {
   connect(): Promise<void>;
 }
 
-/** The slots of a Redis Cluster. */
-const SLOTS = 16384;
 /** Slot refreshes {@link RedisPort.primaries} makes before it gives up on a slot without a primary. */
 const PRIMARY_LOOKUPS = 4;
+
+/**
+ * What a connection of the package's own changes of the options it takes from the caller's client.
+ * Its commands wait for it to connect (it is used as soon as it is made, whatever the client does
+ * without a connection: `enableOfflineQueue`), and a timeout the client sets for commands
+ * (`commandTimeout`) is counted past the longest wait of a blocking read, which it would cut short.
+ */
+function ownOptions(client: Client): object {
+  const timeout = client.options.commandTimeout;
+  return {
+    enableOfflineQueue: true,
+    ...(typeof timeout === 'number' ? { commandTimeout: timeout + LONGEST_BLOCK_MS } : {}),
+  };
+}
 
 /** @internal */
 export function isIoredisLike(value: unknown): value is IoredisLikeClient {
@@ -166,12 +183,14 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
    * where the slot went and connects there.
    */
   const nodeConnection = (slot: number, overrides: object = {}): Client | undefined =>
-    nodeAt((client as ClusterClient).slots[slot]?.[0])?.duplicate({
-      lazyConnect: false,
-      readOnly: false,
-      retryStrategy: () => null,
-      ...overrides,
-    });
+    ((node) =>
+      node?.duplicate({
+        ...ownOptions(node),
+        lazyConnect: false,
+        readOnly: false,
+        retryStrategy: () => null,
+        ...overrides,
+      }))(nodeAt((client as ClusterClient).slots[slot]?.[0]));
   const send = sender(client);
   // Looked up once; until it is known (a module loading), commands are sent as usual.
   let Command: CommandClass | null = null;
@@ -211,7 +230,9 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
     },
     openBlocking(slot) {
       let conn: Client;
-      if (!cluster) conn = client.duplicate();
+      // In the database the client has selected now: a SELECT since it connected counts.
+      if (!cluster)
+        conn = client.duplicate({ ...ownOptions(client), db: client.condition?.select ?? client.options.db });
       else {
         const own = nodeConnection(slot ?? 0);
         if (own === undefined) return undefined;

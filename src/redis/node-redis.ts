@@ -7,6 +7,7 @@
  * @module
  */
 
+import { SLOTS } from './limits.js';
 import type {
   Arg,
   BlockingConnection,
@@ -62,9 +63,6 @@ interface ClusterClient {
   once(event: string, listener: (...args: unknown[]) => void): unknown;
   off(event: string, listener: (...args: unknown[]) => void): unknown;
 }
-
-/** The slots of a Redis Cluster. */
-const SLOTS = 16384;
 
 /** @internal */
 export function isNodeRedisLike(value: unknown): value is NodeRedisLikeClient {
