@@ -274,11 +274,24 @@ export class FileWatch {
       // (a stalled link, a stopped server) must not hold a follower longer than a writer that
       // stops writing does.
       const left = Math.max(LIVENESS_INTERVAL_MS, this.#lastProgress + this.#idleTimeout - Date.now());
-      await within(this.checkFile(true, after), left, () => {
+      const waiting = await within(this.checkFile(true, after), left, () => {
         throw timeout(this.#key, `Redis did not answer for idleTimeout (${this.#idleTimeout} ms)`);
       });
+      // Entries the blocking read did not see (its connection sees another database: a node-redis
+      // client that ran SELECT after it connected) are read through the client itself.
+      if (waiting) return this.#entriesAfter(after, count);
     }
     return entries;
+  }
+
+  async #entriesAfter(after: string, count: number): Promise<RawEntry[]> {
+    try {
+      const key = this.#chunksKey;
+      const from = after === '0-0' ? '-' : `(${after}`;
+      return (await this.#client.send(key, ['XRANGE', key, from, '+', 'COUNT', count], true)) as RawEntry[];
+    } catch (err) {
+      throw wrapRedisError(err, this.#key, `reading after entry ${after}`);
+    }
   }
 
   #onEvents(items: RawEntry[]): void {
