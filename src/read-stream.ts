@@ -99,6 +99,8 @@ export class RedisReadStream extends Readable {
    * taken are not consumed.
    */
   #ackWhenTaken = false;
+  /** Once {@link RedisReadStream.#ackWhenTaken}: a `read(size)` asked for more than was left. */
+  #restAsked = false;
   /** Entries per read request: `readAhead`, fewer for large chunks (`readAheadBytes`). */
   #batch = 1;
   /** The batch after the one being consumed, already requested: where it starts, and its COUNT. */
@@ -155,7 +157,8 @@ export class RedisReadStream extends Readable {
   }
 
   /**
-   * A consumer's position is reported from here: every way of taking bytes out calls `read()`
+   * A consumer's position is reported from here, and its acknowledgement sent once every byte is
+   * pushed and taken: every way of taking bytes out calls `read()`
    * (flowing mode, pipes and async iteration too; a chunk handed straight to a `'data'` listener
    * is followed by a `read(0)`). Node calls `_read` only while the buffer is below
    * `highWaterMark`: a consumer that took part of a full buffer and stopped would keep its old
@@ -163,13 +166,17 @@ export class RedisReadStream extends Readable {
    */
   override read(size?: number): ReturnType<Readable['read']> {
     const taken = super.read(size);
+    // Every byte pushed, and a read of more than what is left: Node hands the rest over only at the
+    // end, so the application has taken all it can before it.
+    if (this.#ackWhenTaken && taken === null && size !== undefined && size > this.readableLength)
+      this.#restAsked = true;
     if ((this.#consumer?.tracking || this.#ackWhenTaken) && !this.#reportQueued) {
       // After the caller's synchronous work (an `unshift` of what it did not want) is done; one
       // report for any number of reads meanwhile.
       this.#reportQueued = true;
       queueMicrotask(() => {
         this.#reportQueued = false;
-        if (this.#ackWhenTaken && this.readableLength === 0 && !this.destroyed) this.#ackThenEnd();
+        if (this.#ackWhenTaken && (this.readableLength === 0 || this.#restAsked) && !this.destroyed) this.#ackThenEnd();
         else this.#reportPosition().catch((err: unknown) => this.destroy(err as Error));
       });
     }
