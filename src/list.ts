@@ -136,15 +136,21 @@ async function* scanFiles(
 }
 
 /**
- * Whether the server behind a client of one server is a node of a Redis Cluster (`INFO cluster`):
- * its SCAN would see the keys of its own slots only. A user whose ACL denies INFO is not asked.
+ * Whether the server behind a client of one server is a node of a Redis Cluster of several shards
+ * (`INFO cluster`, then `CLUSTER INFO`): its SCAN would see the keys of its own slots only. A
+ * cluster of one shard holds every key on each node. A user whose ACL denies INFO is not asked;
+ * one denied CLUSTER INFO on a cluster node is refused, as a cluster of several shards.
  */
 async function isClusterNode(client: RedisPort, node: Connection): Promise<boolean> {
-  try {
-    const info = await node.send(undefined, ['INFO', 'cluster']);
-    return /^cluster_enabled:1\s*$/m.test(String(info));
-  } catch (err) {
-    if (client.isReplyError(err)) return false;
-    throw err;
-  }
+  const asked = async (args: string[]): Promise<string | undefined> => {
+    try {
+      return String(await node.send(undefined, args));
+    } catch (err) {
+      if (client.isReplyError(err)) return undefined;
+      throw err;
+    }
+  };
+  if (!/^cluster_enabled:1\s*$/m.test((await asked(['INFO', 'cluster'])) ?? '')) return false;
+  const shards = /^cluster_size:(\d+)\s*$/m.exec((await asked(['CLUSTER', 'INFO'])) ?? '');
+  return shards === null || Number(shards[1]) > 1;
 }

@@ -228,7 +228,8 @@ async function renameFile(
         to,
         reply.state === State.writing
           ? 'a file is being written at the new name, and cannot be replaced while its writer holds it'
-          : `a ${reply.state} file is stored at the new name and \`overwrite\` is off`,
+          : // A damaged hash may have no state.
+            `a ${typeof reply.state === 'string' ? `${reply.state} ` : ''}file is stored at the new name and \`overwrite\` is off`,
       );
     }
     if (reply.status === 'format') throw badFormat(from, `will not rename: ${reply.detail}`);

@@ -287,6 +287,26 @@ describe('channels', () => {
     expect(await redis.exists(channelLogOf(channel))).toBe(0);
   });
 
+  it('an abort between files acknowledges nothing more: a receiver run again gets every file after the last it acknowledged', async () => {
+    const channel = uniqueKey('abort-between');
+    const files = ['a', 'b', 'c'].map((name) => ({ name, stream: Readable.from([Buffer.from(name)]) }));
+    await sendFiles(subject(redis), channel, files);
+    await closeChannel(subject(redis), channel);
+    const controller = new AbortController();
+    const receiving = receiveFiles(subject(redis), channel, { consumer: 'r', signal: controller.signal });
+    const first = await receiving.next();
+    if (first.done) throw new Error('no file');
+    expect((await collect(first.value.stream)).toString()).toBe('a');
+    await first.value.ack();
+    // The next announcements are read, and the next file opened, ahead: the abort finds them.
+    controller.abort();
+    await expect(receiving.next()).rejects.toMatchObject({ name: 'AbortError' });
+    expect((await receiveAll(redis, channel, 'r')).map((f) => [f.name, f.data?.toString()])).toEqual([
+      ['b', 'b'],
+      ['c', 'c'],
+    ]);
+  });
+
   it("an abort rejects sendFiles and receiveFiles with Node's AbortError, the signal's reason as its cause, at any moment", async () => {
     const channel = uniqueKey('abort-shape');
     const reasons = [new Error('one'), new Error('two'), new Error('three')];

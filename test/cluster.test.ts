@@ -8,7 +8,17 @@ import type { Cluster, Redis } from 'ioredis';
 import { Redis as RedisClass } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, list, stat } from '../src/index.js';
-import { blockedIn, closeAll, connect, connectSubject, keysOf, subject, subjectConnected } from './helpers/clients.js';
+import {
+  blockedIn,
+  closeAll,
+  connect,
+  connectSubject,
+  disconnectSubject,
+  keysOf,
+  subject,
+  subjectConnected,
+  subjectReady,
+} from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf, fileKeysOf, keyPattern } from './helpers/keys.js';
 import { clusterClient, type RedisCluster, startCluster } from './helpers/redis-cluster.js';
@@ -126,6 +136,28 @@ describe('Redis Cluster', () => {
       code: 'ERR_REDIS_FILE_REDIS',
       message: expect.stringMatching(/MOVED .*one node of a Redis Cluster: give the package a cluster client/),
     });
+  });
+
+  it('a client of the one node of a cluster of one shard lists every file', async () => {
+    // redis-cli makes clusters of 3 primaries at least: this one is made by hand.
+    const one = await startRedis({ args: ['--cluster-enabled', 'yes'] });
+    try {
+      const admin = await node(one);
+      await admin.cluster('ADDSLOTSRANGE', 0, 16383);
+      await eventually(
+        async () => /cluster_state:ok/.test(String(await admin.cluster('INFO'))),
+        'the cluster to be ok',
+      );
+      const single = connectSubject(one.url);
+      await subjectReady(single);
+      for (let i = 0; i < 3; i++) await put(single, `one-shard/${i}.log`, bytes(100, i));
+      const found: string[] = [];
+      for await (const f of list(single, { match: 'one-shard/*' })) found.push(f.key);
+      expect(found.sort()).toEqual(['one-shard/0.log', 'one-shard/1.log', 'one-shard/2.log']);
+      disconnectSubject(single);
+    } finally {
+      await one.stop();
+    }
   });
 
   it("a writer and a following reader go on while the file's slot moves to another node", async () => {

@@ -9,6 +9,7 @@ import {
   type RedisClient,
   RedisFileError,
   remove,
+  rename,
   stat,
 } from '../src/index.js';
 import { closeAll, connectAny, keysOf, subject, uniqueKey } from './helpers/clients.js';
@@ -353,6 +354,18 @@ describe('coded errors on the stream', () => {
       code: 'ERR_REDIS_FILE_EXISTS',
       message: expect.stringMatching(/a file is stored at this key/),
     });
+    // rename() onto it: refused without overwrite, replaced with it.
+    const source = uniqueKey('onto-no-gen');
+    await put(redis, source, Buffer.from('moved'));
+    await expect(rename(subject(redis), source, damaged)).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_EXISTS',
+      // On a cluster the names lie on two slots: the file is copied, by a writer of the new name.
+      message: expect.stringMatching(/a file is stored at (the new name|this key)/),
+    });
+    await rename(subject(redis), source, damaged, { overwrite: true });
+    expect((await get(redis, damaged)).toString()).toBe('moved');
+    await redis.del(fileKeysOf(damaged).meta);
+    await redis.hset(fileKeysOf(damaged).meta, 'v', '2');
     expect(await remove(subject(redis), damaged)).toBe(true);
     expect(await redis.exists(fileKeysOf(damaged).meta)).toBe(0);
     await redis.hset(fileKeysOf(damaged).meta, 'v', '2');

@@ -197,10 +197,12 @@ async function* receive(
   };
   const nextAnnouncement = async (): Promise<Announcement> => {
     for (;;) {
-      const queued = queue.shift();
-      if (queued) return queued;
+      // Before an announcement already read: one taken after an abort would be opened (and, as a
+      // file gone, acknowledged) though nobody reads it.
       if (signal?.aborted) throw signalAbortError(signal);
       if (over) throw new Error('the receiver has ended');
+      const queued = queue.shift();
+      if (queued) return queued;
       // A blocking read returns at least every WAIT_MS: a client closed meanwhile ends the receiver.
       if (client.closed()) fail(clientClosedError(), 'waiting for the next file');
       let reply: unknown;
@@ -277,6 +279,9 @@ async function* receive(
   try {
     for (;;) {
       const { id, fields, file } = await next;
+      // Aborted meanwhile: the file opened ahead was destroyed by the signal, and must not pass
+      // for one that is gone (it would be acknowledged unread).
+      if (signal?.aborted) throw signalAbortError(signal);
       const ack = (): Promise<void> =>
         client.send(log, ['XACK', log, consumer, id]).then(
           () => undefined,

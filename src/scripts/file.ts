@@ -21,7 +21,8 @@ export const REMOVE = defineScript<'meta' | 'chunks' | 'events', 'gen', { status
   lua: `
 local refused = check_file(K.meta, A.gen)
 if refused then return cjson.encode(refused) end
--- Every key of the file goes: Redis is left clean. Readers blocked on the deleted keys notice
+-- Every key of the file goes: Redis is left clean (but for the chunk stream of a damaged hash that
+-- lost its generation, which names it). Readers blocked on the deleted keys notice
 -- within their liveness interval; a reader waiting for a new file wakes when it is created.
 redis.call('DEL', K.meta, K.chunks, K.events)
 return cjson.encode({status='ok'})
@@ -84,7 +85,7 @@ if redis.call('EXISTS', K.toMeta) == 1 then
   if (t[2] or '') ~= A.toGen then return cjson.encode({status='retry'}) end
   if A.overwrite ~= C.yes or t[3] == S.writing then return cjson.encode({status='exists', state=t[3]}) end
   redis.call('DEL', K.toMeta, K.toOld)
-  log_event(K.toEvents, E.removed, t[2])
+  log_event(K.toEvents, E.removed, t[2] or '')
 elseif A.toGen ~= '' then
   return cjson.encode({status='retry'})
 end
