@@ -474,13 +474,7 @@ export class FileWatch {
   }
 
   async #anythingAfter(after: string): Promise<boolean> {
-    try {
-      const key = this.#chunksKey;
-      const next = await this.#client.send(key, ['XRANGE', key, after === '0-0' ? '-' : `(${after}`, '+', 'COUNT', 1]);
-      return (next as unknown[]).length > 0;
-    } catch (err) {
-      throw wrapRedisError(err, this.#key, `reading after entry ${after}`);
-    }
+    return (await this.#entriesAfter(after, 1)).length > 0;
   }
 
   /**

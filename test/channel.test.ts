@@ -327,12 +327,17 @@ describe('channels', () => {
       onStart: () => mid.abort(reasons[1]),
     });
     await expect(sending).rejects.toMatchObject(abortError(reasons[1]!));
-    // A receiver waiting for the next file.
+    // A receiver waiting for the next file, blocked in its read.
+    const name = uniqueConnectionName('abort-shape');
     const waiting = new AbortController();
-    const files = receiveFiles(subject(redis), channel, { consumer: 'r', signal: waiting.signal });
+    const files = receiveFiles(await readyAnySubject({ connectionName: name }), channel, {
+      consumer: 'r',
+      signal: waiting.signal,
+    });
     const first = await files.next();
     expect(first.done ? undefined : first.value.name).toBe('b');
     const next = files.next();
+    await eventually(async () => (await blockedIn(redis, name, 'xreadgroup')) === 1, 'the receiver to wait');
     waiting.abort(reasons[2]);
     await expect(next).rejects.toMatchObject(abortError(reasons[2]!));
   });

@@ -77,7 +77,7 @@ function follow(reader: RedisReadStream): { received: () => string; ended: Promi
 }
 
 describe("the caller's client, as configured", () => {
-  it('a database selected at run time: the file is stored there, and a follower gets each write there', async () => {
+  it('a database selected at run time: the file is stored there; a follower gets each write (node-redis: the whole file)', async () => {
     const name = uniqueConnectionName('select');
     const c = await client({ name });
     await (c as unknown as { select(db: number): Promise<unknown> }).select(3);

@@ -309,7 +309,7 @@ export function parseDuration(text: string, plainUnit: 'ms' | 's', min: number, 
   }
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     const units = plainUnit === 'ms' ? 'ms, s, m, h, d' : 's, m, h, d';
-    // The most a timer holds is said whenever it is what was passed (25d in ms, 100000d in s).
+    // The most is said whenever it is what was passed (25d in ms, 100000d in s).
     const most = `at most ${max}${value > max ? ` (${formatDuration(plainUnit === 'ms' ? max / 1000 : max)})` : ''}`;
     const bounds = [min > 0 ? `at least ${min}` : '', max < 2 ** 31 - 1 || value > max ? most : ''].filter(Boolean);
     throw new InvalidArgumentError(

@@ -182,15 +182,16 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
    * known): it does not follow the slot by itself (no reconnection); its owner asks the cluster
    * where the slot went and connects there.
    */
-  const nodeConnection = (slot: number, overrides: object = {}): Client | undefined =>
-    ((node) =>
-      node?.duplicate({
-        ...ownOptions(node),
-        lazyConnect: false,
-        readOnly: false,
-        retryStrategy: () => null,
-        ...overrides,
-      }))(nodeAt((client as ClusterClient).slots[slot]?.[0]));
+  const nodeConnection = (slot: number, overrides: object = {}): Client | undefined => {
+    const node = nodeAt((client as ClusterClient).slots[slot]?.[0]);
+    return node?.duplicate({
+      ...ownOptions(node),
+      lazyConnect: false,
+      readOnly: false,
+      retryStrategy: () => null,
+      ...overrides,
+    });
+  };
   const send = sender(client);
   // Looked up once; until it is known (a module loading), commands are sent as usual.
   let Command: CommandClass | null = null;
