@@ -97,6 +97,12 @@ export function exists(key: string, detail: string): RedisFileError {
   return new RedisFileError(ErrorCodes.EXISTS, `File ${quote(key)}: ${detail}`, { key });
 }
 
+/** @internal "a complete file", "an aborted file": a stored file by the state its hash gives (a damaged hash may give none). */
+export function fileInState(state: unknown): string {
+  if (typeof state !== 'string') return 'a file';
+  return `${/^[aeiou]/.test(state) ? 'an' : 'a'} ${state} file`;
+}
+
 /** @internal */
 export function aborted(key: string, detail: string, cause?: unknown): RedisFileError {
   return new RedisFileError(ErrorCodes.ABORTED, `File ${quote(key)}: ${detail}`, { key, cause });

@@ -8,7 +8,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { formatCrc } from './crc.js';
-import { badFormat, corrupt, exists, isRetryable, timeout, wrapRedisError } from './errors.js';
+import { badFormat, corrupt, exists, fileInState, isRetryable, timeout, wrapRedisError } from './errors.js';
 import { type FileKeys, Flag, Meta } from './format.js';
 import type { ResolvedWriteOptions } from './options.js';
 import type { RedisPort } from './redis/port.js';
@@ -107,11 +107,7 @@ export class WriterLease {
         case 'ok':
           return { kind: 'created', gen, used: reply.used };
         case 'exists':
-          // A damaged hash may have no state.
-          throw exists(
-            this.#key,
-            `a ${typeof reply.state === 'string' ? `${reply.state} ` : ''}file is stored at this key and \`overwrite\` is off`,
-          );
+          throw exists(this.#key, `${fileInState(reply.state)} is stored at this key and \`overwrite\` is off`);
         case 'busy':
           if (!(await this.#waitOut(reply.lapseIn, waited))) return this.#busy();
           waited = true;

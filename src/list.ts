@@ -63,7 +63,7 @@ async function* scanFiles(
   let nodes: Awaited<ReturnType<RedisPort['primaries']>>;
   try {
     nodes = await client.primaries();
-    if (!client.cluster && (await isClusterNode(client, nodes[0]!))) {
+    if (!client.cluster && (await clusterNode(client, nodes[0]!))) {
       throw new RedisFileError(
         ErrorCodes.REDIS,
         'listing files: the client is connected to one node of a Redis Cluster, which holds only the files of its slots: list them with a cluster client',
@@ -133,6 +133,20 @@ async function* scanFiles(
         yield toFileStat(key, meta, ttl, now, sizes[i] ?? meta.size);
     } while (cursor !== '0');
   }
+}
+
+/** What {@link isClusterNode} found for each client: its server does not change into another. */
+const clusterNodes = new WeakMap<RedisPort, Promise<boolean>>();
+
+/** {@link isClusterNode}, asked once per client (again after a failure to ask). */
+function clusterNode(client: RedisPort, node: Connection): Promise<boolean> {
+  let found = clusterNodes.get(client);
+  if (found === undefined) {
+    found = isClusterNode(client, node);
+    clusterNodes.set(client, found);
+    found.catch(() => clusterNodes.delete(client));
+  }
+  return found;
 }
 
 /**

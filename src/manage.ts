@@ -6,7 +6,7 @@
  * @module
  */
 
-import { badFormat, corrupt, exists, notFound, wrapRedisError } from './errors.js';
+import { badFormat, corrupt, exists, fileInState, notFound, wrapRedisError } from './errors.js';
 import { type FileStat, serverMs, storedSize, toFileStat } from './file-stat.js';
 import { type FileKeys, fileKeys, isMetaProblem, Meta, parseMeta, State } from './format.js';
 import {
@@ -228,8 +228,7 @@ async function renameFile(
         to,
         reply.state === State.writing
           ? 'a file is being written at the new name, and cannot be replaced while its writer holds it'
-          : // A damaged hash may have no state.
-            `a ${typeof reply.state === 'string' ? `${reply.state} ` : ''}file is stored at the new name and \`overwrite\` is off`,
+          : `${fileInState(reply.state)} is stored at the new name and \`overwrite\` is off`,
       );
     }
     if (reply.status === 'format') throw badFormat(from, `will not rename: ${reply.detail}`);
