@@ -45,7 +45,10 @@ export function lines(options?: LinesOptions): Transform {
   if (typeof max !== 'number') throw invalidType('maxLineLength', 'a positive integer', max);
   if (!Number.isInteger(max) || max < 1) throw outOfRange('maxLineLength', 'a positive integer', max);
   const decoder = new StringDecoder('utf8');
-  let rest = '';
+  // The unfinished line, in the pieces it arrived in: joined once, when its line ending comes, so
+  // that a long line arriving in small pieces costs time in proportion to its length.
+  let rest: string[] = [];
+  let restLength = 0;
   const tooLong = (length: number): LineTooLongError =>
     Object.assign(
       new Error(`A line is longer than maxLineLength (${max}): at least ${length} characters without a line ending`),
@@ -53,31 +56,47 @@ export function lines(options?: LinesOptions): Transform {
         code: 'ERR_REDIS_FILE_LINE_TOO_LONG' as const,
       },
     );
+  /** A line without its `\n`: without the `\r` before it too, and measured without it. */
+  const line = (stream: Transform, text: string): Error | undefined => {
+    const end = text.endsWith('\r') ? text.length - 1 : text.length;
+    if (end > max) return tooLong(end);
+    stream.push(end === text.length ? text : text.slice(0, end));
+    return undefined;
+  };
   const emit = (stream: Transform, text: string, final: boolean): Error | undefined => {
     let start = 0;
     for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-      const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-      if (end - start > max) return tooLong(end - start);
-      stream.push(text.slice(start, end));
+      const head = text.slice(start, nl);
+      const err = line(stream, start === 0 && restLength > 0 ? rest.join('') + head : head);
+      if (err) return err;
+      if (start === 0) {
+        rest = [];
+        restLength = 0;
+      }
       start = nl + 1;
     }
-    rest = text.slice(start);
-    // A trailing \r may be the first half of a \r\n split across chunks: it is not counted yet.
-    const pending = rest.endsWith('\r') && !final ? rest.length - 1 : rest.length;
-    if (pending > max) return tooLong(pending);
-    if (final && rest.length > 0) {
-      stream.push(rest.endsWith('\r') ? rest.slice(0, -1) : rest);
-      rest = '';
+    if (start < text.length) {
+      rest.push(start === 0 ? text : text.slice(start));
+      restLength += text.length - start;
     }
-    return undefined;
+    if (final) {
+      const last = rest.join('');
+      rest = [];
+      restLength = 0;
+      return last.length > 0 ? line(stream, last) : undefined;
+    }
+    // A trailing \r may be the first half of a \r\n split across chunks: it is not counted yet.
+    const pending =
+      text.endsWith('\r') || (start === text.length && rest.at(-1)?.endsWith('\r')) ? restLength - 1 : restLength;
+    return pending > max ? tooLong(pending) : undefined;
   };
   return new Transform({
     readableObjectMode: true,
     transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
-      callback(emit(this, rest + decoder.write(chunk), false));
+      callback(emit(this, decoder.write(chunk), false));
     },
     flush(callback: TransformCallback) {
-      callback(emit(this, rest + decoder.end(), true));
+      callback(emit(this, decoder.end(), true));
     },
   });
 }

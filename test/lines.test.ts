@@ -64,6 +64,36 @@ describe('lines()', () => {
     );
   });
 
+  it('measures a line without its line ending, a last line ending in \\r too', async () => {
+    expect(await split(['abc\r'], 3)).toEqual(['abc']);
+    expect(await split(['ab', 'c\r'], 3)).toEqual(['abc']);
+    expect(await split(['x\nabc\r'], 3)).toEqual(['x', 'abc']);
+    await expect(split(['abcd\r'], 3)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_LINE_TOO_LONG' });
+  });
+
+  it('property: any text, any split, any maxLineLength: the lines of the whole text, or a failure exactly when one is too long', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ unit: fc.constantFrom('a', '€', '\n', '\r', '𝄞') }),
+        fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1 }),
+        fc.integer({ min: 1, max: 6 }),
+        async (text, cuts, max) => {
+          const bytes = Buffer.from(text);
+          const parts: Buffer[] = [];
+          for (let offset = 0, i = 0; offset < bytes.length; i++) {
+            const n = cuts[i % cuts.length]!;
+            parts.push(bytes.subarray(offset, offset + n));
+            offset += n;
+          }
+          const want = expected(text);
+          if (want.every((l) => l.length <= max)) expect(await split(parts, max)).toEqual(want);
+          else await expect(split(parts, max)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_LINE_TOO_LONG' });
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
   it('rejects bad options at the call', () => {
     expect(() => lines({ maxLineLength: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(() => lines({ maxLineLength: '5' as never })).toThrow(
