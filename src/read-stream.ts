@@ -6,7 +6,7 @@
 
 import type { Buffer } from 'node:buffer';
 import { addAbortSignal, Readable } from 'node:stream';
-import { createGunzip, type Gunzip } from 'node:zlib';
+import { createGunzip, type Gunzip, constants as zlibConstants } from 'node:zlib';
 import { ConsumerBook } from './consumer.js';
 import { aborted, corrupt, decodeFailed, isRetryable, notFound, outOfRange, wrapRedisError } from './errors.js';
 import { type FileStat, toFileStat } from './file-stat.js';
@@ -294,13 +294,25 @@ export class RedisReadStream extends Readable {
       });
     }
     if (gzip) {
-      const gunzip = createGunzip();
+      // A reader that stops at the pieces stored now (not following a file still being written)
+      // ends inside the gzip data: it delivers what they decode to, as a plain read delivers them.
+      const partial = !this.#follow && meta.state === State.writing;
+      const gunzip = createGunzip(partial ? { finishFlush: zlibConstants.Z_SYNC_FLUSH } : undefined);
       gunzip.on('data', (data: Buffer) => {
         this.#consumer?.pushed(data.length);
         if (!this.push(data)) gunzip.pause();
       });
-      gunzip.on('end', () => this.#end());
-      gunzip.on('error', (err) => this.destroy(decodeFailed(this.key, err)));
+      // The gzip data must reach the file's last byte. zlib ends quietly at a member followed by a
+      // zero byte (padding to it), leaving the rest of its input unread: that is not the file's end.
+      gunzip.on('end', () => {
+        if (this.#done && gunzip.bytesWritten === this.#delivered) this.#end();
+        else this.destroy(decodeFailed(this.key, trailingData(gunzip.bytesWritten)));
+      });
+      gunzip.on('error', (err: Error & { code?: string }) =>
+        this.destroy(
+          decodeFailed(this.key, err.code === 'ERR_STREAM_PUSH_AFTER_EOF' ? trailingData(gunzip.bytesWritten) : err),
+        ),
+      );
       this.#gunzip = gunzip;
     }
   }
@@ -682,6 +694,13 @@ function boundId(n: number): string {
 function chunkOf(after: string): number {
   if (after === '0-0' || after === HEADER_ID) return -1;
   return Number(after.slice(0, after.indexOf('-')));
+}
+
+/** Why a read with `decompress` fails when the gzip data ends before the file does. */
+function trailingData(gzipBytes: number): Error {
+  return new Error(
+    `the gzip data ends at byte ${gzipBytes} and more of the file follows it (bytes after the last gzip member, zero padding too, cannot be decompressed)`,
+  );
 }
 
 /** Resolve when a writable drains, or when it is closed (a destroyed stream never drains). */

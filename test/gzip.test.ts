@@ -1,9 +1,9 @@
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRedisReadStream, stat } from '../src/index.js';
+import { createRedisReadStream, createRedisWriteStream, stat } from '../src/index.js';
 import { closeAll, connectAny, subject, uniqueKey } from './helpers/clients.js';
-import { bytes, get, put, sink } from './helpers/streams.js';
+import { bytes, follower, get, put, sink } from './helpers/streams.js';
 
 const redis = connectAny();
 afterAll(closeAll);
@@ -78,6 +78,49 @@ describe('gzip passthrough', () => {
     const gz = gzipSync(bytes(50_000));
     await put(redis, key, gz.subarray(0, gz.length - 100), { chunkSize: 4096, contentEncoding: 'gzip' });
     await expect(get(redis, key, { decompress: true })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_DECODE' });
+  });
+
+  it('fails when the gzip data ends before the file does: zero padding, in the same piece or in later chunks', async () => {
+    const gz = gzipSync(text);
+    const padded = Buffer.concat([gz, Buffer.alloc(8)]);
+    const samePiece = uniqueKey('pad1');
+    await put(redis, samePiece, padded, { contentEncoding: 'gzip' });
+    // Then another member after the padding, in chunks of their own (zlib stops reading at a zero).
+    const later = uniqueKey('pad2');
+    const tail = Buffer.concat([Buffer.alloc(5000), gzipSync('more\n')]);
+    await put(redis, later, Buffer.concat([gz, tail]), { chunkSize: 4096, contentEncoding: 'gzip' }, [gz.length, 5000]);
+    for (const key of [samePiece, later]) {
+      await expect(get(redis, key, { decompress: true })).rejects.toMatchObject({
+        code: 'ERR_REDIS_FILE_DECODE',
+        message: expect.stringContaining(`the gzip data ends at byte ${gz.length} and more of the file follows it`),
+      });
+    }
+    // The stored bytes themselves are intact.
+    expect((await get(redis, later)).equals(Buffer.concat([gz, tail]))).toBe(true);
+  });
+
+  it('a decompressing follower fails at once when the gzip data ends while the writer writes on', async () => {
+    const key = uniqueKey('padlive');
+    const writer = createRedisWriteStream(subject(redis), key, { contentEncoding: 'gzip' });
+    const reader = follower(subject(redis), key, { decompress: true });
+    writer.write(Buffer.concat([gzipSync('first\n'), Buffer.alloc(8)]));
+    await expect(reader.done).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_DECODE' });
+    // It failed before the writer ended: what the writer does next changes nothing.
+    expect(writer.writableEnded).toBe(false);
+    writer.end(gzipSync('second\n'));
+    await finished(writer);
+  });
+
+  it('follow: false on a compressed file still being written delivers what its stored pieces decode to, and ends', async () => {
+    const key = uniqueKey('gzpartial');
+    const writer = createRedisWriteStream(subject(redis), key, { compress: true, flushInterval: 0 });
+    writer.write(text);
+    await new Promise<void>((resolve, reject) => writer.flush((err) => (err ? reject(err) : resolve())));
+    expect((await stat(subject(redis), key)).state).toBe('writing');
+    expect((await get(redis, key, { follow: false, decompress: true })).equals(text)).toBe(true);
+    writer.end();
+    await finished(writer);
+    expect((await get(redis, key, { decompress: true })).equals(text)).toBe(true);
   });
 
   it('fails on a corrupt gzip', async () => {

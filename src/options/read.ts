@@ -43,7 +43,10 @@ export interface ReadStreamOptions extends KeyOptions {
   follow?: boolean;
   /**
    * Gunzip the bytes when the stored content encoding is gzip; no-op otherwise. Cannot be combined
-   * with `start` or `end`.
+   * with `start` or `end`. The gzip data (one member or several) must reach the file's last byte:
+   * a truncated or damaged stream, or bytes after its last member (zero padding too), fail the read
+   * with `ERR_REDIS_FILE_DECODE`. With `follow: false` on a file still being written, the read
+   * delivers what the pieces stored now decode to and ends normally.
    * @default false
    */
   decompress?: boolean;
