@@ -393,6 +393,13 @@ describe('coded errors on the stream', () => {
         return fields;
       });
       await expect(get(redis, key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT', message: /checksum/ });
+      // checksum: false skips the pieces' CRCs and the whole file's, as documented: the altered
+      // byte goes out; the format is still checked (a missing chunk would still fail).
+      const altered = Buffer.from(data);
+      altered[3 * chunkSize + 10]! ^= 0xff;
+      expect((await get(redis, key, { checksum: false })).equals(altered)).toBe(true);
+      await redis.xdel(await chunkStreamOf(redis, key), '4-2');
+      await expect(get(redis, key, { checksum: false })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
     });
 
     it('a short chunk that is not the last is ERR_REDIS_FILE_CORRUPT', async () => {

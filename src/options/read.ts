@@ -64,8 +64,10 @@ export interface ReadStreamOptions extends KeyOptions {
    */
   idleTimeout?: number;
   /**
-   * Verify the CRC-32 of the whole file, stored in the end record, on reads that start at the
-   * first byte and reach the end. Chunk numbers and sizes are always checked.
+   * Verify each piece's CRC-32 before any of its bytes go out, and the CRC-32 of the whole file,
+   * stored in the end record, on reads that start at the first byte and reach the end. `false`
+   * skips both: a damaged piece's bytes are then delivered as they are. The format (chunk numbers,
+   * sizes, ids, records) is always checked.
    * @default true
    */
   checksum?: boolean;
