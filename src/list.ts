@@ -28,7 +28,10 @@ import { type Connection, portOf, type RedisClient, type RedisPort, toRecord } f
  * meanwhile may or may not be seen, and in rare cases (while Redis resizes its tables) a file may
  * be yielded twice. On a cluster every master is scanned: the master of every slot, as the cluster
  * tells it when the listing starts; while a slot has none (a failover under way), the first step
- * rejects with `ERR_REDIS_FILE_REDIS` rather than leaving its files out. So does a client of one
+ * rejects with `ERR_REDIS_FILE_REDIS` rather than leaving its files out. Likewise while slots move
+ * between nodes (resharding): a listing that starts while a slot is being migrated rejects at its
+ * first step, and one during which slots moved rejects at its last (after the files it found: they
+ * may miss some, or repeat some). A user whose ACL denies `CLUSTER NODES` is not checked. So does a client of one
  * server that is a node of a Redis Cluster (`INFO cluster`): it would see that node's files only.
  *
  * The arguments are checked at the call, before any I/O, but a bad one never throws there: the
@@ -72,6 +75,11 @@ async function* scanFiles(
   } catch (err) {
     throw wrapRedisError(err, match, 'listing files');
   }
+  // SCAN holds its promise node by node: a file whose slot moves from a node not yet scanned to
+  // one already scanned is never seen (and one moving the other way is seen twice). The slots
+  // must stay where they are, and none be on the move, from the listing's start to its end.
+  const layout = client.cluster ? await slotLayout(client, nodes, match) : undefined;
+  if (layout?.includes('[')) throw slotsMoving('a slot of the cluster is being migrated to another node (resharding)');
   for (const node of nodes) {
     let cursor = '0';
     do {
@@ -133,6 +141,38 @@ async function* scanFiles(
         yield toFileStat(key, meta, ttl, now, sizes[i] ?? meta.size);
     } while (cursor !== '0');
   }
+  if (layout !== undefined && (await slotLayout(client, nodes, match)) !== layout) {
+    throw slotsMoving('slots of the cluster moved to other nodes while it ran (resharding)');
+  }
+}
+
+/**
+ * The slots each primary serves, and those it is migrating or importing (`[slot->-id]`,
+ * `[slot-<-id]`), from its own line of `CLUSTER NODES`. Undefined for a user whose ACL denies
+ * the command: such a listing is not checked.
+ */
+async function slotLayout(client: RedisPort, nodes: readonly Connection[], match: string): Promise<string | undefined> {
+  try {
+    const own = await Promise.all(
+      nodes.map(async (node) => {
+        const text = String(await node.send(undefined, ['CLUSTER', 'NODES']));
+        const line = text.split('\n').find((l) => l.split(' ')[2]?.split(',').includes('myself')) ?? '';
+        const fields = line.trim().split(' ');
+        return `${fields[0]} ${fields.slice(8).join(' ')}`;
+      }),
+    );
+    return own.sort().join('\n');
+  } catch (err) {
+    if (client.isReplyError(err) && /^NOPERM\b/.test((err as Error).message)) return undefined;
+    throw wrapRedisError(err, match, 'listing files');
+  }
+}
+
+function slotsMoving(why: string): RedisFileError {
+  return new RedisFileError(
+    ErrorCodes.REDIS,
+    `listing files: ${why}, so a listing may leave files out or list some twice: list again once the slots have moved`,
+  );
 }
 
 /** What {@link isClusterNode} found for each client: its server does not change into another. */

@@ -138,6 +138,35 @@ describe('Redis Cluster', () => {
     });
   });
 
+  it('list() rejects, never ends as if complete, when slots move while it lists or one is being migrated', async () => {
+    const redis = await client();
+    const names = Array.from({ length: 12 }, (_, i) => `relist/${i}.log`).sort();
+    for (const [i, name] of names.entries()) await put(redis, name, bytes(100, i));
+    const all = async (): Promise<string[]> => {
+      const found: string[] = [];
+      for await (const f of list(subject(redis), { match: 'relist/*' })) found.push(f.key);
+      return found.sort();
+    };
+    expect(await all()).toEqual(names);
+    // A listing that has yielded its first file when a slot moves: SCAN may miss a file or repeat one.
+    const listing = list(subject(redis), { match: 'relist/*' });
+    const first = await listing.next();
+    expect(first.done).toBe(false);
+    await moveSlot(names.find((n) => n !== (first.value as { key: string }).key)!);
+    const rest = (async () => {
+      for await (const _ of listing);
+    })();
+    await expect(rest).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_REDIS',
+      message: /moved to other nodes while it ran/,
+    });
+    // A listing that starts while a slot is half moved.
+    await moveSlot(names[0]!, async () => {
+      await expect(all()).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_REDIS', message: /is being migrated/ });
+    });
+    expect(await all()).toEqual(names);
+  });
+
   it('a client of the one node of a cluster of one shard lists every file', async () => {
     // redis-cli makes clusters of 3 primaries at least: this one is made by hand.
     const one = await startRedis({ args: ['--cluster-enabled', 'yes'] });
