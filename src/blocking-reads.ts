@@ -539,6 +539,11 @@ class Lane implements LaneLike {
  * watches.
  */
 function watchedLane(client: RedisPort, slot: number, key: string): BlockingMember | undefined {
+  return watchedLaneOf(client, slot)?.join(key);
+}
+
+/** The watched lane of the node that serves `slot` now, as {@link watchedLane} picks it (made when missing). */
+function watchedLaneOf(client: RedisPort, slot: number): WatchedLane | undefined {
   const node = client.nodeOf(slot);
   if (node === undefined) return undefined;
   let watched = watchedHubs.get(client);
@@ -551,14 +556,30 @@ function watchedLane(client: RedisPort, slot: number, key: string): BlockingMemb
       watchedHubs.set(client, watched);
     }
     const own = watched;
-    const made: WatchedLane = new WatchedLane(client, () => {
+    const made: WatchedLane = new WatchedLane(client, node, () => {
       if (own.get(node) === made) own.delete(node);
       if (own.size === 0) watchedHubs.delete(client);
     });
     lane = made;
     own.set(node, lane);
   }
-  return lane.join(key);
+  return lane;
+}
+
+/**
+ * Move `m`, a follower of `key` whose slot another node serves now, to the lane a new follower of
+ * `key` would join: the blocking lane of its slot, or the watched lane of its new node.
+ */
+function rehome(client: RedisPort, key: string, m: BlockingMember): void {
+  const slot = hashSlot(key);
+  if (keyWatches && !hubs.get(client)?.has(slot) && !watchRefused.has(client)) {
+    const watched = watchedLaneOf(client, slot);
+    if (watched !== undefined) {
+      watched.adopt(m, key);
+      return;
+    }
+  }
+  blockingLane(client, slot).adopt(m);
 }
 
 /**
@@ -587,8 +608,12 @@ export function setWatchTrust(ms = WATCH_TRUST_MS): void {
  */
 class WatchedLane implements LaneLike {
   readonly #client: RedisPort;
+  /** The node ("host:port") whose keys the watch hears. */
+  readonly #node: string;
   readonly #onClose: () => void;
   readonly #members = new Set<BlockingMember>();
+  /** The key each member joined with (its file's slot and namespace). */
+  readonly #keyOf = new Map<BlockingMember, string>();
   /** Namespaces watched (`<prefix>{`): the key watch covers every key that starts with one. */
   readonly #prefixes = new Set<string>();
   #watch: KeyWatch | undefined;
@@ -616,32 +641,64 @@ class WatchedLane implements LaneLike {
   #recheck: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(client: RedisPort, onClose: () => void) {
+  constructor(client: RedisPort, node: string, onClose: () => void) {
     this.#client = client;
+    this.#node = node;
     this.#onClose = onClose;
   }
 
   join(key: string): BlockingMember {
-    const m = new BlockingMember(this);
+    return this.adopt(new BlockingMember(this), key);
+  }
+
+  /** Take in `m`, a follower of `key` (new, or moved here from the lane of the node its slot left). */
+  adopt(m: BlockingMember, key: string): BlockingMember {
     this.#members.add(m);
+    this.#keyOf.set(m, key);
     this.#slotOf.set(m, hashSlot(key));
+    m.moveTo(this);
     const prefix = key.slice(0, key.lastIndexOf('{') + 1) || key;
     if (!this.#prefixes.has(prefix)) {
       this.#prefixes.add(prefix);
       // Tracking prefixes cannot be added on a subscribed connection: the watch is opened again.
       if (this.#watch !== undefined) this.#dropWatch();
     }
+    if (m.active) this.kick(m);
     return m;
   }
 
   leave(m: BlockingMember): void {
+    this.#forget(m);
+    if (this.#members.size > 0) return;
+    this.#close();
+  }
+
+  #forget(m: BlockingMember): void {
     this.#members.delete(m);
+    this.#keyOf.delete(m);
     this.#fresh.delete(m);
     this.#heard.delete(m);
     this.#slotOf.delete(m);
+    this.#due.delete(m);
     this.#index(m, []);
-    if (this.#members.size > 0) return;
-    this.#close();
+  }
+
+  /**
+   * Members whose slot another node serves now (a resharding moved it: the cluster client learnt
+   * it from a MOVED reply to their reads) go to the lane of that node: this watch never hears
+   * their keys again, and they would be read for only at each recheck.
+   */
+  #rehomeMoved(): void {
+    const moved: BlockingMember[] = [];
+    for (const [m, slot] of this.#slotOf) {
+      const node = this.#client.nodeOf(slot);
+      if (node !== undefined && node !== this.#node && !this.#reading.has(m)) moved.push(m);
+    }
+    if (moved.length === 0) return;
+    const keys = moved.map((m) => this.#keyOf.get(m)!);
+    for (const m of moved) this.#forget(m);
+    if (this.#members.size === 0) this.#close();
+    for (const [i, m] of moved.entries()) rehome(this.#client, keys[i]!, m);
   }
 
   #close(): void {
@@ -773,6 +830,8 @@ class WatchedLane implements LaneLike {
       failClosed(this.#members);
       return;
     }
+    this.#rehomeMoved();
+    if (this.#closed) return;
     if (!this.#isWatching()) {
       this.#arming = true;
       this.#watching().then((ok) => {
@@ -790,7 +849,7 @@ class WatchedLane implements LaneLike {
     const due = this.#due;
     this.#due = new Set();
     for (const m of due) {
-      if (m.left) continue;
+      if (m.left || !this.#members.has(m)) continue;
       this.#index(
         m,
         m.spec.map(([key]) => key),
@@ -807,8 +866,13 @@ class WatchedLane implements LaneLike {
       for (const m of members) this.#reading.add(m);
       void this.#read(members).finally(() => {
         for (const m of members) this.#reading.delete(m);
+        if (this.#closed) return;
+        // The read may have met the slot on another node (MOVED): its followers move there now.
+        this.#rehomeMoved();
         // A member woken while its read was on its way, or one that got a full batch, is due.
-        for (const m of members) if (!m.left && this.#fresh.get(m)?.sig !== m.sig) this.kick(m);
+        for (const m of members) {
+          if (!m.left && this.#members.has(m) && this.#fresh.get(m)?.sig !== m.sig) this.kick(m);
+        }
       });
     }
     this.#scheduleRecheck();

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import type { Cluster, Redis } from 'ioredis';
 import { Redis as RedisClass } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setWatchTrust } from '../src/blocking-reads.js';
 import { createRedisReadStream, createRedisWriteStream, list, stat } from '../src/index.js';
 import {
   blockedIn,
@@ -20,10 +21,10 @@ import {
   subjectReady,
 } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
-import { chunkStreamOf, fileKeysOf, keyPattern } from './helpers/keys.js';
+import { chunkStreamOf, fileKeysOf, keyPattern, slotOfFile } from './helpers/keys.js';
 import { clusterClient, type RedisCluster, startCluster } from './helpers/redis-cluster.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
-import { bytes, collect, put, sha256 } from './helpers/streams.js';
+import { bytes, collect, follower, put, sha256 } from './helpers/streams.js';
 
 let cluster: RedisCluster;
 const clients: Cluster[] = [];
@@ -218,6 +219,57 @@ describe('Redis Cluster', () => {
     expect(sha256(await reader)).toBe(sha256(data));
     expect(sha256(await collect(createRedisReadStream(subject(await client()), key)))).toBe(sha256(data));
     expect((await cluster.masterOf(key)).port).toBe(after.port);
+  });
+
+  it("a follower woken by its node's key watch moves with its slot: its new node wakes it", async () => {
+    const name = 'moved-watch';
+    const redis = await client(name);
+    // Two files on one primary, in two slots: the first slot's follower has the node's blocking
+    // connection, the second's is woken by the node's key watch.
+    const primary = await cluster.masterOf('watched/a');
+    let other = 0;
+    while (
+      (await cluster.masterOf(`watched/b${other}`)).port !== primary.port ||
+      slotOfFile(`watched/b${other}`) === slotOfFile('watched/a')
+    )
+      other++;
+    const keys = ['watched/a', `watched/b${other}`];
+    const data = keys.map((_, i) => bytes(3000, 40 + i));
+    const writers = keys.map((key) =>
+      createRedisWriteStream(subject(redis), key, { chunkSize: 1000, flushInterval: 0 }),
+    );
+    for (const [i, w] of writers.entries()) w.write(data[i]!.subarray(0, 1000));
+    await eventually(() => writers.every((w) => w.committedBytes === 1000), 'the first chunks stored');
+    const followers = keys.map((key) => follower(subject(redis), key));
+    await eventually(() => followers.every((f) => f.received().length === 1000), 'both followers at the tail');
+    // Rechecks often, until the follower has moved: one of its reads meets MOVED.
+    setWatchTrust(200);
+    try {
+      const to = await moveSlot(keys[1]!);
+      const there = await node(to);
+      // Its new node reads for it: a blocking read there, or the node's key watch (a cluster
+      // client may take the slot's neighbours for moved too, for a moment, and give it that lane).
+      const served = async (): Promise<boolean> => {
+        const lines = String(await there.client('LIST'))
+          .split('\n')
+          .filter((line) => line.includes(` name=${name} `));
+        return (
+          lines.some((line) => /\bcmd=xread\b/.test(line) && /\bflags=\S*b/.test(line)) ||
+          lines.some((line) => /\bflags=\S*P/.test(line))
+        );
+      };
+      await eventually(served, 'a blocking read or a key watch for the moved follower on its new node');
+      // From now on only a wake-up delivers: a follower's "nothing new" holds for an hour.
+      setWatchTrust(3_600_000);
+      writers[1]!.write(data[1]!.subarray(1000, 2000));
+      await eventually(() => followers[1]!.received().length === 2000, 'the moved follower to get the second chunk');
+    } finally {
+      setWatchTrust();
+    }
+    writers[0]!.end(data[0]!.subarray(1000));
+    writers[1]!.end(data[1]!.subarray(2000));
+    const got = await Promise.all(followers.map((f) => f.done));
+    for (const [i, b] of got.entries()) expect(b.equals(data[i]!)).toBe(true);
   });
 
   it('waitReplicas: every chunk and the end record wait for the replica', async () => {
