@@ -149,7 +149,19 @@ export class FileWatch {
   async find(waitForCreate: number, batch?: FirstBatch): Promise<Found | undefined> {
     const deadline = Date.now() + waitForCreate;
     for (;;) {
-      const { lastEvent, rawMeta, ttl, time, first } = await this.#look(batch);
+      // While it waits for the file, a look that Redis does not answer (a stalled server holds a
+      // command for as long as it is stopped, and the client may have no command timeout) ends
+      // once the wait is over and idleTimeout has passed since it was sent, as a follower would.
+      const looked = this.#look(batch);
+      const allowed = Math.max(deadline - Date.now(), this.#idleTimeout);
+      const { lastEvent, rawMeta, ttl, time, first } = await (waitForCreate === 0 || allowed === Infinity
+        ? looked
+        : within(looked, allowed, () => {
+            throw timeout(
+              this.#key,
+              `no file appeared at this key within waitForCreate (${waitForCreate} ms): Redis has not answered the last look for it in ${Math.round(allowed)} ms (idleTimeout: ${this.#idleTimeout} ms)`,
+            );
+          }));
       if (this.#closed) return undefined;
       this.#lastEventId = lastEvent;
       const meta = parseMeta(rawMeta);

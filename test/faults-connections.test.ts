@@ -11,7 +11,15 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream } from '../src/index.js';
-import { closeAll, connect, connectSubject, disconnectSubject, subject, subjectReady } from './helpers/clients.js';
+import {
+  blockedIn,
+  closeAll,
+  connect,
+  connectSubject,
+  disconnectSubject,
+  subject,
+  subjectReady,
+} from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf } from './helpers/keys.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
@@ -186,6 +194,27 @@ describe('dropped connections', () => {
       writer.destroy();
     }
   });
+
+  for (const when of ['before its first look', 'while it waits'] as const) {
+    it(`a reader waiting for a file to be created whose connection stops answering (${when}) fails with ERR_REDIS_FILE_TIMEOUT, Redis still silent`, async () => {
+      const name = `wfc-${when === 'while it waits' ? 'waiting' : 'first'}-${Date.now()}`;
+      const client = connectSubject(proxy.url, { connectionName: name });
+      await subjectReady(client);
+      const reader = createRedisReadStream(client, `never-${name}`, { waitForCreate: 1500, idleTimeout: 1000 });
+      const failed = new Promise((resolve) => reader.on('error', resolve));
+      reader.resume();
+      if (when === 'while it waits') {
+        await eventually(async () => (await blockedIn(admin, name)) === 1, 'the reader to wait for the file');
+      }
+      proxy.stall();
+      try {
+        expect(await failed).toMatchObject({ code: 'ERR_REDIS_FILE_TIMEOUT', message: /within waitForCreate/ });
+      } finally {
+        proxy.resume();
+        disconnectSubject(client);
+      }
+    });
+  }
 
   // The claim goes out before the first write when the client's link is not known yet (a fresh
   // client), and beside the first writes once it is (a warm one).
