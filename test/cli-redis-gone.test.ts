@@ -106,6 +106,25 @@ describe('Redis goes away', () => {
     }
   });
 
+  it('a receiver waiting for its next file on a stopped Redis: exit 1 with one line', async () => {
+    const server = await privateServer();
+    const channel = uniqueKey('frozen-channel');
+    const receiver = start(['receive', channel, '--consumer', 'r', '--exec', 'cat', '--redis-timeout', '1s'], {
+      env: { REDIS_URL: server.url },
+    });
+    await joined(connect(server.url), channel, 1);
+    process.kill(server.pid!, 'SIGSTOP');
+    try {
+      const r = await receiver.done;
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n').at(-1)).toMatch(
+        /^redis-file: .*: waiting for the next file failed: Redis did not answer in time \(--redis-timeout\)/,
+      );
+    } finally {
+      process.kill(server.pid!, 'SIGCONT');
+    }
+  });
+
   it('a server that accepts the connection and never answers: exit 1 with one line, before any command', async () => {
     const silent = createServer(() => {});
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));

@@ -129,6 +129,8 @@ function resolveReceiveOptions(client: unknown, channel: unknown, options: unkno
 
 /** How long one blocking wait for the next announcement lasts before it looks again. */
 const WAIT_MS = LONGEST_BLOCK_MS;
+/** How late past its block a blocking read's answer may come before Redis counts as not answering. */
+const ANSWER_SLACK_MS = 1000;
 /** Announcements read at once: waiting ones come several to a round trip. */
 const BATCH = 16;
 
@@ -207,6 +209,7 @@ async function* receive(
       if (client.closed()) fail(clientClosedError(), 'waiting for the next file');
       let reply: unknown;
       const waiting = pending === undefined;
+      const sent = Date.now();
       try {
         if (waiting && blocking === undefined) throw new Error('no primary of the cluster is known for the channel');
         reply = !waiting
@@ -230,8 +233,12 @@ async function* receive(
         if (over) throw err;
         // A blocking connection that failed (dropped, or its cluster slot moved) or a passing
         // refusal: the read is made again, on a new connection, for up to idleTimeout.
+        // A blocking read that failed long after Redis should have answered it (its command
+        // timeout, when the client has one: Redis stopped answering) has had its time: not again.
+        const unanswered = waiting && Date.now() - sent > WAIT_MS + ANSWER_SLACK_MS;
         const passing =
-          isRetryable(err, client) || (waiting && (!client.isReplyError(err) || MOVING.test((err as Error).message)));
+          !unanswered &&
+          (isRetryable(err, client) || (waiting && (!client.isReplyError(err) || MOVING.test((err as Error).message))));
         failingSince ||= Date.now();
         if (!passing || Date.now() - failingSince > readOptions.idleTimeout) fail(err, 'waiting for the next file');
         if (waiting) {
