@@ -249,6 +249,13 @@ export class EntrySequence {
             `checksum mismatch: the end record says crc32 ${formatCrc(entry.crc32)}, the pieces give ${formatCrc(this.#crc)}`,
           );
         }
+        // After a rewind, the file ends before bytes this reader delivered from the writer before.
+        if (this.#skip > 0) {
+          throw corrupt(
+            key,
+            `the writer that resumed it ended the file at byte ${entry.size}, but this reader had delivered ${entry.size + this.#skip} bytes of it`,
+          );
+        }
         return { kind: 'end', size: entry.size, chunks: entry.chunks, crc32: formatCrc(entry.crc32) };
       }
       case 'abort':

@@ -16,7 +16,7 @@ import { createRedisReadStream, createRedisWriteStream, stat } from '../src/inde
 import { closeAll, connect, sharedRedisUrl, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { chunkStreamOf, fileKeysOf } from './helpers/keys.js';
-import { bytes, collect, sha256 } from './helpers/streams.js';
+import { bytes, collect, follower, sha256 } from './helpers/streams.js';
 
 let redis: Redis;
 let dir: string;
@@ -142,6 +142,33 @@ describe('a writer process killed mid-file', () => {
     expect(sha256(await following)).toBe(sha256(data));
     // The header, one piece per chunk (the dead writer's flushed partial chunk was cut), the end record.
     expect(await redis.xlen(await chunkStreamOf(redis, key))).toBe(Math.ceil(data.length / chunkSize) + 2);
+  });
+  it('a follower that had read past the cut fails with ERR_REDIS_FILE_CORRUPT when the resumed file ends before what it delivered', async () => {
+    const key = uniqueKey('resume-short');
+    const data = bytes(100_000, 43);
+    const chunkSize = 4096;
+    const reader = follower(subject(redis), key, { waitForCreate: 10_000, idleTimeout: 20_000 });
+    // 70,000 bytes stored (a partly filled chunk at the end), of which the heartbeats commit whole chunks.
+    const child = await stallingWriter(key, data, 70_000, chunkSize, 300);
+    await eventually(() => reader.received().length === 70_000, 'the follower to have every byte stored');
+    await eventually(
+      async () => Number(await redis.hget(fileKeysOf(key).meta, 'size')) > 0,
+      'a heartbeat with the committed size',
+    );
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    const writer = createRedisWriteStream(subject(redis), key, { resume: true });
+    await once(writer, 'ready');
+    expect(writer.committedBytes).toBeLessThan(70_000);
+    // The new writer ends the file where it took over: shorter than what the follower delivered.
+    writer.end();
+    await once(writer, 'finish');
+    await expect(reader.done).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_CORRUPT',
+      message: expect.stringContaining(
+        `ended the file at byte ${writer.committedBytes}, but this reader had delivered 70000 bytes`,
+      ),
+    });
   });
 });
 
