@@ -118,6 +118,14 @@ export class ChunkWindow {
   #troubleSince = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /**
+   * With `waitReplicas`: pieces to store, sent together with one WAIT once the WAIT before them
+   * has answered (each WAIT holds the connection up to waitTimeout, so that WAITs queued behind
+   * each other would each wait that long), and whether one is on its way.
+   */
+  readonly #replicaQueue: { piece: PendingPiece; resolve(id: unknown): void; reject(err: unknown): void }[] = [];
+  #replicating = false;
+  #replicaTurn = false;
 
   /**
    * @param claimPending - the file's claim is on its way, sent before any piece on the same
@@ -251,6 +259,8 @@ export class ChunkWindow {
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
+    // Pieces not sent yet never will be.
+    for (const { reject } of this.#replicaQueue.splice(0)) reject(new Error('the writer stopped'));
   }
 
   /**
@@ -345,24 +355,62 @@ export class ChunkWindow {
   }
 
   /**
-   * XADD and WAIT in one pipeline: on one connection, to the node that holds the key (a cluster
-   * client routes the keyless WAIT with the XADD), so the WAIT covers this very write.
+   * The XADDs of the pieces sent in one turn, then one WAIT, in one pipeline: on one connection, to
+   * the node that holds the key (a cluster client routes the keyless WAIT with the XADDs), so the
+   * WAIT covers these very writes. One such WAIT at a time.
    */
-  async #storeReplicated(piece: PendingPiece): Promise<unknown> {
-    const { client, chunksKey, waitReplicas, waitTimeout, key } = this.#owner;
-    const { before, after } = this.#xadd(piece);
-    const replies = await client.batch(chunksKey, [
-      [...before, piece.data, ...after],
-      ['WAIT', waitReplicas, waitTimeout],
-    ]);
-    const [[addError, id] = [null, null], [waitError, replicas] = [null, 0]] = replies;
-    if (addError) throw addError;
-    if (id === null) return null;
-    if (waitError) throw waitError;
-    if ((replicas as number) < waitReplicas) {
-      throw timeout(key, `piece ${piece.id} reached ${replicas} of ${waitReplicas} replicas within ${waitTimeout} ms`);
-    }
-    return id;
+  #storeReplicated(piece: PendingPiece): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.#replicaQueue.push({ piece, resolve, reject });
+      this.#replicateNext();
+    });
+  }
+
+  #replicateNext(): void {
+    if (this.#replicating || this.#replicaTurn || this.#replicaQueue.length === 0) return;
+    // On the next turn: the pieces the window sends in this one go together.
+    this.#replicaTurn = true;
+    setImmediate(() => {
+      this.#replicaTurn = false;
+      if (this.#replicating || this.#stopped) return;
+      const group = this.#replicaQueue.splice(0);
+      if (group.length === 0) return;
+      this.#replicating = true;
+      const { client, chunksKey, waitReplicas, waitTimeout, key } = this.#owner;
+      const commands = group.map(({ piece }) => {
+        const { before, after } = this.#xadd(piece);
+        return [...before, piece.data, ...after];
+      });
+      client.batch(chunksKey, [...commands, ['WAIT', waitReplicas, waitTimeout]]).then(
+        (replies) => {
+          this.#replicating = false;
+          const [waitError, replicas] = replies[group.length] ?? [null, 0];
+          const few = (replicas as number) < waitReplicas;
+          const ids = group.map(({ piece }) => piece.id);
+          const tooFew = timeout(
+            key,
+            `${ids.length === 1 ? `piece ${ids[0]}` : `pieces ${ids[0]} to ${ids.at(-1)}`} reached ${replicas} of ${waitReplicas} replicas within ${waitTimeout} ms`,
+          );
+          for (const [j, { resolve, reject }] of group.entries()) {
+            const [addError, id] = replies[j] ?? [null, null];
+            if (addError) reject(addError);
+            else if (id === null) resolve(null);
+            else if (waitError) reject(waitError);
+            else if (few) reject(tooFew);
+            else resolve(id);
+          }
+          // Too few replicas now: the pieces waiting behind would wait as long for the same
+          // answer. They fail with it unsent, and go again with the others.
+          if (waitError || few) for (const { reject } of this.#replicaQueue.splice(0)) reject(waitError ?? tooFew);
+          this.#replicateNext();
+        },
+        (err: unknown) => {
+          this.#replicating = false;
+          for (const { reject } of group) reject(err);
+          this.#replicateNext();
+        },
+      );
+    });
   }
 
   #onWriteError(i: number, piece: PendingPiece, err: unknown): void {

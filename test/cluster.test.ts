@@ -281,8 +281,9 @@ describe('Redis Cluster', () => {
     const before = await waits();
     const data = bytes(40 * 1000, 3);
     await put(redis, key, data, { chunkSize: 1000, waitReplicas: 1 });
-    // 40 chunks and the commit, each followed by its WAIT on the file's primary.
-    expect((await waits()) - before).toBeGreaterThanOrEqual(41);
+    // The chunks, a WAIT after each group of them sent together, and the commit with its own WAIT,
+    // on the file's primary.
+    expect((await waits()) - before).toBeGreaterThanOrEqual(2);
     // The replica holds the whole file.
     const [replica] = await cluster.replicasOf(key);
     const onReplica = await node(replica!);
@@ -389,5 +390,31 @@ describe('waitReplicas on one server', () => {
       code: 'ERR_REDIS_FILE_TIMEOUT',
       message: expect.stringMatching(/reached 1 of 2 replicas/),
     });
+  });
+
+  it('one WAIT for the chunks sent together: too few replicas cost one waitTimeout per attempt, not one per chunk in flight', async () => {
+    const admin = connect(primary.url);
+    const waits = async (): Promise<number> =>
+      Number(/^cmdstat_wait:calls=(\d+)/m.exec((await admin.info('commandstats')) as string)?.[1] ?? 0);
+    const client = connectSubject(primary.url);
+    await subjectReady(client);
+    const before = await waits();
+    // 16 chunks in one write: the window sends them in one turn. No retry: one attempt.
+    const writer = createRedisWriteStream(client, 'w/c', {
+      chunkSize: 1000,
+      maxInFlight: 16,
+      waitReplicas: 2,
+      waitTimeout: 50,
+      retryTimeout: 0,
+    });
+    const failed = once(writer, 'error');
+    writer.end(bytes(16_000));
+    const [err] = await failed;
+    expect(err).toMatchObject({
+      code: 'ERR_REDIS_FILE_TIMEOUT',
+      message: expect.stringMatching(/reached 1 of 2 replicas/),
+    });
+    // A WAIT per chunk in flight made 16, each holding the connection for waitTimeout.
+    expect((await waits()) - before).toBeLessThanOrEqual(2);
   });
 });

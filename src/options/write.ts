@@ -121,11 +121,15 @@ export interface WriteStreamOptions extends KeyOptions {
   maxInFlightBytes?: number;
   /**
    * Count a chunk (and the end record) as stored only once this many replicas of the node that
-   * holds the file have it, checked with `WAIT` after each write. Redis replicates asynchronously:
+   * holds the file have it, checked with one `WAIT` after the chunks sent together (one such `WAIT`
+   * at a time). Redis replicates asynchronously:
    * without this, a chunk Redis acknowledged can be lost when a replica takes over from a failed
    * primary. A chunk that does not reach enough replicas within `waitTimeout` is written again,
    * until `retryTimeout`; then the stream fails with `ERR_REDIS_FILE_TIMEOUT`. Each `WAIT` holds
-   * the connection it runs on, so writes slow down to the replicas' pace. 0 turns it off.
+   * the connection it runs on, so writes slow down to the replicas' pace, and the writer's
+   * heartbeats wait behind it: with too few replicas up, a `waitTimeout` longer than three
+   * `heartbeatInterval`s (the defaults: 5000 against 3000 ms) lets others take the writer for dead
+   * meanwhile. 0 turns it off.
    * @default 0
    */
   waitReplicas?: number;
