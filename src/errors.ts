@@ -33,6 +33,8 @@ export const ErrorCodes = Object.freeze({
   REDIS: 'ERR_REDIS_FILE_REDIS',
   /** The content could not be decoded (for example a corrupt or truncated gzip stream). */
   DECODE: 'ERR_REDIS_FILE_DECODE',
+  /** {@link lines} met a line longer than its `maxLineLength`. */
+  LINE_TOO_LONG: 'ERR_REDIS_FILE_LINE_TOO_LONG',
 } as const);
 
 /** The union of all {@link ErrorCodes} values. */

@@ -5,6 +5,7 @@
 
 import { Transform, type TransformCallback } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
+import { ErrorCodes, RedisFileError } from './errors.js';
 import { checkKnown, checkObject, invalidType, outOfRange } from './options.js';
 
 /** Options of {@link lines}. */
@@ -17,8 +18,8 @@ export interface LinesOptions {
   maxLineLength?: number;
 }
 
-/** The error a {@link lines} stream fails with on a line longer than `maxLineLength`. */
-export interface LineTooLongError extends Error {
+/** The error a {@link lines} stream fails with on a line longer than `maxLineLength`: a {@link RedisFileError}. */
+export interface LineTooLongError extends RedisFileError {
   readonly code: 'ERR_REDIS_FILE_LINE_TOO_LONG';
 }
 
@@ -50,12 +51,10 @@ export function lines(options?: LinesOptions): Transform {
   let rest: string[] = [];
   let restLength = 0;
   const tooLong = (length: number): LineTooLongError =>
-    Object.assign(
-      new Error(`A line is longer than maxLineLength (${max}): at least ${length} characters without a line ending`),
-      {
-        code: 'ERR_REDIS_FILE_LINE_TOO_LONG' as const,
-      },
-    );
+    new RedisFileError(
+      ErrorCodes.LINE_TOO_LONG,
+      `A line is longer than maxLineLength (${max}): at least ${length} characters without a line ending`,
+    ) as LineTooLongError;
   /** A line without its `\n`: without the `\r` before it too, and measured without it. */
   const line = (stream: Transform, text: string): Error | undefined => {
     const end = text.endsWith('\r') ? text.length - 1 : text.length;

@@ -28,7 +28,8 @@ type DocumentedCode =
   | 'ERR_REDIS_FILE_RANGE'
   | 'ERR_REDIS_FILE_FORMAT'
   | 'ERR_REDIS_FILE_REDIS'
-  | 'ERR_REDIS_FILE_DECODE';
+  | 'ERR_REDIS_FILE_DECODE'
+  | 'ERR_REDIS_FILE_LINE_TOO_LONG';
 
 expectAssignable<Cjs.RedisClient>(redis);
 expectAssignable<Cjs.RedisClient>(cluster);

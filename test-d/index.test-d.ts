@@ -51,7 +51,8 @@ type DocumentedCode =
   | 'ERR_REDIS_FILE_RANGE'
   | 'ERR_REDIS_FILE_FORMAT'
   | 'ERR_REDIS_FILE_REDIS'
-  | 'ERR_REDIS_FILE_DECODE';
+  | 'ERR_REDIS_FILE_DECODE'
+  | 'ERR_REDIS_FILE_LINE_TOO_LONG';
 
 /** A value of type T, for checks on types that have no convenient expression. */
 declare function typeOf<T>(): T;
@@ -274,9 +275,9 @@ expectType<'ERR_REDIS_FILE_DECODE'>(ErrorCodes.DECODE);
 expectNotType<string>(ErrorCodes.NOT_FOUND);
 expectError((ErrorCodes.NOT_FOUND = 'ERR_REDIS_FILE_NOT_FOUND'));
 // Exactly these keys and exactly these values.
-expectType<'NOT_FOUND' | 'EXISTS' | 'ABORTED' | 'CORRUPT' | 'TIMEOUT' | 'RANGE' | 'FORMAT' | 'REDIS' | 'DECODE'>(
-  typeOf<keyof typeof ErrorCodes>(),
-);
+expectType<
+  'NOT_FOUND' | 'EXISTS' | 'ABORTED' | 'CORRUPT' | 'TIMEOUT' | 'RANGE' | 'FORMAT' | 'REDIS' | 'DECODE' | 'LINE_TOO_LONG'
+>(typeOf<keyof typeof ErrorCodes>());
 expectType<DocumentedCode>(typeOf<(typeof ErrorCodes)[keyof typeof ErrorCodes]>());
 
 // The code of an error is exactly the documented union.

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRedisReadStream, lines } from '../src/index.js';
+import { createRedisReadStream, ErrorCodes, lines, RedisFileError } from '../src/index.js';
 import { closeAll, connect, subject, uniqueKey } from './helpers/clients.js';
 import { put } from './helpers/streams.js';
 
@@ -68,7 +68,9 @@ describe('lines()', () => {
     expect(await split(['abc\r'], 3)).toEqual(['abc']);
     expect(await split(['ab', 'c\r'], 3)).toEqual(['abc']);
     expect(await split(['x\nabc\r'], 3)).toEqual(['x', 'abc']);
-    await expect(split(['abcd\r'], 3)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_LINE_TOO_LONG' });
+    await expect(split(['abcd\r'], 3)).rejects.toMatchObject({ code: ErrorCodes.LINE_TOO_LONG });
+    // Of the package's one error class, as every coded error of it.
+    await expect(split(['abcd\r'], 3)).rejects.toBeInstanceOf(RedisFileError);
   });
 
   it('property: any text, any split, any maxLineLength: the lines of the whole text, or a failure exactly when one is too long', async () => {

@@ -107,6 +107,7 @@ describe('the built package, loaded by name', () => {
         'ERR_REDIS_FILE_FORMAT',
         'ERR_REDIS_FILE_REDIS',
         'ERR_REDIS_FILE_DECODE',
+        'ERR_REDIS_FILE_LINE_TOO_LONG',
       ].sort(),
     );
   });
