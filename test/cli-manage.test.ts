@@ -5,8 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stat } from '../src/index.js';
 import { CLI, expectOneLine, run, storedKeys } from './helpers/cli.js';
-import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
-import { put } from './helpers/streams.js';
+import { closeAll, connect, sharedRedisUrl, subject, uniqueKey } from './helpers/clients.js';
+import { get, put } from './helpers/streams.js';
 
 const redis = connect();
 afterAll(closeAll);
@@ -40,6 +40,29 @@ describe('ls', () => {
     const rows = human.stdout.toString().trim().split('\n');
     expect(rows.map((row) => row.split(/\s+/).at(-1))).toEqual(keys);
     expect(rows[0]).toMatch(/^complete\s+6 B\s+-\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+/);
+  });
+
+  it("--json of stat and ls: the library's FileStat, its consumers and acknowledgements too", async () => {
+    const key = uniqueKey('consumed');
+    await put(redis, key, Buffer.from('read by a'), { consumers: ['a', 'b'] });
+    await get(redis, key, { consumer: 'a' });
+    const want = await stat(subject(redis), key);
+    const st = await run(['stat', key, '--json']);
+    expect(st.code).toBe(0);
+    const ls = await run(['ls', key, '--json']);
+    expect(ls.code).toBe(0);
+    for (const out of [st.stdout, ls.stdout]) {
+      expect(JSON.parse(out.toString())).toEqual({
+        ...want,
+        contentType: null,
+        crc32: want.crc32,
+        ttl: null,
+        created: want.created.toISOString(),
+        updated: want.updated.toISOString(),
+        consumers: ['a', 'b'],
+        acknowledgedBy: ['a'],
+      });
+    }
   });
 
   it('prints nothing for a pattern that matches nothing', async () => {

@@ -90,6 +90,8 @@ export function statJson(s: FileStat): string {
     created: s.created.toISOString(),
     updated: s.updated.toISOString(),
     ttl: s.ttl ?? null,
+    consumers: s.consumers ?? null,
+    acknowledgedBy: s.acknowledgedBy,
   });
 }
 
