@@ -310,7 +310,13 @@ export class ChunkWindow {
         if (id !== null) this.#ack(i);
         // Sent before the file existed (NOMKSTREAM stored nothing): sent again once it does.
         else if (piece.early) this.#lostBehindClaim(piece);
-        else this.#fail(aborted(this.#owner.key, 'the file was removed while it was being written'));
+        else
+          this.#fail(
+            aborted(
+              this.#owner.key,
+              'the file was removed, or taken over by another writer, while it was being written',
+            ),
+          );
       },
       (err: unknown) => {
         this.#inFlight--;

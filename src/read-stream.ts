@@ -724,6 +724,9 @@ function drainOrClose(stream: Gunzip): Promise<void> {
  * bytes go out: its place in the file, its size and its CRC-32; a full read also checks the end
  * record's CRC-32 of the whole file.
  *
+ * The file is opened at the first read (a pipe, a `'data'` listener, iteration): a stream nobody
+ * reads asks Redis nothing, and so reports nothing, a missing file included.
+ *
  * @param client - the caller's Redis client, shared with the caller: an ioredis or iovalkey `Redis` or
  *   `Cluster`, or a node-redis client or cluster (`createClient()`, `createCluster()`)
  * @param key - the file's name

@@ -533,7 +533,8 @@ export class RedisWriteStream extends Writable {
  * @throws TypeError / RangeError for bad arguments, at the call
  * @example
  * ```ts
- * await pipeline(fs.createReadStream('access.log.gz'), createRedisWriteStream(redis, 'logs/2026-11-30.gz'));
+ * // A .gz stored byte for byte, declared so that readers with `decompress` gunzip it.
+ * await pipeline(fs.createReadStream('access.log.gz'), createRedisWriteStream(redis, 'logs/2026-11-30.gz', { contentEncoding: 'gzip' }));
  * ```
  */
 export function createRedisWriteStream(
