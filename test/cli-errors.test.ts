@@ -102,6 +102,19 @@ describe('exit codes and messages', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('--cluster (or several --url) given a single server: exit 1, one line that says so', async () => {
+    for (const args of [
+      ['--cluster', '--url', sharedRedisUrl(), 'ls', 'x*'],
+      ['--url', sharedRedisUrl(), '--url', sharedRedisUrl(), 'stat', 'k'],
+    ]) {
+      const r = await run(args);
+      expect(r.code).toBe(1);
+      expect(expectOneLine(r.stderr)).toMatch(
+        /cluster support disabled \(a single server, not a Redis Cluster: leave out --cluster and give one --url\)$/,
+      );
+    }
+  });
+
   it('a missing file: exit 1, one line naming the key (a read: and how to wait for it), no stack trace', async () => {
     const key = uniqueKey('missing');
     for (const args of [

@@ -207,10 +207,15 @@ function watchErrors(client: Client): () => Error | undefined {
 function connectError(err: unknown, lastError: Error | undefined, where: string): Error {
   if (err instanceof Interrupted) return err;
   const why = lastError ?? (err as Error);
-  const hint = /NOAUTH|WRONGPASS/.test(why.message)
+  // ioredis's "Failed to refresh slots cache." keeps what the node said in `lastNodeError`.
+  const node = (why as Error & { lastNodeError?: unknown }).lastNodeError;
+  const said = node instanceof Error ? `${why.message} ${node.message}` : why.message;
+  const hint = /NOAUTH|WRONGPASS/.test(said)
     ? ' (give the user and password in the URL: redis://user:password@host:port)'
-    : '';
-  return new ConnectError(`cannot connect to Redis at ${where}: ${why.message}${hint}`, { cause: why });
+    : /cluster support disabled/.test(said)
+      ? ' (a single server, not a Redis Cluster: leave out --cluster and give one --url)'
+      : '';
+  return new ConnectError(`cannot connect to Redis at ${where}: ${said}${hint}`, { cause: why });
 }
 
 const seconds = (ms: number): string => `${Math.round(ms / 1000)} s`;

@@ -150,7 +150,10 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
     .addOption(chunkSize())
     .addOption(ttl())
     .addOption(waitReplicas())
-    .option('-f, --overwrite', 'replace a complete or aborted file stored at the key')
+    .option(
+      '-f, --overwrite',
+      'replace a complete or aborted file stored at the key, or one whose writer died (never one a live writer is writing)',
+    )
     .option('--content-type <type>', 'MIME type stored with the file')
     .option('--meta <key=value>', 'metadata stored with the file (repeatable)', parseMeta)
     .addOption(quiet())
@@ -368,7 +371,7 @@ export function buildProgram(setExit: (code: number) => void, crc: string): Comm
         'Prints one line per file received on standard error.',
     )
     .argument('<channel>', 'name of the channel')
-    .requiredOption('--consumer <name>', "this receiver's name, under which Redis keeps its position")
+    .requiredOption('--consumer <name>', "required: this receiver's name, under which Redis keeps its position")
     .option('-o, --out <dir>', 'write each file to <dir>/<name> (whole files only: via a temporary file and a rename)')
     .option(
       '-e, --exec <command>',
