@@ -639,6 +639,8 @@ class WatchedLane implements LaneLike {
   #retryMs = 0;
   #retrying = false;
   #recheck: NodeJS.Timeout | undefined;
+  /** The next pass is a recheck's. */
+  #rechecking = false;
   #closed = false;
 
   constructor(client: RedisPort, node: string, onClose: () => void) {
@@ -688,11 +690,15 @@ class WatchedLane implements LaneLike {
    * it from a MOVED reply to their reads) go to the lane of that node: this watch never hears
    * their keys again, and they would be read for only at each recheck.
    */
-  #rehomeMoved(): void {
+  #rehomeMoved(among: Iterable<BlockingMember> = this.#slotOf.keys()): void {
     const moved: BlockingMember[] = [];
-    for (const [m, slot] of this.#slotOf) {
-      const node = this.#client.nodeOf(slot);
-      if (node !== undefined && node !== this.#node && !this.#reading.has(m)) moved.push(m);
+    const nodeOf = new Map<number, string | undefined>();
+    for (const m of among) {
+      const slot = this.#slotOf.get(m);
+      if (slot === undefined || this.#reading.has(m)) continue;
+      if (!nodeOf.has(slot)) nodeOf.set(slot, this.#client.nodeOf(slot));
+      const node = nodeOf.get(slot);
+      if (node !== undefined && node !== this.#node) moved.push(m);
     }
     if (moved.length === 0) return;
     const keys = moved.map((m) => this.#keyOf.get(m)!);
@@ -785,9 +791,10 @@ class WatchedLane implements LaneLike {
     if (this.#watch === undefined || this.#watchedPrefixes !== this.#prefixes.size) {
       this.#dropWatch();
       this.#watchedPrefixes = this.#prefixes.size;
-      // On the node of a member's slot (a lane without members is closed; its first member may
-      // have left, and its slot moved).
-      const [slot] = this.#slotOf.values();
+      // On this lane's node, through the slot of a member it serves (a lane without members is
+      // closed; its first member may have left, and a member's slot may have moved, its member
+      // not yet moved with it): none, and the watch is opened later.
+      const slot = [...new Set(this.#slotOf.values())].find((s) => this.#client.nodeOf(s) === this.#node);
       if (slot === undefined) return false;
       const watch = this.#client.openKeyWatch(
         slot,
@@ -830,9 +837,16 @@ class WatchedLane implements LaneLike {
       failClosed(this.#members);
       return;
     }
-    this.#rehomeMoved();
-    if (this.#closed) return;
+    // At each recheck: members whose slot moved meanwhile (the reads that met it move theirs).
+    if (this.#rechecking) {
+      this.#rechecking = false;
+      this.#rehomeMoved();
+      if (this.#closed) return;
+    }
     if (!this.#isWatching()) {
+      // The watch opens on this lane's node: members whose slot moved elsewhere go first.
+      this.#rehomeMoved();
+      if (this.#closed) return;
       this.#arming = true;
       this.#watching().then((ok) => {
         this.#arming = false;
@@ -868,7 +882,7 @@ class WatchedLane implements LaneLike {
         for (const m of members) this.#reading.delete(m);
         if (this.#closed) return;
         // The read may have met the slot on another node (MOVED): its followers move there now.
-        this.#rehomeMoved();
+        this.#rehomeMoved(members);
         // A member woken while its read was on its way, or one that got a full batch, is due.
         for (const m of members) {
           if (!m.left && this.#members.has(m) && this.#fresh.get(m)?.sig !== m.sig) this.kick(m);
@@ -928,6 +942,7 @@ class WatchedLane implements LaneLike {
     if (this.#recheck !== undefined) return;
     this.#recheck = setTimeout(() => {
       this.#recheck = undefined;
+      this.#rechecking = true;
       this.kick();
     }, watchTrustMs);
     this.#recheck.unref();

@@ -412,7 +412,8 @@ export class ChunkWindow {
         },
         (err: unknown) => {
           this.#replicating = false;
-          for (const { reject } of group) reject(err);
+          // The pieces behind go again with the others, not out past the ones that failed.
+          for (const { reject } of [...group, ...this.#replicaQueue.splice(0)]) reject(err);
           this.#replicateNext();
         },
       );

@@ -159,7 +159,7 @@ export class FileWatch {
         : within(looked, allowed, () => {
             throw timeout(
               this.#key,
-              `no file appeared at this key within waitForCreate (${waitForCreate} ms): Redis has not answered the last look for it in ${Math.round(allowed)} ms (idleTimeout: ${this.#idleTimeout} ms)`,
+              `no file was found at this key within waitForCreate (${waitForCreate} ms): Redis has not answered the last look for it in ${Math.round(allowed)} ms (idleTimeout: ${this.#idleTimeout} ms)`,
             );
           }));
       if (this.#closed) return undefined;

@@ -17,6 +17,7 @@ import {
   scanPattern,
 } from './format.js';
 import { checkClient, failedIteration, type ListOptions, resolveListOptions } from './options.js';
+import { SLOTS } from './redis/limits.js';
 import { type Connection, portOf, type RedisClient, type RedisPort, toRecord } from './redis/port.js';
 
 /**
@@ -80,6 +81,10 @@ async function* scanFiles(
   // must stay where they are, and none be on the move, from the listing's start to its end.
   const layout = client.cluster ? await slotLayout(client, nodes, match) : undefined;
   if (layout?.includes('[')) throw slotsMoving('a slot of the cluster is being migrated to another node (resharding)');
+  // The primaries asked for hold every slot: none moved to a node not among them meanwhile.
+  if (layout !== undefined && slotCount(layout) !== SLOTS) {
+    throw slotsMoving('slots of the cluster moved to other nodes as the listing started (a resharding or a failover)');
+  }
   for (const node of nodes) {
     let cursor = '0';
     do {
@@ -142,16 +147,20 @@ async function* scanFiles(
     } while (cursor !== '0');
   }
   if (layout !== undefined && (await slotLayout(client, nodes, match)) !== layout) {
-    throw slotsMoving('slots of the cluster moved to other nodes while it ran (resharding)');
+    throw slotsMoving('slots of the cluster moved to other nodes while it ran (a resharding or a failover)');
   }
 }
+
+/** Clients whose user may not run `CLUSTER NODES` (ACL): their listings are not checked. */
+const layoutRefused = new WeakSet<RedisPort>();
 
 /**
  * The slots each primary serves, and those it is migrating or importing (`[slot->-id]`,
  * `[slot-<-id]`), from its own line of `CLUSTER NODES`. Undefined for a user whose ACL denies
- * the command: such a listing is not checked.
+ * the command (asked once per client): such a listing is not checked.
  */
 async function slotLayout(client: RedisPort, nodes: readonly Connection[], match: string): Promise<string | undefined> {
+  if (layoutRefused.has(client)) return undefined;
   try {
     const own = await Promise.all(
       nodes.map(async (node) => {
@@ -163,9 +172,24 @@ async function slotLayout(client: RedisPort, nodes: readonly Connection[], match
     );
     return own.sort().join('\n');
   } catch (err) {
-    if (client.isReplyError(err) && /^NOPERM\b/.test((err as Error).message)) return undefined;
+    if (client.isReplyError(err) && /^NOPERM\b/.test((err as Error).message)) {
+      layoutRefused.add(client);
+      return undefined;
+    }
     throw wrapRedisError(err, match, 'listing files');
   }
+}
+
+/** How many slots the lines of a {@link slotLayout} serve (`a-b` ranges and single slots). */
+function slotCount(layout: string): number {
+  let count = 0;
+  for (const line of layout.split('\n')) {
+    for (const token of line.split(' ').slice(1)) {
+      const range = /^(\d+)(?:-(\d+))?$/.exec(token);
+      if (range) count += range[2] === undefined ? 1 : Number(range[2]) - Number(range[1]) + 1;
+    }
+  }
+  return count;
 }
 
 function slotsMoving(why: string): RedisFileError {

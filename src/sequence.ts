@@ -249,11 +249,14 @@ export class EntrySequence {
             `checksum mismatch: the end record says crc32 ${formatCrc(entry.crc32)}, the pieces give ${formatCrc(this.#crc)}`,
           );
         }
-        // After a rewind, the file ends before bytes this reader delivered from the writer before.
-        if (this.#skip > 0) {
+        // After a rewind, the file ends before bytes this reader delivered from the writer before
+        // (bytes it read before its range's start were not delivered: a start past the end is a
+        // range error, told by the reader).
+        const deliveredTo = Math.min(this.#pos + this.#skip, this.#end + 1);
+        if (this.#skip > 0 && deliveredTo > Math.max(entry.size, this.#start)) {
           throw corrupt(
             key,
-            `the writer that resumed it ended the file at byte ${entry.size}, but this reader had delivered ${entry.size + this.#skip} bytes of it`,
+            `the writer that resumed it ended the file at byte ${entry.size}, but this reader had delivered its bytes up to ${deliveredTo}`,
           );
         }
         return { kind: 'end', size: entry.size, chunks: entry.chunks, crc32: formatCrc(entry.crc32) };

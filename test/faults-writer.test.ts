@@ -166,7 +166,7 @@ describe('a writer process killed mid-file', () => {
     await expect(reader.done).rejects.toMatchObject({
       code: 'ERR_REDIS_FILE_CORRUPT',
       message: expect.stringContaining(
-        `ended the file at byte ${writer.committedBytes}, but this reader had delivered 70000 bytes`,
+        `ended the file at byte ${writer.committedBytes}, but this reader had delivered its bytes up to 70000`,
       ),
     });
   });

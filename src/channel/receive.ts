@@ -233,13 +233,13 @@ async function* receive(
         if (over) throw err;
         // A blocking connection that failed (dropped, or its cluster slot moved) or a passing
         // refusal: the read is made again, on a new connection, for up to idleTimeout.
-        // A blocking read that failed long after Redis should have answered it (its command
-        // timeout, when the client has one: Redis stopped answering) has had its time: not again.
-        const unanswered = waiting && Date.now() - sent > WAIT_MS + ANSWER_SLACK_MS;
         const passing =
-          !unanswered &&
-          (isRetryable(err, client) || (waiting && (!client.isReplyError(err) || MOVING.test((err as Error).message))));
-        failingSince ||= Date.now();
+          isRetryable(err, client) || (waiting && (!client.isReplyError(err) || MOVING.test((err as Error).message)));
+        // A blocking read that failed long after Redis should have answered it (its command
+        // timeout: Redis stopped answering) counts from when it should have been answered, so that
+        // the idleTimeout it waited is not waited again by one more read.
+        const unanswered = waiting && Date.now() - sent > WAIT_MS + ANSWER_SLACK_MS;
+        failingSince ||= unanswered ? sent + WAIT_MS : Date.now();
         if (!passing || Date.now() - failingSince > readOptions.idleTimeout) fail(err, 'waiting for the next file');
         if (waiting) {
           blocking?.close();
