@@ -13,6 +13,18 @@ async function split(parts: (string | Buffer)[], maxLineLength?: number): Promis
   return out;
 }
 
+/** The UTF-8 bytes of `text` in pieces of the sizes `cuts` gives, over and over. */
+function cutInto(text: string, cuts: number[]): Buffer[] {
+  const bytes = Buffer.from(text);
+  const parts: Buffer[] = [];
+  for (let offset = 0, i = 0; offset < bytes.length; i++) {
+    const n = cuts[i % cuts.length]!;
+    parts.push(bytes.subarray(offset, offset + n));
+    offset += n;
+  }
+  return parts;
+}
+
 /** What splitting the whole text at once gives: lines without their \n or \r\n, no empty last one. */
 function expected(text: string): string[] {
   if (text === '') return [];
@@ -50,14 +62,7 @@ describe('lines()', () => {
         fc.string({ unit: fc.constantFrom('a', 'é', '€', '\n', '\r', '𝄞', ' ') }),
         fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1 }),
         async (text, cuts) => {
-          const bytes = Buffer.from(text);
-          const parts: Buffer[] = [];
-          for (let offset = 0, i = 0; offset < bytes.length; i++) {
-            const n = cuts[i % cuts.length]!;
-            parts.push(bytes.subarray(offset, offset + n));
-            offset += n;
-          }
-          expect(await split(parts)).toEqual(expected(text));
+          expect(await split(cutInto(text, cuts))).toEqual(expected(text));
         },
       ),
       { numRuns: 300 },
@@ -80,13 +85,7 @@ describe('lines()', () => {
         fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1 }),
         fc.integer({ min: 1, max: 6 }),
         async (text, cuts, max) => {
-          const bytes = Buffer.from(text);
-          const parts: Buffer[] = [];
-          for (let offset = 0, i = 0; offset < bytes.length; i++) {
-            const n = cuts[i % cuts.length]!;
-            parts.push(bytes.subarray(offset, offset + n));
-            offset += n;
-          }
+          const parts = cutInto(text, cuts);
           const want = expected(text);
           if (want.every((l) => l.length <= max)) expect(await split(parts, max)).toEqual(want);
           else await expect(split(parts, max)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_LINE_TOO_LONG' });
