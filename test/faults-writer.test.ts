@@ -86,6 +86,33 @@ async function stallingWriter(
   return child;
 }
 
+/**
+ * A writer process that stores the first `stallAt` bytes of `data`, with heartbeats every 300 ms
+ * (the lease lapses 900 ms after the last one), killed once a heartbeat has recorded the committed
+ * size of its whole chunks (and `before` has resolved), and the writer that resumes the file,
+ * ready. Restarted at once, as a supervisor restarts a crashed process: the dead writer's lease has
+ * not lapsed yet, so the new writer waits it out, then takes over.
+ */
+async function crashedAndResumed(
+  key: string,
+  data: Buffer,
+  stallAt: number,
+  chunkSize: number,
+  before: () => Promise<unknown> = async () => {},
+): Promise<ReturnType<typeof createRedisWriteStream>> {
+  const child = await stallingWriter(key, data, stallAt, chunkSize, 300);
+  await before();
+  await eventually(
+    async () => Number(await redis.hget(fileKeysOf(key).meta, 'size')) > 0,
+    'a heartbeat with the committed size',
+  );
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  const writer = createRedisWriteStream(subject(redis), key, { resume: true });
+  await once(writer, 'ready');
+  return writer;
+}
+
 describe('a writer process killed mid-file', () => {
   it('followers time out with ERR_REDIS_FILE_TIMEOUT once the heartbeat stops, not before', async () => {
     const key = uniqueKey('sigkill');
@@ -117,19 +144,7 @@ describe('a writer process killed mid-file', () => {
     const following = collect(
       createRedisReadStream(subject(redis), key, { waitForCreate: 10_000, idleTimeout: 20_000 }),
     );
-    // Heartbeats every 300 ms: the lease lapses 900 ms after the last one.
-    const child = await stallingWriter(key, data, 170_000, chunkSize, 300);
-    // A heartbeat records the committed size of whole chunks (in the hash: stat counts every byte stored).
-    await eventually(
-      async () => Number(await redis.hget(fileKeysOf(key).meta, 'size')) > 0,
-      'a heartbeat with the committed size',
-    );
-    child.kill('SIGKILL');
-    await once(child, 'exit');
-    // Restarted at once, as a supervisor restarts a crashed process: the dead writer's lease has not
-    // lapsed yet, so the new writer waits it out (three heartbeat intervals), then takes over.
-    const writer = createRedisWriteStream(subject(redis), key, { resume: true });
-    await once(writer, 'ready');
+    const writer = await crashedAndResumed(key, data, 170_000, chunkSize);
     const size = writer.committedBytes;
     expect(size % chunkSize).toBe(0);
     expect(size).toBeGreaterThan(0);
@@ -149,16 +164,9 @@ describe('a writer process killed mid-file', () => {
     const chunkSize = 4096;
     const reader = follower(subject(redis), key, { waitForCreate: 10_000, idleTimeout: 20_000 });
     // 70,000 bytes stored (a partly filled chunk at the end), of which the heartbeats commit whole chunks.
-    const child = await stallingWriter(key, data, 70_000, chunkSize, 300);
-    await eventually(() => reader.received().length === 70_000, 'the follower to have every byte stored');
-    await eventually(
-      async () => Number(await redis.hget(fileKeysOf(key).meta, 'size')) > 0,
-      'a heartbeat with the committed size',
+    const writer = await crashedAndResumed(key, data, 70_000, chunkSize, () =>
+      eventually(() => reader.received().length === 70_000, 'the follower to have every byte stored'),
     );
-    child.kill('SIGKILL');
-    await once(child, 'exit');
-    const writer = createRedisWriteStream(subject(redis), key, { resume: true });
-    await once(writer, 'ready');
     expect(writer.committedBytes).toBeLessThan(70_000);
     // The new writer ends the file where it took over: shorter than what the follower delivered.
     writer.end();
