@@ -54,7 +54,7 @@ export interface ReadStreamOptions extends KeyOptions {
    * Milliseconds to wait for a key that does not exist yet. With 0, a missing key fails at once
    * with `ERR_REDIS_FILE_NOT_FOUND`; after a longer wait it fails with `ERR_REDIS_FILE_TIMEOUT`,
    * also while Redis does not answer (a stalled server): then once `idleTimeout` has passed since
-   * the last look for the file was sent.
+   * the last look for the file was sent (at most `waitForCreate` + `idleTimeout` in all).
    * @default 0
    */
   waitForCreate?: number;
