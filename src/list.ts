@@ -166,8 +166,10 @@ async function slotLayout(client: RedisPort, nodes: readonly Connection[], match
       nodes.map(async (node) => {
         const text = String(await node.send(undefined, ['CLUSTER', 'NODES']));
         const line = text.split('\n').find((l) => l.split(' ')[2]?.split(',').includes('myself')) ?? '';
+        // Its id, config epoch (a node that takes a slot over bumps it: a slot that moved away and
+        // back is told by it) and slots.
         const fields = line.trim().split(' ');
-        return `${fields[0]} ${fields.slice(8).join(' ')}`;
+        return `${fields[0]} ${fields[6]} ${fields.slice(8).join(' ')}`;
       }),
     );
     return own.sort().join('\n');
@@ -180,11 +182,11 @@ async function slotLayout(client: RedisPort, nodes: readonly Connection[], match
   }
 }
 
-/** How many slots the lines of a {@link slotLayout} serve (`a-b` ranges and single slots). */
+/** How many slots the lines of a {@link slotLayout} serve (`a-b` ranges and single slots, after each id and epoch). */
 function slotCount(layout: string): number {
   let count = 0;
   for (const line of layout.split('\n')) {
-    for (const token of line.split(' ').slice(1)) {
+    for (const token of line.split(' ').slice(2)) {
       const range = /^(\d+)(?:-(\d+))?$/.exec(token);
       if (range) count += range[2] === undefined ? 1 : Number(range[2]) - Number(range[1]) + 1;
     }

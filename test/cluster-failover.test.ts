@@ -6,7 +6,7 @@
  * `waitReplicas` keeps such chunks from counting before a replica has them. Each test starts a
  * cluster of its own.
  */
-import type { Redis } from 'ioredis';
+import { type Redis, Redis as RedisClass } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, list, stat } from '../src/index.js';
 import { subject } from './helpers/clients.js';
@@ -60,6 +60,37 @@ describe('failover', { timeout: 90_000 }, () => {
     await primary.kill();
     await cluster.waitUntilHealthy();
     // The client saw its connection to the old primary end, and was told of no new one.
+    const first = await listed().catch((err: unknown) => err);
+    if (first instanceof Error) expect(first).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
+    else expect(first).toEqual(keys);
+    expect(await listed()).toEqual(keys);
+  });
+
+  it('list() after a failover its client was not told of (CLUSTER FAILOVER): every file, or a coded error and then every file', async () => {
+    const cluster = await own.start();
+    const redis = await client();
+    const keys = Array.from({ length: 30 }, (_, i) => `handed/${i}`).sort();
+    for (const key of keys) {
+      const writer = createRedisWriteStream(subject(redis), key);
+      writer.end(key);
+      await finished(writer);
+    }
+    const listed = async (): Promise<string[]> => {
+      const found: string[] = [];
+      for await (const f of list(subject(redis), { match: 'handed/*' })) found.push(f.key);
+      return found.sort();
+    };
+    expect(await listed()).toEqual(keys);
+    // The replica takes over with its primary's agreement: no connection of the client drops.
+    const [replica] = await cluster.replicasOf(keys[0]!);
+    const admin = new RedisClass(replica!.url);
+    try {
+      await admin.cluster('FAILOVER');
+      await eventually(async () => ((await admin.role()) as unknown[])[0] === 'master', 'the replica to take over');
+    } finally {
+      admin.disconnect();
+    }
+    await cluster.waitUntilHealthy();
     const first = await listed().catch((err: unknown) => err);
     if (first instanceof Error) expect(first).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
     else expect(first).toEqual(keys);

@@ -71,12 +71,16 @@ async function slotRefusals(nodes: Redis[]): Promise<number> {
  * `redis-cli --cluster reshard` does: IMPORTING / MIGRATING, MIGRATE in batches, then SETSLOT NODE
  * on every primary. `between` runs after the first batch, while the slot is half moved.
  */
-async function moveSlot(key: string, between: () => Promise<void> = async () => {}): Promise<RedisServer> {
+async function moveSlot(
+  key: string,
+  between: () => Promise<void> = async () => {},
+  target?: RedisServer,
+): Promise<RedisServer> {
   const from = await cluster.masterOf(key);
   const masters = await Promise.all(
     cluster.nodes.map(async (n) => ((await node(n)).role() as Promise<unknown[]>).then((r) => [n, r[0]] as const)),
   );
-  const to = masters.find(([n, role]) => role === 'master' && n !== from)![0];
+  const to = target ?? masters.find(([n, role]) => role === 'master' && n !== from)![0];
   const src = await node(from);
   const dst = await node(to);
   const slot = (await src.cluster('KEYSLOT', key)) as number;
@@ -166,6 +170,21 @@ describe('Redis Cluster', () => {
       await expect(all()).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_REDIS', message: /is being migrated/ });
     });
     expect(await all()).toEqual(names);
+    // A slot moved away and back while it lists: each primary serves the same slots at its end.
+    const again = list(subject(redis), { match: 'relist/*' });
+    const one = await again.next();
+    const moved = names.find((n) => n !== (one.value as { key: string }).key)!;
+    const home = await cluster.masterOf(moved);
+    await moveSlot(moved);
+    await moveSlot(moved, async () => {}, home);
+    expect((await cluster.masterOf(moved)).port).toBe(home.port);
+    const rest2 = (async () => {
+      for await (const _ of again);
+    })();
+    await expect(rest2).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_REDIS',
+      message: /moved to other nodes while it ran/,
+    });
   });
 
   it('a client of the one node of a cluster of one shard lists every file', async () => {

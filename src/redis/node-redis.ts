@@ -341,6 +341,15 @@ export function nodeRedisPort(value: NodeRedisLikeClient): RedisPort {
   };
 }
 
+/**
+ * Have a node-redis cluster read its slots again (`_slots.rediscover()`, what it runs itself on
+ * MOVED; not in its typed API, so looked for, and skipped where a version lacks it).
+ */
+async function rediscover(cluster: ClusterClient): Promise<void> {
+  const slots = (cluster as unknown as { _slots?: { rediscover?: () => Promise<void> } })._slots;
+  if (typeof slots?.rediscover === 'function') await slots.rediscover();
+}
+
 function clusterPort(cluster: ClusterClient): RedisPort {
   const view = viewer(cluster);
   const text = view(false, undefined);
@@ -384,6 +393,10 @@ function clusterPort(cluster: ClusterClient): RedisPort {
       // A cluster still connecting knows no primary yet (a listing found nothing): a command
       // through it waits until it is ready, as every command of the adapter does.
       if (!cluster.isReady) await send(undefined, ['PING']);
+      // node-redis reads the cluster's slots again only when a command meets MOVED or a lost
+      // node: after a failover or a resharding its map may still name the old primaries (a
+      // listing then skipped a shard). Read again first, as ioredis's adapter does.
+      await rediscover(cluster);
       // The primary of every slot: a slot without one (a failover under way) is an error, never a
       // shard left out.
       const serving = new Map<string, Node>();
