@@ -12,7 +12,7 @@ import { createRedisReadStream, createRedisWriteStream, list, stat } from '../sr
 import { subject } from './helpers/clients.js';
 import { clusterPerTest } from './helpers/cluster-per-test.js';
 import { eventually } from './helpers/eventually.js';
-import { replicaCaughtUp } from './helpers/redis-cluster.js';
+import { type RedisCluster, replicaCaughtUp } from './helpers/redis-cluster.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
 
 const own = clusterPerTest();
@@ -40,10 +40,14 @@ async function waits(node: Redis): Promise<number> {
 }
 
 describe('failover', { timeout: 90_000 }, () => {
-  it('list() after a failover never ends with a shard left out: every file, or a coded error and then every file', async () => {
+  /**
+   * 30 files under `prefix` listed whole; then, after `failover`, a listing is every file or a
+   * coded error, and the one after it every file.
+   */
+  async function listedAcross(prefix: string, failover: (cluster: RedisCluster, first: string) => Promise<void>) {
     const cluster = await own.start();
     const redis = await client();
-    const keys = Array.from({ length: 30 }, (_, i) => `listed/${i}`).sort();
+    const keys = Array.from({ length: 30 }, (_, i) => `${prefix}/${i}`).sort();
     for (const key of keys) {
       const writer = createRedisWriteStream(subject(redis), key);
       writer.end(key);
@@ -51,51 +55,38 @@ describe('failover', { timeout: 90_000 }, () => {
     }
     const listed = async (): Promise<string[]> => {
       const found: string[] = [];
-      for await (const f of list(subject(redis), { match: 'listed/*' })) found.push(f.key);
+      for await (const f of list(subject(redis), { match: `${prefix}/*` })) found.push(f.key);
       return found.sort();
     };
     expect(await listed()).toEqual(keys);
-    const primary = await cluster.masterOf(keys[0]!);
-    (await replicaCaughtUp(primary, keys[0]!)).disconnect();
-    await primary.kill();
+    await failover(cluster, keys[0]!);
     await cluster.waitUntilHealthy();
-    // The client saw its connection to the old primary end, and was told of no new one.
     const first = await listed().catch((err: unknown) => err);
     if (first instanceof Error) expect(first).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
     else expect(first).toEqual(keys);
     expect(await listed()).toEqual(keys);
-  });
+  }
 
-  it('list() after a failover its client was not told of (CLUSTER FAILOVER): every file, or a coded error and then every file', async () => {
-    const cluster = await own.start();
-    const redis = await client();
-    const keys = Array.from({ length: 30 }, (_, i) => `handed/${i}`).sort();
-    for (const key of keys) {
-      const writer = createRedisWriteStream(subject(redis), key);
-      writer.end(key);
-      await finished(writer);
-    }
-    const listed = async (): Promise<string[]> => {
-      const found: string[] = [];
-      for await (const f of list(subject(redis), { match: 'handed/*' })) found.push(f.key);
-      return found.sort();
-    };
-    expect(await listed()).toEqual(keys);
+  it('list() after a failover never ends with a shard left out: every file, or a coded error and then every file', () =>
+    // The client sees its connection to the old primary end, and is told of no new one.
+    listedAcross('listed', async (cluster, key) => {
+      const primary = await cluster.masterOf(key);
+      (await replicaCaughtUp(primary, key)).disconnect();
+      await primary.kill();
+    }));
+
+  it('list() after a failover its client was not told of (CLUSTER FAILOVER): every file, or a coded error and then every file', () =>
     // The replica takes over with its primary's agreement: no connection of the client drops.
-    const [replica] = await cluster.replicasOf(keys[0]!);
-    const admin = new RedisClass(replica!.url);
-    try {
-      await admin.cluster('FAILOVER');
-      await eventually(async () => ((await admin.role()) as unknown[])[0] === 'master', 'the replica to take over');
-    } finally {
-      admin.disconnect();
-    }
-    await cluster.waitUntilHealthy();
-    const first = await listed().catch((err: unknown) => err);
-    if (first instanceof Error) expect(first).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
-    else expect(first).toEqual(keys);
-    expect(await listed()).toEqual(keys);
-  });
+    listedAcross('handed', async (cluster, key) => {
+      const [replica] = await cluster.replicasOf(key);
+      const admin = new RedisClass(replica!.url);
+      try {
+        await admin.cluster('FAILOVER');
+        await eventually(async () => ((await admin.role()) as unknown[])[0] === 'master', 'the replica to take over');
+      } finally {
+        admin.disconnect();
+      }
+    }));
 
   it('waitReplicas: a primary elsewhere without a replica holds up no file whose primary has one', async () => {
     const cluster = await own.start();
