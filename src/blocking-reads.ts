@@ -25,8 +25,7 @@
  * @module
  */
 
-import type { Buffer } from 'node:buffer';
-import { hashSlot } from './redis/limits.js';
+import { Buffer } from 'node:buffer';
 import type { BlockingConnection, KeyWatch, RedisPort } from './redis/port.js';
 import { nextDelay, RETRY_MIN_MS } from './retry.js';
 
@@ -105,7 +104,20 @@ export function shareBlockingReads(on: boolean, perLane = FOLLOWERS_PER_CONNECTI
   keyWatches = watch;
 }
 
-export { hashSlot };
+/** @internal The hash slot of a key, as Redis Cluster computes it (CRC16 of the hash tag). */
+export function hashSlot(key: string): number {
+  const open = key.indexOf('{');
+  if (open >= 0) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) key = key.slice(open + 1, close);
+  }
+  let crc = 0;
+  for (const byte of Buffer.from(key)) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc & 16383;
+}
 
 /**
  * Join the blocking reads of `client` for streams in the slot of `key` (every stream one member

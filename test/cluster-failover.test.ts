@@ -88,27 +88,6 @@ describe('failover', { timeout: 90_000 }, () => {
       }
     }));
 
-  it('waitReplicas: a primary elsewhere without a replica holds up no file whose primary has one', async () => {
-    const cluster = await own.start();
-    const redis = await client();
-    const key = 'replicated/here';
-    const here = await cluster.masterOf(key);
-    let i = 0;
-    while ((await cluster.masterOf(`elsewhere/${i}`)).port === here.port) i++;
-    const [alone] = await cluster.replicasOf(`elsewhere/${i}`);
-    await alone!.kill();
-    const data = bytes(64 * 1024, 12);
-    const writer = createRedisWriteStream(subject(redis), key, {
-      chunkSize: 16 * 1024,
-      waitReplicas: 1,
-      waitTimeout: 2000,
-      retryTimeout: 4000,
-    });
-    writer.end(data);
-    await finished(writer);
-    expect(sha256(await collect(createRedisReadStream(subject(redis), key)))).toBe(sha256(data));
-  });
-
   const mid = 'the primary dies mid-transfer, its replica holding every acknowledged chunk';
   it(`${mid}: writer and follower complete byte for byte`, async () => {
     const cluster = await own.start();

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { hashSlot, SLOTS } from './limits.js';
+import { SLOTS } from './limits.js';
 import type {
   Arg,
   BlockingConnection,
@@ -361,25 +361,9 @@ function clusterPort(cluster: ClusterClient): RedisPort {
     cluster: true,
     send,
     async batch(key, commands) {
-      // node-redis sends a keyless WAIT to every primary (its command policy), whatever key it is
-      // routed by, and answers with the fewest replicas of all: one primary without a replica
-      // failed every waitReplicas writer of the cluster. So a WAIT at the end goes, once the
-      // writes before it are answered, to the node that ran them, on the same connection.
-      const last = commands.at(-1);
-      const waits = last !== undefined && String(last[0]).toUpperCase() === 'WAIT';
-      const writes = waits ? commands.slice(0, -1) : commands;
       // Routed by the same key, in one turn: they go out together on the connection to its node.
-      const sent = writes.map((c) => text.sendCommand(key, false, strings(c)));
-      const settled = await settle(sent, writes);
-      if (!waits) return settled;
-      const master = cluster.slots[hashSlot(key)]?.master;
-      const waited =
-        master === undefined
-          ? Promise.reject(new Error('CLUSTERDOWN no primary is known for the slot of the key'))
-          : Promise.resolve(cluster.nodeClient(master)).then((node) =>
-              viewer(node)(false, undefined).sendCommand(strings(last!)),
-            );
-      return [...settled, ...(await settle([waited], [last!]))];
+      const sent = commands.map((c) => text.sendCommand(key, false, strings(c)));
+      return settle(sent, commands);
     },
     openBlocking(slot) {
       const master = cluster.slots[slot ?? 0]?.master;
