@@ -79,7 +79,17 @@ async function* scanFiles(
   // SCAN holds its promise node by node: a file whose slot moves from a node not yet scanned to
   // one already scanned is never seen (and one moving the other way is seen twice). The slots
   // must stay where they are, and none be on the move, from the listing's start to its end.
-  const layout = client.cluster ? await slotLayout(client, nodes, match) : undefined;
+  let layout = client.cluster ? await slotLayout(client, nodes, match) : undefined;
+  // The client's map of the cluster may be stale (a failover it was not told of, a resharding):
+  // its primaries do not hold every slot. It reads the map again, once.
+  if (layout !== undefined && !layout.includes('[') && slotCount(layout) !== SLOTS) {
+    try {
+      nodes = await client.primaries(true);
+    } catch (err) {
+      throw wrapRedisError(err, match, 'listing files');
+    }
+    layout = await slotLayout(client, nodes, match);
+  }
   if (layout?.includes('[')) throw slotsMoving('a slot of the cluster is being migrated to another node (resharding)');
   // The primaries asked for hold every slot: none moved to a node not among them meanwhile.
   if (layout !== undefined && slotCount(layout) !== SLOTS) {

@@ -343,7 +343,8 @@ export function nodeRedisPort(value: NodeRedisLikeClient): RedisPort {
 
 /**
  * Have a node-redis cluster read its slots again (`_slots.rediscover()`, what it runs itself on
- * MOVED; not in its typed API, so looked for, and skipped where a version lacks it).
+ * MOVED; not in its typed API, so looked for). It may reject (no node answers): the caller decides.
+ * It also opens a connection to ask, and clears a client-side cache: asked only when needed.
  */
 async function rediscover(cluster: ClusterClient): Promise<void> {
   const slots = (cluster as unknown as { _slots?: { rediscover?: () => Promise<void> } })._slots;
@@ -389,14 +390,14 @@ function clusterPort(cluster: ClusterClient): RedisPort {
       // A command for the key through the cluster client: a MOVED reply makes it look up the slots.
       text.sendCommand(key, true, ['EXISTS', key]).catch(() => {});
     },
-    async primaries() {
+    async primaries(refresh) {
       // A cluster still connecting knows no primary yet (a listing found nothing): a command
       // through it waits until it is ready, as every command of the adapter does.
       if (!cluster.isReady) await send(undefined, ['PING']);
       // node-redis reads the cluster's slots again only when a command meets MOVED or a lost
-      // node: after a failover or a resharding its map may still name the old primaries (a
-      // listing then skipped a shard). Read again first, as ioredis's adapter does.
-      await rediscover(cluster);
+      // node: after a failover or a resharding its map may still name the old primaries. Read
+      // again when asked (a listing found the map stale); a failure leaves the map as it was.
+      if (refresh) await rediscover(cluster).catch(() => {});
       // The primary of every slot: a slot without one (a failover under way) is an error, never a
       // shard left out.
       const serving = new Map<string, Node>();

@@ -96,8 +96,11 @@ export interface RedisPort extends Connection {
   openKeyWatch(slot: number, prefixes: readonly string[], onKeys: ChangedKeys, onEnd: () => void): KeyWatch | undefined;
   /** Have the cluster client look up where slots live, after a blocking read met MOVED. */
   refreshSlots(key: string): void;
-  /** One connection per primary (all one for a single server), for SCAN. */
-  primaries(): Promise<Connection[]>;
+  /**
+   * One connection per primary (all one for a single server), for SCAN. With `refresh`, a cluster
+   * client reads the cluster's slots again first (ioredis's adapter always does).
+   */
+  primaries(refresh?: boolean): Promise<Connection[]>;
   /** 'ready', 'connecting' (a first connection on its way), or 'down' (closed, or reconnecting). */
   state(): 'ready' | 'connecting' | 'down';
   /**
