@@ -63,6 +63,10 @@ describe('ls', () => {
         acknowledgedBy: ['a'],
       });
     }
+    // For people too.
+    const human = (await run(['stat', key])).stdout.toString();
+    expect(human).toMatch(/^consumers: a, b$/m);
+    expect(human).toMatch(/^read by: {2}a$/m);
   });
 
   it('prints nothing for a pattern that matches nothing', async () => {

@@ -70,7 +70,16 @@ export async function statCommand(redis: Client, g: GlobalOptions, key: string, 
     ['updated', formatDate(s.updated)],
     ['expires', s.ttl === undefined ? 'never' : `in ${formatDuration(s.ttl)} (${s.ttl} s)`],
   ];
-  await out(rows.map(([name, value]) => `${`${name}:`.padEnd(10)}${value}\n`).join(''));
+  // Who must read it before it is deleted, and who has: only for a file written with consumers.
+  if (s.consumers !== undefined) {
+    rows.push([
+      'consumers',
+      typeof s.consumers === 'number' ? `${s.consumers} (any names)` : s.consumers.map(showText).join(', '),
+    ]);
+    rows.push(['read by', s.acknowledgedBy.length === 0 ? '-' : s.acknowledgedBy.map(showText).join(', ')]);
+  }
+  // At least one space after a name, however long (`consumers` fills the column).
+  await out(rows.map(([name, value]) => `${`${name}: `.padEnd(10)}${value}\n`).join(''));
 }
 
 export async function lsCommand(
