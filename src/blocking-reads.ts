@@ -128,13 +128,23 @@ export function joinBlockingReads(client: RedisPort, key: string): BlockingMembe
   const cluster = client.cluster;
   const slot = cluster ? hashSlot(key) : 0;
   if (!sharing) return new Lane(client, cluster ? slot : undefined, () => {}).join();
-  if (cluster && keyWatches && !hubs.get(client)?.has(slot) && !watchRefused.has(client)) {
-    // A node reads one slot's streams with blocking reads (XREAD refuses keys of several slots);
-    // the followers of its other slots are woken by what its key watch reports.
-    const watched = watchedLane(client, slot, key);
+  if (!cluster) return blockingLane(client, slot).join();
+  const lane = clusterLane(client, slot);
+  return lane instanceof WatchedLane ? lane.join(key) : lane.join();
+}
+
+/**
+ * The lane of a cluster follower in `slot`, now. A node reads one slot's streams with blocking
+ * reads (XREAD refuses keys of several slots): the first slot with a follower on a node gets the
+ * blocking lane, and the followers of its other slots the node's watched lane (made when missing),
+ * woken by what its key watch reports. A client without key watches gets a blocking lane per slot.
+ */
+function clusterLane(client: RedisPort, slot: number): Lane | WatchedLane {
+  if (keyWatches && !hubs.get(client)?.has(slot) && !watchRefused.has(client)) {
+    const watched = watchedLaneOf(client, slot);
     if (watched !== undefined) return watched;
   }
-  return blockingLane(client, slot).join();
+  return blockingLane(client, slot);
 }
 
 /** A lane of `client` for `slot` (0 on a single server) with room for one more member. */
@@ -533,16 +543,9 @@ class Lane implements LaneLike {
 }
 
 /**
- * The lane a follower of `key` (in `slot`) joins on a cluster when the node of its slot has a
- * blocking lane for another slot already: the node's watched lane (made when missing). Undefined
- * when the follower gets a blocking lane: the first slot of its node, or a client without key
- * watches.
+ * The watched lane of the node that serves `slot` now (made when missing), when that node has a
+ * blocking lane for another slot already; undefined otherwise (see {@link clusterLane}).
  */
-function watchedLane(client: RedisPort, slot: number, key: string): BlockingMember | undefined {
-  return watchedLaneOf(client, slot)?.join(key);
-}
-
-/** The watched lane of the node that serves `slot` now, as {@link watchedLane} picks it (made when missing). */
 function watchedLaneOf(client: RedisPort, slot: number): WatchedLane | undefined {
   const node = client.nodeOf(slot);
   if (node === undefined) return undefined;
@@ -571,15 +574,9 @@ function watchedLaneOf(client: RedisPort, slot: number): WatchedLane | undefined
  * `key` would join: the blocking lane of its slot, or the watched lane of its new node.
  */
 function rehome(client: RedisPort, key: string, m: BlockingMember): void {
-  const slot = hashSlot(key);
-  if (keyWatches && !hubs.get(client)?.has(slot) && !watchRefused.has(client)) {
-    const watched = watchedLaneOf(client, slot);
-    if (watched !== undefined) {
-      watched.adopt(m, key);
-      return;
-    }
-  }
-  blockingLane(client, slot).adopt(m);
+  const lane = clusterLane(client, hashSlot(key));
+  if (lane instanceof WatchedLane) lane.adopt(m, key);
+  else lane.adopt(m);
 }
 
 /**

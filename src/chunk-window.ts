@@ -391,23 +391,25 @@ export class ChunkWindow {
         (replies) => {
           this.#replicating = false;
           const [waitError, replicas] = replies[group.length] ?? [null, 0];
-          const few = (replicas as number) < waitReplicas;
-          const ids = group.map(({ piece }) => piece.id);
-          const tooFew = timeout(
-            key,
-            `${ids.length === 1 ? `piece ${ids[0]}` : `pieces ${ids[0]} to ${ids.at(-1)}`} reached ${replicas} of ${waitReplicas} replicas within ${waitTimeout} ms`,
-          );
+          // The error is made only when it is needed: not on the path of every group.
+          const [first, last] = [group[0]!.piece.id, group.at(-1)!.piece.id];
+          const tooFew =
+            (replicas as number) < waitReplicas
+              ? timeout(
+                  key,
+                  `${first === last ? `piece ${first}` : `pieces ${first} to ${last}`} reached ${replicas} of ${waitReplicas} replicas within ${waitTimeout} ms`,
+                )
+              : undefined;
           for (const [j, { resolve, reject }] of group.entries()) {
             const [addError, id] = replies[j] ?? [null, null];
             if (addError) reject(addError);
             else if (id === null) resolve(null);
-            else if (waitError) reject(waitError);
-            else if (few) reject(tooFew);
+            else if (waitError || tooFew) reject(waitError ?? tooFew);
             else resolve(id);
           }
           // Too few replicas now: the pieces waiting behind would wait as long for the same
           // answer. They fail with it unsent, and go again with the others.
-          if (waitError || few) for (const { reject } of this.#replicaQueue.splice(0)) reject(waitError ?? tooFew);
+          if (waitError || tooFew) for (const { reject } of this.#replicaQueue.splice(0)) reject(waitError ?? tooFew);
           this.#replicateNext();
         },
         (err: unknown) => {

@@ -29,11 +29,12 @@ import { type Connection, portOf, type RedisClient, type RedisPort, toRecord } f
  * meanwhile may or may not be seen, and in rare cases (while Redis resizes its tables) a file may
  * be yielded twice. On a cluster every master is scanned: the master of every slot, as the cluster
  * tells it when the listing starts; while a slot has none (a failover under way), the first step
- * rejects with `ERR_REDIS_FILE_REDIS` rather than leaving its files out. Likewise while slots move
- * between nodes (resharding): a listing that starts while a slot is being migrated rejects at its
- * first step, and one during which slots moved rejects at its last (after the files it found: they
- * may miss some, or repeat some). A user whose ACL denies `CLUSTER NODES` is not checked. So does a client of one
+ * rejects with `ERR_REDIS_FILE_REDIS` rather than leaving its files out. So does a client of one
  * server that is a node of a Redis Cluster (`INFO cluster`): it would see that node's files only.
+ * Likewise while slots move between nodes (a resharding, a failover): a listing that starts while a
+ * slot is being migrated rejects at its first step, and one during which slots moved rejects at its
+ * last (after the files it found: they may miss some, or repeat some). A user whose ACL denies
+ * `CLUSTER NODES` is not checked.
  *
  * The arguments are checked at the call, before any I/O, but a bad one never throws there: the
  * first step of the iteration (the first `next()`, so the `for await`) rejects with it, as with any
@@ -82,7 +83,7 @@ async function* scanFiles(
   let layout = client.cluster ? await slotLayout(client, nodes, match) : undefined;
   // The client's map of the cluster may be stale (a failover it was not told of, a resharding):
   // its primaries do not hold every slot. It reads the map again, once.
-  if (layout !== undefined && !layout.includes('[') && slotCount(layout) !== SLOTS) {
+  if (layout !== undefined && !layout.migrating && layout.slots !== SLOTS) {
     try {
       nodes = await client.primaries(true);
     } catch (err) {
@@ -90,9 +91,9 @@ async function* scanFiles(
     }
     layout = await slotLayout(client, nodes, match);
   }
-  if (layout?.includes('[')) throw slotsMoving('a slot of the cluster is being migrated to another node (resharding)');
+  if (layout?.migrating) throw slotsMoving('a slot of the cluster is being migrated to another node (resharding)');
   // The primaries asked for hold every slot: none moved to a node not among them meanwhile.
-  if (layout !== undefined && slotCount(layout) !== SLOTS) {
+  if (layout !== undefined && layout.slots !== SLOTS) {
     throw slotsMoving('slots of the cluster moved to other nodes as the listing started (a resharding or a failover)');
   }
   for (const node of nodes) {
@@ -156,7 +157,7 @@ async function* scanFiles(
         yield toFileStat(key, meta, ttl, now, sizes[i] ?? meta.size);
     } while (cursor !== '0');
   }
-  if (layout !== undefined && (await slotLayout(client, nodes, match)) !== layout) {
+  if (layout !== undefined && (await slotLayout(client, nodes, match))?.lines !== layout.lines) {
     throw slotsMoving('slots of the cluster moved to other nodes while it ran (a resharding or a failover)');
   }
 }
@@ -165,11 +166,26 @@ async function* scanFiles(
 const layoutRefused = new WeakSet<RedisPort>();
 
 /**
- * The slots each primary serves, and those it is migrating or importing (`[slot->-id]`,
- * `[slot-<-id]`), from its own line of `CLUSTER NODES`. Undefined for a user whose ACL denies
- * the command (asked once per client): such a listing is not checked.
+ * Where the slots are, from each primary's own line of `CLUSTER NODES`: its id, config epoch and
+ * slots, with those it is migrating or importing (`[slot->-id]`, `[slot-<-id]`), one line each
+ * (`lines`, compared at a listing's start and end); how many slots they serve, and whether one is
+ * on the move.
  */
-async function slotLayout(client: RedisPort, nodes: readonly Connection[], match: string): Promise<string | undefined> {
+interface SlotLayout {
+  readonly lines: string;
+  readonly slots: number;
+  readonly migrating: boolean;
+}
+
+/**
+ * The {@link SlotLayout} of the primaries `nodes`. Undefined for a user whose ACL denies the
+ * command (asked once per client): such a listing is not checked.
+ */
+async function slotLayout(
+  client: RedisPort,
+  nodes: readonly Connection[],
+  match: string,
+): Promise<SlotLayout | undefined> {
   if (layoutRefused.has(client)) return undefined;
   try {
     const own = await Promise.all(
@@ -179,10 +195,24 @@ async function slotLayout(client: RedisPort, nodes: readonly Connection[], match
         // Its id, config epoch (a node that takes a slot over bumps it: a slot that moved away and
         // back is told by it) and slots.
         const fields = line.trim().split(' ');
-        return `${fields[0]} ${fields[6]} ${fields.slice(8).join(' ')}`;
+        return [fields[0], fields[6], ...fields.slice(8)];
       }),
     );
-    return own.sort().join('\n');
+    let slots = 0;
+    let migrating = false;
+    for (const token of own.flatMap((fields) => fields.slice(2))) {
+      const range = /^(\d+)(?:-(\d+))?$/.exec(token ?? '');
+      if (range) slots += range[2] === undefined ? 1 : Number(range[2]) - Number(range[1]) + 1;
+      else migrating = true;
+    }
+    return {
+      lines: own
+        .map((fields) => fields.join(' '))
+        .sort()
+        .join('\n'),
+      slots,
+      migrating,
+    };
   } catch (err) {
     if (client.isReplyError(err) && /^NOPERM\b/.test((err as Error).message)) {
       layoutRefused.add(client);
@@ -190,18 +220,6 @@ async function slotLayout(client: RedisPort, nodes: readonly Connection[], match
     }
     throw wrapRedisError(err, match, 'listing files');
   }
-}
-
-/** How many slots the lines of a {@link slotLayout} serve (`a-b` ranges and single slots, after each id and epoch). */
-function slotCount(layout: string): number {
-  let count = 0;
-  for (const line of layout.split('\n')) {
-    for (const token of line.split(' ').slice(2)) {
-      const range = /^(\d+)(?:-(\d+))?$/.exec(token);
-      if (range) count += range[2] === undefined ? 1 : Number(range[2]) - Number(range[1]) + 1;
-    }
-  }
-  return count;
 }
 
 function slotsMoving(why: string): RedisFileError {
