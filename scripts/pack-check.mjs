@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The package as a user installs it, once per client library (part of `npm run test:package`).
 //
-// Packs the package (`npm pack`, which builds it first), then makes a scratch project in a temp dir
-// per client library (node-redis `redis`, `ioredis`, `iovalkey`) that installs the tarball and that
-// one client only (from the npm cache when it holds everything, else from the registry), and checks
-// in each that:
+// Packs the package (`npm pack`, which builds it first) from a copy of the sources, so that the
+// checkout's dist/ stays as it is (scripts/lib/pack.mjs), checks the tarball's types with Are the
+// Types Wrong? (attw, node16 profile), then makes a scratch project in a temp dir per client
+// library (node-redis `redis`, `ioredis`, `iovalkey`) that installs the tarball and that one client
+// only (from the npm cache when it holds everything, else from the registry), and checks in each that:
 //   - no other client library was installed (they are optional peers, and the package imports none);
 //   - an ES module script and a CommonJS script write a small file through that client and read it
 //     back, against a private redis-server on a free port (scripts/lib/redis-launcher.mjs);
@@ -17,11 +18,12 @@
 // command that failed.
 
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { packFromSources } from './lib/pack.mjs';
 import { startRedis } from './lib/redis-launcher.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -213,6 +215,17 @@ async function install(dir) {
   }
 }
 
+/**
+ * Are the Types Wrong? on the tarball: every entry point's types resolve, for both module systems,
+ * under node16 resolution (its "node16" profile; the package has no types for node10).
+ */
+async function attw(tarball) {
+  const t0 = Date.now();
+  const cli = join(root, 'node_modules', '@arethetypeswrong', 'cli', 'dist', 'index.js');
+  await run(process.execPath, [cli, tarball, '--profile', 'node16', '--no-color'], { cwd: root });
+  return seconds(t0);
+}
+
 async function checkProject(p, tarball, tmp, url) {
   const dir = join(tmp, p.name);
   mkdirSync(dir);
@@ -283,12 +296,22 @@ async function main() {
   let failed = 0;
   try {
     const tp = Date.now();
-    await npm(['pack', '--pack-destination', tmp, '--loglevel=error'], root);
-    const tarball = readdirSync(tmp).find((f) => f.endsWith('.tgz'));
-    if (!tarball) throw new Error(`npm pack left no tarball in ${tmp}`);
-    console.log(`pack-check: npm pack ${tarball} (${seconds(tp)})`);
+    const tarball = await packFromSources(root, tmp);
+    console.log(`pack-check: npm pack ${basename(tarball)} (${seconds(tp)})`);
     server = await startRedis();
-    const results = await Promise.allSettled(PROJECTS.map((p) => checkProject(p, join(tmp, tarball), tmp, server.url)));
+    const results = await Promise.allSettled([
+      attw(tarball),
+      ...PROJECTS.map((p) => checkProject(p, tarball, tmp, server.url)),
+    ]);
+    const [types] = results.splice(0, 1);
+    if (types.status === 'fulfilled')
+      console.log(`pack-check: attw (types under node16 resolution): ok (${types.value})`);
+    else {
+      failed++;
+      console.error(
+        `pack-check: attw (types under node16 resolution): FAILED\n${types.reason?.message ?? types.reason}`,
+      );
+    }
     results.forEach((r, i) => {
       const { name, install: only } = PROJECTS[i];
       if (r.status === 'fulfilled') {
@@ -306,7 +329,9 @@ async function main() {
     if (args.keep) console.log(`pack-check: kept ${tmp}`);
     else rmSync(tmp, { recursive: true, force: true });
   }
-  console.log(`pack-check: ${failed === 0 ? 'all passed' : `${failed} of ${PROJECTS.length} FAILED`} (${seconds(t0)})`);
+  console.log(
+    `pack-check: ${failed === 0 ? 'all passed' : `${failed} of ${PROJECTS.length + 1} checks FAILED`} (${seconds(t0)})`,
+  );
   return failed === 0 ? 0 : 1;
 }
 

@@ -12,12 +12,13 @@
  * `npm run build` after changing src/).
  */
 import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packFromSources } from '../scripts/lib/pack.mjs';
 import { ErrorCodes, RedisFileError } from '../src/index.js';
 import { closeAll, connect, sharedRedisUrl, uniqueKey } from './helpers/clients.js';
 import { put } from './helpers/streams.js';
@@ -32,17 +33,6 @@ const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
   devDependencies: Record<string, string>;
 };
 
-/** What a fresh clone holds that `npm pack` needs to build: everything else is tests and docs. */
-const SOURCES = [
-  'package.json',
-  'README.md',
-  'LICENSE',
-  'tsconfig.json',
-  'tsconfig.build.json',
-  'tsconfig.cjs.json',
-  'scripts',
-  'src',
-];
 /** The newest ioredis 6.x when the devDependency was last bumped: what `npm i ioredis@6` gives. */
 const NEWEST_IOREDIS = pkg.devDependencies.ioredis!;
 /** The lowest version the peer range `^6` admits. */
@@ -149,14 +139,9 @@ describe('the packed tarball, installed into a scratch project', { timeout: 120_
 
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'redis-file-stream-pack-'));
-    // A fresh clone: the sources, no dist/. Its node_modules is the repository's (the build's tsc).
-    const clone = join(tmp, 'clone');
-    for (const name of SOURCES) await cp(join(root, name), join(clone, name), { recursive: true });
-    await symlink(join(root, 'node_modules'), join(clone, 'node_modules'), 'dir');
-    await ok('npm', ['pack', '--pack-destination', tmp], clone);
-    const tarballs = (await readdir(tmp)).filter((f) => f.endsWith('.tgz'));
-    expect(tarballs).toEqual([`redis-file-stream-${pkg.version}.tgz`]);
-    const tarball = join(tmp, tarballs[0]!);
+    // A fresh clone: the sources, no dist/ (`prepack` must build).
+    const tarball = await packFromSources(root, tmp);
+    expect(basename(tarball)).toBe(`redis-file-stream-${pkg.version}.tgz`);
     tarballFiles = (await ok('tar', ['-tzf', tarball], tmp)).split('\n').filter(Boolean).sort();
 
     app = join(tmp, 'app');
