@@ -25,8 +25,9 @@
  * @module
  */
 
-import { Buffer } from 'node:buffer';
+import type { Buffer } from 'node:buffer';
 import type { BlockingConnection, KeyWatch, RedisPort } from './redis/port.js';
+import { hashSlot } from './redis/slot.js';
 import { nextDelay, RETRY_MIN_MS } from './retry.js';
 
 /** @internal An entry as XRANGE / XREAD return it in buffer mode. */
@@ -102,21 +103,6 @@ export function shareBlockingReads(on: boolean, perLane = FOLLOWERS_PER_CONNECTI
   sharing = on;
   membersPerLane = perLane;
   keyWatches = watch;
-}
-
-/** @internal The hash slot of a key, as Redis Cluster computes it (CRC16 of the hash tag). */
-export function hashSlot(key: string): number {
-  const open = key.indexOf('{');
-  if (open >= 0) {
-    const close = key.indexOf('}', open + 1);
-    if (close > open + 1) key = key.slice(open + 1, close);
-  }
-  let crc = 0;
-  for (const byte of Buffer.from(key)) {
-    crc ^= byte << 8;
-    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc & 16383;
 }
 
 /**

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { hashSlot } from './blocking-reads.js';
 import { FREED_FIELD, Limits, memoryEventsKey } from './format.js';
 import type { BlockingConnection, RedisPort } from './redis/port.js';
+import { hashSlot } from './redis/slot.js';
 import { run, TRIM, USED_MEMORY } from './scripts/index.js';
 
 /** How old a reading of `used_memory` may get before it is read again (in the background while there is room). */

@@ -338,6 +338,86 @@ describe('Redis Cluster', () => {
     await cluster.waitUntilHealthy();
   });
 
+  it('waitReplicas: a writer goes on while its slot moves, unknown to its client', async () => {
+    const redis = await client();
+    const key = 'replicated/moving.bin';
+    const data = bytes(30 * 1000, 11);
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 1000, waitReplicas: 1 });
+    const third = data.length / 3;
+    writer.write(data.subarray(0, third));
+    await eventually(() => writer.committedBytes >= third, 'the first third stored');
+    const nodes = await Promise.all(cluster.nodes.map(node));
+    const refused = await slotRefusals(nodes);
+    // More is written while the slot is half moved (stored on the old node, or refused with ASK
+    // and sent again), the rest once it has moved: the client learns of it from a MOVED reply.
+    const after = await moveSlot(key, async () => {
+      writer.write(data.subarray(third, 2 * third));
+      await eventually(
+        async () => writer.committedBytes > third || (await slotRefusals(nodes)) > refused,
+        'the writer to store more, or to be refused, while the slot is half moved',
+      );
+    });
+    writer.end(data.subarray(2 * third));
+    await once(writer, 'finish');
+    expect(sha256(await collect(createRedisReadStream(subject(redis), key)))).toBe(sha256(data));
+    expect((await cluster.masterOf(key)).port).toBe(after.port);
+  });
+
+  it('waitReplicas: an end record sent to the node its slot left waits for the replica of the node that stores it', async () => {
+    const redis = await client();
+    const key = 'replicated/moved-end.bin';
+    const writer = createRedisWriteStream(subject(redis), key, {
+      chunkSize: 1000,
+      waitReplicas: 1,
+      waitTimeout: 100,
+      retryTimeout: 600,
+    });
+    writer.write(bytes(3000, 12));
+    await eventually(() => writer.committedBytes === 3000, 'every piece stored');
+    // The slot moves to a primary whose replica does not answer; the client is not told. The end
+    // record goes to the old node first: its replica answers a WAIT there, which never saw the
+    // end record, and must not confirm it.
+    await moveSlot(key);
+    const [replica] = await cluster.replicasOf(key);
+    process.kill(replica!.pid!, 'SIGSTOP');
+    try {
+      const outcome = Promise.race([
+        once(writer, 'error').then(([err]) => err as Error),
+        once(writer, 'finish').then(() => new Error('finished: a WAIT that never saw the end record confirmed it')),
+      ]);
+      writer.end();
+      expect(await outcome).toMatchObject({
+        code: 'ERR_REDIS_FILE_TIMEOUT',
+        message: expect.stringMatching(/the end record reached 0 of 1 replicas/),
+      });
+    } finally {
+      process.kill(replica!.pid!, 'SIGCONT');
+    }
+    await cluster.waitUntilHealthy();
+  });
+
+  it('waitReplicas: a primary without a replica holds up no file stored on another', async () => {
+    const redis = await client();
+    const key = 'replicated/elsewhere.bin';
+    const home = await cluster.masterOf(key);
+    // A key on another primary, to find that primary's replica.
+    let other = '';
+    for (let i = 0; other === ''; i++)
+      if ((await cluster.masterOf(`elsewhere/${i}`)).port !== home.port) other = `elsewhere/${i}`;
+    const [replica] = await cluster.replicasOf(other);
+    // Gone: that primary has no replica (a stopped one would still count for a WAIT there that
+    // follows no write of its connection).
+    await replica!.kill();
+    try {
+      const data = bytes(5000, 13);
+      await put(redis, key, data, { chunkSize: 1000, waitReplicas: 1, waitTimeout: 100, retryTimeout: 600 });
+      expect(sha256(await collect(createRedisReadStream(subject(redis), key)))).toBe(sha256(data));
+    } finally {
+      await cluster.rejoinAsReplica(replica!, other);
+    }
+    await cluster.waitUntilHealthy();
+  });
+
   it('maxRedisMemory holds for the node that stores the file', async () => {
     const redis = await client('memory-node');
     const key = 'memory/node.bin';

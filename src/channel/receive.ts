@@ -4,7 +4,7 @@
  * @module
  */
 
-import { clientClosedError, compareIds, hashSlot, MOVING } from '../blocking-reads.js';
+import { clientClosedError, compareIds, MOVING } from '../blocking-reads.js';
 import { ErrorCodes, isRetryable, signalAbortError, wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, Flag, fileKeys, Meta, type MetaRecord, memoryEventsKey } from '../format.js';
 import { announceFreed } from '../memory-guard.js';
@@ -22,6 +22,7 @@ import {
 import { openRedisReadStream, type RedisReadStream } from '../read-stream.js';
 import { LONGEST_BLOCK_MS } from '../redis/limits.js';
 import { fieldsOf, portOf, type RedisClient, type RedisPort, toRecord } from '../redis/port.js';
+import { hashSlot } from '../redis/slot.js';
 import { nextDelay, RETRY_MIN_MS } from '../retry.js';
 import type { AckReply } from '../scripts/consumers.js';
 import { ACK, ACK_ANNOUNCED, JOIN, run } from '../scripts/index.js';

@@ -129,8 +129,9 @@ export interface WriteStreamOptions extends KeyOptions {
    * the connection it runs on, so writes slow down to the replicas' pace, and the writer's
    * heartbeats wait behind it: with too few replicas up, a `waitTimeout` longer than three
    * `heartbeatInterval`s (the defaults: 5000 against 3000 ms) lets others take the writer for dead
-   * meanwhile. On a node-redis cluster every primary needs that many replicas: node-redis sends the
-   * `WAIT` to all of them and counts the fewest. 0 turns it off.
+   * meanwhile. On a cluster, the replicas counted are those of the node that stores the file: the
+   * writes and their `WAIT` go together to it (a slot that moves sends them again to its new node).
+   * 0 turns it off.
    * @default 0
    */
   waitReplicas?: number;

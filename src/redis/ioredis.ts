@@ -8,6 +8,7 @@
 import { LONGEST_BLOCK_MS, SLOTS } from './limits.js';
 import type { Arg, BlockingConnection, Connection, IoredisLikeClient, KeyWatch, RedisPort, Settled } from './port.js';
 import { onceReady } from './ready.js';
+import { hashSlot } from './slot.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
 /** The members of an ioredis `Redis` or `Cluster` the adapter uses. */
@@ -50,6 +51,9 @@ interface ClusterClient extends Client {
   refreshSlotsCache(callback?: (err?: Error | null) => void): void;
   connect(): Promise<void>;
 }
+
+/** How the error of a batch for a slot whose primary the client does not know begins. */
+const NO_PRIMARY = 'no primary of slot';
 
 /** Slot refreshes {@link RedisPort.primaries} makes before it gives up on a slot without a primary. */
 const PRIMARY_LOOKUPS = 4;
@@ -222,12 +226,30 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
     send,
     encodes,
     ...(mayEncode ? { sendEncoded } : {}),
-    async batch(_key, commands) {
-      // A pipeline goes out on one connection; a cluster client sends a keyless command of it (WAIT)
-      // to the node of the others.
-      return (
-        (await client.pipeline(commands.map(([name, ...args]) => [String(name).toLowerCase(), ...args])).exec()) ?? []
-      );
+    async batch(key, commands) {
+      const pipelined = commands.map(([name, ...args]) => [String(name).toLowerCase(), ...args]);
+      // A pipeline goes out on one connection.
+      if (!cluster) return (await client.pipeline(pipelined).exec()) ?? [];
+      // On a cluster, on the connection to the node the slot map names for `key`, not through the
+      // cluster's pipeline: that one follows a redirection (a slot moved) by sending the redirected
+      // commands again on their own to the new node, while the keyless WAIT of the batch has
+      // answered from the old node, which never saw them (ioredis 6.1); or fails the batch with
+      // the redirection (ioredis 6.0, iovalkey). Here a redirection comes back as the commands'
+      // error: none of them ran, the slot map is read again, and the caller sends them again
+      // (isTransient), to the new node with its WAIT.
+      const c = client as ClusterClient;
+      const slot = hashSlot(key);
+      let node = nodeAt(c.slots[slot]?.[0]);
+      if (node === undefined) {
+        // Not connected yet (no slot map), or a node the client has not connected to yet.
+        if (c.status === 'wait') await c.connect().catch(() => {});
+        await new Promise<void>((resolve) => c.refreshSlotsCache(() => resolve()));
+        node = nodeAt(c.slots[slot]?.[0]);
+        if (node === undefined) throw new Error(`${NO_PRIMARY} ${slot} of the cluster is known yet`);
+      }
+      const replies = (await node.pipeline(pipelined).exec()) ?? [];
+      if (replies.some(([err]) => err instanceof Error && /^MOVED /.test(err.message))) c.refreshSlotsCache();
+      return replies;
     },
     openBlocking(slot) {
       let conn: Client;
@@ -322,6 +344,8 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       // A cluster node that held a slot is gone and no replica has taken over yet: the redirections
       // and slot refreshes ran out first.
       if (/^(Too many Cluster redirections|Failed to refresh slots cache)/.test(err.message)) return true;
+      // A batch sent to the node that held a slot which has moved, or is moving (see batch).
+      if (cluster && (/^(MOVED|ASK) /.test(err.message) || err.message.startsWith(NO_PRIMARY))) return true;
       return (
         cluster &&
         client.status !== 'end' &&

@@ -19,7 +19,11 @@ import type {
   Settled,
 } from './port.js';
 import { onceReady } from './ready.js';
+import { hashSlot } from './slot.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
+
+/** How the error of a batch for a slot whose primary the client does not know begins. */
+const NO_PRIMARY = 'no primary of slot';
 
 /** node-redis's RESP type codes (`RESP_TYPES`), for `withTypeMapping`. */
 const BLOB_STRING = 36;
@@ -362,9 +366,25 @@ function clusterPort(cluster: ClusterClient): RedisPort {
     cluster: true,
     send,
     async batch(key, commands) {
-      // Routed by the same key, in one turn: they go out together on the connection to its node.
-      const sent = commands.map((c) => text.sendCommand(key, false, strings(c)));
-      return settle(sent, commands);
+      // In one turn on the client of the node the slot map names for `key`, not through the
+      // cluster client: that one follows a redirection (a slot moved) by sending the redirected
+      // command again to the new node, while the keyless WAIT of the batch has answered from the
+      // old node, which never saw it. Here a redirection comes back as the commands' error: none
+      // of them ran, the slots are read again, and the caller sends them again (isTransient), to
+      // the new node with its WAIT.
+      if (!cluster.isReady) await send(undefined, ['PING']);
+      const slot = hashSlot(key);
+      const master = cluster.slots[slot]?.master;
+      if (master === undefined) throw new Error(`${NO_PRIMARY} ${slot} of the cluster is known yet`);
+      const node = (await cluster.nodeClient(master)).withTypeMapping(TEXT);
+      const replies = await settle(
+        commands.map((c) => node.sendCommand(strings(c))),
+        commands,
+      );
+      if (replies.some(([err]) => err instanceof Error && /^MOVED /.test(err.message))) {
+        await rediscover(cluster).catch(() => {});
+      }
+      return replies;
     },
     openBlocking(slot) {
       const master = cluster.slots[slot ?? 0]?.master;
@@ -415,7 +435,12 @@ function clusterPort(cluster: ClusterClient): RedisPort {
     closed: () => !cluster.isOpen,
     onceReady: () => () => {},
     isReplyError: isReply,
-    isTransient: (err) => transient(err, cluster),
+    isTransient: (err) =>
+      transient(err, cluster) ||
+      // A batch sent to the node that held a slot which has moved, or is moving (see batch).
+      (err instanceof Error &&
+        cluster.isOpen &&
+        (/^(MOVED|ASK) /.test(err.message) || err.message.startsWith(NO_PRIMARY))),
   };
 }
 

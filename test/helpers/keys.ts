@@ -3,7 +3,6 @@
  * format module rather than spelled out by hand.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { hashSlot } from '../../src/blocking-reads.js';
 import { crc32, formatCrc } from '../../src/crc.js';
 import {
   channelLogKey,
@@ -15,6 +14,7 @@ import {
   fileKeys,
   Meta,
 } from '../../src/format.js';
+import { hashSlot } from '../../src/redis/slot.js';
 
 export type { FileKeys };
 
