@@ -124,6 +124,9 @@ export class RedisReadStream extends Readable {
   /** The whole file was read, up to and including its checked end record. */
   #readToEnd = false;
   #gunzip: Gunzip | undefined;
+  /** A `follow: false` read stopped inside the gzip data: the gunzip is flushed, not ended. */
+  #stoppedInside = false;
+  #endedInside = false;
   readonly #progress: ProgressTicker;
   /** An open started before the first read (see {@link RedisReadStream.openEarly}), for #open to take. */
   #early: Promise<Found | undefined> | undefined;
@@ -153,6 +156,7 @@ export class RedisReadStream extends Readable {
   override _read(): void {
     this.#wanted = true;
     if (this.#gunzip?.isPaused()) this.#gunzip.resume();
+    if (this.#stoppedInside) this.#endInside();
     if (!this.#pumping && !this.#done) void this.#pump();
   }
 
@@ -294,17 +298,19 @@ export class RedisReadStream extends Readable {
       });
     }
     if (gzip) {
-      // A reader that stops at the pieces stored now (not following a file still being written)
-      // ends inside the gzip data: it delivers what they decode to, as a plain read delivers them.
-      const partial = !this.#follow && meta.state === State.writing;
-      const gunzip = createGunzip(partial ? { finishFlush: zlibConstants.Z_SYNC_FLUSH } : undefined);
+      // The gzip data of a file that reaches its end record must be whole: zlib fails a truncated
+      // member at the end of its input. A reader that stops at the pieces stored now (not
+      // following a file still being written) flushes instead (#stopInside).
+      const gunzip = createGunzip();
       gunzip.on('data', (data: Buffer) => {
         this.#consumer?.pushed(data.length);
         if (!this.push(data)) gunzip.pause();
+        else if (this.#stoppedInside) this.#endInside();
       });
       // The gzip data must reach the file's last byte. zlib ends quietly at a member followed by a
       // zero byte (padding to it), leaving the rest of its input unread: that is not the file's end.
       gunzip.on('end', () => {
+        if (this.#endedInside) return;
         if (this.#done && gunzip.bytesWritten === this.#delivered) this.#end();
         else this.destroy(decodeFailed(this.key, trailingData(gunzip.bytesWritten)));
       });
@@ -468,7 +474,7 @@ export class RedisReadStream extends Readable {
       this.#atTail = true;
       if (raw.length > 0) return { entries: decode(raw), reachedEnd: true };
       if (!this.#follow) {
-        if (!(await this.#watch.checkFile(false, after)) && !this.#done) this.#finish();
+        if (!(await this.#watch.checkFile(false, after)) && !this.#done) this.#finish(true);
         else this.#atTail = false;
         return { entries: [], reachedEnd: true };
       }
@@ -636,12 +642,42 @@ export class RedisReadStream extends Readable {
     return this.#meta.state === State.complete ? this.#meta.size : undefined;
   }
 
-  #finish(): void {
+  /**
+   * Every byte the read is to deliver is out: at the end record, at the end of a range, or, with
+   * `inside` (a `follow: false` read of a file still being written), at the pieces stored now.
+   */
+  #finish(inside = false): void {
     this.#done = true;
     this.#progress.tick(this.#delivered, this.#total() ?? this.#seq.position, true);
     this.#watch.close();
-    if (this.#gunzip) this.#gunzip.end();
-    else this.#end();
+    if (!this.#gunzip) this.#end();
+    else if (inside) this.#stopInside(this.#gunzip);
+    else this.#gunzip.end();
+  }
+
+  /**
+   * The read stops inside the gzip data (the rest is not written yet): what the stored pieces
+   * decode to is delivered and the read ends normally, where ending the gunzip would fail on the
+   * unfinished member. The flush hands on everything decoded; the stream ends once the gunzip's
+   * buffer is empty too (it may be paused by backpressure).
+   */
+  #stopInside(gunzip: Gunzip): void {
+    gunzip.flush(zlibConstants.Z_SYNC_FLUSH, () => {
+      this.#stoppedInside = true;
+      this.#endInside();
+    });
+  }
+
+  #endInside(): void {
+    const gunzip = this.#gunzip!;
+    if (gunzip.readableLength > 0 || this.#endedInside) return;
+    // zlib may have stopped early at a member followed by a zero byte: the rest is not gzip data.
+    if (gunzip.bytesWritten !== this.#delivered) {
+      this.destroy(decodeFailed(this.key, trailingData(gunzip.bytesWritten)));
+      return;
+    }
+    this.#endedInside = true;
+    this.#end();
   }
 
   /**

@@ -46,7 +46,9 @@ export interface ReadStreamOptions extends KeyOptions {
    * with `start` or `end`. The gzip data (one member or several) must reach the file's last byte:
    * a truncated or damaged stream, or bytes after its last member (zero padding too), fail the read
    * with `ERR_REDIS_FILE_DECODE`. With `follow: false` on a file still being written, the read
-   * delivers what the pieces stored now decode to and ends normally.
+   * delivers what the pieces stored now decode to and ends normally; if the file is completed
+   * before the read reaches those pieces' end, it reads to the end record, and the gzip data must
+   * then be whole.
    * @default false
    */
   decompress?: boolean;
