@@ -482,7 +482,7 @@ export class ChunkWindow {
     const piece = this.#pending.get(i);
     if (!piece || this.#stopped) return;
     piece.acked = true;
-    this.#troubleSince = 0;
+    const committed = this.#committedPieces;
     if (piece.sent) {
       this.#link.answered(piece.sent);
       this.#windowBytes = this.#sized();
@@ -505,6 +505,10 @@ export class ChunkWindow {
         this.#owner.release?.(next.chunk);
       }
     }
+    // Trouble is over once the file gets further, not when a piece beyond the one refused is
+    // stored: a repair deletes that one again, and under lasting pressure (memory that holds a
+    // few pieces, never the one the file waits for) a clock restarted by it never ran out.
+    if (this.#committedPieces > committed) this.#troubleSince = 0;
     this.#sendQueued();
     this.#owner.onAck();
   }
@@ -519,8 +523,8 @@ export class ChunkWindow {
     // Stopped (the stream is destroyed): nothing is sent again, and no timer may outlive it.
     if (this.#recovering || this.#stopped) return;
     this.#recovering = true;
-    // A chunk still in flight may be acknowledged meanwhile (which clears the trouble mark): the
-    // retry budget counts from here.
+    // A chunk still in flight may be acknowledged meanwhile (which clears the trouble mark if the
+    // file gets further by it): the retry budget counts from here.
     const since = (this.#troubleSince ||= Date.now());
     const { client, keys, chunksKey, writer, key, retryTimeout } = this.#owner;
     const attempt = (delay: number): void => {

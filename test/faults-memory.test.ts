@@ -107,6 +107,23 @@ describe('out of memory with noeviction', () => {
     expect(stored.equals(data.subarray(0, stored.length))).toBe(true);
     expect(entries.at(-1)![1][0]!.toString()).toBe('abort');
   });
+  it('under lasting pressure the writer fails after retryTimeout, whatever it stores beyond the piece refused', async () => {
+    // Memory for a few pieces of 256 KiB and never for the file: a piece is refused while pieces
+    // behind it in the same window get stored (the memory Redis counts moves with what it has
+    // read), and the repair deletes them again. Stored pieces past the one the file waits for
+    // must not count as progress, or the writer retries for ever.
+    const s = await server(['--maxmemory', '4mb', '--maxmemory-policy', 'noeviction']);
+    const redis = connect(s.url);
+    for (let round = 0; round < 4; round++) {
+      const writer = createRedisWriteStream(subject(redis), `oom-lasting-${round}`, { retryTimeout: 1000 });
+      const err = await settle(pipeline(Readable.from([bytes(5_000_000, 60 + round)]), writer));
+      expect(err).toMatchObject({
+        code: 'ERR_REDIS_FILE_REDIS',
+        message: expect.stringMatching(/gave up after 1000 ms.*OOM/),
+      });
+      await redis.flushall();
+    }
+  });
 });
 
 describe('evicted chunks', () => {
