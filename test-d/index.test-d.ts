@@ -357,6 +357,14 @@ expectError(sendFiles(redis, 'logs', ['a'], { resume: true }));
 expectType<Promise<void>>(closeChannel(redis, 'logs'));
 expectError(receiveFiles(redis, 'logs', {}));
 expectError(receiveFiles(redis, 'logs', { consumer: 'eu-1', start: 10 }));
+receiveFiles(redis, 'logs', {
+  consumer: 'eu-1',
+  onSkip: (skipped) => {
+    expectType<string>(skipped.name);
+    expectType<string>(skipped.key);
+  },
+});
+expectError(receiveFiles(redis, 'logs', { consumer: 'eu-1', onSkip: 'log' }));
 
 async function useReceived(): Promise<void> {
   for await (const file of receiveFiles(redis, 'logs', { consumer: 'eu-1', decompress: true })) {

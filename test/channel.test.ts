@@ -15,6 +15,7 @@ import {
   closeChannel,
   type RedisClient,
   receiveFiles,
+  remove,
   removeChannel,
   sendFiles,
   stat,
@@ -109,6 +110,34 @@ describe('channels', () => {
     }
     for (const f of sent) expect(await redis.exists(fileKeysOf(f.key).meta)).toBe(0);
     expect(await removeChannel(subject(redis), channel)).toBe(true);
+  });
+
+  it('a file gone before the receiver opens it is acknowledged, not yielded, and passed to onSkip', async () => {
+    const channel = uniqueKey('gone');
+    const sent = await sendFiles(subject(redis), channel, [
+      { name: 'a.txt', stream: Readable.from([Buffer.from('a')]) },
+      { name: 'b.txt', stream: Readable.from([Buffer.from('b')]) },
+    ]);
+    await closeChannel(subject(redis), channel);
+    // Removed (as redis-file rm removes it, or an expiry) before any receiver got to it.
+    expect(await remove(subject(redis), sent[0]!.key)).toBe(true);
+    const skipped: { name: string; key: string }[] = [];
+    const got: string[] = [];
+    for await (const f of receiveFiles(subject(redis), channel, { consumer: 'r', onSkip: (g) => skipped.push(g) })) {
+      got.push(`${f.name}=${(await collect(f.stream)).toString()}`);
+      await f.ack();
+    }
+    expect(got).toEqual(['b.txt=b']);
+    expect(skipped).toEqual([{ name: 'a.txt', key: sent[0]!.key }]);
+    // Acknowledged: a receiver run again under the same name gets nothing more.
+    const again: string[] = [];
+    for await (const f of receiveFiles(subject(redis), channel, { consumer: 'r', onSkip: (g) => again.push(g.name) }))
+      again.push(f.name);
+    expect(again).toEqual([]);
+    // A bad callback fails the iteration at its first step, as any bad option does.
+    await expect(
+      receiveFiles(subject(redis), channel, { consumer: 'r', onSkip: 'no' as never }).next(),
+    ).rejects.toMatchObject({ name: 'TypeError', message: expect.stringMatching(/onSkip/) });
   });
 
   it('a channel removed under a waiting receiver ends it with a coded error', async () => {

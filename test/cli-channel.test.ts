@@ -164,6 +164,22 @@ describe('send and receive (channels)', () => {
     expect(readFileSync(join(out, '...gz'), 'utf8')).toBe('three dots');
   });
 
+  it('a file removed before the receiver got to it: one skipped line, also with --quiet, and the others received', async () => {
+    const channel = uniqueKey('gone');
+    const src = mkdtempSync(join(dir(), 'gone-'));
+    writeFileSync(join(src, 'kept.txt'), 'kept\n');
+    writeFileSync(join(src, 'removed.txt'), 'removed\n');
+    const sent = await sendFiles(redis, channel, [join(src, 'removed.txt'), join(src, 'kept.txt')]);
+    await closeChannel(redis, channel);
+    expect((await run(['rm', sent[0]!.key])).code).toBe(0);
+    const out = join(dir(), `gone-${randomBytes(4).toString('hex')}`);
+    const received = await run(['receive', channel, '--consumer', 'r', '--out', out, '--quiet']);
+    expect(received.code).toBe(0);
+    expect(received.stdout.length).toBe(0);
+    expect(received.stderr).toBe('redis-file: skipped "removed.txt": it is gone from Redis (removed, or expired)\n');
+    expect(readdirSync(out)).toEqual(['kept.txt']);
+  });
+
   it('a receiver killed (SIGKILL) in the middle of a file and started again with the same --consumer ends with every file', async () => {
     const channel = uniqueKey('kill');
     const src = mkdtempSync(join(dir(), 'kill-src-'));

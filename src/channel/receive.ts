@@ -37,6 +37,12 @@ export type ReceiveFilesOptions = Omit<ReadStreamOptions, 'consumer' | 'start' |
    * `AbortError` (code `ABORT_ERR`, the signal's reason as its `cause`), as an aborted stream fails.
    */
   signal?: AbortSignal;
+  /**
+   * Called for a file announced on the channel that is gone from Redis before the receiver opens
+   * it (removed, expired, or deleted once every consumer it was sent to was done): it is not
+   * yielded, and is acknowledged. `name` is its name on the channel, `key` its key in Redis.
+   */
+  onSkip?: (file: { readonly name: string; readonly key: string }) => void;
 };
 
 /** A file announced on a channel, as {@link receiveFiles} yields it. */
@@ -102,30 +108,43 @@ export function receiveFiles(
   } catch (err) {
     return failedIteration(err);
   }
-  return receive(portOf(client), channelLogKey(resolved.prefix, channel), channel, resolved.consumer, resolved);
+  return receive(
+    portOf(client),
+    channelLogKey(resolved.prefix, channel),
+    channel,
+    resolved.consumer,
+    resolved,
+    resolved.onSkip,
+  );
 }
 
-type ResolvedReceiveOptions = ResolvedReadOptions & { consumer: string };
+type ResolvedReceiveOptions = ResolvedReadOptions & { consumer: string; onSkip?: ReceiveFilesOptions['onSkip'] };
 
 function resolveReceiveOptions(client: unknown, channel: unknown, options: unknown): ResolvedReceiveOptions {
   checkChannel(client, channel);
   if (typeof options !== 'object' || options === null)
     throw invalidType('options', 'an object with a `consumer`', options);
   // The read options but the range: a receiver reads each file whole.
-  checkKnown(
-    options as Bag,
-    'options',
-    READ_OPTIONS.filter((name) => name !== 'start' && name !== 'end'),
-  );
-  const { consumer, signal, ...readOptions } = options as ReceiveFilesOptions;
+  checkKnown(options as Bag, 'options', [
+    ...READ_OPTIONS.filter((name) => name !== 'start' && name !== 'end'),
+    'onSkip',
+  ]);
+  const { consumer, signal, onSkip, ...readOptions } = options as ReceiveFilesOptions;
   if (typeof consumer !== 'string') throw invalidType('consumer', 'a string', consumer);
   if (consumer.length === 0) throw invalidValue('consumer', consumer, 'a non-empty name');
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', signal);
+  if (onSkip !== undefined && typeof onSkip !== 'function') throw invalidType('onSkip', 'a function', onSkip);
   // Every read option is checked now, before any I/O. The receiver reads as a consumer, so that
   // under a memory limit the chunks all receivers consumed are trimmed, but it acknowledges a file
   // only after processing it, with ack(). A channel's sender never resumes a file, so a receiver
   // marks the file of a dead sender aborted instead of waiting for it.
-  return { ...resolveReadOptions({ ...readOptions, signal, consumer }), consumer, ackAtEnd: false, abandonStale: true };
+  return {
+    ...resolveReadOptions({ ...readOptions, signal, consumer }),
+    consumer,
+    ackAtEnd: false,
+    abandonStale: true,
+    ...(onSkip === undefined ? {} : { onSkip }),
+  };
 }
 
 /** How long one blocking wait for the next announcement lasts before it looks again. */
@@ -150,6 +169,7 @@ async function* receive(
   channel: string,
   consumer: string,
   readOptions: ResolvedReadOptions,
+  onSkip: ReceiveFilesOptions['onSkip'],
 ): AsyncIterableIterator<ReceivedFile> {
   const { prefix, signal } = readOptions;
   const fail = (err: unknown, what: string): never => {
@@ -332,6 +352,7 @@ async function* receive(
       if (opened.gen === null || start === undefined) {
         stream.destroy();
         await ack();
+        onSkip?.({ name, key });
         next = prepareNext();
         continue;
       }

@@ -59,6 +59,8 @@ export async function receiveCommand(
       consumer: o.consumer,
       decompress: o.decompress ?? false,
       signal: interrupt.signal,
+      // Announced, and gone before this receiver got to it: acknowledged, and said.
+      onSkip: (file) => warn(`skipped ${quote(file.name)}: it is gone from Redis (removed, or expired)`),
     }),
   );
   // Iterated by hand: a wait for the next file that does not end with the signal (its connection
