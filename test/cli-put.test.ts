@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stat } from '../src/index.js';
-import { expectOneLine, run, storedKeys, useTempDir } from './helpers/cli.js';
+import { expectOneLine, run, start, storedKeys, useTempDir } from './helpers/cli.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { get } from './helpers/streams.js';
 
@@ -97,6 +97,19 @@ describe('put and get', () => {
     expect((await run(['get', key])).stdout.toString()).toBe('first');
     expect((await run(['put', '--overwrite', '-', key], { input: 'second' })).code).toBe(0);
     expect((await run(['get', key])).stdout.toString()).toBe('second');
+  });
+
+  it('put - that fails while its input is still open exits by itself: it gives up standard input', async () => {
+    const key = uniqueKey('stdin-open');
+    expect((await run(['put', '-', key], { input: 'first\n' })).code).toBe(0);
+    // The producer writes on and never closes the pipe. With REDIS_FILE_DEBUG, a process that the
+    // pipe held up after its last line says so when the fallback timer ends it.
+    const running = start(['put', '-', key], { env: { REDIS_FILE_DEBUG: '1' } });
+    running.child.stdin.write('second\n');
+    const r = await running.done;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ERR_REDIS_FILE_EXISTS/);
+    expect(r.stderr).not.toMatch(/still running after the end/);
   });
 
   it('honours --prefix', async () => {

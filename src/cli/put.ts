@@ -209,6 +209,12 @@ async function putFile(redis: Client, g: GlobalOptions, source: string, key: str
   } else {
     ({ stream: input, gzipped } = await sniffGzip(input));
   }
+  // The input is given up on a failure: standard input too, whose pipe (its writer still writing)
+  // would otherwise hold the process up after its last line (sniffGzip hands on another stream).
+  const stopInput = (): void => {
+    input.destroy();
+    if (source === '-') process.stdin.destroy();
+  };
   let writer: RedisWriteStream;
   try {
     writer = checked(() =>
@@ -226,7 +232,7 @@ async function putFile(redis: Client, g: GlobalOptions, source: string, key: str
       }),
     );
   } catch (err) {
-    input.destroy();
+    stopInput();
     throw err;
   }
   // No bar over what someone is typing into `put -`.
@@ -259,7 +265,7 @@ async function putFile(redis: Client, g: GlobalOptions, source: string, key: str
   } catch (err) {
     // Whatever failed, the writer marks the file aborted in its destroy: wait for that (a while).
     if (!writer.destroyed) writer.destroy(err as Error);
-    input.destroy();
+    stopInput();
     await closed(writer);
     if (interrupt.signal.aborted) throw interrupt.signal.reason;
     throw err;
