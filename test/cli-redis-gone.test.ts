@@ -4,8 +4,13 @@
  * line and exit 1, never ioredis's own words. Redis back in time: the command says so and carries on.
  * Each test kills a private redis-server of its own.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { joined, run, start, stateOf, waitForStderrLine, waitUntil } from './helpers/cli.js';
 import { blockedIn, closeAll, connect, uniqueKey } from './helpers/clients.js';
@@ -84,6 +89,40 @@ describe('Redis goes away', () => {
       /^redis-file: receive ".*": lost the connection to Redis at .* within 1 s \(--redis-timeout\)/,
     );
     expect(r.stderr).not.toMatch(IOREDIS_WORDS);
+  });
+
+  it('send and receive in the middle of a file: each fails with one line naming the file', async () => {
+    const server = await privateServer();
+    const redis = connect(server.url);
+    const channel = uniqueKey('gone-file');
+    const env = { REDIS_URL: server.url };
+    // A file that is still being written to (a FIFO): the upload is under way when Redis goes.
+    const fifo = join(mkdtempSync(join(tmpdir(), 'rfs-gone-')), 'live.log');
+    execFileSync('mkfifo', [fifo]);
+    const receiver = start(['receive', channel, '--consumer', 'r', '--exec', 'cat', '--redis-timeout', '1s'], { env });
+    await joined(redis, channel, 1);
+    const sender = start(['send', channel, '--redis-timeout', '1s', fifo], { env });
+    const input = await open(fifo, 'w');
+    try {
+      await input.write('a line\n'.repeat(100));
+      await waitUntil('the receiver has the first bytes', () => receiver.stdout().length > 0);
+      await server.kill();
+      // The sender's read of the FIFO waits until its writer writes or closes (a read of Node's
+      // thread pool, which holds the exit up): closed once the sender has said why it stops.
+      await waitForStderrLine(sender, /file sent before it/);
+      await input.close();
+      const [s, r] = await Promise.all([sender.done, receiver.done]);
+      expect(s.code, s.stderr).toBe(1);
+      expect(s.stderr.trim().split('\n').at(-1)).toMatch(
+        /^redis-file: send "live\.log": lost the connection to Redis at .* within 1 s \(--redis-timeout\).*; 0 of 1 file sent before it$/,
+      );
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr.trim().split('\n').at(-1)).toMatch(
+        /^redis-file: receive "live\.log": lost the connection to Redis at .* within 1 s \(--redis-timeout\).*; it is not acknowledged/,
+      );
+    } finally {
+      await input.close().catch(() => {});
+    }
   });
 
   it('a Redis that keeps the connection and answers nothing (stopped): exit 1 once twice --redis-timeout and 5 s have passed', async () => {

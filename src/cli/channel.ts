@@ -166,8 +166,8 @@ export async function sendCommand(
       }
       // Redis gone: that is why, whatever the upload failed with on the way.
       const why = stopped ?? err;
-      // Still one line, which says what was sent.
-      if (i > 0 && isExpected(why)) {
+      // Still one line, which names the file and says what was sent before it.
+      if (isExpected(why)) {
         throw new Failure(`${describe(why as Error, `send ${quote(file.name)}`)}; ${sentBefore(i)}`, { cause: why });
       }
       throw why;

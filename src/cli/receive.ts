@@ -13,13 +13,13 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCodes, type ReceivedFile, RedisFileError, receiveFiles, stat } from '../index.js';
 import type { Client, GlobalOptions } from './connection.js';
-import { Failure, isExpected, LocalFileError, UsageError } from './errors.js';
+import { ConnectionLost, Failure, isExpected, LocalFileError, UsageError } from './errors.js';
 import { formatBytes, showKey } from './format.js';
 import { makeDirectories, partName } from './local.js';
 import { warn } from './output.js';
 import { counter } from './progress.js';
 import { checked } from './runtime.js';
-import { cleanUpOnSignal, closed, interrupt, interrupted, orStopped } from './stop.js';
+import { cleanUpOnSignal, closed, interrupt, interrupted, orStopped, stopReason } from './stop.js';
 
 /** How long a command run by `receive --exec` has to exit after SIGTERM before it gets SIGKILL. */
 const KILL_GRACE_MS = 2000;
@@ -89,7 +89,10 @@ export async function receiveCommand(
             : await receiveThrough(file, name, o.exec!, channel, o.consumer);
         written = { name, bytes };
       } catch (err) {
-        if (interrupt.signal.aborted) throw interrupt.signal.reason;
+        const stop = stopReason();
+        // Redis gone: the line names the file, which stays unacknowledged.
+        if (stop instanceof ConnectionLost) throw failure(file, stop);
+        if (stop) throw stop;
         const why = await skippable(redis, g, file, err);
         if (why === undefined) throw failure(file, err);
         // Retrying would fail the same way for ever: say so, and move past it.
@@ -108,7 +111,9 @@ export async function receiveCommand(
     // End the iteration (and its connections) as for-await would; a stopped command does not wait.
     const ending = Promise.resolve(iterator.return?.()).catch(() => {});
     if (!interrupt.signal.aborted) await ending;
-    if (interrupt.signal.aborted) throw interrupt.signal.reason;
+    // A stop is the story, unless the line tells it already, naming the file.
+    if (interrupt.signal.aborted && !(err instanceof Failure && err.cause === interrupt.signal.reason))
+      throw interrupt.signal.reason;
     throw err;
   }
 }
