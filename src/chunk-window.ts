@@ -362,8 +362,9 @@ export class ChunkWindow {
 
   /**
    * The XADDs of the pieces sent in one turn, then one WAIT, in one pipeline: on one connection, to
-   * the node that holds the key (a cluster client routes the keyless WAIT with the XADDs), so the
-   * WAIT covers these very writes. One such WAIT at a time.
+   * the node that holds the key (on a cluster, the node the slot map names, not through the
+   * cluster client: see RedisPort.batch), so the WAIT covers these very writes. One such WAIT at a
+   * time.
    */
   #storeReplicated(piece: PendingPiece): Promise<unknown> {
     return new Promise((resolve, reject) => {

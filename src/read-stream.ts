@@ -663,6 +663,7 @@ export class RedisReadStream extends Readable {
    */
   #stopInside(gunzip: Gunzip): void {
     gunzip.flush(zlibConstants.Z_SYNC_FLUSH, () => {
+      if (this.destroyed) return;
       this.#stoppedInside = true;
       this.#endInside();
     });

@@ -8,6 +8,7 @@ import { createRedisReadStream, createRedisWriteStream, type RedisClient, receiv
 import {
   blockedIn,
   closeAll,
+  clusterSeeds,
   connectAny,
   disconnectSubject,
   readyAnySubject,
@@ -58,6 +59,21 @@ describe('a client closed by its owner', () => {
     expect(await failed).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
     await eventually(async () => (await blocked(name)) === 0, 'its blocking connection to close');
     writer.destroy();
+  });
+
+  it('fails a writer whose end record waits for replicas at once, not after retryTimeout', async () => {
+    // On the cluster, the end record and its WAIT go to a node connection of the closed client.
+    const client = await caller(uniqueConnectionName('closed-commit'));
+    const writer = createRedisWriteStream(client, uniqueKey('closed-commit'), {
+      waitReplicas: clusterSeeds() ? 1 : 0,
+      retryTimeout: 600_000,
+    });
+    const failed = new Promise<unknown>((resolve) => writer.on('error', resolve));
+    writer.write('a line\n');
+    await new Promise((resolve) => writer.once('ready', resolve));
+    disconnectSubject(client);
+    writer.end();
+    expect(await failed).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
   });
 
   it('ends a receiver waiting for the next file with a rejection', async () => {

@@ -40,7 +40,8 @@ export type ReceiveFilesOptions = Omit<ReadStreamOptions, 'consumer' | 'start' |
   /**
    * Called for a file announced on the channel that is gone from Redis before the receiver opens
    * it (removed, expired, or deleted once every consumer it was sent to was done): it is not
-   * yielded, and is acknowledged. `name` is its name on the channel, `key` its key in Redis.
+   * yielded, and is acknowledged. `name` is its name on the channel, `key` its key in Redis. An
+   * exception it throws ends the iteration with it.
    */
   onSkip?: (file: { readonly name: string; readonly key: string }) => void;
 };

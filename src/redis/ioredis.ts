@@ -238,6 +238,8 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       // error: none of them ran, the slot map is read again, and the caller sends them again
       // (isTransient), to the new node with its WAIT.
       const c = client as ClusterClient;
+      // Closed by its owner: its nodes are gone, and so is any chance of an answer.
+      if (c.status === 'end') throw new Error('Connection is closed.');
       const slot = hashSlot(key);
       let node = nodeAt(c.slots[slot]?.[0]);
       if (node === undefined) {
@@ -345,7 +347,12 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       // and slot refreshes ran out first.
       if (/^(Too many Cluster redirections|Failed to refresh slots cache)/.test(err.message)) return true;
       // A batch sent to the node that held a slot which has moved, or is moving (see batch).
-      if (cluster && (/^(MOVED|ASK) /.test(err.message) || err.message.startsWith(NO_PRIMARY))) return true;
+      if (
+        cluster &&
+        client.status !== 'end' &&
+        (/^(MOVED|ASK) /.test(err.message) || err.message.startsWith(NO_PRIMARY))
+      )
+        return true;
       return (
         cluster &&
         client.status !== 'end' &&

@@ -60,9 +60,11 @@ export interface RedisPort extends Connection {
   /** Whether the client is a cluster client. */
   readonly cluster: boolean;
   /**
-   * Send commands in order, written together on one connection (on a cluster, the node of
-   * `key`), so that a keyless command such as WAIT runs where the others did. Bulk strings come
-   * back as strings.
+   * Send commands in order, written together on one connection (on a cluster, the connection to
+   * the node the client's slot map names for `key`), so that a keyless command such as WAIT runs
+   * where the others did. On a cluster a redirection is not followed: it comes back as the
+   * commands' error (MOVED, ASK; transient, see {@link RedisPort.isTransient}), and the caller
+   * sends them again. Bulk strings come back as strings.
    */
   batch(key: string, commands: readonly (readonly Arg[])[]): Promise<Settled[]>;
   /**
