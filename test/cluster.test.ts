@@ -363,6 +363,35 @@ describe('Redis Cluster', () => {
     expect((await cluster.masterOf(key)).port).toBe(after.port);
   });
 
+  it('waitReplicas: a writer stores on while its slot is being migrated, its keys moved already (ASK)', async () => {
+    const redis = await client();
+    const key = 'replicated/migrating.bin';
+    const data = bytes(20 * 1000, 14);
+    const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 1000, waitReplicas: 1 });
+    const half = data.length / 2;
+    writer.write(data.subarray(0, half));
+    await eventually(() => writer.committedBytes >= half, 'the first half stored');
+    // Every key of the slot moves to another primary; the slot stays in migration meanwhile, so
+    // the old node answers ASK for the file's keys.
+    const from = await cluster.masterOf(key);
+    const to = (await cluster.primaries()).find((p) => p.port !== from.port)!;
+    const [src, dst] = await Promise.all([node(from), node(to)]);
+    const slot = (await src.cluster('KEYSLOT', key)) as number;
+    await dst.cluster('SETSLOT', slot, 'IMPORTING', (await src.cluster('MYID')) as string);
+    await src.cluster('SETSLOT', slot, 'MIGRATING', (await dst.cluster('MYID')) as string);
+    for (let keys = (await src.cluster('GETKEYSINSLOT', slot, 100)) as string[]; keys.length > 0; ) {
+      await src.migrate('127.0.0.1', to.port, '', 0, 5000, 'KEYS', ...keys);
+      keys = (await src.cluster('GETKEYSINSLOT', slot, 100)) as string[];
+    }
+    writer.write(data.subarray(half, half + 3000));
+    await eventually(() => writer.committedBytes > half, 'the writer to store more while the slot is being migrated');
+    const toId = (await dst.cluster('MYID')) as string;
+    for (const p of await cluster.primaries()) await (await node(p)).cluster('SETSLOT', slot, 'NODE', toId);
+    writer.end(data.subarray(half + 3000));
+    await once(writer, 'finish');
+    expect(sha256(await collect(createRedisReadStream(subject(redis), key)))).toBe(sha256(data));
+  });
+
   it('waitReplicas: an end record sent to the node its slot left waits for the replica of the node that stores it', async () => {
     const redis = await client();
     const key = 'replicated/moved-end.bin';

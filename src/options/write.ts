@@ -130,7 +130,8 @@ export interface WriteStreamOptions extends KeyOptions {
    * heartbeats wait behind it: with too few replicas up, a `waitTimeout` longer than three
    * `heartbeatInterval`s (the defaults: 5000 against 3000 ms) lets others take the writer for dead
    * meanwhile. On a cluster, the replicas counted are those of the node that stores the file: the
-   * writes and their `WAIT` go together to it (a slot that moves sends them again to its new node).
+   * writes and their `WAIT` go together to it (a slot that moves, or is being migrated, sends them
+   * to its new node).
    * 0 turns it off.
    * @default 0
    */

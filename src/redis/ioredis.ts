@@ -8,7 +8,7 @@
 import { LONGEST_BLOCK_MS, SLOTS } from './limits.js';
 import type { Arg, BlockingConnection, Connection, IoredisLikeClient, KeyWatch, RedisPort, Settled } from './port.js';
 import { onceReady } from './ready.js';
-import { hashSlot } from './slot.js';
+import { askedNode, hashSlot } from './slot.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
 /** The members of an ioredis `Redis` or `Cluster` the adapter uses. */
@@ -251,7 +251,13 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       }
       const replies = (await node.pipeline(pipelined).exec()) ?? [];
       if (replies.some(([err]) => err instanceof Error && /^MOVED /.test(err.message))) c.refreshSlotsCache();
-      return replies;
+      // The slot is being migrated and its keys have gone: the node they went to takes the batch,
+      // each command after an ASKING (which covers the next command only), and its WAIT counts
+      // its own replicas.
+      const asked = nodeAt(askedNode(replies));
+      if (asked === undefined) return replies;
+      const again = (await asked.pipeline(pipelined.flatMap((command) => [['asking'], command])).exec()) ?? [];
+      return again.filter((_, i) => i % 2 === 1);
     },
     openBlocking(slot) {
       let conn: Client;

@@ -19,7 +19,7 @@ import type {
   Settled,
 } from './port.js';
 import { onceReady } from './ready.js';
-import { hashSlot } from './slot.js';
+import { askedNode, hashSlot } from './slot.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
 /** How the error of a batch for a slot whose primary the client does not know begins. */
@@ -384,7 +384,20 @@ function clusterPort(cluster: ClusterClient): RedisPort {
       if (replies.some(([err]) => err instanceof Error && /^MOVED /.test(err.message))) {
         await rediscover(cluster).catch(() => {});
       }
-      return replies;
+      // The slot is being migrated and its keys have gone: the node they went to takes the batch,
+      // each command after an ASKING (which covers the next command only), and its WAIT counts
+      // its own replicas.
+      const to = askedNode(replies);
+      const target = to === undefined ? undefined : cluster.masters.find((m) => `${m.host}:${m.port}` === to);
+      if (target === undefined) return replies;
+      const asked = (await cluster.nodeClient(target)).withTypeMapping(TEXT);
+      return settle(
+        commands.map((c) => {
+          asked.sendCommand(['ASKING']).catch(() => {});
+          return asked.sendCommand(strings(c));
+        }),
+        commands,
+      );
     },
     openBlocking(slot) {
       const master = cluster.slots[slot ?? 0]?.master;

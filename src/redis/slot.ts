@@ -21,3 +21,20 @@ export function hashSlot(key: string): number {
   }
   return crc & 16383;
 }
+
+/**
+ * The node ("host:port") a batch is asked to go to while its slot is being migrated: when every
+ * command of it but the last (a WAIT, which has no key) was answered `ASK <slot> <host:port>`
+ * (none of them ran), undefined otherwise.
+ * @internal
+ */
+export function askedNode(replies: readonly (readonly [Error | null, unknown])[]): string | undefined {
+  const keyed = replies.slice(0, -1);
+  let node: string | undefined;
+  for (const [err] of keyed) {
+    const ask = err instanceof Error ? /^ASK \d+ (\S+)/.exec(err.message) : null;
+    if (ask === null || (node !== undefined && node !== ask[1])) return undefined;
+    node = ask[1];
+  }
+  return node;
+}
