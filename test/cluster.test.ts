@@ -102,6 +102,29 @@ async function moveSlot(
   return to;
 }
 
+/**
+ * Write a third of `data`, then move `key`'s slot while writing the second third (stored on the
+ * old node while the slot is half moved, or refused, TRYAGAIN or ASK, and sent again), then end
+ * the writer with the rest once it has moved. Resolves to the node the slot went to.
+ */
+async function writeAcrossMove(writer: ReturnType<typeof createRedisWriteStream>, key: string, data: Buffer) {
+  const third = data.length / 3;
+  writer.write(data.subarray(0, third));
+  await eventually(() => writer.committedBytes >= third, 'the first third stored');
+  const nodes = await Promise.all(cluster.nodes.map(node));
+  const refused = await slotRefusals(nodes);
+  const after = await moveSlot(key, async () => {
+    writer.write(data.subarray(third, 2 * third));
+    await eventually(
+      async () => writer.committedBytes > third || (await slotRefusals(nodes)) > refused,
+      'the writer to store more, or a client to be refused, while the slot is half moved',
+    );
+  });
+  expect(writer.committedBytes).toBeGreaterThanOrEqual(third);
+  writer.end(data.subarray(2 * third));
+  return after;
+}
+
 describe('Redis Cluster', () => {
   it('keeps every key of a file in one slot, and spreads files over the primaries', async () => {
     const redis = await client();
@@ -215,25 +238,9 @@ describe('Redis Cluster', () => {
     const data = bytes(3 * 1024 * 1024, 7);
     const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 16 * 1024, maxInFlight: 4 });
     const reader = collect(createRedisReadStream(subject(await client()), key, { waitForCreate: 10_000 }));
-    // Write a third, move the slot (writing more while it is half moved), write the rest.
-    const third = data.length / 3;
-    writer.write(data.subarray(0, third));
-    await eventually(() => writer.committedBytes >= third, 'the first third stored');
     const before = await cluster.masterOf(key);
-    const nodes = await Promise.all(cluster.nodes.map(node));
-    const refused = await slotRefusals(nodes);
-    const after = await moveSlot(key, async () => {
-      writer.write(data.subarray(third, 2 * third));
-      // The writer stores more of the file while the slot is half moved, or, when the keys its
-      // scripts touch are split between the two nodes, is refused (TRYAGAIN) and retries later.
-      await eventually(
-        async () => writer.committedBytes > third || (await slotRefusals(nodes)) > refused,
-        'the writer to store more, or a client to be refused, while the slot is half moved',
-      );
-    });
-    expect(writer.committedBytes).toBeGreaterThanOrEqual(third);
+    const after = await writeAcrossMove(writer, key, data);
     expect(after.port).not.toBe(before.port);
-    writer.end(data.subarray(2 * third));
     await once(writer, 'finish');
     expect(sha256(await reader)).toBe(sha256(data));
     expect(sha256(await collect(createRedisReadStream(subject(await client()), key)))).toBe(sha256(data));
@@ -343,21 +350,7 @@ describe('Redis Cluster', () => {
     const key = 'replicated/moving.bin';
     const data = bytes(30 * 1000, 11);
     const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 1000, waitReplicas: 1 });
-    const third = data.length / 3;
-    writer.write(data.subarray(0, third));
-    await eventually(() => writer.committedBytes >= third, 'the first third stored');
-    const nodes = await Promise.all(cluster.nodes.map(node));
-    const refused = await slotRefusals(nodes);
-    // More is written while the slot is half moved (stored on the old node, or refused with ASK
-    // and sent again), the rest once it has moved: the client learns of it from a MOVED reply.
-    const after = await moveSlot(key, async () => {
-      writer.write(data.subarray(third, 2 * third));
-      await eventually(
-        async () => writer.committedBytes > third || (await slotRefusals(nodes)) > refused,
-        'the writer to store more, or to be refused, while the slot is half moved',
-      );
-    });
-    writer.end(data.subarray(2 * third));
+    const after = await writeAcrossMove(writer, key, data);
     await once(writer, 'finish');
     expect(sha256(await collect(createRedisReadStream(subject(redis), key)))).toBe(sha256(data));
     expect((await cluster.masterOf(key)).port).toBe(after.port);
