@@ -8,7 +8,7 @@
 import { LONGEST_BLOCK_MS, SLOTS } from './limits.js';
 import type { Arg, BlockingConnection, Connection, IoredisLikeClient, KeyWatch, RedisPort, Settled } from './port.js';
 import { onceReady } from './ready.js';
-import { askedNode, hashSlot } from './slot.js';
+import { hashSlot, redirection } from './slot.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
 /** The members of an ioredis `Redis` or `Cluster` the adapter uses. */
@@ -234,9 +234,8 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       // cluster's pipeline: that one follows a redirection (a slot moved) by sending the redirected
       // commands again on their own to the new node, while the keyless WAIT of the batch has
       // answered from the old node, which never saw them (ioredis 6.1); or fails the batch with
-      // the redirection (ioredis 6.0, iovalkey). Here a redirection comes back as the commands'
-      // error: none of them ran, the slot map is read again, and the caller sends them again
-      // (isTransient), to the new node with its WAIT.
+      // the redirection (ioredis 6.0, iovalkey). Here the whole batch goes to the node a
+      // redirection names.
       const c = client as ClusterClient;
       // Closed by its owner: its nodes are gone, and so is any chance of an answer.
       if (c.status === 'end') throw new Error('Connection is closed.');
@@ -250,13 +249,17 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
         if (node === undefined) throw new Error(`${NO_PRIMARY} ${slot} of the cluster is known yet`);
       }
       const replies = (await node.pipeline(pipelined).exec()) ?? [];
-      if (replies.some(([err]) => err instanceof Error && /^MOVED /.test(err.message))) c.refreshSlotsCache();
-      // The slot is being migrated and its keys have gone: the node they went to takes the batch,
-      // each command after an ASKING (which covers the next command only), and its WAIT counts
-      // its own replicas.
-      const asked = nodeAt(askedNode(replies));
-      if (asked === undefined) return replies;
-      const again = (await asked.pipeline(pipelined.flatMap((command) => [['asking'], command])).exec()) ?? [];
+      // Redirected, nothing of it ran: the batch goes once to the node named, the slot having
+      // moved (the slot map is read again for the next ones) or being migrated with its keys gone
+      // (each command after an ASKING, which covers the next command only). That node's WAIT
+      // counts its own replicas. Redirected again, the caller sends it again later.
+      const to = redirection(replies);
+      if (to === undefined) return replies;
+      if (!to.ask) c.refreshSlotsCache();
+      const target = nodeAt(to.node);
+      if (target === undefined) return replies;
+      if (!to.ask) return (await target.pipeline(pipelined).exec()) ?? [];
+      const again = (await target.pipeline(pipelined.flatMap((command) => [['asking'], command])).exec()) ?? [];
       return again.filter((_, i) => i % 2 === 1);
     },
     openBlocking(slot) {

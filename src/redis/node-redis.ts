@@ -19,7 +19,7 @@ import type {
   Settled,
 } from './port.js';
 import { onceReady } from './ready.js';
-import { askedNode, hashSlot } from './slot.js';
+import { hashSlot, redirection } from './slot.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
 /** How the error of a batch for a slot whose primary the client does not know begins. */
@@ -369,9 +369,7 @@ function clusterPort(cluster: ClusterClient): RedisPort {
       // In one turn on the client of the node the slot map names for `key`, not through the
       // cluster client: that one follows a redirection (a slot moved) by sending the redirected
       // command again to the new node, while the keyless WAIT of the batch has answered from the
-      // old node, which never saw it. Here a redirection comes back as the commands' error: none
-      // of them ran, the slots are read again, and the caller sends them again (isTransient), to
-      // the new node with its WAIT.
+      // old node, which never saw it. Here the whole batch goes to the node a redirection names.
       if (!cluster.isReady) await send(undefined, ['PING']);
       const slot = hashSlot(key);
       const master = cluster.slots[slot]?.master;
@@ -381,20 +379,20 @@ function clusterPort(cluster: ClusterClient): RedisPort {
         commands.map((c) => node.sendCommand(strings(c))),
         commands,
       );
-      if (replies.some(([err]) => err instanceof Error && /^MOVED /.test(err.message))) {
-        await rediscover(cluster).catch(() => {});
-      }
-      // The slot is being migrated and its keys have gone: the node they went to takes the batch,
-      // each command after an ASKING (which covers the next command only), and its WAIT counts
-      // its own replicas.
-      const to = askedNode(replies);
-      const target = to === undefined ? undefined : cluster.masters.find((m) => `${m.host}:${m.port}` === to);
+      // Redirected, nothing of it ran: the batch goes once to the node named, the slot having
+      // moved (the slots are read again for the next ones) or being migrated with its keys gone
+      // (each command after an ASKING, which covers the next command only). That node's WAIT
+      // counts its own replicas. Redirected again, the caller sends it again later.
+      const to = redirection(replies);
+      if (to === undefined) return replies;
+      if (!to.ask) await rediscover(cluster).catch(() => {});
+      const target = cluster.masters.find((m) => `${m.host}:${m.port}` === to.node);
       if (target === undefined) return replies;
-      const asked = (await cluster.nodeClient(target)).withTypeMapping(TEXT);
+      const there = (await cluster.nodeClient(target)).withTypeMapping(TEXT);
       return settle(
         commands.map((c) => {
-          asked.sendCommand(['ASKING']).catch(() => {});
-          return asked.sendCommand(strings(c));
+          if (to.ask) there.sendCommand(['ASKING']).catch(() => {});
+          return there.sendCommand(strings(c));
         }),
         commands,
       );

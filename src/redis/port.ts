@@ -62,8 +62,9 @@ export interface RedisPort extends Connection {
   /**
    * Send commands in order, written together on one connection (on a cluster, the connection to
    * the node the client's slot map names for `key`), so that a keyless command such as WAIT runs
-   * where the others did. On a cluster a redirection is not followed: it comes back as the
-   * commands' error (MOVED, ASK; transient, see {@link RedisPort.isTransient}), and the caller
+   * where the others did. On a cluster, a batch redirected as a whole (MOVED, ASK: none of it ran)
+   * goes once, whole, to the node named; redirected again, or only in part, the redirections come
+   * back as the commands' errors (transient, see {@link RedisPort.isTransient}), and the caller
    * sends them again. Bulk strings come back as strings.
    */
   batch(key: string, commands: readonly (readonly Arg[])[]): Promise<Settled[]>;

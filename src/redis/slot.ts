@@ -23,18 +23,22 @@ export function hashSlot(key: string): number {
 }
 
 /**
- * The node ("host:port") a batch is asked to go to while its slot is being migrated: when every
- * command of it but the last (a WAIT, which has no key) was answered `ASK <slot> <host:port>`
- * (none of them ran), undefined otherwise.
+ * Where a cluster sends a batch instead: when every command of it but the last (a WAIT, which has
+ * no key) was answered with the same redirection, `MOVED <slot> <host:port>` (the slot has moved)
+ * or `ASK <slot> <host:port>` (it is being migrated, and its keys have gone), none of them ran:
+ * that node ("host:port"), and whether it was an ASK. Undefined otherwise.
  * @internal
  */
-export function askedNode(replies: readonly (readonly [Error | null, unknown])[]): string | undefined {
-  const keyed = replies.slice(0, -1);
-  let node: string | undefined;
-  for (const [err] of keyed) {
-    const ask = err instanceof Error ? /^ASK \d+ (\S+)/.exec(err.message) : null;
-    if (ask === null || (node !== undefined && node !== ask[1])) return undefined;
-    node = ask[1];
+export function redirection(
+  replies: readonly (readonly [Error | null, unknown])[],
+): { readonly node: string; readonly ask: boolean } | undefined {
+  let found: { node: string; ask: boolean } | undefined;
+  for (const [err] of replies.slice(0, -1)) {
+    const to = err instanceof Error ? /^(MOVED|ASK) \d+ (\S+)/.exec(err.message) : null;
+    if (to === null) return undefined;
+    const here = { node: to[2]!, ask: to[1] === 'ASK' };
+    if (found !== undefined && (found.node !== here.node || found.ask !== here.ask)) return undefined;
+    found = here;
   }
-  return node;
+  return found;
 }
