@@ -8,7 +8,7 @@
 import { LONGEST_BLOCK_MS, SLOTS } from './limits.js';
 import type { Arg, BlockingConnection, Connection, IoredisLikeClient, KeyWatch, RedisPort, Settled } from './port.js';
 import { onceReady } from './ready.js';
-import { hashSlot, redirection } from './slot.js';
+import { hashSlot, noPrimary, redirection, slotMoving } from './slot.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
 /** The members of an ioredis `Redis` or `Cluster` the adapter uses. */
@@ -52,8 +52,14 @@ interface ClusterClient extends Client {
   connect(): Promise<void>;
 }
 
-/** How the error of a batch for a slot whose primary the client does not know begins. */
-const NO_PRIMARY = 'no primary of slot';
+/**
+ * Have a cluster client read its slots again, and wait for it. A client made with lazyConnect
+ * connects at its first command; asking for its slots is none, so it is connected first.
+ */
+async function readSlots(c: ClusterClient): Promise<void> {
+  if (c.status === 'wait') await c.connect().catch(() => {});
+  await new Promise<void>((resolve) => c.refreshSlotsCache(() => resolve()));
+}
 
 /** Slot refreshes {@link RedisPort.primaries} makes before it gives up on a slot without a primary. */
 const PRIMARY_LOOKUPS = 4;
@@ -243,10 +249,9 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       let node = nodeAt(c.slots[slot]?.[0]);
       if (node === undefined) {
         // Not connected yet (no slot map), or a node the client has not connected to yet.
-        if (c.status === 'wait') await c.connect().catch(() => {});
-        await new Promise<void>((resolve) => c.refreshSlotsCache(() => resolve()));
+        await readSlots(c);
         node = nodeAt(c.slots[slot]?.[0]);
-        if (node === undefined) throw new Error(`${NO_PRIMARY} ${slot} of the cluster is known yet`);
+        if (node === undefined) throw noPrimary(slot);
       }
       const replies = (await node.pipeline(pipelined).exec()) ?? [];
       // Redirected, nothing of it ran: the batch goes once to the node named, the slot having
@@ -328,10 +333,8 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       // at once and learns of the new one only at its next slot refresh (a listing then skipped a
       // shard and ended as if complete). So the slots are refreshed, and every slot's primary must
       // be known; while one is not (a failover under way), refreshed again, then an error.
-      // A client made with lazyConnect connects at its first command; asking for its slots is none.
-      if (c.status === 'wait') await c.connect().catch(() => {});
       for (let lookup = 1; ; lookup++) {
-        await new Promise<void>((resolve) => c.refreshSlotsCache(() => resolve()));
+        await readSlots(c);
         const primaries = new Set(Array.from({ length: SLOTS }, (_, slot) => c.slots[slot]?.[0]));
         const nodes = [...primaries].map(nodeAt);
         if (nodes.every((node) => node !== undefined)) return nodes.map((node) => ({ send: sender(node) }));
@@ -356,12 +359,7 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       // and slot refreshes ran out first.
       if (/^(Too many Cluster redirections|Failed to refresh slots cache)/.test(err.message)) return true;
       // A batch sent to the node that held a slot which has moved, or is moving (see batch).
-      if (
-        cluster &&
-        client.status !== 'end' &&
-        (/^(MOVED|ASK) /.test(err.message) || err.message.startsWith(NO_PRIMARY))
-      )
-        return true;
+      if (cluster && client.status !== 'end' && slotMoving(err)) return true;
       return (
         cluster &&
         client.status !== 'end' &&

@@ -19,11 +19,8 @@ import type {
   Settled,
 } from './port.js';
 import { onceReady } from './ready.js';
-import { hashSlot, redirection } from './slot.js';
+import { hashSlot, noPrimary, redirection, slotMoving } from './slot.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
-
-/** How the error of a batch for a slot whose primary the client does not know begins. */
-const NO_PRIMARY = 'no primary of slot';
 
 /** node-redis's RESP type codes (`RESP_TYPES`), for `withTypeMapping`. */
 const BLOB_STRING = 36;
@@ -373,7 +370,7 @@ function clusterPort(cluster: ClusterClient): RedisPort {
       if (!cluster.isReady) await send(undefined, ['PING']);
       const slot = hashSlot(key);
       const master = cluster.slots[slot]?.master;
-      if (master === undefined) throw new Error(`${NO_PRIMARY} ${slot} of the cluster is known yet`);
+      if (master === undefined) throw noPrimary(slot);
       const node = (await cluster.nodeClient(master)).withTypeMapping(TEXT);
       const replies = await settle(
         commands.map((c) => node.sendCommand(strings(c))),
@@ -449,9 +446,7 @@ function clusterPort(cluster: ClusterClient): RedisPort {
     isTransient: (err) =>
       transient(err, cluster) ||
       // A batch sent to the node that held a slot which has moved, or is moving (see batch).
-      (err instanceof Error &&
-        cluster.isOpen &&
-        (/^(MOVED|ASK) /.test(err.message) || err.message.startsWith(NO_PRIMARY))),
+      (cluster.isOpen && slotMoving(err)),
   };
 }
 

@@ -42,3 +42,20 @@ export function redirection(
   }
   return found;
 }
+
+/** How the error of a batch for a slot whose primary the client does not know begins. */
+const NO_PRIMARY = 'no primary of slot';
+
+/** @internal The error of a batch for `slot`, whose primary the client does not know yet. */
+export function noPrimary(slot: number): Error {
+  return new Error(`${NO_PRIMARY} ${slot} of the cluster is known yet`);
+}
+
+/**
+ * @internal Whether `err` is what a cluster batch meets when its slot moves under it: a
+ * redirection it did not follow, or no known primary (see {@link redirection}, {@link noPrimary});
+ * sent again later, it finds the slot's node.
+ */
+export function slotMoving(err: unknown): boolean {
+  return err instanceof Error && (/^(MOVED|ASK) /.test(err.message) || err.message.startsWith(NO_PRIMARY));
+}
