@@ -22,6 +22,7 @@ export type { FileState } from './format.js';
 export { type LinesOptions, type LineTooLongError, lines } from './lines.js';
 export { list } from './list.js';
 export { expire, remove, rename, stat } from './manage.js';
+export type { MemoryWait } from './memory-guard.js';
 export type { KeyOptions, ListOptions, ReadStreamOptions, RenameOptions, WriteStreamOptions } from './options.js';
 export type { Progress } from './progress.js';
 export { createRedisReadStream, RedisReadStream } from './read-stream.js';

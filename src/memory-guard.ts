@@ -41,6 +41,26 @@ export function entryCost(bytes: number): number {
   return Math.ceil(n / step) * step + 512;
 }
 
+/**
+ * What a writer held back by `maxRedisMemory` reports while it waits (the write stream's
+ * `memoryWait` event): when a reading of `used_memory` first leaves no room for its next chunk,
+ * then at every reading while it waits (at least once a second).
+ */
+export interface MemoryWait {
+  /** Redis's `used_memory` at the last reading, in bytes. */
+  readonly usedMemory: number;
+  /** The writer's `maxRedisMemory`, in bytes. */
+  readonly limit: number;
+  /**
+   * Bytes the writer needs below the limit to send its next chunk: the chunk as Redis stores it,
+   * the room kept for the readers' pending replies and for the chunk Redis takes in next. It goes
+   * on while `usedMemory + needed` is above `limit`.
+   */
+  readonly needed: number;
+  /** Milliseconds since this wait began. */
+  readonly waitedMs: number;
+}
+
 /** @internal */
 export class MemoryGuard {
   readonly #client: RedisPort;
@@ -76,6 +96,7 @@ export class MemoryGuard {
    */
   #last: string | undefined;
   readonly #relieve: (() => Promise<boolean>) | undefined;
+  readonly #onWait: ((wait: MemoryWait) => void) | undefined;
   #blocking: BlockingConnection | undefined;
   #closed = false;
 
@@ -88,6 +109,7 @@ export class MemoryGuard {
    *   {@link MemoryGuard.useChunkSize})
    * @param relieve - run while over the limit, before waiting: frees what the writer itself may
    *   free (chunks its consumers are done with), and says whether it freed anything
+   * @param onWait - told of every reading that leaves no room, while it holds the writer back
    */
   constructor(
     client: RedisPort,
@@ -97,6 +119,7 @@ export class MemoryGuard {
     reserve: (chunkSize: number) => number,
     chunkSize: number,
     relieve?: () => Promise<boolean>,
+    onWait?: (wait: MemoryWait) => void,
   ) {
     this.#client = client;
     this.#limit = limit;
@@ -106,6 +129,7 @@ export class MemoryGuard {
     this.#reserve = reserve(chunkSize);
     this.#inbound = entryCost(chunkSize);
     this.#relieve = relieve;
+    this.#onWait = onWait;
   }
 
   /** The file's chunks are of `chunkSize` (a resumed file keeps its own): the readers' batches, and the reserve, follow it. */
@@ -179,6 +203,7 @@ export class MemoryGuard {
     // Trimming by the writer itself: once when held back, and again after a wait that nothing
     // woke (its consumers' own reports trim, and wake it, meanwhile).
     let relieve = this.#relieve !== undefined;
+    const since = Date.now();
     for (;;) {
       // The position first (once: later waits go on from the last event seen), then the reading:
       // memory freed in between wakes the wait at once.
@@ -193,6 +218,10 @@ export class MemoryGuard {
       await this.#read();
       // The piece is counted when the window asks again, as it does once this resolves.
       if (this.#fits(this.#used, this.#sentAtReading, cost) || this.#closed) return;
+      // What is sent is counted in the reading just taken: what the next chunk needs is the rest.
+      const needed = this.#reserve + this.#inbound + cost;
+      this.#onWait?.({ usedMemory: this.#used, limit: this.#limit, needed, waitedMs: Date.now() - since });
+      if (this.#closed) return;
       if (relieve) {
         relieve = false;
         if (await this.#relieve!()) continue;
@@ -256,6 +285,7 @@ export function writerGuard(
   },
   meta: string,
   file: () => { chunks: string; gen: string },
+  onWait?: (wait: MemoryWait) => void,
 ): MemoryGuard | undefined {
   if (opts.maxRedisMemory === undefined) return undefined;
   const relieve =
@@ -276,6 +306,7 @@ export function writerGuard(
     reserve,
     opts.chunkSize,
     relieve,
+    onWait,
   );
 }
 

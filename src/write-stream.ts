@@ -14,7 +14,7 @@ import { formatCrc, parseCrc } from './crc.js';
 import { aborted, corrupt, lostChunks, signalAbortError } from './errors.js';
 import { type FileKeys, fileKeys } from './format.js';
 import { WriterLease } from './lease.js';
-import { type MemoryGuard, writerGuard } from './memory-guard.js';
+import { type MemoryGuard, type MemoryWait, writerGuard } from './memory-guard.js';
 import {
   checkClientAndKey,
   type ResolvedWriteOptions,
@@ -35,15 +35,20 @@ const ABORT_WAIT_MS = 5000;
 const FLUSH = Buffer.alloc(0);
 /**
  * The events of a {@link RedisWriteStream} beyond those of every Writable: `ready` (the key is
- * claimed and the file exists, in state `writing`: readers can open it now) and `progress` (how many
- * bytes Redis has acknowledged, at most once per `progressInterval`, and once at the end).
+ * claimed and the file exists, in state `writing`: readers can open it now), `progress` (how many
+ * bytes Redis has acknowledged, at most once per `progressInterval`, and once at the end) and
+ * `memoryWait` (with `maxRedisMemory`: Redis has no room for the next chunk, and the writer waits;
+ * told when the wait begins and at every reading of `used_memory` while it lasts, at least once a
+ * second). A listener that throws destroys the stream with its exception.
  */
 export interface RedisWriteStream {
   on(event: 'ready', listener: () => void): this;
   on(event: 'progress', listener: (progress: Progress) => void): this;
+  on(event: 'memoryWait', listener: (wait: MemoryWait) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'ready', listener: () => void): this;
   once(event: 'progress', listener: (progress: Progress) => void): this;
+  once(event: 'memoryWait', listener: (wait: MemoryWait) => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
@@ -129,7 +134,20 @@ export class RedisWriteStream extends Writable {
       },
     });
     this.#progress = new ProgressTicker(opts.progressInterval, (p) => this.emit('progress', p));
-    this.#guard = writerGuard(client, opts, this.#keys.meta, () => ({ chunks: this.#chunksKey, gen: this.#gen }));
+    this.#guard = writerGuard(
+      client,
+      opts,
+      this.#keys.meta,
+      () => ({ chunks: this.#chunksKey, gen: this.#gen }),
+      (wait) => {
+        // Told from inside the guard's wait: a listener's exception ends the stream, not the wait.
+        try {
+          this.emit('memoryWait', wait);
+        } catch (err) {
+          this.destroy(err as Error);
+        }
+      },
+    );
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
     // the fields above.
     if (opts.signal?.aborted) this.destroy(signalAbortError(opts.signal));

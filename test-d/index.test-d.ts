@@ -18,6 +18,7 @@ import {
   type KeyOptions,
   type ListOptions,
   list,
+  type MemoryWait,
   type Progress,
   type ReadStreamOptions,
   type ReceivedFile,
@@ -333,6 +334,14 @@ createRedisReadStream(redis, 'k', { progressInterval: 100 }).once('progress', (p
   expectType<number>(p.bytes);
   expectType<number | undefined>(p.total);
 });
+// A writer held back by maxRedisMemory says so.
+createRedisWriteStream(redis, 'k', { maxRedisMemory: 1 << 29 }).on('memoryWait', (w) => {
+  expectType<MemoryWait>(w);
+  expectType<number>(w.usedMemory);
+  expectType<number>(w.limit);
+  expectType<number>(w.needed);
+  expectType<number>(w.waitedMs);
+});
 
 // ---------------------------------------------------------------------------------------------
 // Channels: sendFiles (with onStart), receiveFiles and the received file.
@@ -350,9 +359,14 @@ expectType<Promise<SentFile[]>>(
       expectType<string>(file.key);
       expectType<number | undefined>(file.size);
     },
+    onMemoryWait: (file, wait) => {
+      expectType<AnnouncedFile>(file);
+      expectType<MemoryWait>(wait);
+    },
   }),
 );
 expectError(sendFiles(redis, 'logs', ['a'], { onStart: 'log' }));
+expectError(sendFiles(redis, 'logs', ['a'], { onMemoryWait: 'log' }));
 expectError(sendFiles(redis, 'logs', ['a'], { resume: true }));
 expectType<Promise<void>>(closeChannel(redis, 'logs'));
 expectError(receiveFiles(redis, 'logs', {}));

@@ -21,6 +21,7 @@ import {
   start,
   stateOf,
   useTempDir,
+  waitForStderrLine,
   waitUntil,
 } from './helpers/cli.js';
 import { closeAll, connect, uniqueKey } from './helpers/clients.js';
@@ -162,6 +163,24 @@ describe('send and receive (channels)', () => {
     expect(readFileSync(join(out, files[1]![0]), 'utf8')).toBe('wide');
     expect(readFileSync(join(out, '..gz'), 'utf8')).toBe('two dots');
     expect(readFileSync(join(out, '...gz'), 'utf8')).toBe('three dots');
+  });
+
+  it('an upload held back by --max-redis-memory for 5 s says so (also with --quiet) and Ctrl-C still stops it', async () => {
+    const channel = uniqueKey('held');
+    const path = join(dir(), `held-${randomBytes(4).toString('hex')}.bin`);
+    writeFileSync(path, randomBytes(1000));
+    // A limit of 1 KiB: below what any Redis uses, so no memory is ever freed enough.
+    const send = start(['send', channel, path, '--max-redis-memory', '1k', '--quiet']);
+    const line = await waitForStderrLine(send, /held back/);
+    expect(line).toMatch(
+      /^redis-file: send "held-.*\.bin": held back for [5-9] s by --max-redis-memory 1\.0 KiB: Redis uses [\d.]+ [KM]iB, and the next chunk needs [\d.]+ [KM]iB below the limit; the upload goes on once memory is freed$/,
+    );
+    send.child.kill('SIGINT');
+    const r = await send.done;
+    expect(r.code).toBe(130);
+    expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(2);
+    const [key] = await announced(redis, channel);
+    expect((await stateOf(redis, key!))?.state).toBe('aborted');
   });
 
   it('a file removed before the receiver got to it: one skipped line, also with --quiet, and the others received', async () => {

@@ -12,6 +12,7 @@ import { Readable, Transform } from 'node:stream';
 import { ErrorCodes, RedisFileError, signalAbortError, wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, looksGzipped } from '../format.js';
 import { remove } from '../manage.js';
+import type { MemoryWait } from '../memory-guard.js';
 import {
   type Bag,
   checkKnown,
@@ -58,7 +59,21 @@ export type SendFilesOptions = Omit<WriteStreamOptions, 'signal' | 'resume' | 'o
    * @example (file) => console.error(`sending ${file.name} as ${file.key}`)
    */
   onStart?: (file: AnnouncedFile) => void;
+  /**
+   * With `maxRedisMemory`: called while Redis has no room for the next chunk of a file and its
+   * upload waits (the write stream's `memoryWait` event), when the wait begins and at every reading
+   * of `used_memory` while it lasts (at least once a second). An exception thrown here rejects
+   * {@link sendFiles} and aborts that file.
+   * @example (file, wait) => wait.waitedMs > 5000 && console.error(`${file.name}: waiting for Redis memory`)
+   */
+  onMemoryWait?: (file: AnnouncedFile, wait: MemoryWait) => void;
 };
+
+/** What {@link sendFiles} calls back with, besides the write stream's options. */
+interface SendHooks {
+  readonly onStart: ((file: AnnouncedFile) => void) | undefined;
+  readonly onMemoryWait: ((file: AnnouncedFile, wait: MemoryWait) => void) | undefined;
+}
 
 /** A file {@link sendFiles} has announced and is uploading. */
 export interface AnnouncedFile {
@@ -100,9 +115,14 @@ export async function sendFiles(
   checkChannel(client, channel);
   if (!Array.isArray(files)) throw invalidType('files', 'an array of paths or { name, stream }', files);
   const o = checkObject(options, 'options');
-  checkKnown(o, 'options', [...WRITE_OPTIONS.filter((name) => name !== 'resume' && name !== 'overwrite'), 'onStart']);
-  if (o.onStart !== undefined && typeof o.onStart !== 'function') throw invalidType('onStart', 'a function', o.onStart);
-  const { signal, onStart, ...writeOptions } = o as SendFilesOptions;
+  const hookNames = ['onStart', 'onMemoryWait'] as const;
+  checkKnown(o, 'options', [
+    ...WRITE_OPTIONS.filter((name) => name !== 'resume' && name !== 'overwrite'),
+    ...hookNames,
+  ]);
+  for (const name of hookNames)
+    if (o[name] !== undefined && typeof o[name] !== 'function') throw invalidType(name, 'a function', o[name]);
+  const { signal, onStart, onMemoryWait, ...writeOptions } = o as SendFilesOptions;
   // Every write option is checked now, before any I/O: for each file as it will be written.
   const { prefix } = resolveWriteOptions({ ...writeOptions, signal });
   for (const [i, f] of files.entries()) {
@@ -126,7 +146,7 @@ export async function sendFiles(
   }
   // Aborted already: rejects as an abort does at any later moment, whatever the files.
   if (signal?.aborted) throw signalAbortError(signal);
-  return send(client, channelLogKey(prefix, channel), channel, files, writeOptions, signal, onStart);
+  return send(client, channelLogKey(prefix, channel), channel, files, writeOptions, signal, { onStart, onMemoryWait });
 }
 
 /** One file's upload, under way. */
@@ -152,6 +172,7 @@ async function begin(
   file: SendableFile,
   options: Omit<WriteStreamOptions, 'signal'>,
   signal: AbortSignal | undefined,
+  hooks: SendHooks,
 ): Promise<Upload> {
   if (signal?.aborted) throw signalAbortError(signal);
   const name = typeof file === 'string' ? basename(file) : file.name;
@@ -175,6 +196,9 @@ async function begin(
   // Bytes already gzipped are stored as they are, declared as gzip, and not compressed again.
   const encoding = declared === undefined ? {} : { contentEncoding: declared, compress: false };
   const writer = createRedisWriteStream(client, key, { ...options, ...encoding, signal });
+  const { onMemoryWait } = hooks;
+  // The writer is destroyed by a listener that throws: the upload fails with its exception.
+  if (onMemoryWait) writer.on('memoryWait', (wait: MemoryWait) => onMemoryWait({ name, key, size }, wait));
   // The declared size is announced to receivers before any byte is sent; a source that gives
   // other than that many aborts the file before its end record.
   const check = size === undefined ? undefined : sizeCheck(name, key, size);
@@ -207,7 +231,7 @@ async function send(
   files: readonly SendableFile[],
   options: Omit<WriteStreamOptions, 'signal'>,
   signal: AbortSignal | undefined,
-  onStart: ((file: AnnouncedFile) => void) | undefined,
+  hooks: SendHooks,
 ): Promise<SentFile[]> {
   const sent: SentFile[] = [];
   const done = (up: Upload): void => {
@@ -224,7 +248,7 @@ async function send(
   try {
     for (let i = 0; i < files.length; i++) {
       announced = false;
-      current = await (upcoming ?? begin(client, channel, files[i]!, options, signal));
+      current = await (upcoming ?? begin(client, channel, files[i]!, options, signal, hooks));
       upcoming = undefined;
       const up = current;
       const claimed = await up.claimed;
@@ -235,7 +259,7 @@ async function send(
       }
       const startNext = (): void => {
         if (upcoming || i + 1 >= files.length) return;
-        upcoming = begin(client, channel, files[i + 1]!, options, signal);
+        upcoming = begin(client, channel, files[i + 1]!, options, signal, hooks);
         upcoming.catch(() => {});
       };
       if (up.isHandedOver() && !oneAtATime) startNext();
@@ -250,7 +274,7 @@ async function send(
           throw wrapRedisError(err, channel, `announcing ${JSON.stringify(up.name)} on the channel`);
         }
         announced = true;
-        onStart?.({ name: up.name, key: up.key, size: up.size });
+        hooks.onStart?.({ name: up.name, key: up.key, size: up.size });
       }
       await up.handedOver;
       if (oneAtATime) await up.uploading;

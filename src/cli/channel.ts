@@ -9,9 +9,10 @@ import { constants } from 'node:fs';
 import { access, type FileHandle, open, stat as statLocal } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { closeChannel, removeChannel, sendFiles } from '../index.js';
+import { type AnnouncedFile, closeChannel, type MemoryWait, removeChannel, sendFiles } from '../index.js';
 import type { Client, GlobalOptions } from './connection.js';
 import { describe, Failure, Interrupted, isExpected, LocalFileError } from './errors.js';
+import { formatBytes } from './format.js';
 import { readLocal } from './local.js';
 import { warn } from './output.js';
 import { counter, ProgressBar, wantBar } from './progress.js';
@@ -19,6 +20,30 @@ import { checked } from './runtime.js';
 import { cleanUpOnSignal, interrupt, orStopped, settled, stopReason } from './stop.js';
 
 const quote = (text: string): string => JSON.stringify(text);
+
+/** How long the upload waits for Redis memory before `send` says so, and how often it says it again. */
+const MEMORY_WAIT_REPORT_MS = 5_000;
+const MEMORY_WAIT_REPEAT_MS = 60_000;
+
+/**
+ * What `send` says of an upload held back by `--max-redis-memory` for long (a limit below what
+ * Redis already uses, or receivers that do not consume, hold it for ever): a line once a wait has
+ * lasted {@link MEMORY_WAIT_REPORT_MS}, then at most every {@link MEMORY_WAIT_REPEAT_MS}. Short
+ * waits, as receivers that follow the upload cause all along, say nothing.
+ */
+function memoryWaitReporter(): (file: AnnouncedFile, wait: MemoryWait) => void {
+  let said = -Infinity;
+  return (file, wait) => {
+    const now = Date.now();
+    if (wait.waitedMs < MEMORY_WAIT_REPORT_MS || now - said < MEMORY_WAIT_REPEAT_MS) return;
+    said = now;
+    warn(
+      `send ${quote(file.name)}: held back for ${Math.round(wait.waitedMs / 1000)} s by --max-redis-memory ` +
+        `${formatBytes(wait.limit)}: Redis uses ${formatBytes(wait.usedMemory)}, and the next chunk needs ` +
+        `${formatBytes(wait.needed)} below the limit; the upload goes on once memory is freed`,
+    );
+  };
+}
 
 export interface SendOptions {
   gzip?: boolean;
@@ -97,6 +122,7 @@ export async function sendCommand(
     consumers: o.consumers,
     maxRedisMemory: o.maxRedisMemory,
     signal: interrupt.signal,
+    onMemoryWait: memoryWaitReporter(),
   };
   const sentBefore = (i: number): string =>
     `${i} of ${files.length} file${files.length === 1 ? '' : 's'} sent before it`;
