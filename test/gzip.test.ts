@@ -24,6 +24,16 @@ describe('gzip passthrough', () => {
     expect(out.data().equals(text)).toBe(true);
   });
 
+  it("takes x-gzip, HTTP's other name for gzip, as gzip: stored as gzip, decompressed on the way out", async () => {
+    const key = uniqueKey('xgz');
+    await put(redis, key, gzipSync(text), { contentEncoding: 'X-Gzip' });
+    expect((await stat(subject(redis), key)).contentEncoding).toBe('gzip');
+    expect((await get(redis, key, { decompress: true })).equals(text)).toBe(true);
+    expect(() =>
+      createRedisWriteStream(subject(redis), uniqueKey('xgz2'), { contentEncoding: 'x-gzip', compress: true }),
+    ).toThrow(expect.objectContaining({ name: 'TypeError' }));
+  });
+
   it('stores plain bytes as identity', async () => {
     const key = uniqueKey('plain');
     await put(redis, key, text, { chunkSize: 4096 });

@@ -40,7 +40,8 @@ export interface WriteStreamOptions extends KeyOptions {
    * Declares that the written bytes are already encoded (for example `'gzip'` for a `.gz` file),
    * so that a reader with `decompress` decodes them. The file is created before the first byte
    * is written, so nothing is guessed from the bytes: `'identity'` unless declared (the
-   * `redis-file` command declares gzip for input that starts with gzip's magic bytes).
+   * `redis-file` command declares gzip for input that starts with gzip's magic bytes). Tokens are
+   * stored in lower case, and `'x-gzip'` as `'gzip'` (HTTP takes them as the same).
    * @default 'identity' ('gzip' with `compress`)
    * @example 'gzip'
    */
@@ -247,7 +248,9 @@ export function resolveWriteOptions(options: WriteStreamOptions | undefined): Re
   checkKnown(o, 'options', WRITE_OPTIONS);
   const chunkSize = int(o, 'chunkSize', WRITE_DEFAULTS.chunkSize, 1, MAX_CHUNK_SIZE);
   const compress = bool(o, 'compress', WRITE_DEFAULTS.compress);
-  const contentEncoding = token(o, 'contentEncoding');
+  // x-gzip is gzip (RFC 9110, 8.4.1.3): stored as gzip, so that readers with `decompress` decode it.
+  const declared = token(o, 'contentEncoding');
+  const contentEncoding = declared === 'x-gzip' ? 'gzip' : declared;
   if (compress && contentEncoding !== undefined && contentEncoding !== 'identity') {
     throw incompatible(`\`contentEncoding\` ${describe(o.contentEncoding)}`, '`compress`, which stores gzip');
   }
