@@ -137,15 +137,26 @@ export function decodeFailed(key: string, cause: unknown): RedisFileError {
 }
 
 /**
- * Wrap an error from Redis or the connection, naming the key and the operation, keeping the
- * original as `cause`. Errors that already are `RedisFileError`s pass through unchanged.
+ * Wrap an error from Redis or the connection, naming the key (or, with `subject` 'Channel', the
+ * channel) and the operation, keeping the original as `cause`. Errors that already are
+ * `RedisFileError`s pass through unchanged.
  * @internal
  */
-export function wrapRedisError(err: unknown, key: string, operation: string): RedisFileError {
+export function wrapRedisError(
+  err: unknown,
+  key: string,
+  operation: string,
+  subject: 'File' | 'Channel' = 'File',
+): RedisFileError {
   if (err instanceof RedisFileError) return err;
   const why = err instanceof Error ? err.message : String(err);
   if (/^WRONGTYPE/.test(why)) {
-    return badFormat(key, `${operation} failed: a Redis key of the file holds another type of value (${why})`, err);
+    const holder = subject === 'File' ? 'a Redis key of the file' : "the channel's log key";
+    return new RedisFileError(
+      ErrorCodes.FORMAT,
+      `${subject} ${quote(key)}: ${operation} failed: ${holder} holds another type of value (${why})`,
+      { key, cause: err },
+    );
   }
   // Redis 7.0 does not name a command denied inside a script; ACL LOG does.
   const hint = /NOPERM|can't run this command/.test(why)
@@ -153,7 +164,7 @@ export function wrapRedisError(err: unknown, key: string, operation: string): Re
     : /^(MOVED|ASK) /.test(why)
       ? ' (the client is connected to one node of a Redis Cluster: give the package a cluster client)'
       : '';
-  return new RedisFileError(ErrorCodes.REDIS, `File ${quote(key)}: ${operation} failed: ${why}${hint}`, {
+  return new RedisFileError(ErrorCodes.REDIS, `${subject} ${quote(key)}: ${operation} failed: ${why}${hint}`, {
     key,
     cause: err,
   });

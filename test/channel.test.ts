@@ -140,14 +140,22 @@ describe('channels', () => {
     ).rejects.toMatchObject({ name: 'TypeError', message: expect.stringMatching(/onSkip/) });
   });
 
-  it('a channel removed under a waiting receiver ends it with a coded error', async () => {
+  it('a channel removed under a waiting receiver ends it with ERR_REDIS_FILE_NOT_FOUND, naming the channel', async () => {
     const channel = uniqueKey('removed');
     const name = uniqueConnectionName('removed');
     const next = receiveFiles(await readyAnySubject({ connectionName: name }), channel, { consumer: 'r' }).next();
     next.catch(() => {});
     await eventually(async () => (await blockedIn(redis, name, 'xreadgroup')) === 1, 'the receiver to wait');
     expect(await removeChannel(subject(redis), channel)).toBe(true);
-    await expect(next).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
+    const err = await next.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'ERR_REDIS_FILE_NOT_FOUND', key: channel });
+    // Said of the channel, not of a file, and not in Redis's own words alone.
+    expect((err as Error).message).toBe(
+      `Channel ${JSON.stringify(channel)}: it was removed (its log, with this receiver's position) while the receiver was waiting for the next file`,
+    );
   });
 
   it('a receiver run again after it ended on the close ends at once; one more file, and it waits again', async () => {

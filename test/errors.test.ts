@@ -1,8 +1,10 @@
 import { once } from 'node:events';
+import { Readable } from 'node:stream';
 import { Cluster, Redis } from 'ioredis';
 import { createSentinel } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  closeChannel,
   createRedisReadStream,
   createRedisWriteStream,
   ErrorCodes,
@@ -10,11 +12,19 @@ import {
   RedisFileError,
   remove,
   rename,
+  sendFiles,
   stat,
 } from '../src/index.js';
 import { closeAll, connectAny, keysOf, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
-import { chunkStreamOf, chunkStreamsPattern, fileKeysOf, keyPattern, pieceFields } from './helpers/keys.js';
+import {
+  channelLogOf,
+  chunkStreamOf,
+  chunkStreamsPattern,
+  fileKeysOf,
+  keyPattern,
+  pieceFields,
+} from './helpers/keys.js';
 import { bytes, collect, get, put } from './helpers/streams.js';
 
 const redis = connectAny();
@@ -324,6 +334,28 @@ describe('coded errors on the stream', () => {
     });
     await expect(remove(subject(redis), key)).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_FORMAT' });
     expect(await redis.get(fileKeysOf(key).meta)).toBe('not a hash');
+  });
+
+  it('a channel whose log key holds another type: ERR_REDIS_FILE_FORMAT, said of the channel, and the key left untouched', async () => {
+    const channel = uniqueKey('wrongtype-channel');
+    await redis.set(channelLogOf(channel), 'not a stream');
+    const ofTheChannel = {
+      code: 'ERR_REDIS_FILE_FORMAT',
+      key: channel,
+      message: expect.stringMatching(
+        /^Channel ".*": closing the channel failed: the channel's log key holds another type/,
+      ),
+    };
+    await expect(closeChannel(subject(redis), channel)).rejects.toMatchObject(ofTheChannel);
+    await expect(
+      sendFiles(subject(redis), channel, [{ name: 'a', stream: Readable.from([Buffer.from('a')]) }]),
+    ).rejects.toMatchObject({
+      code: 'ERR_REDIS_FILE_FORMAT',
+      message: expect.stringMatching(
+        /^Channel ".*": announcing "a" on the channel failed: the channel's log key holds another type/,
+      ),
+    });
+    expect(await redis.get(channelLogOf(channel))).toBe('not a stream');
   });
 
   it('reports another format version as ERR_REDIS_FILE_FORMAT and leaves it untouched', async () => {

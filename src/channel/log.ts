@@ -21,7 +21,7 @@ export async function closeChannel(client: RedisClient, channel: string, options
   try {
     await portOf(client).send(log, ['XADD', log, '*', ChannelField.close, randomBytes(8).toString('hex')]);
   } catch (err) {
-    throw wrapRedisError(err, channel, 'closing the channel');
+    throw wrapRedisError(err, channel, 'closing the channel', 'Channel');
   }
 }
 
@@ -41,7 +41,7 @@ export async function removeChannel(
   try {
     return Number(await portOf(client).send(log, ['DEL', log])) > 0;
   } catch (err) {
-    throw wrapRedisError(err, channel, 'removing the channel');
+    throw wrapRedisError(err, channel, 'removing the channel', 'Channel');
   }
 }
 

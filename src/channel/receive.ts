@@ -5,7 +5,7 @@
  */
 
 import { clientClosedError, compareIds, MOVING } from '../blocking-reads.js';
-import { ErrorCodes, isRetryable, signalAbortError, wrapRedisError } from '../errors.js';
+import { ErrorCodes, isRetryable, RedisFileError, signalAbortError, wrapRedisError } from '../errors.js';
 import { ChannelField, channelLogKey, Flag, fileKeys, Meta, type MetaRecord, memoryEventsKey } from '../format.js';
 import { announceFreed } from '../memory-guard.js';
 import {
@@ -90,6 +90,9 @@ export interface ReceivedFile {
  * The arguments are checked at the call, before any I/O, but a bad one never throws there: the
  * first step of the iteration (the first `next()`, so the `for await`) rejects with it.
  * @throws TypeError / RangeError (as the rejection of the first step) for bad arguments
+ * @throws RedisFileError (as a rejection of a step) `ERR_REDIS_FILE_NOT_FOUND` when the channel is
+ * removed (`removeChannel`) while the receiver runs; `ERR_REDIS_FILE_REDIS` when Redis fails
+ * it for longer than `idleTimeout`
  * @example
  * ```ts
  * for await (const file of receiveFiles(redis, 'logs', { consumer: 'eu-1', decompress: true })) {
@@ -174,7 +177,15 @@ async function* receive(
 ): AsyncIterableIterator<ReceivedFile> {
   const { prefix, signal } = readOptions;
   const fail = (err: unknown, what: string): never => {
-    throw wrapRedisError(err, channel, what);
+    // The log, or this receiver's group in it, was deleted (removeChannel) under the receiver.
+    if (err instanceof Error && err.message.startsWith('NOGROUP')) {
+      throw new RedisFileError(
+        ErrorCodes.NOT_FOUND,
+        `Channel ${JSON.stringify(channel)}: it was removed (its log, with this receiver's position) while the receiver was ${what}`,
+        { key: channel, cause: err },
+      );
+    }
+    throw wrapRedisError(err, channel, what, 'Channel');
   };
   // An aborted signal joins nothing (the group would be made for a receiver that never reads).
   if (signal?.aborted) throw signalAbortError(signal);

@@ -271,7 +271,7 @@ async function send(
         try {
           await portOf(client).send(log, ['XADD', log, '*', ...fields]);
         } catch (err) {
-          throw wrapRedisError(err, channel, `announcing ${JSON.stringify(up.name)} on the channel`);
+          throw wrapRedisError(err, channel, `announcing ${JSON.stringify(up.name)} on the channel`, 'Channel');
         }
         announced = true;
         hooks.onStart?.({ name: up.name, key: up.key, size: up.size });
