@@ -194,10 +194,12 @@ export class WriterLease {
 
   /**
    * Refresh the lease every heartbeat interval, recording `progress()` (where a resume would
-   * continue). `lost` is called when the key is no longer this writer's. The timer never keeps a
-   * process alive.
+   * continue). `lost` is called when the key is no longer this writer's; `failed` when a heartbeat
+   * failed for good (see below). The timer never keeps a process alive.
    */
-  startHeartbeat(progress: () => Progress, lost: () => void): void {
+  startHeartbeat(progress: () => Progress, lost: () => void, failed: (err: unknown) => void): void {
+    // Since when heartbeats have failed for a passing reason (0: the last one went through).
+    let failingSince = 0;
     this.#heartbeat = setInterval(() => {
       if (this.#touching) return;
       this.#touching = true;
@@ -209,10 +211,21 @@ export class WriterLease {
         { writer: this.token, size: p.bytes, chunks: p.chunks, crc32: p.crc32 },
       )
         .then(({ held }) => {
+          failingSince = 0;
           if (!held && this.#heartbeat) lost();
         })
-        // A missed heartbeat is not fatal: the next one, or the piece writes, will fail clearly.
-        .catch(() => {})
+        .catch((err: unknown) => {
+          if (!this.#heartbeat) return;
+          // A passing refusal (a failover, a busy or loading server) is tried again at the next
+          // beat, for up to retryTimeout, as a piece write is. Anything else ends the writer, a
+          // command its client timed out too (a server that stopped answering): a writer waiting
+          // for its next bytes has no piece write in flight to fail instead.
+          if (isRetryable(err, this.#client)) {
+            failingSince ||= Date.now();
+            if (Date.now() - failingSince <= this.#opts.retryTimeout) return;
+          }
+          failed(err);
+        })
         .finally(() => (this.#touching = false));
     }, this.#opts.heartbeatInterval);
     this.#heartbeat.unref();

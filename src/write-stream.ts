@@ -11,7 +11,7 @@ import { createGzip, type Gzip, constants as zlibConstants } from 'node:zlib';
 import { ChunkWindow } from './chunk-window.js';
 import { Chunker, FlushTimer, headRoomFor } from './chunker.js';
 import { formatCrc, parseCrc } from './crc.js';
-import { aborted, corrupt, lostChunks, signalAbortError } from './errors.js';
+import { aborted, corrupt, lostChunks, signalAbortError, wrapRedisError } from './errors.js';
 import { type FileKeys, fileKeys } from './format.js';
 import { WriterLease } from './lease.js';
 import { type MemoryGuard, type MemoryWait, writerGuard } from './memory-guard.js';
@@ -456,6 +456,7 @@ export class RedisWriteStream extends Writable {
         return { bytes: whole.bytes, chunks: whole.chunks, crc32: formatCrc(whole.crc) };
       },
       () => this.#fail(aborted(this.key, 'the file was removed or taken over by another writer while being written')),
+      (err) => this.#fail(wrapRedisError(err, this.key, 'keeping the lease (heartbeat)')),
     );
   }
 

@@ -145,6 +145,28 @@ describe('Redis goes away', () => {
     }
   });
 
+  it('put - waiting for more input on a stopped Redis: exit 1 with one line, its heartbeat unanswered', async () => {
+    const server = await privateServer();
+    const key = uniqueKey('frozen-put');
+    const writer = start(['put', '--redis-timeout', '1s', '-', key], { env: { REDIS_URL: server.url } });
+    // A line, then the input stays open and silent, as a log's does between lines.
+    writer.child.stdin.write('a first line\n');
+    const redis = connect(server.url);
+    await waitUntil('the first line to be stored', async () => ((await stateOf(redis, key))?.size ?? 0) > 0);
+    process.kill(server.pid!, 'SIGSTOP');
+    try {
+      const r = await writer.done;
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(
+        /^redis-file: File ".*": keeping the lease \(heartbeat\) failed: Redis did not answer in time \(--redis-timeout\)/,
+      );
+    } finally {
+      process.kill(server.pid!, 'SIGCONT');
+      writer.child.stdin.end();
+    }
+  });
+
   it('a receiver waiting for its next file on a stopped Redis: exit 1 with one line', async () => {
     const server = await privateServer();
     const channel = uniqueKey('frozen-channel');
