@@ -63,7 +63,7 @@ export type SendFilesOptions = Omit<WriteStreamOptions, 'signal' | 'resume' | 'o
    * With `maxRedisMemory`: called while Redis has no room for the next chunk of a file and its
    * upload waits (the write stream's `memoryWait` event), when the wait begins and at every reading
    * of `used_memory` while it lasts (at least once a second). An exception thrown here rejects
-   * {@link sendFiles} and aborts that file.
+   * {@link sendFiles} and aborts that file (removes it, when it was not announced yet).
    * @example (file, wait) => wait.waitedMs > 5000 && console.error(`${file.name}: waiting for Redis memory`)
    */
   onMemoryWait?: (file: AnnouncedFile, wait: MemoryWait) => void;
