@@ -173,7 +173,13 @@ describe('Redis goes away', () => {
     const receiver = start(['receive', channel, '--consumer', 'r', '--exec', 'cat', '--redis-timeout', '1s'], {
       env: { REDIS_URL: server.url },
     });
-    await joined(connect(server.url), channel, 1);
+    const redis = connect(server.url);
+    await joined(redis, channel, 1);
+    // Joined, and past its first steps (its pending entries, the last close): blocked in its read.
+    await waitUntil(
+      'receive to wait for its next file',
+      async () => (await blockedIn(redis, undefined, 'xreadgroup')) > 0,
+    );
     process.kill(server.pid!, 'SIGSTOP');
     try {
       const r = await receiver.done;
