@@ -107,10 +107,8 @@ describe('Redis goes away', () => {
       await input.write('a line\n'.repeat(100));
       await waitUntil('the receiver has the first bytes', () => receiver.stdout().length > 0);
       await server.kill();
-      // The sender's read of the FIFO waits until its writer writes or closes (a read of Node's
-      // thread pool, which holds the exit up): closed once the sender has said why it stops.
-      await waitForStderrLine(sender, /file sent before it/);
-      await input.close();
+      // The FIFO's writer stays open and silent, as a log's does between lines: the sender exits
+      // all the same.
       const [s, r] = await Promise.all([sender.done, receiver.done]);
       expect(s.code, s.stderr).toBe(1);
       expect(s.stderr.trim().split('\n').at(-1)).toMatch(
@@ -119,6 +117,29 @@ describe('Redis goes away', () => {
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr.trim().split('\n').at(-1)).toMatch(
         /^redis-file: receive "live\.log": lost the connection to Redis at .* within 1 s \(--redis-timeout\).*; it is not acknowledged/,
+      );
+    } finally {
+      await input.close().catch(() => {});
+    }
+  });
+
+  it('put of a FIFO whose writer stays open and silent: exit 1 with one line once Redis is gone', async () => {
+    const server = await privateServer();
+    const key = uniqueKey('gone-fifo');
+    const fifo = join(mkdtempSync(join(tmpdir(), 'rfs-gone-')), 'live.log');
+    execFileSync('mkfifo', [fifo]);
+    const writer = start(['put', '--redis-timeout', '1s', fifo, key], { env: { REDIS_URL: server.url } });
+    const input = await open(fifo, 'w');
+    try {
+      await input.write('a line\n');
+      const redis = connect(server.url);
+      await waitUntil('the line to be stored', async () => ((await stateOf(redis, key))?.size ?? 0) > 0);
+      await server.kill();
+      // The FIFO stays open and silent meanwhile: the command exits all the same.
+      const r = await writer.done;
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr.trim().split('\n').at(-1)).toMatch(
+        /^redis-file: put ".*": lost the connection to Redis at .* within 1 s \(--redis-timeout\)/,
       );
     } finally {
       await input.close().catch(() => {});

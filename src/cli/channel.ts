@@ -8,12 +8,13 @@
 import { constants } from 'node:fs';
 import { access, type FileHandle, open, stat as statLocal } from 'node:fs/promises';
 import { basename } from 'node:path';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type AnnouncedFile, closeChannel, type MemoryWait, removeChannel, sendFiles } from '../index.js';
 import type { Client, GlobalOptions } from './connection.js';
 import { describe, Failure, Interrupted, isExpected, LocalFileError } from './errors.js';
 import { formatBytes } from './format.js';
-import { readLocal } from './local.js';
+import { openFifo, readLocal } from './local.js';
 import { warn } from './output.js';
 import { counter, ProgressBar, wantBar } from './progress.js';
 import { checked } from './runtime.js';
@@ -63,6 +64,8 @@ interface LocalFile {
   size: number | undefined;
   /** A regular file that starts with gzip's magic bytes: sent as is, even with --gzip. */
   gzipped: boolean;
+  /** A FIFO (named pipe): read through the event loop (see openFifo). */
+  fifo: boolean;
 }
 
 /**
@@ -82,7 +85,7 @@ async function inspectLocal(path: string): Promise<LocalFile> {
   try {
     const st = await statLocal(path);
     if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-    const file: LocalFile = { path, name: basename(path), size: undefined, gzipped: false };
+    const file: LocalFile = { path, name: basename(path), size: undefined, gzipped: false, fifo: st.isFIFO() };
     if (!st.isFile()) {
       // A FIFO or a device (`<(…)`): opening one for reading may wait for its writer, so not now.
       await access(path, constants.R_OK);
@@ -136,9 +139,11 @@ export async function sendCommand(
       const sent = `${i} of ${files.length} files sent, the others not`;
       throw new Failure(`${describe(stop, `send ${quote(channel)}`)}; ${sent}`, { cause: stop });
     }
-    let handle: FileHandle;
+    let handle: FileHandle | undefined;
+    let fifo: Readable | undefined;
     try {
-      handle = await open(file.path, 'r');
+      if (file.fifo) fifo = await openFifo(file.path);
+      else handle = await open(file.path, 'r');
     } catch (err) {
       throw new LocalFileError(`cannot read ${file.path}: ${(err as Error).message}`, { cause: err });
     }
@@ -146,9 +151,9 @@ export async function sendCommand(
     try {
       // A regular file is sent at the size it has now, read to that size and no further (a log that
       // grows meanwhile is sent as it was, at the size announced).
-      size = file.size === undefined ? undefined : await sizeToSend(handle);
+      size = file.size === undefined || handle === undefined ? undefined : await sizeToSend(handle);
     } catch (err) {
-      await handle.close().catch(() => {});
+      await handle?.close().catch(() => {});
       throw new LocalFileError(`cannot read ${file.path}: ${(err as Error).message}`, { cause: err });
     }
     const bar = wantBar(o.quiet, false) ? new ProgressBar(file.name, size) : undefined;
@@ -160,9 +165,9 @@ export async function sendCommand(
     });
     // A read error reaches sendFiles through `source`; a destroyed `source` closes the file.
     if (size === 0) {
-      await handle.close().catch(() => {});
+      await handle?.close().catch(() => {});
       source.end();
-    } else pipeline(readLocal(handle, size), source).catch(() => {});
+    } else pipeline(fifo ?? readLocal(handle!, size), source).catch(() => {});
     let sending: Promise<unknown> | undefined;
     try {
       const compress = (o.gzip ?? false) && !file.gzipped;

@@ -4,8 +4,9 @@
  * @module
  */
 
-import type { ReadStream } from 'node:fs';
+import { open as openFd, type ReadStream } from 'node:fs';
 import { type FileHandle, mkdir, stat } from 'node:fs/promises';
+import { Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 
 /**
@@ -20,6 +21,19 @@ const READ_BYTES = 1024 * 1024;
  */
 export function readLocal(handle: FileHandle, size?: number): ReadStream {
   return handle.createReadStream({ highWaterMark: READ_BYTES, ...(size === undefined ? {} : { end: size - 1 }) });
+}
+
+/**
+ * A stream of the FIFO (named pipe) at `path`, opened for reading, which waits for its writer as
+ * `cat` does. It is read through the event loop, as standard input is, not with reads of Node's
+ * thread pool: such a read, waiting for a writer that keeps the FIFO open and writes nothing, held
+ * the process up after the command had failed and said why. Destroying the stream closes it.
+ */
+export async function openFifo(path: string): Promise<Socket> {
+  const fd = await new Promise<number>((resolve, reject) =>
+    openFd(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))),
+  );
+  return new Socket({ fd, readable: true, writable: false });
 }
 
 /**

@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { createRedisWriteStream, ErrorCodes, RedisFileError, type RedisWriteStream, stat } from '../index.js';
 import type { Client, GlobalOptions } from './connection.js';
 import { EXIT, type Interrupted, LocalFileError, UsageError } from './errors.js';
-import { readLocal } from './local.js';
+import { openFifo, readLocal } from './local.js';
 import { report, warn } from './output.js';
 import { ProgressBar, wantBar } from './progress.js';
 import { checked } from './runtime.js';
@@ -187,16 +187,20 @@ async function putFile(redis: Client, g: GlobalOptions, source: string, key: str
     if (st?.isFile()) size = st.size;
     input = process.stdin;
   } else {
+    let fifo: Readable | undefined;
     try {
-      handle = await open(source, 'r');
-      const st = await handle.stat();
-      if (st.isDirectory()) throw Object.assign(new Error(`is a directory (${RECURSIVE})`), { code: 'EISDIR' });
-      if (st.isFile()) size = st.size;
+      if ((await statLocal(source)).isFIFO()) fifo = await openFifo(source);
+      else {
+        handle = await open(source, 'r');
+        const st = await handle.stat();
+        if (st.isDirectory()) throw Object.assign(new Error(`is a directory (${RECURSIVE})`), { code: 'EISDIR' });
+        if (st.isFile()) size = st.size;
+      }
     } catch (err) {
       await handle?.close();
       throw new LocalFileError(`cannot read ${source}: ${(err as Error).message}`, { cause: err });
     }
-    input = readLocal(handle);
+    input = fifo ?? readLocal(handle!);
   }
   // Input that is gzipped already is stored as it is, declared as gzip (so that `get --decompress`
   // and readers with `decompress` decode it), and never compressed again.
