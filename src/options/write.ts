@@ -97,8 +97,10 @@ export interface WriteStreamOptions extends KeyOptions {
    */
   resume?: boolean;
   /**
-   * Milliseconds to keep retrying while Redis refuses writes for a passing reason (out of memory
-   * with `noeviction`, a busy script) before failing with `ERR_REDIS_FILE_REDIS`.
+   * Milliseconds to keep retrying while Redis refuses writes, or the writer's heartbeats, for a
+   * passing reason (out of memory with `noeviction`, a busy script, loading, a failover) before
+   * failing with `ERR_REDIS_FILE_REDIS`. Any other failure of a write or a heartbeat (a command the
+   * client timed out, an ACL denial) fails the writer at once.
    * @default 30000
    */
   retryTimeout?: number;
