@@ -30,6 +30,8 @@ interface PendingPiece {
   readonly n: number;
   readonly s: number;
   readonly id: string;
+  /** Where its bytes start in the file. */
+  readonly offset: number;
   readonly data: Buffer;
   /** CRC-32 of the piece's bytes, as stored with it. */
   readonly crc: string;
@@ -42,6 +44,15 @@ interface PendingPiece {
   sent: Sent | undefined;
   /** Last sent while the claim of the file was still on its way (see {@link ChunkWindow.claimed}). */
   early: boolean;
+}
+
+/**
+ * Pieces as messages name them: their bytes in the file, which a user knows, then their ids in the
+ * chunk stream (docs/format.md), which `XRANGE` finds.
+ */
+function piecesText(first: PendingPiece, last: PendingPiece = first): string {
+  const bytes = `bytes ${first.offset} to ${last.offset + last.data.length - 1}`;
+  return first === last ? `${bytes} (piece ${first.id})` : `${bytes} (pieces ${first.id} to ${last.id})`;
 }
 
 /** @internal What the window needs from the stream that owns it. */
@@ -210,6 +221,7 @@ export class ChunkWindow {
   queue(data: Buffer, chunk?: ChunkBuffer): void {
     const pieceCrc = crc32(data);
     this.#crc = crc32Combine(this.#crc, pieceCrc, data.length);
+    const offset = this.#bytes;
     this.#bytes += data.length;
     const n = this.#chunk;
     const s = this.#seq;
@@ -226,6 +238,7 @@ export class ChunkWindow {
       n,
       s,
       id,
+      offset,
       data,
       crc: formatCrc(pieceCrc),
       fileCrc: this.#crc,
@@ -393,12 +406,11 @@ export class ChunkWindow {
           this.#replicating = false;
           const [waitError, replicas] = replies[group.length] ?? [null, 0];
           // The error is made only when it is needed: not on the path of every group.
-          const [first, last] = [group[0]!.piece.id, group.at(-1)!.piece.id];
           const tooFew =
             (replicas as number) < waitReplicas
               ? timeout(
                   key,
-                  `${first === last ? `piece ${first}` : `pieces ${first} to ${last}`} reached ${replicas} of ${waitReplicas} replicas within ${waitTimeout} ms`,
+                  `${piecesText(group[0]!.piece, group.at(-1)!.piece)} reached ${replicas} of ${waitReplicas} replicas within ${waitTimeout} ms`,
                 )
               : undefined;
           for (const [j, { resolve, reject }] of group.entries()) {
@@ -454,7 +466,7 @@ export class ChunkWindow {
         },
         (e: unknown) => {
           this.#inFlight--;
-          this.#fail(wrapRedisError(e, this.#owner.key, `checking piece ${piece.id}`));
+          this.#fail(wrapRedisError(e, this.#owner.key, `checking ${piecesText(piece)}`));
         },
       );
       return;
@@ -463,7 +475,7 @@ export class ChunkWindow {
       this.#recover(err);
       return;
     }
-    this.#fail(wrapRedisError(err, this.#owner.key, `storing piece ${piece.id}`));
+    this.#fail(wrapRedisError(err, this.#owner.key, `storing ${piecesText(piece)}`));
   }
 
   async #verifyStored(piece: PendingPiece): Promise<boolean> {
@@ -538,7 +550,11 @@ export class ChunkWindow {
         if (Date.now() - since > retryTimeout) {
           const first = this.#pending.get(this.#committedPieces);
           this.#fail(
-            wrapRedisError(cause, key, `storing piece ${first?.id ?? '?'} (gave up after ${retryTimeout} ms)`),
+            wrapRedisError(
+              cause,
+              key,
+              `storing ${first ? piecesText(first) : 'the next piece'} (gave up after ${retryTimeout} ms)`,
+            ),
           );
           return;
         }

@@ -91,6 +91,11 @@ describe('out of memory with noeviction', () => {
     expect(err).toMatchObject({ code: 'ERR_REDIS_FILE_REDIS' });
     expect((err as Error).message).toMatch(/OOM/);
     expect((err as Error).message).toMatch(/oom-fail/);
+    // The piece it gave up on, named by its bytes in the file first: 64 KiB, where its chunk starts.
+    const [, start, end, chunk] = /storing bytes (\d+) to (\d+) \(piece (\d+)-2\) \(gave up after 500 ms\)/
+      .exec((err as Error).message)!
+      .map(Number);
+    expect([start, end]).toEqual([chunk! * 65536, chunk! * 65536 + 65535]);
     expect((err as Error).cause).toBeInstanceOf(Error);
     // The abort is recorded even while Redis is out of memory.
     const s2 = await stat(subject(redis), 'oom-fail');
