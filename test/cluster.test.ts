@@ -448,12 +448,14 @@ describe('Redis Cluster', () => {
       Number(/^used_memory:(\d+)/m.exec((await primary.info('memory')) as string)![1]);
     const MiB = 1024 * 1024;
     // A limit under what the node uses now: the writer must hold back until memory is freed.
-    // Ballast on the file's own slot (same hash tag), so on the same node.
-    const ballast = Array.from({ length: 2000 }, (_, i) => `{${key}}:ballast:${i}`);
+    // Ballast on the file's own slot (same hash tag), so on the same node: 8 MiB, and the limit
+    // 4 MiB under the node's use, so that memory the node frees meanwhile does not bring it
+    // under the limit: half a MiB did not hold in a CI run (what the node freed is not known).
+    const ballast = Array.from({ length: 8000 }, (_, i) => `{${key}}:ballast:${i}`);
     const fill = redis.pipeline();
     for (const k of ballast) fill.set(k, 'x'.repeat(1024));
     await fill.exec();
-    const limit = (await used()) - MiB / 2;
+    const limit = (await used()) - 4 * MiB;
     const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 64 * 1024, maxRedisMemory: limit });
     writer.end(bytes(256 * 1024));
     await eventually(async () => (await blockedIn(redis, 'memory-node')) === 1, 'the writer to wait for freed memory');
