@@ -457,13 +457,21 @@ describe('Redis Cluster', () => {
     await fill.exec();
     const limit = (await used()) - 4 * MiB;
     const writer = createRedisWriteStream(subject(redis), key, { chunkSize: 64 * 1024, maxRedisMemory: limit });
-    writer.end(bytes(256 * 1024));
-    await eventually(async () => (await blockedIn(redis, 'memory-node')) === 1, 'the writer to wait for freed memory');
-    expect(writer.committedBytes).toBe(0);
-    const finished = once(writer, 'finish');
-    await redis.del(...ballast);
-    await finished;
-    expect(writer.committedBytes).toBe(256 * 1024);
+    try {
+      writer.end(bytes(256 * 1024));
+      await eventually(
+        async () => (await blockedIn(redis, 'memory-node')) === 1,
+        'the writer to wait for freed memory',
+      );
+      expect(writer.committedBytes).toBe(0);
+      const finished = once(writer, 'finish');
+      await redis.del(...ballast);
+      await finished;
+      expect(writer.committedBytes).toBe(256 * 1024);
+    } finally {
+      // A failed expectation leaves no writer behind to fail once the client is closed.
+      writer.destroy();
+    }
   });
 });
 
