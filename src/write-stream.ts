@@ -144,7 +144,7 @@ export class RedisWriteStream extends Writable {
         try {
           this.emit('memoryWait', wait);
         } catch (err) {
-          this.destroy(err as Error);
+          this.#fail(err as Error);
         }
       },
     );

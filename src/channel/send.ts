@@ -70,10 +70,7 @@ export type SendFilesOptions = Omit<WriteStreamOptions, 'signal' | 'resume' | 'o
 };
 
 /** What {@link sendFiles} calls back with, besides the write stream's options. */
-interface SendHooks {
-  readonly onStart: ((file: AnnouncedFile) => void) | undefined;
-  readonly onMemoryWait: ((file: AnnouncedFile, wait: MemoryWait) => void) | undefined;
-}
+type SendHooks = Pick<SendFilesOptions, 'onStart' | 'onMemoryWait'>;
 
 /** A file {@link sendFiles} has announced and is uploading. */
 export interface AnnouncedFile {

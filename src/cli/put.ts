@@ -189,11 +189,12 @@ async function putFile(redis: Client, g: GlobalOptions, source: string, key: str
   } else {
     let fifo: Readable | undefined;
     try {
-      if ((await statLocal(source)).isFIFO()) fifo = await openFifo(source);
+      // Looked at before it is opened: a FIFO is opened for reading through the event loop.
+      const st = await statLocal(source);
+      if (st.isDirectory()) throw Object.assign(new Error(`is a directory (${RECURSIVE})`), { code: 'EISDIR' });
+      if (st.isFIFO()) fifo = await openFifo(source);
       else {
         handle = await open(source, 'r');
-        const st = await handle.stat();
-        if (st.isDirectory()) throw Object.assign(new Error(`is a directory (${RECURSIVE})`), { code: 'EISDIR' });
         if (st.isFile()) size = st.size;
       }
     } catch (err) {
