@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { joined, run, start, stateOf, waitForStderrLine, waitUntil } from './helpers/cli.js';
-import { blockedIn, closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { blockedIn, clientList, closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const servers: RedisServer[] = [];
@@ -143,6 +143,40 @@ describe('Redis goes away', () => {
       );
     } finally {
       await input.close().catch(() => {});
+    }
+  });
+
+  it('put and send of a FIFO that no writer has opened yet: exit 1 with one line once Redis is gone', async () => {
+    const server = await privateServer();
+    const redis = connect(server.url);
+    const dir = mkdtempSync(join(tmpdir(), 'rfs-gone-'));
+    const env = { REDIS_URL: server.url };
+    const put = join(dir, 'put.log');
+    const sent = join(dir, 'sent.log');
+    execFileSync('mkfifo', [put]);
+    execFileSync('mkfifo', [sent]);
+    const writer = start(['put', '--redis-timeout', '1s', put, uniqueKey('gone-unopened')], { env });
+    const sender = start(['send', '--redis-timeout', '1s', uniqueKey('gone-unopened'), sent], { env });
+    try {
+      // Both have connected and sent their first commands (put its ready check, send its channel's
+      // set-up): each is waiting for its FIFO's writer.
+      const started = async (): Promise<number> =>
+        (await clientList(redis)).split('\n').filter((line) => !/ cmd=(NULL|client\|list) /.test(line)).length;
+      await waitUntil('both commands to start', async () => (await started()) >= 2);
+      await server.kill();
+      // No writer ever opens either FIFO: the commands exit all the same.
+      const [w, s] = await Promise.all([writer.done, sender.done]);
+      expect(w.code, w.stderr).toBe(1);
+      expect(w.stderr.trim().split('\n').at(-1)).toMatch(
+        /^redis-file: put ".*": lost the connection to Redis at .* within 1 s \(--redis-timeout\)/,
+      );
+      expect(s.code, s.stderr).toBe(1);
+      expect(s.stderr.trim().split('\n').at(-1)).toMatch(
+        /^redis-file: send ".*": lost the connection to Redis at .* within 1 s \(--redis-timeout\)/,
+      );
+    } finally {
+      writer.child.kill('SIGKILL');
+      sender.child.kill('SIGKILL');
     }
   });
 

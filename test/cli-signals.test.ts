@@ -4,7 +4,15 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stat } from '../src/index.js';
@@ -195,6 +203,48 @@ describe('SIGTERM', () => {
     expect((await stat(redis, `${prefix}a.txt`)).state).toBe('complete');
     expect((await stat(redis, `${prefix}b.log`)).state).toBe('aborted');
     expect(await stateOf(redis, `${prefix}c.txt`)).toBeUndefined();
+  });
+
+  it('during put and send of a FIFO that no writer has opened yet: exit 143', async () => {
+    const src = mkdtempSync(join(dir(), 'sigterm-unopened-'));
+    const [a, b] = [join(src, 'a.txt'), join(src, 'b.log')];
+    writeFileSync(a, 'a\n');
+    execFileSync('mkfifo', [b]);
+    const prefix = `${uniqueKey('sigterm-unopened')}/`;
+    const channel = uniqueKey('sigterm-unopened');
+    const writer = start(['put', a, b, prefix]);
+    const sender = start(['send', '-q', channel, a, b]);
+    try {
+      // Each has b.log open, waiting for its writer: put holds the FIFO, send has announced it.
+      const holds = (pid: number, path: string): boolean =>
+        readdirSync(`/proc/${pid}/fd`).some((fd) => {
+          try {
+            return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
+          } catch {
+            return false; // closed meanwhile
+          }
+        });
+      await waitUntil('put has b.log open', () => holds(writer.child.pid!, b));
+      await waitUntil('send has announced b.log', async () =>
+        (await announced(redis, channel)).some((file) => file.endsWith('/b.log')),
+      );
+      writer.child.kill('SIGTERM');
+      sender.child.kill('SIGTERM');
+      const [w, s] = await Promise.all([writer.done, sender.done]);
+      expect(w.code, w.stderr).toBe(143);
+      expect(expectOneLine(w.stderr)).toBe(
+        `redis-file: File ${JSON.stringify(`${prefix}b.log`)}: put interrupted by SIGTERM: nothing was stored; ` +
+          '1 of 2 files stored before it, the others not',
+      );
+      expect(s.code, s.stderr).toBe(143);
+      expect(expectOneLine(s.stderr)).toBe(
+        `redis-file: send ${JSON.stringify(channel)} interrupted by SIGTERM while sending "b.log": it is left aborted ` +
+          '(receivers skip it); 1 of 2 files sent before it',
+      );
+    } finally {
+      writer.child.kill('SIGKILL');
+      sender.child.kill('SIGKILL');
+    }
   });
 
   it('during cat of a file being written: exit 143, and the writer carries on', async () => {

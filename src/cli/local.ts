@@ -4,7 +4,7 @@
  * @module
  */
 
-import { open as openFd, type ReadStream } from 'node:fs';
+import { constants, open as openFd, type ReadStream } from 'node:fs';
 import { type FileHandle, mkdir, stat } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
@@ -28,10 +28,18 @@ export function readLocal(handle: FileHandle, size?: number): ReadStream {
  * `cat` does. It is read through the event loop, as standard input is, not with reads of Node's
  * thread pool: such a read, waiting for a writer that keeps the FIFO open and writes nothing, held
  * the process up after the command had failed and said why. Destroying the stream closes it.
+ *
+ * On Linux the FIFO is opened without blocking, so that the wait for its writer is the event
+ * loop's too: a blocking open waits in the thread pool until a writer comes, and a command that
+ * failed meanwhile (Redis gone) could not exit, not even at SIGTERM, for as long. Linux reports
+ * neither bytes nor an end on such a FIFO until a writer has opened it (an end once the last
+ * writer closes it), which is what a blocking open waits for. Elsewhere a FIFO opened without
+ * blocking may read as ended before its writer comes, so it is opened as a file is.
  */
 export async function openFifo(path: string): Promise<Socket> {
+  const flags = process.platform === 'linux' ? constants.O_RDONLY | constants.O_NONBLOCK : 'r';
   const fd = await new Promise<number>((resolve, reject) =>
-    openFd(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))),
+    openFd(path, flags, (err, fd) => (err ? reject(err) : resolve(fd))),
   );
   return new Socket({ fd, readable: true, writable: false });
 }
