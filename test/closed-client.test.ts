@@ -9,14 +9,18 @@ import {
   blockedIn,
   closeAll,
   clusterSeeds,
+  connect,
   connectAny,
+  connectSubject,
   disconnectSubject,
   readyAnySubject,
   subject,
+  subjectConnected,
   uniqueConnectionName,
   uniqueKey,
 } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
+import { startRedis } from './helpers/redis-server.js';
 
 const redis = connectAny();
 afterAll(closeAll);
@@ -88,5 +92,35 @@ describe('a client closed by its owner', () => {
       message: expect.stringMatching(/closed/),
     });
     await eventually(async () => (await blocked(name)) === 0, 'its blocking connection to close');
+  });
+
+  it('ends a receiver waiting for the next file at once, even on a Redis that answers nothing', async () => {
+    // A server of its own, stopped (SIGSTOP) under the waiting receiver: its blocking read never
+    // returns by itself, so only the close of the client, heard at once, ends the receiver.
+    const server = await startRedis();
+    try {
+      const admin = connect(server.url);
+      const name = uniqueConnectionName('closed-stopped');
+      const client = await subjectConnected(connectSubject(server.url, { connectionName: name }));
+      const next = receiveFiles(client, uniqueKey('closed-stopped'), { consumer: 'r' }).next();
+      next.catch(() => {});
+      await eventually(
+        async () => (await blockedIn(admin, name, 'xreadgroup')) === 1,
+        'the receiver to wait for a file',
+      );
+      process.kill(server.pid!, 'SIGSTOP');
+      try {
+        disconnectSubject(client);
+        await expect(next).rejects.toMatchObject({
+          code: 'ERR_REDIS_FILE_REDIS',
+          message: expect.stringMatching(/client was closed/),
+        });
+      } finally {
+        process.kill(server.pid!, 'SIGCONT');
+      }
+      admin.disconnect();
+    } finally {
+      await server.stop();
+    }
   });
 });

@@ -201,6 +201,12 @@ async function* receive(
   let over = false;
   const onAbort = (): void => blocking?.close();
   signal?.addEventListener('abort', onAbort, { once: true });
+  // A client closed by its owner ends the receiver at once, not when the blocking read returns
+  // (up to WAIT_MS later): its connection is closed, and the failed read tells why.
+  let stopListening = client.onClosed(function closed() {
+    if (client.closed()) blocking?.close();
+    else if (!over) stopListening = client.onClosed(closed);
+  });
   let current: RedisReadStream | undefined;
   // A file and the channel's log lie on different cluster slots: there, a file's acknowledgement
   // and its announcement's take a step each; on a single server, one script does both.
@@ -264,6 +270,7 @@ async function* receive(
         if (signal?.aborted) throw signalAbortError(signal);
         // Its connection was closed because the iteration is over.
         if (over) throw err;
+        if (client.closed()) fail(clientClosedError(), 'waiting for the next file');
         // A blocking connection that failed (dropped, or its cluster slot moved) or a passing
         // refusal: the read is made again, on a new connection, for up to idleTimeout.
         const passing =
@@ -418,6 +425,7 @@ async function* receive(
   } finally {
     over = true;
     signal?.removeEventListener('abort', onAbort);
+    stopListening();
     current?.destroy();
     // The next file, opening already: nobody reads it now (a restart delivers it again).
     void next.then(

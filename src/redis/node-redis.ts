@@ -18,7 +18,7 @@ import type {
   RedisPort,
   Settled,
 } from './port.js';
-import { onceReady } from './ready.js';
+import { onceEvent, onceReady } from './ready.js';
 import { hashSlot, noPrimary, redirection, slotMoving } from './slot.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
@@ -336,6 +336,7 @@ export function nodeRedisPort(value: NodeRedisLikeClient): RedisPort {
     },
     state: () => state(client),
     closed: () => !client.isOpen,
+    onClosed: (listener) => onceEvent(client, 'end', listener),
     onceReady: (listener) => onceReady(client, listener),
     isReplyError: isReply,
     isTransient: (err) => transient(err, client),
@@ -441,6 +442,7 @@ function clusterPort(cluster: ClusterClient): RedisPort {
     },
     state: () => state(cluster),
     closed: () => !cluster.isOpen,
+    onClosed: () => () => {},
     onceReady: () => () => {},
     isReplyError: isReply,
     isTransient: (err) =>

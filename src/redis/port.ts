@@ -112,6 +112,13 @@ export interface RedisPort extends Connection {
    * waits on them fails, rather than waiting on for a client nobody can use.
    */
   closed(): boolean;
+  /**
+   * Call `listener` once when the client says it has closed (ioredis's, iovalkey's and node-redis's
+   * clients emit `end`; a node-redis cluster does not, and what waits on one looks at
+   * {@link closed} after each wait); returns a function that cancels it. The listener checks
+   * {@link closed}: a node-redis client about to reconnect may end its connection too.
+   */
+  onClosed(listener: () => void): () => void;
   /** Call `listener` once when the client is next ready; returns a function that cancels it. */
   onceReady(listener: () => void): () => void;
   /** Whether `err` is an error reply from Redis (as opposed to a connection or client failure). */

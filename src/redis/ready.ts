@@ -1,44 +1,56 @@
 /**
- * Waiting for a client to be ready, with one listener on the client however many streams wait:
+ * Waiting for a client's `ready` or `end`, with one listener on the client however many wait:
  * every stream made on a client that is still connecting waits for it (to time its probe of the
- * link), and a listener each would pass Node's limit of ten per event, which warns of a leak.
+ * link), every channel receiver listens for its close, and a listener each would pass Node's limit
+ * of ten per event, which warns of a leak.
  * @internal
  * @module
  */
 
-/** What the package takes from a client to hear that it is ready. */
-export interface ReadyEmitter {
-  once(event: 'ready', listener: () => void): unknown;
-  off(event: 'ready', listener: () => void): unknown;
+/** The client events the package waits for. */
+export type ClientEvent = 'ready' | 'end';
+
+/** What the package takes from a client to hear of its events. */
+export interface ClientEmitter {
+  once(event: ClientEvent, listener: () => void): unknown;
+  off(event: ClientEvent, listener: () => void): unknown;
 }
 
-/** Per client: the listeners waiting for its next 'ready', and the one listener on the client. */
-const waiting = new WeakMap<ReadyEmitter, { listeners: Set<() => void>; fire: () => void }>();
+/** Per event, per client: the listeners waiting for its next occurrence, and the one listener on the client. */
+const waiting: Record<ClientEvent, WeakMap<ClientEmitter, { listeners: Set<() => void>; fire: () => void }>> = {
+  ready: new WeakMap(),
+  end: new WeakMap(),
+};
 
 /**
- * Call `listener` once when `client` is next ready; returns a function that cancels it. The
- * client has one 'ready' listener of the package's while any wait, and none once none do.
+ * Call `listener` once when `client` next emits `event`; returns a function that cancels it. The
+ * client has one listener of the package's for the event while any wait, and none once none do.
  */
-export function onceReady(client: ReadyEmitter, listener: () => void): () => void {
-  let entry = waiting.get(client);
+export function onceEvent(client: ClientEmitter, event: ClientEvent, listener: () => void): () => void {
+  let entry = waiting[event].get(client);
   if (entry === undefined) {
     const listeners = new Set<() => void>();
     const fire = (): void => {
-      // Taken all at once: a listener that waits again (a new stream) waits for the next 'ready'.
+      // Taken all at once: a listener that waits again (a new stream) waits for the next event.
       const now = [...listeners];
       listeners.clear();
       for (const l of now) l();
     };
     entry = { listeners, fire };
-    waiting.set(client, entry);
+    waiting[event].set(client, entry);
   }
   const { listeners, fire } = entry;
   // A function may wait twice (two streams sharing a callback): each wait is its own.
   const wait = (): void => listener();
-  if (listeners.size === 0) client.once('ready', fire);
+  if (listeners.size === 0) client.once(event, fire);
   listeners.add(wait);
   return () => {
     if (!listeners.delete(wait)) return;
-    if (listeners.size === 0) client.off('ready', fire);
+    if (listeners.size === 0) client.off(event, fire);
   };
+}
+
+/** Call `listener` once when `client` is next ready; returns a function that cancels it. */
+export function onceReady(client: ClientEmitter, listener: () => void): () => void {
+  return onceEvent(client, 'ready', listener);
 }
