@@ -322,11 +322,15 @@ class Lane implements LaneLike {
   #wakeQueued = false;
   #retryMs = 0;
   #closed = false;
+  readonly #stopListening: () => void;
 
   constructor(client: RedisPort, slot: number | undefined, onClose: () => void) {
     this.#client = client;
     this.#slot = slot;
     this.#onClose = onClose;
+    // A client closed by its owner fails what waits at once, not when the read under way returns:
+    // its connection is dropped, and the loop, looking again, finds the client closed.
+    this.#stopListening = client.onClosed(() => this.#dropConnection());
   }
 
   get size(): number {
@@ -350,6 +354,7 @@ class Lane implements LaneLike {
     if (this.#members.size > 0) return;
     this.#closed = true;
     this.#pending = undefined;
+    this.#stopListening();
     this.#dropConnection();
     this.#onClose();
   }

@@ -94,9 +94,9 @@ describe('a client closed by its owner', () => {
     await eventually(async () => (await blocked(name)) === 0, 'its blocking connection to close');
   });
 
-  it('ends a receiver waiting for the next file at once, even on a Redis that answers nothing', async () => {
-    // A server of its own, stopped (SIGSTOP) under the waiting receiver: its blocking read never
-    // returns by itself, so only the close of the client, heard at once, ends the receiver.
+  it('ends a receiver and a reader waiting for a file at once, even on a Redis that answers nothing', async () => {
+    // A server of its own, stopped (SIGSTOP) under them: their blocking reads never return by
+    // themselves, so only the close of the client, heard at once, ends them.
     const server = await startRedis();
     try {
       const admin = connect(server.url);
@@ -104,17 +104,18 @@ describe('a client closed by its owner', () => {
       const client = await subjectConnected(connectSubject(server.url, { connectionName: name }));
       const next = receiveFiles(client, uniqueKey('closed-stopped'), { consumer: 'r' }).next();
       next.catch(() => {});
-      await eventually(
-        async () => (await blockedIn(admin, name, 'xreadgroup')) === 1,
-        'the receiver to wait for a file',
-      );
+      const reader = createRedisReadStream(client, uniqueKey('closed-stopped'), { waitForCreate: 600_000 });
+      const failed = new Promise<unknown>((resolve) => reader.on('error', resolve));
+      reader.resume();
+      const waiting = async (): Promise<number> =>
+        (await blockedIn(admin, name, 'xreadgroup')) + (await blockedIn(admin, name, 'xread'));
+      await eventually(async () => (await waiting()) === 2, 'the receiver and the reader to wait');
       process.kill(server.pid!, 'SIGSTOP');
       try {
         disconnectSubject(client);
-        await expect(next).rejects.toMatchObject({
-          code: 'ERR_REDIS_FILE_REDIS',
-          message: expect.stringMatching(/client was closed/),
-        });
+        const closed = { code: 'ERR_REDIS_FILE_REDIS', message: expect.stringMatching(/client was closed/) };
+        await expect(next).rejects.toMatchObject(closed);
+        expect(await failed).toMatchObject(closed);
       } finally {
         process.kill(server.pid!, 'SIGCONT');
       }

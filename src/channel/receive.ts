@@ -203,10 +203,7 @@ async function* receive(
   signal?.addEventListener('abort', onAbort, { once: true });
   // A client closed by its owner ends the receiver at once, not when the blocking read returns
   // (up to WAIT_MS later): its connection is closed, and the failed read tells why.
-  let stopListening = client.onClosed(function closed() {
-    if (client.closed()) blocking?.close();
-    else if (!over) stopListening = client.onClosed(closed);
-  });
+  const stopListening = client.onClosed(() => blocking?.close());
   let current: RedisReadStream | undefined;
   // A file and the channel's log lie on different cluster slots: there, a file's acknowledgement
   // and its announcement's take a step each; on a single server, one script does both.

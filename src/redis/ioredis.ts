@@ -7,7 +7,7 @@
 
 import { LONGEST_BLOCK_MS, SLOTS } from './limits.js';
 import type { Arg, BlockingConnection, Connection, IoredisLikeClient, KeyWatch, RedisPort, Settled } from './port.js';
-import { onceEvent, onceReady } from './ready.js';
+import { onceClosed, onceReady } from './ready.js';
 import { hashSlot, noPrimary, redirection, slotMoving } from './slot.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
@@ -349,7 +349,7 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
         : 'down';
     },
     closed: () => client.status === 'end',
-    onClosed: (listener) => onceEvent(client, 'end', listener),
+    onClosed: (listener) => onceClosed(client, () => client.status === 'end', listener),
     onceReady: (listener) => onceReady(client, listener),
     isReplyError(err) {
       return err instanceof Error && err.name === 'ReplyError';

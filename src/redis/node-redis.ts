@@ -18,7 +18,7 @@ import type {
   RedisPort,
   Settled,
 } from './port.js';
-import { onceEvent, onceReady } from './ready.js';
+import { onceClosed, onceReady } from './ready.js';
 import { hashSlot, noPrimary, redirection, slotMoving } from './slot.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
@@ -336,7 +336,7 @@ export function nodeRedisPort(value: NodeRedisLikeClient): RedisPort {
     },
     state: () => state(client),
     closed: () => !client.isOpen,
-    onClosed: (listener) => onceEvent(client, 'end', listener),
+    onClosed: (listener) => onceClosed(client, () => !client.isOpen, listener),
     onceReady: (listener) => onceReady(client, listener),
     isReplyError: isReply,
     isTransient: (err) => transient(err, client),

@@ -113,10 +113,9 @@ export interface RedisPort extends Connection {
    */
   closed(): boolean;
   /**
-   * Call `listener` once when the client says it has closed (ioredis's, iovalkey's and node-redis's
-   * clients emit `end`; a node-redis cluster does not, and what waits on one looks at
-   * {@link closed} after each wait); returns a function that cancels it. The listener checks
-   * {@link closed}: a node-redis client about to reconnect may end its connection too.
+   * Call `listener` once, as soon as the client says it is closed for good (ioredis's, iovalkey's
+   * and node-redis's clients emit `end`; a node-redis cluster does not, and what waits on one
+   * looks at {@link closed} after each wait); returns a function that cancels it.
    */
   onClosed(listener: () => void): () => void;
   /** Call `listener` once when the client is next ready; returns a function that cancels it. */

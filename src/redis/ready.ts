@@ -54,3 +54,16 @@ export function onceEvent(client: ClientEmitter, event: ClientEvent, listener: (
 export function onceReady(client: ClientEmitter, listener: () => void): () => void {
   return onceEvent(client, 'ready', listener);
 }
+
+/**
+ * Call `listener` once `client` emits `end` and `isClosed()` says it is closed for good (an `end`
+ * before a reconnection is passed over); returns a function that cancels it.
+ */
+export function onceClosed(client: ClientEmitter, isClosed: () => boolean, listener: () => void): () => void {
+  let cancel = (): void => {};
+  const wait = (): void => {
+    cancel = onceEvent(client, 'end', () => (isClosed() ? listener() : wait()));
+  };
+  wait();
+  return () => cancel();
+}
