@@ -2,13 +2,24 @@
  * Streams made on a client that is still connecting (as a program does that creates its client and
  * its streams together) wait for the client to be ready, to time their probe of the link. However
  * many wait, the client carries one 'ready' listener of the package's, so that Node never warns of
- * a listener leak; once they are done, none.
+ * a listener leak; once they are done, none. The same for 'end', which channel receivers and
+ * followers listen for (a client closed by its owner ends them at once).
  */
 
-import type { EventEmitter } from 'node:events';
+import { type EventEmitter, setMaxListeners } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createRedisReadStream, receiveFiles } from '../src/index.js';
 import { portOf } from '../src/redis/port.js';
-import { closeAll, connect, connectSubject, uniqueKey } from './helpers/clients.js';
+import {
+  blockedIn,
+  closeAll,
+  connect,
+  connectSubject,
+  subjectConnected,
+  uniqueConnectionName,
+  uniqueKey,
+} from './helpers/clients.js';
+import { eventually } from './helpers/eventually.js';
 import { bytes, get, put } from './helpers/streams.js';
 
 const KiB = 1024;
@@ -59,6 +70,49 @@ describe("streams on a connecting client: one 'ready' listener", () => {
       await new Promise<void>((resolve) => process.nextTick(resolve));
       expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
     } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
+
+describe("receivers and followers on one client: one 'end' listener", () => {
+  it('adds at most one listener for 12 receivers and 12 followers, warns of nothing, and leaves none', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning);
+    process.on('warning', onWarning);
+    const stop = new AbortController();
+    // One signal for all 24 (Node warns of more than 10 listeners on a signal, as for its own streams).
+    setMaxListeners(100, stop.signal);
+    try {
+      const name = uniqueConnectionName('end-listeners');
+      const client = await subjectConnected(connectSubject(undefined, { connectionName: name }));
+      const emitter = client as unknown as EventEmitter;
+      const before = emitter.listenerCount('end');
+      const { signal } = stop;
+      const receivers = Array.from({ length: 12 }, (_, i) =>
+        receiveFiles(client, uniqueKey(`end-channel-${i}`), { consumer: 'r', signal })
+          .next()
+          .catch(() => {}),
+      );
+      const followers = Array.from({ length: 12 }, (_, i) => {
+        const reader = createRedisReadStream(client, uniqueKey(`end-file-${i}`), { waitForCreate: 600_000, signal });
+        reader.on('error', () => {});
+        reader.resume();
+        return new Promise((resolve) => reader.on('close', resolve));
+      });
+      // Every receiver in a blocking read of its own; the followers in the reads they share.
+      await eventually(
+        async () => (await blockedIn(redis, name, 'xreadgroup')) === 12 && (await blockedIn(redis, name)) >= 1,
+        'the receivers and followers to wait',
+      );
+      expect(emitter.listenerCount('end')).toBe(before + 1);
+      stop.abort();
+      await Promise.all([...receivers, ...followers]);
+      await eventually(async () => emitter.listenerCount('end') === before, "the package's 'end' listener to go");
+      await new Promise<void>((resolve) => process.nextTick(resolve));
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      stop.abort();
       process.off('warning', onWarning);
     }
   });
