@@ -101,7 +101,10 @@ describe('a client closed by its owner', () => {
     try {
       const admin = connect(server.url);
       const name = uniqueConnectionName('closed-stopped');
-      const client = await subjectConnected(connectSubject(server.url, { connectionName: name }));
+      // ioredis and iovalkey end a connection whose server does not answer its close after
+      // `disconnectTimeout` (2 s by default): sooner here, for the test's time.
+      const options = { connectionName: name, disconnectTimeout: 100 };
+      const client = await subjectConnected(connectSubject(server.url, options));
       const next = receiveFiles(client, uniqueKey('closed-stopped'), { consumer: 'r' }).next();
       next.catch(() => {});
       const reader = createRedisReadStream(client, uniqueKey('closed-stopped'), { waitForCreate: 600_000 });

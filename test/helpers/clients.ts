@@ -199,16 +199,18 @@ function iovalkeyClient(client: Redis | Cluster): RedisClient {
 }
 
 /**
- * iovalkey's options for ioredis's (the same API): where and as whom to connect, and how commands
- * wait and retry while the connection is down, which fault tests set.
+ * iovalkey's options for ioredis's (the same API): where and as whom to connect, how commands
+ * wait and retry while the connection is down, and how long a close waits for the server, which
+ * fault tests set.
  */
 function valkeyOptions(options: RedisOptions): ValkeyRedisOptions {
-  const { maxRetriesPerRequest, enableOfflineQueue, retryStrategy } = options;
+  const { maxRetriesPerRequest, enableOfflineQueue, retryStrategy, disconnectTimeout } = options;
   return defined({
     ...identity(options),
     maxRetriesPerRequest,
     enableOfflineQueue,
     retryStrategy,
+    disconnectTimeout,
   }) as ValkeyRedisOptions;
 }
 
