@@ -349,7 +349,7 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
         : 'down';
     },
     closed: () => client.status === 'end',
-    onClosed: (listener) => onceClosed(client, () => client.status === 'end', listener),
+    onClosed: (listener) => onceClosed(client, 'end', () => client.status === 'end', listener),
     onceReady: (listener) => onceReady(client, listener),
     isReplyError(err) {
       return err instanceof Error && err.name === 'ReplyError';

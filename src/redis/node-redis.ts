@@ -336,7 +336,7 @@ export function nodeRedisPort(value: NodeRedisLikeClient): RedisPort {
     },
     state: () => state(client),
     closed: () => !client.isOpen,
-    onClosed: (listener) => onceClosed(client, () => !client.isOpen, listener),
+    onClosed: (listener) => onceClosed(client, 'end', () => !client.isOpen, listener),
     onceReady: (listener) => onceReady(client, listener),
     isReplyError: isReply,
     isTransient: (err) => transient(err, client),
@@ -442,7 +442,8 @@ function clusterPort(cluster: ClusterClient): RedisPort {
     },
     state: () => state(cluster),
     closed: () => !cluster.isOpen,
-    onClosed: () => () => {},
+    // A node-redis cluster says `disconnect` when it is closed (close(), destroy()).
+    onClosed: (listener) => onceClosed(cluster, 'disconnect', () => !cluster.isOpen, listener),
     onceReady: () => () => {},
     isReplyError: isReply,
     isTransient: (err) =>

@@ -114,8 +114,8 @@ export interface RedisPort extends Connection {
   closed(): boolean;
   /**
    * Call `listener` once, as soon as the client says it is closed for good (ioredis's, iovalkey's
-   * and node-redis's clients emit `end`; a node-redis cluster does not, and what waits on one
-   * looks at {@link closed} after each wait); returns a function that cancels it.
+   * and node-redis's clients emit `end`, a node-redis cluster `disconnect`); returns a function
+   * that cancels it.
    */
   onClosed(listener: () => void): () => void;
   /** Call `listener` once when the client is next ready; returns a function that cancels it. */

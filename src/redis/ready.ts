@@ -7,8 +7,8 @@
  * @module
  */
 
-/** The client events the package waits for. */
-export type ClientEvent = 'ready' | 'end';
+/** The client events the package waits for: `disconnect` is a node-redis cluster's `end`. */
+export type ClientEvent = 'ready' | 'end' | 'disconnect';
 
 /** What the package takes from a client to hear of its events. */
 export interface ClientEmitter {
@@ -20,6 +20,7 @@ export interface ClientEmitter {
 const waiting: Record<ClientEvent, WeakMap<ClientEmitter, { listeners: Set<() => void>; fire: () => void }>> = {
   ready: new WeakMap(),
   end: new WeakMap(),
+  disconnect: new WeakMap(),
 };
 
 /**
@@ -56,13 +57,19 @@ export function onceReady(client: ClientEmitter, listener: () => void): () => vo
 }
 
 /**
- * Call `listener` once `client` emits `end` and `isClosed()` says it is closed for good (an `end`
- * before a reconnection is passed over); returns a function that cancels it.
+ * Call `listener` once `client` emits `event` (`end`, or a node-redis cluster's `disconnect`) and
+ * `isClosed()` says it is closed for good (one before a reconnection is passed over); returns a
+ * function that cancels it.
  */
-export function onceClosed(client: ClientEmitter, isClosed: () => boolean, listener: () => void): () => void {
+export function onceClosed(
+  client: ClientEmitter,
+  event: 'end' | 'disconnect',
+  isClosed: () => boolean,
+  listener: () => void,
+): () => void {
   let cancel = (): void => {};
   const wait = (): void => {
-    cancel = onceEvent(client, 'end', () => (isClosed() ? listener() : wait()));
+    cancel = onceEvent(client, event, () => (isClosed() ? listener() : wait()));
   };
   wait();
   return () => cancel();
