@@ -5,6 +5,7 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, type RedisClient, receiveFiles } from '../src/index.js';
+import { portOf } from '../src/redis/port.js';
 import {
   blockedIn,
   closeAll,
@@ -92,6 +93,20 @@ describe('a client closed by its owner', () => {
       message: expect.stringMatching(/closed/),
     });
     await eventually(async () => (await blocked(name)) === 0, 'its blocking connection to close');
+  });
+
+  it('is heard by the package as soon as the client closes, on every client it takes', async () => {
+    // What ends a waiting receiver or follower at once (the test below), for this library and
+    // topology: the client's own word that it has closed, not a look after the next read.
+    const client = await caller(uniqueConnectionName('closed-heard'));
+    let heard = 0;
+    portOf(client).onClosed(() => heard++);
+    const cancelled = portOf(client).onClosed(() => heard++);
+    cancelled();
+    expect(heard).toBe(0);
+    disconnectSubject(client);
+    await eventually(async () => heard === 1, 'the close to be heard');
+    expect(heard).toBe(1);
   });
 
   it('ends a receiver and a reader waiting for a file at once, even on a Redis that answers nothing', async () => {
