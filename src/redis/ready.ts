@@ -1,5 +1,5 @@
 /**
- * Waiting for a client's `ready` or `end`, with one listener on the client however many wait:
+ * Waiting for a client's `ready` or its close, with one listener on the client however many wait:
  * every stream made on a client that is still connecting waits for it (to time its probe of the
  * link), every channel receiver and every lane of blocking reads listens for its close, and a
  * listener each would pass Node's limit of ten per event, which warns of a leak.
