@@ -12,8 +12,8 @@ import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { joined, run, start, stateOf, waitForStderrLine, waitUntil } from './helpers/cli.js';
-import { blockedIn, clientList, closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { announced, holdsOpen, joined, run, start, stateOf, waitForStderrLine, waitUntil } from './helpers/cli.js';
+import { blockedIn, closeAll, connect, uniqueKey } from './helpers/clients.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 const servers: RedisServer[] = [];
@@ -156,13 +156,15 @@ describe('Redis goes away', () => {
     execFileSync('mkfifo', [put]);
     execFileSync('mkfifo', [sent]);
     const writer = start(['put', '--redis-timeout', '1s', put, uniqueKey('gone-unopened')], { env });
-    const sender = start(['send', '--redis-timeout', '1s', uniqueKey('gone-unopened'), sent], { env });
+    const channel = uniqueKey('gone-unopened');
+    const sender = start(['send', '--redis-timeout', '1s', channel, sent], { env });
     try {
-      // Both have connected and sent their first commands (put its ready check, send its channel's
-      // set-up): each is waiting for its FIFO's writer.
-      const started = async (): Promise<number> =>
-        (await clientList(redis)).split('\n').filter((line) => !/ cmd=(NULL|client\|list) /.test(line)).length;
-      await waitUntil('both commands to start', async () => (await started()) >= 2);
+      // Both have connected and wait for their FIFO's writer: put holds the FIFO open, send has
+      // announced it.
+      await waitUntil('put to open its FIFO', () => holdsOpen(writer.child.pid!, put));
+      await waitUntil('send to announce its FIFO', async () =>
+        (await announced(redis, channel)).some((file) => file.endsWith('/sent.log')),
+      );
       await server.kill();
       // No writer ever opens either FIFO: the commands exit all the same.
       const [w, s] = await Promise.all([writer.done, sender.done]);

@@ -4,21 +4,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  createWriteStream,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stat } from '../src/index.js';
 import {
   announced,
   expectOneLine,
+  holdsOpen,
   joined,
   receivedNames,
   run,
@@ -216,15 +209,7 @@ describe('SIGTERM', () => {
     const sender = start(['send', '-q', channel, a, b]);
     try {
       // Each has b.log open, waiting for its writer: put holds the FIFO, send has announced it.
-      const holds = (pid: number, path: string): boolean =>
-        readdirSync(`/proc/${pid}/fd`).some((fd) => {
-          try {
-            return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
-          } catch {
-            return false; // closed meanwhile
-          }
-        });
-      await waitUntil('put has b.log open', () => holds(writer.child.pid!, b));
+      await waitUntil('put has b.log open', () => holdsOpen(writer.child.pid!, b));
       await waitUntil('send has announced b.log', async () =>
         (await announced(redis, channel)).some((file) => file.endsWith('/b.log')),
       );

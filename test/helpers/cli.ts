@@ -11,7 +11,7 @@
  * These tests exercise dist/, not src/: run `npm run build` after changing src/cli/.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -138,6 +138,20 @@ export function useTempDir(): () => string {
 export async function announced(redis: Redis, channel: string): Promise<string[]> {
   const entries = await redis.xrange(channelLogKey('rfs:', channel), '-', '+');
   return entries.flatMap(([, fields]) => (fields[0] === 'file' ? [fields[1]!] : []));
+}
+
+/**
+ * Whether the process `pid` has `path` open (Linux's /proc): a command that has opened its FIFO
+ * and waits for the FIFO's writer.
+ */
+export function holdsOpen(pid: number, path: string): boolean {
+  return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
+    } catch {
+      return false; // closed meanwhile
+    }
+  });
 }
 
 /** Wait until `n` receivers have joined the channel: each is a consumer group on its log. */
