@@ -4,43 +4,32 @@
  * every file once: a reply the kill lost is read again from the receiver's pending entries.
  */
 import { Readable } from 'node:stream';
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { closeChannel, receiveFiles, sendFiles } from '../src/index.js';
-import { blockedIn, closeAll, connect, connectSubject, uniqueConnectionName } from './helpers/clients.js';
+import { blockedIn, connectSubject, uniqueConnectionName } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
+import { useOwnServer } from './helpers/own-server.js';
 import { killAll, receiver } from './helpers/processes.js';
-import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
-let server: RedisServer;
-let admin: Redis;
-
-beforeAll(async () => {
-  server = await startRedis();
-  admin = connect(server.url);
-});
-
-afterAll(async () => {
-  killAll();
-  await closeAll();
-  await server?.stop();
-});
+const own = useOwnServer();
+afterAll(killAll);
 
 /** Kill every connection named `name`. Returns how many. */
 async function killNamed(name: string): Promise<number> {
-  const list = (await admin.client('LIST')) as string;
+  const list = (await own.admin.client('LIST')) as string;
   let killed = 0;
   for (const line of list.split('\n')) {
     const id = /\bid=(\d+)/.exec(line)?.[1];
-    if (id && line.includes(` name=${name} `)) killed += Number(await admin.client('KILL', 'ID', id).catch(() => 0));
+    if (id && line.includes(` name=${name} `))
+      killed += Number(await own.admin.client('KILL', 'ID', id).catch(() => 0));
   }
   return killed;
 }
 
 describe('a receiver whose connections are killed while it waits', () => {
   it('reads again on a new connection and gets every file once', async () => {
-    const senderClient = connectSubject(server.url);
-    const receiverClient = connectSubject(server.url, { connectionName: 'receiver' });
+    const senderClient = connectSubject(own.server.url);
+    const receiverClient = connectSubject(own.server.url, { connectionName: 'receiver' });
     const channel = 'killed-while-waiting';
     const got: string[] = [];
     const receiving = (async () => {
@@ -54,7 +43,7 @@ describe('a receiver whose connections are killed while it waits', () => {
     const sent: string[] = [];
     for (let round = 0; round < 3; round++) {
       // Blocked in its wait for the next announcement, then cut off.
-      await eventually(async () => (await blockedIn(admin, 'receiver', 'xreadgroup')) === 1, 'the receiver waits');
+      await eventually(async () => (await blockedIn(own.admin, 'receiver', 'xreadgroup')) === 1, 'the receiver waits');
       expect(await killNamed('receiver')).toBeGreaterThan(0);
       const name = `file-${round}`;
       await sendFiles(senderClient, channel, [{ name, stream: Readable.from([Buffer.from(`bytes of ${round}`)]) }]);
@@ -72,9 +61,9 @@ describe('a receiver left early', () => {
   it('break while it waits for the next file: its connection closes, none opens again, and the process exits', async () => {
     const name = uniqueConnectionName('left-early');
     const channel = 'left-early';
-    const p = receiver(server.url, channel, 'r', { name, stopAfter: 1 });
+    const p = receiver(own.server.url, channel, 'r', { name, stopAfter: 1 });
     await p.waitFor((e) => e.event === 'ready', 'ready');
-    await sendFiles(connectSubject(server.url), channel, [
+    await sendFiles(connectSubject(own.server.url), channel, [
       { name: 'a.txt', stream: Readable.from([Buffer.from('a')]) },
     ]);
     await p.waitFor((e) => e.event === 'stopped', 'stopped');
@@ -86,6 +75,6 @@ describe('a receiver left early', () => {
 
 /** How many connections named `name` the server has. */
 async function named(name: string): Promise<number> {
-  const list = (await admin.client('LIST')) as string;
+  const list = (await own.admin.client('LIST')) as string;
   return list.split('\n').filter((line) => line.includes(` name=${name} `)).length;
 }

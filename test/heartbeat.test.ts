@@ -6,28 +6,18 @@
  */
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, ErrorCodes, stat } from '../src/index.js';
-import { closeAll, connect, connectSubject, subject, uniqueKey } from './helpers/clients.js';
+import { connect, connectSubject, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
-import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { useOwnServer } from './helpers/own-server.js';
 import { collect } from './helpers/streams.js';
 
-let server: RedisServer;
-let admin: Redis;
-beforeAll(async () => {
-  server = await startRedis();
-  admin = connect(server.url);
-});
-afterAll(async () => {
-  await closeAll();
-  await server?.stop();
-});
+const own = useOwnServer();
 
 /** A writer that has stored its first bytes and waits for more. */
 async function idleWriter(key: string, options: object, user?: { username: string; password: string }) {
-  const writer = createRedisWriteStream(connectSubject(server.url, user ?? {}), key, {
+  const writer = createRedisWriteStream(connectSubject(own.server.url, user ?? {}), key, {
     heartbeatInterval: 50,
     ...options,
   });
@@ -35,7 +25,7 @@ async function idleWriter(key: string, options: object, user?: { username: strin
   failed.catch(() => {});
   writer.write('a first line\n');
   // stat() rejects until the writer has created the file.
-  const stored = async () => ((await stat(subject(admin), key).catch(() => undefined))?.size ?? 0) > 0;
+  const stored = async () => ((await stat(subject(own.admin), key).catch(() => undefined))?.size ?? 0) > 0;
   await eventually(stored, 'the first line to be stored');
   return { writer, failed };
 }
@@ -43,10 +33,10 @@ async function idleWriter(key: string, options: object, user?: { username: strin
 describe('the heartbeat of a writer waiting for its next bytes', () => {
   it('refused for good (an ACL that no longer grants scripts): the writer fails with that error', async () => {
     const user = { username: uniqueKey('hb-user'), password: 'pw' };
-    await admin.acl('SETUSER', user.username, 'on', `>${user.password}`, '~*', '&*', '+@all');
+    await own.admin.acl('SETUSER', user.username, 'on', `>${user.password}`, '~*', '&*', '+@all');
     const key = uniqueKey('denied');
     const { failed } = await idleWriter(key, {}, user);
-    await admin.acl('SETUSER', user.username, '-@scripting');
+    await own.admin.acl('SETUSER', user.username, '-@scripting');
     const err = await failed;
     expect(err).toMatchObject({ code: ErrorCodes.REDIS, key });
     expect(err.message).toMatch(/keeping the lease \(heartbeat\) failed: NOPERM/);
@@ -61,7 +51,9 @@ describe('the heartbeat of a writer waiting for its next bytes', () => {
     expect((await busyCount()) - before).toBeGreaterThanOrEqual(3);
     writer.end('a last line\n');
     await Promise.race([once(writer, 'finish'), failed.then((err) => Promise.reject(err))]);
-    expect((await collect(createRedisReadStream(subject(admin), key))).toString()).toBe('a first line\na last line\n');
+    expect((await collect(createRedisReadStream(subject(own.admin), key))).toString()).toBe(
+      'a first line\na last line\n',
+    );
   });
 
   it('refused for a passing reason for longer than retryTimeout: the writer fails with that error', async () => {
@@ -75,7 +67,7 @@ describe('the heartbeat of a writer waiting for its next bytes', () => {
 
 /** Replies Redis refused as busy so far (`errorstat_BUSY`). */
 async function busyCount(): Promise<number> {
-  return Number(/^errorstat_BUSY:count=(\d+)/m.exec(await admin.info('errorstats'))?.[1] ?? 0);
+  return Number(/^errorstat_BUSY:count=(\d+)/m.exec(await own.admin.info('errorstats'))?.[1] ?? 0);
 }
 
 /**
@@ -83,11 +75,11 @@ async function busyCount(): Promise<number> {
  * run 20 ms) until `during()` settles, then kill it. Resolves to what `during()` resolved to.
  */
 async function busyWhile<T>(during: () => Promise<T>): Promise<T> {
-  const runner = connect(server.url);
-  const probe = connect(server.url);
+  const runner = connect(own.server.url);
+  const probe = connect(own.server.url);
   // Both ready first: a connection's ready check (INFO) is refused while Redis is busy.
   await Promise.all([runner.ping(), probe.ping()]);
-  await admin.config('SET', 'busy-reply-threshold', '20');
+  await own.admin.config('SET', 'busy-reply-threshold', '20');
   const running = runner.eval('while true do end', 0).catch(() => {});
   try {
     await eventually(async () => /^BUSY/.test(await probe.ping().catch((e: Error) => e.message)), 'Redis to be busy');
@@ -95,6 +87,6 @@ async function busyWhile<T>(during: () => Promise<T>): Promise<T> {
   } finally {
     await probe.script('KILL');
     await running;
-    await admin.config('SET', 'busy-reply-threshold', '5000');
+    await own.admin.config('SET', 'busy-reply-threshold', '5000');
   }
 }

@@ -6,8 +6,7 @@
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   createRedisReadStream,
   createRedisWriteStream,
@@ -17,35 +16,26 @@ import {
   stat,
 } from '../src/index.js';
 import { entryCost } from '../src/memory-guard.js';
-import { blockedIn, closeAll, connect, connectSubject, subject, uniqueKey } from './helpers/clients.js';
+import { blockedIn, connectSubject, subject, uniqueKey } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { channelLogOf } from './helpers/keys.js';
-import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { useOwnServer } from './helpers/own-server.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-let server: RedisServer;
-let admin: Redis;
-beforeAll(async () => {
-  server = await startRedis();
-  admin = connect(server.url);
-});
-afterAll(async () => {
-  await closeAll();
-  await server?.stop();
-});
+const own = useOwnServer();
 
 async function usedMemory(): Promise<number> {
-  return Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))![1]);
+  return Number(/^used_memory:(\d+)/m.exec(await own.admin.info('memory'))![1]);
 }
 
 /** A file nobody has read yet, that keeps Redis `bytes` above where it was: freed by reading it as its one consumer. */
 async function filler(key: string, size: number): Promise<() => Promise<void>> {
-  await pipeline(Readable.from([bytes(size, 91)]), createRedisWriteStream(subject(admin), key, { consumers: 1 }));
+  await pipeline(Readable.from([bytes(size, 91)]), createRedisWriteStream(subject(own.admin), key, { consumers: 1 }));
   return async () => {
-    await collect(createRedisReadStream(subject(admin), key, { consumer: 'only' }));
+    await collect(createRedisReadStream(subject(own.admin), key, { consumer: 'only' }));
   };
 }
 
@@ -56,7 +46,7 @@ describe('memoryWait', () => {
     const chunkSize = 64 * KiB;
     const data = bytes(MiB, 92);
     const key = uniqueKey('held');
-    const writer = createRedisWriteStream(connectSubject(server.url, { connectionName: key }), key, {
+    const writer = createRedisWriteStream(connectSubject(own.server.url, { connectionName: key }), key, {
       maxRedisMemory: limit,
       chunkSize,
     });
@@ -75,14 +65,14 @@ describe('memoryWait', () => {
     expect(writer.committedBytes).toBeLessThan(data.length);
     await free();
     await writing;
-    expect(sha256(await collect(createRedisReadStream(subject(admin), key)))).toBe(sha256(data));
-    expect(await blockedIn(admin, key)).toBe(0);
+    expect(sha256(await collect(createRedisReadStream(subject(own.admin), key)))).toBe(sha256(data));
+    expect(await blockedIn(own.admin, key)).toBe(0);
   });
 
   it('a listener that throws destroys the writer with its exception; the file is aborted and the guard closed', async () => {
     const key = uniqueKey('throws');
     // A limit of one byte: Redis never has room.
-    const writer = createRedisWriteStream(connectSubject(server.url, { connectionName: key }), key, {
+    const writer = createRedisWriteStream(connectSubject(own.server.url, { connectionName: key }), key, {
       maxRedisMemory: 1,
     });
     const thrown = new Error('stop waiting');
@@ -92,8 +82,8 @@ describe('memoryWait', () => {
     writer.end(bytes(1000, 93));
     const [err] = (await once(writer, 'error')) as [Error];
     expect(err).toBe(thrown);
-    await eventually(async () => (await stat(subject(admin), key))?.state === 'aborted', 'the file to be aborted');
-    expect(await blockedIn(admin, key)).toBe(0);
+    await eventually(async () => (await stat(subject(own.admin), key))?.state === 'aborted', 'the file to be aborted');
+    expect(await blockedIn(own.admin, key)).toBe(0);
   });
 });
 
@@ -103,7 +93,7 @@ describe('sendFiles onMemoryWait', () => {
     const files = [{ name: 'a.bin', stream: Readable.from([bytes(1000, 94)]), size: 1000 }];
     const told: { file: string; key: string; size: number | undefined; limit: number }[] = [];
     const stop = new Error('enough');
-    const sending = sendFiles(subject(admin), channel, files, {
+    const sending = sendFiles(subject(own.admin), channel, files, {
       maxRedisMemory: 1,
       onMemoryWait: (file, wait) => {
         told.push({ file: file.name, key: file.key, size: file.size, limit: wait.limit });
@@ -114,17 +104,17 @@ describe('sendFiles onMemoryWait', () => {
     expect(told).toHaveLength(1);
     expect(told[0]).toMatchObject({ file: 'a.bin', size: 1000, limit: 1 });
     // Aborted once announced; removed when the wait came before the announcement.
-    expect(['aborted', undefined]).toContain((await stat(subject(admin), told[0]!.key))?.state);
-    expect(await removeChannel(subject(admin), channel)).toBe(true);
+    expect(['aborted', undefined]).toContain((await stat(subject(own.admin), told[0]!.key))?.state);
+    expect(await removeChannel(subject(own.admin), channel)).toBe(true);
   });
 
   it('a non-function onMemoryWait rejects before anything is sent', async () => {
     const channel = uniqueKey('mem-bad');
-    const sending = sendFiles(subject(admin), channel, ['/nonexistent'], {
+    const sending = sendFiles(subject(own.admin), channel, ['/nonexistent'], {
       // @ts-expect-error: not a function
       onMemoryWait: 'loud',
     });
     await expect(sending).rejects.toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
-    expect(await admin.exists(channelLogOf(channel))).toBe(0);
+    expect(await own.admin.exists(channelLogOf(channel))).toBe(0);
   });
 });

@@ -7,35 +7,25 @@
  * complete or still being written. Counted from every XRANGE Redis ran on the file's chunk stream,
  * the open script's included.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createRedisWriteStream, type RedisWriteStream } from '../src/index.js';
-import { closeAll, connect, uniqueKey } from './helpers/clients.js';
+import { uniqueKey } from './helpers/clients.js';
 import { chunkStreamOf } from './helpers/keys.js';
 import { type ChunkRange, chunkRangesDuring } from './helpers/monitor.js';
-import { type RedisServer, startRedis } from './helpers/redis-server.js';
+import { useOwnServer } from './helpers/own-server.js';
 import { bytes, get, put } from './helpers/streams.js';
 
 // A server of this file's own: MONITOR on the shared one would also stream every other test's
 // writes into the monitor connection.
-let server: RedisServer;
-let redis: Redis;
-beforeAll(async () => {
-  server = await startRedis();
-  redis = connect(server.url);
-});
-afterAll(async () => {
-  await closeAll();
-  await server?.stop();
-});
+const own = useOwnServer();
 
 const chunkSize = 1000;
 const readAhead = 16;
 
 /** Read bytes `start` to `end` of `key`, checked against `data`; the XRANGEs it took. */
 function readRange(key: string, data: Buffer, start: number, end: number): Promise<ChunkRange[]> {
-  return chunkRangesDuring(redis, key, async () => {
-    const part = await get(redis, key, { start, end, readAhead });
+  return chunkRangesDuring(own.admin, key, async () => {
+    const part = await get(own.admin, key, { start, end, readAhead });
     expect(part.equals(data.subarray(start, end + 1))).toBe(true);
   });
 }
@@ -45,7 +35,7 @@ const spans = (ranges: ChunkRange[]) => ranges.map(({ from, to }) => [from, to])
 
 /** The chunks each XRANGE bounded by chunk on `key`'s chunk stream asked for while `during` ran. */
 async function chunksPerRequest(key: string, during: () => Promise<unknown>): Promise<number[]> {
-  return (await chunkRangesDuring(redis, key, during))
+  return (await chunkRangesDuring(own.admin, key, during))
     .filter(({ to }) => to !== Infinity)
     .map(({ from, to }) => to - from);
 }
@@ -57,7 +47,7 @@ const flushed = (writer: RedisWriteStream) =>
 describe('a range read of a complete file', () => {
   const key = uniqueKey('read-requests');
   const data = bytes(100 * chunkSize + 123, 201);
-  beforeAll(() => put(redis, key, data, { chunkSize }));
+  beforeAll(() => put(own.admin, key, data, { chunkSize }));
 
   it('of a few bytes in one chunk asks for that chunk alone', async () => {
     expect(spans(await readRange(key, data, 37 * chunkSize + 10, 37 * chunkSize + 20))).toEqual([[36, 37]]);
@@ -79,8 +69,8 @@ describe('a range read of a complete file', () => {
 
   it('to the end of the file reads whole batches, the last to the end of the stream and its end record', async () => {
     for (const end of [data.length - 1, data.length, 10 ** 9]) {
-      const ranges = await chunkRangesDuring(redis, key, async () => {
-        const part = await get(redis, key, { start: 70 * chunkSize, end, readAhead });
+      const ranges = await chunkRangesDuring(own.admin, key, async () => {
+        const part = await get(own.admin, key, { start: 70 * chunkSize, end, readAhead });
         expect(part.equals(data.subarray(70 * chunkSize))).toBe(true);
       });
       expect(spans(ranges)).toEqual([
@@ -93,7 +83,7 @@ describe('a range read of a complete file', () => {
   it('of a small file takes only the range from the open script', async () => {
     const small = uniqueKey('read-requests-small');
     const smallData = bytes(12 * chunkSize, 202);
-    await put(redis, small, smallData, { chunkSize });
+    await put(own.admin, small, smallData, { chunkSize });
     // The open script's XRANGE (the file fits one batch), and no other.
     expect(await readRange(small, smallData, 5 * chunkSize + 1, 7 * chunkSize)).toEqual([
       { from: 4, to: Infinity, count: 3 },
@@ -107,7 +97,7 @@ describe('a complete file stored in pieces', () => {
   const data = bytes(60 * chunkSize, 203);
   beforeAll(async () => {
     // Each write flushed: chunks of ten pieces of 100 bytes, as a slowly written log stores them.
-    const writer = createRedisWriteStream(redis, key, { chunkSize, flushInterval: 0 });
+    const writer = createRedisWriteStream(own.admin, key, { chunkSize, flushInterval: 0 });
     for (let at = 0; at < data.length; at += 100) {
       writer.write(data.subarray(at, at + 100));
       await flushed(writer);
@@ -116,8 +106,8 @@ describe('a complete file stored in pieces', () => {
   });
 
   it('is read a batch of chunks per request, not a batch of pieces', async () => {
-    const ranges = await chunkRangesDuring(redis, key, async () => {
-      expect((await get(redis, key, { readAhead })).equals(data)).toBe(true);
+    const ranges = await chunkRangesDuring(own.admin, key, async () => {
+      expect((await get(own.admin, key, { readAhead })).equals(data)).toBe(true);
     });
     // 600 pieces in 4 requests, where requests of 16 entries took 38.
     expect(spans(ranges)).toEqual([
@@ -137,7 +127,7 @@ describe('a range read of a file being written', () => {
   it('asks for the chunks the range covers', async () => {
     const key = uniqueKey('read-requests-writing');
     const data = bytes(40 * chunkSize, 204);
-    const writer = createRedisWriteStream(redis, key, { chunkSize, flushInterval: 0 });
+    const writer = createRedisWriteStream(own.admin, key, { chunkSize, flushInterval: 0 });
     writer.write(data);
     await flushed(writer);
     // The open script's first batch: chunks 10 to 12, counted as entries of whole chunks.
@@ -152,16 +142,18 @@ describe('a complete file with a hole longer than a batch', () => {
   it('is corrupt, however it is read: the request after an empty one reads on to the stream end', async () => {
     const key = uniqueKey('read-requests-hole');
     const data = bytes(100 * chunkSize, 205);
-    await put(redis, key, data, { chunkSize });
-    const chunks = await chunkStreamOf(redis, key);
+    await put(own.admin, key, data, { chunkSize });
+    const chunks = await chunkStreamOf(own.admin, key);
     // Chunks 16 to 60: the batches bounded at 31 and 47 find nothing at all.
-    for (let n = 16; n <= 60; n++) await redis.xdel(chunks, `${n}-2`);
+    for (let n = 16; n <= 60; n++) await own.admin.xdel(chunks, `${n}-2`);
     for (const range of [
       {},
       { start: 10 * chunkSize, end: 70 * chunkSize },
       { start: 30 * chunkSize, end: 30 * chunkSize + 9 },
     ]) {
-      await expect(get(redis, key, { ...range, readAhead })).rejects.toMatchObject({ code: 'ERR_REDIS_FILE_CORRUPT' });
+      await expect(get(own.admin, key, { ...range, readAhead })).rejects.toMatchObject({
+        code: 'ERR_REDIS_FILE_CORRUPT',
+      });
     }
   });
 });
@@ -171,15 +163,15 @@ describe('a file being written in pieces', () => {
     const key = uniqueKey('read-requests-writing-pieces');
     const data = bytes(60 * chunkSize, 206);
     const more = bytes(5 * chunkSize, 207);
-    const writer = createRedisWriteStream(redis, key, { chunkSize, flushInterval: 0 });
+    const writer = createRedisWriteStream(own.admin, key, { chunkSize, flushInterval: 0 });
     for (let at = 0; at < data.length; at += 100) {
       writer.write(data.subarray(at, at + 100));
       await flushed(writer);
     }
     // What is stored now: the open script's first batch (16 entries), then batches bounded by
     // chunk; the last stops short of its bound, and one request to the stream's end finds the end.
-    const ranges = await chunkRangesDuring(redis, key, async () => {
-      expect((await get(redis, key, { readAhead, follow: false })).equals(data)).toBe(true);
+    const ranges = await chunkRangesDuring(own.admin, key, async () => {
+      expect((await get(own.admin, key, { readAhead, follow: false })).equals(data)).toBe(true);
     });
     expect(ranges.length).toBeLessThanOrEqual(7);
     expect(ranges[0]).toEqual({ from: -1, to: Infinity, count: readAhead });
@@ -188,7 +180,7 @@ describe('a file being written in pieces', () => {
     expect(bounded.length).toBeGreaterThan(0);
     expect(bounded.every(({ from, to }) => to - from === readAhead)).toBe(true);
     // A follower reads the same, then what is written after it, to the end record.
-    const following = get(redis, key, { readAhead });
+    const following = get(own.admin, key, { readAhead });
     writer.write(more);
     await new Promise<void>((resolve, reject) => writer.end((err?: Error | null) => (err ? reject(err) : resolve())));
     expect((await following).equals(Buffer.concat([data, more]))).toBe(true);
@@ -199,11 +191,11 @@ describe('readAheadBytes: the bytes of one request', () => {
   it('asks for readAheadBytes / chunkSize chunks per request, at most readAhead, at least one', async () => {
     const key = uniqueKey('read-ahead');
     const data = bytes(40 * 1000, 81);
-    await put(redis, key, data, { chunkSize: 1000 });
+    await put(own.admin, key, data, { chunkSize: 1000 });
     const chunks = await chunksPerRequest(key, async () => {
-      expect((await get(redis, key, { readAheadBytes: 3000 })).equals(data)).toBe(true);
-      expect((await get(redis, key, { readAheadBytes: 1_000_000, readAhead: 5 })).equals(data)).toBe(true);
-      expect((await get(redis, key, { readAheadBytes: 10 })).equals(data)).toBe(true);
+      expect((await get(own.admin, key, { readAheadBytes: 3000 })).equals(data)).toBe(true);
+      expect((await get(own.admin, key, { readAheadBytes: 1_000_000, readAhead: 5 })).equals(data)).toBe(true);
+      expect((await get(own.admin, key, { readAheadBytes: 10 })).equals(data)).toBe(true);
     });
     expect(new Set(chunks)).toEqual(new Set([3, 5, 1]));
   });
@@ -211,15 +203,15 @@ describe('readAheadBytes: the bytes of one request', () => {
   it('defaults to 4 MiB: 16 chunks of 256 KiB, 4 chunks of 1 MiB', async () => {
     const key = uniqueKey('read-ahead-mib');
     const data = bytes(10 * 1024 * 1024, 82);
-    await put(redis, key, data, { chunkSize: 1024 * 1024 });
+    await put(own.admin, key, data, { chunkSize: 1024 * 1024 });
     const small = uniqueKey('read-ahead-kib');
-    await put(redis, small, data, { chunkSize: 256 * 1024 });
+    await put(own.admin, small, data, { chunkSize: 256 * 1024 });
     // Chunks 0 to 3 and 4 to 7; then the rest, and the end record, to the stream's end.
-    expect(await chunksPerRequest(key, async () => expect((await get(redis, key)).equals(data)).toBe(true))).toEqual([
-      4, 4,
-    ]);
     expect(
-      await chunksPerRequest(small, async () => expect((await get(redis, small)).equals(data)).toBe(true)),
+      await chunksPerRequest(key, async () => expect((await get(own.admin, key)).equals(data)).toBe(true)),
+    ).toEqual([4, 4]);
+    expect(
+      await chunksPerRequest(small, async () => expect((await get(own.admin, small)).equals(data)).toBe(true)),
     ).toEqual([16, 16]);
   });
 });
