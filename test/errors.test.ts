@@ -299,7 +299,8 @@ describe('coded errors on the stream', () => {
 
   it('a second writer on a key being written gets ERR_REDIS_FILE_EXISTS, even with overwrite', async () => {
     const key = uniqueKey('busy');
-    const first = createRedisWriteStream(subject(redis), key);
+    // Alive all along: a short interval only shortens the lease the second writer waits out.
+    const first = createRedisWriteStream(subject(redis), key, { heartbeatInterval: 100 });
     first.write(Buffer.from('hello'));
     await once(first, 'ready');
     await expect(put(redis, key, Buffer.from('x'), { overwrite: true })).rejects.toMatchObject({

@@ -180,7 +180,8 @@ describe('rename', () => {
     const from = uniqueKey('mv-onto-busy-from');
     const to = uniqueKey('mv-onto-busy');
     await put(redis, from, Buffer.from('new'));
-    const writer = createRedisWriteStream(subject(redis), to);
+    // Alive all along: a short interval only shortens the lease the rename waits out.
+    const writer = createRedisWriteStream(subject(redis), to, { heartbeatInterval: 100 });
     writer.write(Buffer.from('abc'));
     await once(writer, 'ready');
     for (const overwrite of [false, true]) {
