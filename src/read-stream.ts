@@ -5,10 +5,19 @@
  */
 
 import type { Buffer } from 'node:buffer';
-import { addAbortSignal, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { createGunzip, type Gunzip, constants as zlibConstants } from 'node:zlib';
 import { ConsumerBook } from './consumer.js';
-import { aborted, corrupt, decodeFailed, isRetryable, notFound, outOfRange, wrapRedisError } from './errors.js';
+import {
+  aborted,
+  corrupt,
+  decodeFailed,
+  isRetryable,
+  notFound,
+  outOfRange,
+  signalAbortError,
+  wrapRedisError,
+} from './errors.js';
 import { type FileStat, toFileStat } from './file-stat.js';
 import { abortedError, FileWatch, type Found, type RawEntry, trimmedError } from './file-watch.js';
 import {
@@ -29,6 +38,7 @@ import { type Progress, ProgressTicker } from './progress.js';
 import { portOf, type RedisClient, type RedisPort } from './redis/port.js';
 import { Pauses, RETRY_MAX_MS, RETRY_MIN_MS } from './retry.js';
 import { EntrySequence, type Step } from './sequence.js';
+import { onceAborted } from './shared-listener.js';
 import { LinkEstimate, linkMemory, probeLink, timeAsProbe } from './window-size.js';
 
 /**
@@ -128,6 +138,8 @@ export class RedisReadStream extends Readable {
   #stoppedInside = false;
   #endedInside = false;
   readonly #progress: ProgressTicker;
+  /** Stops listening for the `signal` option's abort (set while it may come). */
+  #stopAbortWait: (() => void) | undefined;
   /** An open started before the first read (see {@link RedisReadStream.openEarly}), for #open to take. */
   #early: Promise<Found | undefined> | undefined;
 
@@ -141,8 +153,10 @@ export class RedisReadStream extends Readable {
     this.#watch = new FileWatch(client, key, this.#keys, opts);
     this.#progress = new ProgressTicker(opts.progressInterval, (p) => this.emit('progress', p));
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
-    // the fields above.
-    if (opts.signal) addAbortSignal(opts.signal, this);
+    // the fields above. Streams given one signal share one listener on it (see onceAborted).
+    const { signal } = opts;
+    if (signal?.aborted) this.destroy(signalAbortError(signal));
+    else if (signal) this.#stopAbortWait = onceAborted(signal, () => this.destroy(signalAbortError(signal)));
   }
 
   /** Stored bytes delivered so far (before decompression). */
@@ -188,6 +202,7 @@ export class RedisReadStream extends Readable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#stopAbortWait?.();
     this.#done = true;
     this.#pauses.cancel();
     this.#gunzip?.destroy();

@@ -24,6 +24,7 @@ import {
 import { type Progress, ProgressTicker } from './progress.js';
 import { portOf, type RedisClient, type RedisPort } from './redis/port.js';
 import { Pauses, within } from './retry.js';
+import { onceAborted } from './shared-listener.js';
 import { linkMemory, probeLink } from './window-size.js';
 
 /** How long `destroy()` waits for the abort record to be stored before it lets go. */
@@ -95,6 +96,8 @@ export class RedisWriteStream extends Writable {
   readonly #guard: MemoryGuard | undefined;
   /** The end record is on its way: an abort now is too late to take back, and is ignored. */
   #committing = false;
+  /** Stops listening for the `signal` option's abort (set while it may come). */
+  #stopAbortWait: (() => void) | undefined;
   readonly #onAbort = (): void => {
     if (!this.#committing) this.destroy(signalAbortError(this.#opts.signal!));
   };
@@ -150,8 +153,9 @@ export class RedisWriteStream extends Writable {
     );
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
     // the fields above.
+    // Streams given one signal share one listener on it (see onceAborted).
     if (opts.signal?.aborted) this.destroy(signalAbortError(opts.signal));
-    else opts.signal?.addEventListener('abort', this.#onAbort, { once: true });
+    else if (opts.signal) this.#stopAbortWait = onceAborted(opts.signal, this.#onAbort);
   }
 
   /** Bytes acknowledged by Redis so far (with `resume`, counting what was stored before). */
@@ -251,7 +255,7 @@ export class RedisWriteStream extends Writable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#opts.signal?.removeEventListener('abort', this.#onAbort);
+    this.#stopAbortWait?.();
     this.#lease.stopHeartbeat();
     this.#pauses.cancel();
     this.#flushTimer.stop();
@@ -531,7 +535,7 @@ export class RedisWriteStream extends Writable {
       throw aborted(this.key, 'the file was removed or taken over by another writer before it was complete');
     if (reply.status === 'corrupt') throw corrupt(this.key, `cannot commit: ${reply.detail}`);
     this.#committed = true;
-    this.#opts.signal?.removeEventListener('abort', this.#onAbort);
+    this.#stopAbortWait?.();
     this.#progress.tick(cut.bytes, cut.bytes, true);
   }
 }

@@ -29,6 +29,7 @@ const LAYERS: readonly { readonly name: string; readonly members: readonly strin
       'progress.ts',
       'consumed.ts',
       'window-size.ts',
+      'shared-listener.ts',
     ],
   },
   { name: 'format', members: ['format.ts', 'format/'] },

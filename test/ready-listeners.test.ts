@@ -3,12 +3,14 @@
  * its streams together) wait for the client to be ready, to time their probe of the link. However
  * many wait, the client carries one 'ready' listener of the package's, so that Node never warns of
  * a listener leak; once they are done, none. The same for 'end', which channel receivers and
- * followers listen for (a client closed by its owner ends them at once).
+ * followers listen for (a client closed by its owner ends them at once), and for 'abort' on an
+ * AbortSignal that many streams and receivers share (one controller to cancel them all).
  */
 
-import { type EventEmitter, setMaxListeners } from 'node:events';
+import { type EventEmitter, getEventListeners } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRedisReadStream, receiveFiles } from '../src/index.js';
+import { createRedisReadStream, createRedisWriteStream, receiveFiles } from '../src/index.js';
 import { portOf } from '../src/redis/port.js';
 import {
   blockedIn,
@@ -80,9 +82,8 @@ describe("receivers and followers on one client: one 'end' listener", () => {
     const warnings: Error[] = [];
     const onWarning = (warning: Error): void => void warnings.push(warning);
     process.on('warning', onWarning);
+    // One signal for all 24: it carries one listener of the package's too (see below).
     const stop = new AbortController();
-    // One signal for all 24 (Node warns of more than 10 listeners on a signal, as for its own streams).
-    setMaxListeners(100, stop.signal);
     try {
       const name = uniqueConnectionName('end-listeners');
       const client = await subjectConnected(connectSubject(undefined, { connectionName: name }));
@@ -115,5 +116,68 @@ describe("receivers and followers on one client: one 'end' listener", () => {
       stop.abort();
       process.off('warning', onWarning);
     }
+  });
+});
+
+describe("streams and receivers given one AbortSignal: one 'abort' listener", () => {
+  it('adds one listener for 20 readers, 12 writers and 6 receivers, warns of nothing, aborts them all, and leaves none', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning);
+    process.on('warning', onWarning);
+    const stop = new AbortController();
+    const { signal } = stop;
+    try {
+      const name = uniqueConnectionName('abort-listeners');
+      const client = await subjectConnected(connectSubject(undefined, { connectionName: name }));
+      const closed = (stream: Readable | Writable): Promise<unknown> =>
+        new Promise((resolve) => stream.on('close', () => resolve(stream.errored)));
+      const readers = Array.from({ length: 20 }, (_, i) => {
+        const reader = createRedisReadStream(client, uniqueKey(`abort-file-${i}`), { waitForCreate: 600_000, signal });
+        reader.on('error', () => {});
+        reader.resume();
+        return closed(reader);
+      });
+      const writers = Array.from({ length: 12 }, (_, i) => {
+        const writer = createRedisWriteStream(client, uniqueKey(`abort-written-${i}`), { signal });
+        writer.on('error', () => {});
+        writer.write('a first line\n');
+        return { writer, closed: closed(writer) };
+      });
+      const receivers = Array.from({ length: 6 }, (_, i) =>
+        receiveFiles(client, uniqueKey(`abort-channel-${i}`), { consumer: 'r', signal })
+          .next()
+          .then(
+            () => undefined,
+            (err: unknown) => err,
+          ),
+      );
+      await Promise.all(writers.map(({ writer }) => new Promise((resolve) => writer.once('ready', resolve))));
+      await eventually(
+        async () => (await blockedIn(redis, name, 'xreadgroup')) === 6 && (await blockedIn(redis, name)) >= 1,
+        'the receivers and readers to wait',
+      );
+      expect(getEventListeners(signal, 'abort')).toHaveLength(1);
+      stop.abort();
+      const aborted = { name: 'AbortError', code: 'ABORT_ERR' };
+      for (const err of await Promise.all(readers)) expect(err).toMatchObject(aborted);
+      for (const err of await Promise.all(writers.map((w) => w.closed))) expect(err).toMatchObject(aborted);
+      for (const err of await Promise.all(receivers)) expect(err).toMatchObject(aborted);
+      expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+      await new Promise<void>((resolve) => process.nextTick(resolve));
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      stop.abort();
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('leaves no listener on the signal once its streams are done without it', async () => {
+    const { signal } = new AbortController();
+    const data = bytes(3 * KiB, 412);
+    const keys = Array.from({ length: 15 }, (_, i) => uniqueKey(`abort-done-${i}`));
+    await Promise.all(keys.map((key) => put(redis, key, data, { chunkSize: KiB, signal })));
+    const read = await Promise.all(keys.map((key) => get(redis, key, { signal })));
+    for (const got of read) expect(got.equals(data)).toBe(true);
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
   });
 });

@@ -26,6 +26,7 @@ import { hashSlot } from '../redis/slot.js';
 import { nextDelay, RETRY_MIN_MS } from '../retry.js';
 import type { AckReply } from '../scripts/consumers.js';
 import { ACK, ACK_ANNOUNCED, JOIN, run } from '../scripts/index.js';
+import { onceAborted } from '../shared-listener.js';
 import { checkChannel } from './log.js';
 
 /** Options of {@link receiveFiles}. */
@@ -200,7 +201,7 @@ async function* receive(
   // background then stops, and opens no connection again.
   let over = false;
   const onAbort = (): void => blocking?.close();
-  signal?.addEventListener('abort', onAbort, { once: true });
+  const stopAbortWait = signal ? onceAborted(signal, onAbort) : undefined;
   // A client closed by its owner ends the receiver at once, not when the blocking read returns
   // (up to WAIT_MS later): its connection is closed, and the failed read tells why.
   const stopListening = client.onClosed(() => blocking?.close());
@@ -421,7 +422,7 @@ async function* receive(
     }
   } finally {
     over = true;
-    signal?.removeEventListener('abort', onAbort);
+    stopAbortWait?.();
     stopListening();
     current?.destroy();
     // The next file, opening already: nobody reads it now (a restart delivers it again).

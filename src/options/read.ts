@@ -115,7 +115,10 @@ export interface ReadStreamOptions extends KeyOptions {
    * @default 250
    */
   progressInterval?: number;
-  /** Aborts the read: the stream is destroyed and leaves its blocking read at once. */
+  /**
+   * Aborts the read: the stream is destroyed with an `AbortError` and leaves its blocking read at
+   * once. Streams given the same signal hold one listener on it between them.
+   */
   signal?: AbortSignal;
   /**
    * Bytes buffered in the stream before fetching pauses.

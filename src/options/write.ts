@@ -164,7 +164,10 @@ export interface WriteStreamOptions extends KeyOptions {
    * @default 250
    */
   progressInterval?: number;
-  /** Aborts the upload: the stream is destroyed and the file marked aborted. */
+  /**
+   * Aborts the upload: the stream is destroyed with an `AbortError` and the file marked aborted.
+   * Streams given the same signal hold one listener on it between them.
+   */
   signal?: AbortSignal;
   /**
    * Bytes buffered before `write()` returns false (on top of the in-flight chunks).

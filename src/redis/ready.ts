@@ -7,6 +7,8 @@
  * @module
  */
 
+import { type SharedListener, shareListener } from '../shared-listener.js';
+
 /** The client events the package waits for: `disconnect` is a node-redis cluster's `end`. */
 export type ClientEvent = 'ready' | 'end' | 'disconnect';
 
@@ -17,7 +19,7 @@ export interface ClientEmitter {
 }
 
 /** Per event, per client: the listeners waiting for its next occurrence, and the one listener on the client. */
-const waiting: Record<ClientEvent, WeakMap<ClientEmitter, { listeners: Set<() => void>; fire: () => void }>> = {
+const waiting: Record<ClientEvent, WeakMap<ClientEmitter, SharedListener>> = {
   ready: new WeakMap(),
   end: new WeakMap(),
   disconnect: new WeakMap(),
@@ -28,27 +30,13 @@ const waiting: Record<ClientEvent, WeakMap<ClientEmitter, { listeners: Set<() =>
  * client has one listener of the package's for the event while any wait, and none once none do.
  */
 export function onceEvent(client: ClientEmitter, event: ClientEvent, listener: () => void): () => void {
-  let entry = waiting[event].get(client);
-  if (entry === undefined) {
-    const listeners = new Set<() => void>();
-    const fire = (): void => {
-      // Taken all at once: a listener that waits again (a new stream) waits for the next event.
-      const now = [...listeners];
-      listeners.clear();
-      for (const l of now) l();
-    };
-    entry = { listeners, fire };
-    waiting[event].set(client, entry);
-  }
-  const { listeners, fire } = entry;
-  // A function may wait twice (two streams sharing a callback): each wait is its own.
-  const wait = (): void => listener();
-  if (listeners.size === 0) client.once(event, fire);
-  listeners.add(wait);
-  return () => {
-    if (!listeners.delete(wait)) return;
-    if (listeners.size === 0) client.off(event, fire);
-  };
+  return shareListener(
+    waiting[event],
+    client,
+    (fire) => client.once(event, fire),
+    (fire) => client.off(event, fire),
+    listener,
+  );
 }
 
 /** Call `listener` once when `client` is next ready; returns a function that cancels it. */
