@@ -5,7 +5,7 @@
  */
 
 import type { Buffer } from 'node:buffer';
-import { Readable } from 'node:stream';
+import { finished, Readable } from 'node:stream';
 import { createGunzip, type Gunzip, constants as zlibConstants } from 'node:zlib';
 import { ConsumerBook } from './consumer.js';
 import {
@@ -138,8 +138,6 @@ export class RedisReadStream extends Readable {
   #stoppedInside = false;
   #endedInside = false;
   readonly #progress: ProgressTicker;
-  /** Stops listening for the `signal` option's abort (set while it may come). */
-  #stopAbortWait: (() => void) | undefined;
   /** An open started before the first read (see {@link RedisReadStream.openEarly}), for #open to take. */
   #early: Promise<Found | undefined> | undefined;
 
@@ -153,10 +151,15 @@ export class RedisReadStream extends Readable {
     this.#watch = new FileWatch(client, key, this.#keys, opts);
     this.#progress = new ProgressTicker(opts.progressInterval, (p) => this.emit('progress', p));
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
-    // the fields above. Streams given one signal share one listener on it (see onceAborted).
+    // the fields above. As stream.addAbortSignal does, but with one listener on a signal that many
+    // streams share (see onceAborted); `finished` removes it once the stream is done, and its
+    // 'error' listener keeps an abort from being an uncaught error, as with Node's own streams.
     const { signal } = opts;
     if (signal?.aborted) this.destroy(signalAbortError(signal));
-    else if (signal) this.#stopAbortWait = onceAborted(signal, () => this.destroy(signalAbortError(signal)));
+    else if (signal) {
+      const stopWaiting = onceAborted(signal, () => this.destroy(signalAbortError(signal)));
+      finished(this, stopWaiting);
+    }
   }
 
   /** Stored bytes delivered so far (before decompression). */
@@ -202,7 +205,6 @@ export class RedisReadStream extends Readable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#stopAbortWait?.();
     this.#done = true;
     this.#pauses.cancel();
     this.#gunzip?.destroy();

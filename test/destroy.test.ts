@@ -137,6 +137,19 @@ describe('destroy and abort', () => {
     writer.destroy();
   });
 
+  it("an AbortSignal stops a reader nobody listens to for 'error' without an uncaught error, as with Node's own streams", async () => {
+    const key = uniqueKey('rsignal-unheard');
+    const ac = new AbortController();
+    // Opened and never read (a stream made ahead of its use): no 'error' listener of the caller's.
+    const reader = createRedisReadStream(subject(redis), key, { waitForCreate: 60_000, signal: ac.signal });
+    ac.abort();
+    // Not events.once, which would listen for 'error' itself.
+    await new Promise((resolve) => reader.on('close', resolve));
+    expect(reader.errored).toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+    // An uncaught error would be emitted on the next tick after 'close': the run would report it.
+    await new Promise((resolve) => setImmediate(resolve));
+  });
+
   it('works with the callback form of pipeline', async () => {
     const key = uniqueKey('cb');
     const data = bytes(3000);
