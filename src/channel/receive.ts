@@ -289,9 +289,14 @@ async function* receive(
         await new Promise((resolve) => setTimeout(resolve, pause).unref());
         continue;
       }
-      failingSince = 0;
-      pause = 0;
       const entries = entriesOf(reply);
+      // A blocking read answered, or entries came: the trouble is over. (The read of the pending
+      // entries that follows a failed blocking read goes through the caller's client, and its
+      // answer says nothing of the blocking connection, which may fail again and again.)
+      if (waiting || entries.length > 0) {
+        failingSince = 0;
+        pause = 0;
+      }
       if (entries.length > 0) lastRead = entries[entries.length - 1]![0];
       if (entries.length === 0 && pending !== undefined && !lookedForClose) {
         lookedForClose = true;

@@ -8,6 +8,7 @@
 import { LONGEST_BLOCK_MS, SLOTS } from './limits.js';
 import type { Arg, BlockingConnection, Connection, IoredisLikeClient, KeyWatch, RedisPort, Settled } from './port.js';
 import { onceClosed, onceReady } from './ready.js';
+import { Refusals } from './refusals.js';
 import { hashSlot, noPrimary, redirection, slotMoving } from './slot.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
@@ -106,6 +107,32 @@ function sender(client: Client): Connection['send'] {
     if (typeof method === 'function') return method.apply(client, args);
     return buffers ? client.callBuffer(name, ...args) : client.call(name, ...args);
   };
+}
+
+/**
+ * `send` on a connection of the package's own, failing what it sent once Redis has closed the
+ * connection a few times in a row before it was ready (see refusals.ts); the
+ * connection is closed then. A cluster node's connection does not reconnect: its first close
+ * fails its commands already.
+ */
+function refusable(conn: Client, send: Connection['send']): Connection['send'] {
+  let refused: Error | undefined;
+  let reject!: (err: Error) => void;
+  const refusal = new Promise<never>((_, r) => {
+    reject = r;
+  });
+  refusal.catch(() => {});
+  const refusals = new Refusals((err) => {
+    refused = err;
+    reject(err);
+    conn.disconnect();
+  });
+  conn.on('connect', () => refusals.connected());
+  conn.on('ready', () => refusals.ready());
+  conn.on('error', (err: unknown) => refusals.failed(err as Error));
+  conn.on('close', () => refusals.closed());
+  return (key, args, buffers) =>
+    refused !== undefined ? Promise.reject(refused) : Promise.race([send(key, args, buffers), refusal]);
 }
 
 /** A client's methods named after commands. */
@@ -282,7 +309,7 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       conn.on('error', () => {});
       const hostPort = `${conn.options.host}:${conn.options.port}`;
       return {
-        send: sender(conn),
+        send: refusable(conn, sender(conn)),
         unblock: async (id) => {
           const via = cluster ? nodeAt(hostPort) : client;
           if (via === undefined) throw new Error(`no connection to ${hostPort} to unblock a read`);

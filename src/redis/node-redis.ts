@@ -19,6 +19,7 @@ import type {
   Settled,
 } from './port.js';
 import { onceClosed, onceReady } from './ready.js';
+import { Refusals } from './refusals.js';
 import { hashSlot, noPrimary, redirection, slotMoving } from './slot.js';
 import { INVALIDATE_CHANNEL, trackingArgs } from './tracking.js';
 
@@ -215,15 +216,29 @@ function ownConnection(
 ): BlockingConnection {
   let closed = false;
   let own: Client | undefined;
-  let closeNow!: () => void;
+  let closeNow!: (err: Error) => void;
   // A close does not wait for the connection: node-redis may retry connecting for ever.
   const closing = new Promise<never>((_, reject) => {
-    closeNow = () => reject(new Error('Connection is closed'));
+    closeNow = reject;
   });
   closing.catch(() => {});
+  // Refused before it was ready, again and again (see refusals.ts): what waits fails, saying why.
+  let refused: Error | undefined;
+  const refusals = new Refusals((err) => {
+    refused = err;
+    closed = true;
+    closeNow(err);
+    own?.destroy();
+  });
   const connected = source.then((c) => {
     own = c.duplicate(overrides(c));
-    own.on('error', () => {});
+    own.on('connect', () => refusals.connected());
+    own.on('ready', () => refusals.ready());
+    // node-redis reports a failed connection by an error, and connects again (or not) after it.
+    own.on('error', (err: unknown) => {
+      refusals.failed(err as Error);
+      refusals.closed();
+    });
     if (closed) return own;
     const conn = own;
     return conn.connect().then(() => {
@@ -238,13 +253,13 @@ function ownConnection(
   return {
     send: async (key, args, buffers) => {
       const s = await send;
-      if (closed) throw new Error('Connection is closed');
+      if (closed) throw refused ?? new Error('Connection is closed');
       return s(key, args, buffers);
     },
     unblock: async (id) => Number(await (await unblockVia()).sendCommand(['CLIENT', 'UNBLOCK', String(id)])),
     close: () => {
       closed = true;
-      closeNow();
+      closeNow(new Error('Connection is closed'));
       // Connected, or still connecting (or reconnecting): either way it goes now.
       if (own?.isOpen) own.destroy();
     },

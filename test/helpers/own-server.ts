@@ -6,7 +6,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
 import { closeAll, connect } from './clients.js';
-import { type RedisServer, startRedis } from './redis-server.js';
+import { type RedisServer, type StartRedisOptions, startRedis } from './redis-server.js';
 
 /** The file's server and an ioredis client on it; both exist only inside its tests. */
 export interface OwnServer {
@@ -17,13 +17,13 @@ export interface OwnServer {
 /**
  * Start a server of the file's own before its tests and an ioredis client on it; after them,
  * close every client the tests made ({@link closeAll}) and stop the server. Call at the top of a
- * test file.
+ * test file. `options` start the server (its `args`, say).
  */
-export function useOwnServer(): OwnServer {
+export function useOwnServer(options?: StartRedisOptions): OwnServer {
   let server: RedisServer | undefined;
   let admin: Redis | undefined;
   beforeAll(async () => {
-    server = await startRedis();
+    server = await startRedis(options);
     admin = connect(server.url);
   });
   afterAll(async () => {
