@@ -29,6 +29,21 @@ const KiB = 1024;
 const redis = connect();
 afterAll(closeAll);
 
+/** Listens for the process's warnings until `stop()`: `leaks()` gives those of a listener leak. */
+function watchWarnings(): { leaks: () => Promise<Error[]>; stop: () => void } {
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error): void => void warnings.push(warning);
+  process.on('warning', onWarning);
+  return {
+    async leaks() {
+      // A warning is emitted on the next tick after the listener that passes the limit.
+      await new Promise<void>((resolve) => process.nextTick(resolve));
+      return warnings.filter((w) => w.name === 'MaxListenersExceededWarning');
+    },
+    stop: () => process.off('warning', onWarning),
+  };
+}
+
 describe("streams on a connecting client: one 'ready' listener", () => {
   it('adds at most one listener for 40 streams, warns of nothing, and leaves none', async () => {
     const chunkSize = 16 * KiB;
@@ -37,9 +52,7 @@ describe("streams on a connecting client: one 'ready' listener", () => {
     const source = uniqueKey('ready-source');
     await put(redis, source, data, { chunkSize });
 
-    const warnings: Error[] = [];
-    const onWarning = (warning: Error): void => void warnings.push(warning);
-    process.on('warning', onWarning);
+    const warnings = watchWarnings();
     try {
       const client = connectSubject(undefined, { lazyConnect: false });
       const emitter = client as unknown as EventEmitter;
@@ -68,20 +81,16 @@ describe("streams on a connecting client: one 'ready' listener", () => {
       // One of the package's, and one the client library may hold while it connects (ioredis's).
       expect(most).toBeLessThanOrEqual(before + 2);
       expect(emitter.listenerCount('ready')).toBeLessThanOrEqual(before);
-      // A warning is emitted on the next tick after the listener that passes the limit.
-      await new Promise<void>((resolve) => process.nextTick(resolve));
-      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+      expect(await warnings.leaks()).toEqual([]);
     } finally {
-      process.off('warning', onWarning);
+      warnings.stop();
     }
   });
 });
 
 describe("receivers and followers on one client: one 'end' listener", () => {
   it('adds at most one listener for 12 receivers and 12 followers, warns of nothing, and leaves none', async () => {
-    const warnings: Error[] = [];
-    const onWarning = (warning: Error): void => void warnings.push(warning);
-    process.on('warning', onWarning);
+    const warnings = watchWarnings();
     // One signal for all 24: it carries one listener of the package's too (see below).
     const stop = new AbortController();
     try {
@@ -110,20 +119,17 @@ describe("receivers and followers on one client: one 'end' listener", () => {
       stop.abort();
       await Promise.all([...receivers, ...followers]);
       await eventually(async () => emitter.listenerCount('end') === before, "the package's 'end' listener to go");
-      await new Promise<void>((resolve) => process.nextTick(resolve));
-      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+      expect(await warnings.leaks()).toEqual([]);
     } finally {
       stop.abort();
-      process.off('warning', onWarning);
+      warnings.stop();
     }
   });
 });
 
 describe("streams and receivers given one AbortSignal: one 'abort' listener", () => {
   it('adds one listener for 20 readers, 12 writers and 6 receivers, warns of nothing, aborts them all, and leaves none', async () => {
-    const warnings: Error[] = [];
-    const onWarning = (warning: Error): void => void warnings.push(warning);
-    process.on('warning', onWarning);
+    const warnings = watchWarnings();
     const stop = new AbortController();
     const { signal } = stop;
     try {
@@ -163,11 +169,10 @@ describe("streams and receivers given one AbortSignal: one 'abort' listener", ()
       for (const err of await Promise.all(writers.map((w) => w.closed))) expect(err).toMatchObject(aborted);
       for (const err of await Promise.all(receivers)) expect(err).toMatchObject(aborted);
       expect(getEventListeners(signal, 'abort')).toHaveLength(0);
-      await new Promise<void>((resolve) => process.nextTick(resolve));
-      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+      expect(await warnings.leaks()).toEqual([]);
     } finally {
       stop.abort();
-      process.off('warning', onWarning);
+      warnings.stop();
     }
   });
 
