@@ -500,6 +500,10 @@ class Lane implements LaneLike {
       return;
     }
     if (reply && included.length > 1 && (await this.#probe(included)) > 0) return;
+    // A connection that failed otherwise than by Redis's answer (timed out, or given up after Redis
+    // refused it again and again, see redis/refusals.ts) is not read on again: the members that
+    // did not wait in this read, and the next to come, get a new one.
+    if (!reply) this.#dropConnection();
     for (const m of included) m.fail(err);
   }
 

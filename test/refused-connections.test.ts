@@ -10,7 +10,16 @@
 import { describe, expect, it } from 'vitest';
 import { createRedisReadStream, createRedisWriteStream, type RedisClient, receiveFiles } from '../src/index.js';
 import { portOf } from '../src/redis/port.js';
-import { connect, connectSubject, disconnectSubject, subjectConnected, uniqueKey } from './helpers/clients.js';
+import {
+  blockedIn,
+  clientList,
+  connect,
+  connectSubject,
+  disconnectSubject,
+  subjectConnected,
+  uniqueConnectionName,
+  uniqueKey,
+} from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { useOwnServer } from './helpers/own-server.js';
 
@@ -81,5 +90,64 @@ describe('a server at its maxclients limit, refusing the connections the package
     const files = receiveFiles(client, uniqueKey('full-channel'), { consumer: 'r', idleTimeout: 1000 });
     await expect(files.next()).rejects.toMatchObject(REFUSED);
     await release();
+  });
+
+  it('leaves no follower of a shared blocking connection it gave up on with it: one that waits again, once there is room, reads on', async () => {
+    const { admin } = own;
+    await admin.config('SET', 'maxclients', '10');
+    const name = uniqueConnectionName('full-lane');
+    const client = await subjectConnected(connectSubject(own.server.url, { connectionName: name }));
+    try {
+      // A follower that waited in the shared blocking read, then took a write it does not consume:
+      // it stays in the read's group without waiting in it.
+      const keyA = uniqueKey('full-lane-a');
+      const writerA = createRedisWriteStream(client, keyA);
+      writerA.write('first\n');
+      const followerA = createRedisReadStream(client, keyA, { highWaterMark: 1 });
+      const gotA: string[] = [];
+      followerA.on('data', (data: Buffer) => gotA.push(data.toString()));
+      const failedA = failure(followerA);
+      await eventually(() => gotA.join('') === 'first\n', 'the first line to reach the follower');
+      await eventually(async () => (await blockedIn(admin, name)) === 1, 'the follower to wait');
+      followerA.pause();
+      writerA.write('second\n');
+      writerA.flush();
+      await eventually(() => followerA.readableLength > 0, 'the second line to wait in the paused follower');
+      // The shared connection goes, and the server, full now, refuses it again and again.
+      const lane = (await clientList(admin))
+        .split('\n')
+        .find((line) => line.includes(` name=${name} `) && /\bcmd=xread\b/.test(line));
+      const laneId = /\bid=(\d+)/.exec(lane ?? '')?.[1];
+      expect(laneId).toBeDefined();
+      const rejected = async (): Promise<number> =>
+        Number(/rejected_connections:(\d+)/.exec(await admin.info('stats'))?.[1]);
+      const before = await rejected();
+      const connected = /connected_clients:(\d+)/.exec(await admin.info('clients'))?.[1];
+      await admin
+        .multi()
+        .call('CLIENT', 'KILL', 'ID', laneId!)
+        .config('SET', 'maxclients', String(Number(connected) - 1))
+        .exec();
+      await eventually(async () => (await rejected()) >= before + 3, 'Redis to refuse the connection 3 times');
+      // A follower that waits now fails, saying why.
+      const keyB = uniqueKey('full-lane-b');
+      const writerB = createRedisWriteStream(client, keyB);
+      writerB.write('b\n');
+      const followerB = createRedisReadStream(client, keyB);
+      const failedB = failure(followerB);
+      followerB.resume();
+      expect(await failedB).toMatchObject(REFUSED);
+      // Room again: the paused follower reads on, on a new connection.
+      await admin.config('SET', 'maxclients', '10');
+      followerA.resume();
+      writerA.end('third\n');
+      await new Promise((resolve) => followerA.once('end', resolve));
+      expect(gotA.join('')).toBe('first\nsecond\nthird\n');
+      expect(await Promise.race([failedA, 'none'])).toBe('none');
+      writerB.destroy();
+    } finally {
+      disconnectSubject(client);
+      await admin.config('SET', 'maxclients', '3');
+    }
   });
 });
