@@ -16,12 +16,14 @@ import {
   connect,
   connectSubject,
   disconnectSubject,
+  subject,
   subjectConnected,
   uniqueConnectionName,
   uniqueKey,
 } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
 import { useOwnServer } from './helpers/own-server.js';
+import { startProxy } from './helpers/proxy.js';
 
 // The file's server admits 3 clients: its admin client, the caller's client of each test, and
 // the one below, which fills it once the caller's is connected.
@@ -103,6 +105,7 @@ describe('a server at its maxclients limit, refusing the connections the package
       const keyA = uniqueKey('full-lane-a');
       const writerA = createRedisWriteStream(client, keyA);
       writerA.write('first\n');
+      await new Promise((resolve) => writerA.once('ready', resolve));
       const followerA = createRedisReadStream(client, keyA, { highWaterMark: 1 });
       const gotA: string[] = [];
       followerA.on('data', (data: Buffer) => gotA.push(data.toString()));
@@ -133,6 +136,7 @@ describe('a server at its maxclients limit, refusing the connections the package
       const keyB = uniqueKey('full-lane-b');
       const writerB = createRedisWriteStream(client, keyB);
       writerB.write('b\n');
+      await new Promise((resolve) => writerB.once('ready', resolve));
       const followerB = createRedisReadStream(client, keyB);
       const failedB = failure(followerB);
       followerB.resume();
@@ -147,6 +151,39 @@ describe('a server at its maxclients limit, refusing the connections the package
       writerB.destroy();
     } finally {
       disconnectSubject(client);
+      await admin.config('SET', 'maxclients', '3');
+    }
+  });
+
+  it("gives up on no connection while the caller's client is down too (a proxy turning every connection away): the follower reads on once Redis is back", async () => {
+    const { admin } = own;
+    await admin.config('SET', 'maxclients', '10');
+    const proxy = await startProxy(own.server.port);
+    const client = await subjectConnected(connectSubject(proxy.url));
+    try {
+      const key = uniqueKey('full-proxy');
+      const writer = createRedisWriteStream(subject(admin), key);
+      writer.write('first\n');
+      await new Promise((resolve) => writer.once('ready', resolve));
+      const follower = createRedisReadStream(client, key);
+      const got: string[] = [];
+      follower.on('data', (data: Buffer) => got.push(data.toString()));
+      const failed = failure(follower);
+      await eventually(() => got.join('') === 'first\n', 'the first line to reach the follower');
+      // Every connection of the follower's side, its client's and the package's alike, is turned
+      // away again and again (each accepted, then closed), as while Redis restarts behind a proxy.
+      proxy.down();
+      writer.write('second\n');
+      writer.flush();
+      await eventually(() => proxy.turnedAway >= 8, 'the proxy to turn 8 connections away');
+      proxy.up();
+      writer.end('third\n');
+      await new Promise((resolve) => follower.once('end', resolve));
+      expect(got.join('')).toBe('first\nsecond\nthird\n');
+      expect(await Promise.race([failed, 'none'])).toBe('none');
+    } finally {
+      disconnectSubject(client);
+      await proxy.close();
       await admin.config('SET', 'maxclients', '3');
     }
   });

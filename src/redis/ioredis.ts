@@ -111,18 +111,18 @@ function sender(client: Client): Connection['send'] {
 
 /**
  * `send` on a connection of the package's own, failing what it sent once Redis has closed the
- * connection a few times in a row before it was ready (see refusals.ts); the
- * connection is closed then. A cluster node's connection does not reconnect: its first close
+ * connection a few times in a row before it was ready, the caller's client being ready
+ * (`callerReady()`, see refusals.ts); the connection is closed then. A cluster node's connection does not reconnect: its first close
  * fails its commands already.
  */
-function refusable(conn: Client, send: Connection['send']): Connection['send'] {
+function refusable(conn: Client, send: Connection['send'], callerReady: () => boolean): Connection['send'] {
   let refused: Error | undefined;
   let reject!: (err: Error) => void;
   const refusal = new Promise<never>((_, r) => {
     reject = r;
   });
   refusal.catch(() => {});
-  const refusals = new Refusals((err) => {
+  const refusals = new Refusals(callerReady, (err) => {
     refused = err;
     reject(err);
     conn.disconnect();
@@ -309,7 +309,7 @@ export function ioredisPort(value: IoredisLikeClient): RedisPort {
       conn.on('error', () => {});
       const hostPort = `${conn.options.host}:${conn.options.port}`;
       return {
-        send: refusable(conn, sender(conn)),
+        send: refusable(conn, sender(conn), () => (cluster ? nodeAt(hostPort) : client)?.status === 'ready'),
         unblock: async (id) => {
           const via = cluster ? nodeAt(hostPort) : client;
           if (via === undefined) throw new Error(`no connection to ${hostPort} to unblock a read`);

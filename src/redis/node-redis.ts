@@ -224,13 +224,18 @@ function ownConnection(
   closing.catch(() => {});
   // Refused before it was ready, again and again (see refusals.ts): what waits fails, saying why.
   let refused: Error | undefined;
-  const refusals = new Refusals((err) => {
-    refused = err;
-    closed = true;
-    closeNow(err);
-    own?.destroy();
-  });
+  let caller: Client | undefined;
+  const refusals = new Refusals(
+    () => caller?.isReady === true,
+    (err) => {
+      refused = err;
+      closed = true;
+      closeNow(err);
+      own?.destroy();
+    },
+  );
   const connected = source.then((c) => {
+    caller = c;
     own = c.duplicate(overrides(c));
     own.on('connect', () => refusals.connected());
     own.on('ready', () => refusals.ready());

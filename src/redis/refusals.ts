@@ -4,7 +4,10 @@
  * caller's client, connected before, goes on working, while ioredis (which sees EPIPE or
  * ECONNRESET) and node-redis (which sees the error) connect the package's connection again for
  * ever, and a blocking read queued on it would wait for ever. After {@link REFUSED_LIMIT} such
- * closes in a row the package's connection gives up: what waits on it fails, saying why.
+ * closes in a row, while the caller's client is ready (Redis answers it), the package's connection
+ * gives up: what waits on it fails, saying why. While the caller's client is down too (Redis
+ * restarting behind a proxy that accepts connections and closes them, say), it goes on trying,
+ * within the bounds that apply to an outage.
  * @internal
  * @module
  */
@@ -17,10 +20,16 @@ export class Refusals {
   #connected = false;
   #count = 0;
   #last: Error | undefined;
+  #gaveUp = false;
+  readonly #callerReady: () => boolean;
   readonly #giveUp: (err: Error) => void;
 
-  /** `giveUp` is called once, with the error to fail what waits with. */
-  constructor(giveUp: (err: Error) => void) {
+  /**
+   * `giveUp` is called once, with the error to fail what waits with; `callerReady` tells whether
+   * the caller's client, from which the connection was made, is ready now.
+   */
+  constructor(callerReady: () => boolean, giveUp: (err: Error) => void) {
+    this.#callerReady = callerReady;
     this.#giveUp = giveUp;
   }
 
@@ -44,7 +53,9 @@ export class Refusals {
   closed(): void {
     if (!this.#connected) return;
     this.#connected = false;
-    if (++this.#count === REFUSED_LIMIT) this.#giveUp(refusedError(this.#count, this.#last));
+    if (++this.#count < REFUSED_LIMIT || this.#gaveUp || !this.#callerReady()) return;
+    this.#gaveUp = true;
+    this.#giveUp(refusedError(this.#count, this.#last));
   }
 }
 

@@ -20,6 +20,20 @@ export interface Proxy {
   markBursts(): void;
   /** Destroy every open connection (both sides), as a network cut would. Returns how many. */
   cut(): number;
+  /**
+   * Until `up()`, act as a proxy whose server is down: cut every open connection, and accept new
+   * ones only to close them at once (counted in {@link Proxy.turnedAway}).
+   */
+  down(): void;
+  up(): void;
+  /** Connections accepted and closed at once while down. */
+  readonly turnedAway: number;
+  /**
+   * Hold back, from the next request whose bytes match `pattern` on, every request a client sends
+   * on that connection until `release()` (the other connections go on). Needs `holding: true`.
+   */
+  holdRequest(pattern: RegExp): Promise<void>;
+  release(): void;
   /** Stop forwarding in both directions until `resume()`: bytes pile up, nothing is lost. */
   stall(): void;
   resume(): void;
@@ -28,18 +42,28 @@ export interface Proxy {
 
 /**
  * `delayMs`: each chunk, either way, is passed on that many ms after it arrived (in order), as a
- * network with that one-way latency would (no bandwidth limit).
+ * network with that one-way latency would (no bandwidth limit). `holding`: requests are passed on
+ * by hand (without backpressure), so that {@link Proxy.holdRequest} can hold some back.
  */
 export async function startProxy(
   targetPort: number,
   targetHost = '127.0.0.1',
-  { delayMs = 0 }: { delayMs?: number } = {},
+  { delayMs = 0, holding = false }: { delayMs?: number; holding?: boolean } = {},
 ): Promise<Proxy> {
+  // Set by holdRequest: the pattern to hold from, then the connection held and what it sent since.
+  let hold: { pattern: RegExp; matched: () => void; held?: { upstream: Socket; chunks: Buffer[] } } | undefined;
   const pairs = new Set<[Socket, Socket]>();
   let stalled = false;
+  let isDown = false;
+  let turnedAway = 0;
   let bursts = 0;
   let replied = true;
   const server: Server = createServer((client) => {
+    if (isDown) {
+      turnedAway++;
+      client.destroy();
+      return;
+    }
     const upstream = connect(targetPort, targetHost);
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
@@ -58,6 +82,17 @@ export async function startProxy(
       };
       later(client, upstream);
       later(upstream, client);
+    } else if (holding) {
+      client.on('data', (chunk: Buffer) => {
+        if (hold !== undefined && hold.held === undefined && hold.pattern.test(chunk.toString('latin1'))) {
+          hold.held = { upstream, chunks: [] };
+          hold.matched();
+        }
+        if (hold?.held?.upstream === upstream) hold.held.chunks.push(chunk);
+        else upstream.write(chunk);
+      });
+      client.on('end', () => upstream.end());
+      upstream.pipe(client);
     } else {
       client.pipe(upstream);
       upstream.pipe(client);
@@ -78,6 +113,15 @@ export async function startProxy(
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
+  const cut = (): number => {
+    const n = pairs.size;
+    for (const [a, b] of [...pairs]) {
+      a.destroy();
+      b.destroy();
+    }
+    pairs.clear();
+    return n;
+  };
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -91,14 +135,27 @@ export async function startProxy(
       bursts = 0;
       replied = true;
     },
-    cut() {
-      const n = pairs.size;
-      for (const [a, b] of [...pairs]) {
-        a.destroy();
-        b.destroy();
-      }
-      pairs.clear();
-      return n;
+    cut,
+    holdRequest(pattern) {
+      if (!holding) throw new Error('startProxy(…, { holding: true }) holds requests');
+      return new Promise<void>((matched) => {
+        hold = { pattern, matched };
+      });
+    },
+    release() {
+      const held = hold?.held;
+      hold = undefined;
+      if (held !== undefined && !held.upstream.destroyed) for (const chunk of held.chunks) held.upstream.write(chunk);
+    },
+    down() {
+      isDown = true;
+      cut();
+    },
+    up() {
+      isDown = false;
+    },
+    get turnedAway() {
+      return turnedAway;
     },
     stall() {
       stalled = true;
