@@ -88,6 +88,8 @@ export class FileWatch {
   #lastProgress = 0;
   /** When a gap was first met (0: none). */
   #gapSince = 0;
+  /** The entry expected at a gap that a read made after the file was settled still showed. */
+  #gapSettled: string | undefined;
   /** A `resumed` event named the chunk a new writer cut the file back to. */
   #rewindTo: number | undefined;
   #closed = false;
@@ -336,12 +338,12 @@ export class FileWatch {
 
   /**
    * Entry `found` came where `expected` should have (`chunk` is the chunk being read). A reader that
-   * does not follow, a file no longer being written, a writer whose lease has lapsed, or one that
-   * lost acknowledged pieces: the gap is damage at once. While a live writer holds the file it can
+   * does not follow, or a writer that lost acknowledged pieces: the gap is damage at once; a file no
+   * longer being written, or a writer whose lease has lapsed: once a read after this still shows it. While a live writer holds the file it can
    * be passing: after Redis refused a piece (out of memory), later pieces may be stored before the
    * writer deletes them and writes again from the refused one, announcing it with a `repaired`
    * event. So wait for an event (or the liveness interval) and let the reader read again, for at
-   * most `idleTimeout`.
+   * most `idleTimeout`. (A gap is damage once a read made after the hash said so still shows it.)
    */
   async waitOutGap(expected: string, found: string, chunk: number, following: boolean): Promise<void> {
     const gap = corrupt(this.#key, `expected entry ${expected}, found ${found}: entries are missing`);
@@ -368,8 +370,14 @@ export class FileWatch {
       state !== State.writing ||
       leaseLapsed(Number(heartbeat), Number(interval), serverMs(time)) ||
       waited >= this.#idleTimeout
-    )
-      throw gap;
+    ) {
+      // The entries that showed the gap were read before the hash: a writer that repaired its
+      // stream (a piece lost with a dropped connection, later ones stored) may have filled the gap,
+      // and even completed the file, since. The reader reads once more before the gap counts.
+      if (this.#gapSettled === expected) throw gap;
+      this.#gapSettled = expected;
+      return;
+    }
     await this.waitForEvent(
       Math.max(1, Math.min(LIVENESS_INTERVAL_MS, this.#idleTimeout - waited)),
       `waiting for entry ${expected}`,

@@ -21,7 +21,7 @@ import {
   subjectReady,
 } from './helpers/clients.js';
 import { eventually } from './helpers/eventually.js';
-import { chunkStreamOf } from './helpers/keys.js';
+import { chunkStreamOf, pieceFields } from './helpers/keys.js';
 import { startProxy, type Proxy as TcpProxy } from './helpers/proxy.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { bytes, collect, sha256 } from './helpers/streams.js';
@@ -293,5 +293,46 @@ describe('writer heartbeat across a dropped connection', () => {
     writer.end(data.subarray(1024));
     await once(writer, 'finish');
     expect((await reading).equals(data)).toBe(true);
+  });
+});
+
+describe('a gap that the writer repairs while its follower is late', () => {
+  // The follower's entries show a gap (a piece lost with a dropped connection, the next one
+  // stored); before it looks at the file's hash, the writer has repaired its stream and completed
+  // the file. The look is held back by a proxy until then, as a busy process would be late.
+  it('is read again, and the follower reads on to the end, not CORRUPT', async () => {
+    const late = await startProxy(server.port, '127.0.0.1', { holding: true });
+    try {
+      const key = `gap-repaired-${Date.now()}`;
+      const writer = createRedisWriteStream(subject(admin), key, { chunkSize: 8, flushInterval: 0 });
+      writer.write('abcdefgh');
+      await new Promise<void>((resolve, reject) => writer.flush((err) => (err ? reject(err) : resolve())));
+      const client = connectSubject(late.url, { connectionName: 'gap-late' });
+      const reader = createRedisReadStream(client, key, { idleTimeout: 60_000 });
+      const parts: Buffer[] = [];
+      reader.on('data', (d: Buffer) => parts.push(d));
+      const outcome = new Promise((resolve) => {
+        reader.on('error', resolve);
+        reader.on('end', () => resolve('end'));
+      });
+      await eventually(() => Buffer.concat(parts).toString() === 'abcdefgh', 'the follower to catch up');
+      await eventually(async () => (await blockedIn(admin, 'gap-late')) === 1, 'the follower to wait');
+      // Chunk 2 stored with chunk 1 missing: the follower's look at the hash is held back.
+      const stream = await chunkStreamOf(admin, key);
+      const looking = late.holdRequest(/HMGET/i);
+      await admin.xadd(stream, '2-2', ...pieceFields(Buffer.from('qrstuvwx')));
+      await looking;
+      // The repair: what lies past the acknowledged prefix goes, and the writer writes on from there.
+      await admin.xdel(stream, '2-2');
+      await admin.xsetid(stream, '0-2');
+      writer.end('ijklmnopqrstuvwx');
+      await new Promise((resolve) => writer.once('finish', resolve));
+      late.release();
+      expect(await outcome).toBe('end');
+      expect(Buffer.concat(parts).toString()).toBe('abcdefghijklmnopqrstuvwx');
+      disconnectSubject(client);
+    } finally {
+      await late.close();
+    }
   });
 });
