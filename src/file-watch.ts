@@ -339,11 +339,11 @@ export class FileWatch {
   /**
    * Entry `found` came where `expected` should have (`chunk` is the chunk being read). A reader that
    * does not follow, or a writer that lost acknowledged pieces: the gap is damage at once; a file no
-   * longer being written, or a writer whose lease has lapsed: once a read after this still shows it. While a live writer holds the file it can
-   * be passing: after Redis refused a piece (out of memory), later pieces may be stored before the
-   * writer deletes them and writes again from the refused one, announcing it with a `repaired`
-   * event. So wait for an event (or the liveness interval) and let the reader read again, for at
-   * most `idleTimeout`. (A gap is damage once a read made after the hash said so still shows it.)
+   * longer being written, or a writer whose lease has lapsed: once a read made after this look at
+   * the hash still shows it. While a live writer holds the file it can be passing: after Redis
+   * refused a piece (out of memory), later pieces may be stored before the writer deletes them and
+   * writes again from the refused one, announcing it with a `repaired` event. So wait for an event
+   * (or the liveness interval) and let the reader read again, for at most `idleTimeout`.
    */
   async waitOutGap(expected: string, found: string, chunk: number, following: boolean): Promise<void> {
     const gap = corrupt(this.#key, `expected entry ${expected}, found ${found}: entries are missing`);

@@ -8,7 +8,13 @@
  */
 
 import { describe, expect, it } from 'vitest';
-import { createRedisReadStream, createRedisWriteStream, type RedisClient, receiveFiles } from '../src/index.js';
+import {
+  createRedisReadStream,
+  createRedisWriteStream,
+  type RedisClient,
+  type RedisWriteStream,
+  receiveFiles,
+} from '../src/index.js';
 import { portOf } from '../src/redis/port.js';
 import {
   blockedIn,
@@ -57,6 +63,15 @@ async function connectedClients(): Promise<number> {
   return Number(/connected_clients:(\d+)/.exec(await own.admin.info('clients'))?.[1]);
 }
 
+/** A writer of the library under test on `client` that has stored a first line of file `name`. */
+async function liveFile(client: RedisClient, name: string): Promise<{ key: string; writer: RedisWriteStream }> {
+  const key = uniqueKey(name);
+  const writer = createRedisWriteStream(client, key);
+  writer.write(`${name}\n`);
+  await new Promise((resolve) => writer.once('ready', resolve));
+  return { key, writer };
+}
+
 /** What `stream` fails with. */
 function failure(stream: NodeJS.EventEmitter): Promise<unknown> {
   return new Promise((resolve) => stream.once('error', resolve));
@@ -65,10 +80,7 @@ function failure(stream: NodeJS.EventEmitter): Promise<unknown> {
 describe('a server at its maxclients limit, refusing the connections the package opens', () => {
   it('fails a follower at the tail of a file being written, saying why, rather than leaving it waiting', async () => {
     const { client, release } = await callerOfFullServer();
-    const key = uniqueKey('full-follow');
-    const writer = createRedisWriteStream(client, key);
-    writer.write('a line\n');
-    await new Promise((resolve) => writer.once('ready', resolve));
+    const { key, writer } = await liveFile(client, 'full-follow');
     const reader = createRedisReadStream(client, key);
     const failed = failure(reader);
     reader.resume();
@@ -125,18 +137,15 @@ describe('a server at its maxclients limit, refusing the connections the package
       const rejected = async (): Promise<number> =>
         Number(/rejected_connections:(\d+)/.exec(await admin.info('stats'))?.[1]);
       const before = await rejected();
-      const connected = /connected_clients:(\d+)/.exec(await admin.info('clients'))?.[1];
+      const connected = await connectedClients();
       await admin
         .multi()
         .call('CLIENT', 'KILL', 'ID', laneId!)
-        .config('SET', 'maxclients', String(Number(connected) - 1))
+        .config('SET', 'maxclients', String(connected - 1))
         .exec();
       await eventually(async () => (await rejected()) >= before + 3, 'Redis to refuse the connection 3 times');
       // A follower that waits now fails, saying why.
-      const keyB = uniqueKey('full-lane-b');
-      const writerB = createRedisWriteStream(client, keyB);
-      writerB.write('b\n');
-      await new Promise((resolve) => writerB.once('ready', resolve));
+      const { key: keyB, writer: writerB } = await liveFile(client, 'full-lane-b');
       const followerB = createRedisReadStream(client, keyB);
       const failedB = failure(followerB);
       followerB.resume();
