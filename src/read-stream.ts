@@ -155,11 +155,11 @@ export class RedisReadStream extends Readable {
     // streams share (see onceAborted); `finished` removes it once the stream is done, and its
     // 'error' listener keeps an abort from being an uncaught error, as with Node's own streams.
     const { signal } = opts;
-    if (signal?.aborted) this.destroy(signalAbortError(signal));
-    else if (signal) {
-      const stopWaiting = onceAborted(signal, () => this.destroy(signalAbortError(signal)));
-      finished(this, stopWaiting);
-    }
+    if (signal)
+      finished(
+        this,
+        onceAborted(signal, () => this.destroy(signalAbortError(signal))),
+      );
   }
 
   /** Stored bytes delivered so far (before decompression). */

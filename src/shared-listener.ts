@@ -51,10 +51,15 @@ export function shareListener<S extends object>(
 const aborts = new WeakMap<AbortSignal, SharedListener>();
 
 /**
- * Call `listener` once `signal` aborts (it must not be aborted yet); returns a function that
- * cancels it. Streams given the same signal share one 'abort' listener on it.
+ * Call `listener` once `signal` aborts, at once if it has; returns a function that cancels it.
+ * Streams given the same signal share one 'abort' listener on it.
  */
 export function onceAborted(signal: AbortSignal, listener: () => void): () => void {
+  // An aborted signal fires no more 'abort' events.
+  if (signal.aborted) {
+    listener();
+    return () => {};
+  }
   return shareListener(
     aborts,
     signal,

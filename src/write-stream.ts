@@ -152,10 +152,8 @@ export class RedisWriteStream extends Writable {
       },
     );
     // Attached only now: an already aborted signal destroys the stream at once, and _destroy needs
-    // the fields above.
-    // Streams given one signal share one listener on it (see onceAborted).
-    if (opts.signal?.aborted) this.destroy(signalAbortError(opts.signal));
-    else if (opts.signal) this.#stopAbortWait = onceAborted(opts.signal, this.#onAbort);
+    // the fields above. Streams given one signal share one listener on it (see onceAborted).
+    if (opts.signal) this.#stopAbortWait = onceAborted(opts.signal, this.#onAbort);
   }
 
   /** Bytes acknowledged by Redis so far (with `resume`, counting what was stored before). */

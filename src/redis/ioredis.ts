@@ -112,8 +112,8 @@ function sender(client: Client): Connection['send'] {
 /**
  * `send` on a connection of the package's own, failing what it sent once Redis has closed the
  * connection a few times in a row before it was ready, the caller's client being ready
- * (`callerReady()`, see refusals.ts); the connection is closed then. A cluster node's connection does not reconnect: its first close
- * fails its commands already.
+ * (`callerReady()`, see refusals.ts); the connection is closed then. A cluster node's connection
+ * does not reconnect: its first close fails its commands already.
  */
 function refusable(conn: Client, send: Connection['send'], callerReady: () => boolean): Connection['send'] {
   let refused: Error | undefined;
